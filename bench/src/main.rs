@@ -1,0 +1,188 @@
+//! `signet-bench`: starts a real Signet server (release build, SQLite in a
+//! temp dir, or PostgreSQL with `--database-url`) on a loopback port and
+//! drives its hot paths with a bounded number of requests from concurrent
+//! clients. Prints requests per second and latency percentiles per scenario.
+//!
+//! Run: `cargo run --release -p signet-bench -- --requests 20000 --concurrency 32`
+//! Every loop is bounded by `--requests`; only 127.0.0.1 is contacted.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use serde_json::json;
+use signet::config::Config;
+use signet::server::{start, StartOptions};
+use signet_app::{Actor, Origin};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Requests per scenario.
+    #[arg(long, default_value_t = 20_000)]
+    requests: usize,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Database (default: a fresh SQLite file in a temp dir).
+    #[arg(long)]
+    database_url: Option<String>,
+    /// Only run scenarios whose name contains this.
+    #[arg(long)]
+    only: Option<String>,
+}
+
+struct Scenario {
+    name: &'static str,
+    what: &'static str,
+}
+
+const SCENARIOS: [Scenario; 4] = [
+    Scenario {
+        name: "healthz",
+        what: "GET /healthz (the HTTP stack alone)",
+    },
+    Scenario {
+        name: "session",
+        what: "GET /api/v1/session with a bearer token (session + user lookup)",
+    },
+    Scenario {
+        name: "login-start",
+        what: "POST /api/v1/login for an unknown identifier (user lookup + flow insert)",
+    },
+    Scenario {
+        name: "audit-write",
+        what: "POST /api/v1/admin/users (user insert + hash-chained audit append)",
+    },
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let db = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.path().display()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let base = format!("http://127.0.0.1:{port}");
+    let env = vec![
+        ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+        // WebAuthn needs a host name, not an IP address, in public_url.
+        ("SIGNET_PUBLIC_URL".to_owned(), format!("http://localhost:{port}")),
+        ("SIGNET_DATABASE__URL".to_owned(), db),
+        ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
+    ];
+    let config = Config::load(None, env)?;
+    let running = start(
+        &config,
+        StartOptions {
+            listener: Some(listener),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let app = running.wired.app.clone();
+
+    let (_, admin) = signet_app::admin::create_token(&app, &Actor::Cli, &Origin::default(), "bench").await?;
+    let admin = admin.expose_secret().to_owned();
+    let user = signet_app::users::create(
+        &app,
+        &Actor::Cli,
+        &Origin::default(),
+        signet_core::user::NewUser::parse("bench@example.com", None, None, &[])?,
+    )
+    .await?;
+    let invite = signet_app::invitations::invite(&app, &Actor::Cli, &Origin::default(), user.id).await?;
+    let token = invite.link.rsplit('/').next().context("link")?.to_owned();
+    let issued = signet_app::invitations::redeem(
+        &app,
+        &token,
+        signet_core::session::SessionMode::Api,
+        &Origin::default(),
+        None,
+    )
+    .await?;
+    let session = issued.token.expose_secret().to_owned();
+
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    println!(
+        "signet-bench: {} requests per scenario, {} concurrent clients, backend {}",
+        args.requests,
+        args.concurrency,
+        app.store.backend()
+    );
+    println!(
+        "{:<12} {:>10} {:>9} {:>9} {:>9}  what",
+        "scenario", "req/s", "p50 ms", "p99 ms", "max ms"
+    );
+    for s in SCENARIOS
+        .iter()
+        .filter(|s| args.only.as_deref().is_none_or(|o| s.name.contains(o)))
+    {
+        let counter = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..args.concurrency {
+            let (client, base, session, admin, counter) = (
+                client.clone(),
+                base.clone(),
+                session.clone(),
+                admin.clone(),
+                counter.clone(),
+            );
+            let (name, total) = (s.name, args.requests);
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let i = counter.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return Ok::<_, anyhow::Error>(latencies);
+                    }
+                    let t = Instant::now();
+                    let req = match name {
+                        "healthz" => client.get(format!("{base}/healthz")),
+                        "session" => client.get(format!("{base}/api/v1/session")).bearer_auth(&session),
+                        "login-start" => client
+                            .post(format!("{base}/api/v1/login"))
+                            .json(&json!({ "identifier": format!("nobody{i}@example.com"), "mode": "api" })),
+                        _ => client
+                            .post(format!("{base}/api/v1/admin/users"))
+                            .bearer_auth(&admin)
+                            .json(&json!({ "email": format!("u{i}@example.com") })),
+                    };
+                    let resp = req.send().await?;
+                    anyhow::ensure!(resp.status().is_success(), "{name}: HTTP {}", resp.status());
+                    resp.bytes().await?;
+                    latencies.push(t.elapsed());
+                }
+            }));
+        }
+        let mut all: Vec<Duration> = Vec::with_capacity(args.requests);
+        for t in tasks {
+            all.extend(t.await??);
+        }
+        let elapsed = started.elapsed();
+        all.sort();
+        let pct = |p: f64| {
+            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+                .copied()
+        };
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0);
+        println!(
+            "{:<12} {:>10.0} {:>9.2} {:>9.2} {:>9.2}  {}",
+            s.name,
+            all.len() as f64 / elapsed.as_secs_f64(),
+            ms(pct(0.50)),
+            ms(pct(0.99)),
+            ms(all.last().copied()),
+            s.what
+        );
+    }
+    running.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! Admin tokens: creation (shown once, stored hashed) and authentication.
+
+use serde_json::json;
+use signet_core::admin_token::{validate_name, AdminToken};
+use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::secret::{PlainToken, TokenKind};
+use signet_core::store::StoreError;
+use signet_core::{Error, Result};
+use uuid::Uuid;
+
+use crate::App;
+
+/// Creates a named admin token. The plaintext is returned once and never stored.
+pub async fn create_token(app: &App, actor: &Actor, origin: &Origin, name: &str) -> Result<(AdminToken, PlainToken)> {
+    let name = validate_name(name)?;
+    let plain = PlainToken::generate(TokenKind::Admin);
+    let token = AdminToken {
+        id: Uuid::new_v4(),
+        name,
+        token_hash: plain.hash(),
+        created_at: app.clock.now(),
+        revoked_at: None,
+    };
+    app.store.insert_admin_token(&token).await.map_err(|e| match e {
+        StoreError::Conflict(_) => {
+            Error::conflict("admin_token_name_taken", "an admin token with this name already exists")
+        }
+        other => other.into(),
+    })?;
+    app.audit()
+        .record(
+            AuditEvent::new(EventType::AdminTokenCreated, actor.clone(), Outcome::Success)
+                .from_origin(origin)
+                .details(json!({ "name": token.name })),
+        )
+        .await?;
+    Ok((token, plain))
+}
+
+pub async fn revoke_token(app: &App, actor: &Actor, origin: &Origin, name: &str) -> Result<()> {
+    if !app.store.revoke_admin_token(name, app.clock.now()).await? {
+        return Err(Error::not_found(
+            "admin_token_not_found",
+            "no active admin token with this name",
+        ));
+    }
+    app.audit()
+        .record(
+            AuditEvent::new(EventType::AdminTokenRevoked, actor.clone(), Outcome::Success)
+                .from_origin(origin)
+                .details(json!({ "name": name })),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Resolves a presented bearer token to its admin actor.
+pub async fn authenticate(app: &App, presented: &str) -> Result<Actor> {
+    let plain = PlainToken::parse(TokenKind::Admin, presented).ok_or(Error::Unauthenticated)?;
+    let token = app
+        .store
+        .admin_token_by_hash(&plain.hash())
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    Ok(Actor::Admin {
+        id: token.id,
+        name: token.name,
+    })
+}

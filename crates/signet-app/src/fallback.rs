@@ -1,0 +1,98 @@
+//! Fallback governance: the tier's `[fallback]` section (`methods`,
+//! `max_uses`, `per`, `notify`).
+//!
+//! A fallback is a weaker method allowed next to a stronger one (an email
+//! code beside a passkey). It is where downgrade attacks happen, so each use
+//! is limited, made visible to the owner and recorded: a completed login or
+//! step-up whose steps used a fallback method counts one use against the
+//! user's budget for the period; beyond `max_uses` the login is refused
+//! (403 `fallback_limit_reached`) even though the code was right; with
+//! `notify = true` every use emails the user; every use and refusal is
+//! audited and counted in `signet_fallback_uses_total{method,result}`.
+//!
+//! The period is a window that opens at the first counted use and lasts
+//! `per` (the throttle store's windowed counter), so a budget of 3 per 30
+//! days allows at most 3 uses in any window that starts with a use.
+
+use serde_json::json;
+use signet_core::assurance::Step;
+use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::policy::Tier;
+use signet_core::session::device_label;
+use signet_core::user::User;
+use signet_core::{Error, Result};
+use signet_courier::templates::{self, Budget, Requester};
+
+use crate::metrics::MethodResult;
+use crate::App;
+
+/// Counts and checks the fallback use, if `steps` include one of the tier's
+/// fallback methods. Call when a flow is about to complete.
+pub async fn govern(app: &App, tier: &Tier, user: &User, steps: &[Step], origin: &Origin) -> Result<()> {
+    let Some(fallback) = &tier.fallback else { return Ok(()) };
+    let Some(used) = steps.iter().map(|s| s.method).find(|m| fallback.methods.contains(m)) else {
+        return Ok(());
+    };
+    let now = app.clock.now();
+    let count = app
+        .store
+        .hit(&format!("fallback:{}", user.id), now, fallback.per)
+        .await?
+        .hits;
+    let max = u64::from(fallback.max_uses);
+    let per = signet_core::duration::format(fallback.per);
+    let uses = u64::from(count);
+    let allowed = uses <= max;
+    let label = if allowed { "allowed" } else { "refused" };
+    app.metrics
+        .fallback_uses
+        .get_or_create(&MethodResult {
+            method: used.as_str(),
+            result: label,
+        })
+        .inc();
+    let (ty, outcome) = if allowed {
+        (EventType::FallbackUsed, Outcome::Success)
+    } else {
+        (EventType::FallbackRefused, Outcome::Denied)
+    };
+    app.audit()
+        .record(
+            AuditEvent::new(ty, Actor::User(user.id), outcome)
+                .user(user.id)
+                .from_origin(origin)
+                .details(json!({ "method": used.as_str(), "uses": uses, "max_uses": max, "per": per })),
+        )
+        .await?;
+    if !allowed {
+        return Err(Error::forbidden(
+            "fallback_limit_reached",
+            "this backup sign-in method has been used as often as your organisation allows for now; sign in with a passkey",
+        ));
+    }
+    if fallback.notify {
+        let device = device_label(origin.user_agent.as_deref());
+        let draft = templates::fallback_used(
+            &user.email,
+            used.as_str(),
+            Budget {
+                uses,
+                max_uses: max,
+                period: &per,
+            },
+            now,
+            &Requester {
+                device: &device,
+                ip: origin.ip.as_deref(),
+            },
+            &app.settings.product_name,
+        );
+        let what = format!(
+            "you signed in with a backup method ({}); {} of {max} uses left for this period.",
+            used.as_str(),
+            max.saturating_sub(uses)
+        );
+        crate::notices::security_notice(app, user, draft, &what).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! Invitations: issuing the one-time link and redeeming it for an
+//! enrollment-only session.
+//!
+//! Issuing revokes any earlier outstanding invitation for the user (only the
+//! newest link works), stores the token's hash, and queues the email through
+//! the durable outbox, so the caller never waits on SMTP. The link is built
+//! from the configured `public_url` only.
+//!
+//! Redemption peeks at the secret to learn whose it is, mints the session,
+//! then consumes the secret and stores the session in one transaction: of
+//! any number of concurrent redemptions exactly one gets a session, and a
+//! failure in between never burns the link.
+
+use serde::Serialize;
+use serde_json::json;
+use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::clock::{rfc3339, Timestamp};
+use signet_core::secret::{PlainToken, TokenKind};
+use signet_core::session::{Aal, Proof, SessionId, SessionMode, SessionScope};
+use signet_core::store::{OneTimeSecret, SecretPurpose};
+use signet_core::user::{User, UserId};
+use signet_core::{Error, Result};
+
+use crate::sessions::{self, Grant, Issued};
+use crate::App;
+
+/// What the issuer learns. The link itself is only returned to the CLI
+/// (an operator on the server); the admin API never puts it in a response.
+#[derive(Debug, Serialize)]
+pub struct IssuedInvitation {
+    pub link: String,
+    #[serde(with = "rfc3339")]
+    pub expires_at: Timestamp,
+    pub message_id: uuid::Uuid,
+}
+
+pub async fn invite(app: &App, actor: &Actor, origin: &Origin, user_id: UserId) -> Result<IssuedInvitation> {
+    let user = crate::users::get(app, user_id).await?;
+    if !user.is_active() {
+        return Err(Error::conflict(
+            "user_disabled",
+            "the user is disabled; enable them before inviting",
+        ));
+    }
+    let now = app.clock.now();
+    let ttl = app.settings.invitation_ttl;
+    app.store
+        .revoke_secrets(SecretPurpose::Invitation, user.id, now)
+        .await?;
+    let token = PlainToken::generate(TokenKind::Invitation);
+    let secret = OneTimeSecret {
+        hash: token.hash(),
+        purpose: SecretPurpose::Invitation,
+        user_id: user.id,
+        flow_id: None,
+        created_at: now,
+        expires_at: now.plus(ttl),
+        consumed_at: None,
+        issued_by: actor.to_wire(),
+    };
+    app.store.insert_secret(&secret).await?;
+    let link = app.settings.link(&format!("/invite/{}", token.expose_secret()));
+    let draft = signet_courier::templates::invitation(
+        &user.email,
+        &link,
+        secret.expires_at,
+        ttl,
+        &inviter_label(actor),
+        &app.settings.product_name,
+    );
+    let message_id = app.courier.enqueue(draft).await?;
+    app.metrics.invitations_sent.inc();
+    app.audit()
+        .record(
+            AuditEvent::new(EventType::InvitationCreated, actor.clone(), Outcome::Success)
+                .user(user.id)
+                .from_origin(origin)
+                .details(json!({ "expires_at": secret.expires_at.to_rfc3339(), "message_id": message_id })),
+        )
+        .await?;
+    Ok(IssuedInvitation {
+        link,
+        expires_at: secret.expires_at,
+        message_id,
+    })
+}
+
+fn inviter_label(actor: &Actor) -> String {
+    match actor {
+        Actor::Admin { name, .. } => format!("an administrator ({name})"),
+        _ => "an administrator".into(),
+    }
+}
+
+fn invalid() -> Error {
+    Error::gone(
+        "invitation_invalid",
+        "this invitation link is invalid, already used or expired",
+    )
+}
+
+/// What the invitation page shows before the person confirms.
+#[derive(Debug)]
+pub struct Preview {
+    pub email: String,
+    pub expires_at: Timestamp,
+}
+
+/// Looks at an invitation without consuming it (`GET /invite/{token}`).
+pub async fn preview(app: &App, presented: &str) -> Result<Preview> {
+    let (_, secret, user) = redeemable(app, presented).await?;
+    Ok(Preview {
+        email: user.email.as_str().to_owned(),
+        expires_at: secret.expires_at,
+    })
+}
+
+async fn redeemable(app: &App, presented: &str) -> Result<(PlainToken, OneTimeSecret, User)> {
+    let token = PlainToken::parse(TokenKind::Invitation, presented).ok_or_else(invalid)?;
+    let secret = app
+        .store
+        .peek_secret(SecretPurpose::Invitation, &token.hash())
+        .await?
+        .ok_or_else(invalid)?;
+    let now = app.clock.now();
+    if secret.consumed_at.is_some() || secret.expires_at <= now {
+        return Err(invalid());
+    }
+    let user = app.store.user_by_id(secret.user_id).await?.ok_or_else(invalid)?;
+    if !user.is_active() {
+        return Err(invalid());
+    }
+    Ok((token, secret, user))
+}
+
+/// Redeems an invitation for an enrollment-only session. `replaces` is the
+/// session the client already had, if any; it is ended.
+pub async fn redeem(
+    app: &App,
+    presented: &str,
+    mode: SessionMode,
+    origin: &Origin,
+    replaces: Option<SessionId>,
+) -> Result<Issued> {
+    let outcome = redeem_inner(app, presented, mode, origin, replaces).await;
+    let label = if outcome.is_ok() { "success" } else { "rejected" };
+    app.metrics
+        .invitation_redemptions
+        .get_or_create(&crate::metrics::ResultLabel { result: label })
+        .inc();
+    outcome
+}
+
+async fn redeem_inner(
+    app: &App,
+    presented: &str,
+    mode: SessionMode,
+    origin: &Origin,
+    replaces: Option<SessionId>,
+) -> Result<Issued> {
+    let (token, secret, user) = match redeemable(app, presented).await {
+        Ok(found) => found,
+        Err(e) => {
+            audit_rejection(app, origin, None, "invalid_used_or_expired").await?;
+            return Err(e);
+        }
+    };
+    // An invitation proves control of the mailbox and nothing more: it
+    // grants no assurance level beyond aal1 and only the enrollment scope.
+    let grant = Grant {
+        user: &user,
+        proof: Proof {
+            aal: Aal::Aal1,
+            amr: vec!["mail".into()],
+            phishing_resistant: false,
+            credential_id: None,
+            user_id: None,
+        },
+        scope: SessionScope::Enrollment,
+        mode,
+        origin,
+    };
+    let issued = sessions::mint(app, &grant);
+    let now = app.clock.now();
+    let won = app
+        .store
+        .consume_secret_into_session(SecretPurpose::Invitation, &token.hash(), now, &issued.session)
+        .await?;
+    if won.is_none() {
+        audit_rejection(app, origin, Some(secret.user_id), "already_redeemed").await?;
+        return Err(invalid());
+    }
+    if let Some(old) = replaces {
+        app.store.delete_session(old).await?;
+    }
+    sessions::record_established(app, &grant, &issued, EventType::InvitationRedeemed).await?;
+    Ok(issued)
+}
+
+async fn audit_rejection(app: &App, origin: &Origin, user: Option<UserId>, reason: &str) -> Result<()> {
+    let mut event = AuditEvent::new(EventType::InvitationRejected, Actor::Anonymous, Outcome::Denied)
+        .from_origin(origin)
+        .details(json!({ "reason": reason }));
+    if let Some(u) = user {
+        event = event.user(u);
+    }
+    app.audit().record(event).await?;
+    Ok(())
+}

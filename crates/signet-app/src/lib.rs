@@ -1,0 +1,118 @@
+//! Signet's use cases.
+//!
+//! Each module is one part of the domain (users, admin tokens, invitations,
+//! sessions, login flows, the audit log) written against the storage traits
+//! of `signet-core`. The HTTP handlers in `signet-web` and the CLI in `signet`
+//! both call these functions, so a user created from the command line goes
+//! through exactly the same validation and auditing as one created over the
+//! admin API. Nothing here knows about HTTP or SQL.
+
+pub mod admin;
+pub mod audit;
+pub mod fallback;
+pub mod invitations;
+pub mod login;
+pub mod methods;
+pub mod metrics;
+pub mod notices;
+pub mod passkeys;
+pub mod sessions;
+pub mod step_up;
+pub mod throttle;
+pub mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use signet_core::clock::SharedClock;
+use signet_core::method::Registry;
+use signet_core::policy::Policy;
+use signet_core::store::Store;
+use signet_courier::Courier;
+
+pub use signet_core::audit::{Actor, Origin};
+
+/// Settings the use cases need from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The public origin, without a trailing slash (e.g. `https://id.example.com`).
+    pub public_url: url::Url,
+    /// Shown in messages and pages.
+    pub product_name: String,
+    pub invitation_ttl: Duration,
+    /// How long a login or step-up flow may take.
+    pub flow_ttl: Duration,
+    /// Email codes and magic links.
+    pub email_login: EmailLogin,
+}
+
+/// Settings of the email sign-in methods (`email_otp`, `magic_link`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailLogin {
+    /// Digits in a code (6 to 8).
+    pub code_digits: u8,
+    /// How long a code or link stays valid.
+    pub ttl: Duration,
+    /// The window the send limits count over.
+    pub send_window: Duration,
+    /// Sends per address (known or not) per window.
+    pub sends_per_address: u32,
+    /// Sends per client IP per window.
+    pub sends_per_ip: u32,
+}
+
+impl Default for EmailLogin {
+    fn default() -> Self {
+        Self {
+            code_digits: 6,
+            ttl: Duration::from_secs(10 * 60),
+            send_window: Duration::from_secs(10 * 60),
+            sends_per_address: 3,
+            sends_per_ip: 30,
+        }
+    }
+}
+
+impl Settings {
+    pub fn new(public_url: url::Url) -> Self {
+        Self {
+            public_url,
+            product_name: "Signet".into(),
+            invitation_ttl: signet_core::invitation::DEFAULT_TTL,
+            flow_ttl: Duration::from_secs(15 * 60),
+            email_login: EmailLogin::default(),
+        }
+    }
+
+    /// `public_url` + `path`, built from configuration only (never from a
+    /// request's Host header).
+    pub fn link(&self, path: &str) -> String {
+        let base = self.public_url.as_str().trim_end_matches('/');
+        format!("{base}{path}")
+    }
+
+    /// The origin string browsers send in the `Origin` header.
+    pub fn origin(&self) -> String {
+        self.public_url.origin().ascii_serialization()
+    }
+}
+
+/// Everything a use case may touch, cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub clock: SharedClock,
+    pub courier: Arc<Courier>,
+    pub policy: Arc<Policy>,
+    pub registry: Arc<Registry>,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<metrics::Metrics>,
+    /// The WebAuthn relying party, shared by passkey enrollment and login.
+    pub passkeys: passkeys::Passkeys,
+}
+
+impl App {
+    pub fn audit(&self) -> audit::Auditor<'_> {
+        audit::Auditor::new(self)
+    }
+}

@@ -1,0 +1,278 @@
+//! What the email methods (`email_otp`, `magic_link`) share: issuing a code
+//! (and, for a magic link, a link) bound to a flow, composing and queueing
+//! the email, and checking a typed code.
+//!
+//! **Issuing.** A send is counted against the address and IP limits first
+//! ([`crate::throttle::check_send`]), then every earlier code and link of the
+//! flow is revoked, so only the newest message works. The code is
+//! `code_digits` digits, uniform from the CSPRNG; the link token has 256
+//! random bits. Only hashes are stored, each as a one-time secret bound to
+//! the flow: the code's hash covers the flow id, and the link records its
+//! flow, so neither can finish another flow.
+//!
+//! **No enumeration.** Known and unknown addresses run the same code path
+//! and the same storage writes up to the point where a message would be
+//! composed. What only a real account needs (reading the user, storing the
+//! secrets, queueing the mail through the durable outbox, auditing) runs
+//! after the response is decided, in a task of its own, so the response's
+//! status, body, headers and timing are the same either way. Nothing is
+//! ever sent to an unknown address.
+//!
+//! **Checking.** A typed code is consumed with the atomic one-time-secret
+//! primitive: of any number of concurrent attempts exactly one wins. A code
+//! that matches a secret which is already used or expired is reported as
+//! such and is not counted as a guess; any other wrong code counts against
+//! the flow (5 end it) and the account (backoff, NIST SP 800-63B §5.2.2).
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::clock::SharedClock;
+use signet_core::flow::Flow;
+use signet_core::method::MethodName;
+use signet_core::secret::{OneTimeCode, PlainToken, TokenKind};
+use signet_core::session::{device_label, Aal, Proof};
+use signet_core::store::{OneTimeSecret, SecretPurpose, Store, StoreError};
+use signet_core::user::UserId;
+use signet_core::{Error, Result};
+use signet_courier::templates::{self, Requester};
+use signet_courier::Courier;
+use uuid::Uuid;
+
+use crate::{throttle, Settings};
+
+/// `amr` of a session proven by a typed email code: RFC 8176 `otp`, plus
+/// Signet's `mail` for the channel.
+pub const AMR_CODE: [&str; 2] = ["otp", "mail"];
+/// `amr` of a session proven by opening an emailed link (Signet-defined,
+/// as for invitations: RFC 8176 registers no value for email).
+pub const AMR_LINK: [&str; 1] = ["mail"];
+
+/// The handles the email methods need, shared by both.
+#[derive(Clone)]
+pub struct Mailbox {
+    /// To check, in the background, that the account's real tier allows the
+    /// method before anything is sent (the response never depends on it).
+    pub policy: Arc<signet_core::policy::Policy>,
+    pub store: Arc<dyn Store>,
+    pub courier: Arc<Courier>,
+    pub clock: SharedClock,
+    pub settings: Arc<Settings>,
+}
+
+/// Email proves control of a mailbox and nothing more: never above aal1,
+/// never phishing-resistant.
+fn proof(amr: &[&str]) -> Proof {
+    Proof {
+        aal: Aal::Aal1,
+        amr: amr.iter().map(|a| (*a).to_owned()).collect(),
+        phishing_resistant: false,
+        credential_id: None,
+        user_id: None,
+    }
+}
+
+fn no_identifier() -> Error {
+    Error::invalid(
+        "identifier_required",
+        "start the sign-in with your email address to use an emailed code or link",
+    )
+}
+
+impl Mailbox {
+    /// The method's entry in a flow's `methods` list: the code length, so a
+    /// form can size its input. Identical for every account.
+    pub fn offer(&self) -> Map<String, Value> {
+        let mut entry = Map::new();
+        entry.insert("code_length".into(), json!(self.settings.email_login.code_digits));
+        entry
+    }
+
+    /// Sends a code, and with `with_link` a magic link too, for this flow.
+    pub async fn send(&self, flow: &Flow, origin: &Origin, with_link: bool) -> Result<()> {
+        let identifier = flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
+        let now = self.clock.now();
+        let limits = &self.settings.email_login;
+        throttle::check_send(&*self.store, limits, now, identifier, origin.ip.as_deref()).await?;
+        self.store.revoke_flow_secrets(flow.id, now).await?;
+        let issue = Issue {
+            mailbox: self.clone(),
+            flow: flow.clone(),
+            origin: origin.clone(),
+            token: with_link.then(|| PlainToken::generate(TokenKind::MagicLink)),
+        };
+        if let Some(user) = flow.state.user_id {
+            tokio::spawn(async move {
+                if let Err(e) = issue.deliver(user).await {
+                    tracing::error!(flow = %issue.flow.id.0, error = %e, "issuing a sign-in email failed");
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a typed code for this flow.
+    pub async fn check_code(&self, flow: &Flow, presented: &str, origin: &Origin) -> Result<Proof> {
+        let identifier = flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
+        let now = self.clock.now();
+        throttle::check_account(&*self.store, now, identifier).await?;
+        let digits = self.settings.email_login.code_digits;
+        let code = OneTimeCode::parse(presented, digits)
+            .ok_or_else(|| Error::invalid("invalid_code", format!("the code is {digits} digits")))?;
+        throttle::reserve_attempt(&*self.store, now, flow.id).await?;
+        let hash = code.hash_for(flow.id.0.as_bytes());
+        if let Some(secret) = self.store.consume_secret(SecretPurpose::EmailCode, &hash, now).await? {
+            if secret.flow_id == Some(flow.id) && Some(secret.user_id) == flow.state.user_id {
+                throttle::clear_account(&*self.store, identifier).await?;
+                return Ok(proof(&AMR_CODE));
+            }
+        }
+        // The right digits for this flow, but already used (a concurrent
+        // request won, or a newer code replaced it) or expired: not a guess.
+        if let Some(secret) = self.store.peek_secret(SecretPurpose::EmailCode, &hash).await? {
+            if secret.flow_id == Some(flow.id) {
+                return Err(if secret.consumed_at.is_some() {
+                    Error::gone("code_used", "this code was already used or replaced by a newer one")
+                } else {
+                    Error::gone("code_expired", "this code has expired; send a new one")
+                });
+            }
+        }
+        let wrong = throttle::record_wrong(&*self.store, now, flow.id, identifier).await?;
+        if wrong.locks_account() {
+            let mut ev = AuditEvent::new(EventType::LoginLocked, Actor::Anonymous, Outcome::Denied)
+                .from_origin(origin)
+                .details(json!({ "flow_id": flow.id.0, "failures": wrong.account.count }));
+            if let Some(u) = flow.state.user_id {
+                ev = ev.user(u);
+            }
+            self.store.append_audit(&ev, Uuid::new_v4(), now).await?;
+        }
+        if wrong.kills_flow() {
+            self.store.consume_flow(flow.id, now).await?;
+            return Err(Error::gone(
+                "too_many_attempts",
+                "too many wrong codes; start signing in again",
+            ));
+        }
+        Err(Error::invalid("invalid_code", "that code is not right"))
+    }
+
+    /// Checks a magic-link token for this flow. The token is consumed only
+    /// if it belongs to this flow, so a link can never burn another flow's.
+    pub async fn check_link(&self, flow: &Flow, presented: &str) -> Result<Proof> {
+        let invalid = || Error::gone("link_invalid", "this sign-in link is invalid, already used or expired");
+        let token = PlainToken::parse(TokenKind::MagicLink, presented).ok_or_else(invalid)?;
+        let hash = token.hash();
+        let ours = self
+            .store
+            .peek_secret(SecretPurpose::MagicLink, &hash)
+            .await?
+            .is_some_and(|s| s.flow_id == Some(flow.id));
+        if !ours {
+            return Err(invalid());
+        }
+        let now = self.clock.now();
+        let secret = self
+            .store
+            .consume_secret(SecretPurpose::MagicLink, &hash, now)
+            .await?
+            .ok_or_else(invalid)?;
+        if Some(secret.user_id) != flow.state.user_id {
+            return Err(invalid());
+        }
+        if let Some(identifier) = flow.state.identifier_hash.as_deref() {
+            throttle::clear_account(&*self.store, identifier).await?;
+        }
+        Ok(proof(&AMR_LINK))
+    }
+}
+
+/// Everything a send decided, delivered for a real account only.
+struct Issue {
+    mailbox: Mailbox,
+    flow: Flow,
+    origin: Origin,
+    token: Option<PlainToken>,
+}
+
+impl Issue {
+    async fn deliver(&self, user_id: UserId) -> Result<()> {
+        let m = &self.mailbox;
+        let Some(user) = m.store.user_by_id(user_id).await?.filter(|u| u.is_active()) else {
+            return Ok(());
+        };
+        // Every identified flow is offered the default tier's methods, so an
+        // account's tier is not visible before it proves anything. An account
+        // whose own tier does not allow this method is treated like an
+        // unknown address: nothing is sent.
+        let method = if self.token.is_some() {
+            MethodName::MagicLink
+        } else {
+            MethodName::EmailOtp
+        };
+        if !m.policy.tier_for_roles(&user.roles).1.login.contains(&method) {
+            return Ok(());
+        }
+        let now = m.clock.now();
+        let ttl = m.settings.email_login.ttl;
+        let secret = |hash, purpose| OneTimeSecret {
+            hash,
+            purpose,
+            user_id: user.id,
+            flow_id: Some(self.flow.id),
+            created_at: now,
+            expires_at: now.plus(ttl),
+            consumed_at: None,
+            issued_by: "system".into(),
+        };
+        // The same digits may come up again in the same flow (one chance in
+        // 10^digits per resend); their revoked secret still holds the hash,
+        // so draw again rather than fail.
+        let mut attempts = 0;
+        let (plain, code) = loop {
+            let plain = OneTimeCode::generate(m.settings.email_login.code_digits);
+            let code = secret(plain.hash_for(self.flow.id.0.as_bytes()), SecretPurpose::EmailCode);
+            match m.store.insert_secret(&code).await {
+                Ok(()) => break (plain, code),
+                Err(StoreError::Conflict(_)) if attempts < 3 => attempts += 1,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let link = match &self.token {
+            Some(token) => {
+                m.store
+                    .insert_secret(&secret(token.hash(), SecretPurpose::MagicLink))
+                    .await?;
+                Some(m.settings.link(&format!("/login/magic/{}", token.expose_secret())))
+            }
+            None => None,
+        };
+        let device = device_label(self.origin.user_agent.as_deref());
+        let draft = templates::sign_in(
+            &user.email,
+            plain.expose_secret(),
+            link.as_deref(),
+            code.expires_at,
+            ttl,
+            &Requester {
+                device: &device,
+                ip: self.origin.ip.as_deref(),
+            },
+            &m.settings.product_name,
+        );
+        let message_id = m.courier.enqueue(draft).await?;
+        let ev = AuditEvent::new(EventType::LoginCodeSent, Actor::Anonymous, Outcome::Success)
+            .user(user.id)
+            .from_origin(&self.origin)
+            .details(json!({
+                "flow_id": self.flow.id.0,
+                "link": self.token.is_some(),
+                "expires_at": code.expires_at.to_rfc3339(),
+                "message_id": message_id,
+            }));
+        m.store.append_audit(&ev, Uuid::new_v4(), now).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,148 @@
+//! `magic_link`: a link `{public_url}/login/magic/{token}` sent by email,
+//! browser mode only (the flow engine never offers it in api mode).
+//!
+//! Mail security scanners (Safe Links, Proofpoint, Mimecast) fetch links
+//! before the person does. So:
+//! - `GET`/`HEAD` of the link only show a "Continue signing in" page
+//!   ([`preview`] reads, never writes); its form `POST`s back ([`confirm`]).
+//! - The confirming `POST` goes through the flow engine with the browser's
+//!   flow-binding cookie. Only the browser that started the flow gets a
+//!   session. Any other browser (or a scanner that submits forms) is told to
+//!   go back to the original device or type the code, the attempt is audited
+//!   as `login.cross_device`, and the link is **not** consumed, so the real
+//!   person can still use it.
+//! - Every link email also carries the flow's code, which can be typed on
+//!   the original device (as `email_otp`, or as `{"code"}` to this method).
+//!
+//! Proves aal1 with `amr` `["mail"]` (or `["otp", "mail"]` for a typed code).
+
+use serde_json::{json, Map, Value};
+use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::clock::Timestamp;
+use signet_core::flow::Flow;
+use signet_core::method::{LoginMethod, MethodName, StepContext};
+use signet_core::secret::{PlainToken, TokenHash, TokenKind};
+use signet_core::session::{Proof, SessionId};
+use signet_core::store::SecretPurpose;
+use signet_core::{Error, Result};
+
+use super::email::Mailbox;
+use super::email_code::code_of;
+use crate::login::StepOutcome;
+use crate::App;
+
+pub struct MagicLink {
+    mailbox: Mailbox,
+}
+
+impl MagicLink {
+    pub fn new(mailbox: Mailbox) -> Self {
+        Self { mailbox }
+    }
+}
+
+#[async_trait::async_trait]
+impl LoginMethod for MagicLink {
+    fn name(&self) -> MethodName {
+        MethodName::MagicLink
+    }
+
+    async fn offer(&self, _flow: &mut Flow, _ctx: StepContext<'_>) -> Result<Map<String, Value>> {
+        Ok(self.mailbox.offer())
+    }
+
+    async fn send(&self, flow: &mut Flow, ctx: StepContext<'_>) -> Result<()> {
+        self.mailbox.send(flow, ctx.origin, true).await
+    }
+
+    /// `{"token": "sgm_..."}` from the link's page, or `{"code": "..."}`
+    /// typed from the same email.
+    async fn verify(&self, flow: &mut Flow, input: Value, ctx: StepContext<'_>) -> Result<Proof> {
+        if let Some(token) = input.get("token").and_then(Value::as_str) {
+            return self.mailbox.check_link(flow, token).await;
+        }
+        match code_of(&input) {
+            Some(code) => self.mailbox.check_code(flow, code, ctx.origin).await,
+            None => Err(Error::invalid(
+                "invalid_request",
+                "send {\"token\": \"...\"} or {\"code\": \"...\"}",
+            )),
+        }
+    }
+}
+
+fn link_invalid() -> Error {
+    Error::gone("link_invalid", "this sign-in link is invalid, already used or expired")
+}
+
+/// What the link's page shows before anyone confirms.
+#[derive(Debug)]
+pub struct LinkPreview {
+    pub expires_at: Timestamp,
+}
+
+/// `GET`/`HEAD /login/magic/{token}`: whether the link can still be used.
+/// Reads only: a scanner fetching the link changes nothing.
+pub async fn preview(app: &App, presented: &str) -> Result<LinkPreview> {
+    let token = PlainToken::parse(TokenKind::MagicLink, presented).ok_or_else(link_invalid)?;
+    let now = app.clock.now();
+    let secret = app
+        .store
+        .peek_secret(SecretPurpose::MagicLink, &token.hash())
+        .await?
+        .filter(|s| s.consumed_at.is_none() && s.expires_at > now)
+        .ok_or_else(link_invalid)?;
+    let flow = secret.flow_id.ok_or_else(link_invalid)?;
+    app.store.flow(flow, now).await?.ok_or_else(link_invalid)?;
+    Ok(LinkPreview {
+        expires_at: secret.expires_at,
+    })
+}
+
+/// `POST /login/magic/{token}`: completes the link's flow through the flow
+/// engine, in the browser holding the flow's binding cookie only.
+pub async fn confirm(
+    app: &App,
+    presented: &str,
+    binding: Option<&TokenHash>,
+    origin: &Origin,
+    replaces: Option<SessionId>,
+) -> Result<StepOutcome> {
+    let token = PlainToken::parse(TokenKind::MagicLink, presented).ok_or_else(link_invalid)?;
+    let secret = app
+        .store
+        .peek_secret(SecretPurpose::MagicLink, &token.hash())
+        .await?
+        .ok_or_else(link_invalid)?;
+    let flow = secret.flow_id.ok_or_else(link_invalid)?;
+    let input = json!({ "token": presented });
+    match crate::login::step(
+        app,
+        flow,
+        MethodName::MagicLink.as_str(),
+        input,
+        binding,
+        origin,
+        replaces,
+    )
+    .await
+    {
+        Err(e) if e.code() == "flow_binding_mismatch" => {
+            app.audit()
+                .record(
+                    AuditEvent::new(EventType::LoginCrossDevice, Actor::Anonymous, Outcome::Denied)
+                        .user(secret.user_id)
+                        .from_origin(origin)
+                        .details(json!({ "flow_id": flow.0, "method": MethodName::MagicLink.as_str() })),
+                )
+                .await?;
+            Err(Error::forbidden(
+                "other_device",
+                "this link was opened in a different browser from the one that asked for it; go back to \
+                 that browser and open the link there, or type the code from the email on its sign-in page",
+            ))
+        }
+        Err(e) if e.code() == "flow_expired" => Err(link_invalid()),
+        other => other,
+    }
+}

@@ -1,0 +1,218 @@
+//! `passkey`: WebAuthn authentication as a login method.
+//!
+//! **Offer.** What the flow knows decides the request options, and all three
+//! kinds look alike on the wire:
+//! - an identified user with passkeys: `allowCredentials` lists them;
+//! - an unknown identifier, or a user without passkeys: decoy credential ids
+//!   derived by HMAC from the identifier with a key every node shares
+//!   ([`crate::passkeys::load_decoy_key`]), so the same identifier always
+//!   gets the same one or two ids, shaped like real ones;
+//! - no identifier: a discoverable request (usernameless login, autofill).
+//!
+//! The ceremony state goes into the flow's scratch map (never to the client),
+//! with a five-minute expiry.
+//!
+//! **Verify.** The state is first taken out of the flow with the flow's
+//! compare-and-swap update, so of any number of concurrent submissions only
+//! one proceeds (the others get 409 `flow_conflict` or 410
+//! `ceremony_expired`). Then: parse the assertion, find the credential by
+//! id, read its owner's tier policy, verify off the reactor (every WebAuthn
+//! L3 §7.2 check, in `signet-passkey`), and record counter, backup state and
+//! last use in one conditional write on the previous counter. A counter
+//! regression is refused and audited (a tier with `counter =
+//! "allow_regression"` lets it through, still audited). The proof names the credential's
+//! owner, which is how a usernameless flow learns its user.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use signet_core::audit::{Actor, AuditEvent, EventType, Outcome};
+use signet_core::clock::{SharedClock, Timestamp};
+use signet_core::credential::PasskeyUse;
+use signet_core::flow::Flow;
+use signet_core::method::{LoginMethod, MethodName, StepContext};
+use signet_core::policy::{CounterCheck, Policy};
+use signet_core::session::Proof;
+use signet_core::store::Store;
+use signet_core::user::UserId;
+use signet_core::{Error, Result};
+use signet_passkey::{Assertion, AuthenticationState, CounterPolicy, PasskeyError, CEREMONY_TIMEOUT};
+use uuid::Uuid;
+
+use crate::passkeys::{to_stored, Passkeys};
+
+/// The key of this method's entry in the flow's scratch map.
+const SCRATCH: &str = "passkey";
+
+/// What the flow keeps between offer and verify.
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    state: String,
+    expires_at: i64,
+}
+
+pub struct PasskeyLogin {
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    policy: Arc<Policy>,
+    passkeys: Passkeys,
+}
+
+impl PasskeyLogin {
+    pub fn new(store: Arc<dyn Store>, clock: SharedClock, policy: Arc<Policy>, passkeys: Passkeys) -> Self {
+        Self {
+            store,
+            clock,
+            policy,
+            passkeys,
+        }
+    }
+
+    fn gone() -> Error {
+        Error::gone(
+            "ceremony_expired",
+            "this passkey request has expired or was already used; start signing in again",
+        )
+    }
+
+    /// Takes the ceremony state out of the flow, in storage first: the
+    /// compare-and-swap picks one winner among concurrent submissions.
+    async fn take_state(&self, flow: &mut Flow) -> Result<AuthenticationState> {
+        let raw = flow.state.methods.remove(SCRATCH).ok_or_else(Self::gone)?;
+        let now = self.clock.now();
+        if !self.store.update_flow(flow, now).await? {
+            return Err(Error::conflict(
+                "flow_conflict",
+                "the sign-in changed meanwhile; try again",
+            ));
+        }
+        flow.version += 1;
+        let pending: Pending = serde_json::from_value(raw).map_err(|_| Self::gone())?;
+        if now >= Timestamp::from_millis(pending.expires_at) {
+            return Err(Self::gone());
+        }
+        Ok(AuthenticationState::from_json(&pending.state)?)
+    }
+}
+
+#[async_trait::async_trait]
+impl LoginMethod for PasskeyLogin {
+    fn name(&self) -> MethodName {
+        MethodName::Passkey
+    }
+
+    async fn offer(&self, flow: &mut Flow, _ctx: StepContext<'_>) -> Result<Map<String, Value>> {
+        let policy = &self
+            .policy
+            .tier(&flow.state.tier)
+            .ok_or_else(|| Error::internal_msg(format!("flow refers to unknown tier {}", flow.state.tier)))?
+            .passkey;
+        let rp = &self.passkeys.rp;
+        let (options, state) = match (flow.state.identified, flow.state.user_id) {
+            (false, _) => rp.start_authentication(None, policy)?,
+            (true, user) => {
+                // The same read for an unknown identifier (of a user id
+                // nobody has), so both take one more query and look alike.
+                let owner = user.unwrap_or(UserId(Uuid::nil()));
+                let stored = self
+                    .store
+                    .passkeys_of(owner)
+                    .await?
+                    .iter()
+                    .filter(|p| Some(p.user_id) == user)
+                    .map(to_stored)
+                    .collect::<Result<Vec<_>>>()?;
+                if stored.is_empty() {
+                    let identifier = flow.state.identifier_hash.as_deref().unwrap_or_default();
+                    rp.start_decoy_authentication(self.passkeys.decoy_key(), identifier, policy)?
+                } else {
+                    rp.start_authentication(Some(&stored), policy)?
+                }
+            }
+        };
+        let pending = Pending {
+            state: state.to_json(),
+            expires_at: self.clock.now().plus(CEREMONY_TIMEOUT).as_millis(),
+        };
+        flow.state
+            .methods
+            .insert(SCRATCH.into(), serde_json::to_value(&pending).map_err(Error::internal)?);
+        let mut entry = Map::new();
+        entry.insert("publicKey".into(), options);
+        Ok(entry)
+    }
+
+    async fn verify(&self, flow: &mut Flow, input: Value, ctx: StepContext<'_>) -> Result<Proof> {
+        let state = self.take_state(flow).await?;
+        let credential = input
+            .get("credential")
+            .ok_or_else(|| Error::invalid("invalid_request", "send {\"credential\": PublicKeyCredential.toJSON()}"))?;
+        let assertion = Assertion::parse(credential)?;
+        let row = self
+            .store
+            .passkey_by_credential_id(&assertion.credential_id().to_base64url())
+            .await?
+            .ok_or(PasskeyError::CredentialNotFound)?;
+        let owner = self
+            .store
+            .user_by_id(row.user_id)
+            .await?
+            .filter(|u| u.is_active())
+            .ok_or(PasskeyError::CredentialNotFound)?;
+        let policy = self.policy.tier_for_roles(&owner.roles).1.passkey.clone();
+        let counter_policy = match policy.counter {
+            CounterCheck::Strict => CounterPolicy::Strict,
+            CounterCheck::AllowRegression => CounterPolicy::AllowRegression,
+        };
+        let stored = to_stored(&row)?;
+        let rp = self.passkeys.rp.clone();
+        let verified = {
+            let policy = policy.clone();
+            tokio::task::spawn_blocking(move || {
+                rp.finish_authentication(state, &assertion, &stored, &policy, counter_policy)
+            })
+            .await
+            .map_err(Error::internal)?
+        };
+        let regression = |outcome, allowed: bool| {
+            AuditEvent::new(EventType::CounterRegression, Actor::Anonymous, outcome)
+                .user(owner.id)
+                .from_origin(ctx.origin)
+                .details(json!({
+                    "credential_id": row.id,
+                    "stored_counter": row.counter,
+                    "flow_id": flow.id.0,
+                    "allowed": allowed,
+                }))
+        };
+        let verified = match verified {
+            Ok(v) => v,
+            Err(PasskeyError::CounterRegression) => {
+                let ev = regression(Outcome::Denied, false);
+                self.store.append_audit(&ev, Uuid::new_v4(), self.clock.now()).await?;
+                return Err(PasskeyError::CounterRegression.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if verified.counter_regressed {
+            // The tier lets it through; the record still says it happened.
+            let ev = regression(Outcome::Success, true);
+            self.store.append_audit(&ev, Uuid::new_v4(), self.clock.now()).await?;
+        }
+        let used = PasskeyUse {
+            id: row.id,
+            previous_counter: verified.previous_counter,
+            counter: verified.counter,
+            backup_state: verified.backup_state,
+            at: self.clock.now(),
+        };
+        if !self.store.record_passkey_use(&used).await? {
+            return Err(Error::conflict(
+                "credential_in_use",
+                "this passkey was used at the same moment elsewhere; try again",
+            ));
+        }
+        Ok(verified.proof(&policy))
+    }
+}

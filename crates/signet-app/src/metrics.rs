@@ -1,0 +1,99 @@
+//! Prometheus counters for what Signet does. Later methods add their own
+//! label values (e.g. `signet_logins_total{method="passkey",result="success"}`);
+//! the families are registered once here and exposed by `signet-web` at
+//! `/metrics` in the OpenMetrics text format. Label values are static
+//! strings, so counting on the request path allocates nothing.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MethodResult {
+    pub method: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub class: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub logins: Family<MethodResult, Counter>,
+    pub login_flows: Family<ResultLabel, Counter>,
+    pub invitations_sent: Counter,
+    pub invitation_redemptions: Family<ResultLabel, Counter>,
+    pub sessions_created: Counter,
+    pub http_responses: Family<HttpLabels, Counter>,
+    /// Governed fallback sign-ins by method and result (`allowed`, `refused`).
+    pub fallback_uses: Family<MethodResult, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("signet");
+        let logins = Family::<MethodResult, Counter>::default();
+        registry.register("logins", "Login steps by method and result", logins.clone());
+        let login_flows = Family::<ResultLabel, Counter>::default();
+        registry.register("login_flows", "Login flows started and completed", login_flows.clone());
+        let invitations_sent = Counter::default();
+        registry.register("invitations_sent", "Invitations issued", invitations_sent.clone());
+        let invitation_redemptions = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "invitation_redemptions",
+            "Invitation redemptions by result",
+            invitation_redemptions.clone(),
+        );
+        let sessions_created = Counter::default();
+        registry.register("sessions_created", "Sessions established", sessions_created.clone());
+        let http_responses = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_responses",
+            "HTTP responses by status class",
+            http_responses.clone(),
+        );
+        let fallback_uses = Family::<MethodResult, Counter>::default();
+        registry.register(
+            "fallback_uses",
+            "Governed fallback sign-ins by method and result",
+            fallback_uses.clone(),
+        );
+        Self {
+            fallback_uses,
+            registry,
+            logins,
+            login_flows,
+            invitations_sent,
+            invitation_redemptions,
+            sessions_created,
+            http_responses,
+        }
+    }
+
+    pub fn login(&self, method: &'static str, result: &'static str) {
+        self.logins.get_or_create(&MethodResult { method, result }).inc();
+    }
+
+    /// The exposition text for `/metrics`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,288 @@
+//! Establishing, authenticating, listing and ending sessions.
+//!
+//! Tokens are opaque 256-bit values; only their SHA-256 is stored. Every
+//! authentication establishes a *new* session and deletes the one the client
+//! presented, in one transaction (session rotation: a token planted before
+//! login is worthless after it, OWASP session fixation).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::clock::{rfc3339, Timestamp};
+use signet_core::secret::{PlainToken, TokenKind};
+use signet_core::session::{device_label, Aal, Proof, Session, SessionId, SessionMode, SessionScope};
+use signet_core::user::{User, UserId};
+use signet_core::{Error, Result};
+
+use crate::App;
+
+/// Restricted sessions (enrollment after an invitation, recovery) live at
+/// most this long, whatever the tier allows.
+pub const RESTRICTED_ABSOLUTE: Duration = Duration::from_secs(3600);
+pub const RESTRICTED_IDLE: Duration = Duration::from_secs(15 * 60);
+
+/// A session together with the token to hand to the client, once.
+#[derive(Debug)]
+pub struct Issued {
+    pub session: Session,
+    pub token: PlainToken,
+}
+
+/// Everything needed to mint a session, except the token.
+pub struct Grant<'a> {
+    pub user: &'a User,
+    pub proof: Proof,
+    pub scope: SessionScope,
+    pub mode: SessionMode,
+    pub origin: &'a Origin,
+}
+
+/// Builds (but does not store) a session for `grant`, with the tier's lifetimes.
+pub fn mint(app: &App, grant: &Grant<'_>) -> Issued {
+    let now = app.clock.now();
+    let (tier_name, tier) = app.policy.tier_for_roles(&grant.user.roles);
+    let (idle, absolute) = match grant.scope {
+        SessionScope::Full => (tier.session.idle, tier.session.absolute),
+        SessionScope::Enrollment | SessionScope::Recovery => (
+            tier.session.idle.min(RESTRICTED_IDLE),
+            tier.session.absolute.min(RESTRICTED_ABSOLUTE),
+        ),
+    };
+    let token = PlainToken::generate(TokenKind::Session);
+    let session = Session {
+        id: SessionId::new(),
+        user_id: grant.user.id,
+        token_hash: token.hash(),
+        aal: grant.proof.aal,
+        amr: grant.proof.amr.clone(),
+        phishing_resistant: grant.proof.phishing_resistant,
+        auth_time: now,
+        created_at: now,
+        last_seen_at: now,
+        idle_timeout: idle,
+        absolute_expires_at: now.plus(absolute),
+        tier: tier_name.to_owned(),
+        scope: grant.scope,
+        mode: grant.mode,
+        ip: grant.origin.ip.clone(),
+        device: device_label(grant.origin.user_agent.as_deref()),
+        credential_id: grant.proof.credential_id,
+        step_up_action: None,
+    };
+    Issued { session, token }
+}
+
+/// The session that replaces `old` after a step-up proved `proof`: new id
+/// and token, a fresh `auth_time`, the union of `amr`, and the same scope,
+/// tier and absolute expiry (a step-up never extends how long a session may
+/// live). A step-up is required to reach at least the old session's level,
+/// so its `aal` is what was just proven; phishing resistance is claimed only
+/// if the step-up itself showed it.
+pub fn raised(app: &App, old: &Session, proof: &Proof, action: Option<String>, origin: &Origin) -> Issued {
+    let now = app.clock.now();
+    let token = PlainToken::generate(TokenKind::Session);
+    let mut amr = old.amr.clone();
+    for a in &proof.amr {
+        if !amr.contains(a) {
+            amr.push(a.clone());
+        }
+    }
+    let session = Session {
+        id: SessionId::new(),
+        token_hash: token.hash(),
+        aal: old.aal.max(proof.aal),
+        amr,
+        // Freshness vouches only for what the step-up itself showed.
+        phishing_resistant: proof.phishing_resistant,
+        auth_time: now,
+        created_at: now,
+        last_seen_at: now,
+        ip: origin.ip.clone().or_else(|| old.ip.clone()),
+        device: device_label(origin.user_agent.as_deref()),
+        credential_id: proof.credential_id.or(old.credential_id),
+        step_up_action: action,
+        ..old.clone()
+    };
+    Issued { session, token }
+}
+
+/// Mints and stores a session, replacing `replaces` atomically, and audits
+/// it as `event`.
+pub async fn establish(app: &App, grant: Grant<'_>, replaces: Option<SessionId>, event: EventType) -> Result<Issued> {
+    let issued = mint(app, &grant);
+    app.store.rotate_session(&issued.session, replaces).await?;
+    record_established(app, &grant, &issued, event).await?;
+    Ok(issued)
+}
+
+/// Counts and audits a session that was just stored.
+pub(crate) async fn record_established(app: &App, grant: &Grant<'_>, issued: &Issued, event: EventType) -> Result<()> {
+    app.metrics.sessions_created.inc();
+    app.audit()
+        .record(
+            AuditEvent::new(event, Actor::User(grant.user.id), Outcome::Success)
+                .user(grant.user.id)
+                .from_origin(grant.origin)
+                .details(json!({
+                    "session_id": issued.session.id.0,
+                    "aal": issued.session.aal,
+                    "amr": issued.session.amr,
+                    "scope": issued.session.scope,
+                    "mode": issued.session.mode,
+                })),
+        )
+        .await?;
+    Ok(())
+}
+
+/// An authenticated request's session and its user.
+#[derive(Clone, Debug)]
+pub struct Current {
+    pub session: Session,
+    pub user: User,
+}
+
+/// Resolves a presented session token. Expired sessions, unknown tokens and
+/// disabled users are all simply unauthenticated.
+pub async fn authenticate(app: &App, presented: &str) -> Result<Current> {
+    let plain = PlainToken::parse(TokenKind::Session, presented).ok_or(Error::Unauthenticated)?;
+    let session = app
+        .store
+        .session_by_token(&plain.hash())
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    let now = app.clock.now();
+    if !session.is_live(now) {
+        app.store.delete_session(session.id).await?;
+        return Err(Error::Unauthenticated);
+    }
+    let user = app
+        .store
+        .user_by_id(session.user_id)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    if !user.is_active() {
+        return Err(Error::Unauthenticated);
+    }
+    let mut session = session;
+    if session.needs_touch(now) {
+        app.store.touch_session(session.id, now).await?;
+        session.last_seen_at = now;
+    }
+    Ok(Current { session, user })
+}
+
+/// Ends the given session (logout).
+pub async fn end(app: &App, current: &Current, origin: &Origin) -> Result<()> {
+    app.store.delete_session(current.session.id).await?;
+    app.audit()
+        .record(
+            AuditEvent::new(EventType::SessionEnded, Actor::User(current.user.id), Outcome::Success)
+                .user(current.user.id)
+                .from_origin(origin)
+                .details(json!({ "session_id": current.session.id.0, "reason": "logout" })),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Ends one of the caller's own sessions by id.
+pub async fn end_own(app: &App, current: &Current, origin: &Origin, id: SessionId) -> Result<()> {
+    if !app.store.delete_user_session(current.user.id, id).await? {
+        // Someone else's session id is indistinguishable from a missing one.
+        return Err(Error::not_found("session_not_found", "no such session"));
+    }
+    app.audit()
+        .record(
+            AuditEvent::new(EventType::SessionEnded, Actor::User(current.user.id), Outcome::Success)
+                .user(current.user.id)
+                .from_origin(origin)
+                .details(json!({ "session_id": id.0, "reason": "ended_by_user" })),
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn list_own(app: &App, user: UserId) -> Result<Vec<Session>> {
+    Ok(app.store.list_user_sessions(user, app.clock.now()).await?)
+}
+
+#[derive(Serialize)]
+pub struct UserRef<'a> {
+    pub id: UserId,
+    pub email: &'a str,
+}
+
+/// The contract's SESSION object.
+#[derive(Serialize)]
+pub struct SessionView<'a> {
+    pub id: SessionId,
+    pub user: UserRef<'a>,
+    pub aal: Aal,
+    pub amr: &'a [String],
+    pub phishing_resistant: bool,
+    #[serde(with = "rfc3339")]
+    pub auth_time: Timestamp,
+    #[serde(with = "rfc3339")]
+    pub expires_at: Timestamp,
+    pub tier: &'a str,
+    pub scope: SessionScope,
+    pub mode: SessionMode,
+}
+
+impl<'a> SessionView<'a> {
+    pub fn new(session: &'a Session, user: &'a User) -> Self {
+        Self {
+            id: session.id,
+            user: UserRef {
+                id: user.id,
+                email: user.email.as_str(),
+            },
+            aal: session.aal,
+            amr: &session.amr,
+            phishing_resistant: session.phishing_resistant,
+            auth_time: session.auth_time,
+            expires_at: session.expires_at(),
+            tier: &session.tier,
+            scope: session.scope,
+            mode: session.mode,
+        }
+    }
+}
+
+/// One row of "your sessions".
+#[derive(Serialize)]
+pub struct SessionSummary<'a> {
+    pub id: SessionId,
+    pub current: bool,
+    pub aal: Aal,
+    pub amr: &'a [String],
+    pub device: &'a str,
+    pub ip: Option<&'a str>,
+    #[serde(with = "rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "rfc3339")]
+    pub last_seen_at: Timestamp,
+    #[serde(with = "rfc3339")]
+    pub expires_at: Timestamp,
+    pub scope: SessionScope,
+}
+
+impl<'a> SessionSummary<'a> {
+    pub fn new(session: &'a Session, current: SessionId) -> Self {
+        Self {
+            id: session.id,
+            current: session.id == current,
+            aal: session.aal,
+            amr: &session.amr,
+            device: &session.device,
+            ip: session.ip.as_deref(),
+            created_at: session.created_at,
+            last_seen_at: session.last_seen_at,
+            expires_at: session.expires_at(),
+            scope: session.scope,
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Step-up: a fresh, stronger authentication before a sensitive action.
+//!
+//! NIST SP 800-63B rev. 4 §2.x (reauthentication) and §4.1.2.1 (binding a
+//! new authenticator at aal2) ask for a recent proof at a given level before
+//! some actions. Policy names the actions under `[actions.NAME]` (`aal`,
+//! `max_age`); Signet guards its own built-in actions
+//! ([`signet_core::policy::BUILTIN_ACTIONS`]).
+//!
+//! `start` opens a step-up flow bound to the presenting session (and to the
+//! action, if one is named) that offers the tier's second factors. Its steps
+//! run through the same engine as a login. Completing it consumes the flow
+//! and *rotates* the session into a raised one: new id and token, the
+//! stronger assurance, a fresh `auth_time`, same absolute expiry. A step-up
+//! that named an action is good for that action only, within its `max_age`.
+//!
+//! [`require`] is the one check a sensitive operation calls; it answers
+//! 403 `step_up_required` with the level, the window and the methods.
+
+use serde_json::{json, Map};
+use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::error::StepUp;
+use signet_core::flow::{Flow, FlowKind, FlowState, StepUpTarget};
+use signet_core::policy::{Action, Tier};
+use signet_core::secret::TokenHash;
+use signet_core::session::{Proof, SessionScope};
+use signet_core::{Error, Result};
+
+use crate::login::{Started, StepOutcome};
+use crate::sessions::{self, Current};
+use crate::App;
+
+fn tier_of<'a>(app: &'a App, current: &Current) -> (&'a str, &'a Tier) {
+    app.policy.tier_for_roles(&current.user.roles)
+}
+
+/// What `action` demands in this session's tier; `None` asks for a general
+/// step-up (the tier's level, at least aal2, within `step_up_max_age`).
+fn demand(app: &App, tier: &Tier, action: Option<&str>) -> Result<Action> {
+    match action {
+        Some(name) => app
+            .policy
+            .action(name, tier)
+            .ok_or_else(|| Error::invalid("unknown_action", "no such action in the policy")),
+        None => Ok(Action {
+            aal: tier.required_aal.max(signet_core::session::Aal::Aal2),
+            max_age: tier.step_up_max_age,
+        }),
+    }
+}
+
+/// Whether the session may perform `action` now; otherwise 403
+/// `step_up_required`.
+pub fn require(app: &App, current: &Current, action: &str) -> Result<()> {
+    let (_, tier) = tier_of(app, current);
+    let need = demand(app, tier, Some(action))?;
+    let s = &current.session;
+    let fresh = app.clock.now() < s.auth_time.plus(need.max_age);
+    let for_this = s.step_up_action.as_deref().is_none_or(|a| a == action);
+    if s.scope == SessionScope::Full && s.aal >= need.aal && fresh && for_this {
+        return Ok(());
+    }
+    Err(Error::StepUpRequired(Box::new(StepUp {
+        // Never below the session's own level: the raised session gets a
+        // fresh auth_time, which must not vouch for a stronger, older proof.
+        required_aal: need.aal.max(current.session.aal),
+        max_age: need.max_age.as_secs(),
+        methods: tier.second_factor.iter().map(|m| m.as_str().to_owned()).collect(),
+    })))
+}
+
+/// `POST /api/v1/step-up`: opens a step-up flow for the current session.
+pub async fn start(
+    app: &App,
+    current: &Current,
+    action: Option<&str>,
+    binding: Option<TokenHash>,
+    origin: &Origin,
+) -> Result<Started> {
+    if current.session.scope != SessionScope::Full {
+        return Err(Error::forbidden("insufficient_scope", "sign in before stepping up"));
+    }
+    let (tier_name, tier) = tier_of(app, current);
+    let need = demand(app, tier, action)?;
+    let state = FlowState {
+        user_id: Some(current.user.id),
+        identified: true,
+        // The same key a login for this address uses, so email methods as
+        // step-up factors share its send limits and failure counters.
+        identifier_hash: Some(TokenHash::of(current.user.email.normalized().as_bytes()).to_hex()),
+        tier: tier_name.to_owned(),
+        mode: current.session.mode,
+        required_aal: need.aal,
+        completed: Vec::new(),
+        return_to: None,
+        methods: Map::new(),
+        step_up: Some(StepUpTarget {
+            session_id: current.session.id,
+            action: action.map(str::to_owned),
+        }),
+    };
+    crate::login::open(app, FlowKind::StepUp, state, binding, origin).await
+}
+
+/// Completes a step-up flow whose steps reached its level. The engine has
+/// already consumed the flow (one winner); the session it is bound to is
+/// replaced by a raised one.
+pub(crate) async fn complete(app: &App, flow: Flow, proof: Proof, origin: &Origin) -> Result<StepOutcome> {
+    let now = app.clock.now();
+    let target = flow
+        .state
+        .step_up
+        .ok_or_else(|| Error::internal_msg("a step-up flow without a target"))?;
+    let user = flow
+        .state
+        .user_id
+        .ok_or_else(|| Error::internal_msg("a step-up flow without a user"))?;
+    let old = app
+        .store
+        .list_user_sessions(user, now)
+        .await?
+        .into_iter()
+        .find(|s| s.id == target.session_id)
+        .ok_or(Error::Unauthenticated)?;
+    let issued = sessions::raised(app, &old, &proof, target.action.clone(), origin);
+    app.store.rotate_session(&issued.session, Some(old.id)).await?;
+    app.audit()
+        .record(
+            AuditEvent::new(EventType::SessionSteppedUp, Actor::User(user), Outcome::Success)
+                .user(user)
+                .from_origin(origin)
+                .details(json!({
+                    "old_session_id": old.id.0,
+                    "session_id": issued.session.id.0,
+                    "action": target.action,
+                    "aal": issued.session.aal,
+                    "amr": issued.session.amr,
+                })),
+        )
+        .await?;
+    Ok(StepOutcome::Complete {
+        issued: Box::new(issued),
+        return_to: None,
+    })
+}

@@ -1,0 +1,218 @@
+//! Limits on sending codes and on guessing them.
+//!
+//! Three counters, all in [`ThrottleStore`] so they hold across nodes and
+//! under concurrent requests (each increment is one atomic statement):
+//!
+//! - **Send limits**: a fixed window per address and per client IP
+//!   (`[login]` settings; by default 3 sends per address and 30 per IP in 10
+//!   minutes). The address key is the hash of the normalised identifier, so
+//!   an unknown address is limited exactly like a real one and a 429 tells
+//!   nobody whether the account exists.
+//! - **Wrong codes per flow**: after [`FLOW_MAX_WRONG`] wrong codes the flow
+//!   is deleted and a new sign-in is needed. A code has 10^6 values, so a
+//!   flow gives a guesser at most 5 in 10^6.
+//! - **Consecutive failures per account** (NIST SP 800-63B §5.2.2, "rate
+//!   limiting"): the run spans flows and is never reset by sending a new
+//!   code, only by a successful sign-in or by [`RUN_RESET`] without any
+//!   failure. From [`BACKOFF_AFTER`] failures on, each attempt must wait
+//!   an exponentially growing delay (capped at [`MAX_DELAY`]); at
+//!   [`ACCOUNT_MAX_FAILURES`] (the 800-63B ceiling of 100) email codes are
+//!   refused until the run resets. Locking out is what NIST asks for; the
+//!   backoff makes reaching the ceiling take about a day, so a stranger who
+//!   knows the address cannot lock its owner out quickly.
+//!
+//! Keys are prefixed by purpose and never contain a raw address.
+
+use std::time::Duration;
+
+use signet_core::clock::Timestamp;
+use signet_core::flow::FlowId;
+use signet_core::store::{Failures, Store};
+use signet_core::{Error, Result};
+
+use crate::EmailLogin;
+
+/// Wrong codes that end a flow.
+pub const FLOW_MAX_WRONG: u32 = 5;
+/// Consecutive failures from which each attempt must wait.
+pub const BACKOFF_AFTER: u32 = 10;
+/// The longest wait between attempts during backoff.
+pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+/// NIST SP 800-63B §5.2.2: no more than 100 consecutive failed attempts.
+pub const ACCOUNT_MAX_FAILURES: u32 = 100;
+/// A run with no failure for this long starts over.
+pub const RUN_RESET: Duration = Duration::from_secs(24 * 3600);
+
+fn secs_until(t: Timestamp, now: Timestamp) -> u64 {
+    let ms = t.as_millis().saturating_sub(now.as_millis()).max(0);
+    // Round up: "retry after 0 seconds" would invite an immediate retry.
+    u64::try_from(ms).unwrap_or(0).div_ceil(1000).max(1)
+}
+
+/// Counts a send to `identifier_hash` from `ip` and refuses it (429) when
+/// either window is over its limit. Both counters are always hit, so known
+/// and unknown addresses do the same work.
+pub async fn check_send(
+    store: &dyn Store,
+    limits: &EmailLogin,
+    now: Timestamp,
+    identifier_hash: &str,
+    ip: Option<&str>,
+) -> Result<()> {
+    let window = limits.send_window;
+    let mut retry_after = None;
+    let addr = store.hit(&format!("send:addr:{identifier_hash}"), now, window).await?;
+    if addr.hits > limits.sends_per_address {
+        retry_after = Some(secs_until(addr.window_start.plus(window), now));
+    }
+    if let Some(ip) = ip {
+        let by_ip = store.hit(&format!("send:ip:{ip}"), now, window).await?;
+        if by_ip.hits > limits.sends_per_ip {
+            let wait = secs_until(by_ip.window_start.plus(window), now);
+            retry_after = Some(retry_after.map_or(wait, |w: u64| w.max(wait)));
+        }
+    }
+    match retry_after {
+        Some(retry_after_secs) => Err(Error::RateLimited { retry_after_secs }),
+        None => Ok(()),
+    }
+}
+
+/// How long the account must wait before its next attempt, given its run of
+/// failures, or `None` if it may try now.
+pub fn account_wait(run: Option<Failures>, now: Timestamp) -> Option<u64> {
+    let run = run?;
+    if now >= run.last_at.plus(RUN_RESET) {
+        return None;
+    }
+    if run.count >= ACCOUNT_MAX_FAILURES {
+        return Some(secs_until(run.last_at.plus(RUN_RESET), now));
+    }
+    if run.count < BACKOFF_AFTER {
+        return None;
+    }
+    let exp = (run.count - BACKOFF_AFTER).min(20);
+    let delay = Duration::from_secs(1u64 << exp).min(MAX_DELAY);
+    let ready = run.last_at.plus(delay);
+    (now < ready).then(|| secs_until(ready, now))
+}
+
+fn account_key(identifier_hash: &str) -> String {
+    format!("fail:acct:{identifier_hash}")
+}
+
+fn flow_key(flow: FlowId) -> String {
+    format!("fail:flow:{}", flow.0)
+}
+
+/// Reserves one code comparison on `flow` before the code is compared: one
+/// atomic increment, so however many requests arrive at once, no flow ever
+/// compares more than [`FLOW_MAX_WRONG`] codes (a read-then-check would let
+/// a parallel burst test many more). Past the limit the request is refused.
+pub async fn reserve_attempt(store: &dyn Store, now: Timestamp, flow: FlowId) -> Result<()> {
+    let attempts = store
+        .record_failure(&format!("attempt:flow:{}", flow.0), now)
+        .await?
+        .count;
+    // Refused without ending the flow: a comparison already in flight may be
+    // the right code and must still be able to finish. Wrong codes end the
+    // flow as before.
+    if attempts > FLOW_MAX_WRONG {
+        return Err(Error::gone(
+            "too_many_attempts",
+            "too many wrong codes; start signing in again",
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses (429) while the account is backing off or locked.
+pub async fn check_account(store: &dyn Store, now: Timestamp, identifier_hash: &str) -> Result<()> {
+    match account_wait(store.failures(&account_key(identifier_hash)).await?, now) {
+        Some(retry_after_secs) => Err(Error::RateLimited { retry_after_secs }),
+        None => Ok(()),
+    }
+}
+
+/// What one wrong code did to the counters.
+#[derive(Clone, Copy, Debug)]
+pub struct WrongCode {
+    /// Wrong codes in this flow so far.
+    pub in_flow: u32,
+    /// The account's run of consecutive failures.
+    pub account: Failures,
+}
+
+impl WrongCode {
+    pub fn kills_flow(&self) -> bool {
+        self.in_flow >= FLOW_MAX_WRONG
+    }
+
+    /// True exactly once: on the failure that reaches the NIST ceiling.
+    pub fn locks_account(&self) -> bool {
+        self.account.count == ACCOUNT_MAX_FAILURES
+    }
+}
+
+/// Counts a wrong code against the flow and the account.
+pub async fn record_wrong(store: &dyn Store, now: Timestamp, flow: FlowId, identifier_hash: &str) -> Result<WrongCode> {
+    let in_flow = store.record_failure(&flow_key(flow), now).await?.count;
+    let key = account_key(identifier_hash);
+    // A run that has gone quiet for RUN_RESET starts over at this failure.
+    // (Check-then-clear may race with another failure; at worst one failure
+    // of a stale run is forgotten, which only ever happens a day later.)
+    if store
+        .failures(&key)
+        .await?
+        .is_some_and(|run| now >= run.last_at.plus(RUN_RESET))
+    {
+        store.clear_failures(&key).await?;
+    }
+    let account = store.record_failure(&key, now).await?;
+    Ok(WrongCode { in_flow, account })
+}
+
+/// A successful sign-in ends the account's run of failures.
+pub async fn clear_account(store: &dyn Store, identifier_hash: &str) -> Result<()> {
+    store.clear_failures(&account_key(identifier_hash)).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+    fn run(count: u32, secs_ago: u64) -> Option<Failures> {
+        Some(Failures {
+            count,
+            last_at: T.minus(Duration::from_secs(secs_ago)),
+        })
+    }
+
+    #[test]
+    fn a_few_failures_cost_nothing() {
+        assert_eq!(account_wait(None, T), None);
+        assert_eq!(account_wait(run(BACKOFF_AFTER - 1, 0), T), None);
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(account_wait(run(BACKOFF_AFTER, 0), T), Some(1));
+        assert_eq!(account_wait(run(BACKOFF_AFTER + 3, 0), T), Some(8));
+        assert_eq!(account_wait(run(BACKOFF_AFTER + 3, 8), T), None, "waited long enough");
+        assert_eq!(account_wait(run(BACKOFF_AFTER + 3, 5), T), Some(3));
+        assert_eq!(account_wait(run(60, 0), T), Some(MAX_DELAY.as_secs()));
+    }
+
+    #[test]
+    fn the_nist_ceiling_locks_until_the_run_resets() {
+        assert_eq!(account_wait(run(ACCOUNT_MAX_FAILURES, 0), T), Some(RUN_RESET.as_secs()));
+        assert_eq!(
+            account_wait(run(ACCOUNT_MAX_FAILURES, 3600), T),
+            Some(RUN_RESET.as_secs() - 3600)
+        );
+        assert_eq!(account_wait(run(ACCOUNT_MAX_FAILURES, RUN_RESET.as_secs()), T), None);
+    }
+}

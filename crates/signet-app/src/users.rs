@@ -1,0 +1,72 @@
+//! Creating, reading and disabling users.
+
+use serde_json::json;
+use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::user::{NewUser, User, UserId, UserStatus};
+use signet_core::{Error, Result};
+
+use crate::App;
+
+/// Page size limit for listings.
+pub const MAX_PAGE: u32 = 500;
+
+pub async fn create(app: &App, actor: &Actor, origin: &Origin, new: NewUser) -> Result<User> {
+    let user = new.into_user(UserId::new(), app.clock.now());
+    app.store.insert_user(&user).await.map_err(|e| match e {
+        signet_core::store::StoreError::Conflict(_) => {
+            Error::conflict("email_taken", "a user with this email address already exists")
+        }
+        other => other.into(),
+    })?;
+    app.audit()
+        .record(
+            AuditEvent::new(EventType::UserCreated, actor.clone(), Outcome::Success)
+                .user(user.id)
+                .from_origin(origin)
+                .details(json!({ "roles": user.roles, "has_phone": user.phone.is_some() })),
+        )
+        .await?;
+    Ok(user)
+}
+
+pub async fn get(app: &App, id: UserId) -> Result<User> {
+    app.store
+        .user_by_id(id)
+        .await?
+        .ok_or_else(|| Error::not_found("user_not_found", "no such user"))
+}
+
+/// Finds a user by email, for the CLI and admin tools (never for anonymous
+/// callers, which must not learn whether an account exists).
+pub async fn find_by_email(app: &App, email: &str) -> Result<User> {
+    let email = signet_core::user::Email::parse(email)?;
+    app.store
+        .user_by_email(&email.normalized())
+        .await?
+        .ok_or_else(|| Error::not_found("user_not_found", "no user with this email address"))
+}
+
+pub async fn list(app: &App, after_email: Option<&str>, limit: u32) -> Result<Vec<User>> {
+    let after = after_email.map(str::to_lowercase);
+    Ok(app.store.list_users(after.as_deref(), limit.clamp(1, MAX_PAGE)).await?)
+}
+
+/// Disables (or re-enables) a user. Disabling ends every session of the user
+/// in the same transaction.
+pub async fn set_status(app: &App, actor: &Actor, origin: &Origin, id: UserId, status: UserStatus) -> Result<User> {
+    if !app.store.set_user_status(id, status, app.clock.now()).await? {
+        return Err(Error::not_found("user_not_found", "no such user"));
+    }
+    let ty = match status {
+        UserStatus::Disabled => EventType::UserDisabled,
+        UserStatus::Active => EventType::UserEnabled,
+    };
+    app.audit()
+        .record(
+            AuditEvent::new(ty, actor.clone(), Outcome::Success)
+                .user(id)
+                .from_origin(origin),
+        )
+        .await?;
+    get(app, id).await
+}

@@ -1,0 +1,86 @@
+//! A user's credentials as the store keeps them. Today: passkeys (WebAuthn
+//! credentials) and the server-side state of their enrollment ceremonies.
+//!
+//! The WebAuthn specifics (parsing, verification, the serialised public key)
+//! belong to `signet-passkey`; this module only names the columns the store
+//! needs, so `signet-core` stays free of WebAuthn dependencies.
+//!
+//! Invariants every store keeps (checked by the conformance suite):
+//! - a credential id is registered at most once across **all** users
+//!   (WebAuthn L3 §7.1 step 26): a second insert is `Conflict("credential_already_registered")`;
+//! - a login updates counter, backup state and last use in one conditional
+//!   write on the previous counter, so of two concurrent uses of the same
+//!   counter value only one is recorded;
+//! - removing a credential and checking what remains is one transaction, so
+//!   two concurrent removals cannot both take a user's last credential;
+//! - an enrollment ceremony is taken out (deleted) once, only by the session
+//!   that began it and only before it expires.
+
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+use crate::session::SessionId;
+use crate::user::UserId;
+
+/// A registered passkey.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Passkey {
+    /// Our row id: what `/api/v1/credentials` shows and what a session's
+    /// `credential_id` records.
+    pub id: Uuid,
+    pub user_id: UserId,
+    /// The authenticator's credential id, base64url without padding.
+    pub credential_id: String,
+    /// The verifier's serialised credential record (opaque here).
+    pub record: String,
+    /// Signature counter (0 for authenticators that do not count).
+    pub counter: u32,
+    /// BE: may be synced; fixed for the credential's lifetime.
+    pub backup_eligible: bool,
+    /// BS: currently synced / backed up. Updated at every login.
+    pub backup_state: bool,
+    /// Whether the user was verified (PIN, biometric) at registration: such
+    /// a passkey is a multi-factor authenticator (NIST SP 800-63B aal2).
+    pub user_verified: bool,
+    /// The authenticator model the authenticator claims (nil if undisclosed).
+    pub aaguid: Uuid,
+    pub transports: Vec<String>,
+    pub name: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// What a successful login changes on a passkey, written as one conditional
+/// update on `previous_counter`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PasskeyUse {
+    pub id: Uuid,
+    pub previous_counter: u32,
+    pub counter: u32,
+    pub backup_state: bool,
+    pub at: Timestamp,
+}
+
+/// How a removal went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    NotFound,
+    /// Refused: fewer than the required number of passkeys would remain.
+    LastCredential,
+}
+
+/// The server-side state of an enrollment ceremony (passkey registration),
+/// bound to the session that began it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ceremony {
+    pub id: Uuid,
+    pub session_id: SessionId,
+    pub user_id: UserId,
+    /// Opaque, serialised by the method (never sent to a client).
+    pub state: String,
+    /// The name the user asked for, if any.
+    pub name: Option<String>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}

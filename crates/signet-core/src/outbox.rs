@@ -1,0 +1,133 @@
+//! The durable outbox: every email and SMS is first written here, then a
+//! courier worker delivers it with retries and backoff. A message therefore
+//! survives a restart and an SMTP outage, and an HTTP response never waits on
+//! a mail server (which also keeps response timing independent of delivery).
+//!
+//! Bodies can contain one-time links. Once a message is delivered its bodies
+//! are scrubbed from storage; only the development outbox (no real delivery
+//! configured) keeps them, because there the outbox *is* the delivery.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::clock::Timestamp;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "email" => Some(Channel::Email),
+            "sms" => Some(Channel::Sms),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Sent,
+    /// Gave up after [`MAX_ATTEMPTS`]; kept for the operator to inspect.
+    Dead,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Sent => "sent",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(DeliveryStatus::Pending),
+            "sent" => Some(DeliveryStatus::Sent),
+            "dead" => Some(DeliveryStatus::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// Attempts before a message is declared dead. With the backoff below the
+/// first ten retries come within about 1.5 hours and the rest hourly, so the
+/// last attempt is about 23.4 hours after the message was queued: a message
+/// survives a mail-relay outage of about a day.
+pub const MAX_ATTEMPTS: i32 = 33;
+
+/// Exponential backoff: 5 s, 10 s, 20 s ... capped at 1 h.
+pub fn backoff(attempts: i32) -> Duration {
+    let exp = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+    let secs = 5u64.saturating_mul(2u64.saturating_pow(exp));
+    Duration::from_secs(secs.min(3600))
+}
+
+/// A message as composed by a template, ready to queue.
+#[derive(Clone, Debug)]
+pub struct Draft {
+    pub channel: Channel,
+    /// An email address or an E.164 number.
+    pub recipient: String,
+    pub subject: String,
+    pub text_body: String,
+    pub html_body: Option<String>,
+    /// Which template produced it, e.g. `invitation`.
+    pub template: &'static str,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Message {
+    pub id: Uuid,
+    pub channel: Channel,
+    pub recipient: String,
+    pub subject: String,
+    /// `None` once scrubbed after delivery.
+    pub text_body: Option<String>,
+    pub html_body: Option<String>,
+    pub template: String,
+    pub status: DeliveryStatus,
+    pub attempts: i32,
+    #[serde(with = "crate::clock::rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "crate::clock::rfc3339")]
+    pub next_attempt_at: Timestamp,
+    #[serde(with = "crate::clock::rfc3339::option")]
+    pub sent_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_span_about_a_day() {
+        let total: u64 = (1..MAX_ATTEMPTS).map(|a| backoff(a).as_secs()).sum();
+        assert!((23 * 3600..26 * 3600).contains(&total), "{total}s");
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(1), Duration::from_secs(5));
+        assert_eq!(backoff(2), Duration::from_secs(10));
+        assert_eq!(backoff(3), Duration::from_secs(20));
+        assert_eq!(backoff(30), Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,425 @@
+//! The policy file: risk tiers, their methods and limits, tier assignment and
+//! sensitive actions (format fixed in the public contract).
+//!
+//! This module parses and validates the file strictly: unknown keys, unknown
+//! method names, bad durations and references to undefined tiers are errors
+//! that name the key and the line (the `toml` parser reports positions).
+//! Judging whether a valid policy is *wise* is `signet policy check`'s job.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::method::MethodName;
+use crate::session::Aal;
+
+/// The built-in "passkey-first with governed fallback" policy (pattern A).
+pub const BUILTIN_PASSKEY_FIRST: &str = include_str!("../policies/passkey-first.toml");
+
+/// Sensitive actions Signet itself guards with step-up. A policy may set
+/// their requirements under `[actions.NAME]`; unset ones default to the
+/// tier's `required_aal` (at least aal2) and `step_up_max_age`.
+pub const BUILTIN_ACTIONS: [&str; 6] = [
+    "add_credential",
+    "remove_credential",
+    "change_email",
+    "change_phone",
+    "regenerate_recovery_codes",
+    "admin",
+];
+
+/// The three deployment patterns `signet policy init` writes, by name.
+pub const PATTERNS: [(&str, &str); 3] = [
+    ("passkey-first", BUILTIN_PASSKEY_FIRST),
+    (
+        "magic-link-with-step-up",
+        include_str!("../policies/magic-link-with-step-up.toml"),
+    ),
+    ("otp-transitional", include_str!("../policies/otp-transitional.toml")),
+];
+
+/// A pattern's commented policy text.
+pub fn pattern(name: &str) -> Option<&'static str> {
+    PATTERNS.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub tiers: BTreeMap<String, Tier>,
+    pub assignment: Assignment,
+    #[serde(default)]
+    pub actions: BTreeMap<String, Action>,
+}
+
+pub mod check;
+
+/// How much is at stake in a tier; sets the severity of `policy check` findings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    /// Optional (extension): overrides the risk derived from the tier's name
+    /// and `required_aal`.
+    #[serde(default)]
+    pub risk: Option<Risk>,
+    pub login: Vec<MethodName>,
+    #[serde(default)]
+    pub second_factor: Vec<MethodName>,
+    pub required_aal: Aal,
+    #[serde(default)]
+    pub recovery: Vec<RecoveryPath>,
+    pub session: SessionLimits,
+    #[serde(with = "crate::duration::serde_human", default = "default_step_up_max_age")]
+    pub step_up_max_age: Duration,
+    #[serde(default)]
+    pub passkey: PasskeyPolicy,
+    pub fallback: Option<Fallback>,
+    pub helpdesk: Option<Helpdesk>,
+}
+
+fn default_step_up_max_age() -> Duration {
+    Duration::from_secs(300)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecoveryPath {
+    RecoveryCode,
+    BackupPasskey,
+    Email,
+    Sms,
+    Helpdesk,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionLimits {
+    #[serde(with = "crate::duration::serde_human")]
+    pub idle: Duration,
+    #[serde(with = "crate::duration::serde_human")]
+    pub absolute: Duration,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserVerification {
+    #[default]
+    Required,
+    Preferred,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyPolicy {
+    #[serde(default)]
+    pub user_verification: UserVerification,
+    #[serde(default)]
+    pub device_bound_only: bool,
+    #[serde(default)]
+    pub allowed_aaguids: Vec<uuid::Uuid>,
+    /// (Extension.) What a signature counter that did not increase means:
+    /// `strict` (the default) refuses the login as a possible cloned key;
+    /// `allow_regression` lets it through (still audited), for fleets of
+    /// authenticators known to reset their counters.
+    #[serde(default)]
+    pub counter: CounterCheck,
+}
+
+/// See [`PasskeyPolicy::counter`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterCheck {
+    #[default]
+    Strict,
+    AllowRegression,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fallback {
+    pub methods: Vec<MethodName>,
+    pub max_uses: u32,
+    #[serde(with = "crate::duration::serde_human")]
+    pub per: Duration,
+    #[serde(default)]
+    pub notify: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Helpdesk {
+    pub approvals: u32,
+    #[serde(with = "crate::duration::serde_human")]
+    pub cooling_off: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    pub default: String,
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    pub aal: Aal,
+    #[serde(with = "crate::duration::serde_human")]
+    pub max_age: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(pub String);
+
+/// Tier rank used when several roles match: the most demanding tier wins.
+/// Ranked by required AAL, then by the shorter absolute session.
+fn strength(t: &Tier) -> (Aal, std::cmp::Reverse<Duration>) {
+    (t.required_aal, std::cmp::Reverse(t.session.absolute))
+}
+
+impl Policy {
+    /// Parses and validates a policy file's text. `origin` names the file in
+    /// error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, PolicyError> {
+        let policy: Policy = toml::from_str(text).map_err(|e| PolicyError(format!("{origin}: {e}")))?;
+        policy.validate().map_err(|e| {
+            let key = e.split(':').next().unwrap_or_default();
+            match line_of(text, key) {
+                Some(line) => PolicyError(format!("{origin}: line {line}: {e}")),
+                None => PolicyError(format!("{origin}: {e}")),
+            }
+        })?;
+        Ok(policy)
+    }
+
+    pub fn builtin() -> Self {
+        // The built-in text is covered by a unit test, so this cannot fail at
+        // run time; fall back to an empty-tier error path rather than panic.
+        Self::parse(BUILTIN_PASSKEY_FIRST, "built-in policy").unwrap_or_else(|_| Policy {
+            tiers: BTreeMap::new(),
+            assignment: Assignment {
+                default: String::new(),
+                roles: BTreeMap::new(),
+            },
+            actions: BTreeMap::new(),
+        })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.tiers.is_empty() {
+            return Err("[tiers]: at least one tier is required".into());
+        }
+        if !self.tiers.contains_key(&self.assignment.default) {
+            return Err(format!(
+                "assignment.default: tier {:?} is not defined under [tiers]",
+                self.assignment.default
+            ));
+        }
+        for (role, tier) in &self.assignment.roles {
+            crate::user::validate_role(role).map_err(|e| format!("assignment.roles.{role}: {e}"))?;
+            if !self.tiers.contains_key(tier) {
+                return Err(format!(
+                    "assignment.roles.{role}: tier {tier:?} is not defined under [tiers]"
+                ));
+            }
+        }
+        for (name, tier) in &self.tiers {
+            if tier.login.is_empty() {
+                return Err(format!("tiers.{name}.login: at least one login method is required"));
+            }
+            if tier.session.idle.is_zero() || tier.session.absolute.is_zero() {
+                return Err(format!("tiers.{name}.session: idle and absolute must be more than 0s"));
+            }
+            if tier.session.idle > tier.session.absolute {
+                return Err(format!("tiers.{name}.session: idle must not exceed absolute"));
+            }
+            if let Some(fb) = &tier.fallback {
+                if fb.per.is_zero() {
+                    return Err(format!("tiers.{name}.fallback.per: must be more than 0s"));
+                }
+            }
+            if let Some(hd) = &tier.helpdesk {
+                if hd.approvals == 0 {
+                    return Err(format!("tiers.{name}.helpdesk.approvals: must be at least 1"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The tier for a user with these roles: the most demanding tier any role
+    /// maps to, otherwise the default tier.
+    pub fn tier_for_roles(&self, roles: &[String]) -> (&str, &Tier) {
+        let mut best: Option<(&str, &Tier)> = None;
+        for role in roles {
+            if let Some(name) = self.assignment.roles.get(role) {
+                if let Some(tier) = self.tiers.get(name) {
+                    let better = best.is_none_or(|(_, b)| strength(tier) > strength(b));
+                    if better {
+                        best = Some((name.as_str(), tier));
+                    }
+                }
+            }
+        }
+        best.unwrap_or_else(|| self.default_tier())
+    }
+
+    /// The default tier (validated to exist at load time).
+    pub fn default_tier(&self) -> (&str, &Tier) {
+        let name = self.assignment.default.as_str();
+        match self.tiers.get_key_value(name) {
+            Some((k, t)) => (k.as_str(), t),
+            // Unreachable after validation; pick any tier rather than panic.
+            None => self
+                .tiers
+                .iter()
+                .next()
+                .map(|(k, t)| (k.as_str(), t))
+                .unwrap_or((name, &FALLBACK_TIER)),
+        }
+    }
+
+    pub fn tier(&self, name: &str) -> Option<&Tier> {
+        self.tiers.get(name)
+    }
+
+    /// What a sensitive action demands of a session in `tier`: the level and
+    /// how recent the authentication must be. `None` for an action that is
+    /// neither built in nor declared under `[actions]`.
+    pub fn action(&self, name: &str, tier: &Tier) -> Option<Action> {
+        match self.actions.get(name) {
+            Some(a) => Some(a.clone()),
+            None if BUILTIN_ACTIONS.contains(&name) => Some(Action {
+                aal: tier.required_aal.max(Aal::Aal2),
+                max_age: tier.step_up_max_age,
+            }),
+            None => None,
+        }
+    }
+}
+
+/// The 1-based line where a dotted key such as `tiers.standard.session` or
+/// `assignment.roles.admin` is written: the deepest table header that is a
+/// prefix of the key, then the first line in that section starting with the
+/// next key segment. Semantic errors (found after parsing) use this to point
+/// at the line as the parser does for syntax errors.
+fn line_of(text: &str, dotted: &str) -> Option<usize> {
+    let parts: Vec<&str> = dotted.split('.').collect();
+    let lines: Vec<&str> = text.lines().collect();
+    for depth in (1..parts.len()).rev() {
+        let header = format!("[{}]", parts[..depth].join("."));
+        let Some(start) = lines.iter().position(|l| l.trim() == header) else {
+            continue;
+        };
+        let key = parts[depth];
+        for (i, line) in lines.iter().enumerate().skip(start + 1) {
+            let t = line.trim_start();
+            if t.starts_with('[') {
+                break;
+            }
+            if t.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+            {
+                return Some(i + 1);
+            }
+        }
+        return Some(start + 1);
+    }
+    None
+}
+
+static FALLBACK_TIER: Tier = Tier {
+    risk: Some(Risk::High),
+    login: Vec::new(),
+    second_factor: Vec::new(),
+    required_aal: Aal::Aal3,
+    recovery: Vec::new(),
+    session: SessionLimits {
+        idle: Duration::from_secs(60),
+        absolute: Duration::from_secs(60),
+    },
+    step_up_max_age: Duration::from_secs(60),
+    passkey: PasskeyPolicy {
+        user_verification: UserVerification::Required,
+        device_bound_only: true,
+        allowed_aaguids: Vec::new(),
+        counter: CounterCheck::Strict,
+    },
+    fallback: None,
+    helpdesk: None,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_policy_parses() {
+        let p = Policy::parse(BUILTIN_PASSKEY_FIRST, "builtin").unwrap();
+        assert_eq!(p.default_tier().0, "standard");
+        assert_eq!(p.tiers.len(), 3);
+    }
+
+    #[test]
+    fn highest_tier_wins_across_roles() {
+        let p = Policy::builtin();
+        assert_eq!(p.tier_for_roles(&[]).0, "standard");
+        assert_eq!(p.tier_for_roles(&["nobody".into()]).0, "standard");
+        assert_eq!(p.tier_for_roles(&["staff".into(), "admin".into()]).0, "privileged");
+    }
+
+    #[test]
+    fn unknown_keys_and_methods_are_refused_with_position() {
+        let bad_key = BUILTIN_PASSKEY_FIRST.replace("step_up_max_age = \"15m\"", "step_up_max_ag = \"15m\"");
+        let err = Policy::parse(&bad_key, "p.toml").unwrap_err().0;
+        assert!(err.contains("step_up_max_ag") && err.contains("line"), "{err}");
+
+        let bad_method = BUILTIN_PASSKEY_FIRST.replacen("\"magic_link\"", "\"carrier_pigeon\"", 1);
+        let err = Policy::parse(&bad_method, "p.toml").unwrap_err().0;
+        assert!(err.contains("carrier_pigeon") && err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn undefined_tier_reference_is_refused() {
+        let bad = BUILTIN_PASSKEY_FIRST.replace("admin = \"privileged\"", "admin = \"gold\"");
+        let err = Policy::parse(&bad, "p.toml").unwrap_err().0;
+        assert!(err.contains("assignment.roles.admin") && err.contains("gold"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_line() {
+        let bad = BUILTIN_PASSKEY_FIRST.replace("admin = \"privileged\"", "admin = \"gold\"");
+        let err = Policy::parse(&bad, "p.toml").unwrap_err().0;
+        let line = bad.lines().position(|l| l.contains("gold")).unwrap() + 1;
+        assert!(err.contains(&format!("line {line}:")), "{err}");
+
+        let bad = BUILTIN_PASSKEY_FIRST.replace(
+            "session = { idle = \"30m\", absolute = \"12h\" }",
+            "session = { idle = \"13h\", absolute = \"12h\" }",
+        );
+        let err = Policy::parse(&bad, "p.toml").unwrap_err().0;
+        let line = bad.lines().position(|l| l.contains("idle = \"13h\"")).unwrap() + 1;
+        assert!(
+            err.contains(&format!("line {line}:")) && err.contains("tiers.standard.session"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_duration_is_refused() {
+        let bad = BUILTIN_PASSKEY_FIRST.replace("idle = \"30m\"", "idle = \"30\"");
+        let err = Policy::parse(&bad, "p.toml").unwrap_err().0;
+        assert!(err.contains("missing unit"), "{err}");
+    }
+}

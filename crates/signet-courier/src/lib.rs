@@ -1,0 +1,29 @@
+//! Message delivery for Signet: email over SMTP, SMS through a webhook, or
+//! the development outbox, behind a durable retrying queue.
+//!
+//! Why a queue rather than sending inline (see `signet_core::outbox`):
+//! - **Durable.** Every message is first written to the outbox table; it
+//!   survives a restart or an SMTP outage, and an HTTP response never waits
+//!   on a mail server, which also keeps response timing independent of
+//!   whether an account exists.
+//! - **At-least-once.** A [`Worker`] leases due messages, attempts them, and
+//!   records the result. A crash between sending and recording means a
+//!   second send, never a lost sign-in link.
+//! - **Retries with backoff.** A failed attempt is retried after
+//!   `signet_core::outbox::backoff(attempts)` (5 s doubling to 1 h) until
+//!   `MAX_ATTEMPTS`, then the message is kept as dead for the operator.
+//! - **Scrubbed after delivery.** Bodies hold one-time links, so once a relay
+//!   has the message its bodies are erased from storage. Only the dev outbox
+//!   (no transport for that channel) keeps them, because it *is* the delivery.
+//!
+//! Modules: [`queue`] (the courier and worker), [`transport`] (SMTP, webhook,
+//! outbox), [`templates`] (what the messages say).
+
+pub mod queue;
+pub mod templates;
+pub mod transport;
+
+pub use queue::{Courier, Worker, WorkerConfig};
+pub use transport::{
+    ConfigError, Delivery, DeliveryError, EmailTransport, Outcome, SmsTransport, SmtpEndpoint, SmtpSecurity,
+};

@@ -1,0 +1,466 @@
+//! How a message leaves the building: SMTP for email, a webhook for SMS, or
+//! nowhere (the development outbox).
+//!
+//! - `[email] smtp_url = "smtp://host:port"` is plain SMTP with no TLS at all
+//!   (for a local relay or a test sink); STARTTLS is never attempted, so the
+//!   behaviour does not depend on what the server advertises.
+//! - `smtps://host:port` is implicit TLS (RFC 8314 section 3.3) with rustls
+//!   and the Mozilla root store; a failed handshake fails the delivery and
+//!   never falls back to plaintext.
+//! - `smtp://user:pass@host:port` adds `AUTH` credentials; percent-encode any
+//!   reserved characters in them.
+//! - `[sms] webhook_url` receives `POST` `application/json`
+//!   `{"to": "+E164", "body": "text"}`; any 2xx means accepted. Redirects are
+//!   not followed, so a 3xx is a failure rather than a silent re-POST.
+//!
+//! A channel without a transport is kept in the outbox: the message is marked
+//! sent but its bodies are *not* scrubbed, because there the outbox is the
+//! delivery (`/dev/outbox` shows it).
+//!
+//! URLs can carry credentials, so no error or log line here repeats a URL.
+
+use std::fmt;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde::Serialize;
+use signet_core::outbox::{Channel, Message};
+use url::{Host, Url};
+
+/// How long one SMTP command may take before the attempt is abandoned.
+const SMTP_COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the SMS webhook may take to answer.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A delivery configuration that cannot work. Each variant names the key and
+/// the problem; none repeats the URL, which may hold a password.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("[email] smtp_url is not a valid URL: {0}")]
+    SmtpUrlSyntax(#[source] url::ParseError),
+    #[error("[email] smtp_url must start with smtp:// (plain) or smtps:// (TLS), not {0}://")]
+    SmtpScheme(String),
+    #[error("[email] smtp_url has no host")]
+    SmtpHost,
+    #[error("[email] smtp_url must be only scheme, credentials, host and port, but it has a {0}")]
+    SmtpExtra(&'static str),
+    #[error("[email] smtp_url has a user name but no password")]
+    SmtpPasswordMissing,
+    #[error("[email] smtp_url has a password but no user name")]
+    SmtpUserMissing,
+    #[error("[email] smtp_url: the {0} is not valid percent-encoded UTF-8")]
+    SmtpUserinfoEncoding(&'static str),
+    #[error("[email] smtp_url: TLS setup failed: {0}")]
+    SmtpTls(#[source] lettre::transport::smtp::Error),
+    #[error("[email] from {value:?} is not a valid mailbox (e.g. \"Signet <signet@example.com>\"): {source}")]
+    From {
+        value: String,
+        #[source]
+        source: lettre::address::AddressError,
+    },
+    #[error("[sms] webhook_url is not a valid URL: {0}")]
+    WebhookUrlSyntax(#[source] url::ParseError),
+    #[error("[sms] webhook_url must start with http:// or https://, not {0}://")]
+    WebhookScheme(String),
+    #[error("[sms] webhook_url has no host")]
+    WebhookHost,
+    #[error("[sms] could not set up the HTTP client: {0}")]
+    WebhookClient(#[source] reqwest::Error),
+}
+
+/// Why one delivery attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("the message has no body to send (already scrubbed)")]
+    Scrubbed,
+    #[error("the recipient is not a valid email address: {0}")]
+    Recipient(#[source] lettre::address::AddressError),
+    #[error("could not build the email: {0}")]
+    Build(#[source] lettre::error::Error),
+    #[error("SMTP delivery failed: {0}")]
+    Smtp(#[source] lettre::transport::smtp::Error),
+    #[error("SMS webhook request failed: {0}")]
+    Webhook(#[source] reqwest::Error),
+    #[error("SMS webhook answered HTTP {0}")]
+    WebhookStatus(u16),
+    #[error("delivery did not finish within {0:?}")]
+    Timeout(Duration),
+}
+
+impl DeliveryError {
+    /// A failure that retrying cannot fix: the message itself is unusable.
+    /// Remote refusals are never treated as permanent, because a misconfigured
+    /// relay (wrong credentials, say) is fixed by the operator, and the queued
+    /// messages should still go out afterwards.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            DeliveryError::Scrubbed | DeliveryError::Recipient(_) | DeliveryError::Build(_)
+        )
+    }
+}
+
+/// The connection security an `smtp_url` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// `smtp://`: no TLS.
+    Plain,
+    /// `smtps://`: TLS from the first byte.
+    ImplicitTls,
+}
+
+/// A parsed `[email] smtp_url`. `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpEndpoint {
+    pub security: SmtpSecurity,
+    pub host: String,
+    pub port: u16,
+    /// User name and password, percent-decoded.
+    pub credentials: Option<(String, String)>,
+}
+
+impl fmt::Debug for SmtpEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SmtpEndpoint")
+            .field("security", &self.security)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("user", &self.credentials.as_ref().map(|(user, _)| user))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpEndpoint {
+    /// Parses `smtp://[user:pass@]host[:port]` or `smtps://...`. Without a
+    /// port, `smtp` uses 25 and `smtps` 465.
+    pub fn parse(smtp_url: &str) -> Result<SmtpEndpoint, ConfigError> {
+        let url = Url::parse(smtp_url.trim()).map_err(ConfigError::SmtpUrlSyntax)?;
+        let (security, default_port) = match url.scheme() {
+            "smtp" => (SmtpSecurity::Plain, 25),
+            "smtps" => (SmtpSecurity::ImplicitTls, 465),
+            other => return Err(ConfigError::SmtpScheme(other.to_owned())),
+        };
+        let host = match url.host() {
+            Some(Host::Domain(d)) if !d.is_empty() => d.to_owned(),
+            Some(Host::Ipv4(a)) => a.to_string(),
+            Some(Host::Ipv6(a)) => a.to_string(),
+            _ => return Err(ConfigError::SmtpHost),
+        };
+        if !(url.path().is_empty() || url.path() == "/") {
+            return Err(ConfigError::SmtpExtra("path"));
+        }
+        if url.query().is_some() {
+            return Err(ConfigError::SmtpExtra("query"));
+        }
+        if url.fragment().is_some() {
+            return Err(ConfigError::SmtpExtra("fragment"));
+        }
+        let credentials = match (url.username(), url.password()) {
+            ("", None) => None,
+            ("", Some(_)) => return Err(ConfigError::SmtpUserMissing),
+            (_, None) => return Err(ConfigError::SmtpPasswordMissing),
+            (user, Some(pass)) => Some((
+                percent_decode(user).ok_or(ConfigError::SmtpUserinfoEncoding("user name"))?,
+                percent_decode(pass).ok_or(ConfigError::SmtpUserinfoEncoding("password"))?,
+            )),
+        };
+        Ok(SmtpEndpoint {
+            security,
+            host,
+            port: url.port().unwrap_or(default_port),
+            credentials,
+        })
+    }
+}
+
+/// `%XX` sequences to bytes, then UTF-8; `None` if either step fails.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Sends email over SMTP with lettre, one connection per message.
+#[derive(Clone)]
+pub struct EmailTransport {
+    mailer: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    endpoint: SmtpEndpoint,
+}
+
+impl fmt::Debug for EmailTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmailTransport")
+            .field("from", &self.from.to_string())
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmailTransport {
+    /// From `[email] smtp_url` and `[email] from` (a mailbox such as
+    /// `Signet <signet@example.com>` or a bare address).
+    pub fn new(smtp_url: &str, from: &str) -> Result<EmailTransport, ConfigError> {
+        let endpoint = SmtpEndpoint::parse(smtp_url)?;
+        let from = from.trim().parse::<Mailbox>().map_err(|source| ConfigError::From {
+            value: from.to_owned(),
+            source,
+        })?;
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(endpoint.host.clone())
+            .port(endpoint.port)
+            .timeout(Some(SMTP_COMMAND_TIMEOUT));
+        builder = match endpoint.security {
+            SmtpSecurity::Plain => builder.tls(Tls::None),
+            SmtpSecurity::ImplicitTls => {
+                let params = TlsParameters::new(endpoint.host.clone()).map_err(ConfigError::SmtpTls)?;
+                builder.tls(Tls::Wrapper(params))
+            }
+        };
+        if let Some((user, pass)) = &endpoint.credentials {
+            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
+        }
+        Ok(EmailTransport {
+            mailer: builder.build(),
+            from,
+            endpoint,
+        })
+    }
+
+    pub fn endpoint(&self) -> &SmtpEndpoint {
+        &self.endpoint
+    }
+
+    /// The sender every message carries.
+    pub fn from(&self) -> &Mailbox {
+        &self.from
+    }
+
+    /// Builds the MIME message: `multipart/alternative` (text, then HTML)
+    /// when there is an HTML part, otherwise a single `text/plain` part.
+    pub fn compose(
+        &self,
+        recipient: &str,
+        subject: &str,
+        text: &str,
+        html: Option<&str>,
+    ) -> Result<lettre::Message, DeliveryError> {
+        let to = recipient.parse::<Mailbox>().map_err(DeliveryError::Recipient)?;
+        let builder = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .message_id(None);
+        let built = match html {
+            Some(html) => builder.multipart(MultiPart::alternative_plain_html(text.to_owned(), html.to_owned())),
+            None => builder.singlepart(SinglePart::plain(text.to_owned())),
+        };
+        built.map_err(DeliveryError::Build)
+    }
+
+    pub async fn send(
+        &self,
+        recipient: &str,
+        subject: &str,
+        text: &str,
+        html: Option<&str>,
+    ) -> Result<(), DeliveryError> {
+        let email = self.compose(recipient, subject, text, html)?;
+        self.mailer.send(email).await.map_err(DeliveryError::Smtp)?;
+        Ok(())
+    }
+}
+
+/// The JSON the SMS webhook receives.
+#[derive(Debug, Serialize)]
+struct SmsPayload<'a> {
+    to: &'a str,
+    body: &'a str,
+}
+
+/// Sends SMS by POSTing to the configured webhook.
+#[derive(Clone)]
+pub struct SmsTransport {
+    client: reqwest::Client,
+    url: Url,
+}
+
+impl fmt::Debug for SmsTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may carry a token in its path or query; show only where it goes.
+        f.debug_struct("SmsTransport")
+            .field("host", &self.url.host_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmsTransport {
+    /// From `[sms] webhook_url` (`http://` or `https://`).
+    pub fn new(webhook_url: &str) -> Result<SmsTransport, ConfigError> {
+        let url = Url::parse(webhook_url.trim()).map_err(ConfigError::WebhookUrlSyntax)?;
+        match url.scheme() {
+            "http" | "https" => {}
+            other => return Err(ConfigError::WebhookScheme(other.to_owned())),
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(ConfigError::WebhookHost);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(WEBHOOK_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(ConfigError::WebhookClient)?;
+        Ok(SmsTransport { client, url })
+    }
+
+    /// POSTs `{"to", "body"}`; any 2xx is success.
+    pub async fn send(&self, to: &str, body: &str) -> Result<(), DeliveryError> {
+        let response = self
+            .client
+            .post(self.url.clone())
+            .json(&SmsPayload { to, body })
+            .send()
+            .await
+            .map_err(|e| DeliveryError::Webhook(e.without_url()))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(DeliveryError::WebhookStatus(status.as_u16()))
+        }
+    }
+}
+
+/// What happened to a message that did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handed to the SMTP relay or the SMS webhook.
+    Delivered,
+    /// No transport for its channel: the outbox is where it is read.
+    KeptInOutbox,
+}
+
+impl Outcome {
+    /// Whether the stored bodies should now be erased.
+    pub fn scrub(self) -> bool {
+        matches!(self, Outcome::Delivered)
+    }
+}
+
+/// The transports in use; a channel without one stays in the dev outbox.
+#[derive(Clone, Debug, Default)]
+pub struct Delivery {
+    email: Option<EmailTransport>,
+    sms: Option<SmsTransport>,
+}
+
+impl Delivery {
+    pub fn new(email: Option<EmailTransport>, sms: Option<SmsTransport>) -> Delivery {
+        Delivery { email, sms }
+    }
+
+    /// Everything stays in the outbox (no real delivery configured).
+    pub fn outbox_only() -> Delivery {
+        Delivery::default()
+    }
+
+    /// From the config keys as written: `[email] from`, `[email] smtp_url`
+    /// and `[sms] webhook_url`. An absent URL means that channel uses the outbox.
+    pub fn from_config(
+        email_from: &str,
+        smtp_url: Option<&str>,
+        sms_webhook_url: Option<&str>,
+    ) -> Result<Delivery, ConfigError> {
+        let email = smtp_url.map(|url| EmailTransport::new(url, email_from)).transpose()?;
+        let sms = sms_webhook_url.map(SmsTransport::new).transpose()?;
+        Ok(Delivery { email, sms })
+    }
+
+    /// Whether messages on `channel` really leave Signet (otherwise they stay
+    /// in the outbox).
+    pub fn delivers(&self, channel: Channel) -> bool {
+        match channel {
+            Channel::Email => self.email.is_some(),
+            Channel::Sms => self.sms.is_some(),
+        }
+    }
+
+    /// Makes one attempt at `message`.
+    pub async fn deliver(&self, message: &Message) -> Result<Outcome, DeliveryError> {
+        match message.channel {
+            Channel::Email => {
+                let Some(email) = &self.email else {
+                    return Ok(Outcome::KeptInOutbox);
+                };
+                let text = message.text_body.as_deref().ok_or(DeliveryError::Scrubbed)?;
+                email
+                    .send(&message.recipient, &message.subject, text, message.html_body.as_deref())
+                    .await?;
+            }
+            Channel::Sms => {
+                let Some(sms) = &self.sms else {
+                    return Ok(Outcome::KeptInOutbox);
+                };
+                let text = message.text_body.as_deref().ok_or(DeliveryError::Scrubbed)?;
+                sms.send(&message.recipient, text).await?;
+            }
+        }
+        Ok(Outcome::Delivered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_url_forms() {
+        let e = SmtpEndpoint::parse("smtp://127.0.0.1:2525").unwrap();
+        assert_eq!(
+            e,
+            SmtpEndpoint {
+                security: SmtpSecurity::Plain,
+                host: "127.0.0.1".into(),
+                port: 2525,
+                credentials: None
+            }
+        );
+        let e = SmtpEndpoint::parse("smtps://mail.example.com").unwrap();
+        assert_eq!((e.security, e.port), (SmtpSecurity::ImplicitTls, 465));
+        assert_eq!(SmtpEndpoint::parse("smtp://relay.internal/").unwrap().port, 25);
+        let e = SmtpEndpoint::parse("smtp://[::1]:25").unwrap();
+        assert_eq!(e.host, "::1");
+        let e = SmtpEndpoint::parse("smtps://apikey:p%40ss%3Aw%2Fd@smtp.example.com:465").unwrap();
+        assert_eq!(e.credentials, Some(("apikey".into(), "p@ss:w/d".into())));
+        assert!(!format!("{e:?}").contains("p@ss"), "Debug must not show the password");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b").as_deref(), Some("a b"));
+        assert_eq!(percent_decode("%C3%A9").as_deref(), Some("é"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%FF"), None);
+    }
+
+    #[test]
+    fn only_local_failures_are_permanent() {
+        assert!(DeliveryError::Scrubbed.is_permanent());
+        assert!(!DeliveryError::WebhookStatus(500).is_permanent());
+        assert!(!DeliveryError::Timeout(Duration::from_secs(1)).is_permanent());
+    }
+}

@@ -1,0 +1,96 @@
+use signet_core::clock::Timestamp;
+use signet_core::flow::{Flow, FlowId};
+use signet_core::store::{FlowStore, StoreError, StoreResult};
+
+use crate::rows::{flow_columns, FlowRow};
+use crate::{backend, with_db, SqlStore};
+
+fn state_json(flow: &Flow) -> StoreResult<String> {
+    serde_json::to_string(&flow.state).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait::async_trait]
+impl FlowStore for SqlStore {
+    async fn insert_flow(&self, flow: &Flow) -> StoreResult<()> {
+        let state = state_json(flow)?;
+        with_db!(write(self), |pool| {
+            sqlx::query(concat!(
+                "INSERT INTO flows (",
+                flow_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            ))
+            .bind(flow.id.0.to_string())
+            .bind(flow.kind.as_str())
+            .bind(&state)
+            .bind(flow.version)
+            .bind(flow.binding.as_ref().map(|b| b.as_bytes().to_vec()))
+            .bind(flow.created_at.as_millis())
+            .bind(flow.expires_at.as_millis())
+            .execute(pool)
+            .await
+            .map_err(backend)?;
+        });
+        Ok(())
+    }
+
+    async fn flow(&self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
+        let row: Option<FlowRow> = with_db!(read(self), |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                flow_columns!(),
+                " FROM flows WHERE id = $1 AND expires_at > $2"
+            ))
+            .bind(id.0.to_string())
+            .bind(now.as_millis())
+            .fetch_optional(pool)
+            .await
+            .map_err(backend)?
+        });
+        row.map(Flow::try_from).transpose()
+    }
+
+    async fn update_flow(&self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
+        let state = state_json(flow)?;
+        let n = with_db!(write(self), |pool| {
+            sqlx::query(
+                "UPDATE flows SET state = $1, version = version + 1 \
+                 WHERE id = $2 AND version = $3 AND expires_at > $4",
+            )
+            .bind(&state)
+            .bind(flow.id.0.to_string())
+            .bind(flow.version)
+            .bind(now.as_millis())
+            .execute(pool)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    async fn consume_flow(&self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
+        let row: Option<FlowRow> = with_db!(write(self), |pool| {
+            sqlx::query_as(concat!(
+                "DELETE FROM flows WHERE id = $1 AND expires_at > $2 RETURNING ",
+                flow_columns!()
+            ))
+            .bind(id.0.to_string())
+            .bind(now.as_millis())
+            .fetch_optional(pool)
+            .await
+            .map_err(backend)?
+        });
+        row.map(Flow::try_from).transpose()
+    }
+
+    async fn purge_expired_flows(&self, now: Timestamp) -> StoreResult<u64> {
+        Ok(with_db!(write(self), |pool| {
+            sqlx::query("DELETE FROM flows WHERE expires_at <= $1")
+                .bind(now.as_millis())
+                .execute(pool)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+        }))
+    }
+}

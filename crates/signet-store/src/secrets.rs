@@ -1,0 +1,150 @@
+//! One-time secrets. Consumption is one conditional `UPDATE ... RETURNING`:
+//! the database decides the single winner, never a read followed by a write.
+
+use signet_core::clock::Timestamp;
+use signet_core::flow::FlowId;
+use signet_core::secret::TokenHash;
+use signet_core::session::Session;
+use signet_core::store::{OneTimeSecret, SecretPurpose, SecretStore, StoreResult};
+use signet_core::user::UserId;
+
+use crate::rows::{secret_columns, SecretRow};
+use crate::sessions::{amr_json, bind_session, INSERT_SESSION};
+use crate::{backend, with_db, SqlStore};
+
+/// Runs [`CONSUME`] on `$exec` (a pool or a transaction): one conditional
+/// write, so of any number of concurrent callers exactly one gets the row.
+macro_rules! consume {
+    ($exec:expr, $purpose:expr, $hash:expr, $now:expr) => {
+        sqlx::query_as::<_, SecretRow>(CONSUME)
+            .bind($now.as_millis())
+            .bind($purpose.as_str())
+            .bind($hash.as_bytes().as_slice())
+            .fetch_optional($exec)
+            .await
+            .map_err(backend)?
+    };
+}
+
+const CONSUME: &str = concat!(
+    "UPDATE one_time_secrets SET consumed_at = $1 \
+     WHERE purpose = $2 AND hash = $3 AND consumed_at IS NULL AND expires_at > $1 RETURNING ",
+    secret_columns!()
+);
+
+#[async_trait::async_trait]
+impl SecretStore for SqlStore {
+    async fn insert_secret(&self, s: &OneTimeSecret) -> StoreResult<()> {
+        with_db!(write(self), |pool| {
+            sqlx::query(concat!(
+                "INSERT INTO one_time_secrets (",
+                secret_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ))
+            .bind(s.purpose.as_str())
+            .bind(s.hash.as_bytes().as_slice())
+            .bind(s.user_id.0.to_string())
+            .bind(s.flow_id.map(|f| f.0.to_string()))
+            .bind(s.created_at.as_millis())
+            .bind(s.expires_at.as_millis())
+            .bind(s.consumed_at.map(|t| t.as_millis()))
+            .bind(s.issued_by.as_str())
+            .execute(pool)
+            .await
+            .map_err(crate::conflict_as("secret_exists"))?;
+        });
+        Ok(())
+    }
+
+    async fn peek_secret(&self, purpose: SecretPurpose, hash: &TokenHash) -> StoreResult<Option<OneTimeSecret>> {
+        let row: Option<SecretRow> = with_db!(read(self), |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                secret_columns!(),
+                " FROM one_time_secrets WHERE purpose = $1 AND hash = $2"
+            ))
+            .bind(purpose.as_str())
+            .bind(hash.as_bytes().as_slice())
+            .fetch_optional(pool)
+            .await
+            .map_err(backend)?
+        });
+        row.map(OneTimeSecret::try_from).transpose()
+    }
+
+    async fn consume_secret(
+        &self,
+        purpose: SecretPurpose,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<OneTimeSecret>> {
+        let row: Option<SecretRow> = with_db!(write(self), |pool| consume!(pool, purpose, hash, now));
+        row.map(OneTimeSecret::try_from).transpose()
+    }
+
+    async fn consume_secret_into_session(
+        &self,
+        purpose: SecretPurpose,
+        hash: &TokenHash,
+        now: Timestamp,
+        session: &Session,
+    ) -> StoreResult<Option<OneTimeSecret>> {
+        let amr = amr_json(session)?;
+        with_db!(write(self), |pool| {
+            let mut tx = pool.begin().await.map_err(backend)?;
+            let row: Option<SecretRow> = consume!(&mut *tx, purpose, hash, now);
+            let Some(secret) = row.map(OneTimeSecret::try_from).transpose()? else {
+                return Ok(None);
+            };
+            if secret.user_id != session.user_id {
+                // Dropping the transaction rolls the consumption back.
+                return Ok(None);
+            }
+            bind_session!(sqlx::query(INSERT_SESSION), session, &amr)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            Ok(Some(secret))
+        })
+    }
+
+    async fn purge_spent_secrets(&self, before: Timestamp) -> StoreResult<u64> {
+        Ok(with_db!(write(self), |pool| {
+            sqlx::query("DELETE FROM one_time_secrets WHERE expires_at < $1 OR consumed_at < $1")
+                .bind(before.as_millis())
+                .execute(pool)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+        }))
+    }
+
+    async fn revoke_secrets(&self, purpose: SecretPurpose, user: UserId, now: Timestamp) -> StoreResult<u64> {
+        Ok(with_db!(write(self), |pool| {
+            sqlx::query(
+                "UPDATE one_time_secrets SET consumed_at = $1 \
+                 WHERE purpose = $2 AND user_id = $3 AND consumed_at IS NULL",
+            )
+            .bind(now.as_millis())
+            .bind(purpose.as_str())
+            .bind(user.0.to_string())
+            .execute(pool)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+        }))
+    }
+
+    async fn revoke_flow_secrets(&self, flow: FlowId, now: Timestamp) -> StoreResult<u64> {
+        Ok(with_db!(write(self), |pool| {
+            sqlx::query("UPDATE one_time_secrets SET consumed_at = $1 WHERE flow_id = $2 AND consumed_at IS NULL")
+                .bind(now.as_millis())
+                .bind(flow.0.to_string())
+                .execute(pool)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+        }))
+    }
+}

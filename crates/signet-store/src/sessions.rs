@@ -1,0 +1,181 @@
+use signet_core::clock::Timestamp;
+use signet_core::secret::TokenHash;
+use signet_core::session::{Session, SessionId};
+use signet_core::store::{SessionStore, StoreError, StoreResult};
+use signet_core::user::UserId;
+use uuid::Uuid;
+
+use crate::rows::{convert_all, session_columns, SessionRow};
+use crate::{backend, with_db, SqlStore};
+
+/// The INSERT shared by plain insertion, rotation and secret redemption.
+pub(crate) const INSERT_SESSION: &str = concat!(
+    "INSERT INTO sessions (",
+    session_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+);
+
+/// Binds a session's fields to [`INSERT_SESSION`] for either backend.
+macro_rules! bind_session {
+    ($q:expr, $s:expr, $amr:expr) => {
+        $q.bind($s.id.0.to_string())
+            .bind($s.user_id.0.to_string())
+            .bind($s.token_hash.as_bytes().as_slice())
+            .bind($s.aal.as_str())
+            .bind($amr)
+            .bind($s.phishing_resistant)
+            .bind($s.auth_time.as_millis())
+            .bind($s.created_at.as_millis())
+            .bind($s.last_seen_at.as_millis())
+            .bind(i64::try_from($s.idle_timeout.as_millis()).unwrap_or(i64::MAX))
+            .bind($s.absolute_expires_at.as_millis())
+            .bind($s.tier.as_str())
+            .bind($s.scope.as_str())
+            .bind($s.mode.as_str())
+            .bind($s.ip.as_deref())
+            .bind($s.device.as_str())
+            .bind($s.credential_id.map(|c| c.to_string()))
+            .bind($s.step_up_action.as_deref())
+    };
+}
+pub(crate) use bind_session;
+
+pub(crate) fn amr_json(s: &Session) -> StoreResult<String> {
+    serde_json::to_string(&s.amr).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[async_trait::async_trait]
+impl SessionStore for SqlStore {
+    async fn insert_session(&self, s: &Session) -> StoreResult<()> {
+        let amr = amr_json(s)?;
+        with_db!(write(self), |pool| {
+            bind_session!(sqlx::query(INSERT_SESSION), s, &amr)
+                .execute(pool)
+                .await
+                .map_err(backend)?;
+        });
+        Ok(())
+    }
+
+    async fn rotate_session(&self, s: &Session, replaces: Option<SessionId>) -> StoreResult<()> {
+        let amr = amr_json(s)?;
+        with_db!(write(self), |pool| {
+            let mut tx = pool.begin().await.map_err(backend)?;
+            if let Some(old) = replaces {
+                sqlx::query("DELETE FROM sessions WHERE id = $1")
+                    .bind(old.0.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+            bind_session!(sqlx::query(INSERT_SESSION), s, &amr)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+        });
+        Ok(())
+    }
+
+    async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>> {
+        let row: Option<SessionRow> = with_db!(read(self), |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sessions WHERE token_hash = $1"
+            ))
+            .bind(token.as_bytes().as_slice())
+            .fetch_optional(pool)
+            .await
+            .map_err(backend)?
+        });
+        row.map(Session::try_from).transpose()
+    }
+
+    async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()> {
+        with_db!(write(self), |pool| {
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2 AND last_seen_at < $1")
+                .bind(now.as_millis())
+                .bind(id.0.to_string())
+                .execute(pool)
+                .await
+                .map_err(backend)?;
+        });
+        Ok(())
+    }
+
+    async fn delete_session(&self, id: SessionId) -> StoreResult<bool> {
+        let n = with_db!(write(self), |pool| {
+            sqlx::query("DELETE FROM sessions WHERE id = $1")
+                .bind(id.0.to_string())
+                .execute(pool)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    async fn delete_user_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
+        let n = with_db!(write(self), |pool| {
+            sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
+                .bind(id.0.to_string())
+                .bind(user.0.to_string())
+                .execute(pool)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+
+    async fn list_user_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>> {
+        let rows: Vec<SessionRow> = with_db!(read(self), |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sessions WHERE user_id = $1 AND absolute_expires_at > $2 ORDER BY created_at DESC"
+            ))
+            .bind(user.0.to_string())
+            .bind(now.as_millis())
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?
+        });
+        let sessions: Vec<Session> = convert_all(rows)?;
+        Ok(sessions.into_iter().filter(|s| s.is_live(now)).collect())
+    }
+
+    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
+        Ok(with_db!(write(self), |pool| {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(user.0.to_string())
+                .execute(pool)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+        }))
+    }
+
+    async fn delete_credential_sessions(&self, credential_id: Uuid) -> StoreResult<u64> {
+        Ok(with_db!(write(self), |pool| {
+            sqlx::query("DELETE FROM sessions WHERE credential_id = $1")
+                .bind(credential_id.to_string())
+                .execute(pool)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+        }))
+    }
+
+    async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        Ok(with_db!(write(self), |pool| {
+            sqlx::query("DELETE FROM sessions WHERE absolute_expires_at <= $1 OR last_seen_at + idle_timeout_ms <= $1")
+                .bind(now.as_millis())
+                .execute(pool)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+        }))
+    }
+}

@@ -1,0 +1,115 @@
+//! Rate-limit windows and consecutive-failure runs.
+//!
+//! Each increment is a single `INSERT ... ON CONFLICT (bucket) DO UPDATE ...
+//! RETURNING`, which SQLite (3.35+) and PostgreSQL both execute atomically:
+//! two nodes hitting the same bucket at once get two different counts, never
+//! the same one twice. In the `DO UPDATE` branch, bare column names refer to
+//! the row as it was before the statement, on both engines.
+
+use std::time::Duration;
+
+use signet_core::clock::Timestamp;
+use signet_core::store::{Failures, StoreError, StoreResult, ThrottleStore, WindowCount};
+
+use crate::{backend, with_db, SqlStore};
+
+const HIT: &str = "INSERT INTO throttle_windows (bucket, window_start, hits) VALUES ($1, $2, 1) \
+     ON CONFLICT (bucket) DO UPDATE SET \
+       hits = CASE WHEN throttle_windows.window_start <= $3 THEN 1 ELSE throttle_windows.hits + 1 END, \
+       window_start = CASE WHEN throttle_windows.window_start <= $3 THEN $2 ELSE throttle_windows.window_start END \
+     RETURNING window_start, hits";
+
+const FAIL: &str = "INSERT INTO throttle_failures (bucket, failures, last_at) VALUES ($1, 1, $2) \
+     ON CONFLICT (bucket) DO UPDATE SET failures = throttle_failures.failures + 1, last_at = $2 \
+     RETURNING failures, last_at";
+
+fn count(n: i64) -> StoreResult<u32> {
+    u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("throttle count {n} out of range")))
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[async_trait::async_trait]
+impl ThrottleStore for SqlStore {
+    async fn hit(&self, key: &str, now: Timestamp, window: Duration) -> StoreResult<WindowCount> {
+        let stale_at_or_before = now.as_millis().saturating_sub(millis(window));
+        let (start, hits): (i64, i64) = with_db!(write(self), |pool| {
+            sqlx::query_as(HIT)
+                .bind(key)
+                .bind(now.as_millis())
+                .bind(stale_at_or_before)
+                .fetch_one(pool)
+                .await
+                .map_err(backend)?
+        });
+        Ok(WindowCount {
+            window_start: Timestamp::from_millis(start),
+            hits: count(hits)?,
+        })
+    }
+
+    async fn record_failure(&self, key: &str, now: Timestamp) -> StoreResult<Failures> {
+        let (failures, last): (i64, i64) = with_db!(write(self), |pool| {
+            sqlx::query_as(FAIL)
+                .bind(key)
+                .bind(now.as_millis())
+                .fetch_one(pool)
+                .await
+                .map_err(backend)?
+        });
+        Ok(Failures {
+            count: count(failures)?,
+            last_at: Timestamp::from_millis(last),
+        })
+    }
+
+    async fn failures(&self, key: &str) -> StoreResult<Option<Failures>> {
+        let row: Option<(i64, i64)> = with_db!(read(self), |pool| {
+            sqlx::query_as("SELECT failures, last_at FROM throttle_failures WHERE bucket = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+                .map_err(backend)?
+        });
+        row.map(|(failures, last)| {
+            Ok(Failures {
+                count: count(failures)?,
+                last_at: Timestamp::from_millis(last),
+            })
+        })
+        .transpose()
+    }
+
+    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        with_db!(write(self), |pool| {
+            sqlx::query("DELETE FROM throttle_failures WHERE bucket = $1")
+                .bind(key)
+                .execute(pool)
+                .await
+                .map_err(backend)?;
+        });
+        Ok(())
+    }
+
+    async fn purge_throttles(&self, before: Timestamp) -> StoreResult<u64> {
+        with_db!(write(self), |pool| {
+            let mut tx = pool.begin().await.map_err(backend)?;
+            let windows = sqlx::query("DELETE FROM throttle_windows WHERE window_start < $1")
+                .bind(before.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+            let runs = sqlx::query("DELETE FROM throttle_failures WHERE last_at < $1")
+                .bind(before.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+            tx.commit().await.map_err(backend)?;
+            Ok(windows + runs)
+        })
+    }
+}

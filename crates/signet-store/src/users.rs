@@ -1,0 +1,97 @@
+use signet_core::clock::Timestamp;
+use signet_core::store::{StoreResult, UserStore};
+use signet_core::user::{User, UserId, UserStatus};
+
+use crate::rows::{convert_all, user_columns, UserRow};
+use crate::{backend, conflict_as, with_db, SqlStore};
+
+#[async_trait::async_trait]
+impl UserStore for SqlStore {
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        let roles =
+            serde_json::to_string(&u.roles).map_err(|e| signet_core::store::StoreError::Corrupt(e.to_string()))?;
+        with_db!(write(self), |pool| {
+            sqlx::query(
+                "INSERT INTO users (id, email, email_norm, phone, name, roles, status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(u.id.0.to_string())
+            .bind(u.email.as_str())
+            .bind(u.email.normalized())
+            .bind(u.phone.as_ref().map(|p| p.as_str()))
+            .bind(u.name.as_deref())
+            .bind(&roles)
+            .bind(u.status.as_str())
+            .bind(u.created_at.as_millis())
+            .bind(u.updated_at.as_millis())
+            .execute(pool)
+            .await
+            .map_err(conflict_as("email_taken"))?;
+        });
+        Ok(())
+    }
+
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = with_db!(read(self), |pool| {
+            sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1"))
+                .bind(id.0.to_string())
+                .fetch_optional(pool)
+                .await
+                .map_err(backend)?
+        });
+        row.map(User::try_from).transpose()
+    }
+
+    async fn user_by_email(&self, email_normalized: &str) -> StoreResult<Option<User>> {
+        let row: Option<UserRow> = with_db!(read(self), |pool| {
+            sqlx::query_as(concat!("SELECT ", user_columns!(), " FROM users WHERE email_norm = $1"))
+                .bind(email_normalized)
+                .fetch_optional(pool)
+                .await
+                .map_err(backend)?
+        });
+        row.map(User::try_from).transpose()
+    }
+
+    async fn list_users(&self, after_email: Option<&str>, limit: u32) -> StoreResult<Vec<User>> {
+        let rows: Vec<UserRow> = with_db!(read(self), |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE email_norm > $1 ORDER BY email_norm LIMIT $2"
+            ))
+            .bind(after_email.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?
+        });
+        convert_all(rows)
+    }
+
+    async fn set_user_status(&self, id: UserId, status: UserStatus, now: Timestamp) -> StoreResult<bool> {
+        with_db!(write(self), |pool| {
+            let mut tx = pool.begin().await.map_err(backend)?;
+            let changed = sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
+                .bind(status.as_str())
+                .bind(now.as_millis())
+                .bind(id.0.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+            if changed == 0 {
+                return Ok(false);
+            }
+            if status == UserStatus::Disabled {
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(id.0.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            }
+            tx.commit().await.map_err(backend)?;
+            Ok(true)
+        })
+    }
+}

@@ -1,0 +1,879 @@
+//! The storage conformance suite: every check runs against SQLite, and
+//! against PostgreSQL when `SIGNET_TEST_DATABASE_URL` is set (each test in a
+//! fresh database of its own). Both backends must behave identically.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use signet_core::admin_token::AdminToken;
+use signet_core::audit::{Actor, AuditEvent, EventType, Outcome, Verifier};
+use signet_core::clock::Timestamp;
+use signet_core::credential::{PasskeyUse, Removal};
+use signet_core::flow::{Flow, FlowId, FlowKind, FlowState};
+use signet_core::outbox::{Channel, DeliveryStatus, Message};
+use signet_core::secret::{PlainToken, TokenHash, TokenKind};
+use signet_core::session::{Aal, Session, SessionId, SessionMode, SessionScope};
+use signet_core::store::*;
+use signet_core::user::{NewUser, User, UserId, UserStatus};
+use signet_store::scratch::ScratchDb;
+use signet_store::SqlStore;
+use uuid::Uuid;
+
+const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+fn at(secs: u64) -> Timestamp {
+    T0.plus(Duration::from_secs(secs))
+}
+
+fn user(email: &str) -> User {
+    NewUser::parse(email, Some("+14155550100"), Some("Test User"), &["staff".into()])
+        .unwrap()
+        .into_user(UserId::new(), T0)
+}
+
+fn session(user: UserId, token: &PlainToken) -> Session {
+    Session {
+        id: SessionId::new(),
+        user_id: user,
+        token_hash: token.hash(),
+        aal: Aal::Aal2,
+        amr: vec!["hwk".into(), "user".into()],
+        phishing_resistant: true,
+        auth_time: T0,
+        created_at: T0,
+        last_seen_at: T0,
+        idle_timeout: Duration::from_secs(1800),
+        absolute_expires_at: at(12 * 3600),
+        tier: "standard".into(),
+        scope: SessionScope::Full,
+        mode: SessionMode::Api,
+        ip: Some("127.0.0.1".into()),
+        device: "Chrome on Linux".into(),
+        credential_id: None,
+        step_up_action: None,
+    }
+}
+
+fn flow(user: Option<UserId>) -> Flow {
+    Flow {
+        id: FlowId::new(),
+        kind: FlowKind::Login,
+        state: FlowState {
+            user_id: user,
+            identified: user.is_some(),
+            identifier_hash: None,
+            tier: "standard".into(),
+            mode: SessionMode::Browser,
+            required_aal: Aal::Aal2,
+            completed: vec![],
+            return_to: None,
+            methods: Default::default(),
+            step_up: None,
+        },
+        version: 0,
+        binding: Some(TokenHash::of(b"browser")),
+        created_at: T0,
+        expires_at: at(600),
+    }
+}
+
+fn secret(user: UserId, token: &PlainToken, purpose: SecretPurpose) -> OneTimeSecret {
+    OneTimeSecret {
+        hash: token.hash(),
+        purpose,
+        user_id: user,
+        flow_id: None,
+        created_at: T0,
+        expires_at: at(3600),
+        consumed_at: None,
+        issued_by: "cli".into(),
+    }
+}
+
+fn message(n: u32) -> Message {
+    Message {
+        id: Uuid::new_v4(),
+        channel: Channel::Email,
+        recipient: format!("user{n}@example.com"),
+        subject: "Hello".into(),
+        text_body: Some("text with a secret link".into()),
+        html_body: Some("<p>html</p>".into()),
+        template: "invitation".into(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        created_at: at(u64::from(n)),
+        next_attempt_at: at(u64::from(n)),
+        sent_at: None,
+        last_error: None,
+    }
+}
+
+// ---------------------------------------------------------------- checks
+
+async fn users_are_unique_by_case_insensitive_email(s: Arc<SqlStore>) {
+    let u = user("Alice@Example.com");
+    s.insert_user(&u).await.unwrap();
+    let by_id = s.user_by_id(u.id).await.unwrap().unwrap();
+    assert_eq!(by_id.email.as_str(), "Alice@Example.com");
+    assert_eq!(by_id.roles, vec!["staff"]);
+    assert_eq!(by_id.phone.unwrap().as_str(), "+14155550100");
+    let by_email = s.user_by_email("alice@example.com").await.unwrap().unwrap();
+    assert_eq!(by_email.id, u.id);
+    let dup = user("ALICE@example.COM");
+    match s.insert_user(&dup).await {
+        Err(StoreError::Conflict("email_taken")) => {}
+        other => panic!("expected email_taken, got {other:?}"),
+    }
+    assert!(s.user_by_id(UserId::new()).await.unwrap().is_none());
+}
+
+async fn users_list_in_pages(s: Arc<SqlStore>) {
+    for e in ["c@x.io", "a@x.io", "b@x.io", "d@x.io"] {
+        s.insert_user(&user(e)).await.unwrap();
+    }
+    let first = s.list_users(None, 3).await.unwrap();
+    let emails: Vec<_> = first.iter().map(|u| u.email.as_str().to_owned()).collect();
+    assert_eq!(emails, ["a@x.io", "b@x.io", "c@x.io"]);
+    let rest = s.list_users(Some("c@x.io"), 3).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].email.as_str(), "d@x.io");
+}
+
+async fn disabling_a_user_ends_all_their_sessions(s: Arc<SqlStore>) {
+    let u = user("dis@x.io");
+    s.insert_user(&u).await.unwrap();
+    let other = user("other@x.io");
+    s.insert_user(&other).await.unwrap();
+    for _ in 0..3 {
+        s.insert_session(&session(u.id, &PlainToken::generate(TokenKind::Session)))
+            .await
+            .unwrap();
+    }
+    let keep = PlainToken::generate(TokenKind::Session);
+    s.insert_session(&session(other.id, &keep)).await.unwrap();
+    assert!(s.set_user_status(u.id, UserStatus::Disabled, at(1)).await.unwrap());
+    assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().status, UserStatus::Disabled);
+    assert!(s.list_user_sessions(u.id, at(2)).await.unwrap().is_empty());
+    assert!(s.session_by_token(&keep.hash()).await.unwrap().is_some());
+    assert!(!s
+        .set_user_status(UserId::new(), UserStatus::Disabled, at(1))
+        .await
+        .unwrap());
+}
+
+async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
+    let u = user("sess@x.io");
+    s.insert_user(&u).await.unwrap();
+    let tok = PlainToken::generate(TokenKind::Session);
+    let mut sess = session(u.id, &tok);
+    sess.credential_id = Some(Uuid::new_v4());
+    sess.step_up_action = Some("add_credential".into());
+    s.insert_session(&sess).await.unwrap();
+    let got = s.session_by_token(&tok.hash()).await.unwrap().unwrap();
+    assert_eq!(got.id, sess.id);
+    assert_eq!(got.aal, Aal::Aal2);
+    assert_eq!(got.amr, vec!["hwk", "user"]);
+    assert!(got.phishing_resistant);
+    assert_eq!(got.idle_timeout, Duration::from_secs(1800));
+    assert_eq!(got.credential_id, sess.credential_id);
+    assert_eq!(got.step_up_action.as_deref(), Some("add_credential"));
+    assert_eq!(got.ip.as_deref(), Some("127.0.0.1"));
+
+    s.touch_session(sess.id, at(60)).await.unwrap();
+    assert_eq!(
+        s.session_by_token(&tok.hash()).await.unwrap().unwrap().last_seen_at,
+        at(60)
+    );
+    // A touch never moves last_seen backwards.
+    s.touch_session(sess.id, at(30)).await.unwrap();
+    assert_eq!(
+        s.session_by_token(&tok.hash()).await.unwrap().unwrap().last_seen_at,
+        at(60)
+    );
+
+    let tok2 = PlainToken::generate(TokenKind::Session);
+    let rotated = session(u.id, &tok2);
+    s.rotate_session(&rotated, Some(sess.id)).await.unwrap();
+    assert!(s.session_by_token(&tok.hash()).await.unwrap().is_none());
+    assert!(s.session_by_token(&tok2.hash()).await.unwrap().is_some());
+
+    // Another user cannot end this session by id.
+    let mallory = user("mallory@x.io");
+    s.insert_user(&mallory).await.unwrap();
+    assert!(!s.delete_user_session(mallory.id, rotated.id).await.unwrap());
+    assert!(s.delete_user_session(u.id, rotated.id).await.unwrap());
+    assert!(!s.delete_session(rotated.id).await.unwrap());
+}
+
+async fn sessions_expire_and_end_with_their_credential(s: Arc<SqlStore>) {
+    let u = user("exp@x.io");
+    s.insert_user(&u).await.unwrap();
+    let cred = Uuid::new_v4();
+    let mut a = session(u.id, &PlainToken::generate(TokenKind::Session));
+    a.credential_id = Some(cred);
+    let b = session(u.id, &PlainToken::generate(TokenKind::Session));
+    s.insert_session(&a).await.unwrap();
+    s.insert_session(&b).await.unwrap();
+    assert_eq!(s.list_user_sessions(u.id, at(10)).await.unwrap().len(), 2);
+    // Idle timeout (30 min) passes: both are listed as gone and purged.
+    assert!(s.list_user_sessions(u.id, at(1801)).await.unwrap().is_empty());
+    assert_eq!(s.delete_credential_sessions(cred).await.unwrap(), 1);
+    assert_eq!(s.purge_expired_sessions(at(1801)).await.unwrap(), 1);
+    assert_eq!(s.delete_user_sessions(u.id).await.unwrap(), 0);
+}
+
+async fn flows_update_by_compare_and_swap_and_consume_once(s: Arc<SqlStore>) {
+    let u = user("flow@x.io");
+    s.insert_user(&u).await.unwrap();
+    let mut f = flow(Some(u.id));
+    f.state
+        .methods
+        .insert("passkey".into(), serde_json::json!({"challenge": "abc"}));
+    s.insert_flow(&f).await.unwrap();
+    let got = s.flow(f.id, at(1)).await.unwrap().unwrap();
+    assert_eq!(got.state, f.state);
+    assert_eq!(got.binding, f.binding);
+
+    let mut next = got.clone();
+    next.state.completed.push("passkey".into());
+    assert!(s.update_flow(&next, at(2)).await.unwrap());
+    // The same (now stale) version loses.
+    assert!(!s.update_flow(&next, at(2)).await.unwrap());
+    let stored = s.flow(f.id, at(3)).await.unwrap().unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(stored.state.completed, vec!["passkey"]);
+
+    // Expired flows are invisible and cannot be consumed.
+    assert!(s.flow(f.id, at(600)).await.unwrap().is_none());
+    assert!(s.consume_flow(f.id, at(600)).await.unwrap().is_none());
+    assert!(s.consume_flow(f.id, at(4)).await.unwrap().is_some());
+    assert!(s.consume_flow(f.id, at(4)).await.unwrap().is_none());
+
+    let old = flow(None);
+    s.insert_flow(&old).await.unwrap();
+    assert_eq!(s.purge_expired_flows(at(601)).await.unwrap(), 1);
+}
+
+async fn concurrent_flow_consumption_has_one_winner(s: Arc<SqlStore>) {
+    let f = flow(None);
+    s.insert_flow(&f).await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.consume_flow(f.id, at(1)).await.unwrap().is_some() })
+        })
+        .collect();
+    let wins = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(wins, 1);
+}
+
+async fn one_time_secrets_are_used_once_and_scoped_by_purpose(s: Arc<SqlStore>) {
+    let u = user("sec@x.io");
+    s.insert_user(&u).await.unwrap();
+    let tok = PlainToken::generate(TokenKind::Invitation);
+    s.insert_secret(&secret(u.id, &tok, SecretPurpose::Invitation))
+        .await
+        .unwrap();
+    assert!(s
+        .peek_secret(SecretPurpose::Invitation, &tok.hash())
+        .await
+        .unwrap()
+        .is_some());
+    // Another purpose never matches.
+    assert!(s
+        .consume_secret(SecretPurpose::MagicLink, &tok.hash(), at(1))
+        .await
+        .unwrap()
+        .is_none());
+    // Expired: not consumable.
+    assert!(s
+        .consume_secret(SecretPurpose::Invitation, &tok.hash(), at(3600))
+        .await
+        .unwrap()
+        .is_none());
+    let won = s
+        .consume_secret(SecretPurpose::Invitation, &tok.hash(), at(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(won.user_id, u.id);
+    assert_eq!(won.consumed_at, Some(at(1)));
+    assert!(s
+        .consume_secret(SecretPurpose::Invitation, &tok.hash(), at(2))
+        .await
+        .unwrap()
+        .is_none());
+    let peeked = s
+        .peek_secret(SecretPurpose::Invitation, &tok.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(peeked.consumed_at, Some(at(1)));
+
+    // Revocation burns the outstanding ones only.
+    let a = PlainToken::generate(TokenKind::Invitation);
+    let b = PlainToken::generate(TokenKind::Invitation);
+    s.insert_secret(&secret(u.id, &a, SecretPurpose::Invitation))
+        .await
+        .unwrap();
+    s.insert_secret(&secret(u.id, &b, SecretPurpose::Invitation))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.revoke_secrets(SecretPurpose::Invitation, u.id, at(5)).await.unwrap(),
+        2
+    );
+    assert!(s
+        .consume_secret(SecretPurpose::Invitation, &a.hash(), at(6))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn fifty_concurrent_redemptions_give_exactly_one_session(s: Arc<SqlStore>) {
+    let u = user("race@x.io");
+    s.insert_user(&u).await.unwrap();
+    let tok = PlainToken::generate(TokenKind::Invitation);
+    s.insert_secret(&secret(u.id, &tok, SecretPurpose::Invitation))
+        .await
+        .unwrap();
+    let hash = tok.hash();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let sess = session(u.id, &PlainToken::generate(TokenKind::Session));
+                s.consume_secret_into_session(SecretPurpose::Invitation, &hash, at(1), &sess)
+                    .await
+                    .unwrap()
+                    .is_some()
+            })
+        })
+        .collect();
+    let wins = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(wins, 1);
+    assert_eq!(s.list_user_sessions(u.id, at(2)).await.unwrap().len(), 1);
+}
+
+async fn redemption_for_the_wrong_user_writes_nothing(s: Arc<SqlStore>) {
+    let u = user("owner@x.io");
+    let v = user("thief@x.io");
+    s.insert_user(&u).await.unwrap();
+    s.insert_user(&v).await.unwrap();
+    let tok = PlainToken::generate(TokenKind::Invitation);
+    s.insert_secret(&secret(u.id, &tok, SecretPurpose::Invitation))
+        .await
+        .unwrap();
+    let wrong = session(v.id, &PlainToken::generate(TokenKind::Session));
+    assert!(s
+        .consume_secret_into_session(SecretPurpose::Invitation, &tok.hash(), at(1), &wrong)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(s.list_user_sessions(v.id, at(2)).await.unwrap().is_empty());
+    // The secret was not burned by the failed attempt.
+    let right = session(u.id, &PlainToken::generate(TokenKind::Session));
+    assert!(s
+        .consume_secret_into_session(SecretPurpose::Invitation, &tok.hash(), at(1), &right)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+async fn admin_tokens_are_found_by_hash_until_revoked(s: Arc<SqlStore>) {
+    let tok = PlainToken::generate(TokenKind::Admin);
+    let t = AdminToken {
+        id: Uuid::new_v4(),
+        name: "ops".into(),
+        token_hash: tok.hash(),
+        created_at: T0,
+        revoked_at: None,
+    };
+    s.insert_admin_token(&t).await.unwrap();
+    assert_eq!(s.admin_token_by_hash(&tok.hash()).await.unwrap().unwrap().name, "ops");
+    let dup = AdminToken {
+        id: Uuid::new_v4(),
+        token_hash: TokenHash::of(b"other"),
+        ..t.clone()
+    };
+    assert!(matches!(
+        s.insert_admin_token(&dup).await,
+        Err(StoreError::Conflict("admin_token_name_taken"))
+    ));
+    assert_eq!(s.list_admin_tokens().await.unwrap().len(), 1);
+    assert!(s.revoke_admin_token("ops", at(1)).await.unwrap());
+    assert!(s.admin_token_by_hash(&tok.hash()).await.unwrap().is_none());
+    assert!(!s.revoke_admin_token("ops", at(2)).await.unwrap());
+}
+
+async fn audit_chain_stays_linear_under_concurrent_appends(s: Arc<SqlStore>) {
+    let u = UserId::new();
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let ty = if i % 3 == 0 {
+                    EventType::LoginFailed
+                } else {
+                    EventType::LoginSucceeded
+                };
+                let mut ev =
+                    AuditEvent::new(ty, Actor::User(u), Outcome::Success).details(serde_json::json!({ "i": i }));
+                if i % 2 == 0 {
+                    ev = ev.user(u);
+                }
+                s.append_audit(&ev, Uuid::new_v4(), at(i)).await.unwrap()
+            })
+        })
+        .collect();
+    for t in futures::future::join_all(tasks).await {
+        t.unwrap();
+    }
+    let records = s.audit_range(0, 1000).await.unwrap();
+    assert_eq!(records.len(), 30);
+    let mut v = Verifier::default();
+    for r in &records {
+        v.check(r).unwrap();
+    }
+    let (seq, hash) = s.audit_head().await.unwrap();
+    assert_eq!(v.finish(seq, hash).unwrap(), 30);
+
+    let mine = s
+        .query_audit(&AuditQuery {
+            user_id: Some(u),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 15);
+    assert!(mine.windows(2).all(|w| w[0].seq > w[1].seq), "newest first");
+    let failed = s
+        .query_audit(&AuditQuery {
+            event_type: Some("login.failed".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 10);
+    let page = s
+        .query_audit(&AuditQuery {
+            before_seq: Some(5),
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 3]);
+}
+
+async fn outbox_leases_retries_and_scrubs(s: Arc<SqlStore>) {
+    let m1 = message(1);
+    let m2 = message(2);
+    s.enqueue_message(&m1).await.unwrap();
+    s.enqueue_message(&m2).await.unwrap();
+    // Not due yet at T0 for m1 (due at +1s).
+    assert!(s.claim_due_messages(T0, at(60), 10).await.unwrap().is_empty());
+    let claimed = s.claim_due_messages(at(5), at(65), 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(claimed.iter().all(|m| m.attempts == 1));
+    // Leased: nobody else gets them.
+    assert!(s.claim_due_messages(at(6), at(66), 10).await.unwrap().is_empty());
+
+    s.mark_message_failed(m1.id, "451 try later", at(20), false)
+        .await
+        .unwrap();
+    s.mark_message_sent(m2.id, at(7), true).await.unwrap();
+    let sent = s.message(m2.id).await.unwrap().unwrap();
+    assert_eq!(sent.status, DeliveryStatus::Sent);
+    assert!(
+        sent.text_body.is_none() && sent.html_body.is_none(),
+        "bodies scrubbed after delivery"
+    );
+
+    assert!(s.claim_due_messages(at(19), at(79), 10).await.unwrap().is_empty());
+    let retry = s.claim_due_messages(at(20), at(80), 10).await.unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(retry[0].attempts, 2);
+    assert_eq!(retry[0].last_error.as_deref(), Some("451 try later"));
+    s.mark_message_sent(m1.id, at(21), false).await.unwrap();
+    let kept = s.message(m1.id).await.unwrap().unwrap();
+    assert_eq!(kept.text_body.as_deref(), Some("text with a secret link"));
+
+    // A lease that expires (a worker died) makes the message claimable again.
+    let m3 = message(3);
+    s.enqueue_message(&m3).await.unwrap();
+    assert_eq!(s.claim_due_messages(at(30), at(90), 10).await.unwrap().len(), 1);
+    assert!(s.claim_due_messages(at(89), at(150), 10).await.unwrap().is_empty());
+    assert_eq!(s.claim_due_messages(at(90), at(150), 10).await.unwrap().len(), 1);
+
+    s.mark_message_failed(m3.id, "gave up", at(200), true).await.unwrap();
+    assert_eq!(s.message(m3.id).await.unwrap().unwrap().status, DeliveryStatus::Dead);
+    assert!(s.claim_due_messages(at(300), at(360), 10).await.unwrap().is_empty());
+    assert_eq!(s.recent_messages(10).await.unwrap().len(), 3);
+
+    // Finished messages are purged; a pending one never is.
+    let m4 = message(4);
+    s.enqueue_message(&m4).await.unwrap();
+    assert_eq!(s.purge_finished_messages(at(1000)).await.unwrap(), 3);
+    assert!(s.message(m4.id).await.unwrap().is_some());
+}
+
+async fn concurrent_workers_never_share_a_message(s: Arc<SqlStore>) {
+    for n in 0..40 {
+        s.enqueue_message(&message(n)).await.unwrap();
+    }
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            // Like a real worker: keep claiming until a pass finds nothing.
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = s.claim_due_messages(at(100), at(160), 7).await.unwrap();
+                    if batch.is_empty() {
+                        break mine;
+                    }
+                    mine.extend(batch.into_iter().map(|m| m.id));
+                }
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for t in futures::future::join_all(tasks).await {
+        ids.extend(t.unwrap());
+    }
+    // Under contention a worker may stop early (its candidates were taken by
+    // others); a final sweep picks up whatever is left.
+    ids.extend(
+        s.claim_due_messages(at(100), at(160), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id),
+    );
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a message was claimed twice");
+    assert_eq!(n, 40);
+}
+
+async fn throttle_windows_count_and_roll_over(s: Arc<SqlStore>) {
+    let w = Duration::from_secs(600);
+    for n in 1..=3 {
+        let c = s.hit("send:addr:abc", at(n), w).await.unwrap();
+        assert_eq!(c.hits, u32::try_from(n).unwrap());
+        assert_eq!(c.window_start, at(1), "the window starts at its first hit");
+    }
+    // Another key is independent.
+    assert_eq!(s.hit("send:ip:127.0.0.1", at(2), w).await.unwrap().hits, 1);
+    // Still inside the window (it began at +1s and lasts 600s).
+    assert_eq!(s.hit("send:addr:abc", at(600), w).await.unwrap().hits, 4);
+    // At +601s the window that began at +1s is over: a new one starts.
+    let c = s.hit("send:addr:abc", at(601), w).await.unwrap();
+    assert_eq!((c.hits, c.window_start), (1, at(601)));
+    // Windows that began before the cut-off ("old" and the ip window) are
+    // purged; the address window that began at +601s is not.
+    s.hit("old", at(0), w).await.unwrap();
+    assert_eq!(s.purge_throttles(at(100)).await.unwrap(), 2);
+    assert_eq!(s.hit("send:addr:abc", at(602), w).await.unwrap().hits, 2);
+}
+
+async fn concurrent_hits_each_get_a_distinct_count(s: Arc<SqlStore>) {
+    let w = Duration::from_secs(600);
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.hit("hot", at(5), w).await.unwrap().hits })
+        })
+        .collect();
+    let mut counts: Vec<u32> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=40).collect::<Vec<u32>>(), "every hit counted exactly once");
+    let tasks: Vec<_> = (0..40)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.record_failure("acct", at(5)).await.unwrap().count })
+        })
+        .collect();
+    let mut runs: Vec<u32> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    runs.sort_unstable();
+    assert_eq!(runs, (1..=40).collect::<Vec<u32>>());
+}
+
+async fn failure_runs_grow_until_cleared(s: Arc<SqlStore>) {
+    assert!(s.failures("acct").await.unwrap().is_none());
+    assert_eq!(s.record_failure("acct", at(1)).await.unwrap().count, 1);
+    let f = s.record_failure("acct", at(7)).await.unwrap();
+    assert_eq!((f.count, f.last_at), (2, at(7)));
+    assert_eq!(s.failures("acct").await.unwrap(), Some(f));
+    assert!(s.failures("other").await.unwrap().is_none());
+    s.clear_failures("acct").await.unwrap();
+    assert!(s.failures("acct").await.unwrap().is_none());
+    assert_eq!(s.record_failure("acct", at(9)).await.unwrap().count, 1);
+    assert_eq!(s.purge_throttles(at(10)).await.unwrap(), 1);
+    assert!(s.failures("acct").await.unwrap().is_none());
+}
+
+async fn a_flows_secrets_are_revoked_together(s: Arc<SqlStore>) {
+    let u = user("flow-secrets@example.com");
+    s.insert_user(&u).await.unwrap();
+    let f = FlowId::new();
+    let (a, b, other) = (
+        PlainToken::generate(TokenKind::MagicLink),
+        PlainToken::generate(TokenKind::MagicLink),
+        PlainToken::generate(TokenKind::MagicLink),
+    );
+    for (t, flow) in [(&a, Some(f)), (&b, Some(f)), (&other, Some(FlowId::new()))] {
+        let mut sec = secret(u.id, t, SecretPurpose::MagicLink);
+        sec.flow_id = flow;
+        s.insert_secret(&sec).await.unwrap();
+    }
+    assert_eq!(s.revoke_flow_secrets(f, at(1)).await.unwrap(), 2);
+    assert!(s
+        .consume_secret(SecretPurpose::MagicLink, &a.hash(), at(2))
+        .await
+        .unwrap()
+        .is_none());
+    let kept = s
+        .consume_secret(SecretPurpose::MagicLink, &other.hash(), at(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(kept.flow_id.is_some(), "flow binding round-trips");
+    assert_eq!(s.revoke_flow_secrets(f, at(3)).await.unwrap(), 0);
+}
+
+fn passkey(user: UserId, credential_id: &str) -> signet_core::credential::Passkey {
+    signet_core::credential::Passkey {
+        id: Uuid::new_v4(),
+        user_id: user,
+        credential_id: credential_id.into(),
+        record: "{\"opaque\":true}".into(),
+        counter: 5,
+        backup_eligible: true,
+        backup_state: false,
+        user_verified: true,
+        aaguid: Uuid::nil(),
+        transports: vec!["internal".into(), "hybrid".into()],
+        name: "Laptop".into(),
+        created_at: T0,
+        last_used_at: None,
+    }
+}
+
+async fn passkeys_round_trip_and_are_unique_across_users(s: Arc<SqlStore>) {
+    let (a, b) = (user("a@example.com"), user("b@example.com"));
+    s.insert_user(&a).await.unwrap();
+    s.insert_user(&b).await.unwrap();
+    let p = passkey(a.id, "Y3JlZC1h");
+    s.insert_passkey(&p).await.unwrap();
+    assert_eq!(s.passkey_by_credential_id("Y3JlZC1h").await.unwrap().unwrap(), p);
+    assert_eq!(s.passkeys_of(a.id).await.unwrap(), vec![p.clone()]);
+    assert!(s.passkeys_of(b.id).await.unwrap().is_empty());
+    // The same credential id for another user (or the same one) is a conflict.
+    let dup = passkey(b.id, "Y3JlZC1h");
+    assert!(matches!(
+        s.insert_passkey(&dup).await,
+        Err(StoreError::Conflict("credential_already_registered"))
+    ));
+    assert!(s.passkeys_of(b.id).await.unwrap().is_empty());
+    assert!(s.rename_passkey(a.id, p.id, "Phone").await.unwrap());
+    assert!(!s.rename_passkey(b.id, p.id, "Stolen").await.unwrap());
+    assert_eq!(s.passkeys_of(a.id).await.unwrap()[0].name, "Phone");
+}
+
+async fn a_passkey_use_is_one_conditional_write(s: Arc<SqlStore>) {
+    let a = user("a@example.com");
+    s.insert_user(&a).await.unwrap();
+    let p = passkey(a.id, "Y3JlZC1h");
+    s.insert_passkey(&p).await.unwrap();
+    let used = PasskeyUse {
+        id: p.id,
+        previous_counter: 5,
+        counter: 6,
+        backup_state: true,
+        at: at(10),
+    };
+    assert!(s.record_passkey_use(&used).await.unwrap());
+    // The same previous counter again: someone else already moved it.
+    assert!(!s.record_passkey_use(&used).await.unwrap());
+    let now = s.passkey_by_credential_id("Y3JlZC1h").await.unwrap().unwrap();
+    assert_eq!(
+        (now.counter, now.backup_state, now.last_used_at),
+        (6, true, Some(at(10)))
+    );
+    // Twenty concurrent uses of the same counter value: exactly one is recorded.
+    let mut tasks = Vec::new();
+    for i in 0..20u64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let u = PasskeyUse {
+                id: p.id,
+                previous_counter: 6,
+                counter: 7,
+                backup_state: false,
+                at: at(20 + i),
+            };
+            s.record_passkey_use(&u).await.unwrap()
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+}
+
+async fn removing_passkeys_keeps_the_last_when_asked(s: Arc<SqlStore>) {
+    let (a, b) = (user("a@example.com"), user("b@example.com"));
+    s.insert_user(&a).await.unwrap();
+    s.insert_user(&b).await.unwrap();
+    let p1 = passkey(a.id, "AAAA");
+    let p2 = passkey(a.id, "BBBB");
+    s.insert_passkey(&p1).await.unwrap();
+    s.insert_passkey(&p2).await.unwrap();
+    assert_eq!(s.remove_passkey(b.id, p1.id, 0).await.unwrap(), Removal::NotFound);
+    // Both removed at once with keep = 1: exactly one goes.
+    let (r1, r2) = tokio::join!(s.remove_passkey(a.id, p1.id, 1), s.remove_passkey(a.id, p2.id, 1));
+    let outcomes = [r1.unwrap(), r2.unwrap()];
+    assert_eq!(outcomes.iter().filter(|o| **o == Removal::Removed).count(), 1);
+    assert_eq!(outcomes.iter().filter(|o| **o == Removal::LastCredential).count(), 1);
+    let left = s.passkeys_of(a.id).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(s.remove_passkey(a.id, left[0].id, 0).await.unwrap(), Removal::Removed);
+    assert!(s.passkeys_of(a.id).await.unwrap().is_empty());
+}
+
+async fn ceremonies_are_taken_once_by_their_session(s: Arc<SqlStore>) {
+    let a = user("a@example.com");
+    s.insert_user(&a).await.unwrap();
+    let mine = SessionId::new();
+    let c = signet_core::credential::Ceremony {
+        id: Uuid::new_v4(),
+        session_id: mine,
+        user_id: a.id,
+        state: "{}".into(),
+        name: Some("Key".into()),
+        created_at: T0,
+        expires_at: at(300),
+    };
+    s.insert_ceremony(&c).await.unwrap();
+    assert!(s.take_ceremony(c.id, SessionId::new(), at(1)).await.unwrap().is_none());
+    assert!(s.take_ceremony(c.id, mine, at(300)).await.unwrap().is_none());
+    assert_eq!(s.take_ceremony(c.id, mine, at(299)).await.unwrap().unwrap(), c);
+    assert!(s.take_ceremony(c.id, mine, at(1)).await.unwrap().is_none());
+    let old = signet_core::credential::Ceremony {
+        id: Uuid::new_v4(),
+        ..c
+    };
+    s.insert_ceremony(&old).await.unwrap();
+    assert_eq!(s.purge_expired_ceremonies(at(300)).await.unwrap(), 1);
+}
+
+async fn server_secrets_are_created_once(s: Arc<SqlStore>) {
+    let first = s.server_secret("decoy", &[1; 32], T0).await.unwrap();
+    assert_eq!(first, vec![1; 32]);
+    let (x, y) = tokio::join!(
+        s.server_secret("decoy", &[2; 32], T0),
+        s.server_secret("decoy", &[3; 32], T0)
+    );
+    assert_eq!(x.unwrap(), first);
+    assert_eq!(y.unwrap(), first);
+    let (p, q) = tokio::join!(
+        s.server_secret("other", &[4; 32], T0),
+        s.server_secret("other", &[5; 32], T0)
+    );
+    assert_eq!(p.unwrap(), q.unwrap());
+}
+
+async fn ping_answers(s: Arc<SqlStore>) {
+    s.ping().await.unwrap();
+}
+
+// ---------------------------------------------------------------- harness
+
+async fn sqlite_store() -> (Arc<SqlStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/signet.db", dir.path().display());
+    (Arc::new(SqlStore::connect(&url).await.unwrap()), dir)
+}
+
+macro_rules! conformance {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let (store, _dir) = super::sqlite_store().await;
+                    assert_eq!(signet_core::store::Store::backend(&*store), "sqlite");
+                    super::$check(store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let Ok(base) = std::env::var("SIGNET_TEST_DATABASE_URL") else {
+                        eprintln!("SIGNET_TEST_DATABASE_URL not set: PostgreSQL conformance skipped");
+                        return;
+                    };
+                    let db = super::ScratchDb::create(&base).await.expect("PostgreSQL from SIGNET_TEST_DATABASE_URL is unreachable");
+                    let store = std::sync::Arc::new(super::SqlStore::connect(&db.url).await.unwrap());
+                    assert_eq!(signet_core::store::Store::backend(&*store), "postgres");
+                    super::$check(store.clone()).await;
+                    store.close().await;
+                    db.drop_now().await.unwrap();
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    users_are_unique_by_case_insensitive_email,
+    users_list_in_pages,
+    disabling_a_user_ends_all_their_sessions,
+    sessions_round_trip_and_rotate,
+    sessions_expire_and_end_with_their_credential,
+    flows_update_by_compare_and_swap_and_consume_once,
+    concurrent_flow_consumption_has_one_winner,
+    one_time_secrets_are_used_once_and_scoped_by_purpose,
+    fifty_concurrent_redemptions_give_exactly_one_session,
+    redemption_for_the_wrong_user_writes_nothing,
+    admin_tokens_are_found_by_hash_until_revoked,
+    audit_chain_stays_linear_under_concurrent_appends,
+    outbox_leases_retries_and_scrubs,
+    concurrent_workers_never_share_a_message,
+    throttle_windows_count_and_roll_over,
+    concurrent_hits_each_get_a_distinct_count,
+    failure_runs_grow_until_cleared,
+    a_flows_secrets_are_revoked_together,
+    ping_answers,
+    passkeys_round_trip_and_are_unique_across_users,
+    a_passkey_use_is_one_conditional_write,
+    removing_passkeys_keeps_the_last_when_asked,
+    ceremonies_are_taken_once_by_their_session,
+    server_secrets_are_created_once,
+);

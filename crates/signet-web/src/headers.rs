@@ -1,0 +1,94 @@
+//! Response headers every answer carries, and response counting.
+//!
+//! The CSP allows only our own scripts and styles (no inline script, no
+//! third party, nothing framed us: `frame-ancestors 'none'`). Pages that show
+//! one-time links must not leak them through the Referer header, so the
+//! policy is `no-referrer` everywhere. API answers and pages are `no-store`:
+//! they carry personal data or one-time state.
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::AppState;
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let is_static = req.uri().path().starts_with("/static/");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+    h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
+    if state.app.settings.public_url.scheme() == "https" {
+        // Only meaningful (and only honoured by browsers) over https.
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    if !is_static && !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// Gives every error response the contract's JSON body, including the ones
+/// the framework produces itself (405, 408, a malformed path segment), which
+/// would otherwise be empty or plain text. Pages (HTML) are left alone.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let content_type = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type.starts_with("application/json") || content_type.starts_with("text/html") {
+        return resp;
+    }
+    let (code, message) = match status.as_u16() {
+        400 => ("invalid_request", "the request could not be understood"),
+        404 => ("not_found", "no such resource"),
+        405 => ("method_not_allowed", "this method is not allowed on this resource"),
+        408 => ("request_timeout", "the request took too long"),
+        413 => ("payload_too_large", "the request body is too large"),
+        415 => ("unsupported_media_type", "send the body as application/json"),
+        s if s >= 500 => ("internal", "something went wrong on our side"),
+        _ => ("invalid_request", "the request was refused"),
+    };
+    let (mut parts, _) = resp.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// Counts responses by status class for `/metrics`.
+pub async fn count_responses(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let class = match resp.status().as_u16() {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    state
+        .app
+        .metrics
+        .http_responses
+        .get_or_create(&signet_app::metrics::HttpLabels { class })
+        .inc();
+    resp
+}

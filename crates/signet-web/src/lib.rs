@@ -1,0 +1,122 @@
+//! Signet's HTTP surface.
+//!
+//! Handlers are thin: extract the input, state the authentication
+//! requirement as an extractor on the first line, make one call into
+//! `signet-app`, map the result. Errors become HTTP in exactly one place,
+//! [`error`]. Cross-cutting rules (body limit, security headers, same-origin
+//! checks for cookie-authenticated writes, request ids, tracing) are layers
+//! applied in [`router`].
+
+pub mod cookies;
+pub mod error;
+pub mod extract;
+pub mod headers;
+pub mod pages;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::Router;
+use signet_app::App;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// Requests larger than this are refused with 413 `payload_too_large`.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Web-only settings.
+#[derive(Clone, Debug)]
+pub struct WebSettings {
+    /// Mount `/dev/outbox` (only when no real delivery is configured).
+    pub dev_outbox: bool,
+    /// Take the client IP from the rightmost `X-Forwarded-For` entry, the
+    /// one your proxy appended (only behind a proxy you control).
+    pub trust_forwarded_for: bool,
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+    pub web: Arc<WebSettings>,
+    pub cookies: Arc<cookies::CookieNames>,
+}
+
+impl AppState {
+    pub fn new(app: App, web: WebSettings) -> Self {
+        let secure = app.settings.public_url.scheme() == "https";
+        Self {
+            app,
+            web: Arc::new(web),
+            cookies: Arc::new(cookies::CookieNames::new(secure)),
+        }
+    }
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application router with its layers.
+pub fn router(state: AppState) -> Router {
+    let mut app = routes::api(state.clone()).merge(pages::routes());
+    if state.web.dev_outbox {
+        app = app.merge(routes::dev_outbox::routes());
+    }
+    app.fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            extract::same_origin_guard,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(axum::middleware::from_fn(headers::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::count_responses,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::security_headers,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req
+                .headers()
+                .get(&REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            let path = loggable_path(req.uri().path());
+            tracing::info_span!("http", method = %req.method(), path = %path, request_id = %id)
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The request path as it may appear in logs: the one-time token in a link
+/// path (`/invite/{token}`, and the magic-link and recovery links to come)
+/// is replaced, so a log line never carries a usable secret.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in ["/invite/", "/login/magic/", "/recover/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            if !rest.is_empty() {
+                return std::borrow::Cow::Owned(format!("{prefix}<redacted>"));
+            }
+        }
+    }
+    std::borrow::Cow::Borrowed(path)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn link_tokens_never_reach_the_log() {
+        assert_eq!(super::loggable_path("/invite/sgi_secret"), "/invite/<redacted>");
+        assert_eq!(super::loggable_path("/login/magic/sgm_x"), "/login/magic/<redacted>");
+        assert_eq!(super::loggable_path("/api/v1/session"), "/api/v1/session");
+    }
+}

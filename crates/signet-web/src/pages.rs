@@ -1,0 +1,328 @@
+//! Server-rendered pages (askama): the invitation page, the `/login` shell
+//! and `/account`. Small, accessible, no third-party assets: the only
+//! script and stylesheet are served from `/static/` (CSP `'self'`).
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use signet_app::login::StepOutcome;
+use signet_app::sessions::Current;
+use signet_core::session::{Session, SessionMode, SessionScope};
+use signet_core::Error;
+
+use crate::error::{log_if_server_error, public_message, status_of};
+use crate::extract::{client_origin, is_same_origin, MaybeAuth};
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/account") }))
+        .route("/login", get(login))
+        .route("/account", get(account))
+        .route("/enroll", get(enroll))
+        .route("/invite/{token}", get(invite).post(invite_accept))
+        .route("/login/magic/{token}", get(magic).post(magic_confirm))
+        .route("/static/signet.css", get(css))
+        .route("/static/signet.js", get(js))
+}
+
+/// An error rendered as a page rather than JSON.
+pub struct PageError(pub Error);
+
+impl From<Error> for PageError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        log_if_server_error(&self.0);
+        let status = status_of(&self.0);
+        let title = match status {
+            StatusCode::GONE => "This link no longer works",
+            StatusCode::FORBIDDEN => "Not allowed",
+            StatusCode::NOT_FOUND => "Not found",
+            s if s.is_server_error() => "Something went wrong",
+            _ => "That didn't work",
+        };
+        let page = ErrorPage {
+            title,
+            message: public_message(&self.0),
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, public_message(&self.0)).into_response(),
+        }
+    }
+}
+
+pub type PageResult = Result<Response, PageError>;
+
+pub fn render(t: &impl Template) -> PageResult {
+    let html = t.render().map_err(Error::internal)?;
+    Ok(Html(html).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage;
+
+async fn login() -> PageResult {
+    render(&LoginPage)
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    email: &'a str,
+    session: &'a Session,
+    passkeys: Vec<PasskeyRow>,
+    sessions: Vec<Row>,
+}
+
+/// One passkey on `/account`.
+struct PasskeyRow {
+    id: String,
+    name: String,
+    /// The model's name from its AAGUID, or a plain description.
+    authenticator: String,
+    synced: bool,
+    backup_eligible: bool,
+    created_at: String,
+    created_human: String,
+    last_used_at: Option<String>,
+    last_used_human: String,
+}
+
+impl PasskeyRow {
+    fn new(p: &signet_core::credential::Passkey) -> Self {
+        Self {
+            id: p.id.to_string(),
+            name: p.name.clone(),
+            authenticator: signet_passkey::authenticator_name(&p.aaguid)
+                .unwrap_or("Model not disclosed")
+                .to_owned(),
+            synced: p.backup_state,
+            backup_eligible: p.backup_eligible,
+            created_at: p.created_at.to_rfc3339(),
+            created_human: p.created_at.to_human(),
+            last_used_at: p.last_used_at.map(|t| t.to_rfc3339()),
+            last_used_human: p.last_used_at.map(|t| t.to_human()).unwrap_or_default(),
+        }
+    }
+}
+
+struct Row {
+    id: String,
+    device: String,
+    ip: String,
+    created_at: String,
+    created_human: String,
+    last_seen_at: String,
+    last_seen_human: String,
+    aal: &'static str,
+    current: bool,
+}
+
+async fn account(State(state): State<AppState>, MaybeAuth(auth): MaybeAuth) -> PageResult {
+    let Some(auth) = auth else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let Current { session, user } = &auth.current;
+    // A session that may only enroll has its own page.
+    if session.scope != SessionScope::Full {
+        return Ok(Redirect::to("/enroll").into_response());
+    }
+    let passkeys = signet_app::passkeys::list(&state.app, user).await?;
+    let sessions = signet_app::sessions::list_own(&state.app, user.id).await?;
+    let rows = sessions
+        .iter()
+        .map(|s| Row {
+            id: s.id.0.to_string(),
+            device: s.device.clone(),
+            ip: s.ip.clone().unwrap_or_else(|| "unknown".into()),
+            created_at: s.created_at.to_rfc3339(),
+            created_human: s.created_at.to_human(),
+            last_seen_at: s.last_seen_at.to_rfc3339(),
+            last_seen_human: s.last_seen_at.to_human(),
+            aal: s.aal.as_str(),
+            current: s.id == session.id,
+        })
+        .collect();
+    render(&AccountPage {
+        email: user.email.as_str(),
+        session,
+        passkeys: passkeys.iter().map(PasskeyRow::new).collect(),
+        sessions: rows,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "enroll.html")]
+struct EnrollPage<'a> {
+    email: &'a str,
+    product: &'a str,
+}
+
+/// `/enroll`: where an invitation's enrollment session creates the
+/// account's first passkey. Full sessions manage passkeys on `/account`.
+async fn enroll(State(state): State<AppState>, MaybeAuth(auth): MaybeAuth) -> PageResult {
+    let Some(auth) = auth else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    if auth.current.session.scope == SessionScope::Full {
+        return Ok(Redirect::to("/account").into_response());
+    }
+    render(&EnrollPage {
+        email: auth.current.user.email.as_str(),
+        product: &state.app.settings.product_name,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "invite.html")]
+struct InvitePage<'a> {
+    email: &'a str,
+    expires_at: String,
+    expires_human: String,
+    token: &'a str,
+}
+
+/// `GET /invite/{token}`: shows the invitation; changes nothing, so mail
+/// scanners that prefetch the link do not burn it.
+async fn invite(State(state): State<AppState>, Path(token): Path<String>) -> PageResult {
+    let preview = signet_app::invitations::preview(&state.app, &token).await?;
+    render(&InvitePage {
+        email: &preview.email,
+        expires_at: preview.expires_at.to_rfc3339(),
+        expires_human: preview.expires_at.to_human(),
+        token: &token,
+    })
+}
+
+/// A page form that signs this browser in (invitation, magic link).
+///
+/// Login CSRF: such a form carries no session cookie yet (and perhaps no
+/// cookie at all), so the global cookie guard may not apply; a cross-site
+/// form must never sign this browser in, so the `Origin` is checked here.
+struct SignInForm {
+    origin: signet_app::Origin,
+    /// The session the browser already had: rotated out on success.
+    replaces: Option<signet_core::session::SessionId>,
+    /// The browser's flow-binding cookie, hashed.
+    binding: Option<signet_core::secret::TokenHash>,
+}
+
+impl axum::extract::FromRequestParts<AppState> for SignInForm {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, PageError> {
+        if !is_same_origin(&parts.headers, state) {
+            return Err(Error::forbidden("cross_origin_request", "this form must be submitted from this site").into());
+        }
+        let MaybeAuth(prior) = MaybeAuth::from_request_parts(parts, state)
+            .await
+            .map_err(|e| PageError(e.0))?;
+        Ok(Self {
+            origin: client_origin(parts, state),
+            replaces: prior.as_ref().map(|a| a.current.session.id),
+            binding: crate::routes::login::binding(state, &parts.headers),
+        })
+    }
+}
+
+/// A redirect to `to` that sets the new session's cookie.
+fn signed_in(state: &AppState, issued: &signet_app::sessions::Issued, to: &str) -> Response {
+    let mut resp = Redirect::to(to).into_response();
+    if let Some(v) = state.cookies.for_session(issued) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// `POST /invite/{token}`: the page's form. Redeems in browser mode, sets
+/// the (enrollment-only) session cookie and continues to `/enroll`.
+async fn invite_accept(State(state): State<AppState>, Path(token): Path<String>, form: SignInForm) -> PageResult {
+    let issued =
+        signet_app::invitations::redeem(&state.app, &token, SessionMode::Browser, &form.origin, form.replaces).await?;
+    Ok(signed_in(&state, &issued, "/enroll"))
+}
+
+#[derive(Template)]
+#[template(path = "magic.html")]
+struct MagicPage<'a> {
+    token: &'a str,
+    expires_at: String,
+    expires_human: String,
+}
+
+/// `GET`/`HEAD /login/magic/{token}`: a "Continue signing in" page. It only
+/// reads, so a mail scanner that fetches the link changes nothing; the
+/// person's click on the page's button is what signs in.
+async fn magic(State(state): State<AppState>, Path(token): Path<String>) -> PageResult {
+    let preview = signet_app::methods::magic_link::preview(&state.app, &token).await?;
+    render(&MagicPage {
+        token: &token,
+        expires_at: preview.expires_at.to_rfc3339(),
+        expires_human: preview.expires_at.to_human(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "magic_elsewhere.html")]
+struct MagicElsewherePage;
+
+/// `POST /login/magic/{token}`: the page's button. Completes the flow
+/// through the flow engine in the browser that started it; any other
+/// browser gets a page saying where to finish instead.
+async fn magic_confirm(State(state): State<AppState>, Path(token): Path<String>, form: SignInForm) -> PageResult {
+    let app = &state.app;
+    let outcome =
+        signet_app::methods::magic_link::confirm(app, &token, form.binding.as_ref(), &form.origin, form.replaces).await;
+    match outcome {
+        Ok(StepOutcome::Complete { issued, return_to }) => {
+            Ok(signed_in(&state, &issued, return_to.as_deref().unwrap_or("/account")))
+        }
+        Ok(StepOutcome::Continue { .. }) => render(&MagicContinuePage),
+        Err(e) if e.code() == "other_device" => {
+            let mut resp = render(&MagicElsewherePage)?;
+            *resp.status_mut() = StatusCode::FORBIDDEN;
+            Ok(resp)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "magic_continue.html")]
+struct MagicContinuePage;
+
+async fn css() -> Response {
+    static_asset("text/css; charset=utf-8", include_str!("../static/signet.css"))
+}
+
+async fn js() -> Response {
+    static_asset("text/javascript; charset=utf-8", include_str!("../static/signet.js"))
+}
+
+fn static_asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}

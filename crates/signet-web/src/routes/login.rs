@@ -1,0 +1,165 @@
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use signet_app::login::{Start, StepOutcome};
+use signet_core::clock::rfc3339;
+use signet_core::flow::FlowId;
+use signet_core::secret::{PlainToken, TokenHash, TokenKind};
+use signet_core::session::SessionMode;
+
+use crate::cookies;
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, Client, MaybeAuth};
+use crate::routes::invitations::session_response;
+use crate::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    identifier: Option<String>,
+    #[serde(default)]
+    mode: SessionMode,
+    return_to: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct Started {
+    flow_id: FlowId,
+    #[serde(with = "rfc3339")]
+    expires_at: signet_core::clock::Timestamp,
+    methods: Vec<Value>,
+}
+
+/// The browser-binding cookie's hash, if the request carries a well-formed one.
+pub(crate) fn binding(state: &AppState, headers: &HeaderMap) -> Option<TokenHash> {
+    cookies::read(headers, state.cookies.flow)
+        .and_then(|v| PlainToken::parse(TokenKind::BrowserBinding, v))
+        .map(|t| t.hash())
+}
+
+/// `POST /api/v1/login`
+pub async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Client(origin): Client,
+    ApiJson(body): ApiJson<StartBody>,
+) -> ApiResult<Response> {
+    let (bind_hash, new_cookie) = browser_binding(&state, &headers, body.mode);
+    let started = signet_app::login::start(
+        &state.app,
+        Start {
+            identifier: body.identifier,
+            mode: body.mode,
+            return_to: body.return_to,
+            binding: bind_hash,
+            origin,
+        },
+    )
+    .await?;
+    Ok(started_response(&state, started, new_cookie))
+}
+
+/// A browser keeps one binding cookie for all its flows; a new one is minted
+/// only when it has none. Api-mode flows are not bound to a cookie.
+pub(crate) fn browser_binding(
+    state: &AppState,
+    headers: &HeaderMap,
+    mode: SessionMode,
+) -> (Option<TokenHash>, Option<PlainToken>) {
+    match (mode, binding(state, headers)) {
+        (SessionMode::Api, _) => (None, None),
+        (SessionMode::Browser, Some(h)) => (Some(h), None),
+        (SessionMode::Browser, None) => {
+            let t = PlainToken::generate(TokenKind::BrowserBinding);
+            (Some(t.hash()), Some(t))
+        }
+    }
+}
+
+/// The 200 answer to starting a flow (login or step-up), setting a new
+/// binding cookie if one was minted.
+pub(crate) fn started_response(
+    state: &AppState,
+    started: signet_app::login::Started,
+    new_cookie: Option<PlainToken>,
+) -> Response {
+    let mut resp = Json(Started {
+        flow_id: started.flow.id,
+        expires_at: started.flow.expires_at,
+        methods: started.methods,
+    })
+    .into_response();
+    if let Some(t) = new_cookie {
+        let ttl = state.app.settings.flow_ttl.as_secs() * 4;
+        if let Some(v) = state.cookies.set(state.cookies.flow, t.expose_secret(), Some(ttl)) {
+            resp.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+fn flow_id(raw: &str) -> Result<FlowId, signet_core::Error> {
+    uuid::Uuid::parse_str(raw)
+        .map(FlowId)
+        .map_err(|_| signet_core::Error::gone("flow_expired", "this sign-in attempt has expired; start again"))
+}
+
+/// `POST /api/v1/login/{flow_id}/{method}/send`
+pub async fn send(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    MaybeAuth(current): MaybeAuth,
+    Client(origin): Client,
+    Path((flow, method)): Path<(String, String)>,
+    ApiJson(_body): ApiJson<serde_json::Map<String, Value>>,
+) -> ApiResult<impl IntoResponse> {
+    signet_app::login::send(
+        &state.app,
+        flow_id(&flow)?,
+        &method,
+        binding(&state, &headers).as_ref(),
+        &origin,
+        current.as_ref().map(|a| a.current.session.id),
+    )
+    .await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({}))))
+}
+
+/// `POST /api/v1/login/{flow_id}/{method}`
+pub async fn step(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    MaybeAuth(prior): MaybeAuth,
+    Client(origin): Client,
+    Path((flow, method)): Path<(String, String)>,
+    ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
+) -> ApiResult<Response> {
+    let replaces = prior.as_ref().map(|a| a.current.session.id);
+    let outcome = signet_app::login::step(
+        &state.app,
+        flow_id(&flow)?,
+        &method,
+        Value::Object(body),
+        binding(&state, &headers).as_ref(),
+        &origin,
+        replaces,
+    )
+    .await?;
+    Ok(match outcome {
+        StepOutcome::Complete { issued, return_to } => {
+            let user = signet_app::users::get(&state.app, issued.session.user_id).await?;
+            session_response(
+                &state,
+                &issued,
+                &user,
+                json!({ "state": "complete", "return_to": return_to }),
+            )
+        }
+        StepOutcome::Continue { required_aal, methods } => {
+            Json(json!({ "state": "continue", "required_aal": required_aal, "methods": methods })).into_response()
+        }
+    })
+}

@@ -1,0 +1,50 @@
+//! The JSON API routes (`/api/v1/...`) and operational endpoints.
+
+pub mod admin;
+pub mod credentials;
+pub mod dev_outbox;
+pub mod health;
+pub mod invitations;
+pub mod login;
+pub mod session;
+pub mod step_up;
+
+use axum::routing::{delete, get, post};
+use axum::Router;
+
+use crate::AppState;
+
+pub fn api(_state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/api/v1/session", get(session::current).delete(session::logout))
+        .route("/api/v1/sessions", get(session::list))
+        .route("/api/v1/sessions/{id}", delete(session::end_one))
+        .route("/api/v1/invitations/redeem", post(invitations::redeem))
+        .route("/api/v1/credentials", get(credentials::list))
+        .route("/api/v1/credentials/passkey/begin", post(credentials::begin))
+        .route("/api/v1/credentials/passkey/finish", post(credentials::finish))
+        .route(
+            "/api/v1/credentials/{id}",
+            delete(credentials::remove).patch(credentials::rename),
+        )
+        .route("/api/v1/login", post(login::start))
+        .route("/api/v1/login/{flow_id}/{method}/send", post(login::send))
+        .route("/api/v1/login/{flow_id}/{method}", post(login::step))
+        .route("/api/v1/step-up", post(step_up::start).get(step_up::check))
+        .route("/api/v1/step-up/{flow_id}/{method}/send", post(login::send))
+        .route("/api/v1/step-up/{flow_id}/{method}", post(login::step))
+        .route("/api/v1/admin/users", post(admin::create_user).get(admin::list_users))
+        .route("/api/v1/admin/users/{id}", get(admin::get_user))
+        .route("/api/v1/admin/users/{id}/disable", post(admin::disable_user))
+        .route("/api/v1/admin/users/{id}/enable", post(admin::enable_user))
+        .route("/api/v1/admin/users/{id}/invitations", post(admin::invite_user))
+        .route("/api/v1/admin/audit", get(admin::audit))
+}
+
+/// Parses a UUID path segment; a malformed id is just "not found".
+pub(crate) fn parse_id(raw: &str, code: &'static str) -> Result<uuid::Uuid, signet_core::Error> {
+    uuid::Uuid::parse_str(raw).map_err(|_| signet_core::Error::not_found(code, "no such resource"))
+}

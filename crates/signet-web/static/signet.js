@@ -1,0 +1,562 @@
+// Signet's page script: small, dependency-free, served from our origin only.
+"use strict";
+
+async function api(method, path, body) {
+  const init = { method, headers: { "Accept": "application/json" }, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const resp = await fetch(path, init);
+  let data = null;
+  if (resp.status !== 204) {
+    try { data = await resp.json(); } catch (_) { data = null; }
+  }
+  return { ok: resp.ok, status: resp.status, data };
+}
+
+function say(id, text) {
+  const el = document.getElementById(id);
+  if (el) el.textContent = text;
+}
+
+// What each method's button says. Methods this page cannot drive yet are
+// listed by the server but not offered here.
+const METHOD_LABELS = {
+  passkey: "Use a passkey",
+  magic_link: "Email me a link",
+  email_otp: "Email me a code",
+};
+
+function clear(el) {
+  while (el.firstChild) el.removeChild(el.firstChild);
+}
+
+function element(tag, props, text) {
+  const el = document.createElement(tag);
+  Object.assign(el, props || {});
+  if (text) el.textContent = text;
+  return el;
+}
+
+function errorText(r, fallback) {
+  if (r.status === 429 && r.data && r.data.retry_after) {
+    const mins = Math.ceil(r.data.retry_after / 60);
+    return "Too many attempts. Try again in " + (mins > 1 ? mins + " minutes." : "a minute.");
+  }
+  return (r.data && r.data.message) ? r.data.message.charAt(0).toUpperCase() + r.data.message.slice(1) + "." : fallback;
+}
+
+// ---------------------------------------------------------------- passkeys
+//
+// WebAuthn JSON (base64url, Level 3) in and out. Current browsers parse and
+// serialise it themselves (parseCreationOptionsFromJSON,
+// parseRequestOptionsFromJSON, PublicKeyCredential.toJSON); the fallback
+// below does the same by hand for older ones.
+
+const webauthn = {
+  supported() {
+    return typeof window.PublicKeyCredential === "function" && !!navigator.credentials;
+  },
+
+  toBuffer(s) {
+    const b64 = s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4);
+    const bin = atob(b64);
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out.buffer;
+  },
+
+  fromBuffer(buf) {
+    const bytes = new Uint8Array(buf);
+    let bin = "";
+    for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  },
+
+  // Drops null members: the server's JSON may carry them, the browser's
+  // dictionaries want them absent.
+  clean(v) {
+    if (Array.isArray(v)) return v.map((x) => webauthn.clean(x));
+    if (v && typeof v === "object") {
+      const o = {};
+      for (const [k, x] of Object.entries(v)) if (x !== null && x !== undefined) o[k] = webauthn.clean(x);
+      return o;
+    }
+    return v;
+  },
+
+  creationOptions(json) {
+    json = webauthn.clean(json);
+    if (typeof PublicKeyCredential.parseCreationOptionsFromJSON === "function") {
+      return PublicKeyCredential.parseCreationOptionsFromJSON(json);
+    }
+    const o = Object.assign({}, json, {
+      challenge: webauthn.toBuffer(json.challenge),
+      user: Object.assign({}, json.user, { id: webauthn.toBuffer(json.user.id) }),
+    });
+    if (json.excludeCredentials) {
+      o.excludeCredentials = json.excludeCredentials.map((c) => Object.assign({}, c, { id: webauthn.toBuffer(c.id) }));
+    }
+    return o;
+  },
+
+  requestOptions(json) {
+    json = webauthn.clean(json);
+    if (typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function") {
+      return PublicKeyCredential.parseRequestOptionsFromJSON(json);
+    }
+    const o = Object.assign({}, json, { challenge: webauthn.toBuffer(json.challenge) });
+    if (json.allowCredentials) {
+      o.allowCredentials = json.allowCredentials.map((c) => Object.assign({}, c, { id: webauthn.toBuffer(c.id) }));
+    }
+    return o;
+  },
+
+  toJSON(cred) {
+    if (typeof cred.toJSON === "function") {
+      try { return cred.toJSON(); } catch (_) { /* fall through */ }
+    }
+    const r = cred.response;
+    const out = {
+      id: cred.id,
+      rawId: webauthn.fromBuffer(cred.rawId),
+      type: cred.type,
+      clientExtensionResults: typeof cred.getClientExtensionResults === "function" ? cred.getClientExtensionResults() : {},
+      response: { clientDataJSON: webauthn.fromBuffer(r.clientDataJSON) },
+    };
+    if (cred.authenticatorAttachment) out.authenticatorAttachment = cred.authenticatorAttachment;
+    if (r.attestationObject) {
+      out.response.attestationObject = webauthn.fromBuffer(r.attestationObject);
+      out.response.transports = typeof r.getTransports === "function" ? r.getTransports() : [];
+    } else {
+      out.response.authenticatorData = webauthn.fromBuffer(r.authenticatorData);
+      out.response.signature = webauthn.fromBuffer(r.signature);
+      if (r.userHandle) out.response.userHandle = webauthn.fromBuffer(r.userHandle);
+    }
+    return out;
+  },
+
+  // WebAuthn Signal API: tells the authenticator (password manager,
+  // platform) that this site does not know the credential, so it can stop
+  // offering it. Only where the browser has it; never fails the page.
+  signalUnknown(rpId, credentialId) {
+    if (rpId && credentialId && typeof PublicKeyCredential.signalUnknownCredential === "function") {
+      PublicKeyCredential.signalUnknownCredential({ rpId, credentialId }).catch(() => {});
+    }
+  },
+
+  // What a WebAuthn failure means, for a person.
+  explain(e, creating) {
+    switch (e && e.name) {
+      case "NotAllowedError":
+        return "The passkey request was cancelled or timed out. Try again when you're ready.";
+      case "InvalidStateError":
+        return creating
+          ? "This device already has a passkey for your account. Use it to sign in, or add a different device."
+          : "This passkey can't be used here.";
+      case "NotSupportedError":
+        return "This browser or device can't create the kind of passkey this site needs. Try another device or a security key.";
+      case "SecurityError":
+        return "Passkeys can't be used on this address. Open the site at its usual address and try again.";
+      case "ConstraintError":
+        return "Your authenticator can't check that it's you (it needs a PIN, fingerprint or face unlock). Set one up, or use another device.";
+      case "AbortError":
+        return "";
+      default:
+        return "Something went wrong with the passkey" + (e && e.message ? ": " + e.message : ".");
+    }
+  },
+};
+
+// What the server said, for a person, with passkey-specific hints.
+function passkeyErrorText(r, fallback) {
+  const code = r.data && r.data.error;
+  if (code === "credential_not_found") return "This passkey isn't registered for any account here. Pick another one, or ask for an invitation.";
+  if (code === "ceremony_expired" || code === "flow_expired") return "That took too long. Try again.";
+  if (code === "step_up_required") return "For your security, sign in again with an existing passkey before changing your passkeys.";
+  if (code === "last_credential") return "This is your only passkey, so removing it would lock you out. Add another passkey first.";
+  if (code === "synced_passkey_not_allowed") return "Your account needs a passkey that stays on one device, such as a security key. Synced passkeys aren't accepted.";
+  if (code === "authenticator_not_allowed") return "This kind of authenticator isn't accepted for your account. Ask your administrator which ones are.";
+  if (code === "user_verification_required") return "Your authenticator must check that it's you (PIN, fingerprint or face). Try again and unlock it when asked.";
+  if (code === "credential_already_registered") return "This passkey is already registered.";
+  return errorText(r, fallback);
+}
+
+// Runs navigator.credentials.get for a flow's passkey entry and posts the
+// result to the flow. Resolves to the step's response, or null when the
+// person cancelled (the message is already shown).
+async function passkeyStep(flow, entry, options) {
+  let cred;
+  try {
+    cred = await navigator.credentials.get(Object.assign({ publicKey: webauthn.requestOptions(entry.publicKey) }, options || {}));
+  } catch (e) {
+    const text = webauthn.explain(e, false);
+    if (text) say("login-status", text);
+    return null;
+  }
+  if (!cred) return null;
+  say("login-status", "Checking your passkey…");
+  const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/passkey", { credential: webauthn.toJSON(cred) });
+  // A passkey this site does not know (for example one removed from the
+  // account): let the authenticator forget it.
+  if (r.data && r.data.error === "credential_not_found") webauthn.signalUnknown(entry.publicKey.rpId, cred.id);
+  return r;
+}
+
+// Creates a passkey through /api/v1/credentials/passkey/{begin,finish}.
+// Returns the created credential, or null (the message is already shown).
+async function createPasskey(name, statusId) {
+  say(statusId, "Preparing…");
+  const begun = await api("POST", "/api/v1/credentials/passkey/begin", name ? { name } : {});
+  if (!begun.ok) {
+    say(statusId, passkeyErrorText(begun, "Could not start creating a passkey."));
+    return null;
+  }
+  say(statusId, "Follow your browser's prompt to create the passkey.");
+  let cred;
+  try {
+    cred = await navigator.credentials.create({ publicKey: webauthn.creationOptions(begun.data.publicKey) });
+  } catch (e) {
+    say(statusId, webauthn.explain(e, true) || "Cancelled.");
+    return null;
+  }
+  const done = await api("POST", "/api/v1/credentials/passkey/finish", {
+    ceremony_id: begun.data.ceremony_id,
+    credential: webauthn.toJSON(cred),
+  });
+  if (!done.ok) {
+    // Refused after the authenticator made it: nothing was stored here, so
+    // the authenticator should not keep offering it.
+    const refused = ["synced_passkey_not_allowed", "authenticator_not_allowed", "user_verification_required"];
+    if (done.data && refused.includes(done.data.error)) {
+      webauthn.signalUnknown(begun.data.publicKey.rp && begun.data.publicKey.rp.id, cred.id);
+    }
+    say(statusId, passkeyErrorText(done, "The passkey could not be saved."));
+    return null;
+  }
+  return done.data;
+}
+
+// A login flow on this page: choose a method, have a code or link sent,
+// type the code, finish.
+function loginFlow(started, identifier) {
+  const list = document.getElementById("login-methods");
+  const flow = started.flow_id;
+
+  function finished(r) {
+    if (r.data.state === "complete") {
+      say("login-status", "Signed in.");
+      window.location.assign(r.data.return_to || "/account");
+      return;
+    }
+    const next = (r.data.methods || []).map((m) => m.method.replace(/_/g, " ")).join(", ");
+    say("login-status", "Your account needs a stronger sign-in as well (" + (next || "none available") + ").");
+    clear(list);
+  }
+
+  function codeForm(method, length) {
+    clear(list);
+    // The address is settled now; offer a way back instead of the form.
+    const start = document.getElementById("login-form");
+    const passkeyBox = document.getElementById("passkey-login");
+    start.hidden = true;
+    if (passkeyBox) passkeyBox.hidden = true;
+    const form = element("form", { id: "code-form", noValidate: true });
+    form.appendChild(element("label", { htmlFor: "code" }, "Code from the email"));
+    const row = element("div", { className: "code-row" });
+    row.appendChild(element("input", {
+      id: "code", name: "code", type: "text", inputMode: "numeric", autocomplete: "one-time-code",
+      pattern: "[0-9 ]*", maxLength: length + 2, required: true,
+    }));
+    row.appendChild(element("button", { type: "submit", className: "primary" }, "Sign in"));
+    form.appendChild(row);
+    const again = element("button", { type: "button", className: "link", id: "send-again" }, "Send another email");
+    const other = element("button", { type: "button", className: "link" }, "Use a different email address");
+    const p = element("p", { className: "small actions" });
+    p.appendChild(again);
+    p.appendChild(other);
+    form.appendChild(p);
+    list.appendChild(form);
+    other.addEventListener("click", () => {
+      clear(list);
+      say("login-status", "");
+      start.hidden = false;
+      if (passkeyBox && webauthn.supported()) passkeyBox.hidden = false;
+      start.elements.identifier.focus();
+    });
+    form.elements.code.focus();
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const code = form.elements.code.value.replace(/[\s-]/g, "");
+      if (code.length !== length) {
+        say("login-status", "The code is " + length + " digits.");
+        return;
+      }
+      say("login-status", "Checking the code…");
+      const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/" + method, { code });
+      if (r.ok) { finished(r); return; }
+      if (r.status === 410) {
+        clear(list);
+        say("login-status", errorText(r, "This sign-in has ended.") + " Start again.");
+        return;
+      }
+      say("login-status", errorText(r, "That code did not work."));
+    });
+    again.addEventListener("click", () => send(method, length));
+  }
+
+  async function send(method, length) {
+    say("login-status", "Sending…");
+    const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/" + method + "/send", {});
+    if (!r.ok) {
+      say("login-status", errorText(r, "Could not send the email. Try again."));
+      return;
+    }
+    const where = identifier ? " to " + identifier : "";
+    say("login-status", method === "magic_link"
+      ? "We sent a link and a code" + where + ". Open the link in this browser, or type the code here."
+      : "We sent a code" + where + ". Type it here.");
+    codeForm(method, length);
+  }
+
+  clear(list);
+  const usable = (started.methods || []).filter((m) => METHOD_LABELS[m.method]);
+  if (usable.length === 0) {
+    say("login-status", "No sign-in method this page supports is available for this account. If you were invited, use the link in your invitation email.");
+    return;
+  }
+  say("login-status", "Choose how to sign in.");
+  // The flow offers its own passkey button now (for this account).
+  const passkeyBox = document.getElementById("passkey-login");
+  if (passkeyBox) passkeyBox.hidden = true;
+  for (const m of usable) {
+    if (m.method === "passkey" && !webauthn.supported()) continue;
+    const b = element("button", { type: "button", className: m.method === "passkey" ? "method primary" : "method" }, METHOD_LABELS[m.method]);
+    b.dataset.method = m.method;
+    b.addEventListener("click", async () => {
+      if (m.method !== "passkey") {
+        send(m.method, m.code_length || 6);
+        return;
+      }
+      autofill.stop();
+      say("login-status", "Follow your browser's prompt to use your passkey.");
+      const r = await passkeyStep(flow, m);
+      if (!r) return;
+      if (r.ok) { finished(r); return; }
+      // The challenge is used up either way: start over for another try.
+      clear(list);
+      say("login-status", passkeyErrorText(r, "That passkey did not work.") + " Continue to try again.");
+    });
+    list.appendChild(b);
+  }
+}
+
+// Passkey autofill (WebAuthn conditional mediation): on page load, a
+// discoverable request waits in the background; the browser offers the
+// person's passkeys in the email field's autofill list (the field has
+// autocomplete="username webauthn"). Picking one signs in. Only one
+// WebAuthn request may be pending, so the explicit buttons stop it first.
+const autofill = {
+  controller: null,
+
+  async start() {
+    if (!webauthn.supported() || typeof PublicKeyCredential.isConditionalMediationAvailable !== "function") return;
+    let available = false;
+    try { available = await PublicKeyCredential.isConditionalMediationAvailable(); } catch (_) { available = false; }
+    if (!available) return;
+    const r = await api("POST", "/api/v1/login", {});
+    const entry = r.ok && (r.data.methods || []).find((m) => m.method === "passkey");
+    if (!entry) return;
+    const controller = new AbortController();
+    autofill.controller = controller;
+    const result = await passkeyStep(r.data.flow_id, entry, { mediation: "conditional", signal: controller.signal });
+    if (autofill.controller !== controller) return;
+    autofill.controller = null;
+    if (!result) return;
+    if (result.ok && result.data.state === "complete") {
+      say("login-status", "Signed in.");
+      window.location.assign(result.data.return_to || "/account");
+      return;
+    }
+    if (result.ok) {
+      say("login-status", "Your account needs a stronger sign-in as well. Enter your email address to continue.");
+      return;
+    }
+    say("login-status", passkeyErrorText(result, "That passkey did not work."));
+    autofill.start();
+  },
+
+  stop() {
+    if (autofill.controller) {
+      autofill.controller.abort();
+      autofill.controller = null;
+    }
+  },
+};
+
+function setUpLogin() {
+  const form = document.getElementById("login-form");
+  if (!form) return;
+  const passkeyBox = document.getElementById("passkey-login");
+  if (passkeyBox && webauthn.supported()) {
+    passkeyBox.hidden = false;
+    document.getElementById("passkey-button").addEventListener("click", async () => {
+      autofill.stop();
+      say("login-status", "Follow your browser's prompt to choose a passkey.");
+      const r = await api("POST", "/api/v1/login", {});
+      if (!r.ok) {
+        say("login-status", errorText(r, "Sign-in could not start. Try again."));
+        return;
+      }
+      const entry = (r.data.methods || []).find((m) => m.method === "passkey");
+      if (!entry) {
+        say("login-status", "Passkeys are not enabled here. Enter your email address instead.");
+        return;
+      }
+      const result = await passkeyStep(r.data.flow_id, entry);
+      if (!result) return;
+      if (result.ok && result.data.state === "complete") {
+        say("login-status", "Signed in.");
+        window.location.assign(result.data.return_to || "/account");
+      } else if (result.ok) {
+        say("login-status", "Your account needs a stronger sign-in as well. Enter your email address to continue.");
+      } else {
+        say("login-status", passkeyErrorText(result, "That passkey did not work."));
+      }
+    });
+  }
+  autofill.start();
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    autofill.stop();
+    const identifier = form.elements.identifier.value.trim();
+    say("login-status", "Checking…");
+    const r = await api("POST", "/api/v1/login", identifier ? { identifier } : {});
+    if (!r.ok) {
+      say("login-status", errorText(r, "Sign-in could not start. Try again."));
+      return;
+    }
+    loginFlow(r.data, identifier);
+  });
+}
+
+function setUpAccount() {
+  for (const b of document.querySelectorAll("[data-end-session]")) {
+    b.addEventListener("click", async () => {
+      const r = await api("DELETE", "/api/v1/sessions/" + encodeURIComponent(b.dataset.endSession));
+      if (r.ok) {
+        b.closest("tr").remove();
+        say("account-status", "Session ended.");
+      } else {
+        say("account-status", (r.data && r.data.message) || "Could not end that session.");
+      }
+    });
+  }
+  const out = document.getElementById("sign-out");
+  if (out) {
+    out.addEventListener("click", async () => {
+      await api("DELETE", "/api/v1/session");
+      window.location.assign("/login");
+    });
+  }
+}
+
+function setUpPasskeys() {
+  // /account: add.
+  const addForm = document.getElementById("add-passkey-form");
+  if (addForm) {
+    addForm.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (!webauthn.supported()) {
+        say("passkey-status", "This browser does not support passkeys.");
+        return;
+      }
+      const created = await createPasskey(addForm.elements.name.value.trim(), "passkey-status");
+      if (created) {
+        say("passkey-status", "Passkey “" + created.name + "” added.");
+        window.location.reload();
+      }
+    });
+  }
+  // /account: rename, inline.
+  for (const b of document.querySelectorAll("[data-rename-passkey]")) {
+    b.addEventListener("click", () => {
+      const row = b.closest("tr");
+      const nameEl = row.querySelector(".passkey-name");
+      if (row.querySelector(".rename-row")) return;
+      const form = element("form", { className: "rename-row", noValidate: true });
+      const input = element("input", { type: "text", maxLength: 64, value: nameEl.textContent });
+      input.setAttribute("aria-label", "New name for " + nameEl.textContent);
+      form.appendChild(input);
+      form.appendChild(element("button", { type: "submit", className: "primary" }, "Save"));
+      const cancel = element("button", { type: "button" }, "Cancel");
+      form.appendChild(cancel);
+      nameEl.hidden = true;
+      nameEl.after(form);
+      input.focus();
+      input.select();
+      cancel.addEventListener("click", () => { form.remove(); nameEl.hidden = false; });
+      form.addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const r = await api("PATCH", "/api/v1/credentials/" + encodeURIComponent(b.dataset.renamePasskey), { name: input.value });
+        if (!r.ok) {
+          say("passkey-status", passkeyErrorText(r, "Could not rename the passkey."));
+          return;
+        }
+        nameEl.textContent = r.data.name;
+        form.remove();
+        nameEl.hidden = false;
+        say("passkey-status", "Renamed to “" + r.data.name + "”.");
+      });
+    });
+  }
+  // /account: remove, with a second click to confirm.
+  for (const b of document.querySelectorAll("[data-remove-passkey]")) {
+    b.addEventListener("click", async () => {
+      if (b.dataset.confirming !== "true") {
+        b.dataset.confirming = "true";
+        b.textContent = "Click again to remove";
+        return;
+      }
+      const r = await api("DELETE", "/api/v1/credentials/" + encodeURIComponent(b.dataset.removePasskey));
+      if (r.ok) {
+        say("passkey-status", "Passkey removed. Sessions signed in with it have ended.");
+        window.location.reload();
+        return;
+      }
+      b.dataset.confirming = "false";
+      b.textContent = "Remove";
+      say("passkey-status", passkeyErrorText(r, "Could not remove the passkey."));
+    });
+  }
+  // /enroll: the first passkey, then sign in with it.
+  const first = document.querySelector("#create-passkey[data-first]");
+  if (first) {
+    first.addEventListener("click", async () => {
+      if (!webauthn.supported()) {
+        say("passkey-status", "This browser does not support passkeys. Open the invitation in an up-to-date browser.");
+        return;
+      }
+      first.disabled = true;
+      const created = await createPasskey(document.getElementById("passkey-name").value.trim(), "passkey-status");
+      first.disabled = false;
+      if (!created) return;
+      document.getElementById("enroll-start").hidden = true;
+      document.getElementById("enroll-done").hidden = false;
+      say("passkey-status", "");
+      document.getElementById("continue-sign-in").focus();
+    });
+    document.getElementById("continue-sign-in").addEventListener("click", async () => {
+      // The setup session has done its job; the passkey signs in from now on.
+      await api("DELETE", "/api/v1/session");
+      window.location.assign("/login");
+    });
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  setUpLogin();
+  setUpAccount();
+  setUpPasskeys();
+});

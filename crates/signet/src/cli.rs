@@ -1,0 +1,342 @@
+//! The command line. Commands that print data accept `--json` and then
+//! print exactly one JSON object on stdout; errors go to stderr with a
+//! non-zero exit code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+use signet_app::audit::Verification;
+use signet_app::{Actor, Origin};
+use signet_core::user::{NewUser, User, UserId, UserStatus};
+
+use crate::config::Config;
+use crate::wiring::{wire, Wired};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "signet",
+    version,
+    about = "Signet: a self-hosted passwordless identity server"
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Defaults to $SIGNET_CONFIG, else built-in defaults.
+    #[arg(long, global = true, env = "SIGNET_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print exactly one JSON object on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage admin API tokens.
+    #[command(subcommand, name = "admin-token")]
+    AdminToken(AdminTokenCmd),
+    /// Work with the audit log.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Check, write and explain policies.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCmd {
+    /// Report threat-model findings and the decision matrix; exits 1 on any error finding.
+    Check {
+        /// Policy file (default: the configured `policy`, else the built-in policy).
+        file: Option<PathBuf>,
+    },
+    /// Write one of the three deployment patterns as a commented policy file.
+    Init {
+        #[arg(long, value_parser = ["passkey-first", "magic-link-with-step-up", "otp-transitional"])]
+        pattern: String,
+        /// Write here instead of stdout (refuses to overwrite).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Show a user's effective tier, what it allows, and why.
+    Explain { user: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a user.
+    Add(UserAdd),
+    /// List users (ordered by email).
+    List {
+        /// Start after this email (paging).
+        #[arg(long)]
+        after: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Show one user, by email or id.
+    Show { user: String },
+    /// Disable a user and end all their sessions.
+    Disable { user: String },
+    /// Re-enable a disabled user.
+    Enable { user: String },
+    /// Send an invitation email; prints the link.
+    Invite { user: String },
+}
+
+#[derive(Args, Debug)]
+pub struct UserAdd {
+    pub email: String,
+    /// A role (repeatable); roles decide the user's risk tier.
+    #[arg(long = "role", value_name = "R")]
+    pub roles: Vec<String>,
+    /// Phone number in E.164, e.g. +14155550100.
+    #[arg(long)]
+    pub phone: Option<String>,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminTokenCmd {
+    /// Create a token; it is shown once.
+    Create { name: String },
+    /// List token names.
+    List,
+    /// Revoke a token by name.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Verify the hash chain; exits non-zero and names the first bad record if broken.
+    Verify,
+}
+
+/// Prints `value` as JSON, or `human` otherwise.
+pub(crate) fn emit(json_mode: bool, value: Value, human: impl FnOnce() -> String) {
+    if json_mode {
+        println!("{value}");
+    } else {
+        println!("{}", human());
+    }
+}
+
+fn fail(json_mode: bool, code: &str, message: &str) -> ExitCode {
+    if json_mode {
+        println!("{}", json!({ "error": code, "message": message }));
+    }
+    eprintln!("error: {message}");
+    ExitCode::FAILURE
+}
+
+fn describe(e: &anyhow::Error) -> String {
+    let mut s = e.to_string();
+    for cause in e.chain().skip(1) {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+    }
+    s
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let config = match Config::from_env_and_file(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(cli.json, "config_error", &e.to_string()),
+    };
+    crate::logging::init(&config, matches!(cli.command, Command::Serve));
+    let json_mode = cli.json;
+    let result = match cli.command {
+        Command::Serve => crate::server::serve(&config).await.map(|_| ExitCode::SUCCESS),
+        Command::Migrate => migrate(&config, json_mode).await,
+        Command::Policy(PolicyCmd::Check { file }) => crate::policy_cli::check(&config, file.as_deref(), json_mode),
+        Command::Policy(PolicyCmd::Init { pattern, output }) => {
+            crate::policy_cli::init(&pattern, output.as_deref(), json_mode)
+        }
+        other => match wire(&config, None, Vec::new()).await {
+            Ok(wired) => {
+                let r = dispatch(&wired, other, json_mode).await;
+                wired.store.close().await;
+                r
+            }
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => match e.downcast_ref::<signet_core::Error>() {
+            Some(domain) => fail(json_mode, domain.code(), &domain.to_string()),
+            None => fail(json_mode, "failed", &describe(&e)),
+        },
+    }
+}
+
+async fn migrate(config: &Config, json_mode: bool) -> anyhow::Result<ExitCode> {
+    let store = signet_store::SqlStore::connect(&config.database.url).await?;
+    store.close().await;
+    emit(json_mode, json!({ "status": "migrated" }), || {
+        "database is up to date".into()
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn find_user(wired: &Wired, key: &str) -> anyhow::Result<User> {
+    let app = &wired.app;
+    Ok(match uuid::Uuid::parse_str(key) {
+        Ok(id) => signet_app::users::get(app, UserId(id)).await?,
+        Err(_) => signet_app::users::find_by_email(app, key).await?,
+    })
+}
+
+fn user_line(u: &User) -> String {
+    format!(
+        "{}  {}  {}  roles=[{}]",
+        u.id,
+        u.email,
+        u.status.as_str(),
+        u.roles.join(",")
+    )
+}
+
+async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Result<ExitCode> {
+    let app = &wired.app;
+    let actor = Actor::Cli;
+    let origin = Origin::default();
+    match cmd {
+        Command::Serve | Command::Migrate | Command::Policy(PolicyCmd::Check { .. } | PolicyCmd::Init { .. }) => {
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Policy(PolicyCmd::Explain { user }) => {
+            let u = find_user(wired, &user).await?;
+            crate::policy_cli::explain(app, &u, json_mode);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(UserCmd::Add(a)) => {
+            let new = NewUser::parse(&a.email, a.phone.as_deref(), a.name.as_deref(), &a.roles)?;
+            let user = signet_app::users::create(app, &actor, &origin, new).await?;
+            emit(
+                json_mode,
+                json!({ "id": user.id, "email": user.email, "roles": user.roles }),
+                || format!("created user {} ({})", user.email, user.id),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(UserCmd::List { after, limit }) => {
+            let users = signet_app::users::list(app, after.as_deref(), limit).await?;
+            emit(json_mode, json!({ "users": users }), || {
+                users.iter().map(user_line).collect::<Vec<_>>().join("\n")
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(UserCmd::Show { user }) => {
+            let u = find_user(wired, &user).await?;
+            emit(json_mode, json!(u), || user_line(&u));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(UserCmd::Disable { user }) => set_status(wired, &user, UserStatus::Disabled, json_mode).await,
+        Command::User(UserCmd::Enable { user }) => set_status(wired, &user, UserStatus::Active, json_mode).await,
+        Command::User(UserCmd::Invite { user }) => {
+            let u = find_user(wired, &user).await?;
+            let issued = signet_app::invitations::invite(app, &actor, &origin, u.id).await?;
+            // Try to deliver right away; if the mail server is down the
+            // message stays queued and `signet serve` keeps retrying.
+            let worker = app.courier.worker(wired.delivery.clone(), Default::default());
+            worker.run_once().await;
+            let delivered = app
+                .store
+                .message(issued.message_id)
+                .await
+                .ok()
+                .flatten()
+                .map(|m| m.status == signet_core::outbox::DeliveryStatus::Sent)
+                .unwrap_or(false);
+            if !delivered {
+                eprintln!("warning: the invitation is queued but not delivered yet; `signet serve` will retry");
+            }
+            emit(
+                json_mode,
+                json!({ "link": issued.link, "expires_at": issued.expires_at.to_rfc3339(), "delivered": delivered }),
+                || {
+                    format!(
+                        "invitation sent to {}\nlink: {}\nexpires: {}",
+                        u.email, issued.link, issued.expires_at
+                    )
+                },
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AdminToken(AdminTokenCmd::Create { name }) => {
+            let (token, plain) = signet_app::admin::create_token(app, &actor, &origin, &name).await?;
+            emit(
+                json_mode,
+                json!({ "token": plain.expose_secret(), "name": token.name }),
+                || format!("{}\n(shown once: store it now)", plain.expose_secret()),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AdminToken(AdminTokenCmd::List) => {
+            let tokens = app.store.list_admin_tokens().await.map_err(signet_core::Error::from)?;
+            let rows: Vec<Value> = tokens
+                .iter()
+                .map(|t| {
+                    json!({
+                        "name": t.name,
+                        "created_at": t.created_at.to_rfc3339(),
+                        "revoked_at": t.revoked_at.map(|r| r.to_rfc3339()),
+                    })
+                })
+                .collect();
+            emit(json_mode, json!({ "tokens": rows }), || {
+                tokens
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{}  {}",
+                            t.name,
+                            if t.revoked_at.is_some() { "revoked" } else { "active" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::AdminToken(AdminTokenCmd::Revoke { name }) => {
+            signet_app::admin::revoke_token(app, &actor, &origin, &name).await?;
+            emit(json_mode, json!({ "revoked": name }), || format!("revoked {name}"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCmd::Verify) => match app.audit().verify().await? {
+            Verification::Intact { records } => {
+                emit(json_mode, json!({ "status": "intact", "records": records }), || {
+                    format!("audit log intact: {records} records verified")
+                });
+                Ok(ExitCode::SUCCESS)
+            }
+            Verification::Broken(e) => {
+                emit(json_mode, json!({ "status": "broken", "error": e.to_string() }), || {
+                    format!("AUDIT LOG BROKEN: {e}")
+                });
+                Ok(ExitCode::from(3))
+            }
+        },
+    }
+}
+
+async fn set_status(wired: &Wired, key: &str, status: UserStatus, json_mode: bool) -> anyhow::Result<ExitCode> {
+    let u = find_user(wired, key).await?;
+    let u = signet_app::users::set_status(&wired.app, &Actor::Cli, &Origin::default(), u.id, status).await?;
+    emit(json_mode, json!(u), || {
+        format!("{} is now {}", u.email, u.status.as_str())
+    });
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,10 @@
+//! The `signet` binary's library half: configuration, wiring, the server
+//! and the CLI. Kept as a library so the integration tests can start a real
+//! server on a random port.
+
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod policy_cli;
+pub mod server;
+pub mod wiring;

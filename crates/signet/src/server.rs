@@ -1,0 +1,206 @@
+//! `signet serve`: the HTTP server, the courier worker and the janitor that
+//! purges expired sessions and flows, all stopped gracefully on SIGTERM or
+//! Ctrl-C (in-flight requests finish, the worker records what it sent).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use signet_core::clock::SharedClock;
+use signet_courier::WorkerConfig;
+use signet_web::{AppState, WebSettings};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::wiring::{wire, Wired};
+
+/// How often expired records are purged.
+const JANITOR_INTERVAL: Duration = Duration::from_secs(300);
+/// How long spent one-time secrets and finished messages are kept, for
+/// support questions ("did the invitation go out?"), before they are deleted.
+const RETENTION: Duration = Duration::from_secs(7 * 86_400);
+
+/// A started server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub wired: Arc<Wired>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Asks everything to stop and waits for it.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.wired.store.close().await;
+    }
+}
+
+/// Options mainly for tests: a fixed clock, a pre-bound listener.
+#[derive(Default)]
+pub struct StartOptions {
+    pub clock: Option<SharedClock>,
+    pub listener: Option<std::net::TcpListener>,
+    pub worker: Option<WorkerConfig>,
+    /// Extra login methods to register (test doubles).
+    pub methods: Vec<std::sync::Arc<dyn signet_core::method::LoginMethod>>,
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Starts Signet and returns once it is listening.
+pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Running> {
+    let wired = Arc::new(wire(config, opts.clock, opts.methods).await?);
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    if config.dev_outbox {
+        tracing::warn!("no email or SMS delivery configured: messages stay in the development outbox at /dev/outbox");
+    }
+
+    let worker = wired
+        .app
+        .courier
+        .worker(wired.delivery.clone(), opts.worker.unwrap_or_default());
+    tasks.push(tokio::spawn(worker.run(stopped(stop_rx.clone()))));
+    tasks.push(tokio::spawn(janitor(wired.clone(), stop_rx.clone())));
+
+    let state = AppState::new(
+        wired.app.clone(),
+        WebSettings {
+            dev_outbox: config.dev_outbox,
+            trust_forwarded_for: config.trust_forwarded_for,
+        },
+    );
+    let router = signet_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let listener = match opts.listener {
+        Some(l) => l,
+        None => std::net::TcpListener::bind(config.listen)
+            .with_context(|| format!("listen: cannot bind {}", config.listen))?,
+    };
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let shutdown_handle = handle.clone();
+    let rx = stop_rx.clone();
+    tokio::spawn(async move {
+        stopped(rx).await;
+        shutdown_handle.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    let http = match &config.tls {
+        Some(tls) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
+                .await
+                .context("tls_cert/tls_key: cannot load the certificate or key")?;
+            let server = axum_server::from_tcp_rustls(listener, rustls).handle(handle);
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(router).await {
+                    tracing::error!(error = %e, "HTTPS server stopped");
+                }
+            })
+        }
+        None => {
+            let server = axum_server::from_tcp(listener).handle(handle);
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(router).await {
+                    tracing::error!(error = %e, "HTTP server stopped");
+                }
+            })
+        }
+    };
+    tasks.push(http);
+    tracing::info!(%addr, public_url = %config.public_url, database = wired.app.store.backend(), "signet is listening");
+    Ok(Running {
+        addr,
+        wired,
+        stop,
+        tasks,
+    })
+}
+
+/// How long throttle counters are kept: [`RETENTION`], or the longest
+/// `[fallback] per` in the policy if that is longer.
+fn throttle_retention(policy: &signet_core::policy::Policy) -> Duration {
+    policy
+        .tiers
+        .values()
+        .filter_map(|t| t.fallback.as_ref().map(|f| f.per))
+        .fold(RETENTION, Duration::max)
+}
+
+async fn janitor(wired: Arc<Wired>, stop: watch::Receiver<bool>) {
+    let stop = stopped(stop);
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(JANITOR_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {
+                let now = wired.app.clock.now();
+                let store = &wired.app.store;
+                let old = now.minus(RETENTION);
+                let results = [
+                    ("sessions", store.purge_expired_sessions(now).await),
+                    ("flows", store.purge_expired_flows(now).await),
+                    ("ceremonies", store.purge_expired_ceremonies(now).await),
+                    ("secrets", store.purge_spent_secrets(old).await),
+                    ("messages", store.purge_finished_messages(old).await),
+                    // A window or failure run idle this long no longer limits anything.
+                    // Counters live at least as long as the longest fallback
+                    // budget period, or the janitor would reset budgets early.
+                    ("throttles", store.purge_throttles(now.minus(throttle_retention(&wired.app.policy))).await),
+                ];
+                for (what, result) in results {
+                    match result {
+                        Ok(0) => {}
+                        Ok(n) => tracing::debug!(what, purged = n, "purged expired records"),
+                        Err(e) => tracing::warn!(what, error = %e, "purging expired records failed"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs until SIGTERM or Ctrl-C.
+pub async fn serve(config: &Config) -> anyhow::Result<()> {
+    let running = start(config, StartOptions::default()).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

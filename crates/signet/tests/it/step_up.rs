@@ -1,0 +1,230 @@
+//! Step-up before sensitive actions, driven by the method doubles of the
+//! login tests (a "passkey" that proves aal2 and an "email_otp" that proves
+//! aal1, both accepting `{"code": "right"}`).
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::login::engine_server;
+use crate::support::{redeem_api, TestServer};
+
+/// Signs a new user in at aal2 (api mode) and returns the session token.
+async fn signed_in(srv: &TestServer, email: &str) -> String {
+    let admin = srv.admin_token().await;
+    srv.create_user(&admin, email).await;
+    let (_, started) = srv
+        .call(
+            Method::POST,
+            "/api/v1/login",
+            None,
+            Some(json!({ "identifier": email, "mode": "api" })),
+        )
+        .await;
+    let flow = started["flow_id"].as_str().unwrap();
+    let (s, done) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/login/{flow}/passkey"),
+            None,
+            Some(json!({ "code": "right" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    done["session_token"].as_str().unwrap().to_owned()
+}
+
+async fn check(srv: &TestServer, token: &str, action: &str) -> (StatusCode, Value) {
+    srv.call(
+        Method::GET,
+        &format!("/api/v1/step-up?action={action}"),
+        Some(token),
+        None,
+    )
+    .await
+}
+
+async fn step_up(srv: &TestServer, token: &str, action: Option<&str>) -> (Value, String) {
+    let body = match action {
+        Some(a) => json!({ "action": a }),
+        None => json!({}),
+    };
+    let (s, started) = srv.call(Method::POST, "/api/v1/step-up", Some(token), Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "{started}");
+    let flow = started["flow_id"].as_str().unwrap().to_owned();
+    (started, flow)
+}
+
+#[tokio::test]
+async fn a_stale_session_must_step_up_and_the_raised_session_replaces_it() {
+    let srv = engine_server().await;
+    let token = signed_in(&srv, "stepper@example.com").await;
+    let (s, ok) = check(&srv, &token, "add_credential").await;
+    assert_eq!(s, StatusCode::OK, "a fresh aal2 login counts: {ok}");
+
+    srv.clock.advance(Duration::from_secs(6 * 60));
+    let (s, err) = check(&srv, &token, "add_credential").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(err["error"], "step_up_required");
+    assert_eq!(err["required_aal"], "aal2");
+    assert_eq!(err["max_age"], 300);
+    assert_eq!(err["methods"], json!(["passkey", "totp"]));
+
+    let (started, flow) = step_up(&srv, &token, Some("add_credential")).await;
+    let offered: Vec<&str> = started["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["passkey"], "the tier's second factors this server implements");
+
+    let (s, done) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/step-up/{flow}/passkey"),
+            Some(&token),
+            Some(json!({ "code": "right" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    assert_eq!(done["state"], "complete");
+    let raised = done["session_token"].as_str().unwrap().to_owned();
+    assert_ne!(raised, token, "a new token is issued");
+    assert_ne!(done["session"]["id"], Value::Null);
+
+    let (s, _) = srv.call(Method::GET, "/api/v1/session", Some(&token), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "the old session is gone");
+    let (s, _) = check(&srv, &raised, "add_credential").await;
+    assert_eq!(s, StatusCode::OK);
+    // Named for one action, the step-up is good for that action only.
+    let (s, err) = check(&srv, &raised, "remove_credential").await;
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("step_up_required"))
+    );
+    // And only within its window.
+    srv.clock.advance(Duration::from_secs(5 * 60));
+    let (s, _) = check(&srv, &raised, "add_credential").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let admin = srv.admin_token().await;
+    let (_, audit) = srv
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?type=session.stepped_up",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(audit["events"].as_array().unwrap().len(), 1);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_general_step_up_counts_for_every_action() {
+    let srv = engine_server().await;
+    let token = signed_in(&srv, "general@example.com").await;
+    srv.clock.advance(Duration::from_secs(10 * 60));
+    let (_, flow) = step_up(&srv, &token, None).await;
+    let (_, done) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/login/{flow}/passkey"),
+            Some(&token),
+            Some(json!({ "code": "right" })),
+        )
+        .await;
+    let raised = done["session_token"].as_str().unwrap();
+    for action in ["add_credential", "remove_credential", "admin"] {
+        assert_eq!(check(&srv, raised, action).await.0, StatusCode::OK, "{action}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_step_up_is_bound_to_the_session_that_started_it() {
+    let srv = engine_server().await;
+    let alice = signed_in(&srv, "alice@example.com").await;
+    let mallory = signed_in(&srv, "mallory@example.com").await;
+    let (_, flow) = step_up(&srv, &alice, Some("add_credential")).await;
+    for who in [Some(mallory.as_str()), None] {
+        let (s, err) = srv
+            .call(
+                Method::POST,
+                &format!("/api/v1/step-up/{flow}/passkey"),
+                who,
+                Some(json!({ "code": "right" })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{err}");
+        assert_eq!(err["error"], "step_up_session_mismatch");
+    }
+    // Completing it twice in parallel gives one raised session.
+    let path = format!("/api/v1/step-up/{flow}/passkey");
+    let results = futures::future::join_all(
+        (0..20).map(|_| srv.call(Method::POST, &path, Some(&alice), Some(json!({ "code": "right" })))),
+    )
+    .await;
+    assert_eq!(
+        results.iter().filter(|(s, _)| *s == StatusCode::OK).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results.iter().all(|(s, _)| s.is_success() || s.is_client_error()));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn step_up_refuses_unknown_actions_restricted_sessions_and_expired_flows() {
+    let srv = engine_server().await;
+    let token = signed_in(&srv, "edge@example.com").await;
+    let (s, err) = srv
+        .call(
+            Method::POST,
+            "/api/v1/step-up",
+            Some(&token),
+            Some(json!({ "action": "launch_missiles" })),
+        )
+        .await;
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unknown_action"))
+    );
+    let (s, err) = check(&srv, &token, "launch_missiles").await;
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unknown_action"))
+    );
+    let (s, _) = srv.call(Method::POST, "/api/v1/step-up", None, Some(json!({}))).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    let admin = srv.admin_token().await;
+    let id = srv.create_user(&admin, "newbie@example.com").await;
+    let enrollment = redeem_api(&srv, &srv.invite(&admin, &id, "newbie@example.com").await).await;
+    let (s, err) = srv
+        .call(Method::POST, "/api/v1/step-up", Some(&enrollment), Some(json!({})))
+        .await;
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("insufficient_scope"))
+    );
+
+    let (_, flow) = step_up(&srv, &token, Some("admin")).await;
+    srv.clock.advance(Duration::from_secs(16 * 60));
+    let (s, err) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/step-up/{flow}/passkey"),
+            Some(&token),
+            Some(json!({ "code": "right" })),
+        )
+        .await;
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::GONE, Some("flow_expired")),
+        "a step-up flow lives 15 minutes"
+    );
+    srv.stop().await;
+}

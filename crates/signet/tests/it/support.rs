@@ -1,0 +1,299 @@
+//! Starting a server for a test, and talking to it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, ORIGIN};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use signet::config::Config;
+use signet::server::{start, Running, StartOptions};
+use signet_app::{Actor, Origin};
+use signet_core::clock::{Clock, ManualClock, SystemClock};
+use signet_courier::WorkerConfig;
+use signet_store::scratch::ScratchDb;
+use signet_testkit::{CapturedMail, SmtpSink};
+
+pub struct TestServer {
+    pub base: String,
+    pub running: Option<Running>,
+    pub smtp: Option<SmtpSink>,
+    pub clock: Arc<ManualClock>,
+    pub db_url: String,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    scratch: Option<ScratchDb>,
+}
+
+/// Whether the run targets PostgreSQL.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("SIGNET_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
+}
+
+pub struct Options {
+    /// Configure real SMTP delivery to a sink (otherwise: dev outbox).
+    pub smtp: bool,
+    /// Login methods to register (test doubles).
+    pub methods: Vec<Arc<dyn signet_core::method::LoginMethod>>,
+    /// Use this database instead of a fresh one (a second node).
+    pub shared_db: Option<String>,
+    /// Serve HTTPS with this PEM certificate and key; `public_url` becomes
+    /// `https://localhost:PORT`.
+    pub tls: Option<(String, String)>,
+    /// A policy file's text (otherwise: the built-in policy).
+    pub policy: Option<String>,
+    /// Extra `SIGNET_*` settings.
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            smtp: true,
+            methods: Vec::new(),
+            shared_db: None,
+            tls: None,
+            policy: None,
+            env: Vec::new(),
+        }
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (db_url, scratch) = match (opts.shared_db, postgres_url()) {
+            (Some(url), _) => (url, None),
+            (None, Some(base)) => {
+                let db = ScratchDb::create(&base)
+                    .await
+                    .expect("PostgreSQL from SIGNET_TEST_DATABASE_URL is unreachable");
+                (db.url.clone(), Some(db))
+            }
+            (None, None) => (format!("sqlite://{}/signet.db", dir.path().display()), None),
+        };
+        let smtp = if opts.smtp {
+            Some(SmtpSink::start().await.unwrap())
+        } else {
+            None
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let base = match opts.tls {
+            Some(_) => format!("https://localhost:{port}"),
+            // WebAuthn needs a host name (an IP address cannot be an RP ID).
+            None => format!("http://localhost:{port}"),
+        };
+        let mut env = vec![
+            ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+            ("SIGNET_PUBLIC_URL".to_owned(), base.clone()),
+            ("SIGNET_DATABASE__URL".to_owned(), db_url.clone()),
+        ];
+        if let Some(s) = &smtp {
+            env.push(("SIGNET_EMAIL__SMTP_URL".to_owned(), s.url()));
+        }
+        if let Some(text) = &opts.policy {
+            let path = dir.path().join("policy.toml");
+            std::fs::write(&path, text).unwrap();
+            env.push(("SIGNET_POLICY".to_owned(), path.display().to_string()));
+        }
+        env.extend(opts.env);
+        let mut http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve("localhost", ([127, 0, 0, 1], port).into());
+        if let Some((cert, key)) = &opts.tls {
+            let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            std::fs::write(&cert_path, cert).unwrap();
+            std::fs::write(&key_path, key).unwrap();
+            env.push(("SIGNET_TLS_CERT".to_owned(), cert_path.display().to_string()));
+            env.push(("SIGNET_TLS_KEY".to_owned(), key_path.display().to_string()));
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap());
+        }
+        let config = Config::load(None, env).unwrap();
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        let worker = WorkerConfig {
+            poll_interval: Duration::from_millis(100),
+            ..Default::default()
+        };
+        let running = start(
+            &config,
+            StartOptions {
+                clock: Some(clock.clone()),
+                listener: Some(listener),
+                worker: Some(worker),
+                methods: opts.methods,
+            },
+        )
+        .await
+        .unwrap();
+        let http = http.build().unwrap();
+        TestServer {
+            base,
+            running: Some(running),
+            smtp,
+            clock,
+            db_url,
+            http,
+            _dir: dir,
+            scratch,
+        }
+    }
+
+    pub fn app(&self) -> &signet_app::App {
+        &self.running.as_ref().unwrap().wired.app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+        if let Some(db) = self.scratch.take() {
+            db.drop_now().await.unwrap();
+        }
+    }
+
+    /// Sends a request; `auth` is a bearer token.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = auth {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json)
+    }
+
+    pub async fn admin_token(&self) -> String {
+        let name = format!("admin-{}", uuid::Uuid::new_v4().simple());
+        let (_, plain) = signet_app::admin::create_token(self.app(), &Actor::Cli, &Origin::default(), &name)
+            .await
+            .unwrap();
+        plain.expose_secret().to_owned()
+    }
+
+    /// Creates a user through the admin API and returns its id.
+    pub async fn create_user(&self, admin: &str, email: &str) -> String {
+        let (s, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/admin/users",
+                Some(admin),
+                Some(serde_json::json!({ "email": email })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Invites through the admin API and returns the link from the captured mail.
+    pub async fn invite(&self, admin: &str, user_id: &str, email: &str) -> String {
+        let before = self.smtp.as_ref().unwrap().messages().len();
+        let (s, body) = self
+            .call(
+                Method::POST,
+                &format!("/api/v1/admin/users/{user_id}/invitations"),
+                Some(admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{body}");
+        assert!(
+            !body.to_string().contains("/invite/"),
+            "the link must never be in the response: {body}"
+        );
+        let mail = self.wait_mail(email, before).await;
+        mail.find_link(&self.url("/invite/"))
+            .expect("invitation link in the mail")
+    }
+
+    pub async fn wait_mail(&self, to: &str, skip: usize) -> CapturedMail {
+        let smtp = self.smtp.as_ref().unwrap();
+        let to = to.to_owned();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(m) = smtp
+                .messages()
+                .into_iter()
+                .skip(skip)
+                .find(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(&to)))
+            {
+                return m;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no mail to {to} arrived");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Headers of a same-origin browser request.
+    pub fn same_origin(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(ORIGIN, HeaderValue::from_str(&self.base).unwrap());
+        h
+    }
+}
+
+/// The token part of an invitation link.
+pub fn token_of(link: &str) -> String {
+    link.rsplit('/').next().unwrap().to_owned()
+}
+
+/// Redeems an invitation in api mode and returns the session token.
+pub async fn redeem_api(srv: &TestServer, link: &str) -> String {
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            "/api/v1/invitations/redeem",
+            None,
+            Some(serde_json::json!({ "token": token_of(link), "mode": "api" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    body["session_token"].as_str().unwrap().to_owned()
+}
+
+/// A JSON value with every string blanked: what is left is the shape a
+/// client could tell apart (keys, types, numbers, booleans).
+pub fn shape(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(shape).collect()),
+        Value::String(_) => serde_json::json!("s"),
+        other => other.clone(),
+    }
+}
+
+/// A response's header names, sorted, without the ones that differ on
+/// every response anyway (`date`, `x-request-id`).
+pub fn header_names(r: &reqwest::Response) -> Vec<String> {
+    let mut names: Vec<String> = r
+        .headers()
+        .keys()
+        .map(|k| k.to_string())
+        .filter(|k| k != "date" && k != "x-request-id")
+        .collect();
+    names.sort();
+    names
+}
