@@ -4,7 +4,11 @@
 //! usernameless login) and lists the methods the user's tier allows *and*
 //! this server implements. An unknown identifier is answered exactly like a
 //! user of the default tier: same tier, same method list, same shape, one
-//! database read either way. `step` dispatches to the method the request
+//! database read either way. (An account of another tier is offered that
+//! tier's methods, as the contract requires; see docs/policy.md for what
+//! that shows and how to keep it invisible.) A usernameless flow starts in
+//! the default tier and settles in the account's own tier once a
+//! discoverable passkey names its owner. `step` dispatches to the method the request
 //! names, records what it proved, and either completes the flow with a new
 //! (rotated) session or asks for more until the tier's `required_aal` is met.
 //!
@@ -116,12 +120,11 @@ pub async fn start(app: &App, req: Start) -> Result<Started> {
             let normalized = email.normalized();
             let hash = Some(TokenHash::of(normalized.as_bytes()).to_hex());
             match app.store.user_by_email(&normalized).await? {
-                // Every identified flow starts in the default tier, whatever
-                // the account's own tier: what is offered must not reveal
-                // that an account exists or that it is privileged. The real
-                // tier applies once a first step proves who it is.
-                Some(u) if u.is_active() => (Some(u.id), app.policy.default_tier().0.to_owned(), hash),
-                // Unknown and disabled accounts look exactly the same.
+                // A known account is offered its own tier's methods (the
+                // contract lists "the methods the user's tier allows").
+                Some(u) if u.is_active() => (Some(u.id), app.policy.tier_for_roles(&u.roles).0.to_owned(), hash),
+                // Unknown and disabled accounts look exactly like an account
+                // of the default tier.
                 _ => (None, app.policy.default_tier().0.to_owned(), hash),
             }
         }
@@ -273,10 +276,11 @@ async fn adopt_user(app: &App, flow: &mut Flow, proven: signet_core::user::UserI
     Ok(())
 }
 
-/// After the first step proved who the user is, the flow moves from the
-/// default tier it was offered to the account's own tier: that tier decides
-/// what the login needs from here on, and the method just used must be one
-/// it allows to log in.
+/// After the first step proved who the user is, the flow moves to the
+/// account's own tier (a usernameless flow was offered the default tier's
+/// methods; an identified one already is in it, unless the account's roles
+/// changed meanwhile): that tier decides what the login needs from here on,
+/// and the method just used must be one it allows to log in.
 fn settle_tier(app: &App, flow: &mut Flow, method: MethodName, user: &signet_core::user::User) -> Result<()> {
     let (tier_name, t) = app.policy.tier_for_roles(&user.roles);
     if !usable(app, &t.login, flow.state.mode).contains(&method) {
@@ -310,9 +314,12 @@ pub async fn step(
     // A proof that still ends in a refusal (another account's credential, a
     // method the account's tier forbids, a lost completion race, a user
     // disabled meanwhile) is a failed login too, and is recorded as one.
+    // The audit record names the account the proof points at, even when the
+    // flow had none yet (a discoverable passkey names its owner).
+    let proven = proof.user_id.or(user);
     match complete_step(app, flow, name, proof, origin, replaces).await {
         Ok(outcome) => Ok(outcome),
-        Err(e) => Err(failed(app, name, flow_id, user, origin, e).await),
+        Err(e) => Err(failed(app, name, flow_id, proven, origin, e).await),
     }
 }
 

@@ -203,10 +203,9 @@ impl Issue {
         let Some(user) = m.store.user_by_id(user_id).await?.filter(|u| u.is_active()) else {
             return Ok(());
         };
-        // Every identified flow is offered the default tier's methods, so an
-        // account's tier is not visible before it proves anything. An account
-        // whose own tier does not allow this method is treated like an
-        // unknown address: nothing is sent.
+        // The flow was offered the account's tier's methods, but its roles
+        // may have changed since: an account whose tier no longer allows this
+        // method is treated like an unknown address, and nothing is sent.
         let method = if self.token.is_some() {
             MethodName::MagicLink
         } else {

@@ -878,3 +878,78 @@ default = "standard"
     assert_eq!(events[0]["details"]["allowed"], true);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_usernameless_passkey_of_an_account_whose_tier_does_not_log_in_with_passkeys_is_refused_and_audited() {
+    // Usernameless flows start in the default tier (which offers passkeys);
+    // the passkey names its owner, whose own tier only takes an email code
+    // to log in (a passkey is its second factor).
+    let policy = r#"
+[tiers.standard]
+login = ["passkey", "email_otp"]
+second_factor = ["passkey"]
+required_aal = "aal2"
+session = { idle = "30m", absolute = "12h" }
+
+[tiers.kiosk]
+login = ["email_otp"]
+second_factor = ["passkey"]
+required_aal = "aal2"
+session = { idle = "15m", absolute = "8h" }
+
+[assignment]
+default = "standard"
+roles = { kiosk = "kiosk" }
+"#;
+    let srv = TestServer::start_with(crate::support::Options {
+        policy: Some(policy.into()),
+        ..Default::default()
+    })
+    .await;
+    let admin = srv.admin_token().await;
+    let (s, created) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/users",
+            Some(&admin),
+            Some(json!({ "email": "till@example.com", "roles": ["kiosk"] })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let link = srv.invite(&admin, id, "till@example.com").await;
+    let enrollment = redeem_api(&srv, &link).await;
+    let mut auth = authenticator(&srv);
+    enroll(&srv, &enrollment, &mut auth, None).await;
+
+    let (flow, entry) = start_login(&srv, None).await;
+    let credential = auth.get(&entry["publicKey"]).await;
+    let (s, err) = post_assertion(&srv, &flow, credential).await;
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("method_not_allowed")),
+        "{err}"
+    );
+    let (_, failed) = srv
+        .call(
+            Method::GET,
+            &format!("/api/v1/admin/audit?user_id={id}&type=login.failed"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        failed["events"][0]["details"]["error"], "method_not_allowed",
+        "a refusal after a valid proof is a failed login: {failed}"
+    );
+    let (_, sessions) = srv
+        .call(
+            Method::GET,
+            &format!("/api/v1/admin/audit?user_id={id}&type=login.succeeded"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(sessions["events"].as_array().map(Vec::len), Some(0), "{sessions}");
+    srv.stop().await;
+}
