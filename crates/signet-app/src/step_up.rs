@@ -122,7 +122,11 @@ pub(crate) async fn complete(app: &App, flow: Flow, proof: Proof, origin: &Origi
         .find(|s| s.id == target.session_id)
         .ok_or(Error::Unauthenticated)?;
     let issued = sessions::raised(app, &old, &proof, target.action.clone(), origin);
-    app.store.rotate_session(&issued.session, Some(old.id)).await?;
+    // The session may have ended (logout, disabled account) or been raised by
+    // another step-up since it was read: then there is nothing to raise.
+    if !app.store.replace_session(&issued.session, old.id).await? {
+        return Err(Error::Unauthenticated);
+    }
     app.audit()
         .record(
             AuditEvent::new(EventType::SessionSteppedUp, Actor::User(user), Outcome::Success)

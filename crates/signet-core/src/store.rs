@@ -61,6 +61,11 @@ pub trait SessionStore: Send + Sync {
     /// Inserts `session` and deletes `replaces` (if any) in one transaction:
     /// session rotation on authentication.
     async fn rotate_session(&self, session: &Session, replaces: Option<SessionId>) -> StoreResult<()>;
+    /// Replaces the live session `old` by `session` in one transaction, only
+    /// if `old` still exists: a raised session must not outlive the one it
+    /// raises (ended meanwhile, or already replaced by a concurrent step-up).
+    /// `false` means nothing was written.
+    async fn replace_session(&self, session: &Session, old: SessionId) -> StoreResult<bool>;
     async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>>;
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()>;
     async fn delete_session(&self, id: SessionId) -> StoreResult<bool>;

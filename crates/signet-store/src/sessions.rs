@@ -58,23 +58,11 @@ impl SessionStore for SqlStore {
     }
 
     async fn rotate_session(&self, s: &Session, replaces: Option<SessionId>) -> StoreResult<()> {
-        let amr = amr_json(s)?;
-        with_db!(write(self), |pool| {
-            let mut tx = pool.begin().await.map_err(backend)?;
-            if let Some(old) = replaces {
-                sqlx::query("DELETE FROM sessions WHERE id = $1")
-                    .bind(old.0.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-            }
-            bind_session!(sqlx::query(INSERT_SESSION), s, &amr)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            tx.commit().await.map_err(backend)?;
-        });
-        Ok(())
+        self.swap_session(s, replaces, false).await.map(|_| ())
+    }
+
+    async fn replace_session(&self, s: &Session, old: SessionId) -> StoreResult<bool> {
+        self.swap_session(s, Some(old), true).await
     }
 
     async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>> {
@@ -177,5 +165,38 @@ impl SessionStore for SqlStore {
                 .map_err(backend)?
                 .rows_affected()
         }))
+    }
+}
+
+impl SqlStore {
+    /// Deletes `old` (if any) and inserts `s` in one transaction. With
+    /// `require_old`, nothing is written unless the delete removed a row,
+    /// and the answer says whether it did.
+    async fn swap_session(&self, s: &Session, old: Option<SessionId>, require_old: bool) -> StoreResult<bool> {
+        let amr = amr_json(s)?;
+        let swapped = with_db!(write(self), |pool| {
+            let mut tx = pool.begin().await.map_err(backend)?;
+            let removed = match old {
+                Some(old) => sqlx::query("DELETE FROM sessions WHERE id = $1")
+                    .bind(old.0.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected(),
+                None => 0,
+            };
+            if require_old && removed == 0 {
+                tx.rollback().await.map_err(backend)?;
+                false
+            } else {
+                bind_session!(sqlx::query(INSERT_SESSION), s, &amr)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+                tx.commit().await.map_err(backend)?;
+                true
+            }
+        });
+        Ok(swapped)
     }
 }

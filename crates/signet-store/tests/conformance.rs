@@ -199,6 +199,12 @@ async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
     assert!(s.session_by_token(&tok.hash()).await.unwrap().is_none());
     assert!(s.session_by_token(&tok2.hash()).await.unwrap().is_some());
 
+    // Replacing a session that no longer exists writes nothing.
+    let tok3 = PlainToken::generate(TokenKind::Session);
+    let stale = session(u.id, &tok3);
+    assert!(!s.replace_session(&stale, sess.id).await.unwrap());
+    assert!(s.session_by_token(&tok3.hash()).await.unwrap().is_none());
+
     // Another user cannot end this session by id.
     let mallory = user("mallory@x.io");
     s.insert_user(&mallory).await.unwrap();

@@ -177,6 +177,43 @@ async fn a_step_up_is_bound_to_the_session_that_started_it() {
 }
 
 #[tokio::test]
+async fn twenty_step_ups_of_one_session_completed_at_once_raise_it_once() {
+    let srv = engine_server().await;
+    let token = signed_in(&srv, "racer@example.com").await;
+    let mut flows = Vec::new();
+    for _ in 0..20 {
+        flows.push(step_up(&srv, &token, Some("add_credential")).await.1);
+    }
+    let paths: Vec<String> = flows.iter().map(|f| format!("/api/v1/step-up/{f}/passkey")).collect();
+    let results = futures::future::join_all(
+        paths
+            .iter()
+            .map(|path| srv.call(Method::POST, path, Some(&token), Some(json!({ "code": "right" })))),
+    )
+    .await;
+    let raised: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .map(|(_, b)| b)
+        .collect();
+    assert_eq!(raised.len(), 1, "one session replaces the old one: {results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|(s, _)| *s == StatusCode::OK || *s == StatusCode::UNAUTHORIZED),
+        "{results:?}"
+    );
+    let raised = raised[0]["session_token"].as_str().unwrap();
+    let (_, sessions) = srv.call(Method::GET, "/api/v1/sessions", Some(raised), None).await;
+    assert_eq!(
+        sessions["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "no second session was minted: {sessions}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn step_up_refuses_unknown_actions_restricted_sessions_and_expired_flows() {
     let srv = engine_server().await;
     let token = signed_in(&srv, "edge@example.com").await;
