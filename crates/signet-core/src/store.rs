@@ -143,7 +143,18 @@ pub struct OneTimeSecret {
 
 #[async_trait::async_trait]
 pub trait SecretStore: Send + Sync {
+    /// Stores a secret. At most one unconsumed secret may exist per flow
+    /// and purpose (or, for a secret without a flow, per user and purpose):
+    /// a second one, like a hash that exists already, is `Conflict`.
     async fn insert_secret(&self, secret: &OneTimeSecret) -> StoreResult<()>;
+    /// Issues `secrets` in place of the earlier ones, in one transaction:
+    /// revokes every unconsumed secret bound to the same flow (any purpose:
+    /// a new message replaces the whole previous one) or, for a secret
+    /// without a flow, every unconsumed secret of its user and purpose
+    /// without a flow; then inserts `secrets`. When two issues race, the
+    /// uniqueness above makes one of them fail with `Conflict` instead of
+    /// leaving two live secrets; the caller may issue again.
+    async fn issue_secrets(&self, secrets: &[OneTimeSecret], now: Timestamp) -> StoreResult<()>;
     /// Reads a secret without consuming it (to decide what to show).
     async fn peek_secret(&self, purpose: SecretPurpose, hash: &TokenHash) -> StoreResult<Option<OneTimeSecret>>;
     /// The atomic primitive: marks the secret consumed if it is unconsumed and
@@ -168,9 +179,6 @@ pub trait SecretStore: Send + Sync {
     /// Deletes secrets that expired or were consumed before `before`: they
     /// can never be redeemed again. Returns how many.
     async fn purge_spent_secrets(&self, before: Timestamp) -> StoreResult<u64>;
-    /// Revokes every unconsumed secret of this purpose for the user (e.g. a
-    /// new invitation replaces the old one). Returns how many.
-    async fn revoke_secrets(&self, purpose: SecretPurpose, user: UserId, now: Timestamp) -> StoreResult<u64>;
     /// Revokes every unconsumed secret bound to `flow` (a new code or link
     /// replaces the ones sent before in the same flow). Returns how many.
     async fn revoke_flow_secrets(&self, flow: FlowId, now: Timestamp) -> StoreResult<u64>;

@@ -32,26 +32,59 @@ const CONSUME: &str = concat!(
     secret_columns!()
 );
 
+/// Inserts one secret on `$exec` (a pool or a transaction). A hash that
+/// exists, or a second live secret where only one may live, is `Conflict`.
+macro_rules! insert {
+    ($exec:expr, $s:expr) => {
+        sqlx::query(concat!(
+            "INSERT INTO one_time_secrets (",
+            secret_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind($s.purpose.as_str())
+        .bind($s.hash.as_bytes().as_slice())
+        .bind($s.user_id.0.to_string())
+        .bind($s.flow_id.map(|f| f.0.to_string()))
+        .bind($s.created_at.as_millis())
+        .bind($s.expires_at.as_millis())
+        .bind($s.consumed_at.map(|t| t.as_millis()))
+        .bind($s.issued_by.as_str())
+        .execute($exec)
+        .await
+        .map_err(crate::conflict_as("secret_exists"))?
+    };
+}
+
+const REVOKE_FLOW: &str = "UPDATE one_time_secrets SET consumed_at = $1 WHERE flow_id = $2 AND consumed_at IS NULL";
+const REVOKE_USER_UNBOUND: &str = "UPDATE one_time_secrets SET consumed_at = $1 \
+     WHERE purpose = $2 AND user_id = $3 AND flow_id IS NULL AND consumed_at IS NULL";
+
 #[async_trait::async_trait]
 impl SecretStore for SqlStore {
     async fn insert_secret(&self, s: &OneTimeSecret) -> StoreResult<()> {
         with_db!(write(self), |pool| {
-            sqlx::query(concat!(
-                "INSERT INTO one_time_secrets (",
-                secret_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            ))
-            .bind(s.purpose.as_str())
-            .bind(s.hash.as_bytes().as_slice())
-            .bind(s.user_id.0.to_string())
-            .bind(s.flow_id.map(|f| f.0.to_string()))
-            .bind(s.created_at.as_millis())
-            .bind(s.expires_at.as_millis())
-            .bind(s.consumed_at.map(|t| t.as_millis()))
-            .bind(s.issued_by.as_str())
-            .execute(pool)
-            .await
-            .map_err(crate::conflict_as("secret_exists"))?;
+            insert!(pool, s);
+        });
+        Ok(())
+    }
+
+    async fn issue_secrets(&self, secrets: &[OneTimeSecret], now: Timestamp) -> StoreResult<()> {
+        with_db!(write(self), |pool| {
+            let mut tx = pool.begin().await.map_err(backend)?;
+            for s in secrets {
+                let revoke = match s.flow_id {
+                    Some(flow) => sqlx::query(REVOKE_FLOW).bind(now.as_millis()).bind(flow.0.to_string()),
+                    None => sqlx::query(REVOKE_USER_UNBOUND)
+                        .bind(now.as_millis())
+                        .bind(s.purpose.as_str())
+                        .bind(s.user_id.0.to_string()),
+                };
+                revoke.execute(&mut *tx).await.map_err(backend)?;
+            }
+            for s in secrets {
+                insert!(&mut *tx, s);
+            }
+            tx.commit().await.map_err(backend)?;
         });
         Ok(())
     }
@@ -120,25 +153,9 @@ impl SecretStore for SqlStore {
         }))
     }
 
-    async fn revoke_secrets(&self, purpose: SecretPurpose, user: UserId, now: Timestamp) -> StoreResult<u64> {
-        Ok(with_db!(write(self), |pool| {
-            sqlx::query(
-                "UPDATE one_time_secrets SET consumed_at = $1 \
-                 WHERE purpose = $2 AND user_id = $3 AND consumed_at IS NULL",
-            )
-            .bind(now.as_millis())
-            .bind(purpose.as_str())
-            .bind(user.0.to_string())
-            .execute(pool)
-            .await
-            .map_err(backend)?
-            .rows_affected()
-        }))
-    }
-
     async fn revoke_flow_secrets(&self, flow: FlowId, now: Timestamp) -> StoreResult<u64> {
         Ok(with_db!(write(self), |pool| {
-            sqlx::query("UPDATE one_time_secrets SET consumed_at = $1 WHERE flow_id = $2 AND consumed_at IS NULL")
+            sqlx::query(REVOKE_FLOW)
                 .bind(now.as_millis())
                 .bind(flow.0.to_string())
                 .execute(pool)

@@ -322,24 +322,75 @@ async fn one_time_secrets_are_used_once_and_scoped_by_purpose(s: Arc<SqlStore>) 
         .unwrap();
     assert_eq!(peeked.consumed_at, Some(at(1)));
 
-    // Revocation burns the outstanding ones only.
+    // A new invitation replaces the live one; a second live one is refused.
     let a = PlainToken::generate(TokenKind::Invitation);
     let b = PlainToken::generate(TokenKind::Invitation);
-    s.insert_secret(&secret(u.id, &a, SecretPurpose::Invitation))
+    s.issue_secrets(&[secret(u.id, &a, SecretPurpose::Invitation)], at(4))
         .await
         .unwrap();
-    s.insert_secret(&secret(u.id, &b, SecretPurpose::Invitation))
+    assert!(matches!(
+        s.insert_secret(&secret(u.id, &b, SecretPurpose::Invitation)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.issue_secrets(&[secret(u.id, &b, SecretPurpose::Invitation)], at(5))
         .await
         .unwrap();
-    assert_eq!(
-        s.revoke_secrets(SecretPurpose::Invitation, u.id, at(5)).await.unwrap(),
-        2
-    );
     assert!(s
         .consume_secret(SecretPurpose::Invitation, &a.hash(), at(6))
         .await
         .unwrap()
         .is_none());
+    // Another user's invitation is untouched by it.
+    let v = user("sec2@x.io");
+    s.insert_user(&v).await.unwrap();
+    let c = PlainToken::generate(TokenKind::Invitation);
+    s.issue_secrets(&[secret(v.id, &c, SecretPurpose::Invitation)], at(6))
+        .await
+        .unwrap();
+    assert!(s
+        .consume_secret(SecretPurpose::Invitation, &b.hash(), at(7))
+        .await
+        .unwrap()
+        .is_some());
+}
+
+async fn secrets_issued_at_once_for_one_flow_leave_exactly_one_live(s: Arc<SqlStore>) {
+    let u = user("issue-race@x.io");
+    s.insert_user(&u).await.unwrap();
+    let f = FlowId::new();
+    let tokens: Vec<PlainToken> = (0..20).map(|_| PlainToken::generate(TokenKind::MagicLink)).collect();
+    let tasks: Vec<_> = tokens
+        .iter()
+        .map(|t| {
+            let s = s.clone();
+            let mut sec = secret(u.id, t, SecretPurpose::EmailCode);
+            sec.flow_id = Some(f);
+            tokio::spawn(async move {
+                // As the email methods do: a lost race is issued again.
+                loop {
+                    match s.issue_secrets(std::slice::from_ref(&sec), at(1)).await {
+                        Ok(()) => break,
+                        Err(StoreError::Conflict(_)) => tokio::task::yield_now().await,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in futures::future::join_all(tasks).await {
+        t.unwrap();
+    }
+    let mut live = 0;
+    for t in &tokens {
+        if s.consume_secret(SecretPurpose::EmailCode, &t.hash(), at(2))
+            .await
+            .unwrap()
+            .is_some()
+        {
+            live += 1;
+        }
+    }
+    assert_eq!(live, 1, "twenty issues for one flow leave one valid code");
 }
 
 async fn fifty_concurrent_redemptions_give_exactly_one_session(s: Arc<SqlStore>) {
@@ -650,9 +701,13 @@ async fn a_flows_secrets_are_revoked_together(s: Arc<SqlStore>) {
         PlainToken::generate(TokenKind::MagicLink),
         PlainToken::generate(TokenKind::MagicLink),
     );
-    for (t, flow) in [(&a, Some(f)), (&b, Some(f)), (&other, Some(FlowId::new()))] {
-        let mut sec = secret(u.id, t, SecretPurpose::MagicLink);
-        sec.flow_id = flow;
+    for (t, flow, purpose) in [
+        (&a, f, SecretPurpose::MagicLink),
+        (&b, f, SecretPurpose::EmailCode),
+        (&other, FlowId::new(), SecretPurpose::MagicLink),
+    ] {
+        let mut sec = secret(u.id, t, purpose);
+        sec.flow_id = Some(flow);
         s.insert_secret(&sec).await.unwrap();
     }
     assert_eq!(s.revoke_flow_secrets(f, at(1)).await.unwrap(), 2);
@@ -876,6 +931,7 @@ conformance!(
     concurrent_hits_each_get_a_distinct_count,
     failure_runs_grow_until_cleared,
     a_flows_secrets_are_revoked_together,
+    secrets_issued_at_once_for_one_flow_leave_exactly_one_live,
     ping_answers,
     passkeys_round_trip_and_are_unique_across_users,
     a_passkey_use_is_one_conditional_write,

@@ -226,27 +226,28 @@ impl Issue {
             consumed_at: None,
             issued_by: "system".into(),
         };
-        // The same digits may come up again in the same flow (one chance in
-        // 10^digits per resend); their revoked secret still holds the hash,
-        // so draw again rather than fail.
+        // The code and the link are issued together, replacing whatever the
+        // flow had, in one transaction. `Conflict` means the same digits came
+        // up again in this flow (one chance in 10^digits per resend: their
+        // revoked secret still holds the hash) or another send of this flow
+        // won a race: draw again, and this issue replaces that one.
+        let link = self
+            .token
+            .as_ref()
+            .map(|token| m.settings.link(&format!("/login/magic/{}", token.expose_secret())));
         let mut attempts = 0;
         let (plain, code) = loop {
             let plain = OneTimeCode::generate(m.settings.email_login.code_digits);
             let code = secret(plain.hash_for(self.flow.id.0.as_bytes()), SecretPurpose::EmailCode);
-            match m.store.insert_secret(&code).await {
+            let mut issued = vec![code.clone()];
+            if let Some(token) = &self.token {
+                issued.push(secret(token.hash(), SecretPurpose::MagicLink));
+            }
+            match m.store.issue_secrets(&issued, now).await {
                 Ok(()) => break (plain, code),
                 Err(StoreError::Conflict(_)) if attempts < 3 => attempts += 1,
                 Err(e) => return Err(e.into()),
             }
-        };
-        let link = match &self.token {
-            Some(token) => {
-                m.store
-                    .insert_secret(&secret(token.hash(), SecretPurpose::MagicLink))
-                    .await?;
-                Some(m.settings.link(&format!("/login/magic/{}", token.expose_secret())))
-            }
-            None => None,
         };
         let device = device_label(self.origin.user_agent.as_deref());
         let draft = templates::sign_in(
