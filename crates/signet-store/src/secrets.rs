@@ -6,7 +6,6 @@ use signet_core::flow::FlowId;
 use signet_core::secret::TokenHash;
 use signet_core::session::Session;
 use signet_core::store::{OneTimeSecret, SecretPurpose, SecretStore, StoreResult};
-use signet_core::user::UserId;
 
 use crate::rows::{secret_columns, SecretRow};
 use crate::sessions::{amr_json, bind_session, INSERT_SESSION};
