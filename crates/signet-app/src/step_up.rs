@@ -89,7 +89,10 @@ pub async fn start(
         identifier_hash: Some(TokenHash::of(current.user.email.normalized().as_bytes()).to_hex()),
         tier: tier_name.to_owned(),
         mode: current.session.mode,
-        required_aal: need.aal,
+        // Never below the session's own level (as `require` tells the
+        // client): the raised session keeps the higher level with a fresh
+        // auth_time, so a weaker step-up must not refresh a stronger proof.
+        required_aal: need.aal.max(current.session.aal),
         completed: Vec::new(),
         return_to: None,
         methods: Map::new(),

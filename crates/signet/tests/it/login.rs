@@ -127,7 +127,7 @@ async fn flows_expire() {
 
 // ------------------------------------------------------------------ the flow engine, driven by test methods
 
-mod doubles {
+pub(crate) mod doubles {
     use serde_json::{Map, Value};
     use signet_core::flow::Flow;
     use signet_core::method::{LoginMethod, MethodName, StepContext};

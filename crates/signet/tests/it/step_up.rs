@@ -265,3 +265,84 @@ async fn step_up_refuses_unknown_actions_restricted_sessions_and_expired_flows()
     );
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_step_up_must_reach_the_sessions_own_level_so_a_weaker_proof_never_refreshes_a_stronger_one() {
+    use crate::login::doubles::Fake;
+    use signet_core::method::MethodName;
+    use signet_core::session::Aal;
+    // A device-bound passkey proves aal3; an authenticator code proves aal2.
+    let policy = r#"
+[tiers.standard]
+login = ["passkey"]
+second_factor = ["totp", "passkey"]
+required_aal = "aal2"
+session = { idle = "30m", absolute = "12h" }
+
+[assignment]
+default = "standard"
+"#;
+    let srv = TestServer::start_with(crate::support::Options {
+        policy: Some(policy.into()),
+        methods: vec![
+            std::sync::Arc::new(Fake {
+                name: MethodName::Passkey,
+                aal: Aal::Aal3,
+                amr: "hwk",
+                phishing_resistant: true,
+            }),
+            std::sync::Arc::new(Fake {
+                name: MethodName::Totp,
+                aal: Aal::Aal2,
+                amr: "otp",
+                phishing_resistant: false,
+            }),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let token = signed_in(&srv, "strong@example.com").await;
+    let (_, me) = srv.call(Method::GET, "/api/v1/session", Some(&token), None).await;
+    assert_eq!(me["aal"], "aal3", "{me}");
+
+    srv.clock.advance(Duration::from_secs(10 * 60));
+    let (s, err) = check(&srv, &token, "add_credential").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(err["required_aal"], "aal3", "never below the session's level: {err}");
+
+    let (started, flow) = step_up(&srv, &token, Some("add_credential")).await;
+    let offered: Vec<&str> = started["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["totp", "passkey"]);
+    // An aal2 code alone does not complete it...
+    let (s, cont) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/step-up/{flow}/totp"),
+            Some(&token),
+            Some(json!({ "code": "right" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{cont}");
+    assert_eq!(cont["state"], "continue", "{cont}");
+    assert_eq!(cont["required_aal"], "aal3");
+    // ...the passkey does, and the raised session is phishing-resistant again.
+    let (s, done) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/step-up/{flow}/passkey"),
+            Some(&token),
+            Some(json!({ "code": "right" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    assert_eq!(done["state"], "complete", "{done}");
+    assert_eq!(done["session"]["aal"], "aal3");
+    let raised = done["session_token"].as_str().unwrap();
+    assert_eq!(check(&srv, raised, "add_credential").await.0, StatusCode::OK);
+    srv.stop().await;
+}
