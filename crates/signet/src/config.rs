@@ -246,58 +246,6 @@ impl Config {
         }
         Config::load(file, env)
     }
-
-    /// Whether users reach Signet over HTTPS (`public_url` is `https://`),
-    /// whether TLS ends here or at a proxy in front. This, not
-    /// [`Config::tls`], is what decides e.g. whether cookies may be `Secure`.
-    pub fn is_https(&self) -> bool {
-        self.public_url.scheme() == "https"
-    }
-
-    /// `public_url` without the trailing slash, e.g. `https://id.example.com`
-    /// or `http://localhost:8080`. This is what a same-origin `Origin`
-    /// header equals.
-    pub fn public_origin(&self) -> String {
-        self.public_url.origin().ascii_serialization()
-    }
-
-    /// An absolute link under `public_url`: `public_link("/invite/abc")` is
-    /// `{public_origin}/invite/abc`.
-    pub fn public_link(&self, path: &str) -> String {
-        if path.starts_with('/') {
-            format!("{}{path}", self.public_origin())
-        } else {
-            format!("{}/{path}", self.public_origin())
-        }
-    }
-
-    /// Email goes to the development outbox (no `[email] smtp_url`).
-    pub fn email_outbox(&self) -> bool {
-        self.email.smtp_url.is_none()
-    }
-
-    /// SMS goes to the development outbox (no `[sms] webhook_url`).
-    pub fn sms_outbox(&self) -> bool {
-        self.sms.webhook_url.is_none()
-    }
-}
-
-impl Email {
-    /// The bare address of `from`: `signet@localhost` for
-    /// `Signet <signet@localhost>`.
-    pub fn from_address(&self) -> &str {
-        match self.from.split_once('<') {
-            Some((_, rest)) => rest.trim_end().trim_end_matches('>').trim(),
-            None => self.from.trim(),
-        }
-    }
-
-    /// The SMTP port: the URL's, or 25 for `smtp` and 465 for `smtps`.
-    pub fn smtp_port(&self) -> Option<u16> {
-        self.smtp_url
-            .as_ref()
-            .map(|url| url.port().unwrap_or(if url.scheme() == "smtps" { 465 } else { 25 }))
-    }
 }
 
 impl fmt::Debug for Database {
@@ -1091,18 +1039,17 @@ mod tests {
     fn defaults() {
         let c = load_env(&[]).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080".parse::<SocketAddr>().unwrap());
-        assert_eq!(c.public_origin(), "http://localhost:8080");
+        assert_eq!(c.public_url.origin().ascii_serialization(), "http://localhost:8080");
         assert_eq!(c.public_url.as_str(), "http://localhost:8080/");
-        assert!(!c.is_https());
+        assert_eq!(c.public_url.scheme(), "http");
         assert_eq!(c.policy, None);
         assert_eq!(c.tls, None);
         assert_eq!(c.database.url, "sqlite://./signet-data/signet.db");
         assert_eq!(c.database.max_connections, 16);
         assert_eq!(c.email.from, "Signet <signet@localhost>");
-        assert_eq!(c.email.from_address(), "signet@localhost");
         assert_eq!(c.email.smtp_url, None);
         assert_eq!(c.sms.webhook_url, None);
-        assert!(c.dev_outbox && c.email_outbox() && c.sms_outbox());
+        assert!(c.dev_outbox, "no real delivery: the outbox page");
         assert_eq!(c.log.format, LogFormat::Text);
         assert_eq!(c.log.level, "info");
         assert_eq!(c.invitation_ttl, Duration::from_secs(72 * 3600));
@@ -1166,14 +1113,16 @@ level = "info,signet=debug"
 "#;
         let c = load_file(text, &[]).unwrap();
         assert_eq!(c.listen.port(), 9000);
-        assert!(c.is_https());
-        assert_eq!(c.public_link("/invite/abc"), "https://id.example.com/invite/abc");
+        assert_eq!(c.public_url.as_str(), "https://id.example.com/");
         assert_eq!(c.invitation_ttl, Duration::from_secs(24 * 3600));
         assert!(c.trust_forwarded_for);
         assert_eq!(c.database.url, "postgres://signet:pw@db/signet");
         assert_eq!(c.database.max_connections, 40);
-        assert_eq!(c.email.smtp_port(), Some(465));
-        assert!(!c.email_outbox() && c.sms_outbox());
+        assert_eq!(
+            c.email.smtp_url.as_ref().map(Url::as_str),
+            Some("smtps://mailer:secret@smtp.example.com")
+        );
+        assert_eq!(c.sms.webhook_url, None);
         assert!(!c.dev_outbox, "outbox page only when no real delivery at all");
         assert_eq!(c.log.format, LogFormat::Json);
 
@@ -1191,12 +1140,12 @@ level = "info,signet=debug"
         )
         .unwrap();
         assert_eq!(c.listen.port(), 7000);
-        assert_eq!(c.public_origin(), "http://localhost:7000");
+        assert_eq!(c.public_url.origin().ascii_serialization(), "http://localhost:7000");
         assert_eq!(c.invitation_ttl, Duration::from_secs(3600));
         assert!(!c.trust_forwarded_for);
         assert_eq!(c.database.max_connections, 5);
         assert_eq!(c.log.format, LogFormat::Text);
-        assert_eq!(c.email.from_address(), "ops@example.com");
+        assert_eq!(c.email.from, "ops@example.com");
         // Untouched keys still come from the file.
         assert_eq!(c.database.url, "postgres://signet:pw@db/signet");
         assert_eq!(c.log.level, "info,signet=debug");
@@ -1216,7 +1165,7 @@ level = "info,signet=debug"
             ("SIGNET_SMS__WEBHOOK_URL", "https://sms.example.com/send?key=k"),
         ])
         .unwrap();
-        assert_eq!(c.email.smtp_port(), Some(2525));
+        assert_eq!(c.email.smtp_url.as_ref().and_then(Url::port), Some(2525));
         assert!(!c.dev_outbox);
     }
 
@@ -1426,7 +1375,7 @@ level = "info,signet=debug"
     #[test]
     fn https_public_url_without_tls_is_fine() {
         let c = load_env(&[("SIGNET_PUBLIC_URL", "https://id.example.com")]).unwrap();
-        assert!(c.is_https());
+        assert_eq!(c.public_url.scheme(), "https");
         assert_eq!(c.tls, None);
     }
 
@@ -1449,7 +1398,6 @@ level = "info,signet=debug"
         }
 
         let c = load_env(&[("SIGNET_EMAIL__SMTP_URL", "smtp://mail.example.com")]).unwrap();
-        assert_eq!(c.email.smtp_port(), Some(25));
         assert_eq!(c.email.smtp_url.as_ref().map(Url::port), Some(None));
     }
 
@@ -1472,8 +1420,7 @@ level = "info,signet=debug"
         let a = load_env(&[("SIGNET_PUBLIC_URL", "https://ID.Example.com:443/")]).unwrap();
         let b = load_env(&[("SIGNET_PUBLIC_URL", "https://id.example.com")]).unwrap();
         assert_eq!(a.public_url, b.public_url);
-        assert_eq!(a.public_origin(), "https://id.example.com");
-        assert_eq!(a.public_link("x"), "https://id.example.com/x");
+        assert_eq!(a.public_url.as_str(), "https://id.example.com/");
 
         // An IP address cannot be a WebAuthn RP ID: passkeys need a host name.
         let err = load_env(&[("SIGNET_PUBLIC_URL", "http://[::1]:8443/")]).unwrap_err();
