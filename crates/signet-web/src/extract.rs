@@ -192,6 +192,26 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// A scraper allowed to read `/metrics`: anyone when no `[metrics] token`
+/// is configured, otherwise only a request presenting it as a bearer token
+/// (compared by hash, in constant time). 401 otherwise.
+pub struct MetricsScraper;
+
+impl FromRequestParts<AppState> for MetricsScraper {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(expected) = &state.web.metrics_token else {
+            return Ok(MetricsScraper);
+        };
+        let presented = bearer(parts).map(|t| signet_core::secret::TokenHash::of(t.as_bytes()));
+        match presented {
+            Some(p) if p.ct_eq(expected) => Ok(MetricsScraper),
+            _ => Err(Error::Unauthenticated.into()),
+        }
+    }
+}
+
 /// Whether the request comes from one of our own pages: its `Origin`
 /// header is exactly our public origin, or it is `null` and the browser
 /// itself vouches that the request is same-origin (`Sec-Fetch-Site`).

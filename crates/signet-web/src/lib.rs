@@ -35,6 +35,9 @@ pub struct WebSettings {
     /// Take the client IP from the rightmost `X-Forwarded-For` entry, the
     /// one your proxy appended (only behind a proxy you control).
     pub trust_forwarded_for: bool,
+    /// SHA-256 of the `[metrics] token`; `None` leaves `/metrics` open
+    /// (restrict it at the proxy then).
+    pub metrics_token: Option<signet_core::secret::TokenHash>,
 }
 
 /// Shared state of every handler.

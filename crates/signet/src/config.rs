@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use signet_core::secret::TokenHash;
 use toml::Spanned;
 use url::Url;
 
@@ -88,6 +89,7 @@ pub const KEYS: &[&str] = &[
     "login.sends_per_ip",
     "webauthn.rp_id",
     "webauthn.extra_origins",
+    "metrics.token",
 ];
 
 /// Bounds of the `[login]` settings, inclusive.
@@ -131,6 +133,9 @@ pub struct Config {
     pub login: signet_app::EmailLogin,
     /// `[webauthn]`: the passkey relying party (extension).
     pub webauthn: WebAuthn,
+    /// `[metrics] token` (extension), kept only as its SHA-256: when set,
+    /// `/metrics` answers only a scraper that presents it as a bearer token.
+    pub metrics_token: Option<TokenHash>,
 }
 
 /// `[webauthn]` (an extension of the contract's keys): where passkeys are
@@ -364,6 +369,14 @@ struct RawFile {
     login: RawLogin,
     #[serde(default)]
     webauthn: RawWebAuthn,
+    #[serde(default)]
+    metrics: RawMetrics,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    token: Option<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -644,6 +657,11 @@ fn build(raw: RawFile, src: &Sources) -> Result<Config, ConfigError> {
     let login = build_login(raw.login, src)?;
     let webauthn = build_webauthn(raw.webauthn, src, &public_url, &public_url_src)?;
 
+    let metrics_token = match src.pick("metrics.token", raw.metrics.token, env_string)? {
+        Some(t) => Some(check_metrics_token(&t.value).map_err(|m| t.error(m))?),
+        None => None,
+    };
+
     let dev_outbox = smtp_url.is_none() && webhook_url.is_none();
     Ok(Config {
         listen,
@@ -668,7 +686,26 @@ fn build(raw: RawFile, src: &Sources) -> Result<Config, ConfigError> {
         dev_outbox,
         login,
         webauthn,
+        metrics_token,
     })
+}
+
+/// Shortest `[metrics] token` accepted: 32 characters of a random token are
+/// far beyond guessing, and a short one is a mistake to refuse early.
+pub const MIN_METRICS_TOKEN_LEN: usize = 32;
+
+/// A bearer token must be visible ASCII (RFC 6750 `b64token` is narrower;
+/// anything a header can carry verbatim is accepted) and long enough.
+fn check_metrics_token(token: &str) -> Result<TokenHash, String> {
+    if token.len() < MIN_METRICS_TOKEN_LEN {
+        return Err(format!(
+            "must be at least {MIN_METRICS_TOKEN_LEN} characters (for example: openssl rand -hex 32)"
+        ));
+    }
+    if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be printable ASCII without spaces".into());
+    }
+    Ok(TokenHash::of(token.as_bytes()))
 }
 
 /// `[webauthn]`, checked by building the relying party the server will use:
@@ -1425,6 +1462,27 @@ level = "info,signet=debug"
         // An IP address cannot be a WebAuthn RP ID: passkeys need a host name.
         let err = load_env(&[("SIGNET_PUBLIC_URL", "http://[::1]:8443/")]).unwrap_err();
         assert!(err.to_string().contains("RP ID"), "{err}");
+    }
+
+    #[test]
+    fn metrics_token_is_kept_as_a_hash_and_must_be_long_and_printable() {
+        assert_eq!(load_env(&[]).unwrap().metrics_token, None);
+        let token = "0123456789abcdef0123456789abcdef";
+        let c = load_env(&[("SIGNET_METRICS__TOKEN", token)]).unwrap();
+        assert_eq!(c.metrics_token, Some(TokenHash::of(token.as_bytes())));
+        assert!(!format!("{c:?}").contains(token), "never in debug output");
+        for bad in [
+            "short",
+            "0123456789abcdef 0123456789abcdef",
+            "0123456789abcdef\t0123456789abcdef",
+        ] {
+            let err = load_env(&[("SIGNET_METRICS__TOKEN", bad)]).unwrap_err().to_string();
+            assert!(err.contains("SIGNET_METRICS__TOKEN"), "{err}");
+        }
+        let err = load_file("[metrics]\ntoken = \"short\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metrics.token") && err.contains("line 2"), "{err}");
     }
 
     #[test]

@@ -81,6 +81,7 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
         WebSettings {
             dev_outbox: config.dev_outbox,
             trust_forwarded_for: config.trust_forwarded_for,
+            metrics_token: config.metrics_token,
         },
     );
     let router = signet_web::router(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -5,6 +5,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::error::ApiResult;
+use crate::extract::MetricsScraper;
 use crate::AppState;
 
 /// Liveness: the process answers.
@@ -27,7 +28,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<impl IntoRespons
 }
 
 /// Prometheus / OpenMetrics exposition.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(_scraper: MetricsScraper, State(state): State<AppState>) -> impl IntoResponse {
     (
         StatusCode::OK,
         [(

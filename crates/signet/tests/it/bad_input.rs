@@ -260,3 +260,30 @@ async fn health_readiness_and_metrics() {
     assert!(text.contains("# TYPE signet_login_flows counter"), "{text}");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_answer_only_the_configured_bearer_token() {
+    const TOKEN: &str = "metrics-0123456789abcdef0123456789abcdef";
+    let srv = TestServer::start_with(crate::support::Options {
+        env: vec![("SIGNET_METRICS__TOKEN".into(), TOKEN.into())],
+        ..Default::default()
+    })
+    .await;
+    let scrape = |auth: Option<String>| {
+        let mut req = srv.http.get(srv.url("/metrics"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        req.send()
+    };
+    for auth in [None, Some("Bearer wrong".into()), Some(format!("Basic {TOKEN}"))] {
+        let resp = scrape(auth.clone()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "unauthenticated");
+    }
+    let resp = scrape(Some(format!("Bearer {TOKEN}"))).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.text().await.unwrap().contains("signet_http_responses_total"));
+    srv.stop().await;
+}
