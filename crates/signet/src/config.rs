@@ -110,8 +110,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The origin users reach Signet at: `http` or `https`, a host, an
     /// optional port, no path. Because [`Url`] always writes the root path,
-    /// `as_str()` ends in `/`; use [`Config::public_origin`] for the form
-    /// without it.
+    /// `as_str()` ends in `/`; `origin().ascii_serialization()` is the form
+    /// without it (what signet-app's `Settings::origin` gives).
     pub public_url: Url,
     /// Policy file; `None` means the built-in passkey-first policy.
     pub policy: Option<PathBuf>,
