@@ -2,10 +2,13 @@
 //!
 //! Security events are written synchronously with the action they describe:
 //! if the audit record cannot be written, the caller gets an error rather
-//! than an unrecorded success (fail closed).
+//! than an unrecorded success (fail closed). Where a session comes into
+//! being (login, step-up, invitation redemption) the record is appended in
+//! the same transaction as the session itself ([`Auditor::entry`]), so a
+//! crash between the two can never leave an unrecorded session.
 
 use signet_core::audit::{AuditEvent, AuditRecord, ChainError, Verifier};
-use signet_core::store::AuditQuery;
+use signet_core::store::{AuditQuery, Audited};
 use signet_core::Result;
 use uuid::Uuid;
 
@@ -34,6 +37,16 @@ impl<'a> Auditor<'a> {
             .append_audit(&event, Uuid::new_v4(), self.app.clock.now())
             .await?;
         Ok(rec)
+    }
+
+    /// `event`, stamped now, to be appended by a store write in the same
+    /// transaction as the change it records.
+    pub fn entry<'e>(&self, event: &'e AuditEvent) -> Audited<'e> {
+        Audited {
+            event,
+            id: Uuid::new_v4(),
+            at: self.app.clock.now(),
+        }
     }
 
     pub async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {

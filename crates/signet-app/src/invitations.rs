@@ -189,18 +189,25 @@ async fn redeem_inner(
     };
     let issued = sessions::mint(app, &grant);
     let now = app.clock.now();
+    let record = sessions::established(&grant, &issued, EventType::InvitationRedeemed);
     let won = app
         .store
-        .consume_secret_into_session(SecretPurpose::Invitation, &token.hash(), now, &issued.session)
+        .consume_secret_into_session(
+            SecretPurpose::Invitation,
+            &token.hash(),
+            now,
+            &issued.session,
+            app.audit().entry(&record),
+        )
         .await?;
     if won.is_none() {
         audit_rejection(app, origin, Some(secret.user_id), "already_redeemed").await?;
         return Err(invalid());
     }
+    app.metrics.sessions_created.inc();
     if let Some(old) = replaces {
         app.store.delete_session(old).await?;
     }
-    sessions::record_established(app, &grant, &issued, EventType::InvitationRedeemed).await?;
     Ok(issued)
 }
 

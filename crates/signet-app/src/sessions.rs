@@ -112,29 +112,27 @@ pub fn raised(app: &App, old: &Session, proof: &Proof, action: Option<String>, o
 /// it as `event`.
 pub async fn establish(app: &App, grant: Grant<'_>, replaces: Option<SessionId>, event: EventType) -> Result<Issued> {
     let issued = mint(app, &grant);
-    app.store.rotate_session(&issued.session, replaces).await?;
-    record_established(app, &grant, &issued, event).await?;
+    let record = established(&grant, &issued, event);
+    app.store
+        .rotate_session(&issued.session, replaces, app.audit().entry(&record))
+        .await?;
+    app.metrics.sessions_created.inc();
     Ok(issued)
 }
 
-/// Counts and audits a session that was just stored.
-pub(crate) async fn record_established(app: &App, grant: &Grant<'_>, issued: &Issued, event: EventType) -> Result<()> {
-    app.metrics.sessions_created.inc();
-    app.audit()
-        .record(
-            AuditEvent::new(event, Actor::User(grant.user.id), Outcome::Success)
-                .user(grant.user.id)
-                .from_origin(grant.origin)
-                .details(json!({
-                    "session_id": issued.session.id.0,
-                    "aal": issued.session.aal,
-                    "amr": issued.session.amr,
-                    "scope": issued.session.scope,
-                    "mode": issued.session.mode,
-                })),
-        )
-        .await?;
-    Ok(())
+/// The audit record of a session being established, written in the same
+/// transaction as the session.
+pub(crate) fn established(grant: &Grant<'_>, issued: &Issued, event: EventType) -> AuditEvent {
+    AuditEvent::new(event, Actor::User(grant.user.id), Outcome::Success)
+        .user(grant.user.id)
+        .from_origin(grant.origin)
+        .details(json!({
+            "session_id": issued.session.id.0,
+            "aal": issued.session.aal,
+            "amr": issued.session.amr,
+            "scope": issued.session.scope,
+            "mode": issued.session.mode,
+        }))
 }
 
 /// An authenticated request's session and its user.

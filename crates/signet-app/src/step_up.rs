@@ -125,25 +125,25 @@ pub(crate) async fn complete(app: &App, flow: Flow, proof: Proof, origin: &Origi
         .find(|s| s.id == target.session_id)
         .ok_or(Error::Unauthenticated)?;
     let issued = sessions::raised(app, &old, &proof, target.action.clone(), origin);
+    let record = AuditEvent::new(EventType::SessionSteppedUp, Actor::User(user), Outcome::Success)
+        .user(user)
+        .from_origin(origin)
+        .details(json!({
+            "old_session_id": old.id.0,
+            "session_id": issued.session.id.0,
+            "action": target.action,
+            "aal": issued.session.aal,
+            "amr": issued.session.amr,
+        }));
     // The session may have ended (logout, disabled account) or been raised by
     // another step-up since it was read: then there is nothing to raise.
-    if !app.store.replace_session(&issued.session, old.id).await? {
+    if !app
+        .store
+        .replace_session(&issued.session, old.id, app.audit().entry(&record))
+        .await?
+    {
         return Err(Error::Unauthenticated);
     }
-    app.audit()
-        .record(
-            AuditEvent::new(EventType::SessionSteppedUp, Actor::User(user), Outcome::Success)
-                .user(user)
-                .from_origin(origin)
-                .details(json!({
-                    "old_session_id": old.id.0,
-                    "session_id": issued.session.id.0,
-                    "action": target.action,
-                    "aal": issued.session.aal,
-                    "amr": issued.session.amr,
-                })),
-        )
-        .await?;
     Ok(StepOutcome::Complete {
         issued: Box::new(issued),
         return_to: None,

@@ -55,17 +55,32 @@ pub trait UserStore: Send + Sync {
     async fn set_user_status(&self, id: UserId, status: UserStatus, now: Timestamp) -> StoreResult<bool>;
 }
 
+/// An audit event appended in the same transaction as the write it
+/// describes, so that both happen or neither does: a session, for example,
+/// never exists without the record of how it was obtained.
+#[derive(Clone, Copy, Debug)]
+pub struct Audited<'a> {
+    pub event: &'a AuditEvent,
+    pub id: Uuid,
+    pub at: Timestamp,
+}
+
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync {
     async fn insert_session(&self, session: &Session) -> StoreResult<()>;
-    /// Inserts `session` and deletes `replaces` (if any) in one transaction:
-    /// session rotation on authentication.
-    async fn rotate_session(&self, session: &Session, replaces: Option<SessionId>) -> StoreResult<()>;
-    /// Replaces the live session `old` by `session` in one transaction, only
-    /// if `old` still exists: a raised session must not outlive the one it
-    /// raises (ended meanwhile, or already replaced by a concurrent step-up).
-    /// `false` means nothing was written.
-    async fn replace_session(&self, session: &Session, old: SessionId) -> StoreResult<bool>;
+    /// Inserts `session`, deletes `replaces` (if any) and appends `audit`, in
+    /// one transaction: session rotation on authentication.
+    async fn rotate_session(
+        &self,
+        session: &Session,
+        replaces: Option<SessionId>,
+        audit: Audited<'_>,
+    ) -> StoreResult<()>;
+    /// Replaces the live session `old` by `session` and appends `audit`, in
+    /// one transaction, only if `old` still exists: a raised session must
+    /// not outlive the one it raises (ended meanwhile, or already replaced
+    /// by a concurrent step-up). `false` means nothing was written.
+    async fn replace_session(&self, session: &Session, old: SessionId, audit: Audited<'_>) -> StoreResult<bool>;
     async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>>;
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()>;
     async fn delete_session(&self, id: SessionId) -> StoreResult<bool>;
@@ -166,15 +181,17 @@ pub trait SecretStore: Send + Sync {
         hash: &TokenHash,
         now: Timestamp,
     ) -> StoreResult<Option<OneTimeSecret>>;
-    /// Consumes the secret and inserts `session` in one transaction. If the
-    /// secret is not redeemable, or belongs to another user than
-    /// `session.user_id`, nothing is written and `None` is returned.
+    /// Consumes the secret, inserts `session` and appends `audit`, in one
+    /// transaction. If the secret is not redeemable, or belongs to another
+    /// user than `session.user_id`, nothing is written and `None` is
+    /// returned.
     async fn consume_secret_into_session(
         &self,
         purpose: SecretPurpose,
         hash: &TokenHash,
         now: Timestamp,
         session: &Session,
+        audit: Audited<'_>,
     ) -> StoreResult<Option<OneTimeSecret>>;
     /// Deletes secrets that expired or were consumed before `before`: they
     /// can never be redeemed again. Returns how many.

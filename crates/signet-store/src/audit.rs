@@ -12,46 +12,59 @@ use uuid::Uuid;
 use crate::rows::{audit_columns, convert_all, AuditRow};
 use crate::{backend, with_db, SqlStore};
 
+/// Appends one record inside the open transaction `$tx` (`&mut` a
+/// transaction of either engine) and evaluates to the sealed
+/// [`AuditRecord`]. Other writes in the same transaction commit with it or
+/// not at all ([`signet_core::store::Audited`]).
+macro_rules! append {
+    ($tx:expr, $event:expr, $id:expr, $at:expr) => {{
+        let tx = $tx;
+        let (seq, prev): (i64, Vec<u8>) =
+            sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(crate::backend)?;
+        let prev: [u8; 32] = prev
+            .as_slice()
+            .try_into()
+            .map_err(|_| signet_core::store::StoreError::Corrupt("audit head hash length".into()))?;
+        let rec = signet_core::audit::AuditRecord::seal($event, $id, $at, seq - 1, prev);
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+            .bind(rec.hash.as_slice())
+            .execute(&mut **tx)
+            .await
+            .map_err(crate::backend)?;
+        sqlx::query(concat!(
+            "INSERT INTO audit_log (",
+            crate::rows::audit_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind(rec.seq)
+        .bind(rec.id.to_string())
+        .bind(rec.at.as_millis())
+        .bind(rec.event_type.as_str())
+        .bind(rec.actor.as_str())
+        .bind(rec.user_id.map(|u| u.to_string()))
+        .bind(rec.ip.as_deref())
+        .bind(rec.user_agent.as_deref())
+        .bind(rec.outcome.as_str())
+        .bind(rec.details.as_str())
+        .bind(rec.prev_hash.as_slice())
+        .bind(rec.hash.as_slice())
+        .execute(&mut **tx)
+        .await
+        .map_err(crate::backend)?;
+        rec
+    }};
+}
+pub(crate) use append;
+
 #[async_trait::async_trait]
 impl AuditStore for SqlStore {
     async fn append_audit(&self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<AuditRecord> {
         with_db!(write(self), |pool| {
             let mut tx = pool.begin().await.map_err(backend)?;
-            let (seq, prev): (i64, Vec<u8>) =
-                sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-            let prev: [u8; 32] = prev
-                .as_slice()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("audit head hash length".into()))?;
-            let rec = AuditRecord::seal(event, id, at, seq - 1, prev);
-            sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-                .bind(rec.hash.as_slice())
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            sqlx::query(concat!(
-                "INSERT INTO audit_log (",
-                audit_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            ))
-            .bind(rec.seq)
-            .bind(rec.id.to_string())
-            .bind(rec.at.as_millis())
-            .bind(rec.event_type.as_str())
-            .bind(rec.actor.as_str())
-            .bind(rec.user_id.map(|u| u.to_string()))
-            .bind(rec.ip.as_deref())
-            .bind(rec.user_agent.as_deref())
-            .bind(rec.outcome.as_str())
-            .bind(rec.details.as_str())
-            .bind(rec.prev_hash.as_slice())
-            .bind(rec.hash.as_slice())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+            let rec = append!(&mut tx, event, id, at);
             tx.commit().await.map_err(backend)?;
             Ok(rec)
         })

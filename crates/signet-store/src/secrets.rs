@@ -5,8 +5,9 @@ use signet_core::clock::Timestamp;
 use signet_core::flow::FlowId;
 use signet_core::secret::TokenHash;
 use signet_core::session::Session;
-use signet_core::store::{OneTimeSecret, SecretPurpose, SecretStore, StoreResult};
+use signet_core::store::{Audited, OneTimeSecret, SecretPurpose, SecretStore, StoreResult};
 
+use crate::audit::append;
 use crate::rows::{secret_columns, SecretRow};
 use crate::sessions::{amr_json, bind_session, INSERT_SESSION};
 use crate::{backend, with_db, SqlStore};
@@ -120,6 +121,7 @@ impl SecretStore for SqlStore {
         hash: &TokenHash,
         now: Timestamp,
         session: &Session,
+        audit: Audited<'_>,
     ) -> StoreResult<Option<OneTimeSecret>> {
         let amr = amr_json(session)?;
         with_db!(write(self), |pool| {
@@ -136,6 +138,7 @@ impl SecretStore for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
+            append!(&mut tx, audit.event, audit.id, audit.at);
             tx.commit().await.map_err(backend)?;
             Ok(Some(secret))
         })

@@ -1,10 +1,11 @@
 use signet_core::clock::Timestamp;
 use signet_core::secret::TokenHash;
 use signet_core::session::{Session, SessionId};
-use signet_core::store::{SessionStore, StoreError, StoreResult};
+use signet_core::store::{Audited, SessionStore, StoreError, StoreResult};
 use signet_core::user::UserId;
 use uuid::Uuid;
 
+use crate::audit::append;
 use crate::rows::{convert_all, session_columns, SessionRow};
 use crate::{backend, with_db, SqlStore};
 
@@ -57,12 +58,12 @@ impl SessionStore for SqlStore {
         Ok(())
     }
 
-    async fn rotate_session(&self, s: &Session, replaces: Option<SessionId>) -> StoreResult<()> {
-        self.swap_session(s, replaces, false).await.map(|_| ())
+    async fn rotate_session(&self, s: &Session, replaces: Option<SessionId>, audit: Audited<'_>) -> StoreResult<()> {
+        self.swap_session(s, replaces, false, audit).await.map(|_| ())
     }
 
-    async fn replace_session(&self, s: &Session, old: SessionId) -> StoreResult<bool> {
-        self.swap_session(s, Some(old), true).await
+    async fn replace_session(&self, s: &Session, old: SessionId, audit: Audited<'_>) -> StoreResult<bool> {
+        self.swap_session(s, Some(old), true, audit).await
     }
 
     async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>> {
@@ -169,10 +170,16 @@ impl SessionStore for SqlStore {
 }
 
 impl SqlStore {
-    /// Deletes `old` (if any) and inserts `s` in one transaction. With
-    /// `require_old`, nothing is written unless the delete removed a row,
-    /// and the answer says whether it did.
-    async fn swap_session(&self, s: &Session, old: Option<SessionId>, require_old: bool) -> StoreResult<bool> {
+    /// Deletes `old` (if any), inserts `s` and appends `audit` in one
+    /// transaction. With `require_old`, nothing is written unless the delete
+    /// removed a row, and the answer says whether it did.
+    async fn swap_session(
+        &self,
+        s: &Session,
+        old: Option<SessionId>,
+        require_old: bool,
+        audit: Audited<'_>,
+    ) -> StoreResult<bool> {
         let amr = amr_json(s)?;
         let swapped = with_db!(write(self), |pool| {
             let mut tx = pool.begin().await.map_err(backend)?;
@@ -193,6 +200,7 @@ impl SqlStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;
+                append!(&mut tx, audit.event, audit.id, audit.at);
                 tx.commit().await.map_err(backend)?;
                 true
             }

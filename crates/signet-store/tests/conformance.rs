@@ -92,6 +92,19 @@ fn secret(user: UserId, token: &PlainToken, purpose: SecretPurpose) -> OneTimeSe
     }
 }
 
+/// A login event for `user`, to be appended with a session write.
+fn login_event(user: UserId) -> AuditEvent {
+    AuditEvent::new(EventType::LoginSucceeded, Actor::User(user), Outcome::Success).user(user)
+}
+
+fn entry(event: &AuditEvent) -> Audited<'_> {
+    Audited {
+        event,
+        id: Uuid::new_v4(),
+        at: at(1),
+    }
+}
+
 fn message(n: u32) -> Message {
     Message {
         id: Uuid::new_v4(),
@@ -195,15 +208,29 @@ async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
 
     let tok2 = PlainToken::generate(TokenKind::Session);
     let rotated = session(u.id, &tok2);
-    s.rotate_session(&rotated, Some(sess.id)).await.unwrap();
+    let ev = login_event(u.id);
+    let (head, _) = s.audit_head().await.unwrap();
+    s.rotate_session(&rotated, Some(sess.id), entry(&ev)).await.unwrap();
     assert!(s.session_by_token(&tok.hash()).await.unwrap().is_none());
     assert!(s.session_by_token(&tok2.hash()).await.unwrap().is_some());
+    assert_eq!(
+        s.audit_head().await.unwrap().0,
+        head + 1,
+        "the event came with the session"
+    );
 
-    // Replacing a session that no longer exists writes nothing.
+    // Replacing a session that no longer exists writes nothing, not even
+    // its audit record.
     let tok3 = PlainToken::generate(TokenKind::Session);
     let stale = session(u.id, &tok3);
-    assert!(!s.replace_session(&stale, sess.id).await.unwrap());
+    assert!(!s.replace_session(&stale, sess.id, entry(&ev)).await.unwrap());
     assert!(s.session_by_token(&tok3.hash()).await.unwrap().is_none());
+    // A session write that fails takes its audit record with it.
+    assert!(
+        s.rotate_session(&rotated, None, entry(&ev)).await.is_err(),
+        "duplicate id"
+    );
+    assert_eq!(s.audit_head().await.unwrap().0, head + 1);
 
     // Another user cannot end this session by id.
     let mallory = user("mallory@x.io");
@@ -401,12 +428,14 @@ async fn fifty_concurrent_redemptions_give_exactly_one_session(s: Arc<SqlStore>)
         .await
         .unwrap();
     let hash = tok.hash();
+    let (head, _) = s.audit_head().await.unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let s = s.clone();
             tokio::spawn(async move {
                 let sess = session(u.id, &PlainToken::generate(TokenKind::Session));
-                s.consume_secret_into_session(SecretPurpose::Invitation, &hash, at(1), &sess)
+                let ev = login_event(u.id);
+                s.consume_secret_into_session(SecretPurpose::Invitation, &hash, at(1), &sess, entry(&ev))
                     .await
                     .unwrap()
                     .is_some()
@@ -420,6 +449,11 @@ async fn fifty_concurrent_redemptions_give_exactly_one_session(s: Arc<SqlStore>)
         .count();
     assert_eq!(wins, 1);
     assert_eq!(s.list_user_sessions(u.id, at(2)).await.unwrap().len(), 1);
+    assert_eq!(
+        s.audit_head().await.unwrap().0,
+        head + 1,
+        "one audit record, for the one session"
+    );
 }
 
 async fn redemption_for_the_wrong_user_writes_nothing(s: Arc<SqlStore>) {
@@ -432,16 +466,19 @@ async fn redemption_for_the_wrong_user_writes_nothing(s: Arc<SqlStore>) {
         .await
         .unwrap();
     let wrong = session(v.id, &PlainToken::generate(TokenKind::Session));
+    let ev = login_event(v.id);
+    let (head, _) = s.audit_head().await.unwrap();
     assert!(s
-        .consume_secret_into_session(SecretPurpose::Invitation, &tok.hash(), at(1), &wrong)
+        .consume_secret_into_session(SecretPurpose::Invitation, &tok.hash(), at(1), &wrong, entry(&ev))
         .await
         .unwrap()
         .is_none());
     assert!(s.list_user_sessions(v.id, at(2)).await.unwrap().is_empty());
+    assert_eq!(s.audit_head().await.unwrap().0, head, "no record without the session");
     // The secret was not burned by the failed attempt.
     let right = session(u.id, &PlainToken::generate(TokenKind::Session));
     assert!(s
-        .consume_secret_into_session(SecretPurpose::Invitation, &tok.hash(), at(1), &right)
+        .consume_secret_into_session(SecretPurpose::Invitation, &tok.hash(), at(1), &right, entry(&ev))
         .await
         .unwrap()
         .is_some());
