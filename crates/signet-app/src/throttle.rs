@@ -14,7 +14,9 @@
 //! - **Consecutive failures per account** (NIST SP 800-63B §5.2.2, "rate
 //!   limiting"): the run spans flows and is never reset by sending a new
 //!   code, only by a successful sign-in or by [`RUN_RESET`] without any
-//!   failure. From [`BACKOFF_AFTER`] failures on, each attempt must wait
+//!   failure. Each comparison is reserved on the run first, with a
+//!   compare-and-swap ([`reserve_account_attempt`]), so parallel requests
+//!   cannot slip through on one stale read. From [`BACKOFF_AFTER`] failures on, each attempt must wait
 //!   an exponentially growing delay (capped at [`MAX_DELAY`]); at
 //!   [`ACCOUNT_MAX_FAILURES`] (the 800-63B ceiling of 100) email codes are
 //!   refused until the run resets. Locking out is what NIST asks for; the
@@ -126,12 +128,41 @@ pub async fn reserve_attempt(store: &dyn Store, now: Timestamp, flow: FlowId) ->
     Ok(())
 }
 
-/// Refuses (429) while the account is backing off or locked.
-pub async fn check_account(store: &dyn Store, now: Timestamp, identifier_hash: &str) -> Result<()> {
-    match account_wait(store.failures(&account_key(identifier_hash)).await?, now) {
-        Some(retry_after_secs) => Err(Error::RateLimited { retry_after_secs }),
-        None => Ok(()),
+/// How often a reservation re-reads a run that changed under it before it
+/// answers 429: each change means another attempt on the account won.
+const RESERVE_TRIES: usize = 16;
+
+/// Reserves one attempt on the account before a code is compared, and
+/// refuses (429) while the account is backing off or locked. The attempt
+/// counts as a failure from here on; a success clears the whole run.
+///
+/// The decision is taken on the run as read and written back with a
+/// compare-and-swap ([`signet_core::store::ThrottleStore::swap_failures`]):
+/// of concurrent attempts, only the one whose swap lands goes on, the others
+/// re-read the run it left. So during backoff exactly one attempt gets
+/// through per delay, and no burst, on any number of nodes, takes the run
+/// past [`ACCOUNT_MAX_FAILURES`] (a read-then-increment let a parallel burst
+/// through on the same stale read).
+pub async fn reserve_account_attempt(store: &dyn Store, now: Timestamp, identifier_hash: &str) -> Result<Failures> {
+    let key = account_key(identifier_hash);
+    for _ in 0..RESERVE_TRIES {
+        let run = store.failures(&key).await?;
+        if let Some(retry_after_secs) = account_wait(run, now) {
+            return Err(Error::RateLimited { retry_after_secs });
+        }
+        let next = match run {
+            // A run that has gone quiet for RUN_RESET starts over here.
+            Some(r) if now < r.last_at.plus(RUN_RESET) => Failures {
+                count: r.count.saturating_add(1),
+                last_at: now,
+            },
+            _ => Failures { count: 1, last_at: now },
+        };
+        if store.swap_failures(&key, run, next).await? {
+            return Ok(next);
+        }
     }
+    Err(Error::RateLimited { retry_after_secs: 1 })
 }
 
 /// What one wrong code did to the counters.
@@ -154,21 +185,10 @@ impl WrongCode {
     }
 }
 
-/// Counts a wrong code against the flow and the account.
-pub async fn record_wrong(store: &dyn Store, now: Timestamp, flow: FlowId, identifier_hash: &str) -> Result<WrongCode> {
+/// Counts a wrong code against the flow. The account already counted it
+/// when the attempt was reserved: `account` is that reservation.
+pub async fn record_wrong(store: &dyn Store, now: Timestamp, flow: FlowId, account: Failures) -> Result<WrongCode> {
     let in_flow = store.record_failure(&flow_key(flow), now).await?.count;
-    let key = account_key(identifier_hash);
-    // A run that has gone quiet for RUN_RESET starts over at this failure.
-    // (Check-then-clear may race with another failure; at worst one failure
-    // of a stale run is forgotten, which only ever happens a day later.)
-    if store
-        .failures(&key)
-        .await?
-        .is_some_and(|run| now >= run.last_at.plus(RUN_RESET))
-    {
-        store.clear_failures(&key).await?;
-    }
-    let account = store.record_failure(&key, now).await?;
     Ok(WrongCode { in_flow, account })
 }
 

@@ -230,6 +230,11 @@ pub trait ThrottleStore: Send + Sync {
     async fn record_failure(&self, key: &str, now: Timestamp) -> StoreResult<Failures>;
     /// The current run of `key`, if any.
     async fn failures(&self, key: &str) -> StoreResult<Option<Failures>>;
+    /// Sets the run of `key` to `new` if it still is `expected` (`None`: no
+    /// run yet), in one conditional write; `false` if it changed meanwhile.
+    /// The compare-and-swap that lets a caller decide from the run it read
+    /// (a backoff delay, say) without a concurrent caller deciding the same.
+    async fn swap_failures(&self, key: &str, expected: Option<Failures>, new: Failures) -> StoreResult<bool>;
     /// Ends the run of `key` (a success).
     async fn clear_failures(&self, key: &str) -> StoreResult<()>;
     /// Deletes windows that began and failure runs that last grew before

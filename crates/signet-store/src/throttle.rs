@@ -82,6 +82,38 @@ impl ThrottleStore for SqlStore {
         .transpose()
     }
 
+    async fn swap_failures(&self, key: &str, expected: Option<Failures>, new: Failures) -> StoreResult<bool> {
+        let swapped = with_db!(write(self), |pool| {
+            match expected {
+                None => sqlx::query(
+                    "INSERT INTO throttle_failures (bucket, failures, last_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (bucket) DO NOTHING",
+                )
+                .bind(key)
+                .bind(i64::from(new.count))
+                .bind(new.last_at.as_millis())
+                .execute(pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+                Some(old) => sqlx::query(
+                    "UPDATE throttle_failures SET failures = $1, last_at = $2 \
+                     WHERE bucket = $3 AND failures = $4 AND last_at = $5",
+                )
+                .bind(i64::from(new.count))
+                .bind(new.last_at.as_millis())
+                .bind(key)
+                .bind(i64::from(old.count))
+                .bind(old.last_at.as_millis())
+                .execute(pool)
+                .await
+                .map_err(backend)?
+                .rows_affected(),
+            }
+        });
+        Ok(swapped == 1)
+    }
+
     async fn clear_failures(&self, key: &str) -> StoreResult<()> {
         with_db!(write(self), |pool| {
             sqlx::query("DELETE FROM throttle_failures WHERE bucket = $1")

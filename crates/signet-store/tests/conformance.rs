@@ -729,6 +729,33 @@ async fn failure_runs_grow_until_cleared(s: Arc<SqlStore>) {
     assert!(s.failures("acct").await.unwrap().is_none());
 }
 
+async fn a_failure_run_is_swapped_by_exactly_one_of_many(s: Arc<SqlStore>) {
+    let run = |count, secs| Failures {
+        count,
+        last_at: at(secs),
+    };
+    // No run yet: the first swap from "none" creates it, a second cannot.
+    assert!(s.swap_failures("cas", None, run(1, 1)).await.unwrap());
+    assert!(!s.swap_failures("cas", None, run(1, 2)).await.unwrap());
+    assert_eq!(s.failures("cas").await.unwrap(), Some(run(1, 1)));
+    // A stale expectation changes nothing.
+    assert!(!s.swap_failures("cas", Some(run(1, 9)), run(2, 9)).await.unwrap());
+    // Twenty callers who read the same run: one swap lands.
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.swap_failures("cas", Some(run(1, 1)), run(2, 10 + i)).await.unwrap() })
+        })
+        .collect();
+    let wins = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(wins, 1);
+    assert_eq!(s.failures("cas").await.unwrap().map(|f| f.count), Some(2));
+}
+
 async fn a_flows_secrets_are_revoked_together(s: Arc<SqlStore>) {
     let u = user("flow-secrets@example.com");
     s.insert_user(&u).await.unwrap();
@@ -968,6 +995,7 @@ conformance!(
     concurrent_hits_each_get_a_distinct_count,
     failure_runs_grow_until_cleared,
     a_flows_secrets_are_revoked_together,
+    a_failure_run_is_swapped_by_exactly_one_of_many,
     secrets_issued_at_once_for_one_flow_leave_exactly_one_live,
     ping_answers,
     passkeys_round_trip_and_are_unique_across_users,

@@ -21,8 +21,10 @@
 //! **Checking.** A typed code is consumed with the atomic one-time-secret
 //! primitive: of any number of concurrent attempts exactly one wins. A code
 //! that matches a secret which is already used or expired is reported as
-//! such and is not counted as a guess; any other wrong code counts against
-//! the flow (5 end it) and the account (backoff, NIST SP 800-63B §5.2.2).
+//! such and does not count against the flow; any other wrong code counts
+//! against the flow (5 end it). Every comparison is first reserved on the
+//! account's run of failures (backoff, NIST SP 800-63B §5.2.2), which only a
+//! success clears.
 
 use std::sync::Arc;
 
@@ -116,10 +118,10 @@ impl Mailbox {
     pub async fn check_code(&self, flow: &Flow, presented: &str, origin: &Origin) -> Result<Proof> {
         let identifier = flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
         let now = self.clock.now();
-        throttle::check_account(&*self.store, now, identifier).await?;
         let digits = self.settings.email_login.code_digits;
         let code = OneTimeCode::parse(presented, digits)
             .ok_or_else(|| Error::invalid("invalid_code", format!("the code is {digits} digits")))?;
+        let account = throttle::reserve_account_attempt(&*self.store, now, identifier).await?;
         throttle::reserve_attempt(&*self.store, now, flow.id).await?;
         let hash = code.hash_for(flow.id.0.as_bytes());
         if let Some(secret) = self.store.consume_secret(SecretPurpose::EmailCode, &hash, now).await? {
@@ -139,7 +141,7 @@ impl Mailbox {
                 });
             }
         }
-        let wrong = throttle::record_wrong(&*self.store, now, flow.id, identifier).await?;
+        let wrong = throttle::record_wrong(&*self.store, now, flow.id, account).await?;
         if wrong.locks_account() {
             let mut ev = AuditEvent::new(EventType::LoginLocked, Actor::Anonymous, Outcome::Denied)
                 .from_origin(origin)

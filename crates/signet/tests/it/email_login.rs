@@ -630,6 +630,42 @@ async fn the_account_failure_counter_spans_flows_and_a_new_code_does_not_reset_i
 }
 
 #[tokio::test]
+async fn during_backoff_a_parallel_burst_across_flows_gets_one_comparison_per_delay() {
+    let (srv, _) = with_user("burst@example.com").await;
+    // Ten failures (two flows of five): the account backs off from here.
+    for _ in 0..2 {
+        let flow = api_start(&srv, "burst@example.com").await;
+        let path = format!("/api/v1/login/{flow}/email_otp");
+        for _ in 0..5 {
+            srv.call(Method::POST, &path, None, Some(json!({ "code": "000000" })))
+                .await;
+        }
+    }
+    // The delay has passed; twenty guesses arrive at once over four flows.
+    srv.clock.advance(Duration::from_secs(60));
+    let mut paths = Vec::new();
+    for _ in 0..4 {
+        let flow = api_start(&srv, "burst@example.com").await;
+        for _ in 0..5 {
+            paths.push(format!("/api/v1/login/{flow}/email_otp"));
+        }
+    }
+    let results = futures::future::join_all(
+        paths
+            .iter()
+            .map(|p| srv.call(Method::POST, p, None, Some(json!({ "code": "000000" })))),
+    )
+    .await;
+    let compared = results.iter().filter(|(s, _)| *s == StatusCode::BAD_REQUEST).count();
+    let waited = results
+        .iter()
+        .filter(|(s, b)| *s == StatusCode::TOO_MANY_REQUESTS && b["error"] == "rate_limited")
+        .count();
+    assert_eq!((compared, waited), (1, 19), "one comparison per delay: {results:?}");
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn magic_links_are_browser_only_and_the_standard_tier_needs_more_than_email() {
     // The built-in policy: the standard tier lists email_otp but needs aal2.
     let srv = TestServer::start().await;
