@@ -183,9 +183,32 @@ pub struct Action {
 pub struct PolicyError(pub String);
 
 /// Tier rank used when several roles match: the most demanding tier wins.
-/// Ranked by required AAL, then by the shorter absolute session.
-fn strength(t: &Tier) -> (Aal, std::cmp::Reverse<Duration>) {
-    (t.required_aal, std::cmp::Reverse(t.session.absolute))
+/// Ranked by risk (the tier's `risk`, else what its name and level say, as
+/// `policy check` judges it), then required AAL, device-bound passkeys
+/// only, the shorter idle and absolute sessions and step-up window; two
+/// tiers equal in all of these are ordered by name, so the answer never
+/// depends on the order of a user's roles.
+type Strength<'a> = (
+    Risk,
+    Aal,
+    bool,
+    std::cmp::Reverse<Duration>,
+    std::cmp::Reverse<Duration>,
+    std::cmp::Reverse<Duration>,
+    std::cmp::Reverse<&'a str>,
+);
+
+fn strength<'a>(name: &'a str, t: &Tier) -> Strength<'a> {
+    use std::cmp::Reverse;
+    (
+        check::risk(name, t),
+        t.required_aal,
+        t.passkey.device_bound_only,
+        Reverse(t.session.idle),
+        Reverse(t.session.absolute),
+        Reverse(t.step_up_max_age),
+        Reverse(name),
+    )
 }
 
 impl Policy {
@@ -265,7 +288,7 @@ impl Policy {
         for role in roles {
             if let Some(name) = self.assignment.roles.get(role) {
                 if let Some(tier) = self.tiers.get(name) {
-                    let better = best.is_none_or(|(_, b)| strength(tier) > strength(b));
+                    let better = best.is_none_or(|(b_name, b)| strength(name, tier) > strength(b_name, b));
                     if better {
                         best = Some((name.as_str(), tier));
                     }
@@ -377,6 +400,39 @@ mod tests {
         assert_eq!(p.tier_for_roles(&[]).0, "standard");
         assert_eq!(p.tier_for_roles(&["nobody".into()]).0, "standard");
         assert_eq!(p.tier_for_roles(&["staff".into(), "admin".into()]).0, "privileged");
+    }
+
+    #[test]
+    fn the_more_demanding_of_two_equal_level_tiers_wins_whatever_the_role_order() {
+        // The built-in standard and privileged tiers are both aal2 with 12 h
+        // sessions: risk (privileged is high) and the shorter idle decide.
+        let text = BUILTIN_PASSKEY_FIRST.replace(
+            "roles = { admin = \"privileged\" }",
+            "roles = { admin = \"privileged\", staff = \"standard\" }",
+        );
+        let p = Policy::parse(&text, "p.toml").unwrap();
+        for roles in [["staff", "admin"], ["admin", "staff"]] {
+            let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+            assert_eq!(p.tier_for_roles(&roles).0, "privileged", "{roles:?}");
+        }
+        // Tiers equal in every respect are ordered by name, not by role order.
+        let twins = r#"
+[tiers.a]
+login = ["passkey"]
+required_aal = "aal2"
+session = { idle = "30m", absolute = "12h" }
+[tiers.b]
+login = ["passkey"]
+required_aal = "aal2"
+session = { idle = "30m", absolute = "12h" }
+[assignment]
+default = "a"
+roles = { x = "a", y = "b" }
+"#;
+        let p = Policy::parse(twins, "t.toml").unwrap();
+        let xy = p.tier_for_roles(&["x".into(), "y".into()]).0.to_owned();
+        let yx = p.tier_for_roles(&["y".into(), "x".into()]).0.to_owned();
+        assert_eq!(xy, yx);
     }
 
     #[test]
