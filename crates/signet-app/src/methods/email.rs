@@ -21,19 +21,19 @@
 //! **Checking.** A typed code is consumed with the atomic one-time-secret
 //! primitive: of any number of concurrent attempts exactly one wins. A code
 //! that matches a secret which is already used or expired is reported as
-//! such and does not count against the flow; any other wrong code counts
-//! against the flow (5 end it). Every comparison is first reserved on the
-//! account's run of failures (backoff, NIST SP 800-63B §5.2.2), which only a
-//! success clears.
+//! such before anything is counted; any other code is a comparison, first
+//! reserved on the account's run of failures (backoff, NIST SP 800-63B
+//! §5.2.2, cleared only by a success) and on the flow (5 wrong codes end
+//! it).
 
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
-use signet_core::clock::SharedClock;
+use signet_core::clock::{SharedClock, Timestamp};
 use signet_core::flow::Flow;
 use signet_core::method::MethodName;
-use signet_core::secret::{OneTimeCode, PlainToken, TokenKind};
+use signet_core::secret::{OneTimeCode, PlainToken, TokenHash, TokenKind};
 use signet_core::session::{device_label, Aal, Proof};
 use signet_core::store::{OneTimeSecret, SecretPurpose, Store, StoreError};
 use signet_core::user::UserId;
@@ -121,26 +121,22 @@ impl Mailbox {
         let digits = self.settings.email_login.code_digits;
         let code = OneTimeCode::parse(presented, digits)
             .ok_or_else(|| Error::invalid("invalid_code", format!("the code is {digits} digits")))?;
+        let hash = code.hash_for(flow.id.0.as_bytes());
+        // The right digits for this flow, but already used (or replaced by a
+        // newer code) or expired: not a guess, so told apart before anything
+        // is counted.
+        self.spent(flow, &hash, now).await?;
         let account = throttle::reserve_account_attempt(&*self.store, now, identifier).await?;
         throttle::reserve_attempt(&*self.store, now, flow.id).await?;
-        let hash = code.hash_for(flow.id.0.as_bytes());
         if let Some(secret) = self.store.consume_secret(SecretPurpose::EmailCode, &hash, now).await? {
             if secret.flow_id == Some(flow.id) && Some(secret.user_id) == flow.state.user_id {
                 throttle::clear_account(&*self.store, identifier).await?;
                 return Ok(proof(&AMR_CODE));
             }
         }
-        // The right digits for this flow, but already used (a concurrent
-        // request won, or a newer code replaced it) or expired: not a guess.
-        if let Some(secret) = self.store.peek_secret(SecretPurpose::EmailCode, &hash).await? {
-            if secret.flow_id == Some(flow.id) {
-                return Err(if secret.consumed_at.is_some() {
-                    Error::gone("code_used", "this code was already used or replaced by a newer one")
-                } else {
-                    Error::gone("code_expired", "this code has expired; send a new one")
-                });
-            }
-        }
+        // A concurrent request with the same right code won since the check
+        // above (this attempt was counted, and the winner cleared the run).
+        self.spent(flow, &hash, now).await?;
         let wrong = throttle::record_wrong(&*self.store, now, flow.id, account).await?;
         if wrong.locks_account() {
             let mut ev = AuditEvent::new(EventType::LoginLocked, Actor::Anonymous, Outcome::Denied)
@@ -159,6 +155,27 @@ impl Mailbox {
             ));
         }
         Err(Error::invalid("invalid_code", "that code is not right"))
+    }
+
+    /// `410 code_used` or `410 code_expired` when `hash` is this flow's code
+    /// and can no longer be redeemed.
+    async fn spent(&self, flow: &Flow, hash: &TokenHash, now: Timestamp) -> Result<()> {
+        let Some(secret) = self.store.peek_secret(SecretPurpose::EmailCode, hash).await? else {
+            return Ok(());
+        };
+        if secret.flow_id != Some(flow.id) {
+            return Ok(());
+        }
+        if secret.consumed_at.is_some() {
+            return Err(Error::gone(
+                "code_used",
+                "this code was already used or replaced by a newer one",
+            ));
+        }
+        if secret.expires_at <= now {
+            return Err(Error::gone("code_expired", "this code has expired; send a new one"));
+        }
+        Ok(())
     }
 
     /// Checks a magic-link token for this flow. The token is consumed only

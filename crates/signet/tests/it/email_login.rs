@@ -666,6 +666,35 @@ async fn during_backoff_a_parallel_burst_across_flows_gets_one_comparison_per_de
 }
 
 #[tokio::test]
+async fn typing_an_old_code_again_and_again_is_not_a_guess() {
+    let (srv, _) = with_user("old@example.com").await;
+    let before = smtp_count(&srv);
+    let flow = api_flow_with_code(&srv, "old@example.com").await;
+    let old = code(&srv.wait_mail("old@example.com", before).await);
+    // A second email replaces the first code.
+    let before = smtp_count(&srv);
+    let (s, _) = api_send(&srv, &flow, "email_otp").await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let new = code(&srv.wait_mail("old@example.com", before).await);
+    let path = format!("/api/v1/login/{flow}/email_otp");
+    // More tries than the flow's five and the account's ten before backoff.
+    for _ in 0..12 {
+        let (s, err) = srv.call(Method::POST, &path, None, Some(json!({ "code": old }))).await;
+        if old == new {
+            break; // one chance in a million: the same digits again
+        }
+        assert_eq!(
+            (s, err["error"].as_str()),
+            (StatusCode::GONE, Some("code_used")),
+            "neither the flow nor the account counted it: {err}"
+        );
+    }
+    let (s, done) = srv.call(Method::POST, &path, None, Some(json!({ "code": new }))).await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn magic_links_are_browser_only_and_the_standard_tier_needs_more_than_email() {
     // The built-in policy: the standard tier lists email_otp but needs aal2.
     let srv = TestServer::start().await;
