@@ -93,7 +93,14 @@ pub fn combine(steps: &[Step]) -> Option<Proof> {
         aal,
         amr,
         phishing_resistant: steps.iter().any(|s| s.proof.phishing_resistant),
-        credential_id: strongest.proof.credential_id,
+        // The credential the session rests on: the strongest step's, else
+        // any credential a step used (a passkey without UV next to an email
+        // code ties at aal1, and the passkey must still be recorded, so that
+        // removing it ends the session).
+        credential_id: strongest
+            .proof
+            .credential_id
+            .or_else(|| steps.iter().rev().find_map(|s| s.proof.credential_id)),
         user_id: steps.iter().find_map(|s| s.proof.user_id),
     })
 }
@@ -136,6 +143,17 @@ mod tests {
     fn a_passkey_with_uv_alone_is_aal2_and_phishing_resistant() {
         let p = combine(&[step(MethodName::Passkey, Aal::Aal2, "hwk", true)]).unwrap();
         assert_eq!((p.aal, p.phishing_resistant), (Aal::Aal2, true));
+    }
+
+    #[test]
+    fn the_session_records_the_passkey_even_when_another_step_ties_with_it() {
+        let cred = uuid::Uuid::new_v4();
+        let mut passkey = step(MethodName::Passkey, Aal::Aal1, "swk", true);
+        passkey.proof.credential_id = Some(cred);
+        let email = step(MethodName::EmailOtp, Aal::Aal1, "otp", false);
+        for steps in [[passkey.clone(), email.clone()], [email, passkey]] {
+            assert_eq!(combine(&steps).unwrap().credential_id, Some(cred), "{steps:?}");
+        }
     }
 
     #[test]
