@@ -184,7 +184,7 @@ fn require_binding_assurance(app: &App, current: &Current, existing: &[Passkey],
         return Err(Error::StepUpRequired(Box::new(StepUp {
             required_aal: Aal::Aal2,
             max_age: tier.step_up_max_age.as_secs(),
-            methods: tier.second_factor.iter().map(|m| m.as_str().to_owned()).collect(),
+            methods: step_up::methods(app, tier),
         })));
     }
     Ok(())

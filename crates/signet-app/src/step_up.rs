@@ -64,8 +64,17 @@ pub fn require(app: &App, current: &Current, action: &str) -> Result<()> {
         // fresh auth_time, which must not vouch for a stronger, older proof.
         required_aal: need.aal.max(current.session.aal),
         max_age: need.max_age.as_secs(),
-        methods: tier.second_factor.iter().map(|m| m.as_str().to_owned()).collect(),
+        methods: methods(app, tier),
     })))
+}
+
+/// The methods a step-up in `tier` can use: its second factors that this
+/// server implements (a policy may name methods not built yet).
+pub(crate) fn methods(app: &App, tier: &Tier) -> Vec<String> {
+    app.registry
+        .available(&tier.second_factor)
+        .map(|m| m.name().as_str().to_owned())
+        .collect()
 }
 
 /// `POST /api/v1/step-up`: opens a step-up flow for the current session.
