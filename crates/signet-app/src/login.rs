@@ -318,7 +318,12 @@ pub async fn step(
     // flow had none yet (a discoverable passkey names its owner).
     let proven = proof.user_id.or(user);
     match complete_step(app, flow, name, proof, origin, replaces).await {
-        Ok(outcome) => Ok(outcome),
+        // Counted once the step's outcome is stored: a lost race or a
+        // refusal after the proof counts as the failure it is, never as both.
+        Ok(outcome) => {
+            app.metrics.login(name.as_str(), "success");
+            Ok(outcome)
+        }
         Err(e) => Err(failed(app, name, flow_id, proven, origin, e).await),
     }
 }
@@ -370,7 +375,6 @@ async fn complete_step(
             settle_tier(app, &mut flow, name, &user)?;
         }
     }
-    app.metrics.login(name.as_str(), "success");
     flow.state.completed.push(name.as_str().to_owned());
     let mut steps: Vec<Step> = match flow.state.methods.get(STEPS) {
         Some(v) => serde_json::from_value(v.clone()).map_err(Error::internal)?,

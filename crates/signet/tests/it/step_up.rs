@@ -177,6 +177,22 @@ async fn a_step_up_is_bound_to_the_session_that_started_it() {
         "{results:?}"
     );
     assert!(results.iter().all(|(s, _)| s.is_success() || s.is_client_error()));
+    // Two logins and one step-up succeeded; none of the nineteen losers
+    // (refused when loading the spent flow, or after their proof) counts as
+    // a success.
+    let metrics = srv
+        .http
+        .get(srv.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("signet_logins_total{method=\"passkey\",result=\"success\"} 3"),
+        "{metrics}"
+    );
     srv.stop().await;
 }
 
