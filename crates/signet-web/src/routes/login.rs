@@ -107,6 +107,39 @@ fn flow_id(raw: &str) -> Result<FlowId, signet_core::Error> {
         .map_err(|_| signet_core::Error::gone("flow_expired", "this sign-in attempt has expired; start again"))
 }
 
+/// The body of `.../send`: nothing (`{}`); any field is refused with 400.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendBody {}
+
+/// The body of a step: the field its method reads (`credential` for a
+/// passkey, `code` for a typed code, `token` for a magic link). Anything
+/// else is refused with 400, as everywhere in the API; which of these a
+/// method needs, and their values, the method itself checks.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepBody {
+    credential: Option<Value>,
+    code: Option<Value>,
+    token: Option<Value>,
+}
+
+impl StepBody {
+    fn into_input(self) -> Value {
+        let mut input = serde_json::Map::new();
+        for (key, value) in [
+            ("credential", self.credential),
+            ("code", self.code),
+            ("token", self.token),
+        ] {
+            if let Some(v) = value {
+                input.insert(key.into(), v);
+            }
+        }
+        Value::Object(input)
+    }
+}
+
 /// `POST /api/v1/login/{flow_id}/{method}/send`
 pub async fn send(
     State(state): State<AppState>,
@@ -114,7 +147,7 @@ pub async fn send(
     MaybeAuth(current): MaybeAuth,
     Client(origin): Client,
     Path((flow, method)): Path<(String, String)>,
-    ApiJson(_body): ApiJson<serde_json::Map<String, Value>>,
+    ApiJson(SendBody {}): ApiJson<SendBody>,
 ) -> ApiResult<impl IntoResponse> {
     signet_app::login::send(
         &state.app,
@@ -135,14 +168,14 @@ pub async fn step(
     MaybeAuth(prior): MaybeAuth,
     Client(origin): Client,
     Path((flow, method)): Path<(String, String)>,
-    ApiJson(body): ApiJson<serde_json::Map<String, Value>>,
+    ApiJson(body): ApiJson<StepBody>,
 ) -> ApiResult<Response> {
     let replaces = prior.as_ref().map(|a| a.current.session.id);
     let outcome = signet_app::login::step(
         &state.app,
         flow_id(&flow)?,
         &method,
-        Value::Object(body),
+        body.into_input(),
         binding(&state, &headers).as_ref(),
         &origin,
         replaces,

@@ -121,6 +121,28 @@ async fn malformed_bodies_get_stable_4xx_codes() {
             StatusCode::BAD_REQUEST,
             "invalid_return_to",
         ),
+        // Step and send bodies take only the fields a method reads.
+        (
+            "/api/v1/login/00000000-0000-4000-8000-000000000000/email_otp/send",
+            json,
+            br#"{"to": "someone@evil.example"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "/api/v1/login/00000000-0000-4000-8000-000000000000/email_otp",
+            json,
+            br#"{"code": "123456", "user_id": "x"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "/api/v1/step-up/00000000-0000-4000-8000-000000000000/passkey",
+            json,
+            br#"{"credential": {}, "aal": "aal3"}"#.to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
     ];
     for (path, ct, body, status, code) in cases {
         let shown = String::from_utf8_lossy(&body).into_owned();
