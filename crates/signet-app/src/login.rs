@@ -20,6 +20,7 @@ use signet_core::assurance::{self, Step};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::flow::{Flow, FlowId, FlowKind, FlowState};
 use std::sync::Arc;
+use std::time::Duration;
 
 use signet_core::method::{LoginMethod, MethodName, StepContext};
 use signet_core::policy::Tier;
@@ -30,6 +31,11 @@ use signet_core::{Error, Result};
 
 use crate::sessions::{self, Grant, Issued};
 use crate::App;
+
+/// The longest a login flow can live: sending a code extends it to the
+/// code's lifetime, but never beyond this from its start. The browser's
+/// flow-binding cookie lasts as long.
+pub const FLOW_MAX_LIFETIME: Duration = Duration::from_secs(2 * 3600);
 
 /// Where a flow keeps the steps completed so far (in its scratch map).
 const STEPS: &str = "steps";

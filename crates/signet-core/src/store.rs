@@ -97,8 +97,8 @@ pub trait FlowStore: Send + Sync {
     async fn insert_flow(&self, flow: &Flow) -> StoreResult<()>;
     /// A live (unexpired) flow by id.
     async fn flow(&self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>>;
-    /// Writes `flow.state` if the stored version still equals `flow.version`,
-    /// and bumps the version. Returns false if someone else got there first
+    /// Writes `flow.state` and `flow.expires_at` if the stored version still
+    /// equals `flow.version`, and bumps the version. Returns false if someone else got there first
     /// or the flow is gone.
     async fn update_flow(&self, flow: &Flow, now: Timestamp) -> StoreResult<bool>;
     /// Deletes and returns a live flow: the single winner of a race finishes it.

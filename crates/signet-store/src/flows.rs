@@ -53,13 +53,14 @@ impl FlowStore for SqlStore {
         let state = state_json(flow)?;
         let n = with_db!(write(self), |pool| {
             sqlx::query(
-                "UPDATE flows SET state = $1, version = version + 1 \
+                "UPDATE flows SET state = $1, version = version + 1, expires_at = $5 \
                  WHERE id = $2 AND version = $3 AND expires_at > $4",
             )
             .bind(&state)
             .bind(flow.id.0.to_string())
             .bind(flow.version)
             .bind(now.as_millis())
+            .bind(flow.expires_at.as_millis())
             .execute(pool)
             .await
             .map_err(backend)?

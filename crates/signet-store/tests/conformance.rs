@@ -278,9 +278,17 @@ async fn flows_update_by_compare_and_swap_and_consume_once(s: Arc<SqlStore>) {
     assert_eq!(stored.version, 1);
     assert_eq!(stored.state.completed, vec!["passkey"]);
 
+    // An update can extend the flow's life (a code sent late in it).
+    let mut longer = stored.clone();
+    longer.expires_at = stored.expires_at.plus(Duration::from_secs(60));
+    assert!(s.update_flow(&longer, at(3)).await.unwrap());
+    let extended = s.flow(f.id, at(3)).await.unwrap().unwrap();
+    assert_eq!(extended.expires_at, longer.expires_at);
+    assert!(s.flow(f.id, stored.expires_at).await.unwrap().is_some());
+
     // Expired flows are invisible and cannot be consumed.
-    assert!(s.flow(f.id, at(600)).await.unwrap().is_none());
-    assert!(s.consume_flow(f.id, at(600)).await.unwrap().is_none());
+    assert!(s.flow(f.id, at(700)).await.unwrap().is_none());
+    assert!(s.consume_flow(f.id, at(700)).await.unwrap().is_none());
     assert!(s.consume_flow(f.id, at(4)).await.unwrap().is_some());
     assert!(s.consume_flow(f.id, at(4)).await.unwrap().is_none());
 

@@ -27,6 +27,7 @@
 //! it).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
@@ -92,12 +93,19 @@ impl Mailbox {
     }
 
     /// Sends a code, and with `with_link` a magic link too, for this flow.
-    pub async fn send(&self, flow: &Flow, origin: &Origin, with_link: bool) -> Result<()> {
+    /// The flow is kept alive as long as the code (`login.code_ttl` from
+    /// now), within [`crate::login::FLOW_MAX_LIFETIME`] of its start; the
+    /// caller stores it.
+    pub async fn send(&self, flow: &mut Flow, origin: &Origin, with_link: bool) -> Result<()> {
         let identifier = flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
         let now = self.clock.now();
         let limits = &self.settings.email_login;
         throttle::check_send(&*self.store, limits, now, identifier, origin.ip.as_deref()).await?;
         self.store.revoke_flow_secrets(flow.id, now).await?;
+        let wanted = now
+            .plus(limits.ttl)
+            .min(flow.created_at.plus(crate::login::FLOW_MAX_LIFETIME));
+        flow.expires_at = flow.expires_at.max(wanted);
         let issue = Issue {
             mailbox: self.clone(),
             flow: flow.clone(),
@@ -234,14 +242,17 @@ impl Issue {
             return Ok(());
         }
         let now = m.clock.now();
-        let ttl = m.settings.email_login.ttl;
+        // The code lives `code_ttl`, but never beyond its flow: what the email
+        // says is what holds.
+        let expires_at = now.plus(m.settings.email_login.ttl).min(self.flow.expires_at);
+        let ttl = Duration::from_millis(u64::try_from(expires_at.as_millis() - now.as_millis()).unwrap_or(0));
         let secret = |hash, purpose| OneTimeSecret {
             hash,
             purpose,
             user_id: user.id,
             flow_id: Some(self.flow.id),
             created_at: now,
-            expires_at: now.plus(ttl),
+            expires_at,
             consumed_at: None,
             issued_by: "system".into(),
         };

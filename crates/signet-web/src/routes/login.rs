@@ -93,7 +93,7 @@ pub(crate) fn started_response(
     })
     .into_response();
     if let Some(t) = new_cookie {
-        let ttl = state.app.settings.flow_ttl.as_secs() * 4;
+        let ttl = signet_app::login::FLOW_MAX_LIFETIME.as_secs();
         if let Some(v) = state.cookies.set(state.cookies.flow, t.expose_secret(), Some(ttl)) {
             resp.headers_mut().insert(header::SET_COOKIE, v);
         }

@@ -695,6 +695,32 @@ async fn typing_an_old_code_again_and_again_is_not_a_guess() {
 }
 
 #[tokio::test]
+async fn a_code_sent_late_in_a_flow_lives_as_long_as_its_email_says() {
+    let (srv, _) = with_user("late@example.com").await;
+    let flow = api_start(&srv, "late@example.com").await;
+    // Twelve minutes into a fifteen-minute flow, a code is sent...
+    srv.clock.advance(Duration::from_secs(12 * 60));
+    let before = smtp_count(&srv);
+    let (s, _) = api_send(&srv, &flow, "email_otp").await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let mail = srv.wait_mail("late@example.com", before).await;
+    let text = mail.text_body().unwrap();
+    assert!(text.contains("valid for 10 minutes"), "{text}");
+    // ...and works nine minutes later, past the flow's original end.
+    srv.clock.advance(Duration::from_secs(9 * 60));
+    let (s, done) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/login/{flow}/email_otp"),
+            None,
+            Some(json!({ "code": code(&mail) })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    srv.stop().await;
+}
+
+#[tokio::test]
 async fn magic_links_are_browser_only_and_the_standard_tier_needs_more_than_email() {
     // The built-in policy: the standard tier lists email_otp but needs aal2.
     let srv = TestServer::start().await;
