@@ -575,8 +575,8 @@ fn env_integer(s: &str) -> Result<i64, String> {
 }
 
 fn build(raw: RawFile, src: &Sources) -> Result<Config, ConfigError> {
-    let listen = src.pick_or("listen", raw.listen, env_string, DEFAULT_LISTEN.into())?;
-    let listen = parse_listen(&listen.value).map_err(|m| listen.error(m))?;
+    let listen_src = src.pick_or("listen", raw.listen, env_string, DEFAULT_LISTEN.into())?;
+    let listen = parse_listen(&listen_src.value).map_err(|m| listen_src.error(m))?;
 
     let public_url_src = src.pick_or("public_url", raw.public_url, env_string, DEFAULT_PUBLIC_URL.into())?;
     let public_url = parse_public_url(&public_url_src.value).map_err(|m| public_url_src.error(m))?;
@@ -663,6 +663,13 @@ fn build(raw: RawFile, src: &Sources) -> Result<Config, ConfigError> {
     };
 
     let dev_outbox = smtp_url.is_none() && webhook_url.is_none();
+    if dev_outbox && !listen.ip().is_loopback() {
+        return Err(listen_src.error(
+            "is not a loopback address, and no email.smtp_url or sms.webhook_url is set: the development outbox \
+             (/dev/outbox) would show every sign-in code and link to anyone who can reach this address; \
+             configure real delivery, or listen on 127.0.0.1 or [::1]",
+        ));
+    }
     Ok(Config {
         listen,
         public_url,
@@ -1121,6 +1128,26 @@ mod tests {
             let msg = load_env(&[(var, value)]).unwrap_err().to_string();
             assert!(msg.contains(says), "{var}={value}: {msg}");
         }
+    }
+
+    #[test]
+    fn the_development_outbox_is_never_served_beyond_loopback() {
+        for listen in ["0.0.0.0:8080", "[::]:8080", "192.0.2.10:8080"] {
+            let err = load_env(&[("SIGNET_LISTEN", listen)]).unwrap_err().to_string();
+            assert!(
+                err.contains("SIGNET_LISTEN") && err.contains("/dev/outbox"),
+                "{listen}: {err}"
+            );
+        }
+        for listen in ["127.0.0.1:8080", "[::1]:8080"] {
+            assert!(load_env(&[("SIGNET_LISTEN", listen)]).unwrap().dev_outbox, "{listen}");
+        }
+        let c = load_env(&[
+            ("SIGNET_LISTEN", "0.0.0.0:8080"),
+            ("SIGNET_EMAIL__SMTP_URL", "smtp://mail.example.com"),
+        ])
+        .unwrap();
+        assert!(!c.dev_outbox, "real delivery: no outbox page, any address");
     }
 
     #[test]
