@@ -30,6 +30,12 @@ session = { idle = "30m", absolute = "12h" }
 [assignment]
 default = "standard"
 roles = { partner = "low" }
+
+# Removing a passkey needs a proof from the last 2 seconds, so that a test
+# can see the page ask for one.
+[actions.remove_credential]
+aal = "aal2"
+max_age = "2s"
 `;
 
 export function binary() {

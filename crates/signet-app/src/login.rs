@@ -194,6 +194,9 @@ pub enum StepOutcome {
         return_to: Option<String>,
     },
     Continue {
+        /// The flow to continue (the caller may not have named it: a magic
+        /// link names only its token).
+        flow_id: FlowId,
         required_aal: Aal,
         methods: Vec<Value>,
     },
@@ -448,6 +451,7 @@ async fn complete_step(
         ));
     }
     Ok(StepOutcome::Continue {
+        flow_id: flow.id,
         required_aal: flow.state.required_aal,
         methods,
     })

@@ -294,7 +294,16 @@ async fn magic_confirm(State(state): State<AppState>, Path(token): Path<String>,
         Ok(StepOutcome::Complete { issued, return_to }) => {
             Ok(signed_in(&state, &issued, return_to.as_deref().unwrap_or("/account")))
         }
-        Ok(StepOutcome::Continue { .. }) => render(&MagicContinuePage),
+        Ok(StepOutcome::Continue { flow_id, methods, .. }) => {
+            // The next step's methods, for the page script to offer on this
+            // flow. Serialised JSON inside <script type="application/json">
+            // is data, not code; `<` is escaped so nothing in it can close
+            // the element.
+            let next = serde_json::json!({ "flow_id": flow_id, "methods": methods })
+                .to_string()
+                .replace('<', "\\u003c");
+            render(&MagicContinuePage { next })
+        }
         Err(e) if e.code() == "other_device" => {
             let mut resp = render(&MagicElsewherePage)?;
             *resp.status_mut() = StatusCode::FORBIDDEN;
@@ -306,7 +315,10 @@ async fn magic_confirm(State(state): State<AppState>, Path(token): Path<String>,
 
 #[derive(Template)]
 #[template(path = "magic_continue.html")]
-struct MagicContinuePage;
+struct MagicContinuePage {
+    /// `{"flow_id", "methods"}` as JSON (see `magic_confirm`).
+    next: String,
+}
 
 async fn css() -> Response {
     static_asset("text/css; charset=utf-8", include_str!("../static/signet.css"))

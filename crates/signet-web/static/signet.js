@@ -186,17 +186,18 @@ function passkeyErrorText(r, fallback) {
 // Runs navigator.credentials.get for a flow's passkey entry and posts the
 // result to the flow. Resolves to the step's response, or null when the
 // person cancelled (the message is already shown).
-async function passkeyStep(flow, entry, options) {
+async function passkeyStep(flow, entry, options, statusId) {
+  const status = statusId || "login-status";
   let cred;
   try {
     cred = await navigator.credentials.get(Object.assign({ publicKey: webauthn.requestOptions(entry.publicKey) }, options || {}));
   } catch (e) {
     const text = webauthn.explain(e, false);
-    if (text) say("login-status", text);
+    if (text) say(status, text);
     return null;
   }
   if (!cred) return null;
-  say("login-status", "Checking your passkey…");
+  say(status, "Checking your passkey…");
   const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/passkey", { credential: webauthn.toJSON(cred) });
   // A passkey this site does not know (for example one removed from the
   // account): let the authenticator forget it.
@@ -209,6 +210,7 @@ async function passkeyStep(flow, entry, options) {
 async function createPasskey(name, statusId) {
   say(statusId, "Preparing…");
   const begun = await api("POST", "/api/v1/credentials/passkey/begin", name ? { name } : {});
+  if (begun.status === 403 && begun.data && begun.data.error === "step_up_required") return { stepUp: true };
   if (!begun.ok) {
     say(statusId, passkeyErrorText(begun, "Could not start creating a passkey."));
     return null;
@@ -238,100 +240,109 @@ async function createPasskey(name, statusId) {
   return done.data;
 }
 
-// A login flow on this page: choose a method, have a code or link sent,
-// type the code, finish.
-function loginFlow(started, identifier) {
-  const list = document.getElementById("login-methods");
-  const flow = started.flow_id;
+const ONE_MORE_STEP = "One more step: your account needs a stronger sign-in. Choose how to continue.";
+
+// One step of a flow (a login, or a step-up) on this page: offer `methods`
+// as buttons, have a code or link sent, take the code or the passkey, and
+// either finish or offer the next step's methods on the same flow. `ui`:
+// `list` (the element that holds the buttons), `status` (the id of the
+// status line), `intro` (what to say first), `done(r)` (what to do once the
+// flow is complete; by default, go where the flow returns to).
+function loginFlow(flow, methods, identifier, ui) {
+  const list = ui.list;
+  const status = ui.status || "login-status";
+  const done = ui.done || ((r) => {
+    say(status, "Signed in.");
+    window.location.assign(r.data.return_to || "/account");
+  });
+  // The address form and the passkey button of /login, when this is it.
+  const start = document.getElementById("login-form");
+  const passkeyBox = document.getElementById("passkey-login");
 
   function finished(r) {
     if (r.data.state === "complete") {
-      say("login-status", "Signed in.");
-      window.location.assign(r.data.return_to || "/account");
+      done(r);
       return;
     }
-    const next = (r.data.methods || []).map((m) => m.method.replace(/_/g, " ")).join(", ");
-    say("login-status", "Your account needs a stronger sign-in as well (" + (next || "none available") + ").");
-    clear(list);
+    loginFlow(flow, r.data.methods || [], identifier, Object.assign({}, ui, { intro: ONE_MORE_STEP }));
   }
 
   function codeForm(method, length) {
     clear(list);
     // The address is settled now; offer a way back instead of the form.
-    const start = document.getElementById("login-form");
-    const passkeyBox = document.getElementById("passkey-login");
-    start.hidden = true;
+    if (start) start.hidden = true;
     if (passkeyBox) passkeyBox.hidden = true;
-    const form = element("form", { id: "code-form", noValidate: true });
-    form.appendChild(element("label", { htmlFor: "code" }, "Code from the email"));
+    const form = element("form", { className: "code-form", noValidate: true });
+    const inputId = "code-" + status;
+    form.appendChild(element("label", { htmlFor: inputId }, "Code from the email"));
     const row = element("div", { className: "code-row" });
     row.appendChild(element("input", {
-      id: "code", name: "code", type: "text", inputMode: "numeric", autocomplete: "one-time-code",
+      id: inputId, name: "code", type: "text", inputMode: "numeric", autocomplete: "one-time-code",
       pattern: "[0-9 ]*", maxLength: length + 2, required: true,
     }));
-    row.appendChild(element("button", { type: "submit", className: "primary" }, "Sign in"));
+    row.appendChild(element("button", { type: "submit", className: "primary" }, ui.submitLabel || "Sign in"));
     form.appendChild(row);
     const again = element("button", { type: "button", className: "link", id: "send-again" }, "Send another email");
-    const other = element("button", { type: "button", className: "link" }, "Use a different email address");
     const p = element("p", { className: "small actions" });
     p.appendChild(again);
-    p.appendChild(other);
+    if (start) {
+      const other = element("button", { type: "button", className: "link" }, "Use a different email address");
+      p.appendChild(other);
+      other.addEventListener("click", () => {
+        clear(list);
+        say(status, "");
+        start.hidden = false;
+        if (passkeyBox && webauthn.supported()) passkeyBox.hidden = false;
+        start.elements.identifier.focus();
+      });
+    }
     form.appendChild(p);
     list.appendChild(form);
-    other.addEventListener("click", () => {
-      clear(list);
-      say("login-status", "");
-      start.hidden = false;
-      if (passkeyBox && webauthn.supported()) passkeyBox.hidden = false;
-      start.elements.identifier.focus();
-    });
     form.elements.code.focus();
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const code = form.elements.code.value.replace(/[\s-]/g, "");
       if (code.length !== length) {
-        say("login-status", "The code is " + length + " digits.");
+        say(status, "The code is " + length + " digits.");
         return;
       }
-      say("login-status", "Checking the code…");
+      say(status, "Checking the code…");
       const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/" + method, { code });
       if (r.ok) { finished(r); return; }
       if (r.status === 410) {
         clear(list);
-        say("login-status", errorText(r, "This sign-in has ended.") + " Start again.");
+        say(status, errorText(r, "This sign-in has ended.") + " Start again.");
         return;
       }
-      say("login-status", errorText(r, "That code did not work."));
+      say(status, errorText(r, "That code did not work."));
     });
     again.addEventListener("click", () => send(method, length));
   }
 
   async function send(method, length) {
-    say("login-status", "Sending…");
+    say(status, "Sending…");
     const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/" + method + "/send", {});
     if (!r.ok) {
-      say("login-status", errorText(r, "Could not send the email. Try again."));
+      say(status, errorText(r, "Could not send the email. Try again."));
       return;
     }
     const where = identifier ? " to " + identifier : "";
-    say("login-status", method === "magic_link"
+    say(status, method === "magic_link"
       ? "We sent a link and a code" + where + ". Open the link in this browser, or type the code here."
       : "We sent a code" + where + ". Type it here.");
     codeForm(method, length);
   }
 
   clear(list);
-  const usable = (started.methods || []).filter((m) => METHOD_LABELS[m.method]);
+  const usable = (methods || []).filter((m) => METHOD_LABELS[m.method] && (m.method !== "passkey" || webauthn.supported()));
   if (usable.length === 0) {
-    say("login-status", "No sign-in method this page supports is available for this account. If you were invited, use the link in your invitation email.");
+    say(status, "No sign-in method this page supports is available for this account. If you were invited, use the link in your invitation email.");
     return;
   }
-  say("login-status", "Choose how to sign in.");
+  say(status, ui.intro || "Choose how to sign in.");
   // The flow offers its own passkey button now (for this account).
-  const passkeyBox = document.getElementById("passkey-login");
   if (passkeyBox) passkeyBox.hidden = true;
   for (const m of usable) {
-    if (m.method === "passkey" && !webauthn.supported()) continue;
     const b = element("button", { type: "button", className: m.method === "passkey" ? "method primary" : "method" }, METHOD_LABELS[m.method]);
     b.dataset.method = m.method;
     b.addEventListener("click", async () => {
@@ -340,16 +351,38 @@ function loginFlow(started, identifier) {
         return;
       }
       autofill.stop();
-      say("login-status", "Follow your browser's prompt to use your passkey.");
-      const r = await passkeyStep(flow, m);
+      say(status, "Follow your browser's prompt to use your passkey.");
+      const r = await passkeyStep(flow, m, undefined, status);
       if (!r) return;
       if (r.ok) { finished(r); return; }
       // The challenge is used up either way: start over for another try.
       clear(list);
-      say("login-status", passkeyErrorText(r, "That passkey did not work.") + " Continue to try again.");
+      say(status, passkeyErrorText(r, "That passkey did not work.") + " Start again to try once more.");
     });
     list.appendChild(b);
   }
+}
+
+// Asks for a fresh, stronger sign-in before a sensitive action on /account
+// (a 403 step_up_required), on the same page, then runs `retry`.
+async function stepUp(action, status, retry) {
+  const list = document.getElementById("step-up-methods");
+  const r = await api("POST", "/api/v1/step-up", { action });
+  if (!r.ok || !list) {
+    say(status, errorText(r, "Could not ask you to confirm. Sign in again."));
+    return;
+  }
+  loginFlow(r.data.flow_id, r.data.methods, "", {
+    list,
+    status,
+    intro: "For your security, confirm it's you first.",
+    submitLabel: "Confirm",
+    done: () => {
+      clear(list);
+      say(status, "Confirmed.");
+      retry();
+    },
+  });
 }
 
 // Passkey autofill (WebAuthn conditional mediation): on page load, a
@@ -380,7 +413,7 @@ const autofill = {
       return;
     }
     if (result.ok) {
-      say("login-status", "Your account needs a stronger sign-in as well. Enter your email address to continue.");
+      loginFlow(r.data.flow_id, result.data.methods, "", { list: document.getElementById("login-methods"), intro: ONE_MORE_STEP });
       return;
     }
     say("login-status", passkeyErrorText(result, "That passkey did not work."));
@@ -420,7 +453,7 @@ function setUpLogin() {
         say("login-status", "Signed in.");
         window.location.assign(result.data.return_to || "/account");
       } else if (result.ok) {
-        say("login-status", "Your account needs a stronger sign-in as well. Enter your email address to continue.");
+        loginFlow(r.data.flow_id, result.data.methods, "", { list: document.getElementById("login-methods"), intro: ONE_MORE_STEP });
       } else {
         say("login-status", passkeyErrorText(result, "That passkey did not work."));
       }
@@ -437,8 +470,18 @@ function setUpLogin() {
       say("login-status", errorText(r, "Sign-in could not start. Try again."));
       return;
     }
-    loginFlow(r.data, identifier);
+    loginFlow(r.data.flow_id, r.data.methods, identifier, { list: document.getElementById("login-methods") });
   });
+}
+
+// The page a magic link leads to when the account needs another step: it
+// carries the flow's next methods, to finish on the same flow.
+function setUpContinue() {
+  const data = document.getElementById("flow-continue");
+  if (!data) return;
+  let next;
+  try { next = JSON.parse(data.textContent); } catch (_) { return; }
+  loginFlow(next.flow_id, next.methods, "", { list: document.getElementById("login-methods"), intro: ONE_MORE_STEP });
 }
 
 function setUpAccount() {
@@ -472,11 +515,18 @@ function setUpPasskeys() {
         say("passkey-status", "This browser does not support passkeys.");
         return;
       }
-      const created = await createPasskey(addForm.elements.name.value.trim(), "passkey-status");
-      if (created) {
-        say("passkey-status", "Passkey “" + created.name + "” added.");
-        window.location.reload();
-      }
+      const add = async () => {
+        const created = await createPasskey(addForm.elements.name.value.trim(), "passkey-status");
+        if (created && created.stepUp) {
+          stepUp("add_credential", "passkey-status", add);
+          return;
+        }
+        if (created) {
+          say("passkey-status", "Passkey “" + created.name + "” added.");
+          window.location.reload();
+        }
+      };
+      add();
     });
   }
   // /account: rename, inline.
@@ -519,15 +569,22 @@ function setUpPasskeys() {
         b.textContent = "Click again to remove";
         return;
       }
-      const r = await api("DELETE", "/api/v1/credentials/" + encodeURIComponent(b.dataset.removePasskey));
-      if (r.ok) {
-        say("passkey-status", "Passkey removed. Sessions signed in with it have ended.");
-        window.location.reload();
-        return;
-      }
-      b.dataset.confirming = "false";
-      b.textContent = "Remove";
-      say("passkey-status", passkeyErrorText(r, "Could not remove the passkey."));
+      const remove = async () => {
+        const r = await api("DELETE", "/api/v1/credentials/" + encodeURIComponent(b.dataset.removePasskey));
+        if (r.status === 403 && r.data && r.data.error === "step_up_required") {
+          stepUp("remove_credential", "passkey-status", remove);
+          return;
+        }
+        if (r.ok) {
+          say("passkey-status", "Passkey removed. Sessions signed in with it have ended.");
+          window.location.reload();
+          return;
+        }
+        b.dataset.confirming = "false";
+        b.textContent = "Remove";
+        say("passkey-status", passkeyErrorText(r, "Could not remove the passkey."));
+      };
+      await remove();
     });
   }
   // /enroll: the first passkey, then sign in with it.
@@ -557,6 +614,7 @@ function setUpPasskeys() {
 
 document.addEventListener("DOMContentLoaded", () => {
   setUpLogin();
+  setUpContinue();
   setUpAccount();
   setUpPasskeys();
 });

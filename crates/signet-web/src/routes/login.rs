@@ -191,8 +191,8 @@ pub async fn step(
                 json!({ "state": "complete", "return_to": return_to }),
             )
         }
-        StepOutcome::Continue { required_aal, methods } => {
-            Json(json!({ "state": "continue", "required_aal": required_aal, "methods": methods })).into_response()
-        }
+        StepOutcome::Continue {
+            required_aal, methods, ..
+        } => Json(json!({ "state": "continue", "required_aal": required_aal, "methods": methods })).into_response(),
     })
 }

@@ -875,11 +875,23 @@ async fn a_magic_link_in_a_tier_that_needs_aal2_only_takes_the_first_step() {
     let admin = srv.admin_token().await;
     srv.create_user(&admin, "nia@example.com").await;
     let browser = Browser::new(&srv);
-    let (_, mail) = browser.magic_mail(&srv, "nia@example.com").await;
+    let (flow, mail) = browser.magic_mail(&srv, "nia@example.com").await;
     let resp = browser.confirm(&magic_link(&srv, &mail)).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers().get(SET_COOKIE).is_none(), "no session for half a login");
-    assert!(resp.text().await.unwrap().contains("One more step"));
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("One more step"));
+    // The page carries the same flow and its next methods (the tier's second
+    // factor, a passkey with fresh request options) for its script.
+    let data = page
+        .split(r#"<script type="application/json" id="flow-continue">"#)
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .expect("the flow's next step on the page");
+    let next: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(next["flow_id"], flow.as_str(), "{next}");
+    assert_eq!(next["methods"][0]["method"], "passkey", "{next}");
+    assert!(next["methods"][0]["publicKey"]["challenge"].is_string(), "{next}");
     assert_eq!(browser.session().await.0, StatusCode::UNAUTHORIZED);
     srv.stop().await;
 }
