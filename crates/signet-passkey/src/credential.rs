@@ -146,18 +146,6 @@ pub struct StoredPasskey {
     pub transports: Vec<String>,
 }
 
-/// L3 §7.1 step 26: a credential id registered to any account, this one or
-/// another, must not be registered again. The store enforces this with a
-/// unique index on the credential id; this is the rule it implements, for
-/// the store to call with the owner it found (or on the conflict it hit),
-/// whoever that owner is.
-pub fn ensure_not_registered(existing_owner: Option<UserId>) -> Result<(), PasskeyError> {
-    match existing_owner {
-        None => Ok(()),
-        Some(_) => Err(PasskeyError::CredentialAlreadyRegistered),
-    }
-}
-
 pub(crate) fn transports_to_strings(t: Option<&[AuthenticatorTransport]>) -> Vec<String> {
     t.unwrap_or_default()
         .iter()

@@ -91,7 +91,7 @@ mod state;
 
 pub use aaguid::authenticator_name;
 pub use authentication::{Assertion, AuthenticationState, CounterPolicy, Verified};
-pub use credential::{ensure_not_registered, CredentialId, NewPasskey, SerializedPasskey, StoredPasskey};
+pub use credential::{CredentialId, NewPasskey, SerializedPasskey, StoredPasskey};
 pub use decoy::{decoy_allow_credentials, AllowedCredential};
 pub use error::{ConfigError, PasskeyError};
 pub use registration::RegistrationState;

@@ -18,8 +18,9 @@
 //! - `excludeCredentials` as a refusal (`credential_already_registered`);
 //! - the tier: UV, `device_bound_only` (BE=1 refused), `allowed_aaguids`.
 //!
-//! Step 26 (the credential id is not registered to anyone) is the store's,
-//! with a unique index: see [`crate::ensure_not_registered`].
+//! Step 26 (the credential id is not registered to anyone) is the store's:
+//! a unique index on the credential id, whose conflict the caller reports as
+//! `credential_already_registered`.
 
 use serde::{Deserialize, Serialize};
 use signet_core::policy::{PasskeyPolicy, UserVerification};

@@ -268,7 +268,12 @@ impl Forge {
 
     /// A `"none"`-attestation registration response for this key.
     pub fn registration(&self, challenge: &[u8], flags: u8, aaguid: &str) -> Value {
-        let client_data = Self::client_data("webauthn.create", challenge, ORIGIN, false, None);
+        self.registration_at(challenge, flags, aaguid, ORIGIN, RP_ID)
+    }
+
+    /// [`Forge::registration`] for another relying party (a test server).
+    pub fn registration_at(&self, challenge: &[u8], flags: u8, aaguid: &str, origin: &str, rp_id: &str) -> Value {
+        let client_data = Self::client_data("webauthn.create", challenge, origin, false, None);
         let point = self.key.verifying_key().to_sec1_point(false);
         let xy = point.as_bytes();
         let mut cose = BTreeMap::new();
@@ -277,7 +282,7 @@ impl Forge {
         cose.insert(Cbor::Integer(-1), Cbor::Integer(1)); // crv: P-256
         cose.insert(Cbor::Integer(-2), Cbor::Bytes(xy[1..33].to_vec()));
         cose.insert(Cbor::Integer(-3), Cbor::Bytes(xy[33..65].to_vec()));
-        let mut auth_data = Self::rp_id_hash(RP_ID);
+        let mut auth_data = Self::rp_id_hash(rp_id);
         auth_data.push(flags | AT);
         auth_data.extend_from_slice(&0u32.to_be_bytes());
         auth_data.extend_from_slice(uuid::Uuid::parse_str(aaguid).unwrap().as_bytes());

@@ -953,3 +953,78 @@ roles = { kiosk = "kiosk" }
     assert_eq!(sessions["events"].as_array().map(Vec::len), Some(0), "{sessions}");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_credential_id_registered_to_one_account_is_refused_for_another() {
+    let srv = TestServer::start().await;
+    // Alice's passkey, and its credential id.
+    let (_, alice_enrollment) = invited(&srv, "alice@example.com").await;
+    let mut alices = authenticator(&srv);
+    let (_, begun) = srv
+        .call(
+            Method::POST,
+            "/api/v1/credentials/passkey/begin",
+            Some(&alice_enrollment),
+            Some(json!({})),
+        )
+        .await;
+    let credential = alices.create(&begun["publicKey"]).await;
+    let (s, _) = srv
+        .call(
+            Method::POST,
+            "/api/v1/credentials/passkey/finish",
+            Some(&alice_enrollment),
+            Some(json!({ "ceremony_id": begun["ceremony_id"], "credential": credential })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let alice_id = soft::unb64(credential["rawId"].as_str().unwrap());
+
+    // Mallory registers a key of her own under Alice's credential id, in a
+    // ceremony that is otherwise valid, to hijack lookups by that id.
+    let (mallory, mallory_enrollment) = invited(&srv, "mallory@example.com").await;
+    let (_, begun) = srv
+        .call(
+            Method::POST,
+            "/api/v1/credentials/passkey/begin",
+            Some(&mallory_enrollment),
+            Some(json!({})),
+        )
+        .await;
+    let forge = soft::Forge::new_credential(9, alice_id, mallory.as_bytes().to_vec());
+    let host = url::Url::parse(&srv.base).unwrap().host_str().unwrap().to_owned();
+    let forged = forge.registration_at(
+        &soft::challenge_of(&begun["publicKey"]),
+        soft::UP | soft::UV,
+        ONE_PASSWORD,
+        &srv.base,
+        &host,
+    );
+    let (s, err) = srv
+        .call(
+            Method::POST,
+            "/api/v1/credentials/passkey/finish",
+            Some(&mallory_enrollment),
+            Some(json!({ "ceremony_id": begun["ceremony_id"], "credential": forged })),
+        )
+        .await;
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::CONFLICT, Some("credential_already_registered")),
+        "{err}"
+    );
+    // Nothing was stored for Mallory (her setup session may still enroll a
+    // first passkey), and Alice's passkey still signs her in.
+    let (s, _) = srv
+        .call(
+            Method::POST,
+            "/api/v1/credentials/passkey/begin",
+            Some(&mallory_enrollment),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let done = sign_in(&srv, &mut alices, Some("alice@example.com")).await;
+    assert_eq!(done["session"]["user"]["email"], "alice@example.com");
+    srv.stop().await;
+}
