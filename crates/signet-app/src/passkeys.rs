@@ -292,30 +292,28 @@ pub async fn finish(
         created_at: now,
         last_used_at: None,
     };
-    match app.store.insert_passkey(&passkey).await {
+    // A new way into the account never exists without its record: the
+    // passkey and its `credential.added` commit together.
+    let record = AuditEvent::new(EventType::CredentialAdded, Actor::User(user.id), Outcome::Success)
+        .user(user.id)
+        .from_origin(origin)
+        .details(json!({
+            "credential_id": passkey.id,
+            "type": "passkey",
+            "name": passkey.name,
+            "aaguid": passkey.aaguid,
+            "backup_eligible": passkey.backup_eligible,
+            "user_verified": passkey.user_verified,
+            "session_id": current.session.id.0,
+            "scope": current.session.scope,
+        }));
+    match app.store.insert_passkey(&passkey, app.audit().entry(&record)).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
             return Err(refused(app, current, origin, PasskeyError::CredentialAlreadyRegistered).await)
         }
         Err(e) => return Err(e.into()),
     }
-    app.audit()
-        .record(
-            AuditEvent::new(EventType::CredentialAdded, Actor::User(user.id), Outcome::Success)
-                .user(user.id)
-                .from_origin(origin)
-                .details(json!({
-                    "credential_id": passkey.id,
-                    "type": "passkey",
-                    "name": passkey.name,
-                    "aaguid": passkey.aaguid,
-                    "backup_eligible": passkey.backup_eligible,
-                    "user_verified": passkey.user_verified,
-                    "session_id": current.session.id.0,
-                    "scope": current.session.scope,
-                })),
-        )
-        .await?;
     notify(app, user, CredentialChange::Added, &passkey.name, origin).await?;
     Ok(passkey)
 }

@@ -52,21 +52,22 @@ pub async fn list(app: &App, after_email: Option<&str>, limit: u32) -> Result<Ve
 }
 
 /// Disables (or re-enables) a user. Disabling ends every session of the user
-/// in the same transaction.
+/// in the same transaction, which also holds the audit record.
 pub async fn set_status(app: &App, actor: &Actor, origin: &Origin, id: UserId, status: UserStatus) -> Result<User> {
-    if !app.store.set_user_status(id, status, app.clock.now()).await? {
-        return Err(Error::not_found("user_not_found", "no such user"));
-    }
     let ty = match status {
         UserStatus::Disabled => EventType::UserDisabled,
         UserStatus::Active => EventType::UserEnabled,
     };
-    app.audit()
-        .record(
-            AuditEvent::new(ty, actor.clone(), Outcome::Success)
-                .user(id)
-                .from_origin(origin),
-        )
-        .await?;
+    let record = AuditEvent::new(ty, actor.clone(), Outcome::Success)
+        .user(id)
+        .from_origin(origin);
+    // The change, the ended sessions and the record commit together.
+    if !app
+        .store
+        .set_user_status(id, status, app.clock.now(), app.audit().entry(&record))
+        .await?
+    {
+        return Err(Error::not_found("user_not_found", "no such user"));
+    }
     get(app, id).await
 }

@@ -52,7 +52,16 @@ pub trait UserStore: Send + Sync {
     async fn list_users(&self, after_email: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
     /// Sets the status. Disabling also deletes every session of the user in
     /// the same transaction. Returns false if the user does not exist.
-    async fn set_user_status(&self, id: UserId, status: UserStatus, now: Timestamp) -> StoreResult<bool>;
+    /// Sets the status and appends `audit`, in one transaction; disabling
+    /// also ends every session of the user there. `false` (nothing written)
+    /// when there is no such user.
+    async fn set_user_status(
+        &self,
+        id: UserId,
+        status: UserStatus,
+        now: Timestamp,
+        audit: Audited<'_>,
+    ) -> StoreResult<bool>;
 }
 
 /// An audit event appended in the same transaction as the write it
@@ -303,7 +312,10 @@ pub trait OutboxStore: Send + Sync {
 pub trait CredentialStore: Send + Sync {
     /// Fails with `Conflict("credential_already_registered")` if the
     /// credential id is registered to anyone.
-    async fn insert_passkey(&self, passkey: &Passkey) -> StoreResult<()>;
+    /// Stores a new passkey and appends `audit` (its `credential.added`) in
+    /// one transaction. A credential id registered to anyone is
+    /// `Conflict`, and then nothing is written.
+    async fn insert_passkey(&self, passkey: &Passkey, audit: Audited<'_>) -> StoreResult<()>;
     /// A user's passkeys, oldest first.
     async fn passkeys_of(&self, user: UserId) -> StoreResult<Vec<Passkey>>;
     /// A passkey by its authenticator credential id (base64url).

@@ -9,10 +9,11 @@
 use signet_core::clock::Timestamp;
 use signet_core::credential::{Ceremony, Passkey, PasskeyUse, Removal};
 use signet_core::session::SessionId;
-use signet_core::store::{CredentialStore, StoreError, StoreResult};
+use signet_core::store::{Audited, CredentialStore, StoreError, StoreResult};
 use signet_core::user::UserId;
 use uuid::Uuid;
 
+use crate::audit::append;
 use crate::rows::uuid;
 use crate::{backend, conflict_as, with_db, SqlStore};
 
@@ -96,9 +97,10 @@ impl TryFrom<CeremonyRow> for Ceremony {
 
 #[async_trait::async_trait]
 impl CredentialStore for SqlStore {
-    async fn insert_passkey(&self, p: &Passkey) -> StoreResult<()> {
+    async fn insert_passkey(&self, p: &Passkey, audit: Audited<'_>) -> StoreResult<()> {
         let transports = serde_json::to_string(&p.transports).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         with_db!(write(self), |pool| {
+            let mut tx = pool.begin().await.map_err(backend)?;
             sqlx::query(concat!(
                 "INSERT INTO passkeys (",
                 passkey_columns!(),
@@ -117,9 +119,11 @@ impl CredentialStore for SqlStore {
             .bind(&p.name)
             .bind(p.created_at.as_millis())
             .bind(p.last_used_at.map(|t| t.as_millis()))
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(conflict_as("credential_already_registered"))?;
+            append!(&mut tx, audit.event, audit.id, audit.at);
+            tx.commit().await.map_err(backend)?;
         });
         Ok(())
     }

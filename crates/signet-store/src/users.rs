@@ -1,7 +1,8 @@
 use signet_core::clock::Timestamp;
-use signet_core::store::{StoreResult, UserStore};
+use signet_core::store::{Audited, StoreResult, UserStore};
 use signet_core::user::{User, UserId, UserStatus};
 
+use crate::audit::append;
 use crate::rows::{convert_all, user_columns, UserRow};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
@@ -69,7 +70,13 @@ impl UserStore for SqlStore {
         convert_all(rows)
     }
 
-    async fn set_user_status(&self, id: UserId, status: UserStatus, now: Timestamp) -> StoreResult<bool> {
+    async fn set_user_status(
+        &self,
+        id: UserId,
+        status: UserStatus,
+        now: Timestamp,
+        audit: Audited<'_>,
+    ) -> StoreResult<bool> {
         with_db!(write(self), |pool| {
             let mut tx = pool.begin().await.map_err(backend)?;
             let changed = sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE id = $3")
@@ -90,6 +97,7 @@ impl UserStore for SqlStore {
                     .await
                     .map_err(backend)?;
             }
+            append!(&mut tx, audit.event, audit.id, audit.at);
             tx.commit().await.map_err(backend)?;
             Ok(true)
         })

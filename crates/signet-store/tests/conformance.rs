@@ -166,14 +166,25 @@ async fn disabling_a_user_ends_all_their_sessions(s: Arc<SqlStore>) {
     }
     let keep = PlainToken::generate(TokenKind::Session);
     s.insert_session(&session(other.id, &keep)).await.unwrap();
-    assert!(s.set_user_status(u.id, UserStatus::Disabled, at(1)).await.unwrap());
+    let ev = AuditEvent::new(EventType::UserDisabled, Actor::Cli, Outcome::Success).user(u.id);
+    let (head, _) = s.audit_head().await.unwrap();
+    assert!(s
+        .set_user_status(u.id, UserStatus::Disabled, at(1), entry(&ev))
+        .await
+        .unwrap());
     assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().status, UserStatus::Disabled);
     assert!(s.list_user_sessions(u.id, at(2)).await.unwrap().is_empty());
     assert!(s.session_by_token(&keep.hash()).await.unwrap().is_some());
+    assert_eq!(
+        s.audit_head().await.unwrap().0,
+        head + 1,
+        "the record came with the change"
+    );
     assert!(!s
-        .set_user_status(UserId::new(), UserStatus::Disabled, at(1))
+        .set_user_status(UserId::new(), UserStatus::Disabled, at(1), entry(&ev))
         .await
         .unwrap());
+    assert_eq!(s.audit_head().await.unwrap().0, head + 1, "no user, no record");
 }
 
 async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
@@ -820,17 +831,29 @@ async fn passkeys_round_trip_and_are_unique_across_users(s: Arc<SqlStore>) {
     s.insert_user(&a).await.unwrap();
     s.insert_user(&b).await.unwrap();
     let p = passkey(a.id, "Y3JlZC1h");
-    s.insert_passkey(&p).await.unwrap();
+    let ev = AuditEvent::new(EventType::CredentialAdded, Actor::User(a.id), Outcome::Success).user(a.id);
+    let (head, _) = s.audit_head().await.unwrap();
+    s.insert_passkey(&p, entry(&ev)).await.unwrap();
+    assert_eq!(
+        s.audit_head().await.unwrap().0,
+        head + 1,
+        "the record came with the passkey"
+    );
     assert_eq!(s.passkey_by_credential_id("Y3JlZC1h").await.unwrap().unwrap(), p);
     assert_eq!(s.passkeys_of(a.id).await.unwrap(), vec![p.clone()]);
     assert!(s.passkeys_of(b.id).await.unwrap().is_empty());
     // The same credential id for another user (or the same one) is a conflict.
     let dup = passkey(b.id, "Y3JlZC1h");
     assert!(matches!(
-        s.insert_passkey(&dup).await,
+        s.insert_passkey(&dup, entry(&ev)).await,
         Err(StoreError::Conflict("credential_already_registered"))
     ));
     assert!(s.passkeys_of(b.id).await.unwrap().is_empty());
+    assert_eq!(
+        s.audit_head().await.unwrap().0,
+        head + 1,
+        "a refused passkey leaves no record"
+    );
     assert!(s.rename_passkey(a.id, p.id, "Phone").await.unwrap());
     assert!(!s.rename_passkey(b.id, p.id, "Stolen").await.unwrap());
     assert_eq!(s.passkeys_of(a.id).await.unwrap()[0].name, "Phone");
@@ -840,7 +863,7 @@ async fn a_passkey_use_is_one_conditional_write(s: Arc<SqlStore>) {
     let a = user("a@example.com");
     s.insert_user(&a).await.unwrap();
     let p = passkey(a.id, "Y3JlZC1h");
-    s.insert_passkey(&p).await.unwrap();
+    s.insert_passkey(&p, entry(&login_event(p.user_id))).await.unwrap();
     let used = PasskeyUse {
         id: p.id,
         previous_counter: 5,
@@ -884,8 +907,8 @@ async fn removing_passkeys_keeps_the_last_when_asked(s: Arc<SqlStore>) {
     s.insert_user(&b).await.unwrap();
     let p1 = passkey(a.id, "AAAA");
     let p2 = passkey(a.id, "BBBB");
-    s.insert_passkey(&p1).await.unwrap();
-    s.insert_passkey(&p2).await.unwrap();
+    s.insert_passkey(&p1, entry(&login_event(p1.user_id))).await.unwrap();
+    s.insert_passkey(&p2, entry(&login_event(p2.user_id))).await.unwrap();
     assert_eq!(s.remove_passkey(b.id, p1.id, 0).await.unwrap(), Removal::NotFound);
     // Both removed at once with keep = 1: exactly one goes.
     let (r1, r2) = tokio::join!(s.remove_passkey(a.id, p1.id, 1), s.remove_passkey(a.id, p2.id, 1));
