@@ -3,9 +3,10 @@
 //! Security events are written synchronously with the action they describe:
 //! if the audit record cannot be written, the caller gets an error rather
 //! than an unrecorded success (fail closed). Where a session comes into
-//! being (login, step-up, invitation redemption) the record is appended in
-//! the same transaction as the session itself ([`Auditor::entry`]), so a
-//! crash between the two can never leave an unrecorded session.
+//! being (login, step-up, invitation redemption), a passkey is added or a
+//! user's status changes, the record is appended in the same transaction as
+//! the change itself ([`Auditor::entry`]), so a crash between the two can
+//! never leave it unrecorded.
 
 use signet_core::audit::{AuditEvent, AuditRecord, ChainError, Verifier};
 use signet_core::store::{AuditQuery, Audited};

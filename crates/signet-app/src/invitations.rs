@@ -17,10 +17,11 @@ use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::{rfc3339, Timestamp};
 use signet_core::secret::{PlainToken, TokenKind};
 use signet_core::session::{Aal, Proof, SessionId, SessionMode, SessionScope};
-use signet_core::store::{OneTimeSecret, SecretPurpose, StoreError};
+use signet_core::store::{OneTimeSecret, SecretPurpose};
 use signet_core::user::{User, UserId};
 use signet_core::{Error, Result};
 
+use crate::one_time::issue_replacing;
 use crate::sessions::{self, Grant, Issued};
 use crate::App;
 
@@ -56,16 +57,8 @@ pub async fn invite(app: &App, actor: &Actor, origin: &Origin, user_id: UserId) 
         issued_by: actor.to_wire(),
     };
     // A new invitation replaces the user's previous one in the same
-    // transaction. Two invitations issued at once conflict instead of both
-    // staying valid; the loser issues again and replaces the winner's.
-    let mut attempts = 0;
-    loop {
-        match app.store.issue_secrets(std::slice::from_ref(&secret), now).await {
-            Ok(()) => break,
-            Err(StoreError::Conflict(_)) if attempts < 3 => attempts += 1,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    // transaction; of two issued at once, the later one wins.
+    issue_replacing(&*app.store, now, || ((), vec![secret.clone()])).await?;
     let link = app.settings.link(&format!("/invite/{}", token.expose_secret()));
     let draft = signet_courier::templates::invitation(
         &user.email,

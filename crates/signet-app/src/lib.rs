@@ -15,6 +15,7 @@ pub mod login;
 pub mod methods;
 pub mod metrics;
 pub mod notices;
+mod one_time;
 pub mod passkeys;
 pub mod sessions;
 pub mod step_up;

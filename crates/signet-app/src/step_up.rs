@@ -33,26 +33,31 @@ fn tier_of<'a>(app: &'a App, current: &Current) -> (&'a str, &'a Tier) {
     app.policy.tier_for_roles(&current.user.roles)
 }
 
-/// What `action` demands in this session's tier; `None` asks for a general
-/// step-up (the tier's level, at least aal2, within `step_up_max_age`).
-fn demand(app: &App, tier: &Tier, action: Option<&str>) -> Result<Action> {
-    match action {
+/// What `action` demands of this session in its tier; `None` asks for a
+/// general step-up (the tier's level, at least aal2, within
+/// `step_up_max_age`). The level is never below the session's own: a
+/// raised session keeps the higher level with a fresh `auth_time`, which
+/// must not vouch for a stronger, older proof.
+fn demand(app: &App, tier: &Tier, current: &Current, action: Option<&str>) -> Result<Action> {
+    let mut need = match action {
         Some(name) => app
             .policy
             .action(name, tier)
-            .ok_or_else(|| Error::invalid("unknown_action", "no such action in the policy")),
-        None => Ok(Action {
+            .ok_or_else(|| Error::invalid("unknown_action", "no such action in the policy"))?,
+        None => Action {
             aal: tier.required_aal.max(signet_core::session::Aal::Aal2),
             max_age: tier.step_up_max_age,
-        }),
-    }
+        },
+    };
+    need.aal = need.aal.max(current.session.aal);
+    Ok(need)
 }
 
 /// Whether the session may perform `action` now; otherwise 403
 /// `step_up_required`.
 pub fn require(app: &App, current: &Current, action: &str) -> Result<()> {
     let (_, tier) = tier_of(app, current);
-    let need = demand(app, tier, Some(action))?;
+    let need = demand(app, tier, current, Some(action))?;
     let s = &current.session;
     let fresh = app.clock.now() < s.auth_time.plus(need.max_age);
     let for_this = s.step_up_action.as_deref().is_none_or(|a| a == action);
@@ -60,9 +65,7 @@ pub fn require(app: &App, current: &Current, action: &str) -> Result<()> {
         return Ok(());
     }
     Err(Error::StepUpRequired(Box::new(StepUp {
-        // Never below the session's own level: the raised session gets a
-        // fresh auth_time, which must not vouch for a stronger, older proof.
-        required_aal: need.aal.max(current.session.aal),
+        required_aal: need.aal,
         max_age: need.max_age.as_secs(),
         methods: methods(app, tier),
     })))
@@ -89,7 +92,7 @@ pub async fn start(
         return Err(Error::forbidden("insufficient_scope", "sign in before stepping up"));
     }
     let (tier_name, tier) = tier_of(app, current);
-    let need = demand(app, tier, action)?;
+    let need = demand(app, tier, current, action)?;
     let state = FlowState {
         user_id: Some(current.user.id),
         identified: true,
@@ -98,10 +101,7 @@ pub async fn start(
         identifier_hash: Some(TokenHash::of(current.user.email.normalized().as_bytes()).to_hex()),
         tier: tier_name.to_owned(),
         mode: current.session.mode,
-        // Never below the session's own level (as `require` tells the
-        // client): the raised session keeps the higher level with a fresh
-        // auth_time, so a weaker step-up must not refresh a stronger proof.
-        required_aal: need.aal.max(current.session.aal),
+        required_aal: need.aal,
         completed: Vec::new(),
         return_to: None,
         methods: Map::new(),

@@ -16,10 +16,10 @@
 //!   code, only by a successful sign-in or by [`RUN_RESET`] without any
 //!   failure. Each comparison is reserved on the run first, with a
 //!   compare-and-swap ([`reserve_account_attempt`]), so parallel requests
-//!   cannot slip through on one stale read. From [`BACKOFF_AFTER`] failures on, each attempt must wait
-//!   an exponentially growing delay (capped at [`MAX_DELAY`]); at
-//!   [`ACCOUNT_MAX_FAILURES`] (the 800-63B ceiling of 100) email codes are
-//!   refused until the run resets. Locking out is what NIST asks for; the
+//!   cannot slip through on one stale read. From [`BACKOFF_AFTER`] failures
+//!   on, each attempt must wait an exponentially growing delay (capped at
+//!   [`MAX_DELAY`]); at [`ACCOUNT_MAX_FAILURES`] (the 800-63B ceiling of
+//!   100) email codes are refused until the run resets. Locking out is what NIST asks for; the
 //!   backoff makes reaching the ceiling take about a day, so a stranger who
 //!   knows the address cannot lock its owner out quickly.
 //!

@@ -50,8 +50,6 @@ pub trait UserStore: Send + Sync {
     async fn user_by_email(&self, email_normalized: &str) -> StoreResult<Option<User>>;
     /// Users ordered by normalised email, after the given one (keyset paging).
     async fn list_users(&self, after_email: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
-    /// Sets the status. Disabling also deletes every session of the user in
-    /// the same transaction. Returns false if the user does not exist.
     /// Sets the status and appends `audit`, in one transaction; disabling
     /// also ends every session of the user there. `false` (nothing written)
     /// when there is no such user.

@@ -6,19 +6,20 @@
 
 use signet_core::audit::{AuditEvent, AuditRecord};
 use signet_core::clock::Timestamp;
-use signet_core::store::{AuditQuery, AuditStore, StoreError, StoreResult};
+use signet_core::store::{AuditQuery, AuditStore, Audited, StoreError, StoreResult};
 use uuid::Uuid;
 
 use crate::rows::{audit_columns, convert_all, AuditRow};
 use crate::{backend, with_db, SqlStore};
 
-/// Appends one record inside the open transaction `$tx` (`&mut` a
-/// transaction of either engine) and evaluates to the sealed
-/// [`AuditRecord`]. Other writes in the same transaction commit with it or
-/// not at all ([`signet_core::store::Audited`]).
+/// Appends the [`signet_core::store::Audited`] entry `$audit` inside the
+/// open transaction `$tx` (`&mut` a transaction of either engine) and
+/// evaluates to the sealed [`AuditRecord`]. Other writes in the same
+/// transaction commit with it or not at all.
 macro_rules! append {
-    ($tx:expr, $event:expr, $id:expr, $at:expr) => {{
+    ($tx:expr, $audit:expr) => {{
         let tx = $tx;
+        let audit: signet_core::store::Audited<'_> = $audit;
         let (seq, prev): (i64, Vec<u8>) =
             sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
                 .fetch_one(&mut **tx)
@@ -28,7 +29,7 @@ macro_rules! append {
             .as_slice()
             .try_into()
             .map_err(|_| signet_core::store::StoreError::Corrupt("audit head hash length".into()))?;
-        let rec = signet_core::audit::AuditRecord::seal($event, $id, $at, seq - 1, prev);
+        let rec = signet_core::audit::AuditRecord::seal(audit.event, audit.id, audit.at, seq - 1, prev);
         sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
             .bind(rec.hash.as_slice())
             .execute(&mut **tx)
@@ -64,7 +65,7 @@ impl AuditStore for SqlStore {
     async fn append_audit(&self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<AuditRecord> {
         with_db!(write(self), |pool| {
             let mut tx = pool.begin().await.map_err(backend)?;
-            let rec = append!(&mut tx, event, id, at);
+            let rec = append!(&mut tx, Audited { event, id, at });
             tx.commit().await.map_err(backend)?;
             Ok(rec)
         })

@@ -122,7 +122,7 @@ impl CredentialStore for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(conflict_as("credential_already_registered"))?;
-            append!(&mut tx, audit.event, audit.id, audit.at);
+            append!(&mut tx, audit);
             tx.commit().await.map_err(backend)?;
         });
         Ok(())

@@ -59,6 +59,16 @@ const REVOKE_FLOW: &str = "UPDATE one_time_secrets SET consumed_at = $1 WHERE fl
 const REVOKE_USER_UNBOUND: &str = "UPDATE one_time_secrets SET consumed_at = $1 \
      WHERE purpose = $2 AND user_id = $3 AND flow_id IS NULL AND consumed_at IS NULL";
 
+/// Whether issuing `a` and `b` revokes the same earlier secrets: the same
+/// flow (any purpose), or, without a flow, the same user and purpose.
+fn same_scope(a: &OneTimeSecret, b: &OneTimeSecret) -> bool {
+    match (a.flow_id, b.flow_id) {
+        (Some(x), Some(y)) => x == y,
+        (None, None) => a.user_id == b.user_id && a.purpose == b.purpose,
+        _ => false,
+    }
+}
+
 #[async_trait::async_trait]
 impl SecretStore for SqlStore {
     async fn insert_secret(&self, s: &OneTimeSecret) -> StoreResult<()> {
@@ -71,7 +81,11 @@ impl SecretStore for SqlStore {
     async fn issue_secrets(&self, secrets: &[OneTimeSecret], now: Timestamp) -> StoreResult<()> {
         with_db!(write(self), |pool| {
             let mut tx = pool.begin().await.map_err(backend)?;
-            for s in secrets {
+            for (i, s) in secrets.iter().enumerate() {
+                // Each scope is revoked once (a code and a link share a flow).
+                if secrets[..i].iter().any(|earlier| same_scope(earlier, s)) {
+                    continue;
+                }
                 let revoke = match s.flow_id {
                     Some(flow) => sqlx::query(REVOKE_FLOW).bind(now.as_millis()).bind(flow.0.to_string()),
                     None => sqlx::query(REVOKE_USER_UNBOUND)
@@ -138,7 +152,7 @@ impl SecretStore for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
-            append!(&mut tx, audit.event, audit.id, audit.at);
+            append!(&mut tx, audit);
             tx.commit().await.map_err(backend)?;
             Ok(Some(secret))
         })

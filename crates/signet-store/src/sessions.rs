@@ -200,7 +200,7 @@ impl SqlStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;
-                append!(&mut tx, audit.event, audit.id, audit.at);
+                append!(&mut tx, audit);
                 tx.commit().await.map_err(backend)?;
                 true
             }

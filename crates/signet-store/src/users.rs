@@ -97,7 +97,7 @@ impl UserStore for SqlStore {
                     .await
                     .map_err(backend)?;
             }
-            append!(&mut tx, audit.event, audit.id, audit.at);
+            append!(&mut tx, audit);
             tx.commit().await.map_err(backend)?;
             Ok(true)
         })

@@ -36,13 +36,14 @@ use signet_core::flow::Flow;
 use signet_core::method::MethodName;
 use signet_core::secret::{OneTimeCode, PlainToken, TokenHash, TokenKind};
 use signet_core::session::{device_label, Aal, Proof};
-use signet_core::store::{OneTimeSecret, SecretPurpose, Store, StoreError};
+use signet_core::store::{OneTimeSecret, SecretPurpose, Store};
 use signet_core::user::UserId;
 use signet_core::{Error, Result};
 use signet_courier::templates::{self, Requester};
 use signet_courier::Courier;
 use uuid::Uuid;
 
+use crate::one_time::issue_replacing;
 use crate::{throttle, Settings};
 
 /// `amr` of a session proven by a typed email code: RFC 8176 `otp`, plus
@@ -257,34 +258,30 @@ impl Issue {
             issued_by: "system".into(),
         };
         // The code and the link are issued together, replacing whatever the
-        // flow had, in one transaction. `Conflict` means the same digits came
-        // up again in this flow (one chance in 10^digits per resend: their
-        // revoked secret still holds the hash) or another send of this flow
-        // won a race: draw again, and this issue replaces that one.
+        // flow had, in one transaction (a redrawn code after a conflict: see
+        // `one_time`).
         let link = self
             .token
             .as_ref()
             .map(|token| m.settings.link(&format!("/login/magic/{}", token.expose_secret())));
-        let mut attempts = 0;
-        let (plain, code) = loop {
+        let plain = issue_replacing(&*m.store, now, || {
             let plain = OneTimeCode::generate(m.settings.email_login.code_digits);
-            let code = secret(plain.hash_for(self.flow.id.0.as_bytes()), SecretPurpose::EmailCode);
-            let mut issued = vec![code.clone()];
+            let mut issued = vec![secret(
+                plain.hash_for(self.flow.id.0.as_bytes()),
+                SecretPurpose::EmailCode,
+            )];
             if let Some(token) = &self.token {
                 issued.push(secret(token.hash(), SecretPurpose::MagicLink));
             }
-            match m.store.issue_secrets(&issued, now).await {
-                Ok(()) => break (plain, code),
-                Err(StoreError::Conflict(_)) if attempts < 3 => attempts += 1,
-                Err(e) => return Err(e.into()),
-            }
-        };
+            (plain, issued)
+        })
+        .await?;
         let device = device_label(self.origin.user_agent.as_deref());
         let draft = templates::sign_in(
             &user.email,
             plain.expose_secret(),
             link.as_deref(),
-            code.expires_at,
+            expires_at,
             ttl,
             &Requester {
                 device: &device,
@@ -299,7 +296,7 @@ impl Issue {
             .details(json!({
                 "flow_id": self.flow.id.0,
                 "link": self.token.is_some(),
-                "expires_at": code.expires_at.to_rfc3339(),
+                "expires_at": expires_at.to_rfc3339(),
                 "message_id": message_id,
             }));
         m.store.append_audit(&ev, Uuid::new_v4(), now).await?;
