@@ -265,15 +265,7 @@ async fn health_readiness_and_metrics() {
     assert_eq!(r["database"], backend);
     srv.call(Method::POST, "/api/v1/login", None, Some(serde_json::json!({})))
         .await;
-    let text = srv
-        .http
-        .get(srv.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = srv.metrics().await;
     assert!(
         text.contains("signet_login_flows_total{result=\"started\"} 1"),
         "{text}"

@@ -176,6 +176,21 @@ async fn api_start(srv: &TestServer, email: impl Into<String>) -> String {
     started["flow_id"].as_str().unwrap().to_owned()
 }
 
+/// Ten wrong codes over two flows of five (each flow dies at its fifth):
+/// the account's run reaches the backoff threshold.
+async fn fail_ten_times(srv: &TestServer, email: &str) {
+    for _ in 0..2 {
+        let flow = api_start(srv, email).await;
+        let path = format!("/api/v1/login/{flow}/email_otp");
+        for _ in 0..5 {
+            let (s, _) = srv
+                .call(Method::POST, &path, None, Some(json!({ "code": "000000" })))
+                .await;
+            assert!(s == StatusCode::BAD_REQUEST || s == StatusCode::GONE, "{s}");
+        }
+    }
+}
+
 /// `POST .../{method}/send` without cookies.
 async fn api_send(srv: &TestServer, flow: &str, method: &str) -> (StatusCode, Value) {
     let path = format!("/api/v1/login/{flow}/{method}/send");
@@ -590,16 +605,7 @@ async fn the_send_limit_answers_429_with_retry_after_for_known_and_unknown_alike
 async fn the_account_failure_counter_spans_flows_and_a_new_code_does_not_reset_it() {
     let (srv, _) = with_user("ivy@example.com").await;
     // Two flows, five wrong codes each: both die, ten failures on the account.
-    for _ in 0..2 {
-        let flow = api_start(&srv, "ivy@example.com").await;
-        let path = format!("/api/v1/login/{flow}/email_otp");
-        for _ in 0..5 {
-            let (s, _) = srv
-                .call(Method::POST, &path, None, Some(json!({ "code": "000000" })))
-                .await;
-            assert!(s == StatusCode::BAD_REQUEST || s == StatusCode::GONE, "{s}");
-        }
-    }
+    fail_ten_times(&srv, "ivy@example.com").await;
     // A third flow with a fresh code: the account is backing off, so even
     // the right code must wait.
     let (flow, right) = api_code(&srv, "ivy@example.com").await;
@@ -633,14 +639,7 @@ async fn the_account_failure_counter_spans_flows_and_a_new_code_does_not_reset_i
 async fn during_backoff_a_parallel_burst_across_flows_gets_one_comparison_per_delay() {
     let (srv, _) = with_user("burst@example.com").await;
     // Ten failures (two flows of five): the account backs off from here.
-    for _ in 0..2 {
-        let flow = api_start(&srv, "burst@example.com").await;
-        let path = format!("/api/v1/login/{flow}/email_otp");
-        for _ in 0..5 {
-            srv.call(Method::POST, &path, None, Some(json!({ "code": "000000" })))
-                .await;
-        }
-    }
+    fail_ten_times(&srv, "burst@example.com").await;
     // The delay has passed; twenty guesses arrive at once over four flows.
     srv.clock.advance(Duration::from_secs(60));
     let mut paths = Vec::new();

@@ -116,15 +116,7 @@ async fn fallback_sign_ins_are_limited_notified_audited_and_counted() {
         )
         .await;
     assert_eq!(refused["events"].as_array().unwrap().len(), 1);
-    let metrics = srv
-        .http
-        .get(srv.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = srv.metrics().await;
     assert!(
         metrics.contains(r#"signet_fallback_uses_total{method="email_otp",result="allowed"} 2"#),
         "{metrics}"

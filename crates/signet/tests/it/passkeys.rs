@@ -46,30 +46,48 @@ pub(crate) fn authenticator(srv: &TestServer) -> SoftAuthenticator {
     SoftAuthenticator::new(ONE_PASSWORD, true, false).at(&srv.base)
 }
 
+/// `POST /api/v1/credentials/passkey/begin` with `body`.
+async fn begin_with(srv: &TestServer, token: &str, body: Value) -> (StatusCode, Value) {
+    srv.call(
+        Method::POST,
+        "/api/v1/credentials/passkey/begin",
+        Some(token),
+        Some(body),
+    )
+    .await
+}
+
+/// `POST /api/v1/credentials/passkey/begin {}`.
+pub(crate) async fn begin(srv: &TestServer, token: &str) -> (StatusCode, Value) {
+    begin_with(srv, token, json!({})).await
+}
+
+/// `POST /api/v1/credentials/passkey/finish` for the ceremony `ceremony_id`.
+pub(crate) async fn finish(
+    srv: &TestServer,
+    token: &str,
+    ceremony_id: &Value,
+    credential: Value,
+) -> (StatusCode, Value) {
+    srv.call(
+        Method::POST,
+        "/api/v1/credentials/passkey/finish",
+        Some(token),
+        Some(json!({ "ceremony_id": ceremony_id, "credential": credential })),
+    )
+    .await
+}
+
 /// begin + create + finish; returns the 201 body.
 pub(crate) async fn enroll(srv: &TestServer, token: &str, auth: &mut SoftAuthenticator, name: Option<&str>) -> Value {
     let body = match name {
         Some(n) => json!({ "name": n }),
         None => json!({}),
     };
-    let (s, begun) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/begin",
-            Some(token),
-            Some(body),
-        )
-        .await;
+    let (s, begun) = begin_with(srv, token, body).await;
     assert_eq!(s, StatusCode::OK, "{begun}");
     let credential = auth.create(&begun["publicKey"]).await;
-    let (s, created) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/finish",
-            Some(token),
-            Some(json!({ "ceremony_id": begun["ceremony_id"], "credential": credential })),
-        )
-        .await;
+    let (s, created) = finish(srv, token, &begun["ceremony_id"], credential).await;
     assert_eq!(s, StatusCode::CREATED, "{created}");
     created
 }
@@ -331,14 +349,7 @@ async fn removing_a_passkey_ends_its_sessions_and_the_last_one_stays() {
 
     // The invitation's aal1 session cannot bind a second authenticator
     // now that the account has an aal2 one.
-    let (s, body) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/begin",
-            Some(&enrollment),
-            Some(json!({})),
-        )
-        .await;
+    let (s, body) = begin(&srv, &enrollment).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["error"], "step_up_required");
     assert_eq!(body["required_aal"], "aal2");
@@ -442,47 +453,28 @@ async fn an_enrollment_ceremony_is_used_once_by_its_own_session_within_five_minu
     let second = redeem_api(&srv, &srv.invite(&admin, &id, "cer@example.com").await).await;
     let mut auth = authenticator(&srv);
 
-    let begin = |token: String| {
+    let begin_ok = |token: String| {
         let srv = &srv;
         async move {
-            let (s, b) = srv
-                .call(
-                    Method::POST,
-                    "/api/v1/credentials/passkey/begin",
-                    Some(&token),
-                    Some(json!({})),
-                )
-                .await;
+            let (s, b) = begin(srv, &token).await;
             assert_eq!(s, StatusCode::OK, "{b}");
             b
         }
     };
-    let finish = |token: String, ceremony: Value, credential: Value| {
-        let srv = &srv;
-        async move {
-            srv.call(
-                Method::POST,
-                "/api/v1/credentials/passkey/finish",
-                Some(&token),
-                Some(json!({ "ceremony_id": ceremony, "credential": credential })),
-            )
-            .await
-        }
-    };
 
     // Another session (same user, other invitation) cannot finish it...
-    let begun = begin(first.clone()).await;
+    let begun = begin_ok(first.clone()).await;
     let credential = auth.create(&begun["publicKey"]).await;
-    let (s, body) = finish(second.clone(), begun["ceremony_id"].clone(), credential.clone()).await;
+    let (s, body) = finish(&srv, &second, &begun["ceremony_id"], credential.clone()).await;
     assert_eq!(
         (s, body["error"].as_str()),
         (StatusCode::GONE, Some("ceremony_expired"))
     );
     // ...and trying does not burn it for its own session.
-    let (s, body) = finish(first.clone(), begun["ceremony_id"].clone(), credential.clone()).await;
+    let (s, body) = finish(&srv, &first, &begun["ceremony_id"], credential.clone()).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     // Used once.
-    let (s, body) = finish(first.clone(), begun["ceremony_id"].clone(), credential).await;
+    let (s, body) = finish(&srv, &first, &begun["ceremony_id"], credential).await;
     assert_eq!(
         (s, body["error"].as_str()),
         (StatusCode::GONE, Some("ceremony_expired"))
@@ -490,15 +482,15 @@ async fn an_enrollment_ceremony_is_used_once_by_its_own_session_within_five_minu
 
     // Expiry, on a second user (the first now needs aal2 to add more).
     let (_, token) = invited(&srv, "late@example.com").await;
-    let begun = begin(token.clone()).await;
+    let begun = begin_ok(token.clone()).await;
     let credential = authenticator(&srv).create(&begun["publicKey"]).await;
     srv.clock.advance(Duration::from_secs(301));
-    let (s, body) = finish(token.clone(), begun["ceremony_id"].clone(), credential).await;
+    let (s, body) = finish(&srv, &token, &begun["ceremony_id"], credential).await;
     assert_eq!(
         (s, body["error"].as_str()),
         (StatusCode::GONE, Some("ceremony_expired"))
     );
-    let (s, body) = finish(token, json!("not-a-uuid"), json!({})).await;
+    let (s, body) = finish(&srv, &token, &json!("not-a-uuid"), json!({})).await;
     assert_eq!(
         (s, body["error"].as_str()),
         (StatusCode::GONE, Some("ceremony_expired"))
@@ -561,32 +553,11 @@ async fn hostile_credential_json_gets_a_stable_4xx_and_changes_nothing() {
     let mut auth = authenticator(&srv);
 
     // Enrollment.
-    let (_, begun) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/begin",
-            Some(&enrollment),
-            Some(json!({})),
-        )
-        .await;
+    let (_, begun) = begin(&srv, &enrollment).await;
     let valid = auth.create(&begun["publicKey"]).await;
     for (what, bad) in hostile(&valid) {
-        let (_, begun) = srv
-            .call(
-                Method::POST,
-                "/api/v1/credentials/passkey/begin",
-                Some(&enrollment),
-                Some(json!({})),
-            )
-            .await;
-        let (s, body) = srv
-            .call(
-                Method::POST,
-                "/api/v1/credentials/passkey/finish",
-                Some(&enrollment),
-                Some(json!({ "ceremony_id": begun["ceremony_id"], "credential": bad })),
-            )
-            .await;
+        let (_, begun) = begin(&srv, &enrollment).await;
+        let (s, body) = finish(&srv, &enrollment, &begun["ceremony_id"], bad).await;
         assert!(s.is_client_error(), "{what}: {s} {body}");
         let code = body["error"].as_str().unwrap_or_default();
         assert!(
@@ -595,14 +566,7 @@ async fn hostile_credential_json_gets_a_stable_4xx_and_changes_nothing() {
         );
     }
     // The first ceremony still finishes with the genuine response.
-    let (s, body) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/finish",
-            Some(&enrollment),
-            Some(json!({ "ceremony_id": begun["ceremony_id"], "credential": valid })),
-        )
-        .await;
+    let (s, body) = finish(&srv, &enrollment, &begun["ceremony_id"], valid).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
 
     // Login.
@@ -719,27 +683,13 @@ default = "standard"
     .await;
     let (id, enrollment) = invited(&srv, "bound@example.com").await;
     let mut synced = authenticator(&srv);
-    let (_, begun) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/begin",
-            Some(&enrollment),
-            Some(json!({})),
-        )
-        .await;
+    let (_, begun) = begin(&srv, &enrollment).await;
     assert_eq!(
         begun["publicKey"]["authenticatorSelection"]["residentKey"], "required",
         "discoverable: {begun}"
     );
     let credential = synced.create(&begun["publicKey"]).await;
-    let (s, body) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/finish",
-            Some(&enrollment),
-            Some(json!({ "ceremony_id": begun["ceremony_id"], "credential": credential })),
-        )
-        .await;
+    let (s, body) = finish(&srv, &enrollment, &begun["ceremony_id"], credential).await;
     assert_eq!(
         (s, body["error"].as_str()),
         (StatusCode::FORBIDDEN, Some("synced_passkey_not_allowed"))
@@ -757,14 +707,7 @@ default = "standard"
         "{audit}"
     );
     // Nothing was stored: a new ceremony may still enroll a first passkey.
-    let (s, _) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/begin",
-            Some(&enrollment),
-            Some(json!({})),
-        )
-        .await;
+    let (s, _) = begin(&srv, &enrollment).await;
     assert_eq!(s, StatusCode::OK);
     srv.stop().await;
 }
@@ -780,14 +723,7 @@ async fn adding_a_passkey_after_the_freshness_window_takes_a_passkey_step_up() {
 
     // Six minutes later the sign-in is too old to bind a new authenticator.
     srv.clock.advance(Duration::from_secs(6 * 60));
-    let (s, body) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/begin",
-            Some(&token),
-            Some(json!({})),
-        )
-        .await;
+    let (s, body) = begin(&srv, &token).await;
     assert_eq!(
         (s, body["error"].as_str()),
         (StatusCode::FORBIDDEN, Some("step_up_required"))
@@ -960,37 +896,16 @@ async fn a_credential_id_registered_to_one_account_is_refused_for_another() {
     // Alice's passkey, and its credential id.
     let (_, alice_enrollment) = invited(&srv, "alice@example.com").await;
     let mut alices = authenticator(&srv);
-    let (_, begun) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/begin",
-            Some(&alice_enrollment),
-            Some(json!({})),
-        )
-        .await;
+    let (_, begun) = begin(&srv, &alice_enrollment).await;
     let credential = alices.create(&begun["publicKey"]).await;
-    let (s, _) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/finish",
-            Some(&alice_enrollment),
-            Some(json!({ "ceremony_id": begun["ceremony_id"], "credential": credential })),
-        )
-        .await;
+    let (s, _) = finish(&srv, &alice_enrollment, &begun["ceremony_id"], credential.clone()).await;
     assert_eq!(s, StatusCode::CREATED);
     let alice_id = soft::unb64(credential["rawId"].as_str().unwrap());
 
     // Mallory registers a key of her own under Alice's credential id, in a
     // ceremony that is otherwise valid, to hijack lookups by that id.
     let (mallory, mallory_enrollment) = invited(&srv, "mallory@example.com").await;
-    let (_, begun) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/begin",
-            Some(&mallory_enrollment),
-            Some(json!({})),
-        )
-        .await;
+    let (_, begun) = begin(&srv, &mallory_enrollment).await;
     let forge = soft::Forge::new_credential(9, alice_id, mallory.as_bytes().to_vec());
     let host = url::Url::parse(&srv.base).unwrap().host_str().unwrap().to_owned();
     let forged = forge.registration_at(
@@ -1000,14 +915,7 @@ async fn a_credential_id_registered_to_one_account_is_refused_for_another() {
         &srv.base,
         &host,
     );
-    let (s, err) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/finish",
-            Some(&mallory_enrollment),
-            Some(json!({ "ceremony_id": begun["ceremony_id"], "credential": forged })),
-        )
-        .await;
+    let (s, err) = finish(&srv, &mallory_enrollment, &begun["ceremony_id"], forged).await;
     assert_eq!(
         (s, err["error"].as_str()),
         (StatusCode::CONFLICT, Some("credential_already_registered")),
@@ -1015,14 +923,7 @@ async fn a_credential_id_registered_to_one_account_is_refused_for_another() {
     );
     // Nothing was stored for Mallory (her setup session may still enroll a
     // first passkey), and Alice's passkey still signs her in.
-    let (s, _) = srv
-        .call(
-            Method::POST,
-            "/api/v1/credentials/passkey/begin",
-            Some(&mallory_enrollment),
-            Some(json!({})),
-        )
-        .await;
+    let (s, _) = begin(&srv, &mallory_enrollment).await;
     assert_eq!(s, StatusCode::OK);
     let done = sign_in(&srv, &mut alices, Some("alice@example.com")).await;
     assert_eq!(done["session"]["user"]["email"], "alice@example.com");

@@ -45,6 +45,17 @@ async fn check(srv: &TestServer, token: &str, action: &str) -> (StatusCode, Valu
     .await
 }
 
+/// Answers step-up flow `flow` with `method` (the doubles accept "right").
+async fn answer(srv: &TestServer, token: &str, flow: &str, method: &str) -> (StatusCode, Value) {
+    srv.call(
+        Method::POST,
+        &format!("/api/v1/step-up/{flow}/{method}"),
+        Some(token),
+        Some(json!({ "code": "right" })),
+    )
+    .await
+}
+
 async fn step_up(srv: &TestServer, token: &str, action: Option<&str>) -> (Value, String) {
     let body = match action {
         Some(a) => json!({ "action": a }),
@@ -84,14 +95,7 @@ async fn a_stale_session_must_step_up_and_the_raised_session_replaces_it() {
         .collect();
     assert_eq!(offered, ["passkey"], "the tier's second factors this server implements");
 
-    let (s, done) = srv
-        .call(
-            Method::POST,
-            &format!("/api/v1/step-up/{flow}/passkey"),
-            Some(&token),
-            Some(json!({ "code": "right" })),
-        )
-        .await;
+    let (s, done) = answer(&srv, &token, &flow, "passkey").await;
     assert_eq!(s, StatusCode::OK, "{done}");
     assert_eq!(done["state"], "complete");
     let raised = done["session_token"].as_str().unwrap().to_owned();
@@ -180,15 +184,7 @@ async fn a_step_up_is_bound_to_the_session_that_started_it() {
     // Two logins and one step-up succeeded; none of the nineteen losers
     // (refused when loading the spent flow, or after their proof) counts as
     // a success.
-    let metrics = srv
-        .http
-        .get(srv.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = srv.metrics().await;
     assert!(
         metrics.contains("signet_logins_total{method=\"passkey\",result=\"success\"} 3"),
         "{metrics}"
@@ -270,14 +266,7 @@ async fn step_up_refuses_unknown_actions_restricted_sessions_and_expired_flows()
 
     let (_, flow) = step_up(&srv, &token, Some("admin")).await;
     srv.clock.advance(Duration::from_secs(16 * 60));
-    let (s, err) = srv
-        .call(
-            Method::POST,
-            &format!("/api/v1/step-up/{flow}/passkey"),
-            Some(&token),
-            Some(json!({ "code": "right" })),
-        )
-        .await;
+    let (s, err) = answer(&srv, &token, &flow, "passkey").await;
     assert_eq!(
         (s, err["error"].as_str()),
         (StatusCode::GONE, Some("flow_expired")),
@@ -339,26 +328,12 @@ default = "standard"
         .collect();
     assert_eq!(offered, ["totp", "passkey"]);
     // An aal2 code alone does not complete it...
-    let (s, cont) = srv
-        .call(
-            Method::POST,
-            &format!("/api/v1/step-up/{flow}/totp"),
-            Some(&token),
-            Some(json!({ "code": "right" })),
-        )
-        .await;
+    let (s, cont) = answer(&srv, &token, &flow, "totp").await;
     assert_eq!(s, StatusCode::OK, "{cont}");
     assert_eq!(cont["state"], "continue", "{cont}");
     assert_eq!(cont["required_aal"], "aal3");
     // ...the passkey does, and the raised session is phishing-resistant again.
-    let (s, done) = srv
-        .call(
-            Method::POST,
-            &format!("/api/v1/step-up/{flow}/passkey"),
-            Some(&token),
-            Some(json!({ "code": "right" })),
-        )
-        .await;
+    let (s, done) = answer(&srv, &token, &flow, "passkey").await;
     assert_eq!(s, StatusCode::OK, "{done}");
     assert_eq!(done["state"], "complete", "{done}");
     assert_eq!(done["session"]["aal"], "aal3");

@@ -229,6 +229,18 @@ impl TestServer {
             .expect("invitation link in the mail")
     }
 
+    /// The `/metrics` exposition text (no token configured).
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn wait_mail(&self, to: &str, skip: usize) -> CapturedMail {
         let smtp = self.smtp.as_ref().unwrap();
         let to = to.to_owned();
