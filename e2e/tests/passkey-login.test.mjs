@@ -4,7 +4,7 @@
 // (CTAP2, internal transport, resident keys, user verification).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorld, shot } from "../lib/harness.mjs";
+import { addAuthenticator, isSessionProbe, session, shot, startWorld, watch } from "../lib/harness.mjs";
 
 let world;
 let sink;
@@ -20,53 +20,6 @@ after(async () => {
   if (world) await world.stop();
 });
 
-function watch(page) {
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  // A failed load is reported by the response handler with its URL;
-  // Chromium's console line for it names no URL.
-  page.on("console", (m) => {
-    if (m.type() === "error" && !/^Failed to load resource/.test(m.text())) problems.push(`console error: ${m.text()}`);
-  });
-  page.on("response", (r) => {
-    const probe = r.url().endsWith("/api/v1/session") && r.status() === 401;
-    if (r.status() >= 400 && !probe) problems.push(`${r.status()} for ${r.request().method()} ${r.url()}`);
-  });
-  page.on("request", (r) => {
-    if (!r.url().startsWith(signet.base) && !r.url().startsWith("data:")) problems.push(`third-party load: ${r.url()}`);
-  });
-  return problems;
-}
-
-// A platform authenticator that verifies the user (like Touch ID or
-// Windows Hello) attached to this page through the DevTools protocol.
-async function virtualAuthenticator(page) {
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send("WebAuthn.enable");
-  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: {
-      protocol: "ctap2",
-      transport: "internal",
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
-  return {
-    async credentials() {
-      return (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
-    },
-  };
-}
-
-async function session(page) {
-  return page.evaluate(async () => {
-    const r = await fetch("/api/v1/session");
-    return r.ok ? r.json() : { status: r.status };
-  });
-}
-
 async function signOut(page) {
   await page.getByRole("button", { name: "Sign out" }).click();
   await page.waitForURL(`${signet.base}/login`);
@@ -79,8 +32,8 @@ test("invitation → create a passkey → sign in with the button → sign in th
 
   const context = await browser.newContext();
   const page = await context.newPage();
-  const problems = watch(page);
-  const authenticator = await virtualAuthenticator(page);
+  const problems = watch(page, signet.base, isSessionProbe);
+  const authenticator = await addAuthenticator(page);
 
   // The invitation.
   await page.goto(link);
@@ -146,11 +99,11 @@ test("invitation → create a passkey → sign in with the button → sign in th
   // conditional request as soon as an authenticator holds a credential,
   // standing in for the pick.) No button is clicked.
   const autofillPage = await context.newPage();
-  const problems2 = watch(autofillPage);
+  const problems2 = watch(autofillPage, signet.base, isSessionProbe);
   // Its current state: a stale copy would be refused for its signature
   // counter (a cloned key), which is the point of the counter.
   const [current] = await authenticator.credentials();
-  const auth2 = await virtualAuthenticatorWith(autofillPage, current);
+  const auth2 = await addAuthenticator(autofillPage, current);
   const loginRequests = [];
   autofillPage.on("request", (r) => {
     if (r.method() === "POST" && r.url().endsWith("/api/v1/login")) loginRequests.push(r.postData());
@@ -171,27 +124,3 @@ test("invitation → create a passkey → sign in with the button → sign in th
   assert.deepEqual(problems2, []);
   await context.close();
 });
-
-// The same authenticator as seen from another page: the virtual
-// authenticator belongs to the page it was added to, so the credential is
-// copied over (as the person's device would offer it to any tab).
-async function virtualAuthenticatorWith(page, credential) {
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send("WebAuthn.enable");
-  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: {
-      protocol: "ctap2",
-      transport: "internal",
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
-  await cdp.send("WebAuthn.addCredential", { authenticatorId, credential });
-  return {
-    async credentials() {
-      return (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
-    },
-  };
-}

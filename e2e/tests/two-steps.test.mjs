@@ -4,7 +4,7 @@
 // fresh passkey on the account page itself, then removes it.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startWorld, shot } from "../lib/harness.mjs";
+import { addAuthenticator, isSessionProbe, session, shot, startWorld, watch } from "../lib/harness.mjs";
 import { textPart } from "../lib/smtp-sink.mjs";
 
 let world;
@@ -21,56 +21,6 @@ after(async () => {
   if (world) await world.stop();
 });
 
-// Page errors, third-party loads and unexpected failed responses. The
-// expected ones: the session probe's 401 and the 403 step_up_required that
-// the page answers by asking for a passkey.
-function watch(page) {
-  const problems = [];
-  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error" && !/^Failed to load resource/.test(m.text())) problems.push(`console error: ${m.text()}`);
-  });
-  page.on("response", (r) => {
-    const probe = r.url().endsWith("/api/v1/session") && r.status() === 401;
-    const stepUp = r.status() === 403 && r.url().includes("/api/v1/credentials/");
-    if (r.status() >= 400 && !probe && !stepUp) problems.push(`${r.status()} for ${r.request().method()} ${r.url()}`);
-  });
-  page.on("request", (r) => {
-    if (!r.url().startsWith(signet.base) && !r.url().startsWith("data:")) problems.push(`third-party load: ${r.url()}`);
-  });
-  return problems;
-}
-
-async function addAuthenticator(page) {
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send("WebAuthn.enable");
-  const { authenticatorId } = await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: {
-      protocol: "ctap2",
-      transport: "internal",
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-    },
-  });
-  return {
-    async credentials() {
-      return (await cdp.send("WebAuthn.getCredentials", { authenticatorId })).credentials;
-    },
-    async remove() {
-      await cdp.send("WebAuthn.removeVirtualAuthenticator", { authenticatorId });
-    },
-  };
-}
-
-async function session(page) {
-  return page.evaluate(async () => {
-    const r = await fetch("/api/v1/session");
-    return r.ok ? r.json() : { status: r.status };
-  });
-}
-
 test("an emailed code, then a passkey on the same flow; a fresh passkey before removing one", async () => {
   const email = "lin@example.com";
   await signet.cli("user", "add", email, "--name", "Lin");
@@ -78,7 +28,9 @@ test("an emailed code, then a passkey on the same flow; a fresh passkey before r
 
   const context = await browser.newContext();
   const page = await context.newPage();
-  const problems = watch(page);
+  // The session probe's 401, and the 403 step_up_required that the page
+  // answers by asking for a passkey, are part of the journey.
+  const problems = watch(page, signet.base, (r) => isSessionProbe(r) || (r.status() === 403 && r.url().includes("/api/v1/credentials/")));
   // No autofill here: under automation a waiting conditional request would
   // sign in with the passkey at once, and this test types the address.
   await page.addInitScript(() => {
