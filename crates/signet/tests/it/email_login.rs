@@ -191,6 +191,12 @@ async fn fail_ten_times(srv: &TestServer, email: &str) {
     }
 }
 
+/// Types `code` into api-mode flow `flow` (`POST .../email_otp`, no cookies).
+async fn api_type_code(srv: &TestServer, flow: &str, code: &str) -> (StatusCode, Value) {
+    let path = format!("/api/v1/login/{flow}/email_otp");
+    srv.call(Method::POST, &path, None, Some(json!({ "code": code }))).await
+}
+
 /// `POST .../{method}/send` without cookies.
 async fn api_send(srv: &TestServer, flow: &str, method: &str) -> (StatusCode, Value) {
     let path = format!("/api/v1/login/{flow}/{method}/send");
@@ -707,14 +713,7 @@ async fn a_code_sent_late_in_a_flow_lives_as_long_as_its_email_says() {
     assert!(text.contains("valid for 10 minutes"), "{text}");
     // ...and works nine minutes later, past the flow's original end.
     srv.clock.advance(Duration::from_secs(9 * 60));
-    let (s, done) = srv
-        .call(
-            Method::POST,
-            &format!("/api/v1/login/{flow}/email_otp"),
-            None,
-            Some(json!({ "code": code(&mail) })),
-        )
-        .await;
+    let (s, done) = api_type_code(&srv, &flow, &code(&mail)).await;
     assert_eq!(s, StatusCode::OK, "{done}");
     srv.stop().await;
 }
@@ -735,14 +734,7 @@ async fn magic_links_are_browser_only_and_the_standard_tier_needs_more_than_emai
     let flow = api_flow_with_code(&srv, "jo@example.com").await;
     let mail = srv.wait_mail("jo@example.com", before).await;
     assert!(mail.find_link(&srv.url("/login/magic/")).is_none(), "api mode: no link");
-    let (s, cont) = srv
-        .call(
-            Method::POST,
-            &format!("/api/v1/login/{flow}/email_otp"),
-            None,
-            Some(json!({ "code": code(&mail) })),
-        )
-        .await;
+    let (s, cont) = api_type_code(&srv, &flow, &code(&mail)).await;
     assert_eq!(s, StatusCode::OK, "{cont}");
     assert_eq!(cont["state"], "continue", "an email code is aal1 and never more");
     assert_eq!(cont["required_aal"], "aal2");
