@@ -21,36 +21,34 @@ pub async fn create_token(app: &App, actor: &Actor, origin: &Origin, name: &str)
         created_at: app.clock.now(),
         revoked_at: None,
     };
-    app.store.insert_admin_token(&token).await.map_err(|e| match e {
+    let mut tx = app.store.begin().await?;
+    tx.insert_admin_token(&token).await.map_err(|e| match e {
         StoreError::Conflict(_) => {
             Error::conflict("admin_token_name_taken", "an admin token with this name already exists")
         }
         other => other.into(),
     })?;
-    app.audit()
-        .record(
-            AuditEvent::new(EventType::AdminTokenCreated, actor.clone(), Outcome::Success)
-                .from_origin(origin)
-                .details(json!({ "name": token.name })),
-        )
-        .await?;
+    let record = AuditEvent::new(EventType::AdminTokenCreated, actor.clone(), Outcome::Success)
+        .from_origin(origin)
+        .details(json!({ "name": token.name }));
+    app.audit().append(&mut *tx, &record).await?;
+    tx.commit().await?;
     Ok((token, plain))
 }
 
 pub async fn revoke_token(app: &App, actor: &Actor, origin: &Origin, name: &str) -> Result<()> {
-    if !app.store.revoke_admin_token(name, app.clock.now()).await? {
+    let mut tx = app.store.begin().await?;
+    if !tx.revoke_admin_token(name, app.clock.now()).await? {
         return Err(Error::not_found(
             "admin_token_not_found",
             "no active admin token with this name",
         ));
     }
-    app.audit()
-        .record(
-            AuditEvent::new(EventType::AdminTokenRevoked, actor.clone(), Outcome::Success)
-                .from_origin(origin)
-                .details(json!({ "name": name })),
-        )
-        .await?;
+    let record = AuditEvent::new(EventType::AdminTokenRevoked, actor.clone(), Outcome::Success)
+        .from_origin(origin)
+        .details(json!({ "name": name }));
+    app.audit().append(&mut *tx, &record).await?;
+    tx.commit().await?;
     Ok(())
 }
 

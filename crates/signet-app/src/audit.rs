@@ -2,14 +2,18 @@
 //!
 //! Security events are written synchronously with the action they describe:
 //! if the audit record cannot be written, the caller gets an error rather
-//! than an unrecorded success (fail closed). Where a session comes into
-//! being (login, step-up, invitation redemption), a passkey is added or a
-//! user's status changes, the record is appended in the same transaction as
-//! the change itself ([`Auditor::entry`]), so a crash between the two can
-//! never leave it unrecorded.
+//! than an unrecorded success (fail closed). A record is appended only
+//! through a unit of work ([`signet_core::unit_of_work::AuditAppend`]):
+//! [`Auditor::append`] puts it in the transaction of the change it records,
+//! so a crash, a hang-up or a full disk between the two can never leave a
+//! change unrecorded or a record of a change that did not happen. An event
+//! that changes nothing else (a refused login) is [`Auditor::record`]ed in a
+//! unit of its own.
 
 use signet_core::audit::{AuditEvent, AuditRecord, ChainError, Verifier};
-use signet_core::store::{AuditQuery, Audited};
+use signet_core::clock::Timestamp;
+use signet_core::store::{AuditQuery, Store};
+use signet_core::unit_of_work::AuditAppend;
 use signet_core::Result;
 use uuid::Uuid;
 
@@ -17,6 +21,15 @@ use crate::App;
 
 pub struct Auditor<'a> {
     app: &'a App,
+}
+
+/// Appends `event`, stamped `at`, in a unit of work of its own (for code
+/// that holds the store but not the whole [`App`], such as a method).
+pub async fn record(store: &dyn Store, at: Timestamp, event: &AuditEvent) -> Result<AuditRecord> {
+    let mut tx = store.begin().await?;
+    let rec = tx.append_audit(event, Uuid::new_v4(), at).await?;
+    tx.commit().await?;
+    Ok(rec)
 }
 
 /// Result of a full chain verification.
@@ -31,23 +44,16 @@ impl<'a> Auditor<'a> {
         Self { app }
     }
 
+    /// Appends `event` in a transaction of its own: for events that record
+    /// no other change (a failed login, an admin's read).
     pub async fn record(&self, event: AuditEvent) -> Result<AuditRecord> {
-        let rec = self
-            .app
-            .store
-            .append_audit(&event, Uuid::new_v4(), self.app.clock.now())
-            .await?;
-        Ok(rec)
+        record(&*self.app.store, self.app.clock.now(), &event).await
     }
 
-    /// `event`, stamped now, to be appended by a store write in the same
-    /// transaction as the change it records.
-    pub fn entry<'e>(&self, event: &'e AuditEvent) -> Audited<'e> {
-        Audited {
-            event,
-            id: Uuid::new_v4(),
-            at: self.app.clock.now(),
-        }
+    /// Appends `event`, stamped now, inside the unit of work `tx` of the
+    /// change it records: both commit, or neither does.
+    pub async fn append(&self, tx: &mut dyn AuditAppend, event: &AuditEvent) -> Result<AuditRecord> {
+        Ok(tx.append_audit(event, Uuid::new_v4(), self.app.clock.now()).await?)
     }
 
     pub async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {

@@ -19,6 +19,7 @@ use signet_core::assurance::Step;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::policy::Tier;
 use signet_core::session::device_label;
+use signet_core::unit_of_work::Transaction;
 use signet_core::user::User;
 use signet_core::{Error, Result};
 use signet_courier::templates::{self, Budget, Requester};
@@ -26,19 +27,44 @@ use signet_courier::templates::{self, Budget, Requester};
 use crate::metrics::MethodResult;
 use crate::App;
 
+/// What [`govern`] decided.
+pub enum Governed {
+    Allowed,
+    /// Over budget: the record of the refusal, to be written once the
+    /// login's unit of work is rolled back.
+    Refused(Box<AuditEvent>),
+}
+
+/// The answer to a login refused by its fallback budget.
+pub fn limit_reached() -> Error {
+    Error::forbidden(
+        "fallback_limit_reached",
+        "this backup sign-in method has been used as often as your organisation allows for now; sign in with a passkey",
+    )
+}
+
 /// Counts and checks the fallback use, if `steps` include one of the tier's
-/// fallback methods. Call when a flow is about to complete.
-pub async fn govern(app: &App, tier: &Tier, user: &User, steps: &[Step], origin: &Origin) -> Result<()> {
-    let Some(fallback) = &tier.fallback else { return Ok(()) };
+/// fallback methods. Call when a flow is about to complete, with the flow's
+/// unit of work `tx`: a use is recorded (and its notice queued) only if the
+/// login commits. A refusal comes back as [`Governed::Refused`] with its
+/// record: the caller rolls its unit back, then records the refusal in a
+/// unit of its own and answers [`limit_reached`].
+pub async fn govern(
+    app: &App,
+    tx: &mut dyn Transaction,
+    tier: &Tier,
+    user: &User,
+    steps: &[Step],
+    origin: &Origin,
+) -> Result<Governed> {
+    let Some(fallback) = &tier.fallback else {
+        return Ok(Governed::Allowed);
+    };
     let Some(used) = steps.iter().map(|s| s.method).find(|m| fallback.methods.contains(m)) else {
-        return Ok(());
+        return Ok(Governed::Allowed);
     };
     let now = app.clock.now();
-    let count = app
-        .store
-        .hit(&format!("fallback:{}", user.id), now, fallback.per)
-        .await?
-        .hits;
+    let count = tx.hit(&format!("fallback:{}", user.id), now, fallback.per).await?.hits;
     let max = u64::from(fallback.max_uses);
     let per = signet_core::duration::format(fallback.per);
     let uses = u64::from(count);
@@ -56,20 +82,14 @@ pub async fn govern(app: &App, tier: &Tier, user: &User, steps: &[Step], origin:
     } else {
         (EventType::FallbackRefused, Outcome::Denied)
     };
-    app.audit()
-        .record(
-            AuditEvent::new(ty, Actor::User(user.id), outcome)
-                .user(user.id)
-                .from_origin(origin)
-                .details(json!({ "method": used.as_str(), "uses": uses, "max_uses": max, "per": per })),
-        )
-        .await?;
+    let record = AuditEvent::new(ty, Actor::User(user.id), outcome)
+        .user(user.id)
+        .from_origin(origin)
+        .details(json!({ "method": used.as_str(), "uses": uses, "max_uses": max, "per": per }));
     if !allowed {
-        return Err(Error::forbidden(
-            "fallback_limit_reached",
-            "this backup sign-in method has been used as often as your organisation allows for now; sign in with a passkey",
-        ));
+        return Ok(Governed::Refused(Box::new(record)));
     }
+    app.audit().append(tx, &record).await?;
     if fallback.notify {
         let device = device_label(origin.user_agent.as_deref());
         let draft = templates::fallback_used(
@@ -92,7 +112,7 @@ pub async fn govern(app: &App, tier: &Tier, user: &User, steps: &[Step], origin:
             used.as_str(),
             max.saturating_sub(uses)
         );
-        crate::notices::security_notice(app, user, draft, &what).await?;
+        crate::notices::security_notice(app, tx, user, draft, &what).await?;
     }
-    Ok(())
+    Ok(Governed::Allowed)
 }

@@ -58,7 +58,10 @@ pub async fn invite(app: &App, actor: &Actor, origin: &Origin, user_id: UserId) 
     };
     // A new invitation replaces the user's previous one in the same
     // transaction; of two issued at once, the later one wins.
-    issue_replacing(&*app.store, now, || ((), vec![secret.clone()])).await?;
+    // The new link, the email that carries it and the record are one unit of
+    // work: an invitation is never reissued (the old link revoked) without
+    // its email queued.
+    let ((), mut tx) = issue_replacing(&*app.store, now, || ((), vec![secret.clone()])).await?;
     let link = app.settings.link(&format!("/invite/{}", token.expose_secret()));
     let draft = signet_courier::templates::invitation(
         &user.email,
@@ -68,16 +71,15 @@ pub async fn invite(app: &App, actor: &Actor, origin: &Origin, user_id: UserId) 
         &inviter_label(actor),
         &app.settings.product_name,
     );
-    let message_id = app.courier.enqueue(draft).await?;
+    let message_id = app.courier.enqueue_in(&mut *tx, draft).await?;
+    let record = AuditEvent::new(EventType::InvitationCreated, actor.clone(), Outcome::Success)
+        .user(user.id)
+        .from_origin(origin)
+        .details(json!({ "expires_at": secret.expires_at.to_rfc3339(), "message_id": message_id }));
+    app.audit().append(&mut *tx, &record).await?;
+    tx.commit().await?;
+    app.courier.wake();
     app.metrics.invitations_sent.inc();
-    app.audit()
-        .record(
-            AuditEvent::new(EventType::InvitationCreated, actor.clone(), Outcome::Success)
-                .user(user.id)
-                .from_origin(origin)
-                .details(json!({ "expires_at": secret.expires_at.to_rfc3339(), "message_id": message_id })),
-        )
-        .await?;
     Ok(IssuedInvitation {
         link,
         expires_at: secret.expires_at,
@@ -180,27 +182,21 @@ async fn redeem_inner(
         mode,
         origin,
     };
-    let issued = sessions::mint(app, &grant);
-    let now = app.clock.now();
-    let record = sessions::established(&grant, &issued, EventType::InvitationRedeemed);
-    let won = app
-        .store
-        .consume_secret_into_session(
-            SecretPurpose::Invitation,
-            &token.hash(),
-            now,
-            &issued.session,
-            app.audit().entry(&record),
-        )
+    // Consuming the invitation, ending the session it replaces, the new
+    // session and its record are one unit of work: of fifty racing
+    // redemptions exactly one consumes the secret and gets a session.
+    let mut tx = app.store.begin().await?;
+    let won = tx
+        .consume_secret(SecretPurpose::Invitation, &token.hash(), app.clock.now())
         .await?;
-    if won.is_none() {
+    if won.is_none_or(|w| w.user_id != user.id) {
+        tx.rollback().await?;
         audit_rejection(app, origin, Some(secret.user_id), "already_redeemed").await?;
         return Err(invalid());
     }
+    let issued = sessions::establish_in(app, &mut *tx, grant, replaces, EventType::InvitationRedeemed).await?;
+    tx.commit().await?;
     app.metrics.sessions_created.inc();
-    if let Some(old) = replaces {
-        app.store.delete_session(old).await?;
-    }
     Ok(issued)
 }
 

@@ -29,6 +29,7 @@ use signet_core::session::{Aal, SessionId, SessionMode, SessionScope};
 use signet_core::user::Email;
 use signet_core::{Error, Result};
 
+use crate::fallback::Governed;
 use crate::sessions::{self, Grant, Issued};
 use crate::App;
 
@@ -397,46 +398,57 @@ async fn complete_step(
         .ok_or_else(|| Error::internal_msg("a method verified a flow without a user"))?;
 
     if combined.aal >= flow.state.required_aal {
-        // Consume first: only the single winner of a race goes on to count
-        // fallback use and to get a session.
-        let now = app.clock.now();
-        // The stored copy is discarded: the in-memory flow carries this
-        // request's changes (the settled tier).
-        app.store
-            .consume_flow(flow.id, now)
-            .await?
-            .ok_or_else(|| Error::gone("flow_expired", "this sign-in was already completed or has expired"))?;
+        // One unit of work completes the flow: consuming it (only the single
+        // winner of a race goes on), the fallback count's record and notice,
+        // the new session and its record. Nothing of it is acknowledged
+        // unless all of it is stored.
+        // Read first: the unit holds the writer until it ends.
         let user = app
             .store
             .user_by_id(user_id)
             .await?
             .filter(|u| u.is_active())
             .ok_or(Error::Unauthenticated)?;
-        crate::fallback::govern(app, tier(app, &flow.state.tier)?, &user, &steps, origin).await?;
-        if flow.kind == FlowKind::StepUp {
-            return crate::step_up::complete(app, flow, combined, origin).await;
+        let raising = match flow.kind {
+            FlowKind::StepUp => Some(crate::step_up::target_session(app, &flow).await?),
+            _ => None,
+        };
+        let mut tx = app.store.begin().await?;
+        // The stored copy is discarded: the in-memory flow carries this
+        // request's changes (the settled tier).
+        tx.consume_flow(flow.id, app.clock.now())
+            .await?
+            .ok_or_else(|| Error::gone("flow_expired", "this sign-in was already completed or has expired"))?;
+        let t = tier(app, &flow.state.tier)?;
+        if let Governed::Refused(record) = crate::fallback::govern(app, &mut *tx, t, &user, &steps, origin).await? {
+            tx.rollback().await?;
+            app.audit().record(*record).await?;
+            return Err(crate::fallback::limit_reached());
         }
-        let issued = sessions::establish(
-            app,
-            Grant {
+        let outcome = if let Some(old) = raising {
+            crate::step_up::complete(app, &mut *tx, flow, old, combined, origin).await?
+        } else {
+            let grant = Grant {
                 user: &user,
                 proof: combined,
                 scope: SessionScope::Full,
                 mode: flow.state.mode,
                 origin,
-            },
-            replaces,
-            EventType::LoginSucceeded,
-        )
-        .await?;
-        app.metrics
-            .login_flows
-            .get_or_create(&crate::metrics::ResultLabel { result: "completed" })
-            .inc();
-        return Ok(StepOutcome::Complete {
-            issued: Box::new(issued),
-            return_to: flow.state.return_to,
-        });
+            };
+            let issued = sessions::establish_in(app, &mut *tx, grant, replaces, EventType::LoginSucceeded).await?;
+            app.metrics.sessions_created.inc();
+            app.metrics
+                .login_flows
+                .get_or_create(&crate::metrics::ResultLabel { result: "completed" })
+                .inc();
+            StepOutcome::Complete {
+                issued: Box::new(issued),
+                return_to: flow.state.return_to,
+            }
+        };
+        tx.commit().await?;
+        app.courier.wake();
+        return Ok(outcome);
     }
 
     flow.state

@@ -41,6 +41,7 @@ use signet_core::method::MethodName;
 use signet_core::policy::{PasskeyPolicy, Tier};
 use signet_core::session::{device_label, Aal};
 use signet_core::store::{Store, StoreError};
+use signet_core::unit_of_work::OutboxWrites;
 use signet_core::user::User;
 use signet_core::{Error, Result};
 use signet_courier::templates::{self, CredentialChange, Requester};
@@ -307,14 +308,19 @@ pub async fn finish(
             "session_id": current.session.id.0,
             "scope": current.session.scope,
         }));
-    match app.store.insert_passkey(&passkey, app.audit().entry(&record)).await {
+    let mut tx = app.store.begin().await?;
+    match tx.insert_passkey(&passkey).await {
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
-            return Err(refused(app, current, origin, PasskeyError::CredentialAlreadyRegistered).await)
+            tx.rollback().await?;
+            return Err(refused(app, current, origin, PasskeyError::CredentialAlreadyRegistered).await);
         }
         Err(e) => return Err(e.into()),
     }
-    notify(app, user, CredentialChange::Added, &passkey.name, origin).await?;
+    app.audit().append(&mut *tx, &record).await?;
+    notify(app, &mut *tx, user, CredentialChange::Added, &passkey.name, origin).await?;
+    tx.commit().await?;
+    app.courier.wake();
     Ok(passkey)
 }
 
@@ -334,7 +340,14 @@ async fn refused(app: &App, current: &Current, origin: &Origin, e: PasskeyError)
     e.into()
 }
 
-async fn notify(app: &App, user: &User, change: CredentialChange, name: &str, origin: &Origin) -> Result<()> {
+async fn notify(
+    app: &App,
+    tx: &mut dyn OutboxWrites,
+    user: &User,
+    change: CredentialChange,
+    name: &str,
+    origin: &Origin,
+) -> Result<()> {
     let device = device_label(origin.user_agent.as_deref());
     let draft = templates::credential_changed(
         &user.email,
@@ -351,7 +364,7 @@ async fn notify(app: &App, user: &User, change: CredentialChange, name: &str, or
         CredentialChange::Added => format!("a passkey \"{name}\" was added to your account."),
         CredentialChange::Removed => format!("a passkey \"{name}\" was removed from your account."),
     };
-    crate::notices::security_notice(app, user, draft, &what).await
+    crate::notices::security_notice(app, tx, user, draft, &what).await
 }
 
 /// The user's passkeys, oldest first.
@@ -367,17 +380,16 @@ fn not_found() -> Error {
 pub async fn rename(app: &App, current: &Current, origin: &Origin, id: Uuid, raw_name: &str) -> Result<Passkey> {
     let name = valid_name(raw_name)?;
     let user = &current.user;
-    if !app.store.rename_passkey(user.id, id, &name).await? {
+    let mut tx = app.store.begin().await?;
+    if !tx.rename_passkey(user.id, id, &name).await? {
         return Err(not_found());
     }
-    app.audit()
-        .record(
-            AuditEvent::new(EventType::CredentialRenamed, Actor::User(user.id), Outcome::Success)
-                .user(user.id)
-                .from_origin(origin)
-                .details(json!({ "credential_id": id, "name": name })),
-        )
-        .await?;
+    let record = AuditEvent::new(EventType::CredentialRenamed, Actor::User(user.id), Outcome::Success)
+        .user(user.id)
+        .from_origin(origin)
+        .details(json!({ "credential_id": id, "name": name }));
+    app.audit().append(&mut *tx, &record).await?;
+    tx.commit().await?;
     app.store
         .passkeys_of(user.id)
         .await?
@@ -407,7 +419,10 @@ pub async fn remove(app: &App, current: &Current, origin: &Origin, id: Uuid) -> 
     } else {
         1
     };
-    match app.store.remove_passkey(user.id, id, keep).await? {
+    // The removal, the sessions resting on the passkey, the record and the
+    // notices are one unit of work.
+    let mut tx = app.store.begin().await?;
+    match tx.remove_passkey(user.id, id, keep).await? {
         Removal::Removed => {}
         Removal::NotFound => return Err(not_found()),
         Removal::LastCredential => {
@@ -417,20 +432,19 @@ pub async fn remove(app: &App, current: &Current, origin: &Origin, id: Uuid) -> 
             ))
         }
     }
-    let ended = app.store.delete_credential_sessions(id).await?;
-    app.audit()
-        .record(
-            AuditEvent::new(EventType::CredentialRemoved, Actor::User(user.id), Outcome::Success)
-                .user(user.id)
-                .from_origin(origin)
-                .details(json!({
-                    "credential_id": id,
-                    "type": "passkey",
-                    "name": target.name,
-                    "sessions_ended": ended,
-                })),
-        )
-        .await?;
-    notify(app, user, CredentialChange::Removed, &target.name, origin).await?;
+    let ended = tx.delete_credential_sessions(id).await?;
+    let record = AuditEvent::new(EventType::CredentialRemoved, Actor::User(user.id), Outcome::Success)
+        .user(user.id)
+        .from_origin(origin)
+        .details(json!({
+            "credential_id": id,
+            "type": "passkey",
+            "name": target.name,
+            "sessions_ended": ended,
+        }));
+    app.audit().append(&mut *tx, &record).await?;
+    notify(app, &mut *tx, user, CredentialChange::Removed, &target.name, origin).await?;
+    tx.commit().await?;
+    app.courier.wake();
     Ok(())
 }

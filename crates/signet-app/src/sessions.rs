@@ -13,6 +13,7 @@ use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::{rfc3339, Timestamp};
 use signet_core::secret::{PlainToken, TokenKind};
 use signet_core::session::{device_label, Aal, Proof, Session, SessionId, SessionMode, SessionScope};
+use signet_core::unit_of_work::Transaction;
 use signet_core::user::{User, UserId};
 use signet_core::{Error, Result};
 
@@ -109,14 +110,31 @@ pub fn raised(app: &App, old: &Session, proof: &Proof, action: Option<String>, o
 }
 
 /// Mints and stores a session, replacing `replaces` atomically, and audits
-/// it as `event`.
+/// it as `event`, all in one unit of work.
 pub async fn establish(app: &App, grant: Grant<'_>, replaces: Option<SessionId>, event: EventType) -> Result<Issued> {
-    let issued = mint(app, &grant);
-    let record = established(&grant, &issued, event);
-    app.store
-        .rotate_session(&issued.session, replaces, app.audit().entry(&record))
-        .await?;
+    let mut tx = app.store.begin().await?;
+    let issued = establish_in(app, &mut *tx, grant, replaces, event).await?;
+    tx.commit().await?;
     app.metrics.sessions_created.inc();
+    Ok(issued)
+}
+
+/// [`establish`] inside the caller's unit of work `tx`, for journeys that
+/// consume something (a flow, a secret) in the same transaction. The
+/// caller commits and counts the session.
+pub(crate) async fn establish_in(
+    app: &App,
+    tx: &mut dyn Transaction,
+    grant: Grant<'_>,
+    replaces: Option<SessionId>,
+    event: EventType,
+) -> Result<Issued> {
+    let issued = mint(app, &grant);
+    if let Some(old) = replaces {
+        tx.delete_session(old).await?;
+    }
+    tx.insert_session(&issued.session).await?;
+    app.audit().append(tx, &established(&grant, &issued, event)).await?;
     Ok(issued)
 }
 
@@ -153,7 +171,7 @@ pub async fn authenticate(app: &App, presented: &str) -> Result<Current> {
         .ok_or(Error::Unauthenticated)?;
     let now = app.clock.now();
     if !session.is_live(now) {
-        app.store.delete_session(session.id).await?;
+        // The janitor purges it; reading it is no reason to write.
         return Err(Error::Unauthenticated);
     }
     let user = app
@@ -174,33 +192,29 @@ pub async fn authenticate(app: &App, presented: &str) -> Result<Current> {
 
 /// Ends the given session (logout).
 pub async fn end(app: &App, current: &Current, origin: &Origin) -> Result<()> {
-    app.store.delete_session(current.session.id).await?;
-    app.audit()
-        .record(
-            AuditEvent::new(EventType::SessionEnded, Actor::User(current.user.id), Outcome::Success)
-                .user(current.user.id)
-                .from_origin(origin)
-                .details(json!({ "session_id": current.session.id.0, "reason": "logout" })),
-        )
-        .await?;
-    Ok(())
+    let mut tx = app.store.begin().await?;
+    tx.delete_session(current.session.id).await?;
+    let record = AuditEvent::new(EventType::SessionEnded, Actor::User(current.user.id), Outcome::Success)
+        .user(current.user.id)
+        .from_origin(origin)
+        .details(json!({ "session_id": current.session.id.0, "reason": "logout" }));
+    app.audit().append(&mut *tx, &record).await?;
+    Ok(tx.commit().await?)
 }
 
 /// Ends one of the caller's own sessions by id.
 pub async fn end_own(app: &App, current: &Current, origin: &Origin, id: SessionId) -> Result<()> {
-    if !app.store.delete_user_session(current.user.id, id).await? {
+    let mut tx = app.store.begin().await?;
+    if !tx.delete_user_session(current.user.id, id).await? {
         // Someone else's session id is indistinguishable from a missing one.
         return Err(Error::not_found("session_not_found", "no such session"));
     }
-    app.audit()
-        .record(
-            AuditEvent::new(EventType::SessionEnded, Actor::User(current.user.id), Outcome::Success)
-                .user(current.user.id)
-                .from_origin(origin)
-                .details(json!({ "session_id": id.0, "reason": "ended_by_user" })),
-        )
-        .await?;
-    Ok(())
+    let record = AuditEvent::new(EventType::SessionEnded, Actor::User(current.user.id), Outcome::Success)
+        .user(current.user.id)
+        .from_origin(origin)
+        .details(json!({ "session_id": id.0, "reason": "ended_by_user" }));
+    app.audit().append(&mut *tx, &record).await?;
+    Ok(tx.commit().await?)
 }
 
 pub async fn list_own(app: &App, user: UserId) -> Result<Vec<Session>> {

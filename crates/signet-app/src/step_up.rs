@@ -22,7 +22,8 @@ use signet_core::error::StepUp;
 use signet_core::flow::{Flow, FlowKind, FlowState, StepUpTarget};
 use signet_core::policy::{Action, Tier};
 use signet_core::secret::TokenHash;
-use signet_core::session::{Proof, SessionScope};
+use signet_core::session::{Proof, Session, SessionScope};
+use signet_core::unit_of_work::Transaction;
 use signet_core::{Error, Result};
 
 use crate::login::{Started, StepOutcome};
@@ -113,26 +114,43 @@ pub async fn start(
     crate::login::open(app, FlowKind::StepUp, state, binding, origin).await
 }
 
-/// Completes a step-up flow whose steps reached its level. The engine has
-/// already consumed the flow (one winner); the session it is bound to is
-/// replaced by a raised one.
-pub(crate) async fn complete(app: &App, flow: Flow, proof: Proof, origin: &Origin) -> Result<StepOutcome> {
-    let now = app.clock.now();
+/// The live session a step-up flow is bound to, read before the flow's
+/// unit of work opens.
+pub(crate) async fn target_session(app: &App, flow: &Flow) -> Result<Session> {
     let target = flow
         .state
         .step_up
+        .as_ref()
         .ok_or_else(|| Error::internal_msg("a step-up flow without a target"))?;
     let user = flow
         .state
         .user_id
         .ok_or_else(|| Error::internal_msg("a step-up flow without a user"))?;
-    let old = app
-        .store
-        .list_user_sessions(user, now)
+    app.store
+        .list_user_sessions(user, app.clock.now())
         .await?
         .into_iter()
         .find(|s| s.id == target.session_id)
-        .ok_or(Error::Unauthenticated)?;
+        .ok_or(Error::Unauthenticated)
+}
+
+/// Completes a step-up flow whose steps reached its level, in the flow's
+/// unit of work `tx` (the caller has consumed the flow there, one winner,
+/// and commits): the session `old` it is bound to is replaced by a raised
+/// one.
+pub(crate) async fn complete(
+    app: &App,
+    tx: &mut dyn Transaction,
+    flow: Flow,
+    old: Session,
+    proof: Proof,
+    origin: &Origin,
+) -> Result<StepOutcome> {
+    let target = flow
+        .state
+        .step_up
+        .ok_or_else(|| Error::internal_msg("a step-up flow without a target"))?;
+    let user = old.user_id;
     let issued = sessions::raised(app, &old, &proof, target.action.clone(), origin);
     let record = AuditEvent::new(EventType::SessionSteppedUp, Actor::User(user), Outcome::Success)
         .user(user)
@@ -146,13 +164,11 @@ pub(crate) async fn complete(app: &App, flow: Flow, proof: Proof, origin: &Origi
         }));
     // The session may have ended (logout, disabled account) or been raised by
     // another step-up since it was read: then there is nothing to raise.
-    if !app
-        .store
-        .replace_session(&issued.session, old.id, app.audit().entry(&record))
-        .await?
-    {
+    if !tx.delete_session(old.id).await? {
         return Err(Error::Unauthenticated);
     }
+    tx.insert_session(&issued.session).await?;
+    app.audit().append(tx, &record).await?;
     Ok(StepOutcome::Complete {
         issued: Box::new(issued),
         return_to: None,

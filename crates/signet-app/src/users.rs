@@ -12,20 +12,19 @@ pub const MAX_PAGE: u32 = 500;
 
 pub async fn create(app: &App, actor: &Actor, origin: &Origin, new: NewUser) -> Result<User> {
     let user = new.into_user(UserId::new(), app.clock.now());
-    app.store.insert_user(&user).await.map_err(|e| match e {
+    let mut tx = app.store.begin().await?;
+    tx.insert_user(&user).await.map_err(|e| match e {
         signet_core::store::StoreError::Conflict(_) => {
             Error::conflict("email_taken", "a user with this email address already exists")
         }
         other => other.into(),
     })?;
-    app.audit()
-        .record(
-            AuditEvent::new(EventType::UserCreated, actor.clone(), Outcome::Success)
-                .user(user.id)
-                .from_origin(origin)
-                .details(json!({ "roles": user.roles, "has_phone": user.phone.is_some() })),
-        )
-        .await?;
+    let record = AuditEvent::new(EventType::UserCreated, actor.clone(), Outcome::Success)
+        .user(user.id)
+        .from_origin(origin)
+        .details(json!({ "roles": user.roles, "has_phone": user.phone.is_some() }));
+    app.audit().append(&mut *tx, &record).await?;
+    tx.commit().await?;
     Ok(user)
 }
 
@@ -62,12 +61,11 @@ pub async fn set_status(app: &App, actor: &Actor, origin: &Origin, id: UserId, s
         .user(id)
         .from_origin(origin);
     // The change, the ended sessions and the record commit together.
-    if !app
-        .store
-        .set_user_status(id, status, app.clock.now(), app.audit().entry(&record))
-        .await?
-    {
+    let mut tx = app.store.begin().await?;
+    if !tx.set_user_status(id, status, app.clock.now()).await? {
         return Err(Error::not_found("user_not_found", "no such user"));
     }
+    app.audit().append(&mut *tx, &record).await?;
+    tx.commit().await?;
     get(app, id).await
 }

@@ -20,6 +20,7 @@ pub mod policy;
 pub mod secret;
 pub mod session;
 pub mod store;
+pub mod unit_of_work;
 pub mod user;
 
 pub use error::{Error, Result};

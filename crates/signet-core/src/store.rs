@@ -15,14 +15,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::admin_token::AdminToken;
-use crate::audit::{AuditEvent, AuditRecord};
+use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
-use crate::credential::{Ceremony, Passkey, PasskeyUse, Removal};
+use crate::credential::{Ceremony, Passkey, PasskeyUse};
 use crate::flow::{Flow, FlowId};
 use crate::outbox::Message;
 use crate::secret::TokenHash;
 use crate::session::{Session, SessionId};
-use crate::user::{User, UserId, UserStatus};
+use crate::user::{User, UserId};
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -43,59 +43,18 @@ pub enum StoreError {
 
 #[async_trait::async_trait]
 pub trait UserStore: Send + Sync {
-    /// Fails with `Conflict("email_taken")` if the normalised email exists.
-    async fn insert_user(&self, user: &User) -> StoreResult<()>;
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>>;
     /// Looks up by the normalised (lower-cased) address.
     async fn user_by_email(&self, email_normalized: &str) -> StoreResult<Option<User>>;
     /// Users ordered by normalised email, after the given one (keyset paging).
     async fn list_users(&self, after_email: Option<&str>, limit: u32) -> StoreResult<Vec<User>>;
-    /// Sets the status and appends `audit`, in one transaction; disabling
-    /// also ends every session of the user there. `false` (nothing written)
-    /// when there is no such user.
-    async fn set_user_status(
-        &self,
-        id: UserId,
-        status: UserStatus,
-        now: Timestamp,
-        audit: Audited<'_>,
-    ) -> StoreResult<bool>;
-}
-
-/// An audit event appended in the same transaction as the write it
-/// describes, so that both happen or neither does: a session, for example,
-/// never exists without the record of how it was obtained.
-#[derive(Clone, Copy, Debug)]
-pub struct Audited<'a> {
-    pub event: &'a AuditEvent,
-    pub id: Uuid,
-    pub at: Timestamp,
 }
 
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync {
-    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
-    /// Inserts `session`, deletes `replaces` (if any) and appends `audit`, in
-    /// one transaction: session rotation on authentication.
-    async fn rotate_session(
-        &self,
-        session: &Session,
-        replaces: Option<SessionId>,
-        audit: Audited<'_>,
-    ) -> StoreResult<()>;
-    /// Replaces the live session `old` by `session` and appends `audit`, in
-    /// one transaction, only if `old` still exists: a raised session must
-    /// not outlive the one it raises (ended meanwhile, or already replaced
-    /// by a concurrent step-up). `false` means nothing was written.
-    async fn replace_session(&self, session: &Session, old: SessionId, audit: Audited<'_>) -> StoreResult<bool>;
     async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>>;
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()>;
-    async fn delete_session(&self, id: SessionId) -> StoreResult<bool>;
-    /// Deletes a session only if it belongs to `user` (for "end my session X").
-    async fn delete_user_session(&self, user: UserId, id: SessionId) -> StoreResult<bool>;
     async fn list_user_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>>;
-    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64>;
-    async fn delete_credential_sessions(&self, credential_id: Uuid) -> StoreResult<u64>;
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
 }
 
@@ -108,8 +67,6 @@ pub trait FlowStore: Send + Sync {
     /// equals `flow.version`, and bumps the version. Returns false if someone else got there first
     /// or the flow is gone.
     async fn update_flow(&self, flow: &Flow, now: Timestamp) -> StoreResult<bool>;
-    /// Deletes and returns a live flow: the single winner of a race finishes it.
-    async fn consume_flow(&self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>>;
     async fn purge_expired_flows(&self, now: Timestamp) -> StoreResult<u64>;
 }
 
@@ -165,18 +122,6 @@ pub struct OneTimeSecret {
 
 #[async_trait::async_trait]
 pub trait SecretStore: Send + Sync {
-    /// Stores a secret. At most one unconsumed secret may exist per flow
-    /// and purpose (or, for a secret without a flow, per user and purpose):
-    /// a second one, like a hash that exists already, is `Conflict`.
-    async fn insert_secret(&self, secret: &OneTimeSecret) -> StoreResult<()>;
-    /// Issues `secrets` in place of the earlier ones, in one transaction:
-    /// revokes every unconsumed secret bound to the same flow (any purpose:
-    /// a new message replaces the whole previous one) or, for a secret
-    /// without a flow, every unconsumed secret of its user and purpose
-    /// without a flow; then inserts `secrets`. When two issues race, the
-    /// uniqueness above makes one of them fail with `Conflict` instead of
-    /// leaving two live secrets; the caller may issue again.
-    async fn issue_secrets(&self, secrets: &[OneTimeSecret], now: Timestamp) -> StoreResult<()>;
     /// Reads a secret without consuming it (to decide what to show).
     async fn peek_secret(&self, purpose: SecretPurpose, hash: &TokenHash) -> StoreResult<Option<OneTimeSecret>>;
     /// The atomic primitive: marks the secret consumed if it is unconsumed and
@@ -188,24 +133,9 @@ pub trait SecretStore: Send + Sync {
         hash: &TokenHash,
         now: Timestamp,
     ) -> StoreResult<Option<OneTimeSecret>>;
-    /// Consumes the secret, inserts `session` and appends `audit`, in one
-    /// transaction. If the secret is not redeemable, or belongs to another
-    /// user than `session.user_id`, nothing is written and `None` is
-    /// returned.
-    async fn consume_secret_into_session(
-        &self,
-        purpose: SecretPurpose,
-        hash: &TokenHash,
-        now: Timestamp,
-        session: &Session,
-        audit: Audited<'_>,
-    ) -> StoreResult<Option<OneTimeSecret>>;
     /// Deletes secrets that expired or were consumed before `before`: they
     /// can never be redeemed again. Returns how many.
     async fn purge_spent_secrets(&self, before: Timestamp) -> StoreResult<u64>;
-    /// Revokes every unconsumed secret bound to `flow` (a new code or link
-    /// replaces the ones sent before in the same flow). Returns how many.
-    async fn revoke_flow_secrets(&self, flow: FlowId, now: Timestamp) -> StoreResult<u64>;
 }
 
 /// A fixed-window counter after one more hit.
@@ -251,12 +181,9 @@ pub trait ThrottleStore: Send + Sync {
 
 #[async_trait::async_trait]
 pub trait AdminTokenStore: Send + Sync {
-    /// Fails with `Conflict("admin_token_name_taken")` on a duplicate name.
-    async fn insert_admin_token(&self, token: &AdminToken) -> StoreResult<()>;
     /// An unrevoked token by hash.
     async fn admin_token_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<AdminToken>>;
     async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminToken>>;
-    async fn revoke_admin_token(&self, name: &str, now: Timestamp) -> StoreResult<bool>;
 }
 
 /// Filter for reading the audit log, newest first.
@@ -271,8 +198,6 @@ pub struct AuditQuery {
 
 #[async_trait::async_trait]
 pub trait AuditStore: Send + Sync {
-    /// Appends one record, chaining it to the current head atomically.
-    async fn append_audit(&self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<AuditRecord>;
     async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
     /// Records with `seq > after_seq` in ascending order, for verification.
     async fn audit_range(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
@@ -308,12 +233,6 @@ pub trait OutboxStore: Send + Sync {
 /// See [`crate::credential`] for the invariants.
 #[async_trait::async_trait]
 pub trait CredentialStore: Send + Sync {
-    /// Fails with `Conflict("credential_already_registered")` if the
-    /// credential id is registered to anyone.
-    /// Stores a new passkey and appends `audit` (its `credential.added`) in
-    /// one transaction. A credential id registered to anyone is
-    /// `Conflict`, and then nothing is written.
-    async fn insert_passkey(&self, passkey: &Passkey, audit: Audited<'_>) -> StoreResult<()>;
     /// A user's passkeys, oldest first.
     async fn passkeys_of(&self, user: UserId) -> StoreResult<Vec<Passkey>>;
     /// A passkey by its authenticator credential id (base64url).
@@ -322,11 +241,6 @@ pub trait CredentialStore: Send + Sync {
     /// only if the stored counter still equals `previous_counter`. Returns
     /// false if another login got there first.
     async fn record_passkey_use(&self, used: &PasskeyUse) -> StoreResult<bool>;
-    /// Renames one of `user`'s passkeys. Returns false if there is no such passkey.
-    async fn rename_passkey(&self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool>;
-    /// Removes one of `user`'s passkeys unless fewer than `keep` would
-    /// remain, deciding and deleting in one transaction.
-    async fn remove_passkey(&self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal>;
     async fn insert_ceremony(&self, ceremony: &Ceremony) -> StoreResult<()>;
     /// Deletes and returns a live ceremony begun by `session`: one caller
     /// wins; another session's attempt leaves it in place.
@@ -349,6 +263,7 @@ pub trait Store:
     + OutboxStore
     + ThrottleStore
     + CredentialStore
+    + crate::unit_of_work::UnitOfWork
     + Send
     + Sync
     + 'static

@@ -32,6 +32,7 @@ use std::time::Duration;
 use signet_core::clock::SharedClock;
 use signet_core::outbox::{backoff, DeliveryStatus, Draft, Message, MAX_ATTEMPTS};
 use signet_core::store::OutboxStore;
+use signet_core::unit_of_work::OutboxWrites;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -60,10 +61,37 @@ impl Courier {
     }
 
     /// Stores `draft` as a pending message due now and wakes the worker.
-    /// Returns once the message is durable; delivery happens later.
+    /// Returns once the message is durable; delivery happens later. A
+    /// message that belongs to a change (an invitation, a notice of a new
+    /// passkey) is queued with [`Courier::enqueue_in`] instead, in the
+    /// change's own unit of work.
     pub async fn enqueue(&self, draft: Draft) -> Result<Uuid, signet_core::Error> {
+        let message = self.pending(draft);
+        self.store.enqueue_message(&message).await?;
+        self.queued(&message);
+        Ok(message.id)
+    }
+
+    /// Queues `draft` inside the unit of work `tx`: the message exists if
+    /// and only if the change it tells about commits. Call
+    /// [`Courier::wake`] after the commit; until then the worker cannot see
+    /// the message (it would find it on its next poll anyway).
+    pub async fn enqueue_in(&self, tx: &mut dyn OutboxWrites, draft: Draft) -> Result<Uuid, signet_core::Error> {
+        let message = self.pending(draft);
+        tx.enqueue_message(&message).await?;
+        tracing::debug!(message_id = %message.id, channel = message.channel.as_str(), template = %message.template, "message queued in a transaction");
+        Ok(message.id)
+    }
+
+    /// Wakes the worker: messages were committed.
+    pub fn wake(&self) {
+        // A stored permit if the worker is busy, so this wake-up is not lost.
+        self.wake.notify_one();
+    }
+
+    fn pending(&self, draft: Draft) -> Message {
         let now = self.clock.now();
-        let message = Message {
+        Message {
             id: Uuid::new_v4(),
             channel: draft.channel,
             recipient: draft.recipient,
@@ -77,12 +105,12 @@ impl Courier {
             next_attempt_at: now,
             sent_at: None,
             last_error: None,
-        };
-        self.store.enqueue_message(&message).await?;
+        }
+    }
+
+    fn queued(&self, message: &Message) {
         tracing::debug!(message_id = %message.id, channel = message.channel.as_str(), template = %message.template, "message queued");
-        // A stored permit if the worker is busy, so this wake-up is not lost.
-        self.wake.notify_one();
-        Ok(message.id)
+        self.wake();
     }
 
     /// A worker that delivers what this courier queues.

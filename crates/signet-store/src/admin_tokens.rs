@@ -2,31 +2,14 @@ use signet_core::admin_token::AdminToken;
 use signet_core::clock::Timestamp;
 use signet_core::secret::TokenHash;
 use signet_core::store::{AdminTokenStore, StoreResult};
+use signet_core::unit_of_work::AdminTokenWrites;
 
 use crate::rows::{admin_token_columns, convert_all, AdminTokenRow};
+use crate::tx::{with_conn, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
 #[async_trait::async_trait]
 impl AdminTokenStore for SqlStore {
-    async fn insert_admin_token(&self, t: &AdminToken) -> StoreResult<()> {
-        with_db!(write(self), |pool| {
-            sqlx::query(concat!(
-                "INSERT INTO admin_tokens (",
-                admin_token_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5)"
-            ))
-            .bind(t.id.to_string())
-            .bind(t.name.as_str())
-            .bind(t.token_hash.as_bytes().as_slice())
-            .bind(t.created_at.as_millis())
-            .bind(t.revoked_at.map(|r| r.as_millis()))
-            .execute(pool)
-            .await
-            .map_err(conflict_as("admin_token_name_taken"))?;
-        });
-        Ok(())
-    }
-
     async fn admin_token_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<AdminToken>> {
         let row: Option<AdminTokenRow> = with_db!(read(self), |pool| {
             sqlx::query_as(concat!(
@@ -55,17 +38,47 @@ impl AdminTokenStore for SqlStore {
         });
         convert_all(rows)
     }
+}
 
-    async fn revoke_admin_token(&self, name: &str, now: Timestamp) -> StoreResult<bool> {
-        let n = with_db!(write(self), |pool| {
-            sqlx::query("UPDATE admin_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
-                .bind(now.as_millis())
-                .bind(name)
-                .execute(pool)
+#[async_trait::async_trait]
+impl AdminTokenWrites for SqlTx {
+    async fn insert_admin_token(&mut self, t: &AdminToken) -> StoreResult<()> {
+        let r = async {
+            with_conn!(self.conn()?, |c| {
+                sqlx::query(concat!(
+                    "INSERT INTO admin_tokens (",
+                    admin_token_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5)"
+                ))
+                .bind(t.id.to_string())
+                .bind(t.name.as_str())
+                .bind(t.token_hash.as_bytes().as_slice())
+                .bind(t.created_at.as_millis())
+                .bind(t.revoked_at.map(|r| r.as_millis()))
+                .execute(&mut *c)
                 .await
-                .map_err(backend)?
-                .rows_affected()
-        });
-        Ok(n == 1)
+                .map_err(conflict_as("admin_token_name_taken"))?;
+            });
+            Ok(())
+        }
+        .await;
+        self.observe(r)
+    }
+
+    async fn revoke_admin_token(&mut self, name: &str, now: Timestamp) -> StoreResult<bool> {
+        let r = async {
+            Ok(with_conn!(self.conn()?, |c| {
+                sqlx::query("UPDATE admin_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
+                    .bind(now.as_millis())
+                    .bind(name)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected()
+                    == 1
+            }))
+        }
+        .await;
+        self.observe(r)
     }
 }

@@ -1,76 +1,22 @@
 //! Appending to and reading the hash-chained audit log.
 //!
-//! An append is one transaction: bump the single `audit_head` row (which
+//! An append happens inside the unit of work of the change it records
+//! ([`signet_core::unit_of_work`]), never on its own: bump the single `audit_head` row (which
 //! locks it, serialising appenders on every node), seal the record against
 //! the previous hash, store the new hash in the head, insert the record.
 
 use signet_core::audit::{AuditEvent, AuditRecord};
 use signet_core::clock::Timestamp;
-use signet_core::store::{AuditQuery, AuditStore, Audited, StoreError, StoreResult};
+use signet_core::store::{AuditQuery, AuditStore, StoreError, StoreResult};
+use signet_core::unit_of_work::AuditAppend;
 use uuid::Uuid;
 
 use crate::rows::{audit_columns, convert_all, AuditRow};
+use crate::tx::{with_conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
-
-/// Appends the [`signet_core::store::Audited`] entry `$audit` inside the
-/// open transaction `$tx` (`&mut` a transaction of either engine) and
-/// evaluates to the sealed [`AuditRecord`]. Other writes in the same
-/// transaction commit with it or not at all.
-macro_rules! append {
-    ($tx:expr, $audit:expr) => {{
-        let tx = $tx;
-        let audit: signet_core::store::Audited<'_> = $audit;
-        let (seq, prev): (i64, Vec<u8>) =
-            sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                .fetch_one(&mut **tx)
-                .await
-                .map_err(crate::backend)?;
-        let prev: [u8; 32] = prev
-            .as_slice()
-            .try_into()
-            .map_err(|_| signet_core::store::StoreError::Corrupt("audit head hash length".into()))?;
-        let rec = signet_core::audit::AuditRecord::seal(audit.event, audit.id, audit.at, seq - 1, prev);
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(rec.hash.as_slice())
-            .execute(&mut **tx)
-            .await
-            .map_err(crate::backend)?;
-        sqlx::query(concat!(
-            "INSERT INTO audit_log (",
-            crate::rows::audit_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        ))
-        .bind(rec.seq)
-        .bind(rec.id.to_string())
-        .bind(rec.at.as_millis())
-        .bind(rec.event_type.as_str())
-        .bind(rec.actor.as_str())
-        .bind(rec.user_id.map(|u| u.to_string()))
-        .bind(rec.ip.as_deref())
-        .bind(rec.user_agent.as_deref())
-        .bind(rec.outcome.as_str())
-        .bind(rec.details.as_str())
-        .bind(rec.prev_hash.as_slice())
-        .bind(rec.hash.as_slice())
-        .execute(&mut **tx)
-        .await
-        .map_err(crate::backend)?;
-        rec
-    }};
-}
-pub(crate) use append;
 
 #[async_trait::async_trait]
 impl AuditStore for SqlStore {
-    async fn append_audit(&self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<AuditRecord> {
-        with_db!(write(self), |pool| {
-            let mut tx = pool.begin().await.map_err(backend)?;
-            let rec = append!(&mut tx, Audited { event, id, at });
-            tx.commit().await.map_err(backend)?;
-            Ok(rec)
-        })
-    }
-
     async fn query_audit(&self, q: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
         let rows: Vec<AuditRow> = with_db!(read(self), |pool| {
             sqlx::query_as(concat!(
@@ -116,5 +62,53 @@ impl AuditStore for SqlStore {
         let hash =
             <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| StoreError::Corrupt("audit head hash length".into()))?;
         Ok((seq, hash))
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditAppend for SqlTx {
+    async fn append_audit(&mut self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<AuditRecord> {
+        let r = async {
+            with_conn!(self.conn()?, |c| {
+                let (seq, prev): (i64, Vec<u8>) =
+                    sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+                        .fetch_one(&mut *c)
+                        .await
+                        .map_err(backend)?;
+                let prev: [u8; 32] = prev
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("audit head hash length".into()))?;
+                let rec = AuditRecord::seal(event, id, at, seq - 1, prev);
+                sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
+                    .bind(rec.hash.as_slice())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend)?;
+                sqlx::query(concat!(
+                    "INSERT INTO audit_log (",
+                    audit_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                ))
+                .bind(rec.seq)
+                .bind(rec.id.to_string())
+                .bind(rec.at.as_millis())
+                .bind(rec.event_type.as_str())
+                .bind(rec.actor.as_str())
+                .bind(rec.user_id.map(|u| u.to_string()))
+                .bind(rec.ip.as_deref())
+                .bind(rec.user_agent.as_deref())
+                .bind(rec.outcome.as_str())
+                .bind(rec.details.as_str())
+                .bind(rec.prev_hash.as_slice())
+                .bind(rec.hash.as_slice())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+                Ok(rec)
+            })
+        }
+        .await;
+        self.observe(r)
     }
 }

@@ -9,12 +9,13 @@
 use signet_core::clock::Timestamp;
 use signet_core::credential::{Ceremony, Passkey, PasskeyUse, Removal};
 use signet_core::session::SessionId;
-use signet_core::store::{Audited, CredentialStore, StoreError, StoreResult};
+use signet_core::store::{CredentialStore, StoreError, StoreResult};
+use signet_core::unit_of_work::CredentialWrites;
 use signet_core::user::UserId;
 use uuid::Uuid;
 
-use crate::audit::append;
 use crate::rows::uuid;
+use crate::tx::{with_conn, Conn, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
 macro_rules! passkey_columns {
@@ -97,37 +98,6 @@ impl TryFrom<CeremonyRow> for Ceremony {
 
 #[async_trait::async_trait]
 impl CredentialStore for SqlStore {
-    async fn insert_passkey(&self, p: &Passkey, audit: Audited<'_>) -> StoreResult<()> {
-        let transports = serde_json::to_string(&p.transports).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        with_db!(write(self), |pool| {
-            let mut tx = pool.begin().await.map_err(backend)?;
-            sqlx::query(concat!(
-                "INSERT INTO passkeys (",
-                passkey_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-            ))
-            .bind(p.id.to_string())
-            .bind(p.user_id.0.to_string())
-            .bind(&p.credential_id)
-            .bind(&p.record)
-            .bind(i64::from(p.counter))
-            .bind(p.backup_eligible)
-            .bind(p.backup_state)
-            .bind(p.user_verified)
-            .bind(p.aaguid.to_string())
-            .bind(&transports)
-            .bind(&p.name)
-            .bind(p.created_at.as_millis())
-            .bind(p.last_used_at.map(|t| t.as_millis()))
-            .execute(&mut *tx)
-            .await
-            .map_err(conflict_as("credential_already_registered"))?;
-            append!(&mut tx, audit);
-            tx.commit().await.map_err(backend)?;
-        });
-        Ok(())
-    }
-
     async fn passkeys_of(&self, user: UserId) -> StoreResult<Vec<Passkey>> {
         let rows: Vec<PasskeyRow> = with_db!(read(self), |pool| {
             sqlx::query_as(concat!(
@@ -159,73 +129,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn record_passkey_use(&self, u: &PasskeyUse) -> StoreResult<bool> {
-        let n = with_db!(write(self), |pool| {
-            sqlx::query(
-                "UPDATE passkeys SET counter = $1, backup_state = $2, last_used_at = $3 \
-                 WHERE id = $4 AND counter = $5",
-            )
-            .bind(i64::from(u.counter))
-            .bind(u.backup_state)
-            .bind(u.at.as_millis())
-            .bind(u.id.to_string())
-            .bind(i64::from(u.previous_counter))
-            .execute(pool)
-            .await
-            .map_err(backend)?
-            .rows_affected()
-        });
-        Ok(n == 1)
-    }
-
-    async fn rename_passkey(&self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
-        let n = with_db!(write(self), |pool| {
-            sqlx::query("UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3")
-                .bind(name)
-                .bind(id.to_string())
-                .bind(user.0.to_string())
-                .execute(pool)
-                .await
-                .map_err(backend)?
-                .rows_affected()
-        });
-        Ok(n == 1)
-    }
-
-    async fn remove_passkey(&self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
-        let outcome = with_db!(write(self), |pool| {
-            let mut tx = pool.begin().await.map_err(backend)?;
-            // Serialises removals for this user (row lock on PostgreSQL).
-            sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
-                .bind(user.0.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            let (count, mine): (i64, i64) = sqlx::query_as(
-                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN id = $2 THEN 1 ELSE 0 END), 0) \
-                 FROM passkeys WHERE user_id = $1",
-            )
-            .bind(user.0.to_string())
-            .bind(id.to_string())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-            let outcome = if mine == 0 {
-                Removal::NotFound
-            } else if count - 1 < i64::from(keep) {
-                Removal::LastCredential
-            } else {
-                sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
-                    .bind(id.to_string())
-                    .bind(user.0.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?;
-                Removal::Removed
-            };
-            tx.commit().await.map_err(backend)?;
-            outcome
-        });
-        Ok(outcome)
+        record_use(self.writer().await?.conn(), u).await
     }
 
     async fn insert_ceremony(&self, c: &Ceremony) -> StoreResult<()> {
@@ -295,5 +199,119 @@ impl CredentialStore for SqlStore {
                 .map_err(backend)?
         });
         Ok(value.0)
+    }
+}
+
+async fn record_use(conn: Conn<'_>, u: &PasskeyUse) -> StoreResult<bool> {
+    let n = with_conn!(conn, |c| {
+        sqlx::query(
+            "UPDATE passkeys SET counter = $1, backup_state = $2, last_used_at = $3 \
+             WHERE id = $4 AND counter = $5",
+        )
+        .bind(i64::from(u.counter))
+        .bind(u.backup_state)
+        .bind(u.at.as_millis())
+        .bind(u.id.to_string())
+        .bind(i64::from(u.previous_counter))
+        .execute(&mut *c)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+#[async_trait::async_trait]
+impl CredentialWrites for SqlTx {
+    async fn insert_passkey(&mut self, p: &Passkey) -> StoreResult<()> {
+        let transports = serde_json::to_string(&p.transports).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let r = async {
+            with_conn!(self.conn()?, |c| {
+                sqlx::query(concat!(
+                    "INSERT INTO passkeys (",
+                    passkey_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                ))
+                .bind(p.id.to_string())
+                .bind(p.user_id.0.to_string())
+                .bind(&p.credential_id)
+                .bind(&p.record)
+                .bind(i64::from(p.counter))
+                .bind(p.backup_eligible)
+                .bind(p.backup_state)
+                .bind(p.user_verified)
+                .bind(p.aaguid.to_string())
+                .bind(&transports)
+                .bind(&p.name)
+                .bind(p.created_at.as_millis())
+                .bind(p.last_used_at.map(|t| t.as_millis()))
+                .execute(&mut *c)
+                .await
+                .map_err(conflict_as("credential_already_registered"))?;
+            });
+            Ok(())
+        }
+        .await;
+        self.observe(r)
+    }
+
+    async fn rename_passkey(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
+        let r = async {
+            Ok(with_conn!(self.conn()?, |c| {
+                sqlx::query("UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3")
+                    .bind(name)
+                    .bind(id.to_string())
+                    .bind(user.0.to_string())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected()
+                    == 1
+            }))
+        }
+        .await;
+        self.observe(r)
+    }
+
+    async fn remove_passkey(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
+        let r = async {
+            Ok(with_conn!(self.conn()?, |c| {
+                // Serialises removals for this user (row lock on PostgreSQL).
+                sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+                    .bind(user.0.to_string())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend)?;
+                let (count, mine): (i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN id = $2 THEN 1 ELSE 0 END), 0) \
+                     FROM passkeys WHERE user_id = $1",
+                )
+                .bind(user.0.to_string())
+                .bind(id.to_string())
+                .fetch_one(&mut *c)
+                .await
+                .map_err(backend)?;
+                if mine == 0 {
+                    Removal::NotFound
+                } else if count - 1 < i64::from(keep) {
+                    Removal::LastCredential
+                } else {
+                    sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
+                        .bind(id.to_string())
+                        .bind(user.0.to_string())
+                        .execute(&mut *c)
+                        .await
+                        .map_err(backend)?;
+                    Removal::Removed
+                }
+            }))
+        }
+        .await;
+        self.observe(r)
+    }
+
+    async fn record_passkey_use(&mut self, u: &PasskeyUse) -> StoreResult<bool> {
+        let r = record_use(self.conn()?, u).await;
+        self.observe(r)
     }
 }

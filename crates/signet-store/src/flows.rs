@@ -1,8 +1,10 @@
 use signet_core::clock::Timestamp;
 use signet_core::flow::{Flow, FlowId};
 use signet_core::store::{FlowStore, StoreError, StoreResult};
+use signet_core::unit_of_work::FlowWrites;
 
 use crate::rows::{flow_columns, FlowRow};
+use crate::tx::{with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 fn state_json(flow: &Flow) -> StoreResult<String> {
@@ -50,38 +52,7 @@ impl FlowStore for SqlStore {
     }
 
     async fn update_flow(&self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
-        let state = state_json(flow)?;
-        let n = with_db!(write(self), |pool| {
-            sqlx::query(
-                "UPDATE flows SET state = $1, version = version + 1, expires_at = $5 \
-                 WHERE id = $2 AND version = $3 AND expires_at > $4",
-            )
-            .bind(&state)
-            .bind(flow.id.0.to_string())
-            .bind(flow.version)
-            .bind(now.as_millis())
-            .bind(flow.expires_at.as_millis())
-            .execute(pool)
-            .await
-            .map_err(backend)?
-            .rows_affected()
-        });
-        Ok(n == 1)
-    }
-
-    async fn consume_flow(&self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
-        let row: Option<FlowRow> = with_db!(write(self), |pool| {
-            sqlx::query_as(concat!(
-                "DELETE FROM flows WHERE id = $1 AND expires_at > $2 RETURNING ",
-                flow_columns!()
-            ))
-            .bind(id.0.to_string())
-            .bind(now.as_millis())
-            .fetch_optional(pool)
-            .await
-            .map_err(backend)?
-        });
-        row.map(Flow::try_from).transpose()
+        update(self.writer().await?.conn(), flow, now).await
     }
 
     async fn purge_expired_flows(&self, now: Timestamp) -> StoreResult<u64> {
@@ -93,5 +64,52 @@ impl FlowStore for SqlStore {
                 .map_err(backend)?
                 .rows_affected()
         }))
+    }
+}
+
+async fn update(conn: Conn<'_>, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
+    let state = state_json(flow)?;
+    let n = with_conn!(conn, |c| {
+        sqlx::query(
+            "UPDATE flows SET state = $1, version = version + 1, expires_at = $5 \
+             WHERE id = $2 AND version = $3 AND expires_at > $4",
+        )
+        .bind(&state)
+        .bind(flow.id.0.to_string())
+        .bind(flow.version)
+        .bind(now.as_millis())
+        .bind(flow.expires_at.as_millis())
+        .execute(&mut *c)
+        .await
+        .map_err(backend)?
+        .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+#[async_trait::async_trait]
+impl FlowWrites for SqlTx {
+    async fn consume_flow(&mut self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
+        let r = async {
+            let row: Option<FlowRow> = with_conn!(self.conn()?, |c| {
+                sqlx::query_as(concat!(
+                    "DELETE FROM flows WHERE id = $1 AND expires_at > $2 RETURNING ",
+                    flow_columns!()
+                ))
+                .bind(id.0.to_string())
+                .bind(now.as_millis())
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(backend)?
+            });
+            row.map(Flow::try_from).transpose()
+        }
+        .await;
+        self.observe(r)
+    }
+
+    async fn update_flow(&mut self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
+        let r = update(self.conn()?, flow, now).await;
+        self.observe(r)
     }
 }

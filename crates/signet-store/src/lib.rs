@@ -23,11 +23,14 @@ pub mod scratch;
 mod secrets;
 mod sessions;
 mod throttle;
+mod tx;
 mod users;
 
 use signet_core::store::{Store, StoreError, StoreResult};
+use signet_core::unit_of_work::{Transaction, Tx, UnitOfWork};
 
 pub use connect::{ConnectError, ConnectOptions, SqlStore};
+pub use tx::SqlTx;
 
 pub(crate) enum Db {
     Sqlite {
@@ -88,5 +91,23 @@ impl Store for SqlStore {
             Db::Sqlite { .. } => "sqlite",
             Db::Postgres(_) => "postgres",
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl UnitOfWork for SqlStore {
+    async fn begin(&self) -> StoreResult<Tx> {
+        Ok(Box::new(self.begin_tx().await?))
+    }
+}
+
+#[async_trait::async_trait]
+impl Transaction for SqlTx {
+    async fn commit(mut self: Box<Self>) -> StoreResult<()> {
+        self.commit_now().await
+    }
+
+    async fn rollback(mut self: Box<Self>) -> StoreResult<()> {
+        self.rollback_now().await
     }
 }

@@ -6,38 +6,17 @@
 use signet_core::clock::Timestamp;
 use signet_core::outbox::Message;
 use signet_core::store::{OutboxStore, StoreResult};
+use signet_core::unit_of_work::OutboxWrites;
 use uuid::Uuid;
 
 use crate::rows::{convert_all, message_columns, MessageRow};
+use crate::tx::{with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 #[async_trait::async_trait]
 impl OutboxStore for SqlStore {
     async fn enqueue_message(&self, m: &Message) -> StoreResult<()> {
-        with_db!(write(self), |pool| {
-            sqlx::query(concat!(
-                "INSERT INTO outbox (",
-                message_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-            ))
-            .bind(m.id.to_string())
-            .bind(m.channel.as_str())
-            .bind(m.recipient.as_str())
-            .bind(m.subject.as_str())
-            .bind(m.text_body.as_deref())
-            .bind(m.html_body.as_deref())
-            .bind(m.template.as_str())
-            .bind(m.status.as_str())
-            .bind(m.attempts)
-            .bind(m.created_at.as_millis())
-            .bind(m.next_attempt_at.as_millis())
-            .bind(m.sent_at.map(|t| t.as_millis()))
-            .bind(m.last_error.as_deref())
-            .execute(pool)
-            .await
-            .map_err(backend)?;
-        });
-        Ok(())
+        enqueue(self.writer().await?.conn(), m).await
     }
 
     async fn claim_due_messages(
@@ -147,5 +126,40 @@ impl OutboxStore for SqlStore {
                 .map_err(backend)?
         });
         row.map(Message::try_from).transpose()
+    }
+}
+
+async fn enqueue(conn: Conn<'_>, m: &Message) -> StoreResult<()> {
+    with_conn!(conn, |c| {
+        sqlx::query(concat!(
+            "INSERT INTO outbox (",
+            message_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(m.id.to_string())
+        .bind(m.channel.as_str())
+        .bind(m.recipient.as_str())
+        .bind(m.subject.as_str())
+        .bind(m.text_body.as_deref())
+        .bind(m.html_body.as_deref())
+        .bind(m.template.as_str())
+        .bind(m.status.as_str())
+        .bind(m.attempts)
+        .bind(m.created_at.as_millis())
+        .bind(m.next_attempt_at.as_millis())
+        .bind(m.sent_at.map(|t| t.as_millis()))
+        .bind(m.last_error.as_deref())
+        .execute(&mut *c)
+        .await
+        .map_err(backend)?;
+    });
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl OutboxWrites for SqlTx {
+    async fn enqueue_message(&mut self, m: &Message) -> StoreResult<()> {
+        let r = enqueue(self.conn()?, m).await;
+        self.observe(r)
     }
 }

@@ -4,12 +4,11 @@
 use signet_core::clock::Timestamp;
 use signet_core::flow::FlowId;
 use signet_core::secret::TokenHash;
-use signet_core::session::Session;
-use signet_core::store::{Audited, OneTimeSecret, SecretPurpose, SecretStore, StoreResult};
+use signet_core::store::{OneTimeSecret, SecretPurpose, SecretStore, StoreResult};
+use signet_core::unit_of_work::SecretWrites;
 
-use crate::audit::append;
 use crate::rows::{secret_columns, SecretRow};
-use crate::sessions::{amr_json, bind_session, INSERT_SESSION};
+use crate::tx::{with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 /// Runs [`CONSUME`] on `$exec` (a pool or a transaction): one conditional
@@ -71,38 +70,6 @@ fn same_scope(a: &OneTimeSecret, b: &OneTimeSecret) -> bool {
 
 #[async_trait::async_trait]
 impl SecretStore for SqlStore {
-    async fn insert_secret(&self, s: &OneTimeSecret) -> StoreResult<()> {
-        with_db!(write(self), |pool| {
-            insert!(pool, s);
-        });
-        Ok(())
-    }
-
-    async fn issue_secrets(&self, secrets: &[OneTimeSecret], now: Timestamp) -> StoreResult<()> {
-        with_db!(write(self), |pool| {
-            let mut tx = pool.begin().await.map_err(backend)?;
-            for (i, s) in secrets.iter().enumerate() {
-                // Each scope is revoked once (a code and a link share a flow).
-                if secrets[..i].iter().any(|earlier| same_scope(earlier, s)) {
-                    continue;
-                }
-                let revoke = match s.flow_id {
-                    Some(flow) => sqlx::query(REVOKE_FLOW).bind(now.as_millis()).bind(flow.0.to_string()),
-                    None => sqlx::query(REVOKE_USER_UNBOUND)
-                        .bind(now.as_millis())
-                        .bind(s.purpose.as_str())
-                        .bind(s.user_id.0.to_string()),
-                };
-                revoke.execute(&mut *tx).await.map_err(backend)?;
-            }
-            for s in secrets {
-                insert!(&mut *tx, s);
-            }
-            tx.commit().await.map_err(backend)?;
-        });
-        Ok(())
-    }
-
     async fn peek_secret(&self, purpose: SecretPurpose, hash: &TokenHash) -> StoreResult<Option<OneTimeSecret>> {
         let row: Option<SecretRow> = with_db!(read(self), |pool| {
             sqlx::query_as(concat!(
@@ -125,37 +92,7 @@ impl SecretStore for SqlStore {
         hash: &TokenHash,
         now: Timestamp,
     ) -> StoreResult<Option<OneTimeSecret>> {
-        let row: Option<SecretRow> = with_db!(write(self), |pool| consume!(pool, purpose, hash, now));
-        row.map(OneTimeSecret::try_from).transpose()
-    }
-
-    async fn consume_secret_into_session(
-        &self,
-        purpose: SecretPurpose,
-        hash: &TokenHash,
-        now: Timestamp,
-        session: &Session,
-        audit: Audited<'_>,
-    ) -> StoreResult<Option<OneTimeSecret>> {
-        let amr = amr_json(session)?;
-        with_db!(write(self), |pool| {
-            let mut tx = pool.begin().await.map_err(backend)?;
-            let row: Option<SecretRow> = consume!(&mut *tx, purpose, hash, now);
-            let Some(secret) = row.map(OneTimeSecret::try_from).transpose()? else {
-                return Ok(None);
-            };
-            if secret.user_id != session.user_id {
-                // Dropping the transaction rolls the consumption back.
-                return Ok(None);
-            }
-            bind_session!(sqlx::query(INSERT_SESSION), session, &amr)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-            append!(&mut tx, audit);
-            tx.commit().await.map_err(backend)?;
-            Ok(Some(secret))
-        })
+        consume(self.writer().await?.conn(), purpose, hash, now).await
     }
 
     async fn purge_spent_secrets(&self, before: Timestamp) -> StoreResult<u64> {
@@ -168,16 +105,71 @@ impl SecretStore for SqlStore {
                 .rows_affected()
         }))
     }
+}
 
-    async fn revoke_flow_secrets(&self, flow: FlowId, now: Timestamp) -> StoreResult<u64> {
-        Ok(with_db!(write(self), |pool| {
-            sqlx::query(REVOKE_FLOW)
-                .bind(now.as_millis())
-                .bind(flow.0.to_string())
-                .execute(pool)
-                .await
-                .map_err(backend)?
-                .rows_affected()
-        }))
+async fn consume(
+    conn: Conn<'_>,
+    purpose: SecretPurpose,
+    hash: &TokenHash,
+    now: Timestamp,
+) -> StoreResult<Option<OneTimeSecret>> {
+    let row: Option<SecretRow> = with_conn!(conn, |c| consume!(&mut *c, purpose, hash, now));
+    row.map(OneTimeSecret::try_from).transpose()
+}
+
+async fn issue(conn: Conn<'_>, secrets: &[OneTimeSecret], now: Timestamp) -> StoreResult<()> {
+    with_conn!(conn, |c| {
+        for (i, s) in secrets.iter().enumerate() {
+            // Each scope is revoked once (a code and a link share a flow).
+            if secrets[..i].iter().any(|earlier| same_scope(earlier, s)) {
+                continue;
+            }
+            let revoke = match s.flow_id {
+                Some(flow) => sqlx::query(REVOKE_FLOW).bind(now.as_millis()).bind(flow.0.to_string()),
+                None => sqlx::query(REVOKE_USER_UNBOUND)
+                    .bind(now.as_millis())
+                    .bind(s.purpose.as_str())
+                    .bind(s.user_id.0.to_string()),
+            };
+            revoke.execute(&mut *c).await.map_err(backend)?;
+        }
+        for s in secrets {
+            insert!(&mut *c, s);
+        }
+    });
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl SecretWrites for SqlTx {
+    async fn issue_secrets(&mut self, secrets: &[OneTimeSecret], now: Timestamp) -> StoreResult<()> {
+        let r = issue(self.conn()?, secrets, now).await;
+        self.observe(r)
+    }
+
+    async fn consume_secret(
+        &mut self,
+        purpose: SecretPurpose,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<OneTimeSecret>> {
+        let r = consume(self.conn()?, purpose, hash, now).await;
+        self.observe(r)
+    }
+
+    async fn revoke_flow_secrets(&mut self, flow: FlowId, now: Timestamp) -> StoreResult<u64> {
+        let r = async {
+            Ok(with_conn!(self.conn()?, |c| {
+                sqlx::query(REVOKE_FLOW)
+                    .bind(now.as_millis())
+                    .bind(flow.0.to_string())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected()
+            }))
+        }
+        .await;
+        self.observe(r)
     }
 }

@@ -1,15 +1,16 @@
 use signet_core::clock::Timestamp;
 use signet_core::secret::TokenHash;
 use signet_core::session::{Session, SessionId};
-use signet_core::store::{Audited, SessionStore, StoreError, StoreResult};
+use signet_core::store::{SessionStore, StoreError, StoreResult};
+use signet_core::unit_of_work::SessionWrites;
 use signet_core::user::UserId;
 use uuid::Uuid;
 
-use crate::audit::append;
 use crate::rows::{convert_all, session_columns, SessionRow};
+use crate::tx::{with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
-/// The INSERT shared by plain insertion, rotation and secret redemption.
+/// The INSERT of a new session.
 pub(crate) const INSERT_SESSION: &str = concat!(
     "INSERT INTO sessions (",
     session_columns!(),
@@ -39,7 +40,6 @@ macro_rules! bind_session {
             .bind($s.step_up_action.as_deref())
     };
 }
-pub(crate) use bind_session;
 
 pub(crate) fn amr_json(s: &Session) -> StoreResult<String> {
     serde_json::to_string(&s.amr).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -47,25 +47,6 @@ pub(crate) fn amr_json(s: &Session) -> StoreResult<String> {
 
 #[async_trait::async_trait]
 impl SessionStore for SqlStore {
-    async fn insert_session(&self, s: &Session) -> StoreResult<()> {
-        let amr = amr_json(s)?;
-        with_db!(write(self), |pool| {
-            bind_session!(sqlx::query(INSERT_SESSION), s, &amr)
-                .execute(pool)
-                .await
-                .map_err(backend)?;
-        });
-        Ok(())
-    }
-
-    async fn rotate_session(&self, s: &Session, replaces: Option<SessionId>, audit: Audited<'_>) -> StoreResult<()> {
-        self.swap_session(s, replaces, false, audit).await.map(|_| ())
-    }
-
-    async fn replace_session(&self, s: &Session, old: SessionId, audit: Audited<'_>) -> StoreResult<bool> {
-        self.swap_session(s, Some(old), true, audit).await
-    }
-
     async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>> {
         let row: Option<SessionRow> = with_db!(read(self), |pool| {
             sqlx::query_as(concat!(
@@ -93,31 +74,6 @@ impl SessionStore for SqlStore {
         Ok(())
     }
 
-    async fn delete_session(&self, id: SessionId) -> StoreResult<bool> {
-        let n = with_db!(write(self), |pool| {
-            sqlx::query("DELETE FROM sessions WHERE id = $1")
-                .bind(id.0.to_string())
-                .execute(pool)
-                .await
-                .map_err(backend)?
-                .rows_affected()
-        });
-        Ok(n > 0)
-    }
-
-    async fn delete_user_session(&self, user: UserId, id: SessionId) -> StoreResult<bool> {
-        let n = with_db!(write(self), |pool| {
-            sqlx::query("DELETE FROM sessions WHERE id = $1 AND user_id = $2")
-                .bind(id.0.to_string())
-                .bind(user.0.to_string())
-                .execute(pool)
-                .await
-                .map_err(backend)?
-                .rows_affected()
-        });
-        Ok(n > 0)
-    }
-
     async fn list_user_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>> {
         let rows: Vec<SessionRow> = with_db!(read(self), |pool| {
             sqlx::query_as(concat!(
@@ -135,28 +91,6 @@ impl SessionStore for SqlStore {
         Ok(sessions.into_iter().filter(|s| s.is_live(now)).collect())
     }
 
-    async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
-        Ok(with_db!(write(self), |pool| {
-            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-                .bind(user.0.to_string())
-                .execute(pool)
-                .await
-                .map_err(backend)?
-                .rows_affected()
-        }))
-    }
-
-    async fn delete_credential_sessions(&self, credential_id: Uuid) -> StoreResult<u64> {
-        Ok(with_db!(write(self), |pool| {
-            sqlx::query("DELETE FROM sessions WHERE credential_id = $1")
-                .bind(credential_id.to_string())
-                .execute(pool)
-                .await
-                .map_err(backend)?
-                .rows_affected()
-        }))
-    }
-
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
         Ok(with_db!(write(self), |pool| {
             sqlx::query("DELETE FROM sessions WHERE absolute_expires_at <= $1 OR last_seen_at + idle_timeout_ms <= $1")
@@ -169,42 +103,67 @@ impl SessionStore for SqlStore {
     }
 }
 
-impl SqlStore {
-    /// Deletes `old` (if any), inserts `s` and appends `audit` in one
-    /// transaction. With `require_old`, nothing is written unless the delete
-    /// removed a row, and the answer says whether it did.
-    async fn swap_session(
-        &self,
-        s: &Session,
-        old: Option<SessionId>,
-        require_old: bool,
-        audit: Audited<'_>,
-    ) -> StoreResult<bool> {
+/// Runs one `DELETE FROM sessions WHERE ...` with text parameters and
+/// returns how many rows went.
+async fn delete_where(conn: Conn<'_>, sql: &'static str, params: &[String]) -> StoreResult<u64> {
+    Ok(with_conn!(conn, |c| {
+        let mut q = sqlx::query(sql);
+        for p in params {
+            q = q.bind(p.as_str());
+        }
+        q.execute(&mut *c).await.map_err(backend)?.rows_affected()
+    }))
+}
+
+#[async_trait::async_trait]
+impl SessionWrites for SqlTx {
+    async fn insert_session(&mut self, s: &Session) -> StoreResult<()> {
         let amr = amr_json(s)?;
-        let swapped = with_db!(write(self), |pool| {
-            let mut tx = pool.begin().await.map_err(backend)?;
-            let removed = match old {
-                Some(old) => sqlx::query("DELETE FROM sessions WHERE id = $1")
-                    .bind(old.0.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend)?
-                    .rows_affected(),
-                None => 0,
-            };
-            if require_old && removed == 0 {
-                tx.rollback().await.map_err(backend)?;
-                false
-            } else {
+        let r = async {
+            with_conn!(self.conn()?, |c| {
                 bind_session!(sqlx::query(INSERT_SESSION), s, &amr)
-                    .execute(&mut *tx)
+                    .execute(&mut *c)
                     .await
                     .map_err(backend)?;
-                append!(&mut tx, audit);
-                tx.commit().await.map_err(backend)?;
-                true
-            }
-        });
-        Ok(swapped)
+            });
+            Ok(())
+        }
+        .await;
+        self.observe(r)
+    }
+
+    async fn delete_session(&mut self, id: SessionId) -> StoreResult<bool> {
+        let r = delete_where(self.conn()?, "DELETE FROM sessions WHERE id = $1", &[id.0.to_string()]).await;
+        self.observe(r).map(|n| n > 0)
+    }
+
+    async fn delete_user_session(&mut self, user: UserId, id: SessionId) -> StoreResult<bool> {
+        let r = delete_where(
+            self.conn()?,
+            "DELETE FROM sessions WHERE id = $1 AND user_id = $2",
+            &[id.0.to_string(), user.0.to_string()],
+        )
+        .await;
+        self.observe(r).map(|n| n > 0)
+    }
+
+    async fn delete_user_sessions(&mut self, user: UserId) -> StoreResult<u64> {
+        let r = delete_where(
+            self.conn()?,
+            "DELETE FROM sessions WHERE user_id = $1",
+            &[user.0.to_string()],
+        )
+        .await;
+        self.observe(r)
+    }
+
+    async fn delete_credential_sessions(&mut self, credential_id: Uuid) -> StoreResult<u64> {
+        let r = delete_where(
+            self.conn()?,
+            "DELETE FROM sessions WHERE credential_id = $1",
+            &[credential_id.to_string()],
+        )
+        .await;
+        self.observe(r)
     }
 }

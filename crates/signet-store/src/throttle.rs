@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use signet_core::clock::Timestamp;
 use signet_core::store::{Failures, StoreError, StoreResult, ThrottleStore, WindowCount};
+use signet_core::unit_of_work::ThrottleWrites;
 
+use crate::tx::{with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 const HIT: &str = "INSERT INTO throttle_windows (bucket, window_start, hits) VALUES ($1, $2, 1) \
@@ -34,20 +36,7 @@ fn millis(d: Duration) -> i64 {
 #[async_trait::async_trait]
 impl ThrottleStore for SqlStore {
     async fn hit(&self, key: &str, now: Timestamp, window: Duration) -> StoreResult<WindowCount> {
-        let stale_at_or_before = now.as_millis().saturating_sub(millis(window));
-        let (start, hits): (i64, i64) = with_db!(write(self), |pool| {
-            sqlx::query_as(HIT)
-                .bind(key)
-                .bind(now.as_millis())
-                .bind(stale_at_or_before)
-                .fetch_one(pool)
-                .await
-                .map_err(backend)?
-        });
-        Ok(WindowCount {
-            window_start: Timestamp::from_millis(start),
-            hits: count(hits)?,
-        })
+        hit(self.writer().await?.conn(), key, now, window).await
     }
 
     async fn record_failure(&self, key: &str, now: Timestamp) -> StoreResult<Failures> {
@@ -126,22 +115,48 @@ impl ThrottleStore for SqlStore {
     }
 
     async fn purge_throttles(&self, before: Timestamp) -> StoreResult<u64> {
-        with_db!(write(self), |pool| {
-            let mut tx = pool.begin().await.map_err(backend)?;
+        // Two independent autocommit deletes: a purge half done is still a
+        // correct state, so it needs no transaction.
+        let mut writer = self.writer().await?;
+        Ok(with_conn!(writer.conn(), |c| {
             let windows = sqlx::query("DELETE FROM throttle_windows WHERE window_start < $1")
                 .bind(before.as_millis())
-                .execute(&mut *tx)
+                .execute(&mut *c)
                 .await
                 .map_err(backend)?
                 .rows_affected();
             let runs = sqlx::query("DELETE FROM throttle_failures WHERE last_at < $1")
                 .bind(before.as_millis())
-                .execute(&mut *tx)
+                .execute(&mut *c)
                 .await
                 .map_err(backend)?
                 .rows_affected();
-            tx.commit().await.map_err(backend)?;
-            Ok(windows + runs)
-        })
+            windows + runs
+        }))
+    }
+}
+
+async fn hit(conn: Conn<'_>, key: &str, now: Timestamp, window: Duration) -> StoreResult<WindowCount> {
+    let stale_at_or_before = now.as_millis().saturating_sub(millis(window));
+    let (start, hits): (i64, i64) = with_conn!(conn, |c| {
+        sqlx::query_as(HIT)
+            .bind(key)
+            .bind(now.as_millis())
+            .bind(stale_at_or_before)
+            .fetch_one(&mut *c)
+            .await
+            .map_err(backend)?
+    });
+    Ok(WindowCount {
+        window_start: Timestamp::from_millis(start),
+        hits: count(hits)?,
+    })
+}
+
+#[async_trait::async_trait]
+impl ThrottleWrites for SqlTx {
+    async fn hit(&mut self, key: &str, now: Timestamp, window: Duration) -> StoreResult<WindowCount> {
+        let r = hit(self.conn()?, key, now, window).await;
+        self.observe(r)
     }
 }

@@ -16,6 +16,7 @@ use signet_core::outbox::{Channel, DeliveryStatus, Message};
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 use signet_core::session::{Aal, Session, SessionId, SessionMode, SessionScope};
 use signet_core::store::*;
+use signet_core::unit_of_work::{Tx, UnitOfWork};
 use signet_core::user::{NewUser, User, UserId, UserStatus};
 use signet_store::scratch::ScratchDb;
 use signet_store::SqlStore;
@@ -97,12 +98,98 @@ fn login_event(user: UserId) -> AuditEvent {
     AuditEvent::new(EventType::LoginSucceeded, Actor::User(user), Outcome::Success).user(user)
 }
 
-fn entry(event: &AuditEvent) -> Audited<'_> {
-    Audited {
-        event,
-        id: Uuid::new_v4(),
-        at: at(1),
+/// Each write of a unit of work in a unit of its own, for the checks that
+/// are about one operation; atomicity has checks of its own below.
+#[async_trait::async_trait]
+trait Autocommit {
+    async fn tx(&self) -> Tx;
+    async fn insert_user(&self, u: &User) -> StoreResult<()> {
+        let mut tx = self.tx().await;
+        tx.insert_user(u).await?;
+        tx.commit().await
     }
+    async fn insert_session(&self, x: &Session) -> StoreResult<()> {
+        let mut tx = self.tx().await;
+        tx.insert_session(x).await?;
+        tx.commit().await
+    }
+    async fn delete_session(&self, id: SessionId) -> StoreResult<bool> {
+        let mut tx = self.tx().await;
+        let r = tx.delete_session(id).await?;
+        tx.commit().await.map(|()| r)
+    }
+    async fn delete_user_session(&self, u: UserId, id: SessionId) -> StoreResult<bool> {
+        let mut tx = self.tx().await;
+        let r = tx.delete_user_session(u, id).await?;
+        tx.commit().await.map(|()| r)
+    }
+    async fn delete_user_sessions(&self, u: UserId) -> StoreResult<u64> {
+        let mut tx = self.tx().await;
+        let r = tx.delete_user_sessions(u).await?;
+        tx.commit().await.map(|()| r)
+    }
+    async fn delete_credential_sessions(&self, c: Uuid) -> StoreResult<u64> {
+        let mut tx = self.tx().await;
+        let r = tx.delete_credential_sessions(c).await?;
+        tx.commit().await.map(|()| r)
+    }
+    async fn consume_flow(&self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
+        let mut tx = self.tx().await;
+        let r = tx.consume_flow(id, now).await?;
+        tx.commit().await.map(|()| r)
+    }
+    async fn issue_secrets(&self, x: &[OneTimeSecret], now: Timestamp) -> StoreResult<()> {
+        let mut tx = self.tx().await;
+        tx.issue_secrets(x, now).await?;
+        tx.commit().await
+    }
+    async fn revoke_flow_secrets(&self, f: FlowId, now: Timestamp) -> StoreResult<u64> {
+        let mut tx = self.tx().await;
+        let r = tx.revoke_flow_secrets(f, now).await?;
+        tx.commit().await.map(|()| r)
+    }
+    async fn insert_passkey(&self, p: &signet_core::credential::Passkey) -> StoreResult<()> {
+        let mut tx = self.tx().await;
+        tx.insert_passkey(p).await?;
+        tx.commit().await
+    }
+    async fn rename_passkey(&self, u: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
+        let mut tx = self.tx().await;
+        let r = tx.rename_passkey(u, id, name).await?;
+        tx.commit().await.map(|()| r)
+    }
+    async fn remove_passkey(&self, u: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
+        let mut tx = self.tx().await;
+        let r = tx.remove_passkey(u, id, keep).await?;
+        tx.commit().await.map(|()| r)
+    }
+    async fn insert_admin_token(&self, t: &AdminToken) -> StoreResult<()> {
+        let mut tx = self.tx().await;
+        tx.insert_admin_token(t).await?;
+        tx.commit().await
+    }
+    async fn revoke_admin_token(&self, name: &str, now: Timestamp) -> StoreResult<bool> {
+        let mut tx = self.tx().await;
+        let r = tx.revoke_admin_token(name, now).await?;
+        tx.commit().await.map(|()| r)
+    }
+    async fn append_audit(&self, ev: &AuditEvent, id: Uuid, now: Timestamp) -> StoreResult<()> {
+        let mut tx = self.tx().await;
+        tx.append_audit(ev, id, now).await?;
+        tx.commit().await
+    }
+}
+
+#[async_trait::async_trait]
+impl Autocommit for Arc<SqlStore> {
+    async fn tx(&self) -> Tx {
+        self.begin().await.unwrap()
+    }
+}
+
+/// Appends `ev` inside `tx`, the way use cases do.
+async fn audit_in(tx: &mut Tx, ev: &AuditEvent) -> StoreResult<()> {
+    tx.append_audit(ev, Uuid::new_v4(), at(1)).await.map(|_| ())
 }
 
 fn message(n: u32) -> Message {
@@ -168,10 +255,10 @@ async fn disabling_a_user_ends_all_their_sessions(s: Arc<SqlStore>) {
     s.insert_session(&session(other.id, &keep)).await.unwrap();
     let ev = AuditEvent::new(EventType::UserDisabled, Actor::Cli, Outcome::Success).user(u.id);
     let (head, _) = s.audit_head().await.unwrap();
-    assert!(s
-        .set_user_status(u.id, UserStatus::Disabled, at(1), entry(&ev))
-        .await
-        .unwrap());
+    let mut tx = s.tx().await;
+    assert!(tx.set_user_status(u.id, UserStatus::Disabled, at(1)).await.unwrap());
+    audit_in(&mut tx, &ev).await.unwrap();
+    tx.commit().await.unwrap();
     assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().status, UserStatus::Disabled);
     assert!(s.list_user_sessions(u.id, at(2)).await.unwrap().is_empty());
     assert!(s.session_by_token(&keep.hash()).await.unwrap().is_some());
@@ -180,10 +267,12 @@ async fn disabling_a_user_ends_all_their_sessions(s: Arc<SqlStore>) {
         head + 1,
         "the record came with the change"
     );
-    assert!(!s
-        .set_user_status(UserId::new(), UserStatus::Disabled, at(1), entry(&ev))
+    let mut tx = s.tx().await;
+    assert!(!tx
+        .set_user_status(UserId::new(), UserStatus::Disabled, at(1))
         .await
         .unwrap());
+    tx.rollback().await.unwrap();
     assert_eq!(s.audit_head().await.unwrap().0, head + 1, "no user, no record");
 }
 
@@ -221,7 +310,11 @@ async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
     let rotated = session(u.id, &tok2);
     let ev = login_event(u.id);
     let (head, _) = s.audit_head().await.unwrap();
-    s.rotate_session(&rotated, Some(sess.id), entry(&ev)).await.unwrap();
+    let mut tx = s.tx().await;
+    assert!(tx.delete_session(sess.id).await.unwrap());
+    tx.insert_session(&rotated).await.unwrap();
+    audit_in(&mut tx, &ev).await.unwrap();
+    tx.commit().await.unwrap();
     assert!(s.session_by_token(&tok.hash()).await.unwrap().is_none());
     assert!(s.session_by_token(&tok2.hash()).await.unwrap().is_some());
     assert_eq!(
@@ -230,17 +323,15 @@ async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
         "the event came with the session"
     );
 
-    // Replacing a session that no longer exists writes nothing, not even
-    // its audit record.
+    // A session write that fails takes its audit record with it, and
+    // poisons its unit of work: nothing more can be written or committed.
+    let mut tx = s.tx().await;
+    audit_in(&mut tx, &ev).await.unwrap();
+    assert!(tx.insert_session(&rotated).await.is_err(), "duplicate id");
     let tok3 = PlainToken::generate(TokenKind::Session);
-    let stale = session(u.id, &tok3);
-    assert!(!s.replace_session(&stale, sess.id, entry(&ev)).await.unwrap());
+    assert!(tx.insert_session(&session(u.id, &tok3)).await.is_err(), "poisoned");
+    assert!(tx.commit().await.is_err());
     assert!(s.session_by_token(&tok3.hash()).await.unwrap().is_none());
-    // A session write that fails takes its audit record with it.
-    assert!(
-        s.rotate_session(&rotated, None, entry(&ev)).await.is_err(),
-        "duplicate id"
-    );
     assert_eq!(s.audit_head().await.unwrap().0, head + 1);
 
     // Another user cannot end this session by id.
@@ -329,7 +420,7 @@ async fn one_time_secrets_are_used_once_and_scoped_by_purpose(s: Arc<SqlStore>) 
     let u = user("sec@x.io");
     s.insert_user(&u).await.unwrap();
     let tok = PlainToken::generate(TokenKind::Invitation);
-    s.insert_secret(&secret(u.id, &tok, SecretPurpose::Invitation))
+    s.issue_secrets(&[secret(u.id, &tok, SecretPurpose::Invitation)], at(0))
         .await
         .unwrap();
     assert!(s
@@ -368,16 +459,12 @@ async fn one_time_secrets_are_used_once_and_scoped_by_purpose(s: Arc<SqlStore>) 
         .unwrap();
     assert_eq!(peeked.consumed_at, Some(at(1)));
 
-    // A new invitation replaces the live one; a second live one is refused.
+    // A new invitation replaces the live one.
     let a = PlainToken::generate(TokenKind::Invitation);
     let b = PlainToken::generate(TokenKind::Invitation);
     s.issue_secrets(&[secret(u.id, &a, SecretPurpose::Invitation)], at(4))
         .await
         .unwrap();
-    assert!(matches!(
-        s.insert_secret(&secret(u.id, &b, SecretPurpose::Invitation)).await,
-        Err(StoreError::Conflict(_))
-    ));
     s.issue_secrets(&[secret(u.id, &b, SecretPurpose::Invitation)], at(5))
         .await
         .unwrap();
@@ -443,7 +530,7 @@ async fn fifty_concurrent_redemptions_give_exactly_one_session(s: Arc<SqlStore>)
     let u = user("race@x.io");
     s.insert_user(&u).await.unwrap();
     let tok = PlainToken::generate(TokenKind::Invitation);
-    s.insert_secret(&secret(u.id, &tok, SecretPurpose::Invitation))
+    s.issue_secrets(&[secret(u.id, &tok, SecretPurpose::Invitation)], at(0))
         .await
         .unwrap();
     let hash = tok.hash();
@@ -454,10 +541,7 @@ async fn fifty_concurrent_redemptions_give_exactly_one_session(s: Arc<SqlStore>)
             tokio::spawn(async move {
                 let sess = session(u.id, &PlainToken::generate(TokenKind::Session));
                 let ev = login_event(u.id);
-                s.consume_secret_into_session(SecretPurpose::Invitation, &hash, at(1), &sess, entry(&ev))
-                    .await
-                    .unwrap()
-                    .is_some()
+                redeem(&s, &hash, &sess, &ev).await
             })
         })
         .collect();
@@ -475,32 +559,114 @@ async fn fifty_concurrent_redemptions_give_exactly_one_session(s: Arc<SqlStore>)
     );
 }
 
+/// Consumes an invitation into `sess` and its record in one unit of work,
+/// as the invitation use case does; `false` (nothing written) when the
+/// secret is not redeemable or belongs to another user.
+async fn redeem(s: &Arc<SqlStore>, hash: &TokenHash, sess: &Session, ev: &AuditEvent) -> bool {
+    let mut tx = s.tx().await;
+    let won = tx.consume_secret(SecretPurpose::Invitation, hash, at(1)).await.unwrap();
+    if won.is_none_or(|w| w.user_id != sess.user_id) {
+        tx.rollback().await.unwrap();
+        return false;
+    }
+    tx.insert_session(sess).await.unwrap();
+    audit_in(&mut tx, ev).await.unwrap();
+    tx.commit().await.unwrap();
+    true
+}
+
 async fn redemption_for_the_wrong_user_writes_nothing(s: Arc<SqlStore>) {
     let u = user("owner@x.io");
     let v = user("thief@x.io");
     s.insert_user(&u).await.unwrap();
     s.insert_user(&v).await.unwrap();
     let tok = PlainToken::generate(TokenKind::Invitation);
-    s.insert_secret(&secret(u.id, &tok, SecretPurpose::Invitation))
+    s.issue_secrets(&[secret(u.id, &tok, SecretPurpose::Invitation)], at(0))
         .await
         .unwrap();
     let wrong = session(v.id, &PlainToken::generate(TokenKind::Session));
     let ev = login_event(v.id);
     let (head, _) = s.audit_head().await.unwrap();
-    assert!(s
-        .consume_secret_into_session(SecretPurpose::Invitation, &tok.hash(), at(1), &wrong, entry(&ev))
-        .await
-        .unwrap()
-        .is_none());
+    assert!(!redeem(&s, &tok.hash(), &wrong, &ev).await);
     assert!(s.list_user_sessions(v.id, at(2)).await.unwrap().is_empty());
     assert_eq!(s.audit_head().await.unwrap().0, head, "no record without the session");
-    // The secret was not burned by the failed attempt.
+    // The secret was not burned by the failed attempt: it was rolled back.
     let right = session(u.id, &PlainToken::generate(TokenKind::Session));
-    assert!(s
-        .consume_secret_into_session(SecretPurpose::Invitation, &tok.hash(), at(1), &right, entry(&ev))
-        .await
-        .unwrap()
-        .is_some());
+    assert!(redeem(&s, &tok.hash(), &right, &ev).await);
+}
+
+/// The unit of work's promise, on both engines: when the audit append fails,
+/// the change it records is not stored either. The append is made to fail
+/// the way a real one can (a constraint the engine enforces: a record id
+/// that exists already), after the change was written in the same unit.
+async fn a_failed_audit_append_rolls_its_change_back(s: Arc<SqlStore>) {
+    let u = user("atomic@x.io");
+    s.insert_user(&u).await.unwrap();
+    let ev = login_event(u.id);
+    let taken = Uuid::new_v4();
+    s.append_audit(&ev, taken, at(1)).await.unwrap();
+    let (head, _) = s.audit_head().await.unwrap();
+
+    // A session and a passkey written, then the record refused.
+    let tok = PlainToken::generate(TokenKind::Session);
+    let pk = passkey(u.id, "YXRvbWlj");
+    let mut tx = s.tx().await;
+    tx.insert_session(&session(u.id, &tok)).await.unwrap();
+    tx.insert_passkey(&pk).await.unwrap();
+    assert!(tx.append_audit(&ev, taken, at(2)).await.is_err(), "duplicate record id");
+    assert!(tx.commit().await.is_err(), "a unit whose append failed cannot commit");
+    assert!(s.session_by_token(&tok.hash()).await.unwrap().is_none());
+    assert!(s.passkeys_of(u.id).await.unwrap().is_empty());
+    assert_eq!(s.audit_head().await.unwrap().0, head, "the chain did not move");
+
+    // The same with a status change and a user.
+    let other = user("atomic2@x.io");
+    let mut tx = s.tx().await;
+    tx.insert_user(&other).await.unwrap();
+    assert!(tx.set_user_status(u.id, UserStatus::Disabled, at(3)).await.unwrap());
+    assert!(tx.append_audit(&ev, taken, at(3)).await.is_err());
+    drop(tx);
+    assert!(s.user_by_email(&other.email.normalized()).await.unwrap().is_none());
+    assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().status, UserStatus::Active);
+
+    // The writer is healthy afterwards: the next unit commits.
+    let mut tx = s.tx().await;
+    tx.insert_session(&session(u.id, &tok)).await.unwrap();
+    audit_in(&mut tx, &ev).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(s.session_by_token(&tok.hash()).await.unwrap().is_some());
+    assert_eq!(s.audit_head().await.unwrap().0, head + 1);
+    let mut v = Verifier::default();
+    for r in s.audit_range(0, 1000).await.unwrap() {
+        v.check(&r).unwrap();
+    }
+}
+
+/// A unit of work dropped half-way (a request cancelled because its client
+/// hung up) leaves nothing behind, and the writer serves the next one.
+async fn an_abandoned_unit_of_work_leaves_nothing(s: Arc<SqlStore>) {
+    let u = user("abandon@x.io");
+    s.insert_user(&u).await.unwrap();
+    let (head, _) = s.audit_head().await.unwrap();
+    let tok = PlainToken::generate(TokenKind::Session);
+    {
+        let mut tx = s.tx().await;
+        tx.insert_session(&session(u.id, &tok)).await.unwrap();
+        audit_in(&mut tx, &login_event(u.id)).await.unwrap();
+    }
+    for i in 0..5 {
+        let mut tx = s.tx().await;
+        tx.insert_session(&session(u.id, &PlainToken::generate(TokenKind::Session)))
+            .await
+            .unwrap();
+        audit_in(&mut tx, &login_event(u.id)).await.unwrap();
+        if i % 2 == 0 {
+            tx.commit().await.unwrap();
+        }
+    }
+    assert!(s.session_by_token(&tok.hash()).await.unwrap().is_none());
+    assert_eq!(s.list_user_sessions(u.id, at(2)).await.unwrap().len(), 3);
+    assert_eq!(s.audit_head().await.unwrap().0, head + 3);
 }
 
 async fn admin_tokens_are_found_by_hash_until_revoked(s: Arc<SqlStore>) {
@@ -791,9 +957,13 @@ async fn a_flows_secrets_are_revoked_together(s: Arc<SqlStore>) {
     ] {
         let mut sec = secret(u.id, t, purpose);
         sec.flow_id = Some(flow);
-        s.insert_secret(&sec).await.unwrap();
+        s.issue_secrets(std::slice::from_ref(&sec), at(0)).await.unwrap();
     }
-    assert_eq!(s.revoke_flow_secrets(f, at(1)).await.unwrap(), 2);
+    assert_eq!(
+        s.revoke_flow_secrets(f, at(1)).await.unwrap(),
+        1,
+        "the later issue revoked the earlier"
+    );
     assert!(s
         .consume_secret(SecretPurpose::MagicLink, &a.hash(), at(2))
         .await
@@ -833,7 +1003,10 @@ async fn passkeys_round_trip_and_are_unique_across_users(s: Arc<SqlStore>) {
     let p = passkey(a.id, "Y3JlZC1h");
     let ev = AuditEvent::new(EventType::CredentialAdded, Actor::User(a.id), Outcome::Success).user(a.id);
     let (head, _) = s.audit_head().await.unwrap();
-    s.insert_passkey(&p, entry(&ev)).await.unwrap();
+    let mut tx = s.tx().await;
+    tx.insert_passkey(&p).await.unwrap();
+    audit_in(&mut tx, &ev).await.unwrap();
+    tx.commit().await.unwrap();
     assert_eq!(
         s.audit_head().await.unwrap().0,
         head + 1,
@@ -844,10 +1017,13 @@ async fn passkeys_round_trip_and_are_unique_across_users(s: Arc<SqlStore>) {
     assert!(s.passkeys_of(b.id).await.unwrap().is_empty());
     // The same credential id for another user (or the same one) is a conflict.
     let dup = passkey(b.id, "Y3JlZC1h");
+    let mut tx = s.tx().await;
+    audit_in(&mut tx, &ev).await.unwrap();
     assert!(matches!(
-        s.insert_passkey(&dup, entry(&ev)).await,
+        tx.insert_passkey(&dup).await,
         Err(StoreError::Conflict("credential_already_registered"))
     ));
+    drop(tx);
     assert!(s.passkeys_of(b.id).await.unwrap().is_empty());
     assert_eq!(
         s.audit_head().await.unwrap().0,
@@ -863,7 +1039,7 @@ async fn a_passkey_use_is_one_conditional_write(s: Arc<SqlStore>) {
     let a = user("a@example.com");
     s.insert_user(&a).await.unwrap();
     let p = passkey(a.id, "Y3JlZC1h");
-    s.insert_passkey(&p, entry(&login_event(p.user_id))).await.unwrap();
+    s.insert_passkey(&p).await.unwrap();
     let used = PasskeyUse {
         id: p.id,
         previous_counter: 5,
@@ -907,8 +1083,8 @@ async fn removing_passkeys_keeps_the_last_when_asked(s: Arc<SqlStore>) {
     s.insert_user(&b).await.unwrap();
     let p1 = passkey(a.id, "AAAA");
     let p2 = passkey(a.id, "BBBB");
-    s.insert_passkey(&p1, entry(&login_event(p1.user_id))).await.unwrap();
-    s.insert_passkey(&p2, entry(&login_event(p2.user_id))).await.unwrap();
+    s.insert_passkey(&p1).await.unwrap();
+    s.insert_passkey(&p2).await.unwrap();
     assert_eq!(s.remove_passkey(b.id, p1.id, 0).await.unwrap(), Removal::NotFound);
     // Both removed at once with keep = 1: exactly one goes.
     let (r1, r2) = tokio::join!(s.remove_passkey(a.id, p1.id, 1), s.remove_passkey(a.id, p2.id, 1));
@@ -1034,4 +1210,6 @@ conformance!(
     removing_passkeys_keeps_the_last_when_asked,
     ceremonies_are_taken_once_by_their_session,
     server_secrets_are_created_once,
+    a_failed_audit_append_rolls_its_change_back,
+    an_abandoned_unit_of_work_leaves_nothing,
 );

@@ -102,7 +102,11 @@ impl Mailbox {
         let now = self.clock.now();
         let limits = &self.settings.email_login;
         throttle::check_send(&*self.store, limits, now, identifier, origin.ip.as_deref()).await?;
-        self.store.revoke_flow_secrets(flow.id, now).await?;
+        // The code and link sent before stop working now, even if this
+        // send's own issue (which replaces them too) comes later or never.
+        let mut tx = self.store.begin().await?;
+        tx.revoke_flow_secrets(flow.id, now).await?;
+        tx.commit().await?;
         let wanted = now
             .plus(limits.ttl)
             .min(flow.created_at.plus(crate::login::FLOW_MAX_LIFETIME));
@@ -154,10 +158,13 @@ impl Mailbox {
             if let Some(u) = flow.state.user_id {
                 ev = ev.user(u);
             }
-            self.store.append_audit(&ev, Uuid::new_v4(), now).await?;
+            crate::audit::record(&*self.store, now, &ev).await?;
         }
         if wrong.kills_flow() {
-            self.store.consume_flow(flow.id, now).await?;
+            let mut tx = self.store.begin().await?;
+            tx.consume_flow(flow.id, now).await?;
+            tx.revoke_flow_secrets(flow.id, now).await?;
+            tx.commit().await?;
             return Err(Error::gone(
                 "too_many_attempts",
                 "too many wrong codes; start signing in again",
@@ -264,7 +271,7 @@ impl Issue {
             .token
             .as_ref()
             .map(|token| m.settings.link(&format!("/login/magic/{}", token.expose_secret())));
-        let plain = issue_replacing(&*m.store, now, || {
+        let (plain, mut tx) = issue_replacing(&*m.store, now, || {
             let plain = OneTimeCode::generate(m.settings.email_login.code_digits);
             let mut issued = vec![secret(
                 plain.hash_for(self.flow.id.0.as_bytes()),
@@ -289,7 +296,8 @@ impl Issue {
             },
             &m.settings.product_name,
         );
-        let message_id = m.courier.enqueue(draft).await?;
+        // The code, the email carrying it and the record commit together.
+        let message_id = m.courier.enqueue_in(&mut *tx, draft).await?;
         let ev = AuditEvent::new(EventType::LoginCodeSent, Actor::Anonymous, Outcome::Success)
             .user(user.id)
             .from_origin(&self.origin)
@@ -299,7 +307,9 @@ impl Issue {
                 "expires_at": expires_at.to_rfc3339(),
                 "message_id": message_id,
             }));
-        m.store.append_audit(&ev, Uuid::new_v4(), now).await?;
+        tx.append_audit(&ev, Uuid::new_v4(), now).await?;
+        tx.commit().await?;
+        m.courier.wake();
         Ok(())
     }
 }

@@ -190,7 +190,7 @@ impl LoginMethod for PasskeyLogin {
             Ok(v) => v,
             Err(PasskeyError::CounterRegression) => {
                 let ev = regression(Outcome::Denied, false);
-                self.store.append_audit(&ev, Uuid::new_v4(), self.clock.now()).await?;
+                crate::audit::record(&*self.store, self.clock.now(), &ev).await?;
                 return Err(PasskeyError::CounterRegression.into());
             }
             Err(e) => return Err(e.into()),
@@ -198,7 +198,7 @@ impl LoginMethod for PasskeyLogin {
         if verified.counter_regressed {
             // The tier lets it through; the record still says it happened.
             let ev = regression(Outcome::Success, true);
-            self.store.append_audit(&ev, Uuid::new_v4(), self.clock.now()).await?;
+            crate::audit::record(&*self.store, self.clock.now(), &ev).await?;
         }
         let used = PasskeyUse {
             id: row.id,

@@ -1,0 +1,167 @@
+//! One unit of work: a database transaction that use cases write through.
+//!
+//! A change and its audit record commit together or not at all (DESIGN.md,
+//! "Storage: one unit of work"; NIST SP 800-63B rev. 4 §3.1.4 wants every
+//! authenticator binding, use and loss recorded, and a record that can be
+//! lost between two commits is no record). So every write that a security
+//! event describes happens on a [`Transaction`], and the audit log can be
+//! appended to *only* through one ([`AuditAppend`] is a transaction
+//! capability; the pool-level [`crate::store::AuditStore`] only reads).
+//!
+//! The handle exposes each aggregate's writes as a narrow trait
+//! ([`UserWrites`], [`SessionWrites`], ...): a use case that only rotates a
+//! session takes `&mut dyn SessionWrites`, and anything that needs the whole
+//! unit takes the [`Transaction`]. Nothing is visible to other connections
+//! until [`Transaction::commit`] returns `Ok`; a transaction dropped without
+//! a commit (an early `?`, a client that hung up) is rolled back.
+//!
+//! While a unit of work is open, its caller touches storage only through
+//! it: on SQLite the unit holds the one writer connection, so a write
+//! through the pool would wait for it until the pool times out (and with an
+//! in-memory database, a read would too). Read what the unit needs before
+//! opening it.
+//!
+//! Implementations must keep the invariants of [`crate::store`] inside a
+//! transaction too: a one-time secret or a flow is consumed by one
+//! conditional write, so of two racing transactions exactly one sees it.
+//! An error other than [`StoreError::Conflict`] poisons the transaction:
+//! every later operation and the commit fail, because the engine may have
+//! rolled the work back already (SQLite does on a full disk).
+//!
+//! [`StoreError::Conflict`]: crate::store::StoreError::Conflict
+
+use uuid::Uuid;
+
+use crate::admin_token::AdminToken;
+use crate::audit::{AuditEvent, AuditRecord};
+use crate::clock::Timestamp;
+use crate::credential::{Passkey, PasskeyUse, Removal};
+use crate::flow::{Flow, FlowId};
+use crate::outbox::Message;
+use crate::secret::TokenHash;
+use crate::session::{Session, SessionId};
+use crate::store::{OneTimeSecret, SecretPurpose, StoreResult, WindowCount};
+use crate::user::{User, UserId, UserStatus};
+
+#[async_trait::async_trait]
+pub trait UserWrites: Send {
+    /// Fails with `Conflict("email_taken")` if the normalised email exists.
+    async fn insert_user(&mut self, user: &User) -> StoreResult<()>;
+    /// Sets the status; disabling also ends every session of the user.
+    /// `false` (nothing written) when there is no such user.
+    async fn set_user_status(&mut self, id: UserId, status: UserStatus, now: Timestamp) -> StoreResult<bool>;
+}
+
+#[async_trait::async_trait]
+pub trait SessionWrites: Send {
+    async fn insert_session(&mut self, session: &Session) -> StoreResult<()>;
+    async fn delete_session(&mut self, id: SessionId) -> StoreResult<bool>;
+    /// Deletes a session only if it belongs to `user` (for "end my session X").
+    async fn delete_user_session(&mut self, user: UserId, id: SessionId) -> StoreResult<bool>;
+    async fn delete_user_sessions(&mut self, user: UserId) -> StoreResult<u64>;
+    async fn delete_credential_sessions(&mut self, credential_id: Uuid) -> StoreResult<u64>;
+}
+
+#[async_trait::async_trait]
+pub trait FlowWrites: Send {
+    /// Deletes and returns a live flow: the single winner of a race finishes it.
+    async fn consume_flow(&mut self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>>;
+    /// Compare-and-swap on `flow.version`, as [`crate::store::FlowStore::update_flow`].
+    async fn update_flow(&mut self, flow: &Flow, now: Timestamp) -> StoreResult<bool>;
+}
+
+#[async_trait::async_trait]
+pub trait SecretWrites: Send {
+    /// Revokes the secrets `secrets` replace and inserts them, as
+    /// [`crate::store::SecretStore`] documents for `issue_secrets`: at most
+    /// one live secret per flow (or per invitee); a racing issue is
+    /// `Conflict`, after which the whole unit of work is retried.
+    async fn issue_secrets(&mut self, secrets: &[OneTimeSecret], now: Timestamp) -> StoreResult<()>;
+    /// Marks the secret consumed if it is unconsumed and unexpired, in one
+    /// conditional write: of any number of racing callers exactly one gets
+    /// `Some`.
+    async fn consume_secret(
+        &mut self,
+        purpose: SecretPurpose,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<OneTimeSecret>>;
+    /// Revokes every unconsumed secret bound to `flow` (a flow that fails
+    /// for good takes its code and link with it). Returns how many.
+    async fn revoke_flow_secrets(&mut self, flow: FlowId, now: Timestamp) -> StoreResult<u64>;
+}
+
+#[async_trait::async_trait]
+pub trait CredentialWrites: Send {
+    /// A credential id registered to anyone is `Conflict("credential_already_registered")`.
+    async fn insert_passkey(&mut self, passkey: &Passkey) -> StoreResult<()>;
+    /// Renames one of `user`'s passkeys; `false` if there is no such passkey.
+    async fn rename_passkey(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool>;
+    /// Removes one of `user`'s passkeys unless fewer than `keep` would
+    /// remain (the user's row is locked first, so racing removals serialise).
+    async fn remove_passkey(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal>;
+    /// Counter, backup state and last use, only if the stored counter still
+    /// equals `previous_counter`; `false` if another login got there first.
+    async fn record_passkey_use(&mut self, used: &PasskeyUse) -> StoreResult<bool>;
+}
+
+#[async_trait::async_trait]
+pub trait AdminTokenWrites: Send {
+    /// Fails with `Conflict("admin_token_name_taken")` on a duplicate name.
+    async fn insert_admin_token(&mut self, token: &AdminToken) -> StoreResult<()>;
+    async fn revoke_admin_token(&mut self, name: &str, now: Timestamp) -> StoreResult<bool>;
+}
+
+#[async_trait::async_trait]
+pub trait OutboxWrites: Send {
+    /// Queues a message; it becomes visible to the workers at commit.
+    async fn enqueue_message(&mut self, message: &Message) -> StoreResult<()>;
+}
+
+#[async_trait::async_trait]
+pub trait ThrottleWrites: Send {
+    /// Counts one hit on `key`, as [`crate::store::ThrottleStore::hit`],
+    /// for a count that must stand or fall with the unit (a fallback use
+    /// counts only if the login it belongs to commits).
+    async fn hit(&mut self, key: &str, now: Timestamp, window: std::time::Duration) -> StoreResult<WindowCount>;
+}
+
+#[async_trait::async_trait]
+pub trait AuditAppend: Send {
+    /// Appends one record, chained to the head under a lock on it, so the
+    /// chain stays linear across nodes. It commits with the transaction's
+    /// change or not at all.
+    async fn append_audit(&mut self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<AuditRecord>;
+}
+
+/// The unit of work: every aggregate's writes, the audit log, and the end.
+#[async_trait::async_trait]
+pub trait Transaction:
+    UserWrites
+    + SessionWrites
+    + FlowWrites
+    + SecretWrites
+    + CredentialWrites
+    + AdminTokenWrites
+    + OutboxWrites
+    + ThrottleWrites
+    + AuditAppend
+    + Send
+{
+    /// Makes everything durable (on SQLite, `synchronous=FULL`: it survives
+    /// power loss) or fails and keeps nothing. Only after `Ok` may a caller
+    /// acknowledge the change.
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+    /// Discards everything written so far. Dropping the handle does the
+    /// same, later; this returns the connection at once.
+    async fn rollback(self: Box<Self>) -> StoreResult<()>;
+}
+
+/// A transaction handle.
+pub type Tx = Box<dyn Transaction>;
+
+/// Opens units of work.
+#[async_trait::async_trait]
+pub trait UnitOfWork: Send + Sync {
+    async fn begin(&self) -> StoreResult<Tx>;
+}
