@@ -10,6 +10,7 @@ mod audit;
 mod bad_input;
 mod cli;
 mod courier;
+mod disk_full;
 mod email_login;
 mod fallback;
 mod invitations;
