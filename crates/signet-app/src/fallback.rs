@@ -20,6 +20,7 @@ use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::policy::Tier;
 use signet_core::session::device_label;
 use signet_core::user::User;
+use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 use signet_courier::templates::{self, Budget, Requester};
 
@@ -66,7 +67,7 @@ pub async fn govern(app: &App, tier: &Tier, user: &User, steps: &[Step], origin:
         .await?;
     if !allowed {
         return Err(Error::forbidden(
-            "fallback_limit_reached",
+            ErrorCode::FallbackLimitReached,
             "this backup sign-in method has been used as often as your organisation allows for now; sign in with a passkey",
         ));
     }

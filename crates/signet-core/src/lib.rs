@@ -12,6 +12,7 @@ pub mod clock;
 pub mod credential;
 pub mod duration;
 pub mod error;
+pub mod error_code;
 pub mod flow;
 pub mod invitation;
 pub mod method;
@@ -23,3 +24,4 @@ pub mod store;
 pub mod user;
 
 pub use error::{Error, Result};
+pub use error_code::{ErrorCode, Status};

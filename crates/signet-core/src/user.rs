@@ -6,6 +6,7 @@
 //! and compared case-insensitively through a normalised form that carries the
 //! unique index.
 
+use crate::ErrorCode;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -41,7 +42,7 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(input: &str) -> Result<Self> {
-        let bad = |why: &str| Error::invalid("invalid_email", format!("invalid email address: {why}"));
+        let bad = |why: &str| Error::invalid(ErrorCode::InvalidEmail, format!("invalid email address: {why}"));
         // Control characters (CR/LF above all) are refused even at the ends:
         // trimming them away would hide a header-injection attempt.
         if input.chars().any(char::is_control) {
@@ -119,14 +120,14 @@ impl Phone {
     pub fn parse(input: &str) -> Result<Self> {
         if input.chars().any(char::is_control) {
             return Err(Error::invalid(
-                "invalid_phone",
+                ErrorCode::InvalidPhone,
                 "phone numbers must not contain control characters",
             ));
         }
         let s = input.trim();
         let digits = s.strip_prefix('+').ok_or_else(|| {
             Error::invalid(
-                "invalid_phone",
+                ErrorCode::InvalidPhone,
                 "phone numbers must be in E.164 form, e.g. +14155550100",
             )
         })?;
@@ -134,7 +135,7 @@ impl Phone {
             (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
         if !ok {
             return Err(Error::invalid(
-                "invalid_phone",
+                ErrorCode::InvalidPhone,
                 "phone numbers must be in E.164 form: + then 8 to 15 digits, e.g. +14155550100",
             ));
         }
@@ -161,7 +162,7 @@ pub fn validate_role(role: &str) -> Result<String> {
         Ok(role.to_owned())
     } else {
         Err(Error::invalid(
-            "invalid_role",
+            ErrorCode::InvalidRole,
             "roles are 1 to 64 characters of a-z, 0-9, '_' and '-'",
         ))
     }
@@ -172,7 +173,7 @@ pub fn validate_display_name(name: &str) -> Result<String> {
     let s = name.trim();
     if s.is_empty() || s.chars().count() > 200 || s.chars().any(char::is_control) {
         return Err(Error::invalid(
-            "invalid_name",
+            ErrorCode::InvalidName,
             "names are 1 to 200 characters without control characters",
         ));
     }

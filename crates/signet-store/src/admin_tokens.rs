@@ -22,7 +22,7 @@ impl AdminTokenStore for SqlStore {
             .bind(t.revoked_at.map(|r| r.as_millis()))
             .execute(pool)
             .await
-            .map_err(conflict_as("admin_token_name_taken"))?;
+            .map_err(conflict_as(signet_core::ErrorCode::AdminTokenNameTaken))?;
         });
         Ok(())
     }

@@ -121,7 +121,7 @@ impl CredentialStore for SqlStore {
             .bind(p.last_used_at.map(|t| t.as_millis()))
             .execute(&mut *tx)
             .await
-            .map_err(conflict_as("credential_already_registered"))?;
+            .map_err(conflict_as(signet_core::ErrorCode::CredentialAlreadyRegistered))?;
             append!(&mut tx, audit);
             tx.commit().await.map_err(backend)?;
         });
@@ -244,7 +244,7 @@ impl CredentialStore for SqlStore {
             .bind(c.expires_at.as_millis())
             .execute(pool)
             .await
-            .map_err(conflict_as("ceremony_exists"))?;
+            .map_err(conflict_as(signet_core::ErrorCode::CeremonyExists))?;
         });
         Ok(())
     }

@@ -67,7 +67,7 @@ pub(crate) fn backend(e: sqlx::Error) -> StoreError {
 }
 
 /// Like [`backend`], but a unique-constraint violation becomes `Conflict(code)`.
-pub(crate) fn conflict_as(code: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+pub(crate) fn conflict_as(code: signet_core::ErrorCode) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(code),
         _ => backend(e),

@@ -27,7 +27,7 @@ impl UserStore for SqlStore {
             .bind(u.updated_at.as_millis())
             .execute(pool)
             .await
-            .map_err(conflict_as("email_taken"))?;
+            .map_err(conflict_as(signet_core::ErrorCode::EmailTaken))?;
         });
         Ok(())
     }

@@ -136,7 +136,7 @@ async fn users_are_unique_by_case_insensitive_email(s: Arc<SqlStore>) {
     assert_eq!(by_email.id, u.id);
     let dup = user("ALICE@example.COM");
     match s.insert_user(&dup).await {
-        Err(StoreError::Conflict("email_taken")) => {}
+        Err(StoreError::Conflict(signet_core::ErrorCode::EmailTaken)) => {}
         other => panic!("expected email_taken, got {other:?}"),
     }
     assert!(s.user_by_id(UserId::new()).await.unwrap().is_none());
@@ -521,7 +521,7 @@ async fn admin_tokens_are_found_by_hash_until_revoked(s: Arc<SqlStore>) {
     };
     assert!(matches!(
         s.insert_admin_token(&dup).await,
-        Err(StoreError::Conflict("admin_token_name_taken"))
+        Err(StoreError::Conflict(signet_core::ErrorCode::AdminTokenNameTaken))
     ));
     assert_eq!(s.list_admin_tokens().await.unwrap().len(), 1);
     assert!(s.revoke_admin_token("ops", at(1)).await.unwrap());
@@ -846,7 +846,9 @@ async fn passkeys_round_trip_and_are_unique_across_users(s: Arc<SqlStore>) {
     let dup = passkey(b.id, "Y3JlZC1h");
     assert!(matches!(
         s.insert_passkey(&dup, entry(&ev)).await,
-        Err(StoreError::Conflict("credential_already_registered"))
+        Err(StoreError::Conflict(
+            signet_core::ErrorCode::CredentialAlreadyRegistered
+        ))
     ));
     assert!(s.passkeys_of(b.id).await.unwrap().is_empty());
     assert_eq!(
