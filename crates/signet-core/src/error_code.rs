@@ -171,7 +171,7 @@ error_codes! {
     LastCredential = "last_credential" => Conflict,
     CredentialInUse = "credential_in_use" => Conflict,
     SecretExists = "secret_exists" => Conflict,
-    /// A ceremony with the same id already exists (a 128-bit random id: not in practice).
+    /// A passkey ceremony with the same id already exists (a random UUID: not in practice).
     CeremonyExists = "ceremony_exists" => Conflict,
     // 410
     CeremonyExpired = "ceremony_expired" => Gone,
@@ -235,6 +235,55 @@ mod tests {
         let mut dup: Vec<&str> = strings.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
         dup.dedup();
         assert_eq!(dup, ["credential_not_found", "method_not_allowed"]);
+    }
+
+    /// The `(code, status)` pairs of the table under `## Error codes` in
+    /// docs/api.md. A row may name several codes (`a`, `b`) and several
+    /// statuses (`400 / 404`): each code exists at each status.
+    fn documented_pairs() -> HashSet<(String, u16)> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md");
+        let doc = std::fs::read_to_string(path).expect("docs/api.md");
+        let table = doc
+            .split("\n## Error codes\n")
+            .nth(1)
+            .expect("an `## Error codes` section");
+        let table = table.split("\n## ").next().unwrap_or(table);
+        let mut pairs = HashSet::new();
+        for row in table.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let (codes, statuses) = (cells[1], cells[2]);
+            let statuses: Vec<u16> = statuses
+                .split('/')
+                .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("status in {row}")))
+                .collect();
+            for code in codes.split(',').map(|c| c.trim().trim_matches('`')) {
+                for status in &statuses {
+                    pairs.insert((code.to_owned(), *status));
+                }
+            }
+        }
+        pairs
+    }
+
+    #[test]
+    fn docs_api_md_lists_every_code_with_its_status_and_no_other() {
+        let documented = documented_pairs();
+        let built: HashSet<(String, u16)> = ErrorCode::ALL
+            .iter()
+            .map(|c| (c.as_str().to_owned(), c.http_status()))
+            .collect();
+        let mut undocumented: Vec<_> = built.difference(&documented).collect();
+        undocumented.sort();
+        assert!(
+            undocumented.is_empty(),
+            "codes missing from docs/api.md (or with another status there): {undocumented:?}"
+        );
+        let mut unknown: Vec<_> = documented.difference(&built).collect();
+        unknown.sort();
+        assert!(
+            unknown.is_empty(),
+            "docs/api.md lists codes that ErrorCode does not have (or at another status): {unknown:?}"
+        );
     }
 
     #[test]

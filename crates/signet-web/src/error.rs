@@ -136,3 +136,51 @@ impl From<PathRejection> for ApiError {
 pub async fn not_found() -> ApiError {
     ApiError(Error::not_found(ErrorCode::NotFound, "no such resource"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signet_core::store::StoreError;
+
+    fn io(msg: &str) -> Box<dyn std::error::Error + Send + Sync> {
+        Box::new(std::io::Error::other(msg.to_owned()))
+    }
+
+    #[test]
+    fn every_code_gets_its_class_status() {
+        for code in ErrorCode::ALL {
+            assert_eq!(http_status(*code).as_u16(), code.http_status(), "{code}");
+        }
+        assert_eq!(
+            status_of(&Error::invalid(ErrorCode::PayloadTooLarge, "x")),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            status_of(&Error::invalid(ErrorCode::UnsupportedMediaType, "x")),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        assert_eq!(status_of(&Error::Unauthenticated), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn a_full_or_busy_store_is_a_503_with_retry_after_never_a_500() {
+        for (e, code, retry) in [
+            (StoreError::Full(io("disk full")), "storage_full", "30"),
+            (StoreError::Busy(io("database is locked")), "storage_busy", "5"),
+            (StoreError::Unavailable(io("pool timed out")), "unavailable", "5"),
+        ] {
+            let err = Error::from(e);
+            assert_eq!(err.code().as_str(), code);
+            let resp = ApiError(err).into_response();
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{code}");
+            assert_eq!(resp.headers()[header::RETRY_AFTER], retry, "{code}");
+        }
+    }
+
+    #[test]
+    fn rate_limited_sets_retry_after() {
+        let resp = ApiError(Error::RateLimited { retry_after_secs: 42 }).into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "42");
+    }
+}
