@@ -21,7 +21,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<impl IntoRespons
         .store
         .ping()
         .await
-        .map_err(|e| signet_core::Error::unavailable(e))?;
+        .map_err(signet_core::Error::unavailable)?;
     Ok(Json(
         json!({ "status": "ready", "database": state.app.store.backend() }),
     ))
