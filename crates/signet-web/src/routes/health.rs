@@ -16,12 +16,7 @@ pub async fn healthz() -> impl IntoResponse {
 /// Readiness: the database answers.
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     // Any failure to answer means "not ready" (503), whatever its cause.
-    state
-        .app
-        .store
-        .ping()
-        .await
-        .map_err(signet_core::Error::unavailable)?;
+    state.app.store.ping().await.map_err(signet_core::Error::unavailable)?;
     Ok(Json(
         json!({ "status": "ready", "database": state.app.store.backend() }),
     ))
