@@ -5,6 +5,7 @@ use signet_core::admin_token::{validate_name, AdminToken};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::secret::{PlainToken, TokenKind};
 use signet_core::store::StoreError;
+use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 use uuid::Uuid;
 
@@ -23,9 +24,10 @@ pub async fn create_token(app: &App, actor: &Actor, origin: &Origin, name: &str)
     };
     let mut tx = app.store.begin().await?;
     tx.insert_admin_token(&token).await.map_err(|e| match e {
-        StoreError::Conflict(_) => {
-            Error::conflict("admin_token_name_taken", "an admin token with this name already exists")
-        }
+        StoreError::Conflict(_) => Error::conflict(
+            ErrorCode::AdminTokenNameTaken,
+            "an admin token with this name already exists",
+        ),
         other => other.into(),
     })?;
     let record = AuditEvent::new(EventType::AdminTokenCreated, actor.clone(), Outcome::Success)
@@ -40,7 +42,7 @@ pub async fn revoke_token(app: &App, actor: &Actor, origin: &Origin, name: &str)
     let mut tx = app.store.begin().await?;
     if !tx.revoke_admin_token(name, app.clock.now()).await? {
         return Err(Error::not_found(
-            "admin_token_not_found",
+            ErrorCode::AdminTokenNotFound,
             "no active admin token with this name",
         ));
     }

@@ -21,6 +21,7 @@ use signet_core::policy::Tier;
 use signet_core::session::device_label;
 use signet_core::unit_of_work::Transaction;
 use signet_core::user::User;
+use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 use signet_courier::templates::{self, Budget, Requester};
 
@@ -38,7 +39,7 @@ pub enum Governed {
 /// The answer to a login refused by its fallback budget.
 pub fn limit_reached() -> Error {
     Error::forbidden(
-        "fallback_limit_reached",
+        ErrorCode::FallbackLimitReached,
         "this backup sign-in method has been used as often as your organisation allows for now; sign in with a passkey",
     )
 }

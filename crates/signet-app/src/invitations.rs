@@ -19,6 +19,7 @@ use signet_core::secret::{PlainToken, TokenKind};
 use signet_core::session::{Aal, Proof, SessionId, SessionMode, SessionScope};
 use signet_core::store::{OneTimeSecret, SecretPurpose};
 use signet_core::user::{User, UserId};
+use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 
 use crate::one_time::issue_replacing;
@@ -39,7 +40,7 @@ pub async fn invite(app: &App, actor: &Actor, origin: &Origin, user_id: UserId) 
     let user = crate::users::get(app, user_id).await?;
     if !user.is_active() {
         return Err(Error::conflict(
-            "user_disabled",
+            ErrorCode::UserDisabled,
             "the user is disabled; enable them before inviting",
         ));
     }
@@ -96,7 +97,7 @@ fn inviter_label(actor: &Actor) -> String {
 
 fn invalid() -> Error {
     Error::gone(
-        "invitation_invalid",
+        ErrorCode::InvitationInvalid,
         "this invitation link is invalid, already used or expired",
     )
 }

@@ -19,6 +19,7 @@ use serde_json::{json, Map, Value};
 use signet_core::assurance::{self, Step};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::flow::{Flow, FlowId, FlowKind, FlowState};
+use signet_core::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,7 +59,7 @@ pub struct Started {
 /// Checks that `return_to` is a URL on our own origin and returns it in
 /// absolute form. Anything else is an open redirect and is refused.
 pub fn same_origin_return_to(app: &App, raw: &str) -> Result<String> {
-    let bad = || Error::invalid("invalid_return_to", "return_to must be a URL on this server");
+    let bad = || Error::invalid(ErrorCode::InvalidReturnTo, "return_to must be a URL on this server");
     if raw.len() > 2048 || raw.chars().any(char::is_control) || raw.contains('\\') {
         return Err(bad());
     }
@@ -123,7 +124,7 @@ pub async fn start(app: &App, req: Start) -> Result<Started> {
     let (user_id, tier_name, identifier_hash) = match req.identifier.as_deref() {
         Some(raw) => {
             let email = Email::parse(raw)
-                .map_err(|_| Error::invalid("invalid_identifier", "the identifier must be an email address"))?;
+                .map_err(|_| Error::invalid(ErrorCode::InvalidIdentifier, "the identifier must be an email address"))?;
             let normalized = email.normalized();
             let hash = Some(TokenHash::of(normalized.as_bytes()).to_hex());
             match app.store.user_by_email(&normalized).await? {
@@ -210,11 +211,11 @@ async fn load(app: &App, id: FlowId, binding: Option<&TokenHash>, session: Optio
         .store
         .flow(id, app.clock.now())
         .await?
-        .ok_or_else(|| Error::gone("flow_expired", "this sign-in attempt has expired; start again"))?;
+        .ok_or_else(|| Error::gone(ErrorCode::FlowExpired, "this sign-in attempt has expired; start again"))?;
     if let Some(expected) = &flow.binding {
         if !binding.is_some_and(|b| b.ct_eq(expected)) {
             return Err(Error::forbidden(
-                "flow_binding_mismatch",
+                ErrorCode::FlowBindingMismatch,
                 "this sign-in was started in another browser",
             ));
         }
@@ -222,7 +223,7 @@ async fn load(app: &App, id: FlowId, binding: Option<&TokenHash>, session: Optio
     if let Some(target) = &flow.state.step_up {
         if session != Some(target.session_id) {
             return Err(Error::forbidden(
-                "step_up_session_mismatch",
+                ErrorCode::StepUpSessionMismatch,
                 "this step-up belongs to another session",
             ));
         }
@@ -232,11 +233,11 @@ async fn load(app: &App, id: FlowId, binding: Option<&TokenHash>, session: Optio
 
 /// The method a request names, if it exists and this step of the flow allows it.
 fn method_for<'a>(app: &'a App, flow: &Flow, raw: &str) -> Result<(MethodName, &'a Arc<dyn LoginMethod>)> {
-    let unknown = || Error::not_found("unknown_method", "no such method");
+    let unknown = || Error::not_found(ErrorCode::UnknownMethod, "no such method");
     let name = MethodName::parse(raw).ok_or_else(unknown)?;
     if !next_methods(app, flow)?.contains(&name) {
         return Err(Error::invalid(
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this method is not allowed at this step",
         ));
     }
@@ -257,7 +258,7 @@ pub async fn send(
     method.send(&mut flow, StepContext { origin }).await?;
     if !app.store.update_flow(&flow, app.clock.now()).await? {
         return Err(Error::conflict(
-            "flow_conflict",
+            ErrorCode::FlowConflict,
             "the sign-in changed meanwhile; try again",
         ));
     }
@@ -269,7 +270,7 @@ pub async fn send(
 /// settled like any first step's). A flow that already has a user (or was
 /// started for an unknown identifier) must not change hands.
 async fn adopt_user(app: &App, flow: &mut Flow, proven: signet_core::user::UserId) -> Result<()> {
-    let mismatch = || Error::forbidden("user_mismatch", "this credential belongs to another account");
+    let mismatch = || Error::forbidden(ErrorCode::UserMismatch, "this credential belongs to another account");
     match flow.state.user_id {
         Some(u) if u == proven => return Ok(()),
         Some(_) => return Err(mismatch()),
@@ -281,7 +282,7 @@ async fn adopt_user(app: &App, flow: &mut Flow, proven: signet_core::user::UserI
         .user_by_id(proven)
         .await?
         .filter(|u| u.is_active())
-        .ok_or_else(|| Error::invalid("credential_not_found", "this passkey is not registered here"))?;
+        .ok_or_else(|| Error::invalid(ErrorCode::PasskeyNotRegistered, "this passkey is not registered here"))?;
     flow.state.user_id = Some(user.id);
     Ok(())
 }
@@ -295,7 +296,7 @@ fn settle_tier(app: &App, flow: &mut Flow, method: MethodName, user: &signet_cor
     let (tier_name, t) = app.policy.tier_for_roles(&user.roles);
     if !usable(app, &t.login, flow.state.mode).contains(&method) {
         return Err(Error::invalid(
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this method is not allowed at this step",
         ));
     }
@@ -416,9 +417,12 @@ async fn complete_step(
         let mut tx = app.store.begin().await?;
         // The stored copy is discarded: the in-memory flow carries this
         // request's changes (the settled tier).
-        tx.consume_flow(flow.id, app.clock.now())
-            .await?
-            .ok_or_else(|| Error::gone("flow_expired", "this sign-in was already completed or has expired"))?;
+        tx.consume_flow(flow.id, app.clock.now()).await?.ok_or_else(|| {
+            Error::gone(
+                ErrorCode::FlowExpired,
+                "this sign-in was already completed or has expired",
+            )
+        })?;
         let t = tier(app, &flow.state.tier)?;
         if let Governed::Refused(record) = crate::fallback::govern(app, &mut *tx, t, &user, &steps, origin).await? {
             tx.rollback().await?;
@@ -458,7 +462,7 @@ async fn complete_step(
     let methods = offers(app, &mut flow, &names, StepContext { origin }).await?;
     if !app.store.update_flow(&flow, app.clock.now()).await? {
         return Err(Error::conflict(
-            "flow_conflict",
+            ErrorCode::FlowConflict,
             "the sign-in changed meanwhile; try again",
         ));
     }

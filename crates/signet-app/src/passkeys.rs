@@ -29,6 +29,7 @@
 //!
 //! Every change is audited and the owner is told by email.
 
+use signet_core::ErrorCode;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -158,7 +159,7 @@ pub fn valid_name(raw: &str) -> Result<String> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
         return Err(Error::invalid(
-            "invalid_name",
+            ErrorCode::InvalidName,
             "a passkey name is 1 to 64 characters, without control characters",
         ));
     }
@@ -236,7 +237,7 @@ pub async fn begin(app: &App, current: &Current, name: Option<&str>) -> Result<B
 
 fn ceremony_gone() -> Error {
     Error::gone(
-        "ceremony_expired",
+        ErrorCode::CeremonyExpired,
         "this passkey setup has expired or was already used; start again",
     )
 }
@@ -373,7 +374,7 @@ pub async fn list(app: &App, user: &User) -> Result<Vec<Passkey>> {
 }
 
 fn not_found() -> Error {
-    Error::not_found("credential_not_found", "no such credential")
+    Error::not_found(ErrorCode::CredentialNotFound, "no such credential")
 }
 
 /// `PATCH /api/v1/credentials/{id}`
@@ -427,7 +428,7 @@ pub async fn remove(app: &App, current: &Current, origin: &Origin, id: Uuid) -> 
         Removal::NotFound => return Err(not_found()),
         Removal::LastCredential => {
             return Err(Error::conflict(
-                "last_credential",
+                ErrorCode::LastCredential,
                 "this is your last way to sign in; add another passkey before removing this one",
             ))
         }

@@ -5,6 +5,7 @@
 //! presented, in one transaction (session rotation: a token planted before
 //! login is worthless after it, OWASP session fixation).
 
+use signet_core::ErrorCode;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -207,7 +208,7 @@ pub async fn end_own(app: &App, current: &Current, origin: &Origin, id: SessionI
     let mut tx = app.store.begin().await?;
     if !tx.delete_user_session(current.user.id, id).await? {
         // Someone else's session id is indistinguishable from a missing one.
-        return Err(Error::not_found("session_not_found", "no such session"));
+        return Err(Error::not_found(ErrorCode::SessionNotFound, "no such session"));
     }
     let record = AuditEvent::new(EventType::SessionEnded, Actor::User(current.user.id), Outcome::Success)
         .user(current.user.id)

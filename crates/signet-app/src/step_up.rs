@@ -24,6 +24,7 @@ use signet_core::policy::{Action, Tier};
 use signet_core::secret::TokenHash;
 use signet_core::session::{Proof, Session, SessionScope};
 use signet_core::unit_of_work::Transaction;
+use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 
 use crate::login::{Started, StepOutcome};
@@ -44,7 +45,7 @@ fn demand(app: &App, tier: &Tier, current: &Current, action: Option<&str>) -> Re
         Some(name) => app
             .policy
             .action(name, tier)
-            .ok_or_else(|| Error::invalid("unknown_action", "no such action in the policy"))?,
+            .ok_or_else(|| Error::invalid(ErrorCode::UnknownAction, "no such action in the policy"))?,
         None => Action {
             aal: tier.required_aal.max(signet_core::session::Aal::Aal2),
             max_age: tier.step_up_max_age,
@@ -90,7 +91,10 @@ pub async fn start(
     origin: &Origin,
 ) -> Result<Started> {
     if current.session.scope != SessionScope::Full {
-        return Err(Error::forbidden("insufficient_scope", "sign in before stepping up"));
+        return Err(Error::forbidden(
+            ErrorCode::InsufficientScope,
+            "sign in before stepping up",
+        ));
     }
     let (tier_name, tier) = tier_of(app, current);
     let need = demand(app, tier, current, action)?;

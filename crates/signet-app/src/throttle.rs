@@ -25,6 +25,7 @@
 //!
 //! Keys are prefixed by purpose and never contain a raw address.
 
+use signet_core::ErrorCode;
 use std::time::Duration;
 
 use signet_core::clock::Timestamp;
@@ -121,7 +122,7 @@ pub async fn reserve_attempt(store: &dyn Store, now: Timestamp, flow: FlowId) ->
     // flow as before.
     if attempts > FLOW_MAX_WRONG {
         return Err(Error::gone(
-            "too_many_attempts",
+            ErrorCode::TooManyAttempts,
             "too many wrong codes; start signing in again",
         ));
     }

@@ -3,6 +3,7 @@
 use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::user::{NewUser, User, UserId, UserStatus};
+use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 
 use crate::App;
@@ -15,7 +16,7 @@ pub async fn create(app: &App, actor: &Actor, origin: &Origin, new: NewUser) -> 
     let mut tx = app.store.begin().await?;
     tx.insert_user(&user).await.map_err(|e| match e {
         signet_core::store::StoreError::Conflict(_) => {
-            Error::conflict("email_taken", "a user with this email address already exists")
+            Error::conflict(ErrorCode::EmailTaken, "a user with this email address already exists")
         }
         other => other.into(),
     })?;
@@ -32,7 +33,7 @@ pub async fn get(app: &App, id: UserId) -> Result<User> {
     app.store
         .user_by_id(id)
         .await?
-        .ok_or_else(|| Error::not_found("user_not_found", "no such user"))
+        .ok_or_else(|| Error::not_found(ErrorCode::UserNotFound, "no such user"))
 }
 
 /// Finds a user by email, for the CLI and admin tools (never for anonymous
@@ -42,7 +43,7 @@ pub async fn find_by_email(app: &App, email: &str) -> Result<User> {
     app.store
         .user_by_email(&email.normalized())
         .await?
-        .ok_or_else(|| Error::not_found("user_not_found", "no user with this email address"))
+        .ok_or_else(|| Error::not_found(ErrorCode::UserNotFound, "no user with this email address"))
 }
 
 pub async fn list(app: &App, after_email: Option<&str>, limit: u32) -> Result<Vec<User>> {
@@ -63,7 +64,7 @@ pub async fn set_status(app: &App, actor: &Actor, origin: &Origin, id: UserId, s
     // The change, the ended sessions and the record commit together.
     let mut tx = app.store.begin().await?;
     if !tx.set_user_status(id, status, app.clock.now()).await? {
-        return Err(Error::not_found("user_not_found", "no such user"));
+        return Err(Error::not_found(ErrorCode::UserNotFound, "no such user"));
     }
     app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;

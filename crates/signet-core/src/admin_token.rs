@@ -4,6 +4,7 @@
 //! is a distinct actor in the audit log and in approval rules (a help-desk
 //! ticket cannot be approved by the token that created it).
 
+use crate::ErrorCode;
 use uuid::Uuid;
 
 use crate::clock::Timestamp;
@@ -29,7 +30,7 @@ pub fn validate_name(name: &str) -> crate::Result<String> {
         Ok(name.to_owned())
     } else {
         Err(crate::Error::invalid(
-            "invalid_name",
+            ErrorCode::InvalidName,
             "admin token names are 1 to 64 characters of letters, digits, '.', '_' and '-'",
         ))
     }

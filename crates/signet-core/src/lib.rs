@@ -12,6 +12,7 @@ pub mod clock;
 pub mod credential;
 pub mod duration;
 pub mod error;
+pub mod error_code;
 pub mod flow;
 pub mod invitation;
 pub mod method;
@@ -24,3 +25,4 @@ pub mod unit_of_work;
 pub mod user;
 
 pub use error::{Error, Result};
+pub use error_code::{ErrorCode, Status};

@@ -5,6 +5,7 @@
 //! a request names explicitly (no "try every strategy" loop). Adding a method
 //! means implementing [`LoginMethod`] in one module and registering it.
 
+use crate::ErrorCode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -81,7 +82,7 @@ pub trait LoginMethod: Send + Sync + 'static {
     /// step keep the default, which refuses.
     async fn send(&self, _flow: &mut Flow, _ctx: StepContext<'_>) -> Result<()> {
         Err(crate::Error::invalid(
-            "method_has_no_send",
+            ErrorCode::MethodHasNoSend,
             "this method does not send anything",
         ))
     }

@@ -30,10 +30,18 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum StoreError {
     /// A uniqueness constraint was hit; the code names which one.
     #[error("conflict: {0}")]
-    Conflict(&'static str),
+    Conflict(crate::error::ErrorCode),
     /// The database cannot be reached.
     #[error("storage unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Storage cannot take a write because it is out of space (disk full,
+    /// quota). Answered 503 `storage_full` with `Retry-After`, never 500.
+    #[error("storage full")]
+    Full(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Storage cannot take a write now because a lock was held too long.
+    /// Answered 503 `storage_busy` with `Retry-After`, never 500.
+    #[error("storage busy")]
+    Busy(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A stored value could not be decoded.
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -270,6 +278,10 @@ pub trait Store:
 {
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
+    /// Commits one tiny write through the writer, as every acknowledged
+    /// change must: fails while writes fail (a full disk, a writer held
+    /// past its timeout), for `/readyz`.
+    async fn probe_write(&self, now: crate::clock::Timestamp) -> StoreResult<()>;
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend(&self) -> &'static str;
 }

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 
+use signet_core::ErrorCode;
 use webauthn_rs_core::error::WebauthnError;
 
 /// Why a registration or an authentication was refused.
@@ -85,49 +86,49 @@ pub enum PasskeyError {
 
 impl PasskeyError {
     /// The stable snake_case code for `{"error": ...}`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            PasskeyError::InvalidCredential(_) => "invalid_credential",
-            PasskeyError::CeremonyTypeMismatch => "ceremony_type_mismatch",
-            PasskeyError::ChallengeMismatch => "challenge_mismatch",
-            PasskeyError::OriginMismatch => "origin_mismatch",
-            PasskeyError::RpIdMismatch => "rp_id_mismatch",
-            PasskeyError::UserPresenceRequired => "user_presence_required",
-            PasskeyError::UserVerificationRequired => "user_verification_required",
-            PasskeyError::BackupEligibilityChanged => "backup_eligibility_changed",
-            PasskeyError::InvalidSignature => "invalid_signature",
-            PasskeyError::CounterRegression => "counter_regression",
-            PasskeyError::CredentialNotFound => "credential_not_found",
-            PasskeyError::UserHandleMismatch => "user_handle_mismatch",
-            PasskeyError::SyncedPasskeyNotAllowed => "synced_passkey_not_allowed",
-            PasskeyError::AuthenticatorNotAllowed => "authenticator_not_allowed",
-            PasskeyError::CredentialAlreadyRegistered => "credential_already_registered",
-            PasskeyError::AlgorithmNotAllowed => "algorithm_not_allowed",
-            PasskeyError::CeremonyInvalid => "ceremony_invalid",
-            PasskeyError::InvalidUserName => "invalid_user_name",
+            PasskeyError::InvalidCredential(_) => ErrorCode::InvalidCredential,
+            PasskeyError::CeremonyTypeMismatch => ErrorCode::CeremonyTypeMismatch,
+            PasskeyError::ChallengeMismatch => ErrorCode::ChallengeMismatch,
+            PasskeyError::OriginMismatch => ErrorCode::OriginMismatch,
+            PasskeyError::RpIdMismatch => ErrorCode::RpIdMismatch,
+            PasskeyError::UserPresenceRequired => ErrorCode::UserPresenceRequired,
+            PasskeyError::UserVerificationRequired => ErrorCode::UserVerificationRequired,
+            PasskeyError::BackupEligibilityChanged => ErrorCode::BackupEligibilityChanged,
+            PasskeyError::InvalidSignature => ErrorCode::InvalidSignature,
+            PasskeyError::CounterRegression => ErrorCode::CounterRegression,
+            PasskeyError::CredentialNotFound => ErrorCode::PasskeyNotRegistered,
+            PasskeyError::UserHandleMismatch => ErrorCode::UserHandleMismatch,
+            PasskeyError::SyncedPasskeyNotAllowed => ErrorCode::SyncedPasskeyNotAllowed,
+            PasskeyError::AuthenticatorNotAllowed => ErrorCode::AuthenticatorNotAllowed,
+            PasskeyError::CredentialAlreadyRegistered => ErrorCode::CredentialAlreadyRegistered,
+            PasskeyError::AlgorithmNotAllowed => ErrorCode::AlgorithmNotAllowed,
+            PasskeyError::CeremonyInvalid => ErrorCode::CeremonyInvalid,
+            PasskeyError::InvalidUserName => ErrorCode::InvalidUserName,
         }
     }
 
     /// Every code, for docs/api.md and for tests that the list is stable.
-    pub const ALL_CODES: [&'static str; 18] = [
-        "invalid_credential",
-        "ceremony_type_mismatch",
-        "challenge_mismatch",
-        "origin_mismatch",
-        "rp_id_mismatch",
-        "user_presence_required",
-        "user_verification_required",
-        "backup_eligibility_changed",
-        "invalid_signature",
-        "counter_regression",
-        "credential_not_found",
-        "user_handle_mismatch",
-        "synced_passkey_not_allowed",
-        "authenticator_not_allowed",
-        "credential_already_registered",
-        "algorithm_not_allowed",
-        "ceremony_invalid",
-        "invalid_user_name",
+    pub const ALL_CODES: [ErrorCode; 18] = [
+        ErrorCode::InvalidCredential,
+        ErrorCode::CeremonyTypeMismatch,
+        ErrorCode::ChallengeMismatch,
+        ErrorCode::OriginMismatch,
+        ErrorCode::RpIdMismatch,
+        ErrorCode::UserPresenceRequired,
+        ErrorCode::UserVerificationRequired,
+        ErrorCode::BackupEligibilityChanged,
+        ErrorCode::InvalidSignature,
+        ErrorCode::CounterRegression,
+        ErrorCode::PasskeyNotRegistered,
+        ErrorCode::UserHandleMismatch,
+        ErrorCode::SyncedPasskeyNotAllowed,
+        ErrorCode::AuthenticatorNotAllowed,
+        ErrorCode::CredentialAlreadyRegistered,
+        ErrorCode::AlgorithmNotAllowed,
+        ErrorCode::CeremonyInvalid,
+        ErrorCode::InvalidUserName,
     ];
 
     /// Whether this refusal is a policy decision about an otherwise valid
@@ -227,11 +228,10 @@ mod tests {
             PasskeyError::CeremonyInvalid,
             PasskeyError::InvalidUserName,
         ];
-        let codes: Vec<&str> = all.iter().map(PasskeyError::code).collect();
+        let codes: Vec<ErrorCode> = all.iter().map(PasskeyError::code).collect();
         assert_eq!(codes, PasskeyError::ALL_CODES);
-        for c in codes {
-            assert!(c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{c}");
-        }
+        let core: Vec<ErrorCode> = all.into_iter().map(|e| signet_core::Error::from(e).code()).collect();
+        assert_eq!(core, PasskeyError::ALL_CODES, "the core error keeps the passkey code");
     }
 
     #[test]
@@ -254,6 +254,6 @@ mod tests {
         }
         // Even webauthn-rs's own "internal" sounding errors stay 4xx.
         let e: PasskeyError = WebauthnError::CredentialPersistenceError.into();
-        assert_eq!(e.code(), "invalid_credential");
+        assert_eq!(e.code(), ErrorCode::InvalidCredential);
     }
 }

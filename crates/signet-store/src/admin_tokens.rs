@@ -57,7 +57,7 @@ impl AdminTokenWrites for SqlTx {
                 .bind(t.revoked_at.map(|r| r.as_millis()))
                 .execute(&mut *c)
                 .await
-                .map_err(conflict_as("admin_token_name_taken"))?;
+                .map_err(conflict_as(signet_core::ErrorCode::AdminTokenNameTaken))?;
             });
             Ok(())
         }

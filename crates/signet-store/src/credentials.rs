@@ -148,7 +148,7 @@ impl CredentialStore for SqlStore {
             .bind(c.expires_at.as_millis())
             .execute(pool)
             .await
-            .map_err(conflict_as("ceremony_exists"))?;
+            .map_err(conflict_as(signet_core::ErrorCode::CeremonyExists))?;
         });
         Ok(())
     }
@@ -247,7 +247,7 @@ impl CredentialWrites for SqlTx {
                 .bind(p.last_used_at.map(|t| t.as_millis()))
                 .execute(&mut *c)
                 .await
-                .map_err(conflict_as("credential_already_registered"))?;
+                .map_err(conflict_as(signet_core::ErrorCode::CredentialAlreadyRegistered))?;
             });
             Ok(())
         }

@@ -60,17 +60,55 @@ macro_rules! with_db {
 pub(crate) use with_db;
 
 /// Maps a driver error to the storage error the domain understands.
+///
+/// What a client can do about it decides the class: a full disk
+/// (`SQLITE_FULL`, PostgreSQL `53100`) is `Full`, and a lock held too long
+/// or an exhausted pool (`SQLITE_BUSY`/`SQLITE_LOCKED`, PostgreSQL
+/// serialization failures, lock and statement timeouts, out of resources)
+/// is `Busy`: both answer 503 with `Retry-After`, never 500. A lost
+/// connection is `Unavailable`. Anything else is a bug or corruption.
 pub(crate) fn backend(e: sqlx::Error) -> StoreError {
-    match e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-            StoreError::Unavailable(Box::new(e))
-        }
-        other => StoreError::Backend(Box::new(other)),
+    match &e {
+        sqlx::Error::PoolTimedOut => StoreError::Busy(Box::new(e)),
+        sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => StoreError::Unavailable(Box::new(e)),
+        sqlx::Error::Database(db) => match classify(db.code().as_deref().unwrap_or("")) {
+            Some(Class::Full) => StoreError::Full(Box::new(e)),
+            Some(Class::Busy) => StoreError::Busy(Box::new(e)),
+            Some(Class::Unavailable) => StoreError::Unavailable(Box::new(e)),
+            None => StoreError::Backend(Box::new(e)),
+        },
+        _ => StoreError::Backend(Box::new(e)),
+    }
+}
+
+enum Class {
+    Full,
+    Busy,
+    Unavailable,
+}
+
+/// Classifies a database error code: SQLite's extended result code (a
+/// number; its low byte is the primary code) or PostgreSQL's SQLSTATE.
+fn classify(code: &str) -> Option<Class> {
+    if let Ok(n) = code.parse::<i32>() {
+        return match n & 0xff {
+            13 => Some(Class::Full),                 // SQLITE_FULL
+            5 | 6 => Some(Class::Busy),              // SQLITE_BUSY, SQLITE_LOCKED
+            10 if n == 4874 => Some(Class::Full),    // SQLITE_IOERR_SHMSIZE: no room for the WAL index
+            10 | 14 | 8 => Some(Class::Unavailable), // SQLITE_IOERR, SQLITE_CANTOPEN, SQLITE_READONLY
+            _ => None,
+        };
+    }
+    match code {
+        "53100" => Some(Class::Full),
+        "40001" | "40P01" | "55P03" | "57014" | "53000" | "53200" | "53300" => Some(Class::Busy),
+        c if c.starts_with("08") || c.starts_with("57P") => Some(Class::Unavailable),
+        _ => None,
     }
 }
 
 /// Like [`backend`], but a unique-constraint violation becomes `Conflict(code)`.
-pub(crate) fn conflict_as(code: &'static str) -> impl Fn(sqlx::Error) -> StoreError {
+pub(crate) fn conflict_as(code: signet_core::ErrorCode) -> impl Fn(sqlx::Error) -> StoreError {
     move |e| match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(code),
         _ => backend(e),
@@ -84,6 +122,23 @@ impl Store for SqlStore {
             sqlx::query("SELECT 1").execute(pool).await.map_err(backend)?;
         });
         Ok(())
+    }
+
+    async fn probe_write(&self, now: signet_core::clock::Timestamp) -> StoreResult<()> {
+        let mut tx = self.begin_tx().await?;
+        let r = async {
+            tx::with_conn!(tx.conn()?, |c| {
+                sqlx::query("UPDATE readiness SET checked_at = $1 WHERE id = 1")
+                    .bind(now.as_millis())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend)?;
+            });
+            Ok(())
+        }
+        .await;
+        tx.observe(r)?;
+        tx.commit_now().await
     }
 
     fn backend(&self) -> &'static str {

@@ -50,7 +50,7 @@ macro_rules! insert {
         .bind($s.issued_by.as_str())
         .execute($exec)
         .await
-        .map_err(crate::conflict_as("secret_exists"))?
+        .map_err(crate::conflict_as(signet_core::ErrorCode::SecretExists))?
     };
 }
 

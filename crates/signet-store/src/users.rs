@@ -70,7 +70,7 @@ impl UserWrites for SqlTx {
                 .bind(u.updated_at.as_millis())
                 .execute(&mut *c)
                 .await
-                .map_err(conflict_as("email_taken"))?;
+                .map_err(conflict_as(signet_core::ErrorCode::EmailTaken))?;
             });
             Ok(())
         }

@@ -12,6 +12,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use signet_core::Error;
+use signet_core::ErrorCode;
 
 /// A domain error on its way out of a handler.
 #[derive(Debug)]
@@ -25,26 +26,21 @@ impl From<Error> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// The status comes from the code's class and nothing else: a new code gets
+/// its status where it is declared (`signet_core::ErrorCode`), not here.
 pub fn status_of(e: &Error) -> StatusCode {
-    match e {
-        Error::Invalid { code, .. } if *code == "payload_too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Invalid { code, .. } if *code == "unsupported_media_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Error::Invalid { .. } => StatusCode::BAD_REQUEST,
-        Error::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Error::Forbidden { .. } | Error::StepUpRequired(_) => StatusCode::FORBIDDEN,
-        Error::NotFound { .. } => StatusCode::NOT_FOUND,
-        Error::Conflict { .. } => StatusCode::CONFLICT,
-        Error::Gone { .. } => StatusCode::GONE,
-        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    http_status(e.code())
+}
+
+/// The HTTP status of a code's class.
+pub fn http_status(code: ErrorCode) -> StatusCode {
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// The text a person sees. Internal details never leave the server.
 pub fn public_message(e: &Error) -> String {
     match e {
-        Error::Unavailable(_) => "the service is temporarily unavailable; try again shortly".into(),
+        Error::Unavailable { .. } => "the service is temporarily unavailable; try again shortly".into(),
         Error::Internal(_) => "something went wrong on our side".into(),
         Error::Unauthenticated => "you need to sign in".into(),
         Error::StepUpRequired(_) => "this action needs a fresh, stronger sign-in".into(),
@@ -55,7 +51,7 @@ pub fn public_message(e: &Error) -> String {
 
 /// Logs server-side failures with their cause chain.
 pub fn log_if_server_error(e: &Error) {
-    if matches!(e, Error::Internal(_) | Error::Unavailable(_)) {
+    if matches!(e, Error::Internal(_) | Error::Unavailable { .. }) {
         let mut chain = e.to_string();
         let mut src = std::error::Error::source(e);
         while let Some(s) = src {
@@ -63,7 +59,7 @@ pub fn log_if_server_error(e: &Error) {
             chain.push_str(&s.to_string());
             src = s.source();
         }
-        tracing::error!(code = e.code(), error = %chain, "request failed");
+        tracing::error!(code = e.code().as_str(), error = %chain, "request failed");
     }
 }
 
@@ -85,10 +81,9 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut resp = (status, axum::Json(body)).into_response();
-        if let Error::RateLimited { retry_after_secs } = &e {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        // Every 429 and every 503 tells the client when to come back.
+        if let Some(secs) = e.retry_after_secs() {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
@@ -100,21 +95,23 @@ impl IntoResponse for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
-        let (code, message): (&'static str, String) = match &r {
-            JsonRejection::MissingJsonContentType(_) => {
-                ("unsupported_media_type", "send the body as application/json".into())
-            }
-            JsonRejection::JsonSyntaxError(_) => ("invalid_json", "the body is not valid JSON".into()),
-            JsonRejection::JsonDataError(e) => {
-                ("invalid_request", format!("the body does not match: {}", e.body_text()))
-            }
+        let (code, message): (ErrorCode, String) = match &r {
+            JsonRejection::MissingJsonContentType(_) => (
+                ErrorCode::UnsupportedMediaType,
+                "send the body as application/json".into(),
+            ),
+            JsonRejection::JsonSyntaxError(_) => (ErrorCode::InvalidJson, "the body is not valid JSON".into()),
+            JsonRejection::JsonDataError(e) => (
+                ErrorCode::InvalidRequest,
+                format!("the body does not match: {}", e.body_text()),
+            ),
             JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ("payload_too_large", "the request body is too large".into())
+                (ErrorCode::PayloadTooLarge, "the request body is too large".into())
             }
             _ if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                ("payload_too_large", "the request body is too large".into())
+                (ErrorCode::PayloadTooLarge, "the request body is too large".into())
             }
-            _ => ("invalid_request", "the request body could not be read".into()),
+            _ => (ErrorCode::InvalidRequest, "the request body could not be read".into()),
         };
         ApiError(Error::invalid(code, message))
     }
@@ -123,7 +120,7 @@ impl From<JsonRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError(Error::invalid(
-            "invalid_query",
+            ErrorCode::InvalidQuery,
             format!("bad query string: {}", r.body_text()),
         ))
     }
@@ -131,11 +128,59 @@ impl From<QueryRejection> for ApiError {
 
 impl From<PathRejection> for ApiError {
     fn from(_: PathRejection) -> Self {
-        ApiError(Error::not_found("not_found", "no such resource"))
+        ApiError(Error::not_found(ErrorCode::NotFound, "no such resource"))
     }
 }
 
 /// Fallback for unknown routes.
 pub async fn not_found() -> ApiError {
-    ApiError(Error::not_found("not_found", "no such resource"))
+    ApiError(Error::not_found(ErrorCode::NotFound, "no such resource"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signet_core::store::StoreError;
+
+    fn io(msg: &str) -> Box<dyn std::error::Error + Send + Sync> {
+        Box::new(std::io::Error::other(msg.to_owned()))
+    }
+
+    #[test]
+    fn every_code_gets_its_class_status() {
+        for code in ErrorCode::ALL {
+            assert_eq!(http_status(*code).as_u16(), code.http_status(), "{code}");
+        }
+        assert_eq!(
+            status_of(&Error::invalid(ErrorCode::PayloadTooLarge, "x")),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            status_of(&Error::invalid(ErrorCode::UnsupportedMediaType, "x")),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        assert_eq!(status_of(&Error::Unauthenticated), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn a_full_or_busy_store_is_a_503_with_retry_after_never_a_500() {
+        for (e, code, retry) in [
+            (StoreError::Full(io("disk full")), "storage_full", "30"),
+            (StoreError::Busy(io("database is locked")), "storage_busy", "5"),
+            (StoreError::Unavailable(io("pool timed out")), "unavailable", "5"),
+        ] {
+            let err = Error::from(e);
+            assert_eq!(err.code().as_str(), code);
+            let resp = ApiError(err).into_response();
+            assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{code}");
+            assert_eq!(resp.headers()[header::RETRY_AFTER], retry, "{code}");
+        }
+    }
+
+    #[test]
+    fn rate_limited_sets_retry_after() {
+        let resp = ApiError(Error::RateLimited { retry_after_secs: 42 }).into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "42");
+    }
 }

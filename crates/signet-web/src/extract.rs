@@ -1,6 +1,7 @@
 //! Extractors: what a handler needs from a request, with its authentication
 //! requirement stated in the handler's signature.
 
+use signet_core::ErrorCode;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
@@ -120,7 +121,7 @@ impl FromRequestParts<AppState> for AnySession {
 
 fn restricted_scope() -> Error {
     Error::forbidden(
-        "insufficient_scope",
+        ErrorCode::InsufficientScope,
         "this session can only set up a way to sign in; sign in to do anything else",
     )
 }
@@ -239,7 +240,7 @@ pub async fn same_origin_guard(State(state): State<AppState>, req: Request, next
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe && cookies::has_ours(req.headers(), &state.cookies) && !is_same_origin(req.headers(), &state) {
         return ApiError(Error::forbidden(
-            "cross_origin_request",
+            ErrorCode::CrossOriginRequest,
             "cookie-authenticated changes must come from this site",
         ))
         .into_response();

@@ -11,6 +11,8 @@ use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use signet_core::ErrorCode;
+
 use crate::AppState;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -57,21 +59,24 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         return resp;
     }
     let (code, message) = match status.as_u16() {
-        400 => ("invalid_request", "the request could not be understood"),
-        404 => ("not_found", "no such resource"),
-        405 => ("method_not_allowed", "this method is not allowed on this resource"),
-        408 => ("request_timeout", "the request took too long"),
-        413 => ("payload_too_large", "the request body is too large"),
-        415 => ("unsupported_media_type", "send the body as application/json"),
-        s if s >= 500 => ("internal", "something went wrong on our side"),
-        _ => ("invalid_request", "the request was refused"),
+        400 => (ErrorCode::InvalidRequest, "the request could not be understood"),
+        404 => (ErrorCode::NotFound, "no such resource"),
+        405 => (
+            ErrorCode::HttpMethodNotAllowed,
+            "this method is not allowed on this resource",
+        ),
+        408 => (ErrorCode::RequestTimeout, "the request took too long"),
+        413 => (ErrorCode::PayloadTooLarge, "the request body is too large"),
+        415 => (ErrorCode::UnsupportedMediaType, "send the body as application/json"),
+        s if s >= 500 => (ErrorCode::Internal, "something went wrong on our side"),
+        _ => (ErrorCode::InvalidRequest, "the request was refused"),
     };
     let (mut parts, _) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    let body = serde_json::json!({ "error": code.as_str(), "message": message }).to_string();
     Response::from_parts(parts, axum::body::Body::from(body))
 }
 

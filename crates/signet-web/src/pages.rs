@@ -12,6 +12,7 @@ use signet_app::login::StepOutcome;
 use signet_app::sessions::Current;
 use signet_core::session::{Session, SessionMode, SessionScope};
 use signet_core::Error;
+use signet_core::ErrorCode;
 
 use crate::error::{log_if_server_error, public_message, status_of};
 use crate::extract::{client_origin, is_same_origin, MaybeAuth};
@@ -229,7 +230,11 @@ impl axum::extract::FromRequestParts<AppState> for SignInForm {
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, PageError> {
         if !is_same_origin(&parts.headers, state) {
-            return Err(Error::forbidden("cross_origin_request", "this form must be submitted from this site").into());
+            return Err(Error::forbidden(
+                ErrorCode::CrossOriginRequest,
+                "this form must be submitted from this site",
+            )
+            .into());
         }
         let MaybeAuth(prior) = MaybeAuth::from_request_parts(parts, state)
             .await
@@ -304,7 +309,7 @@ async fn magic_confirm(State(state): State<AppState>, Path(token): Path<String>,
                 .replace('<', "\\u003c");
             render(&MagicContinuePage { next })
         }
-        Err(e) if e.code() == "other_device" => {
+        Err(e) if e.code() == ErrorCode::OtherDevice => {
             let mut resp = render(&MagicElsewherePage)?;
             *resp.status_mut() = StatusCode::FORBIDDEN;
             Ok(resp)

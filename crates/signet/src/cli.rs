@@ -174,7 +174,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => match e.downcast_ref::<signet_core::Error>() {
-            Some(domain) => fail(json_mode, domain.code(), &domain.to_string()),
+            Some(domain) => fail(json_mode, domain.code().as_str(), &domain.to_string()),
             None => fail(json_mode, "failed", &describe(&e)),
         },
     }

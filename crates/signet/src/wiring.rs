@@ -101,6 +101,7 @@ pub async fn wire(
         settings,
         metrics: Arc::new(signet_app::metrics::Metrics::new()),
         passkeys,
+        readiness: Default::default(),
     };
     Ok(Wired { app, store, delivery })
 }

@@ -26,6 +26,7 @@
 //! §5.2.2, cleared only by a success) and on the flow (5 wrong codes end
 //! it).
 
+use signet_core::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,7 +80,7 @@ fn proof(amr: &[&str]) -> Proof {
 
 fn no_identifier() -> Error {
     Error::invalid(
-        "identifier_required",
+        ErrorCode::IdentifierRequired,
         "start the sign-in with your email address to use an emailed code or link",
     )
 }
@@ -133,7 +134,7 @@ impl Mailbox {
         let now = self.clock.now();
         let digits = self.settings.email_login.code_digits;
         let code = OneTimeCode::parse(presented, digits)
-            .ok_or_else(|| Error::invalid("invalid_code", format!("the code is {digits} digits")))?;
+            .ok_or_else(|| Error::invalid(ErrorCode::InvalidCode, format!("the code is {digits} digits")))?;
         let hash = code.hash_for(flow.id.0.as_bytes());
         // The right digits for this flow, but already used (or replaced by a
         // newer code) or expired: not a guess, so told apart before anything
@@ -166,11 +167,11 @@ impl Mailbox {
             tx.revoke_flow_secrets(flow.id, now).await?;
             tx.commit().await?;
             return Err(Error::gone(
-                "too_many_attempts",
+                ErrorCode::TooManyAttempts,
                 "too many wrong codes; start signing in again",
             ));
         }
-        Err(Error::invalid("invalid_code", "that code is not right"))
+        Err(Error::invalid(ErrorCode::InvalidCode, "that code is not right"))
     }
 
     /// `410 code_used` or `410 code_expired` when `hash` is this flow's code
@@ -184,12 +185,15 @@ impl Mailbox {
         }
         if secret.consumed_at.is_some() {
             return Err(Error::gone(
-                "code_used",
+                ErrorCode::CodeUsed,
                 "this code was already used or replaced by a newer one",
             ));
         }
         if secret.expires_at <= now {
-            return Err(Error::gone("code_expired", "this code has expired; send a new one"));
+            return Err(Error::gone(
+                ErrorCode::CodeExpired,
+                "this code has expired; send a new one",
+            ));
         }
         Ok(())
     }
@@ -197,7 +201,12 @@ impl Mailbox {
     /// Checks a magic-link token for this flow. The token is consumed only
     /// if it belongs to this flow, so a link can never burn another flow's.
     pub async fn check_link(&self, flow: &Flow, presented: &str) -> Result<Proof> {
-        let invalid = || Error::gone("link_invalid", "this sign-in link is invalid, already used or expired");
+        let invalid = || {
+            Error::gone(
+                ErrorCode::LinkInvalid,
+                "this sign-in link is invalid, already used or expired",
+            )
+        };
         let token = PlainToken::parse(TokenKind::MagicLink, presented).ok_or_else(invalid)?;
         let hash = token.hash();
         let ours = self

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use signet_core::flow::Flow;
 use signet_core::method::{LoginMethod, MethodName, StepContext};
 use signet_core::session::Proof;
+use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 
 use super::email::Mailbox;
@@ -40,7 +41,8 @@ impl LoginMethod for EmailCode {
     }
 
     async fn verify(&self, flow: &mut Flow, input: Value, ctx: StepContext<'_>) -> Result<Proof> {
-        let code = code_of(&input).ok_or_else(|| Error::invalid("invalid_request", "send {\"code\": \"...\"}"))?;
+        let code =
+            code_of(&input).ok_or_else(|| Error::invalid(ErrorCode::InvalidRequest, "send {\"code\": \"...\"}"))?;
         self.mailbox.check_code(flow, code, ctx.origin).await
     }
 }

@@ -24,6 +24,7 @@ use signet_core::method::{LoginMethod, MethodName, StepContext};
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 use signet_core::session::{Proof, SessionId};
 use signet_core::store::SecretPurpose;
+use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 
 use super::email::Mailbox;
@@ -64,7 +65,7 @@ impl LoginMethod for MagicLink {
         match code_of(&input) {
             Some(code) => self.mailbox.check_code(flow, code, ctx.origin).await,
             None => Err(Error::invalid(
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 "send {\"token\": \"...\"} or {\"code\": \"...\"}",
             )),
         }
@@ -72,7 +73,10 @@ impl LoginMethod for MagicLink {
 }
 
 fn link_invalid() -> Error {
-    Error::gone("link_invalid", "this sign-in link is invalid, already used or expired")
+    Error::gone(
+        ErrorCode::LinkInvalid,
+        "this sign-in link is invalid, already used or expired",
+    )
 }
 
 /// What the link's page shows before anyone confirms.
@@ -127,7 +131,7 @@ pub async fn confirm(
     )
     .await
     {
-        Err(e) if e.code() == "flow_binding_mismatch" => {
+        Err(e) if e.code() == ErrorCode::FlowBindingMismatch => {
             app.audit()
                 .record(
                     AuditEvent::new(EventType::LoginCrossDevice, Actor::Anonymous, Outcome::Denied)
@@ -137,12 +141,12 @@ pub async fn confirm(
                 )
                 .await?;
             Err(Error::forbidden(
-                "other_device",
+                ErrorCode::OtherDevice,
                 "this link was opened in a different browser from the one that asked for it; go back to \
                  that browser and open the link there, or type the code from the email on its sign-in page",
             ))
         }
-        Err(e) if e.code() == "flow_expired" => Err(link_invalid()),
+        Err(e) if e.code() == ErrorCode::FlowExpired => Err(link_invalid()),
         other => other,
     }
 }

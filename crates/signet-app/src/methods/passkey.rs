@@ -23,6 +23,7 @@
 //! "allow_regression"` lets it through, still audited). The proof names the credential's
 //! owner, which is how a usernameless flow learns its user.
 
+use signet_core::ErrorCode;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -71,7 +72,7 @@ impl PasskeyLogin {
 
     fn gone() -> Error {
         Error::gone(
-            "ceremony_expired",
+            ErrorCode::CeremonyExpired,
             "this passkey request has expired or was already used; start signing in again",
         )
     }
@@ -83,7 +84,7 @@ impl PasskeyLogin {
         let now = self.clock.now();
         if !self.store.update_flow(flow, now).await? {
             return Err(Error::conflict(
-                "flow_conflict",
+                ErrorCode::FlowConflict,
                 "the sign-in changed meanwhile; try again",
             ));
         }
@@ -145,9 +146,12 @@ impl LoginMethod for PasskeyLogin {
 
     async fn verify(&self, flow: &mut Flow, input: Value, ctx: StepContext<'_>) -> Result<Proof> {
         let state = self.take_state(flow).await?;
-        let credential = input
-            .get("credential")
-            .ok_or_else(|| Error::invalid("invalid_request", "send {\"credential\": PublicKeyCredential.toJSON()}"))?;
+        let credential = input.get("credential").ok_or_else(|| {
+            Error::invalid(
+                ErrorCode::InvalidRequest,
+                "send {\"credential\": PublicKeyCredential.toJSON()}",
+            )
+        })?;
         let assertion = Assertion::parse(credential)?;
         let row = self
             .store
@@ -209,7 +213,7 @@ impl LoginMethod for PasskeyLogin {
         };
         if !self.store.record_passkey_use(&used).await? {
             return Err(Error::conflict(
-                "credential_in_use",
+                ErrorCode::CredentialInUse,
                 "this passkey was used at the same moment elsewhere; try again",
             ));
         }

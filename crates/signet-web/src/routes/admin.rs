@@ -10,6 +10,7 @@ use signet_app::{Actor, Origin};
 use signet_core::audit::{AuditEvent, AuditRecord, EventType, Outcome};
 use signet_core::store::AuditQuery;
 use signet_core::user::{NewUser, UserId, UserStatus};
+use signet_core::ErrorCode;
 
 use crate::error::ApiResult;
 use crate::extract::{Admin, ApiJson, ApiQuery, Client};
@@ -26,7 +27,7 @@ pub struct CreateUser {
 }
 
 fn user_id(raw: &str) -> Result<UserId, signet_core::Error> {
-    Ok(UserId(super::parse_id(raw, "user_not_found")?))
+    Ok(UserId(super::parse_id(raw, ErrorCode::UserNotFound)?))
 }
 
 /// Records a read by an admin (writes are audited by the use case itself).
@@ -175,13 +176,13 @@ pub async fn audit(
     let user = p.user_id.as_deref().filter(|s| !s.is_empty()).map(|s| {
         uuid::Uuid::parse_str(s)
             .map(UserId)
-            .map_err(|_| signet_core::Error::invalid("invalid_user_id", "user_id must be a UUID"))
+            .map_err(|_| signet_core::Error::invalid(ErrorCode::InvalidUserId, "user_id must be a UUID"))
     });
     let user = user.transpose()?;
     let event_type = p.event_type.filter(|s| !s.is_empty());
     if let Some(t) = &event_type {
         if EventType::parse(t).is_none() {
-            return Err(signet_core::Error::invalid("invalid_event_type", "unknown audit event type").into());
+            return Err(signet_core::Error::invalid(ErrorCode::InvalidEventType, "unknown audit event type").into());
         }
     }
     let q = AuditQuery {

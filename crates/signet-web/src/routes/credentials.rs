@@ -6,6 +6,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use signet_app::passkeys::{self, CredentialView};
+use signet_core::ErrorCode;
 
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, Auth, Client, Enroller};
@@ -66,7 +67,7 @@ pub async fn rename(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RenameBody>,
 ) -> ApiResult<Json<Value>> {
-    let id = super::parse_id(&id, "credential_not_found")?;
+    let id = super::parse_id(&id, ErrorCode::CredentialNotFound)?;
     let passkey = passkeys::rename(&state.app, &auth.current, &origin, id, &body.name).await?;
     Ok(Json(json!(CredentialView::new(&passkey))))
 }
@@ -78,7 +79,7 @@ pub async fn remove(
     Client(origin): Client,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = super::parse_id(&id, "credential_not_found")?;
+    let id = super::parse_id(&id, ErrorCode::CredentialNotFound)?;
     passkeys::remove(&state.app, &auth.current, &origin, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

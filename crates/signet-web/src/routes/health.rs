@@ -13,15 +13,11 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: the database answers.
+/// Readiness: a write can commit (see `signet_app::readiness`). While it
+/// cannot, 503 with the storage code (`storage_full`, `storage_busy`,
+/// `unavailable`) and `Retry-After`.
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
-    // Any failure to answer means "not ready" (503), whatever its cause.
-    state
-        .app
-        .store
-        .ping()
-        .await
-        .map_err(|e| signet_core::Error::Unavailable(Box::new(e)))?;
+    state.app.readiness.check(&state.app).await?;
     Ok(Json(
         json!({ "status": "ready", "database": state.app.store.backend() }),
     ))

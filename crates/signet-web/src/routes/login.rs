@@ -9,6 +9,7 @@ use signet_core::clock::rfc3339;
 use signet_core::flow::FlowId;
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 use signet_core::session::SessionMode;
+use signet_core::ErrorCode;
 
 use crate::cookies;
 use crate::error::ApiResult;
@@ -104,7 +105,7 @@ pub(crate) fn started_response(
 fn flow_id(raw: &str) -> Result<FlowId, signet_core::Error> {
     uuid::Uuid::parse_str(raw)
         .map(FlowId)
-        .map_err(|_| signet_core::Error::gone("flow_expired", "this sign-in attempt has expired; start again"))
+        .map_err(|_| signet_core::Error::gone(ErrorCode::FlowExpired, "this sign-in attempt has expired; start again"))
 }
 
 /// The body of `.../send`: nothing (`{}`); any field is refused with 400.

@@ -45,6 +45,6 @@ pub fn api(_state: AppState) -> Router<AppState> {
 }
 
 /// Parses a UUID path segment; a malformed id is just "not found".
-pub(crate) fn parse_id(raw: &str, code: &'static str) -> Result<uuid::Uuid, signet_core::Error> {
+pub(crate) fn parse_id(raw: &str, code: signet_core::ErrorCode) -> Result<uuid::Uuid, signet_core::Error> {
     uuid::Uuid::parse_str(raw).map_err(|_| signet_core::Error::not_found(code, "no such resource"))
 }

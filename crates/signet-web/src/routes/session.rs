@@ -5,6 +5,7 @@ use axum::Json;
 use serde_json::json;
 use signet_app::sessions::{SessionSummary, SessionView};
 use signet_core::session::SessionId;
+use signet_core::ErrorCode;
 
 use crate::error::ApiResult;
 use crate::extract::{AnySession, Auth, Client, Presented};
@@ -42,7 +43,7 @@ pub async fn end_one(
     Client(origin): Client,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = SessionId(super::parse_id(&id, "session_not_found")?);
+    let id = SessionId(super::parse_id(&id, ErrorCode::SessionNotFound)?);
     signet_app::sessions::end_own(&state.app, &auth.current, &origin, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

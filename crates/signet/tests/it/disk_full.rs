@@ -24,7 +24,14 @@ impl Tmpfs {
     fn mount(size: &str) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "signet-test", &dir.path().display().to_string()])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "signet-test",
+                &dir.path().display().to_string(),
+            ])
             .status()
             .is_ok_and(|s| s.success());
         mounted.then_some(Self { dir })
@@ -101,9 +108,17 @@ async fn a_full_disk_is_503_storage_full_and_every_acknowledged_write_survives_a
             other => panic!("a write on a full disk answered {other}: {body}"),
         }
     }
-    assert!(full >= 20, "the disk never filled ({} writes acknowledged)", acknowledged.len());
+    assert!(
+        full >= 20,
+        "the disk never filled ({} writes acknowledged)",
+        acknowledged.len()
+    );
     let ready = srv.http.get(srv.url("/readyz")).send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "/readyz while writes fail");
+    assert_eq!(
+        ready.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "/readyz while writes fail"
+    );
 
     // Space comes back: so do writes, without a restart.
     std::fs::remove_file(&filler).unwrap();
@@ -127,7 +142,10 @@ async fn a_full_disk_is_503_storage_full_and_every_acknowledged_write_survives_a
         if ready.status() == StatusCode::OK {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "/readyz stayed 503 after recovery");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz stayed 503 after recovery"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 
@@ -147,6 +165,10 @@ async fn a_full_disk_is_503_storage_full_and_every_acknowledged_write_survives_a
             Some(json!({ "token": crate::support::token_of(&link), "mode": "api" })),
         )
         .await;
-    assert_eq!(s, StatusCode::GONE, "a used invitation redeemed again after the disk filled");
+    assert_eq!(
+        s,
+        StatusCode::GONE,
+        "a used invitation redeemed again after the disk filled"
+    );
     srv.stop().await;
 }

@@ -157,7 +157,10 @@ pub(crate) mod doubles {
 
         async fn verify(&self, flow: &mut Flow, input: Value, _ctx: StepContext<'_>) -> Result<Proof> {
             if flow.state.user_id.is_none() || input["code"] != "right" {
-                return Err(Error::invalid("invalid_code", "that code is not right"));
+                return Err(Error::invalid(
+                    signet_core::ErrorCode::InvalidCode,
+                    "that code is not right",
+                ));
             }
             Ok(Proof {
                 aal: self.aal,
