@@ -158,7 +158,9 @@ impl SealingKey {
         let decoded = Zeroizing::new(
             base64::engine::general_purpose::STANDARD_NO_PAD
                 .decode(text)
-                .map_err(|_| SealError::BadKey("is not base64 (generate a key with: openssl rand -base64 32)".into()))?,
+                .map_err(|_| {
+                    SealError::BadKey("is not base64 (generate a key with: openssl rand -base64 32)".into())
+                })?,
         );
         let bytes: [u8; KEY_LEN] = decoded.as_slice().try_into().map_err(|_| {
             SealError::BadKey(format!(
@@ -326,7 +328,12 @@ impl KeyRing {
         self.seal_with_nonce(plaintext, binding, nonce)
     }
 
-    fn seal_with_nonce(&self, plaintext: &[u8], binding: &Binding, nonce: [u8; NONCE_LEN]) -> Result<Vec<u8>, SealError> {
+    fn seal_with_nonce(
+        &self,
+        plaintext: &[u8],
+        binding: &Binding,
+        nonce: [u8; NONCE_LEN],
+    ) -> Result<Vec<u8>, SealError> {
         let key = &self.current;
         let mut out = Vec::with_capacity(MIN_SEALED_LEN + plaintext.len());
         out.push(FORMAT_VERSION);
@@ -351,9 +358,8 @@ impl KeyRing {
     pub fn open(&self, sealed: &[u8], binding: &Binding) -> Result<Opened, SealError> {
         let header = Header::parse(sealed)?;
         let key = self.key(header.key_id).ok_or(SealError::UnknownKey(header.key_id))?;
-        let nonce = XNonce::try_from(&sealed[1 + KEY_ID_LEN..HEADER_LEN]).map_err(|_| SealError::Malformed {
-            len: sealed.len(),
-        })?;
+        let nonce = XNonce::try_from(&sealed[1 + KEY_ID_LEN..HEADER_LEN])
+            .map_err(|_| SealError::Malformed { len: sealed.len() })?;
         let aad = associated_data(header.version, header.key_id, binding);
         let plaintext = key
             .cipher()?
@@ -465,7 +471,10 @@ mod tests {
         ));
         let mut v2 = sealed.clone();
         v2[0] = 2;
-        assert_eq!(ring.open(&v2, &binding()).unwrap_err(), SealError::UnsupportedVersion(2));
+        assert_eq!(
+            ring.open(&v2, &binding()).unwrap_err(),
+            SealError::UnsupportedVersion(2)
+        );
     }
 
     #[test]
@@ -496,7 +505,10 @@ mod tests {
         assert_eq!(after.reseal(&resealed, &binding()).unwrap(), None, "already current");
         // Once re-sealed, the new key alone opens it; the old one cannot.
         let only_new = KeyRing::new(new, []);
-        assert_eq!(only_new.open(&resealed, &binding()).unwrap().plaintext.expose_secret(), b"seed");
+        assert_eq!(
+            only_new.open(&resealed, &binding()).unwrap().plaintext.expose_secret(),
+            b"seed"
+        );
         assert!(matches!(
             before.open(&resealed, &binding()),
             Err(SealError::UnknownKey(_))
@@ -512,11 +524,17 @@ mod tests {
         assert_eq!(parsed.id(), key.id());
         assert_eq!(SealingKey::from_base64(text.trim_end_matches('=')).unwrap(), key);
         let shown = format!("{key:?} {:?}", KeyRing::new(key.clone(), []));
-        assert!(!shown.contains(text.as_str()) && !shown.contains(&text[..12]), "{shown}");
+        assert!(
+            !shown.contains(text.as_str()) && !shown.contains(&text[..12]),
+            "{shown}"
+        );
         assert!(shown.contains(&key.id().to_string()));
 
         for bad in ["", "not base64!", "c2hvcnQ=", &STANDARD.encode([0u8; 33])] {
-            assert!(matches!(SealingKey::from_base64(bad), Err(SealError::BadKey(_))), "{bad}");
+            assert!(
+                matches!(SealingKey::from_base64(bad), Err(SealError::BadKey(_))),
+                "{bad}"
+            );
         }
         let secret = SecretBytes::new(b"hunter2".to_vec());
         assert!(!format!("{secret:?}").contains("hunter2"));
