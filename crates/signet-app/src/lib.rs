@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod notices;
 mod one_time;
 pub mod passkeys;
+pub mod sealing;
 pub mod sessions;
 pub mod step_up;
 pub mod throttle;
@@ -110,6 +111,8 @@ pub struct App {
     pub metrics: Arc<metrics::Metrics>,
     /// The WebAuthn relying party, shared by passkey enrollment and login.
     pub passkeys: passkeys::Passkeys,
+    /// Seals and opens secrets stored at rest ([`sealing`]).
+    pub sealing: Arc<signet_core::sealing::KeyRing>,
 }
 
 impl App {
