@@ -411,7 +411,12 @@ async fn rotate_sealing(wired: &Wired, reseal_only: bool, json_mode: bool) -> an
             report.already_current.len()
         ));
         lines.extend(report.resealed.iter().map(|v| format!("  re-sealed {v}")));
-        lines.extend(report.failed.iter().map(|f| format!("  FAILED {}: {}", f.value, f.error)));
+        lines.extend(
+            report
+                .failed
+                .iter()
+                .map(|f| format!("  FAILED {}: {}", f.value, f.error)),
+        );
         if report.complete() {
             lines.push(
                 "every value opens with the current key; previous keys can be removed once every node runs with \

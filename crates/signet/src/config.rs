@@ -740,9 +740,9 @@ fn build_sealing(raw: RawSealing, src: &Sources) -> Result<Sealing, ConfigError>
     let mut previous_keys = Vec::new();
     if let Some(p) = &previous {
         if current.is_none() {
-            return Err(p.error(
-                "is set but sealing.key is not; set the new key as sealing.key and list only older keys here",
-            ));
+            return Err(
+                p.error("is set but sealing.key is not; set the new key as sealing.key and list only older keys here")
+            );
         }
         for (i, text) in p.value.iter().enumerate() {
             let k = SealingKey::from_base64(text).map_err(|e| p.error(format!("entry {}: {e}", i + 1)))?;
@@ -1660,7 +1660,10 @@ level = "info,signet=debug"
         .unwrap();
         assert_eq!(c.sealing.key.as_ref(), Some(&new));
         assert_eq!(c.sealing.previous_keys, vec![old.clone()]);
-        assert!(!format!("{c:?}").contains(new.expose_base64().as_str()), "never in debug output");
+        assert!(
+            !format!("{c:?}").contains(new.expose_base64().as_str()),
+            "never in debug output"
+        );
 
         let text = format!(
             "[sealing]\nkey = \"{}\"\nprevious_keys = [\"{}\"]\n",
@@ -1671,17 +1674,29 @@ level = "info,signet=debug"
 
         let short = "c2hvcnQ=";
         let msg = err_env(&[("SIGNET_SEALING__KEY", short)]);
-        assert!(msg.contains("sealing.key (from SIGNET_SEALING__KEY)") && msg.contains("32 bytes"), "{msg}");
+        assert!(
+            msg.contains("sealing.key (from SIGNET_SEALING__KEY)") && msg.contains("32 bytes"),
+            "{msg}"
+        );
         assert!(!msg.contains(short), "{msg}");
         let msg = err_file("\n[sealing]\nkey = \"not base64!\"\n");
         assert!(msg.contains("sealing.key") && msg.contains("line 3"), "{msg}");
         let msg = err_env(&[
             ("SIGNET_SEALING__KEY", new.expose_base64().as_str()),
-            ("SIGNET_SEALING__PREVIOUS_KEYS", &format!("{}, {short}", old.expose_base64().as_str())),
+            (
+                "SIGNET_SEALING__PREVIOUS_KEYS",
+                &format!("{}, {short}", old.expose_base64().as_str()),
+            ),
         ]);
-        assert!(msg.contains("sealing.previous_keys") && msg.contains("entry 2"), "{msg}");
+        assert!(
+            msg.contains("sealing.previous_keys") && msg.contains("entry 2"),
+            "{msg}"
+        );
         let msg = err_env(&[("SIGNET_SEALING__PREVIOUS_KEYS", old.expose_base64().as_str())]);
-        assert!(msg.contains("sealing.previous_keys") && msg.contains("sealing.key is not"), "{msg}");
+        assert!(
+            msg.contains("sealing.previous_keys") && msg.contains("sealing.key is not"),
+            "{msg}"
+        );
     }
 
     #[test]

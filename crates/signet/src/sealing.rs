@@ -90,8 +90,9 @@ pub fn load(config: &Config) -> anyhow::Result<SealingKeys> {
                     ring
                 }
                 // Another process created it between our read and write.
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(&path)?
-                    .with_context(|| format!("sealing: {} appeared empty", path.display()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    read_key_file(&path)?.with_context(|| format!("sealing: {} appeared empty", path.display()))?
+                }
                 Err(e) => return Err(e).with_context(|| format!("sealing: cannot create {}", path.display())),
             }
         }
@@ -138,8 +139,8 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<Option<KeyRing>> {
             e.message()
         )
     })?;
-    let key = SealingKey::from_base64(&file.key)
-        .map_err(|e| anyhow::anyhow!("sealing: {}: key {e}", path.display()))?;
+    let key =
+        SealingKey::from_base64(&file.key).map_err(|e| anyhow::anyhow!("sealing: {}: key {e}", path.display()))?;
     let mut previous = Vec::new();
     for (i, text) in file.previous_keys.iter().enumerate() {
         previous.push(
@@ -277,7 +278,10 @@ mod tests {
         let err = load(&config(&[("SIGNET_DATABASE__URL", "postgres://u@h/db")]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("[sealing] key") && err.contains("SIGNET_SEALING__KEY"), "{err}");
+        assert!(
+            err.contains("[sealing] key") && err.contains("SIGNET_SEALING__KEY"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -311,7 +315,10 @@ mod tests {
         let path = dir.path().join(KEY_FILE_NAME);
         std::fs::write(&path, "key = \"c2hvcnQ=\"\n").unwrap();
         let err = format!("{:#}", read_key_file(&path).unwrap_err());
-        assert!(err.contains(KEY_FILE_NAME) && err.contains("32 bytes") && !err.contains("c2hvcnQ"), "{err}");
+        assert!(
+            err.contains(KEY_FILE_NAME) && err.contains("32 bytes") && !err.contains("c2hvcnQ"),
+            "{err}"
+        );
         std::fs::write(&path, "nonsense").unwrap();
         assert!(read_key_file(&path).is_err());
     }

@@ -69,7 +69,10 @@ async fn the_decoy_key_is_stored_sealed_never_in_plaintext() {
     assert_eq!(key.len(), 32);
     let stored = stored_decoy_key(&srv.db_url).await;
     assert_eq!(stored.len(), MIN_SEALED_LEN + key.len());
-    assert!(!stored.windows(8).any(|w| key.windows(8).any(|k| k == w)), "no part of the key in the row");
+    assert!(
+        !stored.windows(8).any(|w| key.windows(8).any(|k| k == w)),
+        "no part of the key in the row"
+    );
     let ring = &srv.app().sealing;
     assert_eq!(Header::parse(&stored).unwrap().key_id, ring.current_id());
     let opened = ring.open(&stored, &Binding::server_secret(DECOY_KEY)).unwrap();
@@ -93,7 +96,10 @@ async fn a_plaintext_decoy_key_from_an_older_version_is_sealed_on_first_start() 
     };
     let legacy = [0x42u8; 32];
     let store = SqlStore::connect(&db_url).await.unwrap();
-    store.server_secret(DECOY_KEY, &legacy, SystemClock.now()).await.unwrap();
+    store
+        .server_secret(DECOY_KEY, &legacy, SystemClock.now())
+        .await
+        .unwrap();
     store.close().await;
 
     let srv = TestServer::start_with(Options {
@@ -101,7 +107,11 @@ async fn a_plaintext_decoy_key_from_an_older_version_is_sealed_on_first_start() 
         ..Default::default()
     })
     .await;
-    assert_eq!(srv.app().passkeys.decoy_key(), legacy, "the same key, so the same decoys as before");
+    assert_eq!(
+        srv.app().passkeys.decoy_key(),
+        legacy,
+        "the same key, so the same decoys as before"
+    );
     let stored = stored_decoy_key(&db_url).await;
     assert_ne!(stored, legacy);
     let opened = srv
@@ -152,7 +162,10 @@ async fn rotate_sealing_reseals_under_the_new_key_and_decoys_stay_the_same() {
     assert_eq!(out["generated_key"], false);
     assert_eq!(out["current_key_id"], new.id().to_string());
     assert_eq!(out["previous_key_ids"], serde_json::json!([old.id().to_string()]));
-    assert_eq!(out["resealed"], serde_json::json!([format!("server_secrets/{DECOY_KEY}")]));
+    assert_eq!(
+        out["resealed"],
+        serde_json::json!([format!("server_secrets/{DECOY_KEY}")])
+    );
     assert_eq!(out["failed"], serde_json::json!([]));
     let sealed_after = stored_decoy_key(&a.db_url).await;
     assert_eq!(Header::parse(&sealed_after).unwrap().key_id, new.id());
@@ -188,7 +201,12 @@ async fn rotate_sealing_reseals_under_the_new_key_and_decoys_stay_the_same() {
     // It is a security event, in the audit log.
     let admin = a.admin_token().await;
     let (_, audit) = a
-        .call(Method::GET, "/api/v1/admin/audit?type=sealing.resealed", Some(&admin), None)
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?type=sealing.resealed",
+            Some(&admin),
+            None,
+        )
         .await;
     let events = audit["events"].as_array().unwrap();
     assert_eq!(events.len(), 2, "{audit}");
@@ -211,7 +229,10 @@ async fn a_node_without_the_key_that_sealed_the_decoy_key_refuses_to_start() {
     .unwrap();
     let err = signet::wiring::wire(&config, None, Vec::new()).await.err().unwrap();
     let msg = format!("{err:#}");
-    assert!(msg.contains("not in the key ring") && msg.contains("previous_keys"), "{msg}");
+    assert!(
+        msg.contains("not in the key ring") && msg.contains("previous_keys"),
+        "{msg}"
+    );
     first.stop().await;
 }
 
@@ -236,11 +257,18 @@ async fn the_key_file_is_created_beside_sqlite_and_rotated_by_the_cli() {
     assert_eq!(out["key_source"], "file");
     assert_eq!(out["key_file"], path.display().to_string());
     assert_eq!(out["generated_key"], true);
-    assert_eq!(out["resealed"], serde_json::json!([format!("server_secrets/{DECOY_KEY}")]));
+    assert_eq!(
+        out["resealed"],
+        serde_json::json!([format!("server_secrets/{DECOY_KEY}")])
+    );
     let rotated = signet::sealing::read_key_file(&path).unwrap().unwrap();
     assert_eq!(out["current_key_id"], rotated.current_id().to_string());
     assert_ne!(rotated.current_id(), first.current_id());
-    assert_eq!(rotated.previous(), &[first.current().clone()], "the old key stays to open old values");
+    assert_eq!(
+        rotated.previous(),
+        &[first.current().clone()],
+        "the old key stays to open old values"
+    );
     assert_eq!(
         Header::parse(&stored_decoy_key(&a.db_url).await).unwrap().key_id,
         rotated.current_id()
