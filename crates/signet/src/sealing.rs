@@ -52,6 +52,14 @@ pub struct SealingKeys {
 /// (created if missing), else a refusal on PostgreSQL.
 pub fn load(config: &Config) -> anyhow::Result<SealingKeys> {
     if let Some(key) = &config.sealing.key {
+        tracing::info!(key_id = %key.id(), previous = config.sealing.previous_keys.len(), "sealing with the configured [sealing] key");
+        if let Some(path) = key_file_path(&config.database.url).filter(|p| p.exists()) {
+            tracing::warn!(
+                path = %path.display(),
+                "sealing: [sealing] key is configured, so the key file is ignored; \
+                 list its key in [sealing] previous_keys while values sealed with it remain"
+            );
+        }
         return Ok(SealingKeys {
             ring: Arc::new(KeyRing::new(key.clone(), config.sealing.previous_keys.clone())),
             source: KeySource::Config,
