@@ -57,6 +57,9 @@ const SCENARIOS: [Scenario; 4] = [
     },
 ];
 
+/// Base64 of "signet benchmark sealing key 32b": for benchmark databases only.
+const BENCH_SEALING_KEY: &str = "c2lnbmV0IGJlbmNobWFyayBzZWFsaW5nIGtleSAzMmI=";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -75,6 +78,13 @@ async fn main() -> anyhow::Result<()> {
         ("SIGNET_DATABASE__URL".to_owned(), db),
         ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
     ];
+    // PostgreSQL needs a configured sealing key: take the operator's, else a
+    // fixed benchmark key (so a bench database can be reused between runs).
+    let mut env = env;
+    if args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
+        let key = std::env::var("SIGNET_SEALING__KEY").unwrap_or_else(|_| BENCH_SEALING_KEY.to_owned());
+        env.push(("SIGNET_SEALING__KEY".to_owned(), key));
+    }
     let config = Config::load(None, env)?;
     let running = start(
         &config,

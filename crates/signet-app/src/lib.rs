@@ -18,6 +18,7 @@ pub mod notices;
 mod one_time;
 pub mod passkeys;
 pub mod readiness;
+pub mod sealing;
 pub mod sessions;
 pub mod step_up;
 pub mod throttle;
@@ -113,6 +114,8 @@ pub struct App {
     pub passkeys: passkeys::Passkeys,
     /// The cached verdict of `/readyz`'s write probe.
     pub readiness: Arc<readiness::Readiness>,
+    /// Seals and opens secrets stored at rest ([`sealing`]).
+    pub sealing: Arc<signet_core::sealing::KeyRing>,
 }
 
 impl App {

@@ -40,8 +40,10 @@ use signet_core::credential::{Ceremony, Passkey, Removal};
 use signet_core::error::StepUp;
 use signet_core::method::MethodName;
 use signet_core::policy::{PasskeyPolicy, Tier};
+use signet_core::sealing::KeyRing;
 use signet_core::session::{device_label, Aal};
-use signet_core::store::{Store, StoreError};
+use signet_core::store::StoreError;
+use signet_core::store::{CredentialStore, SealedSecretStore};
 use signet_core::unit_of_work::OutboxWrites;
 use signet_core::user::User;
 use signet_core::{Error, Result};
@@ -85,12 +87,18 @@ impl Passkeys {
     }
 }
 
+/// Length of the decoy HMAC key, in bytes.
+pub const DECOY_KEY_LEN: usize = 32;
+
 /// Loads the decoy key, creating it on first start (whichever node writes
-/// first wins; the others read that value).
-pub async fn load_decoy_key(store: &dyn Store, now: Timestamp) -> Result<Vec<u8>> {
-    let mut candidate = vec![0u8; 32];
-    signet_core::secret::fill_random(&mut candidate);
-    Ok(store.server_secret(DECOY_KEY, &candidate, now).await?)
+/// first wins; the others read that value). It is stored sealed by `ring`;
+/// a plaintext key left by an earlier version is sealed in place.
+pub async fn load_decoy_key<S>(store: &S, ring: &KeyRing, now: Timestamp) -> Result<Vec<u8>>
+where
+    S: CredentialStore + SealedSecretStore + ?Sized,
+{
+    let key = crate::sealing::server_secret(store, ring, DECOY_KEY, DECOY_KEY_LEN, now).await?;
+    Ok(key.expose_secret().to_vec())
 }
 
 /// The store's row as the ceremony crate wants it.

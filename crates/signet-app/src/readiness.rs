@@ -20,10 +20,14 @@ use crate::App;
 /// The least time between two write probes.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
+/// What a probe found: nothing wrong, or the storage code and its
+/// `Retry-After`.
+type Verdict = Option<(ErrorCode, u64)>;
+
 /// The last probe's time and what it found.
 #[derive(Default)]
 pub struct Readiness {
-    last: Mutex<Option<(Instant, Option<(ErrorCode, u64)>)>>,
+    last: Mutex<Option<(Instant, Verdict)>>,
 }
 
 impl Readiness {

@@ -48,6 +48,8 @@ pub enum EventType {
     CredentialRemoved,
     CredentialRefused,
     CounterRegression,
+    /// `signet keys rotate-sealing` re-sealed values under the current key.
+    SecretsResealed,
 }
 
 impl EventType {
@@ -75,6 +77,7 @@ impl EventType {
         EventType::CredentialRemoved,
         EventType::CredentialRefused,
         EventType::CounterRegression,
+        EventType::SecretsResealed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +105,7 @@ impl EventType {
             EventType::CredentialRemoved => "credential.removed",
             EventType::CredentialRefused => "credential.refused",
             EventType::CounterRegression => "credential.counter_regression",
+            EventType::SecretsResealed => "sealing.resealed",
         }
     }
 

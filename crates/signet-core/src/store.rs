@@ -285,3 +285,31 @@ pub trait Store:
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend(&self) -> &'static str;
 }
+
+/// A row of `server_secrets` as stored: sealed ([`crate::sealing`]), or
+/// plaintext written by a version before sealing. `Debug` shows the length
+/// only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSecret {
+    pub name: String,
+    pub value: Vec<u8>,
+}
+
+impl std::fmt::Debug for StoredSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredSecret({}, {} bytes)", self.name, self.value.len())
+    }
+}
+
+/// Sealed values at rest, as `signet keys rotate-sealing` and the
+/// plaintext-to-sealed migration need them. Every rewrite is a
+/// compare-and-swap, so several nodes (or a node and the CLI) can re-seal at
+/// once and no value is lost: the loser re-reads.
+#[async_trait::async_trait]
+pub trait SealedSecretStore: Send + Sync {
+    /// Every row of `server_secrets`, ordered by name.
+    async fn stored_server_secrets(&self) -> StoreResult<Vec<StoredSecret>>;
+    /// Replaces the value of `name` only if it still equals `expected`.
+    /// Returns false if it changed meanwhile or there is no such row.
+    async fn swap_server_secret(&self, name: &str, expected: &[u8], new: &[u8]) -> StoreResult<bool>;
+}

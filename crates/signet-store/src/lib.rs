@@ -20,6 +20,7 @@ mod flows;
 mod outbox;
 mod rows;
 pub mod scratch;
+mod sealed;
 mod secrets;
 mod sessions;
 mod throttle;

@@ -1143,6 +1143,38 @@ async fn server_secrets_are_created_once(s: Arc<SqlStore>) {
     assert_eq!(p.unwrap(), q.unwrap());
 }
 
+async fn server_secrets_are_swapped_only_from_the_expected_value(s: Arc<SqlStore>) {
+    use signet_core::store::{SealedSecretStore, StoredSecret};
+    assert!(s.stored_server_secrets().await.unwrap().is_empty());
+    s.server_secret("b", &[1; 32], T0).await.unwrap();
+    s.server_secret("a", &[9; 40], T0).await.unwrap();
+    assert_eq!(
+        s.stored_server_secrets().await.unwrap(),
+        vec![
+            StoredSecret {
+                name: "a".into(),
+                value: vec![9; 40]
+            },
+            StoredSecret {
+                name: "b".into(),
+                value: vec![1; 32]
+            },
+        ]
+    );
+    // A stale expectation or an unknown name changes nothing.
+    assert!(!s.swap_server_secret("b", &[2; 32], &[3; 81]).await.unwrap());
+    assert!(!s.swap_server_secret("nope", &[1; 32], &[3; 81]).await.unwrap());
+    // Of many concurrent swaps from the same value, exactly one wins.
+    let swaps = (0u8..8).map(|i| {
+        let s = s.clone();
+        async move { s.swap_server_secret("b", &[1; 32], &[i; 81]).await.unwrap() }
+    });
+    let won: Vec<bool> = futures::future::join_all(swaps).await;
+    assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
+    let winner = won.iter().position(|w| *w).unwrap() as u8;
+    assert_eq!(s.server_secret("b", &[7; 32], T0).await.unwrap(), vec![winner; 81]);
+}
+
 async fn ping_answers(s: Arc<SqlStore>) {
     s.ping().await.unwrap();
 }
@@ -1223,4 +1255,5 @@ conformance!(
     server_secrets_are_created_once,
     a_failed_audit_append_rolls_its_change_back,
     an_abandoned_unit_of_work_leaves_nothing,
+    server_secrets_are_swapped_only_from_the_expected_value,
 );

@@ -49,6 +49,27 @@ pub enum Command {
     /// Check, write and explain policies.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Manage the keys that seal secrets at rest.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// Re-seal every sealed value under the current sealing key.
+    ///
+    /// With a configured `[sealing] key`: set the new key as `key`, move the
+    /// old one to `previous_keys`, restart the nodes, then run this. With the
+    /// key file: this generates a new key, makes it current (the old one
+    /// stays in the file as a previous key), then re-seals. See
+    /// docs/operations.md.
+    #[command(name = "rotate-sealing")]
+    RotateSealing {
+        /// Key file only: do not generate a new key, just re-seal under the
+        /// current one (e.g. after an interrupted run).
+        #[arg(long)]
+        reseal_only: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -315,6 +336,7 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
             emit(json_mode, json!({ "revoked": name }), || format!("revoked {name}"));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keys(KeysCmd::RotateSealing { reseal_only }) => rotate_sealing(wired, reseal_only, json_mode).await,
         Command::Audit(AuditCmd::Verify) => match app.audit().verify().await? {
             Verification::Intact { records } => {
                 emit(json_mode, json!({ "status": "intact", "records": records }), || {
@@ -339,4 +361,74 @@ async fn set_status(wired: &Wired, key: &str, status: UserStatus, json_mode: boo
         format!("{} is now {}", u.email, u.status.as_str())
     });
     Ok(ExitCode::SUCCESS)
+}
+
+/// `signet keys rotate-sealing`: rotates the key file if that is where the
+/// keys live, then re-seals every value under the current key. Safe to run
+/// while servers run, and more than once: each row is a compare-and-swap.
+async fn rotate_sealing(wired: &Wired, reseal_only: bool, json_mode: bool) -> anyhow::Result<ExitCode> {
+    use crate::sealing::KeySource;
+    let mut ring = wired.sealing.ring.clone();
+    let mut generated = false;
+    let key_file = match &wired.sealing.source {
+        KeySource::File(path) => {
+            if !reseal_only {
+                ring = std::sync::Arc::new(crate::sealing::rotate_key_file(path, &ring)?);
+                generated = true;
+            }
+            Some(path.display().to_string())
+        }
+        KeySource::Config => None,
+        KeySource::Ephemeral => anyhow::bail!("the database is in memory: there is nothing to rotate"),
+    };
+    let report = signet_app::sealing::reseal_all(&*wired.store, &ring, Actor::Cli, wired.app.clock.now()).await?;
+    let source = if key_file.is_some() { "file" } else { "config" };
+    let value = json!({
+        "key_source": source,
+        "key_file": key_file,
+        "generated_key": generated,
+        "current_key_id": report.current_key_id,
+        "previous_key_ids": report.previous_key_ids,
+        "resealed": report.resealed,
+        "already_current": report.already_current,
+        "failed": report.failed,
+    });
+    emit(json_mode, value, || {
+        let mut lines = Vec::new();
+        if let Some(path) = &key_file {
+            if generated {
+                lines.push(format!(
+                    "generated sealing key {} in {path} (previous keys kept: {}); restart running servers to use it",
+                    report.current_key_id,
+                    report.previous_key_ids.join(", ")
+                ));
+            }
+        }
+        lines.push(format!(
+            "re-sealed {} value(s) under key {}; {} already current",
+            report.resealed.len(),
+            report.current_key_id,
+            report.already_current.len()
+        ));
+        lines.extend(report.resealed.iter().map(|v| format!("  re-sealed {v}")));
+        lines.extend(
+            report
+                .failed
+                .iter()
+                .map(|f| format!("  FAILED {}: {}", f.value, f.error)),
+        );
+        if report.complete() {
+            lines.push(
+                "every value opens with the current key; previous keys can be removed once every node runs with \
+                 this key and a final run re-seals nothing"
+                    .into(),
+            );
+        }
+        lines.join("\n")
+    });
+    Ok(if report.complete() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

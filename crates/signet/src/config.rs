@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use signet_core::sealing::SealingKey;
 use signet_core::secret::TokenHash;
 use toml::Spanned;
 use url::Url;
@@ -90,6 +91,8 @@ pub const KEYS: &[&str] = &[
     "webauthn.rp_id",
     "webauthn.extra_origins",
     "metrics.token",
+    "sealing.key",
+    "sealing.previous_keys",
 ];
 
 /// Bounds of the `[login]` settings, inclusive.
@@ -136,6 +139,21 @@ pub struct Config {
     /// `[metrics] token` (extension), kept only as its SHA-256: when set,
     /// `/metrics` answers only a scraper that presents it as a bearer token.
     pub metrics_token: Option<TokenHash>,
+    /// `[sealing]` (extension): the keys that seal secrets at rest.
+    pub sealing: Sealing,
+}
+
+/// `[sealing]` (an extension of the contract's keys): the key ring that
+/// seals secrets stored at rest (see `signet_core::sealing`). Without `key`,
+/// an embedded SQLite deployment keeps its keys in a key file beside the
+/// database (see `crate::sealing`); PostgreSQL refuses to start, because
+/// every node must share the key.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Sealing {
+    /// The key that seals new values (and opens them).
+    pub key: Option<SealingKey>,
+    /// Keys that only open values sealed before a rotation.
+    pub previous_keys: Vec<SealingKey>,
 }
 
 /// `[webauthn]` (an extension of the contract's keys): where passkeys are
@@ -371,6 +389,15 @@ struct RawFile {
     webauthn: RawWebAuthn,
     #[serde(default)]
     metrics: RawMetrics,
+    #[serde(default)]
+    sealing: RawSealing,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSealing {
+    key: Option<Spanned<String>>,
+    previous_keys: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -662,6 +689,8 @@ fn build(raw: RawFile, src: &Sources) -> Result<Config, ConfigError> {
         None => None,
     };
 
+    let sealing = build_sealing(raw.sealing, src)?;
+
     let dev_outbox = smtp_url.is_none() && webhook_url.is_none();
     if dev_outbox && !listen.ip().is_loopback() {
         return Err(listen_src.error(
@@ -694,6 +723,35 @@ fn build(raw: RawFile, src: &Sources) -> Result<Config, ConfigError> {
         login,
         webauthn,
         metrics_token,
+        sealing,
+    })
+}
+
+/// `[sealing]`: base64 keys, checked here so a typo stops the start with
+/// the key's name and line, never with a decryption error later. No message
+/// repeats a key.
+fn build_sealing(raw: RawSealing, src: &Sources) -> Result<Sealing, ConfigError> {
+    let key = src.pick("sealing.key", raw.key, env_string)?;
+    let previous = src.pick("sealing.previous_keys", raw.previous_keys, env_list)?;
+    let current = match &key {
+        Some(k) => Some(SealingKey::from_base64(&k.value).map_err(|e| k.error(e.to_string()))?),
+        None => None,
+    };
+    let mut previous_keys = Vec::new();
+    if let Some(p) = &previous {
+        if current.is_none() {
+            return Err(
+                p.error("is set but sealing.key is not; set the new key as sealing.key and list only older keys here")
+            );
+        }
+        for (i, text) in p.value.iter().enumerate() {
+            let k = SealingKey::from_base64(text).map_err(|e| p.error(format!("entry {}: {e}", i + 1)))?;
+            previous_keys.push(k);
+        }
+    }
+    Ok(Sealing {
+        key: current,
+        previous_keys,
     })
 }
 
@@ -1531,6 +1589,57 @@ level = "info,signet=debug"
             assert!(!debug.contains(secret), "{debug}");
         }
         assert!(debug.contains("db/signet"), "{debug}");
+    }
+
+    #[test]
+    fn sealing_keys_are_base64_of_32_bytes_and_never_repeated() {
+        assert_eq!(load_env(&[]).unwrap().sealing, Sealing::default());
+        let new = SealingKey::generate();
+        let old = SealingKey::generate();
+        let c = load_env(&[
+            ("SIGNET_SEALING__KEY", new.expose_base64().as_str()),
+            ("SIGNET_SEALING__PREVIOUS_KEYS", old.expose_base64().as_str()),
+        ])
+        .unwrap();
+        assert_eq!(c.sealing.key.as_ref(), Some(&new));
+        assert_eq!(c.sealing.previous_keys, vec![old.clone()]);
+        assert!(
+            !format!("{c:?}").contains(new.expose_base64().as_str()),
+            "never in debug output"
+        );
+
+        let text = format!(
+            "[sealing]\nkey = \"{}\"\nprevious_keys = [\"{}\"]\n",
+            new.expose_base64().as_str(),
+            old.expose_base64().as_str()
+        );
+        assert_eq!(load_file(&text, &[]).unwrap().sealing, c.sealing);
+
+        let short = "c2hvcnQ=";
+        let msg = err_env(&[("SIGNET_SEALING__KEY", short)]);
+        assert!(
+            msg.contains("sealing.key (from SIGNET_SEALING__KEY)") && msg.contains("32 bytes"),
+            "{msg}"
+        );
+        assert!(!msg.contains(short), "{msg}");
+        let msg = err_file("\n[sealing]\nkey = \"not base64!\"\n");
+        assert!(msg.contains("sealing.key") && msg.contains("line 3"), "{msg}");
+        let msg = err_env(&[
+            ("SIGNET_SEALING__KEY", new.expose_base64().as_str()),
+            (
+                "SIGNET_SEALING__PREVIOUS_KEYS",
+                &format!("{}, {short}", old.expose_base64().as_str()),
+            ),
+        ]);
+        assert!(
+            msg.contains("sealing.previous_keys") && msg.contains("entry 2"),
+            "{msg}"
+        );
+        let msg = err_env(&[("SIGNET_SEALING__PREVIOUS_KEYS", old.expose_base64().as_str())]);
+        assert!(
+            msg.contains("sealing.previous_keys") && msg.contains("sealing.key is not"),
+            "{msg}"
+        );
     }
 
     #[test]

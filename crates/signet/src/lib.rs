@@ -6,5 +6,6 @@ pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod policy_cli;
+pub mod sealing;
 pub mod server;
 pub mod wiring;

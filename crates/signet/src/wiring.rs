@@ -16,12 +16,15 @@ use signet_courier::{Courier, Delivery};
 use signet_store::SqlStore;
 
 use crate::config::Config;
+use crate::sealing::SealingKeys;
 
 /// The parts of a running Signet that outlive one request.
 pub struct Wired {
     pub app: App,
     pub store: Arc<SqlStore>,
     pub delivery: Delivery,
+    /// The sealing key ring and where it came from.
+    pub sealing: SealingKeys,
 }
 
 /// Reads the policy file named in the config, or the built-in policy.
@@ -44,6 +47,7 @@ pub async fn wire(
     methods: Vec<Arc<dyn LoginMethod>>,
 ) -> anyhow::Result<Wired> {
     let policy = load_policy(config)?;
+    let sealing = crate::sealing::load(config)?;
     let store = Arc::new(
         SqlStore::connect_with(
             &config.database.url,
@@ -76,7 +80,7 @@ pub async fn wire(
     };
     let rp = signet_passkey::RelyingParty::new(&config.webauthn.relying_party(&config.public_url))
         .map_err(|e| anyhow::anyhow!("config error: {e}"))?;
-    let decoy_key = load_decoy_key(&*store, clock.now())
+    let decoy_key = load_decoy_key(&*store, &sealing.ring, clock.now())
         .await
         .context("loading the passkey decoy key")?;
     let passkeys = Passkeys::new(rp, decoy_key);
@@ -102,8 +106,14 @@ pub async fn wire(
         metrics: Arc::new(signet_app::metrics::Metrics::new()),
         passkeys,
         readiness: Default::default(),
+        sealing: sealing.ring.clone(),
     };
-    Ok(Wired { app, store, delivery })
+    Ok(Wired {
+        app,
+        store,
+        delivery,
+        sealing,
+    })
 }
 
 fn registry(methods: Vec<Arc<dyn LoginMethod>>) -> Registry {

@@ -14,7 +14,8 @@ pub async fn signet(srv: &TestServer, args: &[&str]) -> Output {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("SIGNET_DATABASE__URL", &srv.db_url)
-        .env("SIGNET_PUBLIC_URL", &srv.base);
+        .env("SIGNET_PUBLIC_URL", &srv.base)
+        .envs(srv.sealing_env.iter().cloned());
     if let Some(smtp) = &srv.smtp {
         cmd.env("SIGNET_EMAIL__SMTP_URL", smtp.url());
     }

@@ -18,6 +18,7 @@ mod invitations;
 mod login;
 mod notices;
 mod passkeys;
+mod sealing;
 mod sessions;
 mod step_up;
 mod support;

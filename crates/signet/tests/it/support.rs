@@ -21,6 +21,9 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub db_url: String,
     pub http: reqwest::Client,
+    /// The `SIGNET_SEALING__*` settings this server runs with, for CLI runs
+    /// against its database.
+    pub sealing_env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
     scratch: Option<ScratchDb>,
 }
@@ -29,6 +32,10 @@ pub struct TestServer {
 pub fn postgres_url() -> Option<String> {
     std::env::var("SIGNET_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty())
 }
+
+/// The sealing key of test servers on PostgreSQL: base64 of
+/// "signet test sealing key 32 bytes".
+pub const TEST_SEALING_KEY: &str = "c2lnbmV0IHRlc3Qgc2VhbGluZyBrZXkgMzIgYnl0ZXM=";
 
 pub struct Options {
     /// Configure real SMTP delivery to a sink (otherwise: dev outbox).
@@ -101,6 +108,18 @@ impl TestServer {
             std::fs::write(&path, text).unwrap();
             env.push(("SIGNET_POLICY".to_owned(), path.display().to_string()));
         }
+        // PostgreSQL needs a configured sealing key (no key file: several
+        // nodes share the database); SQLite uses the key file beside it.
+        let mut sealing_env: Vec<(String, String)> = opts
+            .env
+            .iter()
+            .filter(|(k, _)| k.starts_with("SIGNET_SEALING__"))
+            .cloned()
+            .collect();
+        if sealing_env.is_empty() && db_url.starts_with("postgres") {
+            sealing_env.push(("SIGNET_SEALING__KEY".to_owned(), TEST_SEALING_KEY.to_owned()));
+        }
+        env.extend(sealing_env.iter().cloned());
         env.extend(opts.env);
         let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -138,6 +157,7 @@ impl TestServer {
             clock,
             db_url,
             http,
+            sealing_env,
             _dir: dir,
             scratch,
         }
