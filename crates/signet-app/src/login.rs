@@ -221,7 +221,12 @@ async fn load(app: &App, id: FlowId, binding: Option<&TokenHash>, session: Optio
         }
     }
     if let Some(target) = &flow.state.step_up {
-        if session != Some(target.session_id) {
+        // A step-up raises a live session: without one (it ended, or a
+        // concurrent step-up replaced it) the caller is not signed in.
+        let Some(session) = session else {
+            return Err(Error::Unauthenticated);
+        };
+        if session != target.session_id {
             return Err(Error::forbidden(
                 ErrorCode::StepUpSessionMismatch,
                 "this step-up belongs to another session",

@@ -157,7 +157,15 @@ async fn a_step_up_is_bound_to_the_session_that_started_it() {
     let alice = signed_in(&srv, "alice@example.com").await;
     let mallory = signed_in(&srv, "mallory@example.com").await;
     let (_, flow) = step_up(&srv, &alice, Some("add_credential")).await;
-    for who in [Some(mallory.as_str()), None] {
+    // Another session is refused; no session at all is not signed in.
+    for (who, status, code) in [
+        (
+            Some(mallory.as_str()),
+            StatusCode::FORBIDDEN,
+            "step_up_session_mismatch",
+        ),
+        (None, StatusCode::UNAUTHORIZED, "unauthenticated"),
+    ] {
         let (s, err) = srv
             .call(
                 Method::POST,
@@ -166,8 +174,8 @@ async fn a_step_up_is_bound_to_the_session_that_started_it() {
                 Some(json!({ "code": "right" })),
             )
             .await;
-        assert_eq!(s, StatusCode::FORBIDDEN, "{err}");
-        assert_eq!(err["error"], "step_up_session_mismatch");
+        assert_eq!(s, status, "{err}");
+        assert_eq!(err["error"], code);
     }
     // Completing it twice in parallel gives one raised session.
     let path = format!("/api/v1/step-up/{flow}/passkey");
