@@ -15,8 +15,8 @@
 //! days allows at most 3 uses in any window that starts with a use.
 
 use serde_json::json;
-use signet_core::assurance::Step;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::flow::FlowStep;
 use signet_core::policy::Tier;
 use signet_core::session::device_label;
 use signet_core::unit_of_work::Transaction;
@@ -55,7 +55,7 @@ pub async fn govern(
     tx: &mut dyn Transaction,
     tier: &Tier,
     user: &User,
-    steps: &[Step],
+    steps: &[FlowStep],
     origin: &Origin,
 ) -> Result<Governed> {
     let Some(fallback) = &tier.fallback else {

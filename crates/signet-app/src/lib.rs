@@ -9,8 +9,10 @@
 
 pub mod admin;
 pub mod audit;
+pub mod credentials;
 pub mod fallback;
 pub mod invitations;
+pub mod journeys;
 pub mod login;
 pub mod methods;
 pub mod metrics;

@@ -1,6 +1,7 @@
-//! Passkeys as a user's credentials: enrollment (WebAuthn registration),
-//! listing, renaming and removal, and the relying party they share with the
-//! passkey login method ([`crate::methods::PasskeyLogin`]).
+//! Passkey enrollment (WebAuthn registration), and the relying party and
+//! decoy key that enrollment shares with the passkey method
+//! ([`crate::methods::PasskeyMethod`], which also lists, renames and removes
+//! passkeys as a credential kind).
 //!
 //! **Enrollment** (`/api/v1/credentials/passkey/begin` and `/finish`). `begin`
 //! creates discoverable credential options that exclude the user's existing
@@ -12,22 +13,11 @@
 //! The credential id is unique across all users (WebAuthn L3 §7.1 step 26):
 //! the store's unique index decides, so a race cannot register it twice.
 //!
-//! **Binding assurance** (NIST SP 800-63B §4.1.2.1 / §6.1.2.1). Once an
-//! account has a multi-factor authenticator (a passkey registered with user
-//! verification), binding or removing one is the sensitive action
-//! `add_credential` / `remove_credential`: a full session at aal2 or above,
-//! as fresh as the policy's `[actions.*]` ask (checked by
-//! [`crate::step_up::require`]). Below that the answer is 403
-//! `step_up_required`, and `POST /api/v1/step-up` raises the session. An invitation's enrollment session (aal1) can
-//! therefore add only the account's *first* passkey; afterwards the person
-//! signs in with it.
-//!
-//! **Removal** refuses to take away the user's last way to sign in
-//! (`last_credential`): the last passkey can go only when the user's tier
-//! lets an email method complete a login on its own. Removing a passkey
-//! ends every session that was created with it.
-//!
-//! Every change is audited and the owner is told by email.
+//! **Binding assurance**, the record and the notices of a new passkey are
+//! the rules every credential kind shares ([`crate::credentials`]): once the
+//! account holds an aal2 authenticator, binding another needs a fresh aal2
+//! session, so an invitation's enrollment session (aal1) can add only the
+//! account's *first* passkey.
 
 use signet_core::ErrorCode;
 use std::sync::Arc;
@@ -35,35 +25,28 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::{json, Value};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
-use signet_core::clock::{rfc3339, Timestamp};
-use signet_core::credential::{Ceremony, Passkey, Removal};
-use signet_core::error::StepUp;
+use signet_core::clock::Timestamp;
+use signet_core::credential::{Ceremony, Passkey};
 use signet_core::method::MethodName;
-use signet_core::policy::{PasskeyPolicy, Tier};
+use signet_core::policy::PasskeyPolicy;
 use signet_core::sealing::KeyRing;
-use signet_core::session::{device_label, Aal};
 use signet_core::store::StoreError;
 use signet_core::store::{CredentialStore, SealedSecretStore};
-use signet_core::unit_of_work::OutboxWrites;
 use signet_core::user::User;
 use signet_core::{Error, Result};
-use signet_courier::templates::{self, CredentialChange, Requester};
 use signet_passkey::{
-    authenticator_name, CredentialId, PasskeyError, RegistrationState, RelyingParty, SerializedPasskey, StoredPasskey,
-    CEREMONY_TIMEOUT,
+    CredentialId, PasskeyError, RegistrationState, RelyingParty, SerializedPasskey, StoredPasskey, CEREMONY_TIMEOUT,
 };
 use uuid::Uuid;
 
+use crate::methods::passkey::info;
 use crate::sessions::Current;
-use crate::{step_up, App};
+use crate::{credentials, App};
 
 /// The name under which the decoy HMAC key is stored ([`CredentialStore::server_secret`]).
 ///
 /// [`CredentialStore::server_secret`]: signet_core::store::CredentialStore::server_secret
 pub const DECOY_KEY: &str = "passkey_decoy_hmac_v1";
-
-/// The longest passkey name we keep, in characters.
-pub const MAX_NAME_CHARS: usize = 64;
 
 /// The relying party and the decoy key, shared by enrollment and login.
 #[derive(Clone)]
@@ -122,84 +105,6 @@ pub fn policy_for<'a>(app: &'a App, user: &User) -> &'a PasskeyPolicy {
     &app.policy.tier_for_roles(&user.roles).1.passkey
 }
 
-/// A passkey as `/api/v1/credentials` shows it.
-#[derive(Serialize)]
-pub struct CredentialView<'a> {
-    pub id: Uuid,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub name: &'a str,
-    #[serde(with = "rfc3339")]
-    pub created_at: Timestamp,
-    #[serde(with = "rfc3339::option")]
-    pub last_used_at: Option<Timestamp>,
-    /// The authenticator model's name from the AAGUID the authenticator
-    /// claimed, if we know it (not attested: see docs/passkeys.md).
-    pub authenticator: Option<&'static str>,
-    pub aaguid: Uuid,
-    /// BS: the passkey is currently backed up / synced between devices.
-    pub synced: bool,
-    /// BE: the passkey can be synced (a "synced passkey"); false for a
-    /// device-bound one such as a security key.
-    pub backup_eligible: bool,
-    pub transports: &'a [String],
-}
-
-impl<'a> CredentialView<'a> {
-    pub fn new(p: &'a Passkey) -> Self {
-        Self {
-            id: p.id,
-            kind: "passkey",
-            name: &p.name,
-            created_at: p.created_at,
-            last_used_at: p.last_used_at,
-            authenticator: authenticator_name(&p.aaguid),
-            aaguid: p.aaguid,
-            synced: p.backup_state,
-            backup_eligible: p.backup_eligible,
-            transports: &p.transports,
-        }
-    }
-}
-
-/// A user-chosen name: trimmed, 1 to 64 characters, no control characters.
-pub fn valid_name(raw: &str) -> Result<String> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            ErrorCode::InvalidName,
-            "a passkey name is 1 to 64 characters, without control characters",
-        ));
-    }
-    Ok(name.to_owned())
-}
-
-fn tier_of<'a>(app: &'a App, user: &User) -> &'a Tier {
-    app.policy.tier_for_roles(&user.roles).1
-}
-
-/// NIST SP 800-63B §4.1.2.1: once the account has an aal2 authenticator
-/// (a passkey registered with user verification), changing its
-/// authenticators is the sensitive action `action` ([`step_up::require`]:
-/// a full session, at the action's level, within its `max_age`), and never
-/// below aal2 whatever the policy says. Before that, an account's first
-/// passkey may be bound by the session that exists (an invitation's).
-fn require_binding_assurance(app: &App, current: &Current, existing: &[Passkey], action: &str) -> Result<()> {
-    if !existing.iter().any(|p| p.user_verified) {
-        return Ok(());
-    }
-    step_up::require(app, current, action)?;
-    if current.session.aal < Aal::Aal2 {
-        let tier = tier_of(app, &current.user);
-        return Err(Error::StepUpRequired(Box::new(StepUp {
-            required_aal: Aal::Aal2,
-            max_age: tier.step_up_max_age.as_secs(),
-            methods: step_up::methods(app, tier),
-        })));
-    }
-    Ok(())
-}
-
 /// What `begin` returns: the ceremony to finish and the options for
 /// `navigator.credentials.create()`.
 #[derive(Serialize)]
@@ -211,11 +116,13 @@ pub struct Begun {
 
 /// `POST /api/v1/credentials/passkey/begin`
 pub async fn begin(app: &App, current: &Current, name: Option<&str>) -> Result<Begun> {
-    let name = name.map(valid_name).transpose()?;
+    let name = name.map(credentials::valid_name).transpose()?;
     let user = &current.user;
-    let existing = app.store.passkeys_of(user.id).await?;
-    require_binding_assurance(app, current, &existing, "add_credential")?;
-    let exclude = existing
+    credentials::require_binding_assurance(app, current, &credentials::list(app, user).await?, "add_credential")?;
+    let exclude = app
+        .store
+        .passkeys_of(user.id)
+        .await?
         .iter()
         .map(|p| to_stored(p).map(|s| s.credential_id))
         .collect::<Result<Vec<_>>>()?;
@@ -271,9 +178,8 @@ pub async fn finish(
     if state.user_id() != user.id {
         return Err(ceremony_gone());
     }
-    // Another session may have added a passkey since `begin`.
-    let existing = app.store.passkeys_of(user.id).await?;
-    require_binding_assurance(app, current, &existing, "add_credential")?;
+    // Another session may have added a credential since `begin`.
+    credentials::require_binding_assurance(app, current, &credentials::list(app, user).await?, "add_credential")?;
     let policy = policy_for(app, user).clone();
     let rp = app.passkeys.rp.clone();
     let verified = tokio::task::spawn_blocking(move || rp.finish_registration(state, &credential, &policy))
@@ -302,21 +208,13 @@ pub async fn finish(
         created_at: now,
         last_used_at: None,
     };
-    // A new way into the account never exists without its record: the
-    // passkey and its `credential.added` commit together.
-    let record = AuditEvent::new(EventType::CredentialAdded, Actor::User(user.id), Outcome::Success)
-        .user(user.id)
-        .from_origin(origin)
-        .details(json!({
-            "credential_id": passkey.id,
-            "type": "passkey",
-            "name": passkey.name,
-            "aaguid": passkey.aaguid,
-            "backup_eligible": passkey.backup_eligible,
-            "user_verified": passkey.user_verified,
-            "session_id": current.session.id.0,
-            "scope": current.session.scope,
-        }));
+    let kind = app
+        .registry
+        .get(MethodName::Passkey)
+        .and_then(|m| m.credentials())
+        .ok_or_else(|| Error::internal_msg("passkeys are not registered as a credential kind"))?;
+    // A new way into the account never exists without its record and its
+    // notices: they commit together.
     let mut tx = app.store.begin().await?;
     match tx.insert_passkey(&passkey).await {
         Ok(()) => {}
@@ -326,8 +224,11 @@ pub async fn finish(
         }
         Err(e) => return Err(e.into()),
     }
-    app.audit().append(&mut *tx, &record).await?;
-    notify(app, &mut *tx, user, CredentialChange::Added, &passkey.name, origin).await?;
+    let mut details = serde_json::Map::new();
+    details.insert("aaguid".into(), json!(passkey.aaguid));
+    details.insert("backup_eligible".into(), json!(passkey.backup_eligible));
+    details.insert("user_verified".into(), json!(passkey.user_verified));
+    credentials::added(app, &mut *tx, current, origin, kind, &info(&passkey), details).await?;
     tx.commit().await?;
     app.courier.wake();
     Ok(passkey)
@@ -347,113 +248,4 @@ async fn refused(app: &App, current: &Current, origin: &Origin, e: PasskeyError)
         return audit;
     }
     e.into()
-}
-
-async fn notify(
-    app: &App,
-    tx: &mut dyn OutboxWrites,
-    user: &User,
-    change: CredentialChange,
-    name: &str,
-    origin: &Origin,
-) -> Result<()> {
-    let device = device_label(origin.user_agent.as_deref());
-    let draft = templates::credential_changed(
-        &user.email,
-        change,
-        name,
-        app.clock.now(),
-        &Requester {
-            device: &device,
-            ip: origin.ip.as_deref(),
-        },
-        &app.settings.product_name,
-    );
-    let what = match change {
-        CredentialChange::Added => format!("a passkey \"{name}\" was added to your account."),
-        CredentialChange::Removed => format!("a passkey \"{name}\" was removed from your account."),
-    };
-    crate::notices::security_notice(app, tx, user, draft, &what).await
-}
-
-/// The user's passkeys, oldest first.
-pub async fn list(app: &App, user: &User) -> Result<Vec<Passkey>> {
-    Ok(app.store.passkeys_of(user.id).await?)
-}
-
-fn not_found() -> Error {
-    Error::not_found(ErrorCode::CredentialNotFound, "no such credential")
-}
-
-/// `PATCH /api/v1/credentials/{id}`
-pub async fn rename(app: &App, current: &Current, origin: &Origin, id: Uuid, raw_name: &str) -> Result<Passkey> {
-    let name = valid_name(raw_name)?;
-    let user = &current.user;
-    let mut tx = app.store.begin().await?;
-    if !tx.rename_passkey(user.id, id, &name).await? {
-        return Err(not_found());
-    }
-    let record = AuditEvent::new(EventType::CredentialRenamed, Actor::User(user.id), Outcome::Success)
-        .user(user.id)
-        .from_origin(origin)
-        .details(json!({ "credential_id": id, "name": name }));
-    app.audit().append(&mut *tx, &record).await?;
-    tx.commit().await?;
-    app.store
-        .passkeys_of(user.id)
-        .await?
-        .into_iter()
-        .find(|p| p.id == id)
-        .ok_or_else(not_found)
-}
-
-/// Whether the user's tier lets them complete a login without a passkey (an
-/// email method that reaches the tier's level on its own).
-fn can_sign_in_without_passkey(app: &App, tier: &Tier) -> bool {
-    tier.required_aal == Aal::Aal1
-        && tier
-            .login
-            .iter()
-            .any(|m| matches!(m, MethodName::EmailOtp | MethodName::MagicLink) && app.registry.get(*m).is_some())
-}
-
-/// `DELETE /api/v1/credentials/{id}`
-pub async fn remove(app: &App, current: &Current, origin: &Origin, id: Uuid) -> Result<()> {
-    let user = &current.user;
-    let existing = app.store.passkeys_of(user.id).await?;
-    let target = existing.iter().find(|p| p.id == id).ok_or_else(not_found)?.clone();
-    require_binding_assurance(app, current, &existing, "remove_credential")?;
-    let keep = if can_sign_in_without_passkey(app, tier_of(app, user)) {
-        0
-    } else {
-        1
-    };
-    // The removal, the sessions resting on the passkey, the record and the
-    // notices are one unit of work.
-    let mut tx = app.store.begin().await?;
-    match tx.remove_passkey(user.id, id, keep).await? {
-        Removal::Removed => {}
-        Removal::NotFound => return Err(not_found()),
-        Removal::LastCredential => {
-            return Err(Error::conflict(
-                ErrorCode::LastCredential,
-                "this is your last way to sign in; add another passkey before removing this one",
-            ))
-        }
-    }
-    let ended = tx.delete_credential_sessions(id).await?;
-    let record = AuditEvent::new(EventType::CredentialRemoved, Actor::User(user.id), Outcome::Success)
-        .user(user.id)
-        .from_origin(origin)
-        .details(json!({
-            "credential_id": id,
-            "type": "passkey",
-            "name": target.name,
-            "sessions_ended": ended,
-        }));
-    app.audit().append(&mut *tx, &record).await?;
-    notify(app, &mut *tx, user, CredentialChange::Removed, &target.name, origin).await?;
-    tx.commit().await?;
-    app.courier.wake();
-    Ok(())
 }

@@ -19,7 +19,7 @@
 use serde_json::{json, Map};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::error::StepUp;
-use signet_core::flow::{Flow, FlowKind, FlowState, StepUpTarget};
+use signet_core::flow::{Continuation, Demand, Flow, FlowState, Journey, FLOW_STATE_VERSION};
 use signet_core::policy::{Action, Tier};
 use signet_core::secret::TokenHash;
 use signet_core::session::{Proof, Session, SessionScope};
@@ -27,8 +27,8 @@ use signet_core::unit_of_work::Transaction;
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 
-use crate::login::{Started, StepOutcome};
-use crate::sessions::{self, Current};
+use crate::journeys::Started;
+use crate::sessions::{self, Current, Issued};
 use crate::App;
 
 fn tier_of<'a>(app: &'a App, current: &Current) -> (&'a str, &'a Tier) {
@@ -99,6 +99,18 @@ pub async fn start(
     let (tier_name, tier) = tier_of(app, current);
     let need = demand(app, tier, current, action)?;
     let state = FlowState {
+        v: FLOW_STATE_VERSION,
+        journey: Journey::StepUp {
+            session_id: current.session.id,
+            action: action.map(str::to_owned),
+        },
+        // A step-up proves something now, at the action's level; the raised
+        // session's `auth_time` is the proof of its freshness.
+        demand: Demand {
+            fresh: true,
+            ..Demand::level(need.aal)
+        },
+        continuation: Continuation::None,
         user_id: Some(current.user.id),
         identified: true,
         // The same key a login for this address uses, so email methods as
@@ -106,25 +118,20 @@ pub async fn start(
         identifier_hash: Some(TokenHash::of(current.user.email.normalized().as_bytes()).to_hex()),
         tier: tier_name.to_owned(),
         mode: current.session.mode,
-        required_aal: need.aal,
-        completed: Vec::new(),
-        return_to: None,
-        methods: Map::new(),
-        step_up: Some(StepUpTarget {
-            session_id: current.session.id,
-            action: action.map(str::to_owned),
-        }),
+        steps: Vec::new(),
+        scratch: Map::new(),
+        unknown: Map::new(),
     };
-    crate::login::open(app, FlowKind::StepUp, state, binding, origin).await
+    crate::journeys::open(app, state, binding, origin).await
 }
 
-/// The live session a step-up flow is bound to, read before the flow's
-/// unit of work opens.
+/// The live session a step-up flow raises, read before the flow's unit of
+/// work opens.
 pub(crate) async fn target_session(app: &App, flow: &Flow) -> Result<Session> {
     let target = flow
         .state
-        .step_up
-        .as_ref()
+        .journey
+        .raises()
         .ok_or_else(|| Error::internal_msg("a step-up flow without a target"))?;
     let user = flow
         .state
@@ -134,35 +141,38 @@ pub(crate) async fn target_session(app: &App, flow: &Flow) -> Result<Session> {
         .list_user_sessions(user, app.clock.now())
         .await?
         .into_iter()
-        .find(|s| s.id == target.session_id)
+        .find(|s| s.id == target)
         .ok_or(Error::Unauthenticated)
 }
 
-/// Completes a step-up flow whose steps reached its level, in the flow's
-/// unit of work `tx` (the caller has consumed the flow there, one winner,
-/// and commits): the session `old` it is bound to is replaced by a raised
-/// one.
-pub(crate) async fn complete(
+/// Completes a step-up in the flow's unit of work `tx` (the caller has
+/// consumed the flow there, one winner, and commits): the session `old` is
+/// replaced by a raised one.
+pub(crate) async fn raise(
     app: &App,
     tx: &mut dyn Transaction,
-    flow: Flow,
+    flow: &Flow,
     old: Session,
     proof: Proof,
     origin: &Origin,
-) -> Result<StepOutcome> {
-    let target = flow
-        .state
-        .step_up
-        .ok_or_else(|| Error::internal_msg("a step-up flow without a target"))?;
+) -> Result<Issued> {
+    let action = match &flow.state.journey {
+        Journey::StepUp { action, .. } => action.clone(),
+        _ => {
+            return Err(Error::internal_msg(
+                "raising a session from a flow that is not a step-up",
+            ))
+        }
+    };
     let user = old.user_id;
-    let issued = sessions::raised(app, &old, &proof, target.action.clone(), origin);
+    let issued = sessions::raised(app, &old, &proof, action.clone(), origin);
     let record = AuditEvent::new(EventType::SessionSteppedUp, Actor::User(user), Outcome::Success)
         .user(user)
         .from_origin(origin)
         .details(json!({
             "old_session_id": old.id.0,
             "session_id": issued.session.id.0,
-            "action": target.action,
+            "action": action,
             "aal": issued.session.aal,
             "amr": issued.session.amr,
         }));
@@ -173,8 +183,5 @@ pub(crate) async fn complete(
     }
     tx.insert_session(&issued.session).await?;
     app.audit().append(tx, &record).await?;
-    Ok(StepOutcome::Complete {
-        issued: Box::new(issued),
-        return_to: None,
-    })
+    Ok(issued)
 }

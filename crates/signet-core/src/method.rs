@@ -1,20 +1,40 @@
-//! Authentication methods and the registry that flows consult.
+//! Authentication methods: what each declares it can do, and the registry
+//! that journeys consult.
 //!
-//! A flow never names a method: it asks the [`Registry`] which methods exist,
-//! intersects that with what the user's tier allows, and dispatches the step
-//! a request names explicitly (no "try every strategy" loop). Adding a method
-//! means implementing [`LoginMethod`] in one module and registering it.
+//! The grid has two axes (DESIGN.md, "Flows x methods"). This module is the
+//! method axis. A method is one module that implements [`Method`]: its name
+//! and assurance facts ([`crate::assurance`], NIST SP 800-63B rev. 4 §3.1),
+//! the modes it works in, and the optional capabilities it has:
+//! - a **login step** ([`LoginStep`]): offer, optional send, verify;
+//! - a **credential kind** ([`CredentialKind`]): list, rename, remove the
+//!   user's credentials of this method (the rules all kinds share, the last
+//!   way in, binding assurance and notices, live once in the app's
+//!   credentials module);
+//! - a **recovery step**: the same [`LoginStep`], offered by a recovery
+//!   journey for the tier's recovery paths.
+//!
+//! A journey never names a method: it asks the [`Registry`] which methods
+//! have the capability it needs, intersects that with what the tier allows,
+//! and dispatches the step a request names explicitly (no "try every
+//! strategy" loop). What a page needs to render an offered method is in its
+//! [`Offer`] (the input kind, whether there is a send step, the channel,
+//! a label), so the page script knows no method by name.
 
-use crate::ErrorCode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
 
+use crate::assurance::{self, MethodFacts};
 use crate::audit::Origin;
+use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::flow::Flow;
-use crate::session::Proof;
+use crate::session::{Proof, SessionMode};
+use crate::unit_of_work::Transaction;
+use crate::user::UserId;
 
 /// The contract's method names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -68,33 +88,161 @@ pub struct StepContext<'a> {
     pub origin: &'a Origin,
 }
 
-/// One way of proving something during a login-shaped flow.
+/// How a person enters a step's proof.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "input")]
+pub enum Input {
+    /// `navigator.credentials.get` with the offer's `publicKey`; the step
+    /// posts `{"credential": PublicKeyCredential.toJSON()}`.
+    Webauthn,
+    /// A code of `code_length` digits; the step posts `{"code": "..."}`.
+    Code { code_length: u8 },
+    /// Nothing to type here: the proof arrives elsewhere (a link in an
+    /// email) and is confirmed by its own page.
+    Elsewhere,
+}
+
+/// Where a method delivers a secret before its step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+/// One entry of a flow's `methods` list: enough for a page to render the
+/// method without knowing it. Serialises as `{"method", "label", "input",
+/// "code_length"?, "send", "channel"?, ...extra}`; `extra` carries what is
+/// the method's own (a passkey's WebAuthn `publicKey` request options).
+#[derive(Clone, Debug, Serialize)]
+pub struct Offer {
+    pub method: MethodName,
+    /// A button label for a person ("Use a passkey", "Email me a code").
+    pub label: &'static str,
+    #[serde(flatten)]
+    pub input: Input,
+    /// Whether `.../{method}/send` must be called before the step.
+    pub send: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// What to tell the person once the send step is done ("Check your
+    /// email for a link").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<&'static str>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// What a step's request carries, typed: exactly one of these.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepInput {
+    /// A WebAuthn `PublicKeyCredential.toJSON()` (parsed by the method).
+    Credential(Value),
+    /// A code a person typed.
+    Code(String),
+    /// A token from a link.
+    Token(String),
+}
+
+/// One way of proving something in a flow (login, step-up, recovery).
 #[async_trait::async_trait]
-pub trait LoginMethod: Send + Sync + 'static {
-    fn name(&self) -> MethodName;
+pub trait LoginStep: Send + Sync {
+    /// This method's entry in the flow's `methods` list. May record scratch
+    /// state in the flow (a WebAuthn challenge).
+    async fn offer(&self, flow: &mut Flow, ctx: StepContext<'_>) -> Result<Offer>;
 
-    /// The entry for this method in a flow's `methods` list, beyond the name
-    /// (for a passkey, the WebAuthn request options). May record scratch state
-    /// in the flow.
-    async fn offer(&self, flow: &mut Flow, ctx: StepContext<'_>) -> Result<serde_json::Map<String, serde_json::Value>>;
-
-    /// Sends a code or link (`.../{method}/send`). Methods without a send
-    /// step keep the default, which refuses.
+    /// Sends a code or link (`.../{method}/send`). Only methods whose offer
+    /// says `send` are asked to; the engine refuses the others.
     async fn send(&self, _flow: &mut Flow, _ctx: StepContext<'_>) -> Result<()> {
         Err(crate::Error::invalid(
-            ErrorCode::MethodHasNoSend,
+            crate::ErrorCode::MethodHasNoSend,
             "this method does not send anything",
         ))
     }
 
     /// Checks the submitted proof. On success returns what was proven.
-    async fn verify(&self, flow: &mut Flow, input: serde_json::Value, ctx: StepContext<'_>) -> Result<Proof>;
+    async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Proof>;
+}
+
+/// One of a user's credentials, as every kind lists it
+/// (`GET /api/v1/credentials`).
+#[derive(Clone, Debug, Serialize)]
+pub struct CredentialInfo {
+    pub id: Uuid,
+    /// The kind's method (`passkey`, `totp`, ...), serialised as `type`.
+    #[serde(rename = "type")]
+    pub kind: MethodName,
+    pub name: String,
+    #[serde(with = "crate::clock::rfc3339")]
+    pub created_at: Timestamp,
+    #[serde(with = "crate::clock::rfc3339::option")]
+    pub last_used_at: Option<Timestamp>,
+    /// What this credential proves alone (for the last-way-in rule and the
+    /// binding level).
+    #[serde(skip)]
+    pub aal: crate::session::Aal,
+    /// Kind-specific facts for the page (a passkey's authenticator name,
+    /// whether it is synced).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The user's credentials of one method: list, rename, remove. What all
+/// kinds share is enforced by the app's credentials module, which calls
+/// these inside its unit of work.
+#[async_trait::async_trait]
+pub trait CredentialKind: Send + Sync {
+    /// How a person calls one ("passkey", "authenticator app"), for notices.
+    fn noun(&self) -> &'static str;
+    async fn list(&self, user: UserId) -> Result<Vec<CredentialInfo>>;
+    /// Renames; `None` if the user has no such credential.
+    async fn rename(&self, tx: &mut dyn Transaction, user: UserId, id: Uuid, name: &str) -> Result<Option<()>>;
+    /// Removes the credential unless fewer than `keep` of this kind would
+    /// remain (deciding and deleting in one statement set, in `tx`), and ends
+    /// the sessions resting on it. See [`crate::credential::Removal`].
+    async fn remove(
+        &self,
+        tx: &mut dyn Transaction,
+        user: UserId,
+        id: Uuid,
+        keep: u32,
+    ) -> Result<crate::credential::Removal>;
+}
+
+/// A method: its name, facts, modes and capabilities.
+pub trait Method: Send + Sync + 'static {
+    fn name(&self) -> MethodName;
+
+    /// What it proves, from the assurance table.
+    fn facts(&self) -> MethodFacts {
+        assurance::facts(self.name())
+    }
+
+    /// The session modes it works in (a magic link needs a browser).
+    fn modes(&self) -> &'static [SessionMode] {
+        &[SessionMode::Browser, SessionMode::Api]
+    }
+
+    /// Its login step, if it can prove something in a flow.
+    fn login(&self) -> Option<&dyn LoginStep> {
+        None
+    }
+
+    /// Its step in a recovery journey, if it may prove something there.
+    fn recovery(&self) -> Option<&dyn LoginStep> {
+        None
+    }
+
+    /// Its credential kind, if a user holds credentials of it.
+    fn credentials(&self) -> Option<&dyn CredentialKind> {
+        None
+    }
 }
 
 /// The methods this server offers, by name.
 #[derive(Clone, Default)]
 pub struct Registry {
-    methods: BTreeMap<MethodName, Arc<dyn LoginMethod>>,
+    methods: BTreeMap<MethodName, Arc<dyn Method>>,
 }
 
 impl Registry {
@@ -102,16 +250,21 @@ impl Registry {
         Self::default()
     }
 
-    pub fn register(&mut self, method: Arc<dyn LoginMethod>) {
+    pub fn register(&mut self, method: Arc<dyn Method>) {
         self.methods.insert(method.name(), method);
     }
 
-    pub fn get(&self, name: MethodName) -> Option<&Arc<dyn LoginMethod>> {
+    pub fn get(&self, name: MethodName) -> Option<&Arc<dyn Method>> {
         self.methods.get(&name)
     }
 
     /// Of `wanted`, those this server implements, in the order given.
-    pub fn available<'a>(&'a self, wanted: &'a [MethodName]) -> impl Iterator<Item = &'a Arc<dyn LoginMethod>> + 'a {
+    pub fn available<'a>(&'a self, wanted: &'a [MethodName]) -> impl Iterator<Item = &'a Arc<dyn Method>> + 'a {
         wanted.iter().filter_map(|m| self.methods.get(m))
+    }
+
+    /// Every registered method with a credential kind.
+    pub fn credential_kinds(&self) -> impl Iterator<Item = &Arc<dyn Method>> {
+        self.methods.values().filter(|m| m.credentials().is_some())
     }
 }

@@ -77,13 +77,14 @@ pub enum CredentialChange {
     Removed,
 }
 
-/// Tells the account's owner that a passkey was added to or removed from
-/// their account, so that a change they did not make is noticed (NIST SP
+/// Tells the account's owner that a credential (`noun`: "passkey",
+/// "authenticator app", ...) was added to or removed from their account, so that a change they did not make is noticed (NIST SP
 /// 800-63B §6.1.2.1 and §6.1.4: notify the subscriber of binding changes).
 /// It carries no link or code: there is nothing to click.
 pub fn credential_changed(
     to: &Email,
     change: CredentialChange,
+    noun: &str,
     credential_name: &str,
     at: Timestamp,
     requester: &Requester<'_>,
@@ -93,12 +94,12 @@ pub fn credential_changed(
     let (verb, subject, template) = match change {
         CredentialChange::Added => (
             "added to",
-            format!("A passkey was added to your {product_name} account"),
+            format!("A {noun} was added to your {product_name} account"),
             CREDENTIAL_ADDED,
         ),
         CredentialChange::Removed => (
             "removed from",
-            format!("A passkey was removed from your {product_name} account"),
+            format!("A {noun} was removed from your {product_name} account"),
             CREDENTIAL_REMOVED,
         ),
     };
@@ -106,7 +107,8 @@ pub fn credential_changed(
         product_name,
         subject,
         heading: format!(
-            "Passkey {}",
+            "{} {}",
+            capitalized(noun),
             if change == CredentialChange::Added {
                 "added"
             } else {
@@ -115,7 +117,7 @@ pub fn credential_changed(
         ),
         paragraphs: vec![
             format!(
-                "The passkey \"{credential_name}\" was {verb} your {product_name} account {to} on {} from {from}.",
+                "The {noun} \"{credential_name}\" was {verb} your {product_name} account {to} on {} from {from}.",
                 utc_minutes(at)
             ),
             "If this was you, there is nothing to do.".to_owned(),
@@ -126,7 +128,7 @@ pub fn credential_changed(
         reason: format!("You received this email because the ways to sign in to {product_name} as {to} changed."),
         not_you: format!(
             "If you did not make this change, someone else may have access to your account: sign in, \
-             remove any passkey you do not recognise, and contact your {product_name} administrator."
+             remove any {noun} you do not recognise, and contact your {product_name} administrator."
         ),
     };
     letter.into_email(to, template)

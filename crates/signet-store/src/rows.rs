@@ -7,7 +7,7 @@ use std::time::Duration;
 use signet_core::admin_token::AdminToken;
 use signet_core::audit::AuditRecord;
 use signet_core::clock::Timestamp;
-use signet_core::flow::{Flow, FlowId, FlowKind};
+use signet_core::flow::{Flow, FlowDecodeError, FlowId, FlowKind, FlowState};
 use signet_core::outbox::{Channel, DeliveryStatus, Message};
 use signet_core::secret::TokenHash;
 use signet_core::session::{Aal, Session, SessionId, SessionMode, SessionScope};
@@ -150,7 +150,11 @@ impl TryFrom<FlowRow> for Flow {
         Ok(Flow {
             id: FlowId(uuid(&r.id)?),
             kind: FlowKind::parse(&r.kind).ok_or_else(|| corrupt("flow kind", &r.kind))?,
-            state: serde_json::from_str(&r.state).map_err(|e| corrupt("flow state", e.to_string()))?,
+            state: FlowState::from_stored(&r.state, ms(r.created_at)).map_err(|e| match e {
+                // Another node, or this one once upgraded, reads it: 503.
+                FlowDecodeError::Newer(_) => StoreError::Unavailable(Box::new(e)),
+                FlowDecodeError::Corrupt(msg) => corrupt("flow state", msg),
+            })?,
             version: r.version,
             binding: r.binding.as_deref().map(hash).transpose()?,
             created_at: ms(r.created_at),

@@ -64,16 +64,18 @@ fn flow(user: Option<UserId>) -> Flow {
         id: FlowId::new(),
         kind: FlowKind::Login,
         state: FlowState {
+            v: signet_core::flow::FLOW_STATE_VERSION,
+            journey: signet_core::flow::Journey::Login,
+            demand: signet_core::flow::Demand::level(Aal::Aal2),
+            continuation: signet_core::flow::Continuation::Url("http://localhost/account".into()),
             user_id: user,
             identified: user.is_some(),
             identifier_hash: None,
             tier: "standard".into(),
             mode: SessionMode::Browser,
-            required_aal: Aal::Aal2,
-            completed: vec![],
-            return_to: None,
-            methods: Default::default(),
-            step_up: None,
+            steps: vec![],
+            scratch: Default::default(),
+            unknown: Default::default(),
         },
         version: 0,
         binding: Some(TokenHash::of(b"browser")),
@@ -366,7 +368,7 @@ async fn flows_update_by_compare_and_swap_and_consume_once(s: Arc<SqlStore>) {
     s.insert_user(&u).await.unwrap();
     let mut f = flow(Some(u.id));
     f.state
-        .methods
+        .scratch
         .insert("passkey".into(), serde_json::json!({"challenge": "abc"}));
     s.insert_flow(&f).await.unwrap();
     let got = s.flow(f.id, at(1)).await.unwrap().unwrap();
@@ -374,13 +376,23 @@ async fn flows_update_by_compare_and_swap_and_consume_once(s: Arc<SqlStore>) {
     assert_eq!(got.binding, f.binding);
 
     let mut next = got.clone();
-    next.state.completed.push("passkey".into());
+    next.state.steps.push(signet_core::flow::FlowStep {
+        method: signet_core::method::MethodName::Passkey,
+        proof: signet_core::session::Proof {
+            aal: Aal::Aal2,
+            amr: vec!["hwk".into()],
+            phishing_resistant: true,
+            credential_id: None,
+            user_id: None,
+        },
+        at: at(2),
+    });
     assert!(s.update_flow(&next, at(2)).await.unwrap());
     // The same (now stale) version loses.
     assert!(!s.update_flow(&next, at(2)).await.unwrap());
     let stored = s.flow(f.id, at(3)).await.unwrap().unwrap();
     assert_eq!(stored.version, 1);
-    assert_eq!(stored.state.completed, vec!["passkey"]);
+    assert_eq!(stored.state.steps, next.state.steps, "the typed steps round-trip");
 
     // An update can extend the flow's life (a code sent late in it).
     let mut longer = stored.clone();

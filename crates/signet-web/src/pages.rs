@@ -88,38 +88,52 @@ async fn login() -> PageResult {
 struct AccountPage<'a> {
     email: &'a str,
     session: &'a Session,
-    passkeys: Vec<PasskeyRow>,
+    credentials: Vec<CredentialRow>,
     sessions: Vec<Row>,
 }
 
-/// One passkey on `/account`.
-struct PasskeyRow {
+/// One credential on `/account`, of any kind. A passkey's extras (its
+/// authenticator's name, whether it is synced) show when the kind lists
+/// them.
+struct CredentialRow {
     id: String,
     name: String,
-    /// The model's name from its AAGUID, or a plain description.
-    authenticator: String,
-    synced: bool,
-    backup_eligible: bool,
+    /// What kind it is, for a person ("passkey", "totp").
+    kind: String,
+    /// A line under the name: a passkey's authenticator model.
+    detail: String,
+    /// (class, title, text) of a badge, for a passkey: synced or device-bound.
+    badge: Option<(&'static str, &'static str, &'static str)>,
     created_at: String,
     created_human: String,
     last_used_at: Option<String>,
     last_used_human: String,
 }
 
-impl PasskeyRow {
-    fn new(p: &signet_core::credential::Passkey) -> Self {
+impl CredentialRow {
+    fn new(c: &signet_core::method::CredentialInfo) -> Self {
+        let flag = |k: &str| c.extra.get(k).and_then(serde_json::Value::as_bool);
+        let badge = match (flag("synced"), flag("backup_eligible")) {
+            (Some(true), _) => Some(("synced", "Backed up and available on your other devices", "Synced")),
+            (Some(false), Some(true)) => Some(("", "Can be synced, but is not backed up right now", "Not backed up")),
+            (Some(false), Some(false)) => Some(("bound", "Lives only on this authenticator", "Device-bound")),
+            _ => None,
+        };
+        let detail = match c.extra.get("authenticator") {
+            Some(serde_json::Value::String(name)) => name.clone(),
+            Some(serde_json::Value::Null) => "Model not disclosed".to_owned(),
+            _ => String::new(),
+        };
         Self {
-            id: p.id.to_string(),
-            name: p.name.clone(),
-            authenticator: signet_passkey::authenticator_name(&p.aaguid)
-                .unwrap_or("Model not disclosed")
-                .to_owned(),
-            synced: p.backup_state,
-            backup_eligible: p.backup_eligible,
-            created_at: p.created_at.to_rfc3339(),
-            created_human: p.created_at.to_human(),
-            last_used_at: p.last_used_at.map(|t| t.to_rfc3339()),
-            last_used_human: p.last_used_at.map(|t| t.to_human()).unwrap_or_default(),
+            id: c.id.to_string(),
+            name: c.name.clone(),
+            kind: c.kind.as_str().replace('_', " "),
+            detail,
+            badge,
+            created_at: c.created_at.to_rfc3339(),
+            created_human: c.created_at.to_human(),
+            last_used_at: c.last_used_at.map(|t| t.to_rfc3339()),
+            last_used_human: c.last_used_at.map(|t| t.to_human()).unwrap_or_default(),
         }
     }
 }
@@ -145,7 +159,7 @@ async fn account(State(state): State<AppState>, MaybeAuth(auth): MaybeAuth) -> P
     if session.scope != SessionScope::Full {
         return Ok(Redirect::to("/enroll").into_response());
     }
-    let passkeys = signet_app::passkeys::list(&state.app, user).await?;
+    let credentials = signet_app::credentials::list(&state.app, user).await?;
     let sessions = signet_app::sessions::list_own(&state.app, user.id).await?;
     let rows = sessions
         .iter()
@@ -164,7 +178,7 @@ async fn account(State(state): State<AppState>, MaybeAuth(auth): MaybeAuth) -> P
     render(&AccountPage {
         email: user.email.as_str(),
         session,
-        passkeys: passkeys.iter().map(PasskeyRow::new).collect(),
+        credentials: credentials.iter().map(CredentialRow::new).collect(),
         sessions: rows,
     })
 }
@@ -296,8 +310,8 @@ async fn magic_confirm(State(state): State<AppState>, Path(token): Path<String>,
     let outcome =
         signet_app::methods::magic_link::confirm(app, &token, form.binding.as_ref(), &form.origin, form.replaces).await;
     match outcome {
-        Ok(StepOutcome::Complete { issued, return_to }) => {
-            Ok(signed_in(&state, &issued, return_to.as_deref().unwrap_or("/account")))
+        Ok(StepOutcome::Complete { issued, continuation }) => {
+            Ok(signed_in(&state, &issued, continuation.url().unwrap_or("/account")))
         }
         Ok(StepOutcome::Continue { flow_id, methods, .. }) => {
             // The next step's methods, for the page script to offer on this

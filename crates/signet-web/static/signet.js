@@ -20,13 +20,22 @@ function say(id, text) {
   if (el) el.textContent = text;
 }
 
-// What each method's button says. Methods this page cannot drive yet are
-// listed by the server but not offered here.
-const METHOD_LABELS = {
-  passkey: "Use a passkey",
-  magic_link: "Email me a link",
-  email_otp: "Email me a code",
-};
+// The page knows no sign-in method by name: the server describes each
+// offered method (its `label`, its `input` — "webauthn" or "code" — whether
+// it has a `send` step, the `channel` it sends on, and what to say once
+// `sent`), and the page renders that. Only WebAuthn's own calls are here.
+const INPUTS = ["webauthn", "code"];
+
+// What the code field is called, by the channel that delivered the code.
+function codeLabel(channel) {
+  if (channel === "email") return "Code from the email";
+  if (channel === "sms") return "Code from the text message";
+  return "Code";
+}
+
+function resendLabel(channel) {
+  return channel === "sms" ? "Send another text message" : "Send another email";
+}
 
 function clear(el) {
   while (el.firstChild) el.removeChild(el.firstChild);
@@ -183,8 +192,8 @@ function passkeyErrorText(r, fallback) {
   return errorText(r, fallback);
 }
 
-// Runs navigator.credentials.get for a flow's passkey entry and posts the
-// result to the flow. Resolves to the step's response, or null when the
+// Runs navigator.credentials.get for a flow's WebAuthn entry and posts the
+// result to the flow's step for that entry. Resolves to the step's response, or null when the
 // person cancelled (the message is already shown).
 async function passkeyStep(flow, entry, options, statusId) {
   const status = statusId || "login-status";
@@ -198,7 +207,7 @@ async function passkeyStep(flow, entry, options, statusId) {
   }
   if (!cred) return null;
   say(status, "Checking your passkey…");
-  const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/passkey", { credential: webauthn.toJSON(cred) });
+  const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/" + encodeURIComponent(entry.method), { credential: webauthn.toJSON(cred) });
   // A passkey this site does not know (for example one removed from the
   // account): let the authenticator forget it.
   if (r.data && r.data.error === "credential_not_found") webauthn.signalUnknown(entry.publicKey.rpId, cred.id);
@@ -267,14 +276,15 @@ function loginFlow(flow, methods, identifier, ui) {
     loginFlow(flow, r.data.methods || [], identifier, Object.assign({}, ui, { intro: ONE_MORE_STEP }));
   }
 
-  function codeForm(method, length) {
+  function codeForm(m) {
+    const length = m.code_length || 6;
     clear(list);
     // The address is settled now; offer a way back instead of the form.
     if (start) start.hidden = true;
     if (passkeyBox) passkeyBox.hidden = true;
     const form = element("form", { className: "code-form", noValidate: true });
     const inputId = "code-" + status;
-    form.appendChild(element("label", { htmlFor: inputId }, "Code from the email"));
+    form.appendChild(element("label", { htmlFor: inputId }, codeLabel(m.channel)));
     const row = element("div", { className: "code-row" });
     row.appendChild(element("input", {
       id: inputId, name: "code", type: "text", inputMode: "numeric", autocomplete: "one-time-code",
@@ -282,9 +292,12 @@ function loginFlow(flow, methods, identifier, ui) {
     }));
     row.appendChild(element("button", { type: "submit", className: "primary" }, ui.submitLabel || "Sign in"));
     form.appendChild(row);
-    const again = element("button", { type: "button", className: "link", id: "send-again" }, "Send another email");
     const p = element("p", { className: "small actions" });
-    p.appendChild(again);
+    if (m.send) {
+      const again = element("button", { type: "button", className: "link", id: "send-again" }, resendLabel(m.channel));
+      again.addEventListener("click", () => send(m));
+      p.appendChild(again);
+    }
     if (start) {
       const other = element("button", { type: "button", className: "link" }, "Use a different email address");
       p.appendChild(other);
@@ -307,7 +320,7 @@ function loginFlow(flow, methods, identifier, ui) {
         return;
       }
       say(status, "Checking the code…");
-      const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/" + method, { code });
+      const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/" + encodeURIComponent(m.method), { code });
       if (r.ok) { finished(r); return; }
       if (r.status === 410) {
         clear(list);
@@ -316,38 +329,34 @@ function loginFlow(flow, methods, identifier, ui) {
       }
       say(status, errorText(r, "That code did not work."));
     });
-    again.addEventListener("click", () => send(method, length));
   }
 
-  async function send(method, length) {
+  async function send(m) {
     say(status, "Sending…");
-    const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/" + method + "/send", {});
+    const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/" + encodeURIComponent(m.method) + "/send", {});
     if (!r.ok) {
-      say(status, errorText(r, "Could not send the email. Try again."));
+      say(status, errorText(r, "Could not send it. Try again."));
       return;
     }
-    const where = identifier ? " to " + identifier : "";
-    say(status, method === "magic_link"
-      ? "We sent a link and a code" + where + ". Open the link in this browser, or type the code here."
-      : "We sent a code" + where + ". Type it here.");
-    codeForm(method, length);
+    say(status, m.sent || "Sent.");
+    codeForm(m);
   }
 
   clear(list);
-  const usable = (methods || []).filter((m) => METHOD_LABELS[m.method] && (m.method !== "passkey" || webauthn.supported()));
+  const usable = (methods || []).filter((m) => INPUTS.includes(m.input) && (m.input !== "webauthn" || webauthn.supported()));
   if (usable.length === 0) {
     say(status, "No sign-in method this page supports is available for this account. If you were invited, use the link in your invitation email.");
     return;
   }
   say(status, ui.intro || "Choose how to sign in.");
-  // The flow offers its own passkey button now (for this account).
+  // The flow offers its own WebAuthn button now (for this account).
   if (passkeyBox) passkeyBox.hidden = true;
   for (const m of usable) {
-    const b = element("button", { type: "button", className: m.method === "passkey" ? "method primary" : "method" }, METHOD_LABELS[m.method]);
+    const b = element("button", { type: "button", className: m.input === "webauthn" ? "method primary" : "method" }, m.label);
     b.dataset.method = m.method;
     b.addEventListener("click", async () => {
-      if (m.method !== "passkey") {
-        send(m.method, m.code_length || 6);
+      if (m.input === "code") {
+        if (m.send) send(m); else codeForm(m);
         return;
       }
       autofill.stop();
@@ -399,7 +408,7 @@ const autofill = {
     try { available = await PublicKeyCredential.isConditionalMediationAvailable(); } catch (_) { available = false; }
     if (!available) return;
     const r = await api("POST", "/api/v1/login", {});
-    const entry = r.ok && (r.data.methods || []).find((m) => m.method === "passkey");
+    const entry = r.ok && (r.data.methods || []).find((m) => m.input === "webauthn");
     if (!entry) return;
     const controller = new AbortController();
     autofill.controller = controller;
@@ -442,7 +451,7 @@ function setUpLogin() {
         say("login-status", errorText(r, "Sign-in could not start. Try again."));
         return;
       }
-      const entry = (r.data.methods || []).find((m) => m.method === "passkey");
+      const entry = (r.data.methods || []).find((m) => m.input === "webauthn");
       if (!entry) {
         say("login-status", "Passkeys are not enabled here. Enter your email address instead.");
         return;
@@ -530,10 +539,10 @@ function setUpPasskeys() {
     });
   }
   // /account: rename, inline.
-  for (const b of document.querySelectorAll("[data-rename-passkey]")) {
+  for (const b of document.querySelectorAll("[data-rename-credential]")) {
     b.addEventListener("click", () => {
       const row = b.closest("tr");
-      const nameEl = row.querySelector(".passkey-name");
+      const nameEl = row.querySelector(".credential-name");
       if (row.querySelector(".rename-row")) return;
       const form = element("form", { className: "rename-row", noValidate: true });
       const input = element("input", { type: "text", maxLength: 64, value: nameEl.textContent });
@@ -549,7 +558,7 @@ function setUpPasskeys() {
       cancel.addEventListener("click", () => { form.remove(); nameEl.hidden = false; });
       form.addEventListener("submit", async (ev) => {
         ev.preventDefault();
-        const r = await api("PATCH", "/api/v1/credentials/" + encodeURIComponent(b.dataset.renamePasskey), { name: input.value });
+        const r = await api("PATCH", "/api/v1/credentials/" + encodeURIComponent(b.dataset.renameCredential), { name: input.value });
         if (!r.ok) {
           say("passkey-status", passkeyErrorText(r, "Could not rename the passkey."));
           return;
@@ -562,7 +571,7 @@ function setUpPasskeys() {
     });
   }
   // /account: remove, with a second click to confirm.
-  for (const b of document.querySelectorAll("[data-remove-passkey]")) {
+  for (const b of document.querySelectorAll("[data-remove-credential]")) {
     b.addEventListener("click", async () => {
       if (b.dataset.confirming !== "true") {
         b.dataset.confirming = "true";
@@ -570,7 +579,7 @@ function setUpPasskeys() {
         return;
       }
       const remove = async () => {
-        const r = await api("DELETE", "/api/v1/credentials/" + encodeURIComponent(b.dataset.removePasskey));
+        const r = await api("DELETE", "/api/v1/credentials/" + encodeURIComponent(b.dataset.removeCredential));
         if (r.status === 403 && r.data && r.data.error === "step_up_required") {
           stepUp("remove_credential", "passkey-status", remove);
           return;

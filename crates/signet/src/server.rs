@@ -48,7 +48,7 @@ pub struct StartOptions {
     pub listener: Option<std::net::TcpListener>,
     pub worker: Option<WorkerConfig>,
     /// Extra login methods to register (test doubles).
-    pub methods: Vec<std::sync::Arc<dyn signet_core::method::LoginMethod>>,
+    pub methods: Vec<std::sync::Arc<dyn signet_core::method::Method>>,
 }
 
 async fn stopped(mut rx: watch::Receiver<bool>) {

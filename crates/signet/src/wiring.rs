@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use signet_app::methods::{EmailCode, MagicLink, Mailbox, PasskeyLogin};
+use signet_app::methods::{EmailCode, MagicLink, Mailbox, PasskeyMethod};
 use signet_app::passkeys::{load_decoy_key, Passkeys};
 use signet_app::{App, Settings};
 use signet_core::clock::{SharedClock, SystemClock};
-use signet_core::method::{LoginMethod, Registry};
+use signet_core::method::{Method, Registry};
 use signet_core::policy::Policy;
 use signet_courier::{Courier, Delivery};
 use signet_store::SqlStore;
@@ -41,11 +41,7 @@ pub fn load_policy(config: &Config) -> anyhow::Result<Policy> {
 
 /// Builds the application. The built-in methods are registered first, then
 /// `methods` (tests add doubles, which replace a built-in of the same name).
-pub async fn wire(
-    config: &Config,
-    clock: Option<SharedClock>,
-    methods: Vec<Arc<dyn LoginMethod>>,
-) -> anyhow::Result<Wired> {
+pub async fn wire(config: &Config, clock: Option<SharedClock>, methods: Vec<Arc<dyn Method>>) -> anyhow::Result<Wired> {
     let policy = load_policy(config)?;
     let sealing = crate::sealing::load(config)?;
     let store = Arc::new(
@@ -84,8 +80,8 @@ pub async fn wire(
         .await
         .context("loading the passkey decoy key")?;
     let passkeys = Passkeys::new(rp, decoy_key);
-    let mut all: Vec<Arc<dyn LoginMethod>> = vec![
-        Arc::new(PasskeyLogin::new(
+    let mut all: Vec<Arc<dyn Method>> = vec![
+        Arc::new(PasskeyMethod::new(
             store.clone(),
             clock.clone(),
             policy.clone(),
@@ -116,7 +112,7 @@ pub async fn wire(
     })
 }
 
-fn registry(methods: Vec<Arc<dyn LoginMethod>>) -> Registry {
+fn registry(methods: Vec<Arc<dyn Method>>) -> Registry {
     let mut registry = Registry::new();
     for m in methods {
         registry.register(m);

@@ -30,11 +30,11 @@ use signet_core::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::{SharedClock, Timestamp};
 use signet_core::flow::Flow;
-use signet_core::method::MethodName;
+use signet_core::method::{Channel, Input, MethodName, Offer};
 use signet_core::secret::{OneTimeCode, PlainToken, TokenHash, TokenKind};
 use signet_core::session::{device_label, Aal, Proof};
 use signet_core::store::{OneTimeSecret, SecretPurpose, Store};
@@ -86,17 +86,25 @@ fn no_identifier() -> Error {
 }
 
 impl Mailbox {
-    /// The method's entry in a flow's `methods` list: the code length, so a
-    /// form can size its input. Identical for every account.
-    pub fn offer(&self) -> Map<String, Value> {
-        let mut entry = Map::new();
-        entry.insert("code_length".into(), json!(self.settings.email_login.code_digits));
-        entry
+    /// A method's entry in a flow's `methods` list: a code of the
+    /// configured length, sent by email first. Identical for every account.
+    pub fn offer(&self, method: MethodName, label: &'static str, sent: &'static str) -> Offer {
+        Offer {
+            method,
+            label,
+            input: Input::Code {
+                code_length: self.settings.email_login.code_digits,
+            },
+            send: true,
+            channel: Some(Channel::Email),
+            sent: Some(sent),
+            extra: Map::new(),
+        }
     }
 
     /// Sends a code, and with `with_link` a magic link too, for this flow.
     /// The flow is kept alive as long as the code (`login.code_ttl` from
-    /// now), within [`crate::login::FLOW_MAX_LIFETIME`] of its start; the
+    /// now), within [`crate::journeys::FLOW_MAX_LIFETIME`] of its start; the
     /// caller stores it.
     pub async fn send(&self, flow: &mut Flow, origin: &Origin, with_link: bool) -> Result<()> {
         let identifier = flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
@@ -110,7 +118,7 @@ impl Mailbox {
         tx.commit().await?;
         let wanted = now
             .plus(limits.ttl)
-            .min(flow.created_at.plus(crate::login::FLOW_MAX_LIFETIME));
+            .min(flow.created_at.plus(crate::journeys::FLOW_MAX_LIFETIME));
         flow.expires_at = flow.expires_at.max(wanted);
         let issue = Issue {
             mailbox: self.clone(),

@@ -2,9 +2,8 @@
 //! Works in browser and api mode. Proves aal1 with `amr` `["otp", "mail"]`.
 //! Issuing, limits and checking live in [`super::email`].
 
-use serde_json::{Map, Value};
 use signet_core::flow::Flow;
-use signet_core::method::{LoginMethod, MethodName, StepContext};
+use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepInput};
 use signet_core::session::Proof;
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
@@ -21,28 +20,39 @@ impl EmailCode {
     }
 }
 
-/// The `code` string of a step's body.
-pub(super) fn code_of(input: &Value) -> Option<&str> {
-    input.get("code").and_then(Value::as_str)
-}
-
-#[async_trait::async_trait]
-impl LoginMethod for EmailCode {
+impl Method for EmailCode {
     fn name(&self) -> MethodName {
         MethodName::EmailOtp
     }
 
-    async fn offer(&self, _flow: &mut Flow, _ctx: StepContext<'_>) -> Result<Map<String, Value>> {
-        Ok(self.mailbox.offer())
+    fn login(&self) -> Option<&dyn LoginStep> {
+        Some(self)
+    }
+
+    /// The `email` recovery path: a code to an address on file.
+    fn recovery(&self) -> Option<&dyn LoginStep> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl LoginStep for EmailCode {
+    async fn offer(&self, _flow: &mut Flow, _ctx: StepContext<'_>) -> Result<Offer> {
+        Ok(self.mailbox.offer(
+            MethodName::EmailOtp,
+            "Email me a code",
+            "We sent a code to your email. Type it here.",
+        ))
     }
 
     async fn send(&self, flow: &mut Flow, ctx: StepContext<'_>) -> Result<()> {
         self.mailbox.send(flow, ctx.origin, false).await
     }
 
-    async fn verify(&self, flow: &mut Flow, input: Value, ctx: StepContext<'_>) -> Result<Proof> {
-        let code =
-            code_of(&input).ok_or_else(|| Error::invalid(ErrorCode::InvalidRequest, "send {\"code\": \"...\"}"))?;
-        self.mailbox.check_code(flow, code, ctx.origin).await
+    async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Proof> {
+        match input {
+            StepInput::Code(code) => self.mailbox.check_code(flow, &code, ctx.origin).await,
+            _ => Err(Error::invalid(ErrorCode::InvalidRequest, "send {\"code\": \"...\"}")),
+        }
     }
 }

@@ -16,20 +16,19 @@
 //!
 //! Proves aal1 with `amr` `["mail"]` (or `["otp", "mail"]` for a typed code).
 
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::Timestamp;
 use signet_core::flow::Flow;
-use signet_core::method::{LoginMethod, MethodName, StepContext};
+use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepInput};
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
-use signet_core::session::{Proof, SessionId};
+use signet_core::session::{Proof, SessionId, SessionMode};
 use signet_core::store::SecretPurpose;
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 
 use super::email::Mailbox;
-use super::email_code::code_of;
-use crate::login::StepOutcome;
+use crate::journeys::StepOutcome;
 use crate::App;
 
 pub struct MagicLink {
@@ -42,29 +41,48 @@ impl MagicLink {
     }
 }
 
-#[async_trait::async_trait]
-impl LoginMethod for MagicLink {
+impl Method for MagicLink {
     fn name(&self) -> MethodName {
         MethodName::MagicLink
     }
 
-    async fn offer(&self, _flow: &mut Flow, _ctx: StepContext<'_>) -> Result<Map<String, Value>> {
-        Ok(self.mailbox.offer())
+    /// A link opens in a browser: there is no api-mode magic link.
+    fn modes(&self) -> &'static [SessionMode] {
+        &[SessionMode::Browser]
+    }
+
+    fn login(&self) -> Option<&dyn LoginStep> {
+        Some(self)
+    }
+
+    /// The `email` recovery path, as a link.
+    fn recovery(&self) -> Option<&dyn LoginStep> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl LoginStep for MagicLink {
+    /// The link's email carries the flow's code too, which can be typed on
+    /// this page: the offer asks for a code after the send.
+    async fn offer(&self, _flow: &mut Flow, _ctx: StepContext<'_>) -> Result<Offer> {
+        Ok(self.mailbox.offer(
+            MethodName::MagicLink,
+            "Email me a link",
+            "We sent a link and a code to your email. Open the link in this browser, or type the code here.",
+        ))
     }
 
     async fn send(&self, flow: &mut Flow, ctx: StepContext<'_>) -> Result<()> {
         self.mailbox.send(flow, ctx.origin, true).await
     }
 
-    /// `{"token": "sgm_..."}` from the link's page, or `{"code": "..."}`
-    /// typed from the same email.
-    async fn verify(&self, flow: &mut Flow, input: Value, ctx: StepContext<'_>) -> Result<Proof> {
-        if let Some(token) = input.get("token").and_then(Value::as_str) {
-            return self.mailbox.check_link(flow, token).await;
-        }
-        match code_of(&input) {
-            Some(code) => self.mailbox.check_code(flow, code, ctx.origin).await,
-            None => Err(Error::invalid(
+    /// A token from the link's page, or a code typed from the same email.
+    async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Proof> {
+        match input {
+            StepInput::Token(token) => self.mailbox.check_link(flow, &token).await,
+            StepInput::Code(code) => self.mailbox.check_code(flow, &code, ctx.origin).await,
+            StepInput::Credential(_) => Err(Error::invalid(
                 ErrorCode::InvalidRequest,
                 "send {\"token\": \"...\"} or {\"code\": \"...\"}",
             )),
@@ -119,12 +137,11 @@ pub async fn confirm(
         .await?
         .ok_or_else(link_invalid)?;
     let flow = secret.flow_id.ok_or_else(link_invalid)?;
-    let input = json!({ "token": presented });
-    match crate::login::step(
+    match crate::journeys::step(
         app,
         flow,
         MethodName::MagicLink.as_str(),
-        input,
+        Ok(StepInput::Token(presented.to_owned())),
         binding,
         origin,
         replaces,

@@ -11,4 +11,4 @@ pub mod passkey;
 pub use email::Mailbox;
 pub use email_code::EmailCode;
 pub use magic_link::MagicLink;
-pub use passkey::PasskeyLogin;
+pub use passkey::PasskeyMethod;

@@ -27,17 +27,23 @@ use signet_core::ErrorCode;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 use signet_core::audit::{Actor, AuditEvent, EventType, Outcome};
 use signet_core::clock::{SharedClock, Timestamp};
 use signet_core::credential::PasskeyUse;
+use signet_core::credential::{Passkey, Removal};
 use signet_core::flow::Flow;
-use signet_core::method::{LoginMethod, MethodName, StepContext};
+use signet_core::method::{
+    CredentialInfo, CredentialKind, Input, LoginStep, Method, MethodName, Offer, StepContext, StepInput,
+};
 use signet_core::policy::{CounterCheck, Policy};
+use signet_core::session::Aal;
 use signet_core::session::Proof;
 use signet_core::store::Store;
+use signet_core::unit_of_work::Transaction;
 use signet_core::user::UserId;
 use signet_core::{Error, Result};
+use signet_passkey::authenticator_name;
 use signet_passkey::{Assertion, AuthenticationState, CounterPolicy, PasskeyError, CEREMONY_TIMEOUT};
 use uuid::Uuid;
 
@@ -53,14 +59,14 @@ struct Pending {
     expires_at: i64,
 }
 
-pub struct PasskeyLogin {
+pub struct PasskeyMethod {
     store: Arc<dyn Store>,
     clock: SharedClock,
     policy: Arc<Policy>,
     passkeys: Passkeys,
 }
 
-impl PasskeyLogin {
+impl PasskeyMethod {
     pub fn new(store: Arc<dyn Store>, clock: SharedClock, policy: Arc<Policy>, passkeys: Passkeys) -> Self {
         Self {
             store,
@@ -80,7 +86,7 @@ impl PasskeyLogin {
     /// Takes the ceremony state out of the flow, in storage first: the
     /// compare-and-swap picks one winner among concurrent submissions.
     async fn take_state(&self, flow: &mut Flow) -> Result<AuthenticationState> {
-        let raw = flow.state.methods.remove(SCRATCH).ok_or_else(Self::gone)?;
+        let raw = flow.state.scratch.remove(SCRATCH).ok_or_else(Self::gone)?;
         let now = self.clock.now();
         if !self.store.update_flow(flow, now).await? {
             return Err(Error::conflict(
@@ -97,13 +103,72 @@ impl PasskeyLogin {
     }
 }
 
-#[async_trait::async_trait]
-impl LoginMethod for PasskeyLogin {
+impl Method for PasskeyMethod {
     fn name(&self) -> MethodName {
         MethodName::Passkey
     }
 
-    async fn offer(&self, flow: &mut Flow, _ctx: StepContext<'_>) -> Result<Map<String, Value>> {
+    fn login(&self) -> Option<&dyn LoginStep> {
+        Some(self)
+    }
+
+    /// The `backup_passkey` recovery path: another passkey of the account.
+    fn recovery(&self) -> Option<&dyn LoginStep> {
+        Some(self)
+    }
+
+    fn credentials(&self) -> Option<&dyn CredentialKind> {
+        Some(self)
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialKind for PasskeyMethod {
+    fn noun(&self) -> &'static str {
+        "passkey"
+    }
+
+    async fn list(&self, user: UserId) -> Result<Vec<CredentialInfo>> {
+        Ok(self.store.passkeys_of(user).await?.iter().map(info).collect())
+    }
+
+    async fn rename(&self, tx: &mut dyn Transaction, user: UserId, id: Uuid, name: &str) -> Result<Option<()>> {
+        Ok(tx.rename_passkey(user, id, name).await?.then_some(()))
+    }
+
+    async fn remove(&self, tx: &mut dyn Transaction, user: UserId, id: Uuid, keep: u32) -> Result<Removal> {
+        Ok(tx.remove_passkey(user, id, keep).await?)
+    }
+}
+
+/// A passkey as `/api/v1/credentials` lists it.
+pub fn info(p: &Passkey) -> CredentialInfo {
+    let mut extra = Map::new();
+    // The authenticator model's name from the AAGUID the authenticator
+    // claimed, if we know it (not attested: see docs/passkeys.md).
+    extra.insert("authenticator".into(), json!(authenticator_name(&p.aaguid)));
+    extra.insert("aaguid".into(), json!(p.aaguid));
+    // BS: backed up / synced now; BE: can be synced (false for a
+    // device-bound passkey such as a security key).
+    extra.insert("synced".into(), json!(p.backup_state));
+    extra.insert("backup_eligible".into(), json!(p.backup_eligible));
+    extra.insert("transports".into(), json!(p.transports));
+    CredentialInfo {
+        id: p.id,
+        kind: MethodName::Passkey,
+        name: p.name.clone(),
+        created_at: p.created_at,
+        last_used_at: p.last_used_at,
+        // With user verification a passkey is a multi-factor
+        // cryptographic authenticator (SP 800-63B §3.1.7).
+        aal: if p.user_verified { Aal::Aal2 } else { Aal::Aal1 },
+        extra,
+    }
+}
+
+#[async_trait::async_trait]
+impl LoginStep for PasskeyMethod {
+    async fn offer(&self, flow: &mut Flow, _ctx: StepContext<'_>) -> Result<Offer> {
         let policy = &self
             .policy
             .tier(&flow.state.tier)
@@ -137,22 +202,30 @@ impl LoginMethod for PasskeyLogin {
             expires_at: self.clock.now().plus(CEREMONY_TIMEOUT).as_millis(),
         };
         flow.state
-            .methods
+            .scratch
             .insert(SCRATCH.into(), serde_json::to_value(&pending).map_err(Error::internal)?);
-        let mut entry = Map::new();
-        entry.insert("publicKey".into(), options);
-        Ok(entry)
+        let mut extra = Map::new();
+        extra.insert("publicKey".into(), options);
+        Ok(Offer {
+            method: MethodName::Passkey,
+            label: "Use a passkey",
+            input: Input::Webauthn,
+            send: false,
+            channel: None,
+            sent: None,
+            extra,
+        })
     }
 
-    async fn verify(&self, flow: &mut Flow, input: Value, ctx: StepContext<'_>) -> Result<Proof> {
-        let state = self.take_state(flow).await?;
-        let credential = input.get("credential").ok_or_else(|| {
-            Error::invalid(
+    async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Proof> {
+        let StepInput::Credential(credential) = input else {
+            return Err(Error::invalid(
                 ErrorCode::InvalidRequest,
                 "send {\"credential\": PublicKeyCredential.toJSON()}",
-            )
-        })?;
-        let assertion = Assertion::parse(credential)?;
+            ));
+        };
+        let state = self.take_state(flow).await?;
+        let assertion = Assertion::parse(&credential)?;
         let row = self
             .store
             .passkey_by_credential_id(&assertion.credential_id().to_base64url())

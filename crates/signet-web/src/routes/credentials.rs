@@ -1,11 +1,13 @@
-//! `/api/v1/credentials`: the caller's own credentials (passkeys today).
+//! `/api/v1/credentials`: the caller's own credentials, of every kind
+//! (through `signet_app::credentials`), and passkey enrollment.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use signet_app::passkeys::{self, CredentialView};
+use signet_app::methods::passkey::info;
+use signet_app::{credentials, passkeys};
 use signet_core::ErrorCode;
 
 use crate::error::ApiResult;
@@ -33,9 +35,8 @@ pub struct RenameBody {
 
 /// `GET /api/v1/credentials`
 pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Value>> {
-    let all = passkeys::list(&state.app, &auth.current.user).await?;
-    let rows: Vec<_> = all.iter().map(CredentialView::new).collect();
-    Ok(Json(json!({ "credentials": rows })))
+    let all = credentials::list(&state.app, &auth.current.user).await?;
+    Ok(Json(json!({ "credentials": all })))
 }
 
 /// `POST /api/v1/credentials/passkey/begin`
@@ -56,7 +57,7 @@ pub async fn finish(
     ApiJson(body): ApiJson<FinishBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let passkey = passkeys::finish(&state.app, &auth.current, &origin, &body.ceremony_id, body.credential).await?;
-    Ok((StatusCode::CREATED, Json(json!(CredentialView::new(&passkey)))))
+    Ok((StatusCode::CREATED, Json(json!(info(&passkey)))))
 }
 
 /// `PATCH /api/v1/credentials/{id}` (extension): rename.
@@ -68,8 +69,8 @@ pub async fn rename(
     ApiJson(body): ApiJson<RenameBody>,
 ) -> ApiResult<Json<Value>> {
     let id = super::parse_id(&id, ErrorCode::CredentialNotFound)?;
-    let passkey = passkeys::rename(&state.app, &auth.current, &origin, id, &body.name).await?;
-    Ok(Json(json!(CredentialView::new(&passkey))))
+    let renamed = credentials::rename(&state.app, &auth.current, &origin, id, &body.name).await?;
+    Ok(Json(json!(renamed)))
 }
 
 /// `DELETE /api/v1/credentials/{id}`
@@ -80,6 +81,6 @@ pub async fn remove(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let id = super::parse_id(&id, ErrorCode::CredentialNotFound)?;
-    passkeys::remove(&state.app, &auth.current, &origin, id).await?;
+    credentials::remove(&state.app, &auth.current, &origin, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use signet_app::login::{Start, StepOutcome};
 use signet_core::clock::rfc3339;
 use signet_core::flow::FlowId;
+use signet_core::method::{Offer, StepInput};
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 use signet_core::session::SessionMode;
 use signet_core::ErrorCode;
@@ -31,7 +32,7 @@ struct Started {
     flow_id: FlowId,
     #[serde(with = "rfc3339")]
     expires_at: signet_core::clock::Timestamp,
-    methods: Vec<Value>,
+    methods: Vec<Offer>,
 }
 
 /// The browser-binding cookie's hash, if the request carries a well-formed one.
@@ -52,11 +53,8 @@ pub async fn start(
     let started = signet_app::login::start(
         &state.app,
         Start {
-            identifier: body.identifier,
-            mode: body.mode,
-            return_to: body.return_to,
             binding: bind_hash,
-            origin,
+            ..Start::new(body.identifier, body.mode, body.return_to, origin)
         },
     )
     .await?;
@@ -113,10 +111,11 @@ fn flow_id(raw: &str) -> Result<FlowId, signet_core::Error> {
 #[serde(deny_unknown_fields)]
 pub struct SendBody {}
 
-/// The body of a step: the field its method reads (`credential` for a
-/// passkey, `code` for a typed code, `token` for a magic link). Anything
-/// else is refused with 400, as everywhere in the API; which of these a
-/// method needs, and their values, the method itself checks.
+/// The body of a step: exactly one of `credential` (a WebAuthn
+/// `PublicKeyCredential.toJSON()`), `code` (a typed code) or `token` (a
+/// link's token), typed into a [`StepInput`]. Anything else is refused with
+/// 400, as everywhere in the API; whether the method takes that kind of
+/// input, and its value, the method itself checks.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepBody {
@@ -126,18 +125,23 @@ pub struct StepBody {
 }
 
 impl StepBody {
-    fn into_input(self) -> Value {
-        let mut input = serde_json::Map::new();
-        for (key, value) in [
-            ("credential", self.credential),
-            ("code", self.code),
-            ("token", self.token),
-        ] {
-            if let Some(v) = value {
-                input.insert(key.into(), v);
-            }
+    pub(crate) fn into_input(self) -> Result<StepInput, signet_core::Error> {
+        let text = |v: Value, what: &str| match v {
+            Value::String(s) => Ok(s),
+            _ => Err(signet_core::Error::invalid(
+                ErrorCode::InvalidRequest,
+                format!("{what} must be a string"),
+            )),
+        };
+        match (self.credential, self.code, self.token) {
+            (Some(c), None, None) => Ok(StepInput::Credential(c)),
+            (None, Some(c), None) => Ok(StepInput::Code(text(c, "code")?)),
+            (None, None, Some(t)) => Ok(StepInput::Token(text(t, "token")?)),
+            _ => Err(signet_core::Error::invalid(
+                ErrorCode::InvalidRequest,
+                "send exactly one of \"credential\", \"code\" or \"token\"",
+            )),
         }
-        Value::Object(input)
     }
 }
 
@@ -183,7 +187,8 @@ pub async fn step(
     )
     .await?;
     Ok(match outcome {
-        StepOutcome::Complete { issued, return_to } => {
+        StepOutcome::Complete { issued, continuation } => {
+            let return_to = continuation.url();
             let user = signet_app::users::get(&state.app, issued.session.user_id).await?;
             session_response(
                 &state,

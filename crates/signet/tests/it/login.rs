@@ -130,11 +130,11 @@ async fn flows_expire() {
 pub(crate) mod doubles {
     use serde_json::{Map, Value};
     use signet_core::flow::Flow;
-    use signet_core::method::{LoginMethod, MethodName, StepContext};
+    use signet_core::method::{Input, LoginStep, Method, MethodName, Offer, StepContext, StepInput};
     use signet_core::session::{Aal, Proof};
     use signet_core::{Error, Result};
 
-    /// A stand-in for a method: accepts `{"code": "right"}` and proves `aal`.
+    /// A stand-in for a method: accepts the code "right" and proves `aal`.
     pub struct Fake {
         pub name: MethodName,
         pub aal: Aal,
@@ -142,21 +142,42 @@ pub(crate) mod doubles {
         pub phishing_resistant: bool,
     }
 
-    #[async_trait::async_trait]
-    impl LoginMethod for Fake {
+    impl Method for Fake {
         fn name(&self) -> MethodName {
             self.name
         }
 
-        async fn offer(&self, flow: &mut Flow, _ctx: StepContext<'_>) -> Result<Map<String, Value>> {
-            flow.state
-                .methods
-                .insert(self.name.as_str().into(), Value::String("offered".into()));
-            Ok(Map::new())
+        fn facts(&self) -> signet_core::assurance::MethodFacts {
+            signet_core::assurance::MethodFacts {
+                phishing_resistant: self.phishing_resistant,
+                ..signet_core::assurance::facts(self.name)
+            }
         }
 
-        async fn verify(&self, flow: &mut Flow, input: Value, _ctx: StepContext<'_>) -> Result<Proof> {
-            if flow.state.user_id.is_none() || input["code"] != "right" {
+        fn login(&self) -> Option<&dyn LoginStep> {
+            Some(self)
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl LoginStep for Fake {
+        async fn offer(&self, flow: &mut Flow, _ctx: StepContext<'_>) -> Result<Offer> {
+            flow.state
+                .scratch
+                .insert(self.name.as_str().into(), Value::String("offered".into()));
+            Ok(Offer {
+                method: self.name,
+                label: "Fake",
+                input: Input::Code { code_length: 5 },
+                send: false,
+                channel: None,
+                sent: None,
+                extra: Map::new(),
+            })
+        }
+
+        async fn verify(&self, flow: &mut Flow, input: StepInput, _ctx: StepContext<'_>) -> Result<Proof> {
+            if flow.state.user_id.is_none() || input != StepInput::Code("right".into()) {
                 return Err(Error::invalid(
                     signet_core::ErrorCode::InvalidCode,
                     "that code is not right",
@@ -173,7 +194,7 @@ pub(crate) mod doubles {
     }
 }
 
-pub(crate) fn fake_methods() -> Vec<std::sync::Arc<dyn signet_core::method::LoginMethod>> {
+pub(crate) fn fake_methods() -> Vec<std::sync::Arc<dyn signet_core::method::Method>> {
     use signet_core::method::MethodName;
     use signet_core::session::Aal;
     vec![

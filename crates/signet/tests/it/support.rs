@@ -41,7 +41,7 @@ pub struct Options {
     /// Configure real SMTP delivery to a sink (otherwise: dev outbox).
     pub smtp: bool,
     /// Login methods to register (test doubles).
-    pub methods: Vec<Arc<dyn signet_core::method::LoginMethod>>,
+    pub methods: Vec<Arc<dyn signet_core::method::Method>>,
     /// Use this database instead of a fresh one (a second node).
     pub shared_db: Option<String>,
     /// Serve HTTPS with this PEM certificate and key; `public_url` becomes

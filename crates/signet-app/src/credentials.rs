@@ -1,0 +1,246 @@
+//! A user's credentials of every kind: list, rename, remove, and what all
+//! kinds share.
+//!
+//! Each method with a credential kind ([`CredentialKind`]) stores its own
+//! credentials; the rules that hold whatever the kind live here, once:
+//! - **Binding assurance** (NIST SP 800-63B rev. 4 §4.1.2.1 and §3.1.4):
+//!   once the account holds an authenticator that proves aal2 on its own,
+//!   binding or removing one is the sensitive action `add_credential` /
+//!   `remove_credential` ([`step_up::require`]: a full session at the
+//!   action's level within its `max_age`), and never below aal2 whatever
+//!   the policy says. Before that, the account's first credential may be
+//!   bound by the session that exists (an invitation's, a recovery's).
+//! - **The last way in**: a removal that would leave the account no way to
+//!   sign in at its tier's level is refused (409 `last_credential`). The
+//!   kind decides and deletes in one unit of work, under a lock on the
+//!   user, so two removals racing for the last two credentials cannot both
+//!   win.
+//! - **Sessions resting on a removed credential end with it.**
+//! - **Every change is audited and notified** on every channel the account
+//!   has (§4.1.2.1, §6.1.2.1), in the change's own unit of work, with the
+//!   kind's own words.
+
+use serde_json::json;
+use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::credential::Removal;
+use signet_core::error::StepUp;
+use signet_core::method::{CredentialInfo, CredentialKind, MethodName};
+use signet_core::session::Aal;
+use signet_core::unit_of_work::Transaction;
+use signet_core::user::User;
+use signet_core::ErrorCode;
+use signet_core::{Error, Result};
+use signet_courier::templates::{self, CredentialChange, Requester};
+use uuid::Uuid;
+
+use crate::sessions::Current;
+use crate::{step_up, App};
+
+/// The longest credential name we keep, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// A user-chosen name: trimmed, 1 to 64 characters, no control characters.
+pub fn valid_name(raw: &str) -> Result<String> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            ErrorCode::InvalidName,
+            "a name is 1 to 64 characters, without control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn not_found() -> Error {
+    Error::not_found(ErrorCode::CredentialNotFound, "no such credential")
+}
+
+/// The user's credentials of every kind, oldest first within a kind.
+pub async fn list(app: &App, user: &User) -> Result<Vec<CredentialInfo>> {
+    let mut all = Vec::new();
+    for method in app.registry.credential_kinds() {
+        if let Some(kind) = method.credentials() {
+            all.extend(kind.list(user.id).await?);
+        }
+    }
+    Ok(all)
+}
+
+/// The credential `id` of the user and the kind that holds it.
+async fn find<'a>(
+    app: &'a App,
+    user: &User,
+    id: Uuid,
+) -> Result<(CredentialInfo, &'a dyn CredentialKind, Vec<CredentialInfo>)> {
+    let all = list(app, user).await?;
+    let target = all.iter().find(|c| c.id == id).cloned().ok_or_else(not_found)?;
+    let kind = app
+        .registry
+        .get(target.kind)
+        .and_then(|m| m.credentials())
+        .ok_or_else(not_found)?;
+    Ok((target, kind, all))
+}
+
+/// Binding assurance (module docs): whether `current` may add or remove a
+/// credential now, given the account's `existing` ones.
+pub fn require_binding_assurance(
+    app: &App,
+    current: &Current,
+    existing: &[CredentialInfo],
+    action: &str,
+) -> Result<()> {
+    if !existing.iter().any(|c| c.aal >= Aal::Aal2) {
+        return Ok(());
+    }
+    step_up::require(app, current, action)?;
+    if current.session.aal < Aal::Aal2 {
+        let tier = app.policy.tier_for_roles(&current.user.roles).1;
+        return Err(Error::StepUpRequired(Box::new(StepUp {
+            required_aal: Aal::Aal2,
+            max_age: tier.step_up_max_age.as_secs(),
+            methods: step_up::methods(app, tier),
+        })));
+    }
+    Ok(())
+}
+
+/// How many credentials of `kind` must remain after a removal: none if the
+/// account has another way in at its tier's level (a credential of another
+/// kind its tier lets log in, or an email method that reaches the level on
+/// its own), else one.
+fn keep(app: &App, user: &User, kind: MethodName, all: &[CredentialInfo]) -> u32 {
+    let tier = app.policy.tier_for_roles(&user.roles).1;
+    let implemented = |m: &MethodName| app.registry.get(*m).is_some_and(|m| m.login().is_some());
+    let other_kind = all
+        .iter()
+        .any(|c| c.kind != kind && tier.login.contains(&c.kind) && implemented(&c.kind));
+    let by_email = tier.required_aal == Aal::Aal1
+        && tier
+            .login
+            .iter()
+            .any(|m| implemented(m) && app.registry.get(*m).is_some_and(|m| m.facts().email_based));
+    u32::from(!(other_kind || by_email))
+}
+
+/// `PATCH /api/v1/credentials/{id}`: renames one of the caller's credentials.
+pub async fn rename(app: &App, current: &Current, origin: &Origin, id: Uuid, raw_name: &str) -> Result<CredentialInfo> {
+    let name = valid_name(raw_name)?;
+    let user = &current.user;
+    let (mut target, kind, _) = find(app, user, id).await?;
+    let mut tx = app.store.begin().await?;
+    kind.rename(&mut *tx, user.id, id, &name).await?.ok_or_else(not_found)?;
+    let record = AuditEvent::new(EventType::CredentialRenamed, Actor::User(user.id), Outcome::Success)
+        .user(user.id)
+        .from_origin(origin)
+        .details(json!({ "credential_id": id, "type": target.kind, "name": name }));
+    app.audit().append(&mut *tx, &record).await?;
+    tx.commit().await?;
+    target.name = name;
+    Ok(target)
+}
+
+/// `DELETE /api/v1/credentials/{id}`: removes one of the caller's
+/// credentials, unless it is the last way in.
+pub async fn remove(app: &App, current: &Current, origin: &Origin, id: Uuid) -> Result<()> {
+    let user = &current.user;
+    let (target, kind, all) = find(app, user, id).await?;
+    require_binding_assurance(app, current, &all, "remove_credential")?;
+    let keep = keep(app, user, target.kind, &all);
+    let mut tx = app.store.begin().await?;
+    match kind.remove(&mut *tx, user.id, id, keep).await? {
+        Removal::Removed => {}
+        Removal::NotFound => return Err(not_found()),
+        Removal::LastCredential => {
+            return Err(Error::conflict(
+                ErrorCode::LastCredential,
+                format!(
+                    "this is your last way to sign in; add another {} before removing this one",
+                    kind.noun()
+                ),
+            ))
+        }
+    }
+    let ended = tx.delete_credential_sessions(id).await?;
+    let record = AuditEvent::new(EventType::CredentialRemoved, Actor::User(user.id), Outcome::Success)
+        .user(user.id)
+        .from_origin(origin)
+        .details(json!({
+            "credential_id": id,
+            "type": target.kind,
+            "name": target.name,
+            "sessions_ended": ended,
+        }));
+    app.audit().append(&mut *tx, &record).await?;
+    notify(
+        app,
+        &mut *tx,
+        user,
+        kind,
+        CredentialChange::Removed,
+        &target.name,
+        origin,
+    )
+    .await?;
+    tx.commit().await?;
+    app.courier.wake();
+    Ok(())
+}
+
+/// Records a newly bound credential in `tx`, its enrollment's unit of work:
+/// the `credential.added` record (with the kind's `details`) and the
+/// notices. The caller has inserted the credential in `tx` and commits.
+pub async fn added(
+    app: &App,
+    tx: &mut dyn Transaction,
+    current: &Current,
+    origin: &Origin,
+    kind: &dyn CredentialKind,
+    credential: &CredentialInfo,
+    mut details: serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
+    let user = &current.user;
+    details.insert("credential_id".into(), json!(credential.id));
+    details.insert("type".into(), json!(credential.kind));
+    details.insert("name".into(), json!(credential.name));
+    details.insert("session_id".into(), json!(current.session.id.0));
+    details.insert("scope".into(), json!(current.session.scope));
+    let record = AuditEvent::new(EventType::CredentialAdded, Actor::User(user.id), Outcome::Success)
+        .user(user.id)
+        .from_origin(origin)
+        .details(serde_json::Value::Object(details));
+    app.audit().append(tx, &record).await?;
+    notify(app, tx, user, kind, CredentialChange::Added, &credential.name, origin).await
+}
+
+/// Queues the change notices (email, and SMS when the account has a
+/// phone), worded for the credential's kind.
+async fn notify(
+    app: &App,
+    tx: &mut dyn Transaction,
+    user: &User,
+    kind: &dyn CredentialKind,
+    change: CredentialChange,
+    name: &str,
+    origin: &Origin,
+) -> Result<()> {
+    let device = signet_core::session::device_label(origin.user_agent.as_deref());
+    let noun = kind.noun();
+    let draft = templates::credential_changed(
+        &user.email,
+        change,
+        noun,
+        name,
+        app.clock.now(),
+        &Requester {
+            device: &device,
+            ip: origin.ip.as_deref(),
+        },
+        &app.settings.product_name,
+    );
+    let what = match change {
+        CredentialChange::Added => format!("a {noun} \"{name}\" was added to your account."),
+        CredentialChange::Removed => format!("a {noun} \"{name}\" was removed from your account."),
+    };
+    crate::notices::security_notice(app, tx, user, draft, &what).await
+}

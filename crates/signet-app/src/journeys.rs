@@ -1,0 +1,476 @@
+//! The journey engine: the flows that methods plug into.
+//!
+//! A flow carries its [`Journey`] (login, step-up, recovery), a [`Demand`]
+//! and a [`Continuation`] (see [`signet_core::flow`]). The engine does what
+//! every journey shares: it stores the flow, offers the methods the next
+//! step allows, dispatches the step a request names (no "try every
+//! strategy" loop), records what each step proved in one typed list, and
+//! once the steps meet the demand completes the journey in one unit of work.
+//! What differs between journeys is in [`rules`], one `match` each, instead
+//! of an `if kind ==` ladder:
+//! - which methods a first step offers (a login: the tier's `login`; a
+//!   step-up: its `second_factor`; a recovery: the methods of its `recovery`
+//!   paths), and which capability of a method serves it ([`Method::login`]
+//!   or [`Method::recovery`]);
+//! - whether the first step may name the account (usernameless login) and
+//!   settle the flow in that account's tier;
+//! - what completion yields: a full session, a raised session, or a
+//!   session that may only enroll a credential.
+//!
+//! The flow lives in storage, so any node can serve any step. Browser-mode
+//! flows are bound to a cookie of the browser that started them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::flow::{combined, Continuation, Flow, FlowId, FlowState, FlowStep, Journey};
+use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepInput};
+use signet_core::policy::Tier;
+use signet_core::secret::TokenHash;
+use signet_core::session::{Aal, Proof, SessionId, SessionMode, SessionScope};
+use signet_core::user::{User, UserId};
+use signet_core::ErrorCode;
+use signet_core::{Error, Result};
+
+use crate::fallback::Governed;
+use crate::sessions::{self, Grant, Issued};
+use crate::App;
+
+/// The longest a flow can live: sending a code extends it to the code's
+/// lifetime, but never beyond this from its start. The browser's
+/// flow-binding cookie lasts as long.
+pub const FLOW_MAX_LIFETIME: Duration = Duration::from_secs(2 * 3600);
+
+/// A stored flow and its first offers.
+pub struct Started {
+    pub flow: Flow,
+    pub methods: Vec<Offer>,
+}
+
+/// The result of a completed step.
+pub enum StepOutcome {
+    Complete {
+        issued: Box<Issued>,
+        /// Where the journey goes now.
+        continuation: Continuation,
+    },
+    Continue {
+        /// The flow to continue (the caller may not have named it: a magic
+        /// link names only its token).
+        flow_id: FlowId,
+        required_aal: Aal,
+        methods: Vec<Offer>,
+    },
+}
+
+/// Each journey's rules.
+pub mod rules {
+    use super::*;
+    use signet_core::policy::RecoveryPath;
+
+    /// The methods a journey's first step may use in `tier`.
+    pub fn first_methods(journey: &Journey, tier: &Tier) -> Vec<MethodName> {
+        match journey {
+            Journey::Login => tier.login.clone(),
+            // A step-up proves something *in addition* to the session it
+            // raises, so it offers the second factors from the first step.
+            Journey::StepUp { .. } => tier.second_factor.clone(),
+            Journey::Recovery { .. } => {
+                let mut out = Vec::new();
+                for path in &tier.recovery {
+                    let methods: &[MethodName] = match path {
+                        RecoveryPath::BackupPasskey => &[MethodName::Passkey],
+                        RecoveryPath::RecoveryCode => &[MethodName::RecoveryCode],
+                        RecoveryPath::Email => &[MethodName::EmailOtp, MethodName::MagicLink],
+                        RecoveryPath::Sms => &[MethodName::SmsOtp],
+                        // A help-desk ticket starts its own flow (its link).
+                        RecoveryPath::Helpdesk => &[],
+                    };
+                    for m in methods {
+                        if !out.contains(m) {
+                            out.push(*m);
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// The capability of `method` that serves this journey's steps.
+    pub fn step_of<'a>(journey: &Journey, method: &'a dyn Method) -> Option<&'a dyn LoginStep> {
+        match journey {
+            Journey::Login | Journey::StepUp { .. } => method.login(),
+            Journey::Recovery { .. } => method.recovery(),
+        }
+    }
+
+    /// What completing the journey records, and the scope of the session
+    /// it yields (a step-up keeps its session's scope).
+    pub fn completion(journey: &Journey) -> (EventType, SessionScope) {
+        match journey {
+            Journey::Login => (EventType::LoginSucceeded, SessionScope::Full),
+            Journey::StepUp { .. } => (EventType::SessionSteppedUp, SessionScope::Full),
+            Journey::Recovery { .. } => (EventType::RecoveryCompleted, SessionScope::Recovery),
+        }
+    }
+}
+
+pub(crate) fn tier<'a>(app: &'a App, name: &str) -> Result<&'a Tier> {
+    app.policy
+        .tier(name)
+        .ok_or_else(|| Error::internal_msg(format!("flow refers to unknown tier {name}")))
+}
+
+/// Of `names`, the methods this server implements that serve `journey` in
+/// `mode`, in the order given.
+fn usable(app: &App, journey: &Journey, names: &[MethodName], mode: SessionMode) -> Vec<Arc<dyn Method>> {
+    app.registry
+        .available(names)
+        .filter(|m| m.modes().contains(&mode) && rules::step_of(journey, m.as_ref()).is_some())
+        .cloned()
+        .collect()
+}
+
+/// The methods a flow may use next: the journey's first methods, then the
+/// tier's second factors not used yet. When the demand asks for phishing
+/// resistance the steps have not shown, only phishing-resistant methods.
+fn next_methods(app: &App, flow: &Flow) -> Result<Vec<Arc<dyn Method>>> {
+    let state = &flow.state;
+    let t = tier(app, &state.tier)?;
+    let names: Vec<MethodName> = if state.steps.is_empty() {
+        rules::first_methods(&state.journey, t)
+    } else {
+        t.second_factor.iter().copied().filter(|m| !state.used(*m)).collect()
+    };
+    let shown = combined(&state.steps).is_some_and(|p| p.phishing_resistant);
+    let need_pr = state.demand.phishing_resistant && !shown;
+    Ok(usable(app, &state.journey, &names, state.mode)
+        .into_iter()
+        .filter(|m| !need_pr || m.facts().phishing_resistant)
+        .collect())
+}
+
+async fn offers(app: &App, flow: &mut Flow, ctx: StepContext<'_>) -> Result<Vec<Offer>> {
+    let methods = next_methods(app, flow)?;
+    let mut out = Vec::with_capacity(methods.len());
+    for method in methods {
+        if let Some(step) = rules::step_of(&flow.state.journey, method.as_ref()) {
+            out.push(step.offer(flow, ctx).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// Creates and stores a flow with `state`, and offers the methods its first
+/// step allows. Every journey starts here.
+pub(crate) async fn open(app: &App, state: FlowState, binding: Option<TokenHash>, origin: &Origin) -> Result<Started> {
+    let now = app.clock.now();
+    let binding = if state.mode == SessionMode::Browser {
+        binding
+    } else {
+        None
+    };
+    let mut flow = Flow {
+        id: FlowId::new(),
+        kind: state.journey.kind(),
+        state,
+        version: 0,
+        binding,
+        created_at: now,
+        expires_at: now.plus(app.settings.flow_ttl),
+    };
+    let methods = offers(app, &mut flow, StepContext { origin }).await?;
+    app.store.insert_flow(&flow).await?;
+    Ok(Started { flow, methods })
+}
+
+/// Loads a live flow and checks it belongs to this browser and, for a
+/// step-up, to the session presented with the request.
+async fn load(app: &App, id: FlowId, binding: Option<&TokenHash>, session: Option<SessionId>) -> Result<Flow> {
+    let flow = app
+        .store
+        .flow(id, app.clock.now())
+        .await?
+        .ok_or_else(|| Error::gone(ErrorCode::FlowExpired, "this sign-in attempt has expired; start again"))?;
+    if let Some(expected) = &flow.binding {
+        if !binding.is_some_and(|b| b.ct_eq(expected)) {
+            return Err(Error::forbidden(
+                ErrorCode::FlowBindingMismatch,
+                "this sign-in was started in another browser",
+            ));
+        }
+    }
+    if let Some(target) = flow.state.journey.raises() {
+        // A step-up raises a live session: without one (it ended, or a
+        // concurrent step-up replaced it) the caller is not signed in.
+        let Some(session) = session else {
+            return Err(Error::Unauthenticated);
+        };
+        if session != target {
+            return Err(Error::forbidden(
+                ErrorCode::StepUpSessionMismatch,
+                "this step-up belongs to another session",
+            ));
+        }
+    }
+    Ok(flow)
+}
+
+/// The method a request names, if it exists and this step of the flow
+/// allows it.
+fn method_for<'a>(app: &'a App, flow: &Flow, raw: &str) -> Result<(MethodName, &'a dyn LoginStep)> {
+    let unknown = || Error::not_found(ErrorCode::UnknownMethod, "no such method");
+    let name = MethodName::parse(raw).ok_or_else(unknown)?;
+    if !next_methods(app, flow)?.iter().any(|m| m.name() == name) {
+        return Err(Error::invalid(
+            ErrorCode::MethodNotAllowed,
+            "this method is not allowed at this step",
+        ));
+    }
+    let method = app.registry.get(name).ok_or_else(unknown)?;
+    let step = rules::step_of(&flow.state.journey, method.as_ref()).ok_or_else(unknown)?;
+    Ok((name, step))
+}
+
+/// `POST .../{method}/send`: asks the method to send its code or link.
+pub async fn send(
+    app: &App,
+    id: FlowId,
+    raw_method: &str,
+    binding: Option<&TokenHash>,
+    origin: &Origin,
+    session: Option<SessionId>,
+) -> Result<()> {
+    let mut flow = load(app, id, binding, session).await?;
+    let (_, step) = method_for(app, &flow, raw_method)?;
+    step.send(&mut flow, StepContext { origin }).await?;
+    if !app.store.update_flow(&flow, app.clock.now()).await? {
+        return Err(conflict());
+    }
+    Ok(())
+}
+
+fn conflict() -> Error {
+    Error::conflict(ErrorCode::FlowConflict, "the sign-in changed meanwhile; try again")
+}
+
+/// `POST .../{method}`: verifies one step. `input` is the request's typed
+/// input or why it is malformed; that is reported only after the flow and
+/// the method are found, so an expired flow or an unknown method is what a
+/// request for one hears first.
+pub async fn step(
+    app: &App,
+    id: FlowId,
+    raw_method: &str,
+    input: Result<StepInput>,
+    binding: Option<&TokenHash>,
+    origin: &Origin,
+    session: Option<SessionId>,
+) -> Result<StepOutcome> {
+    let mut flow = load(app, id, binding, session).await?;
+    let (name, method) = method_for(app, &flow, raw_method)?;
+    let input = input?;
+    let (flow_id, user) = (flow.id, flow.state.user_id);
+    let proof = match method.verify(&mut flow, input, StepContext { origin }).await {
+        Ok(p) => p,
+        Err(e) => return Err(failed(app, name, flow_id, user, origin, e).await),
+    };
+    // A proof that still ends in a refusal (another account's credential, a
+    // method the account's tier forbids, a lost completion race, a user
+    // disabled meanwhile) is a failed step too, and is recorded as one. The
+    // record names the account the proof points at, even when the flow had
+    // none yet (a discoverable passkey names its owner).
+    let proven = proof.user_id.or(user);
+    match after_proof(app, flow, name, proof, origin, session).await {
+        // Counted once the step's outcome is stored: a lost race or a
+        // refusal after the proof counts as the failure it is, never as both.
+        Ok(outcome) => {
+            app.metrics.login(name.as_str(), "success");
+            Ok(outcome)
+        }
+        Err(e) => Err(failed(app, name, flow_id, proven, origin, e).await),
+    }
+}
+
+/// Counts and audits a failed step; returns the error to give the client
+/// (or the audit failure, which fails closed).
+async fn failed(
+    app: &App,
+    name: MethodName,
+    flow_id: FlowId,
+    user: Option<UserId>,
+    origin: &Origin,
+    e: Error,
+) -> Error {
+    app.metrics.login(name.as_str(), "failure");
+    let mut ev = AuditEvent::new(EventType::LoginFailed, Actor::Anonymous, Outcome::Failure)
+        .from_origin(origin)
+        .details(json!({ "method": name.as_str(), "flow_id": flow_id.0, "error": e.code() }));
+    if let Some(u) = user {
+        ev = ev.user(u);
+    }
+    match app.audit().record(ev).await {
+        Ok(_) => e,
+        Err(audit) => audit,
+    }
+}
+
+/// A method identified the account itself (a discoverable passkey names its
+/// owner). A usernameless flow becomes that user's flow. A flow that already
+/// has a user (or was started for an unknown identifier) must not change
+/// hands.
+async fn adopt_user(app: &App, flow: &mut Flow, proven: UserId) -> Result<()> {
+    let mismatch = || Error::forbidden(ErrorCode::UserMismatch, "this credential belongs to another account");
+    match flow.state.user_id {
+        Some(u) if u == proven => return Ok(()),
+        Some(_) => return Err(mismatch()),
+        None if flow.state.identified || !flow.state.steps.is_empty() => return Err(mismatch()),
+        None => {}
+    }
+    let user = app
+        .store
+        .user_by_id(proven)
+        .await?
+        .filter(User::is_active)
+        .ok_or_else(|| Error::invalid(ErrorCode::CredentialNotFound, "this passkey is not registered here"))?;
+    flow.state.user_id = Some(user.id);
+    Ok(())
+}
+
+/// After the first step proved who the user is, the flow moves to the
+/// account's own tier (a usernameless flow was offered the default tier's
+/// methods; an identified one already is in it, unless the account's roles
+/// changed meanwhile): that tier decides what the journey needs from here
+/// on, and the method just used must be one the tier's first step allows.
+/// The demand only ever grows: a tier's level raises it, never lowers what
+/// the journey was started with.
+fn settle_tier(app: &App, flow: &mut Flow, method: MethodName, user: &User) -> Result<()> {
+    let (tier_name, t) = app.policy.tier_for_roles(&user.roles);
+    let first = rules::first_methods(&flow.state.journey, t);
+    let allowed = usable(app, &flow.state.journey, &first, flow.state.mode);
+    if !allowed.iter().any(|m| m.name() == method) {
+        return Err(Error::invalid(
+            ErrorCode::MethodNotAllowed,
+            "this method is not allowed at this step",
+        ));
+    }
+    flow.state.tier = tier_name.to_owned();
+    flow.state.demand.aal = flow.state.demand.aal.max(t.required_aal);
+    Ok(())
+}
+
+/// What follows a verified proof: settle the account, record the step, and
+/// either complete the journey or ask for more.
+async fn after_proof(
+    app: &App,
+    mut flow: Flow,
+    name: MethodName,
+    proof: Proof,
+    origin: &Origin,
+    session: Option<SessionId>,
+) -> Result<StepOutcome> {
+    if let Some(proven) = proof.user_id {
+        adopt_user(app, &mut flow, proven).await?;
+    }
+    let user_id = flow
+        .state
+        .user_id
+        .ok_or_else(|| Error::internal_msg("a method verified a flow without a user"))?;
+    // Read before any unit of work opens: it holds the writer until it ends.
+    let user = app
+        .store
+        .user_by_id(user_id)
+        .await?
+        .filter(User::is_active)
+        .ok_or(Error::Unauthenticated)?;
+    if flow.state.journey.identifies() && flow.state.steps.is_empty() {
+        settle_tier(app, &mut flow, name, &user)?;
+    }
+    let now = app.clock.now();
+    flow.state.steps.push(FlowStep {
+        method: name,
+        proof,
+        at: now,
+    });
+    if flow.state.demand.met_by(&flow.state.steps, now) {
+        return complete(app, flow, &user, origin, session).await;
+    }
+    let methods = offers(app, &mut flow, StepContext { origin }).await?;
+    if !app.store.update_flow(&flow, now).await? {
+        return Err(conflict());
+    }
+    Ok(StepOutcome::Continue {
+        flow_id: flow.id,
+        required_aal: flow.state.demand.aal,
+        methods,
+    })
+}
+
+/// Completes the journey in one unit of work: consuming the flow (only the
+/// single winner of a race goes on), the fallback count's record and
+/// notice, the new session and its record. Nothing of it is acknowledged
+/// unless all of it is stored.
+async fn complete(
+    app: &App,
+    flow: Flow,
+    user: &User,
+    origin: &Origin,
+    session: Option<SessionId>,
+) -> Result<StepOutcome> {
+    let proof = combined(&flow.state.steps).ok_or_else(|| Error::internal_msg("no proof recorded"))?;
+    let raising = match flow.state.journey.raises() {
+        Some(_) => Some(crate::step_up::target_session(app, &flow).await?),
+        None => None,
+    };
+    let t = tier(app, &flow.state.tier)?;
+    let mut tx = app.store.begin().await?;
+    // The stored copy is discarded: the in-memory flow carries this
+    // request's changes (the settled tier, the last step).
+    tx.consume_flow(flow.id, app.clock.now()).await?.ok_or_else(|| {
+        Error::gone(
+            ErrorCode::FlowExpired,
+            "this sign-in was already completed or has expired",
+        )
+    })?;
+    if let Governed::Refused(record) =
+        crate::fallback::govern(app, &mut *tx, t, user, &flow.state.steps, origin).await?
+    {
+        tx.rollback().await?;
+        app.audit().record(*record).await?;
+        return Err(crate::fallback::limit_reached());
+    }
+    let continuation = flow.state.continuation.clone();
+    let (event, scope) = rules::completion(&flow.state.journey);
+    let issued = match raising {
+        Some(old) => crate::step_up::raise(app, &mut *tx, &flow, old, proof, origin).await?,
+        None => {
+            let grant = Grant {
+                user,
+                proof,
+                scope,
+                mode: flow.state.mode,
+                origin,
+            };
+            // A login replaces the session the browser had, if any.
+            sessions::establish_in(app, &mut *tx, grant, session, event).await?
+        }
+    };
+    tx.commit().await?;
+    app.courier.wake();
+    if flow.state.journey.raises().is_none() {
+        app.metrics.sessions_created.inc();
+    }
+    if flow.state.journey == Journey::Login {
+        app.metrics
+            .login_flows
+            .get_or_create(&crate::metrics::ResultLabel { result: "completed" })
+            .inc();
+    }
+    Ok(StepOutcome::Complete {
+        issued: Box::new(issued),
+        continuation,
+    })
+}
