@@ -6,6 +6,8 @@
 //! step allows, dispatches the step a request names (no "try every
 //! strategy" loop), records what each step proved in one typed list, and
 //! once the steps meet the demand completes the journey in one unit of work.
+//! A step is one durable commit: what a method leaves to write (a passkey's
+//! counter) goes into the same unit as the flow's consumption or update.
 //! What differs between journeys is in [`rules`], one `match` each, instead
 //! of an `if kind ==` ladder:
 //! - which methods a first step offers (a login: the tier's `login`; a
@@ -26,10 +28,10 @@ use std::time::Duration;
 use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::flow::{combined, Continuation, Flow, FlowId, FlowState, FlowStep, Journey};
-use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepInput};
+use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepEffect, StepInput, Verified};
 use signet_core::policy::Tier;
 use signet_core::secret::TokenHash;
-use signet_core::session::{Aal, Proof, SessionId, SessionMode, SessionScope};
+use signet_core::session::{Aal, SessionId, SessionMode, SessionScope};
 use signet_core::user::{User, UserId};
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
@@ -274,8 +276,8 @@ pub async fn step(
     let (name, method) = method_for(app, &flow, raw_method)?;
     let input = input?;
     let (flow_id, user) = (flow.id, flow.state.user_id);
-    let proof = match method.verify(&mut flow, input, StepContext { origin }).await {
-        Ok(p) => p,
+    let verified = match method.verify(&mut flow, input, StepContext { origin }).await {
+        Ok(v) => v,
         Err(e) => return Err(failed(app, name, flow_id, user, origin, e).await),
     };
     // A proof that still ends in a refusal (another account's credential, a
@@ -283,8 +285,8 @@ pub async fn step(
     // disabled meanwhile) is a failed step too, and is recorded as one. The
     // record names the account the proof points at, even when the flow had
     // none yet (a discoverable passkey names its owner).
-    let proven = proof.user_id.or(user);
-    match after_proof(app, flow, name, proof, origin, session).await {
+    let proven = verified.proof.user_id.or(user);
+    match after_proof(app, flow, name, verified, origin, session).await {
         // Counted once the step's outcome is stored: a lost race or a
         // refusal after the proof counts as the failure it is, never as both.
         Ok(outcome) => {
@@ -363,15 +365,18 @@ fn settle_tier(app: &App, flow: &mut Flow, method: MethodName, user: &User) -> R
 }
 
 /// What follows a verified proof: settle the account, record the step, and
-/// either complete the journey or ask for more.
+/// either complete the journey or ask for more. Either way the step is one
+/// unit of work: the method's effect with the flow's consumption (complete)
+/// or with its compare-and-swap update (continue).
 async fn after_proof(
     app: &App,
     mut flow: Flow,
     name: MethodName,
-    proof: Proof,
+    verified: Verified,
     origin: &Origin,
     session: Option<SessionId>,
 ) -> Result<StepOutcome> {
+    let Verified { proof, effect } = verified;
     if let Some(proven) = proof.user_id {
         adopt_user(app, &mut flow, proven).await?;
     }
@@ -396,12 +401,18 @@ async fn after_proof(
         at: now,
     });
     if flow.state.demand.met_by(&flow.state.steps, now) {
-        return complete(app, flow, &user, origin, session).await;
+        return complete(app, flow, effect, &user, origin, session).await;
     }
+    // Offers first: they read, and the unit holds the writer until it ends.
     let methods = offers(app, &mut flow, StepContext { origin }).await?;
-    if !app.store.update_flow(&flow, now).await? {
+    let mut tx = app.store.begin().await?;
+    if let Some(effect) = effect {
+        effect.apply(&mut *tx).await?;
+    }
+    if !tx.update_flow(&flow, now).await? {
         return Err(conflict());
     }
+    tx.commit().await?;
     Ok(StepOutcome::Continue {
         flow_id: flow.id,
         required_aal: flow.state.demand.aal,
@@ -416,6 +427,7 @@ async fn after_proof(
 async fn complete(
     app: &App,
     flow: Flow,
+    effect: Option<Box<dyn StepEffect>>,
     user: &User,
     origin: &Origin,
     session: Option<SessionId>,
@@ -435,6 +447,9 @@ async fn complete(
             "this sign-in was already completed or has expired",
         )
     })?;
+    if let Some(effect) = effect {
+        effect.apply(&mut *tx).await?;
+    }
     if let Governed::Refused(record) =
         crate::fallback::govern(app, &mut *tx, t, user, &flow.state.steps, origin).await?
     {

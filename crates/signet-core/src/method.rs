@@ -144,6 +144,28 @@ pub enum StepInput {
     Token(String),
 }
 
+/// What a verified step still has to write (a passkey's new counter and
+/// last use). The journey engine applies it in the unit of work that
+/// records the step: the journey's completion, or the flow's update when
+/// it continues. So a step is one durable commit, and a write of a step
+/// that loses the race for its flow never lands.
+#[async_trait::async_trait]
+pub trait StepEffect: Send {
+    async fn apply(self: Box<Self>, tx: &mut dyn Transaction) -> Result<()>;
+}
+
+/// A verified step: what it proved, and what it leaves to write.
+pub struct Verified {
+    pub proof: Proof,
+    pub effect: Option<Box<dyn StepEffect>>,
+}
+
+impl From<Proof> for Verified {
+    fn from(proof: Proof) -> Self {
+        Self { proof, effect: None }
+    }
+}
+
 /// One way of proving something in a flow (login, step-up, recovery).
 #[async_trait::async_trait]
 pub trait LoginStep: Send + Sync {
@@ -160,8 +182,12 @@ pub trait LoginStep: Send + Sync {
         ))
     }
 
-    /// Checks the submitted proof. On success returns what was proven.
-    async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Proof>;
+    /// Checks the submitted proof. On success returns what was proven and
+    /// what is left to write. Verification itself writes nothing durable
+    /// that a lost race would have to undo: the flow's consumption (or its
+    /// compare-and-swap update) in the engine's unit of work picks the one
+    /// winner among concurrent submissions of the same proof.
+    async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Verified>;
 }
 
 /// One of a user's credentials, as every kind lists it

@@ -3,8 +3,7 @@
 //! Issuing, limits and checking live in [`super::email`].
 
 use signet_core::flow::Flow;
-use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepInput};
-use signet_core::session::Proof;
+use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepInput, Verified};
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 
@@ -49,9 +48,9 @@ impl LoginStep for EmailCode {
         self.mailbox.send(flow, ctx.origin, false).await
     }
 
-    async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Proof> {
+    async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Verified> {
         match input {
-            StepInput::Code(code) => self.mailbox.check_code(flow, &code, ctx.origin).await,
+            StepInput::Code(code) => Ok(self.mailbox.check_code(flow, &code, ctx.origin).await?.into()),
             _ => Err(Error::invalid(ErrorCode::InvalidRequest, "send {\"code\": \"...\"}")),
         }
     }

@@ -20,9 +20,9 @@ use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::Timestamp;
 use signet_core::flow::Flow;
-use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepInput};
+use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepInput, Verified};
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
-use signet_core::session::{Proof, SessionId, SessionMode};
+use signet_core::session::{SessionId, SessionMode};
 use signet_core::store::SecretPurpose;
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
@@ -78,10 +78,10 @@ impl LoginStep for MagicLink {
     }
 
     /// A token from the link's page, or a code typed from the same email.
-    async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Proof> {
+    async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Verified> {
         match input {
-            StepInput::Token(token) => self.mailbox.check_link(flow, &token).await,
-            StepInput::Code(code) => self.mailbox.check_code(flow, &code, ctx.origin).await,
+            StepInput::Token(token) => Ok(self.mailbox.check_link(flow, &token).await?.into()),
+            StepInput::Code(code) => Ok(self.mailbox.check_code(flow, &code, ctx.origin).await?.into()),
             StepInput::Credential(_) => Err(Error::invalid(
                 ErrorCode::InvalidRequest,
                 "send {\"token\": \"...\"} or {\"code\": \"...\"}",

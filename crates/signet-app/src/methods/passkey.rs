@@ -34,11 +34,11 @@ use signet_core::credential::PasskeyUse;
 use signet_core::credential::{Passkey, Removal};
 use signet_core::flow::Flow;
 use signet_core::method::{
-    CredentialInfo, CredentialKind, Input, LoginStep, Method, MethodName, Offer, StepContext, StepInput,
+    CredentialInfo, CredentialKind, Input, LoginStep, Method, MethodName, Offer, StepContext, StepEffect, StepInput,
+    Verified,
 };
 use signet_core::policy::{CounterCheck, Policy};
 use signet_core::session::Aal;
-use signet_core::session::Proof;
 use signet_core::store::Store;
 use signet_core::unit_of_work::Transaction;
 use signet_core::user::UserId;
@@ -83,23 +83,41 @@ impl PasskeyMethod {
         )
     }
 
-    /// Takes the ceremony state out of the flow, in storage first: the
-    /// compare-and-swap picks one winner among concurrent submissions.
-    async fn take_state(&self, flow: &mut Flow) -> Result<AuthenticationState> {
+    /// Takes the ceremony state out of the flow (in memory: the engine's
+    /// unit of work consumes or updates the stored flow, and so picks the
+    /// one winner among concurrent submissions of the same assertion).
+    fn take_state(&self, flow: &mut Flow) -> Result<AuthenticationState> {
         let raw = flow.state.scratch.remove(SCRATCH).ok_or_else(Self::gone)?;
-        let now = self.clock.now();
-        if !self.store.update_flow(flow, now).await? {
-            return Err(Error::conflict(
-                ErrorCode::FlowConflict,
-                "the sign-in changed meanwhile; try again",
-            ));
-        }
-        flow.version += 1;
         let pending: Pending = serde_json::from_value(raw).map_err(|_| Self::gone())?;
-        if now >= Timestamp::from_millis(pending.expires_at) {
+        if self.clock.now() >= Timestamp::from_millis(pending.expires_at) {
             return Err(Self::gone());
         }
         Ok(AuthenticationState::from_json(&pending.state)?)
+    }
+}
+
+/// What a verified assertion leaves to write, in the step's unit of work:
+/// the new counter, backup state and last use (a conditional write on the
+/// previous counter, so a cloned authenticator racing the real one loses),
+/// and the record of a counter regression the tier let through.
+struct RecordUse {
+    used: PasskeyUse,
+    regression: Option<AuditEvent>,
+}
+
+#[async_trait::async_trait]
+impl StepEffect for RecordUse {
+    async fn apply(self: Box<Self>, tx: &mut dyn Transaction) -> Result<()> {
+        if let Some(ev) = &self.regression {
+            tx.append_audit(ev, Uuid::new_v4(), self.used.at).await?;
+        }
+        if !tx.record_passkey_use(&self.used).await? {
+            return Err(Error::conflict(
+                ErrorCode::CredentialInUse,
+                "this passkey was used at the same moment elsewhere; try again",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -217,14 +235,14 @@ impl LoginStep for PasskeyMethod {
         })
     }
 
-    async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Proof> {
+    async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Verified> {
         let StepInput::Credential(credential) = input else {
             return Err(Error::invalid(
                 ErrorCode::InvalidRequest,
                 "send {\"credential\": PublicKeyCredential.toJSON()}",
             ));
         };
-        let state = self.take_state(flow).await?;
+        let state = self.take_state(flow)?;
         let assertion = Assertion::parse(&credential)?;
         let row = self
             .store
@@ -272,11 +290,6 @@ impl LoginStep for PasskeyMethod {
             }
             Err(e) => return Err(e.into()),
         };
-        if verified.counter_regressed {
-            // The tier lets it through; the record still says it happened.
-            let ev = regression(Outcome::Success, true);
-            crate::audit::record(&*self.store, self.clock.now(), &ev).await?;
-        }
         let used = PasskeyUse {
             id: row.id,
             previous_counter: verified.previous_counter,
@@ -284,12 +297,12 @@ impl LoginStep for PasskeyMethod {
             backup_state: verified.backup_state,
             at: self.clock.now(),
         };
-        if !self.store.record_passkey_use(&used).await? {
-            return Err(Error::conflict(
-                ErrorCode::CredentialInUse,
-                "this passkey was used at the same moment elsewhere; try again",
-            ));
-        }
-        Ok(verified.proof(&policy))
+        // The tier lets a regression through; the record still says it
+        // happened, with the use it belongs to.
+        let regression = verified.counter_regressed.then(|| regression(Outcome::Success, true));
+        Ok(Verified {
+            proof: verified.proof(&policy),
+            effect: Some(Box::new(RecordUse { used, regression })),
+        })
     }
 }

@@ -130,7 +130,7 @@ async fn flows_expire() {
 pub(crate) mod doubles {
     use serde_json::{Map, Value};
     use signet_core::flow::Flow;
-    use signet_core::method::{Input, LoginStep, Method, MethodName, Offer, StepContext, StepInput};
+    use signet_core::method::{Input, LoginStep, Method, MethodName, Offer, StepContext, StepInput, Verified};
     use signet_core::session::{Aal, Proof};
     use signet_core::{Error, Result};
 
@@ -176,7 +176,7 @@ pub(crate) mod doubles {
             })
         }
 
-        async fn verify(&self, flow: &mut Flow, input: StepInput, _ctx: StepContext<'_>) -> Result<Proof> {
+        async fn verify(&self, flow: &mut Flow, input: StepInput, _ctx: StepContext<'_>) -> Result<Verified> {
             if flow.state.user_id.is_none() || input != StepInput::Code("right".into()) {
                 return Err(Error::invalid(
                     signet_core::ErrorCode::InvalidCode,
@@ -189,7 +189,8 @@ pub(crate) mod doubles {
                 phishing_resistant: self.phishing_resistant,
                 credential_id: None,
                 user_id: None,
-            })
+            }
+            .into())
         }
     }
 }
