@@ -97,7 +97,12 @@ impl SqlStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // No ping before each acquire: a SQLite connection is a file handle
+        // in this process, and the ping is a thread hand-off per statement
+        // batch (13 per passkey login). A connection that fails is replaced
+        // by the unit of work (ADR 0010) instead.
         let write = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(common.clone().create_if_missing(true))
@@ -107,6 +112,7 @@ impl SqlStore {
             write.clone()
         } else {
             SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(4)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(common.read_only(true))
