@@ -5,7 +5,7 @@ use signet_core::store::{AdminTokenStore, StoreResult};
 use signet_core::unit_of_work::AdminTokenWrites;
 
 use crate::rows::{admin_token_columns, convert_all, AdminTokenRow};
-use crate::tx::{with_conn, SqlTx};
+use crate::tx::{in_tx, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
 #[async_trait::async_trait]
@@ -43,42 +43,33 @@ impl AdminTokenStore for SqlStore {
 #[async_trait::async_trait]
 impl AdminTokenWrites for SqlTx {
     async fn insert_admin_token(&mut self, t: &AdminToken) -> StoreResult<()> {
-        let r = async {
-            with_conn!(self.conn()?, |c| {
-                sqlx::query(concat!(
-                    "INSERT INTO admin_tokens (",
-                    admin_token_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5)"
-                ))
-                .bind(t.id.to_string())
-                .bind(t.name.as_str())
-                .bind(t.token_hash.as_bytes().as_slice())
-                .bind(t.created_at.as_millis())
-                .bind(t.revoked_at.map(|r| r.as_millis()))
-                .execute(&mut *c)
-                .await
-                .map_err(conflict_as(signet_core::ErrorCode::AdminTokenNameTaken))?;
-            });
-            Ok(())
-        }
-        .await;
-        self.observe(r)
+        in_tx!(self, |c| {
+            sqlx::query(concat!(
+                "INSERT INTO admin_tokens (",
+                admin_token_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5)"
+            ))
+            .bind(t.id.to_string())
+            .bind(t.name.as_str())
+            .bind(t.token_hash.as_bytes().as_slice())
+            .bind(t.created_at.as_millis())
+            .bind(t.revoked_at.map(|r| r.as_millis()))
+            .execute(&mut *c)
+            .await
+            .map_err(conflict_as(signet_core::ErrorCode::AdminTokenNameTaken))?;
+        })
     }
 
     async fn revoke_admin_token(&mut self, name: &str, now: Timestamp) -> StoreResult<bool> {
-        let r = async {
-            Ok(with_conn!(self.conn()?, |c| {
-                sqlx::query("UPDATE admin_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
-                    .bind(now.as_millis())
-                    .bind(name)
-                    .execute(&mut *c)
-                    .await
-                    .map_err(backend)?
-                    .rows_affected()
-                    == 1
-            }))
-        }
-        .await;
-        self.observe(r)
+        in_tx!(self, |c| {
+            sqlx::query("UPDATE admin_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
+                .bind(now.as_millis())
+                .bind(name)
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                == 1
+        })
     }
 }

@@ -15,7 +15,7 @@ use signet_core::user::UserId;
 use uuid::Uuid;
 
 use crate::rows::uuid;
-use crate::tx::{with_conn, Conn, SqlTx};
+use crate::tx::{in_tx, with_conn, Conn, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
 macro_rules! passkey_columns {
@@ -225,89 +225,76 @@ async fn record_use(conn: Conn<'_>, u: &PasskeyUse) -> StoreResult<bool> {
 impl CredentialWrites for SqlTx {
     async fn insert_passkey(&mut self, p: &Passkey) -> StoreResult<()> {
         let transports = serde_json::to_string(&p.transports).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let r = async {
-            with_conn!(self.conn()?, |c| {
-                sqlx::query(concat!(
-                    "INSERT INTO passkeys (",
-                    passkey_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-                ))
-                .bind(p.id.to_string())
-                .bind(p.user_id.0.to_string())
-                .bind(&p.credential_id)
-                .bind(&p.record)
-                .bind(i64::from(p.counter))
-                .bind(p.backup_eligible)
-                .bind(p.backup_state)
-                .bind(p.user_verified)
-                .bind(p.aaguid.to_string())
-                .bind(&transports)
-                .bind(&p.name)
-                .bind(p.created_at.as_millis())
-                .bind(p.last_used_at.map(|t| t.as_millis()))
-                .execute(&mut *c)
-                .await
-                .map_err(conflict_as(signet_core::ErrorCode::CredentialAlreadyRegistered))?;
-            });
-            Ok(())
-        }
-        .await;
-        self.observe(r)
+        in_tx!(self, |c| {
+            sqlx::query(concat!(
+                "INSERT INTO passkeys (",
+                passkey_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ))
+            .bind(p.id.to_string())
+            .bind(p.user_id.0.to_string())
+            .bind(&p.credential_id)
+            .bind(&p.record)
+            .bind(i64::from(p.counter))
+            .bind(p.backup_eligible)
+            .bind(p.backup_state)
+            .bind(p.user_verified)
+            .bind(p.aaguid.to_string())
+            .bind(&transports)
+            .bind(&p.name)
+            .bind(p.created_at.as_millis())
+            .bind(p.last_used_at.map(|t| t.as_millis()))
+            .execute(&mut *c)
+            .await
+            .map_err(conflict_as(signet_core::ErrorCode::CredentialAlreadyRegistered))?;
+        })
     }
 
     async fn rename_passkey(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
-        let r = async {
-            Ok(with_conn!(self.conn()?, |c| {
-                sqlx::query("UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3")
-                    .bind(name)
+        in_tx!(self, |c| {
+            sqlx::query("UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3")
+                .bind(name)
+                .bind(id.to_string())
+                .bind(user.0.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                == 1
+        })
+    }
+
+    async fn remove_passkey(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
+        in_tx!(self, |c| {
+            // Serialises removals for this user (row lock on PostgreSQL).
+            sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+                .bind(user.0.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+            let (count, mine): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN id = $2 THEN 1 ELSE 0 END), 0) \
+                     FROM passkeys WHERE user_id = $1",
+            )
+            .bind(user.0.to_string())
+            .bind(id.to_string())
+            .fetch_one(&mut *c)
+            .await
+            .map_err(backend)?;
+            if mine == 0 {
+                Removal::NotFound
+            } else if count - 1 < i64::from(keep) {
+                Removal::LastCredential
+            } else {
+                sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
                     .bind(id.to_string())
                     .bind(user.0.to_string())
                     .execute(&mut *c)
                     .await
-                    .map_err(backend)?
-                    .rows_affected()
-                    == 1
-            }))
-        }
-        .await;
-        self.observe(r)
-    }
-
-    async fn remove_passkey(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
-        let r = async {
-            Ok(with_conn!(self.conn()?, |c| {
-                // Serialises removals for this user (row lock on PostgreSQL).
-                sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
-                    .bind(user.0.to_string())
-                    .execute(&mut *c)
-                    .await
                     .map_err(backend)?;
-                let (count, mine): (i64, i64) = sqlx::query_as(
-                    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN id = $2 THEN 1 ELSE 0 END), 0) \
-                     FROM passkeys WHERE user_id = $1",
-                )
-                .bind(user.0.to_string())
-                .bind(id.to_string())
-                .fetch_one(&mut *c)
-                .await
-                .map_err(backend)?;
-                if mine == 0 {
-                    Removal::NotFound
-                } else if count - 1 < i64::from(keep) {
-                    Removal::LastCredential
-                } else {
-                    sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
-                        .bind(id.to_string())
-                        .bind(user.0.to_string())
-                        .execute(&mut *c)
-                        .await
-                        .map_err(backend)?;
-                    Removal::Removed
-                }
-            }))
-        }
-        .await;
-        self.observe(r)
+                Removal::Removed
+            }
+        })
     }
 
     async fn record_passkey_use(&mut self, u: &PasskeyUse) -> StoreResult<bool> {

@@ -4,7 +4,7 @@ use signet_core::store::{FlowStore, StoreError, StoreResult};
 use signet_core::unit_of_work::FlowWrites;
 
 use crate::rows::{flow_columns, FlowRow};
-use crate::tx::{with_conn, Conn, SqlTx};
+use crate::tx::{in_tx, with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 fn state_json(flow: &Flow) -> StoreResult<String> {
@@ -90,22 +90,19 @@ async fn update(conn: Conn<'_>, flow: &Flow, now: Timestamp) -> StoreResult<bool
 #[async_trait::async_trait]
 impl FlowWrites for SqlTx {
     async fn consume_flow(&mut self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
-        let r = async {
-            let row: Option<FlowRow> = with_conn!(self.conn()?, |c| {
-                sqlx::query_as(concat!(
-                    "DELETE FROM flows WHERE id = $1 AND expires_at > $2 RETURNING ",
-                    flow_columns!()
-                ))
-                .bind(id.0.to_string())
-                .bind(now.as_millis())
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(backend)?
-            });
-            row.map(Flow::try_from).transpose()
-        }
-        .await;
-        self.observe(r)
+        let row: Option<FlowRow> = in_tx!(self, |c| {
+            sqlx::query_as(concat!(
+                "DELETE FROM flows WHERE id = $1 AND expires_at > $2 RETURNING ",
+                flow_columns!()
+            ))
+            .bind(id.0.to_string())
+            .bind(now.as_millis())
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(backend)?
+        })?;
+        let flow = row.map(Flow::try_from).transpose();
+        self.observe(flow)
     }
 
     async fn update_flow(&mut self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {

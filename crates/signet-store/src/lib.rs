@@ -127,18 +127,13 @@ impl Store for SqlStore {
 
     async fn probe_write(&self, now: signet_core::clock::Timestamp) -> StoreResult<()> {
         let mut tx = self.begin_tx().await?;
-        let r = async {
-            tx::with_conn!(tx.conn()?, |c| {
-                sqlx::query("UPDATE readiness SET checked_at = $1 WHERE id = 1")
-                    .bind(now.as_millis())
-                    .execute(&mut *c)
-                    .await
-                    .map_err(backend)?;
-            });
-            Ok(())
-        }
-        .await;
-        tx.observe(r)?;
+        tx::in_tx!(tx, |c| {
+            sqlx::query("UPDATE readiness SET checked_at = $1 WHERE id = 1")
+                .bind(now.as_millis())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+        })?;
         tx.commit_now().await
     }
 

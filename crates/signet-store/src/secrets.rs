@@ -8,7 +8,7 @@ use signet_core::store::{OneTimeSecret, SecretPurpose, SecretStore, StoreResult}
 use signet_core::unit_of_work::SecretWrites;
 
 use crate::rows::{secret_columns, SecretRow};
-use crate::tx::{with_conn, Conn, SqlTx};
+use crate::tx::{in_tx, with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 /// Runs [`CONSUME`] on `$exec` (a pool or a transaction): one conditional
@@ -158,18 +158,14 @@ impl SecretWrites for SqlTx {
     }
 
     async fn revoke_flow_secrets(&mut self, flow: FlowId, now: Timestamp) -> StoreResult<u64> {
-        let r = async {
-            Ok(with_conn!(self.conn()?, |c| {
-                sqlx::query(REVOKE_FLOW)
-                    .bind(now.as_millis())
-                    .bind(flow.0.to_string())
-                    .execute(&mut *c)
-                    .await
-                    .map_err(backend)?
-                    .rows_affected()
-            }))
-        }
-        .await;
-        self.observe(r)
+        in_tx!(self, |c| {
+            sqlx::query(REVOKE_FLOW)
+                .bind(now.as_millis())
+                .bind(flow.0.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+        })
     }
 }

@@ -7,7 +7,7 @@ use signet_core::user::UserId;
 use uuid::Uuid;
 
 use crate::rows::{convert_all, session_columns, SessionRow};
-use crate::tx::{with_conn, Conn, SqlTx};
+use crate::tx::{in_tx, with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 /// The INSERT of a new session.
@@ -119,17 +119,12 @@ async fn delete_where(conn: Conn<'_>, sql: &'static str, params: &[String]) -> S
 impl SessionWrites for SqlTx {
     async fn insert_session(&mut self, s: &Session) -> StoreResult<()> {
         let amr = amr_json(s)?;
-        let r = async {
-            with_conn!(self.conn()?, |c| {
-                bind_session!(sqlx::query(INSERT_SESSION), s, &amr)
-                    .execute(&mut *c)
-                    .await
-                    .map_err(backend)?;
-            });
-            Ok(())
-        }
-        .await;
-        self.observe(r)
+        in_tx!(self, |c| {
+            bind_session!(sqlx::query(INSERT_SESSION), s, &amr)
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+        })
     }
 
     async fn delete_session(&mut self, id: SessionId) -> StoreResult<bool> {

@@ -51,6 +51,18 @@ macro_rules! with_conn {
 }
 pub(crate) use with_conn;
 
+/// Runs `$body` on the unit of work `$tx`'s connection (as [`with_conn!`])
+/// and passes the result through [`SqlTx::observe`], so that a failed
+/// operation poisons the unit. `$body` evaluates to the operation's value
+/// and may use `?`.
+macro_rules! in_tx {
+    ($tx:expr, |$c:ident| $body:expr) => {{
+        let r: signet_core::store::StoreResult<_> = async { Ok($crate::tx::with_conn!($tx.conn()?, |$c| $body)) }.await;
+        $tx.observe(r)
+    }};
+}
+pub(crate) use in_tx;
+
 /// A pooled writer connection outside any transaction (autocommit).
 pub(crate) enum Writer {
     Sqlite(PoolConnection<Sqlite>),

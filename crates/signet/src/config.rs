@@ -1558,19 +1558,9 @@ level = "info,signet=debug"
             let c = load_env(&[("SIGNET_EMAIL__FROM", good)]);
             assert!(c.is_ok(), "{good}: {:?}", c.err());
         }
-        for bad in [
-            "Signet",
-            "a@b@c",
-            "Signet <signet@localhost",
-            "Example, Inc <id@example.com>",
-            "Signet <signet@localhost>\r\nBcc: x@y",
-            "sig net@example.com",
-            "@example.com",
-            "id@",
-            "id@-bad.example",
-            "id@example..com",
-            "Signet <<id@example.com>>",
-        ] {
+        // The grammar itself is tested in signet-core (`Mailbox::parse`);
+        // here, that a refusal names the key and where it came from.
+        for bad in ["Signet <signet@localhost", "Signet <signet@localhost>\r\nBcc: x@y"] {
             let msg = err_env(&[("SIGNET_EMAIL__FROM", bad)]);
             assert!(msg.contains("email.from (from SIGNET_EMAIL__FROM)"), "{bad}: {msg}");
         }
