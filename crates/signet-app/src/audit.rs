@@ -25,11 +25,10 @@ pub struct Auditor<'a> {
 
 /// Appends `event`, stamped `at`, in a unit of work of its own (for code
 /// that holds the store but not the whole [`App`], such as a method).
-pub async fn record(store: &dyn Store, at: Timestamp, event: &AuditEvent) -> Result<AuditRecord> {
+pub async fn record(store: &dyn Store, at: Timestamp, event: &AuditEvent) -> Result<()> {
     let mut tx = store.begin().await?;
-    let rec = tx.append_audit(event, Uuid::new_v4(), at).await?;
-    tx.commit().await?;
-    Ok(rec)
+    tx.append_audit(event, Uuid::new_v4(), at).await?;
+    Ok(tx.commit().await?)
 }
 
 /// Result of a full chain verification.
@@ -46,13 +45,13 @@ impl<'a> Auditor<'a> {
 
     /// Appends `event` in a transaction of its own: for events that record
     /// no other change (a failed login, an admin's read).
-    pub async fn record(&self, event: AuditEvent) -> Result<AuditRecord> {
+    pub async fn record(&self, event: AuditEvent) -> Result<()> {
         record(&*self.app.store, self.app.clock.now(), &event).await
     }
 
     /// Appends `event`, stamped now, inside the unit of work `tx` of the
     /// change it records: both commit, or neither does.
-    pub async fn append(&self, tx: &mut dyn AuditAppend, event: &AuditEvent) -> Result<AuditRecord> {
+    pub async fn append(&self, tx: &mut dyn AuditAppend, event: &AuditEvent) -> Result<()> {
         Ok(tx.append_audit(event, Uuid::new_v4(), self.app.clock.now()).await?)
     }
 

@@ -17,6 +17,7 @@
 use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::flow::FlowStep;
+use signet_core::method::MethodName;
 use signet_core::policy::Tier;
 use signet_core::session::device_label;
 use signet_core::unit_of_work::Transaction;
@@ -30,7 +31,8 @@ use crate::App;
 
 /// What [`govern`] decided.
 pub enum Governed {
-    Allowed,
+    /// Go on; the fallback method used, if any, to count once committed.
+    Allowed(Option<MethodName>),
     /// Over budget: the record of the refusal, to be written once the
     /// login's unit of work is rolled back.
     Refused(Box<AuditEvent>),
@@ -59,10 +61,10 @@ pub async fn govern(
     origin: &Origin,
 ) -> Result<Governed> {
     let Some(fallback) = &tier.fallback else {
-        return Ok(Governed::Allowed);
+        return Ok(Governed::Allowed(None));
     };
     let Some(used) = steps.iter().map(|s| s.method).find(|m| fallback.methods.contains(m)) else {
-        return Ok(Governed::Allowed);
+        return Ok(Governed::Allowed(None));
     };
     let now = app.clock.now();
     let count = tx.hit(&format!("fallback:{}", user.id), now, fallback.per).await?.hits;
@@ -70,14 +72,6 @@ pub async fn govern(
     let per = signet_core::duration::format(fallback.per);
     let uses = u64::from(count);
     let allowed = uses <= max;
-    let label = if allowed { "allowed" } else { "refused" };
-    app.metrics
-        .fallback_uses
-        .get_or_create(&MethodResult {
-            method: used.as_str(),
-            result: label,
-        })
-        .inc();
     let (ty, outcome) = if allowed {
         (EventType::FallbackUsed, Outcome::Success)
     } else {
@@ -88,6 +82,7 @@ pub async fn govern(
         .from_origin(origin)
         .details(json!({ "method": used.as_str(), "uses": uses, "max_uses": max, "per": per }));
     if !allowed {
+        count_use(app, used, "refused");
         return Ok(Governed::Refused(Box::new(record)));
     }
     app.audit().append(tx, &record).await?;
@@ -115,5 +110,17 @@ pub async fn govern(
         );
         crate::notices::security_notice(app, tx, user, draft, &what).await?;
     }
-    Ok(Governed::Allowed)
+    Ok(Governed::Allowed(Some(used)))
+}
+
+/// Counts a fallback use in `signet_fallback_uses_total`: a refusal when it
+/// is decided, an allowed use once its login has committed.
+pub fn count_use(app: &App, method: MethodName, result: &'static str) {
+    app.metrics
+        .fallback_uses
+        .get_or_create(&MethodResult {
+            method: method.as_str(),
+            result,
+        })
+        .inc();
 }

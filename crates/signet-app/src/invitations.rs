@@ -172,6 +172,7 @@ async fn redeem_inner(
     // grants no assurance level beyond aal1 and only the enrollment scope.
     let grant = Grant {
         user: &user,
+        proven_at: app.clock.now(),
         proof: Proof {
             aal: Aal::Aal1,
             amr: vec!["mail".into()],

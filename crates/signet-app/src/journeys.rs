@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
-use signet_core::flow::{combined, Continuation, Flow, FlowId, FlowState, FlowStep, Journey};
+use signet_core::flow::{combined, Continuation, Demand, Flow, FlowId, FlowState, FlowStep, Journey};
 use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepEffect, StepInput, Verified};
 use signet_core::policy::Tier;
 use signet_core::secret::TokenHash;
@@ -276,6 +276,7 @@ pub async fn step(
     let (name, method) = method_for(app, &flow, raw_method)?;
     let input = input?;
     let (flow_id, user) = (flow.id, flow.state.user_id);
+    let scratch_before = flow.state.scratch.clone();
     let verified = match method.verify(&mut flow, input, StepContext { origin }).await {
         Ok(v) => v,
         Err(e) => return Err(failed(app, name, flow_id, user, origin, e).await),
@@ -286,6 +287,9 @@ pub async fn step(
     // record names the account the proof points at, even when the flow had
     // none yet (a discoverable passkey names its owner).
     let proven = verified.proof.user_id.or(user);
+    // What the method used up (a WebAuthn challenge) stays used up even if
+    // the step's unit of work then fails: the spent flow is written back.
+    let spent = (flow.state.scratch != scratch_before).then(|| flow.clone());
     match after_proof(app, flow, name, verified, origin, session).await {
         // Counted once the step's outcome is stored: a lost race or a
         // refusal after the proof counts as the failure it is, never as both.
@@ -293,7 +297,16 @@ pub async fn step(
             app.metrics.login(name.as_str(), "success");
             Ok(outcome)
         }
-        Err(e) => Err(failed(app, name, flow_id, proven, origin, e).await),
+        Err(e) => {
+            if let Some(spent) = spent {
+                // Best effort: a flow consumed or changed meanwhile (the race
+                // this step lost) is already past this challenge.
+                if let Err(burn) = app.store.update_flow(&spent, app.clock.now()).await {
+                    tracing::warn!(flow = %spent.id.0, error = %burn, "could not retire a used challenge");
+                }
+            }
+            Err(failed(app, name, flow_id, proven, origin, e).await)
+        }
     }
 }
 
@@ -337,7 +350,7 @@ async fn adopt_user(app: &App, flow: &mut Flow, proven: UserId) -> Result<()> {
         .user_by_id(proven)
         .await?
         .filter(User::is_active)
-        .ok_or_else(|| Error::invalid(ErrorCode::CredentialNotFound, "this passkey is not registered here"))?;
+        .ok_or_else(|| Error::invalid(ErrorCode::PasskeyNotRegistered, "this passkey is not registered here"))?;
     flow.state.user_id = Some(user.id);
     Ok(())
 }
@@ -347,8 +360,9 @@ async fn adopt_user(app: &App, flow: &mut Flow, proven: UserId) -> Result<()> {
 /// methods; an identified one already is in it, unless the account's roles
 /// changed meanwhile): that tier decides what the journey needs from here
 /// on, and the method just used must be one the tier's first step allows.
-/// The demand only ever grows: a tier's level raises it, never lowers what
-/// the journey was started with.
+/// The demand becomes what the caller asked for and the account's tier
+/// requires (not the default tier's level, which only stood in for an
+/// account not yet known).
 fn settle_tier(app: &App, flow: &mut Flow, method: MethodName, user: &User) -> Result<()> {
     let (tier_name, t) = app.policy.tier_for_roles(&user.roles);
     let first = rules::first_methods(&flow.state.journey, t);
@@ -360,7 +374,7 @@ fn settle_tier(app: &App, flow: &mut Flow, method: MethodName, user: &User) -> R
         ));
     }
     flow.state.tier = tier_name.to_owned();
-    flow.state.demand.aal = flow.state.demand.aal.max(t.required_aal);
+    flow.state.demand = flow.state.asked.clone().and(Demand::level(t.required_aal));
     Ok(())
 }
 
@@ -395,6 +409,13 @@ async fn after_proof(
         settle_tier(app, &mut flow, name, &user)?;
     }
     let now = app.clock.now();
+    // A step older than the demand's window no longer counts: the person
+    // proves it again (a step-up's first factor left for too long).
+    if let Some(max_age) = flow.state.demand.max_age() {
+        flow.state
+            .steps
+            .retain(|s| now.as_millis() - s.at.as_millis() <= i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
+    }
     flow.state.steps.push(FlowStep {
         method: name,
         proof,
@@ -433,6 +454,14 @@ async fn complete(
     session: Option<SessionId>,
 ) -> Result<StepOutcome> {
     let proof = combined(&flow.state.steps).ok_or_else(|| Error::internal_msg("no proof recorded"))?;
+    // The session is as fresh as its oldest proof.
+    let proven_at = flow
+        .state
+        .steps
+        .iter()
+        .map(|s| s.at)
+        .min()
+        .unwrap_or_else(|| app.clock.now());
     let raising = match flow.state.journey.raises() {
         Some(_) => Some(crate::step_up::target_session(app, &flow).await?),
         None => None,
@@ -450,21 +479,23 @@ async fn complete(
     if let Some(effect) = effect {
         effect.apply(&mut *tx).await?;
     }
-    if let Governed::Refused(record) =
-        crate::fallback::govern(app, &mut *tx, t, user, &flow.state.steps, origin).await?
-    {
-        tx.rollback().await?;
-        app.audit().record(*record).await?;
-        return Err(crate::fallback::limit_reached());
-    }
+    let fallback = match crate::fallback::govern(app, &mut *tx, t, user, &flow.state.steps, origin).await? {
+        Governed::Allowed(used) => used,
+        Governed::Refused(record) => {
+            tx.rollback().await?;
+            app.audit().record(*record).await?;
+            return Err(crate::fallback::limit_reached());
+        }
+    };
     let continuation = flow.state.continuation.clone();
     let (event, scope) = rules::completion(&flow.state.journey);
     let issued = match raising {
-        Some(old) => crate::step_up::raise(app, &mut *tx, &flow, old, proof, origin).await?,
+        Some(old) => crate::step_up::raise(app, &mut *tx, &flow, old, proof, proven_at, origin).await?,
         None => {
             let grant = Grant {
                 user,
                 proof,
+                proven_at,
                 scope,
                 mode: flow.state.mode,
                 origin,
@@ -475,6 +506,9 @@ async fn complete(
     };
     tx.commit().await?;
     app.courier.wake();
+    if let Some(method) = fallback {
+        crate::fallback::count_use(app, method, "allowed");
+    }
     if flow.state.journey.raises().is_none() {
         app.metrics.sessions_created.inc();
     }

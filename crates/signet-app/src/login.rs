@@ -93,7 +93,8 @@ pub async fn start(app: &App, req: Start) -> Result<Started> {
     let state = FlowState {
         v: FLOW_STATE_VERSION,
         journey: Journey::Login,
-        demand: req.demand.and(Demand::level(t.required_aal)),
+        demand: req.demand.clone().and(Demand::level(t.required_aal)),
+        asked: req.demand,
         continuation: return_to.map(Continuation::Url).unwrap_or_default(),
         user_id,
         identified: req.identifier.is_some(),
@@ -102,7 +103,6 @@ pub async fn start(app: &App, req: Start) -> Result<Started> {
         mode: req.mode,
         steps: Vec::new(),
         scratch: Map::new(),
-        unknown: Map::new(),
     };
     let started = open(app, state, req.binding, &req.origin).await?;
     app.metrics

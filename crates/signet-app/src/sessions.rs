@@ -36,6 +36,10 @@ pub struct Issued {
 pub struct Grant<'a> {
     pub user: &'a User,
     pub proof: Proof,
+    /// When the proof was shown: the session's `auth_time`. For a journey
+    /// of several steps, its first step's time, so that a session never
+    /// looks fresher than its oldest proof.
+    pub proven_at: Timestamp,
     pub scope: SessionScope,
     pub mode: SessionMode,
     pub origin: &'a Origin,
@@ -60,7 +64,7 @@ pub fn mint(app: &App, grant: &Grant<'_>) -> Issued {
         aal: grant.proof.aal,
         amr: grant.proof.amr.clone(),
         phishing_resistant: grant.proof.phishing_resistant,
-        auth_time: now,
+        auth_time: grant.proven_at.min(now),
         created_at: now,
         last_seen_at: now,
         idle_timeout: idle,
@@ -76,13 +80,20 @@ pub fn mint(app: &App, grant: &Grant<'_>) -> Issued {
     Issued { session, token }
 }
 
-/// The session that replaces `old` after a step-up proved `proof`: new id
-/// and token, a fresh `auth_time`, the union of `amr`, and the same scope,
+/// The session that replaces `old` after a step-up proved `proof` (its
+/// first step at `proven_at`): new id and token, `auth_time` from the proof, the union of `amr`, and the same scope,
 /// tier and absolute expiry (a step-up never extends how long a session may
 /// live). A step-up is required to reach at least the old session's level,
 /// so its `aal` is what was just proven; phishing resistance is claimed only
 /// if the step-up itself showed it.
-pub fn raised(app: &App, old: &Session, proof: &Proof, action: Option<String>, origin: &Origin) -> Issued {
+pub fn raised(
+    app: &App,
+    old: &Session,
+    proof: &Proof,
+    proven_at: Timestamp,
+    action: Option<String>,
+    origin: &Origin,
+) -> Issued {
     let now = app.clock.now();
     let token = PlainToken::generate(TokenKind::Session);
     let mut amr = old.amr.clone();
@@ -98,7 +109,7 @@ pub fn raised(app: &App, old: &Session, proof: &Proof, action: Option<String>, o
         amr,
         // Freshness vouches only for what the step-up itself showed.
         phishing_resistant: proof.phishing_resistant,
-        auth_time: now,
+        auth_time: proven_at.min(now),
         created_at: now,
         last_seen_at: now,
         ip: origin.ip.clone().or_else(|| old.ip.clone()),

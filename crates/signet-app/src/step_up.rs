@@ -18,6 +18,7 @@
 
 use serde_json::{json, Map};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::clock::Timestamp;
 use signet_core::error::StepUp;
 use signet_core::flow::{Continuation, Demand, Flow, FlowState, Journey, FLOW_STATE_VERSION};
 use signet_core::policy::{Action, Tier};
@@ -98,18 +99,23 @@ pub async fn start(
     }
     let (tier_name, tier) = tier_of(app, current);
     let need = demand(app, tier, current, action)?;
+    // A step-up proves something now, at the action's level, within the
+    // action's window: every step must be younger than `max_age` when the
+    // flow completes (the raised session's `auth_time` is its oldest step's
+    // time, which `require` then holds to the same window).
+    let step_up_demand = Demand {
+        fresh: true,
+        max_age_secs: Some(need.max_age.as_secs()),
+        ..Demand::level(need.aal)
+    };
     let state = FlowState {
         v: FLOW_STATE_VERSION,
         journey: Journey::StepUp {
             session_id: current.session.id,
             action: action.map(str::to_owned),
         },
-        // A step-up proves something now, at the action's level; the raised
-        // session's `auth_time` is the proof of its freshness.
-        demand: Demand {
-            fresh: true,
-            ..Demand::level(need.aal)
-        },
+        demand: step_up_demand.clone(),
+        asked: step_up_demand,
         continuation: Continuation::None,
         user_id: Some(current.user.id),
         identified: true,
@@ -120,7 +126,6 @@ pub async fn start(
         mode: current.session.mode,
         steps: Vec::new(),
         scratch: Map::new(),
-        unknown: Map::new(),
     };
     crate::journeys::open(app, state, binding, origin).await
 }
@@ -154,6 +159,7 @@ pub(crate) async fn raise(
     flow: &Flow,
     old: Session,
     proof: Proof,
+    proven_at: Timestamp,
     origin: &Origin,
 ) -> Result<Issued> {
     let action = match &flow.state.journey {
@@ -165,7 +171,7 @@ pub(crate) async fn raise(
         }
     };
     let user = old.user_id;
-    let issued = sessions::raised(app, &old, &proof, action.clone(), origin);
+    let issued = sessions::raised(app, &old, &proof, proven_at, action.clone(), origin);
     let record = AuditEvent::new(EventType::SessionSteppedUp, Actor::User(user), Outcome::Success)
         .user(user)
         .from_origin(origin)

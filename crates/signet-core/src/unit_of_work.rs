@@ -33,7 +33,7 @@
 use uuid::Uuid;
 
 use crate::admin_token::AdminToken;
-use crate::audit::{AuditEvent, AuditRecord};
+use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
 use crate::credential::{Passkey, PasskeyUse, Removal};
 use crate::flow::{Flow, FlowId};
@@ -128,10 +128,12 @@ pub trait ThrottleWrites: Send {
 
 #[async_trait::async_trait]
 pub trait AuditAppend: Send {
-    /// Appends one record, chained to the head under a lock on it, so the
-    /// chain stays linear across nodes. It commits with the transaction's
-    /// change or not at all.
-    async fn append_audit(&mut self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<AuditRecord>;
+    /// Appends one record to the unit. It is chained to the head, under a
+    /// lock on it, when the unit commits, after every other write of the
+    /// unit (so the head is always the last lock a unit takes, and is held
+    /// for the shortest time); it commits with the unit's change or not at
+    /// all, and a failure to chain it fails the commit.
+    async fn append_audit(&mut self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<()>;
 }
 
 /// The unit of work: every aggregate's writes, the audit log, and the end.

@@ -12,7 +12,7 @@ use signet_core::unit_of_work::AuditAppend;
 use uuid::Uuid;
 
 use crate::rows::{audit_columns, convert_all, AuditRow};
-use crate::tx::{in_tx, SqlTx};
+use crate::tx::{with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 #[async_trait::async_trait]
@@ -67,44 +67,52 @@ impl AuditStore for SqlStore {
 
 #[async_trait::async_trait]
 impl AuditAppend for SqlTx {
-    async fn append_audit(&mut self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<AuditRecord> {
-        in_tx!(self, |c| {
-            let (seq, prev): (i64, Vec<u8>) =
-                sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                    .fetch_one(&mut *c)
-                    .await
-                    .map_err(backend)?;
-            let prev: [u8; 32] = prev
-                .as_slice()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("audit head hash length".into()))?;
-            let rec = AuditRecord::seal(event, id, at, seq - 1, prev);
-            sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-                .bind(rec.hash.as_slice())
-                .execute(&mut *c)
+    /// Queued, and chained at the commit (see [`crate::tx`]).
+    async fn append_audit(&mut self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<()> {
+        self.append_later(event, id, at)
+    }
+}
+
+/// Appends one record, chained to the head: bump the head row (which locks
+/// it, serialising appenders on every node), seal the record against the
+/// previous hash, store the new hash in the head, insert the record.
+pub(crate) async fn append(conn: Conn<'_>, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<AuditRecord> {
+    Ok(with_conn!(conn, |c| {
+        let (seq, prev): (i64, Vec<u8>) =
+            sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+                .fetch_one(&mut *c)
                 .await
                 .map_err(backend)?;
-            sqlx::query(concat!(
-                "INSERT INTO audit_log (",
-                audit_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            ))
-            .bind(rec.seq)
-            .bind(rec.id.to_string())
-            .bind(rec.at.as_millis())
-            .bind(rec.event_type.as_str())
-            .bind(rec.actor.as_str())
-            .bind(rec.user_id.map(|u| u.to_string()))
-            .bind(rec.ip.as_deref())
-            .bind(rec.user_agent.as_deref())
-            .bind(rec.outcome.as_str())
-            .bind(rec.details.as_str())
-            .bind(rec.prev_hash.as_slice())
+        let prev: [u8; 32] = prev
+            .as_slice()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("audit head hash length".into()))?;
+        let rec = AuditRecord::seal(event, id, at, seq - 1, prev);
+        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
             .bind(rec.hash.as_slice())
             .execute(&mut *c)
             .await
             .map_err(backend)?;
-            rec
-        })
-    }
+        sqlx::query(concat!(
+            "INSERT INTO audit_log (",
+            audit_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind(rec.seq)
+        .bind(rec.id.to_string())
+        .bind(rec.at.as_millis())
+        .bind(rec.event_type.as_str())
+        .bind(rec.actor.as_str())
+        .bind(rec.user_id.map(|u| u.to_string()))
+        .bind(rec.ip.as_deref())
+        .bind(rec.user_agent.as_deref())
+        .bind(rec.outcome.as_str())
+        .bind(rec.details.as_str())
+        .bind(rec.prev_hash.as_slice())
+        .bind(rec.hash.as_slice())
+        .execute(&mut *c)
+        .await
+        .map_err(backend)?;
+        rec
+    }))
 }

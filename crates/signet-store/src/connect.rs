@@ -120,7 +120,7 @@ impl SqlStore {
                 .map_err(ConnectError::Open)?
         };
         Ok(Self {
-            db: Db::Sqlite { write, read },
+            db: Db::Sqlite { write, read, in_memory },
         })
     }
 
@@ -137,7 +137,7 @@ impl SqlStore {
     /// Closes every pool, waiting for in-flight queries.
     pub async fn close(&self) {
         match &self.db {
-            Db::Sqlite { write, read } => {
+            Db::Sqlite { write, read, .. } => {
                 read.close().await;
                 write.close().await;
             }

@@ -37,6 +37,8 @@ pub(crate) enum Db {
     Sqlite {
         write: sqlx::SqlitePool,
         read: sqlx::SqlitePool,
+        /// `sqlite::memory:`: the database lives in its one connection.
+        in_memory: bool,
     },
     Postgres(sqlx::PgPool),
 }

@@ -67,6 +67,7 @@ fn flow(user: Option<UserId>) -> Flow {
             v: signet_core::flow::FLOW_STATE_VERSION,
             journey: signet_core::flow::Journey::Login,
             demand: signet_core::flow::Demand::level(Aal::Aal2),
+            asked: signet_core::flow::Demand::level(Aal::Aal1),
             continuation: signet_core::flow::Continuation::Url("http://localhost/account".into()),
             user_id: user,
             identified: user.is_some(),
@@ -75,7 +76,6 @@ fn flow(user: Option<UserId>) -> Flow {
             mode: SessionMode::Browser,
             steps: vec![],
             scratch: Default::default(),
-            unknown: Default::default(),
         },
         version: 0,
         binding: Some(TokenHash::of(b"browser")),
@@ -627,7 +627,9 @@ async fn a_failed_audit_append_rolls_its_change_back(s: Arc<SqlStore>) {
     let mut tx = s.tx().await;
     tx.insert_session(&session(u.id, &tok)).await.unwrap();
     tx.insert_passkey(&pk).await.unwrap();
-    assert!(tx.append_audit(&ev, taken, at(2)).await.is_err(), "duplicate record id");
+    // Records are chained at the commit, after the unit's other writes: the
+    // duplicate id fails the commit, and with it everything.
+    tx.append_audit(&ev, taken, at(2)).await.unwrap();
     assert!(tx.commit().await.is_err(), "a unit whose append failed cannot commit");
     assert!(s.session_by_token(&tok.hash()).await.unwrap().is_none());
     assert!(s.passkeys_of(u.id).await.unwrap().is_empty());
@@ -638,8 +640,8 @@ async fn a_failed_audit_append_rolls_its_change_back(s: Arc<SqlStore>) {
     let mut tx = s.tx().await;
     tx.insert_user(&other).await.unwrap();
     assert!(tx.set_user_status(u.id, UserStatus::Disabled, at(3)).await.unwrap());
-    assert!(tx.append_audit(&ev, taken, at(3)).await.is_err());
-    drop(tx);
+    tx.append_audit(&ev, taken, at(3)).await.unwrap();
+    assert!(tx.commit().await.is_err());
     assert!(s.user_by_email(&other.email.normalized()).await.unwrap().is_none());
     assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().status, UserStatus::Active);
 
