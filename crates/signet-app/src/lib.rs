@@ -18,6 +18,7 @@ pub mod methods;
 pub mod metrics;
 pub mod notices;
 mod one_time;
+pub mod outbox;
 pub mod passkeys;
 pub mod readiness;
 pub mod sealing;

@@ -35,6 +35,9 @@ pub struct Metrics {
     pub http_responses: Family<HttpLabels, Counter>,
     /// Governed fallback sign-ins by method and result (`allowed`, `refused`).
     pub fallback_uses: Family<MethodResult, Counter>,
+    /// Queued messages dropped unsent because their content (a code, a
+    /// link) expired first: `signet_messages_expired_total`.
+    pub messages_expired: Counter,
 }
 
 impl Default for Metrics {
@@ -72,7 +75,14 @@ impl Metrics {
             "Governed fallback sign-ins by method and result",
             fallback_uses.clone(),
         );
+        let messages_expired = Counter::default();
+        registry.register(
+            "messages_expired",
+            "Queued messages dropped unsent because their content expired",
+            messages_expired.clone(),
+        );
         Self {
+            messages_expired,
             fallback_uses,
             registry,
             logins,

@@ -51,6 +51,12 @@ pub enum EventType {
     CounterRegression,
     /// `signet keys rotate-sealing` re-sealed values under the current key.
     SecretsResealed,
+    /// A queued message expired before it could be delivered and was
+    /// dropped (marked dead) instead of sent.
+    MessageExpired,
+    /// An operator made every pending message due now (`signet outbox
+    /// retry`, `POST /api/v1/admin/outbox/retry`).
+    OutboxRetried,
 }
 
 impl EventType {
@@ -80,6 +86,8 @@ impl EventType {
         EventType::CredentialRefused,
         EventType::CounterRegression,
         EventType::SecretsResealed,
+        EventType::MessageExpired,
+        EventType::OutboxRetried,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +117,8 @@ impl EventType {
             EventType::CredentialRefused => "credential.refused",
             EventType::CounterRegression => "credential.counter_regression",
             EventType::SecretsResealed => "sealing.resealed",
+            EventType::MessageExpired => "message.expired",
+            EventType::OutboxRetried => "outbox.retried",
         }
     }
 

@@ -67,17 +67,26 @@ impl DeliveryStatus {
 }
 
 /// Attempts before a message is declared dead. With the backoff below the
-/// first ten retries come within about 1.5 hours and the rest hourly, so the
-/// last attempt is about 23.4 hours after the message was queued: a message
-/// survives a mail-relay outage of about a day.
-pub const MAX_ATTEMPTS: i32 = 33;
+/// first seven retries come within about 11 minutes and the rest every
+/// [`MAX_BACKOFF`], so the last attempt is about 23.8 hours after the message
+/// was queued: a message without a lifetime survives a mail-relay outage of
+/// about a day. A message with one ([`Message::expires_at`]) dies sooner.
+pub const MAX_ATTEMPTS: i32 = 150;
 
-/// Exponential backoff: 5 s, 10 s, 20 s ... capped at 1 h.
+/// The longest wait between two attempts. Email codes live 10 minutes, so
+/// once a relay comes back a queued code must be tried again well within
+/// that, not an hour later (ADR 0011).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// Exponential backoff: 5 s, 10 s, 20 s ... capped at [`MAX_BACKOFF`].
 pub fn backoff(attempts: i32) -> Duration {
     let exp = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
     let secs = 5u64.saturating_mul(2u64.saturating_pow(exp));
-    Duration::from_secs(secs.min(3600))
+    Duration::from_secs(secs).min(MAX_BACKOFF)
 }
+
+/// Why an expired message was not sent, as stored in `last_error`.
+pub const EXPIRED_ERROR: &str = "expired before delivery";
 
 /// A message as composed by a template, ready to queue.
 #[derive(Clone, Debug)]
@@ -90,6 +99,17 @@ pub struct Draft {
     pub html_body: Option<String>,
     /// Which template produced it, e.g. `invitation`.
     pub template: &'static str,
+    /// When what it carries (a code, a link) stops working: it is never
+    /// sent after that. `None` for messages that stay useful (notices).
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Draft {
+    /// Marks the draft as carrying something that stops working at `at`.
+    pub fn expiring_at(mut self, at: Timestamp) -> Draft {
+        self.expires_at = Some(at);
+        self
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -111,6 +131,25 @@ pub struct Message {
     #[serde(with = "crate::clock::rfc3339::option")]
     pub sent_at: Option<Timestamp>,
     pub last_error: Option<String>,
+    /// Not sent at or after this instant; see [`Draft::expires_at`].
+    #[serde(with = "crate::clock::rfc3339::option")]
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Message {
+    /// Whether the content is useless at `now` and must not be sent.
+    pub fn expired_at(&self, now: Timestamp) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// A worker's claim on messages: only the holder of `token` may renew the
+/// lease or record an outcome, so a worker whose lease ran out (and whose
+/// message another worker took) can never overwrite the other's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub token: Uuid,
+    pub until: Timestamp,
 }
 
 #[cfg(test)]
@@ -128,6 +167,11 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_secs(5));
         assert_eq!(backoff(2), Duration::from_secs(10));
         assert_eq!(backoff(3), Duration::from_secs(20));
-        assert_eq!(backoff(30), Duration::from_secs(3600));
+        assert_eq!(backoff(30), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_message_is_retried_at_least_every_ten_minutes() {
+        assert!((1..=MAX_ATTEMPTS).all(|a| backoff(a) <= Duration::from_secs(600)));
     }
 }

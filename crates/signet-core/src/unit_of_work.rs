@@ -116,6 +116,13 @@ pub trait AdminTokenWrites: Send {
 pub trait OutboxWrites: Send {
     /// Queues a message; it becomes visible to the workers at commit.
     async fn enqueue_message(&mut self, message: &Message) -> StoreResult<()>;
+    /// Marks a message whose content expired as dead (bodies erased), only
+    /// while `lease_token` holds it, so the record of it commits with it.
+    /// False (and nothing written) if the lease was lost.
+    async fn expire_message(&mut self, id: Uuid, lease_token: Uuid, now: Timestamp) -> StoreResult<bool>;
+    /// `signet outbox retry`: every pending message not yet due becomes due
+    /// at `now`. Returns how many were moved.
+    async fn make_pending_messages_due(&mut self, now: Timestamp) -> StoreResult<u64>;
 }
 
 #[async_trait::async_trait]

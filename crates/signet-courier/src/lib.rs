@@ -6,12 +6,16 @@
 //!   survives a restart or an SMTP outage, and an HTTP response never waits
 //!   on a mail server, which also keeps response timing independent of
 //!   whether an account exists.
-//! - **At-least-once.** A [`Worker`] leases due messages, attempts them, and
-//!   records the result. A crash between sending and recording means a
-//!   second send, never a lost sign-in link.
+//! - **At-least-once.** A [`Worker`] leases only the due messages it is
+//!   about to send, renews each lease while the send is in flight, and
+//!   records the result only while it still holds the lease. A crash between
+//!   sending and recording means a second send, never a lost sign-in link; a
+//!   slow relay means neither.
 //! - **Retries with backoff.** A failed attempt is retried after
-//!   `signet_core::outbox::backoff(attempts)` (5 s doubling to 1 h) until
-//!   `MAX_ATTEMPTS`, then the message is kept as dead for the operator.
+//!   `signet_core::outbox::backoff(attempts)` (5 s doubling to 10 min) until
+//!   `MAX_ATTEMPTS`, then the message is kept as dead for the operator. A
+//!   message whose code or link expires is never sent after that: it is
+//!   dropped and recorded (`message.expired`).
 //! - **Scrubbed after delivery.** Bodies hold one-time links, so once a relay
 //!   has the message its bodies are erased from storage. Only the dev outbox
 //!   (no transport for that channel) keeps them, because it *is* the delivery.

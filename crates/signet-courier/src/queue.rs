@@ -5,33 +5,42 @@
 //! slow or dead relay cannot slow a response or make its timing depend on the
 //! recipient.
 //!
-//! The worker loop, on any number of nodes at once:
-//! 1. claim up to `batch_size` due messages with a lease of `lease`
+//! The worker loop, on any number of nodes at once (ADR 0005, ADR 0011):
+//! 1. claim only what it is about to send: as many due messages as it has
+//!    free send slots (`concurrency`), leased to a fresh token for `lease`
 //!    ([`OutboxStore::claim_due_messages`] increments `attempts`); a leased
-//!    message is invisible to every other worker until the lease ends;
-//! 2. attempt each, at most `concurrency` at a time, each bounded by
-//!    `send_timeout`, which is kept shorter than the lease so an attempt is
-//!    always recorded before anyone else may claim the message;
-//! 3. record the result: sent (bodies scrubbed unless kept in the dev
-//!    outbox), or failed with the next attempt after
-//!    [`backoff`]`(attempts)`, or dead once `attempts` reaches
-//!    [`MAX_ATTEMPTS`] or the message itself is unusable;
-//! 4. if the batch was full, go again at once; otherwise sleep until
-//!    [`Courier::enqueue`] wakes it, `poll_interval` passes (work from other
-//!    nodes, retries coming due), or shutdown.
+//!    message is invisible to every other worker while the lease lasts;
+//! 2. attempt each, bounded by `send_timeout`, while a heartbeat renews its
+//!    lease every third of `lease`. A renewal that finds the message no
+//!    longer held by this token (the lease ran out and another worker took
+//!    it) cancels the attempt: this worker neither records nor retries it;
+//! 3. record the result, conditional on still holding the lease: sent
+//!    (bodies scrubbed unless kept in the dev outbox), or failed with the
+//!    next attempt after [`backoff`]`(attempts)` (at most [`MAX_BACKOFF`](signet_core::outbox::MAX_BACKOFF),
+//!    never past the message's expiry), or dead once `attempts` reaches
+//!    [`MAX_ATTEMPTS`] or the message itself is unusable. A message claimed
+//!    after its `expires_at` is not sent: it is marked dead and a
+//!    `message.expired` audit record is appended in the same unit of work;
+//! 4. as slots free up, claim again; when nothing is due and nothing is in
+//!    flight, sleep until [`Courier::wake`], `poll_interval` (work from
+//!    other nodes, retries coming due, `signet outbox retry`), or shutdown.
 //!
 //! Delivery is at-least-once: if a node dies, or the store is unreachable,
 //! between handing a message to the relay and recording it, the lease runs
 //! out and the message is sent again. Losing a sign-in link is worse than
-//! receiving it twice.
+//! receiving it twice. A slow relay alone no longer causes a second send:
+//! the lease is renewed for as long as the send is in flight.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use signet_core::clock::SharedClock;
-use signet_core::outbox::{backoff, DeliveryStatus, Draft, Message, MAX_ATTEMPTS};
-use signet_core::store::OutboxStore;
+use serde_json::json;
+use signet_core::audit::{Actor, AuditEvent, EventType, Outcome as AuditOutcome};
+use signet_core::clock::{SharedClock, Timestamp};
+use signet_core::outbox::{backoff, DeliveryStatus, Draft, Lease, Message, MAX_ATTEMPTS};
+use signet_core::store::{Store, StoreError};
 use signet_core::unit_of_work::OutboxWrites;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
@@ -42,22 +51,34 @@ use crate::transport::{Delivery, DeliveryError};
 /// The longest `last_error` we store; SMTP replies can be chatty.
 const MAX_ERROR_LEN: usize = 500;
 
+/// Called once for every message dropped because it expired (the server
+/// counts them in `signet_messages_expired_total`).
+pub type ExpiredHook = Arc<dyn Fn(&Message) + Send + Sync>;
+
 /// Queues messages for delivery. Cheap to clone; every clone wakes the same
 /// worker.
 #[derive(Clone)]
 pub struct Courier {
-    store: Arc<dyn OutboxStore>,
+    store: Arc<dyn Store>,
     clock: SharedClock,
     wake: Arc<Notify>,
+    on_expired: Option<ExpiredHook>,
 }
 
 impl Courier {
-    pub fn new(store: Arc<dyn OutboxStore>, clock: SharedClock) -> Courier {
+    pub fn new(store: Arc<dyn Store>, clock: SharedClock) -> Courier {
         Courier {
             store,
             clock,
             wake: Arc::new(Notify::new()),
+            on_expired: None,
         }
+    }
+
+    /// Calls `hook` for each message its workers drop as expired.
+    pub fn on_expired(mut self, hook: ExpiredHook) -> Courier {
+        self.on_expired = Some(hook);
+        self
     }
 
     /// Stores `draft` as a pending message due now and wakes the worker.
@@ -83,7 +104,15 @@ impl Courier {
         Ok(message.id)
     }
 
-    /// Wakes the worker: messages were committed.
+    /// Makes every pending message that is waiting for a retry due now,
+    /// inside the unit of work `tx` (which also records who asked). Call
+    /// [`Courier::wake`] after the commit; workers on other nodes find the
+    /// messages on their next poll. Returns how many were moved.
+    pub async fn retry_all_in(&self, tx: &mut dyn OutboxWrites) -> Result<u64, signet_core::Error> {
+        Ok(tx.make_pending_messages_due(self.clock.now()).await?)
+    }
+
+    /// Wakes the worker: messages were committed, or made due now.
     pub fn wake(&self) {
         // A stored permit if the worker is busy, so this wake-up is not lost.
         self.wake.notify_one();
@@ -105,6 +134,7 @@ impl Courier {
             next_attempt_at: now,
             sent_at: None,
             last_error: None,
+            expires_at: draft.expires_at,
         }
     }
 
@@ -121,6 +151,8 @@ impl Courier {
                 clock: Arc::clone(&self.clock),
                 delivery,
                 config: config.sanitized(),
+                on_expired: self.on_expired.clone(),
+                stopping: AtomicBool::new(false),
             }),
             wake: Arc::clone(&self.wake),
         }
@@ -132,13 +164,16 @@ impl Courier {
 pub struct WorkerConfig {
     /// How often to look for due messages when nothing wakes the worker.
     pub poll_interval: Duration,
-    /// How long a claimed message stays invisible to other workers.
+    /// How long a claimed message stays invisible to other workers without
+    /// a renewal. The worker renews it every third of this while a send is
+    /// in flight.
     pub lease: Duration,
-    /// Messages claimed per pass.
+    /// The most messages one claim takes. A worker never claims more than
+    /// it has free send slots (`concurrency`), whatever this says.
     pub batch_size: u32,
-    /// Deliveries in flight at once.
+    /// Deliveries in flight at once, and so the most messages leased at once.
     pub concurrency: usize,
-    /// Upper bound on one delivery attempt; kept below `lease`.
+    /// Upper bound on one delivery attempt.
     pub send_timeout: Duration,
     /// On shutdown, how long in-flight deliveries may take to finish and be
     /// recorded. Anything cut off is retried when its lease ends.
@@ -163,20 +198,33 @@ impl WorkerConfig {
     fn sanitized(mut self) -> Self {
         self.batch_size = self.batch_size.max(1);
         self.concurrency = self.concurrency.max(1);
+        // Renewals come every third of the lease; below a second the store's
+        // round trips would eat the margin.
         self.lease = self.lease.max(Duration::from_secs(1));
-        if self.send_timeout >= self.lease {
-            // An attempt must be recorded before its lease lets another worker in.
-            self.send_timeout = self.lease.mul_f64(0.75);
-        }
+        self.send_timeout = self.send_timeout.max(Duration::from_millis(100));
         self
+    }
+
+    /// How often a held lease is renewed: a third of it, so one failed
+    /// renewal still leaves a margin before it runs out.
+    fn renew_every(&self) -> Duration {
+        self.lease / 3
+    }
+
+    /// Messages to claim with `free` send slots.
+    fn claim_size(&self, free: usize) -> u32 {
+        u32::try_from(free).unwrap_or(u32::MAX).min(self.batch_size)
     }
 }
 
 struct WorkerShared {
-    store: Arc<dyn OutboxStore>,
+    store: Arc<dyn Store>,
     clock: SharedClock,
     delivery: Delivery,
     config: WorkerConfig,
+    on_expired: Option<ExpiredHook>,
+    /// Set on shutdown: claim nothing more, finish what is in flight.
+    stopping: AtomicBool,
 }
 
 /// Delivers queued messages; see the module docs for the loop.
@@ -199,22 +247,15 @@ impl Worker {
         loop {
             let pass = self.run_once();
             tokio::pin!(pass);
-            let attempted = tokio::select! {
+            tokio::select! {
                 biased;
                 () = &mut shutdown => {
+                    self.shared.stopping.store(true, Ordering::SeqCst);
                     Self::finish_in_flight(pass, config.shutdown_grace).await;
                     break;
                 }
-                n = &mut pass => n,
+                _ = &mut pass => {}
             };
-            if attempted >= usize::try_from(config.batch_size).unwrap_or(usize::MAX) {
-                // A full batch: more is probably due. Still honour shutdown first.
-                tokio::select! {
-                    biased;
-                    () = &mut shutdown => break,
-                    () = std::future::ready(()) => continue,
-                }
-            }
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
@@ -231,81 +272,219 @@ impl Worker {
         }
     }
 
-    /// One pass: claims due messages and attempts each. Returns how many were
-    /// attempted (0 if the store could not be reached).
+    /// Delivers until nothing is due and nothing is in flight: claims as
+    /// many due messages as there are free send slots, and claims again
+    /// whenever a slot frees up, the worker is woken, or `poll_interval`
+    /// passes with a slot free. Returns how many messages were claimed (0
+    /// if the store could not be reached).
     pub async fn run_once(&self) -> usize {
         let shared = &self.shared;
-        let now = shared.clock.now();
-        let lease_until = now.plus(shared.config.lease);
-        let claimed = match shared
-            .store
-            .claim_due_messages(now, lease_until, shared.config.batch_size)
-            .await
-        {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not claim outbox messages; will retry");
-                return 0;
-            }
-        };
-        let attempted = claimed.len();
-        let mut queue = claimed.into_iter();
+        let concurrency = shared.config.concurrency;
         let mut in_flight = JoinSet::new();
-        for message in queue.by_ref().take(shared.config.concurrency) {
-            in_flight.spawn(attempt(Arc::clone(shared), message));
-        }
-        while let Some(joined) = in_flight.join_next().await {
-            if let Err(e) = joined {
-                // The message's lease runs out and it is claimed again.
-                tracing::error!(error = %e, "a delivery task ended abnormally");
+        let mut claimed_total = 0;
+        loop {
+            let stopping = shared.stopping.load(Ordering::SeqCst);
+            let free = concurrency.saturating_sub(in_flight.len());
+            if free > 0 && !stopping {
+                let (lease, claimed) = claim(shared, free).await;
+                claimed_total += claimed.len();
+                for message in claimed {
+                    in_flight.spawn(attempt(Arc::clone(shared), lease, message));
+                }
             }
-            if let Some(message) = queue.next() {
-                in_flight.spawn(attempt(Arc::clone(shared), message));
+            if in_flight.is_empty() {
+                return claimed_total;
+            }
+            let room = in_flight.len() < concurrency && !stopping;
+            tokio::select! {
+                joined = in_flight.join_next() => {
+                    if let Some(Err(e)) = joined {
+                        // The message's lease runs out and it is claimed again.
+                        tracing::error!(error = %e, "a delivery task ended abnormally");
+                    }
+                }
+                () = self.wake.notified(), if room => {}
+                () = tokio::time::sleep(shared.config.poll_interval), if room => {}
             }
         }
-        attempted
+    }
+}
+
+/// Claims up to `free` due messages under a fresh lease token.
+async fn claim(shared: &WorkerShared, free: usize) -> (Lease, Vec<Message>) {
+    let now = shared.clock.now();
+    let lease = Lease {
+        token: Uuid::new_v4(),
+        until: now.plus(shared.config.lease),
+    };
+    match shared
+        .store
+        .claim_due_messages(now, lease, shared.config.claim_size(free))
+        .await
+    {
+        Ok(claimed) => (lease, claimed),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not claim outbox messages; will retry");
+            (lease, Vec::new())
+        }
     }
 }
 
 /// One delivery attempt and its record. Logs ids, never bodies or
 /// recipients: bodies hold one-time links.
-async fn attempt(shared: Arc<WorkerShared>, message: Message) {
+async fn attempt(shared: Arc<WorkerShared>, lease: Lease, message: Message) {
     let id = message.id;
     let channel = message.channel.as_str();
     let template = message.template.as_str();
     let attempt = message.attempts;
+    if message.expired_at(shared.clock.now()) {
+        expire(&shared, lease, &message).await;
+        return;
+    }
     let timeout = shared.config.send_timeout;
-    let result = match tokio::time::timeout(timeout, shared.delivery.deliver(&message)).await {
-        Ok(result) => result,
-        Err(_) => Err(DeliveryError::Timeout(timeout)),
+    let send = async {
+        match tokio::time::timeout(timeout, shared.delivery.deliver(&message)).await {
+            Ok(result) => result,
+            Err(_) => Err(DeliveryError::Timeout(timeout)),
+        }
+    };
+    let result = tokio::select! {
+        result = send => result,
+        () = hold_lease(&shared, id, lease) => {
+            tracing::warn!(
+                message_id = %id, channel, template, attempt,
+                "lost the lease while sending; another worker holds the message now, so this attempt is abandoned"
+            );
+            return;
+        }
     };
     let now = shared.clock.now();
     match result {
-        Ok(outcome) => {
-            let recorded = shared.store.mark_message_sent(id, now, outcome.scrub()).await;
-            match recorded {
-                Ok(()) => {
-                    tracing::info!(message_id = %id, channel, template, attempt, ?outcome, "message delivered")
-                }
-                Err(e) => tracing::warn!(
-                    message_id = %id, channel, template, error = %e,
-                    "message delivered but not recorded; it will be sent again when its lease ends"
-                ),
+        Ok(outcome) => match shared
+            .store
+            .mark_message_sent(id, lease.token, now, outcome.scrub())
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(message_id = %id, channel, template, attempt, ?outcome, "message delivered")
             }
-        }
+            Ok(false) => tracing::warn!(
+                message_id = %id, channel, template, attempt,
+                "message delivered after its lease was lost; the holder's record stands"
+            ),
+            Err(e) => tracing::warn!(
+                message_id = %id, channel, template, error = %e,
+                "message delivered but not recorded; it will be sent again when its lease ends"
+            ),
+        },
         Err(failure) => {
             let dead = failure.is_permanent() || attempt >= MAX_ATTEMPTS;
-            let retry_at = now.plus(backoff(attempt));
+            let retry_at = retry_at(now, attempt, message.expires_at);
             let reason = truncate(&failure.to_string(), MAX_ERROR_LEN);
-            if let Err(e) = shared.store.mark_message_failed(id, &reason, retry_at, dead).await {
-                tracing::warn!(message_id = %id, error = %e, "could not record a failed delivery; retried when its lease ends");
-            }
-            if dead {
-                tracing::error!(message_id = %id, channel, template, attempt, error = %failure, "message undeliverable; giving up");
-            } else {
-                tracing::warn!(message_id = %id, channel, template, attempt, error = %failure, retry_at = %retry_at, "delivery failed; will retry");
+            match shared
+                .store
+                .mark_message_failed(id, lease.token, &reason, retry_at, dead)
+                .await
+            {
+                Ok(true) if dead => {
+                    tracing::error!(message_id = %id, channel, template, attempt, error = %failure, "message undeliverable; giving up")
+                }
+                Ok(true) => {
+                    tracing::warn!(message_id = %id, channel, template, attempt, error = %failure, retry_at = %retry_at, "delivery failed; will retry")
+                }
+                Ok(false) => tracing::warn!(
+                    message_id = %id, channel, template, attempt, error = %failure,
+                    "delivery failed after its lease was lost; the holder's record stands"
+                ),
+                Err(e) => {
+                    tracing::warn!(message_id = %id, error = %e, "could not record a failed delivery; retried when its lease ends")
+                }
             }
         }
+    }
+}
+
+/// When to try again after failed attempt number `attempt`: after the
+/// capped backoff, but never after the content expires, so an expired
+/// message is dropped (and recorded) when it expires, not up to
+/// [`MAX_BACKOFF`](signet_core::outbox::MAX_BACKOFF) later.
+fn retry_at(now: Timestamp, attempt: i32, expires_at: Option<Timestamp>) -> Timestamp {
+    let at = now.plus(backoff(attempt));
+    match expires_at {
+        Some(expiry) => at.min(expiry.max(now)),
+        None => at,
+    }
+}
+
+/// Renews the lease on `id` every [`WorkerConfig::renew_every`]. Completes
+/// only when the lease is lost: another worker holds the message, or the
+/// store could not be reached for so long that the lease may have run out.
+async fn hold_lease(shared: &WorkerShared, id: Uuid, lease: Lease) {
+    let every = shared.config.renew_every();
+    let mut held_until = lease.until;
+    loop {
+        tokio::time::sleep(every).await;
+        let now = shared.clock.now();
+        let renewed = Lease {
+            token: lease.token,
+            until: now.plus(shared.config.lease),
+        };
+        match shared.store.renew_message_lease(id, renewed).await {
+            Ok(true) => held_until = renewed.until,
+            Ok(false) => return,
+            Err(e) => {
+                // Still ours until `held_until`; give up before the next
+                // renewal would come too late.
+                if shared.clock.now().plus(every) >= held_until {
+                    tracing::warn!(message_id = %id, error = %e, "could not renew a lease before it ran out");
+                    return;
+                }
+                tracing::warn!(message_id = %id, error = %e, "could not renew a lease; trying again");
+            }
+        }
+    }
+}
+
+/// Drops a message whose content expired: marks it dead (bodies erased)
+/// and appends `message.expired` in one unit of work.
+async fn expire(shared: &WorkerShared, lease: Lease, message: &Message) {
+    let now = shared.clock.now();
+    let recorded = async {
+        let mut tx = shared.store.begin().await?;
+        if !tx.expire_message(message.id, lease.token, now).await? {
+            tx.rollback().await?;
+            return Ok::<bool, StoreError>(false);
+        }
+        let event = AuditEvent::new(EventType::MessageExpired, Actor::System, AuditOutcome::Failure).details(json!({
+            "message_id": message.id,
+            "channel": message.channel.as_str(),
+            "template": message.template,
+            // The claim that found it expired counted as one; it sent nothing.
+            "attempts": message.attempts.saturating_sub(1),
+            "created_at": message.created_at.to_rfc3339(),
+            "expires_at": message.expires_at.map(|t| t.to_rfc3339()),
+            "last_error": message.last_error,
+        }));
+        tx.append_audit(&event, Uuid::new_v4(), now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+    .await;
+    match recorded {
+        Ok(true) => {
+            tracing::warn!(
+                message_id = %message.id, channel = message.channel.as_str(), template = %message.template,
+                "message expired before it could be delivered; dropped"
+            );
+            if let Some(hook) = &shared.on_expired {
+                hook(message);
+            }
+        }
+        Ok(false) => tracing::debug!(message_id = %message.id, "expired message already taken by another worker"),
+        Err(e) => tracing::warn!(
+            message_id = %message.id, error = %e,
+            "could not record an expired message; dropped when its lease ends"
+        ),
     }
 }
 
@@ -323,6 +502,7 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use signet_core::outbox::MAX_BACKOFF;
 
     #[test]
     fn truncate_respects_char_boundaries() {
@@ -331,14 +511,25 @@ mod tests {
     }
 
     #[test]
-    fn send_timeout_stays_below_the_lease() {
-        let c = WorkerConfig {
-            lease: Duration::from_secs(10),
-            send_timeout: Duration::from_secs(30),
-            ..Default::default()
-        }
-        .sanitized();
-        assert!(c.send_timeout < c.lease);
+    fn a_worker_claims_no_more_than_it_can_send() {
+        let c = WorkerConfig::default().sanitized();
+        assert_eq!(c.claim_size(c.concurrency), 4);
+        assert_eq!(c.claim_size(1), 1);
+        assert!(c.renew_every() < c.lease / 2);
+    }
+
+    #[test]
+    fn a_retry_never_comes_after_the_content_expires() {
+        let now = Timestamp::from_millis(1_000_000);
+        let in_a_minute = now.plus(Duration::from_secs(60));
+        assert_eq!(retry_at(now, 1, None), now.plus(Duration::from_secs(5)));
+        assert_eq!(retry_at(now, 9, None), now.plus(MAX_BACKOFF));
+        assert_eq!(retry_at(now, 9, Some(in_a_minute)), in_a_minute);
+        assert_eq!(retry_at(now, 1, Some(in_a_minute)), now.plus(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn sanitized_repairs_zeroes() {
         let c = WorkerConfig {
             batch_size: 0,
             concurrency: 0,

@@ -62,7 +62,8 @@ pub fn invitation(
                   the invitation."
             .to_owned(),
     };
-    letter.into_email(to, INVITATION)
+    // The link is useless after it expires: never send it later.
+    letter.into_email(to, INVITATION).expiring_at(expires_at)
 }
 
 /// The `template` name of a "a passkey was added" notice.
@@ -150,6 +151,7 @@ pub fn sms_notice(to: &Phone, product_name: &str, what: &str) -> Draft {
         ),
         html_body: None,
         template: SMS_NOTICE,
+        expires_at: None,
     }
 }
 
@@ -285,7 +287,8 @@ pub fn sign_in(
              is used. Do not share or forward them; {product_name} staff will never ask you for this code."
         ),
     };
-    letter.into_email(to, template)
+    // The code and link are useless after they expire: never send them later.
+    letter.into_email(to, template).expiring_at(expires_at)
 }
 
 /// A message before layout. See the module docs for what each part is for.
@@ -340,6 +343,7 @@ impl Letter<'_> {
             text_body,
             html_body,
             template,
+            expires_at: None,
         }
     }
 

@@ -1,121 +1,59 @@
 //! The courier against real sockets: lettre talks SMTP to `SmtpSink`, reqwest
-//! POSTs to `HttpSink`. The store is an in-memory `OutboxStore` kept in this
-//! file (the SQL stores have their own conformance suite).
+//! POSTs to `HttpSink`. The store is SQLite in a temporary directory (the SQL
+//! stores' own behaviour is held by their conformance suite; here it is the
+//! worker's use of them that is tested).
 
 // This whole file is test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use signet_core::clock::{ManualClock, SharedClock, Timestamp};
-use signet_core::outbox::{backoff, Channel, DeliveryStatus, Draft, Message, MAX_ATTEMPTS};
-use signet_core::store::{OutboxStore, StoreResult};
+use signet_core::clock::{Clock, ManualClock, SharedClock, Timestamp};
+use signet_core::outbox::{backoff, Channel, DeliveryStatus, Draft, Message, EXPIRED_ERROR, MAX_ATTEMPTS, MAX_BACKOFF};
+use signet_core::store::{AuditQuery, AuditStore, OutboxStore};
+use signet_core::unit_of_work::UnitOfWork;
 use signet_core::user::Email;
 use signet_courier::templates;
 use signet_courier::{
     ConfigError, Courier, Delivery, DeliveryError, EmailTransport, SmsTransport, SmtpSecurity, WorkerConfig,
 };
+use signet_store::SqlStore;
 use signet_testkit::{HttpSink, SmtpLogin, SmtpSink};
 use uuid::Uuid;
-
-/// Follows the `OutboxStore` contract: claiming leases by pushing
-/// `next_attempt_at` to the lease end and increments `attempts`.
-#[derive(Default)]
-struct MemoryOutbox {
-    messages: Mutex<Vec<Message>>,
-}
-
-#[async_trait::async_trait]
-impl OutboxStore for MemoryOutbox {
-    async fn enqueue_message(&self, message: &Message) -> StoreResult<()> {
-        self.messages.lock().unwrap().push(message.clone());
-        Ok(())
-    }
-
-    async fn claim_due_messages(
-        &self,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> StoreResult<Vec<Message>> {
-        let mut messages = self.messages.lock().unwrap();
-        let mut claimed = Vec::new();
-        for m in messages.iter_mut() {
-            if claimed.len() as u32 >= limit {
-                break;
-            }
-            if m.status == DeliveryStatus::Pending && m.next_attempt_at <= now {
-                m.attempts += 1;
-                m.next_attempt_at = lease_until;
-                claimed.push(m.clone());
-            }
-        }
-        Ok(claimed)
-    }
-
-    async fn mark_message_sent(&self, id: Uuid, now: Timestamp, scrub: bool) -> StoreResult<()> {
-        let mut messages = self.messages.lock().unwrap();
-        let m = messages.iter_mut().find(|m| m.id == id).unwrap();
-        m.status = DeliveryStatus::Sent;
-        m.sent_at = Some(now);
-        if scrub {
-            m.text_body = None;
-            m.html_body = None;
-        }
-        Ok(())
-    }
-
-    async fn mark_message_failed(
-        &self,
-        id: Uuid,
-        error: &str,
-        next_attempt_at: Timestamp,
-        dead: bool,
-    ) -> StoreResult<()> {
-        let mut messages = self.messages.lock().unwrap();
-        let m = messages.iter_mut().find(|m| m.id == id).unwrap();
-        m.last_error = Some(error.to_owned());
-        m.next_attempt_at = next_attempt_at;
-        if dead {
-            m.status = DeliveryStatus::Dead;
-        }
-        Ok(())
-    }
-
-    async fn recent_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
-        let messages = self.messages.lock().unwrap();
-        Ok(messages.iter().rev().take(limit as usize).cloned().collect())
-    }
-
-    async fn message(&self, id: Uuid) -> StoreResult<Option<Message>> {
-        Ok(self.messages.lock().unwrap().iter().find(|m| m.id == id).cloned())
-    }
-
-    async fn purge_finished_messages(&self, before: Timestamp) -> StoreResult<u64> {
-        let mut messages = self.messages.lock().unwrap();
-        let n = messages.len();
-        messages.retain(|m| m.status == DeliveryStatus::Pending || m.created_at >= before);
-        Ok((n - messages.len()) as u64)
-    }
-}
 
 const START: Timestamp = Timestamp::from_millis(1_795_550_400_000);
 const WAIT: Duration = Duration::from_secs(10);
 const FROM: &str = "Signet <signet@example.com>";
 
 struct Rig {
-    store: Arc<MemoryOutbox>,
+    store: Arc<SqlStore>,
     clock: Arc<ManualClock>,
     courier: Courier,
+    /// Messages the courier dropped as expired (its metric hook).
+    expired: Arc<AtomicUsize>,
+    _dir: tempfile::TempDir,
 }
 
-fn rig() -> Rig {
-    let store = Arc::new(MemoryOutbox::default());
+async fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/signet.db", dir.path().display());
+    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
     let clock = Arc::new(ManualClock::new(START));
     let shared_clock: SharedClock = clock.clone();
-    let courier = Courier::new(store.clone(), shared_clock);
-    Rig { store, clock, courier }
+    let expired = Arc::new(AtomicUsize::new(0));
+    let counted = expired.clone();
+    let courier = Courier::new(store.clone(), shared_clock).on_expired(Arc::new(move |_| {
+        counted.fetch_add(1, Ordering::SeqCst);
+    }));
+    Rig {
+        store,
+        clock,
+        courier,
+        expired,
+        _dir: dir,
+    }
 }
 
 fn invitation(link: &str) -> Draft {
@@ -137,6 +75,7 @@ fn sms(to: &str, body: &str) -> Draft {
         text_body: body.to_owned(),
         html_body: None,
         template: "sms_otp",
+        expires_at: None,
     }
 }
 
@@ -147,7 +86,7 @@ async fn stored(rig: &Rig, id: Uuid) -> Message {
 #[tokio::test]
 async fn invitation_is_delivered_over_smtp_and_its_bodies_scrubbed() {
     let sink = SmtpSink::start().await.unwrap();
-    let rig = rig();
+    let rig = rig().await;
     let email = EmailTransport::new(&sink.url(), FROM).unwrap();
     // A poll interval of an hour: only enqueue's wake-up can get it delivered in time.
     let config = WorkerConfig {
@@ -218,7 +157,7 @@ async fn invitation_is_delivered_over_smtp_and_its_bodies_scrubbed() {
 async fn smtp_outage_is_retried_with_backoff_and_nothing_is_lost() {
     let sink = SmtpSink::start().await.unwrap();
     sink.set_failing(true);
-    let rig = rig();
+    let rig = rig().await;
     let email = EmailTransport::new(&sink.url(), FROM).unwrap();
     let worker = rig
         .courier
@@ -276,7 +215,7 @@ async fn smtp_outage_is_retried_with_backoff_and_nothing_is_lost() {
 async fn message_is_declared_dead_after_max_attempts() {
     let hook = HttpSink::start().await.unwrap();
     hook.set_failing(true);
-    let rig = rig();
+    let rig = rig().await;
     let worker = rig.courier.worker(
         Delivery::new(None, Some(SmsTransport::new(&hook.url()).unwrap())),
         WorkerConfig::default(),
@@ -308,7 +247,7 @@ async fn message_is_declared_dead_after_max_attempts() {
 #[tokio::test]
 async fn sms_webhook_receives_exact_json() {
     let hook = HttpSink::start().await.unwrap();
-    let rig = rig();
+    let rig = rig().await;
     let delivery = Delivery::from_config(FROM, None, Some(&hook.url())).unwrap();
     assert!(delivery.delivers(Channel::Sms));
     assert!(!delivery.delivers(Channel::Email));
@@ -334,7 +273,7 @@ async fn sms_webhook_receives_exact_json() {
 
 #[tokio::test]
 async fn without_transports_messages_stay_readable_in_the_dev_outbox() {
-    let rig = rig();
+    let rig = rig().await;
     let worker = rig.courier.worker(Delivery::outbox_only(), WorkerConfig::default());
     let email_id = rig
         .courier
@@ -356,7 +295,7 @@ async fn without_transports_messages_stay_readable_in_the_dev_outbox() {
 #[tokio::test]
 async fn a_channel_without_transport_uses_the_outbox_while_the_other_delivers() {
     let sink = SmtpSink::start().await.unwrap();
-    let rig = rig();
+    let rig = rig().await;
     let delivery = Delivery::from_config(FROM, Some(&sink.url()), None).unwrap();
     let worker = rig.courier.worker(delivery, WorkerConfig::default());
     let email_id = rig
@@ -481,7 +420,7 @@ fn webhook_url_errors() {
 #[tokio::test]
 async fn a_message_that_can_never_be_sent_is_dead_at_once() {
     let sink = SmtpSink::start().await.unwrap();
-    let rig = rig();
+    let rig = rig().await;
     let worker = rig.courier.worker(
         Delivery::new(Some(EmailTransport::new(&sink.url(), FROM).unwrap()), None),
         WorkerConfig::default(),
@@ -497,4 +436,163 @@ async fn a_message_that_can_never_be_sent_is_dead_at_once() {
         .unwrap()
         .starts_with("the recipient is not a valid email address"));
     assert!(sink.messages().is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_sign_in_message_is_dropped_recorded_and_never_sent() {
+    let sink = SmtpSink::start().await.unwrap();
+    sink.set_failing(true);
+    let rig = rig().await;
+    let email = EmailTransport::new(&sink.url(), FROM).unwrap();
+    let worker = rig
+        .courier
+        .worker(Delivery::new(Some(email), None), WorkerConfig::default());
+    let expires_at = START.plus(Duration::from_secs(600));
+    let id = rig
+        .courier
+        .enqueue(invitation("http://localhost:8080/invite/short").expiring_at(expires_at))
+        .await
+        .unwrap();
+    assert_eq!(stored(&rig, id).await.expires_at, Some(expires_at));
+
+    // The relay is down for longer than the content lives. Retries come at
+    // least every MAX_BACKOFF, and the last one no later than the expiry.
+    let mut attempts = 0;
+    while rig.clock.now() < expires_at {
+        assert_eq!(worker.run_once().await, 1);
+        attempts += 1;
+        let m = stored(&rig, id).await;
+        assert!(m.next_attempt_at <= expires_at, "never scheduled past its expiry");
+        assert!(m.next_attempt_at.as_millis() - rig.clock.now().as_millis() <= MAX_BACKOFF.as_millis() as i64);
+        rig.clock.advance(Duration::from_millis(
+            (m.next_attempt_at.as_millis() - rig.clock.now().as_millis()) as u64,
+        ));
+    }
+    assert!(attempts > 3, "{attempts}");
+
+    // The relay is back, but the code in the message is dead: it is not sent.
+    sink.set_failing(false);
+    assert_eq!(worker.run_once().await, 1, "claimed once more, to be dropped");
+    let m = stored(&rig, id).await;
+    assert_eq!(m.status, DeliveryStatus::Dead);
+    assert_eq!(m.last_error.as_deref(), Some(EXPIRED_ERROR));
+    assert_eq!((m.text_body, m.html_body), (None, None), "a dead link is erased too");
+    assert!(sink.messages().is_empty(), "an expired message must never be sent");
+    assert_eq!(rig.expired.load(Ordering::SeqCst), 1, "counted for the metric");
+    let records = rig
+        .store
+        .query_audit(&AuditQuery {
+            event_type: Some("message.expired".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].actor, "system");
+    let details: serde_json::Value = serde_json::from_str(&records[0].details).unwrap();
+    assert_eq!(details["message_id"], id.to_string());
+    assert_eq!(details["template"], "invitation");
+
+    rig.clock.advance(Duration::from_secs(3600));
+    assert_eq!(worker.run_once().await, 0, "a dropped message stays dropped");
+}
+
+#[tokio::test]
+async fn retry_now_sends_queued_mail_at_once_when_the_relay_is_back() {
+    let sink = SmtpSink::start().await.unwrap();
+    sink.set_failing(true);
+    let rig = rig().await;
+    let email = EmailTransport::new(&sink.url(), FROM).unwrap();
+    // Only a wake-up can get anything delivered in time.
+    let config = WorkerConfig {
+        poll_interval: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let worker = rig.courier.worker(Delivery::new(Some(email), None), config);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run(async {
+        let _ = stopped.await;
+    }));
+    let ids = [
+        rig.courier
+            .enqueue(invitation("http://localhost:8080/invite/one"))
+            .await
+            .unwrap(),
+        rig.courier
+            .enqueue(invitation("http://localhost:8080/invite/two"))
+            .await
+            .unwrap(),
+    ];
+    for id in ids {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while stored(&rig, id).await.last_error.is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "no failed attempt recorded");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // The relay is back, but the retries are not due for a while.
+    sink.set_failing(false);
+    rig.clock.advance(Duration::from_secs(1));
+    assert!(stored(&rig, ids[0]).await.next_attempt_at > rig.clock.now());
+
+    let mut tx = rig.store.begin().await.unwrap();
+    assert_eq!(rig.courier.retry_all_in(&mut *tx).await.unwrap(), 2);
+    tx.commit().await.unwrap();
+    rig.courier.wake();
+
+    for id in ids {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while stored(&rig, id).await.status != DeliveryStatus::Sent {
+            assert!(tokio::time::Instant::now() < deadline, "retry now did not deliver");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(sink.messages().len(), 2);
+    stop.send(()).unwrap();
+    tokio::time::timeout(WAIT, running).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_worker_that_lost_its_lease_neither_records_nor_resends() {
+    let sink = SmtpSink::start().await.unwrap();
+    // A slow relay: the send outlasts the (shortest) lease.
+    sink.set_delay(Duration::from_secs(3));
+    let rig = rig().await;
+    let email = EmailTransport::new(&sink.url(), FROM).unwrap();
+    let config = WorkerConfig {
+        lease: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let worker = rig.courier.worker(Delivery::new(Some(email), None), config);
+    let id = rig
+        .courier
+        .enqueue(invitation("http://localhost:8080/invite/slow"))
+        .await
+        .unwrap();
+    let pass = tokio::spawn(async move { worker.run_once().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Another worker finds the lease run out (as after a pause of this
+    // node) and takes the message.
+    rig.clock.advance(Duration::from_secs(2));
+    let thief = signet_core::outbox::Lease {
+        token: Uuid::new_v4(),
+        until: rig.clock.now().plus(Duration::from_secs(60)),
+    };
+    let taken = rig.store.claim_due_messages(rig.clock.now(), thief, 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    // The first worker's next renewal finds the lease gone: it gives up.
+    assert_eq!(tokio::time::timeout(WAIT, pass).await.unwrap().unwrap(), 1);
+    let m = stored(&rig, id).await;
+    assert_eq!(
+        (m.status, m.attempts),
+        (DeliveryStatus::Pending, 2),
+        "nothing recorded by the loser"
+    );
+    assert!(sink.messages().is_empty(), "the abandoned send never completed");
+    assert!(rig
+        .store
+        .mark_message_sent(id, thief.token, rig.clock.now(), true)
+        .await
+        .unwrap());
 }

@@ -1,17 +1,51 @@
 //! The durable message outbox. Claiming is a conditional `UPDATE` that sets
-//! a lease, so two workers (on one node or several) never take the same
-//! message at the same time; an expired lease (a worker that died mid-send)
-//! makes the message claimable again, which gives at-least-once delivery.
+//! a lease (an end and a holder's token), so two workers (on one node or
+//! several) never take the same message at the same time; an expired lease
+//! (a worker that died mid-send) makes the message claimable again, which
+//! gives at-least-once delivery. Renewing a lease and recording an outcome
+//! are conditional on the token, so a worker that lost its lease can never
+//! overwrite what the new holder records (ADR 0011).
+//!
+//! The claim is the one engine-specific statement here: PostgreSQL locks the
+//! candidate rows with `FOR UPDATE SKIP LOCKED`, so concurrent claims on
+//! several nodes pass each other instead of queueing on the same rows;
+//! SQLite's single writer already runs claims one after another. The
+//! conformance suite holds both to the same behaviour.
 
 use signet_core::clock::Timestamp;
-use signet_core::outbox::Message;
+use signet_core::outbox::{Lease, Message, EXPIRED_ERROR};
 use signet_core::store::{OutboxStore, StoreResult};
 use signet_core::unit_of_work::OutboxWrites;
 use uuid::Uuid;
 
 use crate::rows::{convert_all, message_columns, MessageRow};
 use crate::tx::{with_conn, Conn, SqlTx};
-use crate::{backend, with_db, SqlStore};
+use crate::{backend, with_db, Db, SqlStore};
+
+/// The claim's candidates, shared by both engines' statements.
+macro_rules! due_candidates {
+    () => {
+        "SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2 \
+         AND (lease_until IS NULL OR lease_until <= $2) \
+         ORDER BY next_attempt_at LIMIT $3"
+    };
+}
+
+/// The claim itself. The outer WHERE repeats the candidates' conditions:
+/// under PostgreSQL's READ COMMITTED a row another worker leased meanwhile
+/// is re-checked against them and skipped, so each message has one holder.
+macro_rules! claim {
+    ($candidates:expr) => {
+        concat!(
+            "UPDATE outbox SET lease_until = $1, lease_owner = $4, attempts = attempts + 1 \
+             WHERE id IN (",
+            $candidates,
+            ") AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $2) \
+             RETURNING ",
+            message_columns!()
+        )
+    };
+}
 
 #[async_trait::async_trait]
 impl OutboxStore for SqlStore {
@@ -19,76 +53,92 @@ impl OutboxStore for SqlStore {
         enqueue(self.writer().await?.conn(), m).await
     }
 
-    async fn claim_due_messages(
-        &self,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> StoreResult<Vec<Message>> {
-        // The outer WHERE repeats the inner conditions: under PostgreSQL's
-        // READ COMMITTED a row another worker leased meanwhile is re-checked
-        // against them and skipped, so each message has one owner.
-        let rows: Vec<MessageRow> = with_db!(write(self), |pool| {
-            sqlx::query_as(concat!(
-                "UPDATE outbox SET lease_until = $1, attempts = attempts + 1 \
-                 WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2 \
-                              AND (lease_until IS NULL OR lease_until <= $2) \
-                              ORDER BY next_attempt_at LIMIT $3) \
-                   AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $2) \
-                 RETURNING ",
-                message_columns!()
-            ))
-            .bind(lease_until.as_millis())
-            .bind(now.as_millis())
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-            .map_err(backend)?
-        });
+    async fn claim_due_messages(&self, now: Timestamp, lease: Lease, limit: u32) -> StoreResult<Vec<Message>> {
+        let token = lease.token.to_string();
+        let rows: Vec<MessageRow> = match &self.db {
+            Db::Sqlite { write, .. } => sqlx::query_as(claim!(due_candidates!()))
+                .bind(lease.until.as_millis())
+                .bind(now.as_millis())
+                .bind(i64::from(limit))
+                .bind(&token)
+                .fetch_all(write)
+                .await
+                .map_err(backend)?,
+            // Rows another claim has locked are skipped, not waited for.
+            Db::Postgres(pool) => sqlx::query_as(claim!(concat!(due_candidates!(), " FOR UPDATE SKIP LOCKED")))
+                .bind(lease.until.as_millis())
+                .bind(now.as_millis())
+                .bind(i64::from(limit))
+                .bind(&token)
+                .fetch_all(pool)
+                .await
+                .map_err(backend)?,
+        };
         convert_all(rows)
     }
 
-    async fn mark_message_sent(&self, id: Uuid, now: Timestamp, scrub: bool) -> StoreResult<()> {
-        with_db!(write(self), |pool| {
+    async fn renew_message_lease(&self, id: Uuid, lease: Lease) -> StoreResult<bool> {
+        Ok(with_db!(write(self), |pool| {
+            sqlx::query("UPDATE outbox SET lease_until = $1 WHERE id = $2 AND lease_owner = $3 AND status = 'pending'")
+                .bind(lease.until.as_millis())
+                .bind(id.to_string())
+                .bind(lease.token.to_string())
+                .execute(pool)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                == 1
+        }))
+    }
+
+    async fn mark_message_sent(&self, id: Uuid, lease_token: Uuid, now: Timestamp, scrub: bool) -> StoreResult<bool> {
+        Ok(with_db!(write(self), |pool| {
             sqlx::query(
-                "UPDATE outbox SET status = 'sent', sent_at = $1, lease_until = NULL, last_error = NULL, \
+                "UPDATE outbox SET status = 'sent', sent_at = $1, lease_until = NULL, lease_owner = NULL, \
+                 last_error = NULL, \
                  text_body = CASE WHEN $2 THEN NULL ELSE text_body END, \
                  html_body = CASE WHEN $2 THEN NULL ELSE html_body END \
-                 WHERE id = $3",
+                 WHERE id = $3 AND lease_owner = $4 AND status = 'pending'",
             )
             .bind(now.as_millis())
             .bind(scrub)
             .bind(id.to_string())
+            .bind(lease_token.to_string())
             .execute(pool)
             .await
-            .map_err(backend)?;
-        });
-        Ok(())
+            .map_err(backend)?
+            .rows_affected()
+                == 1
+        }))
     }
 
     async fn mark_message_failed(
         &self,
         id: Uuid,
+        lease_token: Uuid,
         error: &str,
         next_attempt_at: Timestamp,
         dead: bool,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let status = if dead { "dead" } else { "pending" };
         let error: String = error.chars().take(500).collect();
-        with_db!(write(self), |pool| {
+        Ok(with_db!(write(self), |pool| {
             sqlx::query(
-                "UPDATE outbox SET status = $1, last_error = $2, next_attempt_at = $3, lease_until = NULL \
-                 WHERE id = $4",
+                "UPDATE outbox SET status = $1, last_error = $2, next_attempt_at = $3, lease_until = NULL, \
+                 lease_owner = NULL \
+                 WHERE id = $4 AND lease_owner = $5 AND status = 'pending'",
             )
             .bind(status)
             .bind(&error)
             .bind(next_attempt_at.as_millis())
             .bind(id.to_string())
+            .bind(lease_token.to_string())
             .execute(pool)
             .await
-            .map_err(backend)?;
-        });
-        Ok(())
+            .map_err(backend)?
+            .rows_affected()
+                == 1
+        }))
     }
 
     async fn recent_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
@@ -134,7 +184,7 @@ async fn enqueue(conn: Conn<'_>, m: &Message) -> StoreResult<()> {
         sqlx::query(concat!(
             "INSERT INTO outbox (",
             message_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(m.id.to_string())
         .bind(m.channel.as_str())
@@ -149,6 +199,7 @@ async fn enqueue(conn: Conn<'_>, m: &Message) -> StoreResult<()> {
         .bind(m.next_attempt_at.as_millis())
         .bind(m.sent_at.map(|t| t.as_millis()))
         .bind(m.last_error.as_deref())
+        .bind(m.expires_at.map(|t| t.as_millis()))
         .execute(&mut *c)
         .await
         .map_err(backend)?;
@@ -160,6 +211,44 @@ async fn enqueue(conn: Conn<'_>, m: &Message) -> StoreResult<()> {
 impl OutboxWrites for SqlTx {
     async fn enqueue_message(&mut self, m: &Message) -> StoreResult<()> {
         let r = enqueue(self.conn()?, m).await;
+        self.observe(r)
+    }
+
+    async fn expire_message(&mut self, id: Uuid, lease_token: Uuid, now: Timestamp) -> StoreResult<bool> {
+        let r = async {
+            Ok(with_conn!(self.conn()?, |c| {
+                sqlx::query(
+                    "UPDATE outbox SET status = 'dead', last_error = $1, next_attempt_at = $2, \
+                     lease_until = NULL, lease_owner = NULL, text_body = NULL, html_body = NULL \
+                     WHERE id = $3 AND lease_owner = $4 AND status = 'pending'",
+                )
+                .bind(EXPIRED_ERROR)
+                .bind(now.as_millis())
+                .bind(id.to_string())
+                .bind(lease_token.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                    == 1
+            }))
+        }
+        .await;
+        self.observe(r)
+    }
+
+    async fn make_pending_messages_due(&mut self, now: Timestamp) -> StoreResult<u64> {
+        let r = async {
+            Ok(with_conn!(self.conn()?, |c| {
+                sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE status = 'pending' AND next_attempt_at > $1")
+                    .bind(now.as_millis())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected()
+            }))
+        }
+        .await;
         self.observe(r)
     }
 }

@@ -286,12 +286,13 @@ pub(crate) struct MessageRow {
     next_attempt_at: i64,
     sent_at: Option<i64>,
     last_error: Option<String>,
+    expires_at: Option<i64>,
 }
 
 macro_rules! message_columns {
     () => {
         "id, channel, recipient, subject, text_body, html_body, template, status, \
-     attempts, created_at, next_attempt_at, sent_at, last_error"
+     attempts, created_at, next_attempt_at, sent_at, last_error, expires_at"
     };
 }
 pub(crate) use message_columns;
@@ -313,6 +314,7 @@ impl TryFrom<MessageRow> for Message {
             next_attempt_at: ms(r.next_attempt_at),
             sent_at: r.sent_at.map(ms),
             last_error: r.last_error,
+            expires_at: r.expires_at.map(ms),
         })
     }
 }

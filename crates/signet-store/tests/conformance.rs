@@ -14,7 +14,7 @@ use signet_core::audit::{Actor, AuditEvent, EventType, Outcome, Verifier};
 use signet_core::clock::Timestamp;
 use signet_core::credential::{PasskeyUse, Removal};
 use signet_core::flow::{Flow, FlowId, FlowKind, FlowState};
-use signet_core::outbox::{Channel, DeliveryStatus, Message};
+use signet_core::outbox::{Channel, DeliveryStatus, Lease, Message, EXPIRED_ERROR};
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 use signet_core::session::{Aal, Session, SessionId, SessionMode, SessionScope};
 use signet_core::store::*;
@@ -211,6 +211,15 @@ fn message(n: u32) -> Message {
         next_attempt_at: at(u64::from(n)),
         sent_at: None,
         last_error: None,
+        expires_at: None,
+    }
+}
+
+/// A lease held by a fresh token until `until`.
+fn lease(until: Timestamp) -> Lease {
+    Lease {
+        token: Uuid::new_v4(),
+        until,
     }
 }
 
@@ -779,43 +788,90 @@ async fn outbox_leases_retries_and_scrubs(s: Arc<SqlStore>) {
     s.enqueue_message(&m1).await.unwrap();
     s.enqueue_message(&m2).await.unwrap();
     // Not due yet at T0 for m1 (due at +1s).
-    assert!(s.claim_due_messages(T0, at(60), 10).await.unwrap().is_empty());
-    let claimed = s.claim_due_messages(at(5), at(65), 10).await.unwrap();
+    assert!(s.claim_due_messages(T0, lease(at(60)), 10).await.unwrap().is_empty());
+    let first = lease(at(65));
+    let claimed = s.claim_due_messages(at(5), first, 10).await.unwrap();
     assert_eq!(claimed.len(), 2);
     assert!(claimed.iter().all(|m| m.attempts == 1));
     // Leased: nobody else gets them.
-    assert!(s.claim_due_messages(at(6), at(66), 10).await.unwrap().is_empty());
+    assert!(s.claim_due_messages(at(6), lease(at(66)), 10).await.unwrap().is_empty());
 
-    s.mark_message_failed(m1.id, "451 try later", at(20), false)
+    // Only the holder's token records an outcome.
+    assert!(!s
+        .mark_message_failed(m1.id, Uuid::new_v4(), "x", at(9), true)
         .await
-        .unwrap();
-    s.mark_message_sent(m2.id, at(7), true).await.unwrap();
+        .unwrap());
+    assert!(!s.mark_message_sent(m2.id, Uuid::new_v4(), at(7), true).await.unwrap());
+    assert_eq!(s.message(m1.id).await.unwrap().unwrap().status, DeliveryStatus::Pending);
+    assert!(s
+        .mark_message_failed(m1.id, first.token, "451 try later", at(20), false)
+        .await
+        .unwrap());
+    assert!(s.mark_message_sent(m2.id, first.token, at(7), true).await.unwrap());
+    // Recorded once: the same token cannot record again.
+    assert!(!s.mark_message_sent(m2.id, first.token, at(8), false).await.unwrap());
     let sent = s.message(m2.id).await.unwrap().unwrap();
     assert_eq!(sent.status, DeliveryStatus::Sent);
+    assert_eq!(sent.sent_at, Some(at(7)));
     assert!(
         sent.text_body.is_none() && sent.html_body.is_none(),
         "bodies scrubbed after delivery"
     );
 
-    assert!(s.claim_due_messages(at(19), at(79), 10).await.unwrap().is_empty());
-    let retry = s.claim_due_messages(at(20), at(80), 10).await.unwrap();
+    assert!(s
+        .claim_due_messages(at(19), lease(at(79)), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let second = lease(at(80));
+    let retry = s.claim_due_messages(at(20), second, 10).await.unwrap();
     assert_eq!(retry.len(), 1);
     assert_eq!(retry[0].attempts, 2);
     assert_eq!(retry[0].last_error.as_deref(), Some("451 try later"));
-    s.mark_message_sent(m1.id, at(21), false).await.unwrap();
+    // The first claim's token no longer holds it.
+    assert!(!s.mark_message_sent(m1.id, first.token, at(21), false).await.unwrap());
+    assert!(s.mark_message_sent(m1.id, second.token, at(21), false).await.unwrap());
     let kept = s.message(m1.id).await.unwrap().unwrap();
     assert_eq!(kept.text_body.as_deref(), Some("text with a secret link"));
 
     // A lease that expires (a worker died) makes the message claimable again.
     let m3 = message(3);
     s.enqueue_message(&m3).await.unwrap();
-    assert_eq!(s.claim_due_messages(at(30), at(90), 10).await.unwrap().len(), 1);
-    assert!(s.claim_due_messages(at(89), at(150), 10).await.unwrap().is_empty());
-    assert_eq!(s.claim_due_messages(at(90), at(150), 10).await.unwrap().len(), 1);
+    let dead_worker = lease(at(90));
+    assert_eq!(s.claim_due_messages(at(30), dead_worker, 10).await.unwrap().len(), 1);
+    assert!(s
+        .claim_due_messages(at(89), lease(at(150)), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let taker = lease(at(150));
+    assert_eq!(s.claim_due_messages(at(90), taker, 10).await.unwrap().len(), 1);
+    // The late worker can neither renew nor overwrite the taker's outcome.
+    assert!(!s
+        .renew_message_lease(
+            m3.id,
+            Lease {
+                token: dead_worker.token,
+                until: at(200)
+            }
+        )
+        .await
+        .unwrap());
+    assert!(!s
+        .mark_message_sent(m3.id, dead_worker.token, at(95), true)
+        .await
+        .unwrap());
 
-    s.mark_message_failed(m3.id, "gave up", at(200), true).await.unwrap();
+    assert!(s
+        .mark_message_failed(m3.id, taker.token, "gave up", at(200), true)
+        .await
+        .unwrap());
     assert_eq!(s.message(m3.id).await.unwrap().unwrap().status, DeliveryStatus::Dead);
-    assert!(s.claim_due_messages(at(300), at(360), 10).await.unwrap().is_empty());
+    assert!(s
+        .claim_due_messages(at(300), lease(at(360)), 10)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(s.recent_messages(10).await.unwrap().len(), 3);
 
     // Finished messages are purged; a pending one never is.
@@ -823,6 +879,100 @@ async fn outbox_leases_retries_and_scrubs(s: Arc<SqlStore>) {
     s.enqueue_message(&m4).await.unwrap();
     assert_eq!(s.purge_finished_messages(at(1000)).await.unwrap(), 3);
     assert!(s.message(m4.id).await.unwrap().is_some());
+}
+
+async fn a_renewed_lease_keeps_a_slow_send_to_its_worker(s: Arc<SqlStore>) {
+    let m = message(1);
+    s.enqueue_message(&m).await.unwrap();
+    let held = lease(at(61));
+    assert_eq!(s.claim_due_messages(at(1), held, 4).await.unwrap().len(), 1);
+    // Renewed before it runs out: at 61 s, when it would have, nobody may take it.
+    let renewed = Lease {
+        token: held.token,
+        until: at(121),
+    };
+    assert!(s.renew_message_lease(m.id, renewed).await.unwrap());
+    assert!(s
+        .claim_due_messages(at(61), lease(at(121)), 4)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .claim_due_messages(at(120), lease(at(180)), 4)
+        .await
+        .unwrap()
+        .is_empty());
+    // Another token cannot renew it.
+    assert!(!s.renew_message_lease(m.id, lease(at(500))).await.unwrap());
+    assert!(s.mark_message_sent(m.id, held.token, at(100), true).await.unwrap());
+    // A recorded message has no lease left to renew.
+    assert!(!s.renew_message_lease(m.id, renewed).await.unwrap());
+}
+
+async fn expired_messages_are_dropped_with_their_record(s: Arc<SqlStore>) {
+    let mut m = message(1);
+    m.expires_at = Some(at(600));
+    s.enqueue_message(&m).await.unwrap();
+    assert_eq!(s.message(m.id).await.unwrap().unwrap().expires_at, Some(at(600)));
+    let held = lease(at(660));
+    let claimed = s.claim_due_messages(at(600), held, 4).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(claimed[0].expired_at(at(600)));
+
+    // Another token cannot drop it.
+    let mut tx = s.tx().await;
+    assert!(!tx.expire_message(m.id, Uuid::new_v4(), at(600)).await.unwrap());
+    tx.rollback().await.unwrap();
+    // An abandoned unit drops nothing.
+    let mut tx = s.tx().await;
+    assert!(tx.expire_message(m.id, held.token, at(600)).await.unwrap());
+    drop(tx);
+    assert_eq!(s.message(m.id).await.unwrap().unwrap().status, DeliveryStatus::Pending);
+
+    let mut tx = s.tx().await;
+    assert!(tx.expire_message(m.id, held.token, at(600)).await.unwrap());
+    tx.commit().await.unwrap();
+    let dropped = s.message(m.id).await.unwrap().unwrap();
+    assert_eq!(dropped.status, DeliveryStatus::Dead);
+    assert_eq!(dropped.last_error.as_deref(), Some(EXPIRED_ERROR));
+    assert!(dropped.text_body.is_none() && dropped.html_body.is_none());
+    assert!(s
+        .claim_due_messages(at(9999), lease(at(10059)), 4)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn retry_now_makes_every_waiting_message_due(s: Arc<SqlStore>) {
+    let (waiting, due, sent) = (message(1), message(2), message(3));
+    for m in [&waiting, &due, &sent] {
+        s.enqueue_message(m).await.unwrap();
+    }
+    let held = lease(at(70));
+    assert_eq!(s.claim_due_messages(at(10), held, 4).await.unwrap().len(), 3);
+    assert!(s
+        .mark_message_failed(waiting.id, held.token, "451", at(3610), false)
+        .await
+        .unwrap());
+    assert!(s
+        .mark_message_failed(due.id, held.token, "451", at(5), false)
+        .await
+        .unwrap());
+    assert!(s.mark_message_sent(sent.id, held.token, at(11), true).await.unwrap());
+
+    let mut tx = s.tx().await;
+    assert_eq!(
+        tx.make_pending_messages_due(at(20)).await.unwrap(),
+        1,
+        "only the one still waiting"
+    );
+    tx.commit().await.unwrap();
+    let claimed = s.claim_due_messages(at(20), lease(at(80)), 10).await.unwrap();
+    let mut ids: Vec<Uuid> = claimed.iter().map(|m| m.id).collect();
+    ids.sort();
+    let mut want = vec![waiting.id, due.id];
+    want.sort();
+    assert_eq!(ids, want, "a sent message is not made due again");
 }
 
 async fn concurrent_workers_never_share_a_message(s: Arc<SqlStore>) {
@@ -836,9 +986,24 @@ async fn concurrent_workers_never_share_a_message(s: Arc<SqlStore>) {
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let batch = s.claim_due_messages(at(100), at(160), 7).await.unwrap();
+                    let held = lease(at(160));
+                    let batch = s.claim_due_messages(at(100), held, 4).await.unwrap();
                     if batch.is_empty() {
                         break mine;
+                    }
+                    // Each worker records what it claimed, with its own token.
+                    for m in &batch {
+                        assert!(s
+                            .renew_message_lease(
+                                m.id,
+                                Lease {
+                                    token: held.token,
+                                    until: at(170)
+                                }
+                            )
+                            .await
+                            .unwrap());
+                        assert!(s.mark_message_sent(m.id, held.token, at(101), true).await.unwrap());
                     }
                     mine.extend(batch.into_iter().map(|m| m.id));
                 }
@@ -852,7 +1017,7 @@ async fn concurrent_workers_never_share_a_message(s: Arc<SqlStore>) {
     // Under contention a worker may stop early (its candidates were taken by
     // others); a final sweep picks up whatever is left.
     ids.extend(
-        s.claim_due_messages(at(100), at(160), 100)
+        s.claim_due_messages(at(100), lease(at(160)), 100)
             .await
             .unwrap()
             .into_iter()
@@ -1255,6 +1420,9 @@ conformance!(
     audit_chain_stays_linear_under_concurrent_appends,
     outbox_leases_retries_and_scrubs,
     concurrent_workers_never_share_a_message,
+    a_renewed_lease_keeps_a_slow_send_to_its_worker,
+    expired_messages_are_dropped_with_their_record,
+    retry_now_makes_every_waiting_message_due,
     throttle_windows_count_and_roll_over,
     concurrent_hits_each_get_a_distinct_count,
     failure_runs_grow_until_cleared,

@@ -9,9 +9,11 @@
 //! [`SmtpSink::set_failing`] makes the server answer `451 4.3.0` (a transient
 //! failure, RFC 3463) to `MAIL FROM` and `DATA`, which is how a real relay
 //! behaves during an outage; a correct client keeps the message and retries.
+//! [`SmtpSink::set_delay`] makes it a slow relay: it waits before answering
+//! each `RCPT TO` and before accepting the end of `DATA`.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -35,6 +37,8 @@ pub struct SmtpLogin {
 struct Shared {
     messages: Mutex<Vec<CapturedMail>>,
     failing: AtomicBool,
+    /// Milliseconds to wait before answering `RCPT` and the end of `DATA`.
+    delay_ms: AtomicU64,
     /// Wakes every [`SmtpSink::wait_for`] when a message arrives.
     arrived: Notify,
 }
@@ -86,6 +90,14 @@ impl SmtpSink {
     /// While `true`, `MAIL FROM` and `DATA` are answered `451 4.3.0 try again later`.
     pub fn set_failing(&self, failing: bool) {
         self.shared.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Waits `delay` before answering each `RCPT TO` and before answering
+    /// the end of `DATA` (so a one-recipient message takes twice `delay`),
+    /// like a relay that checks recipients and scans content slowly.
+    pub fn set_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     /// The first accepted message matching `pred`, waiting up to `timeout`
@@ -156,6 +168,13 @@ impl Session {
         self.to.clear();
     }
 
+    async fn slow_down(&self) {
+        let ms = self.shared.delay_ms.load(Ordering::SeqCst);
+        if ms > 0 {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
+
     fn failing(&self) -> bool {
         self.shared.failing.load(Ordering::SeqCst)
     }
@@ -189,6 +208,7 @@ impl Session {
                     reply(&mut write, answer).await?;
                 }
                 "RCPT" => {
+                    self.slow_down().await;
                     let answer = self.rcpt(arg);
                     reply(&mut write, answer).await?;
                 }
@@ -203,6 +223,7 @@ impl Session {
                         let Some(raw) = read_data(&mut reader).await? else {
                             return Ok(());
                         };
+                        self.slow_down().await;
                         let mail = CapturedMail {
                             from: self.from.take().unwrap_or_default(),
                             to: std::mem::take(&mut self.to),
@@ -439,6 +460,26 @@ mod tests {
         );
         assert_eq!(messages[0].html_body(), None);
         assert_eq!(messages[1].text_body().as_deref(), Some(cyrillic.trim_end()));
+    }
+
+    #[tokio::test]
+    async fn a_delay_slows_rcpt_and_data() {
+        let sink = SmtpSink::start().await.unwrap();
+        sink.set_delay(Duration::from_millis(300));
+        let email = Message::builder()
+            .from(mbox("signet@example.com"))
+            .to(mbox("ada@example.com"))
+            .subject("Slow")
+            .body("x".to_owned())
+            .unwrap();
+        let started = tokio::time::Instant::now();
+        mailer(&sink).send(email).await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_millis(600),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(sink.messages().len(), 1);
     }
 
     #[tokio::test]

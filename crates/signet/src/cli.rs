@@ -52,6 +52,17 @@ pub enum Command {
     /// Manage the keys that seal secrets at rest.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Operate the outbox of queued email and SMS.
+    #[command(subcommand)]
+    Outbox(OutboxCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OutboxCmd {
+    /// Make every queued message due now (after a relay outage, instead of
+    /// waiting out the backoff). Running servers send them within their
+    /// poll interval (2 s). Prints `{"rescheduled": N}`.
+    Retry,
 }
 
 #[derive(Subcommand, Debug)]
@@ -337,6 +348,13 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys(KeysCmd::RotateSealing { reseal_only }) => rotate_sealing(wired, reseal_only, json_mode).await,
+        Command::Outbox(OutboxCmd::Retry) => {
+            let rescheduled = signet_app::outbox::retry_now(app, &actor, &origin).await?;
+            emit(json_mode, json!({ "rescheduled": rescheduled }), || {
+                format!("{rescheduled} queued message(s) are due now; running servers send them within seconds")
+            });
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit(AuditCmd::Verify) => match app.audit().verify().await? {
             Verification::Intact { records } => {
                 emit(json_mode, json!({ "status": "intact", "records": records }), || {

@@ -61,7 +61,13 @@ pub async fn wire(config: &Config, clock: Option<SharedClock>, methods: Vec<Arc<
     )
     .map_err(|e| anyhow::anyhow!("config error: {e}"))?;
     let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let courier = Arc::new(Courier::new(store.clone(), clock.clone()));
+    let metrics = Arc::new(signet_app::metrics::Metrics::new());
+    let expired = metrics.messages_expired.clone();
+    let courier = Arc::new(
+        Courier::new(store.clone(), clock.clone()).on_expired(Arc::new(move |_| {
+            expired.inc();
+        })),
+    );
     let mut settings = Settings::new(config.public_url.clone());
     settings.invitation_ttl = config.invitation_ttl;
     settings.email_login = config.login.clone();
@@ -99,7 +105,7 @@ pub async fn wire(config: &Config, clock: Option<SharedClock>, methods: Vec<Arc<
         policy,
         registry: Arc::new(registry(all)),
         settings,
-        metrics: Arc::new(signet_app::metrics::Metrics::new()),
+        metrics,
         passkeys,
         readiness: Default::default(),
         sealing: sealing.ring.clone(),

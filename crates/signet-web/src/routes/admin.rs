@@ -197,3 +197,14 @@ pub async fn audit(
         json!({ "events": records.iter().map(event_json).collect::<Vec<_>>() }),
     ))
 }
+
+/// `POST /api/v1/admin/outbox/retry`: every queued message is due now.
+/// Audited as `outbox.retried` by the use case.
+pub async fn retry_outbox(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Client(origin): Client,
+) -> ApiResult<Json<Value>> {
+    let rescheduled = signet_app::outbox::retry_now(&state.app, &actor, &origin).await?;
+    Ok(Json(json!({ "rescheduled": rescheduled })))
+}

@@ -42,6 +42,7 @@ pub fn api(_state: AppState) -> Router<AppState> {
         .route("/api/v1/admin/users/{id}/enable", post(admin::enable_user))
         .route("/api/v1/admin/users/{id}/invitations", post(admin::invite_user))
         .route("/api/v1/admin/audit", get(admin::audit))
+        .route("/api/v1/admin/outbox/retry", post(admin::retry_outbox))
 }
 
 /// Parses a UUID path segment; a malformed id is just "not found".

@@ -51,6 +51,8 @@ pub struct Options {
     pub policy: Option<String>,
     /// Extra `SIGNET_*` settings.
     pub env: Vec<(String, String)>,
+    /// The courier worker's tuning (otherwise: the defaults, polling every 100 ms).
+    pub worker: Option<WorkerConfig>,
 }
 
 impl Default for Options {
@@ -62,6 +64,7 @@ impl Default for Options {
             tls: None,
             policy: None,
             env: Vec::new(),
+            worker: None,
         }
     }
 }
@@ -134,10 +137,10 @@ impl TestServer {
         }
         let config = Config::load(None, env).unwrap();
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
-        let worker = WorkerConfig {
+        let worker = opts.worker.unwrap_or(WorkerConfig {
             poll_interval: Duration::from_millis(100),
             ..Default::default()
-        };
+        });
         let running = start(
             &config,
             StartOptions {
