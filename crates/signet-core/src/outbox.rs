@@ -75,7 +75,7 @@ pub const MAX_ATTEMPTS: i32 = 150;
 
 /// The longest wait between two attempts. Email codes live 10 minutes, so
 /// once a relay comes back a queued code must be tried again well within
-/// that, not an hour later (ADR 0011).
+/// that, not an hour later (ADR 0012).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
 
 /// Exponential backoff: 5 s, 10 s, 20 s ... capped at [`MAX_BACKOFF`].

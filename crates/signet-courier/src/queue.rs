@@ -5,7 +5,7 @@
 //! slow or dead relay cannot slow a response or make its timing depend on the
 //! recipient.
 //!
-//! The worker loop, on any number of nodes at once (ADR 0005, ADR 0011):
+//! The worker loop, on any number of nodes at once (ADR 0005, ADR 0012):
 //! 1. claim only what it is about to send: as many due messages as it has
 //!    free send slots (`concurrency`), leased to a fresh token for `lease`
 //!    ([`OutboxStore::claim_due_messages`] increments `attempts`); a leased

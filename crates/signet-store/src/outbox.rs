@@ -4,7 +4,7 @@
 //! (a worker that died mid-send) makes the message claimable again, which
 //! gives at-least-once delivery. Renewing a lease and recording an outcome
 //! are conditional on the token, so a worker that lost its lease can never
-//! overwrite what the new holder records (ADR 0011).
+//! overwrite what the new holder records (ADR 0012).
 //!
 //! The claim is the one engine-specific statement here: PostgreSQL locks the
 //! candidate rows with `FOR UPDATE SKIP LOCKED`, so concurrent claims on

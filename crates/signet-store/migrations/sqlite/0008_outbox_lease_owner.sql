@@ -1,4 +1,4 @@
--- Leases name their holder (ADR 0011): a worker renews its lease while a
+-- Leases name their holder (ADR 0012): a worker renews its lease while a
 -- send is in flight and records the outcome only while it still holds it.
 -- A message whose content has a lifetime (a sign-in code, an invitation
 -- link) is never sent after `expires_at`.
