@@ -20,6 +20,7 @@
 //!   has (§4.1.2.1, §6.1.2.1), in the change's own unit of work, with the
 //!   kind's own words.
 
+use crate::messages::{self, CredentialChange, Requester};
 use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::credential::Removal;
@@ -30,7 +31,6 @@ use signet_core::unit_of_work::Transaction;
 use signet_core::user::User;
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
-use signet_courier::templates::{self, CredentialChange, Requester};
 use uuid::Uuid;
 
 use crate::sessions::Current;
@@ -226,7 +226,7 @@ async fn notify(
 ) -> Result<()> {
     let device = signet_core::session::device_label(origin.user_agent.as_deref());
     let noun = kind.noun();
-    let draft = templates::credential_changed(
+    let draft = messages::credential_changed(
         &user.email,
         change,
         noun,

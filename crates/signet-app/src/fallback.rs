@@ -14,6 +14,7 @@
 //! `per` (the throttle store's windowed counter), so a budget of 3 per 30
 //! days allows at most 3 uses in any window that starts with a use.
 
+use crate::messages::{self, Budget, Requester};
 use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::flow::FlowStep;
@@ -24,7 +25,6 @@ use signet_core::unit_of_work::Transaction;
 use signet_core::user::User;
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
-use signet_courier::templates::{self, Budget, Requester};
 
 use crate::metrics::MethodResult;
 use crate::App;
@@ -88,7 +88,7 @@ pub async fn govern(
     app.audit().append(tx, &record).await?;
     if fallback.notify {
         let device = device_label(origin.user_agent.as_deref());
-        let draft = templates::fallback_used(
+        let draft = messages::fallback_used(
             &user.email,
             used.as_str(),
             Budget {

@@ -64,7 +64,7 @@ pub async fn invite(app: &App, actor: &Actor, origin: &Origin, user_id: UserId) 
     // its email queued.
     let ((), mut tx) = issue_replacing(&*app.store, now, || ((), vec![secret.clone()])).await?;
     let link = app.settings.link(&format!("/invite/{}", token.expose_secret()));
-    let draft = signet_courier::templates::invitation(
+    let draft = crate::messages::invitation(
         &user.email,
         &link,
         secret.expires_at,

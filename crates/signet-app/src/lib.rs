@@ -14,6 +14,7 @@ pub mod fallback;
 pub mod invitations;
 pub mod journeys;
 pub mod login;
+pub mod messages;
 pub mod methods;
 pub mod metrics;
 pub mod notices;

@@ -9,11 +9,11 @@
 //! commit, no committed change without its notice. The caller wakes the
 //! courier after the commit.
 
+use crate::messages;
 use signet_core::outbox::Draft;
 use signet_core::unit_of_work::OutboxWrites;
 use signet_core::user::User;
 use signet_core::Result;
-use signet_courier::templates;
 
 use crate::App;
 
@@ -29,7 +29,7 @@ pub async fn security_notice(
     app.courier.enqueue_in(tx, email).await?;
     if let Some(phone) = &user.phone {
         app.courier
-            .enqueue_in(tx, templates::sms_notice(phone, &app.settings.product_name, what))
+            .enqueue_in(tx, messages::sms_notice(phone, &app.settings.product_name, what))
             .await?;
     }
     Ok(())

@@ -21,10 +21,10 @@
 //!   (no transport for that channel) keeps them, because it *is* the delivery.
 //!
 //! Modules: [`queue`] (the courier and worker), [`transport`] (SMTP, webhook,
-//! outbox), [`templates`] (what the messages say).
+//! outbox). The courier only queues and sends: what a message says belongs
+//! to the use case that sends it (`signet_app::messages`).
 
 pub mod queue;
-pub mod templates;
 pub mod transport;
 
 pub use queue::{Courier, Worker, WorkerConfig};

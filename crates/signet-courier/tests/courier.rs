@@ -14,8 +14,6 @@ use signet_core::clock::{Clock, ManualClock, SharedClock, Timestamp};
 use signet_core::outbox::{backoff, Channel, DeliveryStatus, Draft, Message, EXPIRED_ERROR, MAX_ATTEMPTS, MAX_BACKOFF};
 use signet_core::store::{AuditQuery, AuditStore, OutboxStore};
 use signet_core::unit_of_work::UnitOfWork;
-use signet_core::user::Email;
-use signet_courier::templates;
 use signet_courier::{
     ConfigError, Courier, Delivery, DeliveryError, EmailTransport, SmsTransport, SmtpSecurity, WorkerConfig,
 };
@@ -56,15 +54,20 @@ async fn rig() -> Rig {
     }
 }
 
+/// An email carrying a link that works for 72 hours (what it says is the
+/// use cases' business; the courier only carries it).
 fn invitation(link: &str) -> Draft {
-    templates::invitation(
-        &Email::parse("ada@example.com").unwrap(),
-        link,
-        START.plus(Duration::from_secs(72 * 3600)),
-        Duration::from_secs(72 * 3600),
-        "Grace Hopper",
-        "Signet",
-    )
+    Draft {
+        channel: Channel::Email,
+        recipient: "ada@example.com".to_owned(),
+        subject: "You're invited to sign in to Signet".to_owned(),
+        text_body: format!("Grace Hopper invited you. Accept: {link}"),
+        html_body: Some(format!(
+            "<p>Grace Hopper invited you. <a href=\"{link}\">Accept</a></p>"
+        )),
+        template: "invitation",
+        expires_at: Some(START.plus(Duration::from_secs(72 * 3600))),
+    }
 }
 
 fn sms(to: &str, body: &str) -> Draft {
@@ -123,10 +126,7 @@ async fn invitation_is_delivered_over_smtp_and_its_bodies_scrubbed() {
         draft.html_body.unwrap().trim_end(),
         "HTML part arrives as composed"
     );
-    assert!(text.contains("Grace Hopper invited you to sign in to Signet as ada@example.com."));
-    assert!(text.contains("valid for 3 days, until 2026-11-27 20:00 UTC"), "{text}");
     assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
-    assert!(html.contains("If you did not expect this invitation"));
     assert_eq!(mail.find_link("http://localhost:8080/invite/").as_deref(), Some(link));
 
     // The worker records the delivery right after the relay accepts it.

@@ -30,6 +30,7 @@ use signet_core::ErrorCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::messages::{self, Requester};
 use serde_json::{json, Map};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::{SharedClock, Timestamp};
@@ -40,7 +41,6 @@ use signet_core::session::{device_label, Aal, Proof};
 use signet_core::store::{OneTimeSecret, SecretPurpose, Store};
 use signet_core::user::UserId;
 use signet_core::{Error, Result};
-use signet_courier::templates::{self, Requester};
 use signet_courier::Courier;
 use uuid::Uuid;
 
@@ -301,7 +301,7 @@ impl Issue {
         })
         .await?;
         let device = device_label(self.origin.user_agent.as_deref());
-        let draft = templates::sign_in(
+        let draft = messages::sign_in(
             &user.email,
             plain.expose_secret(),
             link.as_deref(),
