@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::harness::{code_of, details, origin, Harness};
 
 /// A user-verified (aal2) passkey of `user`, stored as enrollment would.
-async fn passkey(h: &Harness, user: &User, name: &str) -> Uuid {
+pub(crate) async fn passkey(h: &Harness, user: &User, name: &str) -> Uuid {
     let id = Uuid::new_v4();
     let row = Passkey {
         id,
@@ -42,7 +42,7 @@ async fn passkey(h: &Harness, user: &User, name: &str) -> Uuid {
 
 /// A full aal2 session resting on the passkey `credential`, as a passkey
 /// login establishes it.
-async fn signed_in_with(h: &Harness, user: &User, credential: Uuid) -> Current {
+pub(crate) async fn signed_in_with(h: &Harness, user: &User, credential: Uuid) -> Current {
     let grant = Grant {
         user,
         proof: Proof {

@@ -25,11 +25,13 @@ use signet_core::outbox::Message;
 use signet_core::policy::Policy;
 use signet_core::sealing::{KeyRing, SealingKey};
 use signet_core::session::{Aal, Proof, SessionMode};
-use signet_core::store::AuditQuery;
+use signet_core::store::{AuditQuery, Store};
 use signet_core::user::{NewUser, User};
 use signet_core::{Error, ErrorCode, Result};
 use signet_courier::Courier;
 use signet_store::SqlStore;
+
+use crate::faults::{FailingStore, Faults};
 
 /// 2026-11-25T12:00:00Z: every test starts at the same instant.
 pub const START: Timestamp = Timestamp::from_millis(1_795_608_000_000);
@@ -119,6 +121,9 @@ pub struct Harness {
     pub app: App,
     pub store: Arc<SqlStore>,
     pub clock: Arc<ManualClock>,
+    /// Audit appends to make fail ([`FailingStore`]): the app's store
+    /// passes everything through to `store` unless a fault is armed.
+    pub faults: Faults,
 }
 
 impl Harness {
@@ -142,7 +147,9 @@ impl Harness {
     }
 
     async fn build(policy: Policy, methods: Vec<Arc<dyn Method>>) -> Self {
-        let store = Arc::new(SqlStore::connect("sqlite::memory:").await.unwrap());
+        let sql = Arc::new(SqlStore::connect("sqlite::memory:").await.unwrap());
+        let faults = Faults::default();
+        let store: Arc<dyn Store> = Arc::new(FailingStore::new(sql.clone(), faults.clone()));
         let clock = Arc::new(ManualClock::new(START));
         let shared: SharedClock = clock.clone();
         let courier = Arc::new(Courier::new(store.clone(), shared.clone()));
@@ -152,7 +159,7 @@ impl Harness {
         let rp =
             signet_passkey::RelyingParty::new(&signet_passkey::RelyingPartyConfig::new(settings.public_url.clone()))
                 .unwrap();
-        let decoy = load_decoy_key(&*store, &ring, clock.now()).await.unwrap();
+        let decoy = load_decoy_key(&*sql, &ring, clock.now()).await.unwrap();
         let passkeys = Passkeys::new(rp, decoy);
         let mailbox = Mailbox {
             policy: policy.clone(),
@@ -187,7 +194,12 @@ impl Harness {
             readiness: Default::default(),
             sealing: ring,
         };
-        Harness { app, store, clock }
+        Harness {
+            app,
+            store: sql,
+            clock,
+            faults,
+        }
     }
 
     pub fn advance(&self, d: Duration) {

@@ -11,7 +11,9 @@
 mod credentials;
 mod demand;
 mod email_code;
+mod faults;
 mod harness;
 mod invitations;
 mod login;
 mod step_up;
+mod unit_of_work;
