@@ -1,0 +1,139 @@
+//! Email codes: issued with their message in one unit, counted when wrong,
+//! dead once expired or replaced, never sent to an unknown address.
+
+use std::time::Duration;
+
+use signet_app::journeys::StepOutcome;
+use signet_app::login;
+use signet_core::audit::EventType;
+use signet_core::flow::Demand;
+use signet_core::method::MethodName;
+use signet_core::session::Aal;
+use signet_core::ErrorCode;
+
+use crate::harness::{code_of, details, origin, Harness};
+
+/// Another code of the same length.
+fn wrong(code: &str) -> String {
+    code.chars()
+        .map(|c| char::from_digit((c.to_digit(10).unwrap() + 1) % 10, 10).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_send_queues_exactly_one_email_with_its_code_and_a_new_code_replaces_the_old() {
+    let h = Harness::with_fakes().await;
+    h.user("ada@example.com", &[]).await;
+    let flow = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await.flow.id;
+
+    let first = h.send_code(flow, "ada@example.com").await;
+    assert_eq!(h.outbox().await.len(), 1, "the code's email, and nothing else");
+    let second = h.send_code(flow, "ada@example.com").await;
+    let mails = h.sign_in_mails("ada@example.com").await;
+    assert_eq!(mails.len(), 2, "one email per send");
+    assert!(mails
+        .iter()
+        .all(|m| m.template == signet_courier::templates::SIGN_IN_CODE));
+
+    // Each code, its email and its record were one unit: the record names
+    // the message that carries the code.
+    let mut sent: Vec<String> = h
+        .records(EventType::LoginCodeSent)
+        .await
+        .iter()
+        .map(|r| details(r)["message_id"].as_str().unwrap().to_owned())
+        .collect();
+    let mut queued: Vec<String> = mails.iter().map(|m| m.id.to_string()).collect();
+    sent.sort();
+    queued.sort();
+    assert_eq!(sent, queued);
+
+    // A redraw never repeats a code the flow had (see `one_time`).
+    assert_ne!(first, second);
+    assert_eq!(
+        code_of(h.step(flow, MethodName::EmailOtp, &first).await),
+        ErrorCode::CodeUsed,
+        "the replaced code no longer works"
+    );
+    let outcome = h.step(flow, MethodName::EmailOtp, &second).await.unwrap();
+    assert!(matches!(outcome, StepOutcome::Continue { .. }));
+    assert_eq!(
+        code_of(h.step(flow, MethodName::EmailOtp, &second).await),
+        ErrorCode::MethodNotAllowed,
+        "a method proves one step of a flow"
+    );
+}
+
+#[tokio::test]
+async fn wrong_codes_count_and_the_fifth_ends_the_flow_with_its_code() {
+    let h = Harness::with_fakes().await;
+    h.user("ada@example.com", &[]).await;
+    let flow = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await.flow.id;
+    let code = h.send_code(flow, "ada@example.com").await;
+    let guess = wrong(&code);
+
+    for _ in 0..4 {
+        assert_eq!(
+            code_of(h.step(flow, MethodName::EmailOtp, &guess).await),
+            ErrorCode::InvalidCode
+        );
+    }
+    assert_eq!(
+        code_of(h.step(flow, MethodName::EmailOtp, &guess).await),
+        ErrorCode::TooManyAttempts
+    );
+    assert_eq!(
+        code_of(h.step(flow, MethodName::EmailOtp, &code).await),
+        ErrorCode::FlowExpired,
+        "the right code does not revive a flow its guesses ended"
+    );
+    assert_eq!(
+        h.records(EventType::LoginFailed).await.len(),
+        5,
+        "every wrong code is recorded"
+    );
+}
+
+#[tokio::test]
+async fn the_right_code_after_it_expires_is_refused_as_expired() {
+    let h = Harness::with_fakes().await;
+    h.user("ada@example.com", &[]).await;
+    let flow = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await.flow.id;
+    let code = h.send_code(flow, "ada@example.com").await;
+
+    // Codes live 10 minutes; the flow lives 15.
+    h.advance(Duration::from_secs(10 * 60));
+    assert_eq!(
+        code_of(h.step(flow, MethodName::EmailOtp, &code).await),
+        ErrorCode::CodeExpired
+    );
+    assert!(h.records(EventType::LoginSucceeded).await.is_empty());
+}
+
+#[tokio::test]
+async fn nothing_is_sent_to_an_address_without_an_account_and_the_answer_is_the_same() {
+    let h = Harness::with_fakes().await;
+    h.user("ada@example.com", &[]).await;
+    let known = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await;
+    let unknown = h.start_login("nobody@example.com", Demand::level(Aal::Aal1)).await;
+    assert_eq!(
+        serde_json::to_value(&known.methods).unwrap(),
+        serde_json::to_value(&unknown.methods).unwrap(),
+        "the same offers for a stranger"
+    );
+
+    login::send(&h.app, unknown.flow.id, "email_otp", None, &origin(), None)
+        .await
+        .unwrap();
+    // The known address's message is queued by a task of its own; once it
+    // is there, the unknown address's (spawned first, if at all) would be too.
+    h.send_code(known.flow.id, "ada@example.com").await;
+    let outbox = h.outbox().await;
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].recipient, "ada@example.com");
+    assert!(h
+        .records(EventType::LoginCodeSent)
+        .await
+        .iter()
+        .all(|r| r.user_id.is_some()));
+}

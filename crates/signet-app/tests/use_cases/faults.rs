@@ -1,0 +1,366 @@
+//! Fault injection: a [`Store`] that passes everything through to the real
+//! one, except that an armed audit append fails inside its unit of work, as
+//! a full disk would fail it. A use case must then leave nothing of its
+//! unit behind (ADR 0010).
+
+use std::sync::{Arc, Mutex};
+
+use signet_core::admin_token::AdminToken;
+use signet_core::audit::{AuditEvent, AuditRecord, EventType};
+use signet_core::clock::Timestamp;
+use signet_core::credential::{Ceremony, Passkey, PasskeyUse, Removal};
+use signet_core::flow::{Flow, FlowId};
+use signet_core::outbox::Message;
+use signet_core::secret::TokenHash;
+use signet_core::session::{Session, SessionId};
+use signet_core::store::*;
+use signet_core::unit_of_work::*;
+use signet_core::user::{User, UserId, UserStatus};
+use signet_store::SqlStore;
+use uuid::Uuid;
+
+/// Which audit appends fail.
+#[derive(Clone, Default)]
+pub struct Faults(Arc<Mutex<Option<EventType>>>);
+
+impl Faults {
+    /// Every append of an `event_type` record fails until [`Faults::heal`].
+    pub fn fail_audit(&self, event_type: EventType) {
+        *self.0.lock().unwrap() = Some(event_type);
+    }
+
+    pub fn heal(&self) {
+        *self.0.lock().unwrap() = None;
+    }
+
+    fn fails(&self, event: &AuditEvent) -> bool {
+        *self.0.lock().unwrap() == Some(event.event_type)
+    }
+}
+
+pub struct FailingStore {
+    inner: Arc<SqlStore>,
+    faults: Faults,
+}
+
+impl FailingStore {
+    pub fn new(inner: Arc<SqlStore>, faults: Faults) -> Self {
+        Self { inner, faults }
+    }
+}
+
+pub struct FailingTx {
+    inner: Tx,
+    faults: Faults,
+}
+
+#[async_trait::async_trait]
+impl UnitOfWork for FailingStore {
+    async fn begin(&self) -> StoreResult<Tx> {
+        Ok(Box::new(FailingTx {
+            inner: self.inner.begin().await?,
+            faults: self.faults.clone(),
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for FailingStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+    async fn probe_write(&self, now: Timestamp) -> StoreResult<()> {
+        self.inner.probe_write(now).await
+    }
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditAppend for FailingTx {
+    async fn append_audit(&mut self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<AuditRecord> {
+        if self.faults.fails(event) {
+            return Err(StoreError::Full("injected: no space left on device".into()));
+        }
+        self.inner.append_audit(event, id, at).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Transaction for FailingTx {
+    async fn commit(self: Box<Self>) -> StoreResult<()> {
+        self.inner.commit().await
+    }
+    async fn rollback(self: Box<Self>) -> StoreResult<()> {
+        self.inner.rollback().await
+    }
+}
+
+// Everything else passes through.
+
+#[async_trait::async_trait]
+impl UserStore for FailingStore {
+    async fn user_by_id(&self, id: UserId) -> StoreResult<Option<User>> {
+        self.inner.user_by_id(id).await
+    }
+    async fn user_by_email(&self, email_normalized: &str) -> StoreResult<Option<User>> {
+        self.inner.user_by_email(email_normalized).await
+    }
+    async fn list_users(&self, after_email: Option<&str>, limit: u32) -> StoreResult<Vec<User>> {
+        self.inner.list_users(after_email, limit).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for FailingStore {
+    async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>> {
+        self.inner.session_by_token(token).await
+    }
+    async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()> {
+        self.inner.touch_session(id, now).await
+    }
+    async fn list_user_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>> {
+        self.inner.list_user_sessions(user, now).await
+    }
+    async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        self.inner.purge_expired_sessions(now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl FlowStore for FailingStore {
+    async fn insert_flow(&self, flow: &Flow) -> StoreResult<()> {
+        self.inner.insert_flow(flow).await
+    }
+    async fn flow(&self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
+        self.inner.flow(id, now).await
+    }
+    async fn update_flow(&self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
+        self.inner.update_flow(flow, now).await
+    }
+    async fn purge_expired_flows(&self, now: Timestamp) -> StoreResult<u64> {
+        self.inner.purge_expired_flows(now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretStore for FailingStore {
+    async fn peek_secret(&self, purpose: SecretPurpose, hash: &TokenHash) -> StoreResult<Option<OneTimeSecret>> {
+        self.inner.peek_secret(purpose, hash).await
+    }
+    async fn consume_secret(
+        &self,
+        purpose: SecretPurpose,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<OneTimeSecret>> {
+        self.inner.consume_secret(purpose, hash, now).await
+    }
+    async fn purge_spent_secrets(&self, before: Timestamp) -> StoreResult<u64> {
+        self.inner.purge_spent_secrets(before).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ThrottleStore for FailingStore {
+    async fn hit(&self, key: &str, now: Timestamp, window: std::time::Duration) -> StoreResult<WindowCount> {
+        self.inner.hit(key, now, window).await
+    }
+    async fn record_failure(&self, key: &str, now: Timestamp) -> StoreResult<Failures> {
+        self.inner.record_failure(key, now).await
+    }
+    async fn failures(&self, key: &str) -> StoreResult<Option<Failures>> {
+        self.inner.failures(key).await
+    }
+    async fn swap_failures(&self, key: &str, expected: Option<Failures>, new: Failures) -> StoreResult<bool> {
+        self.inner.swap_failures(key, expected, new).await
+    }
+    async fn clear_failures(&self, key: &str) -> StoreResult<()> {
+        self.inner.clear_failures(key).await
+    }
+    async fn purge_throttles(&self, before: Timestamp) -> StoreResult<u64> {
+        self.inner.purge_throttles(before).await
+    }
+}
+
+#[async_trait::async_trait]
+impl AdminTokenStore for FailingStore {
+    async fn admin_token_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<AdminToken>> {
+        self.inner.admin_token_by_hash(hash).await
+    }
+    async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminToken>> {
+        self.inner.list_admin_tokens().await
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditStore for FailingStore {
+    async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>> {
+        self.inner.query_audit(query).await
+    }
+    async fn audit_range(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
+        self.inner.audit_range(after_seq, limit).await
+    }
+    async fn audit_head(&self) -> StoreResult<(i64, [u8; 32])> {
+        self.inner.audit_head().await
+    }
+}
+
+#[async_trait::async_trait]
+impl OutboxStore for FailingStore {
+    async fn enqueue_message(&self, message: &Message) -> StoreResult<()> {
+        self.inner.enqueue_message(message).await
+    }
+    async fn claim_due_messages(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        self.inner.claim_due_messages(now, lease_until, limit).await
+    }
+    async fn mark_message_sent(&self, id: Uuid, now: Timestamp, scrub: bool) -> StoreResult<()> {
+        self.inner.mark_message_sent(id, now, scrub).await
+    }
+    async fn mark_message_failed(
+        &self,
+        id: Uuid,
+        error: &str,
+        next_attempt_at: Timestamp,
+        dead: bool,
+    ) -> StoreResult<()> {
+        self.inner.mark_message_failed(id, error, next_attempt_at, dead).await
+    }
+    async fn recent_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
+        self.inner.recent_messages(limit).await
+    }
+    async fn purge_finished_messages(&self, before: Timestamp) -> StoreResult<u64> {
+        self.inner.purge_finished_messages(before).await
+    }
+    async fn message(&self, id: Uuid) -> StoreResult<Option<Message>> {
+        self.inner.message(id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialStore for FailingStore {
+    async fn passkeys_of(&self, user: UserId) -> StoreResult<Vec<Passkey>> {
+        self.inner.passkeys_of(user).await
+    }
+    async fn passkey_by_credential_id(&self, credential_id: &str) -> StoreResult<Option<Passkey>> {
+        self.inner.passkey_by_credential_id(credential_id).await
+    }
+    async fn record_passkey_use(&self, used: &PasskeyUse) -> StoreResult<bool> {
+        self.inner.record_passkey_use(used).await
+    }
+    async fn insert_ceremony(&self, ceremony: &Ceremony) -> StoreResult<()> {
+        self.inner.insert_ceremony(ceremony).await
+    }
+    async fn take_ceremony(&self, id: Uuid, session: SessionId, now: Timestamp) -> StoreResult<Option<Ceremony>> {
+        self.inner.take_ceremony(id, session, now).await
+    }
+    async fn purge_expired_ceremonies(&self, now: Timestamp) -> StoreResult<u64> {
+        self.inner.purge_expired_ceremonies(now).await
+    }
+    async fn server_secret(&self, name: &str, candidate: &[u8], now: Timestamp) -> StoreResult<Vec<u8>> {
+        self.inner.server_secret(name, candidate, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl UserWrites for FailingTx {
+    async fn insert_user(&mut self, user: &User) -> StoreResult<()> {
+        self.inner.insert_user(user).await
+    }
+    async fn set_user_status(&mut self, id: UserId, status: UserStatus, now: Timestamp) -> StoreResult<bool> {
+        self.inner.set_user_status(id, status, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionWrites for FailingTx {
+    async fn insert_session(&mut self, session: &Session) -> StoreResult<()> {
+        self.inner.insert_session(session).await
+    }
+    async fn delete_session(&mut self, id: SessionId) -> StoreResult<bool> {
+        self.inner.delete_session(id).await
+    }
+    async fn delete_user_session(&mut self, user: UserId, id: SessionId) -> StoreResult<bool> {
+        self.inner.delete_user_session(user, id).await
+    }
+    async fn delete_user_sessions(&mut self, user: UserId) -> StoreResult<u64> {
+        self.inner.delete_user_sessions(user).await
+    }
+    async fn delete_credential_sessions(&mut self, credential_id: Uuid) -> StoreResult<u64> {
+        self.inner.delete_credential_sessions(credential_id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl FlowWrites for FailingTx {
+    async fn consume_flow(&mut self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
+        self.inner.consume_flow(id, now).await
+    }
+    async fn update_flow(&mut self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
+        self.inner.update_flow(flow, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SecretWrites for FailingTx {
+    async fn issue_secrets(&mut self, secrets: &[OneTimeSecret], now: Timestamp) -> StoreResult<()> {
+        self.inner.issue_secrets(secrets, now).await
+    }
+    async fn consume_secret(
+        &mut self,
+        purpose: SecretPurpose,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<Option<OneTimeSecret>> {
+        self.inner.consume_secret(purpose, hash, now).await
+    }
+    async fn revoke_flow_secrets(&mut self, flow: FlowId, now: Timestamp) -> StoreResult<u64> {
+        self.inner.revoke_flow_secrets(flow, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialWrites for FailingTx {
+    async fn insert_passkey(&mut self, passkey: &Passkey) -> StoreResult<()> {
+        self.inner.insert_passkey(passkey).await
+    }
+    async fn rename_passkey(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
+        self.inner.rename_passkey(user, id, name).await
+    }
+    async fn remove_passkey(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
+        self.inner.remove_passkey(user, id, keep).await
+    }
+    async fn record_passkey_use(&mut self, used: &PasskeyUse) -> StoreResult<bool> {
+        self.inner.record_passkey_use(used).await
+    }
+}
+
+#[async_trait::async_trait]
+impl AdminTokenWrites for FailingTx {
+    async fn insert_admin_token(&mut self, token: &AdminToken) -> StoreResult<()> {
+        self.inner.insert_admin_token(token).await
+    }
+    async fn revoke_admin_token(&mut self, name: &str, now: Timestamp) -> StoreResult<bool> {
+        self.inner.revoke_admin_token(name, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl OutboxWrites for FailingTx {
+    async fn enqueue_message(&mut self, message: &Message) -> StoreResult<()> {
+        self.inner.enqueue_message(message).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ThrottleWrites for FailingTx {
+    async fn hit(&mut self, key: &str, now: Timestamp, window: std::time::Duration) -> StoreResult<WindowCount> {
+        self.inner.hit(key, now, window).await
+    }
+}
