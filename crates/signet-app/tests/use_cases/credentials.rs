@@ -45,6 +45,7 @@ pub(crate) async fn passkey(h: &Harness, user: &User, name: &str) -> Uuid {
 pub(crate) async fn signed_in_with(h: &Harness, user: &User, credential: Uuid) -> Current {
     let grant = Grant {
         user,
+        proven_at: signet_core::clock::Clock::now(&*h.clock),
         proof: Proof {
             aal: Aal::Aal2,
             amr: vec!["hwk".into(), "user".into()],
@@ -173,7 +174,7 @@ async fn removing_a_credential_ends_the_sessions_resting_on_it_and_no_others() {
     assert_eq!(outbox.len(), before + 1, "one notice, queued with the removal");
     let notice = outbox
         .iter()
-        .find(|m| m.template == signet_courier::templates::CREDENTIAL_REMOVED)
+        .find(|m| m.template == signet_app::messages::CREDENTIAL_REMOVED)
         .unwrap();
     assert_eq!(notice.recipient, "ada@example.com");
     h.assert_chain_intact().await;

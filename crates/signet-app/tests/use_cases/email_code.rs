@@ -31,9 +31,7 @@ async fn each_send_queues_exactly_one_email_with_its_code_and_a_new_code_replace
     let second = h.send_code(flow, "ada@example.com").await;
     let mails = h.sign_in_mails("ada@example.com").await;
     assert_eq!(mails.len(), 2, "one email per send");
-    assert!(mails
-        .iter()
-        .all(|m| m.template == signet_courier::templates::SIGN_IN_CODE));
+    assert!(mails.iter().all(|m| m.template == signet_app::messages::SIGN_IN_CODE));
 
     // Each code, its email and its record were one unit: the record names
     // the message that carries the code.

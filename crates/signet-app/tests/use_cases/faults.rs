@@ -10,7 +10,7 @@ use signet_core::audit::{AuditEvent, AuditRecord, EventType};
 use signet_core::clock::Timestamp;
 use signet_core::credential::{Ceremony, Passkey, PasskeyUse, Removal};
 use signet_core::flow::{Flow, FlowId};
-use signet_core::outbox::Message;
+use signet_core::outbox::{Lease, Message};
 use signet_core::secret::TokenHash;
 use signet_core::session::{Session, SessionId};
 use signet_core::store::*;
@@ -52,12 +52,16 @@ impl FailingStore {
 pub struct FailingTx {
     inner: Tx,
     faults: Faults,
+    /// A record that "cannot be written" was appended: the commit, where
+    /// records are chained, fails as a full disk would make it.
+    doomed: bool,
 }
 
 #[async_trait::async_trait]
 impl UnitOfWork for FailingStore {
     async fn begin(&self) -> StoreResult<Tx> {
         Ok(Box::new(FailingTx {
+            doomed: false,
             inner: self.inner.begin().await?,
             faults: self.faults.clone(),
         }))
@@ -79,9 +83,9 @@ impl Store for FailingStore {
 
 #[async_trait::async_trait]
 impl AuditAppend for FailingTx {
-    async fn append_audit(&mut self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<AuditRecord> {
+    async fn append_audit(&mut self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<()> {
         if self.faults.fails(event) {
-            return Err(StoreError::Full("injected: no space left on device".into()));
+            self.doomed = true;
         }
         self.inner.append_audit(event, id, at).await
     }
@@ -90,6 +94,10 @@ impl AuditAppend for FailingTx {
 #[async_trait::async_trait]
 impl Transaction for FailingTx {
     async fn commit(self: Box<Self>) -> StoreResult<()> {
+        if self.doomed {
+            self.inner.rollback().await?;
+            return Err(StoreError::Full("injected: no space left on device".into()));
+        }
         self.inner.commit().await
     }
     async fn rollback(self: Box<Self>) -> StoreResult<()> {
@@ -212,25 +220,26 @@ impl OutboxStore for FailingStore {
     async fn enqueue_message(&self, message: &Message) -> StoreResult<()> {
         self.inner.enqueue_message(message).await
     }
-    async fn claim_due_messages(
-        &self,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: u32,
-    ) -> StoreResult<Vec<Message>> {
-        self.inner.claim_due_messages(now, lease_until, limit).await
+    async fn claim_due_messages(&self, now: Timestamp, lease: Lease, limit: u32) -> StoreResult<Vec<Message>> {
+        self.inner.claim_due_messages(now, lease, limit).await
     }
-    async fn mark_message_sent(&self, id: Uuid, now: Timestamp, scrub: bool) -> StoreResult<()> {
-        self.inner.mark_message_sent(id, now, scrub).await
+    async fn renew_message_lease(&self, id: Uuid, lease: Lease) -> StoreResult<bool> {
+        self.inner.renew_message_lease(id, lease).await
+    }
+    async fn mark_message_sent(&self, id: Uuid, lease_token: Uuid, now: Timestamp, scrub: bool) -> StoreResult<bool> {
+        self.inner.mark_message_sent(id, lease_token, now, scrub).await
     }
     async fn mark_message_failed(
         &self,
         id: Uuid,
+        lease_token: Uuid,
         error: &str,
         next_attempt_at: Timestamp,
         dead: bool,
-    ) -> StoreResult<()> {
-        self.inner.mark_message_failed(id, error, next_attempt_at, dead).await
+    ) -> StoreResult<bool> {
+        self.inner
+            .mark_message_failed(id, lease_token, error, next_attempt_at, dead)
+            .await
     }
     async fn recent_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
         self.inner.recent_messages(limit).await
@@ -355,6 +364,12 @@ impl AdminTokenWrites for FailingTx {
 impl OutboxWrites for FailingTx {
     async fn enqueue_message(&mut self, message: &Message) -> StoreResult<()> {
         self.inner.enqueue_message(message).await
+    }
+    async fn expire_message(&mut self, id: Uuid, lease_token: Uuid, now: Timestamp) -> StoreResult<bool> {
+        self.inner.expire_message(id, lease_token, now).await
+    }
+    async fn make_pending_messages_due(&mut self, now: Timestamp) -> StoreResult<u64> {
+        self.inner.make_pending_messages_due(now).await
     }
 }
 

@@ -20,7 +20,7 @@ use signet_app::{login, users, Actor, App, Origin, Settings};
 use signet_core::audit::{AuditRecord, EventType};
 use signet_core::clock::{Clock, ManualClock, SharedClock, Timestamp};
 use signet_core::flow::{Demand, Flow, FlowId};
-use signet_core::method::{Input, LoginStep, Method, MethodName, Offer, Registry, StepContext, StepInput};
+use signet_core::method::{Input, LoginStep, Method, MethodName, Offer, Registry, StepContext, StepInput, Verified};
 use signet_core::outbox::Message;
 use signet_core::policy::Policy;
 use signet_core::sealing::{KeyRing, SealingKey};
@@ -103,7 +103,7 @@ impl LoginStep for Fake {
         })
     }
 
-    async fn verify(&self, flow: &mut Flow, input: StepInput, _ctx: StepContext<'_>) -> Result<Proof> {
+    async fn verify(&self, flow: &mut Flow, input: StepInput, _ctx: StepContext<'_>) -> Result<Verified> {
         if flow.state.user_id.is_none() || input != StepInput::Code(RIGHT.into()) {
             return Err(Error::invalid(ErrorCode::InvalidCode, "that code is not right"));
         }
@@ -113,7 +113,8 @@ impl LoginStep for Fake {
             phishing_resistant: self.phishing_resistant,
             credential_id: None,
             user_id: None,
-        })
+        }
+        .into())
     }
 }
 

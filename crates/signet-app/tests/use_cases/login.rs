@@ -112,7 +112,7 @@ async fn a_login_refused_by_the_fallback_budget_leaves_no_session_and_no_success
         .outbox()
         .await
         .into_iter()
-        .filter(|m| m.template == signet_courier::templates::FALLBACK_USED)
+        .filter(|m| m.template == signet_app::messages::FALLBACK_USED)
         .count();
     assert_eq!(notices, 3, "no notice of a fallback use that did not commit");
     h.assert_chain_intact().await;

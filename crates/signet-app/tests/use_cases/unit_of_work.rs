@@ -35,7 +35,7 @@ async fn a_login_whose_success_record_cannot_be_written_leaves_no_session_and_bu
         .outbox()
         .await
         .iter()
-        .all(|m| m.template != signet_courier::templates::FALLBACK_USED));
+        .all(|m| m.template != signet_app::messages::FALLBACK_USED));
 
     // Nothing was consumed: once storage works, the same flow completes.
     h.faults.heal();
