@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use signet_app::journeys::StepOutcome;
 use signet_core::audit::EventType;
 use signet_core::flow::Demand;
 use signet_core::method::MethodName;
