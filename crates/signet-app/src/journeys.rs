@@ -32,6 +32,7 @@ use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, Ste
 use signet_core::policy::Tier;
 use signet_core::secret::TokenHash;
 use signet_core::session::{Aal, SessionId, SessionMode, SessionScope};
+use signet_core::unit_of_work::Transaction;
 use signet_core::user::{User, UserId};
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
@@ -45,10 +46,21 @@ use crate::App;
 /// flow-binding cookie lasts as long.
 pub const FLOW_MAX_LIFETIME: Duration = Duration::from_secs(2 * 3600);
 
-/// A stored flow and its first offers.
+/// A started flow, its handle (the `flow_id` its client uses) and its
+/// first offers.
 pub struct Started {
     pub flow: Flow,
+    pub handle: String,
     pub methods: Vec<Offer>,
+}
+
+/// How a request names a flow: by the handle its client holds, or (a
+/// magic link, whose secret is bound to the flow) by its id, for a flow
+/// that is stored.
+#[derive(Clone, Copy, Debug)]
+pub enum FlowRef<'a> {
+    Handle(&'a str),
+    Stored(FlowId),
 }
 
 /// The result of a completed step.
@@ -59,9 +71,9 @@ pub enum StepOutcome {
         continuation: Continuation,
     },
     Continue {
-        /// The flow to continue (the caller may not have named it: a magic
-        /// link names only its token).
-        flow_id: FlowId,
+        /// The handle of the flow to continue (the caller may not have one:
+        /// a magic link names only its token).
+        handle: String,
         required_aal: Aal,
         methods: Vec<Offer>,
     },
@@ -166,8 +178,9 @@ async fn offers(app: &App, flow: &mut Flow, ctx: StepContext<'_>) -> Result<Vec<
     Ok(out)
 }
 
-/// Creates and stores a flow with `state`, and offers the methods its first
-/// step allows. Every journey starts here.
+/// Creates a flow with `state` and offers the methods its first step
+/// allows. Every journey starts here. Nothing is stored: the flow lives in
+/// its sealed handle until it progresses ([`crate::flow_handles`]).
 pub(crate) async fn open(app: &App, state: FlowState, binding: Option<TokenHash>, origin: &Origin) -> Result<Started> {
     let now = app.clock.now();
     let binding = if state.mode == SessionMode::Browser {
@@ -183,20 +196,35 @@ pub(crate) async fn open(app: &App, state: FlowState, binding: Option<TokenHash>
         binding,
         created_at: now,
         expires_at: now.plus(app.settings.flow_ttl),
+        stored: false,
     };
     let methods = offers(app, &mut flow, StepContext { origin }).await?;
-    app.store.insert_flow(&flow).await?;
-    Ok(Started { flow, methods })
+    let handle = crate::flow_handles::seal(&app.sealing, &flow)?;
+    Ok(Started { flow, handle, methods })
+}
+
+fn expired() -> Error {
+    Error::gone(ErrorCode::FlowExpired, "this sign-in attempt has expired; start again")
 }
 
 /// Loads a live flow and checks it belongs to this browser and, for a
-/// step-up, to the session presented with the request.
-async fn load(app: &App, id: FlowId, binding: Option<&TokenHash>, session: Option<SessionId>) -> Result<Flow> {
-    let flow = app
-        .store
-        .flow(id, app.clock.now())
-        .await?
-        .ok_or_else(|| Error::gone(ErrorCode::FlowExpired, "this sign-in attempt has expired; start again"))?;
+/// step-up, to the session presented with the request. A handle's flow is
+/// its stored row once it has one (it progressed), else the handle itself.
+async fn load(app: &App, which: FlowRef<'_>, binding: Option<&TokenHash>, session: Option<SessionId>) -> Result<Flow> {
+    let now = app.clock.now();
+    let flow = match which {
+        FlowRef::Stored(id) => app.store.flow(id, now).await?.ok_or_else(expired)?,
+        FlowRef::Handle(handle) => {
+            let sealed = crate::flow_handles::open(&app.sealing, handle).ok_or_else(expired)?;
+            match app.store.flow(sealed.id, now).await? {
+                Some(stored) => stored,
+                // Not stored: live, unless it was finished (its row, if it
+                // had one, went with it).
+                None if sealed.is_live(now) && !app.store.is_finished(sealed.id).await? => sealed,
+                None => return Err(expired()),
+            }
+        }
+    };
     if let Some(expected) = &flow.binding {
         if !binding.is_some_and(|b| b.ct_eq(expected)) {
             return Err(Error::forbidden(
@@ -240,19 +268,35 @@ fn method_for<'a>(app: &'a App, flow: &Flow, raw: &str) -> Result<(MethodName, &
 /// `POST .../{method}/send`: asks the method to send its code or link.
 pub async fn send(
     app: &App,
-    id: FlowId,
+    which: FlowRef<'_>,
     raw_method: &str,
     binding: Option<&TokenHash>,
     origin: &Origin,
     session: Option<SessionId>,
 ) -> Result<()> {
-    let mut flow = load(app, id, binding, session).await?;
+    let mut flow = load(app, which, binding, session).await?;
     let (_, step) = method_for(app, &flow, raw_method)?;
     step.send(&mut flow, StepContext { origin }).await?;
-    if !app.store.update_flow(&flow, app.clock.now()).await? {
-        return Err(conflict());
+    let mut tx = app.store.begin().await?;
+    save(&mut *tx, &flow, app.clock.now()).await?;
+    Ok(tx.commit().await?)
+}
+
+/// Writes a flow's progress in `tx`: its first progress stores it, a later
+/// one is a compare-and-swap on its version. Either way, of two concurrent
+/// progresses of one flow only one lands (`flow_conflict`).
+async fn save(tx: &mut dyn Transaction, flow: &Flow, now: signet_core::clock::Timestamp) -> Result<()> {
+    if flow.stored {
+        if !tx.update_flow(flow, now).await? {
+            return Err(conflict());
+        }
+        return Ok(());
     }
-    Ok(())
+    match tx.insert_flow(flow).await {
+        Ok(()) => Ok(()),
+        Err(signet_core::store::StoreError::Conflict(_)) => Err(conflict()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn conflict() -> Error {
@@ -265,14 +309,14 @@ fn conflict() -> Error {
 /// request for one hears first.
 pub async fn step(
     app: &App,
-    id: FlowId,
+    which: FlowRef<'_>,
     raw_method: &str,
     input: Result<StepInput>,
     binding: Option<&TokenHash>,
     origin: &Origin,
     session: Option<SessionId>,
 ) -> Result<StepOutcome> {
-    let mut flow = load(app, id, binding, session).await?;
+    let mut flow = load(app, which, binding, session).await?;
     let (name, method) = method_for(app, &flow, raw_method)?;
     let input = input?;
     let (flow_id, user) = (flow.id, flow.state.user_id);
@@ -299,15 +343,22 @@ pub async fn step(
         }
         Err(e) => {
             if let Some(spent) = spent {
-                // Best effort: a flow consumed or changed meanwhile (the race
+                // Best effort: a flow finished or changed meanwhile (the race
                 // this step lost) is already past this challenge.
-                if let Err(burn) = app.store.update_flow(&spent, app.clock.now()).await {
+                if let Err(burn) = retire(app, &spent).await {
                     tracing::warn!(flow = %spent.id.0, error = %burn, "could not retire a used challenge");
                 }
             }
             Err(failed(app, name, flow_id, proven, origin, e).await)
         }
     }
+}
+
+/// Stores `spent` (a flow whose challenge a step used up).
+async fn retire(app: &App, spent: &Flow) -> Result<()> {
+    let mut tx = app.store.begin().await?;
+    save(&mut *tx, spent, app.clock.now()).await?;
+    Ok(tx.commit().await?)
 }
 
 /// Counts and audits a failed step; returns the error to give the client
@@ -426,16 +477,15 @@ async fn after_proof(
     }
     // Offers first: they read, and the unit holds the writer until it ends.
     let methods = offers(app, &mut flow, StepContext { origin }).await?;
+    let handle = crate::flow_handles::seal(&app.sealing, &flow)?;
     let mut tx = app.store.begin().await?;
     if let Some(effect) = effect {
         effect.apply(&mut *tx).await?;
     }
-    if !tx.update_flow(&flow, now).await? {
-        return Err(conflict());
-    }
+    save(&mut *tx, &flow, now).await?;
     tx.commit().await?;
     Ok(StepOutcome::Continue {
-        flow_id: flow.id,
+        handle,
         required_aal: flow.state.demand.aal,
         methods,
     })
@@ -468,14 +518,15 @@ async fn complete(
     };
     let t = tier(app, &flow.state.tier)?;
     let mut tx = app.store.begin().await?;
-    // The stored copy is discarded: the in-memory flow carries this
+    // Finished once: the id recorded as finished (its stored copy, if any,
+    // deleted) picks the single winner. The in-memory flow carries this
     // request's changes (the settled tier, the last step).
-    tx.consume_flow(flow.id, app.clock.now()).await?.ok_or_else(|| {
-        Error::gone(
+    if !tx.finish_flow(flow.id, flow.created_at.plus(FLOW_MAX_LIFETIME)).await? {
+        return Err(Error::gone(
             ErrorCode::FlowExpired,
             "this sign-in was already completed or has expired",
-        )
-    })?;
+        ));
+    }
     if let Some(effect) = effect {
         effect.apply(&mut *tx).await?;
     }

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod audit;
 pub mod credentials;
 pub mod fallback;
+pub mod flow_handles;
 pub mod invitations;
 pub mod journeys;
 pub mod login;

@@ -394,6 +394,10 @@ pub struct Flow {
     pub binding: Option<TokenHash>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+    /// Whether the flow has a stored row. A flow that has not progressed
+    /// lives only in its sealed handle (ADR 0014); its first progress
+    /// stores it.
+    pub stored: bool,
 }
 
 impl Flow {

@@ -71,6 +71,9 @@ pub trait FlowStore: Send + Sync {
     async fn insert_flow(&self, flow: &Flow) -> StoreResult<()>;
     /// A live (unexpired) flow by id.
     async fn flow(&self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>>;
+    /// Whether the flow `id` was finished (completed, or ended for good)
+    /// and is still remembered as such.
+    async fn is_finished(&self, id: FlowId) -> StoreResult<bool>;
     /// Writes `flow.state` and `flow.expires_at` if the stored version still
     /// equals `flow.version`, and bumps the version. Returns false if someone else got there first
     /// or the flow is gone.

@@ -64,6 +64,14 @@ pub trait SessionWrites: Send {
 
 #[async_trait::async_trait]
 pub trait FlowWrites: Send {
+    /// Stores a flow that so far lived only in its sealed handle (its first
+    /// progress: a step that continues, a code sent). A flow of that id
+    /// stored meanwhile (a concurrent first progress) is `Conflict`.
+    async fn insert_flow(&mut self, flow: &Flow) -> StoreResult<()>;
+    /// Finishes a flow for good: records its id as finished (until
+    /// `expires_at`) and deletes its stored row, if any. `false` if it was
+    /// finished already: of concurrent completions exactly one gets `true`.
+    async fn finish_flow(&mut self, id: FlowId, expires_at: Timestamp) -> StoreResult<bool>;
     /// Deletes and returns a live flow: the single winner of a race finishes it.
     async fn consume_flow(&mut self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>>;
     /// Compare-and-swap on `flow.version`, as [`crate::store::FlowStore::update_flow`].

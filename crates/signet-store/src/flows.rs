@@ -5,7 +5,7 @@ use signet_core::unit_of_work::FlowWrites;
 
 use crate::rows::{flow_columns, FlowRow};
 use crate::tx::{in_tx, with_conn, Conn, SqlTx};
-use crate::{backend, with_db, SqlStore};
+use crate::{backend, conflict_as, with_db, SqlStore};
 
 fn state_json(flow: &Flow) -> StoreResult<String> {
     serde_json::to_string(&flow.state).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -14,25 +14,7 @@ fn state_json(flow: &Flow) -> StoreResult<String> {
 #[async_trait::async_trait]
 impl FlowStore for SqlStore {
     async fn insert_flow(&self, flow: &Flow) -> StoreResult<()> {
-        let state = state_json(flow)?;
-        with_db!(write(self), |pool| {
-            sqlx::query(concat!(
-                "INSERT INTO flows (",
-                flow_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            ))
-            .bind(flow.id.0.to_string())
-            .bind(flow.kind.as_str())
-            .bind(&state)
-            .bind(flow.version)
-            .bind(flow.binding.as_ref().map(|b| b.as_bytes().to_vec()))
-            .bind(flow.created_at.as_millis())
-            .bind(flow.expires_at.as_millis())
-            .execute(pool)
-            .await
-            .map_err(backend)?;
-        });
-        Ok(())
+        insert(self.writer().await?.conn(), flow).await
     }
 
     async fn flow(&self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
@@ -51,20 +33,63 @@ impl FlowStore for SqlStore {
         row.map(Flow::try_from).transpose()
     }
 
+    async fn is_finished(&self, id: FlowId) -> StoreResult<bool> {
+        let row: Option<(i64,)> = with_db!(read(self), |pool| {
+            sqlx::query_as("SELECT 1 FROM finished_flows WHERE id = $1")
+                .bind(id.0.to_string())
+                .fetch_optional(pool)
+                .await
+                .map_err(backend)?
+        });
+        Ok(row.is_some())
+    }
+
     async fn update_flow(&self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
         update(self.writer().await?.conn(), flow, now).await
     }
 
     async fn purge_expired_flows(&self, now: Timestamp) -> StoreResult<u64> {
-        Ok(with_db!(write(self), |pool| {
-            sqlx::query("DELETE FROM flows WHERE expires_at <= $1")
+        // A finished flow's id is kept until its flow would have expired:
+        // after that its handle is refused for its age anyway.
+        let mut writer = self.writer().await?;
+        Ok(with_conn!(writer.conn(), |c| {
+            let flows = sqlx::query("DELETE FROM flows WHERE expires_at <= $1")
                 .bind(now.as_millis())
-                .execute(pool)
+                .execute(&mut *c)
                 .await
                 .map_err(backend)?
-                .rows_affected()
+                .rows_affected();
+            let finished = sqlx::query("DELETE FROM finished_flows WHERE expires_at <= $1")
+                .bind(now.as_millis())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+            flows + finished
         }))
     }
+}
+
+async fn insert(conn: Conn<'_>, flow: &Flow) -> StoreResult<()> {
+    let state = state_json(flow)?;
+    with_conn!(conn, |c| {
+        sqlx::query(concat!(
+            "INSERT INTO flows (",
+            flow_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        ))
+        .bind(flow.id.0.to_string())
+        .bind(flow.kind.as_str())
+        .bind(&state)
+        .bind(flow.version)
+        .bind(flow.binding.as_ref().map(|b| b.as_bytes().to_vec()))
+        .bind(flow.created_at.as_millis())
+        .bind(flow.expires_at.as_millis())
+        .execute(&mut *c)
+        .await
+        .map_err(conflict_as(signet_core::ErrorCode::FlowConflict))?;
+    });
+    Ok(())
 }
 
 async fn update(conn: Conn<'_>, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
@@ -89,6 +114,31 @@ async fn update(conn: Conn<'_>, flow: &Flow, now: Timestamp) -> StoreResult<bool
 
 #[async_trait::async_trait]
 impl FlowWrites for SqlTx {
+    async fn insert_flow(&mut self, flow: &Flow) -> StoreResult<()> {
+        let r = insert(self.conn()?, flow).await;
+        self.observe(r)
+    }
+
+    async fn finish_flow(&mut self, id: FlowId, expires_at: Timestamp) -> StoreResult<bool> {
+        in_tx!(self, |c| {
+            let won =
+                sqlx::query("INSERT INTO finished_flows (id, expires_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+                    .bind(id.0.to_string())
+                    .bind(expires_at.as_millis())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected()
+                    == 1;
+            sqlx::query("DELETE FROM flows WHERE id = $1")
+                .bind(id.0.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+            won
+        })
+    }
+
     async fn consume_flow(&mut self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
         let row: Option<FlowRow> = in_tx!(self, |c| {
             sqlx::query_as(concat!(

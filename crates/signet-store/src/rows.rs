@@ -159,6 +159,7 @@ impl TryFrom<FlowRow> for Flow {
             binding: r.binding.as_deref().map(hash).transpose()?,
             created_at: ms(r.created_at),
             expires_at: ms(r.expires_at),
+            stored: true,
         })
     }
 }

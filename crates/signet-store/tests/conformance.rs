@@ -81,6 +81,7 @@ fn flow(user: Option<UserId>) -> Flow {
         binding: Some(TokenHash::of(b"browser")),
         created_at: T0,
         expires_at: at(600),
+        stored: false,
     }
 }
 

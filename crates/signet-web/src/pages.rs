@@ -313,12 +313,12 @@ async fn magic_confirm(State(state): State<AppState>, Path(token): Path<String>,
         Ok(StepOutcome::Complete { issued, continuation }) => {
             Ok(signed_in(&state, &issued, continuation.url().unwrap_or("/account")))
         }
-        Ok(StepOutcome::Continue { flow_id, methods, .. }) => {
+        Ok(StepOutcome::Continue { handle, methods, .. }) => {
             // The next step's methods, for the page script to offer on this
             // flow. Serialised JSON inside <script type="application/json">
             // is data, not code; `<` is escaped so nothing in it can close
             // the element.
-            let next = serde_json::json!({ "flow_id": flow_id, "methods": methods })
+            let next = serde_json::json!({ "flow_id": handle, "methods": methods })
                 .to_string()
                 .replace('<', "\\u003c");
             render(&MagicContinuePage { next })

@@ -139,7 +139,7 @@ pub async fn confirm(
     let flow = secret.flow_id.ok_or_else(link_invalid)?;
     match crate::journeys::step(
         app,
-        flow,
+        crate::journeys::FlowRef::Stored(flow),
         MethodName::MagicLink.as_str(),
         Ok(StepInput::Token(presented.to_owned())),
         binding,

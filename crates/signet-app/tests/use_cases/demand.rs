@@ -37,7 +37,7 @@ async fn a_demand_for_phishing_resistance_offers_and_accepts_only_phishing_resis
         names(&plain.methods),
         [MethodName::Passkey, MethodName::Totp, MethodName::EmailOtp]
     );
-    let session = completed(h.step(plain.flow.id, MethodName::Totp, RIGHT).await.unwrap()).session;
+    let session = completed(h.step(&plain.handle, MethodName::Totp, RIGHT).await.unwrap()).session;
     assert!(!session.phishing_resistant);
 
     // With it, the same level met without phishing resistance is not
@@ -48,15 +48,15 @@ async fn a_demand_for_phishing_resistance_offers_and_accepts_only_phishing_resis
     };
     let started = h.start_login("ada@example.com", demand).await;
     assert_eq!(names(&started.methods), [MethodName::Passkey]);
-    let flow = started.flow.id;
+    let flow = started.handle;
     for refused in [MethodName::Totp, MethodName::EmailOtp] {
         assert_eq!(
-            code_of(h.step(flow, refused, RIGHT).await),
+            code_of(h.step(&flow, refused, RIGHT).await),
             ErrorCode::MethodNotAllowed,
             "{refused}"
         );
     }
-    let session = completed(h.step(flow, MethodName::Passkey, RIGHT).await.unwrap()).session;
+    let session = completed(h.step(&flow, MethodName::Passkey, RIGHT).await.unwrap()).session;
     assert!(session.phishing_resistant);
     assert_eq!(session.amr, ["hwk"]);
 }
@@ -72,20 +72,20 @@ async fn a_step_older_than_max_age_no_longer_counts_towards_a_journey() {
 
     // Within the window, an email code and a passkey complete the aal2 login.
     let started = h.start_login("ada@example.com", demand.clone()).await;
-    let code = h.send_code(started.flow.id, "ada@example.com").await;
-    h.step(started.flow.id, MethodName::EmailOtp, &code).await.unwrap();
+    let code = h.send_code(&started.handle, "ada@example.com").await;
+    h.step(&started.handle, MethodName::EmailOtp, &code).await.unwrap();
     h.advance(Duration::from_secs(59));
-    completed(h.step(started.flow.id, MethodName::Passkey, RIGHT).await.unwrap());
+    completed(h.step(&started.handle, MethodName::Passkey, RIGHT).await.unwrap());
 
     // Past it, the email step no longer counts: the session rests on the
     // fresh passkey alone, and claims nothing of the stale email proof.
     let started = h.start_login("ada@example.com", demand).await;
-    let flow = started.flow.id;
-    let code = h.send_code(flow, "ada@example.com").await;
-    h.step(flow, MethodName::EmailOtp, &code).await.unwrap();
+    let flow = started.handle;
+    let code = h.send_code(&flow, "ada@example.com").await;
+    h.step(&flow, MethodName::EmailOtp, &code).await.unwrap();
     h.advance(Duration::from_secs(61));
     let fresh_at = signet_core::clock::Clock::now(&*h.clock);
-    let session = completed(h.step(flow, MethodName::Passkey, RIGHT).await.unwrap()).session;
+    let session = completed(h.step(&flow, MethodName::Passkey, RIGHT).await.unwrap()).session;
     assert_eq!(session.amr, ["hwk"], "the stale email step is not part of the proof");
     assert_eq!(session.auth_time, fresh_at, "auth_time is the oldest step that counts");
 

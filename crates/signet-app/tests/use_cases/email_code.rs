@@ -24,11 +24,11 @@ fn wrong(code: &str) -> String {
 async fn each_send_queues_exactly_one_email_with_its_code_and_a_new_code_replaces_the_old() {
     let h = Harness::with_fakes().await;
     h.user("ada@example.com", &[]).await;
-    let flow = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await.flow.id;
+    let flow = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await.handle;
 
-    let first = h.send_code(flow, "ada@example.com").await;
+    let first = h.send_code(&flow, "ada@example.com").await;
     assert_eq!(h.outbox().await.len(), 1, "the code's email, and nothing else");
-    let second = h.send_code(flow, "ada@example.com").await;
+    let second = h.send_code(&flow, "ada@example.com").await;
     let mails = h.sign_in_mails("ada@example.com").await;
     assert_eq!(mails.len(), 2, "one email per send");
     assert!(mails.iter().all(|m| m.template == signet_app::messages::SIGN_IN_CODE));
@@ -49,14 +49,14 @@ async fn each_send_queues_exactly_one_email_with_its_code_and_a_new_code_replace
     // A redraw never repeats a code the flow had (see `one_time`).
     assert_ne!(first, second);
     assert_eq!(
-        code_of(h.step(flow, MethodName::EmailOtp, &first).await),
+        code_of(h.step(&flow, MethodName::EmailOtp, &first).await),
         ErrorCode::CodeUsed,
         "the replaced code no longer works"
     );
-    let outcome = h.step(flow, MethodName::EmailOtp, &second).await.unwrap();
+    let outcome = h.step(&flow, MethodName::EmailOtp, &second).await.unwrap();
     assert!(matches!(outcome, StepOutcome::Continue { .. }));
     assert_eq!(
-        code_of(h.step(flow, MethodName::EmailOtp, &second).await),
+        code_of(h.step(&flow, MethodName::EmailOtp, &second).await),
         ErrorCode::MethodNotAllowed,
         "a method proves one step of a flow"
     );
@@ -66,22 +66,22 @@ async fn each_send_queues_exactly_one_email_with_its_code_and_a_new_code_replace
 async fn wrong_codes_count_and_the_fifth_ends_the_flow_with_its_code() {
     let h = Harness::with_fakes().await;
     h.user("ada@example.com", &[]).await;
-    let flow = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await.flow.id;
-    let code = h.send_code(flow, "ada@example.com").await;
+    let flow = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await.handle;
+    let code = h.send_code(&flow, "ada@example.com").await;
     let guess = wrong(&code);
 
     for _ in 0..4 {
         assert_eq!(
-            code_of(h.step(flow, MethodName::EmailOtp, &guess).await),
+            code_of(h.step(&flow, MethodName::EmailOtp, &guess).await),
             ErrorCode::InvalidCode
         );
     }
     assert_eq!(
-        code_of(h.step(flow, MethodName::EmailOtp, &guess).await),
+        code_of(h.step(&flow, MethodName::EmailOtp, &guess).await),
         ErrorCode::TooManyAttempts
     );
     assert_eq!(
-        code_of(h.step(flow, MethodName::EmailOtp, &code).await),
+        code_of(h.step(&flow, MethodName::EmailOtp, &code).await),
         ErrorCode::FlowExpired,
         "the right code does not revive a flow its guesses ended"
     );
@@ -96,13 +96,13 @@ async fn wrong_codes_count_and_the_fifth_ends_the_flow_with_its_code() {
 async fn the_right_code_after_it_expires_is_refused_as_expired() {
     let h = Harness::with_fakes().await;
     h.user("ada@example.com", &[]).await;
-    let flow = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await.flow.id;
-    let code = h.send_code(flow, "ada@example.com").await;
+    let flow = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await.handle;
+    let code = h.send_code(&flow, "ada@example.com").await;
 
     // Codes live 10 minutes; the flow lives 15.
     h.advance(Duration::from_secs(10 * 60));
     assert_eq!(
-        code_of(h.step(flow, MethodName::EmailOtp, &code).await),
+        code_of(h.step(&flow, MethodName::EmailOtp, &code).await),
         ErrorCode::CodeExpired
     );
     assert!(h.records(EventType::LoginSucceeded).await.is_empty());
@@ -120,12 +120,19 @@ async fn nothing_is_sent_to_an_address_without_an_account_and_the_answer_is_the_
         "the same offers for a stranger"
     );
 
-    login::send(&h.app, unknown.flow.id, "email_otp", None, &origin(), None)
-        .await
-        .unwrap();
+    login::send(
+        &h.app,
+        signet_app::journeys::FlowRef::Handle(&unknown.handle),
+        "email_otp",
+        None,
+        &origin(),
+        None,
+    )
+    .await
+    .unwrap();
     // The known address's message is queued by a task of its own; once it
     // is there, the unknown address's (spawned first, if at all) would be too.
-    h.send_code(known.flow.id, "ada@example.com").await;
+    h.send_code(&known.handle, "ada@example.com").await;
     let outbox = h.outbox().await;
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].recipient, "ada@example.com");

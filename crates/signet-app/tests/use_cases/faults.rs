@@ -144,6 +144,9 @@ impl FlowStore for FailingStore {
     async fn flow(&self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
         self.inner.flow(id, now).await
     }
+    async fn is_finished(&self, id: FlowId) -> StoreResult<bool> {
+        self.inner.is_finished(id).await
+    }
     async fn update_flow(&self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
         self.inner.update_flow(flow, now).await
     }
@@ -308,6 +311,12 @@ impl SessionWrites for FailingTx {
 
 #[async_trait::async_trait]
 impl FlowWrites for FailingTx {
+    async fn insert_flow(&mut self, flow: &Flow) -> StoreResult<()> {
+        self.inner.insert_flow(flow).await
+    }
+    async fn finish_flow(&mut self, id: FlowId, expires_at: Timestamp) -> StoreResult<bool> {
+        self.inner.finish_flow(id, expires_at).await
+    }
     async fn consume_flow(&mut self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
         self.inner.consume_flow(id, now).await
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use signet_app::journeys::FlowRef;
 use signet_app::journeys::{Started, StepOutcome};
 use signet_app::methods::{EmailCode, MagicLink, Mailbox, PasskeyMethod};
 use signet_app::passkeys::{load_decoy_key, Passkeys};
@@ -19,7 +20,7 @@ use signet_app::sessions::{Current, Issued};
 use signet_app::{login, users, Actor, App, Origin, Settings};
 use signet_core::audit::{AuditRecord, EventType};
 use signet_core::clock::{Clock, ManualClock, SharedClock, Timestamp};
-use signet_core::flow::{Demand, Flow, FlowId};
+use signet_core::flow::{Demand, Flow};
 use signet_core::method::{Input, LoginStep, Method, MethodName, Offer, Registry, StepContext, StepInput, Verified};
 use signet_core::outbox::Message;
 use signet_core::policy::Policy;
@@ -223,10 +224,10 @@ impl Harness {
     }
 
     /// One step of a flow by `method`, presenting `code`.
-    pub async fn step(&self, flow: FlowId, method: MethodName, code: &str) -> Result<StepOutcome> {
+    pub async fn step(&self, flow: &str, method: MethodName, code: &str) -> Result<StepOutcome> {
         login::step(
             &self.app,
-            flow,
+            FlowRef::Handle(flow),
             method.as_str(),
             Ok(StepInput::Code(code.into())),
             None,
@@ -239,9 +240,9 @@ impl Harness {
     /// Asks for an email code and returns it, once the background delivery
     /// has queued its message (bounded polling: the delivery is a task of
     /// its own so that the response never depends on the account).
-    pub async fn send_code(&self, flow: FlowId, to: &str) -> String {
+    pub async fn send_code(&self, flow: &str, to: &str) -> String {
         let before: Vec<uuid::Uuid> = self.sign_in_mails(to).await.iter().map(|m| m.id).collect();
-        login::send(&self.app, flow, "email_otp", None, &origin(), None)
+        login::send(&self.app, FlowRef::Handle(flow), "email_otp", None, &origin(), None)
             .await
             .unwrap();
         for _ in 0..200 {
@@ -273,12 +274,12 @@ impl Harness {
     /// standard tier needs aal2). Needs [`Harness::with_fakes`].
     pub async fn login(&self, email: &str) -> Current {
         let started = self.start_login(email, Demand::level(Aal::Aal1)).await;
-        let flow = started.flow.id;
-        let code = self.send_code(flow, email).await;
-        let StepOutcome::Continue { .. } = self.step(flow, MethodName::EmailOtp, &code).await.unwrap() else {
+        let flow = started.handle;
+        let code = self.send_code(&flow, email).await;
+        let StepOutcome::Continue { .. } = self.step(&flow, MethodName::EmailOtp, &code).await.unwrap() else {
             panic!("an email code alone completed an aal2 login");
         };
-        let issued = completed(self.step(flow, MethodName::Passkey, RIGHT).await.unwrap());
+        let issued = completed(self.step(&flow, MethodName::Passkey, RIGHT).await.unwrap());
         self.current(&issued).await
     }
 

@@ -22,12 +22,12 @@ async fn an_email_code_alone_never_completes_an_aal2_login_and_a_phishing_resist
         [MethodName::Passkey, MethodName::EmailOtp],
         "the standard tier's login methods"
     );
-    let flow = started.flow.id;
-    let code = h.send_code(flow, "ada@example.com").await;
+    let flow = started.handle;
+    let code = h.send_code(&flow, "ada@example.com").await;
 
     let StepOutcome::Continue {
         required_aal, methods, ..
-    } = h.step(flow, MethodName::EmailOtp, &code).await.unwrap()
+    } = h.step(&flow, MethodName::EmailOtp, &code).await.unwrap()
     else {
         panic!("an email code (aal1) completed an aal2 login");
     };
@@ -38,7 +38,7 @@ async fn an_email_code_alone_never_completes_an_aal2_login_and_a_phishing_resist
         "the tier's second factors"
     );
 
-    let issued = completed(h.step(flow, MethodName::Passkey, RIGHT).await.unwrap());
+    let issued = completed(h.step(&flow, MethodName::Passkey, RIGHT).await.unwrap());
     let s = &issued.session;
     assert_eq!(s.user_id, user.id);
     assert_eq!(s.aal, Aal::Aal2);
@@ -49,7 +49,7 @@ async fn an_email_code_alone_never_completes_an_aal2_login_and_a_phishing_resist
 
     // The flow is consumed: its second completion finds nothing to finish.
     assert_eq!(
-        code_of(h.step(flow, MethodName::Passkey, RIGHT).await),
+        code_of(h.step(&flow, MethodName::Passkey, RIGHT).await),
         ErrorCode::FlowExpired
     );
     let sessions = signet_app::sessions::list_own(&h.app, user.id).await.unwrap();
@@ -66,7 +66,7 @@ async fn every_completed_login_has_exactly_one_login_succeeded_record_in_an_inta
     }
     // A refused step is recorded as a failure, never as a success.
     let started = h.start_login("a@example.com", Demand::level(Aal::Aal1)).await;
-    let refused = h.step(started.flow.id, MethodName::Passkey, "wrong").await;
+    let refused = h.step(&started.handle, MethodName::Passkey, "wrong").await;
     assert_eq!(code_of(refused), ErrorCode::InvalidCode);
 
     let records = h.records(EventType::LoginSucceeded).await;
@@ -95,11 +95,11 @@ async fn a_login_refused_by_the_fallback_budget_leaves_no_session_and_no_success
     // Past the send limit's window (3 codes per address per 10 minutes).
     h.advance(Duration::from_secs(10 * 60 + 1));
     let started = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await;
-    let flow = started.flow.id;
-    let code = h.send_code(flow, "ada@example.com").await;
-    h.step(flow, MethodName::EmailOtp, &code).await.unwrap();
+    let flow = started.handle;
+    let code = h.send_code(&flow, "ada@example.com").await;
+    h.step(&flow, MethodName::EmailOtp, &code).await.unwrap();
     assert_eq!(
-        code_of(h.step(flow, MethodName::Passkey, RIGHT).await),
+        code_of(h.step(&flow, MethodName::Passkey, RIGHT).await),
         ErrorCode::FallbackLimitReached
     );
 

@@ -11,10 +11,10 @@ use signet_core::{ErrorCode, Result};
 
 use crate::harness::{code_of, completed, details, names, origin, Harness, RIGHT};
 
-async fn step(h: &Harness, flow: signet_core::flow::FlowId, session: Option<SessionId>) -> Result<StepOutcome> {
+async fn step(h: &Harness, flow: &str, session: Option<SessionId>) -> Result<StepOutcome> {
     signet_app::login::step(
         &h.app,
-        flow,
+        signet_app::journeys::FlowRef::Handle(flow),
         MethodName::Passkey.as_str(),
         Ok(StepInput::Code(RIGHT.into())),
         None,
@@ -34,17 +34,17 @@ async fn a_step_up_raises_exactly_the_session_it_names_and_only_when_presented_b
 
     let started = step_up::start(&h.app, &a, None, None, &origin()).await.unwrap();
     assert_eq!(names(&started.methods), [MethodName::Passkey, MethodName::Totp]);
-    let flow = started.flow.id;
+    let flow = started.handle;
 
     // Without a session the caller is not signed in; with another session
     // of the same user the step-up is not theirs.
-    assert_eq!(code_of(step(&h, flow, None).await), ErrorCode::Unauthenticated);
+    assert_eq!(code_of(step(&h, &flow, None).await), ErrorCode::Unauthenticated);
     assert_eq!(
-        code_of(step(&h, flow, Some(b.session.id)).await),
+        code_of(step(&h, &flow, Some(b.session.id)).await),
         ErrorCode::StepUpSessionMismatch
     );
 
-    let raised = completed(step(&h, flow, Some(a.session.id)).await.unwrap()).session;
+    let raised = completed(step(&h, &flow, Some(a.session.id)).await.unwrap()).session;
     assert_ne!(raised.id, a.session.id, "a raised session is a new session (rotation)");
     assert_eq!(raised.aal, Aal::Aal2);
     assert_eq!(raised.auth_time, h.app.clock.now(), "the step-up's proof is fresh");
@@ -79,7 +79,7 @@ async fn a_step_up_of_a_session_that_ended_meanwhile_raises_nothing() {
     sessions::end(&h.app, &a, &origin()).await.unwrap();
 
     assert_eq!(
-        code_of(step(&h, started.flow.id, Some(a.session.id)).await),
+        code_of(step(&h, &started.handle, Some(a.session.id)).await),
         ErrorCode::Unauthenticated
     );
     assert!(sessions::list_own(&h.app, user.id).await.unwrap().is_empty());
@@ -92,16 +92,17 @@ async fn concurrent_completions_of_one_step_up_raise_the_session_once() {
     let user = h.user("ada@example.com", &[]).await;
     let a = h.login("ada@example.com").await;
     let started = step_up::start(&h.app, &a, None, None, &origin()).await.unwrap();
-    let flow = started.flow.id;
+    let flow = started.handle;
 
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..10 {
         let app = h.app.clone();
         let session = a.session.id;
+        let flow = flow.clone();
         tasks.spawn(async move {
             signet_app::login::step(
                 &app,
-                flow,
+                signet_app::journeys::FlowRef::Handle(&flow),
                 MethodName::Passkey.as_str(),
                 Ok(StepInput::Code(RIGHT.into())),
                 None,

@@ -16,13 +16,13 @@ use crate::harness::{code_of, completed, origin, Harness, RIGHT};
 async fn a_login_whose_success_record_cannot_be_written_leaves_no_session_and_burns_no_flow() {
     let h = Harness::with_fakes().await;
     let ada = h.user("ada@example.com", &[]).await;
-    let flow = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await.flow.id;
-    let code = h.send_code(flow, "ada@example.com").await;
-    h.step(flow, MethodName::EmailOtp, &code).await.unwrap();
+    let flow = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await.handle;
+    let code = h.send_code(&flow, "ada@example.com").await;
+    h.step(&flow, MethodName::EmailOtp, &code).await.unwrap();
 
     h.faults.fail_audit(EventType::LoginSucceeded);
     assert_eq!(
-        code_of(h.step(flow, MethodName::Passkey, RIGHT).await),
+        code_of(h.step(&flow, MethodName::Passkey, RIGHT).await),
         ErrorCode::StorageFull
     );
     assert!(sessions::list_own(&h.app, ada.id).await.unwrap().is_empty());
@@ -39,7 +39,7 @@ async fn a_login_whose_success_record_cannot_be_written_leaves_no_session_and_bu
 
     // Nothing was consumed: once storage works, the same flow completes.
     h.faults.heal();
-    let issued = completed(h.step(flow, MethodName::Passkey, RIGHT).await.unwrap());
+    let issued = completed(h.step(&flow, MethodName::Passkey, RIGHT).await.unwrap());
     let live = sessions::list_own(&h.app, ada.id).await.unwrap();
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].id, issued.session.id);

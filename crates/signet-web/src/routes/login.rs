@@ -4,9 +4,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use signet_app::journeys::FlowRef;
 use signet_app::login::{Start, StepOutcome};
 use signet_core::clock::rfc3339;
-use signet_core::flow::FlowId;
 use signet_core::method::{Offer, StepInput};
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 use signet_core::session::SessionMode;
@@ -29,7 +29,8 @@ pub struct StartBody {
 
 #[derive(serde::Serialize)]
 struct Started {
-    flow_id: FlowId,
+    /// The flow's sealed handle (see `signet_app::flow_handles`).
+    flow_id: String,
     #[serde(with = "rfc3339")]
     expires_at: signet_core::clock::Timestamp,
     methods: Vec<Offer>,
@@ -86,7 +87,7 @@ pub(crate) fn started_response(
     new_cookie: Option<PlainToken>,
 ) -> Response {
     let mut resp = Json(Started {
-        flow_id: started.flow.id,
+        flow_id: started.handle,
         expires_at: started.flow.expires_at,
         methods: started.methods,
     })
@@ -98,12 +99,6 @@ pub(crate) fn started_response(
         }
     }
     resp
-}
-
-fn flow_id(raw: &str) -> Result<FlowId, signet_core::Error> {
-    uuid::Uuid::parse_str(raw)
-        .map(FlowId)
-        .map_err(|_| signet_core::Error::gone(ErrorCode::FlowExpired, "this sign-in attempt has expired; start again"))
 }
 
 /// The body of `.../send`: nothing (`{}`); any field is refused with 400.
@@ -156,7 +151,7 @@ pub async fn send(
 ) -> ApiResult<impl IntoResponse> {
     signet_app::login::send(
         &state.app,
-        flow_id(&flow)?,
+        FlowRef::Handle(&flow),
         &method,
         binding(&state, &headers).as_ref(),
         &origin,
@@ -178,7 +173,7 @@ pub async fn step(
     let replaces = prior.as_ref().map(|a| a.current.session.id);
     let outcome = signet_app::login::step(
         &state.app,
-        flow_id(&flow)?,
+        FlowRef::Handle(&flow),
         &method,
         body.into_input(),
         binding(&state, &headers).as_ref(),
