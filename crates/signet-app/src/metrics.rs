@@ -20,6 +20,15 @@ pub struct ResultLabel {
     pub result: &'static str,
 }
 
+/// Why a request or connection was refused by admission control.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabels {
+    /// `ops`, `anonymous`, `standard` or `connection`.
+    pub class: &'static str,
+    /// `in_flight` (budget full), `deadline` or `connections` (cap reached).
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub class: &'static str,
@@ -35,6 +44,8 @@ pub struct Metrics {
     pub http_responses: Family<HttpLabels, Counter>,
     /// Governed fallback sign-ins by method and result (`allowed`, `refused`).
     pub fallback_uses: Family<MethodResult, Counter>,
+    /// Requests and connections refused by admission control (ADR 0011).
+    pub shed: Family<ShedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -72,7 +83,14 @@ impl Metrics {
             "Governed fallback sign-ins by method and result",
             fallback_uses.clone(),
         );
+        let shed = Family::<ShedLabels, Counter>::default();
+        registry.register(
+            "requests_shed",
+            "Requests and connections refused by admission control, by class and reason",
+            shed.clone(),
+        );
         Self {
+            shed,
             fallback_uses,
             registry,
             logins,
@@ -86,6 +104,11 @@ impl Metrics {
 
     pub fn login(&self, method: &'static str, result: &'static str) {
         self.logins.get_or_create(&MethodResult { method, result }).inc();
+    }
+
+    /// Counts one refusal by admission control.
+    pub fn shed(&self, class: &'static str, reason: &'static str) {
+        self.shed.get_or_create(&ShedLabels { class, reason }).inc();
     }
 
     /// The exposition text for `/metrics`.

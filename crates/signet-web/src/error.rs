@@ -93,6 +93,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A 503 that refuses work rather than reporting a failure (admission
+/// control, the request deadline): the contract's body and `Retry-After`,
+/// and no error log, so that shedding a flood does not flood the log.
+pub fn refusal(code: ErrorCode, message: &'static str, retry_after_secs: u64) -> Response {
+    let mut resp = (
+        http_status(code),
+        axum::Json(json!({ "error": code, "message": message })),
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    resp
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> Self {
         let (code, message): (ErrorCode, String) = match &r {

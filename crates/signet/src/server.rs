@@ -1,6 +1,10 @@
 //! `signet serve`: the HTTP server, the courier worker and the janitor that
 //! purges expired sessions and flows, all stopped gracefully on SIGTERM or
 //! Ctrl-C (in-flight requests finish, the worker records what it sent).
+//!
+//! Admission control (ADR 0011) sits at two places: the connection cap in
+//! the accept path ([`crate::connections`]) and the in-flight budgets and
+//! request deadline in the router (`signet_web::admission`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::connections::ConnectionCap;
 use crate::wiring::{wire, Wired};
 
 /// How often expired records are purged.
@@ -82,6 +87,12 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
             dev_outbox: config.dev_outbox,
             trust_forwarded_for: config.trust_forwarded_for,
             metrics_token: config.metrics_token,
+            budgets: signet_web::admission::Budgets {
+                max_in_flight: config.limits.max_in_flight,
+                anonymous_in_flight: config.limits.anonymous_in_flight,
+                ops_in_flight: config.limits.ops_in_flight,
+                request_timeout: config.limits.request_timeout,
+            },
         },
     );
     let router = signet_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -92,6 +103,13 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
     };
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
+    let database_fds = match wired.app.store.backend() {
+        "sqlite" => crate::connections::SQLITE_FDS,
+        _ => u64::from(config.database.max_connections),
+    };
+    crate::connections::ensure_fd_limit(config.limits.max_connections, database_fds);
+    let metrics = wired.app.metrics.clone();
+    let cap = |answer: bool| ConnectionCap::new(config.limits.max_connections, answer, metrics.clone());
     let handle = axum_server::Handle::new();
     let shutdown_handle = handle.clone();
     let rx = stop_rx.clone();
@@ -105,7 +123,9 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
             let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
                 .await
                 .context("tls_cert/tls_key: cannot load the certificate or key")?;
-            let server = axum_server::from_tcp_rustls(listener, rustls).handle(handle);
+            // The cap runs before the handshake: a refused connection costs no TLS work.
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls).acceptor(cap(false));
+            let server = axum_server::from_tcp(listener).acceptor(acceptor).handle(handle);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(router).await {
                     tracing::error!(error = %e, "HTTPS server stopped");
@@ -113,7 +133,7 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
             })
         }
         None => {
-            let server = axum_server::from_tcp(listener).handle(handle);
+            let server = axum_server::from_tcp(listener).acceptor(cap(true)).handle(handle);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(router).await {
                     tracing::error!(error = %e, "HTTP server stopped");
