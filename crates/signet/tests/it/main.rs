@@ -12,6 +12,7 @@ mod audit;
 mod bad_input;
 mod cli;
 mod courier;
+mod diagnosis;
 mod disk_full;
 mod email_login;
 mod fallback;
