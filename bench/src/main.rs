@@ -42,10 +42,10 @@ struct Args {
     #[arg(long, default_value_t = 4096)]
     overload_clients: usize,
     /// Overload: answers per burst.
-    #[arg(long, default_value_t = 60_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     overload_requests: usize,
     /// Overload: a burst stops after this many seconds in any case.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 15)]
     overload_seconds: u64,
     /// Overload: how many bursts.
     #[arg(long, default_value_t = 3)]
@@ -54,6 +54,10 @@ struct Args {
     /// behaviour without admission control), for comparison.
     #[arg(long)]
     unlimited: bool,
+    /// Overload: clients retry at once after a 503 instead of honouring
+    /// Retry-After (a flood).
+    #[arg(long)]
+    no_backoff: bool,
     /// Internal: be the overload scenario's server process.
     #[arg(long, hide = true)]
     serve_child: bool,

@@ -6,9 +6,12 @@
 //! the load generator's. `--overload-clients` closed-loop clients (no think
 //! time, each retrying at once whatever the answer) send a mix of anonymous
 //! login starts (4 in 5) and authenticated session reads (1 in 5), until
-//! `--overload-requests` answers or `--overload-seconds` have passed. That is
+//! `--overload-requests` answers or `--overload-seconds` have passed. A
+//! client honours `Retry-After` (waits 1 s after a 503 or a refused
+//! connection) unless `--no-backoff` makes it a flood that retries at once;
+//! then latency is bounded by Little's law (clients / answers per second). That is
 //! repeated `--overload-bursts` times, with the memory read when idle before,
-//! at the peak of, and 3 s after each burst.
+//! at the peak of, and 5 s after each burst.
 //!
 //! Outcomes: `ok` (2xx), `overloaded` (503 from a full budget or the
 //! connection cap), `deadline` (503 `deadline_exceeded`), `closed` (the
@@ -35,7 +38,7 @@ pub async fn serve_child(args: &Args) -> anyhow::Result<()> {
         .database_url
         .clone()
         .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.path().display()));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let listener = signet::server::bind(([127, 0, 0, 1], 0).into())?;
     let port = listener.local_addr()?.port();
     let mut env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("SIGNET_LIMITS__") || k == "SIGNET_SEALING__KEY")
@@ -135,13 +138,20 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     println!(
-        "overload: {} clients, {} answers per burst (at most {} s), {} bursts, admission control {}{}",
+        "overload: {} clients ({}), {} answers per burst (at most {} s), {} bursts, admission control {}{}",
         args.overload_clients,
+        if args.no_backoff {
+            "retrying at once"
+        } else {
+            "honouring Retry-After"
+        },
         args.overload_requests,
         args.overload_seconds,
         args.overload_bursts,
         if args.unlimited { "OFF" } else { "on" },
-        if limits.is_empty() {
+        if args.unlimited {
+            " (limits far above the load)".to_owned()
+        } else if limits.is_empty() {
             " (default limits)".to_owned()
         } else {
             format!(" ({})", limits.join(", "))
@@ -177,6 +187,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         for _ in 0..args.overload_clients {
             let (client, base, session, counter) = (client.clone(), base.clone(), session.clone(), counter.clone());
             let total = args.overload_requests;
+            let backoff = !args.no_backoff;
             tasks.push(tokio::spawn(async move {
                 let mut tally = Tally::default();
                 loop {
@@ -220,6 +231,11 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
                         Err(_) => "closed",
                     };
                     tally.add(outcome, t.elapsed());
+                    // A well-behaved client honours Retry-After (1 s) and
+                    // backs off as long after a refused connection.
+                    if backoff && matches!(outcome, "overloaded" | "deadline" | "closed") {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
             }));
         }
@@ -244,9 +260,9 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
                 l.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
             );
         }
-        tokio::time::sleep(Duration::from_secs(3)).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
         println!(
-            "burst {burst}: {answers} answers in {:.1} s ({:.0}/s); server RSS peak {:.1} MiB, 3 s after {:.1} MiB",
+            "burst {burst}: {answers} answers in {:.1} s ({:.0}/s); server RSS peak {:.1} MiB, 5 s after {:.1} MiB",
             elapsed.as_secs_f64(),
             answers as f64 / elapsed.as_secs_f64(),
             peak.load(Ordering::Relaxed) as f64 / 1024.0,

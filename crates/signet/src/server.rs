@@ -98,8 +98,7 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
     let router = signet_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let listener = match opts.listener {
         Some(l) => l,
-        None => std::net::TcpListener::bind(config.listen)
-            .with_context(|| format!("listen: cannot bind {}", config.listen))?,
+        None => bind(config.listen).with_context(|| format!("listen: cannot bind {}", config.listen))?,
     };
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
@@ -149,6 +148,28 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
         stop,
         tasks,
     })
+}
+
+/// The listen backlog: connections the kernel completes before Signet
+/// accepts them. The accept loop drains it at once (refusing what is past the
+/// cap), so it is not a queue of work; but when it overflows in a burst the
+/// kernel drops SYNs and clients retry after a 1 s, then 3 s timeout, which
+/// looks exactly like the queueing admission control removes. The kernel
+/// caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with [`LISTEN_BACKLOG`] (the standard library's `bind`
+/// listens with a backlog of 128).
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
+    listener.into_std()
 }
 
 /// How long throttle counters are kept: [`RETENTION`], or the longest
