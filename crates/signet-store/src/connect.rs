@@ -6,11 +6,18 @@
 //! permission that is missing (SQLite), the host and port that refused or
 //! did not answer (PostgreSQL). So:
 //!
-//! - SQLite is checked before it is opened ([`check_sqlite_access`]): the
-//!   data directory must be creatable and writable (SQLite creates the
-//!   `-wal` and `-shm` files beside the database) and an existing database
-//!   file must be readable and writable by this user. The message names the
-//!   path, this process's uid, the path's owner and mode, and the OS error;
+//! - SQLite: the data directory is checked before opening
+//!   ([`check_sqlite_dir`]): it must be creatable and writable, because
+//!   SQLite creates the `-wal` and `-shm` files beside the database. Then
+//!   the writer proves it can write (a table created and rolled back): SQLite
+//!   silently opens a file it may not write read-only, and every write
+//!   would fail later. When opening or that proof fails, the database file
+//!   and its `-wal`/`-shm` files are examined ([`sqlite_permissions`]) to
+//!   name the one this user may not write, its owner and its mode.
+//!   Examined, never opened: closing any descriptor of a SQLite file drops
+//!   every POSIX lock this process holds on it, which would let another
+//!   connection of this process (a second store in the CLI or a test)
+//!   corrupt it;
 //! - PostgreSQL is first reached with one plain connection, because a pool
 //!   retries until its acquire timeout and then reports only "pool timed
 //!   out", which hides "connection refused" and the address;
@@ -55,6 +62,14 @@ pub enum ConnectError {
         problem: String,
         #[source]
         source: std::io::Error,
+    },
+    /// Opening or writing failed, and a file's owner and mode explain why.
+    #[error("SQLite database {path}: {problem}")]
+    SqliteNotWritable {
+        path: String,
+        problem: String,
+        #[source]
+        source: sqlx::Error,
     },
     #[error("cannot open the SQLite database {path}")]
     SqliteOpen {
@@ -136,12 +151,9 @@ impl SqlStore {
         let path = base.get_filename().to_path_buf();
         let in_memory = url.contains(":memory:") || path.as_os_str().is_empty();
         if !in_memory {
-            check_sqlite_access(&path)?;
+            check_sqlite_dir(&path)?;
         }
-        let open_error = |source| ConnectError::SqliteOpen {
-            path: path.display().to_string(),
-            source,
-        };
+        let open_error = |source| sqlite_failure(&path, source);
         let common = base
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a committed session, secret consumption or audit record
@@ -155,6 +167,25 @@ impl SqlStore {
             .connect_with(common.clone().create_if_missing(true))
             .await
             .map_err(open_error)?;
+        if !in_memory {
+            // A file this user may not write opens read-only without a word.
+            let proof = async {
+                let mut conn = write.acquire().await?;
+                // A page must really be written: BEGIN IMMEDIATE alone
+                // succeeds on a read-only file in WAL mode. Rolled back.
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let wrote = sqlx::query("CREATE TABLE signet_write_check (x INTEGER)")
+                    .execute(&mut *conn)
+                    .await;
+                sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+                wrote?;
+                Ok::<_, sqlx::Error>(())
+            };
+            if let Err(e) = proof.await {
+                write.close().await;
+                return Err(open_error(e));
+            }
+        }
         let read = if in_memory {
             write.clone()
         } else {
@@ -220,14 +251,11 @@ fn postgres_server(opts: &PgConnectOptions) -> String {
     }
 }
 
-/// Checks, before SQLite opens `path`, that this user can create and write
-/// what SQLite needs: the data directory (created if missing), a file in it
-/// (the `-wal` and `-shm` files live there), and an existing database file
-/// and its `-wal`/`-shm` files, read and write. SQLite's own errors ("unable
-/// to open database file", "attempt to write a readonly database") name
-/// neither the path nor the permission, and a read-only file may even open
-/// and then fail at the first write.
-pub fn check_sqlite_access(path: &Path) -> Result<(), ConnectError> {
+/// Checks, before SQLite opens `path`, that this user can create the data
+/// directory (if missing) and create files in it (the `-wal` and `-shm`
+/// files live there), by creating and removing `.signet-write-check-PID`.
+/// The database file itself is not touched (see the module docs).
+pub fn check_sqlite_dir(path: &Path) -> Result<(), ConnectError> {
     let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
         Some(d) => d.to_path_buf(),
         None => std::path::PathBuf::from("."),
@@ -236,71 +264,133 @@ pub fn check_sqlite_access(path: &Path) -> Result<(), ConnectError> {
         path: dir.display().to_string(),
         source,
     })?;
-    let access = |p: &Path, what: &str, source: std::io::Error| ConnectError::SqliteAccess {
-        path: path.display().to_string(),
-        problem: format!("{what} {}{}", p.display(), ownership(p, &source)),
-        source,
-    };
-    // The directory: SQLite creates the -wal and -shm files (and a journal) there.
     let probe = dir.join(format!(".signet-write-check-{}", std::process::id()));
     match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
         Ok(_) => {
             let _ = std::fs::remove_file(&probe);
+            Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             let _ = std::fs::remove_file(&probe);
+            Ok(())
         }
-        Err(e) => {
-            return Err(access(
-                &dir,
-                "cannot create files (the -wal and -shm files) in the data directory",
-                e,
-            ))
-        }
+        Err(source) => Err(ConnectError::SqliteAccess {
+            path: path.display().to_string(),
+            problem: format!(
+                "cannot create files (the -wal and -shm files) in the data directory {}{}",
+                dir.display(),
+                Identity::current().map(|me| me.describe(&dir)).unwrap_or_default()
+            ),
+            source,
+        }),
+    }
+}
+
+/// A failure to open or write `path`, with the permission that is missing
+/// when one of its files says so.
+fn sqlite_failure(path: &Path, source: sqlx::Error) -> ConnectError {
+    match sqlite_permissions(path) {
+        Some(problem) => ConnectError::SqliteNotWritable {
+            path: path.display().to_string(),
+            problem,
+            source,
+        },
+        None => ConnectError::SqliteOpen {
+            path: path.display().to_string(),
+            source,
+        },
+    }
+}
+
+/// The first of the database file and its `-wal` and `-shm` files that this
+/// process may not read and write, judged from owner, group and mode (ACLs
+/// are not read: this only explains a failure, it never causes one).
+pub fn sqlite_permissions(path: &Path) -> Option<String> {
+    let me = Identity::current()?;
+    if me.uid == 0 {
+        return None;
     }
     for (suffix, what) in [
-        ("", "cannot read and write the database file"),
-        ("-wal", "cannot read and write the write-ahead log"),
-        ("-shm", "cannot read and write the shared-memory index"),
+        ("", "the database file"),
+        ("-wal", "the write-ahead log"),
+        ("-shm", "the shared-memory index"),
     ] {
         let mut file = path.as_os_str().to_owned();
         file.push(suffix);
         let file = std::path::PathBuf::from(file);
-        if !file.exists() {
-            continue;
-        }
-        if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(&file) {
-            return Err(access(&file, what, e));
+        if let Some(problem) = me.may_not_read_write(&file) {
+            return Some(format!(
+                "cannot read and write {what} {}{}: {problem}",
+                file.display(),
+                me.describe(&file)
+            ));
         }
     }
-    Ok(())
+    None
 }
 
-/// ` (this process runs as uid U; the path is owned by uid O, mode M)` for
-/// a permission problem, so the fix (chown or chmod) is obvious; empty
-/// otherwise or where that cannot be read.
-fn ownership(p: &Path, e: &std::io::Error) -> String {
+/// Who this process is, from `/proc/self/status` (no `unsafe` call to
+/// `geteuid`/`getgroups` needed).
+struct Identity {
+    uid: u32,
+    gids: Vec<u32>,
+}
+
+impl Identity {
+    fn current() -> Option<Self> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let field = |name: &str| -> Vec<u32> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|rest| rest.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+                .unwrap_or_default()
+        };
+        // Effective ids are the second column of Uid: and Gid:.
+        let uid = *field("Uid:").get(1)?;
+        let mut gids = field("Groups:");
+        gids.extend(field("Gid:").get(1));
+        Some(Self { uid, gids })
+    }
+
+    /// Why this process may not read and write `p`, if its mode says so.
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        if e.kind() != std::io::ErrorKind::PermissionDenied {
-            return String::new();
-        }
-        // The owner of /proc/self is this process's effective uid: no
-        // unsafe call to geteuid needed.
-        let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-        match (me, std::fs::metadata(p)) {
-            (Some(me), Ok(m)) => format!(
-                " (this process runs as uid {me}; the path is owned by uid {}, mode {:o})",
+    fn may_not_read_write(&self, p: &Path) -> Option<&'static str> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(p).ok()?;
+        let mode = m.mode();
+        let bits = if m.uid() == self.uid {
+            (mode >> 6) & 0o7
+        } else if self.gids.contains(&m.gid()) {
+            (mode >> 3) & 0o7
+        } else {
+            mode & 0o7
+        };
+        (bits & 0o6 != 0o6).then_some("Permission denied")
+    }
+
+    #[cfg(not(unix))]
+    fn may_not_read_write(&self, _p: &Path) -> Option<&'static str> {
+        None
+    }
+
+    /// ` (this process runs as uid U; the path is owned by uid O, mode M)`.
+    #[cfg(unix)]
+    fn describe(&self, p: &Path) -> String {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(p) {
+            Ok(m) => format!(
+                " (this process runs as uid {}; the path is owned by uid {}, mode {:o})",
+                self.uid,
                 m.uid(),
-                m.permissions().mode() & 0o7777
+                m.mode() & 0o7777
             ),
-            _ => String::new(),
+            Err(_) => String::new(),
         }
     }
+
     #[cfg(not(unix))]
-    {
-        let _ = (p, e);
+    fn describe(&self, _p: &Path) -> String {
         String::new()
     }
 }
