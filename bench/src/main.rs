@@ -5,6 +5,12 @@
 //!
 //! Run: `cargo run --release -p signet-bench -- --requests 20000 --concurrency 32`
 //! Every loop is bounded by `--requests`; only 127.0.0.1 is contacted.
+//!
+//! `--only overload` runs the overload scenario instead (see [`overload`]):
+//! many more clients than the server admits, bounded by
+//! `--overload-requests` and `--overload-seconds` per burst.
+
+mod overload;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -28,9 +34,33 @@ struct Args {
     /// Database (default: a fresh SQLite file in a temp dir).
     #[arg(long)]
     database_url: Option<String>,
-    /// Only run scenarios whose name contains this.
+    /// Only run scenarios whose name contains this (`overload` runs only
+    /// the overload scenario, which is not part of the default run).
     #[arg(long)]
     only: Option<String>,
+    /// Overload: concurrent clients (4x the default connection cap).
+    #[arg(long, default_value_t = 4096)]
+    overload_clients: usize,
+    /// Overload: answers per burst.
+    #[arg(long, default_value_t = 1_000_000)]
+    overload_requests: usize,
+    /// Overload: a burst stops after this many seconds in any case.
+    #[arg(long, default_value_t = 15)]
+    overload_seconds: u64,
+    /// Overload: how many bursts.
+    #[arg(long, default_value_t = 3)]
+    overload_bursts: u32,
+    /// Overload: run the server with limits far above the load (the
+    /// behaviour without admission control), for comparison.
+    #[arg(long)]
+    unlimited: bool,
+    /// Overload: clients retry at once after a 503 instead of honouring
+    /// Retry-After (a flood).
+    #[arg(long)]
+    no_backoff: bool,
+    /// Internal: be the overload scenario's server process.
+    #[arg(long, hide = true)]
+    serve_child: bool,
 }
 
 struct Scenario {
@@ -58,11 +88,17 @@ const SCENARIOS: [Scenario; 4] = [
 ];
 
 /// Base64 of "signet benchmark sealing key 32b": for benchmark databases only.
-const BENCH_SEALING_KEY: &str = "c2lnbmV0IGJlbmNobWFyayBzZWFsaW5nIGtleSAzMmI=";
+pub(crate) const BENCH_SEALING_KEY: &str = "c2lnbmV0IGJlbmNobWFyayBzZWFsaW5nIGtleSAzMmI=";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.serve_child {
+        return overload::serve_child(&args).await;
+    }
+    if args.only.as_deref() == Some("overload") {
+        return overload::run(&args).await;
+    }
     let dir = tempfile::tempdir()?;
     let db = args
         .database_url
@@ -98,24 +134,7 @@ async fn main() -> anyhow::Result<()> {
 
     let (_, admin) = signet_app::admin::create_token(&app, &Actor::Cli, &Origin::default(), "bench").await?;
     let admin = admin.expose_secret().to_owned();
-    let user = signet_app::users::create(
-        &app,
-        &Actor::Cli,
-        &Origin::default(),
-        signet_core::user::NewUser::parse("bench@example.com", None, None, &[])?,
-    )
-    .await?;
-    let invite = signet_app::invitations::invite(&app, &Actor::Cli, &Origin::default(), user.id).await?;
-    let token = invite.link.rsplit('/').next().context("link")?.to_owned();
-    let issued = signet_app::invitations::redeem(
-        &app,
-        &token,
-        signet_core::session::SessionMode::Api,
-        &Origin::default(),
-        None,
-    )
-    .await?;
-    let session = issued.token.expose_secret().to_owned();
+    let session = seed_session(&app).await?;
 
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
@@ -195,4 +214,26 @@ async fn main() -> anyhow::Result<()> {
     }
     running.shutdown().await;
     Ok(())
+}
+
+/// A user with an api-mode session; returns its bearer token.
+pub(crate) async fn seed_session(app: &signet_app::App) -> anyhow::Result<String> {
+    let user = signet_app::users::create(
+        app,
+        &Actor::Cli,
+        &Origin::default(),
+        signet_core::user::NewUser::parse("bench@example.com", None, None, &[])?,
+    )
+    .await?;
+    let invite = signet_app::invitations::invite(app, &Actor::Cli, &Origin::default(), user.id).await?;
+    let token = invite.link.rsplit('/').next().context("link")?.to_owned();
+    let issued = signet_app::invitations::redeem(
+        app,
+        &token,
+        signet_core::session::SessionMode::Api,
+        &Origin::default(),
+        None,
+    )
+    .await?;
+    Ok(issued.token.expose_secret().to_owned())
 }

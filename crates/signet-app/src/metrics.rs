@@ -20,6 +20,15 @@ pub struct ResultLabel {
     pub result: &'static str,
 }
 
+/// Why a request or connection was refused by admission control.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabels {
+    /// `ops`, `anonymous`, `standard` or `connection`.
+    pub class: &'static str,
+    /// `in_flight` (budget full), `deadline` or `connections` (cap reached).
+    pub reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub class: &'static str,
@@ -38,6 +47,8 @@ pub struct Metrics {
     /// Queued messages dropped unsent because their content (a code, a
     /// link) expired first: `signet_messages_expired_total`.
     pub messages_expired: Counter,
+    /// Requests and connections refused by admission control (ADR 0013).
+    pub shed: Family<ShedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -81,8 +92,15 @@ impl Metrics {
             "Queued messages dropped unsent because their content expired",
             messages_expired.clone(),
         );
+        let shed = Family::<ShedLabels, Counter>::default();
+        registry.register(
+            "requests_shed",
+            "Requests and connections refused by admission control, by class and reason",
+            shed.clone(),
+        );
         Self {
             messages_expired,
+            shed,
             fallback_uses,
             registry,
             logins,
@@ -96,6 +114,11 @@ impl Metrics {
 
     pub fn login(&self, method: &'static str, result: &'static str) {
         self.logins.get_or_create(&MethodResult { method, result }).inc();
+    }
+
+    /// Counts one refusal by admission control.
+    pub fn shed(&self, class: &'static str, reason: &'static str) {
+        self.shed.get_or_create(&ShedLabels { class, reason }).inc();
     }
 
     /// The exposition text for `/metrics`.

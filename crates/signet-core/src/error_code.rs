@@ -190,6 +190,12 @@ error_codes! {
     StorageFull = "storage_full" => Unavailable,
     /// Storage cannot take a write now because a lock was held too long.
     StorageBusy = "storage_busy" => Unavailable,
+    /// Admission control refused the request (its class's in-flight budget, or the
+    /// connection cap, is full): nothing was done.
+    Overloaded = "overloaded" => Unavailable,
+    /// The request did not finish within `[limits] request_timeout`; its unit of
+    /// work was rolled back unless the deadline struck during the commit.
+    DeadlineExceeded = "deadline_exceeded" => Unavailable,
     // 500
     Internal = "internal" => Internal,
 }
@@ -288,7 +294,13 @@ mod tests {
 
     #[test]
     fn storage_codes_are_503() {
-        for c in [ErrorCode::Unavailable, ErrorCode::StorageFull, ErrorCode::StorageBusy] {
+        for c in [
+            ErrorCode::Unavailable,
+            ErrorCode::StorageFull,
+            ErrorCode::StorageBusy,
+            ErrorCode::Overloaded,
+            ErrorCode::DeadlineExceeded,
+        ] {
             assert_eq!(c.http_status(), 503);
         }
     }

@@ -1,15 +1,46 @@
 //! Opening a database from its URL and running the embedded migrations.
+//!
+//! # Errors say what broke, once
+//!
+//! A start-up failure must name its cause: the file or directory and the
+//! permission that is missing (SQLite), the host and port that refused or
+//! did not answer (PostgreSQL). So:
+//!
+//! - SQLite: the data directory is checked before opening
+//!   ([`check_sqlite_dir`]): it must be creatable and writable, because
+//!   SQLite creates the `-wal` and `-shm` files beside the database. Then
+//!   the writer proves it can write (a table created and rolled back): SQLite
+//!   silently opens a file it may not write read-only, and every write
+//!   would fail later. When opening or that proof fails, the database file
+//!   and its `-wal`/`-shm` files are examined ([`sqlite_permissions`]) to
+//!   name the one this user may not write, its owner and its mode.
+//!   Examined, never opened: closing any descriptor of a SQLite file drops
+//!   every POSIX lock this process holds on it, which would let another
+//!   connection of this process (a second store in the CLI or a test)
+//!   corrupt it;
+//! - PostgreSQL is first reached with one plain connection, because a pool
+//!   retries until its acquire timeout and then reports only "pool timed
+//!   out", which hides "connection refused" and the address;
+//! - each variant's text names what it was doing and where, and the cause is
+//!   its `source()`, never also part of its text: whoever prints the chain
+//!   (the CLI, the log) prints each cause once.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions as _;
+use sqlx::Connection as _;
 
 use crate::Db;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long the first connection to PostgreSQL may take.
+pub const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -17,11 +48,48 @@ pub enum ConnectError {
     Scheme(String),
     #[error("database.url: {0}")]
     Url(String),
-    #[error("could not create the data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
-    #[error("could not open the database: {0}")]
-    Open(#[source] sqlx::Error),
-    #[error("migration failed: {0}")]
+    #[error("cannot create the data directory {path}")]
+    DataDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A SQLite file or directory this user cannot use. `problem` says
+    /// which permission is missing and whose the path is.
+    #[error("SQLite database {path}: {problem}")]
+    SqliteAccess {
+        path: String,
+        problem: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Opening or writing failed, and a file's owner and mode explain why.
+    #[error("SQLite database {path}: {problem}")]
+    SqliteNotWritable {
+        path: String,
+        problem: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot open the SQLite database {path}")]
+    SqliteOpen {
+        path: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot connect to PostgreSQL at {server}")]
+    Postgres {
+        /// `host:port`, or the socket path; never the password.
+        server: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error(
+        "cannot connect to PostgreSQL at {server}: no answer within {}s (is the host reachable, is a firewall dropping the port?)",
+        POSTGRES_CONNECT_TIMEOUT.as_secs()
+    )]
+    PostgresTimeout { server: String },
+    #[error("migrating the database failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
 }
 
@@ -83,13 +151,9 @@ impl SqlStore {
         let path = base.get_filename().to_path_buf();
         let in_memory = url.contains(":memory:") || path.as_os_str().is_empty();
         if !in_memory {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| ConnectError::DataDir {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-            }
+            check_sqlite_dir(&path)?;
         }
+        let open_error = |source| sqlite_failure(&path, source);
         let common = base
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: a committed session, secret consumption or audit record
@@ -107,7 +171,26 @@ impl SqlStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(common.clone().create_if_missing(true))
             .await
-            .map_err(ConnectError::Open)?;
+            .map_err(open_error)?;
+        if !in_memory {
+            // A file this user may not write opens read-only without a word.
+            let proof = async {
+                let mut conn = write.acquire().await?;
+                // A page must really be written: BEGIN IMMEDIATE alone
+                // succeeds on a read-only file in WAL mode. Rolled back.
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let wrote = sqlx::query("CREATE TABLE signet_write_check (x INTEGER)")
+                    .execute(&mut *conn)
+                    .await;
+                sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+                wrote?;
+                Ok::<_, sqlx::Error>(())
+            };
+            if let Err(e) = proof.await {
+                write.close().await;
+                return Err(open_error(e));
+            }
+        }
         let read = if in_memory {
             write.clone()
         } else {
@@ -117,7 +200,7 @@ impl SqlStore {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(common.read_only(true))
                 .await
-                .map_err(ConnectError::Open)?
+                .map_err(open_error)?
         };
         Ok(Self {
             db: Db::Sqlite { write, read, in_memory },
@@ -125,12 +208,28 @@ impl SqlStore {
     }
 
     async fn open_postgres(url: &str, max: u32) -> Result<Self, ConnectError> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| ConnectError::Url(format!("not a PostgreSQL URL ({})", redact(&e.to_string()))))?;
+        let server = postgres_server(&opts);
+        // One plain connection first: its error is the real one
+        // ("connection refused", "password authentication failed",
+        // "database does not exist"); a pool would say only "timed out".
+        match tokio::time::timeout(POSTGRES_CONNECT_TIMEOUT, opts.connect()).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(source)) => return Err(ConnectError::Postgres { server, source }),
+            Err(_) => return Err(ConnectError::PostgresTimeout { server }),
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(opts)
             .await
-            .map_err(ConnectError::Open)?;
+            .map_err(|source| ConnectError::Postgres {
+                server: server.clone(),
+                source,
+            })?;
         Ok(Self { db: Db::Postgres(pool) })
     }
 
@@ -143,6 +242,162 @@ impl SqlStore {
             }
             Db::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// Where a PostgreSQL client connects: `host:port`, or the Unix socket.
+fn postgres_server(opts: &PgConnectOptions) -> String {
+    let (host, port) = (opts.get_host(), opts.get_port());
+    if host.starts_with('/') {
+        format!("{host}/.s.PGSQL.{port} (Unix socket)")
+    } else if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Checks, before SQLite opens `path`, that this user can create the data
+/// directory (if missing) and create files in it (the `-wal` and `-shm`
+/// files live there), by creating and removing `.signet-write-check-PID`.
+/// The database file itself is not touched (see the module docs).
+pub fn check_sqlite_dir(path: &Path) -> Result<(), ConnectError> {
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|source| ConnectError::DataDir {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let probe = dir.join(format!(".signet-write-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(source) => Err(ConnectError::SqliteAccess {
+            path: path.display().to_string(),
+            problem: format!(
+                "cannot create files (the -wal and -shm files) in the data directory {}{}",
+                dir.display(),
+                Identity::current().map(|me| me.describe(&dir)).unwrap_or_default()
+            ),
+            source,
+        }),
+    }
+}
+
+/// A failure to open or write `path`, with the permission that is missing
+/// when one of its files says so.
+fn sqlite_failure(path: &Path, source: sqlx::Error) -> ConnectError {
+    match sqlite_permissions(path) {
+        Some(problem) => ConnectError::SqliteNotWritable {
+            path: path.display().to_string(),
+            problem,
+            source,
+        },
+        None => ConnectError::SqliteOpen {
+            path: path.display().to_string(),
+            source,
+        },
+    }
+}
+
+/// The first of the database file and its `-wal` and `-shm` files that this
+/// process may not read and write, judged from owner, group and mode (ACLs
+/// are not read: this only explains a failure, it never causes one).
+pub fn sqlite_permissions(path: &Path) -> Option<String> {
+    let me = Identity::current()?;
+    if me.uid == 0 {
+        return None;
+    }
+    for (suffix, what) in [
+        ("", "the database file"),
+        ("-wal", "the write-ahead log"),
+        ("-shm", "the shared-memory index"),
+    ] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = std::path::PathBuf::from(file);
+        if let Some(problem) = me.may_not_read_write(&file) {
+            return Some(format!(
+                "cannot read and write {what} {}{}: {problem}",
+                file.display(),
+                me.describe(&file)
+            ));
+        }
+    }
+    None
+}
+
+/// Who this process is, from `/proc/self/status` (no `unsafe` call to
+/// `geteuid`/`getgroups` needed).
+struct Identity {
+    uid: u32,
+    gids: Vec<u32>,
+}
+
+impl Identity {
+    fn current() -> Option<Self> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let field = |name: &str| -> Vec<u32> {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|rest| rest.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+                .unwrap_or_default()
+        };
+        // Effective ids are the second column of Uid: and Gid:.
+        let uid = *field("Uid:").get(1)?;
+        let mut gids = field("Groups:");
+        gids.extend(field("Gid:").get(1));
+        Some(Self { uid, gids })
+    }
+
+    /// Why this process may not read and write `p`, if its mode says so.
+    #[cfg(unix)]
+    fn may_not_read_write(&self, p: &Path) -> Option<&'static str> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(p).ok()?;
+        let mode = m.mode();
+        let bits = if m.uid() == self.uid {
+            (mode >> 6) & 0o7
+        } else if self.gids.contains(&m.gid()) {
+            (mode >> 3) & 0o7
+        } else {
+            mode & 0o7
+        };
+        (bits & 0o6 != 0o6).then_some("Permission denied")
+    }
+
+    #[cfg(not(unix))]
+    fn may_not_read_write(&self, _p: &Path) -> Option<&'static str> {
+        None
+    }
+
+    /// ` (this process runs as uid U; the path is owned by uid O, mode M)`.
+    #[cfg(unix)]
+    fn describe(&self, p: &Path) -> String {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::metadata(p) {
+            Ok(m) => format!(
+                " (this process runs as uid {}; the path is owned by uid {}, mode {:o})",
+                self.uid,
+                m.uid(),
+                m.mode() & 0o7777
+            ),
+            Err(_) => String::new(),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn describe(&self, _p: &Path) -> String {
+        String::new()
     }
 }
 

@@ -52,11 +52,16 @@ pub fn public_message(e: &Error) -> String {
 /// Logs server-side failures with their cause chain.
 pub fn log_if_server_error(e: &Error) {
     if matches!(e, Error::Internal(_) | Error::Unavailable { .. }) {
+        // Each cause once: some libraries repeat their source in their own
+        // text (sqlx's "error returned from database: {source}").
         let mut chain = e.to_string();
         let mut src = std::error::Error::source(e);
         while let Some(s) = src {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
+            let text = s.to_string();
+            if !chain.contains(&text) {
+                chain.push_str(": ");
+                chain.push_str(&text);
+            }
             src = s.source();
         }
         tracing::error!(code = e.code().as_str(), error = %chain, "request failed");
@@ -91,6 +96,20 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// A 503 that refuses work rather than reporting a failure (admission
+/// control, the request deadline): the contract's body and `Retry-After`,
+/// and no error log, so that shedding a flood does not flood the log.
+pub fn refusal(code: ErrorCode, message: &'static str, retry_after_secs: u64) -> Response {
+    let mut resp = (
+        http_status(code),
+        axum::Json(json!({ "error": code, "message": message })),
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    resp
 }
 
 impl From<JsonRejection> for ApiError {

@@ -42,8 +42,10 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
 }
 
 /// Gives every error response the contract's JSON body, including the ones
-/// the framework produces itself (405, 408, a malformed path segment), which
-/// would otherwise be empty or plain text. Pages (HTML) are left alone.
+/// the framework produces itself (405, 408, a malformed path segment, a
+/// tower layer's 503 or 504), which would otherwise be empty or plain text.
+/// A framework 503 or 504 is overload or a timeout, never `internal`, and
+/// gets `Retry-After` like every 503 of ours. Pages (HTML) are left alone.
 pub async fn json_errors(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
@@ -58,6 +60,7 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     if content_type.starts_with("application/json") || content_type.starts_with("text/html") {
         return resp;
     }
+    let mut retry_after = None;
     let (code, message) = match status.as_u16() {
         400 => (ErrorCode::InvalidRequest, "the request could not be understood"),
         404 => (ErrorCode::NotFound, "no such resource"),
@@ -68,11 +71,31 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
         408 => (ErrorCode::RequestTimeout, "the request took too long"),
         413 => (ErrorCode::PayloadTooLarge, "the request body is too large"),
         415 => (ErrorCode::UnsupportedMediaType, "send the body as application/json"),
+        503 => {
+            retry_after = Some(crate::admission::OVERLOADED_RETRY_AFTER_SECS);
+            (
+                ErrorCode::Overloaded,
+                "the server is at capacity; try again in a moment",
+            )
+        }
+        504 => {
+            retry_after = Some(crate::admission::DEADLINE_RETRY_AFTER_SECS);
+            (
+                ErrorCode::DeadlineExceeded,
+                "the request took too long and was cancelled; try again shortly",
+            )
+        }
         s if s >= 500 => (ErrorCode::Internal, "something went wrong on our side"),
         _ => (ErrorCode::InvalidRequest, "the request was refused"),
     };
     let (mut parts, _) = resp.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
+    if let Some(secs) = retry_after {
+        parts.status = axum::http::StatusCode::SERVICE_UNAVAILABLE;
+        if !parts.headers.contains_key(header::RETRY_AFTER) {
+            parts.headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+    }
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -96,4 +119,44 @@ pub async fn count_responses(State(state): State<AppState>, req: Request, next: 
         .get_or_create(&signet_app::metrics::HttpLabels { class })
         .inc();
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{header, Request, StatusCode};
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    async fn answer(status: StatusCode) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let app = Router::new()
+            .route("/", get(move || async move { status }))
+            .layer(axum::middleware::from_fn(super::json_errors));
+        let resp = app
+            .oneshot(Request::get("/").body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 16).await.unwrap();
+        (parts.status, parts.headers, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_framework_overload_or_timeout_is_a_503_with_retry_after_never_internal() {
+        for (status, code) in [
+            (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            (StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded"),
+        ] {
+            let (s, headers, body) = answer(status).await;
+            assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{code}");
+            assert_eq!(body["error"], code);
+            assert!(body["message"].is_string());
+            assert!(headers.contains_key(header::RETRY_AFTER), "{code}");
+        }
+        let (s, _, body) = answer(StatusCode::INTERNAL_SERVER_ERROR).await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (StatusCode::INTERNAL_SERVER_ERROR, Some("internal"))
+        );
+    }
 }

@@ -4,9 +4,11 @@
 //! requirement as an extractor on the first line, make one call into
 //! `signet-app`, map the result. Errors become HTTP in exactly one place,
 //! [`error`]. Cross-cutting rules (body limit, security headers, same-origin
-//! checks for cookie-authenticated writes, request ids, tracing) are layers
+//! checks for cookie-authenticated writes, request ids, tracing, admission
+//! control and the request deadline) are layers
 //! applied in [`router`].
 
+pub mod admission;
 pub mod cookies;
 pub mod error;
 pub mod extract;
@@ -15,7 +17,6 @@ pub mod pages;
 pub mod routes;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
@@ -38,6 +39,8 @@ pub struct WebSettings {
     /// SHA-256 of the `[metrics] token`; `None` leaves `/metrics` open
     /// (restrict it at the proxy then).
     pub metrics_token: Option<signet_core::secret::TokenHash>,
+    /// Admission control: in-flight budgets and the request deadline.
+    pub budgets: admission::Budgets,
 }
 
 /// Shared state of every handler.
@@ -46,6 +49,7 @@ pub struct AppState {
     pub app: App,
     pub web: Arc<WebSettings>,
     pub cookies: Arc<cookies::CookieNames>,
+    pub admission: Arc<admission::Admission>,
 }
 
 impl AppState {
@@ -53,6 +57,7 @@ impl AppState {
         let secure = app.settings.public_url.scheme() == "https";
         Self {
             app,
+            admission: Arc::new(admission::Admission::new(&web.budgets)),
             web: Arc::new(web),
             cookies: Arc::new(cookies::CookieNames::new(secure)),
         }
@@ -73,10 +78,10 @@ pub fn router(state: AppState) -> Router {
             extract::same_origin_guard,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
+        // Admission control and the request deadline (ADR 0013): inside
+        // the JSON, counting and header layers, so a shed request still gets
+        // the contract's body, is counted, and carries the security headers.
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admission::admit))
         .layer(axum::middleware::from_fn(headers::json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -171,13 +171,50 @@ fn fail(json_mode: bool, code: &str, message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn describe(e: &anyhow::Error) -> String {
-    let mut s = e.to_string();
-    for cause in e.chain().skip(1) {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
+/// The error and its causes, each once, joined with `": "`.
+///
+/// Libraries disagree on whether a message repeats its cause (sqlx's
+/// "error returned from database: {cause}" also returns the cause as its
+/// source), so a cause whose text is already printed is skipped. OS errors
+/// get what an operator needs to act: a full disk is called that, and "too
+/// many open files" gives the limit.
+pub fn describe<'a>(chain: impl IntoIterator<Item = &'a (dyn std::error::Error + 'static)>) -> String {
+    let mut out = String::new();
+    for cause in chain {
+        let mut text = cause.to_string();
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            text = explain_io(io, text);
+        }
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
     }
-    s
+    out
+}
+
+/// Adds what the OS's wording leaves out.
+fn explain_io(e: &std::io::Error, text: String) -> String {
+    match e.raw_os_error() {
+        // EMFILE
+        Some(24) => match crate::connections::open_file_limit() {
+            Some(limit) => format!(
+                "{text}: too many open files (this process may have {limit}; raise LimitNOFILE or ulimit -n, \
+                 or lower limits.max_connections)"
+            ),
+            None => format!("{text}: too many open files"),
+        },
+        // ENFILE
+        Some(23) => format!("{text}: the system-wide table of open files is full"),
+        // ENOSPC, EDQUOT
+        Some(28) | Some(122) => format!("disk full: {text}"),
+        // EROFS
+        Some(30) => format!("{text}: the file system is mounted read-only"),
+        _ => text,
+    }
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
@@ -205,9 +242,11 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The operator runs the CLI: show the whole cause, including what a
+        // remote client would only see as "internal error".
         Err(e) => match e.downcast_ref::<signet_core::Error>() {
-            Some(domain) => fail(json_mode, domain.code().as_str(), &domain.to_string()),
-            None => fail(json_mode, "failed", &describe(&e)),
+            Some(domain) => fail(json_mode, domain.code().as_str(), &describe(e.chain())),
+            None => fail(json_mode, "failed", &describe(e.chain())),
         },
     }
 }
@@ -449,4 +488,40 @@ async fn rotate_sealing(wired: &Wired, reseal_only: bool, json_mode: bool) -> an
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open the SQLite database /srv/signet.db")]
+    struct Outer(#[source] Middle);
+
+    /// Repeats its source in its own text, as sqlx's errors do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("error returned from database: {0}")]
+    struct Middle(#[source] std::io::Error);
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let e = anyhow::Error::new(Outer(Middle(std::io::Error::other("unable to open database file"))));
+        assert_eq!(
+            describe(e.chain()),
+            "cannot open the SQLite database /srv/signet.db: error returned from database: unable to open database file"
+        );
+    }
+
+    #[test]
+    fn a_full_disk_and_too_many_open_files_say_so() {
+        let full = anyhow::Error::new(std::io::Error::from_raw_os_error(28)).context("writing /srv/x");
+        let text = describe(full.chain());
+        assert!(text.starts_with("writing /srv/x: disk full: "), "{text}");
+        let emfile = anyhow::Error::new(std::io::Error::from_raw_os_error(24));
+        let text = describe(emfile.chain());
+        assert!(text.contains("too many open files"), "{text}");
+        if crate::connections::open_file_limit().is_some() {
+            assert!(text.contains("this process may have"), "names the limit: {text}");
+        }
+    }
 }

@@ -93,6 +93,11 @@ pub const KEYS: &[&str] = &[
     "metrics.token",
     "sealing.key",
     "sealing.previous_keys",
+    "limits.max_connections",
+    "limits.max_in_flight",
+    "limits.anonymous_in_flight",
+    "limits.ops_in_flight",
+    "limits.request_timeout",
 ];
 
 /// Bounds of the `[login]` settings, inclusive.
@@ -141,7 +146,49 @@ pub struct Config {
     pub metrics_token: Option<TokenHash>,
     /// `[sealing]` (extension): the keys that seal secrets at rest.
     pub sealing: Sealing,
+    /// `[limits]` (extension): admission control (ADR 0013).
+    pub limits: Limits,
 }
+
+/// `[limits]` (an extension of the contract's keys): how much work the
+/// server admits at once. Past these, requests and connections are refused
+/// at once with 503 `overloaded` and `Retry-After` instead of queueing
+/// (ADR 0013, docs/operations.md "Admission control").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Open client connections (TCP, with or without TLS). One more is
+    /// answered 503 and closed.
+    pub max_connections: u32,
+    /// Requests in progress at once, all routes except the operational ones.
+    pub max_in_flight: u32,
+    /// Of `max_in_flight`, how many may be anonymous starts (login and
+    /// step-up sends, login starts, invitation redemptions): they are shed first.
+    pub anonymous_in_flight: u32,
+    /// `/healthz`, `/readyz` and `/metrics` in progress at once: a budget of
+    /// their own, so probes still answer while the rest is shed.
+    pub ops_in_flight: u32,
+    /// The deadline of a whole request, from admission to the response.
+    pub request_timeout: Duration,
+}
+
+pub const DEFAULT_LIMITS: Limits = Limits {
+    max_connections: 1024,
+    max_in_flight: 256,
+    anonymous_in_flight: 64,
+    ops_in_flight: 16,
+    request_timeout: Duration::from_secs(10),
+};
+
+impl Default for Limits {
+    fn default() -> Self {
+        DEFAULT_LIMITS
+    }
+}
+
+/// Bounds of the `[limits]` settings, inclusive.
+pub const LIMITS_MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<i64> = 1..=1_000_000;
+pub const LIMITS_IN_FLIGHT_RANGE: std::ops::RangeInclusive<i64> = 1..=100_000;
+pub const REQUEST_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
 
 /// `[sealing]` (an extension of the contract's keys): the key ring that
 /// seals secrets stored at rest (see `signet_core::sealing`). Without `key`,
@@ -391,6 +438,18 @@ struct RawFile {
     metrics: RawMetrics,
     #[serde(default)]
     sealing: RawSealing,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_connections: Option<Spanned<i64>>,
+    max_in_flight: Option<Spanned<i64>>,
+    anonymous_in_flight: Option<Spanned<i64>>,
+    ops_in_flight: Option<Spanned<i64>>,
+    request_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -690,6 +749,7 @@ fn build(raw: RawFile, src: &Sources) -> Result<Config, ConfigError> {
     };
 
     let sealing = build_sealing(raw.sealing, src)?;
+    let limits = build_limits(raw.limits, src)?;
 
     let dev_outbox = smtp_url.is_none() && webhook_url.is_none();
     if dev_outbox && !listen.ip().is_loopback() {
@@ -724,6 +784,78 @@ fn build(raw: RawFile, src: &Sources) -> Result<Config, ConfigError> {
         webauthn,
         metrics_token,
         sealing,
+        limits,
+    })
+}
+
+/// `[limits]`: every budget at least 1; the anonymous budget is a share of
+/// `max_in_flight`, so it cannot be larger.
+fn build_limits(raw: RawLimits, src: &Sources) -> Result<Limits, ConfigError> {
+    let d = DEFAULT_LIMITS;
+    let count = |key: &'static str,
+                 raw: Option<Spanned<i64>>,
+                 default: u32,
+                 range: &std::ops::RangeInclusive<i64>|
+     -> Result<Sourced<u32>, ConfigError> {
+        let v = src.pick_or(key, raw, env_integer, i64::from(default))?;
+        let n = u32::try_from(v.value)
+            .ok()
+            .filter(|n| range.contains(&i64::from(*n)))
+            .ok_or_else(|| {
+                v.error(format!(
+                    "must be between {} and {}, got {}",
+                    range.start(),
+                    range.end(),
+                    v.value
+                ))
+            })?;
+        Ok(Sourced {
+            key,
+            value: n,
+            origin: v.origin,
+        })
+    };
+    let max_connections = count(
+        "limits.max_connections",
+        raw.max_connections,
+        d.max_connections,
+        &LIMITS_MAX_CONNECTIONS_RANGE,
+    )?;
+    let max_in_flight = count(
+        "limits.max_in_flight",
+        raw.max_in_flight,
+        d.max_in_flight,
+        &LIMITS_IN_FLIGHT_RANGE,
+    )?;
+    let anonymous = count(
+        "limits.anonymous_in_flight",
+        raw.anonymous_in_flight,
+        d.anonymous_in_flight.min(max_in_flight.value),
+        &LIMITS_IN_FLIGHT_RANGE,
+    )?;
+    if anonymous.value > max_in_flight.value {
+        return Err(anonymous.error(format!(
+            "is a share of limits.max_in_flight ({}), so it cannot be larger; got {}",
+            max_in_flight.value, anonymous.value
+        )));
+    }
+    let ops = count(
+        "limits.ops_in_flight",
+        raw.ops_in_flight,
+        d.ops_in_flight,
+        &LIMITS_IN_FLIGHT_RANGE,
+    )?;
+    let request_timeout = match src.pick("limits.request_timeout", raw.request_timeout, env_string)? {
+        Some(v) => parse_bounded_duration(&v.value, REQUEST_TIMEOUT_RANGE.0, REQUEST_TIMEOUT_RANGE.1)
+            .map_err(|m| v.error(m))?,
+        None => d.request_timeout,
+    };
+    Ok(Limits {
+        max_connections: max_connections.value,
+        max_in_flight: max_in_flight.value,
+        anonymous_in_flight: anonymous.value,
+        ops_in_flight: ops.value,
+        request_timeout,
     })
 }
 
@@ -1628,6 +1760,47 @@ level = "info,signet=debug"
         let msg = err_env(&[("SIGNET_SEALING__PREVIOUS_KEYS", old.expose_base64().as_str())]);
         assert!(
             msg.contains("sealing.previous_keys") && msg.contains("sealing.key is not"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn limits_defaults_bounds_and_the_anonymous_share() {
+        assert_eq!(load_env(&[]).unwrap().limits, DEFAULT_LIMITS);
+        let c = load_file(
+            "[limits]\nmax_connections = 50\nmax_in_flight = 8\nanonymous_in_flight = 2\nops_in_flight = 1\nrequest_timeout = \"3s\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            c.limits,
+            Limits {
+                max_connections: 50,
+                max_in_flight: 8,
+                anonymous_in_flight: 2,
+                ops_in_flight: 1,
+                request_timeout: Duration::from_secs(3),
+            }
+        );
+        // A small max_in_flight alone lowers the anonymous default with it.
+        let c = load_env(&[("SIGNET_LIMITS__MAX_IN_FLIGHT", "4")]).unwrap();
+        assert_eq!(c.limits.anonymous_in_flight, 4);
+        let msg = err_env(&[
+            ("SIGNET_LIMITS__MAX_IN_FLIGHT", "4"),
+            ("SIGNET_LIMITS__ANONYMOUS_IN_FLIGHT", "5"),
+        ]);
+        assert!(
+            msg.contains("limits.anonymous_in_flight") && msg.contains("max_in_flight"),
+            "{msg}"
+        );
+        let msg = err_env(&[("SIGNET_LIMITS__MAX_CONNECTIONS", "0")]);
+        assert!(
+            msg.contains("limits.max_connections (from SIGNET_LIMITS__MAX_CONNECTIONS)"),
+            "{msg}"
+        );
+        let msg = err_file("[limits]\nrequest_timeout = \"1h\"\n");
+        assert!(
+            msg.contains("limits.request_timeout") && msg.contains("line 2"),
             "{msg}"
         );
     }

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod logging;
 pub mod policy_cli;
 pub mod sealing;

@@ -1,6 +1,10 @@
 //! `signet serve`: the HTTP server, the courier worker and the janitor that
 //! purges expired sessions and flows, all stopped gracefully on SIGTERM or
 //! Ctrl-C (in-flight requests finish, the worker records what it sent).
+//!
+//! Admission control (ADR 0013) sits at two places: the connection cap in
+//! the accept path ([`crate::connections`]) and the in-flight budgets and
+//! request deadline in the router (`signet_web::admission`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::connections::ConnectionCap;
 use crate::wiring::{wire, Wired};
 
 /// How often expired records are purged.
@@ -82,16 +87,28 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
             dev_outbox: config.dev_outbox,
             trust_forwarded_for: config.trust_forwarded_for,
             metrics_token: config.metrics_token,
+            budgets: signet_web::admission::Budgets {
+                max_in_flight: config.limits.max_in_flight,
+                anonymous_in_flight: config.limits.anonymous_in_flight,
+                ops_in_flight: config.limits.ops_in_flight,
+                request_timeout: config.limits.request_timeout,
+            },
         },
     );
     let router = signet_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let listener = match opts.listener {
         Some(l) => l,
-        None => std::net::TcpListener::bind(config.listen)
-            .with_context(|| format!("listen: cannot bind {}", config.listen))?,
+        None => bind(config.listen).with_context(|| format!("listen: cannot bind {}", config.listen))?,
     };
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
+    let database_fds = match wired.app.store.backend() {
+        "sqlite" => crate::connections::SQLITE_FDS,
+        _ => u64::from(config.database.max_connections),
+    };
+    crate::connections::ensure_fd_limit(config.limits.max_connections, database_fds);
+    let metrics = wired.app.metrics.clone();
+    let cap = |answer: bool| ConnectionCap::new(config.limits.max_connections, answer, metrics.clone());
     let handle = axum_server::Handle::new();
     let shutdown_handle = handle.clone();
     let rx = stop_rx.clone();
@@ -105,7 +122,9 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
             let rustls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&tls.cert, &tls.key)
                 .await
                 .context("tls_cert/tls_key: cannot load the certificate or key")?;
-            let server = axum_server::from_tcp_rustls(listener, rustls).handle(handle);
+            // The cap runs before the handshake: a refused connection costs no TLS work.
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls).acceptor(cap(false));
+            let server = axum_server::from_tcp(listener).acceptor(acceptor).handle(handle);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(router).await {
                     tracing::error!(error = %e, "HTTPS server stopped");
@@ -113,7 +132,7 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
             })
         }
         None => {
-            let server = axum_server::from_tcp(listener).handle(handle);
+            let server = axum_server::from_tcp(listener).acceptor(cap(true)).handle(handle);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(router).await {
                     tracing::error!(error = %e, "HTTP server stopped");
@@ -129,6 +148,28 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
         stop,
         tasks,
     })
+}
+
+/// The listen backlog: connections the kernel completes before Signet
+/// accepts them. The accept loop drains it at once (refusing what is past the
+/// cap), so it is not a queue of work; but when it overflows in a burst the
+/// kernel drops SYNs and clients retry after a 1 s, then 3 s timeout, which
+/// looks exactly like the queueing admission control removes. The kernel
+/// caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with [`LISTEN_BACKLOG`] (the standard library's `bind`
+/// listens with a backlog of 128).
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(LISTEN_BACKLOG)?;
+    listener.into_std()
 }
 
 /// How long throttle counters are kept: [`RETENTION`], or the longest

@@ -7,10 +7,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod admin;
+mod admission;
 mod audit;
 mod bad_input;
 mod cli;
 mod courier;
+mod diagnosis;
 mod disk_full;
 mod email_login;
 mod fallback;
