@@ -16,21 +16,25 @@
 //!   user, so two removals racing for the last two credentials cannot both
 //!   win.
 //! - **Sessions resting on a removed credential end with it.**
+//! - **Enrollment** (`begin`, `finish`) runs a method's ceremony under these
+//!   rules: binding assurance first, then the new credential, its
+//!   `credential.added` record and its notices in one unit of work; a
+//!   refused answer is recorded as `credential.refused`.
 //! - **Every change is audited and notified** on every channel the account
 //!   has (§4.1.2.1, §6.1.2.1), in the change's own unit of work, with the
 //!   kind's own words.
 
 use crate::messages::{self, CredentialChange, Requester};
-use serde_json::json;
+use serde_json::{json, Map, Value};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::credential::Removal;
 use signet_core::error::StepUp;
-use signet_core::method::{CredentialInfo, CredentialKind, MethodName};
+use signet_core::method::{CredentialInfo, CredentialKind, EnrollContext, Enrollment, MethodName, StepInput};
 use signet_core::session::Aal;
 use signet_core::unit_of_work::Transaction;
 use signet_core::user::User;
-use signet_core::ErrorCode;
 use signet_core::{Error, Result};
+use signet_core::{ErrorCode, Status};
 use uuid::Uuid;
 
 use crate::sessions::Current;
@@ -187,17 +191,102 @@ pub async fn remove(app: &App, current: &Current, origin: &Origin, id: Uuid) -> 
     Ok(())
 }
 
+/// The method `raw` names, if it binds credentials of a kind.
+fn enrolling<'a>(app: &'a App, raw: &str) -> Result<(&'a dyn Enrollment, &'a dyn CredentialKind)> {
+    let unknown = || Error::not_found(ErrorCode::UnknownMethod, "no such way to sign in can be added here");
+    let method = MethodName::parse(raw)
+        .and_then(|m| app.registry.get(m))
+        .ok_or_else(unknown)?;
+    match (method.enrollment(), method.credentials()) {
+        (Some(e), Some(k)) => Ok((e, k)),
+        _ => Err(unknown()),
+    }
+}
+
+/// `POST /api/v1/credentials/{method}/begin`: starts binding a credential
+/// of `method`, once binding assurance holds.
+pub async fn begin(app: &App, current: &Current, method: &str, name: Option<&str>) -> Result<Map<String, Value>> {
+    let (enrollment, _) = enrolling(app, method)?;
+    let name = name.map(valid_name).transpose()?;
+    require_binding_assurance(app, current, &list(app, &current.user).await?, "add_credential")?;
+    enrollment.begin(context(current), name).await
+}
+
+/// `POST /api/v1/credentials/{method}/finish`: checks the answer to the
+/// ceremony and binds the credential, with its record and notices, in one
+/// unit of work. A refused answer (a forged or disallowed authenticator, a
+/// credential registered already) is recorded as `credential.refused`.
+pub async fn finish(
+    app: &App,
+    current: &Current,
+    origin: &Origin,
+    method: &str,
+    ceremony_id: &str,
+    input: StepInput,
+) -> Result<CredentialInfo> {
+    let (enrollment, kind) = enrolling(app, method)?;
+    // The ceremony first (a used or foreign one is 410 whoever asks), then
+    // binding assurance again: another session may have added a
+    // credential since `begin`.
+    let new = match enrollment.finish(context(current), ceremony_id, input).await {
+        Ok(new) => new,
+        Err(e) => return Err(refused(app, current, origin, method, e).await),
+    };
+    require_binding_assurance(app, current, &list(app, &current.user).await?, "add_credential")?;
+    let info = new.info();
+    let details = new.details();
+    let mut tx = app.store.begin().await?;
+    if let Err(e) = new.store(&mut *tx).await {
+        tx.rollback().await?;
+        return Err(refused(app, current, origin, method, e).await);
+    }
+    added(app, &mut *tx, current, origin, kind, &info, details).await?;
+    tx.commit().await?;
+    app.courier.wake();
+    Ok(info)
+}
+
+fn context(current: &Current) -> EnrollContext<'_> {
+    EnrollContext {
+        user: &current.user,
+        session: &current.session,
+    }
+}
+
+/// Records a refused enrollment (`credential.refused`) when `e` is the
+/// client's answer being refused; a ceremony that is gone, or a failure on
+/// our side, is not a refusal. Returns the error to answer with (or the
+/// record's own failure: fail closed).
+async fn refused(app: &App, current: &Current, origin: &Origin, method: &str, e: Error) -> Error {
+    let client_error = (400..500).contains(&e.status().http_status());
+    if !client_error || e.status() == Status::Gone || matches!(e, Error::StepUpRequired(_)) {
+        return e;
+    }
+    let ev = AuditEvent::new(
+        EventType::CredentialRefused,
+        Actor::User(current.user.id),
+        Outcome::Denied,
+    )
+    .user(current.user.id)
+    .from_origin(origin)
+    .details(json!({ "type": method, "error": e.code() }));
+    match app.audit().record(ev).await {
+        Ok(()) => e,
+        Err(audit) => audit,
+    }
+}
+
 /// Records a newly bound credential in `tx`, its enrollment's unit of work:
 /// the `credential.added` record (with the kind's `details`) and the
 /// notices. The caller has inserted the credential in `tx` and commits.
-pub async fn added(
+async fn added(
     app: &App,
     tx: &mut dyn Transaction,
     current: &Current,
     origin: &Origin,
     kind: &dyn CredentialKind,
     credential: &CredentialInfo,
-    mut details: serde_json::Map<String, serde_json::Value>,
+    mut details: Map<String, Value>,
 ) -> Result<()> {
     let user = &current.user;
     details.insert("credential_id".into(), json!(credential.id));
@@ -208,7 +297,7 @@ pub async fn added(
     let record = AuditEvent::new(EventType::CredentialAdded, Actor::User(user.id), Outcome::Success)
         .user(user.id)
         .from_origin(origin)
-        .details(serde_json::Value::Object(details));
+        .details(Value::Object(details));
     app.audit().append(tx, &record).await?;
     notify(app, tx, user, kind, CredentialChange::Added, &credential.name, origin).await
 }

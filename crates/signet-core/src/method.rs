@@ -6,6 +6,8 @@
 //! and assurance facts ([`crate::assurance`], NIST SP 800-63B rev. 4 §3.1),
 //! the modes it works in, and the optional capabilities it has:
 //! - a **login step** ([`LoginStep`]): offer, optional send, verify;
+//! - **enrollment** ([`Enrollment`]): the ceremony that binds a new
+//!   credential (`/api/v1/credentials/{method}/begin` and `/finish`);
 //! - a **credential kind** ([`CredentialKind`]): list, rename, remove the
 //!   user's credentials of this method (the rules all kinds share, the last
 //!   way in, binding assurance and notices, live once in the app's
@@ -235,6 +237,45 @@ pub trait CredentialKind: Send + Sync {
     ) -> Result<crate::credential::Removal>;
 }
 
+/// Who is binding a credential: the account and the session doing it.
+#[derive(Clone, Copy, Debug)]
+pub struct EnrollContext<'a> {
+    pub user: &'a crate::user::User,
+    pub session: &'a crate::session::Session,
+}
+
+/// Binding a new credential of a method to the account
+/// (`/api/v1/credentials/{method}/begin` and `/finish`). What every kind
+/// shares (binding assurance, the record, the notices, the one unit of
+/// work) is the app's credentials module's; the method does its ceremony.
+#[async_trait::async_trait]
+pub trait Enrollment: Send + Sync {
+    /// Starts a ceremony bound to `ctx.session`; returns what the client
+    /// needs to answer it (a passkey's `ceremony_id` and `publicKey`).
+    async fn begin(&self, ctx: EnrollContext<'_>, name: Option<String>) -> Result<Map<String, Value>>;
+    /// Takes the ceremony out of storage (once, by its session) and checks
+    /// the client's answer. Writes nothing else: the new credential is
+    /// stored by [`NewCredential::store`] in the module's unit of work.
+    async fn finish(
+        &self,
+        ctx: EnrollContext<'_>,
+        ceremony_id: &str,
+        input: StepInput,
+    ) -> Result<Box<dyn NewCredential>>;
+}
+
+/// A verified new credential, ready to store.
+#[async_trait::async_trait]
+pub trait NewCredential: Send {
+    /// How it will be listed.
+    fn info(&self) -> CredentialInfo;
+    /// The kind's own facts for its `credential.added` record.
+    fn details(&self) -> Map<String, Value>;
+    /// Stores it in `tx`. A credential registered to anyone already is a
+    /// refusal (409), and then nothing is written.
+    async fn store(self: Box<Self>, tx: &mut dyn Transaction) -> Result<()>;
+}
+
 /// A method: its name, facts, modes and capabilities.
 pub trait Method: Send + Sync + 'static {
     fn name(&self) -> MethodName;
@@ -261,6 +302,11 @@ pub trait Method: Send + Sync + 'static {
 
     /// Its credential kind, if a user holds credentials of it.
     fn credentials(&self) -> Option<&dyn CredentialKind> {
+        None
+    }
+
+    /// How a credential of it is bound, if users can bind one themselves.
+    fn enrollment(&self) -> Option<&dyn Enrollment> {
         None
     }
 }

@@ -27,15 +27,15 @@ use signet_core::ErrorCode;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 use signet_core::audit::{Actor, AuditEvent, EventType, Outcome};
 use signet_core::clock::{SharedClock, Timestamp};
 use signet_core::credential::PasskeyUse;
-use signet_core::credential::{Passkey, Removal};
+use signet_core::credential::{Ceremony, Passkey, Removal};
 use signet_core::flow::Flow;
 use signet_core::method::{
-    CredentialInfo, CredentialKind, Input, LoginStep, Method, MethodName, Offer, StepContext, StepEffect, StepInput,
-    Verified,
+    CredentialInfo, CredentialKind, EnrollContext, Enrollment, Input, LoginStep, Method, MethodName, NewCredential,
+    Offer, StepContext, StepEffect, StepInput, Verified,
 };
 use signet_core::policy::{CounterCheck, Policy};
 use signet_core::session::Aal;
@@ -44,7 +44,9 @@ use signet_core::unit_of_work::Transaction;
 use signet_core::user::UserId;
 use signet_core::{Error, Result};
 use signet_passkey::authenticator_name;
-use signet_passkey::{Assertion, AuthenticationState, CounterPolicy, PasskeyError, CEREMONY_TIMEOUT};
+use signet_passkey::{
+    Assertion, AuthenticationState, CounterPolicy, PasskeyError, RegistrationState, CEREMONY_TIMEOUT,
+};
 use uuid::Uuid;
 
 use crate::passkeys::{to_stored, Passkeys};
@@ -137,6 +139,140 @@ impl Method for PasskeyMethod {
 
     fn credentials(&self) -> Option<&dyn CredentialKind> {
         Some(self)
+    }
+
+    fn enrollment(&self) -> Option<&dyn Enrollment> {
+        Some(self)
+    }
+}
+
+fn ceremony_gone() -> Error {
+    Error::gone(
+        ErrorCode::CeremonyExpired,
+        "this passkey setup has expired or was already used; start again",
+    )
+}
+
+/// Registration (WebAuthn L3 §7.1). `begin` creates discoverable
+/// credential options that exclude the user's existing passkeys and stores
+/// the registration state server-side as a ceremony bound to the session
+/// that began it, valid for five minutes ([`CEREMONY_TIMEOUT`]). `finish`
+/// takes the ceremony out of storage (one `DELETE ... RETURNING`: used once,
+/// only by that session, only before it expires), then verifies the
+/// response off the reactor. The credential id is unique across all users
+/// (§7.1 step 26): the store's unique index decides, so a race cannot
+/// register it twice.
+#[async_trait::async_trait]
+impl Enrollment for PasskeyMethod {
+    async fn begin(&self, ctx: EnrollContext<'_>, name: Option<String>) -> Result<Map<String, Value>> {
+        let user = ctx.user;
+        let exclude = self
+            .store
+            .passkeys_of(user.id)
+            .await?
+            .iter()
+            .map(|p| to_stored(p).map(|s| s.credential_id))
+            .collect::<Result<Vec<_>>>()?;
+        let policy = &self.policy.tier_for_roles(&user.roles).1.passkey;
+        let (options, state) = self.passkeys.rp.start_registration(
+            user.id,
+            user.email.as_str(),
+            user.name.as_deref().unwrap_or(""),
+            &exclude,
+            policy,
+        )?;
+        let now = self.clock.now();
+        let ceremony = Ceremony {
+            id: Uuid::new_v4(),
+            session_id: ctx.session.id,
+            user_id: user.id,
+            state: state.to_json(),
+            name,
+            created_at: now,
+            expires_at: now.plus(CEREMONY_TIMEOUT),
+        };
+        self.store.insert_ceremony(&ceremony).await?;
+        let mut begun = Map::new();
+        begun.insert("ceremony_id".into(), json!(ceremony.id));
+        begun.insert("publicKey".into(), options);
+        Ok(begun)
+    }
+
+    async fn finish(
+        &self,
+        ctx: EnrollContext<'_>,
+        ceremony_id: &str,
+        input: StepInput,
+    ) -> Result<Box<dyn NewCredential>> {
+        let StepInput::Credential(credential) = input else {
+            return Err(Error::invalid(
+                ErrorCode::InvalidRequest,
+                "send {\"ceremony_id\", \"credential\": PublicKeyCredential.toJSON()}",
+            ));
+        };
+        let user = ctx.user;
+        let id = Uuid::parse_str(ceremony_id).map_err(|_| ceremony_gone())?;
+        let now = self.clock.now();
+        let ceremony = self
+            .store
+            .take_ceremony(id, ctx.session.id, now)
+            .await?
+            .filter(|c| c.user_id == user.id)
+            .ok_or_else(ceremony_gone)?;
+        let state = RegistrationState::from_json(&ceremony.state)?;
+        if state.user_id() != user.id {
+            return Err(ceremony_gone());
+        }
+        let policy = self.policy.tier_for_roles(&user.roles).1.passkey.clone();
+        let rp = self.passkeys.rp.clone();
+        let new = tokio::task::spawn_blocking(move || rp.finish_registration(state, &credential, &policy))
+            .await
+            .map_err(Error::internal)??;
+        let name = match ceremony.name {
+            Some(n) => n,
+            None => new.authenticator_name.unwrap_or("Passkey").to_owned(),
+        };
+        Ok(Box::new(NewPasskey(Passkey {
+            id: Uuid::new_v4(),
+            user_id: user.id,
+            credential_id: new.credential_id.to_base64url(),
+            record: new.passkey.as_str().to_owned(),
+            counter: new.counter,
+            backup_eligible: new.backup_eligible,
+            backup_state: new.backup_state,
+            user_verified: new.user_verified,
+            aaguid: new.aaguid,
+            transports: new.transports,
+            name,
+            created_at: now,
+            last_used_at: None,
+        })))
+    }
+}
+
+/// A verified registration, stored by the credentials module's unit of work.
+struct NewPasskey(Passkey);
+
+#[async_trait::async_trait]
+impl NewCredential for NewPasskey {
+    fn info(&self) -> CredentialInfo {
+        info(&self.0)
+    }
+
+    fn details(&self) -> Map<String, Value> {
+        let mut details = Map::new();
+        details.insert("aaguid".into(), json!(self.0.aaguid));
+        details.insert("backup_eligible".into(), json!(self.0.backup_eligible));
+        details.insert("user_verified".into(), json!(self.0.user_verified));
+        details
+    }
+
+    async fn store(self: Box<Self>, tx: &mut dyn Transaction) -> Result<()> {
+        match tx.insert_passkey(&self.0).await {
+            Ok(()) => Ok(()),
+            Err(signet_core::store::StoreError::Conflict(_)) => Err(PasskeyError::CredentialAlreadyRegistered.into()),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -1,13 +1,14 @@
-//! `/api/v1/credentials`: the caller's own credentials, of every kind
-//! (through `signet_app::credentials`), and passkey enrollment.
+//! `/api/v1/credentials`: the caller's own credentials, of every kind, and
+//! binding new ones (`{method}/begin`, `{method}/finish`), all through
+//! `signet_app::credentials`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use signet_app::methods::passkey::info;
-use signet_app::{credentials, passkeys};
+use signet_app::credentials;
+use signet_core::method::StepInput;
 use signet_core::ErrorCode;
 
 use crate::error::ApiResult;
@@ -20,11 +21,14 @@ pub struct BeginBody {
     name: Option<String>,
 }
 
+/// The ceremony and the answer to it: a WebAuthn `credential`, or a `code`
+/// (as for a login step, exactly one).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FinishBody {
     ceremony_id: String,
-    credential: Value,
+    credential: Option<Value>,
+    code: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -39,25 +43,38 @@ pub async fn list(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<V
     Ok(Json(json!({ "credentials": all })))
 }
 
-/// `POST /api/v1/credentials/passkey/begin`
+/// `POST /api/v1/credentials/{method}/begin` (`passkey/begin` in the contract)
 pub async fn begin(
     State(state): State<AppState>,
     auth: Enroller,
+    Path(method): Path<String>,
     ApiJson(body): ApiJson<BeginBody>,
 ) -> ApiResult<Json<Value>> {
-    let begun = passkeys::begin(&state.app, &auth.current, body.name.as_deref()).await?;
-    Ok(Json(json!(begun)))
+    let begun = credentials::begin(&state.app, &auth.current, &method, body.name.as_deref()).await?;
+    Ok(Json(Value::Object(begun)))
 }
 
-/// `POST /api/v1/credentials/passkey/finish`
+/// `POST /api/v1/credentials/{method}/finish`: 201 with the new credential.
 pub async fn finish(
     State(state): State<AppState>,
     auth: Enroller,
     Client(origin): Client,
+    Path(method): Path<String>,
     ApiJson(body): ApiJson<FinishBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let passkey = passkeys::finish(&state.app, &auth.current, &origin, &body.ceremony_id, body.credential).await?;
-    Ok((StatusCode::CREATED, Json(json!(info(&passkey)))))
+    let input = match (body.credential, body.code) {
+        (Some(c), None) => StepInput::Credential(c),
+        (None, Some(Value::String(code))) => StepInput::Code(code),
+        _ => {
+            return Err(signet_core::Error::invalid(
+                ErrorCode::InvalidRequest,
+                "send the ceremony_id and exactly one of \"credential\" or \"code\" (a string)",
+            )
+            .into())
+        }
+    };
+    let added = credentials::finish(&state.app, &auth.current, &origin, &method, &body.ceremony_id, input).await?;
+    Ok((StatusCode::CREATED, Json(json!(added))))
 }
 
 /// `PATCH /api/v1/credentials/{id}` (extension): rename.
