@@ -388,7 +388,7 @@ async fn failed(
 /// owner). A usernameless flow becomes that user's flow. A flow that already
 /// has a user (or was started for an unknown identifier) must not change
 /// hands.
-async fn adopt_user(app: &App, flow: &mut Flow, proven: UserId) -> Result<()> {
+async fn adopt_user(app: &App, flow: &mut Flow, proven: UserId, known: Option<&User>) -> Result<()> {
     let mismatch = || Error::forbidden(ErrorCode::UserMismatch, "this credential belongs to another account");
     match flow.state.user_id {
         Some(u) if u == proven => return Ok(()),
@@ -396,13 +396,17 @@ async fn adopt_user(app: &App, flow: &mut Flow, proven: UserId) -> Result<()> {
         None if flow.state.identified || !flow.state.steps.is_empty() => return Err(mismatch()),
         None => {}
     }
-    let user = app
-        .store
-        .user_by_id(proven)
-        .await?
-        .filter(User::is_active)
-        .ok_or_else(|| Error::invalid(ErrorCode::PasskeyNotRegistered, "this passkey is not registered here"))?;
-    flow.state.user_id = Some(user.id);
+    let active = match known.filter(|u| u.id == proven) {
+        Some(user) => user.is_active(),
+        None => app.store.user_by_id(proven).await?.is_some_and(|u| u.is_active()),
+    };
+    if !active {
+        return Err(Error::invalid(
+            ErrorCode::PasskeyNotRegistered,
+            "this passkey is not registered here",
+        ));
+    }
+    flow.state.user_id = Some(proven);
     Ok(())
 }
 
@@ -441,21 +445,22 @@ async fn after_proof(
     origin: &Origin,
     session: Option<SessionId>,
 ) -> Result<StepOutcome> {
-    let Verified { proof, effect } = verified;
+    let Verified { proof, effect, owner } = verified;
     if let Some(proven) = proof.user_id {
-        adopt_user(app, &mut flow, proven).await?;
+        adopt_user(app, &mut flow, proven, owner.as_ref()).await?;
     }
     let user_id = flow
         .state
         .user_id
         .ok_or_else(|| Error::internal_msg("a method verified a flow without a user"))?;
-    // Read before any unit of work opens: it holds the writer until it ends.
-    let user = app
-        .store
-        .user_by_id(user_id)
-        .await?
-        .filter(User::is_active)
-        .ok_or(Error::Unauthenticated)?;
+    // Read before any unit of work opens (it holds the writer until it
+    // ends), unless the method has just read it.
+    let user = match owner.filter(|u| u.id == user_id) {
+        Some(user) => Some(user),
+        None => app.store.user_by_id(user_id).await?,
+    }
+    .filter(User::is_active)
+    .ok_or(Error::Unauthenticated)?;
     if flow.state.journey.identifies() && flow.state.steps.is_empty() {
         settle_tier(app, &mut flow, name, &user)?;
     }

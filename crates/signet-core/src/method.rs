@@ -160,11 +160,18 @@ pub trait StepEffect: Send {
 pub struct Verified {
     pub proof: Proof,
     pub effect: Option<Box<dyn StepEffect>>,
+    /// The account the method read to verify the proof, if it did (a
+    /// passkey's owner), so that the engine does not read it again.
+    pub owner: Option<crate::user::User>,
 }
 
 impl From<Proof> for Verified {
     fn from(proof: Proof) -> Self {
-        Self { proof, effect: None }
+        Self {
+            proof,
+            effect: None,
+            owner: None,
+        }
     }
 }
 

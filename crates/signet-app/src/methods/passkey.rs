@@ -439,6 +439,7 @@ impl LoginStep for PasskeyMethod {
         Ok(Verified {
             proof: verified.proof(&policy),
             effect: Some(Box::new(RecordUse { used, regression })),
+            owner: Some(owner),
         })
     }
 }
