@@ -12,6 +12,7 @@ mod bad_input;
 mod cli;
 mod courier;
 mod disk_full;
+mod faults;
 mod email_login;
 mod fallback;
 mod invitations;
