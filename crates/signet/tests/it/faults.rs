@@ -496,10 +496,7 @@ async fn kill_nine_under_write_load(dep: Deployment, engine: &str) {
         ledger.redeemed.len()
     );
     drop(node);
-    eprintln!(
-        "faults: {engine}: {CYCLES} kill -9 cycles in {:?}",
-        started.elapsed()
-    );
+    eprintln!("faults: {engine}: {CYCLES} kill -9 cycles in {:?}", started.elapsed());
     dep.finish().await;
 }
 
@@ -652,11 +649,7 @@ async fn postgresql_going_away_is_503_and_the_server_recovers_without_a_restart(
     let started = Instant::now();
     let db = ScratchDb::create(&base).await.unwrap();
     let mut url = url::Url::parse(&db.url).unwrap();
-    let upstream = format!(
-        "{}:{}",
-        url.host_str().unwrap(),
-        url.port().unwrap_or(5432)
-    );
+    let upstream = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
     let mut proxy = Proxy::start(upstream).await;
     url.set_host(Some("127.0.0.1")).unwrap();
     url.set_port(Some(proxy.addr.port())).unwrap();
@@ -719,10 +712,28 @@ async fn postgresql_going_away_is_503_and_the_server_recovers_without_a_restart(
     };
     // Requests that need the database, side by side.
     let probes = futures::future::join_all([
-        timed(&srv, Method::POST, "/api/v1/admin/users", &admin, Some(json!({ "email": "cut1@example.com" }))),
-        timed(&srv, Method::GET, &format!("/api/v1/admin/users/{before}"), &admin, None),
+        timed(
+            &srv,
+            Method::POST,
+            "/api/v1/admin/users",
+            &admin,
+            Some(json!({ "email": "cut1@example.com" })),
+        ),
+        timed(
+            &srv,
+            Method::GET,
+            &format!("/api/v1/admin/users/{before}"),
+            &admin,
+            None,
+        ),
         timed(&srv, Method::GET, "/api/v1/admin/users", &admin, None),
-        timed(&srv, Method::POST, &format!("/api/v1/admin/users/{before}/invitations"), &admin, None),
+        timed(
+            &srv,
+            Method::POST,
+            &format!("/api/v1/admin/users/{before}/invitations"),
+            &admin,
+            None,
+        ),
         timed(&srv, Method::GET, "/api/v1/admin/audit?limit=5", &admin, None),
     ])
     .await;
@@ -811,16 +822,14 @@ async fn postgresql_going_away_is_503_and_the_server_recovers_without_a_restart(
         let (s, body) = srv
             .call(Method::GET, &format!("/api/v1/admin/users/{id}"), Some(&admin), None)
             .await;
-        assert_eq!(s, StatusCode::OK, "user {id} was acknowledged across the outage but is gone: {body}");
+        assert_eq!(
+            s,
+            StatusCode::OK,
+            "user {id} was acknowledged across the outage but is gone: {body}"
+        );
     }
-    let five_xx = srv
-        .metrics()
-        .await
-        .lines()
-        .find(|l| l.starts_with("signet_http_responses_total{class=\"5xx\"}"))
-        .map(str::to_owned);
     eprintln!(
-        "faults: postgresql outage: {} load writes ({unavailable} answered 503); writes back {writes_back:?} and /readyz back {ready_back:?} after the restore; {five_xx:?}; {:?} in all",
+        "faults: postgresql outage: {} load writes ({unavailable} answered 503); writes back {writes_back:?} and /readyz back {ready_back:?} after the restore; {:?} in all",
         answers.len(),
         started.elapsed()
     );
@@ -834,8 +843,9 @@ async fn postgresql_going_away_is_503_and_the_server_recovers_without_a_restart(
         Some(StatusCode::SERVICE_UNAVAILABLE),
         "/readyz while PostgreSQL was away"
     );
+    // The cached verdict (2 s), the probe's bound (3 s), and the polling.
     assert!(
-        ready_after < Duration::from_secs(5),
+        ready_after < Duration::from_secs(7),
         "/readyz took {ready_after:?} after the cut to say 503 (that request took {ready_took:?})"
     );
     srv.stop().await;
