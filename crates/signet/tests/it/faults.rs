@@ -488,7 +488,7 @@ async fn kill_nine_under_write_load(dep: Deployment, engine: &str) {
         );
         check_after_restart(&dep, &node, &admin, &ledger, cycle).await;
     }
-    let ledger = ledger.lock().unwrap();
+    let ledger = ledger.lock().unwrap().clone();
     assert!(
         ledger.users.len() >= 20 && !ledger.redeemed.is_empty(),
         "the load was too light to prove anything: {} users, {} redemptions",
