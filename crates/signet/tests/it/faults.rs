@@ -210,8 +210,8 @@ struct Ledger {
     users: HashMap<String, String>,
     /// Users whose invitation was issued with 201.
     invited: HashSet<String>,
-    /// Invitation tokens redeemed with 200.
-    redeemed: Vec<String>,
+    /// Invitations redeemed with 200: (token, user id).
+    redeemed: Vec<(String, String)>,
     /// Tokens already tried (whatever the answer).
     tried: HashSet<String>,
     /// Answers that must never happen (a 5xx other than a 503 storage code).
@@ -304,7 +304,8 @@ async fn redeemer(http: reqwest::Client, base: String, ledger: Arc<Mutex<Ledger>
             };
             judge(&ledger, "POST /api/v1/invitations/redeem", s, &body);
             if s == StatusCode::OK {
-                ledger.lock().unwrap().redeemed.push(token);
+                let user = body["session"]["user"]["id"].as_str().unwrap().to_owned();
+                ledger.lock().unwrap().redeemed.push((token, user));
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -392,15 +393,15 @@ async fn check_after_restart(dep: &Deployment, node: &Node, admin: &str, ledger:
             "cycle {cycle}: the invitation of {id} was acknowledged (201) but has no invitation.created record"
         );
     }
-    let redeemed_users = audited(node, admin, "invitation.redeemed").await;
-    assert!(
-        redeemed_users.len() >= ledger.redeemed.len(),
-        "cycle {cycle}: {} redemptions acknowledged, {} invitation.redeemed records",
-        ledger.redeemed.len(),
-        redeemed_users.len()
-    );
+    let redeemed = audited(node, admin, "invitation.redeemed").await;
+    for (_, user) in &ledger.redeemed {
+        assert!(
+            redeemed.contains(user),
+            "cycle {cycle}: the redemption by {user} was acknowledged (200) but has no invitation.redeemed record"
+        );
+    }
     // A used invitation stays used.
-    let again = futures::stream::iter(ledger.redeemed.iter().map(|token| async move {
+    let again = futures::stream::iter(ledger.redeemed.iter().map(|(token, _)| async move {
         let (s, body) = call(
             &node.http,
             node.url("/api/v1/invitations/redeem"),
