@@ -8,9 +8,16 @@
 //! most one every [`PROBE_INTERVAL`], whatever the request rate, and
 //! concurrent checks share the one in flight. The verdict is cached until
 //! the next probe, so a load balancer polling every second adds no load.
+//!
+//! A probe that has not committed within [`PROBE_TIMEOUT`] fails as
+//! `storage_busy`. Without that bound a database that refuses connections
+//! kept `/readyz` waiting for the pool's 10 s acquire timeout (and every
+//! concurrent check with it, on the lock), so readiness went 503 only about
+//! 12 s into an outage (the fault suite, `tests/it/faults.rs`).
 
 use std::time::Duration;
 
+use signet_core::store::StoreError;
 use signet_core::{Error, ErrorCode, Result};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -19,6 +26,9 @@ use crate::App;
 
 /// The least time between two write probes.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+/// The most a probe may take: a write that cannot commit in this time means
+/// not ready, whatever the pool's own timeouts.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a probe found: nothing wrong, or the storage code and its
 /// `Retry-After`.
@@ -40,10 +50,15 @@ impl Readiness {
         let fresh = last.as_ref().is_some_and(|(at, _)| at.elapsed() < PROBE_INTERVAL);
         if !fresh {
             let now = app.clock.now();
-            let failure = match app.store.ping().await {
-                Ok(()) => app.store.probe_write(now).await.err(),
-                Err(e) => Some(e),
+            let probe = async {
+                match app.store.ping().await {
+                    Ok(()) => app.store.probe_write(now).await.err(),
+                    Err(e) => Some(e),
+                }
             };
+            let failure = tokio::time::timeout(PROBE_TIMEOUT, probe)
+                .await
+                .unwrap_or_else(|_| Some(StoreError::Busy(Box::new(ProbeTimedOut))));
             let verdict = failure.map(|e| {
                 let e = Error::from(e);
                 tracing::warn!(code = %e.code(), error = %chain(&e), "not ready: a write cannot commit");
@@ -88,3 +103,8 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Debug, thiserror::Error)]
 #[error("the last write probe failed ({0})")]
 struct NotReady(ErrorCode);
+
+/// The probe did not commit within [`PROBE_TIMEOUT`].
+#[derive(Debug, thiserror::Error)]
+#[error("the write probe did not commit within {PROBE_TIMEOUT:?}")]
+struct ProbeTimedOut;

@@ -16,6 +16,7 @@ mod diagnosis;
 mod disk_full;
 mod email_login;
 mod fallback;
+mod faults;
 mod invitations;
 mod login;
 mod notices;
