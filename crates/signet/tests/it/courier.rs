@@ -208,20 +208,16 @@ async fn two_nodes_and_a_slow_relay_deliver_every_message_exactly_once() {
     a.stop().await;
 }
 
-/// After an outage, `POST /api/v1/admin/outbox/retry` sends the queued mail
-/// at once instead of after the backoff, and is audited.
-#[tokio::test]
-async fn admin_retry_sends_queued_mail_at_once_and_is_audited() {
-    let srv = TestServer::start().await;
-    let admin = srv.admin_token().await;
-    let id = srv.create_user(&admin, "waiting@example.com").await;
+/// Invites user `id` while the relay refuses mail, and waits until the
+/// invitation's first attempt has failed (the relay works again after).
+async fn invitation_that_failed_once(srv: &TestServer, admin: &str, id: &str) {
     let smtp = srv.smtp.as_ref().unwrap();
     smtp.set_failing(true);
     let (s, body) = srv
         .call(
             Method::POST,
             &format!("/api/v1/admin/users/{id}/invitations"),
-            Some(&admin),
+            Some(admin),
             None,
         )
         .await;
@@ -239,6 +235,16 @@ async fn admin_retry_sends_queued_mail_at_once_and_is_audited() {
     })
     .await;
     smtp.set_failing(false);
+}
+
+/// After an outage, `POST /api/v1/admin/outbox/retry` sends the queued mail
+/// at once instead of after the backoff, and is audited.
+#[tokio::test]
+async fn admin_retry_sends_queued_mail_at_once_and_is_audited() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let id = srv.create_user(&admin, "waiting@example.com").await;
+    invitation_that_failed_once(&srv, &admin, &id).await;
 
     let (s, body) = srv.call(Method::POST, "/api/v1/admin/outbox/retry", None, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{body}");
@@ -276,30 +282,7 @@ async fn cli_outbox_retry_makes_queued_mail_due() {
     srv.clock.advance(Duration::from_secs(3600));
     let admin = srv.admin_token().await;
     let id = srv.create_user(&admin, "cli-retry@example.com").await;
-    let smtp = srv.smtp.as_ref().unwrap();
-    smtp.set_failing(true);
-    let (s, body) = srv
-        .call(
-            Method::POST,
-            &format!("/api/v1/admin/users/{id}/invitations"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{body}");
-    let message_id: uuid::Uuid = body["message_id"].as_str().unwrap().parse().unwrap();
-    eventually(Duration::from_secs(10), "a failed attempt", || async {
-        srv.app()
-            .store
-            .message(message_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_error
-            .is_some()
-    })
-    .await;
-    smtp.set_failing(false);
+    invitation_that_failed_once(&srv, &admin, &id).await;
 
     let out = signet(&srv, &["outbox", "retry", "--json"]).await;
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
