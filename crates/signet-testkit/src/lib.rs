@@ -11,10 +11,15 @@
 //! quoted-printable, base64, RFC 2047 encoded headers) so tests can assert on
 //! the text a person would read and pull out the one-time link in it.
 
+//!
+//! [`FakeMethod`] is a sign-in method double for the journey engine's tests.
+
 mod http;
 mod mail;
+mod method;
 mod smtp;
 
 pub use http::{CapturedRequest, HttpSink};
 pub use mail::CapturedMail;
+pub use method::{FakeMethod, RIGHT};
 pub use smtp::{SmtpLogin, SmtpSink};

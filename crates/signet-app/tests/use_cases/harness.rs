@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use signet_app::journeys::FlowRef;
 use signet_app::journeys::{Started, StepOutcome};
 use signet_app::methods::{EmailCode, MagicLink, Mailbox, PasskeyMethod};
@@ -20,41 +20,36 @@ use signet_app::sessions::{Current, Issued};
 use signet_app::{login, users, Actor, App, Origin, Settings};
 use signet_core::audit::{AuditRecord, EventType};
 use signet_core::clock::{Clock, ManualClock, SharedClock, Timestamp};
-use signet_core::flow::{Demand, Flow};
-use signet_core::method::{Input, LoginStep, Method, MethodName, Offer, Registry, StepContext, StepInput, Verified};
+use signet_core::flow::Demand;
+use signet_core::method::{Method, MethodName, Offer, Registry, StepInput};
 use signet_core::outbox::Message;
 use signet_core::policy::Policy;
 use signet_core::sealing::{KeyRing, SealingKey};
-use signet_core::session::{Aal, Proof, SessionMode};
+use signet_core::session::{Aal, SessionMode};
 use signet_core::store::{AuditQuery, Store};
 use signet_core::user::{NewUser, User};
-use signet_core::{Error, ErrorCode, Result};
+use signet_core::{ErrorCode, Result};
 use signet_courier::Courier;
 use signet_store::SqlStore;
+use signet_testkit::FakeMethod;
 
 use crate::faults::{FailingStore, Faults};
 
 /// 2026-11-25T12:00:00Z: every test starts at the same instant.
 pub const START: Timestamp = Timestamp::from_millis(1_795_608_000_000);
 
-/// The code a [`Fake`] method accepts.
-pub const RIGHT: &str = "right";
+pub use signet_testkit::RIGHT;
 
-/// A stand-in for a method a test cannot drive for real (a passkey needs an
-/// authenticator): it accepts [`RIGHT`] for an identified flow and proves
-/// what it was built to prove. Its facts claim the phishing resistance it
-/// proves, so the engine filters it like the real method.
-pub struct Fake {
-    pub name: MethodName,
-    pub aal: Aal,
-    pub amr: &'static str,
-    pub phishing_resistant: bool,
-}
+/// Stand-ins for methods a test cannot drive for real (a passkey needs an
+/// authenticator): they accept [`RIGHT`] for an identified flow and prove
+/// what they were built to prove; their facts claim the phishing resistance
+/// they prove, so the engine filters them like the real methods.
+pub struct Fake;
 
 impl Fake {
     /// A passkey with user verification: aal2, phishing-resistant.
     pub fn passkey() -> Arc<dyn Method> {
-        Arc::new(Fake {
+        Arc::new(FakeMethod {
             name: MethodName::Passkey,
             aal: Aal::Aal2,
             amr: "hwk",
@@ -64,58 +59,12 @@ impl Fake {
 
     /// An authenticator app: aal2 with a code, not phishing-resistant.
     pub fn totp() -> Arc<dyn Method> {
-        Arc::new(Fake {
+        Arc::new(FakeMethod {
             name: MethodName::Totp,
             aal: Aal::Aal2,
             amr: "otp",
             phishing_resistant: false,
         })
-    }
-}
-
-impl Method for Fake {
-    fn name(&self) -> MethodName {
-        self.name
-    }
-
-    fn facts(&self) -> signet_core::assurance::MethodFacts {
-        signet_core::assurance::MethodFacts {
-            phishing_resistant: self.phishing_resistant,
-            ..signet_core::assurance::facts(self.name)
-        }
-    }
-
-    fn login(&self) -> Option<&dyn LoginStep> {
-        Some(self)
-    }
-}
-
-#[async_trait::async_trait]
-impl LoginStep for Fake {
-    async fn offer(&self, _flow: &mut Flow, _ctx: StepContext<'_>) -> Result<Offer> {
-        Ok(Offer {
-            method: self.name,
-            label: "Fake",
-            input: Input::Code { code_length: 5 },
-            send: false,
-            channel: None,
-            sent: None,
-            extra: Map::new(),
-        })
-    }
-
-    async fn verify(&self, flow: &mut Flow, input: StepInput, _ctx: StepContext<'_>) -> Result<Verified> {
-        if flow.state.user_id.is_none() || input != StepInput::Code(RIGHT.into()) {
-            return Err(Error::invalid(ErrorCode::InvalidCode, "that code is not right"));
-        }
-        Ok(Proof {
-            aal: self.aal,
-            amr: vec![self.amr.into()],
-            phishing_resistant: self.phishing_resistant,
-            credential_id: None,
-            user_id: None,
-        }
-        .into())
     }
 }
 

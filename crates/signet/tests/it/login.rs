@@ -127,85 +127,17 @@ async fn flows_expire() {
 
 // ------------------------------------------------------------------ the flow engine, driven by test methods
 
-pub(crate) mod doubles {
-    use serde_json::{Map, Value};
-    use signet_core::flow::Flow;
-    use signet_core::method::{Input, LoginStep, Method, MethodName, Offer, StepContext, StepInput, Verified};
-    use signet_core::session::{Aal, Proof};
-    use signet_core::{Error, Result};
-
-    /// A stand-in for a method: accepts the code "right" and proves `aal`.
-    pub struct Fake {
-        pub name: MethodName,
-        pub aal: Aal,
-        pub amr: &'static str,
-        pub phishing_resistant: bool,
-    }
-
-    impl Method for Fake {
-        fn name(&self) -> MethodName {
-            self.name
-        }
-
-        fn facts(&self) -> signet_core::assurance::MethodFacts {
-            signet_core::assurance::MethodFacts {
-                phishing_resistant: self.phishing_resistant,
-                ..signet_core::assurance::facts(self.name)
-            }
-        }
-
-        fn login(&self) -> Option<&dyn LoginStep> {
-            Some(self)
-        }
-    }
-
-    #[async_trait::async_trait]
-    impl LoginStep for Fake {
-        async fn offer(&self, flow: &mut Flow, _ctx: StepContext<'_>) -> Result<Offer> {
-            flow.state
-                .scratch
-                .insert(self.name.as_str().into(), Value::String("offered".into()));
-            Ok(Offer {
-                method: self.name,
-                label: "Fake",
-                input: Input::Code { code_length: 5 },
-                send: false,
-                channel: None,
-                sent: None,
-                extra: Map::new(),
-            })
-        }
-
-        async fn verify(&self, flow: &mut Flow, input: StepInput, _ctx: StepContext<'_>) -> Result<Verified> {
-            if flow.state.user_id.is_none() || input != StepInput::Code("right".into()) {
-                return Err(Error::invalid(
-                    signet_core::ErrorCode::InvalidCode,
-                    "that code is not right",
-                ));
-            }
-            Ok(Proof {
-                aal: self.aal,
-                amr: vec![self.amr.into()],
-                phishing_resistant: self.phishing_resistant,
-                credential_id: None,
-                user_id: None,
-            }
-            .into())
-        }
-    }
-}
-
 pub(crate) fn fake_methods() -> Vec<std::sync::Arc<dyn signet_core::method::Method>> {
     use signet_core::method::MethodName;
     use signet_core::session::Aal;
     vec![
-        std::sync::Arc::new(doubles::Fake {
+        std::sync::Arc::new(signet_testkit::FakeMethod {
             name: MethodName::Passkey,
             aal: Aal::Aal2,
             amr: "hwk",
             phishing_resistant: true,
         }),
-        std::sync::Arc::new(doubles::Fake {
+        std::sync::Arc::new(signet_testkit::FakeMethod {
             name: MethodName::EmailOtp,
             aal: Aal::Aal1,
             amr: "otp",

@@ -285,9 +285,9 @@ async fn step_up_refuses_unknown_actions_restricted_sessions_and_expired_flows()
 
 #[tokio::test]
 async fn a_step_up_must_reach_the_sessions_own_level_so_a_weaker_proof_never_refreshes_a_stronger_one() {
-    use crate::login::doubles::Fake;
     use signet_core::method::MethodName;
     use signet_core::session::Aal;
+    use signet_testkit::FakeMethod as Fake;
     // A device-bound passkey proves aal3; an authenticator code proves aal2.
     let policy = r#"
 [tiers.standard]
