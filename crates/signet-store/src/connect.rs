@@ -36,6 +36,12 @@ use sqlx::Connection as _;
 
 use crate::Db;
 
+/// How long a request waits for a database connection (the SQLite writer,
+/// or one of the PostgreSQL pool) before it is answered 503
+/// `storage_busy`: well inside the request deadline (10 s by default), so
+/// that storage trouble is reported as such rather than as a timeout.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -168,7 +174,7 @@ impl SqlStore {
         let write = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(common.clone().create_if_missing(true))
             .await
             .map_err(open_error)?;
@@ -197,7 +203,7 @@ impl SqlStore {
             SqlitePoolOptions::new()
                 .test_before_acquire(false)
                 .max_connections(4)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
                 .connect_with(common.read_only(true))
                 .await
                 .map_err(open_error)?
@@ -223,7 +229,7 @@ impl SqlStore {
         }
         let pool = PgPoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(opts)
             .await
             .map_err(|source| ConnectError::Postgres {

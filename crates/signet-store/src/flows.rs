@@ -34,14 +34,16 @@ impl FlowStore for SqlStore {
     }
 
     async fn is_finished(&self, id: FlowId) -> StoreResult<bool> {
-        let row: Option<(i64,)> = with_db!(read(self), |pool| {
-            sqlx::query_as("SELECT 1 FROM finished_flows WHERE id = $1")
+        // COUNT(*) is a 64-bit integer on both engines (a bare `1` is a
+        // 32-bit one on PostgreSQL).
+        let (n,): (i64,) = with_db!(read(self), |pool| {
+            sqlx::query_as("SELECT COUNT(*) FROM finished_flows WHERE id = $1")
                 .bind(id.0.to_string())
-                .fetch_optional(pool)
+                .fetch_one(pool)
                 .await
                 .map_err(backend)?
         });
-        Ok(row.is_some())
+        Ok(n > 0)
     }
 
     async fn update_flow(&self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {

@@ -423,6 +423,53 @@ async fn flows_update_by_compare_and_swap_and_consume_once(s: Arc<SqlStore>) {
     assert_eq!(s.purge_expired_flows(at(601)).await.unwrap(), 1);
 }
 
+/// A flow that lives only in its handle is finished once: of concurrent
+/// finishes one wins, the id is remembered, and a stored row goes with it.
+async fn a_flow_is_finished_once_and_remembered(s: Arc<SqlStore>) {
+    let f = flow(None);
+    assert!(!s.is_finished(f.id).await.unwrap());
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut tx = s.tx().await;
+                let won = tx.finish_flow(f.id, at(7200)).await.unwrap();
+                tx.commit().await.unwrap();
+                won
+            })
+        })
+        .collect();
+    let wins = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(wins, 1);
+    assert!(s.is_finished(f.id).await.unwrap());
+
+    // A stored flow: its first progress stores it once, and finishing it
+    // deletes the row.
+    let g = flow(None);
+    let mut tx = s.tx().await;
+    tx.insert_flow(&g).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.tx().await;
+    assert!(
+        matches!(tx.insert_flow(&g).await, Err(StoreError::Conflict(_))),
+        "stored twice"
+    );
+    drop(tx);
+    assert!(s.flow(g.id, at(1)).await.unwrap().is_some());
+    let mut tx = s.tx().await;
+    assert!(tx.finish_flow(g.id, at(7200)).await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(s.flow(g.id, at(1)).await.unwrap().is_none());
+    assert!(s.is_finished(g.id).await.unwrap());
+    // Forgotten once the flow could no longer be live.
+    s.purge_expired_flows(at(7201)).await.unwrap();
+    assert!(!s.is_finished(g.id).await.unwrap());
+}
+
 async fn concurrent_flow_consumption_has_one_winner(s: Arc<SqlStore>) {
     let f = flow(None);
     s.insert_flow(&f).await.unwrap();
@@ -1437,6 +1484,7 @@ conformance!(
     ceremonies_are_taken_once_by_their_session,
     server_secrets_are_created_once,
     a_failed_audit_append_rolls_its_change_back,
+    a_flow_is_finished_once_and_remembered,
     an_abandoned_unit_of_work_leaves_nothing,
     server_secrets_are_swapped_only_from_the_expected_value,
 );
