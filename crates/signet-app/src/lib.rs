@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod audit;
 pub mod credentials;
+pub mod email_login;
 pub mod fallback;
 pub mod flow_handles;
 pub mod invitations;
@@ -38,6 +39,8 @@ use signet_core::policy::Policy;
 use signet_core::store::Store;
 use signet_courier::Courier;
 
+pub use email_login::{EmailLogin, EmailLoginError, EmailLoginProblem};
+
 pub use signet_core::audit::{Actor, Origin};
 
 /// Settings the use cases need from the configuration.
@@ -52,33 +55,6 @@ pub struct Settings {
     pub flow_ttl: Duration,
     /// Email codes and magic links.
     pub email_login: EmailLogin,
-}
-
-/// Settings of the email sign-in methods (`email_otp`, `magic_link`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EmailLogin {
-    /// Digits in a code (6 to 8).
-    pub code_digits: u8,
-    /// How long a code or link stays valid.
-    pub ttl: Duration,
-    /// The window the send limits count over.
-    pub send_window: Duration,
-    /// Sends per address (known or not) per window.
-    pub sends_per_address: u32,
-    /// Sends per client IP per window.
-    pub sends_per_ip: u32,
-}
-
-impl Default for EmailLogin {
-    fn default() -> Self {
-        Self {
-            code_digits: 6,
-            ttl: Duration::from_secs(10 * 60),
-            send_window: Duration::from_secs(10 * 60),
-            sends_per_address: 3,
-            sends_per_ip: 30,
-        }
-    }
 }
 
 impl Settings {

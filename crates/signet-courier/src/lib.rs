@@ -29,5 +29,6 @@ pub mod transport;
 
 pub use queue::{Courier, Worker, WorkerConfig};
 pub use transport::{
-    ConfigError, Delivery, DeliveryError, EmailTransport, Outcome, SmsTransport, SmtpEndpoint, SmtpSecurity,
+    check_smtp_url, check_webhook_url, ConfigError, Delivery, DeliveryError, EmailTransport, Outcome, SmsTransport,
+    SmtpEndpoint, SmtpSecurity, SmtpUrlError, WebhookUrlError,
 };

@@ -17,6 +17,10 @@
 //! sent but its bodies are *not* scrubbed, because there the outbox is the
 //! delivery (`/dev/outbox` shows it).
 //!
+//! The URL rules are [`check_smtp_url`] and [`check_webhook_url`]: the
+//! binary's config checks `[email]` and `[sms]` with them at start-up, and
+//! the transports build on them, so the two cannot disagree.
+//!
 //! URLs can carry credentials, so no error or log line here repeats a URL.
 
 use std::fmt;
@@ -67,8 +71,112 @@ pub enum ConfigError {
     WebhookScheme(String),
     #[error("[sms] webhook_url has no host")]
     WebhookHost,
+    #[error("[sms] webhook_url must not have a fragment")]
+    WebhookFragment,
     #[error("[sms] could not set up the HTTP client: {0}")]
     WebhookClient(#[source] reqwest::Error),
+}
+
+/// Why an `smtp_url` cannot be used. The text names neither the setting nor
+/// where it came from (the caller adds those: [`ConfigError`] here, the key
+/// and file line in the binary's config) and never repeats the URL.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SmtpUrlError {
+    #[error("not a valid URL: {0}")]
+    Syntax(#[source] url::ParseError),
+    #[error("must start with smtp:// (plain) or smtps:// (TLS), not {0}://")]
+    Scheme(String),
+    #[error("has no host")]
+    Host,
+    /// `path`, `query` or `fragment`.
+    #[error("must be only scheme, credentials, host and port, but it has a {0}")]
+    Extra(&'static str),
+    #[error("has a user name but no password")]
+    PasswordMissing,
+    #[error("has a password but no user name")]
+    UserMissing,
+}
+
+/// Why a `webhook_url` cannot be used; like [`SmtpUrlError`], without the
+/// setting's name or the URL.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookUrlError {
+    #[error("not a valid URL: {0}")]
+    Syntax(#[source] url::ParseError),
+    #[error("must start with http:// or https://, not {0}://")]
+    Scheme(String),
+    #[error("has no host")]
+    Host,
+    #[error("must not have a fragment")]
+    Fragment,
+}
+
+impl From<SmtpUrlError> for ConfigError {
+    fn from(e: SmtpUrlError) -> Self {
+        match e {
+            SmtpUrlError::Syntax(e) => ConfigError::SmtpUrlSyntax(e),
+            SmtpUrlError::Scheme(s) => ConfigError::SmtpScheme(s),
+            SmtpUrlError::Host => ConfigError::SmtpHost,
+            SmtpUrlError::Extra(what) => ConfigError::SmtpExtra(what),
+            SmtpUrlError::PasswordMissing => ConfigError::SmtpPasswordMissing,
+            SmtpUrlError::UserMissing => ConfigError::SmtpUserMissing,
+        }
+    }
+}
+
+impl From<WebhookUrlError> for ConfigError {
+    fn from(e: WebhookUrlError) -> Self {
+        match e {
+            WebhookUrlError::Syntax(e) => ConfigError::WebhookUrlSyntax(e),
+            WebhookUrlError::Scheme(s) => ConfigError::WebhookScheme(s),
+            WebhookUrlError::Host => ConfigError::WebhookHost,
+            WebhookUrlError::Fragment => ConfigError::WebhookFragment,
+        }
+    }
+}
+
+/// The rules for `[email] smtp_url`: `smtp://` or `smtps://`, a host, an
+/// optional port and credentials (both a user name and a password, or
+/// neither), and nothing else.
+pub fn check_smtp_url(smtp_url: &str) -> Result<Url, SmtpUrlError> {
+    let url = Url::parse(smtp_url.trim()).map_err(SmtpUrlError::Syntax)?;
+    if !matches!(url.scheme(), "smtp" | "smtps") {
+        return Err(SmtpUrlError::Scheme(url.scheme().to_owned()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(SmtpUrlError::Host);
+    }
+    if !(url.path().is_empty() || url.path() == "/") {
+        return Err(SmtpUrlError::Extra("path"));
+    }
+    if url.query().is_some() {
+        return Err(SmtpUrlError::Extra("query"));
+    }
+    if url.fragment().is_some() {
+        return Err(SmtpUrlError::Extra("fragment"));
+    }
+    match (url.username().is_empty(), url.password().is_some()) {
+        (false, false) => Err(SmtpUrlError::PasswordMissing),
+        (true, true) => Err(SmtpUrlError::UserMissing),
+        _ => Ok(url),
+    }
+}
+
+/// The rules for `[sms] webhook_url`: `http://` or `https://` with a host,
+/// and no fragment (a fragment is never sent, so it is a mistake). A path
+/// and query are kept: they often carry the provider's account or token.
+pub fn check_webhook_url(webhook_url: &str) -> Result<Url, WebhookUrlError> {
+    let url = Url::parse(webhook_url.trim()).map_err(WebhookUrlError::Syntax)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(WebhookUrlError::Scheme(url.scheme().to_owned()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(WebhookUrlError::Host);
+    }
+    if url.fragment().is_some() {
+        return Err(WebhookUrlError::Fragment);
+    }
+    Ok(url)
 }
 
 /// Why one delivery attempt failed.
@@ -137,27 +245,17 @@ impl SmtpEndpoint {
     /// Parses `smtp://[user:pass@]host[:port]` or `smtps://...`. Without a
     /// port, `smtp` uses 25 and `smtps` 465.
     pub fn parse(smtp_url: &str) -> Result<SmtpEndpoint, ConfigError> {
-        let url = Url::parse(smtp_url.trim()).map_err(ConfigError::SmtpUrlSyntax)?;
+        let url = check_smtp_url(smtp_url)?;
         let (security, default_port) = match url.scheme() {
-            "smtp" => (SmtpSecurity::Plain, 25),
             "smtps" => (SmtpSecurity::ImplicitTls, 465),
-            other => return Err(ConfigError::SmtpScheme(other.to_owned())),
+            _ => (SmtpSecurity::Plain, 25),
         };
         let host = match url.host() {
-            Some(Host::Domain(d)) if !d.is_empty() => d.to_owned(),
+            Some(Host::Domain(d)) => d.to_owned(),
             Some(Host::Ipv4(a)) => a.to_string(),
             Some(Host::Ipv6(a)) => a.to_string(),
-            _ => return Err(ConfigError::SmtpHost),
+            None => return Err(ConfigError::SmtpHost),
         };
-        if !(url.path().is_empty() || url.path() == "/") {
-            return Err(ConfigError::SmtpExtra("path"));
-        }
-        if url.query().is_some() {
-            return Err(ConfigError::SmtpExtra("query"));
-        }
-        if url.fragment().is_some() {
-            return Err(ConfigError::SmtpExtra("fragment"));
-        }
         let credentials = match (url.username(), url.password()) {
             ("", None) => None,
             ("", Some(_)) => return Err(ConfigError::SmtpUserMissing),
@@ -308,16 +406,9 @@ impl fmt::Debug for SmsTransport {
 }
 
 impl SmsTransport {
-    /// From `[sms] webhook_url` (`http://` or `https://`).
+    /// From `[sms] webhook_url` (see [`check_webhook_url`]).
     pub fn new(webhook_url: &str) -> Result<SmsTransport, ConfigError> {
-        let url = Url::parse(webhook_url.trim()).map_err(ConfigError::WebhookUrlSyntax)?;
-        match url.scheme() {
-            "http" | "https" => {}
-            other => return Err(ConfigError::WebhookScheme(other.to_owned())),
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(ConfigError::WebhookHost);
-        }
+        let url = check_webhook_url(webhook_url)?;
         let client = reqwest::Client::builder()
             .timeout(WEBHOOK_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())

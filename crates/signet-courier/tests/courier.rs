@@ -596,3 +596,30 @@ async fn a_worker_that_lost_its_lease_neither_records_nor_resends() {
         .await
         .unwrap());
 }
+
+#[test]
+fn url_rules_are_shared_by_config_and_transports_and_say_nothing_of_the_source() {
+    use signet_courier::{check_smtp_url, check_webhook_url, SmtpUrlError, WebhookUrlError};
+    assert_eq!(
+        check_smtp_url("http://mail.example.com").unwrap_err().to_string(),
+        "must start with smtp:// (plain) or smtps:// (TLS), not http://"
+    );
+    assert_eq!(
+        check_smtp_url("smtp://user@mail.example.com"),
+        Err(SmtpUrlError::PasswordMissing)
+    );
+    assert!(check_smtp_url("smtps://u:p@mail.example.com:465").is_ok());
+    assert_eq!(
+        check_webhook_url("https://sms.example.com/send#x"),
+        Err(WebhookUrlError::Fragment)
+    );
+    assert!(matches!(
+        SmsTransport::new("https://sms.example.com/send#x"),
+        Err(ConfigError::WebhookFragment)
+    ));
+    assert!(check_webhook_url("https://sms.example.com/send?token=t").is_ok());
+    assert_eq!(
+        check_webhook_url("ftp://sms.example.com").unwrap_err().to_string(),
+        "must start with http:// or https://, not ftp://"
+    );
+}

@@ -24,6 +24,11 @@
 //! - each variant's text names what it was doing and where, and the cause is
 //!   its `source()`, never also part of its text: whoever prints the chain
 //!   (the CLI, the log) prints each cause once.
+//!
+//! What a usable URL and pool size are ([`check_url`],
+//! [`ConnectOptions::check_max_connections`]) is decided here, next to the
+//! code that opens them; the binary's `[database]` config section only adds
+//! the key and where the value came from.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -97,6 +102,67 @@ pub enum ConnectError {
     PostgresTimeout { server: String },
     #[error("migrating the database failed")]
     Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// Pool sizes [`ConnectOptions::max_connections`] may take, inclusive.
+pub const MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<u32> = 1..=1000;
+
+/// The engine a database URL names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Why a database URL or pool size cannot be used, checked before anything
+/// is opened. The text names neither the setting nor the source (the caller
+/// adds those) and never repeats the URL, which may carry a password.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseUrlError {
+    #[error("the sqlite URL has no database path; e.g. sqlite://./signet-data/signet.db")]
+    NoSqlitePath,
+    #[error("not a valid PostgreSQL URL: {0}")]
+    Postgres(#[source] url::ParseError),
+    #[error("unsupported database; use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE")]
+    Scheme,
+    #[error(
+        "must be between {} and {}, got {got}",
+        MAX_CONNECTIONS_RANGE.start(),
+        MAX_CONNECTIONS_RANGE.end()
+    )]
+    MaxConnections { got: i64 },
+}
+
+/// The rules for a database URL that [`SqlStore::connect_with`] can open:
+/// `sqlite://PATH` or `sqlite:PATH` with a non-empty path (a query such as
+/// `?mode=rwc` may follow), or a `postgres://`/`postgresql://` URL that
+/// parses. Says which engine it names.
+pub fn check_url(url: &str) -> Result<Backend, DatabaseUrlError> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+        if path.is_empty() {
+            return Err(DatabaseUrlError::NoSqlitePath);
+        }
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        url::Url::parse(url)
+            .map(|_| Backend::Postgres)
+            .map_err(DatabaseUrlError::Postgres)
+    } else {
+        Err(DatabaseUrlError::Scheme)
+    }
+}
+
+impl ConnectOptions {
+    /// A pool size within [`MAX_CONNECTIONS_RANGE`]; taken as any integer so
+    /// that the error can repeat a negative one as written.
+    pub fn check_max_connections(n: i64) -> Result<u32, DatabaseUrlError> {
+        u32::try_from(n)
+            .ok()
+            .filter(|n| MAX_CONNECTIONS_RANGE.contains(n))
+            .ok_or(DatabaseUrlError::MaxConnections { got: n })
+    }
 }
 
 /// Signet's storage, on SQLite or PostgreSQL.
@@ -415,5 +481,43 @@ pub(crate) fn redact(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod url_rules {
+    use super::*;
+
+    #[test]
+    fn database_urls_are_checked_before_opening_without_repeating_a_password() {
+        assert_eq!(
+            check_url("sqlite://./signet-data/signet.db").ok(),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(check_url("sqlite:x.db?mode=rwc").ok(), Some(Backend::Sqlite));
+        assert_eq!(check_url("postgresql://u:p@h:5432/d").ok(), Some(Backend::Postgres));
+        assert!(matches!(check_url("sqlite://"), Err(DatabaseUrlError::NoSqlitePath)));
+        assert!(matches!(
+            check_url("sqlite://?mode=rwc"),
+            Err(DatabaseUrlError::NoSqlitePath)
+        ));
+        assert!(matches!(
+            check_url("postgres://u:p@[::1"),
+            Err(DatabaseUrlError::Postgres(_))
+        ));
+        match check_url("mysql://u:hunter2@h/d") {
+            Err(e @ DatabaseUrlError::Scheme) => assert!(!e.to_string().contains("hunter2"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn pool_size_bounds() {
+        assert_eq!(ConnectOptions::check_max_connections(16).ok(), Some(16));
+        assert_eq!(ConnectOptions::check_max_connections(1000).ok(), Some(1000));
+        for bad in [0, -3, 1001, i64::MAX] {
+            let e = ConnectOptions::check_max_connections(bad).unwrap_err();
+            assert_eq!(e.to_string(), format!("must be between 1 and 1000, got {bad}"));
+        }
     }
 }

@@ -30,7 +30,9 @@ mod users;
 use signet_core::store::{Store, StoreError, StoreResult};
 use signet_core::unit_of_work::{Transaction, Tx, UnitOfWork};
 
-pub use connect::{ConnectError, ConnectOptions, SqlStore};
+pub use connect::{
+    check_url, Backend, ConnectError, ConnectOptions, DatabaseUrlError, SqlStore, MAX_CONNECTIONS_RANGE,
+};
 pub use tx::SqlTx;
 
 pub(crate) enum Db {

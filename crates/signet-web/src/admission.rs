@@ -31,6 +31,11 @@
 //! request leaves nothing half-written. Only when the deadline strikes while
 //! `COMMIT` itself is under way is the outcome unknown to the client, exactly
 //! as for a lost connection.
+//!
+//! The rules a set of budgets must follow (each at least 1, the anonymous
+//! share no larger than `max_in_flight`, the deadline between 1s and 5m) are
+//! [`Budgets::new`]'s; the binary's `[limits]` config only adds where a
+//! refused value came from.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,6 +71,112 @@ impl Default for Budgets {
             ops_in_flight: 16,
             request_timeout: Duration::from_secs(10),
         }
+    }
+}
+
+/// Bounds of each in-flight budget, inclusive: at least one request, so a
+/// class is never shut out entirely.
+pub const IN_FLIGHT_RANGE: std::ops::RangeInclusive<i64> = 1..=100_000;
+/// Bounds of [`Budgets::request_timeout`], inclusive: below a second even a
+/// healthy request may miss it; above five minutes it no longer protects
+/// the server.
+pub const REQUEST_TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
+
+/// A budget that [`Budgets::new`] refuses. The text names no setting or
+/// source; `field` is the [`Budgets`] field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct BudgetError {
+    pub field: &'static str,
+    pub problem: BudgetProblem,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BudgetProblem {
+    /// Outside [`IN_FLIGHT_RANGE`]; kept as given.
+    Count { got: i64 },
+    /// `anonymous_in_flight` is a share of `max_in_flight`.
+    LargerThanMax { max_in_flight: u32, got: u32 },
+    /// Outside [`REQUEST_TIMEOUT_RANGE`].
+    Timeout { got: Duration },
+}
+
+impl std::fmt::Display for BudgetProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use signet_core::duration::format;
+        match self {
+            BudgetProblem::Count { got } => write!(
+                f,
+                "must be between {} and {}, got {got}",
+                IN_FLIGHT_RANGE.start(),
+                IN_FLIGHT_RANGE.end()
+            ),
+            BudgetProblem::LargerThanMax { max_in_flight, got } => write!(
+                f,
+                "is a share of max_in_flight ({max_in_flight}), so it cannot be larger; got {got}"
+            ),
+            BudgetProblem::Timeout { got } => write!(
+                f,
+                "must be between {} and {}, got {}",
+                format(REQUEST_TIMEOUT_RANGE.0),
+                format(REQUEST_TIMEOUT_RANGE.1),
+                format(*got)
+            ),
+        }
+    }
+}
+
+impl Budgets {
+    /// Checks each budget, in field order, and returns the first refusal.
+    /// Counts are taken as any integer so an error repeats them as given.
+    pub fn new(
+        max_in_flight: i64,
+        anonymous_in_flight: i64,
+        ops_in_flight: i64,
+        request_timeout: Duration,
+    ) -> Result<Budgets, BudgetError> {
+        let max_in_flight = Self::check_count("max_in_flight", max_in_flight)?;
+        let anonymous_in_flight = Self::check_anonymous(anonymous_in_flight, max_in_flight)?;
+        Ok(Budgets {
+            max_in_flight,
+            anonymous_in_flight,
+            ops_in_flight: Self::check_count("ops_in_flight", ops_in_flight)?,
+            request_timeout: Self::check_request_timeout(request_timeout)?,
+        })
+    }
+
+    /// One in-flight budget alone; `field` names which.
+    pub fn check_count(field: &'static str, got: i64) -> Result<u32, BudgetError> {
+        u32::try_from(got)
+            .ok()
+            .filter(|n| IN_FLIGHT_RANGE.contains(&i64::from(*n)))
+            .ok_or(BudgetError {
+                field,
+                problem: BudgetProblem::Count { got },
+            })
+    }
+
+    /// `anonymous_in_flight` alone: a count, and no more than `max_in_flight`.
+    pub fn check_anonymous(got: i64, max_in_flight: u32) -> Result<u32, BudgetError> {
+        let n = Self::check_count("anonymous_in_flight", got)?;
+        if n > max_in_flight {
+            return Err(BudgetError {
+                field: "anonymous_in_flight",
+                problem: BudgetProblem::LargerThanMax { max_in_flight, got: n },
+            });
+        }
+        Ok(n)
+    }
+
+    /// `request_timeout` alone.
+    pub fn check_request_timeout(got: Duration) -> Result<Duration, BudgetError> {
+        if got < REQUEST_TIMEOUT_RANGE.0 || got > REQUEST_TIMEOUT_RANGE.1 {
+            return Err(BudgetError {
+                field: "request_timeout",
+                problem: BudgetProblem::Timeout { got },
+            });
+        }
+        Ok(got)
     }
 }
 
@@ -199,6 +310,30 @@ pub async fn admit(State(state): State<AppState>, req: Request, next: Next) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn budgets_are_checked_in_field_order_and_the_anonymous_share_fits_inside() {
+        let d = Budgets::default();
+        assert_eq!(Budgets::new(256, 64, 16, Duration::from_secs(10)), Ok(d));
+        let refusal = |r: Result<Budgets, BudgetError>| r.map_err(|e| e.to_string()).unwrap_err();
+        let t = Duration::from_secs(10);
+        assert_eq!(
+            refusal(Budgets::new(0, 1, 1, t)),
+            "max_in_flight: must be between 1 and 100000, got 0"
+        );
+        assert_eq!(
+            refusal(Budgets::new(4, 5, 1, t)),
+            "anonymous_in_flight: is a share of max_in_flight (4), so it cannot be larger; got 5"
+        );
+        assert_eq!(
+            refusal(Budgets::new(4, 4, -1, t)),
+            "ops_in_flight: must be between 1 and 100000, got -1"
+        );
+        assert_eq!(
+            refusal(Budgets::new(4, 4, 1, Duration::from_secs(3600))),
+            "request_timeout: must be between 1s and 5m, got 1h"
+        );
+    }
 
     #[test]
     fn anonymous_starts_ops_and_the_rest() {

@@ -87,12 +87,7 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
             dev_outbox: config.dev_outbox,
             trust_forwarded_for: config.trust_forwarded_for,
             metrics_token: config.metrics_token,
-            budgets: signet_web::admission::Budgets {
-                max_in_flight: config.limits.max_in_flight,
-                anonymous_in_flight: config.limits.anonymous_in_flight,
-                ops_in_flight: config.limits.ops_in_flight,
-                request_timeout: config.limits.request_timeout,
-            },
+            budgets: config.limits.budgets(),
         },
     );
     let router = signet_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
