@@ -113,6 +113,9 @@ async fn main() -> anyhow::Result<()> {
         ("SIGNET_PUBLIC_URL".to_owned(), format!("http://localhost:{port}")),
         ("SIGNET_DATABASE__URL".to_owned(), db),
         ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
+        // The load generator is one client address; the per-address start
+        // limit would measure itself.
+        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
     ];
     // PostgreSQL needs a configured sealing key: take the operator's, else a
     // fixed benchmark key (so a bench database can be reused between runs).

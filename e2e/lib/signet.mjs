@@ -78,6 +78,10 @@ export async function startSignet(smtpPort) {
       "[email]",
       `from = "Signet <signet@example.com>"`,
       `smtp_url = "smtp://127.0.0.1:${smtpPort}"`,
+      // Every browser here is 127.0.0.1; the per-address start limit has an
+      // integration test of its own.
+      "[login]",
+      "starts_per_ip = 10000",
       "",
     ].join("\n"),
   );

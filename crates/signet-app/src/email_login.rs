@@ -43,6 +43,9 @@ pub struct EmailLogin {
     pub sends_per_address: u32,
     /// Sends per client IP per window.
     pub sends_per_ip: u32,
+    /// Sign-in starts per client IP per minute, whatever the method
+    /// ([`crate::start_limit`]).
+    pub starts_per_ip: u32,
 }
 
 impl Default for EmailLogin {
@@ -53,6 +56,7 @@ impl Default for EmailLogin {
             send_window: Duration::from_secs(10 * 60),
             sends_per_address: 3,
             sends_per_ip: 30,
+            starts_per_ip: 60,
         }
     }
 }
@@ -62,7 +66,7 @@ impl Default for EmailLogin {
 #[error("{field}: {problem}")]
 pub struct EmailLoginError {
     /// The [`EmailLogin`] field: `code_digits`, `ttl`, `send_window`,
-    /// `sends_per_address` or `sends_per_ip`.
+    /// `sends_per_address`, `sends_per_ip` or `starts_per_ip`.
     pub field: &'static str,
     pub problem: EmailLoginProblem,
 }
@@ -121,6 +125,7 @@ impl EmailLogin {
         send_window: Duration,
         sends_per_address: i64,
         sends_per_ip: i64,
+        starts_per_ip: i64,
     ) -> Result<EmailLogin, EmailLoginError> {
         Ok(EmailLogin {
             code_digits: Self::check_code_digits(code_digits)?,
@@ -128,6 +133,7 @@ impl EmailLogin {
             send_window: check_duration("send_window", send_window, SEND_WINDOW_RANGE)?,
             sends_per_address: check_count("sends_per_address", sends_per_address)?,
             sends_per_ip: check_count("sends_per_ip", sends_per_ip)?,
+            starts_per_ip: check_count("starts_per_ip", starts_per_ip)?,
         })
     }
 
@@ -195,6 +201,7 @@ mod tests {
             d.send_window,
             i64::from(d.sends_per_address),
             i64::from(d.sends_per_ip),
+            i64::from(d.starts_per_ip),
         );
         assert_eq!(checked, Ok(d));
     }
@@ -204,28 +211,32 @@ mod tests {
         let min = Duration::from_secs(60);
         let cases = [
             (
-                EmailLogin::new(5, min, min, 1, 1),
+                EmailLogin::new(5, min, min, 1, 1, 1),
                 "code_digits: must be between 6 and 8 digits, got 5",
             ),
             (
-                EmailLogin::new(300, min, min, 1, 1),
+                EmailLogin::new(300, min, min, 1, 1, 1),
                 "code_digits: must be between 6 and 8 digits, got 300",
             ),
             (
-                EmailLogin::new(6, Duration::from_secs(7200), min, 1, 1),
+                EmailLogin::new(6, Duration::from_secs(7200), min, 1, 1, 1),
                 "ttl: must be between 1m and 1h, got 2h",
             ),
             (
-                EmailLogin::new(6, min, Duration::from_secs(30), 1, 1),
+                EmailLogin::new(6, min, Duration::from_secs(30), 1, 1, 1),
                 "send_window: must be between 1m and 1d, got 30s",
             ),
             (
-                EmailLogin::new(6, min, min, 0, 1),
+                EmailLogin::new(6, min, min, 0, 1, 1),
                 "sends_per_address: must be between 1 and 10000, got 0",
             ),
             (
-                EmailLogin::new(6, min, min, 1, -3),
+                EmailLogin::new(6, min, min, 1, -3, 1),
                 "sends_per_ip: must be between 1 and 10000, got -3",
+            ),
+            (
+                EmailLogin::new(6, min, min, 1, 1, 0),
+                "starts_per_ip: must be between 1 and 10000, got 0",
             ),
         ];
         for (result, says) in cases {

@@ -26,6 +26,7 @@ pub mod passkeys;
 pub mod readiness;
 pub mod sealing;
 pub mod sessions;
+pub mod start_limit;
 pub mod step_up;
 pub mod throttle;
 pub mod users;
@@ -95,6 +96,8 @@ pub struct App {
     pub passkeys: passkeys::Passkeys,
     /// The cached verdict of `/readyz`'s write probe.
     pub readiness: Arc<readiness::Readiness>,
+    /// Sign-in starts per client address (in this node's memory).
+    pub starts: Arc<start_limit::StartLimiter>,
     /// Seals and opens secrets stored at rest ([`sealing`]).
     pub sealing: Arc<signet_core::sealing::KeyRing>,
 }

@@ -67,6 +67,10 @@ pub fn same_origin_return_to(app: &App, raw: &str) -> Result<String> {
 }
 
 pub async fn start(app: &App, req: Start) -> Result<Started> {
+    // Limited by the client's address only: the same for known and
+    // unknown identifiers, before anything looks at the identifier.
+    app.starts
+        .check(req.origin.ip.as_deref(), app.settings.email_login.starts_per_ip)?;
     let return_to = req
         .return_to
         .as_deref()

@@ -108,6 +108,7 @@ pub async fn wire(config: &Config, clock: Option<SharedClock>, methods: Vec<Arc<
         metrics,
         passkeys,
         readiness: Default::default(),
+        starts: Default::default(),
         sealing: sealing.ring.clone(),
     };
     Ok(Wired {

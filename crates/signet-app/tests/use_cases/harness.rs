@@ -143,6 +143,7 @@ impl Harness {
             metrics: Arc::new(signet_app::metrics::Metrics::new()),
             passkeys,
             readiness: Default::default(),
+            starts: Default::default(),
             sealing: ring,
         };
         Harness {

@@ -60,6 +60,7 @@ pub const KEYS: &[&str] = &[
     "login.send_window",
     "login.sends_per_address",
     "login.sends_per_ip",
+    "login.starts_per_ip",
     "webauthn.rp_id",
     "webauthn.extra_origins",
     "metrics.token",

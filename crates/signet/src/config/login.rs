@@ -24,6 +24,7 @@ pub(super) struct RawLogin {
     send_window: Option<Spanned<String>>,
     sends_per_address: Option<Spanned<i64>>,
     sends_per_ip: Option<Spanned<i64>>,
+    starts_per_ip: Option<Spanned<i64>>,
 }
 
 /// The key and source of `v`, and signet-app's reason.
@@ -59,12 +60,19 @@ pub(super) fn build(raw: RawLogin, src: &Sources) -> Result<EmailLogin, ConfigEr
         d.sends_per_address,
     )?;
     let sends_per_ip = sends("login.sends_per_ip", "sends_per_ip", raw.sends_per_ip, d.sends_per_ip)?;
+    let starts_per_ip = sends(
+        "login.starts_per_ip",
+        "starts_per_ip",
+        raw.starts_per_ip,
+        d.starts_per_ip,
+    )?;
     Ok(EmailLogin {
         code_digits,
         ttl,
         send_window,
         sends_per_address,
         sends_per_ip,
+        starts_per_ip,
     })
 }
 

@@ -470,3 +470,43 @@ async fn an_account_is_offered_its_tiers_methods_and_an_unknown_or_disabled_one_
     assert_eq!(done["session"]["tier"], "privileged");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn starts_are_limited_per_client_address_for_known_and_unknown_identifiers_alike() {
+    let srv = TestServer::start_with(crate::support::Options {
+        env: vec![("SIGNET_LOGIN__STARTS_PER_IP".into(), "3".into())],
+        ..Default::default()
+    })
+    .await;
+    let admin = srv.admin_token().await;
+    srv.create_user(&admin, "known@example.com").await;
+    for who in ["known@example.com", "nobody@example.com", "known@example.com"] {
+        let (s, body) = srv
+            .call(
+                Method::POST,
+                "/api/v1/login",
+                None,
+                Some(json!({ "identifier": who, "mode": "api" })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+    }
+    for who in ["known@example.com", "nobody@example.com"] {
+        let resp = srv
+            .http
+            .post(srv.url("/api/v1/login"))
+            .json(&json!({ "identifier": who, "mode": "api" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert!(resp.headers().get("retry-after").is_some());
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "rate_limited");
+        assert!(
+            body["retry_after"].as_u64().is_some_and(|s| (1..=60).contains(&s)),
+            "{body}"
+        );
+    }
+    srv.stop().await;
+}

@@ -102,6 +102,9 @@ impl TestServer {
             ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
             ("SIGNET_PUBLIC_URL".to_owned(), base.clone()),
             ("SIGNET_DATABASE__URL".to_owned(), db_url.clone()),
+            // Every test client is 127.0.0.1: the per-address start limit
+            // gets its own test (`login::starts_are_limited_per_client_address`).
+            ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
         ];
         if let Some(s) = &smtp {
             env.push(("SIGNET_EMAIL__SMTP_URL".to_owned(), s.url()));
