@@ -46,6 +46,12 @@ use crate::App;
 /// flow-binding cookie lasts as long.
 pub const FLOW_MAX_LIFETIME: Duration = Duration::from_secs(2 * 3600);
 
+/// Until when a finished flow's id must be remembered: as long as any
+/// handle of it, or its stored row, could still be live.
+pub(crate) fn remembered_until(flow: &Flow) -> signet_core::clock::Timestamp {
+    flow.created_at.plus(FLOW_MAX_LIFETIME)
+}
+
 /// A started flow, its handle (the `flow_id` its client uses) and its
 /// first offers.
 pub struct Started {
@@ -195,7 +201,9 @@ pub(crate) async fn open(app: &App, state: FlowState, binding: Option<TokenHash>
         version: 0,
         binding,
         created_at: now,
-        expires_at: now.plus(app.settings.flow_ttl),
+        // Never beyond the longest a flow may live: its finished id is
+        // remembered only that long.
+        expires_at: now.plus(app.settings.flow_ttl.min(FLOW_MAX_LIFETIME)),
         stored: false,
     };
     let methods = offers(app, &mut flow, StepContext { origin }).await?;
@@ -526,7 +534,7 @@ async fn complete(
     // Finished once: the id recorded as finished (its stored copy, if any,
     // deleted) picks the single winner. The in-memory flow carries this
     // request's changes (the settled tier, the last step).
-    if !tx.finish_flow(flow.id, flow.created_at.plus(FLOW_MAX_LIFETIME)).await? {
+    if !tx.finish_flow(flow.id, remembered_until(&flow)).await? {
         return Err(Error::gone(
             ErrorCode::FlowExpired,
             "this sign-in was already completed or has expired",

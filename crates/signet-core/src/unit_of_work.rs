@@ -72,8 +72,6 @@ pub trait FlowWrites: Send {
     /// `expires_at`) and deletes its stored row, if any. `false` if it was
     /// finished already: of concurrent completions exactly one gets `true`.
     async fn finish_flow(&mut self, id: FlowId, expires_at: Timestamp) -> StoreResult<bool>;
-    /// Deletes and returns a live flow: the single winner of a race finishes it.
-    async fn consume_flow(&mut self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>>;
     /// Compare-and-swap on `flow.version`, as [`crate::store::FlowStore::update_flow`].
     async fn update_flow(&mut self, flow: &Flow, now: Timestamp) -> StoreResult<bool>;
 }

@@ -82,16 +82,15 @@ fn sms(to: &str, body: &str) -> Draft {
     }
 }
 
-async fn stored(rig: &Rig, id: Uuid) -> Message {
-    rig.store.message(id).await.unwrap().unwrap()
+/// A worker sending to `sink`, running in the background, that polls only
+/// once an hour: whatever it delivers within a test, a wake-up made it do.
+struct WokenWorker {
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<()>,
 }
 
-#[tokio::test]
-async fn invitation_is_delivered_over_smtp_and_its_bodies_scrubbed() {
-    let sink = SmtpSink::start().await.unwrap();
-    let rig = rig().await;
+fn woken_worker(rig: &Rig, sink: &SmtpSink) -> WokenWorker {
     let email = EmailTransport::new(&sink.url(), FROM).unwrap();
-    // A poll interval of an hour: only enqueue's wake-up can get it delivered in time.
     let config = WorkerConfig {
         poll_interval: Duration::from_secs(3600),
         ..Default::default()
@@ -101,6 +100,30 @@ async fn invitation_is_delivered_over_smtp_and_its_bodies_scrubbed() {
     let running = tokio::spawn(worker.run(async {
         let _ = stopped.await;
     }));
+    WokenWorker { stop, running }
+}
+
+impl WokenWorker {
+    /// Shuts it down and waits until it has stopped.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(WAIT, self.running)
+            .await
+            .expect("worker stops on shutdown")
+            .unwrap();
+    }
+}
+
+async fn stored(rig: &Rig, id: Uuid) -> Message {
+    rig.store.message(id).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn invitation_is_delivered_over_smtp_and_its_bodies_scrubbed() {
+    let sink = SmtpSink::start().await.unwrap();
+    let rig = rig().await;
+    // Only enqueue's wake-up can get it delivered in time.
+    let worker = woken_worker(&rig, &sink);
 
     let link = "http://localhost:8080/invite/inv_Zm9vYmFy";
     let id = rig.courier.enqueue(invitation(link)).await.unwrap();
@@ -145,11 +168,7 @@ async fn invitation_is_delivered_over_smtp_and_its_bodies_scrubbed() {
     assert_eq!(message.html_body, None);
     assert_eq!(message.subject, "You're invited to sign in to Signet");
 
-    stop.send(()).unwrap();
-    tokio::time::timeout(WAIT, running)
-        .await
-        .expect("worker stops on shutdown")
-        .unwrap();
+    worker.stop().await;
     assert_eq!(sink.messages().len(), 1);
 }
 
@@ -503,17 +522,8 @@ async fn retry_now_sends_queued_mail_at_once_when_the_relay_is_back() {
     let sink = SmtpSink::start().await.unwrap();
     sink.set_failing(true);
     let rig = rig().await;
-    let email = EmailTransport::new(&sink.url(), FROM).unwrap();
     // Only a wake-up can get anything delivered in time.
-    let config = WorkerConfig {
-        poll_interval: Duration::from_secs(3600),
-        ..Default::default()
-    };
-    let worker = rig.courier.worker(Delivery::new(Some(email), None), config);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run(async {
-        let _ = stopped.await;
-    }));
+    let worker = woken_worker(&rig, &sink);
     let ids = [
         rig.courier
             .enqueue(invitation("http://localhost:8080/invite/one"))
@@ -549,8 +559,7 @@ async fn retry_now_sends_queued_mail_at_once_when_the_relay_is_back() {
         }
     }
     assert_eq!(sink.messages().len(), 2);
-    stop.send(()).unwrap();
-    tokio::time::timeout(WAIT, running).await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 #[tokio::test]

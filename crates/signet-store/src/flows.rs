@@ -141,22 +141,6 @@ impl FlowWrites for SqlTx {
         })
     }
 
-    async fn consume_flow(&mut self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
-        let row: Option<FlowRow> = in_tx!(self, |c| {
-            sqlx::query_as(concat!(
-                "DELETE FROM flows WHERE id = $1 AND expires_at > $2 RETURNING ",
-                flow_columns!()
-            ))
-            .bind(id.0.to_string())
-            .bind(now.as_millis())
-            .fetch_optional(&mut *c)
-            .await
-            .map_err(backend)?
-        })?;
-        let flow = row.map(Flow::try_from).transpose();
-        self.observe(flow)
-    }
-
     async fn update_flow(&mut self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
         let r = update(self.conn()?, flow, now).await;
         self.observe(r)

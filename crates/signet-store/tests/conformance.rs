@@ -138,11 +138,6 @@ trait Autocommit {
         let r = tx.delete_credential_sessions(c).await?;
         tx.commit().await.map(|()| r)
     }
-    async fn consume_flow(&self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
-        let mut tx = self.tx().await;
-        let r = tx.consume_flow(id, now).await?;
-        tx.commit().await.map(|()| r)
-    }
     async fn issue_secrets(&self, x: &[OneTimeSecret], now: Timestamp) -> StoreResult<()> {
         let mut tx = self.tx().await;
         tx.issue_secrets(x, now).await?;
@@ -190,6 +185,15 @@ impl Autocommit for Arc<SqlStore> {
     async fn tx(&self) -> Tx {
         self.begin().await.unwrap()
     }
+}
+
+/// How many of `tasks` (racing for one thing) answered `true`.
+async fn winners(tasks: Vec<tokio::task::JoinHandle<bool>>) -> usize {
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count()
 }
 
 /// Appends `ev` inside `tx`, the way use cases do.
@@ -373,7 +377,7 @@ async fn sessions_expire_and_end_with_their_credential(s: Arc<SqlStore>) {
     assert_eq!(s.delete_user_sessions(u.id).await.unwrap(), 0);
 }
 
-async fn flows_update_by_compare_and_swap_and_consume_once(s: Arc<SqlStore>) {
+async fn flows_update_by_compare_and_swap_and_expire(s: Arc<SqlStore>) {
     let u = user("flow@x.io");
     s.insert_user(&u).await.unwrap();
     let mut f = flow(Some(u.id));
@@ -412,11 +416,9 @@ async fn flows_update_by_compare_and_swap_and_consume_once(s: Arc<SqlStore>) {
     assert_eq!(extended.expires_at, longer.expires_at);
     assert!(s.flow(f.id, stored.expires_at).await.unwrap().is_some());
 
-    // Expired flows are invisible and cannot be consumed.
+    // Expired flows are invisible and can no longer be updated.
     assert!(s.flow(f.id, at(700)).await.unwrap().is_none());
-    assert!(s.consume_flow(f.id, at(700)).await.unwrap().is_none());
-    assert!(s.consume_flow(f.id, at(4)).await.unwrap().is_some());
-    assert!(s.consume_flow(f.id, at(4)).await.unwrap().is_none());
+    assert!(!s.update_flow(&extended, at(700)).await.unwrap());
 
     let old = flow(None);
     s.insert_flow(&old).await.unwrap();
@@ -439,11 +441,7 @@ async fn a_flow_is_finished_once_and_remembered(s: Arc<SqlStore>) {
             })
         })
         .collect();
-    let wins = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .filter(|r| *r.as_ref().unwrap())
-        .count();
+    let wins = winners(tasks).await;
     assert_eq!(wins, 1);
     assert!(s.is_finished(f.id).await.unwrap());
 
@@ -468,23 +466,6 @@ async fn a_flow_is_finished_once_and_remembered(s: Arc<SqlStore>) {
     // Forgotten once the flow could no longer be live.
     s.purge_expired_flows(at(7201)).await.unwrap();
     assert!(!s.is_finished(g.id).await.unwrap());
-}
-
-async fn concurrent_flow_consumption_has_one_winner(s: Arc<SqlStore>) {
-    let f = flow(None);
-    s.insert_flow(&f).await.unwrap();
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let s = s.clone();
-            tokio::spawn(async move { s.consume_flow(f.id, at(1)).await.unwrap().is_some() })
-        })
-        .collect();
-    let wins = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .filter(|r| *r.as_ref().unwrap())
-        .count();
-    assert_eq!(wins, 1);
 }
 
 async fn one_time_secrets_are_used_once_and_scoped_by_purpose(s: Arc<SqlStore>) {
@@ -616,11 +597,7 @@ async fn fifty_concurrent_redemptions_give_exactly_one_session(s: Arc<SqlStore>)
             })
         })
         .collect();
-    let wins = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .filter(|r| *r.as_ref().unwrap())
-        .count();
+    let wins = winners(tasks).await;
     assert_eq!(wins, 1);
     assert_eq!(s.list_user_sessions(u.id, at(2)).await.unwrap().len(), 1);
     assert_eq!(
@@ -1161,11 +1138,7 @@ async fn a_failure_run_is_swapped_by_exactly_one_of_many(s: Arc<SqlStore>) {
             tokio::spawn(async move { s.swap_failures("cas", Some(run(1, 1)), run(2, 10 + i)).await.unwrap() })
         })
         .collect();
-    let wins = futures::future::join_all(tasks)
-        .await
-        .into_iter()
-        .filter(|r| *r.as_ref().unwrap())
-        .count();
+    let wins = winners(tasks).await;
     assert_eq!(wins, 1);
     assert_eq!(s.failures("cas").await.unwrap().map(|f| f.count), Some(2));
 }
@@ -1459,8 +1432,7 @@ conformance!(
     disabling_a_user_ends_all_their_sessions,
     sessions_round_trip_and_rotate,
     sessions_expire_and_end_with_their_credential,
-    flows_update_by_compare_and_swap_and_consume_once,
-    concurrent_flow_consumption_has_one_winner,
+    flows_update_by_compare_and_swap_and_expire,
     one_time_secrets_are_used_once_and_scoped_by_purpose,
     fifty_concurrent_redemptions_give_exactly_one_session,
     redemption_for_the_wrong_user_writes_nothing,

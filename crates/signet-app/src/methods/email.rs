@@ -172,8 +172,7 @@ impl Mailbox {
         if wrong.kills_flow() {
             let mut tx = self.store.begin().await?;
             // Ended for good: its handle cannot bring it back.
-            tx.finish_flow(flow.id, flow.created_at.plus(crate::journeys::FLOW_MAX_LIFETIME))
-                .await?;
+            tx.finish_flow(flow.id, crate::journeys::remembered_until(flow)).await?;
             tx.revoke_flow_secrets(flow.id, now).await?;
             tx.commit().await?;
             return Err(Error::gone(

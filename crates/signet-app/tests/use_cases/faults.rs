@@ -317,9 +317,6 @@ impl FlowWrites for FailingTx {
     async fn finish_flow(&mut self, id: FlowId, expires_at: Timestamp) -> StoreResult<bool> {
         self.inner.finish_flow(id, expires_at).await
     }
-    async fn consume_flow(&mut self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
-        self.inner.consume_flow(id, now).await
-    }
     async fn update_flow(&mut self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
         self.inner.update_flow(flow, now).await
     }

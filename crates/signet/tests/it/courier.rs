@@ -15,16 +15,8 @@ async fn an_invitation_survives_an_smtp_outage() {
     let id = srv.create_user(&admin, "patient@example.com").await;
     let smtp = srv.smtp.as_ref().unwrap();
     smtp.set_failing(true);
-    let (s, body) = srv
-        .call(
-            Method::POST,
-            &format!("/api/v1/admin/users/{id}/invitations"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "the API does not wait on SMTP: {body}");
-    let message_id: uuid::Uuid = body["message_id"].as_str().unwrap().parse().unwrap();
+    // The API does not wait on SMTP.
+    let message_id = srv.queue_invitation(&admin, &id).await;
 
     // The first attempt fails and is scheduled for a retry.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -75,15 +67,7 @@ async fn the_dev_outbox_exists_only_without_real_delivery() {
     .await;
     let admin = srv.admin_token().await;
     let id = srv.create_user(&admin, "dev@example.com").await;
-    let (s, _) = srv
-        .call(
-            Method::POST,
-            &format!("/api/v1/admin/users/{id}/invitations"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED);
+    srv.queue_invitation(&admin, &id).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let text = loop {
         let (_, outbox) = srv.call(Method::GET, "/dev/outbox.json", None, None).await;
@@ -169,15 +153,7 @@ async fn two_nodes_and_a_slow_relay_deliver_every_message_exactly_once() {
         // Half the invitations are queued on each node.
         let node = if n % 2 == 0 { &a } else { &b };
         let id = node.create_user(&admin, &email).await;
-        let (s, body) = node
-            .call(
-                Method::POST,
-                &format!("/api/v1/admin/users/{id}/invitations"),
-                Some(&admin),
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{body}");
+        node.queue_invitation(&admin, &id).await;
         people.push(email);
     }
 
@@ -213,16 +189,7 @@ async fn two_nodes_and_a_slow_relay_deliver_every_message_exactly_once() {
 async fn invitation_that_failed_once(srv: &TestServer, admin: &str, id: &str) {
     let smtp = srv.smtp.as_ref().unwrap();
     smtp.set_failing(true);
-    let (s, body) = srv
-        .call(
-            Method::POST,
-            &format!("/api/v1/admin/users/{id}/invitations"),
-            Some(admin),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{body}");
-    let message_id: uuid::Uuid = body["message_id"].as_str().unwrap().parse().unwrap();
+    let message_id = srv.queue_invitation(admin, id).await;
     eventually(Duration::from_secs(10), "a failed attempt", || async {
         srv.app()
             .store

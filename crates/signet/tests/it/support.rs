@@ -234,9 +234,9 @@ impl TestServer {
         body["id"].as_str().unwrap().to_owned()
     }
 
-    /// Invites through the admin API and returns the link from the captured mail.
-    pub async fn invite(&self, admin: &str, user_id: &str, email: &str) -> String {
-        let before = self.smtp.as_ref().unwrap().messages().len();
+    /// Invites through the admin API (201, the link never in the response)
+    /// and returns the queued message's id.
+    pub async fn queue_invitation(&self, admin: &str, user_id: &str) -> uuid::Uuid {
         let (s, body) = self
             .call(
                 Method::POST,
@@ -250,6 +250,13 @@ impl TestServer {
             !body.to_string().contains("/invite/"),
             "the link must never be in the response: {body}"
         );
+        body["message_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Invites through the admin API and returns the link from the captured mail.
+    pub async fn invite(&self, admin: &str, user_id: &str, email: &str) -> String {
+        let before = self.smtp.as_ref().unwrap().messages().len();
+        self.queue_invitation(admin, user_id).await;
         let mail = self.wait_mail(email, before).await;
         mail.find_link(&self.url("/invite/"))
             .expect("invitation link in the mail")
