@@ -310,3 +310,16 @@ impl<'a> SessionSummary<'a> {
         }
     }
 }
+
+/// Ends every session of `user`, and everything that rides on those
+/// sessions, inside the caller's unit of work. Returns how many sessions
+/// ended.
+///
+/// This is the one place "sign this person out everywhere" is written:
+/// account recovery, "this wasn't me", and an admin disabling a user all
+/// call it, so that whatever else depends on a session (OpenID Connect
+/// refresh tokens, back-channel logout notices) is revoked with it, in the
+/// same commit as the change that caused it.
+pub async fn end_everywhere(_app: &App, tx: &mut dyn Transaction, user: UserId) -> Result<u64> {
+    Ok(tx.delete_user_sessions(user).await?)
+}
