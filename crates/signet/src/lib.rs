@@ -2,6 +2,7 @@
 //! and the CLI. Kept as a library so the integration tests can start a real
 //! server on a random port.
 
+mod allocator;
 pub mod cli;
 pub mod config;
 pub mod connections;
