@@ -45,7 +45,7 @@ use crate::Db;
 /// or one of the PostgreSQL pool) before it is answered 503
 /// `storage_busy`: well inside the request deadline (10 s by default), so
 /// that storage trouble is reported as such rather than as a timeout.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -275,7 +275,11 @@ impl SqlStore {
                 .map_err(open_error)?
         };
         Ok(Self {
-            db: Db::Sqlite { write, read, in_memory },
+            db: Db::Sqlite {
+                write,
+                read,
+                group: crate::group_commit::GroupCommit::new(in_memory),
+            },
         })
     }
 
