@@ -12,7 +12,7 @@ use signet_core::clock::Timestamp;
 use signet_core::store::{Failures, StoreError, StoreResult, ThrottleStore, WindowCount};
 use signet_core::unit_of_work::ThrottleWrites;
 
-use crate::tx::{with_conn, Conn, SqlTx};
+use crate::tx::{with_conn, Conn, SqlTx, write_op};
 use crate::{backend, with_db, SqlStore};
 
 const HIT: &str = "INSERT INTO throttle_windows (bucket, window_start, hits) VALUES ($1, $2, 1) \
@@ -36,7 +36,7 @@ fn millis(d: Duration) -> i64 {
 #[async_trait::async_trait]
 impl ThrottleStore for SqlStore {
     async fn hit(&self, key: &str, now: Timestamp, window: Duration) -> StoreResult<WindowCount> {
-        hit(self.writer().await?.conn(), key, now, window).await
+        write_op!(self, |c| hit(c, key, now, window).await)
     }
 
     async fn record_failure(&self, key: &str, now: Timestamp) -> StoreResult<Failures> {

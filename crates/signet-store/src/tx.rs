@@ -74,6 +74,37 @@ macro_rules! in_tx {
 }
 pub(crate) use in_tx;
 
+/// Runs one write operation on its own, durably: on SQLite as a unit of
+/// work of one operation, so that it shares a group's `COMMIT` (and fsync)
+/// with the units queued beside it instead of paying its own; on
+/// PostgreSQL in autocommit on a pooled connection. `$body` gets `$conn`
+/// (a [`Conn`]) and evaluates to the operation's `StoreResult`.
+macro_rules! write_op {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        let r: signet_core::store::StoreResult<_> = match &$store.db {
+            $crate::Db::Sqlite { .. } => {
+                let mut unit = $store.begin_tx().await?;
+                let r = async {
+                    let $conn = unit.conn()?;
+                    $body
+                }
+                .await;
+                match unit.observe(r) {
+                    Ok(v) => unit.commit_now().await.map(|()| v),
+                    Err(e) => Err(e),
+                }
+            }
+            $crate::Db::Postgres(_) => {
+                let mut writer = $store.writer().await?;
+                let $conn = writer.conn();
+                $body
+            }
+        };
+        r
+    }};
+}
+pub(crate) use write_op;
+
 /// A pooled writer connection outside any transaction (autocommit).
 pub(crate) enum Writer {
     Sqlite(PoolConnection<Sqlite>),

@@ -1,0 +1,347 @@
+//! Passkey scenarios (issue 13): what Signet exists for, measured end to end.
+//!
+//! For each concurrency level (`--levels`, default 4,16,64) a **fresh
+//! database** is made (a SQLite file in a temp dir, or a scratch PostgreSQL
+//! database under `--database-url`), a server is started in this process,
+//! and `--passkey-users` users are seeded, each enrolling a software P-256
+//! passkey (1Password's CTAP2 authenticator, the one the integration tests
+//! use) through the HTTP API. Then `--passkey-logins` closed-loop logins
+//! run: start (`POST /api/v1/login` with the identifier) + assertion
+//! (`POST /api/v1/login/{flow}/passkey`), each client cycling through its
+//! own users. With `--only passkey-step-up` every login is followed by a
+//! passkey step-up of the new session (`POST /api/v1/step-up`, then
+//! `/api/v1/step-up/{flow}/passkey`): one "pair" is login + step-up.
+//!
+//! Reported per level: logins (pairs) per second, p50/p99 of one login
+//! (pair), the **server's CPU per login** and the **bench's own CPU**, both
+//! from `/proc/self/task/*/stat`: the load runs on a runtime of its own
+//! whose threads are named `bench-client`, so everything else in this
+//! process (the server's runtime, sqlx's SQLite threads) is the server.
+//! Also, once per run, the **one-core ceiling**: P-256 ECDSA verifies per
+//! second on one thread with the library webauthn-rs-core verifies with
+//! (RustCrypto `p256`), and the ratio of logins/s to it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use signet::config::Config;
+use signet::server::{start, StartOptions};
+use signet_app::{Actor, Origin};
+
+use crate::Args;
+
+#[path = "../../crates/signet-passkey/tests/support/mod.rs"]
+#[allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod soft;
+
+use soft::{SoftAuthenticator, ONE_PASSWORD};
+
+/// One user: its identifier and its authenticator (which holds the key).
+struct User {
+    email: String,
+    auth: SoftAuthenticator,
+}
+
+pub async fn run(args: &Args) -> anyhow::Result<()> {
+    let step_up = args.only.as_deref() == Some("passkey-step-up");
+    let ceiling = verifies_per_second_one_core();
+    println!(
+        "signet-bench passkey{}: {} users, {} logins per level, one-core ceiling {:.0} P-256 verifies/s (RustCrypto p256)",
+        if step_up { " + step-up" } else { "" },
+        args.passkey_users,
+        args.passkey_logins,
+        ceiling
+    );
+    println!(
+        "{:<8} {:>5} {:>10} {:>8} {:>8} {:>14} {:>13} {:>9}",
+        "backend", "conc", "per s", "p50 ms", "p99 ms", "srv CPU ms/op", "bench CPU %", "of ceil"
+    );
+    for level in &args.levels {
+        let r = one_level(args, *level, step_up).await?;
+        println!(
+            "{:<8} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>14.3} {:>13.0} {:>8.0}%",
+            r.backend,
+            level,
+            r.per_second,
+            r.p50_ms,
+            r.p99_ms,
+            r.server_cpu_ms_per_op,
+            r.bench_cpu_percent,
+            100.0 * r.per_second / ceiling
+        );
+    }
+    Ok(())
+}
+
+struct LevelResult {
+    backend: &'static str,
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    server_cpu_ms_per_op: f64,
+    bench_cpu_percent: f64,
+}
+
+async fn one_level(args: &Args, concurrency: usize, step_up: bool) -> anyhow::Result<LevelResult> {
+    // A fresh database per run.
+    let dir = tempfile::tempdir()?;
+    let scratch = match args.database_url.as_deref() {
+        Some(base) if base.starts_with("postgres") => Some(
+            signet_store::scratch::ScratchDb::create(base)
+                .await
+                .context("creating a scratch PostgreSQL database")?,
+        ),
+        _ => None,
+    };
+    let db = match &scratch {
+        Some(s) => s.url.clone(),
+        None => format!("sqlite://{}/bench.db", dir.path().display()),
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let base = format!("http://localhost:{port}");
+    let mut env = vec![
+        ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+        ("SIGNET_PUBLIC_URL".to_owned(), base.clone()),
+        ("SIGNET_DATABASE__URL".to_owned(), db.clone()),
+        ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
+        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "1000000".to_owned()),
+    ];
+    if db.starts_with("postgres") {
+        let key = std::env::var("SIGNET_SEALING__KEY").unwrap_or_else(|_| crate::BENCH_SEALING_KEY.to_owned());
+        env.push(("SIGNET_SEALING__KEY".to_owned(), key));
+    }
+    let config = Config::load(None, env)?;
+    let running = start(
+        &config,
+        StartOptions {
+            listener: Some(listener),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let app = running.wired.app.clone();
+    let backend = app.store.backend();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+
+    // Seed: users with an enrolled passkey, dealt round-robin to clients.
+    let mut per_client: Vec<Vec<User>> = (0..concurrency).map(|_| Vec::new()).collect();
+    for i in 0..args.passkey_users.max(concurrency) {
+        let email = format!("pk{i}@example.com");
+        let token = crate::seed_session_for(&app, &email).await?;
+        let mut auth = SoftAuthenticator::new(ONE_PASSWORD, true, false).at(&base);
+        enroll(&http, &base, &token, &mut auth).await?;
+        per_client[i % concurrency].push(User { email, auth });
+    }
+
+    // The load, on a runtime of its own so its CPU can be told apart.
+    let clients = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-client")
+        .enable_all()
+        .build()?;
+    let counter = Arc::new(AtomicUsize::new(0));
+    let total = args.passkey_logins;
+    let cpu_before = cpu_ticks()?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for users in per_client {
+        let (http, base, counter) = (http.clone(), base.clone(), counter.clone());
+        tasks.push(clients.spawn(async move {
+            let mut users = users;
+            let mut latencies = Vec::new();
+            let mut next = 0;
+            while counter.fetch_add(1, Ordering::Relaxed) < total {
+                let n = users.len();
+                let user = users.get_mut(next % n).context("a client without users")?;
+                next += 1;
+                let t = Instant::now();
+                let token = login(&http, &base, user).await?;
+                if step_up {
+                    raise(&http, &base, &token, user).await?;
+                }
+                latencies.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut all: Vec<Duration> = Vec::with_capacity(total);
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = cpu_ticks()?;
+    clients.shutdown_background();
+    running.shutdown().await;
+    if let Some(s) = scratch {
+        s.drop_now().await?;
+    }
+
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let ops = all.len().max(1) as f64;
+    let bench_ticks = cpu_after.bench.saturating_sub(cpu_before.bench) as f64;
+    let server_ticks = (cpu_after.total.saturating_sub(cpu_before.total) as f64 - bench_ticks).max(0.0);
+    let tick_ms = 1000.0 / CLOCK_TICKS_PER_SECOND;
+    Ok(LevelResult {
+        backend,
+        per_second: ops / elapsed.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        server_cpu_ms_per_op: server_ticks * tick_ms / ops,
+        bench_cpu_percent: 100.0 * bench_ticks * tick_ms / (elapsed.as_secs_f64() * 1000.0),
+    })
+}
+
+async fn post(http: &reqwest::Client, url: String, bearer: Option<&str>, body: Value) -> anyhow::Result<Value> {
+    let mut req = http.post(&url).json(&body);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(status.is_success(), "POST {url}: HTTP {status}: {body}");
+    Ok(body)
+}
+
+/// Enrolls the authenticator's passkey with the user's session.
+async fn enroll(http: &reqwest::Client, base: &str, token: &str, auth: &mut SoftAuthenticator) -> anyhow::Result<()> {
+    let begun = post(
+        http,
+        format!("{base}/api/v1/credentials/passkey/begin"),
+        Some(token),
+        json!({}),
+    )
+    .await?;
+    let credential = auth.create(&begun["publicKey"]).await;
+    post(
+        http,
+        format!("{base}/api/v1/credentials/passkey/finish"),
+        Some(token),
+        json!({ "ceremony_id": begun["ceremony_id"], "credential": credential }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The passkey entry of a flow's offered methods.
+fn passkey_options(started: &Value) -> anyhow::Result<Value> {
+    started["methods"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["method"] == "passkey"))
+        .map(|m| m["publicKey"].clone())
+        .context("passkey is not offered")
+}
+
+/// One login: start with the identifier, answer with the passkey. Returns
+/// the session token.
+async fn login(http: &reqwest::Client, base: &str, user: &mut User) -> anyhow::Result<String> {
+    let started = post(
+        http,
+        format!("{base}/api/v1/login"),
+        None,
+        json!({ "identifier": user.email, "mode": "api" }),
+    )
+    .await?;
+    let flow = started["flow_id"].as_str().context("flow_id")?.to_owned();
+    let credential = user.auth.get(&passkey_options(&started)?).await;
+    let done = post(
+        http,
+        format!("{base}/api/v1/login/{flow}/passkey"),
+        None,
+        json!({ "credential": credential }),
+    )
+    .await?;
+    anyhow::ensure!(done["state"] == "complete", "login not complete: {done}");
+    Ok(done["session_token"].as_str().context("session_token")?.to_owned())
+}
+
+/// One passkey step-up of the session `token`.
+async fn raise(http: &reqwest::Client, base: &str, token: &str, user: &mut User) -> anyhow::Result<()> {
+    let started = post(http, format!("{base}/api/v1/step-up"), Some(token), json!({})).await?;
+    let flow = started["flow_id"].as_str().context("flow_id")?.to_owned();
+    let credential = user.auth.get(&passkey_options(&started)?).await;
+    post(
+        http,
+        format!("{base}/api/v1/step-up/{flow}/passkey"),
+        Some(token),
+        json!({ "credential": credential }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// P-256 ECDSA verifies per second on this thread for about half a second,
+/// with RustCrypto `p256`, the library webauthn-rs-core verifies with.
+fn verifies_per_second_one_core() -> f64 {
+    use p256::ecdsa::signature::{Signer, Verifier};
+    use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+    let key = SigningKey::from_slice(&[7u8; 32]);
+    let (key, verifying) = match key {
+        Ok(k) => {
+            let v = VerifyingKey::from(&k);
+            (k, v)
+        }
+        Err(_) => return 0.0,
+    };
+    let message = [0x5au8; 64 + 32];
+    let signature: Signature = key.sign(&message);
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_millis(500) {
+        if verifying.verify(&message, &signature).is_ok() {
+            n += 1;
+        }
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Linux's `USER_HZ`: the unit of the CPU times in `/proc/*/stat`, 100 on
+/// every mainstream architecture.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+struct CpuTicks {
+    /// This whole process (every thread, including those that ended).
+    total: u64,
+    /// The threads of the `bench-client` runtime.
+    bench: u64,
+}
+
+/// utime + stime of a `/proc/.../stat` line, and its `comm`.
+fn parse_stat(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); fields after ")" start at field 3.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((comm, utime + stime))
+}
+
+fn cpu_ticks() -> anyhow::Result<CpuTicks> {
+    let total = parse_stat(&std::fs::read_to_string("/proc/self/stat")?)
+        .map(|(_, t)| t)
+        .context("/proc/self/stat")?;
+    let mut bench = 0;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else {
+            continue;
+        };
+        if let Some((comm, t)) = parse_stat(&stat) {
+            if comm.starts_with("bench-client") {
+                bench += t;
+            }
+        }
+    }
+    Ok(CpuTicks { total, bench })
+}
