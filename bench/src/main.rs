@@ -6,15 +6,15 @@
 //! Run: `cargo run --release -p signet-bench -- --requests 20000 --concurrency 32`
 //! Every loop is bounded by `--requests`; only 127.0.0.1 is contacted.
 //!
-//! `--only passkey` (or `passkey-step-up`) runs the passkey scenarios
-//! instead (see [`passkey`]): a fresh database per concurrency level.
+//! `--only passkey`, `passkey-step-up` or `email-code` runs that login
+//! scenario instead (see [`logins`]): a fresh database per concurrency level.
 //!
 //! `--only overload` runs the overload scenario instead (see [`overload`]):
 //! many more clients than the server admits, bounded by
 //! `--overload-requests` and `--overload-seconds` per burst.
 
 mod overload;
-mod passkey;
+mod logins;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -62,13 +62,13 @@ struct Args {
     /// Retry-After (a flood).
     #[arg(long)]
     no_backoff: bool,
-    /// Passkey: users, each with its own software passkey.
+    /// Login scenarios: users (each with its own software passkey).
     #[arg(long, default_value_t = 256)]
     passkey_users: usize,
-    /// Passkey: logins (or login + step-up pairs) per concurrency level.
+    /// Login scenarios: logins (or pairs) per concurrency level.
     #[arg(long, default_value_t = 20_000)]
     passkey_logins: usize,
-    /// Passkey: the concurrency levels, each on a fresh database.
+    /// Login scenarios: the concurrency levels, each on a fresh database.
     #[arg(long, value_delimiter = ',', default_values_t = [4usize, 16, 64])]
     levels: Vec<usize>,
     /// Internal: be the overload scenario's server process.
@@ -112,8 +112,8 @@ async fn main() -> anyhow::Result<()> {
     if args.only.as_deref() == Some("overload") {
         return overload::run(&args).await;
     }
-    if matches!(args.only.as_deref(), Some("passkey" | "passkey-step-up")) {
-        return passkey::run(&args).await;
+    if let Some(scenario) = args.only.as_deref().and_then(logins::Scenario::named) {
+        return logins::run(&args, scenario).await;
     }
     let dir = tempfile::tempdir()?;
     let db = args

@@ -1,4 +1,5 @@
-//! Passkey scenarios (issue 13): what Signet exists for, measured end to end.
+//! Login scenarios (issue 13): passkey login (what Signet exists for),
+//! passkey login + step-up, and email-code issue + redeem, end to end.
 //!
 //! For each concurrency level (`--levels`, default 4,16,64) a **fresh
 //! database** is made (a SQLite file in a temp dir, or a scratch PostgreSQL
@@ -10,7 +11,13 @@
 //! (`POST /api/v1/login/{flow}/passkey`), each client cycling through its
 //! own users. With `--only passkey-step-up` every login is followed by a
 //! passkey step-up of the new session (`POST /api/v1/step-up`, then
-//! `/api/v1/step-up/{flow}/passkey`): one "pair" is login + step-up.
+//! `/api/v1/step-up/{flow}/passkey`): one "pair" is login + step-up. With
+//! `--only email-code` the users enroll nothing; one pair is a login start,
+//! `POST /api/v1/login/{flow}/email_otp/send` (the code is issued and its
+//! mail queued), the mail's arrival at an SMTP sink in this process, and
+//! `POST /api/v1/login/{flow}/email_otp` with the code (redeemed). The mail
+//! path (outbox, courier, SMTP) is part of each pair's latency; the sink
+//! runs on the bench's runtime, so its CPU is the bench's.
 //!
 //! Reported per level: logins (pairs) per second, p50/p99 of one login
 //! (pair), the **server's CPU per login** and the **bench's own CPU**, both
@@ -21,6 +28,7 @@
 //! second on one thread with the library webauthn-rs-core verifies with
 //! (RustCrypto `p256`), and the ratio of logins/s to it.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +37,7 @@ use anyhow::Context;
 use serde_json::{json, Value};
 use signet::config::Config;
 use signet::server::{start, StartOptions};
-use signet_app::{Actor, Origin};
+use signet_testkit::SmtpSink;
 
 use crate::Args;
 
@@ -45,12 +53,38 @@ struct User {
     auth: SoftAuthenticator,
 }
 
-pub async fn run(args: &Args) -> anyhow::Result<()> {
-    let step_up = args.only.as_deref() == Some("passkey-step-up");
+/// Which login scenario to run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    Passkey,
+    PasskeyStepUp,
+    EmailCode,
+}
+
+impl Scenario {
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "passkey" => Some(Self::Passkey),
+            "passkey-step-up" => Some(Self::PasskeyStepUp),
+            "email-code" => Some(Self::EmailCode),
+            _ => None,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Passkey => "passkey login",
+            Self::PasskeyStepUp => "passkey login + step-up pairs",
+            Self::EmailCode => "email code issue + redeem pairs",
+        }
+    }
+}
+
+pub async fn run(args: &Args, scenario: Scenario) -> anyhow::Result<()> {
     let ceiling = verifies_per_second_one_core();
     println!(
-        "signet-bench passkey{}: {} users, {} logins per level, one-core ceiling {:.0} P-256 verifies/s (RustCrypto p256)",
-        if step_up { " + step-up" } else { "" },
+        "signet-bench {}: {} users, {} per level, one-core ceiling {:.0} P-256 verifies/s (RustCrypto p256)",
+        scenario.title(),
         args.passkey_users,
         args.passkey_logins,
         ceiling
@@ -60,7 +94,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         "backend", "conc", "per s", "p50 ms", "p99 ms", "srv CPU ms/op", "bench CPU %", "of ceil"
     );
     for level in &args.levels {
-        let r = one_level(args, *level, step_up).await?;
+        let r = one_level(args, *level, scenario).await?;
         println!(
             "{:<8} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>14.3} {:>13.0} {:>8.0}%",
             r.backend,
@@ -85,7 +119,17 @@ struct LevelResult {
     bench_cpu_percent: f64,
 }
 
-async fn one_level(args: &Args, concurrency: usize, step_up: bool) -> anyhow::Result<LevelResult> {
+async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyhow::Result<LevelResult> {
+    // The load, on a runtime of its own so its CPU can be told apart.
+    let clients = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("bench-client")
+        .enable_all()
+        .build()?;
+    let sink = match scenario {
+        Scenario::EmailCode => Some(Arc::new(clients.spawn(SmtpSink::start()).await??)),
+        _ => None,
+    };
     // A fresh database per run.
     let dir = tempfile::tempdir()?;
     let scratch = match args.database_url.as_deref() {
@@ -109,7 +153,14 @@ async fn one_level(args: &Args, concurrency: usize, step_up: bool) -> anyhow::Re
         ("SIGNET_DATABASE__URL".to_owned(), db.clone()),
         ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
         ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "1000000".to_owned()),
+        // One client address sends every code: measure the path, not the
+        // send limits.
+        ("SIGNET_LOGIN__SENDS_PER_ADDRESS".to_owned(), "1000000".to_owned()),
+        ("SIGNET_LOGIN__SENDS_PER_IP".to_owned(), "1000000".to_owned()),
     ];
+    if let Some(sink) = &sink {
+        env.push(("SIGNET_EMAIL__SMTP_URL".to_owned(), sink.url()));
+    }
     if db.starts_with("postgres") {
         let key = std::env::var("SIGNET_SEALING__KEY").unwrap_or_else(|_| crate::BENCH_SEALING_KEY.to_owned());
         env.push(("SIGNET_SEALING__KEY".to_owned(), key));
@@ -135,35 +186,40 @@ async fn one_level(args: &Args, concurrency: usize, step_up: bool) -> anyhow::Re
         let email = format!("pk{i}@example.com");
         let token = crate::seed_session_for(&app, &email).await?;
         let mut auth = SoftAuthenticator::new(ONE_PASSWORD, true, false).at(&base);
-        enroll(&http, &base, &token, &mut auth).await?;
+        if scenario != Scenario::EmailCode {
+            enroll(&http, &base, &token, &mut auth).await?;
+        }
         per_client[i % concurrency].push(User { email, auth });
     }
 
-    // The load, on a runtime of its own so its CPU can be told apart.
-    let clients = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-client")
-        .enable_all()
-        .build()?;
     let counter = Arc::new(AtomicUsize::new(0));
     let total = args.passkey_logins;
     let cpu_before = cpu_ticks()?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for users in per_client {
-        let (http, base, counter) = (http.clone(), base.clone(), counter.clone());
+        let (http, base, counter, sink) = (http.clone(), base.clone(), counter.clone(), sink.clone());
         tasks.push(clients.spawn(async move {
             let mut users = users;
             let mut latencies = Vec::new();
             let mut next = 0;
+            let mut seen = HashSet::new();
             while counter.fetch_add(1, Ordering::Relaxed) < total {
                 let n = users.len();
                 let user = users.get_mut(next % n).context("a client without users")?;
                 next += 1;
                 let t = Instant::now();
-                let token = login(&http, &base, user).await?;
-                if step_up {
-                    raise(&http, &base, &token, user).await?;
+                match (scenario, &sink) {
+                    (Scenario::EmailCode, Some(sink)) => {
+                        email_code(&http, &base, sink, &mut seen, user).await?;
+                    }
+                    (Scenario::PasskeyStepUp, _) => {
+                        let token = login(&http, &base, user).await?;
+                        raise(&http, &base, &token, user).await?;
+                    }
+                    _ => {
+                        login(&http, &base, user).await?;
+                    }
                 }
                 latencies.push(t.elapsed());
             }
@@ -263,6 +319,58 @@ async fn login(http: &reqwest::Client, base: &str, user: &mut User) -> anyhow::R
     .await?;
     anyhow::ensure!(done["state"] == "complete", "login not complete: {done}");
     Ok(done["session_token"].as_str().context("session_token")?.to_owned())
+}
+
+/// One email-code pair: start, send the code, read it from the mail that
+/// arrives at the sink, redeem it.
+async fn email_code(
+    http: &reqwest::Client,
+    base: &str,
+    sink: &SmtpSink,
+    seen: &mut HashSet<String>,
+    user: &User,
+) -> anyhow::Result<()> {
+    let started = post(
+        http,
+        format!("{base}/api/v1/login"),
+        None,
+        json!({ "identifier": user.email, "mode": "api" }),
+    )
+    .await?;
+    let flow = started["flow_id"].as_str().context("flow_id")?.to_owned();
+    post(
+        http,
+        format!("{base}/api/v1/login/{flow}/email_otp/send"),
+        None,
+        json!({}),
+    )
+    .await?;
+    let mail = sink
+        .wait_for(
+            |m| {
+                m.to.iter().any(|t| t.eq_ignore_ascii_case(&user.email))
+                    && m.header("Message-ID").is_some_and(|id| !seen.contains(&id))
+            },
+            Duration::from_secs(30),
+        )
+        .await
+        .context("no code mail within 30 s")?;
+    if let Some(id) = mail.header("Message-ID") {
+        seen.insert(id);
+    }
+    let code = mail
+        .text_body()
+        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("Your code: ")).map(|c| c.trim().to_owned()))
+        .context("no code in the mail")?;
+    let done = post(
+        http,
+        format!("{base}/api/v1/login/{flow}/email_otp"),
+        None,
+        json!({ "code": code }),
+    )
+    .await?;
+    anyhow::ensure!(done["state"] == "complete", "login not complete: {done}");
+    Ok(())
 }
 
 /// One passkey step-up of the session `token`.
