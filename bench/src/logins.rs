@@ -47,9 +47,26 @@ mod soft;
 
 use soft::{SoftAuthenticator, ONE_PASSWORD};
 
+/// A tier in which an email code completes a login (aal1).
+const EMAIL_CODE_POLICY: &str = r#"
+[tiers.low]
+login = ["magic_link", "email_otp"]
+second_factor = ["passkey"]
+required_aal = "aal1"
+session = { idle = "8h", absolute = "24h" }
+
+[assignment]
+default = "low"
+"#;
+
 /// One user: its identifier and its authenticator (which holds the key).
 struct User {
     email: String,
+    /// The client address this user's requests claim (`X-Forwarded-For`,
+    /// trusted by the bench server): the per-address start and send limits
+    /// then count per user, as they would for real clients, rather than
+    /// throttling the one address the bench really has.
+    ip: String,
     auth: SoftAuthenticator,
 }
 
@@ -121,11 +138,14 @@ struct LevelResult {
 
 async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyhow::Result<LevelResult> {
     // The load, on a runtime of its own so its CPU can be told apart.
-    let clients = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bench-client")
-        .enable_all()
-        .build()?;
+    let runtime = ClientRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("bench-client")
+            .enable_all()
+            .build()?,
+    ));
+    let clients = runtime.handle()?;
     let sink = match scenario {
         Scenario::EmailCode => Some(Arc::new(clients.spawn(SmtpSink::start()).await??)),
         _ => None,
@@ -152,14 +172,22 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
         ("SIGNET_PUBLIC_URL".to_owned(), base.clone()),
         ("SIGNET_DATABASE__URL".to_owned(), db.clone()),
         ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
-        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "1000000".to_owned()),
-        // One client address sends every code: measure the path, not the
-        // send limits.
-        ("SIGNET_LOGIN__SENDS_PER_ADDRESS".to_owned(), "1000000".to_owned()),
-        ("SIGNET_LOGIN__SENDS_PER_IP".to_owned(), "1000000".to_owned()),
+        // Each user is its own client address (see `User::ip`), and the
+        // limits are at their ceilings: measure the path, not the limits.
+        ("SIGNET_TRUST_FORWARDED_FOR".to_owned(), "true".to_owned()),
+        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
+        ("SIGNET_LOGIN__SEND_WINDOW".to_owned(), "1m".to_owned()),
+        ("SIGNET_LOGIN__SENDS_PER_ADDRESS".to_owned(), "10000".to_owned()),
+        ("SIGNET_LOGIN__SENDS_PER_IP".to_owned(), "10000".to_owned()),
     ];
     if let Some(sink) = &sink {
         env.push(("SIGNET_EMAIL__SMTP_URL".to_owned(), sink.url()));
+        // The built-in policy needs aal2, which no email method gives: the
+        // email-code scenario measures a tier where the code completes a
+        // login.
+        let path = dir.path().join("policy.toml");
+        std::fs::write(&path, EMAIL_CODE_POLICY)?;
+        env.push(("SIGNET_POLICY".to_owned(), path.display().to_string()));
     }
     if db.starts_with("postgres") {
         let key = std::env::var("SIGNET_SEALING__KEY").unwrap_or_else(|_| crate::BENCH_SEALING_KEY.to_owned());
@@ -189,7 +217,8 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
         if scenario != Scenario::EmailCode {
             enroll(&http, &base, &token, &mut auth).await?;
         }
-        per_client[i % concurrency].push(User { email, auth });
+        let ip = format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+        per_client[i % concurrency].push(User { email, ip, auth });
     }
 
     let counter = Arc::new(AtomicUsize::new(0));
@@ -232,7 +261,6 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
     }
     let elapsed = started.elapsed();
     let cpu_after = cpu_ticks()?;
-    clients.shutdown_background();
     running.shutdown().await;
     if let Some(s) = scratch {
         s.drop_now().await?;
@@ -258,7 +286,20 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
 }
 
 async fn post(http: &reqwest::Client, url: String, bearer: Option<&str>, body: Value) -> anyhow::Result<Value> {
+    post_as(http, url, bearer, body, None).await
+}
+
+async fn post_as(
+    http: &reqwest::Client,
+    url: String,
+    bearer: Option<&str>,
+    body: Value,
+    ip: Option<&str>,
+) -> anyhow::Result<Value> {
     let mut req = http.post(&url).json(&body);
+    if let Some(ip) = ip {
+        req = req.header("x-forwarded-for", ip);
+    }
     if let Some(t) = bearer {
         req = req.bearer_auth(t);
     }
@@ -301,24 +342,45 @@ fn passkey_options(started: &Value) -> anyhow::Result<Value> {
 /// One login: start with the identifier, answer with the passkey. Returns
 /// the session token.
 async fn login(http: &reqwest::Client, base: &str, user: &mut User) -> anyhow::Result<String> {
-    let started = post(
+    let started = post_as(
         http,
         format!("{base}/api/v1/login"),
         None,
         json!({ "identifier": user.email, "mode": "api" }),
+        Some(&user.ip),
     )
     .await?;
     let flow = started["flow_id"].as_str().context("flow_id")?.to_owned();
     let credential = user.auth.get(&passkey_options(&started)?).await;
-    let done = post(
+    let done = post_as(
         http,
         format!("{base}/api/v1/login/{flow}/passkey"),
         None,
         json!({ "credential": credential }),
+        Some(&user.ip),
     )
     .await?;
     anyhow::ensure!(done["state"] == "complete", "login not complete: {done}");
     Ok(done["session_token"].as_str().context("session_token")?.to_owned())
+}
+
+/// The clients' runtime. A runtime may not be dropped (which blocks) inside
+/// another one's tasks, so it is shut down in the background when done,
+/// also on an early `?`.
+struct ClientRuntime(Option<tokio::runtime::Runtime>);
+
+impl ClientRuntime {
+    fn handle(&self) -> anyhow::Result<tokio::runtime::Handle> {
+        Ok(self.0.as_ref().context("the client runtime")?.handle().clone())
+    }
+}
+
+impl Drop for ClientRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// One email-code pair: start, send the code, read it from the mail that
@@ -330,26 +392,30 @@ async fn email_code(
     seen: &mut HashSet<String>,
     user: &User,
 ) -> anyhow::Result<()> {
-    let started = post(
+    let started = post_as(
         http,
         format!("{base}/api/v1/login"),
         None,
         json!({ "identifier": user.email, "mode": "api" }),
+        Some(&user.ip),
     )
     .await?;
     let flow = started["flow_id"].as_str().context("flow_id")?.to_owned();
-    post(
+    post_as(
         http,
         format!("{base}/api/v1/login/{flow}/email_otp/send"),
         None,
         json!({}),
+        Some(&user.ip),
     )
     .await?;
     let mail = sink
         .wait_for(
             |m| {
+                // (Not the user's invitation, also sent to the sink.)
                 m.to.iter().any(|t| t.eq_ignore_ascii_case(&user.email))
                     && m.header("Message-ID").is_some_and(|id| !seen.contains(&id))
+                    && code_in(m).is_some()
             },
             Duration::from_secs(30),
         )
@@ -358,31 +424,45 @@ async fn email_code(
     if let Some(id) = mail.header("Message-ID") {
         seen.insert(id);
     }
-    let code = mail
-        .text_body()
-        .and_then(|t| t.lines().find_map(|l| l.strip_prefix("Your code: ")).map(|c| c.trim().to_owned()))
-        .context("no code in the mail")?;
-    let done = post(
+    let code = code_in(&mail).context("no code in the mail")?;
+    let done = post_as(
         http,
         format!("{base}/api/v1/login/{flow}/email_otp"),
         None,
         json!({ "code": code }),
+        Some(&user.ip),
     )
     .await?;
     anyhow::ensure!(done["state"] == "complete", "login not complete: {done}");
     Ok(())
 }
 
+/// The code of a sign-in mail's text part ("Your code: 123456").
+fn code_in(mail: &signet_testkit::CapturedMail) -> Option<String> {
+    mail.text_body()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Your code: "))
+        .map(|c| c.trim().to_owned())
+}
+
 /// One passkey step-up of the session `token`.
 async fn raise(http: &reqwest::Client, base: &str, token: &str, user: &mut User) -> anyhow::Result<()> {
-    let started = post(http, format!("{base}/api/v1/step-up"), Some(token), json!({})).await?;
+    let started = post_as(
+        http,
+        format!("{base}/api/v1/step-up"),
+        Some(token),
+        json!({}),
+        Some(&user.ip),
+    )
+    .await?;
     let flow = started["flow_id"].as_str().context("flow_id")?.to_owned();
     let credential = user.auth.get(&passkey_options(&started)?).await;
-    post(
+    post_as(
         http,
         format!("{base}/api/v1/step-up/{flow}/passkey"),
         Some(token),
         json!({ "credential": credential }),
+        Some(&user.ip),
     )
     .await?;
     Ok(())
