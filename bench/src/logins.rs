@@ -24,6 +24,8 @@
 //! from `/proc/self/task/*/stat`: the load runs on a runtime of its own
 //! whose threads are named `bench-client`, so everything else in this
 //! process (the server's runtime, sqlx's SQLite threads) is the server.
+//! On PostgreSQL the database's own CPU per login is reported too (every
+//! local process named `postgres`; meaningless for a remote server).
 //! Also, once per run, the **one-core ceiling**: P-256 ECDSA verifies per
 //! second on one thread with the library webauthn-rs-core verifies with
 //! (RustCrypto `p256`), and the ratio of logins/s to it.
@@ -42,7 +44,7 @@ use signet_testkit::SmtpSink;
 use crate::Args;
 
 #[path = "../../crates/signet-passkey/tests/support/mod.rs"]
-#[allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod soft;
 
 use soft::{SoftAuthenticator, ONE_PASSWORD};
@@ -107,19 +109,20 @@ pub async fn run(args: &Args, scenario: Scenario) -> anyhow::Result<()> {
         ceiling
     );
     println!(
-        "{:<8} {:>5} {:>10} {:>8} {:>8} {:>14} {:>13} {:>9}",
-        "backend", "conc", "per s", "p50 ms", "p99 ms", "srv CPU ms/op", "bench CPU %", "of ceil"
+        "{:<8} {:>5} {:>10} {:>8} {:>8} {:>14} {:>13} {:>12} {:>9}",
+        "backend", "conc", "per s", "p50 ms", "p99 ms", "srv CPU ms/op", "pg CPU ms/op", "bench CPU %", "of ceil"
     );
     for level in &args.levels {
         let r = one_level(args, *level, scenario).await?;
         println!(
-            "{:<8} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>14.3} {:>13.0} {:>8.0}%",
+            "{:<8} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>14.3} {:>13.3} {:>12.0} {:>8.0}%",
             r.backend,
             level,
             r.per_second,
             r.p50_ms,
             r.p99_ms,
             r.server_cpu_ms_per_op,
+            r.postgres_cpu_ms_per_op,
             r.bench_cpu_percent,
             100.0 * r.per_second / ceiling
         );
@@ -133,6 +136,7 @@ struct LevelResult {
     p50_ms: f64,
     p99_ms: f64,
     server_cpu_ms_per_op: f64,
+    postgres_cpu_ms_per_op: f64,
     bench_cpu_percent: f64,
 }
 
@@ -204,9 +208,7 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
     .await?;
     let app = running.wired.app.clone();
     let backend = app.store.backend();
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
 
     // Seed: users with an enrolled passkey, dealt round-robin to clients.
     let mut per_client: Vec<Vec<User>> = (0..concurrency).map(|_| Vec::new()).collect();
@@ -281,6 +283,7 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         server_cpu_ms_per_op: server_ticks * tick_ms / ops,
+        postgres_cpu_ms_per_op: cpu_after.postgres.saturating_sub(cpu_before.postgres) as f64 * tick_ms / ops,
         bench_cpu_percent: 100.0 * bench_ticks * tick_ms / (elapsed.as_secs_f64() * 1000.0),
     })
 }
@@ -502,6 +505,9 @@ struct CpuTicks {
     total: u64,
     /// The threads of the `bench-client` runtime.
     bench: u64,
+    /// Every local process named `postgres` (a local PostgreSQL server's
+    /// backends; zero on SQLite or for a remote server).
+    postgres: u64,
 }
 
 /// utime + stime of a `/proc/.../stat` line, and its `comm`.
@@ -531,5 +537,20 @@ fn cpu_ticks() -> anyhow::Result<CpuTicks> {
             }
         }
     }
-    Ok(CpuTicks { total, bench })
+    let mut postgres = 0;
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        if !entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some((comm, t)) = parse_stat(&stat) {
+            if comm == "postgres" {
+                postgres += t;
+            }
+        }
+    }
+    Ok(CpuTicks { total, bench, postgres })
 }

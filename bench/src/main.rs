@@ -13,8 +13,8 @@
 //! many more clients than the server admits, bounded by
 //! `--overload-requests` and `--overload-seconds` per burst.
 
-mod overload;
 mod logins;
+mod overload;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -15,7 +15,7 @@ use signet_core::user::UserId;
 use uuid::Uuid;
 
 use crate::rows::uuid;
-use crate::tx::{in_tx, with_conn, Conn, SqlTx, write_op};
+use crate::tx::{in_tx, with_conn, write_op, Conn, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
 macro_rules! passkey_columns {

@@ -4,7 +4,7 @@ use signet_core::store::{FlowStore, StoreError, StoreResult};
 use signet_core::unit_of_work::FlowWrites;
 
 use crate::rows::{flow_columns, FlowRow};
-use crate::tx::{in_tx, with_conn, Conn, SqlTx, write_op};
+use crate::tx::{in_tx, with_conn, write_op, Conn, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
 fn state_json(flow: &Flow) -> StoreResult<String> {

@@ -443,7 +443,12 @@ async fn close_later(gc: Arc<GroupCommit>, id: u64) {
 /// One `COMMIT` (one fsync) for every member of the group, then the answer
 /// to each. A failed `COMMIT` is followed by a `ROLLBACK` whose result does
 /// not matter, and the connection is never used again (ADR 0010).
-async fn commit(mut conn: PoolConnection<Sqlite>, slot: OwnedMutexGuard<Slot>, group: Arc<Group>, gc: Arc<GroupCommit>) {
+async fn commit(
+    mut conn: PoolConnection<Sqlite>,
+    slot: OwnedMutexGuard<Slot>,
+    group: Arc<Group>,
+    gc: Arc<GroupCommit>,
+) {
     match sqlx::query("COMMIT").execute(&mut *conn).await {
         Ok(_) => {
             gc.commits.fetch_add(1, Ordering::SeqCst);
@@ -462,7 +467,12 @@ async fn commit(mut conn: PoolConnection<Sqlite>, slot: OwnedMutexGuard<Slot>, g
 
 /// A group no member was released into (every unit in it rolled back):
 /// nothing to commit, so its transaction is rolled back.
-async fn end_empty(mut conn: PoolConnection<Sqlite>, slot: OwnedMutexGuard<Slot>, group: Arc<Group>, gc: Arc<GroupCommit>) {
+async fn end_empty(
+    mut conn: PoolConnection<Sqlite>,
+    slot: OwnedMutexGuard<Slot>,
+    group: Arc<Group>,
+    gc: Arc<GroupCommit>,
+) {
     if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() && !gc.ephemeral {
         conn.close_on_drop();
     }
@@ -471,7 +481,13 @@ async fn end_empty(mut conn: PoolConnection<Sqlite>, slot: OwnedMutexGuard<Slot>
     group.answer(Ok(()));
 }
 
-async fn fail_group(conn: PoolConnection<Sqlite>, slot: OwnedMutexGuard<Slot>, group: &Group, gc: &GroupCommit, e: &StoreError) {
+async fn fail_group(
+    conn: PoolConnection<Sqlite>,
+    slot: OwnedMutexGuard<Slot>,
+    group: &Group,
+    gc: &GroupCommit,
+    e: &StoreError,
+) {
     fail_group_with(conn, slot, group, gc, Failure::of(e)).await;
 }
 
@@ -507,7 +523,9 @@ mod tests {
         let url = format!("sqlite://{}/signet.db", dir.path().display());
         let store = Arc::new(SqlStore::connect(&url).await.unwrap());
         let mut tx = store.begin_tx().await.unwrap();
-        exec(&mut tx, "CREATE TABLE gc_parent (k TEXT PRIMARY KEY)").await.unwrap();
+        exec(&mut tx, "CREATE TABLE gc_parent (k TEXT PRIMARY KEY)")
+            .await
+            .unwrap();
         exec(&mut tx, "CREATE TABLE gc_child (k TEXT REFERENCES gc_parent(k))")
             .await
             .unwrap();
@@ -517,7 +535,11 @@ mod tests {
 
     async fn exec(tx: &mut SqlTx, sql: &str) -> signet_core::store::StoreResult<()> {
         let r = match tx.conn()? {
-            Conn::Sqlite(c) => sqlx::query(sql).execute(&mut *c).await.map(|_| ()).map_err(crate::backend),
+            Conn::Sqlite(c) => sqlx::query(sql)
+                .execute(&mut *c)
+                .await
+                .map(|_| ())
+                .map_err(crate::backend),
             Conn::Postgres(_) => unreachable!("SQLite only"),
         };
         tx.observe(r)
@@ -564,7 +586,7 @@ mod tests {
         let after = store.commit_stats();
         assert_eq!(after.units - before.units, 64);
         let commits = after.commits - before.commits;
-        assert!(commits < 64 && commits >= 1, "64 units took {commits} commits");
+        assert!((1..64).contains(&commits), "64 units took {commits} commits");
         // Every acknowledged unit is visible to another connection.
         assert_eq!(keys(&store).await.len(), 64);
     }
@@ -618,13 +640,18 @@ mod tests {
         let mut x = store.begin_tx().await.unwrap();
         // A foreign key checked only at COMMIT: the group's COMMIT fails.
         exec(&mut x, "PRAGMA defer_foreign_keys = ON").await.unwrap();
-        exec(&mut x, "INSERT INTO gc_child (k) VALUES ('nobody')").await.unwrap();
+        exec(&mut x, "INSERT INTO gc_child (k) VALUES ('nobody')")
+            .await
+            .unwrap();
         let a = unit(&store, "a");
         let c = unit(&store, "c");
         settle().await;
         let x_result = x.commit_now().await;
         let (a, c) = (a.await.unwrap(), c.await.unwrap());
-        assert!(x_result.is_err() && a.is_err() && c.is_err(), "{x_result:?} {a:?} {c:?}");
+        assert!(
+            x_result.is_err() && a.is_err() && c.is_err(),
+            "{x_result:?} {a:?} {c:?}"
+        );
         assert!(keys(&store).await.is_empty());
         // The writer was replaced: the next unit commits on its own.
         unit(&store, "after").await.unwrap().unwrap();

@@ -19,7 +19,7 @@ use signet_core::unit_of_work::OutboxWrites;
 use uuid::Uuid;
 
 use crate::rows::{convert_all, message_columns, MessageRow};
-use crate::tx::{with_conn, Conn, SqlTx, write_op};
+use crate::tx::{with_conn, write_op, Conn, SqlTx};
 use crate::{backend, with_db, Db, SqlStore};
 
 /// The claim's candidates, shared by both engines' statements.

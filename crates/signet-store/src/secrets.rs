@@ -8,7 +8,7 @@ use signet_core::store::{OneTimeSecret, SecretPurpose, SecretStore, StoreResult}
 use signet_core::unit_of_work::SecretWrites;
 
 use crate::rows::{secret_columns, SecretRow};
-use crate::tx::{in_tx, with_conn, Conn, SqlTx, write_op};
+use crate::tx::{in_tx, with_conn, write_op, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 /// Runs [`CONSUME`] on `$exec` (a pool or a transaction): one conditional

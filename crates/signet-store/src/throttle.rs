@@ -12,7 +12,7 @@ use signet_core::clock::Timestamp;
 use signet_core::store::{Failures, StoreError, StoreResult, ThrottleStore, WindowCount};
 use signet_core::unit_of_work::ThrottleWrites;
 
-use crate::tx::{with_conn, Conn, SqlTx, write_op};
+use crate::tx::{with_conn, write_op, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 const HIT: &str = "INSERT INTO throttle_windows (bucket, window_start, hits) VALUES ($1, $2, 1) \

@@ -267,9 +267,7 @@ impl SqlTx {
             Some(Open::Sqlite(member)) => match member.abandon() {
                 // The rollback runs in a task of its own: a cancelled caller
                 // cannot cut it short.
-                Some(task) => task
-                    .await
-                    .unwrap_or_else(|e| Err(StoreError::Backend(Box::new(e)))),
+                Some(task) => task.await.unwrap_or_else(|e| Err(StoreError::Backend(Box::new(e)))),
                 None => Ok(()),
             },
             Some(Open::Postgres(tx)) => tx.rollback().await.map_err(backend),
@@ -277,4 +275,3 @@ impl SqlTx {
         }
     }
 }
-
