@@ -171,11 +171,12 @@ pub(crate) struct GroupCommit {
     ephemeral: bool,
 }
 
-/// Counters for tests and diagnostics: how many units were committed, in
-/// how many `COMMIT`s (fsyncs).
+/// Counters for tests and diagnostics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CommitStats {
+    /// Units released into a group (committed, unless their group failed).
     pub units: u64,
+    /// Successful `COMMIT`s, each one fsync.
     pub commits: u64,
 }
 

@@ -109,7 +109,8 @@ impl ThrottleStore for SqlStore {
                 .bind(key)
                 .execute(&mut *c)
                 .await
-                .map_err(backend)?;
+                .map_err(backend)?
+                .rows_affected()
         })))?;
         Ok(())
     }

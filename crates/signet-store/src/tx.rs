@@ -176,7 +176,8 @@ impl SqlStore {
         })
     }
 
-    /// How many units were committed on SQLite, in how many `COMMIT`s.
+    /// How many units were released into groups on SQLite, and in how many
+    /// successful `COMMIT`s (fsyncs) they were committed.
     /// (PostgreSQL: zeros; the server does its own group commit.)
     pub fn commit_stats(&self) -> CommitStats {
         match &self.db {
