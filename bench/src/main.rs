@@ -6,10 +6,14 @@
 //! Run: `cargo run --release -p signet-bench -- --requests 20000 --concurrency 32`
 //! Every loop is bounded by `--requests`; only 127.0.0.1 is contacted.
 //!
+//! `--only passkey`, `passkey-step-up` or `email-code` runs that login
+//! scenario instead (see [`logins`]): a fresh database per concurrency level.
+//!
 //! `--only overload` runs the overload scenario instead (see [`overload`]):
 //! many more clients than the server admits, bounded by
 //! `--overload-requests` and `--overload-seconds` per burst.
 
+mod logins;
 mod overload;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,6 +62,15 @@ struct Args {
     /// Retry-After (a flood).
     #[arg(long)]
     no_backoff: bool,
+    /// Login scenarios: users (each with its own software passkey).
+    #[arg(long, default_value_t = 256)]
+    passkey_users: usize,
+    /// Login scenarios: logins (or pairs) per concurrency level.
+    #[arg(long, default_value_t = 20_000)]
+    passkey_logins: usize,
+    /// Login scenarios: the concurrency levels, each on a fresh database.
+    #[arg(long, value_delimiter = ',', default_values_t = [4usize, 16, 64])]
+    levels: Vec<usize>,
     /// Internal: be the overload scenario's server process.
     #[arg(long, hide = true)]
     serve_child: bool,
@@ -98,6 +111,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.only.as_deref() == Some("overload") {
         return overload::run(&args).await;
+    }
+    if let Some(scenario) = args.only.as_deref().and_then(logins::Scenario::named) {
+        return logins::run(&args, scenario).await;
     }
     let dir = tempfile::tempdir()?;
     let db = args
@@ -221,11 +237,17 @@ async fn main() -> anyhow::Result<()> {
 
 /// A user with an api-mode session; returns its bearer token.
 pub(crate) async fn seed_session(app: &signet_app::App) -> anyhow::Result<String> {
+    seed_session_for(app, "bench@example.com").await
+}
+
+/// A user `email` with an api-mode session (their redeemed invitation);
+/// returns its bearer token.
+pub(crate) async fn seed_session_for(app: &signet_app::App, email: &str) -> anyhow::Result<String> {
     let user = signet_app::users::create(
         app,
         &Actor::Cli,
         &Origin::default(),
-        signet_core::user::NewUser::parse("bench@example.com", None, None, &[])?,
+        signet_core::user::NewUser::parse(email, None, None, &[])?,
     )
     .await?;
     let invite = signet_app::invitations::invite(app, &Actor::Cli, &Origin::default(), user.id).await?;

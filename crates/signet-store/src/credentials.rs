@@ -15,7 +15,7 @@ use signet_core::user::UserId;
 use uuid::Uuid;
 
 use crate::rows::uuid;
-use crate::tx::{in_tx, with_conn, Conn, SqlTx};
+use crate::tx::{in_tx, with_conn, write_op, Conn, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
 macro_rules! passkey_columns {
@@ -129,7 +129,7 @@ impl CredentialStore for SqlStore {
     }
 
     async fn record_passkey_use(&self, u: &PasskeyUse) -> StoreResult<bool> {
-        record_use(self.writer().await?.conn(), u).await
+        write_op!(self, |c| record_use(c, u).await)
     }
 
     async fn insert_ceremony(&self, c: &Ceremony) -> StoreResult<()> {

@@ -4,7 +4,7 @@ use signet_core::store::{FlowStore, StoreError, StoreResult};
 use signet_core::unit_of_work::FlowWrites;
 
 use crate::rows::{flow_columns, FlowRow};
-use crate::tx::{in_tx, with_conn, Conn, SqlTx};
+use crate::tx::{in_tx, with_conn, write_op, Conn, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
 fn state_json(flow: &Flow) -> StoreResult<String> {
@@ -14,7 +14,7 @@ fn state_json(flow: &Flow) -> StoreResult<String> {
 #[async_trait::async_trait]
 impl FlowStore for SqlStore {
     async fn insert_flow(&self, flow: &Flow) -> StoreResult<()> {
-        insert(self.writer().await?.conn(), flow).await
+        write_op!(self, |c| insert(c, flow).await)
     }
 
     async fn flow(&self, id: FlowId, now: Timestamp) -> StoreResult<Option<Flow>> {
@@ -47,7 +47,7 @@ impl FlowStore for SqlStore {
     }
 
     async fn update_flow(&self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
-        update(self.writer().await?.conn(), flow, now).await
+        write_op!(self, |c| update(c, flow, now).await)
     }
 
     async fn purge_expired_flows(&self, now: Timestamp) -> StoreResult<u64> {

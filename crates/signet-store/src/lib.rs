@@ -17,6 +17,7 @@ mod audit;
 mod connect;
 mod credentials;
 mod flows;
+mod group_commit;
 mod outbox;
 mod rows;
 pub mod scratch;
@@ -33,14 +34,15 @@ use signet_core::unit_of_work::{Transaction, Tx, UnitOfWork};
 pub use connect::{
     check_url, Backend, ConnectError, ConnectOptions, DatabaseUrlError, SqlStore, MAX_CONNECTIONS_RANGE,
 };
+pub use group_commit::CommitStats;
 pub use tx::SqlTx;
 
 pub(crate) enum Db {
     Sqlite {
         write: sqlx::SqlitePool,
         read: sqlx::SqlitePool,
-        /// `sqlite::memory:`: the database lives in its one connection.
-        in_memory: bool,
+        /// Units of work share `COMMIT`s ([`group_commit`]).
+        group: std::sync::Arc<group_commit::GroupCommit>,
     },
     Postgres(sqlx::PgPool),
 }

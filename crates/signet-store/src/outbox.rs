@@ -19,7 +19,7 @@ use signet_core::unit_of_work::OutboxWrites;
 use uuid::Uuid;
 
 use crate::rows::{convert_all, message_columns, MessageRow};
-use crate::tx::{with_conn, Conn, SqlTx};
+use crate::tx::{with_conn, write_op, Conn, SqlTx};
 use crate::{backend, with_db, Db, SqlStore};
 
 /// The claim's candidates, shared by both engines' statements.
@@ -50,7 +50,7 @@ macro_rules! claim {
 #[async_trait::async_trait]
 impl OutboxStore for SqlStore {
     async fn enqueue_message(&self, m: &Message) -> StoreResult<()> {
-        enqueue(self.writer().await?.conn(), m).await
+        write_op!(self, |c| enqueue(c, m).await)
     }
 
     async fn claim_due_messages(&self, now: Timestamp, lease: Lease, limit: u32) -> StoreResult<Vec<Message>> {

@@ -8,7 +8,7 @@ use signet_core::store::{OneTimeSecret, SecretPurpose, SecretStore, StoreResult}
 use signet_core::unit_of_work::SecretWrites;
 
 use crate::rows::{secret_columns, SecretRow};
-use crate::tx::{in_tx, with_conn, Conn, SqlTx};
+use crate::tx::{in_tx, with_conn, write_op, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 /// Runs [`CONSUME`] on `$exec` (a pool or a transaction): one conditional
@@ -92,7 +92,7 @@ impl SecretStore for SqlStore {
         hash: &TokenHash,
         now: Timestamp,
     ) -> StoreResult<Option<OneTimeSecret>> {
-        consume(self.writer().await?.conn(), purpose, hash, now).await
+        write_op!(self, |c| consume(c, purpose, hash, now).await)
     }
 
     async fn purge_spent_secrets(&self, before: Timestamp) -> StoreResult<u64> {

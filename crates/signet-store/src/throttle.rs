@@ -12,7 +12,7 @@ use signet_core::clock::Timestamp;
 use signet_core::store::{Failures, StoreError, StoreResult, ThrottleStore, WindowCount};
 use signet_core::unit_of_work::ThrottleWrites;
 
-use crate::tx::{with_conn, Conn, SqlTx};
+use crate::tx::{with_conn, write_op, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 const HIT: &str = "INSERT INTO throttle_windows (bucket, window_start, hits) VALUES ($1, $2, 1) \
@@ -36,18 +36,18 @@ fn millis(d: Duration) -> i64 {
 #[async_trait::async_trait]
 impl ThrottleStore for SqlStore {
     async fn hit(&self, key: &str, now: Timestamp, window: Duration) -> StoreResult<WindowCount> {
-        hit(self.writer().await?.conn(), key, now, window).await
+        write_op!(self, |c| hit(c, key, now, window).await)
     }
 
     async fn record_failure(&self, key: &str, now: Timestamp) -> StoreResult<Failures> {
-        let (failures, last): (i64, i64) = with_db!(write(self), |pool| {
+        let (failures, last): (i64, i64) = write_op!(self, |conn| Ok(with_conn!(conn, |c| {
             sqlx::query_as(FAIL)
                 .bind(key)
                 .bind(now.as_millis())
-                .fetch_one(pool)
+                .fetch_one(&mut *c)
                 .await
                 .map_err(backend)?
-        });
+        })))?;
         Ok(Failures {
             count: count(failures)?,
             last_at: Timestamp::from_millis(last),
@@ -72,7 +72,7 @@ impl ThrottleStore for SqlStore {
     }
 
     async fn swap_failures(&self, key: &str, expected: Option<Failures>, new: Failures) -> StoreResult<bool> {
-        let swapped = with_db!(write(self), |pool| {
+        let swapped = write_op!(self, |conn| Ok(with_conn!(conn, |c| {
             match expected {
                 None => sqlx::query(
                     "INSERT INTO throttle_failures (bucket, failures, last_at) VALUES ($1, $2, $3) \
@@ -81,7 +81,7 @@ impl ThrottleStore for SqlStore {
                 .bind(key)
                 .bind(i64::from(new.count))
                 .bind(new.last_at.as_millis())
-                .execute(pool)
+                .execute(&mut *c)
                 .await
                 .map_err(backend)?
                 .rows_affected(),
@@ -94,23 +94,24 @@ impl ThrottleStore for SqlStore {
                 .bind(key)
                 .bind(i64::from(old.count))
                 .bind(old.last_at.as_millis())
-                .execute(pool)
+                .execute(&mut *c)
                 .await
                 .map_err(backend)?
                 .rows_affected(),
             }
-        });
+        })))?;
         Ok(swapped == 1)
     }
 
     async fn clear_failures(&self, key: &str) -> StoreResult<()> {
-        with_db!(write(self), |pool| {
+        write_op!(self, |conn| Ok(with_conn!(conn, |c| {
             sqlx::query("DELETE FROM throttle_failures WHERE bucket = $1")
                 .bind(key)
-                .execute(pool)
+                .execute(&mut *c)
                 .await
-                .map_err(backend)?;
-        });
+                .map_err(backend)?
+                .rows_affected()
+        })))?;
         Ok(())
     }
 

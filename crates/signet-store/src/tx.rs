@@ -1,19 +1,22 @@
 //! Units of work ([`signet_core::unit_of_work`]) on either engine.
 //!
-//! On SQLite, Signet issues `BEGIN IMMEDIATE`, `COMMIT` and `ROLLBACK`
-//! itself on the single writer connection instead of using sqlx's
-//! `Transaction`. The reason is a failure mode found by fault injection: when
-//! the disk is full SQLite rolls a failed transaction back on its own, sqlx's
-//! later `ROLLBACK` then fails, its transaction depth stays at 1, and every
-//! later "transaction" on that connection became a savepoint inside one that
-//! never commits, so thousands of acknowledged writes were lost at restart
-//! (SQLite, "Atomic Commit" §4 and the `sqlite3_get_autocommit` notes). Here
-//! nothing tracks a depth that can drift: a commit that fails is followed by
-//! a `ROLLBACK` whose result does not matter, and the connection is closed
-//! rather than returned to the pool, so the next write gets a fresh one. A
-//! transaction dropped unfinished (an early `?`, a request cancelled because
-//! its client hung up) is rolled back by a task that owns the connection
-//! until the rollback is done, or the connection is closed if that fails.
+//! On SQLite, Signet issues `BEGIN IMMEDIATE`, `SAVEPOINT`, `RELEASE`,
+//! `COMMIT` and `ROLLBACK` itself on the single writer connection instead of
+//! using sqlx's `Transaction`, and units share commits
+//! ([`crate::group_commit`], ADR 0100). The reason for owning the statements
+//! is a failure mode found by fault injection: when the disk is full SQLite
+//! rolls a failed transaction back on its own, sqlx's later `ROLLBACK` then
+//! fails, its transaction depth stays at 1, and every later "transaction" on
+//! that connection became a savepoint inside one that never commits, so
+//! thousands of acknowledged writes were lost at restart (SQLite, "Atomic
+//! Commit" §4 and the `sqlite3_get_autocommit` notes). Here nothing tracks a
+//! depth that can drift: a `COMMIT` that fails, or a savepoint SQLite has
+//! already discarded, fails the whole group (no member was acknowledged),
+//! is followed by a `ROLLBACK` whose result does not matter, and the
+//! connection is closed rather than returned to the pool, so the next write
+//! gets a fresh one. A unit dropped unfinished (an early `?`, a request
+//! cancelled because its client hung up) is rolled back to its savepoint by
+//! a task that owns the connection until that is done.
 //!
 //! On PostgreSQL, sqlx's `Transaction` is used as it is: the server keeps the
 //! transaction state and an aborted transaction can always be rolled back.
@@ -34,6 +37,8 @@ use signet_core::clock::Timestamp;
 use signet_core::store::{StoreError, StoreResult};
 use uuid::Uuid;
 
+use crate::connect::ACQUIRE_TIMEOUT;
+use crate::group_commit::{self, CommitStats, Member};
 use crate::{backend, Db, SqlStore};
 
 /// A connection to run one operation's statements on: the writer of either
@@ -69,6 +74,37 @@ macro_rules! in_tx {
 }
 pub(crate) use in_tx;
 
+/// Runs one write operation on its own, durably: on SQLite as a unit of
+/// work of one operation, so that it shares a group's `COMMIT` (and fsync)
+/// with the units queued beside it instead of paying its own; on
+/// PostgreSQL in autocommit on a pooled connection. `$body` gets `$conn`
+/// (a [`Conn`]) and evaluates to the operation's `StoreResult`.
+macro_rules! write_op {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        let r: signet_core::store::StoreResult<_> = match &$store.db {
+            $crate::Db::Sqlite { .. } => {
+                let mut unit = $store.begin_tx().await?;
+                let r = async {
+                    let $conn = unit.conn()?;
+                    $body
+                }
+                .await;
+                match unit.observe(r) {
+                    Ok(v) => unit.commit_now().await.map(|()| v),
+                    Err(e) => Err(e),
+                }
+            }
+            $crate::Db::Postgres(_) => {
+                let mut writer = $store.writer().await?;
+                let $conn = writer.conn();
+                $body
+            }
+        };
+        r
+    }};
+}
+pub(crate) use write_op;
+
 /// A pooled writer connection outside any transaction (autocommit).
 pub(crate) enum Writer {
     Sqlite(PoolConnection<Sqlite>),
@@ -85,8 +121,9 @@ impl Writer {
 }
 
 enum Open {
-    /// The writer, inside `BEGIN IMMEDIATE` (or about to be).
-    Sqlite(PoolConnection<Sqlite>),
+    /// A member of the writer's current group, inside its savepoint
+    /// ([`crate::group_commit`]).
+    Sqlite(Member),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
@@ -99,10 +136,10 @@ pub(crate) struct PendingAudit {
 
 /// An open unit of work.
 ///
-/// The unit owns its connection across every await, `BEGIN` and `COMMIT`
-/// included: a request cancelled at any point (a client hang-up, the
-/// request deadline) drops the unit, and [`Drop`] rolls back whatever the
-/// connection holds before it serves anyone else.
+/// The unit owns its connection across every await, `SAVEPOINT` and
+/// `RELEASE` included: a request cancelled at any point (a client hang-up,
+/// the request deadline) drops the unit, and its member's `Drop` rolls back
+/// to its savepoint before the connection serves anyone else.
 pub struct SqlTx {
     open: Option<Open>,
     poisoned: bool,
@@ -110,13 +147,12 @@ pub struct SqlTx {
     /// then always the last lock a unit takes (no lock-order deadlock with
     /// a unit that locks a session first) and is held for the shortest time.
     audit: Vec<PendingAudit>,
-    /// An in-memory SQLite database lives in its one connection: closing
-    /// that would lose the database, so it is rolled back instead.
-    ephemeral: bool,
 }
 
 impl SqlStore {
-    /// The writer connection, for one autocommit operation.
+    /// The writer connection, for one autocommit operation. On SQLite it
+    /// comes from the pool, which has it back only when no group is open
+    /// ([`crate::group_commit`]): an autocommit write never lands in one.
     pub(crate) async fn writer(&self) -> StoreResult<Writer> {
         Ok(match &self.db {
             Db::Sqlite { write, .. } => Writer::Sqlite(write.acquire().await.map_err(backend)?),
@@ -126,33 +162,27 @@ impl SqlStore {
 
     /// Opens a unit of work.
     pub(crate) async fn begin_tx(&self) -> StoreResult<SqlTx> {
-        match &self.db {
-            Db::Sqlite { write, in_memory, .. } => {
-                let conn = write.acquire().await.map_err(backend)?;
-                let mut tx = SqlTx {
-                    open: Some(Open::Sqlite(conn)),
-                    poisoned: false,
-                    audit: Vec::new(),
-                    ephemeral: *in_memory,
-                };
-                // IMMEDIATE takes the write lock now rather than at the first
-                // write, so a transaction never fails half-way for the lock.
-                // The unit owns the connection meanwhile: cancelled here, its
-                // Drop rolls back a BEGIN that ran after all.
-                if let Some(Open::Sqlite(c)) = tx.open.as_mut() {
-                    if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut **c).await {
-                        tx.discard_connection();
-                        return Err(backend(e));
-                    }
-                }
-                Ok(tx)
+        let open = match &self.db {
+            Db::Sqlite { write, group, .. } => {
+                let deadline = tokio::time::Instant::now() + ACQUIRE_TIMEOUT;
+                Open::Sqlite(group.join(write, deadline).await?)
             }
-            Db::Postgres(pool) => Ok(SqlTx {
-                open: Some(Open::Postgres(pool.begin().await.map_err(backend)?)),
-                poisoned: false,
-                audit: Vec::new(),
-                ephemeral: false,
-            }),
+            Db::Postgres(pool) => Open::Postgres(pool.begin().await.map_err(backend)?),
+        };
+        Ok(SqlTx {
+            open: Some(open),
+            poisoned: false,
+            audit: Vec::new(),
+        })
+    }
+
+    /// How many units were released into groups on SQLite, and in how many
+    /// successful `COMMIT`s (fsyncs) they were committed.
+    /// (PostgreSQL: zeros; the server does its own group commit.)
+    pub fn commit_stats(&self) -> CommitStats {
+        match &self.db {
+            Db::Sqlite { group, .. } => group.stats(),
+            Db::Postgres(_) => CommitStats::default(),
         }
     }
 }
@@ -170,7 +200,7 @@ impl SqlTx {
             ));
         }
         match self.open.as_mut() {
-            Some(Open::Sqlite(c)) => Ok(Conn::Sqlite(c)),
+            Some(Open::Sqlite(m)) => m.conn().map(Conn::Sqlite).ok_or_else(finished),
             Some(Open::Postgres(t)) => Ok(Conn::Postgres(t)),
             None => Err(finished()),
         }
@@ -197,17 +227,6 @@ impl SqlTx {
         Ok(())
     }
 
-    /// Never returns the SQLite writer to the pool: it is closed, and the
-    /// pool opens a fresh one for the next write. (Not for an in-memory
-    /// database, which would be lost with it.)
-    fn discard_connection(&mut self) {
-        if let Some(Open::Sqlite(c)) = self.open.as_mut() {
-            if !self.ephemeral {
-                c.close_on_drop();
-            }
-        }
-    }
-
     pub(crate) async fn commit_now(&mut self) -> StoreResult<()> {
         if self.poisoned {
             return Err(StoreError::Backend(
@@ -220,24 +239,21 @@ impl SqlTx {
             self.observe(r)?;
         }
         match self.open.as_mut() {
-            Some(Open::Sqlite(conn)) => match sqlx::query("COMMIT").execute(&mut **conn).await {
-                Ok(_) => {
-                    // Committed: the connection goes back to the pool in
-                    // autocommit mode.
-                    self.open = None;
-                    Ok(())
-                }
-                Err(e) => {
-                    // SQLite may have rolled back already (SQLITE_FULL,
-                    // SQLITE_IOERR) or may still hold the transaction
-                    // (SQLITE_BUSY). End it either way, and never hand this
-                    // connection to anyone again.
-                    let _ = sqlx::query("ROLLBACK").execute(&mut **conn).await;
-                    self.discard_connection();
-                    self.open = None;
-                    Err(backend(e))
-                }
-            },
+            Some(Open::Sqlite(member)) => {
+                // Cancelled during the release, the member is still here
+                // and its Drop rolls it back (or fails the group if the
+                // release had run: nothing was acknowledged).
+                let released = member.release().await;
+                let member = match self.open.take() {
+                    Some(Open::Sqlite(m)) => m,
+                    _ => return Err(finished()),
+                };
+                let outcome = released?;
+                // From here the group owns the unit's work: cancelling the
+                // wait below leaves it to commit or fail with its group.
+                member.leave();
+                group_commit::outcome(outcome).await
+            }
             Some(Open::Postgres(_)) => match self.open.take() {
                 Some(Open::Postgres(tx)) => tx.commit().await.map_err(backend),
                 _ => Err(finished()),
@@ -248,45 +264,15 @@ impl SqlTx {
 
     pub(crate) async fn rollback_now(&mut self) -> StoreResult<()> {
         self.audit.clear();
-        match self.open.as_mut() {
-            Some(Open::Sqlite(conn)) => {
-                let r = sqlx::query("ROLLBACK").execute(&mut **conn).await;
-                if r.is_err() {
-                    self.discard_connection();
-                }
-                self.open = None;
-                r.map(|_| ()).map_err(backend)
-            }
-            Some(Open::Postgres(_)) => match self.open.take() {
-                Some(Open::Postgres(tx)) => tx.rollback().await.map_err(backend),
-                _ => Ok(()),
+        match self.open.take() {
+            Some(Open::Sqlite(member)) => match member.abandon() {
+                // The rollback runs in a task of its own: a cancelled caller
+                // cannot cut it short.
+                Some(task) => task.await.unwrap_or_else(|e| Err(StoreError::Backend(Box::new(e)))),
+                None => Ok(()),
             },
+            Some(Open::Postgres(tx)) => tx.rollback().await.map_err(backend),
             None => Ok(()),
-        }
-    }
-}
-
-impl Drop for SqlTx {
-    fn drop(&mut self) {
-        // PostgreSQL's `Transaction` rolls itself back when dropped.
-        if let Some(Open::Sqlite(mut conn)) = self.open.take() {
-            let ephemeral = self.ephemeral;
-            // The connection stays checked out until the rollback is done,
-            // so no other write can land inside the abandoned transaction.
-            // A rollback that fails means there was no transaction (a BEGIN
-            // that never ran, a COMMIT that did) or the connection is in
-            // doubt: either way it is closed rather than reused.
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(async move {
-                        if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() && !ephemeral {
-                            conn.close_on_drop();
-                        }
-                    });
-                }
-                Err(_) if !ephemeral => conn.close_on_drop(),
-                Err(_) => {}
-            }
         }
     }
 }

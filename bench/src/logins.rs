@@ -1,0 +1,556 @@
+//! Login scenarios (issue 13): passkey login (what Signet exists for),
+//! passkey login + step-up, and email-code issue + redeem, end to end.
+//!
+//! For each concurrency level (`--levels`, default 4,16,64) a **fresh
+//! database** is made (a SQLite file in a temp dir, or a scratch PostgreSQL
+//! database under `--database-url`), a server is started in this process,
+//! and `--passkey-users` users are seeded, each enrolling a software P-256
+//! passkey (1Password's CTAP2 authenticator, the one the integration tests
+//! use) through the HTTP API. Then `--passkey-logins` closed-loop logins
+//! run: start (`POST /api/v1/login` with the identifier) + assertion
+//! (`POST /api/v1/login/{flow}/passkey`), each client cycling through its
+//! own users. With `--only passkey-step-up` every login is followed by a
+//! passkey step-up of the new session (`POST /api/v1/step-up`, then
+//! `/api/v1/step-up/{flow}/passkey`): one "pair" is login + step-up. With
+//! `--only email-code` the users enroll nothing; one pair is a login start,
+//! `POST /api/v1/login/{flow}/email_otp/send` (the code is issued and its
+//! mail queued), the mail's arrival at an SMTP sink in this process, and
+//! `POST /api/v1/login/{flow}/email_otp` with the code (redeemed). The mail
+//! path (outbox, courier, SMTP) is part of each pair's latency; the sink
+//! runs on the bench's runtime, so its CPU is the bench's.
+//!
+//! Reported per level: logins (pairs) per second, p50/p99 of one login
+//! (pair), the **server's CPU per login** and the **bench's own CPU**, both
+//! from `/proc/self/task/*/stat`: the load runs on a runtime of its own
+//! whose threads are named `bench-client`, so everything else in this
+//! process (the server's runtime, sqlx's SQLite threads) is the server.
+//! On PostgreSQL the database's own CPU per login is reported too (every
+//! local process named `postgres`; meaningless for a remote server).
+//! Also, once per run, the **one-core ceiling**: P-256 ECDSA verifies per
+//! second on one thread with the library webauthn-rs-core verifies with
+//! (RustCrypto `p256`), and the ratio of logins/s to it.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use signet::config::Config;
+use signet::server::{start, StartOptions};
+use signet_testkit::SmtpSink;
+
+use crate::Args;
+
+#[path = "../../crates/signet-passkey/tests/support/mod.rs"]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod soft;
+
+use soft::{SoftAuthenticator, ONE_PASSWORD};
+
+/// A tier in which an email code completes a login (aal1).
+const EMAIL_CODE_POLICY: &str = r#"
+[tiers.low]
+login = ["magic_link", "email_otp"]
+second_factor = ["passkey"]
+required_aal = "aal1"
+session = { idle = "8h", absolute = "24h" }
+
+[assignment]
+default = "low"
+"#;
+
+/// One user: its identifier and its authenticator (which holds the key).
+struct User {
+    email: String,
+    /// The client address this user's requests claim (`X-Forwarded-For`,
+    /// trusted by the bench server): the per-address start and send limits
+    /// then count per user, as they would for real clients, rather than
+    /// throttling the one address the bench really has.
+    ip: String,
+    auth: SoftAuthenticator,
+}
+
+/// Which login scenario to run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    Passkey,
+    PasskeyStepUp,
+    EmailCode,
+}
+
+impl Scenario {
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "passkey" => Some(Self::Passkey),
+            "passkey-step-up" => Some(Self::PasskeyStepUp),
+            "email-code" => Some(Self::EmailCode),
+            _ => None,
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            Self::Passkey => "passkey login",
+            Self::PasskeyStepUp => "passkey login + step-up pairs",
+            Self::EmailCode => "email code issue + redeem pairs",
+        }
+    }
+}
+
+pub async fn run(args: &Args, scenario: Scenario) -> anyhow::Result<()> {
+    let ceiling = verifies_per_second_one_core();
+    println!(
+        "signet-bench {}: {} users, {} per level, one-core ceiling {:.0} P-256 verifies/s (RustCrypto p256)",
+        scenario.title(),
+        args.passkey_users,
+        args.passkey_logins,
+        ceiling
+    );
+    println!(
+        "{:<8} {:>5} {:>10} {:>8} {:>8} {:>14} {:>13} {:>12} {:>9}",
+        "backend", "conc", "per s", "p50 ms", "p99 ms", "srv CPU ms/op", "pg CPU ms/op", "bench CPU %", "of ceil"
+    );
+    for level in &args.levels {
+        let r = one_level(args, *level, scenario).await?;
+        println!(
+            "{:<8} {:>5} {:>10.0} {:>8.2} {:>8.2} {:>14.3} {:>13.3} {:>12.0} {:>8.0}%",
+            r.backend,
+            level,
+            r.per_second,
+            r.p50_ms,
+            r.p99_ms,
+            r.server_cpu_ms_per_op,
+            r.postgres_cpu_ms_per_op,
+            r.bench_cpu_percent,
+            100.0 * r.per_second / ceiling
+        );
+    }
+    Ok(())
+}
+
+struct LevelResult {
+    backend: &'static str,
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    server_cpu_ms_per_op: f64,
+    postgres_cpu_ms_per_op: f64,
+    bench_cpu_percent: f64,
+}
+
+async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyhow::Result<LevelResult> {
+    // The load, on a runtime of its own so its CPU can be told apart.
+    let runtime = ClientRuntime(Some(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("bench-client")
+            .enable_all()
+            .build()?,
+    ));
+    let clients = runtime.handle()?;
+    let sink = match scenario {
+        Scenario::EmailCode => Some(Arc::new(clients.spawn(SmtpSink::start()).await??)),
+        _ => None,
+    };
+    // A fresh database per run.
+    let dir = tempfile::tempdir()?;
+    let scratch = match args.database_url.as_deref() {
+        Some(base) if base.starts_with("postgres") => Some(
+            signet_store::scratch::ScratchDb::create(base)
+                .await
+                .context("creating a scratch PostgreSQL database")?,
+        ),
+        _ => None,
+    };
+    let db = match &scratch {
+        Some(s) => s.url.clone(),
+        None => format!("sqlite://{}/bench.db", dir.path().display()),
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let base = format!("http://localhost:{port}");
+    let mut env = vec![
+        ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+        ("SIGNET_PUBLIC_URL".to_owned(), base.clone()),
+        ("SIGNET_DATABASE__URL".to_owned(), db.clone()),
+        ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
+        // Each user is its own client address (see `User::ip`), and the
+        // limits are at their ceilings: measure the path, not the limits.
+        ("SIGNET_TRUST_FORWARDED_FOR".to_owned(), "true".to_owned()),
+        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
+        ("SIGNET_LOGIN__SEND_WINDOW".to_owned(), "1m".to_owned()),
+        ("SIGNET_LOGIN__SENDS_PER_ADDRESS".to_owned(), "10000".to_owned()),
+        ("SIGNET_LOGIN__SENDS_PER_IP".to_owned(), "10000".to_owned()),
+    ];
+    if let Some(sink) = &sink {
+        env.push(("SIGNET_EMAIL__SMTP_URL".to_owned(), sink.url()));
+        // The built-in policy needs aal2, which no email method gives: the
+        // email-code scenario measures a tier where the code completes a
+        // login.
+        let path = dir.path().join("policy.toml");
+        std::fs::write(&path, EMAIL_CODE_POLICY)?;
+        env.push(("SIGNET_POLICY".to_owned(), path.display().to_string()));
+    }
+    if db.starts_with("postgres") {
+        let key = std::env::var("SIGNET_SEALING__KEY").unwrap_or_else(|_| crate::BENCH_SEALING_KEY.to_owned());
+        env.push(("SIGNET_SEALING__KEY".to_owned(), key));
+    }
+    let config = Config::load(None, env)?;
+    let running = start(
+        &config,
+        StartOptions {
+            listener: Some(listener),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let app = running.wired.app.clone();
+    let backend = app.store.backend();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+
+    // Seed: users with an enrolled passkey, dealt round-robin to clients.
+    let mut per_client: Vec<Vec<User>> = (0..concurrency).map(|_| Vec::new()).collect();
+    for i in 0..args.passkey_users.max(concurrency) {
+        let email = format!("pk{i}@example.com");
+        let token = crate::seed_session_for(&app, &email).await?;
+        let mut auth = SoftAuthenticator::new(ONE_PASSWORD, true, false).at(&base);
+        if scenario != Scenario::EmailCode {
+            enroll(&http, &base, &token, &mut auth).await?;
+        }
+        let ip = format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+        per_client[i % concurrency].push(User { email, ip, auth });
+    }
+
+    let counter = Arc::new(AtomicUsize::new(0));
+    let total = args.passkey_logins;
+    let cpu_before = cpu_ticks()?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for users in per_client {
+        let (http, base, counter, sink) = (http.clone(), base.clone(), counter.clone(), sink.clone());
+        tasks.push(clients.spawn(async move {
+            let mut users = users;
+            let mut latencies = Vec::new();
+            let mut next = 0;
+            let mut seen = HashSet::new();
+            while counter.fetch_add(1, Ordering::Relaxed) < total {
+                let n = users.len();
+                let user = users.get_mut(next % n).context("a client without users")?;
+                next += 1;
+                let t = Instant::now();
+                match (scenario, &sink) {
+                    (Scenario::EmailCode, Some(sink)) => {
+                        email_code(&http, &base, sink, &mut seen, user).await?;
+                    }
+                    (Scenario::PasskeyStepUp, _) => {
+                        let token = login(&http, &base, user).await?;
+                        raise(&http, &base, &token, user).await?;
+                    }
+                    _ => {
+                        login(&http, &base, user).await?;
+                    }
+                }
+                latencies.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut all: Vec<Duration> = Vec::with_capacity(total);
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = cpu_ticks()?;
+    running.shutdown().await;
+    if let Some(s) = scratch {
+        s.drop_now().await?;
+    }
+
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let ops = all.len().max(1) as f64;
+    let bench_ticks = cpu_after.bench.saturating_sub(cpu_before.bench) as f64;
+    let server_ticks = (cpu_after.total.saturating_sub(cpu_before.total) as f64 - bench_ticks).max(0.0);
+    let tick_ms = 1000.0 / CLOCK_TICKS_PER_SECOND;
+    Ok(LevelResult {
+        backend,
+        per_second: ops / elapsed.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        server_cpu_ms_per_op: server_ticks * tick_ms / ops,
+        postgres_cpu_ms_per_op: cpu_after.postgres.saturating_sub(cpu_before.postgres) as f64 * tick_ms / ops,
+        bench_cpu_percent: 100.0 * bench_ticks * tick_ms / (elapsed.as_secs_f64() * 1000.0),
+    })
+}
+
+async fn post(http: &reqwest::Client, url: String, bearer: Option<&str>, body: Value) -> anyhow::Result<Value> {
+    post_as(http, url, bearer, body, None).await
+}
+
+async fn post_as(
+    http: &reqwest::Client,
+    url: String,
+    bearer: Option<&str>,
+    body: Value,
+    ip: Option<&str>,
+) -> anyhow::Result<Value> {
+    let mut req = http.post(&url).json(&body);
+    if let Some(ip) = ip {
+        req = req.header("x-forwarded-for", ip);
+    }
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await?;
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap_or(Value::Null);
+    anyhow::ensure!(status.is_success(), "POST {url}: HTTP {status}: {body}");
+    Ok(body)
+}
+
+/// Enrolls the authenticator's passkey with the user's session.
+async fn enroll(http: &reqwest::Client, base: &str, token: &str, auth: &mut SoftAuthenticator) -> anyhow::Result<()> {
+    let begun = post(
+        http,
+        format!("{base}/api/v1/credentials/passkey/begin"),
+        Some(token),
+        json!({}),
+    )
+    .await?;
+    let credential = auth.create(&begun["publicKey"]).await;
+    post(
+        http,
+        format!("{base}/api/v1/credentials/passkey/finish"),
+        Some(token),
+        json!({ "ceremony_id": begun["ceremony_id"], "credential": credential }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The passkey entry of a flow's offered methods.
+fn passkey_options(started: &Value) -> anyhow::Result<Value> {
+    started["methods"]
+        .as_array()
+        .and_then(|ms| ms.iter().find(|m| m["method"] == "passkey"))
+        .map(|m| m["publicKey"].clone())
+        .context("passkey is not offered")
+}
+
+/// One login: start with the identifier, answer with the passkey. Returns
+/// the session token.
+async fn login(http: &reqwest::Client, base: &str, user: &mut User) -> anyhow::Result<String> {
+    let started = post_as(
+        http,
+        format!("{base}/api/v1/login"),
+        None,
+        json!({ "identifier": user.email, "mode": "api" }),
+        Some(&user.ip),
+    )
+    .await?;
+    let flow = started["flow_id"].as_str().context("flow_id")?.to_owned();
+    let credential = user.auth.get(&passkey_options(&started)?).await;
+    let done = post_as(
+        http,
+        format!("{base}/api/v1/login/{flow}/passkey"),
+        None,
+        json!({ "credential": credential }),
+        Some(&user.ip),
+    )
+    .await?;
+    anyhow::ensure!(done["state"] == "complete", "login not complete: {done}");
+    Ok(done["session_token"].as_str().context("session_token")?.to_owned())
+}
+
+/// The clients' runtime. A runtime may not be dropped (which blocks) inside
+/// another one's tasks, so it is shut down in the background when done,
+/// also on an early `?`.
+struct ClientRuntime(Option<tokio::runtime::Runtime>);
+
+impl ClientRuntime {
+    fn handle(&self) -> anyhow::Result<tokio::runtime::Handle> {
+        Ok(self.0.as_ref().context("the client runtime")?.handle().clone())
+    }
+}
+
+impl Drop for ClientRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// One email-code pair: start, send the code, read it from the mail that
+/// arrives at the sink, redeem it.
+async fn email_code(
+    http: &reqwest::Client,
+    base: &str,
+    sink: &SmtpSink,
+    seen: &mut HashSet<String>,
+    user: &User,
+) -> anyhow::Result<()> {
+    let started = post_as(
+        http,
+        format!("{base}/api/v1/login"),
+        None,
+        json!({ "identifier": user.email, "mode": "api" }),
+        Some(&user.ip),
+    )
+    .await?;
+    let flow = started["flow_id"].as_str().context("flow_id")?.to_owned();
+    post_as(
+        http,
+        format!("{base}/api/v1/login/{flow}/email_otp/send"),
+        None,
+        json!({}),
+        Some(&user.ip),
+    )
+    .await?;
+    let mail = sink
+        .wait_for(
+            |m| {
+                // (Not the user's invitation, also sent to the sink.)
+                m.to.iter().any(|t| t.eq_ignore_ascii_case(&user.email))
+                    && m.header("Message-ID").is_some_and(|id| !seen.contains(&id))
+                    && code_in(m).is_some()
+            },
+            Duration::from_secs(30),
+        )
+        .await
+        .context("no code mail within 30 s")?;
+    if let Some(id) = mail.header("Message-ID") {
+        seen.insert(id);
+    }
+    let code = code_in(&mail).context("no code in the mail")?;
+    let done = post_as(
+        http,
+        format!("{base}/api/v1/login/{flow}/email_otp"),
+        None,
+        json!({ "code": code }),
+        Some(&user.ip),
+    )
+    .await?;
+    anyhow::ensure!(done["state"] == "complete", "login not complete: {done}");
+    Ok(())
+}
+
+/// The code of a sign-in mail's text part ("Your code: 123456").
+fn code_in(mail: &signet_testkit::CapturedMail) -> Option<String> {
+    mail.text_body()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Your code: "))
+        .map(|c| c.trim().to_owned())
+}
+
+/// One passkey step-up of the session `token`.
+async fn raise(http: &reqwest::Client, base: &str, token: &str, user: &mut User) -> anyhow::Result<()> {
+    let started = post_as(
+        http,
+        format!("{base}/api/v1/step-up"),
+        Some(token),
+        json!({}),
+        Some(&user.ip),
+    )
+    .await?;
+    let flow = started["flow_id"].as_str().context("flow_id")?.to_owned();
+    let credential = user.auth.get(&passkey_options(&started)?).await;
+    post_as(
+        http,
+        format!("{base}/api/v1/step-up/{flow}/passkey"),
+        Some(token),
+        json!({ "credential": credential }),
+        Some(&user.ip),
+    )
+    .await?;
+    Ok(())
+}
+
+/// P-256 ECDSA verifies per second on this thread for about half a second,
+/// with RustCrypto `p256`, the library webauthn-rs-core verifies with.
+fn verifies_per_second_one_core() -> f64 {
+    use p256::ecdsa::signature::{Signer, Verifier};
+    use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+    let key = SigningKey::from_slice(&[7u8; 32]);
+    let (key, verifying) = match key {
+        Ok(k) => {
+            let v = VerifyingKey::from(&k);
+            (k, v)
+        }
+        Err(_) => return 0.0,
+    };
+    let message = [0x5au8; 64 + 32];
+    let signature: Signature = key.sign(&message);
+    let started = Instant::now();
+    let mut n = 0u64;
+    while started.elapsed() < Duration::from_millis(500) {
+        if verifying.verify(&message, &signature).is_ok() {
+            n += 1;
+        }
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Linux's `USER_HZ`: the unit of the CPU times in `/proc/*/stat`, 100 on
+/// every mainstream architecture.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+struct CpuTicks {
+    /// This whole process (every thread, including those that ended).
+    total: u64,
+    /// The threads of the `bench-client` runtime.
+    bench: u64,
+    /// Every local process named `postgres` (a local PostgreSQL server's
+    /// backends; zero on SQLite or for a remote server).
+    postgres: u64,
+}
+
+/// utime + stime of a `/proc/.../stat` line, and its `comm`.
+fn parse_stat(stat: &str) -> Option<(String, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // Fields 14 and 15 of stat(5); fields after ")" start at field 3.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((comm, utime + stime))
+}
+
+fn cpu_ticks() -> anyhow::Result<CpuTicks> {
+    let total = parse_stat(&std::fs::read_to_string("/proc/self/stat")?)
+        .map(|(_, t)| t)
+        .context("/proc/self/stat")?;
+    let mut bench = 0;
+    for task in std::fs::read_dir("/proc/self/task")? {
+        let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else {
+            continue;
+        };
+        if let Some((comm, t)) = parse_stat(&stat) {
+            if comm.starts_with("bench-client") {
+                bench += t;
+            }
+        }
+    }
+    let mut postgres = 0;
+    for entry in std::fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        if !entry.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some((comm, t)) = parse_stat(&stat) {
+            if comm == "postgres" {
+                postgres += t;
+            }
+        }
+    }
+    Ok(CpuTicks { total, bench, postgres })
+}

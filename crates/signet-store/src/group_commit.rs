@@ -1,0 +1,685 @@
+//! Group commit on SQLite: many units of work, one `COMMIT`, one fsync.
+//!
+//! # Why
+//!
+//! SQLite has one writer, and with `synchronous=FULL` (kept: an
+//! acknowledged write survives power loss) every `COMMIT` waits for an
+//! fsync of the write-ahead log. One fsync per unit capped the whole server
+//! near the disk's fsync rate (issue 13: ~450 logins/s on the reference
+//! machine while its CPU was 60% busy). The classic answer (Gray & Reuter,
+//! "group commit"; SQLite "Atomic Commit" §3) is to let the units that
+//! queue up behind the writer share one transaction and one fsync.
+//!
+//! # How (ADR 0100, `docs/adr/0100-group-commit.md`)
+//!
+//! - Units still run **one at a time** on the single writer connection. A
+//!   unit first takes the *slot* (a fair async mutex, FIFO); whoever holds
+//!   it is the only user of the connection. The unit joins the *group*
+//!   (the open SQLite transaction) parked in the slot, or opens one with
+//!   `BEGIN IMMEDIATE`, then runs inside `SAVEPOINT signet_unit`.
+//! - A unit's commit releases its savepoint. If other units are waiting for
+//!   the slot, the connection is parked in the slot with the transaction
+//!   still open, and the unit waits for the group's outcome. Otherwise (or
+//!   when the group has [`MAX_GROUP`] members) the group is committed at
+//!   once: one `COMMIT`, one fsync, then every member is answered.
+//! - The first member that parks a group also queues a *closer* for it on
+//!   the slot: when the closer's turn comes, it commits the group if still
+//!   open. So a group always ends, even if the units behind it are
+//!   cancelled, and it lasts no longer than the queue it was opened in.
+//! - A unit that rolls back (or is dropped unfinished) only rolls back to
+//!   its savepoint; the other members keep their work.
+//! - **Failure fails the whole group, and only then.** If `COMMIT` fails,
+//!   every member gets the error (none was acknowledged). If SQLite rolled
+//!   the transaction back on its own (`SQLITE_FULL`, `SQLITE_IOERR`: the
+//!   savepoint is then gone, so `ROLLBACK TO` / `RELEASE` fail), every
+//!   member gets an error too, and the connection is closed rather than
+//!   reused (the disk-full rule of ADR 0010).
+//!
+//! Nothing is awaited while a lock guards anything but the connection's own
+//! turn, and every step that ends a transaction runs in a spawned task that
+//! owns the connection and the slot until it is done: a request cancelled
+//! by its deadline or a client hang-up can never leave a transaction open
+//! on a connection someone else will use.
+//!
+//! Autocommit operations outside units ([`crate::SqlStore::writer`]) take
+//! the connection from the pool, so they wait until any open group has
+//! committed and never write into one.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use sqlx::pool::PoolConnection;
+use sqlx::Sqlite;
+use tokio::sync::{watch, Mutex, OwnedMutexGuard};
+
+use signet_core::store::{StoreError, StoreResult};
+
+use crate::backend;
+
+/// The most units one group takes before it is committed regardless of
+/// who is waiting: bounds the latency of its first member and the work a
+/// failing `COMMIT` throws away.
+pub(crate) const MAX_GROUP: usize = 64;
+
+const SAVEPOINT: &str = "SAVEPOINT signet_unit";
+const RELEASE: &str = "RELEASE SAVEPOINT signet_unit";
+const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT signet_unit";
+
+/// How a group ended, as every member is told.
+pub(crate) type Outcome = Result<(), Failure>;
+
+/// Why a group did not commit. Cloned to every member, so it keeps the
+/// class of the driver error (what the client is told: 503 `storage_full`,
+/// `storage_busy`...) and its text.
+#[derive(Clone, Debug)]
+pub(crate) struct Failure {
+    class: Class,
+    message: String,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Class {
+    Full,
+    Busy,
+    Unavailable,
+    Backend,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("group commit failed: {0}")]
+struct GroupError(String);
+
+impl Failure {
+    fn of(e: &StoreError) -> Self {
+        let class = match e {
+            StoreError::Full(_) => Class::Full,
+            StoreError::Busy(_) => Class::Busy,
+            StoreError::Unavailable(_) => Class::Unavailable,
+            _ => Class::Backend,
+        };
+        let message = match std::error::Error::source(e) {
+            Some(cause) => cause.to_string(),
+            None => e.to_string(),
+        };
+        Self { class, message }
+    }
+
+    fn lost() -> Self {
+        Self {
+            class: Class::Backend,
+            message: "the group this unit joined ended without an outcome".into(),
+        }
+    }
+
+    pub(crate) fn into_error(self) -> StoreError {
+        let cause = Box::new(GroupError(self.message));
+        match self.class {
+            Class::Full => StoreError::Full(cause),
+            Class::Busy => StoreError::Busy(cause),
+            Class::Unavailable => StoreError::Unavailable(cause),
+            Class::Backend => StoreError::Backend(cause),
+        }
+    }
+}
+
+/// One open SQLite transaction shared by its members.
+pub(crate) struct Group {
+    id: u64,
+    /// Members whose savepoint was released into the group, each waiting
+    /// for the outcome.
+    released: AtomicUsize,
+    /// Whether a closer is queued for this group.
+    closer: AtomicBool,
+    /// Members hold receivers only: if every holder of the group drops it
+    /// unanswered, they are told it was lost instead of waiting forever.
+    outcome: watch::Sender<Option<Outcome>>,
+}
+
+impl Group {
+    fn new(id: u64) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            released: AtomicUsize::new(0),
+            closer: AtomicBool::new(false),
+            outcome: watch::channel(None).0,
+        })
+    }
+
+    fn answer(&self, outcome: Outcome) {
+        self.outcome.send_replace(Some(outcome));
+    }
+}
+
+/// The writer connection with a group open on it, between two units.
+pub(crate) struct Parked {
+    conn: PoolConnection<Sqlite>,
+    group: Arc<Group>,
+}
+
+pub(crate) type Slot = Option<Parked>;
+
+/// The group-commit state of one SQLite store.
+pub(crate) struct GroupCommit {
+    slot: Arc<Mutex<Slot>>,
+    /// Units waiting for the slot: a committing unit leaves its group open
+    /// for them only when there are some.
+    waiting: AtomicUsize,
+    next_id: AtomicU64,
+    commits: AtomicU64,
+    units: AtomicU64,
+    /// An in-memory database lives in its one connection: never closed.
+    ephemeral: bool,
+}
+
+/// Counters for tests and diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Units released into a group (committed, unless their group failed).
+    pub units: u64,
+    /// Successful `COMMIT`s, each one fsync.
+    pub commits: u64,
+}
+
+/// Counts a unit as waiting for the slot until dropped (also when the wait
+/// is cancelled or times out).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl GroupCommit {
+    pub(crate) fn new(ephemeral: bool) -> Arc<Self> {
+        Arc::new(Self {
+            slot: Arc::new(Mutex::new(None)),
+            waiting: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            commits: AtomicU64::new(0),
+            units: AtomicU64::new(0),
+            ephemeral,
+        })
+    }
+
+    pub(crate) fn stats(&self) -> CommitStats {
+        CommitStats {
+            units: self.units.load(Ordering::SeqCst),
+            commits: self.commits.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Takes the writer's turn (waiting at most until `deadline`), joins the
+    /// parked group or opens one on a connection from `pool`, and starts a
+    /// unit inside its savepoint.
+    pub(crate) async fn join(
+        self: &Arc<Self>,
+        pool: &sqlx::SqlitePool,
+        deadline: tokio::time::Instant,
+    ) -> StoreResult<Member> {
+        let mut slot = {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            let _waiting = Waiting(&self.waiting);
+            tokio::time::timeout_at(deadline, self.slot.clone().lock_owned())
+                .await
+                .map_err(|_| busy("waiting for the SQLite writer"))?
+        };
+        let (conn, group, fresh) = match slot.take() {
+            Some(parked) => (parked.conn, parked.group, false),
+            None => {
+                let conn = pool.acquire().await.map_err(backend)?;
+                let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+                (conn, Group::new(id), true)
+            }
+        };
+        // From here the member owns the connection and the slot: cancelled
+        // at any await below, its Drop cleans up (see `Member::abandon`).
+        let mut member = Member {
+            conn: Some(conn),
+            slot: Some(slot),
+            group,
+            gc: self.clone(),
+            in_savepoint: false,
+        };
+        if fresh {
+            // IMMEDIATE takes the write lock now rather than at the first
+            // write, so a transaction never fails half-way for the lock.
+            if let Err(e) = member.run("BEGIN IMMEDIATE").await {
+                // No transaction: nothing to roll back; the connection is
+                // in doubt, so it is not reused.
+                if let Some(mut conn) = member.conn.take() {
+                    if !self.ephemeral {
+                        conn.close_on_drop();
+                    }
+                }
+                return Err(e);
+            }
+        }
+        if let Err(e) = member.run(SAVEPOINT).await {
+            member.fail_group_now(&e);
+            return Err(e);
+        }
+        member.in_savepoint = true;
+        Ok(member)
+    }
+}
+
+fn busy(what: &str) -> StoreError {
+    StoreError::Busy(Box::new(GroupError(format!("timed out {what}"))))
+}
+
+/// A unit of work in progress: it holds the writer's turn and its
+/// connection, inside the group's transaction and its own savepoint.
+pub(crate) struct Member {
+    conn: Option<PoolConnection<Sqlite>>,
+    slot: Option<OwnedMutexGuard<Slot>>,
+    group: Arc<Group>,
+    gc: Arc<GroupCommit>,
+    in_savepoint: bool,
+}
+
+impl Member {
+    pub(crate) fn conn(&mut self) -> Option<&mut sqlx::SqliteConnection> {
+        self.conn.as_deref_mut()
+    }
+
+    async fn run(&mut self, sql: &str) -> StoreResult<()> {
+        match self.conn.as_deref_mut() {
+            Some(c) => sqlx::query(sql).execute(c).await.map(|_| ()).map_err(backend),
+            None => Err(StoreError::Backend(Box::new(GroupError(
+                "the unit has no connection".into(),
+            )))),
+        }
+    }
+
+    /// Releases the unit into its group and waits until the group is
+    /// durable (or has failed). The member must stay in its `SqlTx` while
+    /// this runs up to the release, so that a cancellation rolls it back.
+    pub(crate) async fn release(&mut self) -> StoreResult<watch::Receiver<Option<Outcome>>> {
+        if let Err(e) = self.run(RELEASE).await {
+            // SQLite ended the transaction on its own (or the connection
+            // broke): the whole group is lost and every member is told.
+            self.fail_group_now(&e);
+            return Err(e);
+        }
+        self.in_savepoint = false;
+        self.group.released.fetch_add(1, Ordering::SeqCst);
+        self.gc.units.fetch_add(1, Ordering::SeqCst);
+        Ok(self.group.outcome.subscribe())
+    }
+
+    /// After [`Member::release`]: hands the connection on (parked for the
+    /// next unit, or committing the group now).
+    pub(crate) fn leave(mut self) {
+        let (Some(conn), Some(slot)) = (self.conn.take(), self.slot.take()) else {
+            return;
+        };
+        leave(conn, slot, self.group.clone(), self.gc.clone());
+    }
+
+    /// Ends the unit without its work: back to its savepoint, then the
+    /// connection is handed on. Runs in a spawned task that owns the
+    /// connection and the slot until done, so it cannot be cut short.
+    pub(crate) fn abandon(mut self) -> Option<tokio::task::JoinHandle<StoreResult<()>>> {
+        let conn = self.conn.take()?;
+        let slot = self.slot.take()?;
+        let (group, gc, in_savepoint) = (self.group.clone(), self.gc.clone(), self.in_savepoint);
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            // No runtime (a drop at shutdown): nothing can be awaited. The
+            // connection is closed, so SQLite rolls the transaction back,
+            // and the group's members are told it was lost when its last
+            // holder drops it.
+            let mut conn = conn;
+            if !gc.ephemeral {
+                conn.close_on_drop();
+            }
+            return None;
+        };
+        let task = async move {
+            let mut conn = conn;
+            let undone = if in_savepoint {
+                match sqlx::query(ROLLBACK_TO).execute(&mut *conn).await {
+                    Ok(_) => sqlx::query(RELEASE).execute(&mut *conn).await.map(|_| ()),
+                    Err(e) => Err(e),
+                }
+            } else {
+                Ok(())
+            };
+            match undone {
+                Ok(()) => {
+                    leave(conn, slot, group, gc);
+                    Ok(())
+                }
+                Err(e) => {
+                    let e = backend(e);
+                    fail_group(conn, slot, &group, &gc, &e).await;
+                    Err(e)
+                }
+            }
+        };
+        Some(rt.spawn(task))
+    }
+
+    /// Fails the group from inside a unit (a statement that ended the
+    /// transaction): runs in a spawned task that owns the connection.
+    fn fail_group_now(&mut self, e: &StoreError) {
+        let (Some(conn), Some(slot)) = (self.conn.take(), self.slot.take()) else {
+            return;
+        };
+        let (group, gc, failure) = (self.group.clone(), self.gc.clone(), Failure::of(e));
+        let task = async move {
+            fail_group_with(conn, slot, &group, &gc, failure).await;
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(task);
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        if self.conn.is_some() {
+            let member = Member {
+                conn: self.conn.take(),
+                slot: self.slot.take(),
+                group: self.group.clone(),
+                gc: self.gc.clone(),
+                in_savepoint: self.in_savepoint,
+            };
+            // Rolled back to its savepoint by a task of its own.
+            let _ = member.abandon();
+        }
+    }
+}
+
+/// Waits for a released member's outcome.
+pub(crate) async fn outcome(mut rx: watch::Receiver<Option<Outcome>>) -> StoreResult<()> {
+    let result = match rx.wait_for(Option::is_some).await {
+        Ok(v) => v.clone().unwrap_or_else(|| Err(Failure::lost())),
+        Err(_) => Err(Failure::lost()),
+    };
+    result.map_err(Failure::into_error)
+}
+
+/// Hands the connection on after a unit: an empty group is rolled back and
+/// the connection returned to the pool; a group with members is parked for
+/// the units waiting (a closer queued behind them), or committed now.
+fn leave(conn: PoolConnection<Sqlite>, mut slot: OwnedMutexGuard<Slot>, group: Arc<Group>, gc: Arc<GroupCommit>) {
+    let members = group.released.load(Ordering::SeqCst);
+    if members > 0 && members < MAX_GROUP && gc.waiting.load(Ordering::SeqCst) > 0 {
+        let id = group.id;
+        let needs_closer = !group.closer.swap(true, Ordering::SeqCst);
+        *slot = Some(Parked { conn, group });
+        drop(slot);
+        if needs_closer {
+            spawn(close_later(gc, id));
+        }
+    } else if members > 0 {
+        spawn(commit(conn, slot, group, gc));
+    } else {
+        spawn(end_empty(conn, slot, group, gc));
+    }
+}
+
+fn spawn<F>(task: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(task);
+    }
+}
+
+/// The closer: when its turn on the slot comes, commits group `id` if it is
+/// still the one parked there.
+async fn close_later(gc: Arc<GroupCommit>, id: u64) {
+    let mut slot = gc.slot.clone().lock_owned().await;
+    if slot.as_ref().is_some_and(|p| p.group.id == id) {
+        if let Some(parked) = slot.take() {
+            commit(parked.conn, slot, parked.group, gc).await;
+        }
+    }
+}
+
+/// One `COMMIT` (one fsync) for every member of the group, then the answer
+/// to each. A failed `COMMIT` is followed by a `ROLLBACK` whose result does
+/// not matter, and the connection is never used again (ADR 0010).
+async fn commit(
+    mut conn: PoolConnection<Sqlite>,
+    slot: OwnedMutexGuard<Slot>,
+    group: Arc<Group>,
+    gc: Arc<GroupCommit>,
+) {
+    match sqlx::query("COMMIT").execute(&mut *conn).await {
+        Ok(_) => {
+            gc.commits.fetch_add(1, Ordering::SeqCst);
+            // The connection goes back to the pool in autocommit mode
+            // before the slot is given up.
+            drop(conn);
+            drop(slot);
+            group.answer(Ok(()));
+        }
+        Err(e) => {
+            let e = backend(e);
+            fail_group(conn, slot, &group, &gc, &e).await;
+        }
+    }
+}
+
+/// A group no member was released into (every unit in it rolled back):
+/// nothing to commit, so its transaction is rolled back.
+async fn end_empty(
+    mut conn: PoolConnection<Sqlite>,
+    slot: OwnedMutexGuard<Slot>,
+    group: Arc<Group>,
+    gc: Arc<GroupCommit>,
+) {
+    if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() && !gc.ephemeral {
+        conn.close_on_drop();
+    }
+    drop(conn);
+    drop(slot);
+    group.answer(Ok(()));
+}
+
+async fn fail_group(
+    conn: PoolConnection<Sqlite>,
+    slot: OwnedMutexGuard<Slot>,
+    group: &Group,
+    gc: &GroupCommit,
+    e: &StoreError,
+) {
+    fail_group_with(conn, slot, group, gc, Failure::of(e)).await;
+}
+
+/// Ends a group that cannot commit: `ROLLBACK` (its result does not matter:
+/// SQLite may have rolled back already), the connection closed rather than
+/// returned to the pool, and every member told.
+async fn fail_group_with(
+    mut conn: PoolConnection<Sqlite>,
+    slot: OwnedMutexGuard<Slot>,
+    group: &Group,
+    gc: &GroupCommit,
+    failure: Failure,
+) {
+    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    if !gc.ephemeral {
+        conn.close_on_drop();
+    }
+    drop(conn);
+    drop(slot);
+    group.answer(Err(failure));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::tx::{Conn, SqlTx};
+    use crate::SqlStore;
+
+    async fn store() -> (Arc<SqlStore>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/signet.db", dir.path().display());
+        let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+        let mut tx = store.begin_tx().await.unwrap();
+        exec(&mut tx, "CREATE TABLE gc_parent (k TEXT PRIMARY KEY)")
+            .await
+            .unwrap();
+        exec(&mut tx, "CREATE TABLE gc_child (k TEXT REFERENCES gc_parent(k))")
+            .await
+            .unwrap();
+        tx.commit_now().await.unwrap();
+        (store, dir)
+    }
+
+    async fn exec(tx: &mut SqlTx, sql: &str) -> signet_core::store::StoreResult<()> {
+        let r = match tx.conn()? {
+            Conn::Sqlite(c) => sqlx::query(sql)
+                .execute(&mut *c)
+                .await
+                .map(|_| ())
+                .map_err(crate::backend),
+            Conn::Postgres(_) => unreachable!("SQLite only"),
+        };
+        tx.observe(r)
+    }
+
+    async fn insert(tx: &mut SqlTx, k: &str) -> signet_core::store::StoreResult<()> {
+        exec(tx, &format!("INSERT INTO gc_parent (k) VALUES ('{k}')")).await
+    }
+
+    /// What a reader (another connection) sees: only committed rows.
+    async fn keys(store: &SqlStore) -> Vec<String> {
+        crate::with_db!(read(store), |pool| {
+            let mut rows: Vec<(String,)> = sqlx::query_as("SELECT k FROM gc_parent ORDER BY k")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+            rows.drain(..).map(|(k,)| k).collect()
+        })
+    }
+
+    /// A unit that inserts `k` and commits, spawned to queue on the writer.
+    fn unit(store: &Arc<SqlStore>, k: &str) -> tokio::task::JoinHandle<signet_core::store::StoreResult<()>> {
+        let (store, k) = (store.clone(), k.to_owned());
+        tokio::spawn(async move {
+            let mut tx = store.begin_tx().await?;
+            insert(&mut tx, &k).await?;
+            tx.commit_now().await
+        })
+    }
+
+    /// Lets spawned units reach the writer's queue.
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_units_commit_in_fewer_fsyncs_and_all_are_durable() {
+        let (store, _dir) = store().await;
+        let before = store.commit_stats();
+        let tasks: Vec<_> = (0..64).map(|i| unit(&store, &format!("k{i:02}"))).collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let after = store.commit_stats();
+        assert_eq!(after.units - before.units, 64);
+        let commits = after.commits - before.commits;
+        assert!((1..64).contains(&commits), "64 units took {commits} commits");
+        // Every acknowledged unit is visible to another connection.
+        assert_eq!(keys(&store).await.len(), 64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_that_fails_or_is_dropped_takes_only_its_own_work() {
+        let (store, _dir) = store().await;
+        // X holds the writer while A, B, D and C queue behind it.
+        let mut x = store.begin_tx().await.unwrap();
+        insert(&mut x, "x").await.unwrap();
+        let a = unit(&store, "a");
+        settle().await;
+        let b = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin_tx().await.unwrap();
+                insert(&mut tx, "b-own").await.unwrap();
+                // A duplicate of X's row, which B sees inside the group.
+                let dup = insert(&mut tx, "x").await;
+                assert!(dup.is_err(), "{dup:?}");
+                tx.rollback_now().await.unwrap();
+            })
+        };
+        settle().await;
+        let d = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin_tx().await.unwrap();
+                insert(&mut tx, "d-dropped").await.unwrap();
+                drop(tx);
+            })
+        };
+        settle().await;
+        let c = unit(&store, "c");
+        settle().await;
+        let before = store.commit_stats();
+        x.commit_now().await.unwrap();
+        a.await.unwrap().unwrap();
+        b.await.unwrap();
+        d.await.unwrap();
+        c.await.unwrap().unwrap();
+        let after = store.commit_stats();
+        assert_eq!(keys(&store).await, ["a", "c", "x"]);
+        assert_eq!(after.units - before.units, 3);
+        assert_eq!(after.commits - before.commits, 1, "X, A and C share one COMMIT");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_commit_fails_every_member_and_acknowledges_none() {
+        let (store, _dir) = store().await;
+        let mut x = store.begin_tx().await.unwrap();
+        // A foreign key checked only at COMMIT: the group's COMMIT fails.
+        exec(&mut x, "PRAGMA defer_foreign_keys = ON").await.unwrap();
+        exec(&mut x, "INSERT INTO gc_child (k) VALUES ('nobody')")
+            .await
+            .unwrap();
+        let a = unit(&store, "a");
+        let c = unit(&store, "c");
+        settle().await;
+        let x_result = x.commit_now().await;
+        let (a, c) = (a.await.unwrap(), c.await.unwrap());
+        assert!(
+            x_result.is_err() && a.is_err() && c.is_err(),
+            "{x_result:?} {a:?} {c:?}"
+        );
+        assert!(keys(&store).await.is_empty());
+        // The writer was replaced: the next unit commits on its own.
+        unit(&store, "after").await.unwrap().unwrap();
+        assert_eq!(keys(&store).await, ["after"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_cancelled_while_waiting_still_ends_its_group() {
+        let (store, _dir) = store().await;
+        let mut x = store.begin_tx().await.unwrap();
+        insert(&mut x, "x").await.unwrap();
+        let a = unit(&store, "a");
+        settle().await;
+        // X releases into a group parked for A, then stops waiting.
+        let cancelled = tokio::time::timeout(Duration::from_millis(1), x.commit_now()).await;
+        drop(cancelled);
+        a.await.unwrap().unwrap();
+        // A committed the group; a writer outside any unit is not blocked.
+        let mut w = store.writer().await.unwrap();
+        crate::tx::with_conn!(w.conn(), |c| {
+            sqlx::query("INSERT INTO gc_parent (k) VALUES ('auto')")
+                .execute(&mut *c)
+                .await
+                .unwrap();
+        });
+        drop(w);
+        let k = keys(&store).await;
+        assert!(k.contains(&"a".to_owned()) && k.contains(&"auto".to_owned()), "{k:?}");
+    }
+}
