@@ -24,6 +24,7 @@ mod one_time;
 pub mod outbox;
 pub mod passkeys;
 pub mod readiness;
+pub mod recovery;
 pub mod sealing;
 pub mod sessions;
 pub mod start_limit;

@@ -135,6 +135,48 @@ pub fn credential_changed(
     letter.into_email(to, template)
 }
 
+/// The `template` name of an "your account was recovered" notice.
+pub const ACCOUNT_RECOVERED: &str = "account_recovered";
+
+/// Tells the account's owner that their account was recovered (`how`: the
+/// path that proved it, such as "recovery_code+email"), and that every
+/// session was ended. NIST SP 800-63B rev. 4 (account recovery) requires
+/// notifying every address on file; a takeover through recovery is then
+/// seen by the owner's other channels at once. No link or code.
+pub fn account_recovered(
+    to: &Email,
+    how: &str,
+    at: Timestamp,
+    requester: &Requester<'_>,
+    product_name: &str,
+) -> Draft {
+    let from = requester.describe();
+    let letter = Letter {
+        product_name,
+        subject: format!("Your {product_name} account was recovered"),
+        heading: "Account recovered".to_owned(),
+        paragraphs: vec![
+            format!(
+                "Access to your {product_name} account {to} was recovered on {} from {from}, using {how}.",
+                utc_minutes(at)
+            ),
+            "Every session of the account was signed out. The person who recovered it can now add a new \
+             way to sign in."
+                .to_owned(),
+            "If this was you, there is nothing to do.".to_owned(),
+        ],
+        action: None,
+        code: None,
+        validity: None,
+        reason: format!("You received this email because access to {product_name} as {to} was recovered."),
+        not_you: format!(
+            "If you did not recover your account, someone else may have taken it over: contact your \
+             {product_name} administrator at once."
+        ),
+    };
+    letter.into_email(to, ACCOUNT_RECOVERED)
+}
+
 /// The `template` name of a security notice sent by SMS.
 pub const SMS_NOTICE: &str = "sms_notice";
 
