@@ -143,13 +143,7 @@ pub const ACCOUNT_RECOVERED: &str = "account_recovered";
 /// session was ended. NIST SP 800-63B rev. 4 (account recovery) requires
 /// notifying every address on file; a takeover through recovery is then
 /// seen by the owner's other channels at once. No link or code.
-pub fn account_recovered(
-    to: &Email,
-    how: &str,
-    at: Timestamp,
-    requester: &Requester<'_>,
-    product_name: &str,
-) -> Draft {
+pub fn account_recovered(to: &Email, how: &str, at: Timestamp, requester: &Requester<'_>, product_name: &str) -> Draft {
     let from = requester.describe();
     let letter = Letter {
         product_name,

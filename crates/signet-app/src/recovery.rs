@@ -33,6 +33,8 @@
 use serde_json::{json, Map};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::flow::{Continuation, Demand, FlowState, Journey, RecoveryVia, FLOW_STATE_VERSION};
+use signet_core::method::{CredentialInfo, MethodName};
+use signet_core::policy::RecoveryProof;
 use signet_core::secret::TokenHash;
 use signet_core::session::{Aal, SessionMode};
 use signet_core::unit_of_work::Transaction;
@@ -65,7 +67,8 @@ pub async fn start(app: &App, req: Start) -> Result<Started> {
     let normalized = email.normalized();
     let hash = TokenHash::of(normalized.as_bytes()).to_hex();
     // Keyed apart from client addresses in the same table.
-    app.starts.check(Some(&format!("recovery:{hash}")), STARTS_PER_ACCOUNT)?;
+    app.starts
+        .check(Some(&format!("recovery:{hash}")), STARTS_PER_ACCOUNT)?;
     let (user_id, tier_name) = match app.store.user_by_email(&normalized).await? {
         Some(u) if u.is_active() => (Some(u.id), app.policy.tier_for_roles(&u.roles).0.to_owned()),
         _ => (None, app.policy.default_tier().0.to_owned()),
@@ -133,4 +136,56 @@ pub(crate) async fn recovered(
         "your account was recovered and every session was signed out.",
     )
     .await
+}
+
+/// How a person reads one part of a recovery path.
+fn part_phrase(part: RecoveryProof) -> &'static str {
+    match part {
+        RecoveryProof::BackupPasskey => "a backup passkey",
+        RecoveryProof::RecoveryCode => "your recovery codes",
+        RecoveryProof::Email => "a code sent to your email",
+        RecoveryProof::Sms => "a code sent to your phone",
+        RecoveryProof::Helpdesk => "the help desk",
+    }
+}
+
+/// The self-service ways back into `user`'s account, as a person reads
+/// them ("your recovery codes and a code sent to your email"): the tier's
+/// paths that a recovery would offer ([`rules::recovery_paths`]), whose
+/// every part this server implements and the account can prove today. A
+/// backup passkey needs two passkeys (one may be the lost one); recovery
+/// codes need codes; SMS needs a phone. `/account` shows them and warns
+/// when there are none (NIST SP 800-63B rev. 4 encourages binding more than
+/// one authenticator, so a loss is not a lockout).
+pub fn ways_back(app: &App, user: &User, credentials: &[CredentialInfo]) -> Vec<String> {
+    let t = app.policy.tier_for_roles(&user.roles).1;
+    let count = |kind: MethodName| credentials.iter().filter(|c| c.kind == kind).count();
+    let implemented = |part: RecoveryProof| {
+        part.methods()
+            .iter()
+            .any(|m| app.registry.get(*m).is_some_and(|m| m.recovery().is_some()))
+    };
+    let holds = |part: RecoveryProof| match part {
+        RecoveryProof::BackupPasskey => count(MethodName::Passkey) >= 2,
+        RecoveryProof::RecoveryCode => count(MethodName::RecoveryCode) >= 1,
+        RecoveryProof::Email => true,
+        RecoveryProof::Sms => user.phone.is_some(),
+        RecoveryProof::Helpdesk => false,
+    };
+    rules::recovery_paths(t)
+        .filter(|p| p.parts().iter().all(|part| implemented(*part) && holds(*part)))
+        .map(|p| {
+            p.parts()
+                .iter()
+                .map(|part| part_phrase(*part))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        })
+        .collect()
+}
+
+/// Whether the account's tier lets the help desk recover it.
+pub fn helpdesk_listed(app: &App, user: &User) -> bool {
+    let t = app.policy.tier_for_roles(&user.roles).1;
+    t.recovery.iter().any(|p| p.is(RecoveryProof::Helpdesk))
 }

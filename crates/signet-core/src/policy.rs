@@ -624,7 +624,10 @@ roles = { x = "a", y = "b" }
         assert_eq!(p.parts(), [RecoveryProof::RecoveryCode, RecoveryProof::Email]);
         assert_eq!(p.to_string(), "recovery_code+email");
         assert_eq!(p.self_service_aal(), Some(Aal::Aal2));
-        assert_eq!(RecoveryPath::parse("email").unwrap().self_service_aal(), Some(Aal::Aal1));
+        assert_eq!(
+            RecoveryPath::parse("email").unwrap().self_service_aal(),
+            Some(Aal::Aal1)
+        );
         assert_eq!(
             RecoveryPath::parse("backup_passkey").unwrap().self_service_aal(),
             Some(Aal::Aal2)

@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/account") }))
         .route("/login", get(login))
+        .route("/recover", get(recover))
         .route("/account", get(account))
         .route("/enroll", get(enroll))
         .route("/invite/{token}", get(invite).post(invite_accept))
@@ -84,12 +85,25 @@ async fn login() -> PageResult {
 }
 
 #[derive(Template)]
+#[template(path = "recover.html")]
+struct RecoverPage;
+
+/// `/recover`: self-service recovery (`POST /api/v1/recovery`), rendered
+/// from the flow's offers like a login; it ends on `/enroll`.
+async fn recover() -> PageResult {
+    render(&RecoverPage)
+}
+
+#[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
     email: &'a str,
     session: &'a Session,
     credentials: Vec<CredentialRow>,
     sessions: Vec<Row>,
+    /// The self-service ways back in, as a person reads them.
+    ways_back: Vec<String>,
+    helpdesk: bool,
 }
 
 /// One credential on `/account`, of any kind. A passkey's extras (its
@@ -178,6 +192,8 @@ async fn account(State(state): State<AppState>, MaybeAuth(auth): MaybeAuth) -> P
     render(&AccountPage {
         email: user.email.as_str(),
         session,
+        ways_back: signet_app::recovery::ways_back(&state.app, user, &credentials),
+        helpdesk: signet_app::recovery::helpdesk_listed(&state.app, user),
         credentials: credentials.iter().map(CredentialRow::new).collect(),
         sessions: rows,
     })

@@ -107,7 +107,11 @@ async fn an_aal2_account_cannot_recover_with_email_alone_but_can_with_a_recovery
 
     // Every earlier session ended; the owner was told; the path is audited.
     use signet_core::store::SessionStore;
-    let live = h.store.list_user_sessions(before.user.id, h.app.clock.now()).await.unwrap();
+    let live = h
+        .store
+        .list_user_sessions(before.user.id, h.app.clock.now())
+        .await
+        .unwrap();
     assert_eq!(
         live.iter().map(|s| s.id).collect::<Vec<_>>(),
         [issued.session.id],
@@ -189,10 +193,7 @@ async fn recovery_starts_are_limited_per_account_whatever_the_client() {
     for _ in 0..recovery::STARTS_PER_ACCOUNT {
         start(&h, "ada@example.com").await.unwrap();
     }
-    assert_eq!(
-        code_of(start(&h, "Ada@Example.com").await),
-        ErrorCode::RateLimited
-    );
+    assert_eq!(code_of(start(&h, "Ada@Example.com").await), ErrorCode::RateLimited);
     // Another account is counted on its own, and an unknown one likewise.
     start(&h, "bo@example.com").await.unwrap();
     for _ in 0..recovery::STARTS_PER_ACCOUNT {

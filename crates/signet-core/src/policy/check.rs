@@ -171,7 +171,9 @@ fn check_tier(name: &str, t: &Tier, out: &mut Vec<Finding>) {
     }
 
     // sms-in-high-tier
-    if r >= Risk::Medium && (all_methods.contains(&MethodName::SmsOtp) || t.recovery.iter().any(|p| p.includes(RecoveryProof::Sms))) {
+    if r >= Risk::Medium
+        && (all_methods.contains(&MethodName::SmsOtp) || t.recovery.iter().any(|p| p.includes(RecoveryProof::Sms)))
+    {
         add(
             "sms-in-high-tier",
             if r == Risk::High { Severity::Error } else { Severity::Warning },

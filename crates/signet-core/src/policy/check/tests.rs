@@ -219,10 +219,7 @@ fn a_combined_recovery_path_is_judged_by_what_its_proofs_reach_together() {
     // Either proof alone is aal1: weaker than the login, and email alone
     // next to an email login is circular trust too.
     let alone = standard_with(r#"recovery = ["backup_passkey", "email", "recovery_code", "helpdesk"]"#);
-    let fired: Vec<(&str, String)> = findings(&alone)
-        .into_iter()
-        .map(|f| (f.rule, f.message))
-        .collect();
+    let fired: Vec<(&str, String)> = findings(&alone).into_iter().map(|f| (f.rule, f.message)).collect();
     let weaker: Vec<&String> = fired
         .iter()
         .filter(|(r, _)| *r == "recovery-weaker-than-login")
