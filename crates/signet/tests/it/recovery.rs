@@ -276,3 +276,47 @@ async fn the_recover_page_renders_from_the_flow_and_names_no_method() {
     }
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn inviting_an_account_that_can_sign_in_is_refused_and_points_to_recovery() {
+    let srv = TestServer::start().await;
+    let (id, enrollment) = invited(&srv, "ada@example.com").await;
+    let mut auth = authenticator(&srv);
+    enroll(&srv, &enrollment, &mut auth, None).await;
+    let skip = srv.smtp.as_ref().unwrap().messages().len();
+
+    let admin = srv.admin_token().await;
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/users/{id}/invitations"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::CONFLICT, Some("account_has_credentials")),
+        "{body}"
+    );
+    assert!(body["message"].as_str().unwrap().contains("recover"), "{body}");
+
+    let out = crate::cli::signet(&srv, &["user", "invite", "ada@example.com", "--json"]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stderr.contains("recover") || stdout.contains("recover"),
+        "stdout: {stdout} stderr: {stderr}"
+    );
+    assert!(!stdout.contains("/invite/") && !stderr.contains("/invite/"));
+
+    // No invitation was sent.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let sent: Vec<_> = srv.smtp.as_ref().unwrap().messages().into_iter().skip(skip).collect();
+    assert!(
+        !sent.iter().any(|m| m.subject().is_some_and(|s| s.contains("nvit"))),
+        "an invitation was sent"
+    );
+    srv.stop().await;
+}
