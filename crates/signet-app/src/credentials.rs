@@ -323,6 +323,7 @@ async fn notify(
 ) -> Result<()> {
     let device = signet_core::session::device_label(origin.user_agent.as_deref());
     let noun = kind.noun();
+    let not_me = crate::not_me::issue(app, tx, user).await?;
     let draft = messages::credential_changed(
         &user.email,
         change,
@@ -334,6 +335,7 @@ async fn notify(
             ip: origin.ip.as_deref(),
         },
         &app.settings.product_name,
+        &not_me,
     );
     let what = match change {
         CredentialChange::Added => format!("a {noun} \"{name}\" was added to your account."),

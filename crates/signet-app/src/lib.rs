@@ -19,6 +19,7 @@ pub mod login;
 pub mod messages;
 pub mod methods;
 pub mod metrics;
+pub mod not_me;
 pub mod notices;
 mod one_time;
 pub mod outbox;

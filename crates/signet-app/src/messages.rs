@@ -90,6 +90,7 @@ pub fn credential_changed(
     at: Timestamp,
     requester: &Requester<'_>,
     product_name: &str,
+    not_me: &str,
 ) -> Draft {
     let from = requester.describe();
     let (verb, subject, template) = match change {
@@ -123,9 +124,9 @@ pub fn credential_changed(
             ),
             "If this was you, there is nothing to do.".to_owned(),
         ],
-        action: None,
+        action: Some(not_me_action(not_me)),
         code: None,
-        validity: None,
+        validity: Some(NOT_ME_VALIDITY.to_owned()),
         reason: format!("You received this email because the ways to sign in to {product_name} as {to} changed."),
         not_you: format!(
             "If you did not make this change, someone else may have access to your account: sign in, \
@@ -143,7 +144,14 @@ pub const ACCOUNT_RECOVERED: &str = "account_recovered";
 /// session was ended. NIST SP 800-63B rev. 4 (account recovery) requires
 /// notifying every address on file; a takeover through recovery is then
 /// seen by the owner's other channels at once. No link or code.
-pub fn account_recovered(to: &Email, how: &str, at: Timestamp, requester: &Requester<'_>, product_name: &str) -> Draft {
+pub fn account_recovered(
+    to: &Email,
+    how: &str,
+    at: Timestamp,
+    requester: &Requester<'_>,
+    product_name: &str,
+    not_me: &str,
+) -> Draft {
     let from = requester.describe();
     let letter = Letter {
         product_name,
@@ -159,9 +167,9 @@ pub fn account_recovered(to: &Email, how: &str, at: Timestamp, requester: &Reque
                 .to_owned(),
             "If this was you, there is nothing to do.".to_owned(),
         ],
-        action: None,
+        action: Some(not_me_action(not_me)),
         code: None,
-        validity: None,
+        validity: Some(NOT_ME_VALIDITY.to_owned()),
         reason: format!("You received this email because access to {product_name} as {to} was recovered."),
         not_you: format!(
             "If you did not recover your account, someone else may have taken it over: contact your \
@@ -169,6 +177,20 @@ pub fn account_recovered(to: &Email, how: &str, at: Timestamp, requester: &Reque
         ),
     };
     letter.into_email(to, ACCOUNT_RECOVERED)
+}
+
+/// The label of a security notice's "this wasn't me" button.
+pub const NOT_ME_LABEL: &str = "This wasn't me: lock my account";
+const NOT_ME_VALIDITY: &str = "The \"This wasn't me\" link works once, for 7 days. It locks the account and signs \
+                               everyone out until your administrator reviews it; it never signs anyone in.";
+
+/// Every security notice's action: the "this wasn't me" link
+/// (`signet_app::not_me`).
+fn not_me_action(url: &str) -> Action {
+    Action {
+        label: NOT_ME_LABEL.to_owned(),
+        url: url.to_owned(),
+    }
 }
 
 /// The `template` name of a security notice sent by SMS.
@@ -212,6 +234,7 @@ pub fn fallback_used(
     at: Timestamp,
     requester: &Requester<'_>,
     product_name: &str,
+    not_me: &str,
 ) -> Draft {
     let from = requester.describe();
     let Budget { uses, max_uses, period } = budget;
@@ -230,9 +253,9 @@ pub fn fallback_used(
                  Sign in with your passkey to keep them for when you need them."
             ),
         ],
-        action: None,
+        action: Some(not_me_action(not_me)),
         code: None,
-        validity: None,
+        validity: Some(NOT_ME_VALIDITY.to_owned()),
         reason: format!("You received this email because your {product_name} account signed in with a backup method."),
         not_you: format!(
             "If this was not you, someone else can read your email or your messages: sign in with your passkey, \

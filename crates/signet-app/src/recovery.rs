@@ -118,6 +118,7 @@ pub(crate) async fn recovered(
         .details(json!({ "reason": "recovery", "path": path, "via": via, "sessions_ended": ended }));
     app.audit().append(tx, &record).await?;
     let device = signet_core::session::device_label(origin.user_agent.as_deref());
+    let not_me = crate::not_me::issue(app, tx, user).await?;
     let draft = messages::account_recovered(
         &user.email,
         path,
@@ -127,6 +128,7 @@ pub(crate) async fn recovered(
             ip: origin.ip.as_deref(),
         },
         &app.settings.product_name,
+        &not_me,
     );
     crate::notices::security_notice(
         app,

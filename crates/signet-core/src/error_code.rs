@@ -180,6 +180,7 @@ error_codes! {
     // 410
     CeremonyExpired = "ceremony_expired" => Gone,
     InvitationInvalid = "invitation_invalid" => Gone,
+    NotMeLinkInvalid = "not_me_link_invalid" => Gone,
     FlowExpired = "flow_expired" => Gone,
     TooManyAttempts = "too_many_attempts" => Gone,
     CodeUsed = "code_used" => Gone,

@@ -320,3 +320,159 @@ async fn inviting_an_account_that_can_sign_in_is_refused_and_points_to_recovery(
     );
     srv.stop().await;
 }
+
+// ------------------------------------------------------------------ "this wasn't me"
+
+/// The "this wasn't me" link of the latest notice to `to` whose subject
+/// contains `about`.
+async fn not_me_link(srv: &TestServer, to: &str, about: &str) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let found = srv.smtp.as_ref().unwrap().messages().into_iter().rev().find(|m| {
+            m.to.iter().any(|t| t.eq_ignore_ascii_case(to)) && m.subject().is_some_and(|s| s.contains(about))
+        });
+        if let Some(mail) = found {
+            return mail
+                .find_link(&srv.url("/not-me/"))
+                .expect("a \"this wasn't me\" link in the notice");
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no notice {about:?} to {to}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn this_wasnt_me_locks_the_account_ends_every_session_and_cannot_be_replayed() {
+    let srv = TestServer::start().await;
+    let (id, enrollment) = invited(&srv, "ada@example.com").await;
+    let mut auth = authenticator(&srv);
+    enroll(&srv, &enrollment, &mut auth, Some("Laptop")).await;
+    let token = sign_in(&srv, &mut auth, Some("ada@example.com")).await["session_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let link = not_me_link(&srv, "ada@example.com", "was added").await;
+
+    // Following the link (a mail scanner, or the person) changes nothing.
+    for _ in 0..2 {
+        let page = srv.http.get(&link).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        assert!(page.text().await.unwrap().contains("Lock my account"));
+    }
+    let (s, _) = srv.call(Method::GET, "/api/v1/session", Some(&token), None).await;
+    assert_eq!(s, StatusCode::OK, "a GET must not act");
+
+    // A cross-site form does not act either.
+    let cross = srv
+        .http
+        .post(&link)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+
+    // Twenty concurrent confirmations: exactly one acts.
+    let posts = (0..20).map(|_| srv.http.post(&link).headers(srv.same_origin()).send());
+    let statuses: Vec<StatusCode> = futures::future::join_all(posts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::GONE),
+        "{statuses:?}"
+    );
+
+    // Every session ended, the account is locked, no one was signed in.
+    let (s, _) = srv.call(Method::GET, "/api/v1/session", Some(&token), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let admin = srv.admin_token().await;
+    let (_, user) = srv
+        .call(Method::GET, &format!("/api/v1/admin/users/{id}"), Some(&admin), None)
+        .await;
+    assert_eq!(user["status"], "disabled", "{user}");
+    // (Usernameless: with an identifier, a locked account is offered decoys
+    // like an unknown one, so the passkey is not even asked for.)
+    let (flow, entry) = crate::passkeys::start_login(&srv, None).await;
+    let credential = auth.get(&entry["publicKey"]).await;
+    let (s, _) = crate::passkeys::post_assertion(&srv, &flow, credential).await;
+    assert!(s.is_client_error(), "a locked account cannot sign in: {s}");
+
+    // Replayed later: refused, and the page says so.
+    let again = srv.http.post(&link).headers(srv.same_origin()).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::GONE);
+    let again = srv.http.get(&link).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::GONE);
+
+    // Audited.
+    let (_, audit) = srv
+        .call(
+            Method::GET,
+            &format!("/api/v1/admin/audit?user_id={id}&type=user.disabled"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    let events = audit["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{audit}");
+    assert_eq!(events[0]["details"]["reason"], "not_me");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn every_security_notice_carries_its_own_not_me_link() {
+    let srv = server().await;
+    let (_, enrollment) = invited(&srv, "ada@example.com").await;
+    let mut auth = authenticator(&srv);
+    enroll(&srv, &enrollment, &mut auth, Some("Laptop")).await;
+    let added = not_me_link(&srv, "ada@example.com", "was added").await;
+
+    // A recovery sends its own notice, with its own link; the earlier
+    // notice's link still works (a later change does not revoke it).
+    let (_, started) = srv
+        .call(
+            Method::POST,
+            "/api/v1/recovery",
+            None,
+            Some(json!({ "identifier": "ada@example.com", "mode": "api" })),
+        )
+        .await;
+    let flow = started["flow_id"].as_str().unwrap();
+    let entry = started["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["method"] == "passkey")
+        .unwrap()
+        .clone();
+    let credential = auth.get(&entry["publicKey"]).await;
+    let (s, done) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/recovery/{flow}/passkey"),
+            None,
+            Some(json!({ "credential": credential })),
+        )
+        .await;
+    assert_eq!(
+        (s, done["state"].as_str()),
+        (StatusCode::OK, Some("complete")),
+        "{done}"
+    );
+    let recovered = not_me_link(&srv, "ada@example.com", "was recovered").await;
+    assert_ne!(added, recovered);
+    for link in [&added, &recovered] {
+        assert_eq!(
+            srv.http.get(link).send().await.unwrap().status(),
+            StatusCode::OK,
+            "{link}"
+        );
+    }
+    srv.stop().await;
+}
