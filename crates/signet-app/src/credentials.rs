@@ -326,9 +326,7 @@ async fn notify(
     let not_me = crate::not_me::issue(app, tx, user).await?;
     let draft = messages::credential_changed(
         &user.email,
-        change,
-        noun,
-        name,
+        messages::ChangedCredential { change, noun, name },
         app.clock.now(),
         &Requester {
             device: &device,

@@ -71,6 +71,15 @@ pub const CREDENTIAL_ADDED: &str = "credential_added";
 /// The `template` name of a "a passkey was removed" notice.
 pub const CREDENTIAL_REMOVED: &str = "credential_removed";
 
+/// The credential a change notice is about: what happened to it, how a
+/// person calls its kind ("passkey"), and its name.
+#[derive(Clone, Copy, Debug)]
+pub struct ChangedCredential<'a> {
+    pub change: CredentialChange,
+    pub noun: &'a str,
+    pub name: &'a str,
+}
+
 /// Whether a notice is about a credential that was added or removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CredentialChange {
@@ -81,17 +90,20 @@ pub enum CredentialChange {
 /// Tells the account's owner that a credential (`noun`: "passkey",
 /// "authenticator app", ...) was added to or removed from their account, so that a change they did not make is noticed (NIST SP
 /// 800-63B §6.1.2.1 and §6.1.4: notify the subscriber of binding changes).
-/// It carries no link or code: there is nothing to click.
+/// Its one link is the "this wasn't me" link (`not_me`).
 pub fn credential_changed(
     to: &Email,
-    change: CredentialChange,
-    noun: &str,
-    credential_name: &str,
+    credential: ChangedCredential<'_>,
     at: Timestamp,
     requester: &Requester<'_>,
     product_name: &str,
     not_me: &str,
 ) -> Draft {
+    let ChangedCredential {
+        change,
+        noun,
+        name: credential_name,
+    } = credential;
     let from = requester.describe();
     let (verb, subject, template) = match change {
         CredentialChange::Added => (
@@ -136,14 +148,15 @@ pub fn credential_changed(
     letter.into_email(to, template)
 }
 
-/// The `template` name of an "your account was recovered" notice.
+/// The `template` name of a "your account was recovered" notice.
 pub const ACCOUNT_RECOVERED: &str = "account_recovered";
 
 /// Tells the account's owner that their account was recovered (`how`: the
 /// path that proved it, such as "recovery_code+email"), and that every
 /// session was ended. NIST SP 800-63B rev. 4 (account recovery) requires
 /// notifying every address on file; a takeover through recovery is then
-/// seen by the owner's other channels at once. No link or code.
+/// seen by the owner's other channels at once. Its one link is "this wasn't
+/// me" (`not_me`).
 pub fn account_recovered(
     to: &Email,
     how: &str,
