@@ -25,6 +25,7 @@ session = { idle = "8h", absolute = "24h" }
 login = ["passkey", "email_otp"]
 second_factor = ["passkey", "totp"]
 required_aal = "aal2"
+recovery = ["backup_passkey"]
 session = { idle = "30m", absolute = "12h" }
 
 [assignment]

@@ -30,7 +30,7 @@ use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::credential::Removal;
 use signet_core::error::StepUp;
 use signet_core::method::{CredentialInfo, CredentialKind, EnrollContext, Enrollment, MethodName, StepInput};
-use signet_core::session::Aal;
+use signet_core::session::{Aal, SessionScope};
 use signet_core::unit_of_work::Transaction;
 use signet_core::user::User;
 use signet_core::{Error, Result};
@@ -94,7 +94,10 @@ pub fn require_binding_assurance(
     existing: &[CredentialInfo],
     action: &str,
 ) -> Result<()> {
-    if !existing.iter().any(|c| c.aal >= Aal::Aal2) {
+    // A recovery session *is* the binding assurance: its journey proved a
+    // recovery path at the tier's level (or a help desk vouched), which is
+    // what the account's lost authenticators can no longer prove.
+    if !existing.iter().any(|c| c.aal >= Aal::Aal2) || current.session.scope == SessionScope::Recovery {
         return Ok(());
     }
     step_up::require(app, current, action)?;
@@ -241,6 +244,11 @@ pub async fn finish(
         return Err(refused(app, current, origin, method, e).await);
     }
     added(app, &mut *tx, current, origin, kind, &info, details).await?;
+    // A recovery session exists to bind one new credential: it ends with
+    // it, in the same commit, so that it cannot bind a second one.
+    if current.session.scope == SessionScope::Recovery {
+        tx.delete_session(current.session.id).await?;
+    }
     tx.commit().await?;
     app.courier.wake();
     Ok(info)
@@ -315,17 +323,17 @@ async fn notify(
 ) -> Result<()> {
     let device = signet_core::session::device_label(origin.user_agent.as_deref());
     let noun = kind.noun();
+    let not_me = crate::not_me::issue(app, tx, user).await?;
     let draft = messages::credential_changed(
         &user.email,
-        change,
-        noun,
-        name,
+        messages::ChangedCredential { change, noun, name },
         app.clock.now(),
         &Requester {
             device: &device,
             ip: origin.ip.as_deref(),
         },
         &app.settings.product_name,
+        &not_me,
     );
     let what = match change {
         CredentialChange::Added => format!("a {noun} \"{name}\" was added to your account."),

@@ -88,6 +88,7 @@ pub async fn govern(
     app.audit().append(tx, &record).await?;
     if fallback.notify {
         let device = device_label(origin.user_agent.as_deref());
+        let not_me = crate::not_me::issue(app, &mut *tx, user).await?;
         let draft = messages::fallback_used(
             &user.email,
             used.as_str(),
@@ -102,6 +103,7 @@ pub async fn govern(
                 ip: origin.ip.as_deref(),
             },
             &app.settings.product_name,
+            &not_me,
         );
         let what = format!(
             "you signed in with a backup method ({}); {} of {max} uses left for this period.",

@@ -1,6 +1,9 @@
 //! Invitations: issuing the one-time link and redeeming it for an
 //! enrollment-only session.
 //!
+//! An account that already has a credential is not invited (409
+//! `account_has_credentials`): its invitation could not bind anything.
+//!
 //! Issuing revokes any earlier outstanding invitation for the user (only the
 //! newest link works), stores the token's hash, and queues the email through
 //! the durable outbox, so the caller never waits on SMTP. The link is built
@@ -42,6 +45,16 @@ pub async fn invite(app: &App, actor: &Actor, origin: &Origin, user_id: UserId) 
         return Err(Error::conflict(
             ErrorCode::UserDisabled,
             "the user is disabled; enable them before inviting",
+        ));
+    }
+    // An invitation gives an enrollment session at aal1; an account that
+    // already has a credential demands a step-up before binding another,
+    // so the link could never work. Recovery is the way back in.
+    if !crate::credentials::list(app, &user).await?.is_empty() {
+        return Err(Error::conflict(
+            ErrorCode::AccountHasCredentials,
+            "the user already has a way to sign in, so an invitation could not add one; recover the account \
+             instead (self-service at /recover, or a help-desk recovery ticket)",
         ));
     }
     let now = app.clock.now();

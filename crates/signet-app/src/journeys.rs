@@ -88,7 +88,41 @@ pub enum StepOutcome {
 /// Each journey's rules.
 pub mod rules {
     use super::*;
-    use signet_core::policy::RecoveryPath;
+    use signet_core::clock::Timestamp;
+    use signet_core::flow::FlowState;
+    use signet_core::policy::{check, RecoveryPath, RecoveryProof};
+
+    /// The recovery paths a recovery flow in `tier` may use: the tier's
+    /// self-service paths that are not weaker than its login (the rule
+    /// `signet policy check` calls `recovery-weaker-than-login`, applied at
+    /// run time: in an aal2 tier `email` alone is never offered nor
+    /// accepted, `recovery_code+email` is). A help-desk ticket is a journey
+    /// of its own (its link), never a step of a flow.
+    pub fn recovery_paths(tier: &Tier) -> impl Iterator<Item = &RecoveryPath> {
+        tier.recovery
+            .iter()
+            .filter(|p| !p.includes(RecoveryProof::Helpdesk) && !check::weaker_than_login(p, tier))
+    }
+
+    /// Whether every step so far proves one of `path`'s parts: the flow is
+    /// still on its way along it.
+    fn on_path(path: &RecoveryPath, steps: &[FlowStep]) -> bool {
+        steps
+            .iter()
+            .all(|s| path.parts().iter().any(|part| part.proven_by(s.method)))
+    }
+
+    fn proven(part: RecoveryProof, steps: &[FlowStep]) -> bool {
+        steps.iter().any(|s| part.proven_by(s.method))
+    }
+
+    fn push_unique(out: &mut Vec<MethodName>, methods: impl IntoIterator<Item = MethodName>) {
+        for m in methods {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
 
     /// The methods a journey's first step may use in `tier`.
     pub fn first_methods(journey: &Journey, tier: &Tier) -> Vec<MethodName> {
@@ -99,24 +133,82 @@ pub mod rules {
             Journey::StepUp { .. } => tier.second_factor.clone(),
             Journey::Recovery { .. } => {
                 let mut out = Vec::new();
-                for path in &tier.recovery {
-                    let methods: &[MethodName] = match path {
-                        RecoveryPath::BackupPasskey => &[MethodName::Passkey],
-                        RecoveryPath::RecoveryCode => &[MethodName::RecoveryCode],
-                        RecoveryPath::Email => &[MethodName::EmailOtp, MethodName::MagicLink],
-                        RecoveryPath::Sms => &[MethodName::SmsOtp],
-                        // A help-desk ticket starts its own flow (its link).
-                        RecoveryPath::Helpdesk => &[],
-                    };
-                    for m in methods {
-                        if !out.contains(m) {
-                            out.push(*m);
-                        }
+                for path in recovery_paths(tier) {
+                    push_unique(&mut out, path.methods());
+                }
+                out
+            }
+        }
+    }
+
+    /// The methods a journey's later steps may use after `steps`: a login
+    /// or a step-up, the tier's second factors not used yet; a recovery,
+    /// the methods of the parts still missing on every path the steps so
+    /// far are on (never a second factor: a recovery is proven by its
+    /// paths, not by the account's usual authenticators).
+    pub fn later_methods(journey: &Journey, tier: &Tier, steps: &[FlowStep]) -> Vec<MethodName> {
+        match journey {
+            Journey::Login | Journey::StepUp { .. } => tier
+                .second_factor
+                .iter()
+                .copied()
+                .filter(|m| !steps.iter().any(|s| s.method == *m))
+                .collect(),
+            Journey::Recovery { .. } => {
+                let mut out = Vec::new();
+                for path in recovery_paths(tier).filter(|p| on_path(p, steps)) {
+                    for part in path.parts().iter().filter(|part| !proven(**part, steps)) {
+                        push_unique(&mut out, part.methods().iter().copied());
                     }
                 }
                 out
             }
         }
+    }
+
+    /// What a journey in `tier` demands of its steps, before anything the
+    /// caller asked for: the tier's level; for a recovery also phishing
+    /// resistance when every login method of the tier has it (recovery is
+    /// never weaker than login).
+    pub fn tier_demand(journey: &Journey, tier: &Tier) -> Demand {
+        let level = Demand::level(tier.required_aal);
+        match journey {
+            Journey::Recovery { .. } => Demand {
+                phishing_resistant: check::login_phishing_resistant_only(tier),
+                ..level
+            },
+            Journey::Login | Journey::StepUp { .. } => level,
+        }
+    }
+
+    /// Whether `state`'s steps complete its journey at `now`. A login or a
+    /// step-up: the steps together meet the demand. A recovery: one
+    /// allowed path is fully proven (every part of it by a step), and the
+    /// steps that prove it meet the demand together: what they actually
+    /// proved, not what the path could prove at best (a passkey without
+    /// user verification is aal1).
+    pub fn complete(state: &FlowState, tier: &Tier, now: Timestamp) -> bool {
+        match state.journey {
+            Journey::Login | Journey::StepUp { .. } => state.demand.met_by(&state.steps, now),
+            Journey::Recovery { .. } => proven_path(state, tier, now).is_some(),
+        }
+    }
+
+    /// The first allowed recovery path `state`'s steps fully prove and
+    /// that meets the demand (see [`complete`]).
+    pub fn proven_path<'t>(state: &FlowState, tier: &'t Tier, now: Timestamp) -> Option<&'t RecoveryPath> {
+        recovery_paths(tier).find(|path| {
+            if !path.parts().iter().all(|part| proven(*part, &state.steps)) {
+                return false;
+            }
+            let on: Vec<FlowStep> = state
+                .steps
+                .iter()
+                .filter(|s| path.parts().iter().any(|part| part.proven_by(s.method)))
+                .cloned()
+                .collect();
+            state.demand.met_by(&on, now)
+        })
     }
 
     /// The capability of `method` that serves this journey's steps.
@@ -163,7 +255,7 @@ fn next_methods(app: &App, flow: &Flow) -> Result<Vec<Arc<dyn Method>>> {
     let names: Vec<MethodName> = if state.steps.is_empty() {
         rules::first_methods(&state.journey, t)
     } else {
-        t.second_factor.iter().copied().filter(|m| !state.used(*m)).collect()
+        rules::later_methods(&state.journey, t, &state.steps)
     };
     let shown = combined(&state.steps).is_some_and(|p| p.phishing_resistant);
     let need_pr = state.demand.phishing_resistant && !shown;
@@ -437,7 +529,7 @@ fn settle_tier(app: &App, flow: &mut Flow, method: MethodName, user: &User) -> R
         ));
     }
     flow.state.tier = tier_name.to_owned();
-    flow.state.demand = flow.state.asked.clone().and(Demand::level(t.required_aal));
+    flow.state.demand = flow.state.asked.clone().and(rules::tier_demand(&flow.state.journey, t));
     Ok(())
 }
 
@@ -485,7 +577,7 @@ async fn after_proof(
         proof,
         at: now,
     });
-    if flow.state.demand.met_by(&flow.state.steps, now) {
+    if rules::complete(&flow.state, tier(app, &flow.state.tier)?, now) {
         return complete(app, flow, effect, &user, origin, session).await;
     }
     // Offers first: they read, and the unit holds the writer until it ends.
@@ -551,6 +643,11 @@ async fn complete(
             return Err(crate::fallback::limit_reached());
         }
     };
+    if let Journey::Recovery { via } = &flow.state.journey {
+        let path = rules::proven_path(&flow.state, t, app.clock.now())
+            .ok_or_else(|| Error::internal_msg("a recovery completed without a proven path"))?;
+        crate::recovery::recovered(app, &mut *tx, user, &path.to_string(), via, origin).await?;
+    }
     let continuation = flow.state.continuation.clone();
     let (event, scope) = rules::completion(&flow.state.journey);
     let issued = match raising {

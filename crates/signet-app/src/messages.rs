@@ -71,6 +71,15 @@ pub const CREDENTIAL_ADDED: &str = "credential_added";
 /// The `template` name of a "a passkey was removed" notice.
 pub const CREDENTIAL_REMOVED: &str = "credential_removed";
 
+/// The credential a change notice is about: what happened to it, how a
+/// person calls its kind ("passkey"), and its name.
+#[derive(Clone, Copy, Debug)]
+pub struct ChangedCredential<'a> {
+    pub change: CredentialChange,
+    pub noun: &'a str,
+    pub name: &'a str,
+}
+
 /// Whether a notice is about a credential that was added or removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CredentialChange {
@@ -81,16 +90,20 @@ pub enum CredentialChange {
 /// Tells the account's owner that a credential (`noun`: "passkey",
 /// "authenticator app", ...) was added to or removed from their account, so that a change they did not make is noticed (NIST SP
 /// 800-63B §6.1.2.1 and §6.1.4: notify the subscriber of binding changes).
-/// It carries no link or code: there is nothing to click.
+/// Its one link is the "this wasn't me" link (`not_me`).
 pub fn credential_changed(
     to: &Email,
-    change: CredentialChange,
-    noun: &str,
-    credential_name: &str,
+    credential: ChangedCredential<'_>,
     at: Timestamp,
     requester: &Requester<'_>,
     product_name: &str,
+    not_me: &str,
 ) -> Draft {
+    let ChangedCredential {
+        change,
+        noun,
+        name: credential_name,
+    } = credential;
     let from = requester.describe();
     let (verb, subject, template) = match change {
         CredentialChange::Added => (
@@ -123,9 +136,9 @@ pub fn credential_changed(
             ),
             "If this was you, there is nothing to do.".to_owned(),
         ],
-        action: None,
+        action: Some(not_me_action(not_me)),
         code: None,
-        validity: None,
+        validity: Some(NOT_ME_VALIDITY.to_owned()),
         reason: format!("You received this email because the ways to sign in to {product_name} as {to} changed."),
         not_you: format!(
             "If you did not make this change, someone else may have access to your account: sign in, \
@@ -133,6 +146,64 @@ pub fn credential_changed(
         ),
     };
     letter.into_email(to, template)
+}
+
+/// The `template` name of a "your account was recovered" notice.
+pub const ACCOUNT_RECOVERED: &str = "account_recovered";
+
+/// Tells the account's owner that their account was recovered (`how`: the
+/// path that proved it, such as "recovery_code+email"), and that every
+/// session was ended. NIST SP 800-63B rev. 4 (account recovery) requires
+/// notifying every address on file; a takeover through recovery is then
+/// seen by the owner's other channels at once. Its one link is "this wasn't
+/// me" (`not_me`).
+pub fn account_recovered(
+    to: &Email,
+    how: &str,
+    at: Timestamp,
+    requester: &Requester<'_>,
+    product_name: &str,
+    not_me: &str,
+) -> Draft {
+    let from = requester.describe();
+    let letter = Letter {
+        product_name,
+        subject: format!("Your {product_name} account was recovered"),
+        heading: "Account recovered".to_owned(),
+        paragraphs: vec![
+            format!(
+                "Access to your {product_name} account {to} was recovered on {} from {from}, using {how}.",
+                utc_minutes(at)
+            ),
+            "Every session of the account was signed out. The person who recovered it can now add a new \
+             way to sign in."
+                .to_owned(),
+            "If this was you, there is nothing to do.".to_owned(),
+        ],
+        action: Some(not_me_action(not_me)),
+        code: None,
+        validity: Some(NOT_ME_VALIDITY.to_owned()),
+        reason: format!("You received this email because access to {product_name} as {to} was recovered."),
+        not_you: format!(
+            "If you did not recover your account, someone else may have taken it over: contact your \
+             {product_name} administrator at once."
+        ),
+    };
+    letter.into_email(to, ACCOUNT_RECOVERED)
+}
+
+/// The label of a security notice's "this wasn't me" button.
+pub const NOT_ME_LABEL: &str = "This wasn't me: lock my account";
+const NOT_ME_VALIDITY: &str = "The \"This wasn't me\" link works once, for 7 days. It locks the account and signs \
+                               everyone out until your administrator reviews it; it never signs anyone in.";
+
+/// Every security notice's action: the "this wasn't me" link
+/// (`signet_app::not_me`).
+fn not_me_action(url: &str) -> Action {
+    Action {
+        label: NOT_ME_LABEL.to_owned(),
+        url: url.to_owned(),
+    }
 }
 
 /// The `template` name of a security notice sent by SMS.
@@ -176,6 +247,7 @@ pub fn fallback_used(
     at: Timestamp,
     requester: &Requester<'_>,
     product_name: &str,
+    not_me: &str,
 ) -> Draft {
     let from = requester.describe();
     let Budget { uses, max_uses, period } = budget;
@@ -194,9 +266,9 @@ pub fn fallback_used(
                  Sign in with your passkey to keep them for when you need them."
             ),
         ],
-        action: None,
+        action: Some(not_me_action(not_me)),
         code: None,
-        validity: None,
+        validity: Some(NOT_ME_VALIDITY.to_owned()),
         reason: format!("You received this email because your {product_name} account signed in with a backup method."),
         not_you: format!(
             "If this was not you, someone else can read your email or your messages: sign in with your passkey, \

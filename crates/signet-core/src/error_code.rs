@@ -165,6 +165,10 @@ error_codes! {
     // 409
     EmailTaken = "email_taken" => Conflict,
     UserDisabled = "user_disabled" => Conflict,
+    /// An invitation for an account that can already sign in: it could not
+    /// add a credential (binding one needs a step-up the invitation cannot
+    /// give). The account is recovered instead.
+    AccountHasCredentials = "account_has_credentials" => Conflict,
     AdminTokenNameTaken = "admin_token_name_taken" => Conflict,
     FlowConflict = "flow_conflict" => Conflict,
     CredentialAlreadyRegistered = "credential_already_registered" => Conflict,
@@ -176,6 +180,7 @@ error_codes! {
     // 410
     CeremonyExpired = "ceremony_expired" => Gone,
     InvitationInvalid = "invitation_invalid" => Gone,
+    NotMeLinkInvalid = "not_me_link_invalid" => Gone,
     FlowExpired = "flow_expired" => Gone,
     TooManyAttempts = "too_many_attempts" => Gone,
     CodeUsed = "code_used" => Gone,

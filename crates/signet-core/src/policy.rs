@@ -90,14 +90,160 @@ fn default_step_up_max_age() -> Duration {
     Duration::from_secs(300)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecoveryPath {
+/// One proof a recovery path asks for (the contract's single path names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RecoveryProof {
     RecoveryCode,
     BackupPasskey,
     Email,
     Sms,
     Helpdesk,
+}
+
+impl RecoveryProof {
+    pub const ALL: [RecoveryProof; 5] = [
+        RecoveryProof::RecoveryCode,
+        RecoveryProof::BackupPasskey,
+        RecoveryProof::Email,
+        RecoveryProof::Sms,
+        RecoveryProof::Helpdesk,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryProof::RecoveryCode => "recovery_code",
+            RecoveryProof::BackupPasskey => "backup_passkey",
+            RecoveryProof::Email => "email",
+            RecoveryProof::Sms => "sms",
+            RecoveryProof::Helpdesk => "helpdesk",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// The concrete methods a recovery flow offers for this proof (the
+    /// contract's list); any one of them proves it. A help-desk ticket is
+    /// proven by its own link, never by a method in a flow.
+    pub fn methods(self) -> &'static [MethodName] {
+        match self {
+            RecoveryProof::BackupPasskey => &[MethodName::Passkey],
+            RecoveryProof::RecoveryCode => &[MethodName::RecoveryCode],
+            RecoveryProof::Email => &[MethodName::EmailOtp, MethodName::MagicLink],
+            RecoveryProof::Sms => &[MethodName::SmsOtp],
+            RecoveryProof::Helpdesk => &[],
+        }
+    }
+
+    /// Whether a step by `method` proves this.
+    pub fn proven_by(self, method: MethodName) -> bool {
+        self.methods().contains(&method)
+    }
+}
+
+/// One entry of a tier's `recovery` list: a single proof (`"email"`) or
+/// several joined with `+` (`"recovery_code+email"`), every one of which
+/// must be shown. NIST SP 800-63B rev. 4 (account recovery) lets an aal2
+/// account be recovered with two recovery secrets obtained by different
+/// means, or a recovery secret and a remaining authenticator: a combined
+/// path is how a tier says so. Parts are distinct, and `helpdesk` stands
+/// alone (a ticket is a journey of its own, not a step of a flow).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct RecoveryPath {
+    parts: Vec<RecoveryProof>,
+}
+
+impl RecoveryPath {
+    /// Parses `"recovery_code+email"`; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        for raw in text.split('+') {
+            let raw = raw.trim();
+            let part = RecoveryProof::parse(raw).ok_or_else(|| {
+                format!(
+                    "unknown recovery path {raw:?}; expected backup_passkey, recovery_code, email, sms, helpdesk, or a combination joined with \"+\""
+                )
+            })?;
+            if parts.contains(&part) {
+                return Err(format!("recovery path {text:?} names {raw} twice"));
+            }
+            parts.push(part);
+        }
+        if parts.len() > 1 && parts.contains(&RecoveryProof::Helpdesk) {
+            return Err(format!(
+                "recovery path {text:?}: helpdesk is a path of its own and cannot be combined with \"+\""
+            ));
+        }
+        Ok(Self { parts })
+    }
+
+    /// A path of one proof.
+    pub fn single(part: RecoveryProof) -> Self {
+        Self { parts: vec![part] }
+    }
+
+    pub fn parts(&self) -> &[RecoveryProof] {
+        &self.parts
+    }
+
+    /// Whether this path is exactly `part` alone.
+    pub fn is(&self, part: RecoveryProof) -> bool {
+        self.parts == [part]
+    }
+
+    /// Whether `part` is one of this path's proofs.
+    pub fn includes(&self, part: RecoveryProof) -> bool {
+        self.parts.contains(&part)
+    }
+
+    /// The concrete methods that prove one of its parts.
+    pub fn methods(&self) -> impl Iterator<Item = MethodName> + '_ {
+        self.parts.iter().flat_map(|p| p.methods().iter().copied())
+    }
+
+    /// The best level its self-service proofs reach together, by the
+    /// assurance table ([`crate::assurance`]): the strongest part alone, or
+    /// aal2 for two distinct factors that are not both email (a recovery
+    /// code and an emailed code are two secrets by different means). `None`
+    /// for the help desk, whose strength depends on its governance.
+    pub fn self_service_aal(&self) -> Option<Aal> {
+        if self.includes(RecoveryProof::Helpdesk) {
+            return None;
+        }
+        let facts: Vec<crate::assurance::MethodFacts> = self
+            .parts
+            .iter()
+            .filter_map(|p| p.methods().first())
+            .map(|m| crate::assurance::facts(*m))
+            .collect();
+        let single = facts.iter().map(|f| f.aal_alone).max().unwrap_or(Aal::Aal1);
+        let two_factors = facts.len() >= 2 && facts.iter().any(|f| !f.email_based);
+        Some(if two_factors { single.max(Aal::Aal2) } else { single })
+    }
+
+    /// Whether any of its parts resists phishing (a backup passkey).
+    pub fn phishing_resistant(&self) -> bool {
+        self.parts
+            .iter()
+            .filter_map(|p| p.methods().first())
+            .any(|m| crate::assurance::facts(*m).phishing_resistant)
+    }
+}
+
+impl TryFrom<String> for RecoveryPath {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl std::fmt::Display for RecoveryPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.parts.iter().map(|p| p.as_str()).collect();
+        f.write_str(&names.join("+"))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -470,6 +616,44 @@ roles = { x = "a", y = "b" }
             err.contains(&format!("line {line}:")) && err.contains("tiers.standard.session"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn recovery_paths_combine_with_plus() {
+        let p = RecoveryPath::parse("recovery_code+email").unwrap();
+        assert_eq!(p.parts(), [RecoveryProof::RecoveryCode, RecoveryProof::Email]);
+        assert_eq!(p.to_string(), "recovery_code+email");
+        assert_eq!(p.self_service_aal(), Some(Aal::Aal2));
+        assert_eq!(
+            RecoveryPath::parse("email").unwrap().self_service_aal(),
+            Some(Aal::Aal1)
+        );
+        assert_eq!(
+            RecoveryPath::parse("backup_passkey").unwrap().self_service_aal(),
+            Some(Aal::Aal2)
+        );
+        assert_eq!(RecoveryPath::parse("helpdesk").unwrap().self_service_aal(), None);
+        for bad in ["email+email", "helpdesk+email", "email+carrier_pigeon", "", "email+"] {
+            assert!(RecoveryPath::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bad_recovery_path_in_a_policy_is_refused_with_position() {
+        let bad = BUILTIN_PASSKEY_FIRST.replacen(
+            "recovery = [\"backup_passkey\", \"helpdesk\"]",
+            "recovery = [\"backup_passkey\", \"helpdesk+email\"]",
+            1,
+        );
+        let err = Policy::parse(&bad, "p.toml").unwrap_err().0;
+        assert!(err.contains("helpdesk") && err.contains("line"), "{err}");
+        let good = BUILTIN_PASSKEY_FIRST.replacen(
+            "recovery = [\"backup_passkey\", \"helpdesk\"]",
+            "recovery = [\"backup_passkey\", \"recovery_code+email\", \"helpdesk\"]",
+            1,
+        );
+        let p = Policy::parse(&good, "p.toml").unwrap();
+        assert!(p.tiers["standard"].recovery.iter().any(|r| r.parts().len() == 2));
     }
 
     #[test]

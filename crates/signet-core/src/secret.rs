@@ -27,6 +27,8 @@ pub enum TokenKind {
     Recovery,
     MagicLink,
     BrowserBinding,
+    /// A security notice's "this wasn't me" link.
+    NotMe,
 }
 
 impl TokenKind {
@@ -38,6 +40,7 @@ impl TokenKind {
             TokenKind::Recovery => "sgr_",
             TokenKind::MagicLink => "sgm_",
             TokenKind::BrowserBinding => "sgb_",
+            TokenKind::NotMe => "sgn_",
         }
     }
 }

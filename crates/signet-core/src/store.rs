@@ -91,6 +91,8 @@ pub enum SecretPurpose {
     EmailCode,
     SmsCode,
     RecoveryLink,
+    /// A security notice's "this wasn't me" link.
+    NotMe,
 }
 
 impl SecretPurpose {
@@ -101,6 +103,7 @@ impl SecretPurpose {
             SecretPurpose::EmailCode => "email_code",
             SecretPurpose::SmsCode => "sms_code",
             SecretPurpose::RecoveryLink => "recovery_link",
+            SecretPurpose::NotMe => "not_me",
         }
     }
 
@@ -111,6 +114,7 @@ impl SecretPurpose {
             SecretPurpose::EmailCode,
             SecretPurpose::SmsCode,
             SecretPurpose::RecoveryLink,
+            SecretPurpose::NotMe,
         ]
         .into_iter()
         .find(|p| p.as_str() == s)

@@ -39,6 +39,12 @@ impl Method for FakeMethod {
     fn login(&self) -> Option<&dyn LoginStep> {
         Some(self)
     }
+
+    /// The same step serves a recovery journey (a recovery code, a backup
+    /// passkey), as the real methods' do.
+    fn recovery(&self) -> Option<&dyn LoginStep> {
+        Some(self)
+    }
 }
 
 #[async_trait::async_trait]

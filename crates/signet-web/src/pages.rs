@@ -15,13 +15,15 @@ use signet_core::Error;
 use signet_core::ErrorCode;
 
 use crate::error::{log_if_server_error, public_message, status_of};
-use crate::extract::{client_origin, is_same_origin, MaybeAuth};
+use crate::extract::{client_origin, is_same_origin, Client, MaybeAuth};
 use crate::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/account") }))
         .route("/login", get(login))
+        .route("/recover", get(recover))
+        .route("/not-me/{token}", get(not_me).post(not_me_confirm))
         .route("/account", get(account))
         .route("/enroll", get(enroll))
         .route("/invite/{token}", get(invite).post(invite_accept))
@@ -84,12 +86,70 @@ async fn login() -> PageResult {
 }
 
 #[derive(Template)]
+#[template(path = "recover.html")]
+struct RecoverPage;
+
+/// `/recover`: self-service recovery (`POST /api/v1/recovery`), rendered
+/// from the flow's offers like a login; it ends on `/enroll`.
+async fn recover() -> PageResult {
+    render(&RecoverPage)
+}
+
+#[derive(Template)]
+#[template(path = "not_me.html")]
+struct NotMePage<'a> {
+    email: &'a str,
+    token: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "not_me_done.html")]
+struct NotMeDonePage<'a> {
+    product: &'a str,
+}
+
+/// `GET`/`HEAD /not-me/{token}`: a security notice's "this wasn't me" link.
+/// Shows what confirming does and changes nothing (mail scanners prefetch).
+async fn not_me(State(state): State<AppState>, Path(token): Path<String>) -> PageResult {
+    let preview = signet_app::not_me::preview(&state.app, &token).await?;
+    render(&NotMePage {
+        email: &preview.email,
+        token: &token,
+    })
+}
+
+/// `POST /not-me/{token}`: the page's form. Locks the account and ends
+/// every session, once; signs no one in. Same origin only: a cross-site
+/// form must not lock someone's account.
+async fn not_me_confirm(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: axum::http::HeaderMap,
+    Client(origin): Client,
+) -> PageResult {
+    if !is_same_origin(&headers, &state) {
+        return Err(Error::forbidden(
+            ErrorCode::CrossOriginRequest,
+            "this form must be submitted from this site",
+        )
+        .into());
+    }
+    signet_app::not_me::confirm(&state.app, &token, &origin).await?;
+    render(&NotMeDonePage {
+        product: &state.app.settings.product_name,
+    })
+}
+
+#[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
     email: &'a str,
     session: &'a Session,
     credentials: Vec<CredentialRow>,
     sessions: Vec<Row>,
+    /// The self-service ways back in, as a person reads them.
+    ways_back: Vec<String>,
+    helpdesk: bool,
 }
 
 /// One credential on `/account`, of any kind. A passkey's extras (its
@@ -178,6 +238,8 @@ async fn account(State(state): State<AppState>, MaybeAuth(auth): MaybeAuth) -> P
     render(&AccountPage {
         email: user.email.as_str(),
         session,
+        ways_back: signet_app::recovery::ways_back(&state.app, user, &credentials),
+        helpdesk: signet_app::recovery::helpdesk_listed(&state.app, user),
         credentials: credentials.iter().map(CredentialRow::new).collect(),
         sessions: rows,
     })

@@ -195,8 +195,9 @@ function passkeyErrorText(r, fallback) {
 // Runs navigator.credentials.get for a flow's WebAuthn entry and posts the
 // result to the flow's step for that entry. Resolves to the step's response, or null when the
 // person cancelled (the message is already shown).
-async function passkeyStep(flow, entry, options, statusId) {
+async function passkeyStep(flow, entry, options, statusId, base) {
   const status = statusId || "login-status";
+  const steps = base || "/api/v1/login/";
   let cred;
   try {
     cred = await navigator.credentials.get(Object.assign({ publicKey: webauthn.requestOptions(entry.publicKey) }, options || {}));
@@ -207,7 +208,7 @@ async function passkeyStep(flow, entry, options, statusId) {
   }
   if (!cred) return null;
   say(status, "Checking your passkey…");
-  const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/" + encodeURIComponent(entry.method), { credential: webauthn.toJSON(cred) });
+  const r = await api("POST", steps + encodeURIComponent(flow) + "/" + encodeURIComponent(entry.method), { credential: webauthn.toJSON(cred) });
   // A passkey this site does not know (for example one removed from the
   // account): let the authenticator forget it.
   if (r.data && r.data.error === "credential_not_found") webauthn.signalUnknown(entry.publicKey.rpId, cred.id);
@@ -256,10 +257,12 @@ const ONE_MORE_STEP = "One more step: your account needs a stronger sign-in. Cho
 // either finish or offer the next step's methods on the same flow. `ui`:
 // `list` (the element that holds the buttons), `status` (the id of the
 // status line), `intro` (what to say first), `done(r)` (what to do once the
-// flow is complete; by default, go where the flow returns to).
+// flow is complete; by default, go where the flow returns to), `base` (the
+// journey's step URLs; a login's by default).
 function loginFlow(flow, methods, identifier, ui) {
   const list = ui.list;
   const status = ui.status || "login-status";
+  const base = ui.base || "/api/v1/login/";
   const done = ui.done || ((r) => {
     say(status, "Signed in.");
     window.location.assign(r.data.return_to || "/account");
@@ -320,7 +323,7 @@ function loginFlow(flow, methods, identifier, ui) {
         return;
       }
       say(status, "Checking the code…");
-      const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/" + encodeURIComponent(m.method), { code });
+      const r = await api("POST", base + encodeURIComponent(flow) + "/" + encodeURIComponent(m.method), { code });
       if (r.ok) { finished(r); return; }
       if (r.status === 410) {
         clear(list);
@@ -333,7 +336,7 @@ function loginFlow(flow, methods, identifier, ui) {
 
   async function send(m) {
     say(status, "Sending…");
-    const r = await api("POST", "/api/v1/login/" + encodeURIComponent(flow) + "/" + encodeURIComponent(m.method) + "/send", {});
+    const r = await api("POST", base + encodeURIComponent(flow) + "/" + encodeURIComponent(m.method) + "/send", {});
     if (!r.ok) {
       say(status, errorText(r, "Could not send it. Try again."));
       return;
@@ -345,7 +348,7 @@ function loginFlow(flow, methods, identifier, ui) {
   clear(list);
   const usable = (methods || []).filter((m) => INPUTS.includes(m.input) && (m.input !== "webauthn" || webauthn.supported()));
   if (usable.length === 0) {
-    say(status, "No sign-in method this page supports is available for this account. If you were invited, use the link in your invitation email.");
+    say(status, ui.none || "No sign-in method this page supports is available for this account. If you were invited, use the link in your invitation email.");
     return;
   }
   say(status, ui.intro || "Choose how to sign in.");
@@ -361,7 +364,7 @@ function loginFlow(flow, methods, identifier, ui) {
       }
       autofill.stop();
       say(status, "Follow your browser's prompt to use your passkey.");
-      const r = await passkeyStep(flow, m, undefined, status);
+      const r = await passkeyStep(flow, m, undefined, status, base);
       if (!r) return;
       if (r.ok) { finished(r); return; }
       // The challenge is used up either way: start over for another try.
@@ -480,6 +483,37 @@ function setUpLogin() {
       return;
     }
     loginFlow(r.data.flow_id, r.data.methods, identifier, { list: document.getElementById("login-methods") });
+  });
+}
+
+// /recover: regaining access. The flow's methods are rendered like a
+// login's; completing gives a session that can only add a passkey, on
+// /enroll.
+function setUpRecover() {
+  const form = document.getElementById("recover-form");
+  if (!form) return;
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const identifier = form.elements.identifier.value.trim();
+    say("recover-status", "Checking…");
+    const r = await api("POST", "/api/v1/recovery", { identifier });
+    if (!r.ok) {
+      say("recover-status", errorText(r, "Recovery could not start. Try again."));
+      return;
+    }
+    form.hidden = true;
+    loginFlow(r.data.flow_id, r.data.methods, identifier, {
+      list: document.getElementById("recover-methods"),
+      status: "recover-status",
+      base: "/api/v1/recovery/",
+      submitLabel: "Continue",
+      intro: "Prove it is you. Your account's policy may ask for more than one proof.",
+      none: "This account cannot be recovered on its own. Contact your help desk: they can send a recovery link to the addresses on file.",
+      done: () => {
+        say("recover-status", "Recovered. Now add a new passkey.");
+        window.location.assign("/enroll");
+      },
+    });
   });
 }
 
@@ -608,6 +642,11 @@ function setUpPasskeys() {
       const created = await createPasskey(document.getElementById("passkey-name").value.trim(), "passkey-status");
       first.disabled = false;
       if (!created) return;
+      // Nothing was created: this session may not add a passkey yet.
+      if (created.stepUp) {
+        say("passkey-status", "No passkey was created: this account already has a way to sign in, so adding one needs a stronger sign-in. Sign in, or recover your account if you lost your passkey.");
+        return;
+      }
       document.getElementById("enroll-start").hidden = true;
       document.getElementById("enroll-done").hidden = false;
       say("passkey-status", "");
@@ -623,6 +662,7 @@ function setUpPasskeys() {
 
 document.addEventListener("DOMContentLoaded", () => {
   setUpLogin();
+  setUpRecover();
   setUpContinue();
   setUpAccount();
   setUpPasskeys();

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Policy, RecoveryPath, Tier};
+use super::{Policy, RecoveryPath, RecoveryProof, Tier};
 use crate::assurance::facts;
 use crate::method::MethodName;
 use crate::session::Aal;
@@ -72,29 +72,36 @@ fn by_risk(r: Risk) -> Severity {
     }
 }
 
-/// What a recovery path proves: the level an attacker must reach to use it.
-fn recovery_strength(path: RecoveryPath, tier: &Tier) -> (Aal, bool) {
-    match path {
-        RecoveryPath::BackupPasskey => (Aal::Aal2, true),
-        RecoveryPath::Helpdesk => {
+/// What a recovery path proves: the level an attacker must reach to use
+/// it, and whether it resists phishing. A combined path is as strong as its
+/// proofs together ([`RecoveryPath::self_service_aal`]); the help desk is
+/// aal2 only when governed (two people and a cooling-off period).
+pub fn recovery_strength(path: &RecoveryPath, tier: &Tier) -> (Aal, bool) {
+    match path.self_service_aal() {
+        Some(aal) => (aal, path.phishing_resistant()),
+        None => {
             let governed = tier
                 .helpdesk
                 .as_ref()
                 .is_some_and(|h| h.approvals >= 2 && !h.cooling_off.is_zero());
             (if governed { Aal::Aal2 } else { Aal::Aal1 }, false)
         }
-        RecoveryPath::RecoveryCode | RecoveryPath::Email | RecoveryPath::Sms => (Aal::Aal1, false),
     }
 }
 
-fn path_name(p: RecoveryPath) -> &'static str {
-    match p {
-        RecoveryPath::RecoveryCode => "recovery_code",
-        RecoveryPath::BackupPasskey => "backup_passkey",
-        RecoveryPath::Email => "email",
-        RecoveryPath::Sms => "sms",
-        RecoveryPath::Helpdesk => "helpdesk",
-    }
+/// Whether every login method of the tier resists phishing: then so must
+/// every self-service recovery path.
+pub fn login_phishing_resistant_only(t: &Tier) -> bool {
+    t.login.iter().all(|m| facts(*m).phishing_resistant)
+}
+
+/// The rule `recovery-weaker-than-login`, which the runtime applies too (a
+/// recovery flow never offers or completes such a path): the path reaches
+/// less than the tier's `required_aal`, or the tier's login resists
+/// phishing and this self-service path does not.
+pub fn weaker_than_login(p: &RecoveryPath, t: &Tier) -> bool {
+    let (aal, pr) = recovery_strength(p, t);
+    aal < t.required_aal || (login_phishing_resistant_only(t) && !pr && !p.is(RecoveryProof::Helpdesk))
 }
 
 fn names(methods: &[MethodName]) -> String {
@@ -129,19 +136,18 @@ fn check_tier(name: &str, t: &Tier, out: &mut Vec<Finding>) {
             message,
         });
     };
-    let login_pr_only = t.login.iter().all(|m| facts(*m).phishing_resistant);
+    let login_pr_only = login_phishing_resistant_only(t);
     let all_methods: Vec<MethodName> = t.login.iter().chain(&t.second_factor).copied().collect();
 
     // recovery-weaker-than-login
     for p in &t.recovery {
-        let (aal, pr) = recovery_strength(*p, t);
-        if aal < t.required_aal || (login_pr_only && !pr && *p != RecoveryPath::Helpdesk) {
+        if weaker_than_login(p, t) {
             add(
                 "recovery-weaker-than-login",
                 by_risk(r),
                 format!(
                     "recovery by {} is weaker than this tier's login ({}{}): attackers go after recovery, not login",
-                    path_name(*p),
+                    p,
                     t.required_aal.as_str(),
                     if login_pr_only { ", phishing-resistant" } else { "" }
                 ),
@@ -151,7 +157,9 @@ fn check_tier(name: &str, t: &Tier, out: &mut Vec<Finding>) {
 
     // email-circular-trust
     let email_login: Vec<MethodName> = t.login.iter().copied().filter(|m| facts(*m).email_based).collect();
-    if !email_login.is_empty() && t.recovery.contains(&RecoveryPath::Email) {
+    // Only email *alone*: a path that also needs a recovery code is not
+    // opened by the mailbox.
+    if !email_login.is_empty() && t.recovery.iter().any(|p| p.is(RecoveryProof::Email)) {
         add(
             "email-circular-trust",
             if r == Risk::Low { Severity::Warning } else { Severity::Error },
@@ -163,7 +171,9 @@ fn check_tier(name: &str, t: &Tier, out: &mut Vec<Finding>) {
     }
 
     // sms-in-high-tier
-    if r >= Risk::Medium && (all_methods.contains(&MethodName::SmsOtp) || t.recovery.contains(&RecoveryPath::Sms)) {
+    if r >= Risk::Medium
+        && (all_methods.contains(&MethodName::SmsOtp) || t.recovery.iter().any(|p| p.includes(RecoveryProof::Sms)))
+    {
         add(
             "sms-in-high-tier",
             if r == Risk::High { Severity::Error } else { Severity::Warning },
@@ -237,7 +247,7 @@ fn check_tier(name: &str, t: &Tier, out: &mut Vec<Finding>) {
     }
 
     // single-approver-helpdesk
-    if t.recovery.contains(&RecoveryPath::Helpdesk) && t.helpdesk.as_ref().is_none_or(|h| h.approvals < 2) {
+    if t.recovery.iter().any(|p| p.is(RecoveryProof::Helpdesk)) && t.helpdesk.as_ref().is_none_or(|h| h.approvals < 2) {
         add(
             "single-approver-helpdesk",
             by_risk(r),
@@ -348,28 +358,40 @@ fn method_row(tier_name: &str, t: &Tier, m: MethodName, role: &'static str) -> M
     }
 }
 
-fn recovery_row(tier_name: &str, t: &Tier, p: RecoveryPath) -> MatrixRow {
-    let (pr, device, complexity, effort) = match p {
-        RecoveryPath::BackupPasskey => (
+fn proof_row(p: RecoveryProof) -> (&'static str, &'static str, &'static str, &'static str) {
+    match p {
+        RecoveryProof::BackupPasskey => (
             "high",
             "high (a second registered authenticator)",
             "low for the user",
             "low",
         ),
-        RecoveryPath::RecoveryCode => ("low", "low (printable secret)", "low for the user", "low"),
-        RecoveryPath::Email => ("low", "none (mailbox)", "low for the user", "low"),
-        RecoveryPath::Sms => ("low", "low (SIM swap)", "low for the user", "medium"),
-        RecoveryPath::Helpdesk => (
+        RecoveryProof::RecoveryCode => ("low", "low (printable secret)", "low for the user", "low"),
+        RecoveryProof::Email => ("low", "none (mailbox)", "low for the user", "low"),
+        RecoveryProof::Sms => ("low", "low (SIM swap)", "low for the user", "medium"),
+        RecoveryProof::Helpdesk => (
             "medium (a person checks evidence)",
             "n/a",
             "high (approvals, cooling-off)",
             "high (staff, process)",
         ),
+    }
+}
+
+fn recovery_row(tier_name: &str, t: &Tier, p: &RecoveryPath) -> MatrixRow {
+    let (pr, device, complexity, effort) = match p.parts() {
+        [one] => proof_row(*one),
+        _ => (
+            if p.phishing_resistant() { "high" } else { "low" },
+            "medium (two proofs by different means)",
+            "medium for the user (every part must be shown)",
+            "low",
+        ),
     };
     MatrixRow {
         tier: tier_name.to_owned(),
         risk: risk(tier_name, t),
-        method: path_name(p).to_owned(),
+        method: p.to_string(),
         role: "recovery",
         phishing_resistance: pr,
         device_trust: device,
@@ -390,7 +412,7 @@ pub fn matrix(policy: &Policy) -> Vec<MatrixRow> {
             rows.push(method_row(name, t, *m, "second_factor"));
         }
         for p in &t.recovery {
-            rows.push(recovery_row(name, t, *p));
+            rows.push(recovery_row(name, t, p));
         }
     }
     rows

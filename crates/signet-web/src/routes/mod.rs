@@ -6,6 +6,7 @@ pub mod dev_outbox;
 pub mod health;
 pub mod invitations;
 pub mod login;
+pub mod recovery;
 pub mod session;
 pub mod step_up;
 
@@ -33,6 +34,9 @@ pub fn api(_state: AppState) -> Router<AppState> {
         .route("/api/v1/login", post(login::start))
         .route("/api/v1/login/{flow_id}/{method}/send", post(login::send))
         .route("/api/v1/login/{flow_id}/{method}", post(login::step))
+        .route("/api/v1/recovery", post(recovery::start))
+        .route("/api/v1/recovery/{flow_id}/{method}/send", post(login::send))
+        .route("/api/v1/recovery/{flow_id}/{method}", post(login::step))
         .route("/api/v1/step-up", post(step_up::start).get(step_up::check))
         .route("/api/v1/step-up/{flow_id}/{method}/send", post(login::send))
         .route("/api/v1/step-up/{flow_id}/{method}", post(login::step))

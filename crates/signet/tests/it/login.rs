@@ -43,7 +43,7 @@ async fn an_unknown_identifier_looks_exactly_like_a_default_tier_user() {
 
 /// A login response with each passkey entry's allowCredentials, and each
 /// credential's transports, cut to one.
-fn comparable(v: &Value) -> Value {
+pub(crate) fn comparable(v: &Value) -> Value {
     let mut v = v.clone();
     for m in v["methods"].as_array_mut().unwrap() {
         if let Some(allow) = m

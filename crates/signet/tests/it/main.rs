@@ -21,6 +21,7 @@ mod invitations;
 mod login;
 mod notices;
 mod passkeys;
+mod recovery;
 mod sealing;
 mod sessions;
 mod step_up;

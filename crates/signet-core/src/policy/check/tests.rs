@@ -197,3 +197,61 @@ fn every_pattern_parses_and_has_no_errors() {
         .iter()
         .any(|f| f.rule == "sms-in-high-tier" && f.severity == Severity::Warning));
 }
+
+/// The built-in standard tier (aal2; passkey or an email code to start),
+/// with `recovery` as given.
+fn standard_with(recovery: &str) -> String {
+    let from = r#"recovery = ["backup_passkey", "helpdesk"]"#;
+    assert!(BUILTIN_PASSKEY_FIRST.contains(from));
+    // The standard tier's line is the second of the two identical lines.
+    let at = BUILTIN_PASSKEY_FIRST.find("[tiers.standard]").unwrap();
+    let (head, tail) = BUILTIN_PASSKEY_FIRST.split_at(at);
+    format!("{head}{}", tail.replacen(from, recovery, 1))
+}
+
+#[test]
+fn a_combined_recovery_path_is_judged_by_what_its_proofs_reach_together() {
+    // A recovery code and an emailed code are two secrets by different
+    // means: aal2, as much as the tier's login. No finding at all.
+    let combined = standard_with(r#"recovery = ["backup_passkey", "recovery_code+email", "helpdesk"]"#);
+    assert_eq!(findings(&combined), vec![]);
+
+    // Either proof alone is aal1: weaker than the login, and email alone
+    // next to an email login is circular trust too.
+    let alone = standard_with(r#"recovery = ["backup_passkey", "email", "recovery_code", "helpdesk"]"#);
+    let fired: Vec<(&str, String)> = findings(&alone).into_iter().map(|f| (f.rule, f.message)).collect();
+    let weaker: Vec<&String> = fired
+        .iter()
+        .filter(|(r, _)| *r == "recovery-weaker-than-login")
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(weaker.len(), 2, "{fired:?}");
+    assert!(weaker[0].contains("recovery by email ") && weaker[1].contains("recovery by recovery_code "));
+    assert!(fired.iter().any(|(r, _)| *r == "email-circular-trust"), "{fired:?}");
+}
+
+#[test]
+fn a_combined_path_is_still_weaker_than_a_phishing_resistant_only_login() {
+    let toml = CLEAN.replacen(
+        r#"recovery = ["backup_passkey", "helpdesk"]"#,
+        r#"recovery = ["backup_passkey", "recovery_code+email", "helpdesk"]"#,
+        1,
+    );
+    assert_eq!(fires(&toml, "recovery-weaker-than-login"), Some(Severity::Error));
+    // With a backup passkey as one of its proofs, it resists phishing.
+    let toml = CLEAN.replacen(
+        r#"recovery = ["backup_passkey", "helpdesk"]"#,
+        r#"recovery = ["backup_passkey+recovery_code", "helpdesk"]"#,
+        1,
+    );
+    assert_eq!(findings(&toml), vec![]);
+}
+
+#[test]
+fn a_combined_path_appears_in_the_matrix_under_its_written_name() {
+    let combined = standard_with(r#"recovery = ["backup_passkey", "recovery_code+email", "helpdesk"]"#);
+    let rows = matrix(&Policy::parse(&combined, "t").unwrap());
+    assert!(rows
+        .iter()
+        .any(|r| r.tier == "standard" && r.role == "recovery" && r.method == "recovery_code+email"));
+}
