@@ -10,7 +10,7 @@
 //! "group commit"; SQLite "Atomic Commit" §3) is to let the units that
 //! queue up behind the writer share one transaction and one fsync.
 //!
-//! # How (ADR 0100, `docs/adr/0100-group-commit.md`)
+//! # How (ADR 0015, `docs/adr/0015-group-commit.md`)
 //!
 //! - Units still run **one at a time** on the single writer connection. A
 //!   unit first takes the *slot* (a fair async mutex, FIFO); whoever holds

@@ -3,7 +3,7 @@
 //! On SQLite, Signet issues `BEGIN IMMEDIATE`, `SAVEPOINT`, `RELEASE`,
 //! `COMMIT` and `ROLLBACK` itself on the single writer connection instead of
 //! using sqlx's `Transaction`, and units share commits
-//! ([`crate::group_commit`], ADR 0100). The reason for owning the statements
+//! ([`crate::group_commit`], ADR 0015). The reason for owning the statements
 //! is a failure mode found by fault injection: when the disk is full SQLite
 //! rolls a failed transaction back on its own, sqlx's later `ROLLBACK` then
 //! fails, its transaction depth stays at 1, and every later "transaction" on

@@ -13,7 +13,7 @@
 //! The options (`background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0`)
 //! are compiled in from `.cargo/config.toml` (`JEMALLOC_SYS_WITH_MALLOC_CONF`),
 //! and `MALLOC_CONF`-style tuning is still possible at run time through the
-//! `_RJEM_MALLOC_CONF` environment variable. ADR 0015 records the decision.
+//! `_RJEM_MALLOC_CONF` environment variable. ADR 0018 records the decision.
 //!
 //! Declaring the global allocator in the library (rather than in `main.rs`)
 //! means every binary that embeds the server — `signet`, `signet-bench`, the
