@@ -16,6 +16,7 @@ mod admin_tokens;
 mod audit;
 mod connect;
 mod credentials;
+mod phones;
 mod flows;
 mod outbox;
 mod rows;
