@@ -128,6 +128,10 @@ mod tests {
         assert_eq!(parse("+44 909 8790000").unwrap().kind, "premium_rate");
         assert!(!parse("+44 909 8790000").unwrap().textable());
         assert_eq!(parse("+44 20 7946 0000").unwrap().kind, "fixed_line");
+        // The numbers the HTTP tests use.
+        for n in ["+447400123401", "+447500123402", "+447700123403", "+5511961234567"] {
+            assert!(parse(n).unwrap().textable(), "{n}");
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod notices;
 mod passkeys;
 mod sealing;
 mod sessions;
+mod sms;
 mod step_up;
 mod support;
 mod tls;
