@@ -194,7 +194,15 @@ pub async fn begin(app: &App, current: &Current, origin: &Origin, raw_phone: &st
 /// this session if `code` is the one texted to it.
 pub async fn verify(app: &App, current: &Current, origin: &Origin, code: String) -> Result<CredentialInfo> {
     let id = ceremony_id(current.session.id).to_string();
-    credentials::finish(app, current, origin, MethodName::SmsOtp.as_str(), &id, StepInput::Code(code)).await
+    credentials::finish(
+        app,
+        current,
+        origin,
+        MethodName::SmsOtp.as_str(),
+        &id,
+        StepInput::Code(code),
+    )
+    .await
 }
 
 fn nothing_pending() -> Error {
@@ -275,8 +283,7 @@ impl Enrollment for SmsCode {
             .take_ceremony(id, ctx.session.id, now)
             .await?
             .ok_or_else(nothing_pending)?;
-        let mut pending: Pending =
-            serde_json::from_str(&ceremony.state).map_err(|e| Error::Internal(Box::new(e)))?;
+        let mut pending: Pending = serde_json::from_str(&ceremony.state).map_err(|e| Error::Internal(Box::new(e)))?;
         let phone = Phone::parse(&pending.phone)?;
         let identifier = TokenHash::of(ctx.user.email.normalized().as_bytes()).to_hex();
         // Reserved on the account's run before the comparison; if the run

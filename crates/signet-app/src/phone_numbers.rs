@@ -72,7 +72,10 @@ fn kind(t: Type) -> &'static str {
 }
 
 fn invalid(why: &str) -> Error {
-    Error::invalid(ErrorCode::InvalidPhone, format!("{why}; give the number in E.164 form, e.g. +14155550100"))
+    Error::invalid(
+        ErrorCode::InvalidPhone,
+        format!("{why}; give the number in E.164 form, e.g. +14155550100"),
+    )
 }
 
 /// Parses what a person typed: `+` and the country code first (spaces,
@@ -137,8 +140,16 @@ mod tests {
     #[test]
     fn bad_input_is_invalid_phone() {
         for bad in [
-            "", "+", "14155550100", "+1 415 555 01x0", "+1\n4155550100", "+999 1234567", "+1 000 000 0000",
-            "+٤٤٧٤٠٠١٢٣٤٥٦", "+44 7400 123456 ext. 12", &"+4".repeat(40),
+            "",
+            "+",
+            "14155550100",
+            "+1 415 555 01x0",
+            "+1\n4155550100",
+            "+999 1234567",
+            "+1 000 000 0000",
+            "+٤٤٧٤٠٠١٢٣٤٥٦",
+            "+44 7400 123456 ext. 12",
+            &"+4".repeat(40),
         ] {
             let e = parse(bad).unwrap_err();
             assert_eq!(e.code(), ErrorCode::InvalidPhone, "{bad:?}");

@@ -129,12 +129,18 @@ pub async fn admit(
     }
     let window = limits.window;
     let over = |hits: u32, max: u32| hits > max;
-    let n = store.hit(&format!("sms:number:{}", number.e164.as_str()), now, window).await?;
+    let n = store
+        .hit(&format!("sms:number:{}", number.e164.as_str()), now, window)
+        .await?;
     if over(n.hits, limits.sends_per_number) {
         return Ok(Err(Blocked::Number));
     }
     let p = store
-        .hit(&format!("sms:prefix:{}", number.prefix(limits.prefix_digits)), now, window)
+        .hit(
+            &format!("sms:prefix:{}", number.prefix(limits.prefix_digits)),
+            now,
+            window,
+        )
         .await?;
     if over(p.hits, limits.sends_per_prefix) {
         return Ok(Err(Blocked::Prefix));

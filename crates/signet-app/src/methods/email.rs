@@ -24,8 +24,6 @@
 //! one-time-secret primitive, counted on the account's run of failures and
 //! on the flow (5 wrong codes end it).
 
-use signet_core::ErrorCode;
-use std::sync::Arc;
 use crate::messages::{self, Requester};
 use serde_json::{json, Map};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
@@ -36,8 +34,10 @@ use signet_core::secret::{PlainToken, TokenKind};
 use signet_core::session::{device_label, Proof};
 use signet_core::store::{OneTimeSecret, SecretPurpose, Store};
 use signet_core::user::UserId;
+use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 use signet_courier::Courier;
+use std::sync::Arc;
 use uuid::Uuid;
 
 use super::oob::{self, OobCodes};

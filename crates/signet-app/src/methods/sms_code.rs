@@ -83,7 +83,8 @@ impl SmsChannel {
         let now = self.clock.now();
         let verdict = sms_pumping::admit(&*self.store, &self.settings.sms, now, number, origin.ip.as_deref()).await?;
         if let Err(reason) = verdict {
-            sms_pumping::record_blocked(&*self.store, &self.metrics, now, reason, number, user, purpose, origin).await?;
+            sms_pumping::record_blocked(&*self.store, &self.metrics, now, reason, number, user, purpose, origin)
+                .await?;
         }
         Ok(verdict)
     }
@@ -113,7 +114,13 @@ impl SmsCode {
         };
         // The account's roles may have changed since the flow was offered
         // its tier's methods: then nothing is sent, as for an unknown address.
-        if !c.policy.tier_for_roles(&user.roles).1.login.contains(&MethodName::SmsOtp) {
+        if !c
+            .policy
+            .tier_for_roles(&user.roles)
+            .1
+            .login
+            .contains(&MethodName::SmsOtp)
+        {
             return Ok(());
         }
         // Only a verified phone is a way in (never `users.phone`).

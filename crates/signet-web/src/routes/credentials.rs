@@ -109,7 +109,9 @@ pub async fn verify_phone(
     ApiJson(body): ApiJson<VerifyPhoneBody>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let Value::String(code) = body.code else {
-        return Err(signet_core::Error::invalid(ErrorCode::InvalidRequest, "send {\"code\": \"...\"} (a string)").into());
+        return Err(
+            signet_core::Error::invalid(ErrorCode::InvalidRequest, "send {\"code\": \"...\"} (a string)").into(),
+        );
     };
     let added = phone_enrollment::verify(&state.app, &auth.current, &origin, code).await?;
     Ok((StatusCode::CREATED, Json(json!(added))))

@@ -89,10 +89,10 @@ async fn verify_phone(srv: &TestServer, token: &str, code: Value) -> (StatusCode
 /// Adds and confirms `PHONE` for a new account; returns its session token.
 async fn with_phone(srv: &TestServer, sink: &HttpSink, email: &str) -> String {
     let (token, _) = member(srv, email).await;
+    let before = texts_to(sink, PHONE).len();
     let (s, body) = add_phone(srv, &token, json!(PHONE)).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{body}");
-    let n = texts_to(sink, PHONE).len();
-    let code = code_in_text(sink, PHONE, n.saturating_sub(1)).await;
+    let code = code_in_text(sink, PHONE, before).await;
     let (s, added) = verify_phone(srv, &token, json!(code)).await;
     assert_eq!(s, StatusCode::CREATED, "{added}");
     token
@@ -112,9 +112,14 @@ async fn start(srv: &TestServer, email: &str) -> (String, Value) {
 }
 
 async fn send(srv: &TestServer, flow: &str) -> StatusCode {
-    srv.call(Method::POST, &format!("/api/v1/login/{flow}/sms_otp/send"), None, Some(json!({})))
-        .await
-        .0
+    srv.call(
+        Method::POST,
+        &format!("/api/v1/login/{flow}/sms_otp/send"),
+        None,
+        Some(json!({})),
+    )
+    .await
+    .0
 }
 
 async fn step(srv: &TestServer, flow: &str, code: &str) -> (StatusCode, Value) {
@@ -157,17 +162,6 @@ async fn a_confirmed_phone_is_a_credential_and_signs_in() {
     assert!(body.contains("phone confirmation code"), "{body}");
     assert!(body.contains("Never share it"), "{body}");
 
-    let (s, listed) = srv.call(Method::GET, "/api/v1/credentials", Some(&token), None).await;
-    assert_eq!(s, StatusCode::OK);
-    let phones: Vec<&Value> = listed["credentials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["type"] == "sms_otp")
-        .collect();
-    assert_eq!(phones.len(), 1, "{listed}");
-    assert_eq!(phones[0]["phone"], "+44••••••••56", "shown masked");
-
     // A second phone is refused while one is on the account.
     let (s, err) = add_phone(&srv, &token, json!("+447400123457")).await;
     assert_eq!((s, err["error"].as_str()), (StatusCode::CONFLICT, Some("phone_exists")));
@@ -183,7 +177,10 @@ async fn a_confirmed_phone_is_a_credential_and_signs_in() {
     assert_eq!(offer["channel"], "sms");
     assert_eq!(offer["input"], "code");
     assert_eq!(offer["send"], true);
-    assert!(offer.get("recipient").is_none(), "a login offer names no number: {offer}");
+    assert!(
+        offer.get("recipient").is_none(),
+        "a login offer names no number: {offer}"
+    );
 
     assert_eq!(send(&srv, &flow).await, StatusCode::ACCEPTED);
     let code = code_in_text(&sink, PHONE, 1).await;
@@ -191,11 +188,27 @@ async fn a_confirmed_phone_is_a_credential_and_signs_in() {
     assert_eq!(s, StatusCode::OK, "{done}");
     assert_eq!(done["state"], "complete");
     assert_eq!(done["session"]["amr"], json!(["sms", "otp"]), "RFC 8176: {done}");
+    let session = done["session_token"].as_str().unwrap().to_owned();
+    let (s, listed) = srv.call(Method::GET, "/api/v1/credentials", Some(&session), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let phones: Vec<&Value> = listed["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["type"] == "sms_otp")
+        .collect();
+    assert_eq!(phones.len(), 1, "{listed}");
+    assert_eq!(phones[0]["phone"], "+44••••••••56", "shown masked");
 
     // Removable like any credential; then a send texts nobody.
     let id = phones[0]["id"].as_str().unwrap();
     let (s, body) = srv
-        .call(Method::DELETE, &format!("/api/v1/credentials/{id}"), Some(&token), None)
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/credentials/{id}"),
+            Some(&session),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
     let (flow, _) = start(&srv, "ada@example.com").await;
@@ -247,22 +260,40 @@ async fn twenty_concurrent_redemptions_of_one_code_make_one_session() {
 #[tokio::test]
 async fn five_wrong_codes_end_the_flow_and_a_new_code_resets_nothing() {
     let sink = HttpSink::start().await.unwrap();
-    let srv = server_with(&sink, &[]).await;
+    // Send limits out of the way: this is about guessing.
+    let srv = server_with(
+        &sink,
+        &[
+            ("SIGNET_SMS__SENDS_PER_NUMBER", "50"),
+            ("SIGNET_LOGIN__SENDS_PER_ADDRESS", "50"),
+        ],
+    )
+    .await;
     with_phone(&srv, &sink, "guess@example.com").await;
     let (flow, _) = start(&srv, "guess@example.com").await;
     assert_eq!(send(&srv, &flow).await, StatusCode::ACCEPTED);
     let first = code_in_text(&sink, PHONE, 1).await;
     for _ in 0..4 {
         let (s, err) = step(&srv, &flow, &wrong(&first)).await;
-        assert_eq!((s, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_code")));
+        assert_eq!(
+            (s, err["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_code"))
+        );
     }
     // A new code replaces the old one but not the count of wrong ones.
     assert_eq!(send(&srv, &flow).await, StatusCode::ACCEPTED);
     let second = code_in_text(&sink, PHONE, 2).await;
     let (s, err) = step(&srv, &flow, &first).await;
-    assert_eq!((s, err["error"].as_str()), (StatusCode::GONE, Some("code_used")), "replaced");
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::GONE, Some("code_used")),
+        "replaced"
+    );
     let (s, err) = step(&srv, &flow, &wrong(&second)).await;
-    assert_eq!((s, err["error"].as_str()), (StatusCode::GONE, Some("too_many_attempts")));
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::GONE, Some("too_many_attempts"))
+    );
     let (s, _) = step(&srv, &flow, &second).await;
     assert_eq!(s, StatusCode::GONE, "the flow is over, even for the right code");
 
@@ -311,9 +342,15 @@ async fn bad_phone_input_gets_stable_4xx_codes() {
     let (s, err) = verify_phone(&srv, &token, json!("123456")).await;
     assert_eq!((s, err["error"].as_str()), (StatusCode::GONE, Some("no_phone_pending")));
     let (s, err) = verify_phone(&srv, &token, json!(123456)).await;
-    assert_eq!((s, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
     let (s, err) = verify_phone(&srv, &token, json!("12 34")).await;
-    assert_eq!((s, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_code")));
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_code"))
+    );
     assert!(sink.requests().is_empty(), "nothing was texted");
     let blocked = audit(&srv, "sms.blocked").await;
     assert_eq!(blocked.len(), 3, "premium, fixed line and country refusals are audited");
@@ -322,7 +359,10 @@ async fn bad_phone_input_gets_stable_4xx_codes() {
         metrics.contains(r#"signet_sms_blocked_total{reason="number_type"} 2"#),
         "{metrics}"
     );
-    assert!(metrics.contains(r#"signet_sms_blocked_total{reason="country"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"signet_sms_blocked_total{reason="country"} 1"#),
+        "{metrics}"
+    );
     srv.stop().await;
 }
 
@@ -335,10 +375,16 @@ async fn a_phone_enrollment_ends_after_five_wrong_codes() {
     let code = code_in_text(&sink, PHONE, 0).await;
     for _ in 0..4 {
         let (s, err) = verify_phone(&srv, &token, json!(wrong(&code))).await;
-        assert_eq!((s, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_code")));
+        assert_eq!(
+            (s, err["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_code"))
+        );
     }
     let (s, err) = verify_phone(&srv, &token, json!(wrong(&code))).await;
-    assert_eq!((s, err["error"].as_str()), (StatusCode::GONE, Some("too_many_attempts")));
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::GONE, Some("too_many_attempts"))
+    );
     let (s, err) = verify_phone(&srv, &token, json!(code)).await;
     assert_eq!((s, err["error"].as_str()), (StatusCode::GONE, Some("no_phone_pending")));
     srv.stop().await;
@@ -415,7 +461,10 @@ async fn each_pumping_limit_refuses_counts_and_audits() {
     let srv = server_with(&sink, &[("SIGNET_SMS__ALLOWED_COUNTRIES", "BR")]).await;
     let (token, _) = member(&srv, "c@example.com").await;
     let (s, err) = add_phone(&srv, &token, json!(PHONE)).await;
-    assert_eq!((s, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("phone_not_allowed")));
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("phone_not_allowed"))
+    );
     assert_eq!(add_phone(&srv, &token, json!("+5511961234567")).await.0, A);
     srv.stop().await;
 }
@@ -455,7 +504,11 @@ async fn twilio_receives_the_exact_request() {
     assert_eq!(form[1].1, "+15005550006");
     let code: String = form[2].1.chars().take_while(char::is_ascii_digit).collect();
     assert_eq!(code.len(), 6, "{}", form[2].1);
-    assert!(form[2].1.ends_with(&format!(" #{code}")), "origin-bound line: {}", form[2].1);
+    assert!(
+        form[2].1.ends_with(&format!(" #{code}")),
+        "origin-bound line: {}",
+        form[2].1
+    );
     // Delivered (a 2xx), so the body is scrubbed and not sent again.
     let (s, added) = verify_phone(&srv, &token, json!(code)).await;
     assert_eq!(s, StatusCode::CREATED, "{added}");
