@@ -18,7 +18,7 @@ use signet_core::outbox::{Channel, DeliveryStatus, Lease, Message, EXPIRED_ERROR
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 use signet_core::session::{Aal, Session, SessionId, SessionMode, SessionScope};
 use signet_core::store::*;
-use signet_core::unit_of_work::{PhoneWrites, Tx, UnitOfWork};
+use signet_core::unit_of_work::{Tx, UnitOfWork};
 use signet_core::user::{NewUser, User, UserId, UserStatus};
 use signet_store::scratch::ScratchDb;
 use signet_store::SqlStore;
