@@ -514,3 +514,41 @@ async fn twilio_receives_the_exact_request() {
     assert_eq!(s, StatusCode::CREATED, "{added}");
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn a_code_that_expired_in_the_queue_is_never_texted() {
+    let sink = HttpSink::start().await.unwrap();
+    let srv = server_with(&sink, &[]).await;
+    let (token, admin) = member(&srv, "late@example.com").await;
+    sink.set_failing(true);
+    assert_eq!(add_phone(&srv, &token, json!(PHONE)).await.0, StatusCode::ACCEPTED);
+    assert!(
+        sink.wait_for(|r| r.status == 500, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "a first attempt failed"
+    );
+    sink.set_failing(false);
+    // The gateway is back only after the code's ten minutes.
+    srv.clock.advance(Duration::from_secs(11 * 60));
+    let (s, _) = srv
+        .call(Method::POST, "/api/v1/admin/outbox/retry", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let mut expired = Vec::new();
+    for _ in 0..200 {
+        expired = audit(&srv, "message.expired").await;
+        if !expired.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(expired.len(), 1, "dropped and recorded");
+    assert_eq!(expired[0]["details"]["channel"], "sms");
+    assert_eq!(expired[0]["details"]["template"], "sms_phone_code");
+    assert!(
+        sink.requests().iter().all(|r| r.status != 200),
+        "the expired code never reached the gateway"
+    );
+    srv.stop().await;
+}
