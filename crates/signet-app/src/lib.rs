@@ -24,10 +24,13 @@ pub mod notices;
 mod one_time;
 pub mod outbox;
 pub mod passkeys;
+pub mod phone_enrollment;
+pub mod phone_numbers;
 pub mod readiness;
 pub mod recovery;
 pub mod sealing;
 pub mod sessions;
+pub mod sms_pumping;
 pub mod start_limit;
 pub mod step_up;
 pub mod throttle;
@@ -58,6 +61,8 @@ pub struct Settings {
     pub flow_ttl: Duration,
     /// Email codes and magic links.
     pub email_login: EmailLogin,
+    /// SMS pumping protection (`[sms]`).
+    pub sms: sms_pumping::SmsLimits,
 }
 
 impl Settings {
@@ -68,6 +73,7 @@ impl Settings {
             invitation_ttl: signet_core::invitation::DEFAULT_TTL,
             flow_ttl: Duration::from_secs(15 * 60),
             email_login: EmailLogin::default(),
+            sms: sms_pumping::SmsLimits::default(),
         }
     }
 

@@ -226,6 +226,47 @@ pub fn sms_notice(to: &Phone, product_name: &str, what: &str) -> Draft {
     }
 }
 
+/// The `template` name of an SMS sign-in code.
+pub const SMS_CODE: &str = "sms_code";
+/// The `template` name of the SMS that confirms a new phone number.
+pub const SMS_PHONE_CODE: &str = "sms_phone_code";
+
+/// A one-time code as a text message. Short (one SMS segment), the code
+/// first so a phone's notification shows it, what it is for, how long it
+/// works, and the warning to never share it. The trailing `@host #code`
+/// line is the origin-bound one-time code format (WICG "Origin-bound
+/// one-time codes delivered via SMS"), which lets browsers offer the code
+/// only on the right site.
+#[allow(clippy::too_many_arguments)]
+pub fn sms_code(
+    to: &Phone,
+    code: &str,
+    purpose: &str,
+    valid_for: Duration,
+    product_name: &str,
+    host: Option<&str>,
+    template: &'static str,
+    expires_at: Timestamp,
+) -> Draft {
+    let minutes = valid_for.as_secs().div_ceil(60).max(1);
+    let mut text = format!(
+        "{code} is your {product_name} {purpose} code. It works for {minutes} minutes. Never share it: {product_name} will never ask you for it."
+    );
+    if let Some(host) = host {
+        text.push_str(&format!("\n\n@{host} #{code}"));
+    }
+    Draft {
+        channel: Channel::Sms,
+        recipient: to.as_str().to_owned(),
+        subject: String::new(),
+        text_body: text,
+        html_body: None,
+        template,
+        expires_at: None,
+    }
+    .expiring_at(expires_at)
+}
+
 /// The `template` name of a "you signed in with a backup method" notice.
 pub const FALLBACK_USED: &str = "fallback_used";
 

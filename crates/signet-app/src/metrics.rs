@@ -49,6 +49,15 @@ pub struct Metrics {
     pub messages_expired: Counter,
     /// Requests and connections refused by admission control (ADR 0013).
     pub shed: Family<ShedLabels, Counter>,
+    /// SMS not sent because pumping protection refused them, by reason
+    /// (`country`, `number_type`, `per_number`, `per_prefix`, `per_ip`,
+    /// `global`): `signet_sms_blocked_total`.
+    pub sms_blocked: Family<ReasonLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
 }
 
 impl Default for Metrics {
@@ -98,7 +107,14 @@ impl Metrics {
             "Requests and connections refused by admission control, by class and reason",
             shed.clone(),
         );
+        let sms_blocked = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "sms_blocked",
+            "SMS refused by pumping protection, by reason",
+            sms_blocked.clone(),
+        );
         Self {
+            sms_blocked,
             messages_expired,
             shed,
             fallback_uses,
@@ -119,6 +135,11 @@ impl Metrics {
     /// Counts one refusal by admission control.
     pub fn shed(&self, class: &'static str, reason: &'static str) {
         self.shed.get_or_create(&ShedLabels { class, reason }).inc();
+    }
+
+    /// Counts one SMS refused by pumping protection.
+    pub fn sms_blocked(&self, reason: &'static str) {
+        self.sms_blocked.get_or_create(&ReasonLabel { reason }).inc();
     }
 
     /// The exposition text for `/metrics`.

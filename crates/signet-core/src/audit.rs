@@ -57,6 +57,10 @@ pub enum EventType {
     /// An operator made every pending message due now (`signet outbox
     /// retry`, `POST /api/v1/admin/outbox/retry`).
     OutboxRetried,
+    /// An SMS was not sent because a pumping protection refused it (a
+    /// country off the allow-list, a premium or unassigned range, a send
+    /// limit or the global hourly cap).
+    SmsBlocked,
 }
 
 impl EventType {
@@ -88,6 +92,7 @@ impl EventType {
         EventType::SecretsResealed,
         EventType::MessageExpired,
         EventType::OutboxRetried,
+        EventType::SmsBlocked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -119,6 +124,7 @@ impl EventType {
             EventType::SecretsResealed => "sealing.resealed",
             EventType::MessageExpired => "message.expired",
             EventType::OutboxRetried => "outbox.retried",
+            EventType::SmsBlocked => "sms.blocked",
         }
     }
 

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::clock::Timestamp;
 use crate::session::SessionId;
-use crate::user::UserId;
+use crate::user::{Phone, UserId};
 
 /// A registered passkey.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,4 +83,20 @@ pub struct Ceremony {
     pub name: Option<String>,
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
+}
+
+/// A phone number the user proved they receive texts at (an `sms_otp`
+/// credential). Only a verified number is stored here: a number typed in
+/// but not yet confirmed lives in an enrollment ceremony, and a number an
+/// administrator set on the account (`users.phone`) is a contact for
+/// notices, never a way in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhoneCredential {
+    pub id: Uuid,
+    pub user_id: UserId,
+    /// E.164, normalised by the phone-number library.
+    pub phone: Phone,
+    pub name: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
 }

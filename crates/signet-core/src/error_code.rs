@@ -106,6 +106,9 @@ error_codes! {
     InvalidQuery = "invalid_query" => BadRequest,
     InvalidEmail = "invalid_email" => BadRequest,
     InvalidPhone = "invalid_phone" => BadRequest,
+    /// A valid number Signet will not text: a country off `[sms] allowed_countries`,
+    /// or a range that cannot take or must not get a code (premium rate, VoIP, fixed line).
+    PhoneNotAllowed = "phone_not_allowed" => BadRequest,
     InvalidRole = "invalid_role" => BadRequest,
     InvalidName = "invalid_name" => BadRequest,
     InvalidIdentifier = "invalid_identifier" => BadRequest,
@@ -177,8 +180,12 @@ error_codes! {
     SecretExists = "secret_exists" => Conflict,
     /// A passkey ceremony with the same id already exists (a random UUID: not in practice).
     CeremonyExists = "ceremony_exists" => Conflict,
+    /// The account has a verified phone already: remove it before adding another.
+    PhoneExists = "phone_exists" => Conflict,
     // 410
     CeremonyExpired = "ceremony_expired" => Gone,
+    /// `phone/verify` without a live `phone` enrollment of this session (none, expired, or ended by five wrong codes).
+    NoPhonePending = "no_phone_pending" => Gone,
     InvitationInvalid = "invitation_invalid" => Gone,
     NotMeLinkInvalid = "not_me_link_invalid" => Gone,
     FlowExpired = "flow_expired" => Gone,

@@ -255,6 +255,14 @@ pub trait OutboxStore: Send + Sync {
 }
 
 /// Passkeys, their enrollment ceremonies, and secrets shared by all nodes.
+/// A user's verified phones (`sms_otp` credentials), read outside a unit
+/// of work; writes are [`crate::unit_of_work::PhoneWrites`].
+#[async_trait::async_trait]
+pub trait PhoneStore: Send + Sync {
+    /// The user's verified phones, oldest first.
+    async fn phones_of(&self, user: UserId) -> StoreResult<Vec<crate::credential::PhoneCredential>>;
+}
+
 /// See [`crate::credential`] for the invariants.
 #[async_trait::async_trait]
 pub trait CredentialStore: Send + Sync {
@@ -288,6 +296,7 @@ pub trait Store:
     + OutboxStore
     + ThrottleStore
     + CredentialStore
+    + PhoneStore
     + crate::unit_of_work::UnitOfWork
     + Send
     + Sync

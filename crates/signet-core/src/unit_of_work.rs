@@ -35,7 +35,7 @@ use uuid::Uuid;
 use crate::admin_token::AdminToken;
 use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
-use crate::credential::{Passkey, PasskeyUse, Removal};
+use crate::credential::{Passkey, PasskeyUse, PhoneCredential, Removal};
 use crate::flow::{Flow, FlowId};
 use crate::outbox::Message;
 use crate::secret::TokenHash;
@@ -112,6 +112,21 @@ pub trait CredentialWrites: Send {
 }
 
 #[async_trait::async_trait]
+pub trait PhoneWrites: Send {
+    /// Stores a verified phone. The user already holding one is
+    /// `Conflict("phone_exists")` (the user's row is locked first, so two
+    /// verifications racing for one account serialise).
+    async fn insert_phone(&mut self, phone: &PhoneCredential) -> StoreResult<()>;
+    /// Renames one of `user`'s phones; `false` if there is no such phone.
+    async fn rename_phone(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool>;
+    /// Removes one of `user`'s phones unless fewer than `keep` would remain
+    /// (under the user's row lock, as for passkeys).
+    async fn remove_phone(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal>;
+    /// Records a sign-in with the phone.
+    async fn touch_phone(&mut self, id: Uuid, at: Timestamp) -> StoreResult<()>;
+}
+
+#[async_trait::async_trait]
 pub trait AdminTokenWrites: Send {
     /// Fails with `Conflict("admin_token_name_taken")` on a duplicate name.
     async fn insert_admin_token(&mut self, token: &AdminToken) -> StoreResult<()>;
@@ -157,6 +172,7 @@ pub trait Transaction:
     + FlowWrites
     + SecretWrites
     + CredentialWrites
+    + PhoneWrites
     + AdminTokenWrites
     + OutboxWrites
     + ThrottleWrites

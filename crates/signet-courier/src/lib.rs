@@ -29,6 +29,7 @@ pub mod transport;
 
 pub use queue::{Courier, Worker, WorkerConfig};
 pub use transport::{
-    check_smtp_url, check_webhook_url, ConfigError, Delivery, DeliveryError, EmailTransport, Outcome, SmsTransport,
-    SmtpEndpoint, SmtpSecurity, SmtpUrlError, WebhookUrlError,
+    check_smtp_url, check_webhook_url, ConfigError, Delivery, DeliveryError, EmailTransport, Outcome, SmsSender,
+    SmsTransport, SmtpEndpoint, SmtpSecurity, SmtpUrlError, TwilioAccount, TwilioTransport, WebhookUrlError,
+    TWILIO_BASE_URL,
 };

@@ -13,6 +13,13 @@
 //!   `{"to": "+E164", "body": "text"}`; any 2xx means accepted. Redirects are
 //!   not followed, so a 3xx is a failure rather than a silent re-POST.
 //!
+//! - `[sms] twilio_account_sid`, `twilio_auth_token` and `twilio_from` send
+//!   SMS through the Twilio Messages API instead: `POST
+//!   {base}/2010-04-01/Accounts/{sid}/Messages.json`, form-encoded `To`,
+//!   `From`, `Body`, HTTP basic auth `sid:token`; any 2xx means accepted.
+//!   `twilio_base_url` (default `https://api.twilio.com`) points it at a
+//!   test listener or a regional edge.
+//!
 //! A channel without a transport is kept in the outbox: the message is marked
 //! sent but its bodies are *not* scrubbed, because there the outbox is the
 //! delivery (`/dev/outbox` shows it).
@@ -75,6 +82,10 @@ pub enum ConfigError {
     WebhookFragment,
     #[error("[sms] could not set up the HTTP client: {0}")]
     WebhookClient(#[source] reqwest::Error),
+    #[error("[sms] twilio_base_url: {0}")]
+    TwilioBaseUrl(WebhookUrlError),
+    #[error("[sms] twilio_account_sid must be AC followed by 32 hexadecimal digits")]
+    TwilioAccountSid,
 }
 
 /// Why an `smtp_url` cannot be used. The text names neither the setting nor
@@ -194,6 +205,10 @@ pub enum DeliveryError {
     Webhook(#[source] reqwest::Error),
     #[error("SMS webhook answered HTTP {0}")]
     WebhookStatus(u16),
+    #[error("Twilio request failed: {0}")]
+    Twilio(#[source] reqwest::Error),
+    #[error("Twilio answered HTTP {0}")]
+    TwilioStatus(u16),
     #[error("delivery did not finish within {0:?}")]
     Timeout(Duration),
 }
@@ -435,6 +450,117 @@ impl SmsTransport {
     }
 }
 
+/// The Twilio account a [`TwilioTransport`] sends from. `Debug` hides the
+/// token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TwilioAccount {
+    /// `AC` and 32 hex digits.
+    pub account_sid: String,
+    pub auth_token: String,
+    /// The sender: an E.164 number or a messaging service SID.
+    pub from: String,
+    /// `https://api.twilio.com` unless overridden.
+    pub base_url: Url,
+}
+
+impl fmt::Debug for TwilioAccount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwilioAccount")
+            .field("account_sid", &self.account_sid)
+            .field("from", &self.from)
+            .field("base_url", &self.base_url.host_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Twilio's own API host.
+pub const TWILIO_BASE_URL: &str = "https://api.twilio.com";
+
+/// Whether `sid` looks like a Twilio account SID (`AC` + 32 hex digits).
+pub fn check_twilio_sid(sid: &str) -> bool {
+    sid.len() == 34 && sid.starts_with("AC") && sid[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Sends SMS through the Twilio Messages API (one `POST` per message).
+#[derive(Clone)]
+pub struct TwilioTransport {
+    client: reqwest::Client,
+    account: TwilioAccount,
+    url: Url,
+}
+
+impl fmt::Debug for TwilioTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TwilioTransport")
+            .field("account", &self.account)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TwilioTransport {
+    pub fn new(account: TwilioAccount) -> Result<TwilioTransport, ConfigError> {
+        if !check_twilio_sid(&account.account_sid) {
+            return Err(ConfigError::TwilioAccountSid);
+        }
+        let base = check_webhook_url(account.base_url.as_str()).map_err(ConfigError::TwilioBaseUrl)?;
+        let path = format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            base.path().trim_end_matches('/'),
+            account.account_sid
+        );
+        let mut url = base;
+        url.set_path(&path);
+        url.set_query(None);
+        let client = reqwest::Client::builder()
+            .timeout(WEBHOOK_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(ConfigError::WebhookClient)?;
+        Ok(TwilioTransport { client, account, url })
+    }
+
+    /// Where messages are POSTed.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// POSTs `To`, `From`, `Body` form-encoded with basic auth; any 2xx is
+    /// success (Twilio answers 201 with the message resource).
+    pub async fn send(&self, to: &str, body: &str) -> Result<(), DeliveryError> {
+        let form = [("To", to), ("From", self.account.from.as_str()), ("Body", body)];
+        let response = self
+            .client
+            .post(self.url.clone())
+            .basic_auth(&self.account.account_sid, Some(&self.account.auth_token))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| DeliveryError::Twilio(e.without_url()))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(DeliveryError::TwilioStatus(status.as_u16()))
+        }
+    }
+}
+
+/// How SMS leave: a webhook or Twilio.
+#[derive(Clone, Debug)]
+pub enum SmsSender {
+    Webhook(SmsTransport),
+    Twilio(TwilioTransport),
+}
+
+impl SmsSender {
+    pub async fn send(&self, to: &str, body: &str) -> Result<(), DeliveryError> {
+        match self {
+            SmsSender::Webhook(w) => w.send(to, body).await,
+            SmsSender::Twilio(t) => t.send(to, body).await,
+        }
+    }
+}
+
 /// What happened to a message that did not fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -455,12 +581,21 @@ impl Outcome {
 #[derive(Clone, Debug, Default)]
 pub struct Delivery {
     email: Option<EmailTransport>,
-    sms: Option<SmsTransport>,
+    sms: Option<SmsSender>,
 }
 
 impl Delivery {
     pub fn new(email: Option<EmailTransport>, sms: Option<SmsTransport>) -> Delivery {
-        Delivery { email, sms }
+        Delivery {
+            email,
+            sms: sms.map(SmsSender::Webhook),
+        }
+    }
+
+    /// The same, with SMS sent by `sms` (the webhook or Twilio).
+    pub fn with_sms(mut self, sms: SmsSender) -> Delivery {
+        self.sms = Some(sms);
+        self
     }
 
     /// Everything stays in the outbox (no real delivery configured).
@@ -476,7 +611,10 @@ impl Delivery {
         sms_webhook_url: Option<&str>,
     ) -> Result<Delivery, ConfigError> {
         let email = smtp_url.map(|url| EmailTransport::new(url, email_from)).transpose()?;
-        let sms = sms_webhook_url.map(SmsTransport::new).transpose()?;
+        let sms = sms_webhook_url
+            .map(SmsTransport::new)
+            .transpose()?
+            .map(SmsSender::Webhook);
         Ok(Delivery { email, sms })
     }
 

@@ -19,6 +19,7 @@ mod credentials;
 mod flows;
 mod group_commit;
 mod outbox;
+mod phones;
 mod rows;
 pub mod scratch;
 mod sealed;

@@ -1387,6 +1387,51 @@ async fn sqlite_store() -> (Arc<SqlStore>, tempfile::TempDir) {
     (Arc::new(SqlStore::connect(&url).await.unwrap()), dir)
 }
 
+fn phone(user: UserId, number: &str) -> signet_core::credential::PhoneCredential {
+    signet_core::credential::PhoneCredential {
+        id: Uuid::new_v4(),
+        user_id: user,
+        phone: signet_core::user::Phone::from_trusted(number.into()),
+        name: "Phone".into(),
+        created_at: at(1),
+        last_used_at: None,
+    }
+}
+
+async fn phones_are_one_per_account_and_removable(s: Arc<SqlStore>) {
+    let (a, b) = (user("a@example.com"), user("b@example.com"));
+    s.insert_user(&a).await.unwrap();
+    s.insert_user(&b).await.unwrap();
+    let p = phone(a.id, "+447400123456");
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_phone(&p).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(s.phones_of(a.id).await.unwrap(), vec![p.clone()]);
+    assert!(s.phones_of(b.id).await.unwrap().is_empty());
+    // A second phone for the same account is refused and writes nothing.
+    let mut tx = s.begin().await.unwrap();
+    assert!(matches!(
+        tx.insert_phone(&phone(a.id, "+447400123457")).await,
+        Err(StoreError::Conflict(signet_core::ErrorCode::PhoneExists))
+    ));
+    drop(tx);
+    // The same number on another account is allowed (a shared family phone).
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_phone(&phone(b.id, "+447400123456")).await.unwrap();
+    assert!(tx.rename_phone(a.id, p.id, "Work").await.unwrap());
+    assert!(!tx.rename_phone(b.id, p.id, "Stolen").await.unwrap());
+    tx.touch_phone(p.id, at(7)).await.unwrap();
+    tx.commit().await.unwrap();
+    let now = s.phones_of(a.id).await.unwrap().remove(0);
+    assert_eq!((now.name.as_str(), now.last_used_at), ("Work", Some(at(7))));
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(tx.remove_phone(b.id, p.id, 0).await.unwrap(), Removal::NotFound);
+    assert_eq!(tx.remove_phone(a.id, p.id, 1).await.unwrap(), Removal::LastCredential);
+    assert_eq!(tx.remove_phone(a.id, p.id, 0).await.unwrap(), Removal::Removed);
+    tx.commit().await.unwrap();
+    assert!(s.phones_of(a.id).await.unwrap().is_empty());
+}
+
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod sqlite {
@@ -1459,4 +1504,5 @@ conformance!(
     a_flow_is_finished_once_and_remembered,
     an_abandoned_unit_of_work_leaves_nothing,
     server_secrets_are_swapped_only_from_the_expected_value,
+    phones_are_one_per_account_and_removable,
 );

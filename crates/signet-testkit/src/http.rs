@@ -3,7 +3,8 @@
 //! Every request is recorded with the status it was answered: `200` for a
 //! `POST` with a JSON body, `500` while [`HttpSink::set_failing`] is on (to
 //! simulate the gateway being down), `405` for other methods and `400` for a
-//! body that is not JSON.
+//! body that is not JSON. A form-encoded `POST` (the Twilio Messages API's
+//! shape) is answered `201`, as Twilio does.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +29,8 @@ pub struct CapturedRequest {
     pub body: String,
     /// The body parsed as JSON, when it was JSON.
     pub json: Option<serde_json::Value>,
+    /// The `Authorization` header, as sent.
+    pub authorization: Option<String>,
     /// The status the sink answered.
     pub status: u16,
 }
@@ -132,10 +135,16 @@ async fn record(
     body: Bytes,
 ) -> StatusCode {
     let json = serde_json::from_slice::<serde_json::Value>(&body).ok();
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
     let status = if method != Method::POST {
         StatusCode::METHOD_NOT_ALLOWED
     } else if shared.failing.load(Ordering::SeqCst) {
         StatusCode::INTERNAL_SERVER_ERROR
+    } else if form {
+        StatusCode::CREATED
     } else if json.is_none() {
         StatusCode::BAD_REQUEST
     } else {
@@ -150,6 +159,10 @@ async fn record(
             .map(str::to_owned),
         body: String::from_utf8_lossy(&body).into_owned(),
         json,
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
         status: status.as_u16(),
     };
     shared

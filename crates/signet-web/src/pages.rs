@@ -179,9 +179,11 @@ impl CredentialRow {
             (Some(false), Some(false)) => Some(("bound", "Lives only on this authenticator", "Device-bound")),
             _ => None,
         };
-        let detail = match c.extra.get("authenticator") {
-            Some(serde_json::Value::String(name)) => name.clone(),
-            Some(serde_json::Value::Null) => "Model not disclosed".to_owned(),
+        let detail = match (c.extra.get("authenticator"), c.extra.get("phone")) {
+            (Some(serde_json::Value::String(name)), _) => name.clone(),
+            (Some(serde_json::Value::Null), _) => "Model not disclosed".to_owned(),
+            // A verified phone, masked.
+            (_, Some(serde_json::Value::String(phone))) => format!("Texts to {phone}"),
             _ => String::new(),
         };
         Self {

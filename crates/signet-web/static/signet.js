@@ -660,9 +660,54 @@ function setUpPasskeys() {
   }
 }
 
+// /account: add a phone (POST /api/v1/credentials/phone), then confirm it
+// with the texted code (.../phone/verify). Removal and renaming are the
+// generic credential buttons above.
+function setUpPhone() {
+  const addForm = document.getElementById("add-phone-form");
+  const verifyForm = document.getElementById("verify-phone-form");
+  if (!addForm || !verifyForm) return;
+  addForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const add = async () => {
+      const r = await api("POST", "/api/v1/credentials/phone", { phone: addForm.elements.phone.value.trim() });
+      if (r.status === 403 && r.data && r.data.error === "step_up_required") {
+        stepUp("add_credential", "phone-status", add);
+        return;
+      }
+      if (!r.ok) {
+        say("phone-status", errorText(r, "Could not send a code to that number."));
+        return;
+      }
+      verifyForm.hidden = false;
+      verifyForm.elements.code.focus();
+      say("phone-status", "We texted a code to that number. Type it here.");
+    };
+    add();
+  });
+  verifyForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const verify = async () => {
+      const r = await api("POST", "/api/v1/credentials/phone/verify", { code: verifyForm.elements.code.value.trim() });
+      if (r.status === 403 && r.data && r.data.error === "step_up_required") {
+        stepUp("add_credential", "phone-status", verify);
+        return;
+      }
+      if (!r.ok) {
+        say("phone-status", errorText(r, "Could not confirm the phone."));
+        return;
+      }
+      say("phone-status", "Phone added.");
+      window.location.reload();
+    };
+    verify();
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   setUpLogin();
   setUpRecover();
+  setUpPhone();
   setUpContinue();
   setUpAccount();
   setUpPasskeys();

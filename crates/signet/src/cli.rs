@@ -130,7 +130,9 @@ pub struct UserAdd {
     /// A role (repeatable); roles decide the user's risk tier.
     #[arg(long = "role", value_name = "R")]
     pub roles: Vec<String>,
-    /// Phone number in E.164, e.g. +14155550100.
+    /// Phone number in E.164, e.g. +14155550100: a contact for security
+    /// notices, never a way to sign in (the user adds and confirms a phone
+    /// for SMS codes themselves).
     #[arg(long)]
     pub phone: Option<String>,
     /// Display name.

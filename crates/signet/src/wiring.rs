@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use signet_app::methods::{EmailCode, MagicLink, Mailbox, PasskeyMethod};
+use signet_app::methods::{EmailCode, MagicLink, Mailbox, PasskeyMethod, SmsChannel, SmsCode};
 use signet_app::passkeys::{load_decoy_key, Passkeys};
 use signet_app::{App, Settings};
 use signet_core::clock::{SharedClock, SystemClock};
@@ -60,6 +60,12 @@ pub async fn wire(config: &Config, clock: Option<SharedClock>, methods: Vec<Arc<
         config.sms.webhook_url.as_ref().map(|u| u.as_str()),
     )
     .map_err(|e| anyhow::anyhow!("config error: {e}"))?;
+    let delivery = match &config.sms.twilio {
+        Some(account) => delivery.with_sms(signet_courier::SmsSender::Twilio(
+            signet_courier::TwilioTransport::new(account.clone()).map_err(|e| anyhow::anyhow!("config error: {e}"))?,
+        )),
+        None => delivery,
+    };
     let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
     let metrics = Arc::new(signet_app::metrics::Metrics::new());
     let expired = metrics.messages_expired.clone();
@@ -71,6 +77,7 @@ pub async fn wire(config: &Config, clock: Option<SharedClock>, methods: Vec<Arc<
     let mut settings = Settings::new(config.public_url.clone());
     settings.invitation_ttl = config.invitation_ttl;
     settings.email_login = config.login.clone();
+    settings.sms = config.sms.limits.clone();
     let settings = Arc::new(settings);
     let policy = Arc::new(policy);
     let mailbox = Mailbox {
@@ -95,6 +102,14 @@ pub async fn wire(config: &Config, clock: Option<SharedClock>, methods: Vec<Arc<
         )),
         Arc::new(EmailCode::new(mailbox.clone())),
         Arc::new(MagicLink::new(mailbox)),
+        Arc::new(SmsCode::new(SmsChannel {
+            policy: policy.clone(),
+            store: store.clone(),
+            courier: courier.clone(),
+            clock: clock.clone(),
+            settings: settings.clone(),
+            metrics: metrics.clone(),
+        })),
     ];
     // Extra methods (test doubles) come last and replace a built-in of the same name.
     all.extend(methods);

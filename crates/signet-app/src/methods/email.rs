@@ -1,11 +1,13 @@
-//! What the email methods (`email_otp`, `magic_link`) share: issuing a code
-//! (and, for a magic link, a link) bound to a flow, composing and queueing
-//! the email, and checking a typed code.
+//! What the email methods (`email_otp`, `magic_link`) share: the email
+//! channel's adapter on the out-of-band code engine ([`super::oob`]), which
+//! holds the code rules for every channel (digits, lifetime, single use,
+//! binding to the flow, wrong-code and account limits). What is the email
+//! channel's own: the address (the account's), the letter (with a magic
+//! link next to the code for `magic_link`), and the link's own check.
 //!
-//! **Issuing.** A send is counted against the address and IP limits first
-//! ([`crate::throttle::check_send`]), then every earlier code and link of the
-//! flow is revoked, so only the newest message works. The code is
-//! `code_digits` digits, uniform from the CSPRNG; the link token has 256
+//! **Issuing.** A send is counted against the address and IP limits first,
+//! then every earlier code and link of the flow is revoked, so only the
+//! newest message works ([`OobCodes::open_send`]). The link token has 256
 //! random bits. Only hashes are stored, each as a one-time secret bound to
 //! the flow: the code's hash covers the flow id, and the link records its
 //! flow, so neither can finish another flow.
@@ -18,33 +20,27 @@
 //! status, body, headers and timing are the same either way. Nothing is
 //! ever sent to an unknown address.
 //!
-//! **Checking.** A typed code is consumed with the atomic one-time-secret
-//! primitive: of any number of concurrent attempts exactly one wins. A code
-//! that matches a secret which is already used or expired is reported as
-//! such before anything is counted; any other code is a comparison, first
-//! reserved on the account's run of failures (backoff, NIST SP 800-63B
-//! §5.2.2, cleared only by a success) and on the flow (5 wrong codes end
-//! it).
-
-use signet_core::ErrorCode;
-use std::sync::Arc;
-use std::time::Duration;
+//! **Checking.** [`OobCodes::check`]: consumed with the atomic
+//! one-time-secret primitive, counted on the account's run of failures and
+//! on the flow (5 wrong codes end it).
 
 use crate::messages::{self, Requester};
 use serde_json::{json, Map};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
-use signet_core::clock::{SharedClock, Timestamp};
+use signet_core::clock::SharedClock;
 use signet_core::flow::Flow;
 use signet_core::method::{Channel, Input, MethodName, Offer};
-use signet_core::secret::{OneTimeCode, PlainToken, TokenHash, TokenKind};
-use signet_core::session::{device_label, Aal, Proof};
+use signet_core::secret::{PlainToken, TokenKind};
+use signet_core::session::{device_label, Proof};
 use signet_core::store::{OneTimeSecret, SecretPurpose, Store};
 use signet_core::user::UserId;
+use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 use signet_courier::Courier;
+use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::one_time::issue_replacing;
+use super::oob::{self, OobCodes};
 use crate::{throttle, Settings};
 
 /// `amr` of a session proven by a typed email code: RFC 8176 `otp`, plus
@@ -69,23 +65,19 @@ pub struct Mailbox {
 /// Email proves control of a mailbox and nothing more: never above aal1,
 /// never phishing-resistant.
 fn proof(amr: &[&str]) -> Proof {
-    Proof {
-        aal: Aal::Aal1,
-        amr: amr.iter().map(|a| (*a).to_owned()).collect(),
-        phishing_resistant: false,
-        credential_id: None,
-        user_id: None,
-    }
-}
-
-fn no_identifier() -> Error {
-    Error::invalid(
-        ErrorCode::IdentifierRequired,
-        "start the sign-in with your email address to use an emailed code or link",
-    )
+    oob::proof(amr)
 }
 
 impl Mailbox {
+    /// The out-of-band code engine on this mailbox's handles.
+    pub fn codes(&self) -> OobCodes {
+        OobCodes {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+
     /// A method's entry in a flow's `methods` list: a code of the
     /// configured length, sent by email first. Identical for every account.
     pub fn offer(&self, method: MethodName, label: &'static str, sent: &'static str) -> Offer {
@@ -107,19 +99,7 @@ impl Mailbox {
     /// now), within [`crate::journeys::FLOW_MAX_LIFETIME`] of its start; the
     /// caller stores it.
     pub async fn send(&self, flow: &mut Flow, origin: &Origin, with_link: bool) -> Result<()> {
-        let identifier = flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
-        let now = self.clock.now();
-        let limits = &self.settings.email_login;
-        throttle::check_send(&*self.store, limits, now, identifier, origin.ip.as_deref()).await?;
-        // The code and link sent before stop working now, even if this
-        // send's own issue (which replaces them too) comes later or never.
-        let mut tx = self.store.begin().await?;
-        tx.revoke_flow_secrets(flow.id, now).await?;
-        tx.commit().await?;
-        let wanted = now
-            .plus(limits.ttl)
-            .min(flow.created_at.plus(crate::journeys::FLOW_MAX_LIFETIME));
-        flow.expires_at = flow.expires_at.max(wanted);
+        self.codes().open_send(flow, origin).await?;
         let issue = Issue {
             mailbox: self.clone(),
             flow: flow.clone(),
@@ -138,73 +118,9 @@ impl Mailbox {
 
     /// Checks a typed code for this flow.
     pub async fn check_code(&self, flow: &Flow, presented: &str, origin: &Origin) -> Result<Proof> {
-        let identifier = flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
-        let now = self.clock.now();
-        let digits = self.settings.email_login.code_digits;
-        let code = OneTimeCode::parse(presented, digits)
-            .ok_or_else(|| Error::invalid(ErrorCode::InvalidCode, format!("the code is {digits} digits")))?;
-        let hash = code.hash_for(flow.id.0.as_bytes());
-        // The right digits for this flow, but already used (or replaced by a
-        // newer code) or expired: not a guess, so told apart before anything
-        // is counted.
-        self.spent(flow, &hash, now).await?;
-        let account = throttle::reserve_account_attempt(&*self.store, now, identifier).await?;
-        throttle::reserve_attempt(&*self.store, now, flow.id).await?;
-        if let Some(secret) = self.store.consume_secret(SecretPurpose::EmailCode, &hash, now).await? {
-            if secret.flow_id == Some(flow.id) && Some(secret.user_id) == flow.state.user_id {
-                throttle::clear_account(&*self.store, identifier).await?;
-                return Ok(proof(&AMR_CODE));
-            }
-        }
-        // A concurrent request with the same right code won since the check
-        // above (this attempt was counted, and the winner cleared the run).
-        self.spent(flow, &hash, now).await?;
-        let wrong = throttle::record_wrong(&*self.store, now, flow.id, account).await?;
-        if wrong.locks_account() {
-            let mut ev = AuditEvent::new(EventType::LoginLocked, Actor::Anonymous, Outcome::Denied)
-                .from_origin(origin)
-                .details(json!({ "flow_id": flow.id.0, "failures": wrong.account.count }));
-            if let Some(u) = flow.state.user_id {
-                ev = ev.user(u);
-            }
-            crate::audit::record(&*self.store, now, &ev).await?;
-        }
-        if wrong.kills_flow() {
-            let mut tx = self.store.begin().await?;
-            // Ended for good: its handle cannot bring it back.
-            tx.finish_flow(flow.id, crate::journeys::remembered_until(flow)).await?;
-            tx.revoke_flow_secrets(flow.id, now).await?;
-            tx.commit().await?;
-            return Err(Error::gone(
-                ErrorCode::TooManyAttempts,
-                "too many wrong codes; start signing in again",
-            ));
-        }
-        Err(Error::invalid(ErrorCode::InvalidCode, "that code is not right"))
-    }
-
-    /// `410 code_used` or `410 code_expired` when `hash` is this flow's code
-    /// and can no longer be redeemed.
-    async fn spent(&self, flow: &Flow, hash: &TokenHash, now: Timestamp) -> Result<()> {
-        let Some(secret) = self.store.peek_secret(SecretPurpose::EmailCode, hash).await? else {
-            return Ok(());
-        };
-        if secret.flow_id != Some(flow.id) {
-            return Ok(());
-        }
-        if secret.consumed_at.is_some() {
-            return Err(Error::gone(
-                ErrorCode::CodeUsed,
-                "this code was already used or replaced by a newer one",
-            ));
-        }
-        if secret.expires_at <= now {
-            return Err(Error::gone(
-                ErrorCode::CodeExpired,
-                "this code has expired; send a new one",
-            ));
-        }
-        Ok(())
+        self.codes()
+            .check(flow, presented, origin, SecretPurpose::EmailCode, &AMR_CODE)
+            .await
     }
 
     /// Checks a magic-link token for this flow. The token is consumed only
@@ -267,40 +183,32 @@ impl Issue {
         if !m.policy.tier_for_roles(&user.roles).1.login.contains(&method) {
             return Ok(());
         }
-        let now = m.clock.now();
-        // The code lives `code_ttl`, but never beyond its flow: what the email
-        // says is what holds.
-        let expires_at = now.plus(m.settings.email_login.ttl).min(self.flow.expires_at);
-        let ttl = Duration::from_millis(u64::try_from(expires_at.as_millis() - now.as_millis()).unwrap_or(0));
-        let secret = |hash, purpose| OneTimeSecret {
-            hash,
-            purpose,
-            user_id: user.id,
-            flow_id: Some(self.flow.id),
-            created_at: now,
-            expires_at,
-            consumed_at: None,
-            issued_by: "system".into(),
-        };
         // The code and the link are issued together, replacing whatever the
-        // flow had, in one transaction (a redrawn code after a conflict: see
-        // `one_time`).
+        // flow had, in one unit of work.
         let link = self
             .token
             .as_ref()
             .map(|token| m.settings.link(&format!("/login/magic/{}", token.expose_secret())));
-        let (plain, mut tx) = issue_replacing(&*m.store, now, || {
-            let plain = OneTimeCode::generate(m.settings.email_login.code_digits);
-            let mut issued = vec![secret(
-                plain.hash_for(self.flow.id.0.as_bytes()),
-                SecretPurpose::EmailCode,
-            )];
-            if let Some(token) = &self.token {
-                issued.push(secret(token.hash(), SecretPurpose::MagicLink));
-            }
-            (plain, issued)
-        })
-        .await?;
+        let issued = m
+            .codes()
+            .issue(&self.flow, user.id, SecretPurpose::EmailCode, |now, expires_at| {
+                self.token
+                    .iter()
+                    .map(|token| OneTimeSecret {
+                        hash: token.hash(),
+                        purpose: SecretPurpose::MagicLink,
+                        user_id: user.id,
+                        flow_id: Some(self.flow.id),
+                        created_at: now,
+                        expires_at,
+                        consumed_at: None,
+                        issued_by: "system".into(),
+                    })
+                    .collect()
+            })
+            .await?;
+        let (plain, mut tx, expires_at, ttl) = (issued.code, issued.tx, issued.expires_at, issued.valid_for);
+        let now = m.clock.now();
         let device = device_label(self.origin.user_agent.as_deref());
         let draft = messages::sign_in(
             &user.email,

@@ -6,9 +6,12 @@
 pub mod email;
 pub mod email_code;
 pub mod magic_link;
+pub mod oob;
 pub mod passkey;
+pub mod sms_code;
 
 pub use email::Mailbox;
 pub use email_code::EmailCode;
 pub use magic_link::MagicLink;
 pub use passkey::PasskeyMethod;
+pub use sms_code::{SmsChannel, SmsCode};

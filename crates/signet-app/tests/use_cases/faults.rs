@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use signet_core::admin_token::AdminToken;
 use signet_core::audit::{AuditEvent, AuditRecord, EventType};
 use signet_core::clock::Timestamp;
-use signet_core::credential::{Ceremony, Passkey, PasskeyUse, Removal};
+use signet_core::credential::{Ceremony, Passkey, PasskeyUse, PhoneCredential, Removal};
 use signet_core::flow::{Flow, FlowId};
 use signet_core::outbox::{Lease, Message};
 use signet_core::secret::TokenHash;
@@ -277,6 +277,29 @@ impl CredentialStore for FailingStore {
     }
     async fn server_secret(&self, name: &str, candidate: &[u8], now: Timestamp) -> StoreResult<Vec<u8>> {
         self.inner.server_secret(name, candidate, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl PhoneStore for FailingStore {
+    async fn phones_of(&self, user: UserId) -> StoreResult<Vec<PhoneCredential>> {
+        self.inner.phones_of(user).await
+    }
+}
+
+#[async_trait::async_trait]
+impl PhoneWrites for FailingTx {
+    async fn insert_phone(&mut self, phone: &PhoneCredential) -> StoreResult<()> {
+        self.inner.insert_phone(phone).await
+    }
+    async fn rename_phone(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
+        self.inner.rename_phone(user, id, name).await
+    }
+    async fn remove_phone(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
+        self.inner.remove_phone(user, id, keep).await
+    }
+    async fn touch_phone(&mut self, id: Uuid, at: Timestamp) -> StoreResult<()> {
+        self.inner.touch_phone(id, at).await
     }
 }
 

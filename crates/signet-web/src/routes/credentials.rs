@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use signet_app::credentials;
+use signet_app::{credentials, phone_enrollment};
 use signet_core::method::StepInput;
 use signet_core::ErrorCode;
 
@@ -74,6 +74,46 @@ pub async fn finish(
         }
     };
     let added = credentials::finish(&state.app, &auth.current, &origin, &method, &body.ceremony_id, input).await?;
+    Ok((StatusCode::CREATED, Json(json!(added))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneBody {
+    phone: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyPhoneBody {
+    code: Value,
+}
+
+/// `POST /api/v1/credentials/phone {"phone": "+E164"}`: 202, a code is
+/// texted to the number (`signet_app::phone_enrollment`).
+pub async fn add_phone(
+    State(state): State<AppState>,
+    auth: Enroller,
+    Client(origin): Client,
+    ApiJson(body): ApiJson<PhoneBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    phone_enrollment::begin(&state.app, &auth.current, &origin, &body.phone).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({}))))
+}
+
+/// `POST /api/v1/credentials/phone/verify {"code"}`: 201 with the phone.
+pub async fn verify_phone(
+    State(state): State<AppState>,
+    auth: Enroller,
+    Client(origin): Client,
+    ApiJson(body): ApiJson<VerifyPhoneBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Value::String(code) = body.code else {
+        return Err(
+            signet_core::Error::invalid(ErrorCode::InvalidRequest, "send {\"code\": \"...\"} (a string)").into(),
+        );
+    };
+    let added = phone_enrollment::verify(&state.app, &auth.current, &origin, code).await?;
     Ok((StatusCode::CREATED, Json(json!(added))))
 }
 

@@ -25,6 +25,8 @@ pub fn api(_state: AppState) -> Router<AppState> {
         .route("/api/v1/sessions/{id}", delete(session::end_one))
         .route("/api/v1/invitations/redeem", post(invitations::redeem))
         .route("/api/v1/credentials", get(credentials::list))
+        .route("/api/v1/credentials/phone", post(credentials::add_phone))
+        .route("/api/v1/credentials/phone/verify", post(credentials::verify_phone))
         .route("/api/v1/credentials/{method}/begin", post(credentials::begin))
         .route("/api/v1/credentials/{method}/finish", post(credentials::finish))
         .route(

@@ -200,7 +200,7 @@ fn build(raw: RawFile, src: &Sources) -> Result<Config, ConfigError> {
     let sealing = sealing::build(raw.sealing, src)?;
     let limits = limits::build(raw.limits, src)?;
 
-    let dev_outbox = email.smtp_url.is_none() && sms.webhook_url.is_none();
+    let dev_outbox = email.smtp_url.is_none() && !sms.delivers();
     if dev_outbox && !listen.ip().is_loopback() {
         return Err(listen_src.error(
             "is not a loopback address, and no email.smtp_url or sms.webhook_url is set: the development outbox \

@@ -24,6 +24,7 @@ mod passkeys;
 mod recovery;
 mod sealing;
 mod sessions;
+mod sms;
 mod step_up;
 mod support;
 mod tls;

@@ -1,0 +1,137 @@
+//! Verified phones (`sms_otp` credentials).
+//!
+//! One row per account at most (a unique `user_id`), so a second
+//! verification racing the first is `Conflict(phone_exists)` on both
+//! engines. Removal locks the owner's row first, as for passkeys, so the
+//! last-way-in count cannot race another kind's removal on PostgreSQL.
+
+use signet_core::clock::Timestamp;
+use signet_core::credential::{PhoneCredential, Removal};
+use signet_core::store::{PhoneStore, StoreResult};
+use signet_core::unit_of_work::PhoneWrites;
+use signet_core::user::{Phone, UserId};
+use uuid::Uuid;
+
+use crate::rows::uuid;
+use crate::tx::{in_tx, SqlTx};
+use crate::{backend, conflict_as, with_db, SqlStore};
+
+#[derive(sqlx::FromRow)]
+struct PhoneRow {
+    id: String,
+    user_id: String,
+    phone: String,
+    name: String,
+    created_at: i64,
+    last_used_at: Option<i64>,
+}
+
+impl TryFrom<PhoneRow> for PhoneCredential {
+    type Error = signet_core::store::StoreError;
+    fn try_from(r: PhoneRow) -> StoreResult<PhoneCredential> {
+        Ok(PhoneCredential {
+            id: uuid(&r.id)?,
+            user_id: UserId(uuid(&r.user_id)?),
+            phone: Phone::from_trusted(r.phone),
+            name: r.name,
+            created_at: Timestamp::from_millis(r.created_at),
+            last_used_at: r.last_used_at.map(Timestamp::from_millis),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl PhoneStore for SqlStore {
+    async fn phones_of(&self, user: UserId) -> StoreResult<Vec<PhoneCredential>> {
+        let rows: Vec<PhoneRow> = with_db!(read(self), |pool| {
+            sqlx::query_as(
+                "SELECT id, user_id, phone, name, created_at, last_used_at FROM phones \
+                 WHERE user_id = $1 ORDER BY created_at, id",
+            )
+            .bind(user.0.to_string())
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?
+        });
+        rows.into_iter().map(PhoneCredential::try_from).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl PhoneWrites for SqlTx {
+    async fn insert_phone(&mut self, p: &PhoneCredential) -> StoreResult<()> {
+        in_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO phones (id, user_id, phone, name, created_at, last_used_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(p.id.to_string())
+            .bind(p.user_id.0.to_string())
+            .bind(p.phone.as_str())
+            .bind(&p.name)
+            .bind(p.created_at.as_millis())
+            .bind(p.last_used_at.map(|t| t.as_millis()))
+            .execute(&mut *c)
+            .await
+            .map_err(conflict_as(signet_core::ErrorCode::PhoneExists))?;
+        })
+    }
+
+    async fn rename_phone(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
+        in_tx!(self, |c| {
+            sqlx::query("UPDATE phones SET name = $1 WHERE id = $2 AND user_id = $3")
+                .bind(name)
+                .bind(id.to_string())
+                .bind(user.0.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                == 1
+        })
+    }
+
+    async fn remove_phone(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
+        in_tx!(self, |c| {
+            // Serialises removals for this user (row lock on PostgreSQL).
+            sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+                .bind(user.0.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+            let (count, mine): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN id = $2 THEN 1 ELSE 0 END), 0) \
+                     FROM phones WHERE user_id = $1",
+            )
+            .bind(user.0.to_string())
+            .bind(id.to_string())
+            .fetch_one(&mut *c)
+            .await
+            .map_err(backend)?;
+            if mine == 0 {
+                Removal::NotFound
+            } else if count - 1 < i64::from(keep) {
+                Removal::LastCredential
+            } else {
+                sqlx::query("DELETE FROM phones WHERE id = $1 AND user_id = $2")
+                    .bind(id.to_string())
+                    .bind(user.0.to_string())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend)?;
+                Removal::Removed
+            }
+        })
+    }
+
+    async fn touch_phone(&mut self, id: Uuid, at: Timestamp) -> StoreResult<()> {
+        in_tx!(self, |c| {
+            sqlx::query("UPDATE phones SET last_used_at = $1 WHERE id = $2")
+                .bind(at.as_millis())
+                .bind(id.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+        })
+    }
+}
