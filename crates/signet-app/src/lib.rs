@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod code_attempts;
 pub mod credentials;
 pub mod email_login;
 pub mod fallback;
@@ -24,6 +25,7 @@ mod one_time;
 pub mod outbox;
 pub mod passkeys;
 pub mod readiness;
+pub mod rfc6238;
 pub mod sealing;
 pub mod sessions;
 pub mod start_limit;

@@ -173,6 +173,7 @@ error_codes! {
     SecretExists = "secret_exists" => Conflict,
     /// A passkey ceremony with the same id already exists (a random UUID: not in practice).
     CeremonyExists = "ceremony_exists" => Conflict,
+    CodeReplayed = "code_replayed" => Conflict,
     // 410
     CeremonyExpired = "ceremony_expired" => Gone,
     InvitationInvalid = "invitation_invalid" => Gone,

@@ -25,6 +25,8 @@ mod secrets;
 mod sessions;
 mod throttle;
 mod tx;
+mod recovery_codes;
+mod totp;
 mod users;
 
 use signet_core::store::{Store, StoreError, StoreResult};

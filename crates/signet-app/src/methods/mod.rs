@@ -7,8 +7,12 @@ pub mod email;
 pub mod email_code;
 pub mod magic_link;
 pub mod passkey;
+pub mod recovery_code;
+pub mod totp;
 
 pub use email::Mailbox;
 pub use email_code::EmailCode;
 pub use magic_link::MagicLink;
 pub use passkey::PasskeyMethod;
+pub use recovery_code::RecoveryCodes;
+pub use totp::TotpMethod;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use signet_core::admin_token::AdminToken;
 use signet_core::audit::{AuditEvent, AuditRecord, EventType};
 use signet_core::clock::Timestamp;
-use signet_core::credential::{Ceremony, Passkey, PasskeyUse, Removal};
+use signet_core::credential::{Ceremony, Passkey, PasskeyUse, RecoveryCodeSet, Removal, TotpCredential};
 use signet_core::flow::{Flow, FlowId};
 use signet_core::outbox::{Lease, Message};
 use signet_core::secret::TokenHash;
@@ -277,6 +277,50 @@ impl CredentialStore for FailingStore {
     }
     async fn server_secret(&self, name: &str, candidate: &[u8], now: Timestamp) -> StoreResult<Vec<u8>> {
         self.inner.server_secret(name, candidate, now).await
+    }
+}
+
+#[async_trait::async_trait]
+impl OtpCredentialStore for FailingStore {
+    async fn totps_of(&self, user: UserId) -> StoreResult<Vec<TotpCredential>> {
+        self.inner.totps_of(user).await
+    }
+    async fn recovery_codes_of(&self, user: UserId) -> StoreResult<Option<RecoveryCodeSet>> {
+        self.inner.recovery_codes_of(user).await
+    }
+    async fn recovery_code_used(&self, user: UserId, hash: &TokenHash) -> StoreResult<Option<bool>> {
+        self.inner.recovery_code_used(user, hash).await
+    }
+}
+
+#[async_trait::async_trait]
+impl OtpCredentialWrites for FailingTx {
+    async fn insert_totp(&mut self, totp: &TotpCredential) -> StoreResult<()> {
+        self.inner.insert_totp(totp).await
+    }
+    async fn rename_totp(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
+        self.inner.rename_totp(user, id, name).await
+    }
+    async fn remove_totp(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
+        self.inner.remove_totp(user, id, keep).await
+    }
+    async fn advance_totp_step(&mut self, id: Uuid, step: i64, at: Timestamp) -> StoreResult<bool> {
+        self.inner.advance_totp_step(id, step, at).await
+    }
+    async fn replace_recovery_codes(
+        &mut self,
+        user: UserId,
+        set_id: Uuid,
+        hashes: &[TokenHash],
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        self.inner.replace_recovery_codes(user, set_id, hashes, now).await
+    }
+    async fn use_recovery_code(&mut self, user: UserId, hash: &TokenHash, now: Timestamp) -> StoreResult<bool> {
+        self.inner.use_recovery_code(user, hash, now).await
+    }
+    async fn remove_recovery_codes(&mut self, user: UserId, set_id: Uuid, keep: u32) -> StoreResult<Removal> {
+        self.inner.remove_recovery_codes(user, set_id, keep).await
     }
 }
 

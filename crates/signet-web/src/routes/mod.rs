@@ -24,6 +24,7 @@ pub fn api(_state: AppState) -> Router<AppState> {
         .route("/api/v1/sessions/{id}", delete(session::end_one))
         .route("/api/v1/invitations/redeem", post(invitations::redeem))
         .route("/api/v1/credentials", get(credentials::list))
+        .route("/api/v1/credentials/recovery-codes", post(credentials::recovery_codes))
         .route("/api/v1/credentials/{method}/begin", post(credentials::begin))
         .route("/api/v1/credentials/{method}/finish", post(credentials::finish))
         .route(
