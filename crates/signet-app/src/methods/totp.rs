@@ -171,6 +171,8 @@ impl StepEffect for AdvanceStep {
 #[async_trait::async_trait]
 impl LoginStep for TotpMethod {
     async fn offer(&self, _flow: &mut Flow, _ctx: StepContext<'_>) -> Result<Offer> {
+        let mut extra = Map::new();
+        extra.insert("code_hint".into(), json!("Code from your authenticator app"));
         Ok(Offer {
             method: MethodName::Totp,
             label: "Use an authenticator app",
@@ -178,7 +180,7 @@ impl LoginStep for TotpMethod {
             send: false,
             channel: None,
             sent: None,
-            extra: Map::new(),
+            extra,
         })
     }
 

@@ -2,7 +2,9 @@
 //! computed by an independent implementation (`oathtool`, Debian package
 //! `oathtool`), sign-in as a second factor with the built-in policy and as a
 //! first method where a tier lists it, replay (RFC 6238 §5.2), the time
-//! window, lockout, and twenty racing submissions of one code.
+//! window, lockout, and twenty racing submissions of one code. Recovery
+//! codes (`recovery_code`): generation, single use, the notice with the
+//! count left, regeneration, and twenty racing submissions of one code.
 
 use std::process::Command;
 use std::time::Duration;
@@ -17,7 +19,7 @@ use crate::support::{redeem_api, Options, TestServer};
 /// `totp` as a first method and races across many flows.
 const TOTP_FIRST_POLICY: &str = r#"
 [tiers.apps]
-login = ["totp", "email_otp"]
+login = ["totp", "email_otp", "recovery_code"]
 second_factor = ["totp", "passkey"]
 required_aal = "aal1"
 session = { idle = "8h", absolute = "24h" }
@@ -360,6 +362,167 @@ async fn malformed_codes_are_400_never_5xx() {
         json!({ "code": "123456" }),
     ] {
         let (s, err) = type_totp(&srv, flow, bad.clone()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {err}");
+    }
+    srv.stop().await;
+}
+
+/// Generates recovery codes for the session; returns them.
+async fn recovery_codes(srv: &TestServer, token: &str) -> Vec<String> {
+    let (s, body) = srv
+        .call(Method::POST, "/api/v1/credentials/recovery-codes", Some(token), None)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    body["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn type_recovery(srv: &TestServer, flow: &str, code: &str) -> (StatusCode, Value) {
+    srv.call(
+        Method::POST,
+        &format!("/api/v1/login/{flow}/recovery_code"),
+        None,
+        Some(json!({ "code": code })),
+    )
+    .await
+}
+
+/// A server whose tier signs in with a recovery code, and a user with a
+/// set: the server, the user's session token and the codes.
+async fn with_recovery_codes(email: &str) -> (TestServer, String, Vec<String>) {
+    let srv = TestServer::start_with(Options {
+        policy: Some(TOTP_FIRST_POLICY.into()),
+        ..Default::default()
+    })
+    .await;
+    let token = invited(&srv, email).await;
+    let codes = recovery_codes(&srv, &token).await;
+    (srv, token, codes)
+}
+
+#[tokio::test]
+async fn recovery_codes_are_ten_grouped_codes_each_working_once_with_a_notice() {
+    let email = "codes@example.com";
+    let (srv, token, codes) = with_recovery_codes(email).await;
+    assert_eq!(codes.len(), 10);
+    let alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    for c in &codes {
+        let groups: Vec<&str> = c.split('-').collect();
+        assert_eq!(groups.len(), 6, "{c}");
+        assert!(groups.iter().all(|g| g.len() == 4 && g.chars().all(|ch| alphabet.contains(ch))), "{c}");
+    }
+    let mut distinct = codes.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 10);
+
+    let (_, list) = srv.call(Method::GET, "/api/v1/credentials", Some(&token), None).await;
+    let set = list["credentials"].as_array().unwrap().iter().find(|c| c["type"] == "recovery_code").unwrap().clone();
+    assert_eq!((set["remaining"].as_u64(), set["total"].as_u64()), (Some(10), Some(10)));
+    assert!(!list.to_string().contains(&codes[0]), "codes are shown once");
+
+    // Typed in lower case with spaces: it signs in, once.
+    let before = srv.smtp.as_ref().unwrap().messages().len();
+    let flow = start(&srv, email).await;
+    let typed = codes[0].to_lowercase().replace('-', " ");
+    let (s, done) = type_recovery(&srv, flow["flow_id"].as_str().unwrap(), &typed).await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    assert_eq!(done["session"]["aal"], "aal1");
+    assert!(done["session"]["amr"].to_string().contains("rc"), "{done}");
+    let notice = srv.wait_mail(email, before).await;
+    assert!(notice.text_body().unwrap().contains("You have 9 recovery codes left."), "{:?}", notice.text_body());
+
+    let again = start(&srv, email).await;
+    let (s, err) = type_recovery(&srv, again["flow_id"].as_str().unwrap(), &codes[0]).await;
+    assert_eq!((s, err["error"].as_str()), (StatusCode::GONE, Some("code_used")), "{err}");
+
+    let (_, list) = srv.call(Method::GET, "/api/v1/credentials", Some(&token), None).await;
+    let set = list["credentials"].as_array().unwrap().iter().find(|c| c["type"] == "recovery_code").unwrap().clone();
+    assert_eq!(set["remaining"].as_u64(), Some(9));
+
+    // A new set replaces the old one at once.
+    let fresh = recovery_codes(&srv, &token).await;
+    let flow = start(&srv, email).await;
+    let (s, err) = type_recovery(&srv, flow["flow_id"].as_str().unwrap(), &codes[1]).await;
+    assert_eq!((s, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_code")), "{err}");
+    let (s, done) = type_recovery(&srv, flow["flow_id"].as_str().unwrap(), &fresh[0]).await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    let generated = audit(&srv, "credential.added")
+        .await
+        .into_iter()
+        .filter(|e| e["details"]["type"] == "recovery_code")
+        .count();
+    assert_eq!(generated, 2, "each generation is recorded");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn the_notice_warns_when_two_or_fewer_codes_are_left() {
+    let email = "few@example.com";
+    let (srv, _, codes) = with_recovery_codes(email).await;
+    let mut last = None;
+    for code in &codes[..8] {
+        let before = srv.smtp.as_ref().unwrap().messages().len();
+        let flow = start(&srv, email).await;
+        let (s, done) = type_recovery(&srv, flow["flow_id"].as_str().unwrap(), code).await;
+        assert_eq!(s, StatusCode::OK, "{done}");
+        last = Some(srv.wait_mail(email, before).await);
+    }
+    let text = last.unwrap().text_body().unwrap();
+    assert!(text.contains("You have 2 recovery codes left."), "{text}");
+    assert!(text.contains("running out"), "{text}");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn twenty_parallel_submissions_of_one_recovery_code_give_one_session() {
+    let email = "rcrace@example.com";
+    let (srv, _, codes) = with_recovery_codes(email).await;
+    let mut flows = Vec::new();
+    for _ in 0..20 {
+        flows.push(start(&srv, email).await["flow_id"].as_str().unwrap().to_owned());
+    }
+    let tries = flows.iter().map(|flow| type_recovery(&srv, flow, &codes[3]));
+    let results = futures::future::join_all(tries).await;
+    let wins = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(wins, 1, "{results:?}");
+    for (s, body) in &results {
+        assert!(
+            *s == StatusCode::OK
+                || (*s == StatusCode::GONE && body["error"] == "code_used")
+                || *s == StatusCode::TOO_MANY_REQUESTS,
+            "{s} {body}"
+        );
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_recovery_codes_are_400() {
+    let email = "rcshape@example.com";
+    let (srv, _, _) = with_recovery_codes(email).await;
+    let flow = start(&srv, email).await;
+    let flow = flow["flow_id"].as_str().unwrap();
+    for bad in [
+        json!(42),
+        json!(null),
+        json!(["ABCD"]),
+        json!("ABCD-EFGH-JKLM-NPQR-STUV-WXY0"),
+        json!("ABCD-EFGH"),
+        json!("ＡBCD-EFGH-JKLM-NPQR-STUV-WXYZ"),
+    ] {
+        let (s, err) = srv
+            .call(
+                Method::POST,
+                &format!("/api/v1/login/{flow}/recovery_code"),
+                None,
+                Some(json!({ "code": bad })),
+            )
+            .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {err}");
     }
     srv.stop().await;
