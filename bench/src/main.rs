@@ -6,10 +6,14 @@
 //! Run: `cargo run --release -p signet-bench -- --requests 20000 --concurrency 32`
 //! Every loop is bounded by `--requests`; only 127.0.0.1 is contacted.
 //!
+//! `--only otp` (or `totp`, `recovery`) runs the one-time-code scenarios
+//! instead (see [`otp`]): TOTP verify with replay check, recovery-code login.
+//!
 //! `--only overload` runs the overload scenario instead (see [`overload`]):
 //! many more clients than the server admits, bounded by
 //! `--overload-requests` and `--overload-seconds` per burst.
 
+mod otp;
 mod overload;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,6 +62,10 @@ struct Args {
     /// Retry-After (a flood).
     #[arg(long)]
     no_backoff: bool,
+    /// One-time codes (`--only otp`, `--only totp`, `--only recovery`): how
+    /// many users to seed, each with an authenticator app and ten codes.
+    #[arg(long, default_value_t = 200)]
+    otp_users: usize,
     /// Internal: be the overload scenario's server process.
     #[arg(long, hide = true)]
     serve_child: bool,
@@ -98,6 +106,13 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.only.as_deref() == Some("overload") {
         return overload::run(&args).await;
+    }
+    if args
+        .only
+        .as_deref()
+        .is_some_and(|o| ["otp", "totp", "recovery"].iter().any(|n| o.starts_with(n)))
+    {
+        return otp::run(&args).await;
     }
     let dir = tempfile::tempdir()?;
     let db = args
