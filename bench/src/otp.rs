@@ -25,7 +25,6 @@ use signet::config::Config;
 use signet::server::{start, StartOptions};
 use signet_app::rfc6238::{self, Algorithm};
 use signet_app::{Actor, Origin};
-use signet_core::clock::Clock;
 
 use crate::Args;
 

@@ -11,8 +11,8 @@
 
 use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
-use signet_core::flow::Flow;
 use signet_core::clock::Timestamp;
+use signet_core::flow::Flow;
 use signet_core::store::{Failures, Store};
 use signet_core::{Error, ErrorCode, Result};
 

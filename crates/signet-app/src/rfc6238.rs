@@ -116,8 +116,16 @@ mod tests {
             // A pinned clock: the step comes from the vector's time only.
             let step = step_at(time, STEP_SECONDS);
             assert_eq!(totp_at_step(Algorithm::Sha1, SEED20, step, 8), sha1, "SHA1 at {time}");
-            assert_eq!(totp_at_step(Algorithm::Sha256, SEED32, step, 8), sha256, "SHA256 at {time}");
-            assert_eq!(totp_at_step(Algorithm::Sha512, SEED64, step, 8), sha512, "SHA512 at {time}");
+            assert_eq!(
+                totp_at_step(Algorithm::Sha256, SEED32, step, 8),
+                sha256,
+                "SHA256 at {time}"
+            );
+            assert_eq!(
+                totp_at_step(Algorithm::Sha512, SEED64, step, 8),
+                sha512,
+                "SHA512 at {time}"
+            );
         }
     }
 

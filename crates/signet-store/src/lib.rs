@@ -18,15 +18,15 @@ mod connect;
 mod credentials;
 mod flows;
 mod outbox;
+mod recovery_codes;
 mod rows;
 pub mod scratch;
 mod sealed;
 mod secrets;
 mod sessions;
 mod throttle;
-mod tx;
-mod recovery_codes;
 mod totp;
+mod tx;
 mod users;
 
 use signet_core::store::{Store, StoreError, StoreResult};

@@ -91,7 +91,12 @@ impl SqlTx {
         })
     }
 
-    pub(crate) async fn use_recovery_row(&mut self, user: UserId, hash: &TokenHash, now: Timestamp) -> StoreResult<bool> {
+    pub(crate) async fn use_recovery_row(
+        &mut self,
+        user: UserId,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         in_tx!(self, |c| {
             sqlx::query("UPDATE recovery_codes SET used_at = $1 WHERE hash = $2 AND user_id = $3 AND used_at IS NULL")
                 .bind(now.as_millis())

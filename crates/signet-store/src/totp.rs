@@ -161,7 +161,11 @@ impl signet_core::store::OtpCredentialStore for SqlStore {
         self.recovery_set_of(user).await
     }
 
-    async fn recovery_code_used(&self, user: UserId, hash: &signet_core::secret::TokenHash) -> StoreResult<Option<bool>> {
+    async fn recovery_code_used(
+        &self,
+        user: UserId,
+        hash: &signet_core::secret::TokenHash,
+    ) -> StoreResult<Option<bool>> {
         self.recovery_code_state(user, hash).await
     }
 }

@@ -1439,7 +1439,11 @@ async fn recovery_codes_are_used_once_and_replaced_together(s: Arc<SqlStore>) {
     let listed = s.recovery_codes_of(a.id).await.unwrap().unwrap();
     assert_eq!((listed.id, listed.total, listed.left), (set, 10, 10));
     assert_eq!(s.recovery_code_used(a.id, &hashes[0]).await.unwrap(), Some(false));
-    assert_eq!(s.recovery_code_used(b.id, &hashes[0]).await.unwrap(), None, "another account's code");
+    assert_eq!(
+        s.recovery_code_used(b.id, &hashes[0]).await.unwrap(),
+        None,
+        "another account's code"
+    );
     let use_code = |u: UserId, h: TokenHash| {
         let s = s.clone();
         async move {
@@ -1450,7 +1454,9 @@ async fn recovery_codes_are_used_once_and_replaced_together(s: Arc<SqlStore>) {
         }
     };
     assert!(!use_code(b.id, hashes[0]).await, "not for another account");
-    let tasks = (0..20).map(|_| tokio::spawn(use_code(a.id, hashes[0]))).collect::<Vec<_>>();
+    let tasks = (0..20)
+        .map(|_| tokio::spawn(use_code(a.id, hashes[0])))
+        .collect::<Vec<_>>();
     assert_eq!(winners(tasks).await, 1);
     assert_eq!(s.recovery_code_used(a.id, &hashes[0]).await.unwrap(), Some(true));
     let listed = s.recovery_codes_of(a.id).await.unwrap().unwrap();

@@ -172,7 +172,10 @@ impl LoginStep for RecoveryCodes {
         let mut extra = Map::new();
         // For the page: letters and digits, grouped with dashes.
         extra.insert("code_charset".into(), json!("alphanumeric"));
-        extra.insert("code_hint".into(), json!("Recovery code (like ABCD-EFGH-JKLM-NPQR-STUV-WXYZ)"));
+        extra.insert(
+            "code_hint".into(),
+            json!("Recovery code (like ABCD-EFGH-JKLM-NPQR-STUV-WXYZ)"),
+        );
         Ok(Offer {
             method: MethodName::RecoveryCode,
             label: "Use a recovery code",
@@ -359,7 +362,11 @@ mod tests {
 
     #[test]
     fn look_alikes_and_wrong_lengths_are_refused() {
-        assert_eq!(normalize("ABCD-EFGH-JKLM-NPQR-STUV-WXY0"), None, "0 is not in the alphabet");
+        assert_eq!(
+            normalize("ABCD-EFGH-JKLM-NPQR-STUV-WXY0"),
+            None,
+            "0 is not in the alphabet"
+        );
         assert_eq!(normalize("ABCD-EFGH-JKLM-NPQR-STUV-WXY"), None);
         assert_eq!(normalize("ABCD-EFGH-JKLM-NPQR-STUV-WXYZ2"), None);
         assert_eq!(normalize("ABCD-EFGH-JKLM-NPQR-STUV-WXY٢"), None);
@@ -369,7 +376,10 @@ mod tests {
     #[test]
     fn a_code_carries_at_least_112_bits() {
         let bits = (CODE_CHARS as f64) * (ALPHABET.len() as f64).log2();
-        assert!(bits >= 112.0, "{bits}: plain hashing needs 112 bits (SP 800-63B §3.1.2.2)");
+        assert!(
+            bits >= 112.0,
+            "{bits}: plain hashing needs 112 bits (SP 800-63B §3.1.2.2)"
+        );
     }
 
     #[test]

@@ -249,7 +249,11 @@ fn ceremony_gone() -> Error {
 /// (the Key Uri Format authenticator apps read), with each part
 /// percent-encoded.
 pub fn otpauth_uri(issuer: &str, account: &str, secret_b32: &str) -> String {
-    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>().replace('+', "%20");
+    let enc = |s: &str| {
+        url::form_urlencoded::byte_serialize(s.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20")
+    };
     format!(
         "otpauth://totp/{}:{}?secret={secret_b32}&issuer={}&algorithm={}&digits={DIGITS}&period={STEP_SECONDS}",
         enc(issuer),

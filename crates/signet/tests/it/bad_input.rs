@@ -342,7 +342,11 @@ async fn malformed_one_time_codes_get_400() {
                 Some(serde_json::json!({ "ceremony_id": begun["ceremony_id"], "code": code })),
             )
             .await;
-        assert_eq!((s, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some(expected)), "{code}: {err}");
+        assert_eq!(
+            (s, err["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(expected)),
+            "{code}: {err}"
+        );
     }
     srv.stop().await;
 }

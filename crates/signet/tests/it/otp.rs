@@ -157,7 +157,10 @@ async fn enrollment_returns_secret_uri_and_qr_and_needs_a_valid_code() {
     let secret = begun["secret"].as_str().unwrap();
     assert_eq!(secret.len(), 32, "160 bits in base32 without padding");
     let uri = begun["otpauth_uri"].as_str().unwrap();
-    assert!(uri.starts_with("otpauth://totp/Signet:ada%40example.com?secret="), "{uri}");
+    assert!(
+        uri.starts_with("otpauth://totp/Signet:ada%40example.com?secret="),
+        "{uri}"
+    );
     for part in ["issuer=Signet", "algorithm=SHA1", "digits=6", "period=30", secret] {
         assert!(uri.contains(part), "{uri} lacks {part}");
     }
@@ -175,7 +178,10 @@ async fn enrollment_returns_secret_uri_and_qr_and_needs_a_valid_code() {
     let right = oathtool(&srv, secret, 0);
     let wrong = format!("{:06}", (right.parse::<u32>().unwrap() + 1) % 1_000_000);
     let (s, err) = finish(wrong).await;
-    assert_eq!((s, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_code")));
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_code"))
+    );
     let (s, added) = finish(right.clone()).await;
     assert_eq!(s, StatusCode::CREATED, "{added}");
     assert_eq!(added["name"], "Authenticator app");
@@ -222,7 +228,12 @@ async fn a_standard_user_signs_in_with_an_email_code_and_an_oathtool_code() {
         methods.contains(&"totp".to_owned()) && methods.contains(&"passkey".to_owned()),
         "{methods:?}"
     );
-    let totp = next["methods"].as_array().unwrap().iter().find(|m| m["method"] == "totp").unwrap();
+    let totp = next["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["method"] == "totp")
+        .unwrap();
     assert_eq!(totp["input"], "code");
     assert_eq!(totp["code_length"], 6);
     assert_eq!(totp["send"], false);
@@ -273,7 +284,11 @@ async fn a_code_is_accepted_once_and_every_replay_is_audited() {
     for replayed in [code, oathtool(&srv, &secret, -1)] {
         let again = start(&srv, email).await;
         let (s, err) = type_totp(&srv, again["flow_id"].as_str().unwrap(), json!(replayed)).await;
-        assert_eq!((s, err["error"].as_str()), (StatusCode::CONFLICT, Some("code_replayed")), "{err}");
+        assert_eq!(
+            (s, err["error"].as_str()),
+            (StatusCode::CONFLICT, Some("code_replayed")),
+            "{err}"
+        );
     }
     let replays = audit(&srv, "login.failed")
         .await
@@ -285,7 +300,12 @@ async fn a_code_is_accepted_once_and_every_replay_is_audited() {
     // The next step's code works.
     srv.clock.advance(Duration::from_secs(30));
     let later = start(&srv, email).await;
-    let (s, done) = type_totp(&srv, later["flow_id"].as_str().unwrap(), json!(oathtool(&srv, &secret, 0))).await;
+    let (s, done) = type_totp(
+        &srv,
+        later["flow_id"].as_str().unwrap(),
+        json!(oathtool(&srv, &secret, 0)),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{done}");
     srv.stop().await;
 }
@@ -296,7 +316,12 @@ async fn the_window_is_one_step_either_side() {
     let (srv, secret) = totp_first(email).await;
     for (offset, ok) in [(-2, false), (2, false), (1, true)] {
         let flow = start(&srv, email).await;
-        let (s, body) = type_totp(&srv, flow["flow_id"].as_str().unwrap(), json!(oathtool(&srv, &secret, offset))).await;
+        let (s, body) = type_totp(
+            &srv,
+            flow["flow_id"].as_str().unwrap(),
+            json!(oathtool(&srv, &secret, offset)),
+        )
+        .await;
         if ok {
             assert_eq!(s, StatusCode::OK, "offset {offset}: {body}");
         } else {
@@ -431,7 +456,12 @@ async fn recovery_codes_are_ten_grouped_codes_each_working_once_with_a_notice() 
     for c in &codes {
         let groups: Vec<&str> = c.split('-').collect();
         assert_eq!(groups.len(), 6, "{c}");
-        assert!(groups.iter().all(|g| g.len() == 4 && g.chars().all(|ch| alphabet.contains(ch))), "{c}");
+        assert!(
+            groups
+                .iter()
+                .all(|g| g.len() == 4 && g.chars().all(|ch| alphabet.contains(ch))),
+            "{c}"
+        );
     }
     let mut distinct = codes.clone();
     distinct.sort();
@@ -451,11 +481,21 @@ async fn recovery_codes_are_ten_grouped_codes_each_working_once_with_a_notice() 
 
     let again = start(&srv, email).await;
     let (s, err) = type_recovery(&srv, again["flow_id"].as_str().unwrap(), &codes[0]).await;
-    assert_eq!((s, err["error"].as_str()), (StatusCode::GONE, Some("code_used")), "{err}");
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::GONE, Some("code_used")),
+        "{err}"
+    );
 
     let (s, list) = srv.call(Method::GET, "/api/v1/credentials", Some(&session), None).await;
     assert_eq!(s, StatusCode::OK, "{list}");
-    let set = list["credentials"].as_array().unwrap().iter().find(|c| c["type"] == "recovery_code").unwrap().clone();
+    let set = list["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "recovery_code")
+        .unwrap()
+        .clone();
     assert_eq!((set["remaining"].as_u64(), set["total"].as_u64()), (Some(9), Some(10)));
     assert!(!list.to_string().contains(&codes[1]), "codes are shown once");
 
@@ -463,7 +503,11 @@ async fn recovery_codes_are_ten_grouped_codes_each_working_once_with_a_notice() 
     let fresh = recovery_codes(&srv, &session).await;
     let flow = start(&srv, email).await;
     let (s, err) = type_recovery(&srv, flow["flow_id"].as_str().unwrap(), &codes[1]).await;
-    assert_eq!((s, err["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_code")), "{err}");
+    assert_eq!(
+        (s, err["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_code")),
+        "{err}"
+    );
     let (s, done) = type_recovery(&srv, flow["flow_id"].as_str().unwrap(), &fresh[0]).await;
     assert_eq!(s, StatusCode::OK, "{done}");
     let generated = audit(&srv, "credential.added")
