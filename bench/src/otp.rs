@@ -62,7 +62,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
         ("SIGNET_PUBLIC_URL".to_owned(), format!("http://localhost:{port}")),
         ("SIGNET_DATABASE__URL".to_owned(), db),
         ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
-        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "1000000".to_owned()),
+        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
         ("SIGNET_POLICY".to_owned(), policy.display().to_string()),
     ];
     if args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
