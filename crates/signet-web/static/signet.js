@@ -565,6 +565,14 @@ function setUpAuthenticatorApp() {
       return;
     }
     say("totp-status", "Authenticator app “" + r.data.name + "” added.");
+    if (document.getElementById("enroll-start")) {
+      // The invitation's page: what follows is a sign-in with the app.
+      setup.hidden = true;
+      form.hidden = true;
+      const next = element("a", { href: "/login", className: "button primary" }, "Sign in with an emailed code and the app");
+      document.getElementById("totp-status").after(next);
+      return;
+    }
     window.location.reload();
   });
 }
