@@ -8,12 +8,15 @@
 //!
 //! `--only passkey`, `passkey-step-up` or `email-code` runs that login
 //! scenario instead (see [`logins`]): a fresh database per concurrency level.
+//! `--only otp` (or `totp`, `recovery`) runs the one-time-code scenarios
+//! instead (see [`otp`]): TOTP verify with replay check, recovery-code login.
 //!
 //! `--only overload` runs the overload scenario instead (see [`overload`]):
 //! many more clients than the server admits, bounded by
 //! `--overload-requests` and `--overload-seconds` per burst.
 
 mod logins;
+mod otp;
 mod overload;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -71,6 +74,10 @@ struct Args {
     /// Login scenarios: the concurrency levels, each on a fresh database.
     #[arg(long, value_delimiter = ',', default_values_t = [4usize, 16, 64])]
     levels: Vec<usize>,
+    /// One-time codes (`--only otp`, `--only totp`, `--only recovery`): how
+    /// many users to seed, each with an authenticator app and ten codes.
+    #[arg(long, default_value_t = 200)]
+    otp_users: usize,
     /// Internal: be the overload scenario's server process.
     #[arg(long, hide = true)]
     serve_child: bool,
@@ -114,6 +121,13 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(scenario) = args.only.as_deref().and_then(logins::Scenario::named) {
         return logins::run(&args, scenario).await;
+    }
+    if args
+        .only
+        .as_deref()
+        .is_some_and(|o| ["otp", "totp", "recovery"].iter().any(|n| o.starts_with(n)))
+    {
+        return otp::run(&args).await;
     }
     let dir = tempfile::tempdir()?;
     let db = args

@@ -28,9 +28,17 @@ required_aal = "aal2"
 recovery = ["backup_passkey"]
 session = { idle = "30m", absolute = "12h" }
 
+# Accounts without a passkey: an emailed code, then an authenticator app or
+# a recovery code (aal2 together).
+[tiers.codes]
+login = ["email_otp"]
+second_factor = ["totp", "recovery_code", "passkey"]
+required_aal = "aal2"
+session = { idle = "30m", absolute = "12h" }
+
 [assignment]
 default = "standard"
-roles = { partner = "low" }
+roles = { partner = "low", codes = "codes" }
 
 # Removing a passkey needs a proof from the last 2 seconds, so that a test
 # can see the page ask for one.

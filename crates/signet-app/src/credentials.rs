@@ -113,20 +113,26 @@ pub fn require_binding_assurance(
 }
 
 /// How many credentials of `kind` must remain after a removal: none if the
-/// account has another way in at its tier's level (a credential of another
-/// kind its tier lets log in, or an email method that reaches the level on
-/// its own), else one.
+/// account has another way in at its tier's level, else one. Another way in
+/// is, across kinds:
+/// - a credential of another kind its tier lets log in;
+/// - a credential of another kind its tier takes as a second factor (an
+///   authenticator app), when the tier also logs in with an email method:
+///   the two are distinct factors, aal2 together (SP 800-63B rev. 4 §2.2);
+/// - an email method alone, when the tier asks for no more than aal1.
 fn keep(app: &App, user: &User, kind: MethodName, all: &[CredentialInfo]) -> u32 {
     let tier = app.policy.tier_for_roles(&user.roles).1;
     let implemented = |m: &MethodName| app.registry.get(*m).is_some_and(|m| m.login().is_some());
-    let other_kind = all
+    let email_login = tier
+        .login
         .iter()
-        .any(|c| c.kind != kind && tier.login.contains(&c.kind) && implemented(&c.kind));
-    let by_email = tier.required_aal == Aal::Aal1
-        && tier
-            .login
-            .iter()
-            .any(|m| implemented(m) && app.registry.get(*m).is_some_and(|m| m.facts().email_based));
+        .any(|m| implemented(m) && app.registry.get(*m).is_some_and(|m| m.facts().email_based));
+    let other_kind = all.iter().any(|c| {
+        c.kind != kind
+            && implemented(&c.kind)
+            && (tier.login.contains(&c.kind) || (email_login && tier.second_factor.contains(&c.kind)))
+    });
+    let by_email = tier.required_aal == Aal::Aal1 && email_login;
     u32::from(!(other_kind || by_email))
 }
 

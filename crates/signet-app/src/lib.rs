@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod code_attempts;
 pub mod credentials;
 pub mod email_login;
 pub mod fallback;
@@ -28,6 +29,7 @@ pub mod phone_enrollment;
 pub mod phone_numbers;
 pub mod readiness;
 pub mod recovery;
+pub mod rfc6238;
 pub mod sealing;
 pub mod sessions;
 pub mod sms_pumping;

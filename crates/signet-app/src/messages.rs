@@ -206,6 +206,85 @@ fn not_me_action(url: &str) -> Action {
     }
 }
 
+/// The `template` name of the notice that a recovery code was used.
+pub const RECOVERY_CODE_USED: &str = "recovery_code_used";
+/// The `template` name of the notice that new recovery codes were made.
+pub const RECOVERY_CODES_GENERATED: &str = "recovery_codes_generated";
+
+/// "A recovery code was used": how many are left, and a warning when two
+/// or fewer are (then the owner should make a new set before running out).
+pub fn recovery_code_used(
+    to: &Email,
+    left: u32,
+    at: Timestamp,
+    requester: &Requester<'_>,
+    product_name: &str,
+) -> Draft {
+    let from = requester.describe();
+    let mut paragraphs = vec![
+        format!(
+            "One of your recovery codes was used to sign in to your {product_name} account {to} on {} from {from}.",
+            utc_minutes(at)
+        ),
+        format!(
+            "You have {left} recovery code{} left.",
+            if left == 1 { "" } else { "s" }
+        ),
+    ];
+    if left <= 2 {
+        paragraphs.push(
+            "You are running out of recovery codes: sign in and generate a new set, then keep it somewhere safe."
+                .to_owned(),
+        );
+    }
+    let letter = Letter {
+        product_name,
+        subject: if left <= 2 {
+            format!("A recovery code was used: only {left} left for {product_name}")
+        } else {
+            format!("A recovery code was used for your {product_name} account")
+        },
+        heading: "Recovery code used".to_owned(),
+        paragraphs,
+        action: None,
+        code: None,
+        validity: None,
+        reason: format!("You received this email because a recovery code of {to} was used."),
+        not_you: format!(
+            "If this was not you, someone has one of your recovery codes: sign in, generate a new set (the old \
+             codes stop working), and contact your {product_name} administrator."
+        ),
+    };
+    letter.into_email(to, RECOVERY_CODE_USED)
+}
+
+/// "New recovery codes were generated" (the old ones no longer work).
+pub fn recovery_codes_generated(to: &Email, at: Timestamp, requester: &Requester<'_>, product_name: &str) -> Draft {
+    let from = requester.describe();
+    let letter = Letter {
+        product_name,
+        subject: format!("New recovery codes for your {product_name} account"),
+        heading: "New recovery codes".to_owned(),
+        paragraphs: vec![
+            format!(
+                "A new set of recovery codes was generated for your {product_name} account {to} on {} from {from}. \
+                 Any earlier codes no longer work.",
+                utc_minutes(at)
+            ),
+            "If this was you, there is nothing to do.".to_owned(),
+        ],
+        action: None,
+        code: None,
+        validity: None,
+        reason: format!("You received this email because the ways to sign in to {product_name} as {to} changed."),
+        not_you: format!(
+            "If you did not do this, someone else may have access to your account: sign in, generate a new set, \
+             and contact your {product_name} administrator."
+        ),
+    };
+    letter.into_email(to, RECOVERY_CODES_GENERATED)
+}
+
 /// The `template` name of a security notice sent by SMS.
 pub const SMS_NOTICE: &str = "sms_notice";
 

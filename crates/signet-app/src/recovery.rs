@@ -156,7 +156,7 @@ fn part_phrase(part: RecoveryProof) -> &'static str {
 /// paths that a recovery would offer ([`rules::recovery_paths`]), whose
 /// every part this server implements and the account can prove today. A
 /// backup passkey needs two passkeys (one may be the lost one); recovery
-/// codes need codes; SMS needs a phone. `/account` shows them and warns
+/// codes need codes; SMS needs a verified phone. `/account` shows them and warns
 /// when there are none (NIST SP 800-63B rev. 4 encourages binding more than
 /// one authenticator, so a loss is not a lockout).
 pub fn ways_back(app: &App, user: &User, credentials: &[CredentialInfo]) -> Vec<String> {
@@ -171,7 +171,7 @@ pub fn ways_back(app: &App, user: &User, credentials: &[CredentialInfo]) -> Vec<
         RecoveryProof::BackupPasskey => count(MethodName::Passkey) >= 2,
         RecoveryProof::RecoveryCode => count(MethodName::RecoveryCode) >= 1,
         RecoveryProof::Email => true,
-        RecoveryProof::Sms => user.phone.is_some(),
+        RecoveryProof::Sms => count(MethodName::SmsOtp) >= 1,
         RecoveryProof::Helpdesk => false,
     };
     rules::recovery_paths(t)

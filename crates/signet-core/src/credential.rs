@@ -100,3 +100,55 @@ pub struct PhoneCredential {
     pub created_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
 }
+
+/// An authenticator app's shared secret (RFC 6238), as stored.
+///
+/// Invariants every store keeps (checked by the conformance suite):
+/// - `seed` is stored exactly as given (sealed by the app: the store never
+///   sees the plaintext);
+/// - a login advances `last_step` with one conditional write on
+///   `last_step < step`, so of any number of concurrent uses of one code
+///   (one time step) exactly one is recorded (RFC 6238 §5.2).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpCredential {
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub name: String,
+    /// The seed sealed with the key ring for [`TotpCredential::binding`].
+    pub sealed_seed: Vec<u8>,
+    /// The last time step a code was accepted for (-1: never).
+    pub last_step: i64,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl TotpCredential {
+    /// What the seed is sealed for: this row only.
+    pub fn binding(id: Uuid) -> crate::sealing::Binding {
+        crate::sealing::Binding::new("totp_seed", &id.to_string())
+    }
+}
+
+impl std::fmt::Debug for TotpCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpCredential")
+            .field("id", &self.id)
+            .field("user_id", &self.user_id)
+            .field("name", &self.name)
+            .field("last_step", &self.last_step)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A user's set of recovery codes: how many are left, out of how many.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecoveryCodeSet {
+    /// Every code of a set shares this id: it is the set's id in the
+    /// credentials list.
+    pub id: Uuid,
+    pub user_id: UserId,
+    pub total: u32,
+    pub left: u32,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}

@@ -182,6 +182,7 @@ error_codes! {
     CeremonyExists = "ceremony_exists" => Conflict,
     /// The account has a verified phone already: remove it before adding another.
     PhoneExists = "phone_exists" => Conflict,
+    CodeReplayed = "code_replayed" => Conflict,
     // 410
     CeremonyExpired = "ceremony_expired" => Gone,
     /// `phone/verify` without a live `phone` enrollment of this session (none, expired, or ended by five wrong codes).

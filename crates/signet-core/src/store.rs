@@ -284,6 +284,20 @@ pub trait CredentialStore: Send + Sync {
     async fn server_secret(&self, name: &str, candidate: &[u8], now: Timestamp) -> StoreResult<Vec<u8>>;
 }
 
+/// Authenticator-app secrets and recovery codes (reads). See
+/// [`crate::credential::TotpCredential`] for the invariants.
+#[async_trait::async_trait]
+pub trait OtpCredentialStore: Send + Sync {
+    /// A user's TOTP credentials, oldest first.
+    async fn totps_of(&self, user: UserId) -> StoreResult<Vec<crate::credential::TotpCredential>>;
+    /// The user's current recovery-code set, if they have one.
+    async fn recovery_codes_of(&self, user: UserId) -> StoreResult<Option<crate::credential::RecoveryCodeSet>>;
+    /// Whether `user` has the code `hash`: `None` if not, else whether it
+    /// is used already. A read only: the use is
+    /// [`crate::unit_of_work::OtpCredentialWrites::use_recovery_code`].
+    async fn recovery_code_used(&self, user: UserId, hash: &TokenHash) -> StoreResult<Option<bool>>;
+}
+
 /// Everything Signet stores, behind one handle.
 #[async_trait::async_trait]
 pub trait Store:
@@ -297,6 +311,7 @@ pub trait Store:
     + ThrottleStore
     + CredentialStore
     + PhoneStore
+    + OtpCredentialStore
     + crate::unit_of_work::UnitOfWork
     + Send
     + Sync

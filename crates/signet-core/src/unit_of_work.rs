@@ -111,6 +111,36 @@ pub trait CredentialWrites: Send {
     async fn record_passkey_use(&mut self, used: &PasskeyUse) -> StoreResult<bool>;
 }
 
+/// TOTP credentials and recovery codes, in a unit of work.
+#[async_trait::async_trait]
+pub trait OtpCredentialWrites: Send {
+    async fn insert_totp(&mut self, totp: &crate::credential::TotpCredential) -> StoreResult<()>;
+    /// Renames one of `user`'s TOTP credentials; `false` if there is none.
+    async fn rename_totp(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool>;
+    /// Removes one of `user`'s TOTP credentials unless fewer than `keep`
+    /// would remain (under a lock on the user's row).
+    async fn remove_totp(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal>;
+    /// Records an accepted code: `last_step = step` and the last use, only
+    /// if the stored `last_step` is below `step` (RFC 6238 §5.2). `false`
+    /// when the step (or a later one) was accepted already: a replay.
+    async fn advance_totp_step(&mut self, id: Uuid, step: i64, at: Timestamp) -> StoreResult<bool>;
+    /// Replaces the user's recovery codes with `hashes` (one set, `set_id`).
+    /// Returns how many unused codes of the old set were discarded.
+    async fn replace_recovery_codes(
+        &mut self,
+        user: UserId,
+        set_id: Uuid,
+        hashes: &[TokenHash],
+        now: Timestamp,
+    ) -> StoreResult<u64>;
+    /// Marks `user`'s unused code `hash` used, in one conditional write: of
+    /// racing uses exactly one gets `true`.
+    async fn use_recovery_code(&mut self, user: UserId, hash: &TokenHash, now: Timestamp) -> StoreResult<bool>;
+    /// Deletes the user's recovery-code set `set_id` unless that would
+    /// leave fewer than `keep` ways in (see [`Removal`]).
+    async fn remove_recovery_codes(&mut self, user: UserId, set_id: Uuid, keep: u32) -> StoreResult<Removal>;
+}
+
 #[async_trait::async_trait]
 pub trait PhoneWrites: Send {
     /// Stores a verified phone. The user already holding one is
@@ -173,6 +203,7 @@ pub trait Transaction:
     + SecretWrites
     + CredentialWrites
     + PhoneWrites
+    + OtpCredentialWrites
     + AdminTokenWrites
     + OutboxWrites
     + ThrottleWrites

@@ -20,12 +20,14 @@ mod flows;
 mod group_commit;
 mod outbox;
 mod phones;
+mod recovery_codes;
 mod rows;
 pub mod scratch;
 mod sealed;
 mod secrets;
 mod sessions;
 mod throttle;
+mod totp;
 mod tx;
 mod users;
 

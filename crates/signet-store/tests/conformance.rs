@@ -1379,6 +1379,104 @@ async fn ping_answers(s: Arc<SqlStore>) {
     s.ping().await.unwrap();
 }
 
+fn totp(user: UserId, last_step: i64) -> signet_core::credential::TotpCredential {
+    signet_core::credential::TotpCredential {
+        id: Uuid::new_v4(),
+        user_id: user,
+        name: "Phone".into(),
+        sealed_seed: vec![1, 2, 3, 4],
+        last_step,
+        created_at: at(1),
+        last_used_at: None,
+    }
+}
+
+async fn totp_credentials_round_trip_and_advance_once_per_step(s: Arc<SqlStore>) {
+    let a = user("t@example.com");
+    s.insert_user(&a).await.unwrap();
+    let t = totp(a.id, 100);
+    let mut tx = s.tx().await;
+    tx.insert_totp(&t).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(s.totps_of(a.id).await.unwrap(), vec![t.clone()]);
+    let tid = t.id;
+    let advance = |step: i64, when: u64| {
+        let s = s.clone();
+        async move {
+            let mut tx = s.begin().await.unwrap();
+            let r = tx.advance_totp_step(tid, step, at(when)).await.unwrap();
+            tx.commit().await.unwrap();
+            r
+        }
+    };
+    assert!(!advance(100, 2).await, "the stored step itself is a replay");
+    assert!(!advance(99, 2).await, "an earlier step too");
+    assert!(advance(101, 3).await);
+    let now = s.totps_of(a.id).await.unwrap().remove(0);
+    assert_eq!((now.last_step, now.last_used_at), (101, Some(at(3))));
+    // Twenty concurrent acceptances of one step: exactly one is recorded.
+    let tasks = (0..20u64)
+        .map(|i| tokio::spawn(advance(102, 10 + i)))
+        .collect::<Vec<_>>();
+    assert_eq!(winners(tasks).await, 1);
+    let mut tx = s.tx().await;
+    assert!(tx.rename_totp(a.id, t.id, "Tablet").await.unwrap());
+    assert_eq!(tx.remove_totp(a.id, t.id, 1).await.unwrap(), Removal::LastCredential);
+    assert_eq!(tx.remove_totp(a.id, t.id, 0).await.unwrap(), Removal::Removed);
+    tx.commit().await.unwrap();
+    assert!(s.totps_of(a.id).await.unwrap().is_empty());
+}
+
+async fn recovery_codes_are_used_once_and_replaced_together(s: Arc<SqlStore>) {
+    let (a, b) = (user("r@example.com"), user("q@example.com"));
+    s.insert_user(&a).await.unwrap();
+    s.insert_user(&b).await.unwrap();
+    let hashes: Vec<TokenHash> = (0..10u8).map(|i| TokenHash::of(&[i])).collect();
+    let set = Uuid::new_v4();
+    let mut tx = s.tx().await;
+    assert_eq!(tx.replace_recovery_codes(a.id, set, &hashes, at(1)).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+    let listed = s.recovery_codes_of(a.id).await.unwrap().unwrap();
+    assert_eq!((listed.id, listed.total, listed.left), (set, 10, 10));
+    assert_eq!(s.recovery_code_used(a.id, &hashes[0]).await.unwrap(), Some(false));
+    assert_eq!(
+        s.recovery_code_used(b.id, &hashes[0]).await.unwrap(),
+        None,
+        "another account's code"
+    );
+    let use_code = |u: UserId, h: TokenHash| {
+        let s = s.clone();
+        async move {
+            let mut tx = s.begin().await.unwrap();
+            let r = tx.use_recovery_code(u, &h, at(5)).await.unwrap();
+            tx.commit().await.unwrap();
+            r
+        }
+    };
+    assert!(!use_code(b.id, hashes[0]).await, "not for another account");
+    let tasks = (0..20)
+        .map(|_| tokio::spawn(use_code(a.id, hashes[0])))
+        .collect::<Vec<_>>();
+    assert_eq!(winners(tasks).await, 1);
+    assert_eq!(s.recovery_code_used(a.id, &hashes[0]).await.unwrap(), Some(true));
+    let listed = s.recovery_codes_of(a.id).await.unwrap().unwrap();
+    assert_eq!((listed.left, listed.last_used_at), (9, Some(at(5))));
+    // A new set replaces every code, used or not, in one unit.
+    let fresh: Vec<TokenHash> = (10..20u8).map(|i| TokenHash::of(&[i])).collect();
+    let set2 = Uuid::new_v4();
+    let mut tx = s.tx().await;
+    assert_eq!(tx.replace_recovery_codes(a.id, set2, &fresh, at(6)).await.unwrap(), 9);
+    tx.commit().await.unwrap();
+    assert_eq!(s.recovery_code_used(a.id, &hashes[1]).await.unwrap(), None);
+    let listed = s.recovery_codes_of(a.id).await.unwrap().unwrap();
+    assert_eq!((listed.id, listed.left), (set2, 10));
+    let mut tx = s.tx().await;
+    assert_eq!(tx.remove_recovery_codes(a.id, set, 0).await.unwrap(), Removal::NotFound);
+    assert_eq!(tx.remove_recovery_codes(a.id, set2, 0).await.unwrap(), Removal::Removed);
+    tx.commit().await.unwrap();
+    assert_eq!(s.recovery_codes_of(a.id).await.unwrap(), None);
+}
+
 // ---------------------------------------------------------------- harness
 
 async fn sqlite_store() -> (Arc<SqlStore>, tempfile::TempDir) {
@@ -1505,4 +1603,6 @@ conformance!(
     an_abandoned_unit_of_work_leaves_nothing,
     server_secrets_are_swapped_only_from_the_expected_value,
     phones_are_one_per_account_and_removable,
+    totp_credentials_round_trip_and_advance_once_per_step,
+    recovery_codes_are_used_once_and_replaced_together,
 );

@@ -164,6 +164,8 @@ struct CredentialRow {
     detail: String,
     /// (class, title, text) of a badge, for a passkey: synced or device-bound.
     badge: Option<(&'static str, &'static str, &'static str)>,
+    /// Whether the kind has names of its own (a set of recovery codes has not).
+    renamable: bool,
     created_at: String,
     created_human: String,
     last_used_at: Option<String>,
@@ -179,11 +181,18 @@ impl CredentialRow {
             (Some(false), Some(false)) => Some(("bound", "Lives only on this authenticator", "Device-bound")),
             _ => None,
         };
-        let detail = match (c.extra.get("authenticator"), c.extra.get("phone")) {
-            (Some(serde_json::Value::String(name)), _) => name.clone(),
-            (Some(serde_json::Value::Null), _) => "Model not disclosed".to_owned(),
+        let count = |k: &str| c.extra.get(k).and_then(serde_json::Value::as_u64);
+        let detail = match (
+            c.extra.get("authenticator"),
+            c.extra.get("phone"),
+            count("remaining"),
+            count("total"),
+        ) {
+            (Some(serde_json::Value::String(name)), ..) => name.clone(),
+            (Some(serde_json::Value::Null), ..) => "Model not disclosed".to_owned(),
             // A verified phone, masked.
-            (_, Some(serde_json::Value::String(phone))) => format!("Texts to {phone}"),
+            (_, Some(serde_json::Value::String(phone)), ..) => format!("Texts to {phone}"),
+            (_, _, Some(left), Some(total)) => format!("{left} of {total} codes left"),
             _ => String::new(),
         };
         Self {
@@ -192,6 +201,7 @@ impl CredentialRow {
             kind: c.kind.as_str().replace('_', " "),
             detail,
             badge,
+            renamable: c.kind != signet_core::method::MethodName::RecoveryCode,
             created_at: c.created_at.to_rfc3339(),
             created_human: c.created_at.to_human(),
             last_used_at: c.last_used_at.map(|t| t.to_rfc3339()),

@@ -287,11 +287,16 @@ function loginFlow(flow, methods, identifier, ui) {
     if (passkeyBox) passkeyBox.hidden = true;
     const form = element("form", { className: "code-form", noValidate: true });
     const inputId = "code-" + status;
-    form.appendChild(element("label", { htmlFor: inputId }, codeLabel(m.channel)));
+    // An offer may say its code has letters too (`code_charset`) and how to
+    // call it (`code_hint`); the default is digits, named by the channel.
+    const letters = m.code_charset === "alphanumeric";
+    form.appendChild(element("label", { htmlFor: inputId }, m.code_hint || codeLabel(m.channel)));
     const row = element("div", { className: "code-row" });
     row.appendChild(element("input", {
-      id: inputId, name: "code", type: "text", inputMode: "numeric", autocomplete: "one-time-code",
-      pattern: "[0-9 ]*", maxLength: length + 2, required: true,
+      id: inputId, name: "code", type: "text", inputMode: letters ? "text" : "numeric",
+      autocomplete: letters ? "off" : "one-time-code", autocapitalize: letters ? "characters" : "off",
+      spellcheck: false, pattern: letters ? "[A-Za-z0-9 \\-]*" : "[0-9 \\-]*",
+      maxLength: letters ? length * 2 : length + 2, required: true,
     }));
     row.appendChild(element("button", { type: "submit", className: "primary" }, ui.submitLabel || "Sign in"));
     form.appendChild(row);
@@ -319,7 +324,7 @@ function loginFlow(flow, methods, identifier, ui) {
       ev.preventDefault();
       const code = form.elements.code.value.replace(/[\s-]/g, "");
       if (code.length !== length) {
-        say(status, "The code is " + length + " digits.");
+        say(status, "The code is " + length + (letters ? " letters and digits." : " digits."));
         return;
       }
       say(status, "Checking the code…");
@@ -548,6 +553,109 @@ function setUpAccount() {
   }
 }
 
+// /account: an authenticator app (TOTP). `begin` returns the secret, its
+// otpauth URI and a QR code (SVG, parsed as XML, never as HTML); the
+// credential exists once a first code from the app confirms it.
+function setUpAuthenticatorApp() {
+  const form = document.getElementById("add-totp-form");
+  if (!form) return;
+  const setup = document.getElementById("totp-setup");
+  let ceremony = null;
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const begin = async () => {
+      const name = form.elements.name.value.trim();
+      const r = await api("POST", "/api/v1/credentials/totp/begin", name ? { name } : {});
+      if (r.status === 403 && r.data && r.data.error === "step_up_required") {
+        stepUp("add_credential", "totp-status", begin);
+        return;
+      }
+      if (!r.ok) {
+        say("totp-status", errorText(r, "Could not start setting up the app."));
+        return;
+      }
+      ceremony = r.data.ceremony_id;
+      const qr = document.getElementById("totp-qr");
+      clear(qr);
+      const svg = new DOMParser().parseFromString(r.data.qr_svg, "image/svg+xml").documentElement;
+      if (svg && svg.nodeName === "svg") {
+        svg.setAttribute("role", "img");
+        svg.setAttribute("aria-label", "QR code for your authenticator app");
+        qr.appendChild(document.importNode(svg, true));
+      }
+      document.getElementById("totp-secret").textContent = r.data.secret.replace(/(.{4})/g, "$1 ").trim();
+      setup.hidden = false;
+      say("totp-status", "");
+      document.getElementById("totp-code").focus();
+    };
+    begin();
+  });
+  document.getElementById("totp-confirm-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const code = document.getElementById("totp-code").value.replace(/[\s-]/g, "");
+    const r = await api("POST", "/api/v1/credentials/totp/finish", { ceremony_id: ceremony, code });
+    if (!r.ok) {
+      say("totp-status", errorText(r, "That code did not work. Check the app and try again."));
+      return;
+    }
+    say("totp-status", "Authenticator app “" + r.data.name + "” added.");
+    if (document.getElementById("enroll-start")) {
+      // The invitation's page: what follows is a sign-in with the app.
+      setup.hidden = true;
+      form.hidden = true;
+      const next = element("a", { href: "/login", className: "button primary" }, "Sign in with an emailed code and the app");
+      document.getElementById("totp-status").after(next);
+      return;
+    }
+    window.location.reload();
+  });
+}
+
+// /account: recovery codes, shown once, with copy, download and print.
+function setUpRecoveryCodes() {
+  const button = document.getElementById("generate-recovery-codes");
+  if (!button) return;
+  let codes = [];
+  const text = () => "Recovery codes for " + window.location.host + "\n\n" + codes.join("\n") + "\n";
+  button.addEventListener("click", async () => {
+    const generate = async () => {
+      const r = await api("POST", "/api/v1/credentials/recovery-codes", {});
+      if (r.status === 403 && r.data && r.data.error === "step_up_required") {
+        stepUp("regenerate_recovery_codes", "recovery-status", generate);
+        return;
+      }
+      if (!r.ok) {
+        say("recovery-status", errorText(r, "Could not make recovery codes."));
+        return;
+      }
+      codes = r.data.codes;
+      const list = document.getElementById("recovery-code-list");
+      clear(list);
+      for (const c of codes) list.appendChild(element("li", { className: "recovery-code" }, c));
+      document.getElementById("recovery-codes").hidden = false;
+      say("recovery-status", "New recovery codes made. Earlier codes no longer work.");
+    };
+    generate();
+  });
+  document.getElementById("copy-recovery-codes").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(text());
+      say("recovery-status", "Copied.");
+    } catch (_) {
+      say("recovery-status", "Could not copy; select the codes and copy them yourself.");
+    }
+  });
+  document.getElementById("download-recovery-codes").addEventListener("click", () => {
+    const url = URL.createObjectURL(new Blob([text()], { type: "text/plain" }));
+    const a = element("a", { href: url, download: "recovery-codes.txt" });
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    URL.revokeObjectURL(url);
+  });
+  document.getElementById("print-recovery-codes").addEventListener("click", () => window.print());
+}
+
 function setUpPasskeys() {
   // /account: add.
   const addForm = document.getElementById("add-passkey-form");
@@ -711,4 +819,6 @@ document.addEventListener("DOMContentLoaded", () => {
   setUpContinue();
   setUpAccount();
   setUpPasskeys();
+  setUpAuthenticatorApp();
+  setUpRecoveryCodes();
 });

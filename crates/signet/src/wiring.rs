@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use signet_app::methods::{EmailCode, MagicLink, Mailbox, PasskeyMethod, SmsChannel, SmsCode};
+use signet_app::methods::{
+    EmailCode, MagicLink, Mailbox, PasskeyMethod, RecoveryCodes, SmsChannel, SmsCode, TotpMethod,
+};
 use signet_app::passkeys::{load_decoy_key, Passkeys};
 use signet_app::{App, Settings};
 use signet_core::clock::{SharedClock, SystemClock};
@@ -110,6 +112,18 @@ pub async fn wire(config: &Config, clock: Option<SharedClock>, methods: Vec<Arc<
             settings: settings.clone(),
             metrics: metrics.clone(),
         })),
+        Arc::new(TotpMethod::new(
+            store.clone(),
+            clock.clone(),
+            sealing.ring.clone(),
+            settings.product_name.clone(),
+        )),
+        Arc::new(RecoveryCodes::new(
+            store.clone(),
+            clock.clone(),
+            courier.clone(),
+            settings.product_name.clone(),
+        )),
     ];
     // Extra methods (test doubles) come last and replace a built-in of the same name.
     all.extend(methods);

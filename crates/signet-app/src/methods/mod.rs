@@ -8,10 +8,14 @@ pub mod email_code;
 pub mod magic_link;
 pub mod oob;
 pub mod passkey;
+pub mod recovery_code;
 pub mod sms_code;
+pub mod totp;
 
 pub use email::Mailbox;
 pub use email_code::EmailCode;
 pub use magic_link::MagicLink;
 pub use passkey::PasskeyMethod;
+pub use recovery_code::RecoveryCodes;
 pub use sms_code::{SmsChannel, SmsCode};
+pub use totp::TotpMethod;

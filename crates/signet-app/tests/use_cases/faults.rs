@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use signet_core::admin_token::AdminToken;
 use signet_core::audit::{AuditEvent, AuditRecord, EventType};
 use signet_core::clock::Timestamp;
-use signet_core::credential::{Ceremony, Passkey, PasskeyUse, PhoneCredential, Removal};
+use signet_core::credential::{
+    Ceremony, Passkey, PasskeyUse, PhoneCredential, RecoveryCodeSet, Removal, TotpCredential,
+};
 use signet_core::flow::{Flow, FlowId};
 use signet_core::outbox::{Lease, Message};
 use signet_core::secret::TokenHash;
@@ -288,6 +290,19 @@ impl PhoneStore for FailingStore {
 }
 
 #[async_trait::async_trait]
+impl OtpCredentialStore for FailingStore {
+    async fn totps_of(&self, user: UserId) -> StoreResult<Vec<TotpCredential>> {
+        self.inner.totps_of(user).await
+    }
+    async fn recovery_codes_of(&self, user: UserId) -> StoreResult<Option<RecoveryCodeSet>> {
+        self.inner.recovery_codes_of(user).await
+    }
+    async fn recovery_code_used(&self, user: UserId, hash: &TokenHash) -> StoreResult<Option<bool>> {
+        self.inner.recovery_code_used(user, hash).await
+    }
+}
+
+#[async_trait::async_trait]
 impl PhoneWrites for FailingTx {
     async fn insert_phone(&mut self, phone: &PhoneCredential) -> StoreResult<()> {
         self.inner.insert_phone(phone).await
@@ -300,6 +315,37 @@ impl PhoneWrites for FailingTx {
     }
     async fn touch_phone(&mut self, id: Uuid, at: Timestamp) -> StoreResult<()> {
         self.inner.touch_phone(id, at).await
+    }
+}
+
+#[async_trait::async_trait]
+impl OtpCredentialWrites for FailingTx {
+    async fn insert_totp(&mut self, totp: &TotpCredential) -> StoreResult<()> {
+        self.inner.insert_totp(totp).await
+    }
+    async fn rename_totp(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
+        self.inner.rename_totp(user, id, name).await
+    }
+    async fn remove_totp(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
+        self.inner.remove_totp(user, id, keep).await
+    }
+    async fn advance_totp_step(&mut self, id: Uuid, step: i64, at: Timestamp) -> StoreResult<bool> {
+        self.inner.advance_totp_step(id, step, at).await
+    }
+    async fn replace_recovery_codes(
+        &mut self,
+        user: UserId,
+        set_id: Uuid,
+        hashes: &[TokenHash],
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        self.inner.replace_recovery_codes(user, set_id, hashes, now).await
+    }
+    async fn use_recovery_code(&mut self, user: UserId, hash: &TokenHash, now: Timestamp) -> StoreResult<bool> {
+        self.inner.use_recovery_code(user, hash, now).await
+    }
+    async fn remove_recovery_codes(&mut self, user: UserId, set_id: Uuid, keep: u32) -> StoreResult<Removal> {
+        self.inner.remove_recovery_codes(user, set_id, keep).await
     }
 }
 

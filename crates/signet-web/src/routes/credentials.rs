@@ -117,6 +117,17 @@ pub async fn verify_phone(
     Ok((StatusCode::CREATED, Json(json!(added))))
 }
 
+/// `POST /api/v1/credentials/recovery-codes`: 201 `{"codes": [...]}`, ten
+/// new recovery codes replacing any earlier set, shown this once.
+pub async fn recovery_codes(
+    State(state): State<AppState>,
+    auth: Enroller,
+    Client(origin): Client,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let codes = signet_app::methods::recovery_code::regenerate(&state.app, &auth.current, &origin).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "codes": codes }))))
+}
+
 /// `PATCH /api/v1/credentials/{id}` (extension): rename.
 pub async fn rename(
     State(state): State<AppState>,

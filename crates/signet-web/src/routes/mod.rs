@@ -27,6 +27,7 @@ pub fn api(_state: AppState) -> Router<AppState> {
         .route("/api/v1/credentials", get(credentials::list))
         .route("/api/v1/credentials/phone", post(credentials::add_phone))
         .route("/api/v1/credentials/phone/verify", post(credentials::verify_phone))
+        .route("/api/v1/credentials/recovery-codes", post(credentials::recovery_codes))
         .route("/api/v1/credentials/{method}/begin", post(credentials::begin))
         .route("/api/v1/credentials/{method}/finish", post(credentials::finish))
         .route(

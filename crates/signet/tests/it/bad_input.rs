@@ -301,3 +301,52 @@ async fn metrics_answer_only_the_configured_bearer_token() {
     assert!(resp.text().await.unwrap().contains("signet_http_responses_total"));
     srv.stop().await;
 }
+
+/// Codes of an authenticator-app enrollment as anything but a string of six
+/// ASCII digits (numbers, arrays, null, other scripts' digits, wrong
+/// lengths): 400, never a 5xx. (Login-step cases: `otp.rs`.)
+#[tokio::test]
+async fn malformed_one_time_codes_get_400() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let user = srv.create_user(&admin, "shapes@example.com").await;
+    let link = srv.invite(&admin, &user, "shapes@example.com").await;
+    let token = crate::support::redeem_api(&srv, &link).await;
+    let (s, begun) = srv
+        .call(
+            Method::POST,
+            "/api/v1/credentials/totp/begin",
+            Some(&token),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{begun}");
+    let cases: Vec<(Value, &str)> = vec![
+        (serde_json::json!(123456), "invalid_request"),
+        (serde_json::json!(null), "invalid_request"),
+        (serde_json::json!(["123456"]), "invalid_request"),
+        (serde_json::json!({ "digits": "123456" }), "invalid_request"),
+        (serde_json::json!("١٢٣٤٥٦"), "invalid_code"),
+        (serde_json::json!("１２３４５６"), "invalid_code"),
+        (serde_json::json!("12345"), "invalid_code"),
+        (serde_json::json!("1234567"), "invalid_code"),
+        (serde_json::json!("12a456"), "invalid_code"),
+        (serde_json::json!(""), "invalid_code"),
+    ];
+    for (code, expected) in cases {
+        let (s, err) = srv
+            .call(
+                Method::POST,
+                "/api/v1/credentials/totp/finish",
+                Some(&token),
+                Some(serde_json::json!({ "ceremony_id": begun["ceremony_id"], "code": code })),
+            )
+            .await;
+        assert_eq!(
+            (s, err["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(expected)),
+            "{code}: {err}"
+        );
+    }
+    srv.stop().await;
+}

@@ -210,7 +210,7 @@ async fn a_login_continues_until_the_tier_aal_is_met_then_issues_a_session() {
         .iter()
         .map(|m| m["method"].as_str().unwrap())
         .collect();
-    assert_eq!(next, ["passkey"], "only the tier's second factors");
+    assert_eq!(next, ["passkey", "totp"], "only the tier's second factors");
 
     // A method that is not offered at this step is refused.
     let (s, err) = srv

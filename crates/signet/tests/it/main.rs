@@ -20,6 +20,7 @@ mod faults;
 mod invitations;
 mod login;
 mod notices;
+mod otp;
 mod passkeys;
 mod recovery;
 mod sealing;

@@ -1,0 +1,234 @@
+//! One-time-code scenarios (`--only totp` or `--only recovery`): sign-ins
+//! whose second half is a code the server checks itself.
+//!
+//! - `totp-verify`: `POST /api/v1/login/{flow}/totp` with a valid code: the
+//!   seed opened from its sealed form, three HMAC-SHA1 steps compared, and
+//!   the replay check, one conditional `UPDATE ... WHERE last_step < $step`
+//!   in the unit of work that creates the session. Each seeded user signs in
+//!   once (a second sign-in in the same step would be a replay), so the run
+//!   makes `min(--requests, --otp-users)` requests.
+//! - `recovery-code-login`: `POST /api/v1/login/{flow}/recovery_code`: the
+//!   code's hash looked up, its use as one conditional `UPDATE`, the notice
+//!   queued, the session created. Ten codes per user.
+//!
+//! Only the step is timed; starting each flow is not. The server runs with a
+//! policy whose tier signs in with either code alone (aal1). Figures need a
+//! quiet machine.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{json, Value};
+use signet::config::Config;
+use signet::server::{start, StartOptions};
+use signet_app::rfc6238::{self, Algorithm};
+use signet_app::{Actor, Origin};
+
+use crate::Args;
+
+const POLICY: &str = r#"
+[tiers.codes]
+login = ["totp", "recovery_code"]
+second_factor = ["totp"]
+required_aal = "aal1"
+session = { idle = "8h", absolute = "24h" }
+
+[assignment]
+default = "codes"
+"#;
+
+/// A seeded user: email, TOTP secret, recovery codes.
+struct Seeded {
+    email: String,
+    secret: Vec<u8>,
+    codes: Vec<String>,
+}
+
+pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, POLICY)?;
+    let db = args
+        .database_url
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.path().display()));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut env = vec![
+        ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+        ("SIGNET_PUBLIC_URL".to_owned(), format!("http://localhost:{port}")),
+        ("SIGNET_DATABASE__URL".to_owned(), db),
+        ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
+        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
+        ("SIGNET_POLICY".to_owned(), policy.display().to_string()),
+    ];
+    if args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
+        let key = std::env::var("SIGNET_SEALING__KEY").unwrap_or_else(|_| crate::BENCH_SEALING_KEY.to_owned());
+        env.push(("SIGNET_SEALING__KEY".to_owned(), key));
+    }
+    let config = Config::load(None, env)?;
+    let running = start(
+        &config,
+        StartOptions {
+            listener: Some(listener),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let app = running.wired.app.clone();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+
+    let users = args.otp_users.min(args.requests).max(1);
+    let mut seeded = Vec::with_capacity(users);
+    for i in 0..users {
+        seeded.push(seed(&app, &client, &base, i).await?);
+    }
+    let seeded = Arc::new(seeded);
+    println!(
+        "signet-bench otp: {} users, {} concurrent clients, backend {}",
+        users,
+        args.concurrency,
+        app.store.backend()
+    );
+    println!(
+        "{:<20} {:>8} {:>10} {:>9} {:>9} {:>9}",
+        "scenario", "requests", "req/s", "p50 ms", "p99 ms", "max ms"
+    );
+    let step = rfc6238::step_at(app.clock.now().as_millis() / 1000, rfc6238::STEP_SECONDS);
+    for name in ["totp-verify", "recovery-code-login"] {
+        if args.only.as_deref().is_some_and(|o| !name.contains(o) && o != "otp") {
+            continue;
+        }
+        let total = match name {
+            "totp-verify" => users,
+            _ => (users * 10).min(args.requests),
+        };
+        let counter = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..args.concurrency {
+            let (client, base, seeded, counter) = (client.clone(), base.clone(), seeded.clone(), counter.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let i = counter.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return Ok::<_, anyhow::Error>(latencies);
+                    }
+                    let user = &seeded[i % seeded.len()];
+                    let (method, code) = match name {
+                        // The next step's code: the enrollment used the current one.
+                        "totp-verify" => (
+                            "totp",
+                            rfc6238::totp_at_step(Algorithm::Sha1, &user.secret, step + 1, 6),
+                        ),
+                        _ => ("recovery_code", user.codes[i / seeded.len()].clone()),
+                    };
+                    let started: Value = client
+                        .post(format!("{base}/api/v1/login"))
+                        .json(&json!({ "identifier": user.email, "mode": "api" }))
+                        .send()
+                        .await?
+                        .json()
+                        .await?;
+                    let flow = started["flow_id"].as_str().context("flow_id")?;
+                    let t = Instant::now();
+                    let resp = client
+                        .post(format!("{base}/api/v1/login/{flow}/{method}"))
+                        .json(&json!({ "code": code }))
+                        .send()
+                        .await?;
+                    anyhow::ensure!(resp.status().is_success(), "{name}: HTTP {}", resp.status());
+                    resp.bytes().await?;
+                    latencies.push(t.elapsed());
+                }
+            }));
+        }
+        let mut all: Vec<Duration> = Vec::with_capacity(total);
+        for t in tasks {
+            all.extend(t.await??);
+        }
+        let elapsed = started.elapsed();
+        all.sort();
+        let pct = |p: f64| {
+            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+                .copied()
+        };
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0);
+        println!(
+            "{:<20} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>9.2}",
+            name,
+            all.len(),
+            all.len() as f64 / elapsed.as_secs_f64(),
+            ms(pct(0.50)),
+            ms(pct(0.99)),
+            ms(all.last().copied()),
+        );
+    }
+    running.shutdown().await;
+    Ok(())
+}
+
+/// A user with an authenticator app and a set of recovery codes.
+async fn seed(app: &signet_app::App, client: &reqwest::Client, base: &str, i: usize) -> anyhow::Result<Seeded> {
+    let email = format!("otp{i}@example.com");
+    let user = signet_app::users::create(
+        app,
+        &Actor::Cli,
+        &Origin::default(),
+        signet_core::user::NewUser::parse(&email, None, None, &[])?,
+    )
+    .await?;
+    let invite = signet_app::invitations::invite(app, &Actor::Cli, &Origin::default(), user.id).await?;
+    let token = invite.link.rsplit('/').next().context("link")?.to_owned();
+    let issued = signet_app::invitations::redeem(
+        app,
+        &token,
+        signet_core::session::SessionMode::Api,
+        &Origin::default(),
+        None,
+    )
+    .await?;
+    let bearer = issued.token.expose_secret().to_owned();
+    let begun: Value = client
+        .post(format!("{base}/api/v1/credentials/totp/begin"))
+        .bearer_auth(&bearer)
+        .json(&json!({}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(begun["secret"].as_str().context("secret")?.as_bytes())
+        .context("base32")?;
+    let step = rfc6238::step_at(app.clock.now().as_millis() / 1000, rfc6238::STEP_SECONDS);
+    let resp = client
+        .post(format!("{base}/api/v1/credentials/totp/finish"))
+        .bearer_auth(&bearer)
+        .json(&json!({
+            "ceremony_id": begun["ceremony_id"],
+            "code": rfc6238::totp_at_step(Algorithm::Sha1, &secret, step, 6),
+        }))
+        .send()
+        .await?;
+    anyhow::ensure!(resp.status().is_success(), "totp finish: HTTP {}", resp.status());
+    let codes: Value = client
+        .post(format!("{base}/api/v1/credentials/recovery-codes"))
+        .bearer_auth(&bearer)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let codes = codes["codes"]
+        .as_array()
+        .context("codes")?
+        .iter()
+        .filter_map(|c| c.as_str().map(str::to_owned))
+        .collect();
+    Ok(Seeded { email, secret, codes })
+}
