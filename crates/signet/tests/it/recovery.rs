@@ -37,20 +37,27 @@ cooling_off = "24h"
 default = "standard"
 "#;
 
-/// The server with [`POLICY`] and a stand-in recovery-codes method (a
-/// look-up secret: aal1 alone) accepting `signet_testkit::RIGHT`.
+/// The server with [`POLICY`] (and the real recovery-codes method).
 async fn server() -> TestServer {
     TestServer::start_with(Options {
         policy: Some(POLICY.to_owned()),
-        methods: vec![Arc::new(signet_testkit::FakeMethod {
-            name: MethodName::RecoveryCode,
-            aal: Aal::Aal1,
-            amr: "otp",
-            phishing_resistant: false,
-        })],
         ..Default::default()
     })
     .await
+}
+
+/// A fresh set of recovery codes for the holder of `token`.
+async fn recovery_codes(srv: &TestServer, token: &str) -> Vec<String> {
+    let (s, body) = srv
+        .call(Method::POST, "/api/v1/credentials/recovery-codes", Some(token), None)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    body["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn methods(body: &Value) -> Vec<&str> {
@@ -97,6 +104,7 @@ async fn an_aal2_account_recovers_with_a_recovery_code_and_email_but_never_with_
     enroll(&srv, &enrollment, &mut lost, Some("Lost phone")).await;
     let before = sign_in(&srv, &mut lost, Some("ada@example.com")).await;
     let old_token = before["session_token"].as_str().unwrap().to_owned();
+    let codes = recovery_codes(&srv, &old_token).await;
 
     let (s, started) = srv
         .call(
@@ -141,7 +149,7 @@ async fn an_aal2_account_recovers_with_a_recovery_code_and_email_but_never_with_
             Method::POST,
             &format!("/api/v1/recovery/{flow}/recovery_code"),
             None,
-            Some(json!({ "code": signet_testkit::RIGHT })),
+            Some(json!({ "code": codes[0] })),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{done}");
