@@ -57,6 +57,10 @@ pub enum EventType {
     /// An operator made every pending message due now (`signet outbox
     /// retry`, `POST /api/v1/admin/outbox/retry`).
     OutboxRetried,
+    OidcClientRegistered,
+    OidcClientConfigured,
+    OidcTokenIssued,
+    OidcTokenRefused,
 }
 
 impl EventType {
@@ -88,6 +92,10 @@ impl EventType {
         EventType::SecretsResealed,
         EventType::MessageExpired,
         EventType::OutboxRetried,
+        EventType::OidcClientRegistered,
+        EventType::OidcClientConfigured,
+        EventType::OidcTokenIssued,
+        EventType::OidcTokenRefused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -119,6 +127,10 @@ impl EventType {
             EventType::SecretsResealed => "sealing.resealed",
             EventType::MessageExpired => "message.expired",
             EventType::OutboxRetried => "outbox.retried",
+            EventType::OidcClientRegistered => "oidc.client_registered",
+            EventType::OidcClientConfigured => "oidc.client_configured",
+            EventType::OidcTokenIssued => "oidc.token_issued",
+            EventType::OidcTokenRefused => "oidc.token_refused",
         }
     }
 

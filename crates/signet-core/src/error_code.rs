@@ -166,6 +166,8 @@ error_codes! {
     EmailTaken = "email_taken" => Conflict,
     UserDisabled = "user_disabled" => Conflict,
     AdminTokenNameTaken = "admin_token_name_taken" => Conflict,
+    /// An OIDC client with this `client_id` is registered already.
+    OidcClientIdTaken = "oidc_client_id_taken" => Conflict,
     FlowConflict = "flow_conflict" => Conflict,
     CredentialAlreadyRegistered = "credential_already_registered" => Conflict,
     LastCredential = "last_credential" => Conflict,

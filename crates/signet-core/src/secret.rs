@@ -27,6 +27,8 @@ pub enum TokenKind {
     Recovery,
     MagicLink,
     BrowserBinding,
+    /// An OIDC client secret (`signet client add`).
+    ClientSecret,
 }
 
 impl TokenKind {
@@ -38,6 +40,7 @@ impl TokenKind {
             TokenKind::Recovery => "sgr_",
             TokenKind::MagicLink => "sgm_",
             TokenKind::BrowserBinding => "sgb_",
+            TokenKind::ClientSecret => "sgcs_",
         }
     }
 }

@@ -272,6 +272,15 @@ pub trait CredentialStore: Send + Sync {
     async fn server_secret(&self, name: &str, candidate: &[u8], now: Timestamp) -> StoreResult<Vec<u8>>;
 }
 
+/// Registered OIDC clients ([`crate::oidc_client`]).
+#[async_trait::async_trait]
+pub trait OidcClientStore: Send + Sync {
+    /// A client by the `client_id` it presents.
+    async fn oidc_client(&self, client_id: &str) -> StoreResult<Option<crate::oidc_client::OidcClient>>;
+    /// Every client, ordered by `client_id`.
+    async fn list_oidc_clients(&self) -> StoreResult<Vec<crate::oidc_client::OidcClient>>;
+}
+
 /// Everything Signet stores, behind one handle.
 #[async_trait::async_trait]
 pub trait Store:
@@ -284,6 +293,7 @@ pub trait Store:
     + OutboxStore
     + ThrottleStore
     + CredentialStore
+    + OidcClientStore
     + crate::unit_of_work::UnitOfWork
     + Send
     + Sync

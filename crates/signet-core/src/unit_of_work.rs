@@ -140,6 +140,19 @@ pub trait ThrottleWrites: Send {
 }
 
 #[async_trait::async_trait]
+pub trait OidcClientWrites: Send {
+    /// Registers a client; a `client_id` taken already is
+    /// `Conflict("oidc_client_id_taken")`.
+    async fn insert_oidc_client(&mut self, client: &crate::oidc_client::OidcClient) -> StoreResult<()>;
+    /// Writes a client declared in configuration: inserts it, or replaces
+    /// the name, secret hash and settings of the client with its
+    /// `client_id` (keeping its `id` and `created_at`). A `client_id`
+    /// registered by other means is `Conflict("oidc_client_id_taken")`
+    /// rather than silently taken over.
+    async fn put_config_oidc_client(&mut self, client: &crate::oidc_client::OidcClient) -> StoreResult<()>;
+}
+
+#[async_trait::async_trait]
 pub trait AuditAppend: Send {
     /// Appends one record to the unit. It is chained to the head, under a
     /// lock on it, when the unit commits, after every other write of the
@@ -160,6 +173,7 @@ pub trait Transaction:
     + AdminTokenWrites
     + OutboxWrites
     + ThrottleWrites
+    + OidcClientWrites
     + AuditAppend
     + Send
 {

@@ -17,6 +17,7 @@ mod audit;
 mod connect;
 mod credentials;
 mod flows;
+mod oidc_clients;
 mod outbox;
 mod rows;
 pub mod scratch;

@@ -196,6 +196,28 @@ impl ThrottleStore for FailingStore {
 }
 
 #[async_trait::async_trait]
+impl OidcClientStore for FailingStore {
+    async fn oidc_client(&self, client_id: &str) -> StoreResult<Option<signet_core::oidc_client::OidcClient>> {
+        self.inner.oidc_client(client_id).await
+    }
+
+    async fn list_oidc_clients(&self) -> StoreResult<Vec<signet_core::oidc_client::OidcClient>> {
+        self.inner.list_oidc_clients().await
+    }
+}
+
+#[async_trait::async_trait]
+impl OidcClientWrites for FailingTx {
+    async fn insert_oidc_client(&mut self, client: &signet_core::oidc_client::OidcClient) -> StoreResult<()> {
+        self.inner.insert_oidc_client(client).await
+    }
+
+    async fn put_config_oidc_client(&mut self, client: &signet_core::oidc_client::OidcClient) -> StoreResult<()> {
+        self.inner.put_config_oidc_client(client).await
+    }
+}
+
+#[async_trait::async_trait]
 impl AdminTokenStore for FailingStore {
     async fn admin_token_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<AdminToken>> {
         self.inner.admin_token_by_hash(hash).await

@@ -15,5 +15,6 @@ mod faults;
 mod harness;
 mod invitations;
 mod login;
+mod oidc_clients;
 mod step_up;
 mod unit_of_work;

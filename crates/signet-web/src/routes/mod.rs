@@ -6,6 +6,7 @@ pub mod dev_outbox;
 pub mod health;
 pub mod invitations;
 pub mod login;
+pub mod oidc;
 pub mod session;
 pub mod step_up;
 
@@ -43,6 +44,9 @@ pub fn api(_state: AppState) -> Router<AppState> {
         .route("/api/v1/admin/users/{id}/invitations", post(admin::invite_user))
         .route("/api/v1/admin/audit", get(admin::audit))
         .route("/api/v1/admin/outbox/retry", post(admin::retry_outbox))
+        .route("/.well-known/openid-configuration", get(oidc::discovery))
+        .route(signet_app::oidc::discovery::JWKS_PATH, get(oidc::jwks))
+        .route(signet_app::oidc::discovery::TOKEN_PATH, post(oidc::token))
 }
 
 /// Parses a UUID path segment; a malformed id is just "not found".

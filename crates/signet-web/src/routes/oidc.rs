@@ -1,0 +1,139 @@
+//! The OpenID Provider's HTTP surface: discovery, the JWK Set, and the
+//! token endpoint. Thin handlers over `signet_app::oidc`.
+//!
+//! The token endpoint answers errors in the RFC 6749 §5.2 shape
+//! (`{"error","error_description"}`), always with `Cache-Control: no-store`
+//! (§5.1); [`OAuthResponse`] is the one place that mapping lives. Storage
+//! trouble still answers Signet's 503 with `Retry-After`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use signet_app::oidc::clients::ClientAuth;
+use signet_app::oidc::error::{OAuthCode, OAuthError};
+use signet_app::oidc::tokens::{self, TokenForm};
+
+use crate::error::ApiError;
+use crate::extract::Client;
+use crate::AppState;
+
+/// How long relying parties may cache discovery and the JWK Set. Short, so
+/// a key published ahead of a rotation is picked up well before it signs.
+const METADATA_MAX_AGE: &str = "public, max-age=300";
+
+/// `GET /.well-known/openid-configuration` (OpenID Connect Discovery 1.0 §4).
+pub async fn discovery(State(state): State<AppState>) -> Response {
+    let doc = signet_app::oidc::discovery::document(&state.app.settings);
+    cacheable(Json(doc).into_response())
+}
+
+/// `GET /oauth2/jwks`: the public signing keys (RFC 7517 §5).
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    cacheable(Json(state.app.oidc.keys.jwks()).into_response())
+}
+
+fn cacheable(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(METADATA_MAX_AGE));
+    resp
+}
+
+/// `POST /oauth2/token` (RFC 6749 §3.2), `application/x-www-form-urlencoded`.
+pub async fn token(State(state): State<AppState>, Client(origin): Client, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        let form = Form::parse(&headers, &body)?;
+        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let auth = ClientAuth::from_request(authorization, form.get("client_id"), form.get("client_secret"))?;
+        let token_form = TokenForm {
+            grant_type: form.get("grant_type").map(str::to_owned),
+            scope: form.get("scope").map(str::to_owned),
+        };
+        tokens::exchange(&state.app, &origin, auth, &token_form).await
+    }
+    .await;
+    OAuthResponse(
+        result.map(|r| Json(r).into_response()),
+        authorization_was_basic(&headers),
+    )
+    .into_response()
+}
+
+fn authorization_was_basic(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() >= 6 && v[..6].eq_ignore_ascii_case("basic "))
+}
+
+/// A form body with each parameter at most once (RFC 6749 §3.2: "MUST NOT
+/// be included more than once"); empty values count as absent (§3.1).
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Self, OAuthError> {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return Err(OAuthError::new(
+                OAuthCode::InvalidRequest,
+                "send the request as application/x-www-form-urlencoded",
+            ));
+        }
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            if v.is_empty() {
+                continue;
+            }
+            if pairs.iter().any(|(seen, _)| *seen == k) {
+                return Err(OAuthError::new(
+                    OAuthCode::InvalidRequest,
+                    format!("parameter {k:?} appears more than once"),
+                ));
+            }
+            pairs.push((k.into_owned(), v.into_owned()));
+        }
+        Ok(Form(pairs))
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The token endpoint's answer: a success as given, an OAuth refusal in
+/// the RFC 6749 §5.2 shape, a platform error as every other Signet error.
+/// Always `Cache-Control: no-store` and `Pragma: no-cache` (§5.1).
+struct OAuthResponse(Result<Response, OAuthError>, bool);
+
+impl IntoResponse for OAuthResponse {
+    fn into_response(self) -> Response {
+        let OAuthResponse(result, basic) = self;
+        let mut resp = match result {
+            Ok(resp) => resp,
+            Err(OAuthError::Refused { code, description }) => {
+                let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+                let body = serde_json::json!({ "error": code.as_str(), "error_description": description });
+                let mut resp = (status, Json(body)).into_response();
+                // RFC 6749 §5.2: a 401 to a client that tried HTTP Basic
+                // names the scheme it must use.
+                if code == OAuthCode::InvalidClient && basic {
+                    resp.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"signet\""),
+                    );
+                }
+                resp
+            }
+            Err(OAuthError::Platform(e)) => ApiError(e).into_response(),
+        };
+        let h = resp.headers_mut();
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        resp
+    }
+}

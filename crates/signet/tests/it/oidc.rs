@@ -1,0 +1,431 @@
+//! The OpenID Provider as a relying party and a resource server see it:
+//! discovery, the JWK Set, client registration from the CLI, and the token
+//! endpoint's `client_credentials` grant, with every token verified against
+//! the published keys.
+
+use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::cli::signet;
+use crate::support::{Options, TestServer};
+
+async fn get_json(srv: &TestServer, path: &str) -> (reqwest::header::HeaderMap, Value) {
+    let r = srv.http.get(srv.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    let headers = r.headers().clone();
+    (headers, r.json().await.unwrap())
+}
+
+/// Registers a client with the CLI and returns `(client_id, client_secret?)`.
+async fn client_add(srv: &TestServer, args: &[&str]) -> (String, Option<String>) {
+    let mut all = vec!["client", "add"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = signet(srv, &all).await;
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["client_id"].as_str().unwrap().to_owned(),
+        v["client_secret"].as_str().map(str::to_owned),
+    )
+}
+
+async fn token_request(
+    srv: &TestServer,
+    basic: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut req = srv.http.post(srv.url("/oauth2/token")).form(form);
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    (status, headers, r.json().await.unwrap())
+}
+
+/// Verifies an ES256 JWS against the JWK Set and returns its header and claims.
+fn verify_es256(jws: &str, jwks: &Value) -> (Value, Value) {
+    let parts: Vec<&str> = jws.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWS compact serialisation");
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "ES256");
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("the token's kid is published in the JWK Set");
+    let mut point = vec![4u8];
+    point.extend(URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap());
+    point.extend(URL_SAFE_NO_PAD.decode(key["y"].as_str().unwrap()).unwrap());
+    let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+        .expect("the signature verifies against the published key");
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    (header, claims)
+}
+
+#[tokio::test]
+async fn discovery_names_the_issuer_and_only_implemented_endpoints() {
+    let srv = TestServer::start().await;
+    let (headers, doc) = get_json(&srv, "/.well-known/openid-configuration").await;
+    assert_eq!(doc["issuer"], srv.base, "issuer is public_url without a trailing slash");
+    assert_eq!(doc["jwks_uri"], srv.url("/oauth2/jwks"));
+    assert_eq!(doc["token_endpoint"], srv.url("/oauth2/token"));
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "RS256"])
+    );
+    assert!(headers[reqwest::header::CACHE_CONTROL]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    // Every advertised endpoint answers (none is a 404).
+    for key in ["jwks_uri"] {
+        let r = srv.http.get(doc[key].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{key}");
+    }
+    let r = srv.http.get(srv.url("/oauth2/token")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "the token endpoint exists (POST only)"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn signing_keys_are_generated_once_and_shared_by_every_node() {
+    let a = TestServer::start().await;
+    let (_, jwks_a) = get_json(&a, "/oauth2/jwks").await;
+    let keys = jwks_a["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0]["kty"], "EC");
+    assert_eq!(keys[0]["alg"], "ES256");
+    assert_eq!(keys[1]["kty"], "RSA");
+    assert_eq!(keys[1]["alg"], "RS256");
+    for k in keys {
+        assert_eq!(k["use"], "sig");
+        assert!(k.get("d").is_none(), "no private member is published");
+    }
+    // A second node on the same database serves the same keys.
+    let b = TestServer::start_with(Options {
+        shared_db: Some(a.db_url.clone()),
+        env: a.sealing_env.clone(),
+        ..Default::default()
+    })
+    .await;
+    let (_, jwks_b) = get_json(&b, "/oauth2/jwks").await;
+    assert_eq!(jwks_a, jwks_b);
+    // At rest they are sealed: the stored row is not a PKCS#8 document.
+    let stored: Vec<u8> = {
+        use signet_core::store::SealedSecretStore;
+        let store = signet_store::SqlStore::connect(&a.db_url).await.unwrap();
+        let rows = store.stored_server_secrets().await.unwrap();
+        store.close().await;
+        rows.into_iter()
+            .find(|r| r.name == "oidc_signing_key_es256_v1")
+            .unwrap()
+            .value
+    };
+    assert_eq!(stored[0], signet_core::sealing::FORMAT_VERSION);
+    assert_ne!(stored[0], 0x30, "not a DER SEQUENCE (plaintext PKCS#8)");
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn client_add_prints_a_secret_once_and_client_credentials_tokens_verify_against_the_jwks() {
+    let srv = TestServer::start().await;
+    let (client_id, secret) = client_add(
+        &srv,
+        &[
+            "reports",
+            "--redirect-uri",
+            "https://reports.example.com/cb",
+            "--client-credentials",
+        ],
+    )
+    .await;
+    let secret = secret.expect("a confidential client gets a secret");
+    assert!(secret.starts_with("sgcs_"));
+    assert!(
+        URL_SAFE_NO_PAD.decode(&client_id).unwrap().len() >= 16,
+        "client ids carry 128 bits"
+    );
+
+    // The secret is stored only as its hash.
+    let stored_client = {
+        use signet_core::store::OidcClientStore;
+        let store = signet_store::SqlStore::connect(&srv.db_url).await.unwrap();
+        let c = store.oidc_client(&client_id).await.unwrap().unwrap();
+        store.close().await;
+        c
+    };
+    let stored = stored_client.secret_hash.unwrap().as_bytes().to_vec();
+    assert_eq!(stored.len(), 32);
+    assert_ne!(stored, secret.as_bytes());
+
+    // client_secret_basic.
+    let (status, headers, body) = token_request(
+        &srv,
+        Some((&client_id, &secret)),
+        &[("grant_type", "client_credentials"), ("scope", "email")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers[reqwest::header::CACHE_CONTROL], "no-store");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], "email");
+    assert_eq!(body["expires_in"], 600);
+    let (_, jwks) = get_json(&srv, "/oauth2/jwks").await;
+    let (header, claims) = verify_es256(body["access_token"].as_str().unwrap(), &jwks);
+    assert_eq!(header["typ"], "at+jwt", "RFC 9068 access token");
+    assert_eq!(claims["iss"], srv.base);
+    assert_eq!(claims["sub"], client_id);
+    assert_eq!(claims["client_id"], client_id);
+    assert_eq!(claims["scope"], "email");
+    let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+    assert_eq!(exp - iat, 600);
+
+    // client_secret_post.
+    let (status, _, body) = token_request(
+        &srv,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("scope").is_none(), "no scope asked, none granted");
+
+    // Both grants are in the audit log.
+    let admin = srv.admin_token().await;
+    let (s, audit) = srv
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?type=oidc.token_issued&limit=10",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let events = audit["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["details"]["client_id"], client_id);
+    assert_eq!(events[0]["details"]["grant_type"], "client_credentials");
+    let (_, registered) = srv
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?type=oidc.client_registered&limit=10",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(registered["events"][0]["actor"], "cli");
+    assert!(registered["events"][0]["details"].get("client_secret").is_none());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_secret_an_unknown_client_and_a_secret_for_a_public_client_are_all_invalid_client() {
+    let srv = TestServer::start().await;
+    let (client_id, secret) = client_add(
+        &srv,
+        &[
+            "reports",
+            "--redirect-uri",
+            "https://reports.example.com/cb",
+            "--client-credentials",
+        ],
+    )
+    .await;
+    let secret = secret.unwrap();
+    let (public_id, none) = client_add(
+        &srv,
+        &["spa", "--redirect-uri", "https://spa.example.com/cb", "--public"],
+    )
+    .await;
+    assert!(none.is_none(), "a public client gets no secret");
+
+    let wrong = format!("{secret}x");
+    for (id, s) in [
+        (client_id.as_str(), wrong.as_str()),
+        ("no-such-client", secret.as_str()),
+        (public_id.as_str(), "anything-at-all"),
+    ] {
+        let (status, headers, body) = token_request(&srv, Some((id, s)), &[("grant_type", "client_credentials")]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{id}: {body}");
+        assert_eq!(body["error"], "invalid_client");
+        assert!(body["error_description"].is_string());
+        assert_eq!(headers[reqwest::header::CACHE_CONTROL], "no-store");
+        assert!(
+            headers[reqwest::header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic"),
+            "RFC 6749 §5.2: a 401 to HTTP Basic names the scheme"
+        );
+    }
+    // The refusals are audited, naming the client that was claimed.
+    let admin = srv.admin_token().await;
+    let (_, audit) = srv
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?type=oidc.token_refused&limit=10",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let events = audit["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e["details"]["error"] == "invalid_client"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn token_endpoint_refusals_use_the_rfc6749_shape() {
+    let srv = TestServer::start().await;
+    let (client_id, secret) = client_add(
+        &srv,
+        &[
+            "reports",
+            "--redirect-uri",
+            "https://reports.example.com/cb",
+            "--client-credentials",
+        ],
+    )
+    .await;
+    let secret = secret.unwrap();
+    let (code_only, code_secret) = client_add(&srv, &["web", "--redirect-uri", "https://web.example.com/cb"]).await;
+    let code_secret = code_secret.unwrap();
+    let basic = Some((client_id.as_str(), secret.as_str()));
+
+    type Case<'a> = (Option<(&'a str, &'a str)>, Vec<(&'a str, &'a str)>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            basic,
+            vec![("grant_type", "password")],
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
+        (
+            basic,
+            vec![("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
+        (basic, vec![], StatusCode::BAD_REQUEST, "invalid_request"),
+        (
+            basic,
+            vec![("grant_type", "client_credentials"), ("scope", "openid")],
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            basic,
+            vec![("grant_type", "client_credentials"), ("scope", "admin")],
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        // Two authentication methods in one request (RFC 6749 §2.3).
+        (
+            basic,
+            vec![("grant_type", "client_credentials"), ("client_secret", secret.as_str())],
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        // A client registered for the code grant only.
+        (
+            Some((code_only.as_str(), code_secret.as_str())),
+            vec![("grant_type", "client_credentials")],
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+        ),
+        // No client authentication at all.
+        (
+            None,
+            vec![("grant_type", "client_credentials")],
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+    ];
+    for (auth, form, status, code) in cases {
+        let (s, headers, body) = token_request(&srv, auth, &form).await;
+        assert_eq!(s, status, "{form:?}: {body}");
+        assert_eq!(body["error"], code, "{form:?}");
+        assert_eq!(headers[reqwest::header::CACHE_CONTROL], "no-store");
+        assert!(body.get("message").is_none(), "the RFC's shape, not Signet's");
+    }
+
+    // A parameter sent twice (RFC 6749 §3.2).
+    let r = srv
+        .http
+        .post(srv.url("/oauth2/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+
+    // JSON instead of a form.
+    let r = srv
+        .http
+        .post(srv.url("/oauth2/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .json(&serde_json::json!({ "grant_type": "client_credentials" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn client_add_refuses_redirect_uris_that_could_leak_a_code() {
+    let srv = TestServer::start().await;
+    for bad in [
+        "http://app.example.com/cb",
+        "https://app.example.com/cb#fragment",
+        "https://user@app.example.com/cb",
+        "/relative",
+    ] {
+        let out = signet(&srv, &["client", "add", "app", "--redirect-uri", bad, "--json"]).await;
+        assert!(!out.status.success(), "{bad} was accepted");
+        let err: Value = serde_json::from_slice(&out.stdout)
+            .or_else(|_| serde_json::from_slice(&out.stderr))
+            .unwrap_or(Value::Null);
+        assert_eq!(err["error"], "invalid_request", "{bad}: {err}");
+    }
+    let out = signet(
+        &srv,
+        &[
+            "client",
+            "add",
+            "spa",
+            "--public",
+            "--client-credentials",
+            "--redirect-uri",
+            "https://spa.example.com/cb",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(!out.status.success(), "a public client cannot use client_credentials");
+    srv.stop().await;
+}
