@@ -59,6 +59,7 @@ pub enum EventType {
     OutboxRetried,
     OidcClientRegistered,
     OidcClientConfigured,
+    OidcClientDeleted,
     OidcTokenIssued,
     OidcTokenRefused,
 }
@@ -94,6 +95,7 @@ impl EventType {
         EventType::OutboxRetried,
         EventType::OidcClientRegistered,
         EventType::OidcClientConfigured,
+        EventType::OidcClientDeleted,
         EventType::OidcTokenIssued,
         EventType::OidcTokenRefused,
     ];
@@ -129,6 +131,7 @@ impl EventType {
             EventType::OutboxRetried => "outbox.retried",
             EventType::OidcClientRegistered => "oidc.client_registered",
             EventType::OidcClientConfigured => "oidc.client_configured",
+            EventType::OidcClientDeleted => "oidc.client_deleted",
             EventType::OidcTokenIssued => "oidc.token_issued",
             EventType::OidcTokenRefused => "oidc.token_refused",
         }

@@ -156,6 +156,8 @@ error_codes! {
     CredentialNotFound = "credential_not_found" => NotFound,
     UnknownMethod = "unknown_method" => NotFound,
     AdminTokenNotFound = "admin_token_not_found" => NotFound,
+    /// No OIDC client with this `client_id`.
+    OidcClientNotFound = "oidc_client_not_found" => NotFound,
     // Framework statuses (signet-web's `json_errors` layer).
     /// The *HTTP* method is not supported on this path.
     HttpMethodNotAllowed = "method_not_allowed" => MethodNotAllowed,

@@ -150,6 +150,8 @@ pub trait OidcClientWrites: Send {
     /// registered by other means is `Conflict("oidc_client_id_taken")`
     /// rather than silently taken over.
     async fn put_config_oidc_client(&mut self, client: &crate::oidc_client::OidcClient) -> StoreResult<()>;
+    /// Deletes the client with this `client_id`; `false` if there is none.
+    async fn delete_oidc_client(&mut self, client_id: &str) -> StoreResult<bool>;
 }
 
 #[async_trait::async_trait]

@@ -141,4 +141,16 @@ impl OidcClientWrites for SqlTx {
             Err(StoreError::Conflict(ErrorCode::OidcClientIdTaken))
         }
     }
+
+    async fn delete_oidc_client(&mut self, client_id: &str) -> StoreResult<bool> {
+        in_tx!(self, |c| {
+            sqlx::query("DELETE FROM oidc_clients WHERE client_id = $1")
+                .bind(client_id)
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                == 1
+        })
+    }
 }

@@ -266,6 +266,53 @@ pub async fn apply_config(app: &App, clients: &[ConfiguredClient]) -> Result<usi
     Ok(prepared.len())
 }
 
+/// Deletes a client; `oidc_client_not_found` if there is none. A client of
+/// `[[oidc.clients]]` comes back at the next start unless it is removed
+/// from the file too.
+pub async fn delete(app: &App, actor: &Actor, origin: &Origin, client_id: &str) -> Result<()> {
+    let mut tx = app.store.begin().await?;
+    if !tx.delete_oidc_client(client_id).await? {
+        return Err(Error::not_found(ErrorCode::OidcClientNotFound, "no such OIDC client"));
+    }
+    let record = AuditEvent::new(EventType::OidcClientDeleted, actor.clone(), Outcome::Success)
+        .from_origin(origin)
+        .details(json!({ "client_id": client_id }));
+    app.audit().append(&mut *tx, &record).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One client, `oidc_client_not_found` if there is none.
+pub async fn get(app: &App, client_id: &str) -> Result<OidcClient> {
+    app.store
+        .oidc_client(client_id)
+        .await?
+        .ok_or_else(|| Error::not_found(ErrorCode::OidcClientNotFound, "no such OIDC client"))
+}
+
+/// What the admin API and the CLI show of a client: never the secret or
+/// its hash.
+pub fn view(client: &OidcClient) -> serde_json::Value {
+    json!({
+        "client_id": client.client_id,
+        "name": client.name,
+        "public": client.is_public(),
+        "source": client.source.as_str(),
+        "redirect_uris": client.settings.redirect_uris,
+        "post_logout_redirect_uris": client.settings.post_logout_redirect_uris,
+        "scopes": client.settings.scopes,
+        "grant_types": client.settings.grant_types,
+        "first_party": client.settings.first_party,
+        "id_token_ttl_secs": client.settings.id_token_ttl_secs,
+        "access_token_ttl_secs": client.settings.access_token_ttl_secs,
+        "refresh_token_ttl_secs": client.settings.refresh_token_ttl_secs,
+        "backchannel_logout_uri": client.settings.backchannel_logout_uri,
+        "assurance": client.settings.assurance,
+        "created_at": client.created_at.to_rfc3339(),
+        "updated_at": client.updated_at.to_rfc3339(),
+    })
+}
+
 /// How a client presented itself at the token endpoint.
 #[derive(Clone, PartialEq, Eq)]
 pub enum ClientAuth {

@@ -18,6 +18,8 @@ use crate::Settings;
 pub const JWKS_PATH: &str = "/oauth2/jwks";
 /// The path of the token endpoint.
 pub const TOKEN_PATH: &str = "/oauth2/token";
+/// The path of the introspection endpoint (RFC 7662).
+pub const INTROSPECTION_PATH: &str = "/oauth2/introspect";
 
 /// The issuer identifier: `public_url` without a trailing slash.
 pub fn issuer(settings: &Settings) -> String {
@@ -32,6 +34,8 @@ pub fn document(settings: &Settings) -> Value {
         "jwks_uri": format!("{issuer}{JWKS_PATH}"),
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint": format!("{issuer}{INTROSPECTION_PATH}"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "grant_types_supported": ["client_credentials"],
         "response_types_supported": [],
         "subject_types_supported": ["public"],

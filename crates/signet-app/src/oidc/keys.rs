@@ -272,6 +272,49 @@ impl KeySet {
     pub fn jwks(&self) -> serde_json::Value {
         serde_json::json!({ "keys": self.keys.iter().map(|k| k.public_jwk().clone()).collect::<Vec<_>>() })
     }
+
+    /// Verifies a JWS this key set signed, of the given `typ`, and returns
+    /// its claims. `None` for anything else: a malformed token, another
+    /// `typ`, an unknown `kid`, an algorithm that is not the key's (never
+    /// `none`), or a signature that does not verify. Expiry is the caller's
+    /// business (it owns the clock).
+    pub fn verify(&self, jws: &str, typ: &str) -> Option<serde_json::Value> {
+        use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, RSA_PKCS1_2048_8192_SHA256};
+        let mut parts = jws.split('.');
+        let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() {
+            return None;
+        }
+        let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
+        if header.get("typ")?.as_str()? != typ {
+            return None;
+        }
+        let kid = header.get("kid")?.as_str()?;
+        let key = self.keys.iter().find(|k| k.kid() == kid)?;
+        if header.get("alg")?.as_str()? != key.alg().as_str() {
+            return None;
+        }
+        let sig = URL_SAFE_NO_PAD.decode(s).ok()?;
+        let input = format!("{h}.{p}");
+        let ok = match &key.material {
+            Material::Es256(pair) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, pair.public_key().as_ref())
+                .verify(input.as_bytes(), &sig)
+                .is_ok(),
+            Material::Rs256(pair) => {
+                let public = pair.public_key();
+                signature::RsaPublicKeyComponents {
+                    n: public.modulus().big_endian_without_leading_zero(),
+                    e: public.exponent().big_endian_without_leading_zero(),
+                }
+                .verify(&RSA_PKCS1_2048_8192_SHA256, input.as_bytes(), &sig)
+                .is_ok()
+            }
+        };
+        if !ok {
+            return None;
+        }
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).ok()?).ok()
+    }
 }
 
 #[cfg(test)]
@@ -352,6 +395,42 @@ mod tests {
     fn a_key_of_the_wrong_algorithm_is_refused() {
         let ec = SigningKey::generate_pkcs8(Alg::ES256).unwrap();
         assert!(SigningKey::from_pkcs8(Alg::RS256, ec.expose_secret()).is_err());
+    }
+
+    #[test]
+    fn verify_accepts_only_our_signature_of_the_right_type() {
+        let keys: Vec<SigningKey> = Alg::all()
+            .into_iter()
+            .map(|alg| SigningKey::from_pkcs8(alg, SigningKey::generate_pkcs8(alg).unwrap().expose_secret()).unwrap())
+            .collect();
+        let set = KeySet::new(keys).unwrap();
+        let claims = serde_json::json!({ "sub": "c1" });
+        for alg in Alg::all() {
+            let jws = set.for_alg(alg).unwrap().sign("at+jwt", &claims).unwrap();
+            assert_eq!(set.verify(&jws, "at+jwt"), Some(claims.clone()));
+            assert_eq!(set.verify(&jws, "JWT"), None, "another typ");
+            let parts: Vec<&str> = jws.split('.').collect();
+            let forged = format!(
+                "{}.{}.{}",
+                parts[0],
+                URL_SAFE_NO_PAD.encode(br#"{"sub":"c2"}"#),
+                parts[2]
+            );
+            assert_eq!(set.verify(&forged, "at+jwt"), None, "a changed payload");
+        }
+        // An unsigned token ("alg": "none") is never accepted.
+        let kid = set.default_key().kid().to_owned();
+        let header = URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&serde_json::json!({"alg":"none","kid":kid,"typ":"at+jwt"})).unwrap());
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"c1"}"#);
+        assert_eq!(set.verify(&format!("{header}.{payload}."), "at+jwt"), None);
+        // A key from elsewhere is unknown.
+        let other = SigningKey::from_pkcs8(
+            Alg::ES256,
+            SigningKey::generate_pkcs8(Alg::ES256).unwrap().expose_secret(),
+        )
+        .unwrap();
+        assert_eq!(set.verify(&other.sign("at+jwt", &claims).unwrap(), "at+jwt"), None);
     }
 
     #[test]

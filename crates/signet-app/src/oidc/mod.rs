@@ -11,16 +11,19 @@
 //!   `client_secret_basic` and `client_secret_post`);
 //! - [`tokens`]: the token endpoint's `client_credentials` grant (RFC 6749
 //!   §4.4), answering with JWT access tokens (RFC 9068);
+//! - [`introspection`]: RFC 7662 token introspection for confidential
+//!   clients (resource servers);
 //! - [`error`]: the RFC 6749 §5.2 error shape, kept apart from Signet's own
 //!   `{"error","message"}` codes.
 //!
 //! The authorization code flow (with login continuation), userinfo,
-//! refresh tokens, revocation, introspection and logout are not built yet;
-//! discovery does not advertise them.
+//! refresh tokens, revocation and logout are not built yet; discovery does
+//! not advertise them.
 
 pub mod clients;
 pub mod discovery;
 pub mod error;
+pub mod introspection;
 pub mod keys;
 pub mod tokens;
 

@@ -43,14 +43,21 @@ pub struct TokenResponse {
     pub scope: Option<String>,
 }
 
-/// Runs one token request: client authentication, then the grant.
+/// Runs one token request: client authentication, then the grant. `auth`
+/// is how the client presented itself, or why that could not be told (two
+/// methods at once, a malformed Basic header): that refusal is audited
+/// like any other.
 pub async fn exchange(
     app: &App,
     origin: &Origin,
-    auth: ClientAuth,
+    auth: Result<ClientAuth, OAuthError>,
     form: &TokenForm,
 ) -> Result<TokenResponse, OAuthError> {
-    let result = grant(app, &auth, form).await;
+    let claimed = auth.as_ref().ok().map(|a| a.client_id().to_owned());
+    let result = match auth {
+        Ok(auth) => grant(app, &auth, form).await,
+        Err(e) => Err(e),
+    };
     match result {
         Ok((client, grant, response)) => {
             let record = AuditEvent::new(EventType::OidcTokenIssued, Actor::Anonymous, Outcome::Success)
@@ -69,7 +76,7 @@ pub async fn exchange(
             let record = AuditEvent::new(EventType::OidcTokenRefused, Actor::Anonymous, Outcome::Denied)
                 .from_origin(origin)
                 .details(json!({
-                    "client_id": auth.client_id(),
+                    "client_id": claimed,
                     "grant_type": form.grant_type,
                     "error": code.as_str(),
                 }));

@@ -215,6 +215,10 @@ impl OidcClientWrites for FailingTx {
     async fn put_config_oidc_client(&mut self, client: &signet_core::oidc_client::OidcClient) -> StoreResult<()> {
         self.inner.put_config_oidc_client(client).await
     }
+
+    async fn delete_oidc_client(&mut self, client_id: &str) -> StoreResult<bool> {
+        self.inner.delete_oidc_client(client_id).await
+    }
 }
 
 #[async_trait::async_trait]

@@ -1,5 +1,5 @@
-//! The OpenID Provider's HTTP surface: discovery, the JWK Set, and the
-//! token endpoint. Thin handlers over `signet_app::oidc`.
+//! The OpenID Provider's HTTP surface: discovery, the JWK Set, the token
+//! endpoint and introspection. Thin handlers over `signet_app::oidc`.
 //!
 //! The token endpoint answers errors in the RFC 6749 §5.2 shape
 //! (`{"error","error_description"}`), always with `Cache-Control: no-store`
@@ -45,12 +45,28 @@ pub async fn token(State(state): State<AppState>, Client(origin): Client, header
     let result = async {
         let form = Form::parse(&headers, &body)?;
         let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let auth = ClientAuth::from_request(authorization, form.get("client_id"), form.get("client_secret"))?;
+        let auth = ClientAuth::from_request(authorization, form.get("client_id"), form.get("client_secret"));
         let token_form = TokenForm {
             grant_type: form.get("grant_type").map(str::to_owned),
             scope: form.get("scope").map(str::to_owned),
         };
         tokens::exchange(&state.app, &origin, auth, &token_form).await
+    }
+    .await;
+    OAuthResponse(
+        result.map(|r| Json(r).into_response()),
+        authorization_was_basic(&headers),
+    )
+    .into_response()
+}
+
+/// `POST /oauth2/introspect` (RFC 7662 §2.1), for confidential clients.
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let result = async {
+        let form = Form::parse(&headers, &body)?;
+        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let auth = ClientAuth::from_request(authorization, form.get("client_id"), form.get("client_secret"))?;
+        signet_app::oidc::introspection::introspect(&state.app, &auth, form.get("token")).await
     }
     .await;
     OAuthResponse(

@@ -87,6 +87,7 @@ async fn discovery_names_the_issuer_and_only_implemented_endpoints() {
         .unwrap()
         .contains("max-age"));
     // Every advertised endpoint answers (none is a 404).
+    assert_eq!(doc["introspection_endpoint"], srv.url("/oauth2/introspect"));
     for key in ["jwks_uri"] {
         let r = srv.http.get(doc[key].as_str().unwrap()).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{key}");
@@ -427,5 +428,193 @@ async fn client_add_refuses_redirect_uris_that_could_leak_a_code() {
     )
     .await;
     assert!(!out.status.success(), "a public client cannot use client_credentials");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn introspection_reports_active_tokens_and_nothing_about_others() {
+    let srv = TestServer::start().await;
+    let (client_id, secret) = client_add(
+        &srv,
+        &[
+            "reports",
+            "--redirect-uri",
+            "https://reports.example.com/cb",
+            "--client-credentials",
+        ],
+    )
+    .await;
+    let secret = secret.unwrap();
+    let (public_id, _) = client_add(
+        &srv,
+        &["spa", "--redirect-uri", "https://spa.example.com/cb", "--public"],
+    )
+    .await;
+    let (_, _, body) = token_request(
+        &srv,
+        Some((&client_id, &secret)),
+        &[("grant_type", "client_credentials"), ("scope", "email")],
+    )
+    .await;
+    let token = body["access_token"].as_str().unwrap().to_owned();
+
+    let introspect = |auth: Option<(String, String)>, form: Vec<(&'static str, String)>| {
+        let mut req = srv.http.post(srv.url("/oauth2/introspect")).form(&form);
+        if let Some((id, s)) = auth {
+            req = req.basic_auth(id, Some(s));
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            let cache = r.headers()[reqwest::header::CACHE_CONTROL].to_str().unwrap().to_owned();
+            (status, cache, r.json::<Value>().await.unwrap())
+        }
+    };
+    let me = Some((client_id.clone(), secret.clone()));
+
+    let (status, cache, v) = introspect(me.clone(), vec![("token", token.clone())]).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(cache, "no-store");
+    assert_eq!(v["active"], true);
+    assert_eq!(v["client_id"], client_id);
+    assert_eq!(v["scope"], "email");
+    assert_eq!(v["iss"], srv.base);
+    assert_eq!(v["token_type"], "Bearer");
+
+    // Garbage, a token with a changed payload, and a token of another type
+    // all answer the same.
+    let parts: Vec<&str> = token.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"iss":"{}","sub":"x","exp":9999999999}}"#, srv.base)),
+        parts[2]
+    );
+    for bad in ["not-a-token".to_owned(), forged, format!("{}.{}.", parts[0], parts[1])] {
+        let (status, _, v) = introspect(me.clone(), vec![("token", bad.clone())]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v, serde_json::json!({ "active": false }), "{bad}");
+    }
+
+    // Only confidential clients may ask.
+    let (status, _, v) = introspect(None, vec![("token", token.clone()), ("client_id", public_id)]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"], "invalid_client");
+    let (status, _, v) = introspect(None, vec![("token", token.clone())]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"], "invalid_client");
+    let (status, _, v) = introspect(me.clone(), vec![]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"], "invalid_request");
+
+    // Once expired, the token is inactive.
+    srv.clock.advance(std::time::Duration::from_secs(601));
+    let (_, _, v) = introspect(me, vec![("token", token)]).await;
+    assert_eq!(v, serde_json::json!({ "active": false }));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn admins_create_list_show_and_delete_clients_and_secrets_never_show_again() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let (s, created) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/oidc/clients",
+            Some(&admin),
+            Some(serde_json::json!({
+                "name": "Wiki",
+                "redirect_uris": ["https://wiki.example.com/cb"],
+                "grant_types": ["authorization_code", "client_credentials"],
+                "first_party": true,
+                "assurance": { "min_aal": "aal2", "phishing_resistant": true }
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(created["client"]["source"], "admin");
+    assert_eq!(created["client"]["assurance"]["min_aal"], "aal2");
+
+    // The secret works at the token endpoint, and is never shown again.
+    let (status, _, body) = token_request(
+        &srv,
+        Some((&client_id, &secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (s, shown) = srv
+        .call(
+            Method::GET,
+            &format!("/api/v1/admin/oidc/clients/{client_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(shown["name"], "Wiki");
+    let (_, listed) = srv
+        .call(Method::GET, "/api/v1/admin/oidc/clients", Some(&admin), None)
+        .await;
+    assert_eq!(listed["clients"].as_array().unwrap().len(), 1);
+    for v in [&shown, &listed] {
+        let text = v.to_string();
+        assert!(!text.contains(&secret) && !text.contains("secret_hash"), "{text}");
+    }
+
+    // Bad input is refused with Signet's codes.
+    let (s, bad) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/oidc/clients",
+            Some(&admin),
+            Some(serde_json::json!({ "name": "Evil", "redirect_uris": ["http://evil.example.com/cb"] })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(bad["error"], "invalid_request");
+    let (s, _) = srv.call(Method::GET, "/api/v1/admin/oidc/clients", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Deleting ends the client: its secret no longer authenticates.
+    let (s, _) = srv
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/admin/oidc/clients/{client_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, gone) = srv
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/admin/oidc/clients/{client_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(gone["error"], "oidc_client_not_found");
+    let (status, _, body) = token_request(
+        &srv,
+        Some((&client_id, &secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_client");
+    let (_, audit) = srv
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?type=oidc.client_deleted&limit=5",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(audit["events"][0]["details"]["client_id"], client_id);
     srv.stop().await;
 }
