@@ -62,6 +62,9 @@ pub enum EventType {
     OidcClientDeleted,
     OidcTokenIssued,
     OidcTokenRefused,
+    OidcAuthorized,
+    OidcAuthorizationRefused,
+    OidcCodeReused,
 }
 
 impl EventType {
@@ -98,6 +101,9 @@ impl EventType {
         EventType::OidcClientDeleted,
         EventType::OidcTokenIssued,
         EventType::OidcTokenRefused,
+        EventType::OidcAuthorized,
+        EventType::OidcAuthorizationRefused,
+        EventType::OidcCodeReused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -134,6 +140,9 @@ impl EventType {
             EventType::OidcClientDeleted => "oidc.client_deleted",
             EventType::OidcTokenIssued => "oidc.token_issued",
             EventType::OidcTokenRefused => "oidc.token_refused",
+            EventType::OidcAuthorized => "oidc.authorized",
+            EventType::OidcAuthorizationRefused => "oidc.authorization_refused",
+            EventType::OidcCodeReused => "oidc.code_reused",
         }
     }
 

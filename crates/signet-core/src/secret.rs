@@ -29,6 +29,8 @@ pub enum TokenKind {
     BrowserBinding,
     /// An OIDC client secret (`signet client add`).
     ClientSecret,
+    /// An OIDC authorization code (single use, 60 seconds).
+    AuthorizationCode,
 }
 
 impl TokenKind {
@@ -41,6 +43,7 @@ impl TokenKind {
             TokenKind::MagicLink => "sgm_",
             TokenKind::BrowserBinding => "sgb_",
             TokenKind::ClientSecret => "sgcs_",
+            TokenKind::AuthorizationCode => "sgac_",
         }
     }
 }

@@ -18,6 +18,7 @@ mod connect;
 mod credentials;
 mod flows;
 mod oidc_clients;
+mod oidc_grants;
 mod outbox;
 mod rows;
 pub mod scratch;

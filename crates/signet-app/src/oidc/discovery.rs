@@ -21,6 +21,9 @@ pub const TOKEN_PATH: &str = "/oauth2/token";
 /// The path of the introspection endpoint (RFC 7662).
 pub const INTROSPECTION_PATH: &str = "/oauth2/introspect";
 
+/// The path of the UserInfo endpoint (OpenID Connect Core §5.3).
+pub const USERINFO_PATH: &str = "/oauth2/userinfo";
+
 /// The issuer identifier: `public_url` without a trailing slash.
 pub fn issuer(settings: &Settings) -> String {
     settings.public_url.as_str().trim_end_matches('/').to_owned()
@@ -32,16 +35,26 @@ pub fn document(settings: &Settings) -> Value {
     json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}{JWKS_PATH}"),
+        "authorization_endpoint": format!("{issuer}{}", super::authorize::AUTHORIZATION_PATH),
         "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
+        "userinfo_endpoint": format!("{issuer}{USERINFO_PATH}"),
+        "response_modes_supported": ["query"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "acr_values_supported": ["phr", "phrh", "aal1", "aal2", "aal3"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "introspection_endpoint": format!("{issuer}{INTROSPECTION_PATH}"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
+        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": Alg::all().iter().map(|a| a.as_str()).collect::<Vec<_>>(),
         "scopes_supported": ["openid", "email", "profile"],
-        "claims_supported": ["iss", "sub", "aud", "exp", "iat"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp",
+            "email", "email_verified", "name"],
     })
 }
 

@@ -16,16 +16,25 @@
 //! - [`error`]: the RFC 6749 §5.2 error shape, kept apart from Signet's own
 //!   `{"error","message"}` codes.
 //!
-//! The authorization code flow (with login continuation), userinfo,
-//! refresh tokens, revocation and logout are not built yet; discovery does
+//! - [`authorize`]: the authorization endpoint (code flow, PKCE S256,
+//!   login continuation, `prompt`, `max_age`, `acr_values`);
+//! - [`codes`]: single-use authorization codes, hashed at rest;
+//! - [`claims`]: ID token, access token and UserInfo claims;
+//! - [`userinfo`]: the UserInfo endpoint (OpenID Connect Core §5.3).
+//!
+//! Refresh tokens, revocation and logout are not built yet; discovery does
 //! not advertise them.
 
+pub mod authorize;
+pub mod claims;
 pub mod clients;
+pub mod codes;
 pub mod discovery;
 pub mod error;
 pub mod introspection;
 pub mod keys;
 pub mod tokens;
+pub mod userinfo;
 
 use signet_core::clock::Timestamp;
 use signet_core::sealing::KeyRing;

@@ -12,8 +12,12 @@
 //! Every grant and every refusal is recorded in the audit log, each in its
 //! own unit of work that commits before the answer is sent.
 //!
-//! Not built yet: `authorization_code` and `refresh_token`; they are
-//! answered `unsupported_grant_type`, and discovery does not list them.
+//! Also built: the `authorization_code` grant (RFC 6749 §4.1.3, OpenID
+//! Connect Core §3.1.3), which redeems a code (see [`super::codes`]) and
+//! answers an ES256 ID token beside the access token.
+//!
+//! Not built yet: `refresh_token`; it is answered `unsupported_grant_type`,
+//! and discovery does not list it.
 
 use serde::Serialize;
 use serde_json::json;
@@ -31,6 +35,9 @@ use crate::App;
 pub struct TokenForm {
     pub grant_type: Option<String>,
     pub scope: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -41,6 +48,8 @@ pub struct TokenResponse {
     pub expires_in: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 /// Runs one token request: client authentication, then the grant. `auth`
@@ -55,7 +64,7 @@ pub async fn exchange(
 ) -> Result<TokenResponse, OAuthError> {
     let claimed = auth.as_ref().ok().map(|a| a.client_id().to_owned());
     let result = match auth {
-        Ok(auth) => grant(app, &auth, form).await,
+        Ok(auth) => grant(app, origin, &auth, form).await,
         Err(e) => Err(e),
     };
     match result {
@@ -91,6 +100,7 @@ pub async fn exchange(
 
 async fn grant(
     app: &App,
+    origin: &Origin,
     auth: &ClientAuth,
     form: &TokenForm,
 ) -> Result<(OidcClient, GrantType, TokenResponse), OAuthError> {
@@ -100,6 +110,7 @@ async fn grant(
         .ok_or_else(|| OAuthError::new(OAuthCode::InvalidRequest, "grant_type is required"))?;
     let grant = match GrantType::parse(grant_type) {
         Some(GrantType::ClientCredentials) => GrantType::ClientCredentials,
+        Some(GrantType::AuthorizationCode) => GrantType::AuthorizationCode,
         _ => {
             return Err(OAuthError::new(
                 OAuthCode::UnsupportedGrantType,
@@ -108,6 +119,16 @@ async fn grant(
         }
     };
     let client = clients::authenticate(app, auth).await?;
+    if grant == GrantType::AuthorizationCode {
+        if !client.allows_grant(grant) {
+            return Err(OAuthError::new(
+                OAuthCode::UnauthorizedClient,
+                "this client may not use this grant type",
+            ));
+        }
+        let response = authorization_code(app, origin, &client, form).await?;
+        return Ok((client, grant, response));
+    }
     if !client.allows_grant(grant) || client.is_public() {
         return Err(OAuthError::new(
             OAuthCode::UnauthorizedClient,
@@ -162,5 +183,47 @@ fn client_credentials(app: &App, client: &OidcClient, scope: Option<String>) -> 
         token_type: "Bearer",
         expires_in: ttl,
         scope,
+        id_token: None,
+    })
+}
+
+/// The `authorization_code` grant: redeem the code, then sign the ID token
+/// and the access token. The user must still be active.
+async fn authorization_code(
+    app: &App,
+    origin: &Origin,
+    client: &OidcClient,
+    form: &TokenForm,
+) -> Result<TokenResponse, OAuthError> {
+    let redeemed = super::codes::redeem(
+        app,
+        origin,
+        client,
+        form.code.as_deref(),
+        form.redirect_uri.as_deref(),
+        form.code_verifier.as_deref(),
+    )
+    .await?;
+    let grant = &redeemed.grant;
+    let user = app
+        .store
+        .user_by_id(signet_core::user::UserId(grant.user_id))
+        .await?
+        .filter(|u| u.is_active())
+        .ok_or_else(|| OAuthError::new(OAuthCode::InvalidGrant, "the account is no longer active"))?;
+    let keys = &app.oidc.keys;
+    let id_token = keys
+        .default_key()
+        .sign("JWT", &super::claims::id_token(app, client, grant, &user))?;
+    let access_token = keys.default_key().sign(
+        super::introspection::ACCESS_TOKEN_TYP,
+        &super::claims::access_token(app, client, grant, redeemed.id),
+    )?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: client.settings.access_token_ttl_secs,
+        scope: Some(grant.scope.join(" ")),
+        id_token: Some(id_token),
     })
 }

@@ -411,3 +411,32 @@ impl ThrottleWrites for FailingTx {
         self.inner.hit(key, now, window).await
     }
 }
+
+#[async_trait::async_trait]
+impl OidcGrantWrites for FailingTx {
+    async fn insert_oidc_request(&mut self, id: Uuid, client_id: &str, request: &str, expires_at: Timestamp) -> StoreResult<()> {
+        self.inner.insert_oidc_request(id, client_id, request, expires_at).await
+    }
+    async fn oidc_request(&mut self, id: Uuid, now: Timestamp) -> StoreResult<Option<String>> {
+        self.inner.oidc_request(id, now).await
+    }
+    async fn delete_oidc_request(&mut self, id: Uuid) -> StoreResult<()> {
+        self.inner.delete_oidc_request(id).await
+    }
+    async fn insert_oidc_code(
+        &mut self,
+        hash: &TokenHash,
+        id: Uuid,
+        client_id: &str,
+        grant: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        self.inner.insert_oidc_code(hash, id, client_id, grant, expires_at).await
+    }
+    async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption> {
+        self.inner.redeem_oidc_code(hash, now).await
+    }
+    async fn oidc_code_standing(&mut self, id: Uuid) -> StoreResult<Option<bool>> {
+        self.inner.oidc_code_standing(id).await
+    }
+}

@@ -56,6 +56,15 @@ pub fn api(_state: AppState) -> Router<AppState> {
         .route("/.well-known/openid-configuration", get(oidc::discovery))
         .route(signet_app::oidc::discovery::JWKS_PATH, get(oidc::jwks))
         .route(signet_app::oidc::discovery::TOKEN_PATH, post(oidc::token))
+        .route(
+            signet_app::oidc::authorize::AUTHORIZATION_PATH,
+            get(oidc::authorize_get).post(oidc::authorize_post),
+        )
+        .route("/oauth2/authorize/resume/{id}", get(oidc::authorize_resume))
+        .route(
+            signet_app::oidc::discovery::USERINFO_PATH,
+            get(oidc::userinfo).post(oidc::userinfo),
+        )
         .route(signet_app::oidc::discovery::INTROSPECTION_PATH, post(oidc::introspect))
 }
 
