@@ -199,11 +199,7 @@ pub trait OidcGrantWrites: Send {
     ) -> StoreResult<()>;
     /// Redeems a code with one conditional write; a second redemption
     /// revokes the code instead.
-    async fn redeem_oidc_code(
-        &mut self,
-        hash: &TokenHash,
-        now: Timestamp,
-    ) -> StoreResult<CodeRedemption>;
+    async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption>;
     /// Whether the tokens issued from code `id` still stand: `None` if there
     /// is no such code, `Some(false)` once it was revoked.
     async fn oidc_code_standing(&mut self, id: Uuid) -> StoreResult<Option<bool>>;

@@ -70,7 +70,10 @@ pub enum Answer {
     /// A redirect to the client (a code or an error).
     Redirect(String),
     /// Sign in first, then come back to `RESUME_PATH{request_id}`.
-    Login { request_id: Uuid, login_hint: Option<String> },
+    Login {
+        request_id: Uuid,
+        login_hint: Option<String>,
+    },
 }
 
 /// One parameter list (query or form). A parameter sent twice is refused
@@ -120,7 +123,11 @@ pub async fn authorize(
 ) -> Result<Answer> {
     let params = match params {
         Ok(p) => p,
-        Err(dup) => return Ok(Answer::ErrorPage(format!("The parameter {dup:?} appears more than once."))),
+        Err(dup) => {
+            return Ok(Answer::ErrorPage(format!(
+                "The parameter {dup:?} appears more than once."
+            )))
+        }
     };
     let Some(client_id) = params.get("client_id") else {
         return Ok(Answer::ErrorPage("The request names no client (client_id).".into()));
@@ -143,7 +150,12 @@ pub async fn authorize(
         Ok(r) => r,
         Err(refusal) => {
             audit_refusal(app, origin, &client.client_id, refusal.error).await?;
-            return Ok(Answer::Redirect(error_redirect(app, redirect_uri, state.as_deref(), &refusal)));
+            return Ok(Answer::Redirect(error_redirect(
+                app,
+                redirect_uri,
+                state.as_deref(),
+                &refusal,
+            )));
         }
     };
     let prompt_none = params.get("prompt").is_some_and(|p| p.split(' ').any(|v| v == "none"));
@@ -167,7 +179,9 @@ pub async fn resume(app: &App, origin: &Origin, id: Uuid, session: Option<&Curre
         return Ok(Answer::ErrorPage("The app that asked for this sign-in is gone.".into()));
     };
     if !client.has_redirect_uri(&request.redirect_uri) {
-        return Ok(Answer::ErrorPage("The app's redirect URI is no longer registered.".into()));
+        return Ok(Answer::ErrorPage(
+            "The app's redirect URI is no longer registered.".into(),
+        ));
     }
     decide(app, origin, &client, request, session, false, Some(id)).await
 }
@@ -187,7 +201,9 @@ pub async fn stored_demand(app: &App, id: Uuid) -> Result<Option<Demand>> {
 /// authorization request.
 pub fn resume_id(path: &str) -> Option<Uuid> {
     let url = Url::parse("http://x").ok()?.join(path).ok()?;
-    url.path().strip_prefix(RESUME_PATH).and_then(|id| Uuid::parse_str(id).ok())
+    url.path()
+        .strip_prefix(RESUME_PATH)
+        .and_then(|id| Uuid::parse_str(id).ok())
 }
 
 async fn decide(
@@ -225,7 +241,10 @@ async fn decide(
         // The login this request started completed, yet its session does
         // not meet the demand (the user signed in elsewhere meanwhile, or
         // the login was not this request's): refuse rather than loop.
-        let refusal = refuse("access_denied", "the sign-in did not reach the assurance this app requires");
+        let refusal = refuse(
+            "access_denied",
+            "the sign-in did not reach the assurance this app requires",
+        );
         audit_refusal(app, origin, &client.client_id, refusal.error).await?;
         let mut tx = app.store.begin().await?;
         tx.delete_oidc_request(id).await?;
@@ -320,7 +339,10 @@ fn validate(
     if let Some(prompt) = params.get("prompt") {
         let values: Vec<&str> = prompt.split(' ').filter(|v| !v.is_empty()).collect();
         if values.contains(&"none") && values.len() > 1 {
-            return Err(refuse("invalid_request", "prompt=none cannot be combined with other values"));
+            return Err(refuse(
+                "invalid_request",
+                "prompt=none cannot be combined with other values",
+            ));
         }
         if values.contains(&"login") {
             demand = demand.and(Demand {
@@ -350,7 +372,10 @@ fn requested_scope(client: &OidcClient, raw: Option<&str>) -> std::result::Resul
     for s in raw.unwrap_or_default().split(' ').filter(|s| !s.is_empty()) {
         let allowed = s == "openid" || client.settings.scopes.iter().any(|a| a == s);
         if !allowed {
-            return Err(refuse("invalid_scope", format!("scope {s:?} is not allowed for this client")));
+            return Err(refuse(
+                "invalid_scope",
+                format!("scope {s:?} is not allowed for this client"),
+            ));
         }
         if !out.iter().any(|o| o == s) {
             out.push(s.to_owned());
@@ -369,7 +394,10 @@ fn pkce(client: &OidcClient, params: &Params) -> std::result::Result<Option<Stri
     match (challenge, method) {
         (None, None) if client.is_public() => Err(refuse("invalid_request", "a public client must use PKCE (S256)")),
         (None, None) => Ok(None),
-        (None, Some(_)) => Err(refuse("invalid_request", "code_challenge_method without code_challenge")),
+        (None, Some(_)) => Err(refuse(
+            "invalid_request",
+            "code_challenge_method without code_challenge",
+        )),
         (Some(_), None) | (Some(_), Some("plain")) => Err(refuse(
             "invalid_request",
             "only code_challenge_method=S256 is supported",
@@ -485,7 +513,10 @@ mod tests {
     fn resume_ids_are_read_from_the_return_path_only() {
         let id = Uuid::new_v4();
         assert_eq!(resume_id(&format!("/oauth2/authorize/resume/{id}")), Some(id));
-        assert_eq!(resume_id(&format!("https://id.example.com/oauth2/authorize/resume/{id}")), Some(id));
+        assert_eq!(
+            resume_id(&format!("https://id.example.com/oauth2/authorize/resume/{id}")),
+            Some(id)
+        );
         assert_eq!(resume_id("/account"), None);
         assert_eq!(resume_id("/oauth2/authorize/resume/nope"), None);
     }

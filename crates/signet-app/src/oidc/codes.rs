@@ -71,7 +71,8 @@ pub async fn issue(
         acr: acr_of(s).to_owned(),
         amr: s.amr.clone(),
     };
-    let body = serde_json::to_string(&grant).map_err(|e| signet_core::Error::Internal(format!("code grant: {e}").into()))?;
+    let body =
+        serde_json::to_string(&grant).map_err(|e| signet_core::Error::Internal(format!("code grant: {e}").into()))?;
     let code = PlainToken::generate(TokenKind::AuthorizationCode);
     let expires_at = app.clock.now().plus(CODE_LIFETIME);
     let record = AuditEvent::new(EventType::OidcAuthorized, Actor::User(s.user_id), Outcome::Success)
@@ -131,7 +132,9 @@ pub async fn redeem(
                 .details(json!({ "client_id": client_id, "code_id": id, "presented_by": client.client_id }));
             app.audit().append(&mut *tx, &record).await?;
             tx.commit().await?;
-            return Err(invalid("the code was already used; the tokens issued from it are revoked"));
+            return Err(invalid(
+                "the code was already used; the tokens issued from it are revoked",
+            ));
         }
         CodeRedemption::Redeemed {
             id,
@@ -147,8 +150,8 @@ pub async fn redeem(
     if expires_at <= now {
         return Err(invalid("the code has expired"));
     }
-    let grant: CodeGrant =
-        serde_json::from_str(&body).map_err(|e| signet_core::Error::Internal(format!("stored code grant: {e}").into()))?;
+    let grant: CodeGrant = serde_json::from_str(&body)
+        .map_err(|e| signet_core::Error::Internal(format!("stored code grant: {e}").into()))?;
     if redirect_uri != Some(grant.redirect_uri.as_str()) {
         return Err(invalid("redirect_uri does not match the authorization request"));
     }
@@ -180,8 +183,7 @@ pub async fn standing(app: &App, id: Uuid) -> Result<bool> {
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.
 fn verifier_ok(v: &str) -> bool {
     (43..=128).contains(&v.len())
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 

@@ -414,7 +414,13 @@ impl ThrottleWrites for FailingTx {
 
 #[async_trait::async_trait]
 impl OidcGrantWrites for FailingTx {
-    async fn insert_oidc_request(&mut self, id: Uuid, client_id: &str, request: &str, expires_at: Timestamp) -> StoreResult<()> {
+    async fn insert_oidc_request(
+        &mut self,
+        id: Uuid,
+        client_id: &str,
+        request: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
         self.inner.insert_oidc_request(id, client_id, request, expires_at).await
     }
     async fn oidc_request(&mut self, id: Uuid, now: Timestamp) -> StoreResult<Option<String>> {
@@ -431,7 +437,9 @@ impl OidcGrantWrites for FailingTx {
         grant: &str,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
-        self.inner.insert_oidc_code(hash, id, client_id, grant, expires_at).await
+        self.inner
+            .insert_oidc_code(hash, id, client_id, grant, expires_at)
+            .await
     }
     async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption> {
         self.inner.redeem_oidc_code(hash, now).await

@@ -19,9 +19,9 @@ use signet_app::oidc::tokens::{self, TokenForm};
 use crate::error::ApiError;
 use crate::extract::{Client, MaybeAuth};
 use crate::pages::PageError;
+use crate::AppState;
 use signet_core::flow::Continuation;
 use signet_core::{Error, ErrorCode};
-use crate::AppState;
 
 /// How long relying parties may cache discovery and the JWK Set. Short, so
 /// a key published ahead of a rotation is picked up well before it signs.
@@ -221,10 +221,11 @@ fn authorization_answer(answer: signet_core::Result<Answer>) -> Response {
             }
             Redirect::to(&to.finish()).into_response()
         }
-        Ok(Answer::ErrorPage(message)) => {
-            PageError(Error::invalid(ErrorCode::InvalidRequest, message.trim_end_matches('.').to_owned()))
-                .into_response()
-        }
+        Ok(Answer::ErrorPage(message)) => PageError(Error::invalid(
+            ErrorCode::InvalidRequest,
+            message.trim_end_matches('.').to_owned(),
+        ))
+        .into_response(),
         Err(e) => PageError(e).into_response(),
     };
     resp.headers_mut()
@@ -250,9 +251,7 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap, body: B
     let from_header = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            (v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ")).then(|| v[7..].trim().to_owned())
-        });
+        .and_then(|v| (v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ")).then(|| v[7..].trim().to_owned()));
     let from_form = url::form_urlencoded::parse(&body)
         .find(|(k, _)| k == "access_token")
         .map(|(_, v)| v.into_owned());

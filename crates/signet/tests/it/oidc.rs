@@ -618,3 +618,597 @@ async fn admins_create_list_show_and_delete_clients_and_secrets_never_show_again
     assert_eq!(audit["events"][0]["details"]["client_id"], client_id);
     srv.stop().await;
 }
+
+// ---------------------------------------------------------------------------
+// The authorization code flow, named after the OIDF Basic OP modules.
+// ---------------------------------------------------------------------------
+
+const RP_REDIRECT: &str = "https://rp.example.com/cb";
+
+/// A user with a passkey, signed in with it (api mode): `(user_id, session_token)`.
+async fn passkey_user(srv: &TestServer, email: &str) -> (String, String, crate::passkeys::soft::SoftAuthenticator) {
+    let (id, enrollment) = crate::passkeys::invited(srv, email).await;
+    let mut auth = crate::passkeys::authenticator(srv);
+    crate::passkeys::enroll(srv, &enrollment, &mut auth, None).await;
+    let done = crate::passkeys::sign_in(srv, &mut auth, Some(email)).await;
+    (id, done["session_token"].as_str().unwrap().to_owned(), auth)
+}
+
+/// A PKCE pair `(verifier, S256 challenge)`.
+fn pkce_pair() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    let verifier = URL_SAFE_NO_PAD.encode(bytes);
+    let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        verifier.as_bytes(),
+    ));
+    (verifier, challenge)
+}
+
+/// `GET /oauth2/authorize?params`, with the session as a bearer token if
+/// given. Returns the status and the `Location` header.
+async fn authorize(srv: &TestServer, session: Option<&str>, params: &[(&str, &str)]) -> (StatusCode, Option<url::Url>) {
+    let mut req = srv.http.get(srv.url("/oauth2/authorize")).query(params);
+    if let Some(s) = session {
+        req = req.bearer_auth(s);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.headers()[reqwest::header::CACHE_CONTROL], "no-store");
+    let location = r
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|l| absolute(srv, l.to_str().unwrap()));
+    (r.status(), location)
+}
+
+/// A `Location` header as an absolute URL.
+fn absolute(srv: &TestServer, location: &str) -> url::Url {
+    url::Url::parse(&srv.base).unwrap().join(location).unwrap()
+}
+
+fn query_of(url: &url::Url, key: &str) -> Option<String> {
+    url.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+}
+
+/// Authorizes with a session and returns the code.
+async fn code_for(srv: &TestServer, session: &str, client_id: &str, extra: &[(&str, &str)]) -> String {
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", RP_REDIRECT),
+        ("scope", "openid email profile"),
+    ];
+    params.extend_from_slice(extra);
+    let (s, loc) = authorize(srv, Some(session), &params).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let loc = loc.unwrap();
+    assert!(loc.as_str().starts_with(RP_REDIRECT), "{loc}");
+    query_of(&loc, "code").unwrap_or_else(|| panic!("a code in {loc}"))
+}
+
+async fn redeem(srv: &TestServer, client: (&str, &str), code: &str, verifier: Option<&str>) -> (StatusCode, Value) {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", RP_REDIRECT),
+    ];
+    if let Some(v) = verifier {
+        form.push(("code_verifier", v));
+    }
+    let (s, _, body) = token_request(srv, Some(client), &form).await;
+    (s, body)
+}
+
+#[tokio::test]
+async fn oidcc_server() {
+    let srv = TestServer::start().await;
+    let (user_id, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let secret = secret.unwrap();
+    let (verifier, challenge) = pkce_pair();
+
+    let (s, loc) = authorize(
+        &srv,
+        Some(&session),
+        &[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid email profile"),
+            ("state", "st-123"),
+            ("nonce", "n-456"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let loc = loc.unwrap();
+    assert_eq!(query_of(&loc, "state").as_deref(), Some("st-123"));
+    assert_eq!(
+        query_of(&loc, "iss").as_deref(),
+        Some(srv.base.as_str()),
+        "RFC 9207 iss"
+    );
+    let code = query_of(&loc, "code").unwrap();
+    assert!(code.starts_with("sgac_") && code.len() >= 5 + 43, "≥ 256 bits");
+
+    let (s, tokens) = redeem(&srv, (&client_id, &secret), &code, Some(&verifier)).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    let (_, jwks) = get_json(&srv, "/oauth2/jwks").await;
+    let (header, id) = verify_es256(tokens["id_token"].as_str().unwrap(), &jwks);
+    assert_eq!(header["typ"], "JWT");
+    assert_eq!(id["iss"], srv.base);
+    assert_eq!(id["sub"], user_id);
+    assert_eq!(id["aud"], client_id);
+    assert_eq!(id["nonce"], "n-456");
+    assert_eq!(id["acr"], "phr", "a passkey sign-in is phishing-resistant");
+    assert_eq!(id["amr"].as_array().map(|a| !a.is_empty()), Some(true), "{id}");
+    assert!(id["sid"].is_string() && id["auth_time"].is_i64() && id["iat"].is_i64());
+    assert!(id["exp"].as_i64().unwrap() > id["iat"].as_i64().unwrap());
+    assert_eq!(id["email"], "ada@example.com");
+    assert_eq!(id["email_verified"], true);
+
+    // UserInfo, by header (GET) and by form (POST).
+    let at = tokens["access_token"].as_str().unwrap();
+    let r = srv
+        .http
+        .get(srv.url("/oauth2/userinfo"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let info: Value = r.json().await.unwrap();
+    assert_eq!(info["sub"], user_id);
+    assert_eq!(info["email"], "ada@example.com");
+    let r = srv
+        .http
+        .post(srv.url("/oauth2/userinfo"))
+        .form(&[("access_token", at)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Discovery now lists the endpoints, and they answer.
+    let (_, doc) = get_json(&srv, "/.well-known/openid-configuration").await;
+    assert_eq!(doc["authorization_endpoint"], srv.url("/oauth2/authorize"));
+    assert_eq!(doc["userinfo_endpoint"], srv.url("/oauth2/userinfo"));
+    assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn oidcc_userinfo_refuses_a_bad_or_user_less_token() {
+    let srv = TestServer::start().await;
+    let r = srv
+        .http
+        .get(srv.url("/oauth2/userinfo"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers()[reqwest::header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .contains("invalid_token"));
+    // A client_credentials token names no user.
+    let (id, secret) = client_add(&srv, &["Svc", "--client-credentials"]).await;
+    let (_, _, t) = token_request(
+        &srv,
+        Some((&id, &secret.unwrap())),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let r = srv
+        .http
+        .get(srv.url("/oauth2/userinfo"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn oidcc_prompt_none_not_logged_in() {
+    let srv = TestServer::start().await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (s, loc) = authorize(
+        &srv,
+        None,
+        &[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid"),
+            ("prompt", "none"),
+            ("state", "xyz"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let loc = loc.unwrap();
+    assert!(loc.as_str().starts_with(RP_REDIRECT));
+    assert_eq!(query_of(&loc, "error").as_deref(), Some("login_required"));
+    assert_eq!(query_of(&loc, "state").as_deref(), Some("xyz"));
+    assert_eq!(query_of(&loc, "iss").as_deref(), Some(srv.base.as_str()));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn oidcc_ensure_registered_redirect_uri_and_near_misses_get_an_error_page() {
+    let srv = TestServer::start().await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let near_misses = [
+        "https://rp.example.com/cb/",
+        "https://rp.example.com/cb?x=1",
+        "https://RP.example.com/cb",
+        "https://rp.example.com/CB",
+        "https://rp.example.com/cbx",
+        "https://rp.example.com.evil.com/cb",
+        "https://evil.com@rp.example.com/cb",
+        "https://rp.example.com/x/../cb",
+        "https://rp.example.com/cb#frag",
+        "http://rp.example.com/cb",
+        "https://rp.example.com:443/cb",
+        "https://attacker.example/cb",
+    ];
+    for uri in near_misses {
+        let (s, loc) = authorize(
+            &srv,
+            None,
+            &[
+                ("response_type", "code"),
+                ("client_id", &client_id),
+                ("redirect_uri", uri),
+                ("scope", "openid"),
+            ],
+        )
+        .await;
+        assert_eq!((s, loc), (StatusCode::BAD_REQUEST, None), "{uri}");
+    }
+    // An unknown client and a missing redirect URI: an error page too.
+    for params in [
+        vec![
+            ("response_type", "code"),
+            ("client_id", "nope"),
+            ("redirect_uri", RP_REDIRECT),
+        ],
+        vec![("response_type", "code"), ("client_id", client_id.as_str())],
+    ] {
+        let (s, loc) = authorize(&srv, None, &params).await;
+        assert_eq!((s, loc), (StatusCode::BAD_REQUEST, None));
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn unsupported_response_type_and_missing_openid_are_sent_back_to_the_client() {
+    let srv = TestServer::start().await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    for (rt, scope, expected) in [
+        ("token", "openid", "unsupported_response_type"),
+        ("code id_token", "openid", "unsupported_response_type"),
+        ("code", "email", "invalid_scope"),
+    ] {
+        let (s, loc) = authorize(
+            &srv,
+            None,
+            &[
+                ("response_type", rt),
+                ("client_id", &client_id),
+                ("redirect_uri", RP_REDIRECT),
+                ("scope", scope),
+                ("state", "s"),
+            ],
+        )
+        .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let loc = loc.unwrap();
+        assert_eq!(query_of(&loc, "error").as_deref(), Some(expected), "{rt}");
+        assert_eq!(query_of(&loc, "state").as_deref(), Some("s"));
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn pkce_is_s256_only_required_for_public_clients_and_cannot_be_downgraded() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (conf_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let secret = secret.unwrap();
+    let (pub_id, _) = client_add(&srv, &["Spa", "--redirect-uri", RP_REDIRECT, "--public"]).await;
+    let (verifier, challenge) = pkce_pair();
+    let refused = |loc: Option<url::Url>| query_of(&loc.unwrap(), "error");
+
+    // plain, a challenge without a method, and a public client without PKCE.
+    for params in [
+        vec![
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "plain"),
+        ],
+        vec![("code_challenge", challenge.as_str())],
+    ] {
+        let mut all = vec![
+            ("response_type", "code"),
+            ("client_id", conf_id.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid"),
+        ];
+        all.extend(params);
+        let (_, loc) = authorize(&srv, Some(&session), &all).await;
+        assert_eq!(refused(loc).as_deref(), Some("invalid_request"));
+    }
+    let (_, loc) = authorize(
+        &srv,
+        Some(&session),
+        &[
+            ("response_type", "code"),
+            ("client_id", &pub_id),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid"),
+        ],
+    )
+    .await;
+    assert_eq!(refused(loc).as_deref(), Some("invalid_request"));
+
+    // A code with a challenge needs the verifier; the wrong one fails.
+    let code = code_for(
+        &srv,
+        &session,
+        &conf_id,
+        &[("code_challenge", &challenge), ("code_challenge_method", "S256")],
+    )
+    .await;
+    let (s, body) = redeem(&srv, (&conf_id, &secret), &code, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let code = code_for(
+        &srv,
+        &session,
+        &conf_id,
+        &[("code_challenge", &challenge), ("code_challenge_method", "S256")],
+    )
+    .await;
+    let (other, _) = pkce_pair();
+    let (s, body) = redeem(&srv, (&conf_id, &secret), &code, Some(&other)).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    // A verifier for a code issued without a challenge: a downgrade, refused.
+    let code = code_for(&srv, &session, &conf_id, &[]).await;
+    let (s, body) = redeem(&srv, (&conf_id, &secret), &code, Some(&verifier)).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+
+    // A public client with S256 redeems without a secret.
+    let code = code_for(
+        &srv,
+        &session,
+        &pub_id,
+        &[("code_challenge", &challenge), ("code_challenge_method", "S256")],
+    )
+    .await;
+    let (s, _, body) = token_request(
+        &srv,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &pub_id),
+            ("code", &code),
+            ("redirect_uri", RP_REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body["id_token"].is_string());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn oidcc_codereuse_revokes_the_tokens_issued_from_the_code() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let secret = secret.unwrap();
+    let code = code_for(&srv, &session, &client_id, &[]).await;
+    let (s, tokens) = redeem(&srv, (&client_id, &secret), &code, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let at = tokens["access_token"].as_str().unwrap();
+    let r = srv
+        .http
+        .get(srv.url("/oauth2/userinfo"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let (s, body) = redeem(&srv, (&client_id, &secret), &code, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let r = srv
+        .http
+        .get(srv.url("/oauth2/userinfo"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the first access token is revoked"
+    );
+
+    // A code for another client, a wrong redirect URI, an expired code.
+    let (other_id, other_secret) = client_add(&srv, &["Other", "--redirect-uri", RP_REDIRECT]).await;
+    let code = code_for(&srv, &session, &client_id, &[]).await;
+    let (s, body) = redeem(&srv, (&other_id, &other_secret.unwrap()), &code, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let code = code_for(&srv, &session, &client_id, &[]).await;
+    let (s, _, body) = token_request(
+        &srv,
+        Some((&client_id, &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://rp.example.com/cb/"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let code = code_for(&srv, &session, &client_id, &[]).await;
+    srv.clock.advance(std::time::Duration::from_secs(61));
+    let (s, body) = redeem(&srv, (&client_id, &secret), &code, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn twenty_concurrent_redemptions_of_one_code_exactly_one_wins() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let secret = secret.unwrap();
+    let code = code_for(&srv, &session, &client_id, &[]).await;
+    let attempts = (0..20).map(|_| redeem(&srv, (&client_id, &secret), &code, None));
+    let results = futures::future::join_all(attempts).await;
+    let wins = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(wins, 1, "{results:?}");
+    for (s, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(
+            (*s, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
+    }
+    srv.stop().await;
+}
+
+/// `max_age=1` with a session older than that (and `prompt=login`) sends
+/// the browser to Signet's login with the request stored; a new sign-in
+/// with that `return_to` continues to it, and the code it gets states the
+/// new `auth_time`.
+#[tokio::test]
+async fn oidcc_max_age_1_and_prompt_login_force_a_new_sign_in_that_resumes_the_request() {
+    let srv = TestServer::start().await;
+    let (_, session, mut auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let secret = secret.unwrap();
+    srv.clock.advance(std::time::Duration::from_secs(2));
+    for extra in [("max_age", "1"), ("prompt", "login")] {
+        let (s, loc) = authorize(
+            &srv,
+            Some(&session),
+            &[
+                ("response_type", "code"),
+                ("client_id", &client_id),
+                ("redirect_uri", RP_REDIRECT),
+                ("scope", "openid"),
+                ("state", "again"),
+                ("login_hint", "ada@example.com"),
+                extra,
+            ],
+        )
+        .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let loc = loc.unwrap();
+        assert_eq!(loc.path(), "/login", "{loc}");
+        assert_eq!(query_of(&loc, "login_hint").as_deref(), Some("ada@example.com"));
+        let return_to = query_of(&loc, "return_to").unwrap();
+        assert!(return_to.starts_with("/oauth2/authorize/resume/"));
+
+        // Sign in again, continuing to the stored request.
+        let (s, started) = srv
+            .call(
+                Method::POST,
+                "/api/v1/login",
+                None,
+                Some(serde_json::json!({ "identifier": "ada@example.com", "mode": "api", "return_to": return_to })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{started}");
+        let entry = started["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["method"] == "passkey")
+            .unwrap()
+            .clone();
+        let credential = auth.get(&entry["publicKey"]).await;
+        let (s, done) = crate::passkeys::post_assertion(&srv, started["flow_id"].as_str().unwrap(), credential).await;
+        assert_eq!(s, StatusCode::OK, "{done}");
+        let resume = done["return_to"].as_str().unwrap().to_owned();
+        assert_eq!(resume, return_to);
+        let fresh = done["session_token"].as_str().unwrap();
+
+        let r = srv.http.get(srv.url(&resume)).bearer_auth(fresh).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let loc = absolute(&srv, r.headers()[reqwest::header::LOCATION].to_str().unwrap());
+        assert_eq!(query_of(&loc, "state").as_deref(), Some("again"));
+        let code = query_of(&loc, "code").unwrap();
+        let (s, tokens) = redeem(&srv, (&client_id, &secret), &code, None).await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, jwks) = get_json(&srv, "/oauth2/jwks").await;
+        let (_, id) = verify_es256(tokens["id_token"].as_str().unwrap(), &jwks);
+        let now = signet_core::clock::Clock::now(&*srv.clock).as_millis() / 1000;
+        assert!(now - id["auth_time"].as_i64().unwrap() <= 1, "{id}");
+
+        // The stored request was answered: resuming it again fails.
+        let r = srv.http.get(srv.url(&resume)).bearer_auth(fresh).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        srv.clock.advance(std::time::Duration::from_secs(2));
+    }
+    srv.stop().await;
+}
+
+/// `acr_values=phr` on top of a client that asks nothing: a passkey
+/// session meets it at once; with `prompt=none` and a client demanding
+/// AAL3 the same session is not enough (`login_required`).
+#[tokio::test]
+async fn acr_values_and_the_client_floor_combine() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let code = code_for(&srv, &session, &client_id, &[("acr_values", "phr")]).await;
+    assert!(code.starts_with("sgac_"));
+    let (s, loc) = authorize(
+        &srv,
+        Some(&session),
+        &[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid"),
+            ("acr_values", "phrh"),
+            ("prompt", "none"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(query_of(&loc.unwrap(), "error").as_deref(), Some("login_required"));
+    srv.stop().await;
+}
