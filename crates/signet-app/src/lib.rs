@@ -22,6 +22,7 @@ pub mod methods;
 pub mod metrics;
 pub mod not_me;
 pub mod notices;
+pub mod oidc;
 mod one_time;
 pub mod outbox;
 pub mod passkeys;
@@ -110,6 +111,8 @@ pub struct App {
     pub starts: Arc<start_limit::StartLimiter>,
     /// Seals and opens secrets stored at rest ([`sealing`]).
     pub sealing: Arc<signet_core::sealing::KeyRing>,
+    /// The OpenID Provider's signing keys ([`oidc`]).
+    pub oidc: Arc<oidc::Provider>,
 }
 
 impl App {

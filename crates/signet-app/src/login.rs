@@ -76,6 +76,20 @@ pub async fn start(app: &App, req: Start) -> Result<Started> {
         .as_deref()
         .map(|r| same_origin_return_to(app, r))
         .transpose()?;
+    // A login started for a stored OIDC authorization request continues to
+    // it, and must prove what that request demands (ADR 0101).
+    let authorization = return_to.as_deref().and_then(crate::oidc::authorize::resume_id);
+    let asked = match authorization {
+        Some(id) => match crate::oidc::authorize::stored_demand(app, id).await? {
+            Some(d) => req.demand.and(d),
+            None => req.demand,
+        },
+        None => req.demand,
+    };
+    let continuation = match authorization {
+        Some(id) => Continuation::Authorization(id),
+        None => return_to.map(Continuation::Url).unwrap_or_default(),
+    };
     let (user_id, tier_name, identifier_hash) = match req.identifier.as_deref() {
         Some(raw) => {
             let email = Email::parse(raw)
@@ -97,9 +111,9 @@ pub async fn start(app: &App, req: Start) -> Result<Started> {
     let state = FlowState {
         v: FLOW_STATE_VERSION,
         journey: Journey::Login,
-        demand: req.demand.clone().and(Demand::level(t.required_aal)),
-        asked: req.demand,
-        continuation: return_to.map(Continuation::Url).unwrap_or_default(),
+        demand: asked.clone().and(Demand::level(t.required_aal)),
+        asked,
+        continuation,
         user_id,
         identified: req.identifier.is_some(),
         identifier_hash,

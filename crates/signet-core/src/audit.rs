@@ -61,6 +61,14 @@ pub enum EventType {
     /// country off the allow-list, a premium or unassigned range, a send
     /// limit or the global hourly cap).
     SmsBlocked,
+    OidcClientRegistered,
+    OidcClientConfigured,
+    OidcClientDeleted,
+    OidcTokenIssued,
+    OidcTokenRefused,
+    OidcAuthorized,
+    OidcAuthorizationRefused,
+    OidcCodeReused,
 }
 
 impl EventType {
@@ -93,6 +101,14 @@ impl EventType {
         EventType::MessageExpired,
         EventType::OutboxRetried,
         EventType::SmsBlocked,
+        EventType::OidcClientRegistered,
+        EventType::OidcClientConfigured,
+        EventType::OidcClientDeleted,
+        EventType::OidcTokenIssued,
+        EventType::OidcTokenRefused,
+        EventType::OidcAuthorized,
+        EventType::OidcAuthorizationRefused,
+        EventType::OidcCodeReused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -125,6 +141,14 @@ impl EventType {
             EventType::MessageExpired => "message.expired",
             EventType::OutboxRetried => "outbox.retried",
             EventType::SmsBlocked => "sms.blocked",
+            EventType::OidcClientRegistered => "oidc.client_registered",
+            EventType::OidcClientConfigured => "oidc.client_configured",
+            EventType::OidcClientDeleted => "oidc.client_deleted",
+            EventType::OidcTokenIssued => "oidc.token_issued",
+            EventType::OidcTokenRefused => "oidc.token_refused",
+            EventType::OidcAuthorized => "oidc.authorized",
+            EventType::OidcAuthorizationRefused => "oidc.authorization_refused",
+            EventType::OidcCodeReused => "oidc.code_reused",
         }
     }
 

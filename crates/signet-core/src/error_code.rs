@@ -159,6 +159,8 @@ error_codes! {
     CredentialNotFound = "credential_not_found" => NotFound,
     UnknownMethod = "unknown_method" => NotFound,
     AdminTokenNotFound = "admin_token_not_found" => NotFound,
+    /// No OIDC client with this `client_id`.
+    OidcClientNotFound = "oidc_client_not_found" => NotFound,
     // Framework statuses (signet-web's `json_errors` layer).
     /// The *HTTP* method is not supported on this path.
     HttpMethodNotAllowed = "method_not_allowed" => MethodNotAllowed,
@@ -173,6 +175,8 @@ error_codes! {
     /// give). The account is recovered instead.
     AccountHasCredentials = "account_has_credentials" => Conflict,
     AdminTokenNameTaken = "admin_token_name_taken" => Conflict,
+    /// An OIDC client with this `client_id` is registered already.
+    OidcClientIdTaken = "oidc_client_id_taken" => Conflict,
     FlowConflict = "flow_conflict" => Conflict,
     CredentialAlreadyRegistered = "credential_already_registered" => Conflict,
     LastCredential = "last_credential" => Conflict,

@@ -16,6 +16,7 @@ pub mod error_code;
 pub mod flow;
 pub mod invitation;
 pub mod method;
+pub mod oidc_client;
 pub mod outbox;
 pub mod policy;
 pub mod sealing;

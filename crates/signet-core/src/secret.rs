@@ -29,6 +29,10 @@ pub enum TokenKind {
     BrowserBinding,
     /// A security notice's "this wasn't me" link.
     NotMe,
+    /// An OIDC client secret (`signet client add`).
+    ClientSecret,
+    /// An OIDC authorization code (single use, 60 seconds).
+    AuthorizationCode,
 }
 
 impl TokenKind {
@@ -41,6 +45,8 @@ impl TokenKind {
             TokenKind::MagicLink => "sgm_",
             TokenKind::BrowserBinding => "sgb_",
             TokenKind::NotMe => "sgn_",
+            TokenKind::ClientSecret => "sgcs_",
+            TokenKind::AuthorizationCode => "sgac_",
         }
     }
 }

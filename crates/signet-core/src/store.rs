@@ -298,6 +298,15 @@ pub trait OtpCredentialStore: Send + Sync {
     async fn recovery_code_used(&self, user: UserId, hash: &TokenHash) -> StoreResult<Option<bool>>;
 }
 
+/// Registered OIDC clients ([`crate::oidc_client`]).
+#[async_trait::async_trait]
+pub trait OidcClientStore: Send + Sync {
+    /// A client by the `client_id` it presents.
+    async fn oidc_client(&self, client_id: &str) -> StoreResult<Option<crate::oidc_client::OidcClient>>;
+    /// Every client, ordered by `client_id`.
+    async fn list_oidc_clients(&self) -> StoreResult<Vec<crate::oidc_client::OidcClient>>;
+}
+
 /// Everything Signet stores, behind one handle.
 #[async_trait::async_trait]
 pub trait Store:
@@ -312,6 +321,7 @@ pub trait Store:
     + CredentialStore
     + PhoneStore
     + OtpCredentialStore
+    + OidcClientStore
     + crate::unit_of_work::UnitOfWork
     + Send
     + Sync

@@ -185,6 +185,72 @@ pub trait ThrottleWrites: Send {
 }
 
 #[async_trait::async_trait]
+pub trait OidcClientWrites: Send {
+    /// Registers a client; a `client_id` taken already is
+    /// `Conflict("oidc_client_id_taken")`.
+    async fn insert_oidc_client(&mut self, client: &crate::oidc_client::OidcClient) -> StoreResult<()>;
+    /// Writes a client declared in configuration: inserts it, or replaces
+    /// the name, secret hash and settings of the client with its
+    /// `client_id` (keeping its `id` and `created_at`). A `client_id`
+    /// registered by other means is `Conflict("oidc_client_id_taken")`
+    /// rather than silently taken over.
+    async fn put_config_oidc_client(&mut self, client: &crate::oidc_client::OidcClient) -> StoreResult<()>;
+    /// Deletes the client with this `client_id`; `false` if there is none.
+    async fn delete_oidc_client(&mut self, client_id: &str) -> StoreResult<bool>;
+}
+
+/// What redeeming an authorization code found (OpenID Connect Core
+/// §3.1.3.2, RFC 6749 §4.1.2: single use).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeRedemption {
+    /// No code has this hash.
+    Unknown,
+    /// This call redeemed it (the one conditional write that won).
+    Redeemed {
+        id: Uuid,
+        client_id: String,
+        grant: String,
+        expires_at: Timestamp,
+    },
+    /// It had been redeemed before: it is now revoked, and with it every
+    /// token issued from it.
+    Reused { id: Uuid, client_id: String },
+}
+
+/// Authorization requests waiting for a login, and authorization codes.
+#[async_trait::async_trait]
+pub trait OidcGrantWrites: Send {
+    /// Stores an authorization request (its parameters as one JSON document)
+    /// while the user signs in.
+    async fn insert_oidc_request(
+        &mut self,
+        id: Uuid,
+        client_id: &str,
+        request: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// The stored request with this id, unless it has expired.
+    async fn oidc_request(&mut self, id: Uuid, now: Timestamp) -> StoreResult<Option<String>>;
+    /// Forgets a stored request (it was answered).
+    async fn delete_oidc_request(&mut self, id: Uuid) -> StoreResult<()>;
+    /// Stores a new code, by its hash only.
+    async fn insert_oidc_code(
+        &mut self,
+        hash: &TokenHash,
+        id: Uuid,
+        client_id: &str,
+        grant: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()>;
+    /// Redeems a code with one conditional write; a second redemption
+    /// revokes the code instead.
+    async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption>;
+    /// Whether the tokens issued from code `id` still stand: `None` if there
+    /// is no such code, `Some(false)` once it was revoked.
+    async fn oidc_code_standing(&mut self, id: Uuid) -> StoreResult<Option<bool>>;
+}
+
+#[async_trait::async_trait]
 pub trait AuditAppend: Send {
     /// Appends one record to the unit. It is chained to the head, under a
     /// lock on it, when the unit commits, after every other write of the
@@ -207,6 +273,8 @@ pub trait Transaction:
     + AdminTokenWrites
     + OutboxWrites
     + ThrottleWrites
+    + OidcClientWrites
+    + OidcGrantWrites
     + AuditAppend
     + Send
 {

@@ -18,6 +18,8 @@ mod connect;
 mod credentials;
 mod flows;
 mod group_commit;
+mod oidc_clients;
+mod oidc_grants;
 mod outbox;
 mod phones;
 mod recovery_codes;

@@ -1479,6 +1479,91 @@ async fn recovery_codes_are_used_once_and_replaced_together(s: Arc<SqlStore>) {
 
 // ---------------------------------------------------------------- harness
 
+fn oidc_client(
+    client_id: &str,
+    source: signet_core::oidc_client::ClientSource,
+) -> signet_core::oidc_client::OidcClient {
+    signet_core::oidc_client::OidcClient {
+        id: Uuid::new_v4(),
+        client_id: client_id.into(),
+        name: "Wiki".into(),
+        secret_hash: Some(TokenHash::of(b"secret")),
+        settings: signet_core::oidc_client::ClientSettings {
+            redirect_uris: vec!["https://wiki.example.com/cb".into()],
+            first_party: true,
+            ..Default::default()
+        },
+        source,
+        created_at: T0,
+        updated_at: T0,
+    }
+}
+
+async fn oidc_clients_round_trip_and_config_never_takes_over_another_source(s: Arc<SqlStore>) {
+    use signet_core::oidc_client::ClientSource;
+    let cli = oidc_client("from-cli", ClientSource::Cli);
+    let mut tx = s.tx().await;
+    tx.insert_oidc_client(&cli).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(s.oidc_client("from-cli").await.unwrap().unwrap(), cli);
+    assert!(
+        s.oidc_client("FROM-CLI").await.unwrap().is_none(),
+        "client ids are exact"
+    );
+
+    // A second registration of the same client_id is a conflict.
+    let mut tx = s.tx().await;
+    assert!(matches!(
+        tx.insert_oidc_client(&oidc_client("from-cli", ClientSource::Cli)).await,
+        Err(StoreError::Conflict(signet_core::ErrorCode::OidcClientIdTaken))
+    ));
+    tx.rollback().await.unwrap();
+
+    // A config client is inserted, then replaced in place (same id and
+    // creation time), and a public one keeps no hash.
+    let mut conf = oidc_client("from-config", ClientSource::Config);
+    let mut tx = s.tx().await;
+    tx.put_config_oidc_client(&conf).await.unwrap();
+    tx.commit().await.unwrap();
+    let first = s.oidc_client("from-config").await.unwrap().unwrap();
+    conf.id = Uuid::new_v4();
+    conf.secret_hash = None;
+    conf.name = "Wiki 2".into();
+    conf.updated_at = at(5);
+    let mut tx = s.tx().await;
+    tx.put_config_oidc_client(&conf).await.unwrap();
+    tx.commit().await.unwrap();
+    let second = s.oidc_client("from-config").await.unwrap().unwrap();
+    assert_eq!(second.id, first.id);
+    assert_eq!(second.created_at, T0);
+    assert_eq!(second.updated_at, at(5));
+    assert_eq!(second.name, "Wiki 2");
+    assert!(second.is_public());
+
+    // The configuration cannot overwrite a client registered another way.
+    let mut tx = s.tx().await;
+    assert!(matches!(
+        tx.put_config_oidc_client(&oidc_client("from-cli", ClientSource::Config))
+            .await,
+        Err(StoreError::Conflict(signet_core::ErrorCode::OidcClientIdTaken))
+    ));
+    tx.rollback().await.unwrap();
+    assert_eq!(s.oidc_client("from-cli").await.unwrap().unwrap(), cli);
+    let all: Vec<String> = s
+        .list_oidc_clients()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.client_id)
+        .collect();
+    assert_eq!(all, ["from-cli", "from-config"]);
+    let mut tx = s.tx().await;
+    assert!(tx.delete_oidc_client("from-cli").await.unwrap());
+    assert!(!tx.delete_oidc_client("from-cli").await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(s.oidc_client("from-cli").await.unwrap().is_none());
+}
+
 async fn sqlite_store() -> (Arc<SqlStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/signet.db", dir.path().display());
@@ -1605,4 +1690,5 @@ conformance!(
     phones_are_one_per_account_and_removable,
     totp_credentials_round_trip_and_advance_once_per_step,
     recovery_codes_are_used_once_and_replaced_together,
+    oidc_clients_round_trip_and_config_never_takes_over_another_source,
 );

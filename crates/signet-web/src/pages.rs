@@ -385,7 +385,8 @@ async fn magic_confirm(State(state): State<AppState>, Path(token): Path<String>,
         signet_app::methods::magic_link::confirm(app, &token, form.binding.as_ref(), &form.origin, form.replaces).await;
     match outcome {
         Ok(StepOutcome::Complete { issued, continuation }) => {
-            Ok(signed_in(&state, &issued, continuation.url().unwrap_or("/account")))
+            let to = crate::routes::oidc::continuation_target(&continuation);
+            Ok(signed_in(&state, &issued, to.as_deref().unwrap_or("/account")))
         }
         Ok(StepOutcome::Continue { handle, methods, .. }) => {
             // The next step's methods, for the page script to offer on this

@@ -415,7 +415,7 @@ const autofill = {
     let available = false;
     try { available = await PublicKeyCredential.isConditionalMediationAvailable(); } catch (_) { available = false; }
     if (!available) return;
-    const r = await api("POST", "/api/v1/login", {});
+    const r = await api("POST", "/api/v1/login", loginStart(""));
     const entry = r.ok && (r.data.methods || []).find((m) => m.input === "webauthn");
     if (!entry) return;
     const controller = new AbortController();
@@ -445,16 +445,34 @@ const autofill = {
   },
 };
 
+// The body that starts a login on /login: where to go afterwards (an app's
+// sign-in request resumes there) when the page was opened with
+// `?return_to=`, and the address typed, if any.
+function loginStart(identifier) {
+  const body = {};
+  const returnTo = new URLSearchParams(window.location.search).get("return_to");
+  if (returnTo) body.return_to = returnTo;
+  if (identifier) body.identifier = identifier;
+  return body;
+}
+
+// Prefills the address from `?login_hint=` (OpenID Connect Core §3.1.2.1).
+function prefillLoginHint(form) {
+  const hint = new URLSearchParams(window.location.search).get("login_hint");
+  if (hint && form.elements.identifier && !form.elements.identifier.value) form.elements.identifier.value = hint;
+}
+
 function setUpLogin() {
   const form = document.getElementById("login-form");
   if (!form) return;
+  prefillLoginHint(form);
   const passkeyBox = document.getElementById("passkey-login");
   if (passkeyBox && webauthn.supported()) {
     passkeyBox.hidden = false;
     document.getElementById("passkey-button").addEventListener("click", async () => {
       autofill.stop();
       say("login-status", "Follow your browser's prompt to choose a passkey.");
-      const r = await api("POST", "/api/v1/login", {});
+      const r = await api("POST", "/api/v1/login", loginStart(""));
       if (!r.ok) {
         say("login-status", errorText(r, "Sign-in could not start. Try again."));
         return;
@@ -482,7 +500,7 @@ function setUpLogin() {
     autofill.stop();
     const identifier = form.elements.identifier.value.trim();
     say("login-status", "Checking…");
-    const r = await api("POST", "/api/v1/login", identifier ? { identifier } : {});
+    const r = await api("POST", "/api/v1/login", loginStart(identifier));
     if (!r.ok) {
       say("login-status", errorText(r, "Sign-in could not start. Try again."));
       return;

@@ -55,6 +55,34 @@ pub enum Command {
     /// Operate the outbox of queued email and SMS.
     #[command(subcommand)]
     Outbox(OutboxCmd),
+    /// Manage OpenID Connect clients (relying parties).
+    #[command(subcommand)]
+    Client(ClientCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCmd {
+    /// Register a client. Prints `{"client_id", "client_secret"?}`; the
+    /// secret is shown once and stored only as a hash. A `--public` client
+    /// gets no secret and must use PKCE.
+    Add {
+        /// A name shown to users (consent, the account page) and in the audit log.
+        name: String,
+        /// An exact redirect URI (repeat for several).
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// A public client (no secret; PKCE required): a single-page or native app.
+        #[arg(long)]
+        public: bool,
+        /// Also allow the client_credentials grant (confidential clients only).
+        #[arg(long)]
+        client_credentials: bool,
+        /// A first-party app: no consent screen.
+        #[arg(long)]
+        first_party: bool,
+    },
+    /// List registered clients.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -345,6 +373,78 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
                     )
                 },
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(ClientCmd::Add {
+            name,
+            redirect_uris,
+            public,
+            client_credentials,
+            first_party,
+        }) => {
+            use signet_core::oidc_client::{ClientSettings, GrantType};
+            let mut grant_types = Vec::new();
+            if !redirect_uris.is_empty() {
+                grant_types.push(GrantType::AuthorizationCode);
+            }
+            if client_credentials {
+                grant_types.push(GrantType::ClientCredentials);
+            }
+            let new = signet_app::oidc::clients::NewClient {
+                name,
+                public,
+                settings: ClientSettings {
+                    redirect_uris,
+                    grant_types,
+                    first_party,
+                    ..Default::default()
+                },
+            };
+            let (client, secret) = signet_app::oidc::clients::register(
+                app,
+                &actor,
+                &origin,
+                new,
+                signet_core::oidc_client::ClientSource::Cli,
+            )
+            .await?;
+            let mut out = json!({ "client_id": client.client_id });
+            if let (Some(secret), Some(obj)) = (&secret, out.as_object_mut()) {
+                obj.insert("client_secret".into(), secret.expose_secret().into());
+            }
+            emit(json_mode, out, || match &secret {
+                Some(s) => format!(
+                    "client_id: {}\nclient_secret: {}\n(the secret is shown once: store it now)",
+                    client.client_id,
+                    s.expose_secret()
+                ),
+                None => format!("client_id: {} (public client: PKCE required)", client.client_id),
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(ClientCmd::List) => {
+            let clients = app.store.list_oidc_clients().await.map_err(signet_core::Error::from)?;
+            let rows: Vec<Value> = clients
+                .iter()
+                .map(|c| {
+                    json!({
+                        "client_id": c.client_id,
+                        "name": c.name,
+                        "public": c.is_public(),
+                        "source": c.source.as_str(),
+                        "redirect_uris": c.settings.redirect_uris,
+                        "grant_types": c.settings.grant_types,
+                        "created_at": c.created_at.to_rfc3339(),
+                    })
+                })
+                .collect();
+            emit(json_mode, json!({ "clients": rows }), || {
+                clients
+                    .iter()
+                    .map(|c| format!("{}  {}  {}", c.client_id, c.name, c.source.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
             Ok(ExitCode::SUCCESS)
         }
         Command::AdminToken(AdminTokenCmd::Create { name }) => {

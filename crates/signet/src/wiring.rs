@@ -95,6 +95,11 @@ pub async fn wire(config: &Config, clock: Option<SharedClock>, methods: Vec<Arc<
         .await
         .context("loading the passkey decoy key")?;
     let passkeys = Passkeys::new(rp, decoy_key);
+    let oidc = Arc::new(
+        signet_app::oidc::Provider::load(&*store, &sealing.ring, clock.now())
+            .await
+            .context("loading the OIDC signing keys")?,
+    );
     let mut all: Vec<Arc<dyn Method>> = vec![
         Arc::new(PasskeyMethod::new(
             store.clone(),
@@ -139,7 +144,11 @@ pub async fn wire(config: &Config, clock: Option<SharedClock>, methods: Vec<Arc<
         readiness: Default::default(),
         starts: Default::default(),
         sealing: sealing.ring.clone(),
+        oidc,
     };
+    signet_app::oidc::clients::apply_config(&app, &config.oidc_clients)
+        .await
+        .context("writing the OIDC clients of [[oidc.clients]]")?;
     Ok(Wired {
         app,
         store,

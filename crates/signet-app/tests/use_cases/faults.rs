@@ -198,6 +198,32 @@ impl ThrottleStore for FailingStore {
 }
 
 #[async_trait::async_trait]
+impl OidcClientStore for FailingStore {
+    async fn oidc_client(&self, client_id: &str) -> StoreResult<Option<signet_core::oidc_client::OidcClient>> {
+        self.inner.oidc_client(client_id).await
+    }
+
+    async fn list_oidc_clients(&self) -> StoreResult<Vec<signet_core::oidc_client::OidcClient>> {
+        self.inner.list_oidc_clients().await
+    }
+}
+
+#[async_trait::async_trait]
+impl OidcClientWrites for FailingTx {
+    async fn insert_oidc_client(&mut self, client: &signet_core::oidc_client::OidcClient) -> StoreResult<()> {
+        self.inner.insert_oidc_client(client).await
+    }
+
+    async fn put_config_oidc_client(&mut self, client: &signet_core::oidc_client::OidcClient) -> StoreResult<()> {
+        self.inner.put_config_oidc_client(client).await
+    }
+
+    async fn delete_oidc_client(&mut self, client_id: &str) -> StoreResult<bool> {
+        self.inner.delete_oidc_client(client_id).await
+    }
+}
+
+#[async_trait::async_trait]
 impl AdminTokenStore for FailingStore {
     async fn admin_token_by_hash(&self, hash: &TokenHash) -> StoreResult<Option<AdminToken>> {
         self.inner.admin_token_by_hash(hash).await
@@ -452,5 +478,42 @@ impl OutboxWrites for FailingTx {
 impl ThrottleWrites for FailingTx {
     async fn hit(&mut self, key: &str, now: Timestamp, window: std::time::Duration) -> StoreResult<WindowCount> {
         self.inner.hit(key, now, window).await
+    }
+}
+
+#[async_trait::async_trait]
+impl OidcGrantWrites for FailingTx {
+    async fn insert_oidc_request(
+        &mut self,
+        id: Uuid,
+        client_id: &str,
+        request: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        self.inner.insert_oidc_request(id, client_id, request, expires_at).await
+    }
+    async fn oidc_request(&mut self, id: Uuid, now: Timestamp) -> StoreResult<Option<String>> {
+        self.inner.oidc_request(id, now).await
+    }
+    async fn delete_oidc_request(&mut self, id: Uuid) -> StoreResult<()> {
+        self.inner.delete_oidc_request(id).await
+    }
+    async fn insert_oidc_code(
+        &mut self,
+        hash: &TokenHash,
+        id: Uuid,
+        client_id: &str,
+        grant: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        self.inner
+            .insert_oidc_code(hash, id, client_id, grant, expires_at)
+            .await
+    }
+    async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption> {
+        self.inner.redeem_oidc_code(hash, now).await
+    }
+    async fn oidc_code_standing(&mut self, id: Uuid) -> StoreResult<Option<bool>> {
+        self.inner.oidc_code_standing(id).await
     }
 }

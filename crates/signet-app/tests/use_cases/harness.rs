@@ -112,6 +112,11 @@ impl Harness {
                 .unwrap();
         let decoy = load_decoy_key(&*sql, &ring, clock.now()).await.unwrap();
         let passkeys = Passkeys::new(rp, decoy);
+        let oidc = Arc::new(
+            signet_app::oidc::Provider::load(&*sql, &ring, clock.now())
+                .await
+                .unwrap(),
+        );
         let mailbox = Mailbox {
             policy: policy.clone(),
             store: store.clone(),
@@ -145,6 +150,7 @@ impl Harness {
             readiness: Default::default(),
             starts: Default::default(),
             sealing: ring,
+            oidc,
         };
         Harness {
             app,

@@ -15,6 +15,7 @@ mod faults;
 mod harness;
 mod invitations;
 mod login;
+mod oidc_clients;
 mod recovery;
 mod step_up;
 mod unit_of_work;

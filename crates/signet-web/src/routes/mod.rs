@@ -6,6 +6,8 @@ pub mod dev_outbox;
 pub mod health;
 pub mod invitations;
 pub mod login;
+pub mod oidc;
+pub mod oidc_admin;
 pub mod recovery;
 pub mod session;
 pub mod step_up;
@@ -50,6 +52,27 @@ pub fn api(_state: AppState) -> Router<AppState> {
         .route("/api/v1/admin/users/{id}/invitations", post(admin::invite_user))
         .route("/api/v1/admin/audit", get(admin::audit))
         .route("/api/v1/admin/outbox/retry", post(admin::retry_outbox))
+        .route(
+            "/api/v1/admin/oidc/clients",
+            post(oidc_admin::create).get(oidc_admin::list),
+        )
+        .route(
+            "/api/v1/admin/oidc/clients/{client_id}",
+            get(oidc_admin::show).delete(oidc_admin::delete),
+        )
+        .route("/.well-known/openid-configuration", get(oidc::discovery))
+        .route(signet_app::oidc::discovery::JWKS_PATH, get(oidc::jwks))
+        .route(signet_app::oidc::discovery::TOKEN_PATH, post(oidc::token))
+        .route(
+            signet_app::oidc::authorize::AUTHORIZATION_PATH,
+            get(oidc::authorize_get).post(oidc::authorize_post),
+        )
+        .route("/oauth2/authorize/resume/{id}", get(oidc::authorize_resume))
+        .route(
+            signet_app::oidc::discovery::USERINFO_PATH,
+            get(oidc::userinfo).post(oidc::userinfo),
+        )
+        .route(signet_app::oidc::discovery::INTROSPECTION_PATH, post(oidc::introspect))
 }
 
 /// Parses a UUID path segment; a malformed id is just "not found".

@@ -182,6 +182,8 @@ pub(super) struct RawFile {
     pub(super) sealing: RawSealing,
     #[serde(default)]
     pub(super) limits: RawLimits,
+    #[serde(default)]
+    pub(super) oidc: super::oidc::RawOidc,
 }
 
 pub(super) fn is_exempt(var: &str) -> bool {

@@ -64,6 +64,7 @@ mod loader;
 mod log;
 mod login;
 mod metrics;
+mod oidc;
 mod sealing;
 mod server;
 mod sms;
@@ -129,6 +130,8 @@ pub struct Config {
     pub sealing: Sealing,
     /// `[limits]` (extension): admission control (ADR 0013).
     pub limits: Limits,
+    /// `[[oidc.clients]]` (extension): OIDC clients declared in the file.
+    pub oidc_clients: Vec<signet_app::oidc::clients::ConfiguredClient>,
 }
 
 impl Config {
@@ -199,6 +202,7 @@ fn build(raw: RawFile, src: &Sources) -> Result<Config, ConfigError> {
     let metrics_token = metrics::build(raw.metrics, src)?;
     let sealing = sealing::build(raw.sealing, src)?;
     let limits = limits::build(raw.limits, src)?;
+    let oidc_clients = oidc::build(raw.oidc, src)?;
 
     let dev_outbox = email.smtp_url.is_none() && !sms.delivers();
     if dev_outbox && !listen.ip().is_loopback() {
@@ -225,6 +229,7 @@ fn build(raw: RawFile, src: &Sources) -> Result<Config, ConfigError> {
         metrics_token,
         sealing,
         limits,
+        oidc_clients,
     })
 }
 

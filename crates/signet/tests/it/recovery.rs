@@ -2,12 +2,8 @@
 //! the recovery session that may only bind one new passkey, and what every
 //! recovery does (sessions ended, owner told).
 
-use std::sync::Arc;
-
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use signet_core::method::MethodName;
-use signet_core::session::Aal;
 
 use crate::login::comparable;
 use crate::passkeys::{authenticator, enroll, invited, sign_in};

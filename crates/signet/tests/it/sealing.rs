@@ -162,9 +162,14 @@ async fn rotate_sealing_reseals_under_the_new_key_and_decoys_stay_the_same() {
     assert_eq!(out["generated_key"], false);
     assert_eq!(out["current_key_id"], new.id().to_string());
     assert_eq!(out["previous_key_ids"], serde_json::json!([old.id().to_string()]));
+    // Every sealed server secret moves: the OIDC signing keys too.
     assert_eq!(
         out["resealed"],
-        serde_json::json!([format!("server_secrets/{DECOY_KEY}")])
+        serde_json::json!([
+            "server_secrets/oidc_signing_key_es256_v1",
+            "server_secrets/oidc_signing_key_rs256_v1",
+            format!("server_secrets/{DECOY_KEY}")
+        ])
     );
     assert_eq!(out["failed"], serde_json::json!([]));
     let sealed_after = stored_decoy_key(&a.db_url).await;
@@ -184,7 +189,11 @@ async fn rotate_sealing_reseals_under_the_new_key_and_decoys_stay_the_same() {
     assert_eq!(again["resealed"], serde_json::json!([]));
     assert_eq!(
         again["already_current"],
-        serde_json::json!([format!("server_secrets/{DECOY_KEY}")])
+        serde_json::json!([
+            "server_secrets/oidc_signing_key_es256_v1",
+            "server_secrets/oidc_signing_key_rs256_v1",
+            format!("server_secrets/{DECOY_KEY}")
+        ])
     );
 
     // A node with only the new key starts and gives the same decoys; the
@@ -210,7 +219,8 @@ async fn rotate_sealing_reseals_under_the_new_key_and_decoys_stay_the_same() {
         .await;
     let events = audit["events"].as_array().unwrap();
     assert_eq!(events.len(), 2, "{audit}");
-    assert!(events.iter().any(|e| e["details"]["resealed"] == 1), "{audit}");
+    // The decoy key and the two OIDC signing keys.
+    assert!(events.iter().any(|e| e["details"]["resealed"] == 3), "{audit}");
     b.stop().await;
     a.stop().await;
 }
@@ -259,7 +269,11 @@ async fn the_key_file_is_created_beside_sqlite_and_rotated_by_the_cli() {
     assert_eq!(out["generated_key"], true);
     assert_eq!(
         out["resealed"],
-        serde_json::json!([format!("server_secrets/{DECOY_KEY}")])
+        serde_json::json!([
+            "server_secrets/oidc_signing_key_es256_v1",
+            "server_secrets/oidc_signing_key_rs256_v1",
+            format!("server_secrets/{DECOY_KEY}")
+        ])
     );
     let rotated = signet::sealing::read_key_file(&path).unwrap().unwrap();
     assert_eq!(out["current_key_id"], rotated.current_id().to_string());

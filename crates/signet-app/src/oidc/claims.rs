@@ -1,0 +1,85 @@
+//! What Signet says about a user to a relying party: the ID token (OpenID
+//! Connect Core §2, §3.1.3.6) and the UserInfo response (§5.3).
+//!
+//! `sub` is the user's id: stable for the life of the account and the same
+//! for every client (public subject type, Core §8). `acr` states what the
+//! session proved (`phrh`, `phr`, or its NIST AAL), `amr` the methods
+//! used (RFC 8176 style names from the methods), `sid` the session (for
+//! logout). Profile claims follow the granted scopes (§5.4): `email`
+//! gives `email` and `email_verified`, `profile` gives `name` when the
+//! account has one.
+//!
+//! `email_verified` is `true`: an account's address is where its
+//! invitation link was sent and where email codes and links arrive, so
+//! signing in with it at all shows control of it; Signet has no unverified
+//! addresses.
+
+use serde_json::{json, Map, Value};
+use signet_core::oidc_client::OidcClient;
+use signet_core::user::User;
+use uuid::Uuid;
+
+use super::codes::CodeGrant;
+use super::discovery::issuer;
+use crate::App;
+
+/// The profile claims the granted `scope` allows.
+pub fn profile(user: &User, scope: &[String]) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("sub".into(), user.id.to_string().into());
+    if scope.iter().any(|s| s == "email") {
+        out.insert("email".into(), user.email.to_string().into());
+        out.insert("email_verified".into(), true.into());
+    }
+    if scope.iter().any(|s| s == "profile") {
+        if let Some(name) = &user.name {
+            out.insert("name".into(), name.clone().into());
+        }
+    }
+    out
+}
+
+/// The ID token's claims.
+pub fn id_token(app: &App, client: &OidcClient, grant: &CodeGrant, user: &User) -> Value {
+    let now = app.clock.now().as_millis() / 1000;
+    let ttl = i64::try_from(client.settings.id_token_ttl_secs).unwrap_or(i64::MAX);
+    let mut claims = profile(user, &grant.scope);
+    let base = json!({
+        "iss": issuer(&app.settings),
+        "aud": client.client_id,
+        "azp": client.client_id,
+        "iat": now,
+        "exp": now.saturating_add(ttl),
+        "auth_time": grant.auth_time,
+        "acr": grant.acr,
+        "amr": grant.amr,
+        "sid": grant.session_id.to_string(),
+    });
+    if let Value::Object(base) = base {
+        claims.extend(base);
+    }
+    if let Some(nonce) = &grant.nonce {
+        claims.insert("nonce".into(), nonce.clone().into());
+    }
+    Value::Object(claims)
+}
+
+/// The access token's claims (RFC 9068): its `jti` is the id of the code
+/// it was issued from, so revoking the code revokes it.
+pub fn access_token(app: &App, client: &OidcClient, grant: &CodeGrant, code_id: Uuid) -> Value {
+    let now = app.clock.now().as_millis() / 1000;
+    let ttl = i64::try_from(client.settings.access_token_ttl_secs).unwrap_or(i64::MAX);
+    json!({
+        "iss": issuer(&app.settings),
+        "sub": grant.user_id.to_string(),
+        "aud": client.client_id,
+        "client_id": client.client_id,
+        "iat": now,
+        "exp": now.saturating_add(ttl),
+        "jti": code_id.to_string(),
+        "scope": grant.scope.join(" "),
+        "auth_time": grant.auth_time,
+        "acr": grant.acr,
+        "sid": grant.session_id.to_string(),
+    })
+}

@@ -1,0 +1,134 @@
+//! Authorization requests waiting for a login and authorization codes
+//! ([`OidcGrantWrites`]). A code is stored only as its hash. Redemption is
+//! one conditional `UPDATE ... WHERE redeemed_at IS NULL`: among concurrent
+//! redemptions exactly one changes the row (OpenID Connect Core §3.1.3.2,
+//! RFC 9700 §4.5: single use).
+
+use signet_core::clock::Timestamp;
+use signet_core::secret::TokenHash;
+use signet_core::store::StoreResult;
+use signet_core::unit_of_work::{CodeRedemption, OidcGrantWrites};
+use uuid::Uuid;
+
+use crate::backend;
+use crate::rows::uuid;
+use crate::tx::{in_tx, SqlTx};
+
+#[async_trait::async_trait]
+impl OidcGrantWrites for SqlTx {
+    async fn insert_oidc_request(
+        &mut self,
+        id: Uuid,
+        client_id: &str,
+        request: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        in_tx!(self, |c| {
+            sqlx::query("INSERT INTO oidc_requests (id, client_id, request, expires_at) VALUES ($1, $2, $3, $4)")
+                .bind(id.to_string())
+                .bind(client_id)
+                .bind(request)
+                .bind(expires_at.as_millis())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+        })
+    }
+
+    async fn oidc_request(&mut self, id: Uuid, now: Timestamp) -> StoreResult<Option<String>> {
+        in_tx!(self, |c| {
+            let row: Option<(String,)> =
+                sqlx::query_as("SELECT request FROM oidc_requests WHERE id = $1 AND expires_at > $2")
+                    .bind(id.to_string())
+                    .bind(now.as_millis())
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(backend)?;
+            row.map(|(r,)| r)
+        })
+    }
+
+    async fn delete_oidc_request(&mut self, id: Uuid) -> StoreResult<()> {
+        in_tx!(self, |c| {
+            sqlx::query("DELETE FROM oidc_requests WHERE id = $1")
+                .bind(id.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+        })
+    }
+
+    async fn insert_oidc_code(
+        &mut self,
+        hash: &TokenHash,
+        id: Uuid,
+        client_id: &str,
+        grant: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<()> {
+        in_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO oidc_codes (code_hash, id, client_id, grant_data, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(hash.as_bytes().to_vec())
+            .bind(id.to_string())
+            .bind(client_id)
+            .bind(grant)
+            .bind(expires_at.as_millis())
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?;
+        })
+    }
+
+    async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption> {
+        let won: Option<(String, String, String, i64)> = in_tx!(self, |c| {
+            sqlx::query_as(
+                "UPDATE oidc_codes SET redeemed_at = $2 WHERE code_hash = $1 AND redeemed_at IS NULL \
+                 RETURNING id, client_id, grant_data, expires_at",
+            )
+            .bind(hash.as_bytes().to_vec())
+            .bind(now.as_millis())
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(backend)?
+        })?;
+        if let Some((id, client_id, grant, expires_at)) = won {
+            return Ok(CodeRedemption::Redeemed {
+                id: uuid(&id)?,
+                client_id,
+                grant,
+                expires_at: Timestamp::from_millis(expires_at),
+            });
+        }
+        let reused: Option<(String, String)> = in_tx!(self, |c| {
+            sqlx::query_as(
+                "UPDATE oidc_codes SET revoked_at = COALESCE(revoked_at, $2) WHERE code_hash = $1 \
+                 RETURNING id, client_id",
+            )
+            .bind(hash.as_bytes().to_vec())
+            .bind(now.as_millis())
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(backend)?
+        })?;
+        Ok(match reused {
+            Some((id, client_id)) => CodeRedemption::Reused {
+                id: uuid(&id)?,
+                client_id,
+            },
+            None => CodeRedemption::Unknown,
+        })
+    }
+
+    async fn oidc_code_standing(&mut self, id: Uuid) -> StoreResult<Option<bool>> {
+        in_tx!(self, |c| {
+            let row: Option<(Option<i64>,)> = sqlx::query_as("SELECT revoked_at FROM oidc_codes WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(backend)?;
+            row.map(|(revoked,)| revoked.is_none())
+        })
+    }
+}

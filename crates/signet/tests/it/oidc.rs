@@ -1,0 +1,1214 @@
+//! The OpenID Provider as a relying party and a resource server see it:
+//! discovery, the JWK Set, client registration from the CLI, and the token
+//! endpoint's `client_credentials` grant, with every token verified against
+//! the published keys.
+
+use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::cli::signet;
+use crate::support::{Options, TestServer};
+
+async fn get_json(srv: &TestServer, path: &str) -> (reqwest::header::HeaderMap, Value) {
+    let r = srv.http.get(srv.url(path)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{path}");
+    let headers = r.headers().clone();
+    (headers, r.json().await.unwrap())
+}
+
+/// Registers a client with the CLI and returns `(client_id, client_secret?)`.
+async fn client_add(srv: &TestServer, args: &[&str]) -> (String, Option<String>) {
+    let mut all = vec!["client", "add"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let out = signet(srv, &all).await;
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        v["client_id"].as_str().unwrap().to_owned(),
+        v["client_secret"].as_str().map(str::to_owned),
+    )
+}
+
+async fn token_request(
+    srv: &TestServer,
+    basic: Option<(&str, &str)>,
+    form: &[(&str, &str)],
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let mut req = srv.http.post(srv.url("/oauth2/token")).form(form);
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let headers = r.headers().clone();
+    (status, headers, r.json().await.unwrap())
+}
+
+/// Verifies an ES256 JWS against the JWK Set and returns its header and claims.
+fn verify_es256(jws: &str, jwks: &Value) -> (Value, Value) {
+    let parts: Vec<&str> = jws.split('.').collect();
+    assert_eq!(parts.len(), 3, "a JWS compact serialisation");
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "ES256");
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .expect("the token's kid is published in the JWK Set");
+    let mut point = vec![4u8];
+    point.extend(URL_SAFE_NO_PAD.decode(key["x"].as_str().unwrap()).unwrap());
+    point.extend(URL_SAFE_NO_PAD.decode(key["y"].as_str().unwrap()).unwrap());
+    let sig = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+    UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
+        .expect("the signature verifies against the published key");
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    (header, claims)
+}
+
+#[tokio::test]
+async fn discovery_names_the_issuer_and_only_implemented_endpoints() {
+    let srv = TestServer::start().await;
+    let (headers, doc) = get_json(&srv, "/.well-known/openid-configuration").await;
+    assert_eq!(doc["issuer"], srv.base, "issuer is public_url without a trailing slash");
+    assert_eq!(doc["jwks_uri"], srv.url("/oauth2/jwks"));
+    assert_eq!(doc["token_endpoint"], srv.url("/oauth2/token"));
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "RS256"])
+    );
+    assert!(headers[reqwest::header::CACHE_CONTROL]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
+    // Every advertised endpoint answers (none is a 404).
+    assert_eq!(doc["introspection_endpoint"], srv.url("/oauth2/introspect"));
+    for key in ["jwks_uri"] {
+        let r = srv.http.get(doc[key].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{key}");
+    }
+    let r = srv.http.get(srv.url("/oauth2/token")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "the token endpoint exists (POST only)"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn signing_keys_are_generated_once_and_shared_by_every_node() {
+    let a = TestServer::start().await;
+    let (_, jwks_a) = get_json(&a, "/oauth2/jwks").await;
+    let keys = jwks_a["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0]["kty"], "EC");
+    assert_eq!(keys[0]["alg"], "ES256");
+    assert_eq!(keys[1]["kty"], "RSA");
+    assert_eq!(keys[1]["alg"], "RS256");
+    for k in keys {
+        assert_eq!(k["use"], "sig");
+        assert!(k.get("d").is_none(), "no private member is published");
+    }
+    // A second node on the same database serves the same keys.
+    let b = TestServer::start_with(Options {
+        shared_db: Some(a.db_url.clone()),
+        env: a.sealing_env.clone(),
+        ..Default::default()
+    })
+    .await;
+    let (_, jwks_b) = get_json(&b, "/oauth2/jwks").await;
+    assert_eq!(jwks_a, jwks_b);
+    // At rest they are sealed: the stored row is not a PKCS#8 document.
+    let stored: Vec<u8> = {
+        use signet_core::store::SealedSecretStore;
+        let store = signet_store::SqlStore::connect(&a.db_url).await.unwrap();
+        let rows = store.stored_server_secrets().await.unwrap();
+        store.close().await;
+        rows.into_iter()
+            .find(|r| r.name == "oidc_signing_key_es256_v1")
+            .unwrap()
+            .value
+    };
+    assert_eq!(stored[0], signet_core::sealing::FORMAT_VERSION);
+    assert_ne!(stored[0], 0x30, "not a DER SEQUENCE (plaintext PKCS#8)");
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn client_add_prints_a_secret_once_and_client_credentials_tokens_verify_against_the_jwks() {
+    let srv = TestServer::start().await;
+    let (client_id, secret) = client_add(
+        &srv,
+        &[
+            "reports",
+            "--redirect-uri",
+            "https://reports.example.com/cb",
+            "--client-credentials",
+        ],
+    )
+    .await;
+    let secret = secret.expect("a confidential client gets a secret");
+    assert!(secret.starts_with("sgcs_"));
+    assert!(
+        URL_SAFE_NO_PAD.decode(&client_id).unwrap().len() >= 16,
+        "client ids carry 128 bits"
+    );
+
+    // The secret is stored only as its hash.
+    let stored_client = {
+        use signet_core::store::OidcClientStore;
+        let store = signet_store::SqlStore::connect(&srv.db_url).await.unwrap();
+        let c = store.oidc_client(&client_id).await.unwrap().unwrap();
+        store.close().await;
+        c
+    };
+    let stored = stored_client.secret_hash.unwrap().as_bytes().to_vec();
+    assert_eq!(stored.len(), 32);
+    assert_ne!(stored, secret.as_bytes());
+
+    // client_secret_basic.
+    let (status, headers, body) = token_request(
+        &srv,
+        Some((&client_id, &secret)),
+        &[("grant_type", "client_credentials"), ("scope", "email")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers[reqwest::header::CACHE_CONTROL], "no-store");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], "email");
+    assert_eq!(body["expires_in"], 600);
+    let (_, jwks) = get_json(&srv, "/oauth2/jwks").await;
+    let (header, claims) = verify_es256(body["access_token"].as_str().unwrap(), &jwks);
+    assert_eq!(header["typ"], "at+jwt", "RFC 9068 access token");
+    assert_eq!(claims["iss"], srv.base);
+    assert_eq!(claims["sub"], client_id);
+    assert_eq!(claims["client_id"], client_id);
+    assert_eq!(claims["scope"], "email");
+    let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+    assert_eq!(exp - iat, 600);
+
+    // client_secret_post.
+    let (status, _, body) = token_request(
+        &srv,
+        None,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("scope").is_none(), "no scope asked, none granted");
+
+    // Both grants are in the audit log.
+    let admin = srv.admin_token().await;
+    let (s, audit) = srv
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?type=oidc.token_issued&limit=10",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let events = audit["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["details"]["client_id"], client_id);
+    assert_eq!(events[0]["details"]["grant_type"], "client_credentials");
+    let (_, registered) = srv
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?type=oidc.client_registered&limit=10",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(registered["events"][0]["actor"], "cli");
+    assert!(registered["events"][0]["details"].get("client_secret").is_none());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_secret_an_unknown_client_and_a_secret_for_a_public_client_are_all_invalid_client() {
+    let srv = TestServer::start().await;
+    let (client_id, secret) = client_add(
+        &srv,
+        &[
+            "reports",
+            "--redirect-uri",
+            "https://reports.example.com/cb",
+            "--client-credentials",
+        ],
+    )
+    .await;
+    let secret = secret.unwrap();
+    let (public_id, none) = client_add(
+        &srv,
+        &["spa", "--redirect-uri", "https://spa.example.com/cb", "--public"],
+    )
+    .await;
+    assert!(none.is_none(), "a public client gets no secret");
+
+    let wrong = format!("{secret}x");
+    for (id, s) in [
+        (client_id.as_str(), wrong.as_str()),
+        ("no-such-client", secret.as_str()),
+        (public_id.as_str(), "anything-at-all"),
+    ] {
+        let (status, headers, body) = token_request(&srv, Some((id, s)), &[("grant_type", "client_credentials")]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{id}: {body}");
+        assert_eq!(body["error"], "invalid_client");
+        assert!(body["error_description"].is_string());
+        assert_eq!(headers[reqwest::header::CACHE_CONTROL], "no-store");
+        assert!(
+            headers[reqwest::header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic"),
+            "RFC 6749 §5.2: a 401 to HTTP Basic names the scheme"
+        );
+    }
+    // The refusals are audited, naming the client that was claimed.
+    let admin = srv.admin_token().await;
+    let (_, audit) = srv
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?type=oidc.token_refused&limit=10",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let events = audit["events"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e["details"]["error"] == "invalid_client"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn token_endpoint_refusals_use_the_rfc6749_shape() {
+    let srv = TestServer::start().await;
+    let (client_id, secret) = client_add(
+        &srv,
+        &[
+            "reports",
+            "--redirect-uri",
+            "https://reports.example.com/cb",
+            "--client-credentials",
+        ],
+    )
+    .await;
+    let secret = secret.unwrap();
+    let (code_only, code_secret) = client_add(&srv, &["web", "--redirect-uri", "https://web.example.com/cb"]).await;
+    let code_secret = code_secret.unwrap();
+    let basic = Some((client_id.as_str(), secret.as_str()));
+
+    type Case<'a> = (Option<(&'a str, &'a str)>, Vec<(&'a str, &'a str)>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            basic,
+            vec![("grant_type", "password")],
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
+        (
+            basic,
+            vec![("grant_type", "urn:ietf:params:oauth:grant-type:device_code")],
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
+        (basic, vec![], StatusCode::BAD_REQUEST, "invalid_request"),
+        (
+            basic,
+            vec![("grant_type", "client_credentials"), ("scope", "openid")],
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            basic,
+            vec![("grant_type", "client_credentials"), ("scope", "admin")],
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        // Two authentication methods in one request (RFC 6749 §2.3).
+        (
+            basic,
+            vec![("grant_type", "client_credentials"), ("client_secret", secret.as_str())],
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        // A client registered for the code grant only.
+        (
+            Some((code_only.as_str(), code_secret.as_str())),
+            vec![("grant_type", "client_credentials")],
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+        ),
+        // No client authentication at all.
+        (
+            None,
+            vec![("grant_type", "client_credentials")],
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+    ];
+    for (auth, form, status, code) in cases {
+        let (s, headers, body) = token_request(&srv, auth, &form).await;
+        assert_eq!(s, status, "{form:?}: {body}");
+        assert_eq!(body["error"], code, "{form:?}");
+        assert_eq!(headers[reqwest::header::CACHE_CONTROL], "no-store");
+        assert!(body.get("message").is_none(), "the RFC's shape, not Signet's");
+    }
+
+    // A parameter sent twice (RFC 6749 §3.2).
+    let r = srv
+        .http
+        .post(srv.url("/oauth2/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&grant_type=client_credentials")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+
+    // JSON instead of a form.
+    let r = srv
+        .http
+        .post(srv.url("/oauth2/token"))
+        .basic_auth(&client_id, Some(&secret))
+        .json(&serde_json::json!({ "grant_type": "client_credentials" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn client_add_refuses_redirect_uris_that_could_leak_a_code() {
+    let srv = TestServer::start().await;
+    for bad in [
+        "http://app.example.com/cb",
+        "https://app.example.com/cb#fragment",
+        "https://user@app.example.com/cb",
+        "/relative",
+    ] {
+        let out = signet(&srv, &["client", "add", "app", "--redirect-uri", bad, "--json"]).await;
+        assert!(!out.status.success(), "{bad} was accepted");
+        let err: Value = serde_json::from_slice(&out.stdout)
+            .or_else(|_| serde_json::from_slice(&out.stderr))
+            .unwrap_or(Value::Null);
+        assert_eq!(err["error"], "invalid_request", "{bad}: {err}");
+    }
+    let out = signet(
+        &srv,
+        &[
+            "client",
+            "add",
+            "spa",
+            "--public",
+            "--client-credentials",
+            "--redirect-uri",
+            "https://spa.example.com/cb",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(!out.status.success(), "a public client cannot use client_credentials");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn introspection_reports_active_tokens_and_nothing_about_others() {
+    let srv = TestServer::start().await;
+    let (client_id, secret) = client_add(
+        &srv,
+        &[
+            "reports",
+            "--redirect-uri",
+            "https://reports.example.com/cb",
+            "--client-credentials",
+        ],
+    )
+    .await;
+    let secret = secret.unwrap();
+    let (public_id, _) = client_add(
+        &srv,
+        &["spa", "--redirect-uri", "https://spa.example.com/cb", "--public"],
+    )
+    .await;
+    let (_, _, body) = token_request(
+        &srv,
+        Some((&client_id, &secret)),
+        &[("grant_type", "client_credentials"), ("scope", "email")],
+    )
+    .await;
+    let token = body["access_token"].as_str().unwrap().to_owned();
+
+    let introspect = |auth: Option<(String, String)>, form: Vec<(&'static str, String)>| {
+        let mut req = srv.http.post(srv.url("/oauth2/introspect")).form(&form);
+        if let Some((id, s)) = auth {
+            req = req.basic_auth(id, Some(s));
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            let cache = r.headers()[reqwest::header::CACHE_CONTROL].to_str().unwrap().to_owned();
+            (status, cache, r.json::<Value>().await.unwrap())
+        }
+    };
+    let me = Some((client_id.clone(), secret.clone()));
+
+    let (status, cache, v) = introspect(me.clone(), vec![("token", token.clone())]).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(cache, "no-store");
+    assert_eq!(v["active"], true);
+    assert_eq!(v["client_id"], client_id);
+    assert_eq!(v["scope"], "email");
+    assert_eq!(v["iss"], srv.base);
+    assert_eq!(v["token_type"], "Bearer");
+
+    // Garbage, a token with a changed payload, and a token of another type
+    // all answer the same.
+    let parts: Vec<&str> = token.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(format!(r#"{{"iss":"{}","sub":"x","exp":9999999999}}"#, srv.base)),
+        parts[2]
+    );
+    for bad in ["not-a-token".to_owned(), forged, format!("{}.{}.", parts[0], parts[1])] {
+        let (status, _, v) = introspect(me.clone(), vec![("token", bad.clone())]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(v, serde_json::json!({ "active": false }), "{bad}");
+    }
+
+    // Only confidential clients may ask.
+    let (status, _, v) = introspect(None, vec![("token", token.clone()), ("client_id", public_id)]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"], "invalid_client");
+    let (status, _, v) = introspect(None, vec![("token", token.clone())]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"], "invalid_client");
+    let (status, _, v) = introspect(me.clone(), vec![]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"], "invalid_request");
+
+    // Once expired, the token is inactive.
+    srv.clock.advance(std::time::Duration::from_secs(601));
+    let (_, _, v) = introspect(me, vec![("token", token)]).await;
+    assert_eq!(v, serde_json::json!({ "active": false }));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn admins_create_list_show_and_delete_clients_and_secrets_never_show_again() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let (s, created) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/oidc/clients",
+            Some(&admin),
+            Some(serde_json::json!({
+                "name": "Wiki",
+                "redirect_uris": ["https://wiki.example.com/cb"],
+                "grant_types": ["authorization_code", "client_credentials"],
+                "first_party": true,
+                "assurance": { "min_aal": "aal2", "phishing_resistant": true }
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(created["client"]["source"], "admin");
+    assert_eq!(created["client"]["assurance"]["min_aal"], "aal2");
+
+    // The secret works at the token endpoint, and is never shown again.
+    let (status, _, body) = token_request(
+        &srv,
+        Some((&client_id, &secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (s, shown) = srv
+        .call(
+            Method::GET,
+            &format!("/api/v1/admin/oidc/clients/{client_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(shown["name"], "Wiki");
+    let (_, listed) = srv
+        .call(Method::GET, "/api/v1/admin/oidc/clients", Some(&admin), None)
+        .await;
+    assert_eq!(listed["clients"].as_array().unwrap().len(), 1);
+    for v in [&shown, &listed] {
+        let text = v.to_string();
+        assert!(!text.contains(&secret) && !text.contains("secret_hash"), "{text}");
+    }
+
+    // Bad input is refused with Signet's codes.
+    let (s, bad) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/oidc/clients",
+            Some(&admin),
+            Some(serde_json::json!({ "name": "Evil", "redirect_uris": ["http://evil.example.com/cb"] })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(bad["error"], "invalid_request");
+    let (s, _) = srv.call(Method::GET, "/api/v1/admin/oidc/clients", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Deleting ends the client: its secret no longer authenticates.
+    let (s, _) = srv
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/admin/oidc/clients/{client_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, gone) = srv
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/admin/oidc/clients/{client_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(gone["error"], "oidc_client_not_found");
+    let (status, _, body) = token_request(
+        &srv,
+        Some((&client_id, &secret)),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"], "invalid_client");
+    let (_, audit) = srv
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?type=oidc.client_deleted&limit=5",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(audit["events"][0]["details"]["client_id"], client_id);
+    srv.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// The authorization code flow, named after the OIDF Basic OP modules.
+// ---------------------------------------------------------------------------
+
+const RP_REDIRECT: &str = "https://rp.example.com/cb";
+
+/// A user with a passkey, signed in with it (api mode): `(user_id, session_token)`.
+async fn passkey_user(srv: &TestServer, email: &str) -> (String, String, crate::passkeys::soft::SoftAuthenticator) {
+    let (id, enrollment) = crate::passkeys::invited(srv, email).await;
+    let mut auth = crate::passkeys::authenticator(srv);
+    crate::passkeys::enroll(srv, &enrollment, &mut auth, None).await;
+    let done = crate::passkeys::sign_in(srv, &mut auth, Some(email)).await;
+    (id, done["session_token"].as_str().unwrap().to_owned(), auth)
+}
+
+/// A PKCE pair `(verifier, S256 challenge)`.
+fn pkce_pair() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).unwrap();
+    let verifier = URL_SAFE_NO_PAD.encode(bytes);
+    let challenge = URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        verifier.as_bytes(),
+    ));
+    (verifier, challenge)
+}
+
+/// `GET /oauth2/authorize?params`, with the session as a bearer token if
+/// given. Returns the status and the `Location` header.
+async fn authorize(srv: &TestServer, session: Option<&str>, params: &[(&str, &str)]) -> (StatusCode, Option<url::Url>) {
+    let mut req = srv.http.get(srv.url("/oauth2/authorize")).query(params);
+    if let Some(s) = session {
+        req = req.bearer_auth(s);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.headers()[reqwest::header::CACHE_CONTROL], "no-store");
+    let location = r
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|l| absolute(srv, l.to_str().unwrap()));
+    (r.status(), location)
+}
+
+/// A `Location` header as an absolute URL.
+fn absolute(srv: &TestServer, location: &str) -> url::Url {
+    url::Url::parse(&srv.base).unwrap().join(location).unwrap()
+}
+
+fn query_of(url: &url::Url, key: &str) -> Option<String> {
+    url.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+}
+
+/// Authorizes with a session and returns the code.
+async fn code_for(srv: &TestServer, session: &str, client_id: &str, extra: &[(&str, &str)]) -> String {
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", RP_REDIRECT),
+        ("scope", "openid email profile"),
+    ];
+    params.extend_from_slice(extra);
+    let (s, loc) = authorize(srv, Some(session), &params).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let loc = loc.unwrap();
+    assert!(loc.as_str().starts_with(RP_REDIRECT), "{loc}");
+    query_of(&loc, "code").unwrap_or_else(|| panic!("a code in {loc}"))
+}
+
+async fn redeem(srv: &TestServer, client: (&str, &str), code: &str, verifier: Option<&str>) -> (StatusCode, Value) {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", RP_REDIRECT),
+    ];
+    if let Some(v) = verifier {
+        form.push(("code_verifier", v));
+    }
+    let (s, _, body) = token_request(srv, Some(client), &form).await;
+    (s, body)
+}
+
+#[tokio::test]
+async fn oidcc_server() {
+    let srv = TestServer::start().await;
+    let (user_id, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let secret = secret.unwrap();
+    let (verifier, challenge) = pkce_pair();
+
+    let (s, loc) = authorize(
+        &srv,
+        Some(&session),
+        &[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid email profile"),
+            ("state", "st-123"),
+            ("nonce", "n-456"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let loc = loc.unwrap();
+    assert_eq!(query_of(&loc, "state").as_deref(), Some("st-123"));
+    assert_eq!(
+        query_of(&loc, "iss").as_deref(),
+        Some(srv.base.as_str()),
+        "RFC 9207 iss"
+    );
+    let code = query_of(&loc, "code").unwrap();
+    assert!(code.starts_with("sgac_") && code.len() >= 5 + 43, "≥ 256 bits");
+
+    let (s, tokens) = redeem(&srv, (&client_id, &secret), &code, Some(&verifier)).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    let (_, jwks) = get_json(&srv, "/oauth2/jwks").await;
+    let (header, id) = verify_es256(tokens["id_token"].as_str().unwrap(), &jwks);
+    assert_eq!(header["typ"], "JWT");
+    assert_eq!(id["iss"], srv.base);
+    assert_eq!(id["sub"], user_id);
+    assert_eq!(id["aud"], client_id);
+    assert_eq!(id["nonce"], "n-456");
+    assert_eq!(id["acr"], "phr", "a passkey sign-in is phishing-resistant");
+    assert_eq!(id["amr"].as_array().map(|a| !a.is_empty()), Some(true), "{id}");
+    assert!(id["sid"].is_string() && id["auth_time"].is_i64() && id["iat"].is_i64());
+    assert!(id["exp"].as_i64().unwrap() > id["iat"].as_i64().unwrap());
+    assert_eq!(id["email"], "ada@example.com");
+    assert_eq!(id["email_verified"], true);
+
+    // UserInfo, by header (GET) and by form (POST).
+    let at = tokens["access_token"].as_str().unwrap();
+    let r = srv
+        .http
+        .get(srv.url("/oauth2/userinfo"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let info: Value = r.json().await.unwrap();
+    assert_eq!(info["sub"], user_id);
+    assert_eq!(info["email"], "ada@example.com");
+    let r = srv
+        .http
+        .post(srv.url("/oauth2/userinfo"))
+        .form(&[("access_token", at)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Discovery now lists the endpoints, and they answer.
+    let (_, doc) = get_json(&srv, "/.well-known/openid-configuration").await;
+    assert_eq!(doc["authorization_endpoint"], srv.url("/oauth2/authorize"));
+    assert_eq!(doc["userinfo_endpoint"], srv.url("/oauth2/userinfo"));
+    assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn oidcc_userinfo_refuses_a_bad_or_user_less_token() {
+    let srv = TestServer::start().await;
+    let r = srv
+        .http
+        .get(srv.url("/oauth2/userinfo"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.headers()[reqwest::header::WWW_AUTHENTICATE]
+        .to_str()
+        .unwrap()
+        .contains("invalid_token"));
+    // A client_credentials token names no user.
+    let (id, secret) = client_add(&srv, &["Svc", "--client-credentials"]).await;
+    let (_, _, t) = token_request(
+        &srv,
+        Some((&id, &secret.unwrap())),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    let r = srv
+        .http
+        .get(srv.url("/oauth2/userinfo"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn oidcc_prompt_none_not_logged_in() {
+    let srv = TestServer::start().await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (s, loc) = authorize(
+        &srv,
+        None,
+        &[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid"),
+            ("prompt", "none"),
+            ("state", "xyz"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let loc = loc.unwrap();
+    assert!(loc.as_str().starts_with(RP_REDIRECT));
+    assert_eq!(query_of(&loc, "error").as_deref(), Some("login_required"));
+    assert_eq!(query_of(&loc, "state").as_deref(), Some("xyz"));
+    assert_eq!(query_of(&loc, "iss").as_deref(), Some(srv.base.as_str()));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn oidcc_ensure_registered_redirect_uri_and_near_misses_get_an_error_page() {
+    let srv = TestServer::start().await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let near_misses = [
+        "https://rp.example.com/cb/",
+        "https://rp.example.com/cb?x=1",
+        "https://RP.example.com/cb",
+        "https://rp.example.com/CB",
+        "https://rp.example.com/cbx",
+        "https://rp.example.com.evil.com/cb",
+        "https://evil.com@rp.example.com/cb",
+        "https://rp.example.com/x/../cb",
+        "https://rp.example.com/cb#frag",
+        "http://rp.example.com/cb",
+        "https://rp.example.com:443/cb",
+        "https://attacker.example/cb",
+    ];
+    for uri in near_misses {
+        let (s, loc) = authorize(
+            &srv,
+            None,
+            &[
+                ("response_type", "code"),
+                ("client_id", &client_id),
+                ("redirect_uri", uri),
+                ("scope", "openid"),
+            ],
+        )
+        .await;
+        assert_eq!((s, loc), (StatusCode::BAD_REQUEST, None), "{uri}");
+    }
+    // An unknown client and a missing redirect URI: an error page too.
+    for params in [
+        vec![
+            ("response_type", "code"),
+            ("client_id", "nope"),
+            ("redirect_uri", RP_REDIRECT),
+        ],
+        vec![("response_type", "code"), ("client_id", client_id.as_str())],
+    ] {
+        let (s, loc) = authorize(&srv, None, &params).await;
+        assert_eq!((s, loc), (StatusCode::BAD_REQUEST, None));
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn unsupported_response_type_and_missing_openid_are_sent_back_to_the_client() {
+    let srv = TestServer::start().await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    for (rt, scope, expected) in [
+        ("token", "openid", "unsupported_response_type"),
+        ("code id_token", "openid", "unsupported_response_type"),
+        ("code", "email", "invalid_scope"),
+    ] {
+        let (s, loc) = authorize(
+            &srv,
+            None,
+            &[
+                ("response_type", rt),
+                ("client_id", &client_id),
+                ("redirect_uri", RP_REDIRECT),
+                ("scope", scope),
+                ("state", "s"),
+            ],
+        )
+        .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let loc = loc.unwrap();
+        assert_eq!(query_of(&loc, "error").as_deref(), Some(expected), "{rt}");
+        assert_eq!(query_of(&loc, "state").as_deref(), Some("s"));
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn pkce_is_s256_only_required_for_public_clients_and_cannot_be_downgraded() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (conf_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let secret = secret.unwrap();
+    let (pub_id, _) = client_add(&srv, &["Spa", "--redirect-uri", RP_REDIRECT, "--public"]).await;
+    let (verifier, challenge) = pkce_pair();
+    let refused = |loc: Option<url::Url>| query_of(&loc.unwrap(), "error");
+
+    // plain, a challenge without a method, and a public client without PKCE.
+    for params in [
+        vec![
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "plain"),
+        ],
+        vec![("code_challenge", challenge.as_str())],
+    ] {
+        let mut all = vec![
+            ("response_type", "code"),
+            ("client_id", conf_id.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid"),
+        ];
+        all.extend(params);
+        let (_, loc) = authorize(&srv, Some(&session), &all).await;
+        assert_eq!(refused(loc).as_deref(), Some("invalid_request"));
+    }
+    let (_, loc) = authorize(
+        &srv,
+        Some(&session),
+        &[
+            ("response_type", "code"),
+            ("client_id", &pub_id),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid"),
+        ],
+    )
+    .await;
+    assert_eq!(refused(loc).as_deref(), Some("invalid_request"));
+
+    // A code with a challenge needs the verifier; the wrong one fails.
+    let code = code_for(
+        &srv,
+        &session,
+        &conf_id,
+        &[("code_challenge", &challenge), ("code_challenge_method", "S256")],
+    )
+    .await;
+    let (s, body) = redeem(&srv, (&conf_id, &secret), &code, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let code = code_for(
+        &srv,
+        &session,
+        &conf_id,
+        &[("code_challenge", &challenge), ("code_challenge_method", "S256")],
+    )
+    .await;
+    let (other, _) = pkce_pair();
+    let (s, body) = redeem(&srv, (&conf_id, &secret), &code, Some(&other)).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    // A verifier for a code issued without a challenge: a downgrade, refused.
+    let code = code_for(&srv, &session, &conf_id, &[]).await;
+    let (s, body) = redeem(&srv, (&conf_id, &secret), &code, Some(&verifier)).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+
+    // A public client with S256 redeems without a secret.
+    let code = code_for(
+        &srv,
+        &session,
+        &pub_id,
+        &[("code_challenge", &challenge), ("code_challenge_method", "S256")],
+    )
+    .await;
+    let (s, _, body) = token_request(
+        &srv,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", &pub_id),
+            ("code", &code),
+            ("redirect_uri", RP_REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body["id_token"].is_string());
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn oidcc_codereuse_revokes_the_tokens_issued_from_the_code() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let secret = secret.unwrap();
+    let code = code_for(&srv, &session, &client_id, &[]).await;
+    let (s, tokens) = redeem(&srv, (&client_id, &secret), &code, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let at = tokens["access_token"].as_str().unwrap();
+    let r = srv
+        .http
+        .get(srv.url("/oauth2/userinfo"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let (s, body) = redeem(&srv, (&client_id, &secret), &code, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let r = srv
+        .http
+        .get(srv.url("/oauth2/userinfo"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the first access token is revoked"
+    );
+
+    // A code for another client, a wrong redirect URI, an expired code.
+    let (other_id, other_secret) = client_add(&srv, &["Other", "--redirect-uri", RP_REDIRECT]).await;
+    let code = code_for(&srv, &session, &client_id, &[]).await;
+    let (s, body) = redeem(&srv, (&other_id, &other_secret.unwrap()), &code, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let code = code_for(&srv, &session, &client_id, &[]).await;
+    let (s, _, body) = token_request(
+        &srv,
+        Some((&client_id, &secret)),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "https://rp.example.com/cb/"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let code = code_for(&srv, &session, &client_id, &[]).await;
+    srv.clock.advance(std::time::Duration::from_secs(61));
+    let (s, body) = redeem(&srv, (&client_id, &secret), &code, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn twenty_concurrent_redemptions_of_one_code_exactly_one_wins() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let secret = secret.unwrap();
+    let code = code_for(&srv, &session, &client_id, &[]).await;
+    let attempts = (0..20).map(|_| redeem(&srv, (&client_id, &secret), &code, None));
+    let results = futures::future::join_all(attempts).await;
+    let wins = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(wins, 1, "{results:?}");
+    for (s, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(
+            (*s, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
+    }
+    srv.stop().await;
+}
+
+/// `max_age=1` with a session older than that (and `prompt=login`) sends
+/// the browser to Signet's login with the request stored; a new sign-in
+/// with that `return_to` continues to it, and the code it gets states the
+/// new `auth_time`.
+#[tokio::test]
+async fn oidcc_max_age_1_and_prompt_login_force_a_new_sign_in_that_resumes_the_request() {
+    let srv = TestServer::start().await;
+    let (_, session, mut auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let secret = secret.unwrap();
+    srv.clock.advance(std::time::Duration::from_secs(2));
+    for extra in [("max_age", "1"), ("prompt", "login")] {
+        let (s, loc) = authorize(
+            &srv,
+            Some(&session),
+            &[
+                ("response_type", "code"),
+                ("client_id", &client_id),
+                ("redirect_uri", RP_REDIRECT),
+                ("scope", "openid"),
+                ("state", "again"),
+                ("login_hint", "ada@example.com"),
+                extra,
+            ],
+        )
+        .await;
+        assert_eq!(s, StatusCode::SEE_OTHER);
+        let loc = loc.unwrap();
+        assert_eq!(loc.path(), "/login", "{loc}");
+        assert_eq!(query_of(&loc, "login_hint").as_deref(), Some("ada@example.com"));
+        let return_to = query_of(&loc, "return_to").unwrap();
+        assert!(return_to.starts_with("/oauth2/authorize/resume/"));
+
+        // Sign in again, continuing to the stored request.
+        let (s, started) = srv
+            .call(
+                Method::POST,
+                "/api/v1/login",
+                None,
+                Some(serde_json::json!({ "identifier": "ada@example.com", "mode": "api", "return_to": return_to })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{started}");
+        let entry = started["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["method"] == "passkey")
+            .unwrap()
+            .clone();
+        let credential = auth.get(&entry["publicKey"]).await;
+        let (s, done) = crate::passkeys::post_assertion(&srv, started["flow_id"].as_str().unwrap(), credential).await;
+        assert_eq!(s, StatusCode::OK, "{done}");
+        let resume = done["return_to"].as_str().unwrap().to_owned();
+        assert_eq!(resume, return_to);
+        let fresh = done["session_token"].as_str().unwrap();
+
+        let r = srv.http.get(srv.url(&resume)).bearer_auth(fresh).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let loc = absolute(&srv, r.headers()[reqwest::header::LOCATION].to_str().unwrap());
+        assert_eq!(query_of(&loc, "state").as_deref(), Some("again"));
+        let code = query_of(&loc, "code").unwrap();
+        let (s, tokens) = redeem(&srv, (&client_id, &secret), &code, None).await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, jwks) = get_json(&srv, "/oauth2/jwks").await;
+        let (_, id) = verify_es256(tokens["id_token"].as_str().unwrap(), &jwks);
+        let now = signet_core::clock::Clock::now(&*srv.clock).as_millis() / 1000;
+        assert!(now - id["auth_time"].as_i64().unwrap() <= 1, "{id}");
+
+        // The stored request was answered: resuming it again fails.
+        let r = srv.http.get(srv.url(&resume)).bearer_auth(fresh).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        srv.clock.advance(std::time::Duration::from_secs(2));
+    }
+    srv.stop().await;
+}
+
+/// `acr_values=phr` on top of a client that asks nothing: a passkey
+/// session meets it at once; with `prompt=none` and a client demanding
+/// AAL3 the same session is not enough (`login_required`).
+#[tokio::test]
+async fn acr_values_and_the_client_floor_combine() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let code = code_for(&srv, &session, &client_id, &[("acr_values", "phr")]).await;
+    assert!(code.starts_with("sgac_"));
+    let (s, loc) = authorize(
+        &srv,
+        Some(&session),
+        &[
+            ("response_type", "code"),
+            ("client_id", &client_id),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid"),
+            ("acr_values", "phrh"),
+            ("prompt", "none"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(query_of(&loc.unwrap(), "error").as_deref(), Some("login_required"));
+    srv.stop().await;
+}
