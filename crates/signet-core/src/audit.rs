@@ -65,6 +65,7 @@ pub enum EventType {
     OidcAuthorized,
     OidcAuthorizationRefused,
     OidcCodeReused,
+    OidcRefreshReused,
 }
 
 impl EventType {
@@ -104,6 +105,7 @@ impl EventType {
         EventType::OidcAuthorized,
         EventType::OidcAuthorizationRefused,
         EventType::OidcCodeReused,
+        EventType::OidcRefreshReused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -143,6 +145,7 @@ impl EventType {
             EventType::OidcAuthorized => "oidc.authorized",
             EventType::OidcAuthorizationRefused => "oidc.authorization_refused",
             EventType::OidcCodeReused => "oidc.code_reused",
+            EventType::OidcRefreshReused => "oidc.refresh_reused",
         }
     }
 

@@ -31,6 +31,8 @@ pub enum TokenKind {
     ClientSecret,
     /// An OIDC authorization code (single use, 60 seconds).
     AuthorizationCode,
+    /// An OIDC refresh token (rotated on every use).
+    RefreshToken,
 }
 
 impl TokenKind {
@@ -44,6 +46,7 @@ impl TokenKind {
             TokenKind::BrowserBinding => "sgb_",
             TokenKind::ClientSecret => "sgcs_",
             TokenKind::AuthorizationCode => "sgac_",
+            TokenKind::RefreshToken => "sgrt_",
         }
     }
 }
