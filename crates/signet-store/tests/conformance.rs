@@ -1567,7 +1567,11 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     tx.insert_oidc_code(&other, other_id, "app", user, "{}", at(60))
         .await
         .unwrap();
-    assert_eq!(tx.revoke_oidc_user(UserId(user), at(5)).await.unwrap(), 1, "the rotated-out refresh token of the first family");
+    assert_eq!(
+        tx.revoke_oidc_user(UserId(user), at(5)).await.unwrap(),
+        1,
+        "the rotated-out refresh token of the first family"
+    );
     assert_eq!(tx.oidc_code_standing(other_id).await.unwrap(), Some(false));
     tx.commit().await.unwrap();
 }
