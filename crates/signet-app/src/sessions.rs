@@ -320,6 +320,10 @@ impl<'a> SessionSummary<'a> {
 /// call it, so that whatever else depends on a session (OpenID Connect
 /// refresh tokens, back-channel logout notices) is revoked with it, in the
 /// same commit as the change that caused it.
-pub async fn end_everywhere(_app: &App, tx: &mut dyn Transaction, user: UserId) -> Result<u64> {
+pub async fn end_everywhere(app: &App, tx: &mut dyn Transaction, user: UserId) -> Result<u64> {
+    // OpenID Connect: every refresh token and every access token issued
+    // from the user's codes stops working in the same commit (the relying
+    // parties' own sessions are theirs; back-channel logout is not built).
+    tx.revoke_oidc_user(user, app.clock.now()).await?;
     Ok(tx.delete_user_sessions(user).await?)
 }

@@ -66,6 +66,10 @@ pub async fn set_status(app: &App, actor: &Actor, origin: &Origin, id: UserId, s
     if !tx.set_user_status(id, status, app.clock.now()).await? {
         return Err(Error::not_found(ErrorCode::UserNotFound, "no such user"));
     }
+    if status == UserStatus::Disabled {
+        // Everything a session stands for ends too (OIDC grants included).
+        crate::sessions::end_everywhere(app, &mut *tx, id).await?;
+    }
     app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;
     get(app, id).await

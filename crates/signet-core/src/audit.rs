@@ -69,6 +69,7 @@ pub enum EventType {
     OidcAuthorized,
     OidcAuthorizationRefused,
     OidcCodeReused,
+    OidcRefreshReused,
 }
 
 impl EventType {
@@ -109,6 +110,7 @@ impl EventType {
         EventType::OidcAuthorized,
         EventType::OidcAuthorizationRefused,
         EventType::OidcCodeReused,
+        EventType::OidcRefreshReused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -149,6 +151,7 @@ impl EventType {
             EventType::OidcAuthorized => "oidc.authorized",
             EventType::OidcAuthorizationRefused => "oidc.authorization_refused",
             EventType::OidcCodeReused => "oidc.code_reused",
+            EventType::OidcRefreshReused => "oidc.refresh_reused",
         }
     }
 

@@ -33,6 +33,8 @@ pub enum TokenKind {
     ClientSecret,
     /// An OIDC authorization code (single use, 60 seconds).
     AuthorizationCode,
+    /// An OIDC refresh token (rotated on every use).
+    RefreshToken,
 }
 
 impl TokenKind {
@@ -47,6 +49,7 @@ impl TokenKind {
             TokenKind::NotMe => "sgn_",
             TokenKind::ClientSecret => "sgcs_",
             TokenKind::AuthorizationCode => "sgac_",
+            TokenKind::RefreshToken => "sgrt_",
         }
     }
 }

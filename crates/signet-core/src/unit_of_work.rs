@@ -239,6 +239,7 @@ pub trait OidcGrantWrites: Send {
         hash: &TokenHash,
         id: Uuid,
         client_id: &str,
+        user_id: Uuid,
         grant: &str,
         expires_at: Timestamp,
     ) -> StoreResult<()>;
@@ -248,6 +249,47 @@ pub trait OidcGrantWrites: Send {
     /// Whether the tokens issued from code `id` still stand: `None` if there
     /// is no such code, `Some(false)` once it was revoked.
     async fn oidc_code_standing(&mut self, id: Uuid) -> StoreResult<Option<bool>>;
+    /// Stores a refresh token of `family` (the id of the code it descends
+    /// from), by its hash only.
+    async fn insert_oidc_refresh(&mut self, token: &NewRefreshToken<'_>) -> StoreResult<()>;
+    /// Rotates a refresh token out with one conditional write: of
+    /// concurrent uses exactly one gets `Rotated`.
+    async fn rotate_oidc_refresh(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<RefreshRotation>;
+    /// Revokes a family: its code (so the access tokens issued from it) and
+    /// every refresh token in it. Returns the refresh tokens revoked.
+    async fn revoke_oidc_family(&mut self, family: Uuid, now: Timestamp) -> StoreResult<u64>;
+    /// Revokes every code and refresh token of a user (signed out
+    /// everywhere). Returns the refresh tokens revoked.
+    async fn revoke_oidc_user(&mut self, user: UserId, now: Timestamp) -> StoreResult<u64>;
+}
+
+/// A refresh token to store.
+#[derive(Clone, Debug)]
+pub struct NewRefreshToken<'a> {
+    pub hash: &'a TokenHash,
+    pub id: Uuid,
+    pub family: Uuid,
+    pub client_id: &'a str,
+    pub user_id: Uuid,
+    pub grant: &'a str,
+    pub expires_at: Timestamp,
+}
+
+/// What using a refresh token found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefreshRotation {
+    /// No refresh token has this hash.
+    Unknown,
+    /// This call rotated it out (`revoked` if its family was revoked).
+    Rotated {
+        family: Uuid,
+        client_id: String,
+        grant: String,
+        expires_at: Timestamp,
+        revoked: bool,
+    },
+    /// It had been rotated out before: a replay.
+    Reused { family: Uuid, client_id: String },
 }
 
 #[async_trait::async_trait]

@@ -67,7 +67,15 @@ impl FlowStore for SqlStore {
                 .await
                 .map_err(backend)?
                 .rows_affected();
-            flows + finished
+            // OIDC authorization requests wait for a login flow: they go
+            // with the flows (ADR 0101).
+            let requests = sqlx::query("DELETE FROM oidc_requests WHERE expires_at <= $1")
+                .bind(now.as_millis())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+            flows + finished + requests
         }))
     }
 }

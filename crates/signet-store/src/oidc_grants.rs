@@ -7,7 +7,8 @@
 use signet_core::clock::Timestamp;
 use signet_core::secret::TokenHash;
 use signet_core::store::StoreResult;
-use signet_core::unit_of_work::{CodeRedemption, OidcGrantWrites};
+use signet_core::unit_of_work::{CodeRedemption, NewRefreshToken, OidcGrantWrites, RefreshRotation};
+use signet_core::user::UserId;
 use uuid::Uuid;
 
 use crate::backend;
@@ -63,16 +64,19 @@ impl OidcGrantWrites for SqlTx {
         hash: &TokenHash,
         id: Uuid,
         client_id: &str,
+        user_id: Uuid,
         grant: &str,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
         in_tx!(self, |c| {
             sqlx::query(
-                "INSERT INTO oidc_codes (code_hash, id, client_id, grant_data, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO oidc_codes (code_hash, id, client_id, user_id, grant_data, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(hash.as_bytes().to_vec())
             .bind(id.to_string())
             .bind(client_id)
+            .bind(user_id.to_string())
             .bind(grant)
             .bind(expires_at.as_millis())
             .execute(&mut *c)
@@ -129,6 +133,98 @@ impl OidcGrantWrites for SqlTx {
                 .await
                 .map_err(backend)?;
             row.map(|(revoked,)| revoked.is_none())
+        })
+    }
+
+    async fn insert_oidc_refresh(&mut self, t: &NewRefreshToken<'_>) -> StoreResult<()> {
+        in_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO oidc_refresh_tokens (token_hash, id, family_id, client_id, user_id, grant_data, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(t.hash.as_bytes().to_vec())
+            .bind(t.id.to_string())
+            .bind(t.family.to_string())
+            .bind(t.client_id)
+            .bind(t.user_id.to_string())
+            .bind(t.grant)
+            .bind(t.expires_at.as_millis())
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?;
+        })
+    }
+
+    async fn rotate_oidc_refresh(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<RefreshRotation> {
+        let won: Option<(String, String, String, i64, Option<i64>)> = in_tx!(self, |c| {
+            sqlx::query_as(
+                "UPDATE oidc_refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL \
+                 RETURNING family_id, client_id, grant_data, expires_at, revoked_at",
+            )
+            .bind(hash.as_bytes().to_vec())
+            .bind(now.as_millis())
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(backend)?
+        })?;
+        if let Some((family, client_id, grant, expires_at, revoked_at)) = won {
+            return Ok(RefreshRotation::Rotated {
+                family: uuid(&family)?,
+                client_id,
+                grant,
+                expires_at: Timestamp::from_millis(expires_at),
+                revoked: revoked_at.is_some(),
+            });
+        }
+        let seen: Option<(String, String)> = in_tx!(self, |c| {
+            sqlx::query_as("SELECT family_id, client_id FROM oidc_refresh_tokens WHERE token_hash = $1")
+                .bind(hash.as_bytes().to_vec())
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(backend)?
+        })?;
+        Ok(match seen {
+            Some((family, client_id)) => RefreshRotation::Reused {
+                family: uuid(&family)?,
+                client_id,
+            },
+            None => RefreshRotation::Unknown,
+        })
+    }
+
+    async fn revoke_oidc_family(&mut self, family: Uuid, now: Timestamp) -> StoreResult<u64> {
+        in_tx!(self, |c| {
+            sqlx::query("UPDATE oidc_codes SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
+                .bind(family.to_string())
+                .bind(now.as_millis())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+            sqlx::query("UPDATE oidc_refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
+                .bind(family.to_string())
+                .bind(now.as_millis())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+        })
+    }
+
+    async fn revoke_oidc_user(&mut self, user: UserId, now: Timestamp) -> StoreResult<u64> {
+        in_tx!(self, |c| {
+            sqlx::query("UPDATE oidc_codes SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                .bind(user.0.to_string())
+                .bind(now.as_millis())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+            sqlx::query("UPDATE oidc_refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                .bind(user.0.to_string())
+                .bind(now.as_millis())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
         })
     }
 }

@@ -1654,6 +1654,97 @@ macro_rules! conformance {
     };
 }
 
+async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s: Arc<SqlStore>) {
+    use signet_core::unit_of_work::{CodeRedemption, NewRefreshToken, RefreshRotation};
+    let user = Uuid::new_v4();
+    let code = TokenHash::of(b"code");
+    let code_id = Uuid::new_v4();
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_oidc_code(&code, code_id, "app", user, "{}", at(60))
+        .await
+        .unwrap();
+    let rt = TokenHash::of(b"refresh");
+    tx.insert_oidc_refresh(&NewRefreshToken {
+        hash: &rt,
+        id: Uuid::new_v4(),
+        family: code_id,
+        client_id: "app",
+        user_id: user,
+        grant: "{}",
+        expires_at: at(600),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = s.begin().await.unwrap();
+    assert!(matches!(
+        tx.redeem_oidc_code(&code, at(1)).await.unwrap(),
+        CodeRedemption::Redeemed { id, .. } if id == code_id
+    ));
+    assert_eq!(tx.oidc_code_standing(code_id).await.unwrap(), Some(true));
+    assert!(matches!(
+        tx.rotate_oidc_refresh(&rt, at(2)).await.unwrap(),
+        RefreshRotation::Rotated { family, revoked: false, .. } if family == code_id
+    ));
+    assert!(matches!(
+        tx.rotate_oidc_refresh(&rt, at(3)).await.unwrap(),
+        RefreshRotation::Reused { family, .. } if family == code_id
+    ));
+    assert!(matches!(
+        tx.redeem_oidc_code(&code, at(4)).await.unwrap(),
+        CodeRedemption::Reused { id, .. } if id == code_id
+    ));
+    assert_eq!(tx.oidc_code_standing(code_id).await.unwrap(), Some(false));
+    assert_eq!(
+        tx.redeem_oidc_code(&TokenHash::of(b"nope"), at(4)).await.unwrap(),
+        CodeRedemption::Unknown
+    );
+    assert_eq!(tx.oidc_code_standing(Uuid::new_v4()).await.unwrap(), None);
+    tx.commit().await.unwrap();
+
+    // A user's grants are revoked together.
+    let other = TokenHash::of(b"other code");
+    let other_id = Uuid::new_v4();
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_oidc_code(&other, other_id, "app", user, "{}", at(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        tx.revoke_oidc_user(UserId(user), at(5)).await.unwrap(),
+        1,
+        "the rotated-out refresh token of the first family"
+    );
+    assert_eq!(tx.oidc_code_standing(other_id).await.unwrap(), Some(false));
+    tx.commit().await.unwrap();
+}
+
+// Concurrent redemptions of one code: exactly one winner.
+async fn concurrent_code_redemptions_have_one_winner(s: Arc<SqlStore>) {
+    use signet_core::unit_of_work::CodeRedemption;
+    let code = TokenHash::of(b"contended code");
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_oidc_code(&code, Uuid::new_v4(), "app", Uuid::new_v4(), "{}", at(60))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let tasks = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut tx = s.begin().await.unwrap();
+                let won = matches!(
+                    tx.redeem_oidc_code(&code, at(1)).await.unwrap(),
+                    CodeRedemption::Redeemed { .. }
+                );
+                tx.commit().await.unwrap();
+                won
+            })
+        })
+        .collect();
+    assert_eq!(winners(tasks).await, 1);
+}
+
 conformance!(
     users_are_unique_by_case_insensitive_email,
     users_list_in_pages,
@@ -1691,4 +1782,6 @@ conformance!(
     totp_credentials_round_trip_and_advance_once_per_step,
     recovery_codes_are_used_once_and_replaced_together,
     oidc_clients_round_trip_and_config_never_takes_over_another_source,
+    oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family,
+    concurrent_code_redemptions_have_one_winner,
 );

@@ -365,8 +365,9 @@ fn validate(
 }
 
 /// The scopes granted: `openid` must be among them (this is OpenID
-/// Connect), every other one allowed to the client. `offline_access` is
-/// not granted here (refresh tokens are not built).
+/// Connect), every other one allowed to the client (`offline_access`
+/// included: it yields a refresh token when the client may also use the
+/// `refresh_token` grant).
 fn requested_scope(client: &OidcClient, raw: Option<&str>) -> std::result::Result<Vec<String>, Refusal> {
     let mut out: Vec<String> = Vec::new();
     for s in raw.unwrap_or_default().split(' ').filter(|s| !s.is_empty()) {

@@ -64,9 +64,11 @@ pub fn id_token(app: &App, client: &OidcClient, grant: &CodeGrant, user: &User) 
     Value::Object(claims)
 }
 
-/// The access token's claims (RFC 9068): its `jti` is the id of the code
-/// it was issued from, so revoking the code revokes it.
-pub fn access_token(app: &App, client: &OidcClient, grant: &CodeGrant, code_id: Uuid) -> Value {
+/// The access token's claims (RFC 9068). `grant_id` (a private claim) is
+/// the id of the code it descends from, directly or through refresh
+/// tokens: revoking that grant (code reuse, refresh reuse, signing out
+/// everywhere) revokes the token.
+pub fn access_token(app: &App, client: &OidcClient, grant: &CodeGrant, grant_id: Uuid) -> Value {
     let now = app.clock.now().as_millis() / 1000;
     let ttl = i64::try_from(client.settings.access_token_ttl_secs).unwrap_or(i64::MAX);
     json!({
@@ -76,7 +78,8 @@ pub fn access_token(app: &App, client: &OidcClient, grant: &CodeGrant, code_id: 
         "client_id": client.client_id,
         "iat": now,
         "exp": now.saturating_add(ttl),
-        "jti": code_id.to_string(),
+        "jti": Uuid::new_v4().to_string(),
+        "grant_id": grant_id.to_string(),
         "scope": grant.scope.join(" "),
         "auth_time": grant.auth_time,
         "acr": grant.acr,

@@ -84,8 +84,15 @@ pub async fn issue(
             "session_id": s.id.0,
         }));
     let mut tx = app.store.begin().await?;
-    tx.insert_oidc_code(&code.hash(), Uuid::new_v4(), &client.client_id, &body, expires_at)
-        .await?;
+    tx.insert_oidc_code(
+        &code.hash(),
+        Uuid::new_v4(),
+        &client.client_id,
+        s.user_id.0,
+        &body,
+        expires_at,
+    )
+    .await?;
     if let Some(id) = stored {
         tx.delete_oidc_request(id).await?;
     }
@@ -130,6 +137,7 @@ pub async fn redeem(
             let record = AuditEvent::new(EventType::OidcCodeReused, Actor::Anonymous, Outcome::Denied)
                 .from_origin(origin)
                 .details(json!({ "client_id": client_id, "code_id": id, "presented_by": client.client_id }));
+            tx.revoke_oidc_family(id, now).await?;
             app.audit().append(&mut *tx, &record).await?;
             tx.commit().await?;
             return Err(invalid(
@@ -209,8 +217,8 @@ mod tests {
     #[test]
     fn s256_matches_rfc_7636_appendix_b() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        assert!(s256(verifier).ct_eq_str("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbSq5yOvBZWk"));
-        assert!(!s256(verifier).ct_eq_str("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbSq5yOvBZWj"));
+        assert!(s256(verifier).ct_eq_str("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+        assert!(!s256(verifier).ct_eq_str("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"));
         assert!(verifier_ok(verifier));
         assert!(!verifier_ok("short"));
     }

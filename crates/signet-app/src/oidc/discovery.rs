@@ -48,11 +48,11 @@ pub fn document(settings: &Settings) -> Value {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "introspection_endpoint": format!("{issuer}{INTROSPECTION_PATH}"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "grant_types_supported": ["authorization_code", "client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": Alg::all().iter().map(|a| a.as_str()).collect::<Vec<_>>(),
-        "scopes_supported": ["openid", "email", "profile"],
+        "scopes_supported": ["openid", "email", "profile", "offline_access"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp",
             "email", "email_verified", "name"],
     })

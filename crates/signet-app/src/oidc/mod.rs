@@ -22,7 +22,9 @@
 //! - [`claims`]: ID token, access token and UserInfo claims;
 //! - [`userinfo`]: the UserInfo endpoint (OpenID Connect Core §5.3).
 //!
-//! Refresh tokens, revocation and logout are not built yet; discovery does
+//! - [`refresh`]: rotating refresh tokens for `offline_access`.
+//!
+//! Revocation (RFC 7009) and logout are not built yet; discovery does
 //! not advertise them.
 
 pub mod authorize;
@@ -33,6 +35,7 @@ pub mod discovery;
 pub mod error;
 pub mod introspection;
 pub mod keys;
+pub mod refresh;
 pub mod tokens;
 pub mod userinfo;
 

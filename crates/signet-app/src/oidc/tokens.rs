@@ -16,8 +16,7 @@
 //! Connect Core §3.1.3), which redeems a code (see [`super::codes`]) and
 //! answers an ES256 ID token beside the access token.
 //!
-//! Not built yet: `refresh_token`; it is answered `unsupported_grant_type`,
-//! and discovery does not list it.
+//! And the `refresh_token` grant (RFC 6749 §6), in [`super::refresh`].
 
 use serde::Serialize;
 use serde_json::json;
@@ -38,6 +37,7 @@ pub struct TokenForm {
     pub code: Option<String>,
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -50,6 +50,8 @@ pub struct TokenResponse {
     pub scope: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 /// Runs one token request: client authentication, then the grant. `auth`
@@ -111,6 +113,7 @@ async fn grant(
     let grant = match GrantType::parse(grant_type) {
         Some(GrantType::ClientCredentials) => GrantType::ClientCredentials,
         Some(GrantType::AuthorizationCode) => GrantType::AuthorizationCode,
+        Some(GrantType::RefreshToken) => GrantType::RefreshToken,
         _ => {
             return Err(OAuthError::new(
                 OAuthCode::UnsupportedGrantType,
@@ -119,14 +122,26 @@ async fn grant(
         }
     };
     let client = clients::authenticate(app, auth).await?;
-    if grant == GrantType::AuthorizationCode {
+    if matches!(grant, GrantType::AuthorizationCode | GrantType::RefreshToken) {
         if !client.allows_grant(grant) {
             return Err(OAuthError::new(
                 OAuthCode::UnauthorizedClient,
                 "this client may not use this grant type",
             ));
         }
-        let response = authorization_code(app, origin, &client, form).await?;
+        let response = match grant {
+            GrantType::RefreshToken => {
+                super::refresh::refresh(
+                    app,
+                    origin,
+                    &client,
+                    form.refresh_token.as_deref(),
+                    form.scope.as_deref(),
+                )
+                .await?
+            }
+            _ => authorization_code(app, origin, &client, form).await?,
+        };
         return Ok((client, grant, response));
     }
     if !client.allows_grant(grant) || client.is_public() {
@@ -184,6 +199,7 @@ fn client_credentials(app: &App, client: &OidcClient, scope: Option<String>) -> 
         expires_in: ttl,
         scope,
         id_token: None,
+        refresh_token: None,
     })
 }
 
@@ -219,11 +235,20 @@ async fn authorization_code(
         super::introspection::ACCESS_TOKEN_TYP,
         &super::claims::access_token(app, client, grant, redeemed.id),
     )?;
+    let refresh_token = if super::refresh::offered(client, grant) {
+        let mut tx = app.store.begin().await?;
+        let token = super::refresh::issue_in(app, &mut *tx, client, grant, redeemed.id).await?;
+        tx.commit().await?;
+        Some(token.expose_secret().to_owned())
+    } else {
+        None
+    };
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
         expires_in: client.settings.access_token_ttl_secs,
         scope: Some(grant.scope.join(" ")),
         id_token: Some(id_token),
+        refresh_token,
     })
 }

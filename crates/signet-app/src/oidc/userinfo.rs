@@ -33,13 +33,13 @@ pub async fn userinfo(app: &App, token: &str) -> Result<Option<Value>> {
         .split(' ')
         .map(str::to_owned)
         .collect();
-    let (Some(jti), Some(sub)) = (
-        str_claim("jti").and_then(|j| Uuid::parse_str(j).ok()),
+    let (Some(grant_id), Some(sub)) = (
+        str_claim("grant_id").and_then(|j| Uuid::parse_str(j).ok()),
         str_claim("sub").and_then(|s| Uuid::parse_str(s).ok()),
     ) else {
         return Ok(None);
     };
-    if !live || !scope.iter().any(|s| s == "openid") || !super::codes::standing(app, jti).await? {
+    if !live || !scope.iter().any(|s| s == "openid") || !super::codes::standing(app, grant_id).await? {
         return Ok(None);
     }
     let Some(user) = app.store.user_by_id(UserId(sub)).await?.filter(|u| u.is_active()) else {

@@ -503,11 +503,12 @@ impl OidcGrantWrites for FailingTx {
         hash: &TokenHash,
         id: Uuid,
         client_id: &str,
+        user_id: Uuid,
         grant: &str,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
         self.inner
-            .insert_oidc_code(hash, id, client_id, grant, expires_at)
+            .insert_oidc_code(hash, id, client_id, user_id, grant, expires_at)
             .await
     }
     async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption> {
@@ -515,5 +516,17 @@ impl OidcGrantWrites for FailingTx {
     }
     async fn oidc_code_standing(&mut self, id: Uuid) -> StoreResult<Option<bool>> {
         self.inner.oidc_code_standing(id).await
+    }
+    async fn insert_oidc_refresh(&mut self, token: &NewRefreshToken<'_>) -> StoreResult<()> {
+        self.inner.insert_oidc_refresh(token).await
+    }
+    async fn rotate_oidc_refresh(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<RefreshRotation> {
+        self.inner.rotate_oidc_refresh(hash, now).await
+    }
+    async fn revoke_oidc_family(&mut self, family: Uuid, now: Timestamp) -> StoreResult<u64> {
+        self.inner.revoke_oidc_family(family, now).await
+    }
+    async fn revoke_oidc_user(&mut self, user: UserId, now: Timestamp) -> StoreResult<u64> {
+        self.inner.revoke_oidc_user(user, now).await
     }
 }

@@ -56,6 +56,7 @@ pub async fn token(State(state): State<AppState>, Client(origin): Client, header
             code: form.get("code").map(str::to_owned),
             redirect_uri: form.get("redirect_uri").map(str::to_owned),
             code_verifier: form.get("code_verifier").map(str::to_owned),
+            refresh_token: form.get("refresh_token").map(str::to_owned),
         };
         tokens::exchange(&state.app, &origin, auth, &token_form).await
     }

@@ -679,6 +679,7 @@ async fn code_for(srv: &TestServer, session: &str, client_id: &str, extra: &[(&s
         ("redirect_uri", RP_REDIRECT),
         ("scope", "openid email profile"),
     ];
+    params.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
     params.extend_from_slice(extra);
     let (s, loc) = authorize(srv, Some(session), &params).await;
     assert_eq!(s, StatusCode::SEE_OTHER);
@@ -1210,5 +1211,164 @@ async fn acr_values_and_the_client_floor_combine() {
     .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
     assert_eq!(query_of(&loc.unwrap(), "error").as_deref(), Some("login_required"));
+    srv.stop().await;
+}
+
+/// A confidential client allowed `offline_access` and the refresh grant,
+/// created through the admin API: `(client_id, secret)`.
+async fn offline_client(srv: &TestServer, admin: &str) -> (String, String) {
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/oidc/clients",
+            Some(admin),
+            Some(serde_json::json!({
+                "name": "Mail",
+                "redirect_uris": [RP_REDIRECT],
+                "scopes": ["openid", "email", "offline_access"],
+                "grant_types": ["authorization_code", "refresh_token"],
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    (
+        body["client_id"].as_str().unwrap().to_owned(),
+        body["client_secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn refresh(srv: &TestServer, client: (&str, &str), token: &str, scope: Option<&str>) -> (StatusCode, Value) {
+    let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
+    if let Some(s) = scope {
+        form.push(("scope", s));
+    }
+    let (s, _, body) = token_request(srv, Some(client), &form).await;
+    (s, body)
+}
+
+async fn userinfo_status(srv: &TestServer, at: &str) -> StatusCode {
+    srv.http
+        .get(srv.url("/oauth2/userinfo"))
+        .bearer_auth(at)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+fn claims_of(jws: &str) -> Value {
+    let payload = jws.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn oidcc_refresh_token_rotates_and_a_replay_revokes_the_family() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = offline_client(&srv, &admin).await;
+    let client = (client_id.as_str(), secret.as_str());
+
+    // Without offline_access: no refresh token.
+    let code = code_for(&srv, &session, &client_id, &[("scope", "openid")]).await;
+    let (_, tokens) = redeem(&srv, client, &code, None).await;
+    assert!(tokens.get("refresh_token").is_none(), "{tokens}");
+
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", RP_REDIRECT),
+        ("scope", "openid email offline_access"),
+    ];
+    let (_, loc) = authorize(&srv, Some(&session), &params).await;
+    let code = query_of(&loc.unwrap(), "code").unwrap();
+    let (s, tokens) = redeem(&srv, client, &code, None).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    let first = tokens["refresh_token"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("sgrt_"));
+    let acr = claims_of(tokens["access_token"].as_str().unwrap())["acr"].clone();
+
+    // Rotation: a new refresh token every time, the same acr, scope may narrow only.
+    let (s, second) = refresh(&srv, client, &first, None).await;
+    assert_eq!(s, StatusCode::OK, "{second}");
+    let second_rt = second["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second_rt, first);
+    assert_eq!(claims_of(second["access_token"].as_str().unwrap())["acr"], acr);
+    let (s, body) = refresh(&srv, client, &second_rt, Some("openid profile")).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+    );
+    let (s, third) = refresh(&srv, client, &second_rt, Some("openid")).await;
+    assert_eq!(s, StatusCode::OK, "{third}");
+    assert_eq!(third["scope"], "openid");
+    let third_rt = third["refresh_token"].as_str().unwrap().to_owned();
+    let third_at = third["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(userinfo_status(&srv, &third_at).await, StatusCode::OK);
+
+    // Another client cannot use it.
+    let (other_id, other_secret) = offline_client(&srv, &admin).await;
+    let (s, body) = refresh(&srv, (&other_id, &other_secret), &third_rt, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (s, fourth) = refresh(&srv, client, &third_rt, None).await;
+    assert_eq!(s, StatusCode::OK, "another client's attempt changed nothing: {fourth}");
+
+    // Replaying the first token revokes the family, access tokens included.
+    let (_, loc) = authorize(&srv, Some(&session), &params).await;
+    let code = query_of(&loc.unwrap(), "code").unwrap();
+    let (_, tokens) = redeem(&srv, client, &code, None).await;
+    let a = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (_, next) = refresh(&srv, client, &a, None).await;
+    let b = next["refresh_token"].as_str().unwrap().to_owned();
+    let b_at = next["access_token"].as_str().unwrap().to_owned();
+    let (s, body) = refresh(&srv, client, &a, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (s, body) = refresh(&srv, client, &b, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(userinfo_status(&srv, &b_at).await, StatusCode::UNAUTHORIZED);
+
+    // A client without the refresh grant may not ask for offline_access.
+    let (plain_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    params[1] = ("client_id", plain_id.as_str());
+    let (_, loc) = authorize(&srv, Some(&session), &params).await;
+    assert_eq!(query_of(&loc.unwrap(), "error").as_deref(), Some("invalid_scope"));
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn disabling_a_user_ends_their_refresh_tokens_and_access_tokens() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let (user_id, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = offline_client(&srv, &admin).await;
+    let client = (client_id.as_str(), secret.as_str());
+    let code = code_for(&srv, &session, &client_id, &[("scope", "openid offline_access")]).await;
+    let (_, tokens) = redeem(&srv, client, &code, None).await;
+    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let at = tokens["access_token"].as_str().unwrap().to_owned();
+    let (s, _) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/users/{user_id}/disable"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = refresh(&srv, client, &rt, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(userinfo_status(&srv, &at).await, StatusCode::UNAUTHORIZED);
     srv.stop().await;
 }
