@@ -77,7 +77,7 @@ pub async fn start(app: &App, req: Start) -> Result<Started> {
         .map(|r| same_origin_return_to(app, r))
         .transpose()?;
     // A login started for a stored OIDC authorization request continues to
-    // it, and must prove what that request demands (ADR 0101).
+    // it, and must prove what that request demands (ADR 0022).
     let authorization = return_to.as_deref().and_then(crate::oidc::authorize::resume_id);
     let asked = match authorization {
         Some(id) => match crate::oidc::authorize::stored_demand(app, id).await? {

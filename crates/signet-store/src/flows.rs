@@ -68,7 +68,7 @@ impl FlowStore for SqlStore {
                 .map_err(backend)?
                 .rows_affected();
             // OIDC authorization requests wait for a login flow: they go
-            // with the flows (ADR 0101).
+            // with the flows (ADR 0022).
             let requests = sqlx::query("DELETE FROM oidc_requests WHERE expires_at <= $1")
                 .bind(now.as_millis())
                 .execute(&mut *c)

@@ -8,7 +8,7 @@
 //! we do not hold, of another issuer, expired) is the same
 //! `{"active": false}` (§2.2), never a hint of why.
 //!
-//! Access tokens are RFC 9068 JWTs today (ADR 0100), so introspection is
+//! Access tokens are RFC 9068 JWTs today (ADR 0021), so introspection is
 //! verification against the provider's own keys plus the expiry check.
 
 use serde_json::{json, Value};
