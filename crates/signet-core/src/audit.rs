@@ -61,6 +61,10 @@ pub enum EventType {
     /// country off the allow-list, a premium or unassigned range, a send
     /// limit or the global hourly cap).
     SmsBlocked,
+    /// A help-desk recovery ticket was opened.
+    RecoveryTicketCreated,
+    /// An admin approved a help-desk recovery ticket.
+    RecoveryTicketApproved,
 }
 
 impl EventType {
@@ -69,6 +73,8 @@ impl EventType {
         EventType::UserDisabled,
         EventType::UserEnabled,
         EventType::AdminTokenCreated,
+        EventType::RecoveryTicketCreated,
+        EventType::RecoveryTicketApproved,
         EventType::AdminTokenRevoked,
         EventType::AdminAccess,
         EventType::InvitationCreated,
@@ -101,6 +107,8 @@ impl EventType {
             EventType::UserDisabled => "user.disabled",
             EventType::UserEnabled => "user.enabled",
             EventType::AdminTokenCreated => "admin_token.created",
+            EventType::RecoveryTicketCreated => "recovery_ticket.created",
+            EventType::RecoveryTicketApproved => "recovery_ticket.approved",
             EventType::AdminTokenRevoked => "admin_token.revoked",
             EventType::AdminAccess => "admin.access",
             EventType::InvitationCreated => "invitation.created",

@@ -18,6 +18,7 @@ pub mod invitation;
 pub mod method;
 pub mod outbox;
 pub mod policy;
+pub mod recovery_ticket;
 pub mod sealing;
 pub mod secret;
 pub mod session;

@@ -298,6 +298,14 @@ pub trait OtpCredentialStore: Send + Sync {
     async fn recovery_code_used(&self, user: UserId, hash: &TokenHash) -> StoreResult<Option<bool>>;
 }
 
+/// Help-desk recovery tickets (reads).
+#[async_trait::async_trait]
+pub trait RecoveryTicketStore: Send + Sync {
+    async fn ticket(&self, id: Uuid) -> StoreResult<Option<crate::recovery_ticket::RecoveryTicket>>;
+    /// The admin tokens involved in a ticket (creator and approvers), in order.
+    async fn ticket_actors(&self, id: Uuid) -> StoreResult<Vec<Uuid>>;
+}
+
 /// Everything Signet stores, behind one handle.
 #[async_trait::async_trait]
 pub trait Store:
@@ -312,6 +320,7 @@ pub trait Store:
     + CredentialStore
     + PhoneStore
     + OtpCredentialStore
+    + RecoveryTicketStore
     + crate::unit_of_work::UnitOfWork
     + Send
     + Sync

@@ -21,6 +21,7 @@ mod group_commit;
 mod outbox;
 mod phones;
 mod recovery_codes;
+mod recovery_tickets;
 mod rows;
 pub mod scratch;
 mod sealed;
