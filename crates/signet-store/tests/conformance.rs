@@ -721,7 +721,6 @@ async fn an_abandoned_unit_of_work_leaves_nothing(s: Arc<SqlStore>) {
 
 async fn recovery_ticket_people_count_once_and_approval_flips_once(s: Arc<SqlStore>) {
     use signet_core::recovery_ticket::{Evidence, RecoveryTicket, TicketStatus, TICKET_TTL};
-    use signet_core::unit_of_work::RecoveryTicketWrites;
     let u = user("ticket@example.com");
     s.insert_user(&u).await.unwrap();
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
