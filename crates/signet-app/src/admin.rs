@@ -13,7 +13,27 @@ use crate::App;
 
 /// Creates a named admin token. The plaintext is returned once and never stored.
 pub async fn create_token(app: &App, actor: &Actor, origin: &Origin, name: &str) -> Result<(AdminToken, PlainToken)> {
+    create_token_with_ceiling(app, actor, origin, name, None).await
+}
+
+/// Creates a named admin token whose help-desk work is limited to users in
+/// tiers ranking at or below `ceiling` (see [`crate::recovery_tickets`]).
+pub async fn create_token_with_ceiling(
+    app: &App,
+    actor: &Actor,
+    origin: &Origin,
+    name: &str,
+    ceiling: Option<&str>,
+) -> Result<(AdminToken, PlainToken)> {
     let name = validate_name(name)?;
+    if let Some(c) = ceiling {
+        if app.policy.tier(c).is_none() {
+            return Err(Error::invalid(
+                ErrorCode::InvalidTier,
+                "the ceiling must name a tier of the policy",
+            ));
+        }
+    }
     let plain = PlainToken::generate(TokenKind::Admin);
     let token = AdminToken {
         id: Uuid::new_v4(),
@@ -21,6 +41,7 @@ pub async fn create_token(app: &App, actor: &Actor, origin: &Origin, name: &str)
         token_hash: plain.hash(),
         created_at: app.clock.now(),
         revoked_at: None,
+        ceiling: ceiling.map(str::to_owned),
     };
     let mut tx = app.store.begin().await?;
     tx.insert_admin_token(&token).await.map_err(|e| match e {
@@ -32,7 +53,7 @@ pub async fn create_token(app: &App, actor: &Actor, origin: &Origin, name: &str)
     })?;
     let record = AuditEvent::new(EventType::AdminTokenCreated, actor.clone(), Outcome::Success)
         .from_origin(origin)
-        .details(json!({ "name": token.name }));
+        .details(json!({ "name": token.name, "ceiling": token.ceiling }));
     app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;
     Ok((token, plain))

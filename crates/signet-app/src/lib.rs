@@ -30,6 +30,7 @@ pub mod phone_enrollment;
 pub mod phone_numbers;
 pub mod readiness;
 pub mod recovery;
+pub mod recovery_tickets;
 pub mod rfc6238;
 pub mod sealing;
 pub mod sessions;

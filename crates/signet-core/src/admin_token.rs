@@ -17,6 +17,10 @@ pub struct AdminToken {
     pub token_hash: TokenHash,
     pub created_at: Timestamp,
     pub revoked_at: Option<Timestamp>,
+    /// The highest tier this token may act on in help-desk recovery
+    /// (`signet admin-token create NAME --ceiling TIER`). `None`: no limit
+    /// (tokens made before ceilings existed keep working as before).
+    pub ceiling: Option<String>,
 }
 
 /// Admin token names: 1 to 64 characters of letters, digits, `.`, `_`, `-`.

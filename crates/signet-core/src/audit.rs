@@ -70,6 +70,10 @@ pub enum EventType {
     OidcAuthorizationRefused,
     OidcCodeReused,
     OidcRefreshReused,
+    /// A help-desk recovery ticket was opened.
+    RecoveryTicketCreated,
+    /// An admin approved a help-desk recovery ticket.
+    RecoveryTicketApproved,
 }
 
 impl EventType {
@@ -78,6 +82,8 @@ impl EventType {
         EventType::UserDisabled,
         EventType::UserEnabled,
         EventType::AdminTokenCreated,
+        EventType::RecoveryTicketCreated,
+        EventType::RecoveryTicketApproved,
         EventType::AdminTokenRevoked,
         EventType::AdminAccess,
         EventType::InvitationCreated,
@@ -119,6 +125,8 @@ impl EventType {
             EventType::UserDisabled => "user.disabled",
             EventType::UserEnabled => "user.enabled",
             EventType::AdminTokenCreated => "admin_token.created",
+            EventType::RecoveryTicketCreated => "recovery_ticket.created",
+            EventType::RecoveryTicketApproved => "recovery_ticket.approved",
             EventType::AdminTokenRevoked => "admin_token.revoked",
             EventType::AdminAccess => "admin.access",
             EventType::InvitationCreated => "invitation.created",

@@ -111,6 +111,10 @@ error_codes! {
     PhoneNotAllowed = "phone_not_allowed" => BadRequest,
     InvalidRole = "invalid_role" => BadRequest,
     InvalidName = "invalid_name" => BadRequest,
+    /// A recovery ticket's reason or evidence is missing or too long.
+    InvalidTicket = "invalid_ticket" => BadRequest,
+    /// An admin token's ceiling names no tier of the policy.
+    InvalidTier = "invalid_tier" => BadRequest,
     InvalidIdentifier = "invalid_identifier" => BadRequest,
     InvalidReturnTo = "invalid_return_to" => BadRequest,
     InvalidUserId = "invalid_user_id" => BadRequest,
@@ -151,6 +155,12 @@ error_codes! {
     UserMismatch = "user_mismatch" => Forbidden,
     OtherDevice = "other_device" => Forbidden,
     StepUpRequired = "step_up_required" => Forbidden,
+    /// An admin may not approve a ticket it created itself.
+    OwnTicket = "own_ticket" => Forbidden,
+    /// The user's tier ranks above the admin token's ceiling.
+    AboveCeiling = "above_ceiling" => Forbidden,
+    /// The user's tier does not list the `helpdesk` recovery path.
+    HelpdeskNotAllowed = "helpdesk_not_allowed" => Forbidden,
     // 404
     NotFound = "not_found" => NotFound,
     UserNotFound = "user_not_found" => NotFound,
@@ -161,6 +171,8 @@ error_codes! {
     AdminTokenNotFound = "admin_token_not_found" => NotFound,
     /// No OIDC client with this `client_id`.
     OidcClientNotFound = "oidc_client_not_found" => NotFound,
+    /// No help-desk recovery ticket with this id.
+    TicketNotFound = "ticket_not_found" => NotFound,
     // Framework statuses (signet-web's `json_errors` layer).
     /// The *HTTP* method is not supported on this path.
     HttpMethodNotAllowed = "method_not_allowed" => MethodNotAllowed,
@@ -177,6 +189,10 @@ error_codes! {
     AdminTokenNameTaken = "admin_token_name_taken" => Conflict,
     /// An OIDC client with this `client_id` is registered already.
     OidcClientIdTaken = "oidc_client_id_taken" => Conflict,
+    /// The admin already approved (or created) this ticket.
+    TicketAlreadyApproved = "ticket_already_approved" => Conflict,
+    /// The ticket is approved already, or expired: it takes no approvals.
+    TicketClosed = "ticket_closed" => Conflict,
     FlowConflict = "flow_conflict" => Conflict,
     CredentialAlreadyRegistered = "credential_already_registered" => Conflict,
     LastCredential = "last_credential" => Conflict,

@@ -19,6 +19,7 @@ pub mod method;
 pub mod oidc_client;
 pub mod outbox;
 pub mod policy;
+pub mod recovery_ticket;
 pub mod sealing;
 pub mod secret;
 pub mod session;

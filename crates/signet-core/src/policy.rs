@@ -358,6 +358,21 @@ fn strength<'a>(name: &'a str, t: &Tier) -> Strength<'a> {
 }
 
 impl Policy {
+    /// Whether tier `tier` ranks at or below tier `ceiling` in the tier
+    /// order above (risk, then required AAL, then the rest of
+    /// [`Strength`], the name aside): the staff-ceiling rule of help-desk
+    /// recovery. False when `ceiling` names no tier.
+    pub fn tier_at_or_below(&self, tier: &str, ceiling: &str) -> bool {
+        let (Some(t), Some(c)) = (self.tier(tier), self.tier(ceiling)) else {
+            return false;
+        };
+        if tier == ceiling {
+            return true;
+        }
+        let (a, b) = (strength(tier, t), strength(ceiling, c));
+        (a.0, a.1, a.2, a.3, a.4, a.5) <= (b.0, b.1, b.2, b.3, b.4, b.5)
+    }
+
     /// Parses and validates a policy file's text. `origin` names the file in
     /// error messages.
     pub fn parse(text: &str, origin: &str) -> Result<Self, PolicyError> {

@@ -307,6 +307,14 @@ pub trait OidcClientStore: Send + Sync {
     async fn list_oidc_clients(&self) -> StoreResult<Vec<crate::oidc_client::OidcClient>>;
 }
 
+/// Help-desk recovery tickets (reads).
+#[async_trait::async_trait]
+pub trait RecoveryTicketStore: Send + Sync {
+    async fn ticket(&self, id: Uuid) -> StoreResult<Option<crate::recovery_ticket::RecoveryTicket>>;
+    /// The admin tokens involved in a ticket (creator and approvers), in order.
+    async fn ticket_actors(&self, id: Uuid) -> StoreResult<Vec<Uuid>>;
+}
+
 /// Everything Signet stores, behind one handle.
 #[async_trait::async_trait]
 pub trait Store:
@@ -322,6 +330,7 @@ pub trait Store:
     + PhoneStore
     + OtpCredentialStore
     + OidcClientStore
+    + RecoveryTicketStore
     + crate::unit_of_work::UnitOfWork
     + Send
     + Sync

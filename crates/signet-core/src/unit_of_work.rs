@@ -163,6 +163,19 @@ pub trait AdminTokenWrites: Send {
     async fn revoke_admin_token(&mut self, name: &str, now: Timestamp) -> StoreResult<bool>;
 }
 
+/// Help-desk recovery tickets ([`crate::recovery_ticket`]).
+#[async_trait::async_trait]
+pub trait RecoveryTicketWrites: Send {
+    async fn insert_ticket(&mut self, ticket: &crate::recovery_ticket::RecoveryTicket) -> StoreResult<()>;
+    /// Records that `actor` is involved in `ticket` (its creator, or an
+    /// approver): one row per (ticket, actor). Returns the number of people
+    /// involved after it, or `None` when `actor` already was.
+    async fn add_ticket_actor(&mut self, ticket: Uuid, actor: Uuid, at: Timestamp) -> StoreResult<Option<u32>>;
+    /// Flips a pending, unexpired ticket to approved. False if it was not
+    /// pending or has expired (another approval got there first).
+    async fn approve_ticket(&mut self, ticket: Uuid, now: Timestamp) -> StoreResult<bool>;
+}
+
 #[async_trait::async_trait]
 pub trait OutboxWrites: Send {
     /// Queues a message; it becomes visible to the workers at commit.
@@ -313,6 +326,7 @@ pub trait Transaction:
     + PhoneWrites
     + OtpCredentialWrites
     + AdminTokenWrites
+    + RecoveryTicketWrites
     + OutboxWrites
     + ThrottleWrites
     + OidcClientWrites

@@ -47,13 +47,14 @@ impl AdminTokenWrites for SqlTx {
             sqlx::query(concat!(
                 "INSERT INTO admin_tokens (",
                 admin_token_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5)"
+                ") VALUES ($1, $2, $3, $4, $5, $6)"
             ))
             .bind(t.id.to_string())
             .bind(t.name.as_str())
             .bind(t.token_hash.as_bytes().as_slice())
             .bind(t.created_at.as_millis())
             .bind(t.revoked_at.map(|r| r.as_millis()))
+            .bind(t.ceiling.as_deref())
             .execute(&mut *c)
             .await
             .map_err(conflict_as(signet_core::ErrorCode::AdminTokenNameTaken))?;

@@ -23,6 +23,7 @@ mod oidc_grants;
 mod outbox;
 mod phones;
 mod recovery_codes;
+mod recovery_tickets;
 mod rows;
 pub mod scratch;
 mod sealed;

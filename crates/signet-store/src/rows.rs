@@ -206,11 +206,12 @@ pub(crate) struct AdminTokenRow {
     token_hash: Vec<u8>,
     created_at: i64,
     revoked_at: Option<i64>,
+    ceiling: Option<String>,
 }
 
 macro_rules! admin_token_columns {
     () => {
-        "id, name, token_hash, created_at, revoked_at"
+        "id, name, token_hash, created_at, revoked_at, ceiling"
     };
 }
 pub(crate) use admin_token_columns;
@@ -224,6 +225,7 @@ impl TryFrom<AdminTokenRow> for AdminToken {
             token_hash: hash(&r.token_hash)?,
             created_at: ms(r.created_at),
             revoked_at: r.revoked_at.map(ms),
+            ceiling: r.ceiling,
         })
     }
 }

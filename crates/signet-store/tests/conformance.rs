@@ -719,6 +719,59 @@ async fn an_abandoned_unit_of_work_leaves_nothing(s: Arc<SqlStore>) {
     assert_eq!(s.audit_head().await.unwrap().0, head + 3);
 }
 
+async fn recovery_ticket_people_count_once_and_approval_flips_once(s: Arc<SqlStore>) {
+    use signet_core::recovery_ticket::{Evidence, RecoveryTicket, TicketStatus, TICKET_TTL};
+    let u = user("ticket@example.com");
+    s.insert_user(&u).await.unwrap();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let t = RecoveryTicket {
+        id: Uuid::new_v4(),
+        user_id: u.id,
+        reason: "lost".into(),
+        evidence: Evidence {
+            kind: "video_call".into(),
+            reference: "CASE-1".into(),
+        },
+        created_by: a,
+        approvals_required: 2,
+        status: TicketStatus::Pending,
+        created_at: T0,
+        expires_at: T0.plus(TICKET_TTL),
+    };
+    let mut tx = s.tx().await;
+    tx.insert_ticket(&t).await.unwrap();
+    assert_eq!(tx.add_ticket_actor(t.id, a, T0).await.unwrap(), Some(1));
+    assert_eq!(
+        tx.add_ticket_actor(t.id, a, at(1)).await.unwrap(),
+        None,
+        "one actor counts once"
+    );
+    tx.commit().await.unwrap();
+    let mut tx = s.tx().await;
+    assert_eq!(tx.add_ticket_actor(t.id, b, at(2)).await.unwrap(), Some(2));
+    assert!(tx.approve_ticket(t.id, at(2)).await.unwrap());
+    assert!(!tx.approve_ticket(t.id, at(3)).await.unwrap(), "approved once");
+    tx.commit().await.unwrap();
+    let stored = s.ticket(t.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TicketStatus::Approved);
+    assert_eq!(stored.evidence.reference, "CASE-1");
+    assert_eq!(s.ticket_actors(t.id).await.unwrap(), vec![a, b]);
+    assert!(s.ticket(Uuid::new_v4()).await.unwrap().is_none());
+
+    let late = RecoveryTicket {
+        id: Uuid::new_v4(),
+        status: TicketStatus::Pending,
+        ..stored
+    };
+    let mut tx = s.tx().await;
+    tx.insert_ticket(&late).await.unwrap();
+    assert!(
+        !tx.approve_ticket(late.id, T0.plus(TICKET_TTL)).await.unwrap(),
+        "an expired ticket is never approved"
+    );
+    tx.commit().await.unwrap();
+}
+
 async fn admin_tokens_are_found_by_hash_until_revoked(s: Arc<SqlStore>) {
     let tok = PlainToken::generate(TokenKind::Admin);
     let t = AdminToken {
@@ -727,9 +780,12 @@ async fn admin_tokens_are_found_by_hash_until_revoked(s: Arc<SqlStore>) {
         token_hash: tok.hash(),
         created_at: T0,
         revoked_at: None,
+        ceiling: Some("standard".into()),
     };
     s.insert_admin_token(&t).await.unwrap();
-    assert_eq!(s.admin_token_by_hash(&tok.hash()).await.unwrap().unwrap().name, "ops");
+    let found = s.admin_token_by_hash(&tok.hash()).await.unwrap().unwrap();
+    assert_eq!(found.name, "ops");
+    assert_eq!(found.ceiling.as_deref(), Some("standard"));
     let dup = AdminToken {
         id: Uuid::new_v4(),
         token_hash: TokenHash::of(b"other"),
@@ -1756,6 +1812,7 @@ conformance!(
     fifty_concurrent_redemptions_give_exactly_one_session,
     redemption_for_the_wrong_user_writes_nothing,
     admin_tokens_are_found_by_hash_until_revoked,
+    recovery_ticket_people_count_once_and_approval_flips_once,
     audit_chain_stays_linear_under_concurrent_appends,
     outbox_leases_retries_and_scrubs,
     concurrent_workers_never_share_a_message,

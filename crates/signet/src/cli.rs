@@ -171,7 +171,13 @@ pub struct UserAdd {
 #[derive(Subcommand, Debug)]
 pub enum AdminTokenCmd {
     /// Create a token; it is shown once.
-    Create { name: String },
+    Create {
+        name: String,
+        /// Highest policy tier this token may act on in help-desk recovery
+        /// (tickets); default: no limit.
+        #[arg(long)]
+        ceiling: Option<String>,
+    },
     /// List token names.
     List,
     /// Revoke a token by name.
@@ -447,8 +453,9 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
             });
             Ok(ExitCode::SUCCESS)
         }
-        Command::AdminToken(AdminTokenCmd::Create { name }) => {
-            let (token, plain) = signet_app::admin::create_token(app, &actor, &origin, &name).await?;
+        Command::AdminToken(AdminTokenCmd::Create { name, ceiling }) => {
+            let (token, plain) =
+                signet_app::admin::create_token_with_ceiling(app, &actor, &origin, &name, ceiling.as_deref()).await?;
             emit(
                 json_mode,
                 json!({ "token": plain.expose_secret(), "name": token.name }),
@@ -465,6 +472,7 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
                         "name": t.name,
                         "created_at": t.created_at.to_rfc3339(),
                         "revoked_at": t.revoked_at.map(|r| r.to_rfc3339()),
+                        "ceiling": t.ceiling,
                     })
                 })
                 .collect();

@@ -316,6 +316,29 @@ impl PhoneStore for FailingStore {
 }
 
 #[async_trait::async_trait]
+impl RecoveryTicketStore for FailingStore {
+    async fn ticket(&self, id: Uuid) -> StoreResult<Option<signet_core::recovery_ticket::RecoveryTicket>> {
+        self.inner.ticket(id).await
+    }
+    async fn ticket_actors(&self, id: Uuid) -> StoreResult<Vec<Uuid>> {
+        self.inner.ticket_actors(id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl RecoveryTicketWrites for FailingTx {
+    async fn insert_ticket(&mut self, ticket: &signet_core::recovery_ticket::RecoveryTicket) -> StoreResult<()> {
+        self.inner.insert_ticket(ticket).await
+    }
+    async fn add_ticket_actor(&mut self, ticket: Uuid, actor: Uuid, at: Timestamp) -> StoreResult<Option<u32>> {
+        self.inner.add_ticket_actor(ticket, actor, at).await
+    }
+    async fn approve_ticket(&mut self, ticket: Uuid, now: Timestamp) -> StoreResult<bool> {
+        self.inner.approve_ticket(ticket, now).await
+    }
+}
+
+#[async_trait::async_trait]
 impl OtpCredentialStore for FailingStore {
     async fn totps_of(&self, user: UserId) -> StoreResult<Vec<TotpCredential>> {
         self.inner.totps_of(user).await

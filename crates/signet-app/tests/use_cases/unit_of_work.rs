@@ -7,6 +7,7 @@ use signet_core::audit::EventType;
 use signet_core::flow::Demand;
 use signet_core::method::MethodName;
 use signet_core::session::{Aal, SessionMode};
+use signet_core::store::RecoveryTicketStore;
 use signet_core::ErrorCode;
 
 use crate::credentials::{passkey, signed_in_with};
@@ -92,5 +93,67 @@ async fn an_invitation_whose_redemption_cannot_be_recorded_is_not_burned() {
         .await
         .unwrap();
     assert_eq!(sessions::list_own(&h.app, ada.id).await.unwrap().len(), 1);
+    h.assert_chain_intact().await;
+}
+
+#[tokio::test]
+async fn a_last_approval_that_cannot_be_recorded_leaves_the_ticket_pending_and_uncounted() {
+    use signet_app::recovery_tickets::{self, NewTicket};
+    use signet_core::recovery_ticket::TicketStatus;
+    let h = Harness::with_policy(
+        r#"
+[tiers.standard]
+login = ["passkey", "email_otp"]
+required_aal = "aal1"
+recovery = ["helpdesk"]
+session = { idle = "30m", absolute = "12h" }
+[tiers.standard.helpdesk]
+approvals = 2
+cooling_off = "24h"
+[assignment]
+default = "standard"
+"#,
+        Vec::new(),
+    )
+    .await;
+    let ada = h.user("ada@example.com", &[]).await;
+    let mut admins = Vec::new();
+    for name in ["desk-a", "desk-b"] {
+        let (token, _) = signet_app::admin::create_token(&h.app, &Actor::Cli, &origin(), name)
+            .await
+            .unwrap();
+        admins.push(Actor::Admin {
+            id: token.id,
+            name: token.name,
+        });
+    }
+    let new = NewTicket {
+        user_id: ada.id,
+        reason: "lost every device".into(),
+        evidence_kind: "video_call".into(),
+        evidence_reference: "CASE-9".into(),
+    };
+    let ticket = recovery_tickets::create(&h.app, &admins[0], &origin(), new)
+        .await
+        .unwrap();
+    assert_eq!(ticket.status, TicketStatus::Pending);
+
+    h.faults.fail_audit(EventType::RecoveryTicketApproved);
+    assert_eq!(
+        code_of(recovery_tickets::approve(&h.app, &admins[1], &origin(), ticket.id).await),
+        ErrorCode::StorageFull
+    );
+    let stored = h.store.ticket(ticket.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TicketStatus::Pending, "no approval without its record");
+    assert_eq!(h.store.ticket_actors(ticket.id).await.unwrap(), vec![ticket.created_by]);
+
+    h.faults.heal();
+    assert_eq!(
+        recovery_tickets::approve(&h.app, &admins[1], &origin(), ticket.id)
+            .await
+            .unwrap(),
+        TicketStatus::Approved
+    );
+    assert_eq!(h.records(EventType::RecoveryTicketApproved).await.len(), 1);
     h.assert_chain_intact().await;
 }

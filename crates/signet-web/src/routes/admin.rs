@@ -208,3 +208,56 @@ pub async fn retry_outbox(
     let rescheduled = signet_app::outbox::retry_now(&state.app, &actor, &origin).await?;
     Ok(Json(json!({ "rescheduled": rescheduled })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    kind: String,
+    reference: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTicket {
+    user_id: String,
+    reason: String,
+    evidence: Evidence,
+}
+
+/// `POST /api/v1/admin/recovery-tickets`: opens a help-desk recovery
+/// ticket. The answer never carries a link or a secret.
+pub async fn create_recovery_ticket(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Client(origin): Client,
+    ApiJson(body): ApiJson<CreateTicket>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let new = signet_app::recovery_tickets::NewTicket {
+        user_id: user_id(&body.user_id)?,
+        reason: body.reason,
+        evidence_kind: body.evidence.kind,
+        evidence_reference: body.evidence.reference,
+    };
+    let ticket = signet_app::recovery_tickets::create(&state.app, &actor, &origin, new).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": ticket.id,
+            "status": ticket.status.as_str(),
+            "approvals_required": ticket.approvals_required,
+            "expires_at": ticket.expires_at.to_rfc3339(),
+        })),
+    ))
+}
+
+/// `POST /api/v1/admin/recovery-tickets/{id}/approve`
+pub async fn approve_recovery_ticket(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Client(origin): Client,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let id = super::parse_id(&id, ErrorCode::TicketNotFound)?;
+    let status = signet_app::recovery_tickets::approve(&state.app, &actor, &origin, id).await?;
+    Ok(Json(json!({ "status": status.as_str() })))
+}

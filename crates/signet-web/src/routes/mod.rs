@@ -50,6 +50,11 @@ pub fn api(_state: AppState) -> Router<AppState> {
         .route("/api/v1/admin/users/{id}/disable", post(admin::disable_user))
         .route("/api/v1/admin/users/{id}/enable", post(admin::enable_user))
         .route("/api/v1/admin/users/{id}/invitations", post(admin::invite_user))
+        .route("/api/v1/admin/recovery-tickets", post(admin::create_recovery_ticket))
+        .route(
+            "/api/v1/admin/recovery-tickets/{id}/approve",
+            post(admin::approve_recovery_ticket),
+        )
         .route("/api/v1/admin/audit", get(admin::audit))
         .route("/api/v1/admin/outbox/retry", post(admin::retry_outbox))
         .route(

@@ -480,3 +480,234 @@ async fn every_security_notice_carries_its_own_not_me_link() {
     }
     srv.stop().await;
 }
+
+/// Three tiers for help-desk tickets: `low` has no help-desk path,
+/// `standard` needs two people, `privileged` three (and ranks above).
+const TICKET_POLICY: &str = r#"
+[tiers.low]
+login = ["passkey", "email_otp"]
+required_aal = "aal1"
+recovery = ["email"]
+session = { idle = "30m", absolute = "12h" }
+
+[tiers.standard]
+login = ["passkey", "email_otp"]
+second_factor = ["passkey"]
+required_aal = "aal2"
+recovery = ["backup_passkey", "helpdesk"]
+session = { idle = "30m", absolute = "12h" }
+
+[tiers.standard.helpdesk]
+approvals = 2
+cooling_off = "24h"
+
+[tiers.privileged]
+login = ["passkey", "email_otp"]
+second_factor = ["passkey"]
+required_aal = "aal2"
+recovery = ["backup_passkey", "helpdesk"]
+session = { idle = "15m", absolute = "8h" }
+
+[tiers.privileged.helpdesk]
+approvals = 3
+cooling_off = "24h"
+
+[assignment]
+default = "low"
+roles = { admin = "privileged", staff = "standard" }
+"#;
+
+async fn ticket_server() -> TestServer {
+    TestServer::start_with(Options {
+        policy: Some(TICKET_POLICY.to_owned()),
+        ..Default::default()
+    })
+    .await
+}
+
+async fn user_with_role(srv: &TestServer, admin: &str, email: &str, role: &str) -> String {
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/users",
+            Some(admin),
+            Some(json!({ "email": email, "roles": [role] })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// Every admin answer of these tests, to check none carries a link or a
+/// secret (OWASP ASVS 5.0 §6.4.6).
+fn assert_no_secret(bodies: &[Value]) {
+    for b in bodies {
+        let text = b.to_string();
+        assert!(
+            !text.contains("/recover/") && !text.contains("sgn_"),
+            "an admin answer carries a secret: {text}"
+        );
+    }
+}
+
+async fn open_ticket(srv: &TestServer, admin: &str, user: &str) -> (StatusCode, Value) {
+    srv.call(
+        Method::POST,
+        "/api/v1/admin/recovery-tickets",
+        Some(admin),
+        Some(json!({
+            "user_id": user,
+            "reason": "lost phone and security key",
+            "evidence": { "kind": "video_call", "reference": "CASE-4711" }
+        })),
+    )
+    .await
+}
+
+async fn approve(srv: &TestServer, admin: &str, ticket: &str) -> (StatusCode, Value) {
+    srv.call(
+        Method::POST,
+        &format!("/api/v1/admin/recovery-tickets/{ticket}/approve"),
+        Some(admin),
+        None,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_privileged_ticket_needs_distinct_approvers_and_never_its_creator() {
+    let srv = ticket_server().await;
+    let (a, b, c) = (
+        srv.admin_token().await,
+        srv.admin_token().await,
+        srv.admin_token().await,
+    );
+    let boss = user_with_role(&srv, &a, "boss@example.com", "admin").await;
+    let mut seen = Vec::new();
+
+    let (s, ticket) = open_ticket(&srv, &a, &boss).await;
+    assert_eq!(s, StatusCode::CREATED, "{ticket}");
+    assert_eq!(ticket["status"], "pending");
+    assert_eq!(ticket["approvals_required"], 3);
+    let id = ticket["id"].as_str().unwrap().to_owned();
+    seen.push(ticket);
+
+    let (s, body) = approve(&srv, &a, &id).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "own_ticket");
+    seen.push(body);
+
+    let (s, body) = approve(&srv, &b, &id).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "pending", "two people are not three");
+    seen.push(body);
+    let (s, body) = approve(&srv, &b, &id).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "ticket_already_approved");
+    seen.push(body);
+
+    let (s, body) = approve(&srv, &c, &id).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "approved");
+    seen.push(body);
+    let (s, body) = approve(&srv, &srv.admin_token().await, &id).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "ticket_closed");
+    seen.push(body);
+
+    let (s, body) = approve(&srv, &b, "00000000-0000-0000-0000-000000000000").await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "ticket_not_found");
+
+    let (s, audit) = srv
+        .call(
+            Method::GET,
+            &format!("/api/v1/admin/audit?user_id={boss}&type=recovery_ticket.approved"),
+            Some(&a),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{audit}");
+    let last = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["details"]["status"] == "approved")
+        .expect("the approving approval is audited");
+    assert_eq!(last["details"]["involved"].as_array().unwrap().len(), 3);
+    assert_eq!(last["details"]["evidence"]["reference"], "CASE-4711");
+    assert_no_secret(&seen);
+}
+
+#[tokio::test]
+async fn tickets_expire_after_a_day_and_need_a_tier_with_a_help_desk_path() {
+    let srv = ticket_server().await;
+    let (a, b) = (srv.admin_token().await, srv.admin_token().await);
+    let staff = user_with_role(&srv, &a, "staff@example.com", "staff").await;
+    let plain = srv.create_user(&a, "plain@example.com").await;
+
+    let (s, body) = open_ticket(&srv, &a, &plain).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "helpdesk_not_allowed");
+
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/recovery-tickets",
+            Some(&a),
+            Some(json!({ "user_id": staff, "reason": " ", "evidence": { "kind": "video_call", "reference": "X" } })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_ticket");
+
+    let (s, ticket) = open_ticket(&srv, &a, &staff).await;
+    assert_eq!(s, StatusCode::CREATED, "{ticket}");
+    assert_eq!(ticket["approvals_required"], 2);
+    srv.clock.advance(std::time::Duration::from_secs(24 * 3600 + 1));
+    let (s, body) = approve(&srv, &b, ticket["id"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "ticket_closed");
+}
+
+#[tokio::test]
+async fn an_admin_token_acts_only_at_or_below_its_ceiling() {
+    let srv = ticket_server().await;
+    let a = srv.admin_token().await;
+    let out = crate::cli::signet(
+        &srv,
+        &["admin-token", "create", "desk-1", "--ceiling", "standard", "--json"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let desk = created["token"].as_str().unwrap().to_owned();
+    let listed = crate::cli::signet(&srv, &["admin-token", "list", "--json"]).await;
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert!(listed["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "desk-1" && t["ceiling"] == "standard"));
+    let bad = crate::cli::signet(&srv, &["admin-token", "create", "desk-2", "--ceiling", "nope"]).await;
+    assert!(!bad.status.success());
+
+    let boss = user_with_role(&srv, &a, "boss@example.com", "admin").await;
+    let staff = user_with_role(&srv, &a, "staff@example.com", "staff").await;
+
+    let (s, body) = open_ticket(&srv, &desk, &boss).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "above_ceiling");
+    let (s, above) = open_ticket(&srv, &a, &boss).await;
+    assert_eq!(s, StatusCode::CREATED, "{above}");
+    let (s, body) = approve(&srv, &desk, above["id"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"], "above_ceiling");
+
+    let (s, within) = open_ticket(&srv, &a, &staff).await;
+    assert_eq!(s, StatusCode::CREATED, "{within}");
+    let (s, body) = approve(&srv, &desk, within["id"].as_str().unwrap()).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "approved");
+    assert_no_secret(&[above, within, body]);
+}
