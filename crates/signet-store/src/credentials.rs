@@ -14,6 +14,7 @@ use signet_core::unit_of_work::CredentialWrites;
 use signet_core::user::UserId;
 use uuid::Uuid;
 
+use crate::named_credentials;
 use crate::rows::uuid;
 use crate::tx::{in_tx, with_conn, write_op, Conn, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
@@ -251,50 +252,13 @@ impl CredentialWrites for SqlTx {
     }
 
     async fn rename_passkey(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
-        in_tx!(self, |c| {
-            sqlx::query("UPDATE passkeys SET name = $1 WHERE id = $2 AND user_id = $3")
-                .bind(name)
-                .bind(id.to_string())
-                .bind(user.0.to_string())
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?
-                .rows_affected()
-                == 1
-        })
+        let r = named_credentials::rename(self.conn()?, &named_credentials::PASSKEYS, user, id, name).await;
+        self.observe(r)
     }
 
     async fn remove_passkey(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
-        in_tx!(self, |c| {
-            // Serialises removals for this user (row lock on PostgreSQL).
-            sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
-                .bind(user.0.to_string())
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?;
-            let (count, mine): (i64, i64) = sqlx::query_as(
-                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN id = $2 THEN 1 ELSE 0 END), 0) \
-                     FROM passkeys WHERE user_id = $1",
-            )
-            .bind(user.0.to_string())
-            .bind(id.to_string())
-            .fetch_one(&mut *c)
-            .await
-            .map_err(backend)?;
-            if mine == 0 {
-                Removal::NotFound
-            } else if count - 1 < i64::from(keep) {
-                Removal::LastCredential
-            } else {
-                sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
-                    .bind(id.to_string())
-                    .bind(user.0.to_string())
-                    .execute(&mut *c)
-                    .await
-                    .map_err(backend)?;
-                Removal::Removed
-            }
-        })
+        let r = named_credentials::remove(self.conn()?, &named_credentials::PASSKEYS, user, id, keep).await;
+        self.observe(r)
     }
 
     async fn record_passkey_use(&mut self, u: &PasskeyUse) -> StoreResult<bool> {

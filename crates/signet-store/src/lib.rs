@@ -18,6 +18,7 @@ mod connect;
 mod credentials;
 mod flows;
 mod group_commit;
+mod named_credentials;
 mod oidc_clients;
 mod oidc_grants;
 mod outbox;

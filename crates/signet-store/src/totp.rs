@@ -13,6 +13,7 @@ use signet_core::store::{StoreError, StoreResult};
 use signet_core::user::UserId;
 use uuid::Uuid;
 
+use crate::named_credentials;
 use crate::rows::uuid;
 use crate::tx::{in_tx, SqlTx};
 use crate::{backend, with_db, SqlStore};
@@ -88,49 +89,13 @@ impl SqlTx {
     }
 
     pub(crate) async fn rename_totp_row(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
-        in_tx!(self, |c| {
-            sqlx::query("UPDATE totp_credentials SET name = $1 WHERE id = $2 AND user_id = $3")
-                .bind(name)
-                .bind(id.to_string())
-                .bind(user.0.to_string())
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?
-                .rows_affected()
-                == 1
-        })
+        let r = named_credentials::rename(self.conn()?, &named_credentials::TOTP, user, id, name).await;
+        self.observe(r)
     }
 
     pub(crate) async fn remove_totp_row(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
-        in_tx!(self, |c| {
-            sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
-                .bind(user.0.to_string())
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?;
-            let (count, mine): (i64, i64) = sqlx::query_as(
-                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN id = $2 THEN 1 ELSE 0 END), 0) \
-                     FROM totp_credentials WHERE user_id = $1",
-            )
-            .bind(user.0.to_string())
-            .bind(id.to_string())
-            .fetch_one(&mut *c)
-            .await
-            .map_err(backend)?;
-            if mine == 0 {
-                Removal::NotFound
-            } else if count - 1 < i64::from(keep) {
-                Removal::LastCredential
-            } else {
-                sqlx::query("DELETE FROM totp_credentials WHERE id = $1 AND user_id = $2")
-                    .bind(id.to_string())
-                    .bind(user.0.to_string())
-                    .execute(&mut *c)
-                    .await
-                    .map_err(backend)?;
-                Removal::Removed
-            }
-        })
+        let r = named_credentials::remove(self.conn()?, &named_credentials::TOTP, user, id, keep).await;
+        self.observe(r)
     }
 
     pub(crate) async fn advance_totp_row(&mut self, id: Uuid, step: i64, at: Timestamp) -> StoreResult<bool> {
