@@ -47,7 +47,7 @@ pub async fn serve_child(args: &Args) -> anyhow::Result<()> {
         ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
         // One client address floods: measure admission control, not the
         // per-address start limit.
-        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "100000000".to_owned()),
+        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
         ("SIGNET_PUBLIC_URL".to_owned(), format!("http://localhost:{port}")),
         ("SIGNET_DATABASE__URL".to_owned(), db.clone()),
         ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
