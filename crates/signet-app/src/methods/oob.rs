@@ -31,10 +31,11 @@
 //! every channel by construction.
 
 use std::sync::Arc;
+
+use crate::code_attempts;
 use std::time::Duration;
 
-use serde_json::json;
-use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::audit::Origin;
 use signet_core::clock::{SharedClock, Timestamp};
 use signet_core::flow::Flow;
 use signet_core::secret::{OneTimeCode, TokenHash};
@@ -166,7 +167,8 @@ impl OobCodes {
         purpose: SecretPurpose,
         amr: &[&str],
     ) -> Result<Proof> {
-        let identifier = flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
+        // A code is bound to an account named at the start.
+        flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
         let now = self.clock.now();
         let digits = self.digits();
         let code = OneTimeCode::parse(presented, digits)
@@ -176,39 +178,20 @@ impl OobCodes {
         // newer code) or expired: not a guess, so told apart before anything
         // is counted.
         self.spent(flow, purpose, &hash, now).await?;
-        let account = throttle::reserve_account_attempt(&*self.store, now, identifier).await?;
-        throttle::reserve_attempt(&*self.store, now, flow.id).await?;
+        // The same failure rules as every other typed code (account backoff,
+        // five wrong codes end the flow): one implementation.
+        let attempt = code_attempts::reserve(&*self.store, flow, now).await?;
         if let Some(secret) = self.store.consume_secret(purpose, &hash, now).await? {
             if secret.flow_id == Some(flow.id) && Some(secret.user_id) == flow.state.user_id {
-                throttle::clear_account(&*self.store, identifier).await?;
+                attempt.succeeded(&*self.store).await?;
                 return Ok(proof(amr));
             }
         }
         // A concurrent request with the same right code won since the check
         // above (this attempt was counted, and the winner cleared the run).
         self.spent(flow, purpose, &hash, now).await?;
-        let wrong = throttle::record_wrong(&*self.store, now, flow.id, account).await?;
-        if wrong.locks_account() {
-            let mut ev = AuditEvent::new(EventType::LoginLocked, Actor::Anonymous, Outcome::Denied)
-                .from_origin(origin)
-                .details(json!({ "flow_id": flow.id.0, "failures": wrong.account.count }));
-            if let Some(u) = flow.state.user_id {
-                ev = ev.user(u);
-            }
-            crate::audit::record(&*self.store, now, &ev).await?;
-        }
-        if wrong.kills_flow() {
-            let mut tx = self.store.begin().await?;
-            // Ended for good: its handle cannot bring it back.
-            tx.finish_flow(flow.id, crate::journeys::remembered_until(flow)).await?;
-            tx.revoke_flow_secrets(flow.id, now).await?;
-            tx.commit().await?;
-            return Err(Error::gone(
-                ErrorCode::TooManyAttempts,
-                "too many wrong codes; start signing in again",
-            ));
-        }
-        Err(Error::invalid(ErrorCode::InvalidCode, "that code is not right"))
+        let wrong = Error::invalid(ErrorCode::InvalidCode, "that code is not right");
+        Err(attempt.failed(&*self.store, now, flow, origin, wrong).await)
     }
 
     /// `410 code_used` or `410 code_expired` when `hash` is this flow's code
