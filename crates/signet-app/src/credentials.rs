@@ -120,17 +120,20 @@ pub fn require_binding_assurance(
 ///   authenticator app), when the tier also logs in with an email method:
 ///   the two are distinct factors, aal2 together (SP 800-63B rev. 4 §2.2);
 /// - an email method alone, when the tier asks for no more than aal1.
-fn keep(app: &App, user: &User, kind: MethodName, all: &[CredentialInfo]) -> u32 {
+///
+/// `held` are the kinds the user holds, counted in the removal's unit of
+/// work after locking the user's row ([`signet_core::credential::WaysIn`]), so two removals of
+/// different kinds racing from two sessions cannot each count on the other
+/// credential and leave the account with no way in.
+fn keep(app: &App, user: &User, kind: MethodName, held: &[MethodName]) -> u32 {
     let tier = app.policy.tier_for_roles(&user.roles).1;
     let implemented = |m: &MethodName| app.registry.get(*m).is_some_and(|m| m.login().is_some());
     let email_login = tier
         .login
         .iter()
         .any(|m| implemented(m) && app.registry.get(*m).is_some_and(|m| m.facts().email_based));
-    let other_kind = all.iter().any(|c| {
-        c.kind != kind
-            && implemented(&c.kind)
-            && (tier.login.contains(&c.kind) || (email_login && tier.second_factor.contains(&c.kind)))
+    let other_kind = held.iter().any(|c| {
+        *c != kind && implemented(c) && (tier.login.contains(c) || (email_login && tier.second_factor.contains(c)))
     });
     let by_email = tier.required_aal == Aal::Aal1 && email_login;
     u32::from(!(other_kind || by_email))
@@ -159,8 +162,9 @@ pub async fn remove(app: &App, current: &Current, origin: &Origin, id: Uuid) -> 
     let user = &current.user;
     let (target, kind, all) = find(app, user, id).await?;
     require_binding_assurance(app, current, &all, "remove_credential")?;
-    let keep = keep(app, user, target.kind, &all);
     let mut tx = app.store.begin().await?;
+    let held = tx.lock_ways_in(user.id).await?.methods();
+    let keep = keep(app, user, target.kind, &held);
     match kind.remove(&mut *tx, user.id, id, keep).await? {
         Removal::Removed => {}
         Removal::NotFound => return Err(not_found()),

@@ -219,6 +219,7 @@ pub fn recovery_code_used(
     at: Timestamp,
     requester: &Requester<'_>,
     product_name: &str,
+    not_me: &str,
 ) -> Draft {
     let from = requester.describe();
     let mut paragraphs = vec![
@@ -246,20 +247,26 @@ pub fn recovery_code_used(
         },
         heading: "Recovery code used".to_owned(),
         paragraphs,
-        action: None,
+        action: Some(not_me_action(not_me)),
         code: None,
-        validity: None,
+        validity: Some(NOT_ME_VALIDITY.to_owned()),
         reason: format!("You received this email because a recovery code of {to} was used."),
         not_you: format!(
-            "If this was not you, someone has one of your recovery codes: sign in, generate a new set (the old \
-             codes stop working), and contact your {product_name} administrator."
+            "If this was not you, someone has one of your recovery codes: use the button above to lock your \
+             account at once, and contact your {product_name} administrator."
         ),
     };
     letter.into_email(to, RECOVERY_CODE_USED)
 }
 
 /// "New recovery codes were generated" (the old ones no longer work).
-pub fn recovery_codes_generated(to: &Email, at: Timestamp, requester: &Requester<'_>, product_name: &str) -> Draft {
+pub fn recovery_codes_generated(
+    to: &Email,
+    at: Timestamp,
+    requester: &Requester<'_>,
+    product_name: &str,
+    not_me: &str,
+) -> Draft {
     let from = requester.describe();
     let letter = Letter {
         product_name,
@@ -273,13 +280,13 @@ pub fn recovery_codes_generated(to: &Email, at: Timestamp, requester: &Requester
             ),
             "If this was you, there is nothing to do.".to_owned(),
         ],
-        action: None,
+        action: Some(not_me_action(not_me)),
         code: None,
-        validity: None,
+        validity: Some(NOT_ME_VALIDITY.to_owned()),
         reason: format!("You received this email because the ways to sign in to {product_name} as {to} changed."),
         not_you: format!(
-            "If you did not do this, someone else may have access to your account: sign in, generate a new set, \
-             and contact your {product_name} administrator."
+            "If you did not do this, someone else may have access to your account: use the button above to lock \
+             it at once, and contact your {product_name} administrator."
         ),
     };
     letter.into_email(to, RECOVERY_CODES_GENERATED)

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::clock::Timestamp;
 use signet_core::flow::FlowId;
 use signet_core::secret::{PlainToken, TokenKind};
 use signet_core::store::{OneTimeSecret, SecretPurpose};
@@ -35,7 +36,7 @@ use signet_core::user::{User, UserStatus};
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 
-use crate::App;
+use crate::{App, Settings};
 
 /// How long a notice's link works.
 pub const LINK_TTL: Duration = Duration::from_secs(7 * 86_400);
@@ -45,6 +46,15 @@ pub const LINK_TTL: Duration = Duration::from_secs(7 * 86_400);
 /// notice's email only.
 pub(crate) async fn issue(app: &App, tx: &mut dyn Transaction, user: &User) -> Result<String> {
     let now = app.clock.now();
+    let (secret, url) = prepare(&app.settings, user, now);
+    tx.issue_secrets(&[secret], now).await?;
+    Ok(url)
+}
+
+/// A fresh link for a notice to `user`: the secret to store in the notice's
+/// unit of work, and the URL for its email. For code that runs without the
+/// whole [`App`] (a method's step effect); [`issue`] otherwise.
+pub(crate) fn prepare(settings: &Settings, user: &User, now: Timestamp) -> (OneTimeSecret, String) {
     let token = PlainToken::generate(TokenKind::NotMe);
     let secret = OneTimeSecret {
         hash: token.hash(),
@@ -57,8 +67,7 @@ pub(crate) async fn issue(app: &App, tx: &mut dyn Transaction, user: &User) -> R
         consumed_at: None,
         issued_by: "system".into(),
     };
-    tx.issue_secrets(&[secret], now).await?;
-    Ok(app.settings.link(&format!("/not-me/{}", token.expose_secret())))
+    (secret, settings.link(&format!("/not-me/{}", token.expose_secret())))
 }
 
 fn invalid() -> Error {

@@ -6,7 +6,8 @@
 //!   decoy key), created sealed by whichever node writes first, and sealed in
 //!   place if an older version left it in plaintext;
 //! - [`reseal_all`]: `signet keys rotate-sealing`, which re-seals every value
-//!   under the ring's current key.
+//!   of every [`SealedKind`] (server secrets, TOTP seeds) under the ring's
+//!   current key.
 //!
 //! Both rewrite a row only by compare-and-swap on its exact old bytes
 //! ([`SealedSecretStore::swap_server_secret`]), so any number of nodes and
@@ -18,7 +19,7 @@ use serde::Serialize;
 use signet_core::audit::{Actor, AuditEvent, EventType, Outcome};
 use signet_core::clock::Timestamp;
 use signet_core::sealing::{Binding, KeyRing, SecretBytes, MIN_SEALED_LEN};
-use signet_core::store::{CredentialStore, SealedSecretStore, StoredSecret};
+use signet_core::store::{CredentialStore, SealedKind, SealedSecretStore, StoredSecret};
 use signet_core::unit_of_work::UnitOfWork;
 use signet_core::{Error, Result};
 use uuid::Uuid;
@@ -111,12 +112,14 @@ where
         previous_key_ids: ring.previous().iter().map(|k| k.id().to_string()).collect(),
         ..Default::default()
     };
-    for row in store.stored_server_secrets().await? {
-        let label = format!("server_secrets/{}", row.name);
-        match reseal_server_secret(store, ring, row).await? {
-            Ok(true) => report.resealed.push(label),
-            Ok(false) => report.already_current.push(label),
-            Err(error) => report.failed.push(ResealFailure { value: label, error }),
+    for kind in SealedKind::ALL {
+        for row in store.stored_sealed(kind).await? {
+            let label = format!("{}/{}", kind.table(), row.name);
+            match reseal_one(store, ring, kind, row).await? {
+                Ok(true) => report.resealed.push(label),
+                Ok(false) => report.already_current.push(label),
+                Err(error) => report.failed.push(ResealFailure { value: label, error }),
+            }
         }
     }
     let outcome = if report.complete() {
@@ -140,15 +143,16 @@ where
 
 /// `Ok(Ok(true))` re-sealed, `Ok(Ok(false))` already current, `Ok(Err(_))`
 /// cannot be opened (reported, not fatal), `Err(_)` storage failed.
-async fn reseal_server_secret<S>(
+async fn reseal_one<S>(
     store: &S,
     ring: &KeyRing,
+    kind: SealedKind,
     mut row: StoredSecret,
 ) -> Result<std::result::Result<bool, String>>
 where
     S: SealedSecretStore + ?Sized,
 {
-    let binding = Binding::server_secret(&row.name);
+    let binding = kind.binding(&row.name);
     for _ in 0..SWAP_ATTEMPTS {
         let resealed = match ring.reseal(&row.value, &binding) {
             Ok(Some(v)) => v,
@@ -160,13 +164,13 @@ where
             }
             Err(e) => return Ok(Err(e.to_string())),
         };
-        if store.swap_server_secret(&row.name, &row.value, &resealed).await? {
+        if store.swap_sealed(kind, &row.name, &row.value, &resealed).await? {
             return Ok(Ok(true));
         }
         // Someone else rewrote it meanwhile (another node, another run):
         // start again from what is stored now.
         match store
-            .stored_server_secrets()
+            .stored_sealed(kind)
             .await?
             .into_iter()
             .find(|r| r.name == row.name)

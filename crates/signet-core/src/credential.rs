@@ -70,6 +70,35 @@ pub enum Removal {
     LastCredential,
 }
 
+/// The credentials a user holds, counted per method inside the unit of work
+/// that removes one (after locking the user's row), so the last-way-in rule
+/// is judged on what is stored at that moment, not on an earlier read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaysIn {
+    pub passkeys: u32,
+    pub totp: u32,
+    pub phones: u32,
+    /// Unused recovery codes (a spent set is no way in).
+    pub recovery_codes: u32,
+}
+
+impl WaysIn {
+    /// The methods the user holds at least one credential of.
+    pub fn methods(&self) -> Vec<crate::method::MethodName> {
+        use crate::method::MethodName;
+        [
+            (MethodName::Passkey, self.passkeys),
+            (MethodName::Totp, self.totp),
+            (MethodName::SmsOtp, self.phones),
+            (MethodName::RecoveryCode, self.recovery_codes),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(m, _)| m)
+        .collect()
+    }
+}
+
 /// The server-side state of an enrollment ceremony (passkey registration),
 /// bound to the session that began it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,7 +154,7 @@ pub struct TotpCredential {
 impl TotpCredential {
     /// What the seed is sealed for: this row only.
     pub fn binding(id: Uuid) -> crate::sealing::Binding {
-        crate::sealing::Binding::new("totp_seed", &id.to_string())
+        crate::store::SealedKind::TotpSeed.binding(&id.to_string())
     }
 }
 

@@ -367,9 +367,51 @@ impl std::fmt::Debug for StoredSecret {
 /// once and no value is lost: the loser re-reads.
 #[async_trait::async_trait]
 pub trait SealedSecretStore: Send + Sync {
+    /// Every sealed value of `kind`, ordered by name (for a TOTP seed, the
+    /// credential id).
+    async fn stored_sealed(&self, kind: SealedKind) -> StoreResult<Vec<StoredSecret>>;
+    /// Replaces the value of `kind` named `name` only if it still equals
+    /// `expected`. Returns false if it changed meanwhile or there is no such
+    /// row.
+    async fn swap_sealed(&self, kind: SealedKind, name: &str, expected: &[u8], new: &[u8]) -> StoreResult<bool>;
+
     /// Every row of `server_secrets`, ordered by name.
-    async fn stored_server_secrets(&self) -> StoreResult<Vec<StoredSecret>>;
-    /// Replaces the value of `name` only if it still equals `expected`.
-    /// Returns false if it changed meanwhile or there is no such row.
-    async fn swap_server_secret(&self, name: &str, expected: &[u8], new: &[u8]) -> StoreResult<bool>;
+    async fn stored_server_secrets(&self) -> StoreResult<Vec<StoredSecret>> {
+        self.stored_sealed(SealedKind::ServerSecret).await
+    }
+    /// [`Self::swap_sealed`] for `server_secrets`.
+    async fn swap_server_secret(&self, name: &str, expected: &[u8], new: &[u8]) -> StoreResult<bool> {
+        self.swap_sealed(SealedKind::ServerSecret, name, expected, new).await
+    }
+}
+
+/// The kinds of values stored sealed, each in its own table. Every one is
+/// re-sealed by `signet keys rotate-sealing`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SealedKind {
+    /// `server_secrets`: the passkey decoy key, the OIDC signing keys.
+    ServerSecret,
+    /// `totp_credentials.seed`: authenticator-app seeds (RFC 6238).
+    TotpSeed,
+}
+
+impl SealedKind {
+    pub const ALL: [SealedKind; 2] = [SealedKind::ServerSecret, SealedKind::TotpSeed];
+
+    /// The table, as `table/name` labels in reports use it.
+    pub fn table(self) -> &'static str {
+        match self {
+            SealedKind::ServerSecret => "server_secrets",
+            SealedKind::TotpSeed => "totp_credentials",
+        }
+    }
+
+    /// What the value named `name` is bound to when sealed, so a value
+    /// copied to another row does not open there.
+    pub fn binding(self, name: &str) -> crate::sealing::Binding {
+        match self {
+            SealedKind::ServerSecret => crate::sealing::Binding::server_secret(name),
+            SealedKind::TotpSeed => crate::sealing::Binding::new("totp_seed", name),
+        }
+    }
 }

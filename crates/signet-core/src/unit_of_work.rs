@@ -106,6 +106,9 @@ pub trait CredentialWrites: Send {
     /// Removes one of `user`'s passkeys unless fewer than `keep` would
     /// remain (the user's row is locked first, so racing removals serialise).
     async fn remove_passkey(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal>;
+    /// Locks `user`'s row (so removals of any kind serialise until this
+    /// unit ends) and counts their credentials of every kind.
+    async fn lock_ways_in(&mut self, user: UserId) -> StoreResult<crate::credential::WaysIn>;
     /// Counter, backup state and last use, only if the stored counter still
     /// equals `previous_counter`; `false` if another login got there first.
     async fn record_passkey_use(&mut self, used: &PasskeyUse) -> StoreResult<bool>;
@@ -134,8 +137,11 @@ pub trait OtpCredentialWrites: Send {
         now: Timestamp,
     ) -> StoreResult<u64>;
     /// Marks `user`'s unused code `hash` used, in one conditional write: of
-    /// racing uses exactly one gets `true`.
-    async fn use_recovery_code(&mut self, user: UserId, hash: &TokenHash, now: Timestamp) -> StoreResult<bool>;
+    /// racing uses exactly one gets `Some`, with how many unused codes the
+    /// user has left after it. Uses of one user's codes are serialised (the
+    /// user's row is locked first), so two codes used at once never both
+    /// report the same count.
+    async fn use_recovery_code(&mut self, user: UserId, hash: &TokenHash, now: Timestamp) -> StoreResult<Option<u32>>;
     /// Deletes the user's recovery-code set `set_id` unless that would
     /// leave fewer than `keep` ways in (see [`Removal`]).
     async fn remove_recovery_codes(&mut self, user: UserId, set_id: Uuid, keep: u32) -> StoreResult<Removal>;

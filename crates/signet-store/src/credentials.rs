@@ -261,6 +261,11 @@ impl CredentialWrites for SqlTx {
         self.observe(r)
     }
 
+    async fn lock_ways_in(&mut self, user: UserId) -> StoreResult<signet_core::credential::WaysIn> {
+        let r = named_credentials::lock_ways_in(self.conn()?, user).await;
+        self.observe(r)
+    }
+
     async fn record_passkey_use(&mut self, u: &PasskeyUse) -> StoreResult<bool> {
         let r = record_use(self.conn()?, u).await;
         self.observe(r)

@@ -8,7 +8,7 @@
 //! PostgreSQL; the single writer on SQLite). So two racing removals of a
 //! user's last two passkeys cannot both succeed.
 
-use signet_core::credential::Removal;
+use signet_core::credential::{Removal, WaysIn};
 use signet_core::store::StoreResult;
 use signet_core::user::UserId;
 use uuid::Uuid;
@@ -64,6 +64,39 @@ pub(crate) async fn rename(
     }))
 }
 
+/// Touches the user's row, which serialises removals for this user (a row
+/// lock on PostgreSQL; the single writer on SQLite) until the unit ends.
+const LOCK_USER: &str = "UPDATE users SET updated_at = updated_at WHERE id = $1";
+
+/// Locks the user's row and counts their credentials of every kind, for a
+/// last-way-in rule that looks across kinds.
+pub(crate) async fn lock_ways_in(conn: Conn<'_>, user: UserId) -> StoreResult<WaysIn> {
+    Ok(with_conn!(conn, |c| {
+        sqlx::query(LOCK_USER)
+            .bind(user.0.to_string())
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?;
+        let (passkeys, totp, phones, codes): (i64, i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM passkeys WHERE user_id = $1), \
+                    (SELECT COUNT(*) FROM totp_credentials WHERE user_id = $1), \
+                    (SELECT COUNT(*) FROM phones WHERE user_id = $1), \
+                    (SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL)",
+        )
+        .bind(user.0.to_string())
+        .fetch_one(&mut *c)
+        .await
+        .map_err(backend)?;
+        let n = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+        WaysIn {
+            passkeys: n(passkeys),
+            totp: n(totp),
+            phones: n(phones),
+            recovery_codes: n(codes),
+        }
+    }))
+}
+
 /// Removes the user's credential `id` unless fewer than `keep` of the kind
 /// would remain.
 pub(crate) async fn remove(
@@ -75,7 +108,7 @@ pub(crate) async fn remove(
 ) -> StoreResult<Removal> {
     Ok(with_conn!(conn, |c| {
         // Serialises removals for this user (row lock on PostgreSQL).
-        sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+        sqlx::query(LOCK_USER)
             .bind(user.0.to_string())
             .execute(&mut *c)
             .await

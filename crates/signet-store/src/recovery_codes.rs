@@ -96,17 +96,37 @@ impl SqlTx {
         user: UserId,
         hash: &TokenHash,
         now: Timestamp,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<u32>> {
         in_tx!(self, |c| {
-            sqlx::query("UPDATE recovery_codes SET used_at = $1 WHERE hash = $2 AND user_id = $3 AND used_at IS NULL")
-                .bind(now.as_millis())
-                .bind(hash.as_bytes().as_slice())
+            // Serialises uses of this user's codes (row lock on PostgreSQL;
+            // the single writer on SQLite), so the count below is exact.
+            sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
                 .bind(user.0.to_string())
                 .execute(&mut *c)
                 .await
-                .map_err(backend)?
-                .rows_affected()
-                == 1
+                .map_err(backend)?;
+            let used = sqlx::query(
+                "UPDATE recovery_codes SET used_at = $1 WHERE hash = $2 AND user_id = $3 AND used_at IS NULL",
+            )
+            .bind(now.as_millis())
+            .bind(hash.as_bytes().as_slice())
+            .bind(user.0.to_string())
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+                == 1;
+            if used {
+                let (left,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL")
+                        .bind(user.0.to_string())
+                        .fetch_one(&mut *c)
+                        .await
+                        .map_err(backend)?;
+                Some(u32::try_from(left).unwrap_or(0))
+            } else {
+                None
+            }
         })
     }
 

@@ -168,7 +168,7 @@ impl signet_core::unit_of_work::OtpCredentialWrites for SqlTx {
         user: UserId,
         hash: &signet_core::secret::TokenHash,
         now: Timestamp,
-    ) -> StoreResult<bool> {
+    ) -> StoreResult<Option<u32>> {
         self.use_recovery_row(user, hash, now).await
     }
 

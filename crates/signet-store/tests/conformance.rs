@@ -1509,19 +1509,27 @@ async fn recovery_codes_are_used_once_and_replaced_together(s: Arc<SqlStore>) {
             r
         }
     };
-    assert!(!use_code(b.id, hashes[0]).await, "not for another account");
+    assert_eq!(use_code(b.id, hashes[0]).await, None, "not for another account");
     let tasks = (0..20)
-        .map(|_| tokio::spawn(use_code(a.id, hashes[0])))
+        .map(|_| {
+            let used = use_code(a.id, hashes[0]);
+            tokio::spawn(async move { used.await == Some(9) })
+        })
         .collect::<Vec<_>>();
-    assert_eq!(winners(tasks).await, 1);
+    assert_eq!(winners(tasks).await, 1, "one use, which counts nine left");
     assert_eq!(s.recovery_code_used(a.id, &hashes[0]).await.unwrap(), Some(true));
     let listed = s.recovery_codes_of(a.id).await.unwrap().unwrap();
     assert_eq!((listed.left, listed.last_used_at), (9, Some(at(5))));
+    // Two codes used at once each report their own count.
+    let (x, y) = tokio::join!(use_code(a.id, hashes[2]), use_code(a.id, hashes[3]));
+    let mut lefts = [x.unwrap(), y.unwrap()];
+    lefts.sort_unstable();
+    assert_eq!(lefts, [7, 8]);
     // A new set replaces every code, used or not, in one unit.
     let fresh: Vec<TokenHash> = (10..20u8).map(|i| TokenHash::of(&[i])).collect();
     let set2 = Uuid::new_v4();
     let mut tx = s.tx().await;
-    assert_eq!(tx.replace_recovery_codes(a.id, set2, &fresh, at(6)).await.unwrap(), 9);
+    assert_eq!(tx.replace_recovery_codes(a.id, set2, &fresh, at(6)).await.unwrap(), 7);
     tx.commit().await.unwrap();
     assert_eq!(s.recovery_code_used(a.id, &hashes[1]).await.unwrap(), None);
     let listed = s.recovery_codes_of(a.id).await.unwrap().unwrap();

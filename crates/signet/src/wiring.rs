@@ -127,7 +127,7 @@ pub async fn wire(config: &Config, clock: Option<SharedClock>, methods: Vec<Arc<
             store.clone(),
             clock.clone(),
             courier.clone(),
-            settings.product_name.clone(),
+            settings.clone(),
         )),
     ];
     // Extra methods (test doubles) come last and replace a built-in of the same name.

@@ -25,8 +25,9 @@
 //! the flow first; five wrong codes end the flow; a new set never resets
 //! the account's run.
 //!
-//! **Notice.** Every use queues an email (in the use's unit of work) saying
-//! how many codes are left, with a warning from two left down.
+//! **Notice.** Every use queues an email and a text to every phone on file
+//! (in the use's unit of work) saying how many codes are left, with a
+//! warning from two left down, and the "this wasn't me" link (ADR 0017).
 
 use std::sync::Arc;
 
@@ -39,12 +40,11 @@ use signet_core::method::{
     CredentialInfo, CredentialKind, Input, LoginStep, Method, MethodName, Offer, StepContext, StepEffect, StepInput,
     Verified,
 };
-use signet_core::outbox::Draft;
 use signet_core::secret::{random_below, TokenHash};
 use signet_core::session::{device_label, Aal, Proof};
 use signet_core::store::Store;
 use signet_core::unit_of_work::Transaction;
-use signet_core::user::UserId;
+use signet_core::user::{User, UserId};
 use signet_core::{Error, ErrorCode, Result};
 use signet_courier::Courier;
 use uuid::Uuid;
@@ -52,7 +52,7 @@ use uuid::Uuid;
 use crate::code_attempts;
 use crate::messages::{self, Requester};
 use crate::sessions::Current;
-use crate::App;
+use crate::{App, Settings};
 
 /// Codes in a set.
 pub const CODES_PER_SET: usize = 10;
@@ -102,16 +102,16 @@ pub struct RecoveryCodes {
     store: Arc<dyn Store>,
     clock: SharedClock,
     courier: Arc<Courier>,
-    product_name: String,
+    settings: Arc<Settings>,
 }
 
 impl RecoveryCodes {
-    pub fn new(store: Arc<dyn Store>, clock: SharedClock, courier: Arc<Courier>, product_name: String) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: SharedClock, courier: Arc<Courier>, settings: Arc<Settings>) -> Self {
         Self {
             store,
             clock,
             courier,
-            product_name,
+            settings,
         }
     }
 }
@@ -146,23 +146,54 @@ fn used() -> Error {
     Error::gone(ErrorCode::CodeUsed, "this recovery code was already used")
 }
 
-/// The code's use and its notice, in the step's unit of work.
+/// The code's use and its notice, in the step's unit of work: the count
+/// left comes from the use itself, so two codes used at once each tell
+/// their own count.
 struct UseCode {
-    user: UserId,
+    user: User,
     hash: TokenHash,
     at: Timestamp,
-    notice: Draft,
+    device: String,
+    ip: Option<String>,
+    store: Arc<dyn Store>,
     courier: Arc<Courier>,
+    settings: Arc<Settings>,
 }
 
 #[async_trait::async_trait]
 impl StepEffect for UseCode {
     async fn apply(self: Box<Self>, tx: &mut dyn Transaction) -> Result<()> {
-        if !tx.use_recovery_code(self.user, &self.hash, self.at).await? {
+        let Some(left) = tx.use_recovery_code(self.user.id, &self.hash, self.at).await? else {
             return Err(used());
+        };
+        let (link, not_me) = crate::not_me::prepare(&self.settings, &self.user, self.at);
+        tx.issue_secrets(&[link], self.at).await?;
+        let email = messages::recovery_code_used(
+            &self.user.email,
+            left,
+            self.at,
+            &Requester {
+                device: &self.device,
+                ip: self.ip.as_deref(),
+            },
+            &self.settings.product_name,
+            &not_me,
+        );
+        let what = format!(
+            "a recovery code was used to sign in; {left} left.{}",
+            if left <= WARN_AT {
+                " Generate a new set soon."
+            } else {
+                ""
+            }
+        );
+        crate::notices::Notifier {
+            store: &*self.store,
+            courier: &self.courier,
+            product_name: &self.settings.product_name,
         }
-        self.courier.enqueue_in(tx, self.notice).await?;
-        Ok(())
+        .notify(tx, &self.user, email, &what)
+        .await
     }
 }
 
@@ -214,22 +245,6 @@ impl LoginStep for RecoveryCodes {
             return Err(attempt.failed(&*self.store, now, flow, ctx.origin, refusal).await);
         };
         attempt.succeeded(&*self.store).await?;
-        let left = self
-            .store
-            .recovery_codes_of(user.id)
-            .await?
-            .map_or(0, |s| s.left.saturating_sub(1));
-        let device = device_label(ctx.origin.user_agent.as_deref());
-        let notice = messages::recovery_code_used(
-            &user.email,
-            left,
-            now,
-            &Requester {
-                device: &device,
-                ip: ctx.origin.ip.as_deref(),
-            },
-            &self.product_name,
-        );
         Ok(Verified {
             proof: Proof {
                 aal: Aal::Aal1,
@@ -239,11 +254,14 @@ impl LoginStep for RecoveryCodes {
                 user_id: None,
             },
             effect: Some(Box::new(UseCode {
-                user: user.id,
+                user: user.clone(),
                 hash: hash(user.id, &code),
                 at: now,
-                notice,
+                device: device_label(ctx.origin.user_agent.as_deref()),
+                ip: ctx.origin.ip.clone(),
+                store: self.store.clone(),
                 courier: self.courier.clone(),
+                settings: self.settings.clone(),
             })),
             owner: Some(user),
         })
@@ -329,6 +347,7 @@ pub async fn regenerate(app: &App, current: &Current, origin: &Origin) -> Result
         }));
     app.audit().append(&mut *tx, &record).await?;
     let device = device_label(origin.user_agent.as_deref());
+    let not_me = crate::not_me::issue(app, &mut *tx, user).await?;
     let draft = messages::recovery_codes_generated(
         &user.email,
         now,
@@ -337,6 +356,7 @@ pub async fn regenerate(app: &App, current: &Current, origin: &Origin) -> Result
             ip: origin.ip.as_deref(),
         },
         &app.settings.product_name,
+        &not_me,
     );
     crate::notices::security_notice(app, &mut *tx, user, draft, "new recovery codes were generated.").await?;
     tx.commit().await?;

@@ -390,7 +390,7 @@ impl OtpCredentialWrites for FailingTx {
     ) -> StoreResult<u64> {
         self.inner.replace_recovery_codes(user, set_id, hashes, now).await
     }
-    async fn use_recovery_code(&mut self, user: UserId, hash: &TokenHash, now: Timestamp) -> StoreResult<bool> {
+    async fn use_recovery_code(&mut self, user: UserId, hash: &TokenHash, now: Timestamp) -> StoreResult<Option<u32>> {
         self.inner.use_recovery_code(user, hash, now).await
     }
     async fn remove_recovery_codes(&mut self, user: UserId, set_id: Uuid, keep: u32) -> StoreResult<Removal> {
@@ -468,6 +468,9 @@ impl CredentialWrites for FailingTx {
     }
     async fn remove_passkey(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
         self.inner.remove_passkey(user, id, keep).await
+    }
+    async fn lock_ways_in(&mut self, user: UserId) -> StoreResult<signet_core::credential::WaysIn> {
+        self.inner.lock_ways_in(user).await
     }
     async fn record_passkey_use(&mut self, used: &PasskeyUse) -> StoreResult<bool> {
         self.inner.record_passkey_use(used).await

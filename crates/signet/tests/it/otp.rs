@@ -17,7 +17,7 @@ use crate::support::{redeem_api, Options, TestServer};
 
 /// A tier where an authenticator-app code alone signs in (aal1), to test
 /// `totp` as a first method and races across many flows.
-const TOTP_FIRST_POLICY: &str = r#"
+pub(crate) const TOTP_FIRST_POLICY: &str = r#"
 [tiers.apps]
 login = ["totp", "email_otp", "recovery_code"]
 second_factor = ["totp", "passkey"]
@@ -30,7 +30,7 @@ default = "apps"
 
 /// The code `oathtool` computes for base32 `secret` at the server's clock,
 /// `offset_steps` steps away.
-fn oathtool(srv: &TestServer, secret: &str, offset_steps: i64) -> String {
+pub(crate) fn oathtool(srv: &TestServer, secret: &str, offset_steps: i64) -> String {
     let at = srv.clock.now().as_millis() / 1000 + offset_steps * 30;
     let out = Command::new("oathtool")
         .args(["--totp", "-b", "-N", &format!("@{at}"), secret])
@@ -41,7 +41,7 @@ fn oathtool(srv: &TestServer, secret: &str, offset_steps: i64) -> String {
 }
 
 /// A user signed in through an invitation (api mode): the session token.
-async fn invited(srv: &TestServer, email: &str) -> String {
+pub(crate) async fn invited(srv: &TestServer, email: &str) -> String {
     let admin = srv.admin_token().await;
     let user = srv.create_user(&admin, email).await;
     let link = srv.invite(&admin, &user, email).await;
@@ -50,7 +50,7 @@ async fn invited(srv: &TestServer, email: &str) -> String {
 
 /// Enrolls an authenticator app for the session; returns the base32 secret
 /// and the begin response.
-async fn enroll(srv: &TestServer, token: &str, name: &str) -> (String, Value) {
+pub(crate) async fn enroll(srv: &TestServer, token: &str, name: &str) -> (String, Value) {
     let (s, begun) = srv
         .call(
             Method::POST,
@@ -76,7 +76,7 @@ async fn enroll(srv: &TestServer, token: &str, name: &str) -> (String, Value) {
 }
 
 /// Starts an api-mode login for `email`; returns the start response.
-async fn start(srv: &TestServer, email: &str) -> Value {
+pub(crate) async fn start(srv: &TestServer, email: &str) -> Value {
     let (s, started) = srv
         .call(
             Method::POST,
@@ -98,7 +98,7 @@ fn offered(v: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn type_totp(srv: &TestServer, flow: &str, code: Value) -> (StatusCode, Value) {
+pub(crate) async fn type_totp(srv: &TestServer, flow: &str, code: Value) -> (StatusCode, Value) {
     srv.call(
         Method::POST,
         &format!("/api/v1/login/{flow}/totp"),
@@ -376,6 +376,15 @@ async fn twenty_parallel_submissions_of_one_code_give_one_session() {
     let results = futures::future::join_all(tries).await;
     let wins = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
     assert_eq!(wins, 1, "{results:?}");
+    // Every loser of the race is a replay on record (RFC 6238 §5.2), also
+    // those that lost inside the unit of work, after the code checked out.
+    let refused = results.iter().filter(|(_, b)| b["error"] == "code_replayed").count();
+    let recorded = audit(&srv, "login.failed")
+        .await
+        .into_iter()
+        .filter(|e| e["details"]["error"] == "code_replayed")
+        .count();
+    assert_eq!(recorded, refused, "{results:?}");
     for (s, body) in &results {
         // The losers: the replay refused, or (past ten reserved attempts on
         // the account) told to back off. Never a 5xx.
@@ -477,6 +486,12 @@ async fn recovery_codes_are_ten_grouped_codes_each_working_once_with_a_notice() 
     assert!(done["session"]["amr"].to_string().contains("rc"), "{done}");
     let notice = mail_with(&srv, email, "recovery codes left").await;
     assert!(notice.contains("You have 9 recovery codes left."), "{notice}");
+    assert!(
+        notice.contains(&srv.url("/not-me/")),
+        "the notice carries a \"this wasn't me\" link: {notice}"
+    );
+    let generated_notice = mail_with(&srv, email, "A new set of recovery codes was generated").await;
+    assert!(generated_notice.contains(&srv.url("/not-me/")), "{generated_notice}");
     let session = done["session_token"].as_str().unwrap().to_owned();
 
     let again = start(&srv, email).await;
@@ -581,6 +596,75 @@ async fn malformed_recovery_codes_are_400() {
             )
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {err}");
+    }
+    srv.stop().await;
+}
+
+/// A tier that signs in with an authenticator app or a recovery code, and
+/// no email method: each is the other's only alternative.
+const APP_OR_CODES_POLICY: &str = r#"
+[tiers.apps]
+login = ["totp", "recovery_code"]
+second_factor = ["passkey"]
+required_aal = "aal1"
+session = { idle = "8h", absolute = "24h" }
+
+[assignment]
+default = "apps"
+"#;
+
+#[tokio::test]
+async fn racing_removals_of_two_kinds_never_remove_the_last_way_in() {
+    let srv = TestServer::start_with(Options {
+        policy: Some(APP_OR_CODES_POLICY.into()),
+        ..Default::default()
+    })
+    .await;
+    for round in 0..3 {
+        let email = format!("both{round}@example.com");
+        let enrollment = invited(&srv, &email).await;
+        let (secret, _) = enroll(&srv, &enrollment, "Phone").await;
+        srv.clock.advance(Duration::from_secs(30));
+        let flow = start(&srv, &email).await;
+        let (s, done) = type_totp(
+            &srv,
+            flow["flow_id"].as_str().unwrap(),
+            json!(oathtool(&srv, &secret, 0)),
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{done}");
+        let token = done["session_token"].as_str().unwrap().to_owned();
+        recovery_codes(&srv, &token).await;
+        let (s, list) = srv.call(Method::GET, "/api/v1/credentials", Some(&token), None).await;
+        assert_eq!(s, StatusCode::OK, "{list}");
+        let ids: Vec<String> = list["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 2, "{list}");
+        // Each removal alone is allowed (the other kind remains); at once,
+        // exactly one may win.
+        let paths: Vec<String> = ids.iter().map(|id| format!("/api/v1/credentials/{id}")).collect();
+        let removals = paths
+            .iter()
+            .map(|path| srv.call(Method::DELETE, path, Some(&token), None));
+        let results = futures::future::join_all(removals).await;
+        let removed = results.iter().filter(|(s, _)| *s == StatusCode::NO_CONTENT).count();
+        let refused = results
+            .iter()
+            .filter(|(s, b)| *s == StatusCode::CONFLICT && b["error"] == "last_credential")
+            .count();
+        assert_eq!((removed, refused), (1, 1), "{results:?}");
+        // Removing the app ends the session it signed in; otherwise the
+        // session sees the one credential left.
+        let (s, list) = srv.call(Method::GET, "/api/v1/credentials", Some(&token), None).await;
+        if s == StatusCode::OK {
+            assert_eq!(list["credentials"].as_array().unwrap().len(), 1, "{list}");
+        } else {
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{list}");
+        }
     }
     srv.stop().await;
 }

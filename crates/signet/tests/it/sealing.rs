@@ -9,11 +9,12 @@ use serde_json::Value;
 use signet_app::passkeys::DECOY_KEY;
 use signet_core::clock::{Clock, SystemClock};
 use signet_core::sealing::{Binding, Header, KeyRing, SealingKey, MIN_SEALED_LEN};
-use signet_core::store::{CredentialStore, SealedSecretStore};
+use signet_core::store::{CredentialStore, SealedKind, SealedSecretStore};
 use signet_store::scratch::ScratchDb;
 use signet_store::SqlStore;
 use tokio::process::Command;
 
+use crate::otp::{enroll as enroll_totp, invited, oathtool, start as start_login_flow, type_totp, TOTP_FIRST_POLICY};
 use crate::passkeys::start_login;
 use crate::support::{postgres_url, Options, TestServer};
 
@@ -221,6 +222,61 @@ async fn rotate_sealing_reseals_under_the_new_key_and_decoys_stay_the_same() {
     assert_eq!(events.len(), 2, "{audit}");
     // The decoy key and the two OIDC signing keys.
     assert!(events.iter().any(|e| e["details"]["resealed"] == 3), "{audit}");
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn rotate_sealing_reseals_totp_seeds_so_codes_work_with_the_new_key_alone() {
+    let old = SealingKey::generate();
+    let new = SealingKey::generate();
+    let (old_b64, new_b64) = (old.expose_base64(), new.expose_base64());
+    let a = TestServer::start_with(Options {
+        env: env(&[("SIGNET_SEALING__KEY", old_b64.as_str())]),
+        policy: Some(TOTP_FIRST_POLICY.into()),
+        ..Default::default()
+    })
+    .await;
+    let email = "seed@example.com";
+    let token = invited(&a, email).await;
+    let (secret, _) = enroll_totp(&a, &token, "Phone").await;
+    let store = SqlStore::connect(&a.db_url).await.unwrap();
+    let seeds = store.stored_sealed(SealedKind::TotpSeed).await.unwrap();
+    assert_eq!(seeds.len(), 1);
+    assert_eq!(Header::parse(&seeds[0].value).unwrap().key_id, old.id());
+
+    let rotated = [
+        ("SIGNET_SEALING__KEY", new_b64.as_str()),
+        ("SIGNET_SEALING__PREVIOUS_KEYS", old_b64.as_str()),
+    ];
+    let out = json(&signet(&a, &rotated, &["keys", "rotate-sealing", "--json"]).await);
+    let label = format!("totp_credentials/{}", seeds[0].name);
+    assert!(
+        out["resealed"].as_array().unwrap().iter().any(|v| v == label.as_str()),
+        "{out}"
+    );
+    assert_eq!(out["failed"], serde_json::json!([]));
+    let after = store.stored_sealed(SealedKind::TotpSeed).await.unwrap();
+    assert_eq!(Header::parse(&after[0].value).unwrap().key_id, new.id());
+    store.close().await;
+
+    // A node that knows only the new key accepts the app's next code.
+    let b = TestServer::start_with(Options {
+        shared_db: Some(a.db_url.clone()),
+        env: env(&[("SIGNET_SEALING__KEY", new_b64.as_str())]),
+        policy: Some(TOTP_FIRST_POLICY.into()),
+        ..Default::default()
+    })
+    .await;
+    b.clock.advance(std::time::Duration::from_secs(90));
+    let flow = start_login_flow(&b, email).await;
+    let (s, done) = type_totp(
+        &b,
+        flow["flow_id"].as_str().unwrap(),
+        serde_json::json!(oathtool(&b, &secret, 0)),
+    )
+    .await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{done}");
     b.stop().await;
     a.stop().await;
 }

@@ -211,10 +211,52 @@ async fn a_confirmed_phone_is_a_credential_and_signs_in() {
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
+    // The phone hears of its own removal (its owner is the one to tell)...
+    let removal = sink
+        .wait_for(
+            |r| {
+                r.json
+                    .as_ref()
+                    .is_some_and(|j| j["to"] == PHONE && j["body"].as_str().is_some_and(|b| b.contains("was removed")))
+            },
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(removal.is_some(), "a removal notice is texted to the removed phone");
+    // ...and then gets no code: a send texts nobody.
+    let texted = texts_to(&sink, PHONE).len();
     let (flow, _) = start(&srv, "ada@example.com").await;
     assert_eq!(send(&srv, &flow).await, StatusCode::ACCEPTED, "answered as before");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(texts_to(&sink, PHONE).len(), 2, "no text without a verified phone");
+    assert_eq!(texts_to(&sink, PHONE).len(), texted, "no code without a verified phone");
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn security_notices_text_the_verified_phone() {
+    // The account has no number recorded by an administrator: its only
+    // phone is the one its owner proved with a code.
+    let sink = HttpSink::start().await.unwrap();
+    let srv = server_with(&sink, &[]).await;
+    let token = with_phone(&srv, &sink, "notified@example.com").await;
+    let (s, body) = srv
+        .call(Method::POST, "/api/v1/credentials/recovery-codes", Some(&token), None)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let notice = sink
+        .wait_for(
+            |r| {
+                r.json.as_ref().is_some_and(|j| {
+                    j["to"] == PHONE
+                        && j["body"]
+                            .as_str()
+                            .is_some_and(|b| b.contains("recovery codes were generated"))
+                })
+            },
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(notice.is_some(), "texts: {:?}", texts_to(&sink, PHONE));
     srv.stop().await;
 }
 
