@@ -13,11 +13,14 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const ARTIFACTS = path.resolve(HERE, "..", "artifacts");
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 
-/** Starts the sink, signet and Chromium; `stop()` tears them down in reverse. */
-export async function startWorld() {
+/**
+ * Starts the sink, signet and Chromium; `stop()` tears them down in reverse.
+ * `options` go to `startSignet` (e.g. `smsWebhook`).
+ */
+export async function startWorld(options = {}) {
   mkdirSync(ARTIFACTS, { recursive: true });
   const sink = new SmtpSink();
-  const signet = await startSignet(await sink.listen());
+  const signet = await startSignet(await sink.listen(), options);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,

@@ -36,9 +36,16 @@ second_factor = ["totp", "recovery_code", "passkey"]
 required_aal = "aal2"
 session = { idle = "30m", absolute = "12h" }
 
+# Accounts that sign in with an emailed or a texted code (aal1).
+[tiers.texts]
+login = ["email_otp", "sms_otp"]
+second_factor = ["passkey"]
+required_aal = "aal1"
+session = { idle = "8h", absolute = "24h" }
+
 [assignment]
 default = "standard"
-roles = { partner = "low", codes = "codes" }
+roles = { partner = "low", codes = "codes", texts = "texts" }
 
 # Removing a passkey needs a proof from the last 2 seconds, so that a test
 # can see the page ask for one.
@@ -66,7 +73,11 @@ function freePort() {
   });
 }
 
-export async function startSignet(smtpPort) {
+/**
+ * Starts signet delivering mail to `smtpPort`; `options.smsWebhook` sends
+ * texts to that URL (`[sms] webhook_url`) instead of the dev outbox.
+ */
+export async function startSignet(smtpPort, options = {}) {
   const dir = mkdtempSync(path.join(os.tmpdir(), "signet-e2e-"));
   const port = await freePort();
   // WebAuthn needs a host name in public_url (an IP address cannot be an RP
@@ -91,6 +102,7 @@ export async function startSignet(smtpPort) {
       // integration test of its own.
       "[login]",
       "starts_per_ip = 10000",
+      ...(options.smsWebhook ? ["[sms]", `webhook_url = "${options.smsWebhook}"`] : []),
       "",
     ].join("\n"),
   );

@@ -20,6 +20,34 @@ function say(id, text) {
   if (el) el.textContent = text;
 }
 
+// Says `text` in `id` once the page has reloaded (to list what was just
+// added), so the person still sees what happened.
+function sayAfterReload(id, text) {
+  try {
+    sessionStorage.setItem("signet-status", JSON.stringify([id, text]));
+  } catch {
+    // Storage refused (private mode): the new row in the list says it.
+  }
+  window.location.reload();
+}
+
+function sayWhatReloadKept() {
+  let kept = null;
+  try {
+    kept = sessionStorage.getItem("signet-status");
+    sessionStorage.removeItem("signet-status");
+  } catch {
+    return;
+  }
+  if (!kept) return;
+  try {
+    const [id, text] = JSON.parse(kept);
+    say(id, text);
+  } catch {
+    // Not ours: ignore.
+  }
+}
+
 // The page knows no sign-in method by name: the server describes each
 // offered method (its `label`, its `input` — "webauthn" or "code" — whether
 // it has a `send` step, the `channel` it sends on, and what to say once
@@ -691,8 +719,7 @@ function setUpPasskeys() {
           return;
         }
         if (created) {
-          say("passkey-status", "Passkey “" + created.name + "” added.");
-          window.location.reload();
+          sayAfterReload("passkey-status", "Passkey “" + created.name + "” added.");
         }
       };
       add();
@@ -823,14 +850,14 @@ function setUpPhone() {
         say("phone-status", errorText(r, "Could not confirm the phone."));
         return;
       }
-      say("phone-status", "Phone added.");
-      window.location.reload();
+      sayAfterReload("phone-status", "Phone added.");
     };
     verify();
   });
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  sayWhatReloadKept();
   setUpLogin();
   setUpRecover();
   setUpPhone();
