@@ -137,11 +137,11 @@ after(async () => {
   if (world) await world.stop();
 });
 
-/** A page's problems, less the relying party's own pages (it is the other origin here on purpose). */
+/** A page's problems; the relying party is the one other origin it may load, on purpose. */
 function watchBoth(page) {
   const problems = watch(page, signet.base, (r) => isSessionProbe(r));
   return {
-    list: () => problems.filter((p) => !p.includes(rp.base)),
+    list: () => problems.filter((p) => !p.startsWith(`third-party load: ${rp.base}/`)),
   };
 }
 
@@ -152,9 +152,45 @@ function atSignetLogin(u) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-test("an app with openid-client signs a person in with a passkey (acr_values=phr), again silently, and again with a fresh proof", async () => {
+// What the tests below share: one person in one browser, with the passkey
+// on the page's virtual authenticator, and the app registered by the CLI.
+let reg;
+let context;
+let page;
+let authenticator;
+let problems;
+let first; // the claims of the first sign-in
+let latest; // the claims of the latest sign-in with a new proof
+const email = "ada@example.com";
+
+/** Clicks "Sign in with a passkey" on Signet's login page; the proof is new. */
+async function signInWithPasskey() {
+  const before = (await authenticator.credentials())[0].signCount;
+  await page.getByRole("button", { name: "Sign in with a passkey" }).click();
+  await backAtApp();
+  assert.ok((await authenticator.credentials())[0].signCount > before, "a new passkey proof");
+}
+
+/** Waits for the browser to land on the app's callback page. */
+async function backAtApp() {
+  await page.waitForURL((u) => u.origin === rp.base && u.pathname === "/cb");
+  await page.waitForLoadState();
+}
+
+/** The result of the latest sign-in at the app, which must have succeeded. */
+async function lastSuccess() {
+  const r = rp.results.at(-1);
+  assert.equal(r.error, undefined, `${r.error}: ${r.errorDescription}`);
+  await page.getByRole("heading", { name: "Signed in to Example app" }).waitFor();
+  assert.equal(r.query.iss, signet.base, "iss in the authorization response (RFC 9207)");
+  assert.equal(r.claims.sub, first?.sub ?? r.claims.sub, "sub is stable");
+  assert.equal(r.userinfo.sub, r.claims.sub);
+  return r;
+}
+
+test("an app with openid-client signs a person in with a passkey through Signet's login (acr_values=phr)", async () => {
   // The app, registered with the CLI (a confidential client, the default).
-  const reg = await signet.cli("client", "add", "Example app", "--redirect-uri", `${rp.base}/cb`);
+  reg = await signet.cli("client", "add", "Example app", "--redirect-uri", `${rp.base}/cb`);
   assert.ok(reg.client_id && reg.client_secret, JSON.stringify(Object.keys(reg)));
   const config = await rp.register("app", reg.client_id, reg.client_secret);
   const meta = config.serverMetadata();
@@ -163,15 +199,14 @@ test("an app with openid-client signs a person in with a passkey (acr_values=phr
   assert.ok(meta.code_challenge_methods_supported.includes("S256"));
   assert.ok(meta.acr_values_supported.includes("phr"));
 
-  // A person with a passkey (invitation → passkey), then signed out of
-  // Signet so that the app's request meets no session.
-  const email = "ada@example.com";
+  // A person with a passkey (invitation → passkey), then without any
+  // Signet session, so that the app's request meets none.
   await signet.cli("user", "add", email, "--name", "Ada Lovelace");
   const { link } = await signet.cli("user", "invite", email);
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const problems = watchBoth(page);
-  const authenticator = await addAuthenticator(page);
+  context = await browser.newContext();
+  page = await context.newPage();
+  problems = watchBoth(page);
+  authenticator = await addAuthenticator(page);
   // The explicit "Sign in with a passkey" button, not autofill: under
   // DevTools automation a conditional request resolves by itself, and the
   // point here is that the login page is shown.
@@ -187,90 +222,186 @@ test("an app with openid-client signs a person in with a passkey (acr_values=phr
   await context.clearCookies();
   assert.equal((await session(page)).status, 401, "no Signet session");
 
-  // 1. The app's login link: Signet's login page, resuming the request.
+  // The app's login link: Signet's login page, which resumes the request.
   await page.goto(`${rp.base}/login`);
   await page.waitForURL(atSignetLogin);
   const returnTo = new URL(page.url()).searchParams.get("return_to");
   assert.match(returnTo, /^\/oauth2\/authorize\/resume\/[0-9a-f-]{36}$/);
   await page.getByRole("button", { name: "Sign in with a passkey" }).waitFor();
   await shot(page, "60-oidc-login");
-  const signCount = (await authenticator.credentials())[0].signCount;
-  await page.getByRole("button", { name: "Sign in with a passkey" }).click();
-  await page.waitForURL((u) => u.href.startsWith(`${rp.base}/cb?`));
-  await page.getByRole("heading", { name: "Signed in to Example app" }).waitFor();
-  await shot(page, "61-oidc-app-signed-in");
-  assert.ok((await authenticator.credentials())[0].signCount > signCount, "the passkey was used");
-
+  await signInWithPasskey();
   assert.equal(rp.results.length, 1);
-  const first = rp.results[0];
-  assert.equal(first.error, undefined, `${first.error}: ${first.errorDescription}`);
-  // RFC 9207: the authorization response names its issuer.
-  assert.equal(first.query.iss, signet.base);
-  assert.match(first.query.code, /^sgac_/);
-  const c1 = first.claims;
-  assert.equal(c1.iss, signet.base);
-  assert.equal(c1.aud, reg.client_id);
-  assert.equal(c1.acr, "phr", "a passkey is phishing-resistant");
+  const r = await lastSuccess();
+  await shot(page, "61-oidc-app-signed-in");
+  assert.match(r.query.code, /^sgac_/);
+  const c = r.claims;
+  assert.equal(c.iss, signet.base);
+  assert.equal(c.aud, reg.client_id);
+  assert.equal(c.acr, "phr", "a passkey is phishing-resistant");
   // docs/passkeys.md "What a passkey session proves": hwk for a
   // device-bound key (the virtual authenticator's credential is not
   // backup-eligible), user presence, and mfa for user verification.
-  assert.deepEqual([...c1.amr].sort(), ["hwk", "mfa", "user"]);
-  assert.equal(typeof c1.auth_time, "number");
-  assert.ok(Math.abs(c1.auth_time - Date.now() / 1000) < 60, "auth_time is now");
-  assert.equal(typeof c1.sid, "string");
-  assert.ok(c1.sid.length > 0);
-  assert.equal(c1.email, email);
-  assert.equal(c1.email_verified, true);
-  assert.equal(c1.name, "Ada Lovelace");
-  assert.equal(first.tokens.token_type.toLowerCase(), "bearer");
-  assert.equal(first.tokens.refresh_token, undefined, "no offline_access, no refresh token");
+  assert.deepEqual([...c.amr].sort(), ["hwk", "mfa", "user"]);
+  assert.equal(typeof c.auth_time, "number");
+  assert.ok(Math.abs(c.auth_time - Date.now() / 1000) < 60, "auth_time is now");
+  assert.equal(typeof c.sid, "string");
+  assert.ok(c.sid.length > 0);
+  assert.equal(c.email, email);
+  assert.equal(c.email_verified, true);
+  assert.equal(c.name, "Ada Lovelace");
+  // Signed with Signet's default ES256 key, published in the JWK Set
+  // (openid-client verified the signature with it).
+  const header = JSON.parse(Buffer.from(r.tokens.id_token.split(".")[0], "base64url"));
+  assert.equal(header.alg, "ES256");
+  const jwks = await (await fetch(`${signet.direct}/oauth2/jwks`)).json();
+  assert.ok(jwks.keys.some((k) => k.kid === header.kid && k.alg === "ES256"), "the kid is in the JWK Set");
+  assert.equal(r.tokens.token_type.toLowerCase(), "bearer");
+  assert.equal(r.tokens.refresh_token, undefined, "no offline_access, no refresh token");
   // UserInfo with the access token: the same person.
-  assert.equal(first.userinfo.sub, c1.sub);
-  assert.equal(first.userinfo.email, email);
-  assert.equal(first.userinfo.email_verified, true);
-  assert.equal(first.userinfo.name, "Ada Lovelace");
-  // The Signet session the login left behind is the one named by sid.
-  // (Checked from a Signet page: the session probe is same-origin.)
+  assert.equal(r.userinfo.email, email);
+  assert.equal(r.userinfo.email_verified, true);
+  assert.equal(r.userinfo.name, "Ada Lovelace");
+  // The Signet session the login left behind is phishing-resistant aal2.
   await page.goto(`${signet.base}/login`);
   const s = await session(page);
   assert.equal(s.aal, "aal2");
   assert.equal(s.phishing_resistant, true);
+  first = c;
+  latest = c;
+});
 
-  // 2. prompt=none with the Signet session alive: no page at all, only
-  //    redirects (the RP's /login, Signet's authorize, the RP's callback).
+test("prompt=none with the Signet session alive: no page, only redirects, the same session", async () => {
   const documents = [];
   const onResponse = (r) => {
     if (r.request().resourceType() === "document") documents.push(`${r.status()} ${r.url().split("?")[0]}`);
   };
   page.on("response", onResponse);
   await page.goto(`${rp.base}/login?prompt=none`);
-  await page.getByRole("heading", { name: "Signed in to Example app" }).waitFor();
+  await backAtApp();
   page.off("response", onResponse);
   assert.deepEqual(documents, [`302 ${rp.base}/login`, `303 ${signet.base}/oauth2/authorize`, `200 ${rp.base}/cb`]);
-  const silent = rp.results[1];
-  assert.equal(silent.error, undefined, `${silent.error}: ${silent.errorDescription}`);
-  assert.equal(silent.query.iss, signet.base);
-  assert.equal(silent.claims.sub, c1.sub, "sub is stable");
-  assert.equal(silent.claims.sid, c1.sid, "the same Signet session");
-  assert.equal(silent.claims.auth_time, c1.auth_time, "no new authentication");
-  assert.equal(silent.claims.acr, "phr");
-  assert.equal(silent.userinfo.sub, c1.sub);
+  const c = (await lastSuccess()).claims;
+  assert.equal(c.sid, first.sid, "the same Signet session");
+  assert.equal(c.auth_time, first.auth_time, "no new authentication");
+  assert.equal(c.acr, "phr");
+  assert.deepEqual(c.amr, first.amr);
+});
 
-  // 3. prompt=login with the session alive: the login page again, a new
-  //    passkey proof, and a newer auth_time (whole seconds: wait past one).
-  await sleep(1100);
-  const before3 = (await authenticator.credentials())[0].signCount;
+test("prompt=login with the session alive: the login page, a new passkey proof, a newer auth_time", async () => {
+  await sleep(1100); // auth_time is in whole seconds
   await page.goto(`${rp.base}/login?prompt=login`);
   await page.waitForURL(atSignetLogin);
-  await page.getByRole("button", { name: "Sign in with a passkey" }).click();
-  await page.getByRole("heading", { name: "Signed in to Example app" }).waitFor();
-  assert.ok((await authenticator.credentials())[0].signCount > before3, "a new passkey proof");
-  const fresh = rp.results[2];
-  assert.equal(fresh.error, undefined, `${fresh.error}: ${fresh.errorDescription}`);
-  assert.equal(fresh.claims.sub, c1.sub);
-  assert.ok(fresh.claims.auth_time > c1.auth_time, `${fresh.claims.auth_time} > ${c1.auth_time}`);
-  assert.equal(fresh.claims.acr, "phr");
+  await signInWithPasskey();
+  const c = (await lastSuccess()).claims;
+  assert.ok(c.auth_time > latest.auth_time, `${c.auth_time} > ${latest.auth_time}`);
+  assert.equal(c.acr, "phr");
+  latest = c;
+});
 
+// The OIDF module oidcc-max-age-1 uses 1 s. Signet measures the age when
+// the request resumes, after the login (see the max_age=0 bug below), so
+// the redirect from the login to the resume path counts against it: 2 s
+// leaves room for a busy machine.
+test("max_age=2 with an older sign-in: a new passkey proof, a newer auth_time, checked by openid-client", async () => {
+  await sleep(3100);
+  await page.goto(`${rp.base}/login?max_age=2`);
+  await page.waitForURL(atSignetLogin);
+  await signInWithPasskey();
+  const c = (await lastSuccess()).claims;
+  assert.ok(c.auth_time > latest.auth_time, `${c.auth_time} > ${latest.auth_time}`);
+  latest = c;
+});
+
+// SIGNET BUG (max_age=0): after the new passkey proof, the stored request
+// resumes and Signet answers the app `error=access_denied` ("the sign-in
+// did not reach the assurance this app requires"). OpenID Connect Core
+// §3.1.2.1 says "max_age=0 is equivalent to prompt=login". Cause:
+// `oidc::authorize::satisfies` measures the session's age at resume time
+// in milliseconds (`now - auth_time <= max_age * 1000`), so with 0 no
+// authentication can ever be young enough, however fresh; an authentication
+// made after the request arrived (`auth_time >= requested_at`) should meet
+// any max_age. Un-skip when fixed.
+test(
+  "max_age=0 with the session alive: like prompt=login, a new passkey proof and a newer auth_time",
+  { skip: "Signet bug: max_age=0 answers access_denied after a fresh sign-in (OIDC Core §3.1.2.1)" },
+  async () => {
+    await sleep(1100);
+    await page.goto(`${rp.base}/login?max_age=0`);
+    await page.waitForURL(atSignetLogin);
+    await signInWithPasskey();
+    const c = (await lastSuccess()).claims;
+    assert.ok(c.auth_time > latest.auth_time, `${c.auth_time} > ${latest.auth_time}`);
+    latest = c;
+  },
+);
+
+test("a redirect_uri that is not registered exactly: an error page at Signet, never a redirect", async () => {
+  const other = await context.newPage();
+  const seen = [];
+  other.on("response", (r) => {
+    if (r.request().resourceType() === "document") seen.push(`${r.status()} ${r.url().split("?")[0]}`);
+  });
+  const cbRequests = () => rp.requests.filter((p) => p.startsWith("/cb")).length;
+  const before = cbRequests();
+  for (const [i, uri] of [`${rp.base}/cb/`, `${rp.base}/cb?x=1`, `${rp.base}/CB`].entries()) {
+    seen.length = 0;
+    await other.goto(`${rp.base}/login?redirect_uri=${encodeURIComponent(uri)}`);
+    await other.getByRole("alert").getByText("The redirect URI is not registered for this app").waitFor();
+    if (i === 0) await shot(other, "62-oidc-redirect-uri-mismatch");
+    await sleep(500);
+    assert.equal(new URL(other.url()).origin, signet.base, "the page stays at Signet");
+    assert.equal(new URL(other.url()).pathname, "/oauth2/authorize");
+    assert.deepEqual(seen, [`302 ${rp.base}/login`, `400 ${signet.base}/oauth2/authorize`], uri);
+  }
+  assert.equal(cbRequests(), before, "nothing reached the app's callback");
+  await other.close();
+});
+
+test("refresh with offline_access (a client allowed it, by the admin API): rotation, and a replay revokes the family", async () => {
+  // The CLI registers clients with the default scopes and grants only; the
+  // admin API sets both.
+  const { token } = await signet.cli("admin-token", "create", "e2e-oidc");
+  const resp = await fetch(`${signet.direct}/api/v1/admin/oidc/clients`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      name: "Offline app",
+      redirect_uris: [`${rp.base}/cb`],
+      scopes: ["openid", "email", "profile", "offline_access"],
+      grant_types: ["authorization_code", "refresh_token"],
+    }),
+  });
+  const created = await resp.json();
+  assert.equal(resp.status, 201, JSON.stringify(created));
+  const config = await rp.register("offline", created.client_id, created.client_secret);
+
+  // The Signet session is alive and phishing-resistant: no page.
+  await page.goto(`${rp.base}/login?client=offline&prompt=none&scope=${encodeURIComponent("openid email offline_access")}`);
+  await backAtApp();
+  const r = await lastSuccess();
+  assert.equal(r.claims.aud, created.client_id);
+  const rt1 = r.tokens.refresh_token;
+  assert.match(rt1, /^sgrt_/);
+
+  const second = await client.refreshTokenGrant(config, rt1);
+  const rt2 = second.refresh_token;
+  assert.match(rt2, /^sgrt_/);
+  assert.notEqual(rt2, rt1, "rotated");
+  assert.ok(second.scope.split(" ").includes("offline_access"));
+  const info = await client.fetchUserInfo(config, second.access_token, first.sub);
+  assert.equal(info.email, email);
+
+  // The rotated-out token again: invalid_grant, and the whole family dies,
+  // the access token issued by the refresh included.
+  await assert.rejects(client.refreshTokenGrant(config, rt1), (e) => e.error === "invalid_grant");
+  await assert.rejects(client.refreshTokenGrant(config, rt2), (e) => e.error === "invalid_grant");
+  await assert.rejects(client.fetchUserInfo(config, second.access_token, first.sub), (e) => {
+    assert.equal(e.response?.status, 401);
+    return true;
+  });
+});
+
+test("the browser met no error along the way", async () => {
   assert.deepEqual(problems.list(), []);
   await context.close();
 });
