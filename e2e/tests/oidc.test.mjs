@@ -298,10 +298,8 @@ test("prompt=login with the session alive: the login page, a new passkey proof, 
   latest = c;
 });
 
-// The OIDF module oidcc-max-age-1 uses 1 s. Signet measures the age when
-// the request resumes, after the login (see the max_age=0 bug below), so
-// the redirect from the login to the resume path counts against it: 2 s
-// leaves room for a busy machine.
+// The OIDF module oidcc-max-age-1 uses 1 s; 2 s leaves room for a busy
+// machine between the first sign-in and this request.
 test("max_age=2 with an older sign-in: a new passkey proof, a newer auth_time, checked by openid-client", async () => {
   await sleep(3100);
   await page.goto(`${rp.base}/login?max_age=2`);
@@ -312,18 +310,10 @@ test("max_age=2 with an older sign-in: a new passkey proof, a newer auth_time, c
   latest = c;
 });
 
-// SIGNET BUG (max_age=0): after the new passkey proof, the stored request
-// resumes and Signet answers the app `error=access_denied` ("the sign-in
-// did not reach the assurance this app requires"). OpenID Connect Core
-// §3.1.2.1 says "max_age=0 is equivalent to prompt=login". Cause:
-// `oidc::authorize::satisfies` measures the session's age at resume time
-// in milliseconds (`now - auth_time <= max_age * 1000`), so with 0 no
-// authentication can ever be young enough, however fresh; an authentication
-// made after the request arrived (`auth_time >= requested_at`) should meet
-// any max_age. Un-skip when fixed.
+// OpenID Connect Core §3.1.2.1: "max_age=0 is equivalent to prompt=login".
+// A proof made after the request arrived meets any max_age.
 test(
   "max_age=0 with the session alive: like prompt=login, a new passkey proof and a newer auth_time",
-  { skip: "Signet bug: max_age=0 answers access_denied after a fresh sign-in (OIDC Core §3.1.2.1)" },
   async () => {
     await sleep(1100);
     await page.goto(`${rp.base}/login?max_age=0`);

@@ -282,16 +282,21 @@ fn satisfies(session: &Session, request: &AuthorizationRequest, now: Timestamp) 
     if d.phishing_resistant && !session.phishing_resistant {
         return false;
     }
+    // A proof made after this request arrived (the login it sent the person
+    // to) meets any `max_age`, 0 included: OIDC Core §3.1.2.1 makes
+    // `max_age=0` the same as `prompt=login`, and the time the browser took
+    // back to the resume path must not count against the budget.
+    let proven_for_this_request = session.auth_time.as_millis() >= request.requested_at;
+    if proven_for_this_request {
+        return true;
+    }
     let age_ms = now.as_millis().saturating_sub(session.auth_time.as_millis());
     if let Some(max) = d.max_age_secs {
         if age_ms > i64::try_from(max.saturating_mul(1000)).unwrap_or(i64::MAX) {
             return false;
         }
     }
-    if d.fresh && session.auth_time.as_millis() < request.requested_at {
-        return false;
-    }
-    true
+    !d.fresh
 }
 
 fn validate(

@@ -212,7 +212,7 @@ fn authorization_answer(answer: signet_core::Result<Answer>) -> Response {
     let mut resp = match answer {
         Ok(Answer::Redirect(to)) => Redirect::to(&to).into_response(),
         Ok(Answer::Login { request_id, login_hint }) => {
-            let mut to = url::form_urlencoded::Serializer::new(String::from("/login?"));
+            let mut to = url::form_urlencoded::Serializer::for_suffix(String::from("/login?"), "/login?".len());
             to.append_pair(
                 "return_to",
                 &format!("{}{request_id}", signet_app::oidc::authorize::RESUME_PATH),
