@@ -228,6 +228,8 @@ test("an app with openid-client signs a person in with a passkey through Signet'
   const returnTo = new URL(page.url()).searchParams.get("return_to");
   assert.match(returnTo, /^\/oauth2\/authorize\/resume\/[0-9a-f-]{36}$/);
   await page.getByRole("button", { name: "Sign in with a passkey" }).waitFor();
+  // The page says which app the sign-in continues to.
+  assert.equal((await page.locator("#continue-to").textContent()).trim(), "to continue to Example app");
   await shot(page, "60-oidc-login");
   await signInWithPasskey();
   assert.equal(rp.results.length, 1);

@@ -3,7 +3,7 @@
 //! script and stylesheet are served from `/static/` (CSP `'self'`).
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -79,10 +79,25 @@ pub fn render(t: &impl Template) -> PageResult {
 
 #[derive(Template)]
 #[template(path = "login.html")]
-struct LoginPage;
+struct LoginPage<'a> {
+    /// The app the sign-in continues to, when an app asked for it.
+    app_name: Option<&'a str>,
+}
 
-async fn login() -> PageResult {
-    render(&LoginPage)
+async fn login(State(state): State<AppState>, RawQuery(query): RawQuery) -> PageResult {
+    // Signed in for an app (OpenID Connect): say which one, so the person
+    // knows where the sign-in leads. An unknown or expired request shows
+    // the plain page; the resume path explains.
+    let return_to = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "return_to")
+        .map(|(_, v)| v.into_owned());
+    let app_name = match return_to.as_deref().and_then(signet_app::oidc::authorize::resume_id) {
+        Some(id) => signet_app::oidc::authorize::asking_app(&state.app, id).await?,
+        None => None,
+    };
+    render(&LoginPage {
+        app_name: app_name.as_deref(),
+    })
 }
 
 #[derive(Template)]

@@ -189,12 +189,23 @@ pub async fn resume(app: &App, origin: &Origin, id: Uuid, session: Option<&Curre
 /// The login demand of the stored request `id`, for the login flow it
 /// starts (so the journey itself asks for what the app needs).
 pub async fn stored_demand(app: &App, id: Uuid) -> Result<Option<Demand>> {
+    Ok(stored_request(app, id).await?.map(|r| r.demand))
+}
+
+/// The name of the app whose stored request `id` is waiting for a login,
+/// for the login page to say who is asking ("to continue to …").
+pub async fn asking_app(app: &App, id: Uuid) -> Result<Option<String>> {
+    let Some(request) = stored_request(app, id).await? else {
+        return Ok(None);
+    };
+    Ok(app.store.oidc_client(&request.client_id).await?.map(|c| c.name))
+}
+
+async fn stored_request(app: &App, id: Uuid) -> Result<Option<AuthorizationRequest>> {
     let mut tx = app.store.begin().await?;
     let stored = tx.oidc_request(id, app.clock.now()).await?;
     tx.rollback().await?;
-    Ok(stored
-        .and_then(|s| serde_json::from_str::<AuthorizationRequest>(&s).ok())
-        .map(|r| r.demand))
+    Ok(stored.and_then(|s| serde_json::from_str::<AuthorizationRequest>(&s).ok()))
 }
 
 /// The request id in a same-origin `return_to` that resumes an
