@@ -623,10 +623,13 @@ async fn admins_create_list_show_and_delete_clients_and_secrets_never_show_again
 // The authorization code flow, named after the OIDF Basic OP modules.
 // ---------------------------------------------------------------------------
 
-const RP_REDIRECT: &str = "https://rp.example.com/cb";
+pub(crate) const RP_REDIRECT: &str = "https://rp.example.com/cb";
 
 /// A user with a passkey, signed in with it (api mode): `(user_id, session_token)`.
-async fn passkey_user(srv: &TestServer, email: &str) -> (String, String, crate::passkeys::soft::SoftAuthenticator) {
+pub(crate) async fn passkey_user(
+    srv: &TestServer,
+    email: &str,
+) -> (String, String, crate::passkeys::soft::SoftAuthenticator) {
     let (id, enrollment) = crate::passkeys::invited(srv, email).await;
     let mut auth = crate::passkeys::authenticator(srv);
     crate::passkeys::enroll(srv, &enrollment, &mut auth, None).await;
@@ -648,7 +651,11 @@ fn pkce_pair() -> (String, String) {
 
 /// `GET /oauth2/authorize?params`, with the session as a bearer token if
 /// given. Returns the status and the `Location` header.
-async fn authorize(srv: &TestServer, session: Option<&str>, params: &[(&str, &str)]) -> (StatusCode, Option<url::Url>) {
+pub(crate) async fn authorize(
+    srv: &TestServer,
+    session: Option<&str>,
+    params: &[(&str, &str)],
+) -> (StatusCode, Option<url::Url>) {
     let mut req = srv.http.get(srv.url("/oauth2/authorize")).query(params);
     if let Some(s) = session {
         req = req.bearer_auth(s);
@@ -667,7 +674,7 @@ fn absolute(srv: &TestServer, location: &str) -> url::Url {
     url::Url::parse(&srv.base).unwrap().join(location).unwrap()
 }
 
-fn query_of(url: &url::Url, key: &str) -> Option<String> {
+pub(crate) fn query_of(url: &url::Url, key: &str) -> Option<String> {
     url.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
@@ -1216,7 +1223,7 @@ async fn acr_values_and_the_client_floor_combine() {
 
 /// A confidential client allowed `offline_access` and the refresh grant,
 /// created through the admin API: `(client_id, secret)`.
-async fn offline_client(srv: &TestServer, admin: &str) -> (String, String) {
+pub(crate) async fn offline_client(srv: &TestServer, admin: &str) -> (String, String) {
     let (s, body) = srv
         .call(
             Method::POST,
