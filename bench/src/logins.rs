@@ -47,7 +47,7 @@ use crate::Args;
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod soft;
 
-use soft::{SoftAuthenticator, ONE_PASSWORD};
+pub(crate) use soft::{SoftAuthenticator, ONE_PASSWORD};
 
 /// A tier in which an email code completes a login (aal1).
 const EMAIL_CODE_POLICY: &str = r#"
@@ -62,14 +62,14 @@ default = "low"
 "#;
 
 /// One user: its identifier and its authenticator (which holds the key).
-struct User {
-    email: String,
+pub(crate) struct User {
+    pub(crate) email: String,
     /// The client address this user's requests claim (`X-Forwarded-For`,
     /// trusted by the bench server): the per-address start and send limits
     /// then count per user, as they would for real clients, rather than
     /// throttling the one address the bench really has.
-    ip: String,
-    auth: SoftAuthenticator,
+    pub(crate) ip: String,
+    pub(crate) auth: SoftAuthenticator,
 }
 
 /// Which login scenario to run.
@@ -314,7 +314,12 @@ async fn post_as(
 }
 
 /// Enrolls the authenticator's passkey with the user's session.
-async fn enroll(http: &reqwest::Client, base: &str, token: &str, auth: &mut SoftAuthenticator) -> anyhow::Result<()> {
+pub(crate) async fn enroll(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    auth: &mut SoftAuthenticator,
+) -> anyhow::Result<()> {
     let begun = post(
         http,
         format!("{base}/api/v1/credentials/passkey/begin"),
@@ -344,7 +349,7 @@ fn passkey_options(started: &Value) -> anyhow::Result<Value> {
 
 /// One login: start with the identifier, answer with the passkey. Returns
 /// the session token.
-async fn login(http: &reqwest::Client, base: &str, user: &mut User) -> anyhow::Result<String> {
+pub(crate) async fn login(http: &reqwest::Client, base: &str, user: &mut User) -> anyhow::Result<String> {
     let started = post_as(
         http,
         format!("{base}/api/v1/login"),

@@ -11,11 +11,16 @@
 //! `--only otp` (or `totp`, `recovery`) runs the one-time-code scenarios
 //! instead (see [`otp`]): TOTP verify with replay check, recovery-code login.
 //!
+//! `--only oidc` (or `oidc-code`, `oidc-client-credentials`,
+//! `oidc-refresh`) runs the OpenID Connect scenarios instead, side by side
+//! with oidc-provider (see [`oidc`]).
+//!
 //! `--only overload` runs the overload scenario instead (see [`overload`]):
 //! many more clients than the server admits, bounded by
 //! `--overload-requests` and `--overload-seconds` per burst.
 
 mod logins;
+mod oidc;
 mod otp;
 mod overload;
 
@@ -128,6 +133,9 @@ async fn main() -> anyhow::Result<()> {
         .is_some_and(|o| ["otp", "totp", "recovery"].iter().any(|n| o.starts_with(n)))
     {
         return otp::run(&args).await;
+    }
+    if args.only.as_deref().is_some_and(|o| o.starts_with("oidc")) {
+        return oidc::run(&args).await;
     }
     let dir = tempfile::tempdir()?;
     let db = args
