@@ -37,8 +37,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{json, Value};
-use signet::config::Config;
-use signet::server::{start, StartOptions};
 use signet_testkit::SmtpSink;
 
 use crate::Args;
@@ -155,58 +153,32 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
         _ => None,
     };
     // A fresh database per run.
-    let dir = tempfile::tempdir()?;
-    let scratch = match args.database_url.as_deref() {
-        Some(base) if base.starts_with("postgres") => Some(
-            signet_store::scratch::ScratchDb::create(base)
-                .await
-                .context("creating a scratch PostgreSQL database")?,
-        ),
-        _ => None,
-    };
-    let db = match &scratch {
-        Some(s) => s.url.clone(),
-        None => format!("sqlite://{}/bench.db", dir.path().display()),
-    };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    let base = format!("http://localhost:{port}");
     let mut env = vec![
-        ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
-        ("SIGNET_PUBLIC_URL".to_owned(), base.clone()),
-        ("SIGNET_DATABASE__URL".to_owned(), db.clone()),
-        ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
         // Each user is its own client address (see `User::ip`), and the
         // limits are at their ceilings: measure the path, not the limits.
         ("SIGNET_TRUST_FORWARDED_FOR".to_owned(), "true".to_owned()),
-        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
         ("SIGNET_LOGIN__SEND_WINDOW".to_owned(), "1m".to_owned()),
         ("SIGNET_LOGIN__SENDS_PER_ADDRESS".to_owned(), "10000".to_owned()),
         ("SIGNET_LOGIN__SENDS_PER_IP".to_owned(), "10000".to_owned()),
     ];
     if let Some(sink) = &sink {
         env.push(("SIGNET_EMAIL__SMTP_URL".to_owned(), sink.url()));
+    }
+    let server = if sink.is_some() {
         // The built-in policy needs aal2, which no email method gives: the
         // email-code scenario measures a tier where the code completes a
         // login.
-        let path = dir.path().join("policy.toml");
-        std::fs::write(&path, EMAIL_CODE_POLICY)?;
-        env.push(("SIGNET_POLICY".to_owned(), path.display().to_string()));
-    }
-    if db.starts_with("postgres") {
-        let key = std::env::var("SIGNET_SEALING__KEY").unwrap_or_else(|_| crate::BENCH_SEALING_KEY.to_owned());
-        env.push(("SIGNET_SEALING__KEY".to_owned(), key));
-    }
-    let config = Config::load(None, env)?;
-    let running = start(
-        &config,
-        StartOptions {
-            listener: Some(listener),
-            ..Default::default()
-        },
-    )
-    .await?;
-    let app = running.wired.app.clone();
+        crate::server::BenchServer::start(
+            args.database_url.as_deref(),
+            env,
+            crate::server::with_policy(EMAIL_CODE_POLICY),
+        )
+        .await?
+    } else {
+        crate::server::BenchServer::start(args.database_url.as_deref(), env, crate::server::nothing).await?
+    };
+    let base = server.public.clone();
+    let app = server.app.clone();
     let backend = app.store.backend();
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
 
@@ -257,31 +229,20 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
             Ok::<_, anyhow::Error>(latencies)
         }));
     }
-    let mut all: Vec<Duration> = Vec::with_capacity(total);
-    for t in tasks {
-        all.extend(t.await??);
-    }
+    let t = crate::timings::gather(tasks, started).await?;
     let elapsed = started.elapsed();
     let cpu_after = cpu_ticks()?;
-    running.shutdown().await;
-    if let Some(s) = scratch {
-        s.drop_now().await?;
-    }
+    server.stop().await?;
 
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    let ops = all.len().max(1) as f64;
+    let ops = t.count.max(1) as f64;
     let bench_ticks = cpu_after.bench.saturating_sub(cpu_before.bench) as f64;
     let server_ticks = (cpu_after.total.saturating_sub(cpu_before.total) as f64 - bench_ticks).max(0.0);
     let tick_ms = 1000.0 / CLOCK_TICKS_PER_SECOND;
     Ok(LevelResult {
         backend,
-        per_second: ops / elapsed.as_secs_f64(),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
+        per_second: t.per_second,
+        p50_ms: t.p50_ms,
+        p99_ms: t.p99_ms,
         server_cpu_ms_per_op: server_ticks * tick_ms / ops,
         postgres_cpu_ms_per_op: cpu_after.postgres.saturating_sub(cpu_before.postgres) as f64 * tick_ms / ops,
         bench_cpu_percent: 100.0 * bench_ticks * tick_ms / (elapsed.as_secs_f64() * 1000.0),

@@ -23,16 +23,16 @@ mod logins;
 mod oidc;
 mod otp;
 mod overload;
+mod server;
+mod timings;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
 use serde_json::json;
-use signet::config::Config;
-use signet::server::{start, StartOptions};
 use signet_app::{Actor, Origin};
 
 #[derive(Parser, Debug)]
@@ -137,41 +137,9 @@ async fn main() -> anyhow::Result<()> {
     if args.only.as_deref().is_some_and(|o| o.starts_with("oidc")) {
         return oidc::run(&args).await;
     }
-    let dir = tempfile::tempdir()?;
-    let db = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.path().display()));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    let base = format!("http://127.0.0.1:{port}");
-    let env = vec![
-        ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
-        // WebAuthn needs a host name, not an IP address, in public_url.
-        ("SIGNET_PUBLIC_URL".to_owned(), format!("http://localhost:{port}")),
-        ("SIGNET_DATABASE__URL".to_owned(), db),
-        ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
-        // The load generator is one client address; the per-address start
-        // limit would measure itself.
-        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
-    ];
-    // PostgreSQL needs a configured sealing key: take the operator's, else a
-    // fixed benchmark key (so a bench database can be reused between runs).
-    let mut env = env;
-    if args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
-        let key = std::env::var("SIGNET_SEALING__KEY").unwrap_or_else(|_| BENCH_SEALING_KEY.to_owned());
-        env.push(("SIGNET_SEALING__KEY".to_owned(), key));
-    }
-    let config = Config::load(None, env)?;
-    let running = start(
-        &config,
-        StartOptions {
-            listener: Some(listener),
-            ..Default::default()
-        },
-    )
-    .await?;
-    let app = running.wired.app.clone();
+    let server = server::BenchServer::start(args.database_url.as_deref(), Vec::new(), server::nothing).await?;
+    let app = server.app.clone();
+    let base = server.direct.clone();
 
     let (_, admin) = signet_app::admin::create_token(&app, &Actor::Cli, &Origin::default(), "bench").await?;
     let admin = admin.expose_secret().to_owned();
@@ -232,29 +200,13 @@ async fn main() -> anyhow::Result<()> {
                 }
             }));
         }
-        let mut all: Vec<Duration> = Vec::with_capacity(args.requests);
-        for t in tasks {
-            all.extend(t.await??);
-        }
-        let elapsed = started.elapsed();
-        all.sort();
-        let pct = |p: f64| {
-            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-                .copied()
-        };
-        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0);
+        let t = timings::gather(tasks, started).await?;
         println!(
             "{:<12} {:>10.0} {:>9.2} {:>9.2} {:>9.2}  {}",
-            s.name,
-            all.len() as f64 / elapsed.as_secs_f64(),
-            ms(pct(0.50)),
-            ms(pct(0.99)),
-            ms(all.last().copied()),
-            s.what
+            s.name, t.per_second, t.p50_ms, t.p99_ms, t.max_ms, s.what
         );
     }
-    running.shutdown().await;
-    Ok(())
+    server.stop().await
 }
 
 /// A user with an api-mode session; returns its bearer token.

@@ -35,8 +35,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use signet::config::Config;
-use signet::server::{start, StartOptions};
 use signet_app::{Actor, Origin};
 use signet_core::oidc_client::{ClientSettings, ClientSource, GrantType};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -72,43 +70,10 @@ struct Measured {
 }
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let scratch = match args.database_url.as_deref() {
-        Some(base) if base.starts_with("postgres") => Some(
-            signet_store::scratch::ScratchDb::create(base)
-                .await
-                .context("creating a scratch PostgreSQL database")?,
-        ),
-        _ => None,
-    };
-    let db = match &scratch {
-        Some(s) => s.url.clone(),
-        None => format!("sqlite://{}/bench.db", dir.path().display()),
-    };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    let base = format!("http://localhost:{port}");
-    let mut env = vec![
-        ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
-        ("SIGNET_PUBLIC_URL".to_owned(), base.clone()),
-        ("SIGNET_DATABASE__URL".to_owned(), db.clone()),
-        ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
-        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
-    ];
-    if db.starts_with("postgres") {
-        let key = std::env::var("SIGNET_SEALING__KEY").unwrap_or_else(|_| crate::BENCH_SEALING_KEY.to_owned());
-        env.push(("SIGNET_SEALING__KEY".to_owned(), key));
-    }
-    let config = Config::load(None, env)?;
-    let running = start(
-        &config,
-        StartOptions {
-            listener: Some(listener),
-            ..Default::default()
-        },
-    )
-    .await?;
-    let app = running.wired.app.clone();
+    let server =
+        crate::server::BenchServer::start(args.database_url.as_deref(), Vec::new(), crate::server::nothing).await?;
+    let app = server.app.clone();
+    let base = server.public.clone();
     let backend = app.store.backend();
     let http = no_redirects()?;
 
@@ -206,11 +171,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
         );
     }
     peer_process.child.kill().await.ok();
-    running.shutdown().await;
-    if let Some(s) = scratch {
-        s.drop_now().await?;
-    }
-    Ok(())
+    server.stop().await
 }
 
 /// A client that never follows redirects: the bench reads each `Location`.
@@ -276,20 +237,11 @@ async fn measure(provider: &Provider, scenario: &'static str, args: &Args) -> an
             Ok::<_, anyhow::Error>(latencies)
         }));
     }
-    let mut all: Vec<Duration> = Vec::with_capacity(total);
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    let elapsed = started.elapsed();
-    all.sort();
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    let t = crate::timings::gather(tasks, started).await?;
     Ok(Measured {
-        per_second: all.len() as f64 / elapsed.as_secs_f64(),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
+        per_second: t.per_second,
+        p50_ms: t.p50_ms,
+        p99_ms: t.p99_ms,
     })
 }
 

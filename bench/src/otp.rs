@@ -17,12 +17,10 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use serde_json::{json, Value};
-use signet::config::Config;
-use signet::server::{start, StartOptions};
 use signet_app::rfc6238::{self, Algorithm};
 use signet_app::{Actor, Origin};
 
@@ -47,38 +45,14 @@ struct Seeded {
 }
 
 pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let policy = dir.path().join("policy.toml");
-    std::fs::write(&policy, POLICY)?;
-    let db = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.path().display()));
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let port = listener.local_addr()?.port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut env = vec![
-        ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
-        ("SIGNET_PUBLIC_URL".to_owned(), format!("http://localhost:{port}")),
-        ("SIGNET_DATABASE__URL".to_owned(), db),
-        ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
-        ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
-        ("SIGNET_POLICY".to_owned(), policy.display().to_string()),
-    ];
-    if args.database_url.as_deref().is_some_and(|u| u.starts_with("postgres")) {
-        let key = std::env::var("SIGNET_SEALING__KEY").unwrap_or_else(|_| crate::BENCH_SEALING_KEY.to_owned());
-        env.push(("SIGNET_SEALING__KEY".to_owned(), key));
-    }
-    let config = Config::load(None, env)?;
-    let running = start(
-        &config,
-        StartOptions {
-            listener: Some(listener),
-            ..Default::default()
-        },
+    let server = crate::server::BenchServer::start(
+        args.database_url.as_deref(),
+        Vec::new(),
+        crate::server::with_policy(POLICY),
     )
     .await?;
-    let app = running.wired.app.clone();
+    let app = server.app.clone();
+    let base = server.direct.clone();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
@@ -149,29 +123,13 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
                 }
             }));
         }
-        let mut all: Vec<Duration> = Vec::with_capacity(total);
-        for t in tasks {
-            all.extend(t.await??);
-        }
-        let elapsed = started.elapsed();
-        all.sort();
-        let pct = |p: f64| {
-            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-                .copied()
-        };
-        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0);
+        let t = crate::timings::gather(tasks, started).await?;
         println!(
             "{:<20} {:>8} {:>10.0} {:>9.2} {:>9.2} {:>9.2}",
-            name,
-            all.len(),
-            all.len() as f64 / elapsed.as_secs_f64(),
-            ms(pct(0.50)),
-            ms(pct(0.99)),
-            ms(all.last().copied()),
+            name, t.count, t.per_second, t.p50_ms, t.p99_ms, t.max_ms,
         );
     }
-    running.shutdown().await;
-    Ok(())
+    server.stop().await
 }
 
 /// A user with an authenticator app and a set of recovery codes.

@@ -1,0 +1,112 @@
+//! The Signet server each scenario measures, started the same way for all:
+//! a **fresh database** per server (a SQLite file in a temp dir, or a
+//! scratch PostgreSQL database created under `--database-url` and dropped
+//! by [`BenchServer::stop`]), the release build of the library in this
+//! process, on a loopback port, logging errors only, and the per-address
+//! login-start limit at its ceiling (the load generator is one address;
+//! the limit would measure itself).
+
+use anyhow::Context;
+use signet::config::Config;
+use signet::server::{start, Running, StartOptions};
+use signet_store::scratch::ScratchDb;
+
+pub(crate) struct BenchServer {
+    running: Running,
+    pub(crate) app: signet_app::App,
+    /// `public_url`: `http://localhost:PORT` (WebAuthn needs a host name).
+    pub(crate) public: String,
+    /// `http://127.0.0.1:PORT`, where the server listens.
+    pub(crate) direct: String,
+    /// The temp dir of the SQLite file and of any file a scenario writes
+    /// for the server (a policy); removed when the server is dropped.
+    _dir: tempfile::TempDir,
+    scratch: Option<ScratchDb>,
+}
+
+impl BenchServer {
+    /// Starts a server on a fresh database under `database_url` (SQLite
+    /// when `None`), with `extra` `SIGNET_*` settings on top of the common
+    /// ones. `before` may write files into the temp dir first (a policy)
+    /// and return settings that name them.
+    pub(crate) async fn start(
+        database_url: Option<&str>,
+        extra: Vec<(String, String)>,
+        before: impl FnOnce(&std::path::Path) -> anyhow::Result<Vec<(String, String)>>,
+    ) -> anyhow::Result<BenchServer> {
+        let dir = tempfile::tempdir()?;
+        let scratch = match database_url {
+            Some(base) if base.starts_with("postgres") => Some(
+                ScratchDb::create(base)
+                    .await
+                    .context("creating a scratch PostgreSQL database")?,
+            ),
+            _ => None,
+        };
+        let db = match &scratch {
+            Some(s) => s.url.clone(),
+            None => format!("sqlite://{}/bench.db", dir.path().display()),
+        };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let public = format!("http://localhost:{port}");
+        let mut env = vec![
+            ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
+            ("SIGNET_PUBLIC_URL".to_owned(), public.clone()),
+            ("SIGNET_DATABASE__URL".to_owned(), db.clone()),
+            ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
+            ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
+        ];
+        // PostgreSQL needs a configured sealing key: take the operator's,
+        // else a fixed benchmark key.
+        if db.starts_with("postgres") {
+            let key = std::env::var("SIGNET_SEALING__KEY").unwrap_or_else(|_| crate::BENCH_SEALING_KEY.to_owned());
+            env.push(("SIGNET_SEALING__KEY".to_owned(), key));
+        }
+        env.extend(extra);
+        env.extend(before(dir.path())?);
+        let config = Config::load(None, env)?;
+        let running = start(
+            &config,
+            StartOptions {
+                listener: Some(listener),
+                ..Default::default()
+            },
+        )
+        .await?;
+        let app = running.wired.app.clone();
+        Ok(BenchServer {
+            running,
+            app,
+            public,
+            direct: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+            scratch,
+        })
+    }
+
+    /// Shuts the server down and drops a scratch PostgreSQL database.
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        self.running.shutdown().await;
+        if let Some(s) = self.scratch {
+            s.drop_now().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A policy file's settings: writes `policy` into `dir` and names it.
+pub(crate) fn with_policy(
+    policy: &'static str,
+) -> impl FnOnce(&std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+    move |dir| {
+        let path = dir.join("policy.toml");
+        std::fs::write(&path, policy)?;
+        Ok(vec![("SIGNET_POLICY".to_owned(), path.display().to_string())])
+    }
+}
+
+/// No files, no settings.
+pub(crate) fn nothing(_: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(Vec::new())
+}
