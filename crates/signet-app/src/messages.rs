@@ -192,6 +192,66 @@ pub fn account_recovered(
     letter.into_email(to, ACCOUNT_RECOVERED)
 }
 
+/// The `template` name of a help-desk recovery link's email.
+pub const HELPDESK_RECOVERY: &str = "helpdesk_recovery";
+/// The `template` name of a help-desk recovery link's SMS.
+pub const HELPDESK_RECOVERY_SMS: &str = "helpdesk_recovery_sms";
+
+/// The link an approved help-desk recovery ticket sends to the account's
+/// registered email address (`{public_url}/recover/{token}`). Opening it
+/// changes nothing; the page it shows starts the recovery, which signs every
+/// session out and lets the person add one new way to sign in.
+pub fn helpdesk_recovery(
+    to: &Email,
+    link: &str,
+    expires_at: Timestamp,
+    valid_for: Duration,
+    product_name: &str,
+) -> Draft {
+    let letter = Letter {
+        product_name,
+        subject: format!("Recover your {product_name} account"),
+        heading: "Recover your account".to_owned(),
+        paragraphs: vec![
+            format!("Your help desk approved the recovery of your {product_name} account {to}."),
+            "Open the link below on the device you want to use. It signs every session of the account out \
+             and lets you add a new passkey."
+                .to_owned(),
+            format!("The help desk never asks you for this link or for any code: do not share it."),
+        ],
+        action: Some(Action {
+            label: "Recover my account".to_owned(),
+            url: link.to_owned(),
+        }),
+        code: None,
+        validity: Some(link_validity(expires_at, valid_for)),
+        reason: format!("You received this email because your help desk approved a recovery of {to}."),
+        not_you: format!(
+            "If you did not ask your help desk to recover your account, do not open the link, and contact your \
+             {product_name} administrator at once: someone may be impersonating you."
+        ),
+    };
+    letter.into_email(to, HELPDESK_RECOVERY)
+}
+
+/// The help-desk recovery link as a text message, to the account's
+/// verified phone.
+pub fn helpdesk_recovery_sms(to: &Phone, link: &str, valid_for: Duration, product_name: &str) -> Draft {
+    Draft {
+        channel: Channel::Sms,
+        recipient: to.as_str().to_owned(),
+        subject: String::new(),
+        text_body: format!(
+            "{product_name}: your help desk approved the recovery of your account. Open {link} within {} to \
+             add a new passkey. Never share this link. Not you? Contact your administrator.",
+            human_duration(valid_for)
+        ),
+        html_body: None,
+        template: HELPDESK_RECOVERY_SMS,
+        expires_at: None,
+    }
+}
+
 /// The label of a security notice's "this wasn't me" button.
 pub const NOT_ME_LABEL: &str = "This wasn't me: lock my account";
 const NOT_ME_VALIDITY: &str = "The \"This wasn't me\" link works once, for 7 days. It locks the account and signs \

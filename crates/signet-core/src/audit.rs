@@ -74,6 +74,9 @@ pub enum EventType {
     RecoveryTicketCreated,
     /// An admin approved a help-desk recovery ticket.
     RecoveryTicketApproved,
+    /// A help-desk recovery link was refused (malformed, unknown, used or
+    /// expired, or its account disabled).
+    RecoveryLinkRejected,
 }
 
 impl EventType {
@@ -84,6 +87,7 @@ impl EventType {
         EventType::AdminTokenCreated,
         EventType::RecoveryTicketCreated,
         EventType::RecoveryTicketApproved,
+        EventType::RecoveryLinkRejected,
         EventType::AdminTokenRevoked,
         EventType::AdminAccess,
         EventType::InvitationCreated,
@@ -127,6 +131,7 @@ impl EventType {
             EventType::AdminTokenCreated => "admin_token.created",
             EventType::RecoveryTicketCreated => "recovery_ticket.created",
             EventType::RecoveryTicketApproved => "recovery_ticket.approved",
+            EventType::RecoveryLinkRejected => "recovery_link.rejected",
             EventType::AdminTokenRevoked => "admin_token.revoked",
             EventType::AdminAccess => "admin.access",
             EventType::InvitationCreated => "invitation.created",

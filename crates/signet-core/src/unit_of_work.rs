@@ -174,6 +174,10 @@ pub trait RecoveryTicketWrites: Send {
     /// Flips a pending, unexpired ticket to approved. False if it was not
     /// pending or has expired (another approval got there first).
     async fn approve_ticket(&mut self, ticket: Uuid, now: Timestamp) -> StoreResult<bool>;
+    /// Restricts a credential bound through recovery until `until`
+    /// (cooling-off, docs/recovery.md): while it lasts, the credential
+    /// proves at most aal1.
+    async fn start_cooling_off(&mut self, credential: Uuid, user: UserId, until: Timestamp) -> StoreResult<()>;
 }
 
 #[async_trait::async_trait]

@@ -15,9 +15,9 @@ use crate::AppState;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemBody {
-    token: String,
+    pub token: String,
     #[serde(default)]
-    mode: SessionMode,
+    pub mode: SessionMode,
 }
 
 /// `POST /api/v1/invitations/redeem`
