@@ -95,7 +95,7 @@ pub enum TicketCmd {
 /// (never an argument, which other local users could read in the process
 /// list) and authenticated exactly like an API bearer token.
 async fn staff_actor(wired: &Wired) -> anyhow::Result<Actor> {
-    let presented = std::env::var("SIGNET_ADMIN_TOKEN").map_err(|_| {
+    let presented = std::env::var(crate::config::ADMIN_TOKEN_ENV).map_err(|_| {
         signet_core::Error::invalid(
             signet_core::ErrorCode::InvalidRequest,
             "set SIGNET_ADMIN_TOKEN to your own admin token: help-desk commands act as one person",

@@ -517,7 +517,7 @@ default = "low"
 roles = { admin = "privileged", staff = "standard" }
 "#;
 
-async fn ticket_server() -> TestServer {
+pub(crate) async fn ticket_server() -> TestServer {
     TestServer::start_with(Options {
         policy: Some(TICKET_POLICY.to_owned()),
         ..Default::default()
@@ -525,7 +525,7 @@ async fn ticket_server() -> TestServer {
     .await
 }
 
-async fn user_with_role(srv: &TestServer, admin: &str, email: &str, role: &str) -> String {
+pub(crate) async fn user_with_role(srv: &TestServer, admin: &str, email: &str, role: &str) -> String {
     let (s, body) = srv
         .call(
             Method::POST,
@@ -550,7 +550,7 @@ fn assert_no_secret(bodies: &[Value]) {
     }
 }
 
-async fn open_ticket(srv: &TestServer, admin: &str, user: &str) -> (StatusCode, Value) {
+pub(crate) async fn open_ticket(srv: &TestServer, admin: &str, user: &str) -> (StatusCode, Value) {
     srv.call(
         Method::POST,
         "/api/v1/admin/recovery-tickets",
@@ -564,7 +564,7 @@ async fn open_ticket(srv: &TestServer, admin: &str, user: &str) -> (StatusCode, 
     .await
 }
 
-async fn approve(srv: &TestServer, admin: &str, ticket: &str) -> (StatusCode, Value) {
+pub(crate) async fn approve(srv: &TestServer, admin: &str, ticket: &str) -> (StatusCode, Value) {
     srv.call(
         Method::POST,
         &format!("/api/v1/admin/recovery-tickets/{ticket}/approve"),
