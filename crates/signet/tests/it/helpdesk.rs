@@ -99,17 +99,32 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
+/// The process-wide log capture, installed on first use. Global rather
+/// than per thread: a per-thread subscriber misses lines while other tests
+/// register the same call sites concurrently (tracing caches interest per
+/// call site). Lines of other tests running meanwhile land here too, which
+/// only widens the search for a leaked link.
+fn captured_logs() -> Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "info,signet=debug,signet_app=debug,signet_web=debug,signet_courier=debug,lettre=debug",
+            ))
+            .with_writer(logs.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in the tests");
+        logs
+    })
+    .clone()
+}
+
 #[tokio::test]
 async fn an_approved_ticket_mails_a_single_use_link_that_recovers_the_account_and_never_shows_it_to_an_admin() {
-    // Every log line of the server (it runs on this test's thread), at
-    // debug, the most an operator would turn on.
-    let logs = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
-        .with_writer(logs.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    // Every log line of the server, at debug (the most an operator would
+    // turn on), from here on.
+    let logs = captured_logs();
     let srv = ticket_server().await;
     let (a, b) = (srv.admin_token().await, srv.admin_token().await);
     let (user, old_session) = staff_with_passkey(&srv, &a, "sam@example.com").await;
