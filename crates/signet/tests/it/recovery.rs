@@ -187,7 +187,11 @@ async fn an_aal2_account_recovers_with_a_recovery_code_and_email_but_never_with_
         "the recovery session ends once it has bound a credential"
     );
 
-    // The new passkey signs in.
+    // The new passkey signs in: at aal1 during the tier's 24 h cooling-off,
+    // in full after it.
+    let after = sign_in(&srv, &mut new, Some("ada@example.com")).await;
+    assert_eq!(after["session"]["aal"], "aal1");
+    srv.clock.advance(std::time::Duration::from_secs(24 * 3600 + 1));
     let after = sign_in(&srv, &mut new, Some("ada@example.com")).await;
     assert_eq!(after["session"]["aal"], "aal2");
     srv.stop().await;
