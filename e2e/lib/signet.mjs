@@ -36,9 +36,22 @@ second_factor = ["totp", "recovery_code", "passkey"]
 required_aal = "aal2"
 session = { idle = "30m", absolute = "12h" }
 
+# Help-desk recovery: two people, and a day of cooling-off for the passkey
+# bound through it.
+[tiers.desk]
+login = ["passkey", "email_otp"]
+second_factor = ["passkey", "totp"]
+required_aal = "aal2"
+recovery = ["backup_passkey", "helpdesk"]
+session = { idle = "30m", absolute = "12h" }
+
+[tiers.desk.helpdesk]
+approvals = 2
+cooling_off = "24h"
+
 [assignment]
 default = "standard"
-roles = { partner = "low", codes = "codes" }
+roles = { partner = "low", codes = "codes", desk = "desk" }
 
 # Removing a passkey needs a proof from the last 2 seconds, so that a test
 # can see the page ask for one.
