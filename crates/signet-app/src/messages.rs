@@ -217,7 +217,7 @@ pub fn helpdesk_recovery(
             "Open the link below on the device you want to use. It signs every session of the account out \
              and lets you add a new passkey."
                 .to_owned(),
-            format!("The help desk never asks you for this link or for any code: do not share it."),
+            "The help desk never asks you for this link or for any code: do not share it.".to_owned(),
         ],
         action: Some(Action {
             label: "Recover my account".to_owned(),

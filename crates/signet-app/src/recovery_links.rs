@@ -185,7 +185,9 @@ pub async fn redeem(
         origin,
     };
     let mut tx = app.store.begin().await?;
-    let won = tx.consume_secret(SecretPurpose::RecoveryLink, &token.hash(), now).await?;
+    let won = tx
+        .consume_secret(SecretPurpose::RecoveryLink, &token.hash(), now)
+        .await?;
     if won.is_none_or(|w| w.user_id != user.id) {
         tx.rollback().await?;
         return Err(rejected(app, origin, Some(user.id), "already_redeemed", invalid()).await);
@@ -198,8 +200,7 @@ pub async fn redeem(
         "evidence": { "kind": ticket.evidence.kind, "reference": ticket.evidence.reference },
     });
     crate::recovery::recovered(app, &mut *tx, &user, PATH, &via, Some(helpdesk), origin).await?;
-    let issued =
-        sessions::establish_in(app, &mut *tx, grant, replaces, EventType::RecoveryCompleted).await?;
+    let issued = sessions::establish_in(app, &mut *tx, grant, replaces, EventType::RecoveryCompleted).await?;
     tx.commit().await?;
     app.courier.wake();
     app.metrics.sessions_created.inc();

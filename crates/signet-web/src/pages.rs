@@ -377,11 +377,7 @@ async fn recover_link(State(state): State<AppState>, Path(token): Path<String>) 
 /// `POST /recover/{token}`: the page's form. Redeems the link in browser
 /// mode (the recovery completes: every session ends, every channel is
 /// told) and continues to `/enroll` with the recovery session.
-async fn recover_link_accept(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-    form: SignInForm,
-) -> PageResult {
+async fn recover_link_accept(State(state): State<AppState>, Path(token): Path<String>, form: SignInForm) -> PageResult {
     let issued =
         signet_app::recovery_links::redeem(&state.app, &token, SessionMode::Browser, &form.origin, form.replaces)
             .await?;

@@ -132,12 +132,20 @@ async fn ticket_command(wired: &Wired, cmd: TicketCmd, json_mode: bool) -> anyho
                     "approvals_required": t.approvals_required,
                     "expires_at": t.expires_at.to_rfc3339(),
                 }),
-                || format!("ticket {} {} (people required: {})", t.id, t.status.as_str(), t.approvals_required),
+                || {
+                    format!(
+                        "ticket {} {} (people required: {})",
+                        t.id,
+                        t.status.as_str(),
+                        t.approvals_required
+                    )
+                },
             );
         }
         TicketCmd::Approve { id } => {
-            let id = uuid::Uuid::parse_str(id.trim())
-                .map_err(|_| signet_core::Error::not_found(signet_core::ErrorCode::TicketNotFound, "no such recovery ticket"))?;
+            let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| {
+                signet_core::Error::not_found(signet_core::ErrorCode::TicketNotFound, "no such recovery ticket")
+            })?;
             let status = signet_app::recovery_tickets::approve(app, &actor, &origin, id).await?;
             deliver_now(wired).await;
             emit(json_mode, json!({ "status": status.as_str() }), || {

@@ -51,7 +51,10 @@ async fn mailed_link(srv: &TestServer, to: &str, skip: usize) -> String {
         if let Some(link) = found {
             return link;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no recovery link mailed to {to}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no recovery link mailed to {to}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
@@ -140,7 +143,10 @@ async fn an_approved_ticket_mails_a_single_use_link_that_recovers_the_account_an
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let mails = srv.smtp.as_ref().unwrap().messages();
     assert!(
-        mails.iter().skip(skip).all(|m| m.find_link(&srv.url("/recover/")).is_none()),
+        mails
+            .iter()
+            .skip(skip)
+            .all(|m| m.find_link(&srv.url("/recover/")).is_none()),
         "a pending ticket sent a link"
     );
 
@@ -164,7 +170,12 @@ async fn an_approved_ticket_mails_a_single_use_link_that_recovers_the_account_an
     assert_eq!(listed["tickets"][0]["status"], "approved");
     assert_eq!(listed["tickets"][0]["people"].as_array().unwrap().len(), 2);
     let (s, audit) = srv
-        .call(Method::GET, &format!("/api/v1/admin/audit?user_id={user}"), Some(&a), None)
+        .call(
+            Method::GET,
+            &format!("/api/v1/admin/audit?user_id={user}"),
+            Some(&a),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::OK);
     for body in [&ticket, &approved, &listed, &audit] {
@@ -186,12 +197,20 @@ async fn an_approved_ticket_mails_a_single_use_link_that_recovers_the_account_an
     // Every earlier session ended; the recovery session may only enroll.
     let (s, _) = srv.call(Method::GET, "/api/v1/session", Some(&old_session), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, body) = srv.call(Method::GET, "/api/v1/credentials", Some(&recovery), None).await;
-    assert_eq!((s, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("insufficient_scope")));
+    let (s, body) = srv
+        .call(Method::GET, "/api/v1/credentials", Some(&recovery), None)
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("insufficient_scope"))
+    );
 
     // Used once.
     let (s, again) = redeem(&srv, &token).await;
-    assert_eq!((s, again["error"].as_str()), (StatusCode::GONE, Some("recovery_link_invalid")));
+    assert_eq!(
+        (s, again["error"].as_str()),
+        (StatusCode::GONE, Some("recovery_link_invalid"))
+    );
     let page = srv.http.get(&link).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::GONE);
 
@@ -255,7 +274,10 @@ async fn twenty_concurrent_redemptions_of_one_recovery_link_make_one_session() {
     let won: Vec<_> = results.iter().filter(|(s, _)| *s == StatusCode::OK).collect();
     assert_eq!(won.len(), 1, "{results:?}");
     for (s, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
-        assert_eq!((*s, body["error"].as_str()), (StatusCode::GONE, Some("recovery_link_invalid")));
+        assert_eq!(
+            (*s, body["error"].as_str()),
+            (StatusCode::GONE, Some("recovery_link_invalid"))
+        );
     }
     srv.stop().await;
 }
@@ -281,14 +303,25 @@ async fn recovery_links_that_are_expired_unknown_or_malformed_get_a_stable_410()
     let page = srv.http.get(srv.url("/recover/sgr_nope")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::GONE);
     let (s, body) = srv
-        .call(Method::POST, "/api/v1/recovery/redeem", None, Some(json!({ "token": 5 })))
+        .call(
+            Method::POST,
+            "/api/v1/recovery/redeem",
+            None,
+            Some(json!({ "token": 5 })),
+        )
         .await;
-    assert_eq!((s, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")));
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
 
     // A day later the link is dead.
     srv.clock.advance(std::time::Duration::from_secs(24 * 3600 + 1));
     let (s, body) = redeem(&srv, &token).await;
-    assert_eq!((s, body["error"].as_str()), (StatusCode::GONE, Some("recovery_link_invalid")));
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::GONE, Some("recovery_link_invalid"))
+    );
 
     // A cross-site form never redeems.
     let resp = srv
@@ -327,9 +360,18 @@ async fn a_passkey_bound_through_recovery_is_capped_at_aal1_until_the_cooling_of
     // A sensitive action needs aal2, and the restricted passkey cannot
     // step up to it.
     let (s, body) = srv
-        .call(Method::POST, "/api/v1/credentials/passkey/begin", Some(&session), Some(json!({})))
+        .call(
+            Method::POST,
+            "/api/v1/credentials/passkey/begin",
+            Some(&session),
+            Some(json!({})),
+        )
         .await;
-    assert_eq!((s, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("step_up_required")), "{body}");
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("step_up_required")),
+        "{body}"
+    );
     let (s, started) = srv
         .call(
             Method::POST,
@@ -355,12 +397,23 @@ async fn a_passkey_bound_through_recovery_is_capped_at_aal1_until_the_cooling_of
             Some(json!({ "credential": new.get(&entry["publicKey"]).await })),
         )
         .await;
-    assert_ne!(stepped["state"], "complete", "a restricted passkey raised a session: {stepped}");
+    assert_ne!(
+        stepped["state"], "complete",
+        "a restricted passkey raised a session: {stepped}"
+    );
     let _ = s;
     let (s, body) = srv
-        .call(Method::POST, "/api/v1/credentials/passkey/begin", Some(&session), Some(json!({})))
+        .call(
+            Method::POST,
+            "/api/v1/credentials/passkey/begin",
+            Some(&session),
+            Some(json!({})),
+        )
         .await;
-    assert_eq!((s, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("step_up_required")));
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("step_up_required"))
+    );
 
     // After the period, the same passkey proves aal2 again.
     srv.clock.advance(std::time::Duration::from_secs(3600 + 1));
@@ -370,7 +423,12 @@ async fn a_passkey_bound_through_recovery_is_capped_at_aal1_until_the_cooling_of
     assert_eq!(done["session"]["aal"], "aal2", "{done}");
     let full = done["session_token"].as_str().unwrap();
     let (s, body) = srv
-        .call(Method::POST, "/api/v1/credentials/passkey/begin", Some(full), Some(json!({})))
+        .call(
+            Method::POST,
+            "/api/v1/credentials/passkey/begin",
+            Some(full),
+            Some(json!({})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
     srv.stop().await;
