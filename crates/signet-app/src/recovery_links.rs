@@ -35,12 +35,12 @@
 use std::time::Duration;
 
 use serde_json::json;
-use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::audit::{Actor, EventType, Origin};
 use signet_core::clock::Timestamp;
 use signet_core::flow::{FlowId, RecoveryVia};
 use signet_core::recovery_ticket::RecoveryTicket;
 use signet_core::secret::{PlainToken, TokenKind};
-use signet_core::session::{Aal, Proof, SessionId, SessionMode, SessionScope};
+use signet_core::session::{Proof, SessionId, SessionMode, SessionScope};
 use signet_core::store::{OneTimeSecret, SecretPurpose};
 use signet_core::unit_of_work::Transaction;
 use signet_core::user::{Phone, User, UserId};
@@ -124,20 +124,14 @@ pub struct Preview {
 
 /// A live link: its token, its secret and its user.
 async fn redeemable(app: &App, presented: &str) -> Result<(PlainToken, OneTimeSecret, User)> {
-    let token = PlainToken::parse(TokenKind::Recovery, presented).ok_or_else(invalid)?;
-    let secret = app
-        .store
-        .peek_secret(SecretPurpose::RecoveryLink, &token.hash())
-        .await?
-        .filter(|s| s.consumed_at.is_none() && s.expires_at > app.clock.now())
-        .ok_or_else(invalid)?;
-    let user = app
-        .store
-        .user_by_id(secret.user_id)
-        .await?
-        .filter(User::is_active)
-        .ok_or_else(invalid)?;
-    Ok((token, secret, user))
+    crate::one_time::live_link(
+        app,
+        TokenKind::Recovery,
+        SecretPurpose::RecoveryLink,
+        presented,
+        invalid,
+    )
+    .await
 }
 
 /// Looks at a link without using it (`GET /recover/{token}`).
@@ -173,13 +167,7 @@ pub async fn redeem(
     let grant = Grant {
         user: &user,
         proven_at: now,
-        proof: Proof {
-            aal: Aal::Aal1,
-            amr: vec![PATH.into()],
-            phishing_resistant: false,
-            credential_id: None,
-            user_id: None,
-        },
+        proof: Proof::of_link(PATH),
         scope: SessionScope::Recovery,
         mode,
         origin,
@@ -210,13 +198,7 @@ pub async fn redeem(
 /// Records a refused redemption and returns `e` (or the record's own
 /// failure: fail closed).
 async fn rejected(app: &App, origin: &Origin, user: Option<UserId>, reason: &str, e: Error) -> Error {
-    let mut event = AuditEvent::new(EventType::RecoveryLinkRejected, Actor::Anonymous, Outcome::Denied)
-        .from_origin(origin)
-        .details(json!({ "reason": reason }));
-    if let Some(u) = user {
-        event = event.user(u);
-    }
-    match app.audit().record(event).await {
+    match crate::one_time::record_rejection(app, EventType::RecoveryLinkRejected, origin, user, reason).await {
         Ok(()) => e,
         Err(audit) => audit,
     }

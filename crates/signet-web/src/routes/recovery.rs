@@ -12,7 +12,7 @@ use signet_core::session::SessionMode;
 
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, Client, MaybeAuth};
-use crate::routes::invitations::{session_response, RedeemBody};
+use crate::routes::invitations::{redeemed, RedeemBody};
 use crate::routes::login::{browser_binding, started_response};
 use crate::AppState;
 
@@ -55,6 +55,5 @@ pub async fn redeem(
 ) -> ApiResult<Response> {
     let replaces = prior.as_ref().map(|a| a.current.session.id);
     let issued = signet_app::recovery_links::redeem(&state.app, &body.token, body.mode, &origin, replaces).await?;
-    let user = signet_app::users::get(&state.app, issued.session.user_id).await?;
-    Ok(session_response(&state, &issued, &user, serde_json::json!({})))
+    redeemed(&state, &issued).await
 }
