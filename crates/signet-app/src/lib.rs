@@ -12,6 +12,7 @@ pub mod audit;
 pub mod code_attempts;
 pub mod cooling_off;
 pub mod credentials;
+pub mod devices;
 pub mod email_login;
 pub mod fallback;
 pub mod flow_handles;

@@ -458,6 +458,44 @@ pub fn fallback_used(
     letter.into_email(to, FALLBACK_USED)
 }
 
+/// The `template` name of a "new sign-in from a new device" notice.
+pub const NEW_DEVICE: &str = "new_device_sign_in";
+
+/// Tells the owner that their account was signed in to from a browser it
+/// had not used before (see `crate::devices`), with the "this wasn't me"
+/// link.
+pub fn new_device_sign_in(
+    to: &Email,
+    at: Timestamp,
+    requester: &Requester<'_>,
+    product_name: &str,
+    not_me: &str,
+) -> Draft {
+    let from = requester.describe();
+    let letter = Letter {
+        product_name,
+        subject: format!("New sign-in to {product_name} from a new device"),
+        heading: "New sign-in from a new device".to_owned(),
+        paragraphs: vec![
+            format!(
+                "Your {product_name} account {to} was signed in to on {} from {from}, a browser it had not \
+                 been used from before.",
+                utc_minutes(at)
+            ),
+            "If this was you, there is nothing to do.".to_owned(),
+        ],
+        action: Some(not_me_action(not_me)),
+        code: None,
+        validity: Some(NOT_ME_VALIDITY.to_owned()),
+        reason: format!("You received this email because {to} signed in to {product_name} from a new device."),
+        not_you: format!(
+            "If this was not you, someone else can sign in as you: lock the account with the button above, and \
+             contact your {product_name} administrator."
+        ),
+    };
+    letter.into_email(to, NEW_DEVICE)
+}
+
 /// The `template` name of a sign-in email that carries a link and a code.
 pub const SIGN_IN_LINK: &str = "sign_in_link";
 /// The `template` name of a sign-in email that carries only a code.

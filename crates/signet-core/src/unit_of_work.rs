@@ -180,6 +180,15 @@ pub trait RecoveryTicketWrites: Send {
     async fn start_cooling_off(&mut self, credential: Uuid, user: UserId, until: Timestamp) -> StoreResult<()>;
 }
 
+/// The browsers an account has signed in from (their device cookies'
+/// hashes), to tell a new device from a known one.
+#[async_trait::async_trait]
+pub trait DeviceWrites: Send {
+    /// Records that `user` signed in from `device` now. Returns whether the
+    /// device is new to the account, and how many other devices it knew.
+    async fn remember_device(&mut self, user: UserId, device: &TokenHash, now: Timestamp) -> StoreResult<(bool, u64)>;
+}
+
 #[async_trait::async_trait]
 pub trait OutboxWrites: Send {
     /// Queues a message; it becomes visible to the workers at commit.
@@ -331,6 +340,7 @@ pub trait Transaction:
     + OtpCredentialWrites
     + AdminTokenWrites
     + RecoveryTicketWrites
+    + DeviceWrites
     + OutboxWrites
     + ThrottleWrites
     + OidcClientWrites

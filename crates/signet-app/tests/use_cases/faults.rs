@@ -336,6 +336,18 @@ impl RecoveryTicketStore for FailingStore {
 }
 
 #[async_trait::async_trait]
+impl signet_core::unit_of_work::DeviceWrites for FailingTx {
+    async fn remember_device(
+        &mut self,
+        user: UserId,
+        device: &signet_core::secret::TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<(bool, u64)> {
+        self.inner.remember_device(user, device, now).await
+    }
+}
+
+#[async_trait::async_trait]
 impl RecoveryTicketWrites for FailingTx {
     async fn insert_ticket(&mut self, ticket: &signet_core::recovery_ticket::RecoveryTicket) -> StoreResult<()> {
         self.inner.insert_ticket(ticket).await

@@ -10,3 +10,13 @@ CREATE TABLE credential_cooling_off (
 CREATE INDEX credential_cooling_off_user ON credential_cooling_off (user_id);
 -- Listing a user's tickets, newest first.
 CREATE INDEX recovery_tickets_created ON recovery_tickets (created_at);
+
+-- The browsers an account signed in from, by the hash of their device
+-- cookie: a sign-in from one not listed is "a new device" (docs/recovery.md).
+CREATE TABLE known_devices (
+    user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    device_hash BYTEA NOT NULL,
+    first_seen  BIGINT NOT NULL,
+    last_seen   BIGINT NOT NULL,
+    PRIMARY KEY (user_id, device_hash)
+);

@@ -498,3 +498,131 @@ async fn the_recovery_ticket_cli_acts_as_one_admin_token_and_never_prints_the_li
     }
     srv.stop().await;
 }
+
+/// A browser-mode passkey sign-in sending `device` as the device cookie
+/// (none: a browser that has none). Returns the answer and the device
+/// cookie the response set, if any.
+async fn browser_sign_in(
+    srv: &TestServer,
+    auth: &mut crate::passkeys::soft::SoftAuthenticator,
+    email: &str,
+    device: Option<&str>,
+) -> (Value, Option<String>) {
+    let cookie_of = |resp: &reqwest::Response, name: &str| {
+        resp.headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| v.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.split(';').next())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let mut jar = Vec::new();
+    if let Some(d) = device {
+        jar.push(format!("signet_device={d}"));
+    }
+    let started = srv
+        .http
+        .post(srv.url("/api/v1/login"))
+        .headers(srv.same_origin())
+        .header(reqwest::header::COOKIE, jar.join("; "))
+        .json(&json!({ "identifier": email, "mode": "browser" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), StatusCode::OK);
+    if let Some(flow) = cookie_of(&started, "signet_flow") {
+        jar.push(format!("signet_flow={flow}"));
+    }
+    let started: Value = started.json().await.unwrap();
+    let entry = started["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["method"] == "passkey")
+        .unwrap()
+        .clone();
+    let credential = auth.get(&entry["publicKey"]).await;
+    let done = srv
+        .http
+        .post(srv.url(&format!(
+            "/api/v1/login/{}/passkey",
+            started["flow_id"].as_str().unwrap()
+        )))
+        .headers(srv.same_origin())
+        .header(reqwest::header::COOKIE, jar.join("; "))
+        .json(&json!({ "credential": credential }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::OK);
+    let set = cookie_of(&done, "signet_device");
+    let body: Value = done.json().await.unwrap();
+    assert_eq!(body["state"], "complete", "{body}");
+    (body, set)
+}
+
+/// How many "new device" notices reached `to`.
+fn new_device_notices(srv: &TestServer, to: &str) -> Vec<signet_testkit::CapturedMail> {
+    srv.smtp
+        .as_ref()
+        .unwrap()
+        .messages()
+        .into_iter()
+        .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(to)))
+        .filter(|m| m.subject().is_some_and(|s| s.contains("from a new device")))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_browser_sign_in_from_a_new_device_tells_the_owner_with_a_not_me_link() {
+    let srv = TestServer::start().await;
+    let (user, enrollment) = crate::passkeys::invited(&srv, "nia@example.com").await;
+    let mut auth = authenticator(&srv);
+    enroll(&srv, &enrollment, &mut auth, None).await;
+
+    // The first browser is the account's baseline: no notice, and it is
+    // given its device cookie with the session.
+    let (_, first) = browser_sign_in(&srv, &mut auth, "nia@example.com", None).await;
+    let first = first.expect("the session came with a device cookie");
+    assert!(first.starts_with("sgd_"));
+    // The same browser again: known, no new cookie.
+    let (_, again) = browser_sign_in(&srv, &mut auth, "nia@example.com", Some(&first)).await;
+    assert_eq!(again, None);
+    // Api mode is not judged.
+    crate::passkeys::sign_in(&srv, &mut auth, Some("nia@example.com")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(new_device_notices(&srv, "nia@example.com").is_empty());
+
+    // Another browser: the owner is told, with the "this wasn't me" link.
+    let (_, second) = browser_sign_in(&srv, &mut auth, "nia@example.com", None).await;
+    assert!(second.is_some_and(|s| s != first));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let notice = loop {
+        if let Some(m) = new_device_notices(&srv, "nia@example.com").pop() {
+            break m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no new-device notice");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        notice.find_link(&srv.url("/not-me/")).is_some(),
+        "the notice carries the link"
+    );
+    let admin = srv.admin_token().await;
+    let (_, audit) = srv
+        .call(
+            Method::GET,
+            &format!("/api/v1/admin/audit?user_id={user}&type=login.new_device"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(audit["events"].as_array().unwrap().len(), 1, "{audit}");
+    // Both browsers are known now.
+    browser_sign_in(&srv, &mut auth, "nia@example.com", Some(&first)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(new_device_notices(&srv, "nia@example.com").len(), 1);
+    srv.stop().await;
+}
