@@ -108,7 +108,8 @@ pub fn device(headers: &HeaderMap, extensions: &axum::http::Extensions, names: &
 /// (`signet_app::devices`): a request without one gets a fresh token, whose
 /// hash the handler sees as the request's device, and the response sets it
 /// only when it sets a session cookie, so a visitor who never signs in is
-/// given nothing.
+/// given nothing. Only a POST can issue a session, so only a POST gets a
+/// token.
 pub async fn device_cookie(
     axum::extract::State(state): axum::extract::State<crate::AppState>,
     mut req: axum::extract::Request,
@@ -118,7 +119,8 @@ pub async fn device_cookie(
     let has = read(req.headers(), names.device)
         .and_then(|v| PlainToken::parse(TokenKind::Device, v))
         .is_some();
-    let minted = (!has).then(|| PlainToken::generate(TokenKind::Device));
+    // Sessions are only ever issued to a POST.
+    let minted = (!has && req.method() == axum::http::Method::POST).then(|| PlainToken::generate(TokenKind::Device));
     if let Some(t) = &minted {
         req.extensions_mut().insert(NewDevice(t.hash()));
     }
