@@ -43,9 +43,22 @@ second_factor = ["passkey"]
 required_aal = "aal1"
 session = { idle = "8h", absolute = "24h" }
 
+# Help-desk recovery: two people, and a day of cooling-off for the passkey
+# bound through it.
+[tiers.desk]
+login = ["passkey", "email_otp"]
+second_factor = ["passkey", "totp"]
+required_aal = "aal2"
+recovery = ["backup_passkey", "helpdesk"]
+session = { idle = "30m", absolute = "12h" }
+
+[tiers.desk.helpdesk]
+approvals = 2
+cooling_off = "24h"
+
 [assignment]
 default = "standard"
-roles = { partner = "low", codes = "codes", texts = "texts" }
+roles = { partner = "low", codes = "codes", texts = "texts", desk = "desk" }
 
 # Removing a passkey needs a proof from the last 2 seconds, so that a test
 # can see the page ask for one.

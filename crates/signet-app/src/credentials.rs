@@ -247,11 +247,14 @@ pub async fn finish(
     };
     require_binding_assurance(app, current, &list(app, &current.user).await?, "add_credential")?;
     let info = new.info();
-    let details = new.details();
+    let mut details = new.details();
     let mut tx = app.store.begin().await?;
     if let Err(e) = new.store(&mut *tx).await {
         tx.rollback().await?;
         return Err(refused(app, current, origin, method, e).await);
+    }
+    if let Some(until) = crate::cooling_off::start(app, &mut *tx, current, &info).await? {
+        details.insert("cooling_off_until".into(), json!(until.to_rfc3339()));
     }
     added(app, &mut *tx, current, origin, kind, &info, details).await?;
     // A recovery session exists to bind one new credential: it ends with

@@ -19,7 +19,7 @@ use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::{rfc3339, Timestamp};
 use signet_core::secret::{PlainToken, TokenKind};
-use signet_core::session::{Aal, Proof, SessionId, SessionMode, SessionScope};
+use signet_core::session::{Proof, SessionId, SessionMode, SessionScope};
 use signet_core::store::{OneTimeSecret, SecretPurpose};
 use signet_core::user::{User, UserId};
 use signet_core::ErrorCode;
@@ -132,21 +132,14 @@ pub async fn preview(app: &App, presented: &str) -> Result<Preview> {
 }
 
 async fn redeemable(app: &App, presented: &str) -> Result<(PlainToken, OneTimeSecret, User)> {
-    let token = PlainToken::parse(TokenKind::Invitation, presented).ok_or_else(invalid)?;
-    let secret = app
-        .store
-        .peek_secret(SecretPurpose::Invitation, &token.hash())
-        .await?
-        .ok_or_else(invalid)?;
-    let now = app.clock.now();
-    if secret.consumed_at.is_some() || secret.expires_at <= now {
-        return Err(invalid());
-    }
-    let user = app.store.user_by_id(secret.user_id).await?.ok_or_else(invalid)?;
-    if !user.is_active() {
-        return Err(invalid());
-    }
-    Ok((token, secret, user))
+    crate::one_time::live_link(
+        app,
+        TokenKind::Invitation,
+        SecretPurpose::Invitation,
+        presented,
+        invalid,
+    )
+    .await
 }
 
 /// Redeems an invitation for an enrollment-only session. `replaces` is the
@@ -186,13 +179,7 @@ async fn redeem_inner(
     let grant = Grant {
         user: &user,
         proven_at: app.clock.now(),
-        proof: Proof {
-            aal: Aal::Aal1,
-            amr: vec!["mail".into()],
-            phishing_resistant: false,
-            credential_id: None,
-            user_id: None,
-        },
+        proof: Proof::of_link("mail"),
         scope: SessionScope::Enrollment,
         mode,
         origin,
@@ -216,12 +203,5 @@ async fn redeem_inner(
 }
 
 async fn audit_rejection(app: &App, origin: &Origin, user: Option<UserId>, reason: &str) -> Result<()> {
-    let mut event = AuditEvent::new(EventType::InvitationRejected, Actor::Anonymous, Outcome::Denied)
-        .from_origin(origin)
-        .details(json!({ "reason": reason }));
-    if let Some(u) = user {
-        event = event.user(u);
-    }
-    app.audit().record(event).await?;
-    Ok(())
+    crate::one_time::record_rejection(app, EventType::InvitationRejected, origin, user, reason).await
 }

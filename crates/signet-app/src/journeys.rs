@@ -545,7 +545,17 @@ async fn after_proof(
     origin: &Origin,
     session: Option<SessionId>,
 ) -> Result<StepOutcome> {
-    let Verified { proof, effect, owner } = verified;
+    let Verified {
+        mut proof,
+        effect,
+        owner,
+    } = verified;
+    // A credential in its cooling-off proves aal1 in a step-up or a
+    // recovery; a login with it completes and its session is capped
+    // instead ([`complete`]).
+    if flow.state.journey != Journey::Login && crate::cooling_off::restricted(app, &proof).await? {
+        crate::cooling_off::cap(&mut proof);
+    }
     if let Some(proven) = proof.user_id {
         adopt_user(app, &mut flow, proven, owner.as_ref()).await?;
     }
@@ -608,7 +618,14 @@ async fn complete(
     origin: &Origin,
     session: Option<SessionId>,
 ) -> Result<StepOutcome> {
-    let proof = combined(&flow.state.steps).ok_or_else(|| Error::internal_msg("no proof recorded"))?;
+    let mut proof = combined(&flow.state.steps).ok_or_else(|| Error::internal_msg("no proof recorded"))?;
+    // A login resting on a credential in its cooling-off completes, at
+    // aal1 (crate::cooling_off).
+    for step in &flow.state.steps {
+        if crate::cooling_off::restricted(app, &step.proof).await? {
+            crate::cooling_off::cap(&mut proof);
+        }
+    }
     // The session is as fresh as its oldest proof.
     let proven_at = flow
         .state
@@ -646,7 +663,7 @@ async fn complete(
     if let Journey::Recovery { via } = &flow.state.journey {
         let path = rules::proven_path(&flow.state, t, app.clock.now())
             .ok_or_else(|| Error::internal_msg("a recovery completed without a proven path"))?;
-        crate::recovery::recovered(app, &mut *tx, user, &path.to_string(), via, origin).await?;
+        crate::recovery::recovered(app, &mut *tx, user, &path.to_string(), via, None, origin).await?;
     }
     let continuation = flow.state.continuation.clone();
     let (event, scope) = rules::completion(&flow.state.journey);

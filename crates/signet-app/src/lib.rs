@@ -10,7 +10,9 @@
 pub mod admin;
 pub mod audit;
 pub mod code_attempts;
+pub mod cooling_off;
 pub mod credentials;
+pub mod devices;
 pub mod email_login;
 pub mod fallback;
 pub mod flow_handles;
@@ -30,6 +32,7 @@ pub mod phone_enrollment;
 pub mod phone_numbers;
 pub mod readiness;
 pub mod recovery;
+pub mod recovery_links;
 pub mod recovery_tickets;
 pub mod rfc6238;
 pub mod sealing;

@@ -192,6 +192,66 @@ pub fn account_recovered(
     letter.into_email(to, ACCOUNT_RECOVERED)
 }
 
+/// The `template` name of a help-desk recovery link's email.
+pub const HELPDESK_RECOVERY: &str = "helpdesk_recovery";
+/// The `template` name of a help-desk recovery link's SMS.
+pub const HELPDESK_RECOVERY_SMS: &str = "helpdesk_recovery_sms";
+
+/// The link an approved help-desk recovery ticket sends to the account's
+/// registered email address (`{public_url}/recover/{token}`). Opening it
+/// changes nothing; the page it shows starts the recovery, which signs every
+/// session out and lets the person add one new way to sign in.
+pub fn helpdesk_recovery(
+    to: &Email,
+    link: &str,
+    expires_at: Timestamp,
+    valid_for: Duration,
+    product_name: &str,
+) -> Draft {
+    let letter = Letter {
+        product_name,
+        subject: format!("Recover your {product_name} account"),
+        heading: "Recover your account".to_owned(),
+        paragraphs: vec![
+            format!("Your help desk approved the recovery of your {product_name} account {to}."),
+            "Open the link below on the device you want to use. It signs every session of the account out \
+             and lets you add a new passkey."
+                .to_owned(),
+            "The help desk never asks you for this link or for any code: do not share it.".to_owned(),
+        ],
+        action: Some(Action {
+            label: "Recover my account".to_owned(),
+            url: link.to_owned(),
+        }),
+        code: None,
+        validity: Some(link_validity(expires_at, valid_for)),
+        reason: format!("You received this email because your help desk approved a recovery of {to}."),
+        not_you: format!(
+            "If you did not ask your help desk to recover your account, do not open the link, and contact your \
+             {product_name} administrator at once: someone may be impersonating you."
+        ),
+    };
+    letter.into_email(to, HELPDESK_RECOVERY)
+}
+
+/// The help-desk recovery link as a text message, to the account's
+/// verified phone.
+pub fn helpdesk_recovery_sms(to: &Phone, link: &str, valid_for: Duration, product_name: &str) -> Draft {
+    Draft {
+        channel: Channel::Sms,
+        recipient: to.as_str().to_owned(),
+        subject: String::new(),
+        text_body: format!(
+            "{product_name}: your help desk approved the recovery of your account. Open {link} within {} to \
+             add a new passkey. Never share this link. Not you? Contact your administrator.",
+            human_duration(valid_for)
+        ),
+        html_body: None,
+        template: HELPDESK_RECOVERY_SMS,
+        expires_at: None,
+    }
+}
+
 /// The label of a security notice's "this wasn't me" button.
 pub const NOT_ME_LABEL: &str = "This wasn't me: lock my account";
 const NOT_ME_VALIDITY: &str = "The \"This wasn't me\" link works once, for 7 days. It locks the account and signs \
@@ -403,6 +463,44 @@ pub fn fallback_used(
         ),
     };
     letter.into_email(to, FALLBACK_USED)
+}
+
+/// The `template` name of a "new sign-in from a new device" notice.
+pub const NEW_DEVICE: &str = "new_device_sign_in";
+
+/// Tells the owner that their account was signed in to from a browser it
+/// had not used before (see `crate::devices`), with the "this wasn't me"
+/// link.
+pub fn new_device_sign_in(
+    to: &Email,
+    at: Timestamp,
+    requester: &Requester<'_>,
+    product_name: &str,
+    not_me: &str,
+) -> Draft {
+    let from = requester.describe();
+    let letter = Letter {
+        product_name,
+        subject: format!("New sign-in to {product_name} from a new device"),
+        heading: "New sign-in from a new device".to_owned(),
+        paragraphs: vec![
+            format!(
+                "Your {product_name} account {to} was signed in to on {} from {from}, a browser it had not \
+                 been used from before.",
+                utc_minutes(at)
+            ),
+            "If this was you, there is nothing to do.".to_owned(),
+        ],
+        action: Some(not_me_action(not_me)),
+        code: None,
+        validity: Some(NOT_ME_VALIDITY.to_owned()),
+        reason: format!("You received this email because {to} signed in to {product_name} from a new device."),
+        not_you: format!(
+            "If this was not you, someone else can sign in as you: lock the account with the button above, and \
+             contact your {product_name} administrator."
+        ),
+    };
+    letter.into_email(to, NEW_DEVICE)
 }
 
 /// The `template` name of a sign-in email that carries a link and a code.

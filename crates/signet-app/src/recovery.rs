@@ -99,18 +99,26 @@ pub async fn start(app: &App, req: Start) -> Result<Started> {
 /// `tx`: ends every session of `user` (and whatever hangs on them), audits
 /// the path that proved the recovery and how it was started, and tells
 /// every channel on file. The caller then issues the recovery session.
+/// Self-service flows and help-desk links ([`crate::recovery_links`]) both
+/// complete through here; `helpdesk` is what the audit record says of a
+/// help-desk recovery's ticket (its id, people and evidence reference).
 pub(crate) async fn recovered(
     app: &App,
     tx: &mut dyn Transaction,
     user: &User,
     path: &str,
     via: &RecoveryVia,
+    helpdesk: Option<serde_json::Value>,
     origin: &Origin,
 ) -> Result<()> {
     let ended = crate::sessions::end_everywhere(app, tx, user.id).await?;
-    let via = match via {
-        RecoveryVia::SelfService => json!({ "kind": "self_service" }),
-        RecoveryVia::Helpdesk { ticket } => json!({ "kind": "helpdesk", "ticket": ticket }),
+    let via = match (via, helpdesk) {
+        (RecoveryVia::SelfService, _) => json!({ "kind": "self_service" }),
+        (RecoveryVia::Helpdesk { .. }, Some(mut ticket)) => {
+            ticket["kind"] = json!("helpdesk");
+            ticket
+        }
+        (RecoveryVia::Helpdesk { ticket }, None) => json!({ "kind": "helpdesk", "ticket": ticket }),
     };
     let record = AuditEvent::new(EventType::SessionEnded, Actor::User(user.id), Outcome::Success)
         .user(user.id)

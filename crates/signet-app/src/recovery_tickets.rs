@@ -18,7 +18,11 @@
 //!   responses say only the ticket's id, status and the people required.
 //!
 //! The status flips to `approved` in the unit of work that records the last
-//! approval, with one conditional write, and audited in it.
+//! approval, with one conditional write, and audited in it. The same unit
+//! of work issues the single-use recovery link and queues it to the user's
+//! registered channels ([`crate::recovery_links::send`]): a ticket that is
+//! not approved sends nothing, and an approval is never stored without its
+//! link queued.
 
 use serde_json::json;
 use signet_core::admin_token::AdminToken;
@@ -86,6 +90,7 @@ pub async fn create(app: &App, actor: &Actor, origin: &Origin, new: NewTicket) -
     let (reason, evidence) = validate(&new.reason, &new.evidence_kind, &new.evidence_reference)?;
     let (user, tier_name, tier) = subject(app, &token, new.user_id).await?;
     let required = tier.helpdesk.as_ref().map_or(1, |h| h.approvals).max(1);
+    let channels = crate::recovery_links::channels(app, user.id).await?;
     let now = app.clock.now();
     let mut ticket = RecoveryTicket {
         id: Uuid::new_v4(),
@@ -114,8 +119,24 @@ pub async fn create(app: &App, actor: &Actor, origin: &Origin, new: NewTicket) -
     app.audit().append(&mut *tx, &ev).await?;
     if involved >= required && tx.approve_ticket(ticket.id, now).await? {
         ticket.status = TicketStatus::Approved;
+        let sent = crate::recovery_links::send(app, &mut *tx, &ticket, &user, &channels, actor).await?;
+        let ev = AuditEvent::new(EventType::RecoveryTicketApproved, actor.clone(), Outcome::Success)
+            .from_origin(origin)
+            .user(user.id)
+            .details(json!({
+                "ticket": ticket.id,
+                "status": ticket.status.as_str(),
+                "people": involved,
+                "approvals_required": required,
+                "involved": [token.id],
+                "evidence": { "kind": ticket.evidence.kind, "reference": ticket.evidence.reference },
+                "link_sent_to": sent,
+                "link_expires_at": now.plus(crate::recovery_links::LINK_TTL).to_rfc3339(),
+            }));
+        app.audit().append(&mut *tx, &ev).await?;
     }
     tx.commit().await?;
+    app.courier.wake();
     Ok(ticket)
 }
 
@@ -129,7 +150,7 @@ pub async fn approve(app: &App, actor: &Actor, origin: &Origin, id: Uuid) -> Res
         .ticket(id)
         .await?
         .ok_or_else(|| Error::not_found(ErrorCode::TicketNotFound, "no such recovery ticket"))?;
-    subject(app, &token, ticket.user_id).await?;
+    let (user, _, _) = subject(app, &token, ticket.user_id).await?;
     if ticket.created_by == token.id {
         return Err(Error::forbidden(
             ErrorCode::OwnTicket,
@@ -143,6 +164,7 @@ pub async fn approve(app: &App, actor: &Actor, origin: &Origin, id: Uuid) -> Res
     // Read before the unit of work opens (never touch the pool inside it).
     let mut people = app.store.ticket_actors(ticket.id).await?;
     people.push(token.id);
+    let channels = crate::recovery_links::channels(app, user.id).await?;
     let mut tx = app.store.begin().await?;
     let Some(involved) = tx.add_ticket_actor(ticket.id, token.id, now).await? else {
         tx.rollback().await?;
@@ -152,27 +174,65 @@ pub async fn approve(app: &App, actor: &Actor, origin: &Origin, id: Uuid) -> Res
         ));
     };
     let mut status = TicketStatus::Pending;
+    let mut details = json!({
+        "ticket": ticket.id,
+        "people": involved,
+        "approvals_required": ticket.approvals_required,
+        "involved": people,
+        "evidence": { "kind": ticket.evidence.kind, "reference": ticket.evidence.reference },
+    });
     if involved >= ticket.approvals_required {
         if !tx.approve_ticket(ticket.id, now).await? {
             tx.rollback().await?;
             return Err(closed());
         }
         status = TicketStatus::Approved;
+        let sent = crate::recovery_links::send(app, &mut *tx, &ticket, &user, &channels, actor).await?;
+        details["link_sent_to"] = json!(sent);
+        details["link_expires_at"] = json!(now.plus(crate::recovery_links::LINK_TTL).to_rfc3339());
     }
+    details["status"] = json!(status.as_str());
     let ev = AuditEvent::new(EventType::RecoveryTicketApproved, actor.clone(), Outcome::Success)
         .from_origin(origin)
         .user(ticket.user_id)
-        .details(json!({
-            "ticket": ticket.id,
-            "status": status.as_str(),
-            "people": involved,
-            "approvals_required": ticket.approvals_required,
-            "involved": people,
-            "evidence": { "kind": ticket.evidence.kind, "reference": ticket.evidence.reference },
-        }));
+        .details(details);
     app.audit().append(&mut *tx, &ev).await?;
     tx.commit().await?;
+    app.courier.wake();
     Ok(status)
+}
+
+/// The most tickets one listing returns.
+pub const LIST_LIMIT: u32 = 200;
+
+/// `GET /api/v1/admin/recovery-tickets` and `signet recovery-ticket list`:
+/// tickets, newest first, of one user or of everyone (at most
+/// [`LIST_LIMIT`]), with the people involved so far. Needs an admin token
+/// like the other help-desk calls; the listing shows no secret.
+pub async fn list(app: &App, actor: &Actor, user: Option<UserId>) -> Result<Vec<(RecoveryTicket, Vec<Uuid>)>> {
+    staff(app, actor).await?;
+    let mut out = Vec::new();
+    for t in app.store.list_tickets(user, LIST_LIMIT).await? {
+        let people = app.store.ticket_actors(t.id).await?;
+        out.push((t, people));
+    }
+    Ok(out)
+}
+
+/// A ticket as the admin API and the CLI show it: no secret, no link.
+pub fn view(t: &RecoveryTicket, people: &[Uuid]) -> serde_json::Value {
+    json!({
+        "id": t.id,
+        "user_id": t.user_id,
+        "status": t.status.as_str(),
+        "reason": t.reason,
+        "evidence": { "kind": t.evidence.kind, "reference": t.evidence.reference },
+        "created_by": t.created_by,
+        "approvals_required": t.approvals_required,
+        "people": people,
+        "created_at": t.created_at.to_rfc3339(),
+        "expires_at": t.expires_at.to_rfc3339(),
+    })
 }
 
 fn closed() -> Error {

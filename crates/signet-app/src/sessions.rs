@@ -147,6 +147,9 @@ pub(crate) async fn establish_in(
     }
     tx.insert_session(&issued.session).await?;
     app.audit().append(tx, &established(&grant, &issued, event)).await?;
+    if grant.mode == SessionMode::Browser {
+        crate::devices::seen(app, tx, grant.user, grant.origin, event == EventType::LoginSucceeded).await?;
+    }
     Ok(issued)
 }
 

@@ -43,6 +43,8 @@ pub enum EventType {
     FallbackRefused,
     LoginCodeSent,
     LoginCrossDevice,
+    /// A browser sign-in from a device the account had not used before.
+    LoginNewDevice,
     LoginLocked,
     CredentialAdded,
     CredentialRenamed,
@@ -74,6 +76,9 @@ pub enum EventType {
     RecoveryTicketCreated,
     /// An admin approved a help-desk recovery ticket.
     RecoveryTicketApproved,
+    /// A help-desk recovery link was refused (malformed, unknown, used or
+    /// expired, or its account disabled).
+    RecoveryLinkRejected,
 }
 
 impl EventType {
@@ -84,6 +89,7 @@ impl EventType {
         EventType::AdminTokenCreated,
         EventType::RecoveryTicketCreated,
         EventType::RecoveryTicketApproved,
+        EventType::RecoveryLinkRejected,
         EventType::AdminTokenRevoked,
         EventType::AdminAccess,
         EventType::InvitationCreated,
@@ -98,6 +104,7 @@ impl EventType {
         EventType::FallbackRefused,
         EventType::LoginCodeSent,
         EventType::LoginCrossDevice,
+        EventType::LoginNewDevice,
         EventType::LoginLocked,
         EventType::CredentialAdded,
         EventType::CredentialRenamed,
@@ -127,6 +134,7 @@ impl EventType {
             EventType::AdminTokenCreated => "admin_token.created",
             EventType::RecoveryTicketCreated => "recovery_ticket.created",
             EventType::RecoveryTicketApproved => "recovery_ticket.approved",
+            EventType::RecoveryLinkRejected => "recovery_link.rejected",
             EventType::AdminTokenRevoked => "admin_token.revoked",
             EventType::AdminAccess => "admin.access",
             EventType::InvitationCreated => "invitation.created",
@@ -141,6 +149,7 @@ impl EventType {
             EventType::FallbackRefused => "login.fallback_refused",
             EventType::LoginCodeSent => "login.code_sent",
             EventType::LoginCrossDevice => "login.cross_device",
+            EventType::LoginNewDevice => "login.new_device",
             EventType::LoginLocked => "login.locked",
             EventType::CredentialAdded => "credential.added",
             EventType::CredentialRenamed => "credential.renamed",
@@ -223,6 +232,9 @@ impl Actor {
 pub struct Origin {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The hash of the browser's device cookie (`signet_device`), if it has
+    /// one: how "a new device" is told (docs/recovery.md). Never logged.
+    pub device: Option<crate::secret::TokenHash>,
 }
 
 /// An event before it is appended.

@@ -209,6 +209,8 @@ error_codes! {
     NoPhonePending = "no_phone_pending" => Gone,
     InvitationInvalid = "invitation_invalid" => Gone,
     NotMeLinkInvalid = "not_me_link_invalid" => Gone,
+    /// A help-desk recovery link that is malformed, unknown, used or expired.
+    RecoveryLinkInvalid = "recovery_link_invalid" => Gone,
     FlowExpired = "flow_expired" => Gone,
     TooManyAttempts = "too_many_attempts" => Gone,
     CodeUsed = "code_used" => Gone,

@@ -35,6 +35,8 @@ pub enum TokenKind {
     AuthorizationCode,
     /// An OIDC refresh token (rotated on every use).
     RefreshToken,
+    /// A browser's device cookie (tells a new device from a known one).
+    Device,
 }
 
 impl TokenKind {
@@ -50,6 +52,7 @@ impl TokenKind {
             TokenKind::ClientSecret => "sgcs_",
             TokenKind::AuthorizationCode => "sgac_",
             TokenKind::RefreshToken => "sgrt_",
+            TokenKind::Device => "sgd_",
         }
     }
 }

@@ -183,6 +183,21 @@ pub struct Proof {
     pub user_id: Option<UserId>,
 }
 
+impl Proof {
+    /// What following a link that was sent to a registered channel proves
+    /// (an invitation, a help-desk recovery link): control of that channel,
+    /// aal1 at most, without phishing resistance or a credential.
+    pub fn of_link(amr: &str) -> Self {
+        Proof {
+            aal: Aal::Aal1,
+            amr: vec![amr.to_owned()],
+            phishing_resistant: false,
+            credential_id: None,
+            user_id: None,
+        }
+    }
+}
+
 /// A short human label for a device, from its User-Agent header. Only the
 /// browser family and platform are kept: enough for "Chrome on macOS" in a
 /// session list or a new-sign-in email, without storing a fingerprint.

@@ -313,6 +313,14 @@ pub trait RecoveryTicketStore: Send + Sync {
     async fn ticket(&self, id: Uuid) -> StoreResult<Option<crate::recovery_ticket::RecoveryTicket>>;
     /// The admin tokens involved in a ticket (creator and approvers), in order.
     async fn ticket_actors(&self, id: Uuid) -> StoreResult<Vec<Uuid>>;
+    /// Tickets, newest first, of one user or of everyone, at most `limit`.
+    async fn list_tickets(
+        &self,
+        user: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::recovery_ticket::RecoveryTicket>>;
+    /// Until when `credential` is in its cooling-off, if it ever was.
+    async fn cooling_off_until(&self, credential: Uuid) -> StoreResult<Option<Timestamp>>;
 }
 
 /// Everything Signet stores, behind one handle.

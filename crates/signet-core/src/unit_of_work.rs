@@ -180,6 +180,19 @@ pub trait RecoveryTicketWrites: Send {
     /// Flips a pending, unexpired ticket to approved. False if it was not
     /// pending or has expired (another approval got there first).
     async fn approve_ticket(&mut self, ticket: Uuid, now: Timestamp) -> StoreResult<bool>;
+    /// Restricts a credential bound through recovery until `until`
+    /// (cooling-off, docs/recovery.md): while it lasts, the credential
+    /// proves at most aal1.
+    async fn start_cooling_off(&mut self, credential: Uuid, user: UserId, until: Timestamp) -> StoreResult<()>;
+}
+
+/// The browsers an account has signed in from (their device cookies'
+/// hashes), to tell a new device from a known one.
+#[async_trait::async_trait]
+pub trait DeviceWrites: Send {
+    /// Records that `user` signed in from `device` now. Returns whether the
+    /// device is new to the account, and how many other devices it knew.
+    async fn remember_device(&mut self, user: UserId, device: &TokenHash, now: Timestamp) -> StoreResult<(bool, u64)>;
 }
 
 #[async_trait::async_trait]
@@ -333,6 +346,7 @@ pub trait Transaction:
     + OtpCredentialWrites
     + AdminTokenWrites
     + RecoveryTicketWrites
+    + DeviceWrites
     + OutboxWrites
     + ThrottleWrites
     + OidcClientWrites

@@ -60,6 +60,34 @@ impl RecoveryTicketStore for SqlStore {
         });
         rows.iter().map(|(a,)| uuid(a)).collect()
     }
+
+    async fn list_tickets(&self, user: Option<UserId>, limit: u32) -> StoreResult<Vec<RecoveryTicket>> {
+        let user = user.map(|u| u.0.to_string());
+        let rows: Vec<TicketRow> = with_db!(read(self), |pool| {
+            sqlx::query_as(
+                "SELECT id, user_id, reason, evidence_kind, evidence_reference, created_by, approvals_required, \
+                 status, created_at, expires_at FROM recovery_tickets WHERE (CAST($1 AS TEXT) IS NULL OR user_id = $1) \
+                 ORDER BY created_at DESC, id LIMIT $2",
+            )
+            .bind(user.clone())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?
+        });
+        rows.into_iter().map(ticket).collect()
+    }
+
+    async fn cooling_off_until(&self, credential: Uuid) -> StoreResult<Option<Timestamp>> {
+        let row: Option<(i64,)> = with_db!(read(self), |pool| {
+            sqlx::query_as("SELECT restricted_until FROM credential_cooling_off WHERE credential_id = $1")
+                .bind(credential.to_string())
+                .fetch_optional(pool)
+                .await
+                .map_err(backend)?
+        });
+        Ok(row.map(|(t,)| Timestamp::from_millis(t)))
+    }
 }
 
 #[async_trait::async_trait]
@@ -124,6 +152,21 @@ impl RecoveryTicketWrites for SqlTx {
             .map_err(backend)?
             .rows_affected()
                 == 1
+        })
+    }
+
+    async fn start_cooling_off(&mut self, credential: Uuid, user: UserId, until: Timestamp) -> StoreResult<()> {
+        in_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO credential_cooling_off (credential_id, user_id, restricted_until) VALUES ($1, $2, $3) \
+                 ON CONFLICT (credential_id) DO UPDATE SET restricted_until = excluded.restricted_until",
+            )
+            .bind(credential.to_string())
+            .bind(user.0.to_string())
+            .bind(until.as_millis())
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?;
         })
     }
 }

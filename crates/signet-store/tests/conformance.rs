@@ -770,6 +770,70 @@ async fn recovery_ticket_people_count_once_and_approval_flips_once(s: Arc<SqlSto
         "an expired ticket is never approved"
     );
     tx.commit().await.unwrap();
+
+    // Listing: newest first, of one user or of everyone.
+    let other = user("other-ticket@example.com");
+    s.insert_user(&other).await.unwrap();
+    let theirs = RecoveryTicket {
+        id: Uuid::new_v4(),
+        user_id: other.id,
+        created_at: at(5),
+        ..late.clone()
+    };
+    let mut tx = s.tx().await;
+    tx.insert_ticket(&theirs).await.unwrap();
+    tx.commit().await.unwrap();
+    let all = s.list_tickets(None, 10).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0].id, theirs.id, "newest first");
+    let mine: Vec<Uuid> = s
+        .list_tickets(Some(u.id), 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(mine.len(), 2);
+    assert!(!mine.contains(&theirs.id));
+    assert_eq!(s.list_tickets(None, 1).await.unwrap().len(), 1);
+}
+
+async fn cooling_off_and_known_devices_are_kept_per_credential_and_per_user(s: Arc<SqlStore>) {
+    let u = user("cool@example.com");
+    s.insert_user(&u).await.unwrap();
+    let credential = Uuid::new_v4();
+    assert_eq!(s.cooling_off_until(credential).await.unwrap(), None);
+    let mut tx = s.tx().await;
+    tx.start_cooling_off(credential, u.id, at(100)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(s.cooling_off_until(credential).await.unwrap(), Some(at(100)));
+    let mut tx = s.tx().await;
+    tx.start_cooling_off(credential, u.id, at(200)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        s.cooling_off_until(credential).await.unwrap(),
+        Some(at(200)),
+        "a later binding restarts it"
+    );
+
+    let (d1, d2) = (
+        PlainToken::generate(TokenKind::Device).hash(),
+        PlainToken::generate(TokenKind::Device).hash(),
+    );
+    let mut tx = s.tx().await;
+    assert_eq!(tx.remember_device(u.id, &d1, T0).await.unwrap(), (true, 0));
+    assert_eq!(tx.remember_device(u.id, &d1, at(1)).await.unwrap(), (false, 0));
+    assert_eq!(tx.remember_device(u.id, &d2, at(2)).await.unwrap(), (true, 1));
+    tx.commit().await.unwrap();
+    let v = user("dev2@example.com");
+    s.insert_user(&v).await.unwrap();
+    let mut tx = s.tx().await;
+    assert_eq!(
+        tx.remember_device(v.id, &d1, at(3)).await.unwrap(),
+        (true, 0),
+        "devices are per account"
+    );
+    tx.commit().await.unwrap();
 }
 
 async fn admin_tokens_are_found_by_hash_until_revoked(s: Arc<SqlStore>) {
@@ -1821,6 +1885,7 @@ conformance!(
     redemption_for_the_wrong_user_writes_nothing,
     admin_tokens_are_found_by_hash_until_revoked,
     recovery_ticket_people_count_once_and_approval_flips_once,
+    cooling_off_and_known_devices_are_kept_per_credential_and_per_user,
     audit_chain_stays_linear_under_concurrent_appends,
     outbox_leases_retries_and_scrubs,
     concurrent_workers_never_share_a_message,

@@ -209,7 +209,7 @@ impl Class {
         match segments.as_slice() {
             ["api", "v1", "login" | "recovery"]
             | ["api", "v1", "invitations" | "recovery", "redeem"]
-            | ["invite", _]
+            | ["invite" | "recover", _]
             | ["api", "v1", "login" | "step-up" | "recovery", _, _, "send"] => Class::Anonymous,
             _ => Class::Standard,
         }

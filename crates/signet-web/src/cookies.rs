@@ -6,12 +6,16 @@
 //! so a sibling subdomain cannot plant or overwrite them.
 
 use axum::http::{header, HeaderMap, HeaderValue};
+use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 
 #[derive(Clone, Debug)]
 pub struct CookieNames {
     pub session: &'static str,
     /// Binds a flow to the browser that started it.
     pub flow: &'static str,
+    /// Tells a browser the account used before from a new one
+    /// (`signet_app::devices`). Authenticates nothing.
+    pub device: &'static str,
     secure: bool,
 }
 
@@ -21,12 +25,14 @@ impl CookieNames {
             Self {
                 session: "__Host-signet_session",
                 flow: "__Host-signet_flow",
+                device: "__Host-signet_device",
                 secure,
             }
         } else {
             Self {
                 session: "signet_session",
                 flow: "signet_flow",
+                device: "signet_device",
                 secure,
             }
         }
@@ -78,6 +84,62 @@ pub fn read<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         }
     }
     found
+}
+
+/// How long a browser keeps its device cookie: 400 days, the most a
+/// browser honours (RFC 6265bis §5.6.2).
+pub const DEVICE_MAX_AGE: u64 = 400 * 86_400;
+
+/// The hash of a device cookie minted for a request that had none; the
+/// response sets the cookie only if it issues a session.
+#[derive(Clone, Copy, Debug)]
+pub struct NewDevice(pub signet_core::secret::TokenHash);
+
+/// The device of the request: its device cookie's hash, or the one minted
+/// for it by [`device_cookie`].
+pub fn device(headers: &HeaderMap, extensions: &axum::http::Extensions, names: &CookieNames) -> Option<TokenHash> {
+    read(headers, names.device)
+        .and_then(|v| PlainToken::parse(TokenKind::Device, v))
+        .map(|t| t.hash())
+        .or_else(|| extensions.get::<NewDevice>().map(|d| d.0))
+}
+
+/// Gives a browser its device cookie with the first session issued to it
+/// (`signet_app::devices`): a request without one gets a fresh token, whose
+/// hash the handler sees as the request's device, and the response sets it
+/// only when it sets a session cookie, so a visitor who never signs in is
+/// given nothing. Only a POST can issue a session, so only a POST gets a
+/// token.
+pub async fn device_cookie(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let names = state.cookies.clone();
+    let has = read(req.headers(), names.device)
+        .and_then(|v| PlainToken::parse(TokenKind::Device, v))
+        .is_some();
+    // Sessions are only ever issued to a POST.
+    let minted = (!has && req.method() == axum::http::Method::POST).then(|| PlainToken::generate(TokenKind::Device));
+    if let Some(t) = &minted {
+        req.extensions_mut().insert(NewDevice(t.hash()));
+    }
+    let mut resp = next.run(req).await;
+    let Some(token) = minted else { return resp };
+    let session_set = format!("{}=", names.session);
+    let deleted = format!("{}=;", names.session);
+    let issues_session = resp
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.starts_with(&session_set) && !v.starts_with(&deleted));
+    if issues_session {
+        if let Some(v) = names.set(names.device, token.expose_secret(), Some(DEVICE_MAX_AGE)) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
 }
 
 /// Whether the request carries any of our cookies.

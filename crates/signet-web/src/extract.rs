@@ -78,6 +78,7 @@ pub fn client_origin(parts: &Parts, state: &AppState) -> Origin {
     Origin {
         ip: forwarded.or(peer),
         user_agent,
+        device: crate::cookies::device(&parts.headers, &parts.extensions, &state.cookies),
     }
 }
 

@@ -75,6 +75,10 @@ pub fn router(state: AppState) -> Router {
     app.fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            cookies::device_cookie,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             extract::same_origin_guard,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account", get(account))
         .route("/enroll", get(enroll))
         .route("/invite/{token}", get(invite).post(invite_accept))
+        .route("/recover/{token}", get(recover_link).post(recover_link_accept))
         .route("/login/magic/{token}", get(magic).post(magic_confirm))
         .route("/static/signet.css", get(css))
         .route("/static/signet.js", get(js))
@@ -364,6 +365,37 @@ fn signed_in(state: &AppState, issued: &signet_app::sessions::Issued, to: &str) 
 async fn invite_accept(State(state): State<AppState>, Path(token): Path<String>, form: SignInForm) -> PageResult {
     let issued =
         signet_app::invitations::redeem(&state.app, &token, SessionMode::Browser, &form.origin, form.replaces).await?;
+    Ok(signed_in(&state, &issued, "/enroll"))
+}
+
+#[derive(Template)]
+#[template(path = "recover_link.html")]
+struct RecoverLinkPage<'a> {
+    email: &'a str,
+    expires_at: String,
+    expires_human: String,
+    token: &'a str,
+}
+
+/// `GET /recover/{token}`: a help-desk recovery link's page; changes
+/// nothing (mail scanners prefetch links).
+async fn recover_link(State(state): State<AppState>, Path(token): Path<String>) -> PageResult {
+    let preview = signet_app::recovery_links::preview(&state.app, &token).await?;
+    render(&RecoverLinkPage {
+        email: &preview.email,
+        expires_at: preview.expires_at.to_rfc3339(),
+        expires_human: preview.expires_at.to_human(),
+        token: &token,
+    })
+}
+
+/// `POST /recover/{token}`: the page's form. Redeems the link in browser
+/// mode (the recovery completes: every session ends, every channel is
+/// told) and continues to `/enroll` with the recovery session.
+async fn recover_link_accept(State(state): State<AppState>, Path(token): Path<String>, form: SignInForm) -> PageResult {
+    let issued =
+        signet_app::recovery_links::redeem(&state.app, &token, SessionMode::Browser, &form.origin, form.replaces)
+            .await?;
     Ok(signed_in(&state, &issued, "/enroll"))
 }
 

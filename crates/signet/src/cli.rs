@@ -58,6 +58,137 @@ pub enum Command {
     /// Manage OpenID Connect clients (relying parties).
     #[command(subcommand)]
     Client(ClientCmd),
+    /// Help-desk recovery tickets, as the admin API's
+    /// `/api/v1/admin/recovery-tickets`. Acts as the admin token in
+    /// $SIGNET_ADMIN_TOKEN (each token is one person: its ceiling applies,
+    /// and it counts once on a ticket). Never prints a link.
+    #[command(subcommand, name = "recovery-ticket")]
+    RecoveryTicket(TicketCmd),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TicketCmd {
+    /// Open a ticket for a user (email or id). Prints `{"id", "status", "approvals_required", "expires_at"}`.
+    Create {
+        user: String,
+        /// Why the person needs the help desk.
+        #[arg(long)]
+        reason: String,
+        /// What was checked: video_call, id_document, manager_confirmation, ...
+        #[arg(long = "evidence-kind")]
+        evidence_kind: String,
+        /// Where the record of it is (a case or call number; never the evidence itself).
+        #[arg(long = "evidence-reference")]
+        evidence_reference: String,
+    },
+    /// Approve a ticket as one more person. Prints `{"status"}`.
+    Approve { id: String },
+    /// List tickets, newest first. Prints `{"tickets": [...]}`.
+    List {
+        /// Only this user's tickets (email or id).
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+/// The admin token a help-desk command acts as: read from the environment
+/// (never an argument, which other local users could read in the process
+/// list) and authenticated exactly like an API bearer token.
+async fn staff_actor(wired: &Wired) -> anyhow::Result<Actor> {
+    let presented = std::env::var(crate::config::ADMIN_TOKEN_ENV).map_err(|_| {
+        signet_core::Error::invalid(
+            signet_core::ErrorCode::InvalidRequest,
+            "set SIGNET_ADMIN_TOKEN to your own admin token: help-desk commands act as one person",
+        )
+    })?;
+    Ok(signet_app::admin::authenticate(&wired.app, presented.trim()).await?)
+}
+
+async fn ticket_command(wired: &Wired, cmd: TicketCmd, json_mode: bool) -> anyhow::Result<ExitCode> {
+    let app = &wired.app;
+    let actor = staff_actor(wired).await?;
+    let origin = Origin::default();
+    match cmd {
+        TicketCmd::Create {
+            user,
+            reason,
+            evidence_kind,
+            evidence_reference,
+        } => {
+            let u = find_user(wired, &user).await?;
+            let new = signet_app::recovery_tickets::NewTicket {
+                user_id: u.id,
+                reason,
+                evidence_kind,
+                evidence_reference,
+            };
+            let t = signet_app::recovery_tickets::create(app, &actor, &origin, new).await?;
+            deliver_now(wired).await;
+            emit(
+                json_mode,
+                json!({
+                    "id": t.id,
+                    "status": t.status.as_str(),
+                    "approvals_required": t.approvals_required,
+                    "expires_at": t.expires_at.to_rfc3339(),
+                }),
+                || {
+                    format!(
+                        "ticket {} {} (people required: {})",
+                        t.id,
+                        t.status.as_str(),
+                        t.approvals_required
+                    )
+                },
+            );
+        }
+        TicketCmd::Approve { id } => {
+            let id = uuid::Uuid::parse_str(id.trim()).map_err(|_| {
+                signet_core::Error::not_found(signet_core::ErrorCode::TicketNotFound, "no such recovery ticket")
+            })?;
+            let status = signet_app::recovery_tickets::approve(app, &actor, &origin, id).await?;
+            deliver_now(wired).await;
+            emit(json_mode, json!({ "status": status.as_str() }), || {
+                format!("ticket {id} {}", status.as_str())
+            });
+        }
+        TicketCmd::List { user } => {
+            let user = match user {
+                Some(u) => Some(find_user(wired, &u).await?.id),
+                None => None,
+            };
+            let tickets = signet_app::recovery_tickets::list(app, &actor, user).await?;
+            let rows: Vec<Value> = tickets
+                .iter()
+                .map(|(t, people)| signet_app::recovery_tickets::view(t, people))
+                .collect();
+            emit(json_mode, json!({ "tickets": rows }), || {
+                tickets
+                    .iter()
+                    .map(|(t, people)| {
+                        format!(
+                            "{}  user={}  {}  people={}/{}  expires={}",
+                            t.id,
+                            t.user_id,
+                            t.status.as_str(),
+                            people.len(),
+                            t.approvals_required,
+                            t.expires_at.to_rfc3339()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Tries to deliver what a command queued (an approved ticket's link)
+/// right away; if delivery fails it stays queued for `signet serve`.
+async fn deliver_now(wired: &Wired) {
+    let worker = wired.app.courier.worker(wired.delivery.clone(), Default::default());
+    worker.run_once().await;
 }
 
 #[derive(Subcommand, Debug)]
@@ -322,6 +453,7 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
         Command::Serve | Command::Migrate | Command::Policy(PolicyCmd::Check { .. } | PolicyCmd::Init { .. }) => {
             Ok(ExitCode::SUCCESS)
         }
+        Command::RecoveryTicket(cmd) => ticket_command(wired, cmd, json_mode).await,
         Command::Policy(PolicyCmd::Explain { user }) => {
             let u = find_user(wired, &user).await?;
             crate::policy_cli::explain(app, &u, json_mode);

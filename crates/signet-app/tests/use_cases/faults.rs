@@ -323,6 +323,28 @@ impl RecoveryTicketStore for FailingStore {
     async fn ticket_actors(&self, id: Uuid) -> StoreResult<Vec<Uuid>> {
         self.inner.ticket_actors(id).await
     }
+    async fn list_tickets(
+        &self,
+        user: Option<UserId>,
+        limit: u32,
+    ) -> StoreResult<Vec<signet_core::recovery_ticket::RecoveryTicket>> {
+        self.inner.list_tickets(user, limit).await
+    }
+    async fn cooling_off_until(&self, credential: Uuid) -> StoreResult<Option<Timestamp>> {
+        self.inner.cooling_off_until(credential).await
+    }
+}
+
+#[async_trait::async_trait]
+impl signet_core::unit_of_work::DeviceWrites for FailingTx {
+    async fn remember_device(
+        &mut self,
+        user: UserId,
+        device: &signet_core::secret::TokenHash,
+        now: Timestamp,
+    ) -> StoreResult<(bool, u64)> {
+        self.inner.remember_device(user, device, now).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -335,6 +357,9 @@ impl RecoveryTicketWrites for FailingTx {
     }
     async fn approve_ticket(&mut self, ticket: Uuid, now: Timestamp) -> StoreResult<bool> {
         self.inner.approve_ticket(ticket, now).await
+    }
+    async fn start_cooling_off(&mut self, credential: Uuid, user: UserId, until: Timestamp) -> StoreResult<()> {
+        self.inner.start_cooling_off(credential, user, until).await
     }
 }
 

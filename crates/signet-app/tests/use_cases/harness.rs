@@ -274,6 +274,7 @@ pub fn origin() -> Origin {
     Origin {
         ip: Some("203.0.113.7".into()),
         user_agent: Some("use-case tests".into()),
+        device: None,
     }
 }
 

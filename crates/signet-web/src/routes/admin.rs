@@ -261,3 +261,32 @@ pub async fn approve_recovery_ticket(
     let status = signet_app::recovery_tickets::approve(&state.app, &actor, &origin, id).await?;
     Ok(Json(json!({ "status": status.as_str() })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketParams {
+    user_id: Option<String>,
+}
+
+/// `GET /api/v1/admin/recovery-tickets?user_id=`: tickets, newest first
+/// (at most 200), with the admin tokens involved. Never a link.
+pub async fn list_recovery_tickets(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    ApiQuery(p): ApiQuery<TicketParams>,
+) -> ApiResult<Json<Value>> {
+    let user = match p.user_id.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(
+            uuid::Uuid::parse_str(s)
+                .map(UserId)
+                .map_err(|_| signet_core::Error::invalid(ErrorCode::InvalidUserId, "user_id must be a UUID"))?,
+        ),
+        None => None,
+    };
+    let tickets = signet_app::recovery_tickets::list(&state.app, &actor, user).await?;
+    let rows: Vec<Value> = tickets
+        .iter()
+        .map(|(t, people)| signet_app::recovery_tickets::view(t, people))
+        .collect();
+    Ok(Json(json!({ "tickets": rows })))
+}

@@ -15,9 +15,9 @@ use crate::AppState;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedeemBody {
-    token: String,
+    pub token: String,
     #[serde(default)]
-    mode: SessionMode,
+    pub mode: SessionMode,
 }
 
 /// `POST /api/v1/invitations/redeem`
@@ -29,8 +29,14 @@ pub async fn redeem(
 ) -> ApiResult<Response> {
     let replaces = prior.as_ref().map(|a| a.current.session.id);
     let issued = signet_app::invitations::redeem(&state.app, &body.token, body.mode, &origin, replaces).await?;
+    redeemed(&state, &issued).await
+}
+
+/// The answer to a redeemed link (an invitation, a help-desk recovery
+/// link): the new session, as [`session_response`] gives it.
+pub async fn redeemed(state: &AppState, issued: &Issued) -> ApiResult<Response> {
     let user = signet_app::users::get(&state.app, issued.session.user_id).await?;
-    Ok(session_response(&state, &issued, &user, json!({})))
+    Ok(session_response(state, issued, &user, json!({})))
 }
 
 /// The 200 answer that hands out a new session: the token in the body in

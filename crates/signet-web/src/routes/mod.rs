@@ -40,6 +40,7 @@ pub fn api(_state: AppState) -> Router<AppState> {
         .route("/api/v1/login/{flow_id}/{method}/send", post(login::send))
         .route("/api/v1/login/{flow_id}/{method}", post(login::step))
         .route("/api/v1/recovery", post(recovery::start))
+        .route("/api/v1/recovery/redeem", post(recovery::redeem))
         .route("/api/v1/recovery/{flow_id}/{method}/send", post(login::send))
         .route("/api/v1/recovery/{flow_id}/{method}", post(login::step))
         .route("/api/v1/step-up", post(step_up::start).get(step_up::check))
@@ -50,7 +51,10 @@ pub fn api(_state: AppState) -> Router<AppState> {
         .route("/api/v1/admin/users/{id}/disable", post(admin::disable_user))
         .route("/api/v1/admin/users/{id}/enable", post(admin::enable_user))
         .route("/api/v1/admin/users/{id}/invitations", post(admin::invite_user))
-        .route("/api/v1/admin/recovery-tickets", post(admin::create_recovery_ticket))
+        .route(
+            "/api/v1/admin/recovery-tickets",
+            post(admin::create_recovery_ticket).get(admin::list_recovery_tickets),
+        )
         .route(
             "/api/v1/admin/recovery-tickets/{id}/approve",
             post(admin::approve_recovery_ticket),

@@ -37,6 +37,9 @@ pub const ENV_PREFIX: &str = "SIGNET_";
 pub const CONFIG_PATH_ENV: &str = "SIGNET_CONFIG";
 /// Variables with this prefix belong to the test suite and are ignored.
 pub const TEST_ENV_PREFIX: &str = "SIGNET_TEST_";
+/// The admin token a help-desk CLI command acts as (`signet
+/// recovery-ticket`); a credential, not a setting.
+pub const ADMIN_TOKEN_ENV: &str = "SIGNET_ADMIN_TOKEN";
 
 /// Every setting, as a dotted key (`table.key`). [`env_var_name`] gives the
 /// variable that overrides it.
@@ -147,7 +150,7 @@ fn unknown_env_hint(suggestion: &Option<String>) -> String {
         Some(s) => format!(" (did you mean {s}? nested keys use a double underscore)"),
         None => format!(
             " (the {ENV_PREFIX} prefix is reserved for the settings in docs/configuration.md, \
-             {CONFIG_PATH_ENV} and {TEST_ENV_PREFIX}*)"
+             {CONFIG_PATH_ENV}, {ADMIN_TOKEN_ENV} and {TEST_ENV_PREFIX}*)"
         ),
     }
 }
@@ -187,7 +190,7 @@ pub(super) struct RawFile {
 }
 
 pub(super) fn is_exempt(var: &str) -> bool {
-    var == CONFIG_PATH_ENV || var.starts_with(TEST_ENV_PREFIX)
+    var == CONFIG_PATH_ENV || var == ADMIN_TOKEN_ENV || var.starts_with(TEST_ENV_PREFIX)
 }
 
 /// Keeps the `SIGNET_*` entries, keyed by dotted key. Sorted so that the

@@ -80,7 +80,9 @@ use url::Url;
 pub use database::{Database, DEFAULT_DATABASE_URL, DEFAULT_MAX_CONNECTIONS, MAX_CONNECTIONS_RANGE};
 pub use email::{Email, DEFAULT_EMAIL_FROM};
 pub use limits::{Limits, DEFAULT_LIMITS, LIMITS_IN_FLIGHT_RANGE, LIMITS_MAX_CONNECTIONS_RANGE, REQUEST_TIMEOUT_RANGE};
-pub use loader::{env_var_name, ConfigError, Origin, CONFIG_PATH_ENV, ENV_PREFIX, KEYS, TEST_ENV_PREFIX};
+pub use loader::{
+    env_var_name, ConfigError, Origin, ADMIN_TOKEN_ENV, CONFIG_PATH_ENV, ENV_PREFIX, KEYS, TEST_ENV_PREFIX,
+};
 pub use log::{Log, LogFormat, DEFAULT_LOG_LEVEL};
 pub use login::{CODE_TTL_RANGE, SENDS_RANGE, SEND_WINDOW_RANGE};
 pub use metrics::MIN_METRICS_TOKEN_LEN;

@@ -9,6 +9,11 @@ use reqwest::{Method, StatusCode};
 use crate::support::{redeem_api, TestServer};
 
 pub async fn signet(srv: &TestServer, args: &[&str]) -> Output {
+    signet_with_env(srv, args, None).await
+}
+
+/// [`signet`] with one more environment variable.
+pub async fn signet_with_env(srv: &TestServer, args: &[&str], extra: Option<(String, String)>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_signet"));
     cmd.args(args)
         .env_clear()
@@ -18,6 +23,9 @@ pub async fn signet(srv: &TestServer, args: &[&str]) -> Output {
         .envs(srv.sealing_env.iter().cloned());
     if let Some(smtp) = &srv.smtp {
         cmd.env("SIGNET_EMAIL__SMTP_URL", smtp.url());
+    }
+    if let Some((k, v)) = extra {
+        cmd.env(k, v);
     }
     cmd.output().await.unwrap()
 }

@@ -17,6 +17,7 @@ mod disk_full;
 mod email_login;
 mod fallback;
 mod faults;
+mod helpdesk;
 mod invitations;
 mod login;
 mod notices;

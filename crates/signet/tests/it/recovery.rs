@@ -187,7 +187,11 @@ async fn an_aal2_account_recovers_with_a_recovery_code_and_email_but_never_with_
         "the recovery session ends once it has bound a credential"
     );
 
-    // The new passkey signs in.
+    // The new passkey signs in: at aal1 during the tier's 24 h cooling-off,
+    // in full after it.
+    let after = sign_in(&srv, &mut new, Some("ada@example.com")).await;
+    assert_eq!(after["session"]["aal"], "aal1");
+    srv.clock.advance(std::time::Duration::from_secs(24 * 3600 + 1));
     let after = sign_in(&srv, &mut new, Some("ada@example.com")).await;
     assert_eq!(after["session"]["aal"], "aal2");
     srv.stop().await;
@@ -517,7 +521,7 @@ default = "low"
 roles = { admin = "privileged", staff = "standard" }
 "#;
 
-async fn ticket_server() -> TestServer {
+pub(crate) async fn ticket_server() -> TestServer {
     TestServer::start_with(Options {
         policy: Some(TICKET_POLICY.to_owned()),
         ..Default::default()
@@ -525,7 +529,7 @@ async fn ticket_server() -> TestServer {
     .await
 }
 
-async fn user_with_role(srv: &TestServer, admin: &str, email: &str, role: &str) -> String {
+pub(crate) async fn user_with_role(srv: &TestServer, admin: &str, email: &str, role: &str) -> String {
     let (s, body) = srv
         .call(
             Method::POST,
@@ -550,7 +554,7 @@ fn assert_no_secret(bodies: &[Value]) {
     }
 }
 
-async fn open_ticket(srv: &TestServer, admin: &str, user: &str) -> (StatusCode, Value) {
+pub(crate) async fn open_ticket(srv: &TestServer, admin: &str, user: &str) -> (StatusCode, Value) {
     srv.call(
         Method::POST,
         "/api/v1/admin/recovery-tickets",
@@ -564,7 +568,7 @@ async fn open_ticket(srv: &TestServer, admin: &str, user: &str) -> (StatusCode, 
     .await
 }
 
-async fn approve(srv: &TestServer, admin: &str, ticket: &str) -> (StatusCode, Value) {
+pub(crate) async fn approve(srv: &TestServer, admin: &str, ticket: &str) -> (StatusCode, Value) {
     srv.call(
         Method::POST,
         &format!("/api/v1/admin/recovery-tickets/{ticket}/approve"),
