@@ -253,6 +253,7 @@ pub trait OidcGrantWrites: Send {
         id: Uuid,
         client_id: &str,
         user_id: Uuid,
+        session_id: Uuid,
         grant: &str,
         expires_at: Timestamp,
     ) -> StoreResult<()>;
@@ -274,6 +275,20 @@ pub trait OidcGrantWrites: Send {
     /// Revokes every code and refresh token of a user (signed out
     /// everywhere). Returns the refresh tokens revoked.
     async fn revoke_oidc_user(&mut self, user: UserId, now: Timestamp) -> StoreResult<u64>;
+    /// The family and client of the refresh token with this hash, rotated
+    /// out or not, without changing it (revocation, RFC 7009).
+    async fn oidc_refresh_owner(&mut self, hash: &TokenHash) -> StoreResult<Option<(Uuid, String)>>;
+    /// Claims, with one conditional write, the redeemed codes of `user`
+    /// (of `session` only, when given) whose relying parties have not yet
+    /// been told of the end of their session, and returns each distinct
+    /// `(client_id, session_id)` pair once. A code is claimed once, so a
+    /// session's end is announced to a client at most once.
+    async fn claim_oidc_logouts(
+        &mut self,
+        user: UserId,
+        session: Option<Uuid>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(String, Uuid)>>;
 }
 
 /// A refresh token to store.

@@ -65,18 +65,20 @@ impl OidcGrantWrites for SqlTx {
         id: Uuid,
         client_id: &str,
         user_id: Uuid,
+        session_id: Uuid,
         grant: &str,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
         in_tx!(self, |c| {
             sqlx::query(
-                "INSERT INTO oidc_codes (code_hash, id, client_id, user_id, grant_data, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO oidc_codes (code_hash, id, client_id, user_id, session_id, grant_data, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(hash.as_bytes().to_vec())
             .bind(id.to_string())
             .bind(client_id)
             .bind(user_id.to_string())
+            .bind(session_id.to_string())
             .bind(grant)
             .bind(expires_at.as_millis())
             .execute(&mut *c)
@@ -226,5 +228,59 @@ impl OidcGrantWrites for SqlTx {
                 .map_err(backend)?
                 .rows_affected()
         })
+    }
+
+    async fn oidc_refresh_owner(&mut self, hash: &TokenHash) -> StoreResult<Option<(Uuid, String)>> {
+        let row: Option<(String, String)> = in_tx!(self, |c| {
+            sqlx::query_as("SELECT family_id, client_id FROM oidc_refresh_tokens WHERE token_hash = $1")
+                .bind(hash.as_bytes().to_vec())
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(backend)?
+        })?;
+        row.map(|(family, client_id)| Ok((uuid(&family)?, client_id)))
+            .transpose()
+    }
+
+    async fn claim_oidc_logouts(
+        &mut self,
+        user: UserId,
+        session: Option<Uuid>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(String, Uuid)>> {
+        let rows: Vec<(String, Option<String>)> = in_tx!(self, |c| {
+            match session {
+                Some(session) => sqlx::query_as(
+                    "UPDATE oidc_codes SET logged_out_at = $3 WHERE user_id = $1 AND session_id = $2 \
+                     AND redeemed_at IS NOT NULL AND logged_out_at IS NULL RETURNING client_id, session_id",
+                )
+                .bind(user.0.to_string())
+                .bind(session.to_string())
+                .bind(now.as_millis())
+                .fetch_all(&mut *c)
+                .await
+                .map_err(backend)?,
+                None => sqlx::query_as(
+                    "UPDATE oidc_codes SET logged_out_at = $2 WHERE user_id = $1 \
+                     AND redeemed_at IS NOT NULL AND logged_out_at IS NULL RETURNING client_id, session_id",
+                )
+                .bind(user.0.to_string())
+                .bind(now.as_millis())
+                .fetch_all(&mut *c)
+                .await
+                .map_err(backend)?,
+            }
+        })?;
+        let mut out: Vec<(String, Uuid)> = Vec::new();
+        for (client_id, session_id) in rows {
+            // Codes issued before sessions were recorded name none.
+            let Some(session_id) = session_id else { continue };
+            let pair = (client_id, uuid(&session_id)?);
+            if !out.contains(&pair) {
+                out.push(pair);
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 }

@@ -1713,10 +1713,11 @@ macro_rules! conformance {
 async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s: Arc<SqlStore>) {
     use signet_core::unit_of_work::{CodeRedemption, NewRefreshToken, RefreshRotation};
     let user = Uuid::new_v4();
+    let session = Uuid::new_v4();
     let code = TokenHash::of(b"code");
     let code_id = Uuid::new_v4();
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&code, code_id, "app", user, "{}", at(60))
+    tx.insert_oidc_code(&code, code_id, "app", user, session, "{}", at(60))
         .await
         .unwrap();
     let rt = TokenHash::of(b"refresh");
@@ -1757,13 +1758,19 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
         CodeRedemption::Unknown
     );
     assert_eq!(tx.oidc_code_standing(Uuid::new_v4()).await.unwrap(), None);
+    assert_eq!(
+        tx.oidc_refresh_owner(&rt).await.unwrap(),
+        Some((code_id, "app".to_owned())),
+        "a rotated-out token still names its family"
+    );
+    assert_eq!(tx.oidc_refresh_owner(&TokenHash::of(b"nope")).await.unwrap(), None);
     tx.commit().await.unwrap();
 
     // A user's grants are revoked together.
     let other = TokenHash::of(b"other code");
     let other_id = Uuid::new_v4();
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&other, other_id, "app", user, "{}", at(60))
+    tx.insert_oidc_code(&other, other_id, "app", user, session, "{}", at(60))
         .await
         .unwrap();
     assert_eq!(
@@ -1773,6 +1780,41 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     );
     assert_eq!(tx.oidc_code_standing(other_id).await.unwrap(), Some(false));
     tx.commit().await.unwrap();
+
+    // Back-channel logout: only redeemed codes, of the session asked, each
+    // announced once.
+    let mut tx = s.begin().await.unwrap();
+    let second_session = Uuid::new_v4();
+    for (n, (client, sid)) in [("app", second_session), ("wiki", second_session), ("wiki", session)]
+        .into_iter()
+        .enumerate()
+    {
+        let h = TokenHash::of(format!("logout code {n}").as_bytes());
+        tx.insert_oidc_code(&h, Uuid::new_v4(), client, user, sid, "{}", at(60))
+            .await
+            .unwrap();
+        tx.redeem_oidc_code(&h, at(6)).await.unwrap();
+    }
+    assert_eq!(
+        tx.claim_oidc_logouts(UserId(user), Some(second_session), at(7))
+            .await
+            .unwrap(),
+        vec![("app".to_owned(), second_session), ("wiki".to_owned(), second_session)]
+    );
+    assert_eq!(
+        tx.claim_oidc_logouts(UserId(user), Some(second_session), at(8))
+            .await
+            .unwrap(),
+        vec![],
+        "announced once"
+    );
+    assert_eq!(
+        tx.claim_oidc_logouts(UserId(user), None, at(9)).await.unwrap(),
+        vec![("app".to_owned(), session), ("wiki".to_owned(), session)],
+        "the first code (redeemed) and the wiki's; the unredeemed `other` code is not"
+    );
+    assert_eq!(tx.claim_oidc_logouts(UserId(user), None, at(10)).await.unwrap(), vec![]);
+    tx.commit().await.unwrap();
 }
 
 // Concurrent redemptions of one code: exactly one winner.
@@ -1780,9 +1822,17 @@ async fn concurrent_code_redemptions_have_one_winner(s: Arc<SqlStore>) {
     use signet_core::unit_of_work::CodeRedemption;
     let code = TokenHash::of(b"contended code");
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&code, Uuid::new_v4(), "app", Uuid::new_v4(), "{}", at(60))
-        .await
-        .unwrap();
+    tx.insert_oidc_code(
+        &code,
+        Uuid::new_v4(),
+        "app",
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        "{}",
+        at(60),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let tasks = (0..20)
         .map(|_| {

@@ -7,7 +7,9 @@
 //! used (RFC 8176 style names from the methods), `sid` the session (for
 //! logout). Profile claims follow the granted scopes (§5.4): `email`
 //! gives `email` and `email_verified`, `profile` gives `name` when the
-//! account has one.
+//! account has one, `groups` gives `groups`: the account's roles (the
+//! same names the policy file's `[assignment] roles` maps to tiers;
+//! Signet has no separate notion of groups).
 //!
 //! `email_verified` is `true`: an account's address is where its
 //! invitation link was sent and where email codes and links arrive, so
@@ -35,6 +37,9 @@ pub fn profile(user: &User, scope: &[String]) -> Map<String, Value> {
         if let Some(name) = &user.name {
             out.insert("name".into(), name.clone().into());
         }
+    }
+    if scope.iter().any(|s| s == "groups") {
+        out.insert("groups".into(), json!(user.roles));
     }
     out
 }

@@ -89,6 +89,7 @@ pub async fn issue(
         Uuid::new_v4(),
         &client.client_id,
         s.user_id.0,
+        s.id.0,
         &body,
         expires_at,
     )

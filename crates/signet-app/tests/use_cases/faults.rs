@@ -527,11 +527,12 @@ impl OidcGrantWrites for FailingTx {
         id: Uuid,
         client_id: &str,
         user_id: Uuid,
+        session_id: Uuid,
         grant: &str,
         expires_at: Timestamp,
     ) -> StoreResult<()> {
         self.inner
-            .insert_oidc_code(hash, id, client_id, user_id, grant, expires_at)
+            .insert_oidc_code(hash, id, client_id, user_id, session_id, grant, expires_at)
             .await
     }
     async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption> {
@@ -551,5 +552,16 @@ impl OidcGrantWrites for FailingTx {
     }
     async fn revoke_oidc_user(&mut self, user: UserId, now: Timestamp) -> StoreResult<u64> {
         self.inner.revoke_oidc_user(user, now).await
+    }
+    async fn oidc_refresh_owner(&mut self, hash: &TokenHash) -> StoreResult<Option<(Uuid, String)>> {
+        self.inner.oidc_refresh_owner(hash).await
+    }
+    async fn claim_oidc_logouts(
+        &mut self,
+        user: UserId,
+        session: Option<Uuid>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(String, Uuid)>> {
+        self.inner.claim_oidc_logouts(user, session, now).await
     }
 }

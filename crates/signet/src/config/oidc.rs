@@ -41,6 +41,8 @@ struct RawClient {
     access_token_ttl: Option<String>,
     refresh_token_ttl: Option<String>,
     backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    backchannel_logout_session_required: bool,
     min_aal: Option<String>,
     #[serde(default)]
     phishing_resistant: bool,
@@ -98,6 +100,7 @@ pub(super) fn build(raw: RawOidc, src: &Sources) -> Result<Vec<ConfiguredClient>
             access_token_ttl_secs: ttl(&c.access_token_ttl, defaults.access_token_ttl_secs)?,
             refresh_token_ttl_secs: ttl(&c.refresh_token_ttl, defaults.refresh_token_ttl_secs)?,
             backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: c.backchannel_logout_session_required,
             assurance: ClientAssurance {
                 min_aal: match &c.min_aal {
                     Some(a) => {
