@@ -21,6 +21,7 @@ mod invitations;
 mod login;
 mod notices;
 mod oidc;
+mod oidc_logout;
 mod otp;
 mod passkeys;
 mod recovery;

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::cli::signet;
 use crate::support::{Options, TestServer};
 
-async fn get_json(srv: &TestServer, path: &str) -> (reqwest::header::HeaderMap, Value) {
+pub(crate) async fn get_json(srv: &TestServer, path: &str) -> (reqwest::header::HeaderMap, Value) {
     let r = srv.http.get(srv.url(path)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{path}");
     let headers = r.headers().clone();
@@ -20,7 +20,7 @@ async fn get_json(srv: &TestServer, path: &str) -> (reqwest::header::HeaderMap, 
 }
 
 /// Registers a client with the CLI and returns `(client_id, client_secret?)`.
-async fn client_add(srv: &TestServer, args: &[&str]) -> (String, Option<String>) {
+pub(crate) async fn client_add(srv: &TestServer, args: &[&str]) -> (String, Option<String>) {
     let mut all = vec!["client", "add"];
     all.extend_from_slice(args);
     all.push("--json");
@@ -33,7 +33,7 @@ async fn client_add(srv: &TestServer, args: &[&str]) -> (String, Option<String>)
     )
 }
 
-async fn token_request(
+pub(crate) async fn token_request(
     srv: &TestServer,
     basic: Option<(&str, &str)>,
     form: &[(&str, &str)],
@@ -49,7 +49,7 @@ async fn token_request(
 }
 
 /// Verifies an ES256 JWS against the JWK Set and returns its header and claims.
-fn verify_es256(jws: &str, jwks: &Value) -> (Value, Value) {
+pub(crate) fn verify_es256(jws: &str, jwks: &Value) -> (Value, Value) {
     let parts: Vec<&str> = jws.split('.').collect();
     assert_eq!(parts.len(), 3, "a JWS compact serialisation");
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
@@ -623,10 +623,13 @@ async fn admins_create_list_show_and_delete_clients_and_secrets_never_show_again
 // The authorization code flow, named after the OIDF Basic OP modules.
 // ---------------------------------------------------------------------------
 
-const RP_REDIRECT: &str = "https://rp.example.com/cb";
+pub(crate) const RP_REDIRECT: &str = "https://rp.example.com/cb";
 
 /// A user with a passkey, signed in with it (api mode): `(user_id, session_token)`.
-async fn passkey_user(srv: &TestServer, email: &str) -> (String, String, crate::passkeys::soft::SoftAuthenticator) {
+pub(crate) async fn passkey_user(
+    srv: &TestServer,
+    email: &str,
+) -> (String, String, crate::passkeys::soft::SoftAuthenticator) {
     let (id, enrollment) = crate::passkeys::invited(srv, email).await;
     let mut auth = crate::passkeys::authenticator(srv);
     crate::passkeys::enroll(srv, &enrollment, &mut auth, None).await;
@@ -635,7 +638,7 @@ async fn passkey_user(srv: &TestServer, email: &str) -> (String, String, crate::
 }
 
 /// A PKCE pair `(verifier, S256 challenge)`.
-fn pkce_pair() -> (String, String) {
+pub(crate) fn pkce_pair() -> (String, String) {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
     let verifier = URL_SAFE_NO_PAD.encode(bytes);
@@ -648,7 +651,11 @@ fn pkce_pair() -> (String, String) {
 
 /// `GET /oauth2/authorize?params`, with the session as a bearer token if
 /// given. Returns the status and the `Location` header.
-async fn authorize(srv: &TestServer, session: Option<&str>, params: &[(&str, &str)]) -> (StatusCode, Option<url::Url>) {
+pub(crate) async fn authorize(
+    srv: &TestServer,
+    session: Option<&str>,
+    params: &[(&str, &str)],
+) -> (StatusCode, Option<url::Url>) {
     let mut req = srv.http.get(srv.url("/oauth2/authorize")).query(params);
     if let Some(s) = session {
         req = req.bearer_auth(s);
@@ -663,16 +670,16 @@ async fn authorize(srv: &TestServer, session: Option<&str>, params: &[(&str, &st
 }
 
 /// A `Location` header as an absolute URL.
-fn absolute(srv: &TestServer, location: &str) -> url::Url {
+pub(crate) fn absolute(srv: &TestServer, location: &str) -> url::Url {
     url::Url::parse(&srv.base).unwrap().join(location).unwrap()
 }
 
-fn query_of(url: &url::Url, key: &str) -> Option<String> {
+pub(crate) fn query_of(url: &url::Url, key: &str) -> Option<String> {
     url.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
 /// Authorizes with a session and returns the code.
-async fn code_for(srv: &TestServer, session: &str, client_id: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) async fn code_for(srv: &TestServer, session: &str, client_id: &str, extra: &[(&str, &str)]) -> String {
     let mut params = vec![
         ("response_type", "code"),
         ("client_id", client_id),
@@ -688,7 +695,12 @@ async fn code_for(srv: &TestServer, session: &str, client_id: &str, extra: &[(&s
     query_of(&loc, "code").unwrap_or_else(|| panic!("a code in {loc}"))
 }
 
-async fn redeem(srv: &TestServer, client: (&str, &str), code: &str, verifier: Option<&str>) -> (StatusCode, Value) {
+pub(crate) async fn redeem(
+    srv: &TestServer,
+    client: (&str, &str),
+    code: &str,
+    verifier: Option<&str>,
+) -> (StatusCode, Value) {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -1216,7 +1228,7 @@ async fn acr_values_and_the_client_floor_combine() {
 
 /// A confidential client allowed `offline_access` and the refresh grant,
 /// created through the admin API: `(client_id, secret)`.
-async fn offline_client(srv: &TestServer, admin: &str) -> (String, String) {
+pub(crate) async fn offline_client(srv: &TestServer, admin: &str) -> (String, String) {
     let (s, body) = srv
         .call(
             Method::POST,
@@ -1237,7 +1249,12 @@ async fn offline_client(srv: &TestServer, admin: &str) -> (String, String) {
     )
 }
 
-async fn refresh(srv: &TestServer, client: (&str, &str), token: &str, scope: Option<&str>) -> (StatusCode, Value) {
+pub(crate) async fn refresh(
+    srv: &TestServer,
+    client: (&str, &str),
+    token: &str,
+    scope: Option<&str>,
+) -> (StatusCode, Value) {
     let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
     if let Some(s) = scope {
         form.push(("scope", s));
@@ -1246,7 +1263,7 @@ async fn refresh(srv: &TestServer, client: (&str, &str), token: &str, scope: Opt
     (s, body)
 }
 
-async fn userinfo_status(srv: &TestServer, at: &str) -> StatusCode {
+pub(crate) async fn userinfo_status(srv: &TestServer, at: &str) -> StatusCode {
     srv.http
         .get(srv.url("/oauth2/userinfo"))
         .bearer_auth(at)
@@ -1256,7 +1273,7 @@ async fn userinfo_status(srv: &TestServer, at: &str) -> StatusCode {
         .status()
 }
 
-fn claims_of(jws: &str) -> Value {
+pub(crate) fn claims_of(jws: &str) -> Value {
     let payload = jws.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
