@@ -144,6 +144,10 @@ pub(crate) async fn establish_in(
     let issued = mint(app, &grant);
     if let Some(old) = replaces {
         tx.delete_session(old).await?;
+        // A new sign-in of the same person continues the relying parties'
+        // sessions (back-channel logout follows it); another person's
+        // grants stay with the session that was replaced.
+        tx.move_oidc_session(grant.user.id, old.0, issued.session.id.0).await?;
     }
     tx.insert_session(&issued.session).await?;
     app.audit().append(tx, &established(&grant, &issued, event)).await?;

@@ -279,9 +279,10 @@ pub trait OidcGrantWrites: Send {
     /// out or not, without changing it (revocation, RFC 7009).
     async fn oidc_refresh_owner(&mut self, hash: &TokenHash) -> StoreResult<Option<(Uuid, String)>>;
     /// Claims, with one conditional write, the redeemed codes of `user`
-    /// (of `session` only, when given) whose relying parties have not yet
-    /// been told of the end of their session, and returns each distinct
-    /// `(client_id, session_id)` pair once. A code is claimed once, so a
+    /// (riding on `session` only, when given) whose relying parties have not
+    /// yet been told of the end of their session, and returns each distinct
+    /// `(client_id, sid)` pair once, `sid` being the session named in the
+    /// code's ID token. A code is claimed once, so a
     /// session's end is announced to a client at most once.
     async fn claim_oidc_logouts(
         &mut self,
@@ -289,6 +290,10 @@ pub trait OidcGrantWrites: Send {
         session: Option<Uuid>,
         now: Timestamp,
     ) -> StoreResult<Vec<(String, Uuid)>>;
+    /// The session `from` of `user` was replaced by `to` (a step-up, a new
+    /// sign-in): the codes riding on it now ride on `to`, keeping their
+    /// `sid`. Returns how many moved.
+    async fn move_oidc_session(&mut self, user: UserId, from: Uuid, to: Uuid) -> StoreResult<u64>;
 }
 
 /// A refresh token to store.

@@ -71,8 +71,8 @@ impl OidcGrantWrites for SqlTx {
     ) -> StoreResult<()> {
         in_tx!(self, |c| {
             sqlx::query(
-                "INSERT INTO oidc_codes (code_hash, id, client_id, user_id, session_id, grant_data, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO oidc_codes (code_hash, id, client_id, user_id, sid, session_id, grant_data, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
             )
             .bind(hash.as_bytes().to_vec())
             .bind(id.to_string())
@@ -252,7 +252,7 @@ impl OidcGrantWrites for SqlTx {
             match session {
                 Some(session) => sqlx::query_as(
                     "UPDATE oidc_codes SET logged_out_at = $3 WHERE user_id = $1 AND session_id = $2 \
-                     AND redeemed_at IS NOT NULL AND logged_out_at IS NULL RETURNING client_id, session_id",
+                     AND redeemed_at IS NOT NULL AND logged_out_at IS NULL RETURNING client_id, sid",
                 )
                 .bind(user.0.to_string())
                 .bind(session.to_string())
@@ -262,7 +262,7 @@ impl OidcGrantWrites for SqlTx {
                 .map_err(backend)?,
                 None => sqlx::query_as(
                     "UPDATE oidc_codes SET logged_out_at = $2 WHERE user_id = $1 \
-                     AND redeemed_at IS NOT NULL AND logged_out_at IS NULL RETURNING client_id, session_id",
+                     AND redeemed_at IS NOT NULL AND logged_out_at IS NULL RETURNING client_id, sid",
                 )
                 .bind(user.0.to_string())
                 .bind(now.as_millis())
@@ -272,15 +272,28 @@ impl OidcGrantWrites for SqlTx {
             }
         })?;
         let mut out: Vec<(String, Uuid)> = Vec::new();
-        for (client_id, session_id) in rows {
+        for (client_id, sid) in rows {
             // Codes issued before sessions were recorded name none.
-            let Some(session_id) = session_id else { continue };
-            let pair = (client_id, uuid(&session_id)?);
+            let Some(sid) = sid else { continue };
+            let pair = (client_id, uuid(&sid)?);
             if !out.contains(&pair) {
                 out.push(pair);
             }
         }
         out.sort();
         Ok(out)
+    }
+
+    async fn move_oidc_session(&mut self, user: UserId, from: Uuid, to: Uuid) -> StoreResult<u64> {
+        in_tx!(self, |c| {
+            sqlx::query("UPDATE oidc_codes SET session_id = $3 WHERE user_id = $1 AND session_id = $2")
+                .bind(user.0.to_string())
+                .bind(from.to_string())
+                .bind(to.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+        })
     }
 }

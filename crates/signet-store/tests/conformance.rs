@@ -1814,7 +1814,70 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
         "the first code (redeemed) and the wiki's; the unredeemed `other` code is not"
     );
     assert_eq!(tx.claim_oidc_logouts(UserId(user), None, at(10)).await.unwrap(), vec![]);
+
+    // A step-up replaces the session: the code follows it, keeping its sid.
+    let (before, after) = (Uuid::new_v4(), Uuid::new_v4());
+    let h = TokenHash::of(b"stepped-up code");
+    tx.insert_oidc_code(&h, Uuid::new_v4(), "app", user, before, "{}", at(60))
+        .await
+        .unwrap();
+    tx.redeem_oidc_code(&h, at(11)).await.unwrap();
+    assert_eq!(
+        tx.move_oidc_session(UserId(Uuid::new_v4()), before, after)
+            .await
+            .unwrap(),
+        0,
+        "another user's"
+    );
+    assert_eq!(tx.move_oidc_session(UserId(user), before, after).await.unwrap(), 1);
+    assert_eq!(
+        tx.claim_oidc_logouts(UserId(user), Some(before), at(12)).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        tx.claim_oidc_logouts(UserId(user), Some(after), at(12)).await.unwrap(),
+        vec![("app".to_owned(), before)]
+    );
     tx.commit().await.unwrap();
+}
+
+// Concurrent ends of the same sessions (a sign-out racing an admin's
+// disable): each code's end is announced by exactly one of them.
+async fn concurrent_logout_claims_announce_each_code_once(s: Arc<SqlStore>) {
+    let user = Uuid::new_v4();
+    let mut tx = s.begin().await.unwrap();
+    for n in 0..5 {
+        let h = TokenHash::of(format!("claimed code {n}").as_bytes());
+        tx.insert_oidc_code(
+            &h,
+            Uuid::new_v4(),
+            &format!("app{n}"),
+            user,
+            Uuid::new_v4(),
+            "{}",
+            at(60),
+        )
+        .await
+        .unwrap();
+        tx.redeem_oidc_code(&h, at(1)).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let tasks = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut tx = s.begin().await.unwrap();
+                let claimed = tx.claim_oidc_logouts(UserId(user), None, at(2)).await.unwrap();
+                tx.commit().await.unwrap();
+                claimed.len()
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 5);
 }
 
 // Concurrent redemptions of one code: exactly one winner.
@@ -1891,4 +1954,5 @@ conformance!(
     oidc_clients_round_trip_and_config_never_takes_over_another_source,
     oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family,
     concurrent_code_redemptions_have_one_winner,
+    concurrent_logout_claims_announce_each_code_once,
 );

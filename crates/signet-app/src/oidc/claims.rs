@@ -91,3 +91,32 @@ pub fn access_token(app: &App, client: &OidcClient, grant: &CodeGrant, grant_id:
         "sid": grant.session_id.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signet_core::clock::Timestamp;
+    use signet_core::user::{NewUser, UserId};
+
+    fn scope(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn groups_are_the_roles_and_only_with_the_groups_scope() {
+        let roles = vec!["admin".to_owned(), "finance".to_owned()];
+        let user = NewUser::parse("ada@example.com", None, Some("Ada"), &roles)
+            .unwrap()
+            .into_user(UserId::default(), Timestamp::from_millis(0));
+        let with = profile(&user, &scope("openid groups"));
+        assert_eq!(with.get("groups"), Some(&json!(["admin", "finance"])));
+        assert!(with.get("email").is_none() && with.get("name").is_none());
+        let without = profile(&user, &scope("openid email profile"));
+        assert!(without.get("groups").is_none());
+        assert_eq!(without.get("name"), Some(&json!("Ada")));
+        let none = NewUser::parse("bob@example.com", None, None, &[])
+            .unwrap()
+            .into_user(UserId::default(), Timestamp::from_millis(0));
+        assert_eq!(profile(&none, &scope("openid groups")).get("groups"), Some(&json!([])));
+    }
+}

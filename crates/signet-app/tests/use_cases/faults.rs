@@ -564,4 +564,7 @@ impl OidcGrantWrites for FailingTx {
     ) -> StoreResult<Vec<(String, Uuid)>> {
         self.inner.claim_oidc_logouts(user, session, now).await
     }
+    async fn move_oidc_session(&mut self, user: UserId, from: Uuid, to: Uuid) -> StoreResult<u64> {
+        self.inner.move_oidc_session(user, from, to).await
+    }
 }
