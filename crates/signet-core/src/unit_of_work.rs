@@ -247,16 +247,7 @@ pub trait OidcGrantWrites: Send {
     /// Forgets a stored request (it was answered).
     async fn delete_oidc_request(&mut self, id: Uuid) -> StoreResult<()>;
     /// Stores a new code, by its hash only.
-    async fn insert_oidc_code(
-        &mut self,
-        hash: &TokenHash,
-        id: Uuid,
-        client_id: &str,
-        user_id: Uuid,
-        session_id: Uuid,
-        grant: &str,
-        expires_at: Timestamp,
-    ) -> StoreResult<()>;
+    async fn insert_oidc_code(&mut self, code: &NewCode<'_>) -> StoreResult<()>;
     /// Redeems a code with one conditional write; a second redemption
     /// revokes the code instead.
     async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption>;
@@ -294,6 +285,20 @@ pub trait OidcGrantWrites: Send {
     /// sign-in): the codes riding on it now ride on `to`, keeping their
     /// `sid`. Returns how many moved.
     async fn move_oidc_session(&mut self, user: UserId, from: Uuid, to: Uuid) -> StoreResult<u64>;
+}
+
+/// An authorization code to store (by its hash only).
+#[derive(Clone, Debug)]
+pub struct NewCode<'a> {
+    pub hash: &'a TokenHash,
+    pub id: Uuid,
+    pub client_id: &'a str,
+    pub user_id: Uuid,
+    /// The session it was issued for: the ID token's `sid`.
+    pub session_id: Uuid,
+    /// What the code stands for, as one JSON document.
+    pub grant: &'a str,
+    pub expires_at: Timestamp,
 }
 
 /// A refresh token to store.

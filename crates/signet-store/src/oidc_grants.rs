@@ -7,7 +7,7 @@
 use signet_core::clock::Timestamp;
 use signet_core::secret::TokenHash;
 use signet_core::store::StoreResult;
-use signet_core::unit_of_work::{CodeRedemption, NewRefreshToken, OidcGrantWrites, RefreshRotation};
+use signet_core::unit_of_work::{CodeRedemption, NewCode, NewRefreshToken, OidcGrantWrites, RefreshRotation};
 use signet_core::user::UserId;
 use uuid::Uuid;
 
@@ -59,28 +59,19 @@ impl OidcGrantWrites for SqlTx {
         })
     }
 
-    async fn insert_oidc_code(
-        &mut self,
-        hash: &TokenHash,
-        id: Uuid,
-        client_id: &str,
-        user_id: Uuid,
-        session_id: Uuid,
-        grant: &str,
-        expires_at: Timestamp,
-    ) -> StoreResult<()> {
+    async fn insert_oidc_code(&mut self, code: &NewCode<'_>) -> StoreResult<()> {
         in_tx!(self, |c| {
             sqlx::query(
                 "INSERT INTO oidc_codes (code_hash, id, client_id, user_id, sid, session_id, grant_data, expires_at) \
                  VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
             )
-            .bind(hash.as_bytes().to_vec())
-            .bind(id.to_string())
-            .bind(client_id)
-            .bind(user_id.to_string())
-            .bind(session_id.to_string())
-            .bind(grant)
-            .bind(expires_at.as_millis())
+            .bind(code.hash.as_bytes().to_vec())
+            .bind(code.id.to_string())
+            .bind(code.client_id)
+            .bind(code.user_id.to_string())
+            .bind(code.session_id.to_string())
+            .bind(code.grant)
+            .bind(code.expires_at.as_millis())
             .execute(&mut *c)
             .await
             .map_err(backend)?;

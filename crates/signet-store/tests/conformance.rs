@@ -18,7 +18,7 @@ use signet_core::outbox::{Channel, DeliveryStatus, Lease, Message, EXPIRED_ERROR
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 use signet_core::session::{Aal, Session, SessionId, SessionMode, SessionScope};
 use signet_core::store::*;
-use signet_core::unit_of_work::{Tx, UnitOfWork};
+use signet_core::unit_of_work::{NewCode, Tx, UnitOfWork};
 use signet_core::user::{NewUser, User, UserId, UserStatus};
 use signet_store::scratch::ScratchDb;
 use signet_store::SqlStore;
@@ -1717,9 +1717,17 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     let code = TokenHash::of(b"code");
     let code_id = Uuid::new_v4();
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&code, code_id, "app", user, session, "{}", at(60))
-        .await
-        .unwrap();
+    tx.insert_oidc_code(&NewCode {
+        hash: &code,
+        id: code_id,
+        client_id: "app",
+        user_id: user,
+        session_id: session,
+        grant: "{}",
+        expires_at: at(60),
+    })
+    .await
+    .unwrap();
     let rt = TokenHash::of(b"refresh");
     tx.insert_oidc_refresh(&NewRefreshToken {
         hash: &rt,
@@ -1770,9 +1778,17 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     let other = TokenHash::of(b"other code");
     let other_id = Uuid::new_v4();
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&other, other_id, "app", user, session, "{}", at(60))
-        .await
-        .unwrap();
+    tx.insert_oidc_code(&NewCode {
+        hash: &other,
+        id: other_id,
+        client_id: "app",
+        user_id: user,
+        session_id: session,
+        grant: "{}",
+        expires_at: at(60),
+    })
+    .await
+    .unwrap();
     assert_eq!(
         tx.revoke_oidc_user(UserId(user), at(5)).await.unwrap(),
         1,
@@ -1790,9 +1806,17 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
         .enumerate()
     {
         let h = TokenHash::of(format!("logout code {n}").as_bytes());
-        tx.insert_oidc_code(&h, Uuid::new_v4(), client, user, sid, "{}", at(60))
-            .await
-            .unwrap();
+        tx.insert_oidc_code(&NewCode {
+            hash: &h,
+            id: Uuid::new_v4(),
+            client_id: client,
+            user_id: user,
+            session_id: sid,
+            grant: "{}",
+            expires_at: at(60),
+        })
+        .await
+        .unwrap();
         tx.redeem_oidc_code(&h, at(6)).await.unwrap();
     }
     assert_eq!(
@@ -1818,9 +1842,17 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     // A step-up replaces the session: the code follows it, keeping its sid.
     let (before, after) = (Uuid::new_v4(), Uuid::new_v4());
     let h = TokenHash::of(b"stepped-up code");
-    tx.insert_oidc_code(&h, Uuid::new_v4(), "app", user, before, "{}", at(60))
-        .await
-        .unwrap();
+    tx.insert_oidc_code(&NewCode {
+        hash: &h,
+        id: Uuid::new_v4(),
+        client_id: "app",
+        user_id: user,
+        session_id: before,
+        grant: "{}",
+        expires_at: at(60),
+    })
+    .await
+    .unwrap();
     tx.redeem_oidc_code(&h, at(11)).await.unwrap();
     assert_eq!(
         tx.move_oidc_session(UserId(Uuid::new_v4()), before, after)
@@ -1848,15 +1880,15 @@ async fn concurrent_logout_claims_announce_each_code_once(s: Arc<SqlStore>) {
     let mut tx = s.begin().await.unwrap();
     for n in 0..5 {
         let h = TokenHash::of(format!("claimed code {n}").as_bytes());
-        tx.insert_oidc_code(
-            &h,
-            Uuid::new_v4(),
-            &format!("app{n}"),
-            user,
-            Uuid::new_v4(),
-            "{}",
-            at(60),
-        )
+        tx.insert_oidc_code(&NewCode {
+            hash: &h,
+            id: Uuid::new_v4(),
+            client_id: &format!("app{n}"),
+            user_id: user,
+            session_id: Uuid::new_v4(),
+            grant: "{}",
+            expires_at: at(60),
+        })
         .await
         .unwrap();
         tx.redeem_oidc_code(&h, at(1)).await.unwrap();
@@ -1885,15 +1917,15 @@ async fn concurrent_code_redemptions_have_one_winner(s: Arc<SqlStore>) {
     use signet_core::unit_of_work::CodeRedemption;
     let code = TokenHash::of(b"contended code");
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(
-        &code,
-        Uuid::new_v4(),
-        "app",
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        "{}",
-        at(60),
-    )
+    tx.insert_oidc_code(&NewCode {
+        hash: &code,
+        id: Uuid::new_v4(),
+        client_id: "app",
+        user_id: Uuid::new_v4(),
+        session_id: Uuid::new_v4(),
+        grant: "{}",
+        expires_at: at(60),
+    })
     .await
     .unwrap();
     tx.commit().await.unwrap();

@@ -521,19 +521,8 @@ impl OidcGrantWrites for FailingTx {
     async fn delete_oidc_request(&mut self, id: Uuid) -> StoreResult<()> {
         self.inner.delete_oidc_request(id).await
     }
-    async fn insert_oidc_code(
-        &mut self,
-        hash: &TokenHash,
-        id: Uuid,
-        client_id: &str,
-        user_id: Uuid,
-        session_id: Uuid,
-        grant: &str,
-        expires_at: Timestamp,
-    ) -> StoreResult<()> {
-        self.inner
-            .insert_oidc_code(hash, id, client_id, user_id, session_id, grant, expires_at)
-            .await
+    async fn insert_oidc_code(&mut self, code: &signet_core::unit_of_work::NewCode<'_>) -> StoreResult<()> {
+        self.inner.insert_oidc_code(code).await
     }
     async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption> {
         self.inner.redeem_oidc_code(hash, now).await
