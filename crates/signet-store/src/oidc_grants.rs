@@ -169,18 +169,8 @@ impl OidcGrantWrites for SqlTx {
                 revoked: revoked_at.is_some(),
             });
         }
-        let seen: Option<(String, String)> = in_tx!(self, |c| {
-            sqlx::query_as("SELECT family_id, client_id FROM oidc_refresh_tokens WHERE token_hash = $1")
-                .bind(hash.as_bytes().to_vec())
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(backend)?
-        })?;
-        Ok(match seen {
-            Some((family, client_id)) => RefreshRotation::Reused {
-                family: uuid(&family)?,
-                client_id,
-            },
+        Ok(match self.oidc_refresh_owner(hash).await? {
+            Some((family, client_id)) => RefreshRotation::Reused { family, client_id },
             None => RefreshRotation::Unknown,
         })
     }

@@ -120,16 +120,28 @@ struct Checked {
     redirect: Option<String>,
 }
 
-/// The end-session endpoint. `cookieless` says the request may not have
-/// carried the session cookie even if the browser has one (a cross-site
-/// `POST`: cookies are `SameSite=Lax`), so not seeing a session proves
-/// nothing and the person is asked instead.
+/// Where a logout request arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// The end-session endpoint. `cookieless`: the request may not have
+    /// carried the session cookie even if the browser has one (a
+    /// cross-site `POST`: cookies are `SameSite=Lax`), so not seeing a
+    /// session proves nothing and the person is asked instead.
+    EndSession { cookieless: bool },
+    /// The confirmation page's form (the caller checked it came from
+    /// Signet's own origin): the person asked to sign out.
+    Confirmation,
+}
+
+/// Handles an end-session request or its confirmation: signs the session
+/// out when the request may (a valid hint for the signed-in user, or the
+/// person's confirmation), asks otherwise, and says where to go next.
 pub async fn end_session(
     app: &App,
     origin: &Origin,
     request: std::result::Result<LogoutRequest, String>,
     current: Option<&Current>,
-    cookieless: bool,
+    via: Via,
 ) -> Result<LogoutAnswer> {
     let request = match request {
         Ok(r) => r,
@@ -139,36 +151,12 @@ pub async fn end_session(
         Ok(c) => c,
         Err(page) => return Ok(page),
     };
-    match current {
-        Some(current) if checked.hint_sub.as_deref() == Some(current.user.id.to_string().as_str()) => {
-            sign_out(app, origin, current, &checked).await
-        }
-        Some(_) => Ok(confirm_page(checked, request)),
-        None if cookieless => Ok(confirm_page(checked, request)),
-        None => Ok(done(checked)),
-    }
-}
-
-/// The confirmation page's form (the caller checked it came from Signet's
-/// own origin): signs the session out, if there is one, then answers as
-/// the end-session endpoint would have.
-pub async fn confirm(
-    app: &App,
-    origin: &Origin,
-    request: std::result::Result<LogoutRequest, String>,
-    current: Option<&Current>,
-) -> Result<LogoutAnswer> {
-    let request = match request {
-        Ok(r) => r,
-        Err(why) => return Ok(LogoutAnswer::ErrorPage(why)),
-    };
-    let checked = match check(app, origin, &request).await? {
-        Ok(c) => c,
-        Err(page) => return Ok(page),
-    };
-    match current {
-        Some(current) => sign_out(app, origin, current, &checked).await,
-        None => Ok(done(checked)),
+    let hinted = |c: &Current| checked.hint_sub.as_deref() == Some(c.user.id.to_string().as_str());
+    match (current, via) {
+        (Some(current), Via::Confirmation) => sign_out(app, origin, current, &checked).await,
+        (Some(current), _) if hinted(current) => sign_out(app, origin, current, &checked).await,
+        (Some(_), _) | (None, Via::EndSession { cookieless: true }) => Ok(confirm_page(checked, request)),
+        (None, _) => Ok(done(checked)),
     }
 }
 

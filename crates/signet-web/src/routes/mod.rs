@@ -82,7 +82,7 @@ pub fn api(_state: AppState) -> Router<AppState> {
         .route(signet_app::oidc::discovery::REVOCATION_PATH, post(oidc::revoke))
         .route(
             signet_app::oidc::logout::END_SESSION_PATH,
-            get(oidc_logout::end_session_get).post(oidc_logout::end_session_post),
+            get(oidc_logout::end_session).post(oidc_logout::end_session),
         )
         .route(signet_app::oidc::logout::CONFIRM_PATH, post(oidc_logout::confirm))
 }

@@ -10,10 +10,10 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Redirect, Response};
 use signet_app::oidc::authorize::Params;
-use signet_app::oidc::logout::{self, LogoutAnswer, LogoutRequest};
+use signet_app::oidc::logout::{self, LogoutAnswer, LogoutRequest, Via};
 use signet_core::{Error, ErrorCode};
 
 use crate::extract::{is_same_origin, Client, MaybeAuth};
@@ -42,31 +42,24 @@ fn request_of(raw: &[u8]) -> Result<LogoutRequest, String> {
     LogoutRequest::from_params(Params::new(url::form_urlencoded::parse(raw).into_owned().collect()))
 }
 
-/// `GET /oauth2/logout`: the parameters in the query.
-pub async fn end_session_get(
+/// `GET /oauth2/logout` (the parameters in the query) and `POST` (a form).
+/// A cross-site `POST` carries no `SameSite=Lax` cookie, so not seeing a
+/// session there proves nothing: the person is asked.
+pub async fn end_session(
     State(state): State<AppState>,
     Client(origin): Client,
     MaybeAuth(auth): MaybeAuth,
+    method: Method,
     RawQuery(query): RawQuery,
-) -> Response {
-    let request = request_of(query.unwrap_or_default().as_bytes());
-    let current = auth.as_ref().map(|a| &a.current);
-    let answer = logout::end_session(&state.app, &origin, request, current, false).await;
-    respond(&state, answer, auth.is_some())
-}
-
-/// `POST /oauth2/logout`: the parameters as a form. A cross-site `POST`
-/// carries no `SameSite=Lax` cookie, so not seeing a session here proves
-/// nothing: the person is asked.
-pub async fn end_session_post(
-    State(state): State<AppState>,
-    Client(origin): Client,
-    MaybeAuth(auth): MaybeAuth,
     body: Bytes,
 ) -> Response {
-    let request = request_of(&body);
+    let cookieless = method == Method::POST;
+    let request = match cookieless {
+        true => request_of(&body),
+        false => request_of(query.unwrap_or_default().as_bytes()),
+    };
     let current = auth.as_ref().map(|a| &a.current);
-    let answer = logout::end_session(&state.app, &origin, request, current, true).await;
+    let answer = logout::end_session(&state.app, &origin, request, current, Via::EndSession { cookieless }).await;
     respond(&state, answer, auth.is_some())
 }
 
@@ -86,7 +79,7 @@ pub async fn confirm(
         return no_store(PageError(refused).into_response());
     }
     let current = auth.as_ref().map(|a| &a.current);
-    let answer = logout::confirm(&state.app, &origin, request_of(&body), current).await;
+    let answer = logout::end_session(&state.app, &origin, request_of(&body), current, Via::Confirmation).await;
     respond(&state, answer, auth.is_some())
 }
 

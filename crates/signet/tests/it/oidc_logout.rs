@@ -21,28 +21,25 @@ use crate::support::TestServer;
 
 const BYE: &str = "https://rp.example.com/bye";
 
-async fn revoke(srv: &TestServer, client: (&str, &str), token: &str) -> (StatusCode, String) {
-    let r = srv
-        .http
-        .post(srv.url("/oauth2/revoke"))
+/// POSTs `token` to an endpoint of the client (revocation, introspection).
+async fn token_form(srv: &TestServer, path: &str, client: (&str, &str), token: &str) -> reqwest::Response {
+    srv.http
+        .post(srv.url(path))
         .basic_auth(client.0, Some(client.1))
         .form(&[("token", token)])
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn revoke(srv: &TestServer, client: (&str, &str), token: &str) -> (StatusCode, String) {
+    let r = token_form(srv, "/oauth2/revoke", client, token).await;
     assert_eq!(r.headers()[reqwest::header::CACHE_CONTROL], "no-store");
     (r.status(), r.text().await.unwrap())
 }
 
 async fn introspect(srv: &TestServer, client: (&str, &str), token: &str) -> Value {
-    let r = srv
-        .http
-        .post(srv.url("/oauth2/introspect"))
-        .basic_auth(client.0, Some(client.1))
-        .form(&[("token", token)])
-        .send()
-        .await
-        .unwrap();
+    let r = token_form(srv, "/oauth2/introspect", client, token).await;
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.unwrap()
 }
