@@ -285,6 +285,10 @@ pub trait OidcGrantWrites: Send {
     /// sign-in): the codes riding on it now ride on `to`, keeping their
     /// `sid`. Returns how many moved.
     async fn move_oidc_session(&mut self, user: UserId, from: Uuid, to: Uuid) -> StoreResult<u64>;
+    /// The client with this `client_id`, read inside the unit of work (a
+    /// unit that ends sessions reads who to notify without a second
+    /// connection, which a single-connection store does not have).
+    async fn oidc_client_in_tx(&mut self, client_id: &str) -> StoreResult<Option<crate::oidc_client::OidcClient>>;
 }
 
 /// An authorization code to store (by its hash only).

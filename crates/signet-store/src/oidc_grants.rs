@@ -5,6 +5,7 @@
 //! RFC 9700 §4.5: single use).
 
 use signet_core::clock::Timestamp;
+use signet_core::oidc_client::OidcClient;
 use signet_core::secret::TokenHash;
 use signet_core::store::StoreResult;
 use signet_core::unit_of_work::{CodeRedemption, NewCode, NewRefreshToken, OidcGrantWrites, RefreshRotation};
@@ -12,6 +13,7 @@ use signet_core::user::UserId;
 use uuid::Uuid;
 
 use crate::backend;
+use crate::oidc_clients::{oidc_client_columns, ClientRow};
 use crate::rows::uuid;
 use crate::tx::{in_tx, SqlTx};
 
@@ -276,5 +278,20 @@ impl OidcGrantWrites for SqlTx {
                 .map_err(backend)?
                 .rows_affected()
         })
+    }
+
+    async fn oidc_client_in_tx(&mut self, client_id: &str) -> StoreResult<Option<OidcClient>> {
+        let row: Option<ClientRow> = in_tx!(self, |c| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                oidc_client_columns!(),
+                " FROM oidc_clients WHERE client_id = $1"
+            ))
+            .bind(client_id)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(backend)?
+        })?;
+        row.map(OidcClient::try_from).transpose()
     }
 }

@@ -303,21 +303,12 @@ fn with_state(uri: &str, state: Option<&str>) -> Option<String> {
 /// client and session. Returns how many were queued; the caller wakes the
 /// courier after its commit.
 pub async fn notify_in(app: &App, tx: &mut dyn Transaction, user: UserId, session: Option<SessionId>) -> Result<usize> {
-    let listening: Vec<OidcClient> = app
-        .store
-        .list_oidc_clients()
-        .await?
-        .into_iter()
-        .filter(|c| c.settings.backchannel_logout_uri.is_some())
-        .collect();
-    if listening.is_empty() {
-        return Ok(0);
-    }
     let now = app.clock.now();
     let targets = tx.claim_oidc_logouts(user, session.map(|s| s.0), now).await?;
     let mut told: Vec<Value> = Vec::new();
     for (client_id, sid) in targets {
-        let Some(client) = listening.iter().find(|c| c.client_id == client_id) else {
+        // A client deleted since, or one that registered no URI, is not told.
+        let Some(client) = tx.oidc_client_in_tx(&client_id).await? else {
             continue;
         };
         let Some(uri) = &client.settings.backchannel_logout_uri else {

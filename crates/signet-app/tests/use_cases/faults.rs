@@ -556,4 +556,10 @@ impl OidcGrantWrites for FailingTx {
     async fn move_oidc_session(&mut self, user: UserId, from: Uuid, to: Uuid) -> StoreResult<u64> {
         self.inner.move_oidc_session(user, from, to).await
     }
+    async fn oidc_client_in_tx(
+        &mut self,
+        client_id: &str,
+    ) -> StoreResult<Option<signet_core::oidc_client::OidcClient>> {
+        self.inner.oidc_client_in_tx(client_id).await
+    }
 }
