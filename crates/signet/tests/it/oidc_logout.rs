@@ -492,3 +492,39 @@ async fn ending_a_session_from_the_account_page_and_disabling_the_user_tell_the_
     assert_eq!(rp.received.lock().unwrap().len(), 2);
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn after_a_step_up_the_relying_party_is_told_with_the_sid_it_knows() {
+    let srv = crate::login::engine_server().await;
+    let admin = srv.admin_token().await;
+    let rp = RelyingParty::start(0).await;
+    let token = crate::step_up::signed_in(&srv, "ada@example.com").await;
+    let (id, secret) = logout_client(&srv, &admin, Some(&rp.url)).await;
+    let sid = sid_of(
+        tokens(&srv, &token, (&id, &secret), "openid").await["id_token"]
+            .as_str()
+            .unwrap(),
+    );
+
+    // The step-up replaces the session (a new id); the grant follows it.
+    srv.clock.advance(Duration::from_secs(10 * 60));
+    let (_, flow) = crate::step_up::step_up(&srv, &token, None).await;
+    let (s, done) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/login/{flow}/passkey"),
+            Some(&token),
+            Some(json!({ "code": "right" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    let raised = done["session_token"].as_str().unwrap();
+    assert_ne!(json!(done["session"]["id"]), sid, "a new session id");
+    assert!(rp.received.lock().unwrap().is_empty(), "a step-up is no logout");
+
+    let (s, _) = srv.call(Method::DELETE, "/api/v1/session", Some(raised), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let got = rp.wait_for(1).await;
+    assert_eq!(verified_logout_token(&srv, &got[0], &id).await["sid"], sid);
+    srv.stop().await;
+}
