@@ -138,6 +138,9 @@ mod tests {
 client_id = "wiki"
 client_secret = "0123456789abcdef0123456789abcdef"
 redirect_uris = ["https://wiki.example.com/cb"]
+post_logout_redirect_uris = ["https://wiki.example.com/bye"]
+backchannel_logout_uri = "https://wiki.example.com/backchannel"
+backchannel_logout_session_required = true
 min_aal = "aal2"
 access_token_ttl = "2m"
 
@@ -151,6 +154,16 @@ redirect_uris = ["http://127.0.0.1:7777/cb"]
         assert_eq!(config.oidc_clients.len(), 2);
         let wiki = &config.oidc_clients[0];
         assert_eq!(wiki.settings.access_token_ttl_secs, 120);
+        assert_eq!(
+            wiki.settings.post_logout_redirect_uris,
+            ["https://wiki.example.com/bye"]
+        );
+        assert_eq!(
+            wiki.settings.backchannel_logout_uri.as_deref(),
+            Some("https://wiki.example.com/backchannel")
+        );
+        assert!(wiki.settings.backchannel_logout_session_required);
+        assert!(!config.oidc_clients[1].settings.backchannel_logout_session_required);
         assert_eq!(wiki.settings.assurance.min_aal, Some(signet_core::session::Aal::Aal2));
         assert!(config.oidc_clients[1].secret.is_none());
     }
