@@ -117,5 +117,7 @@ pub async fn confirm(app: &App, presented: &str, origin: &Origin) -> Result<()> 
         .details(json!({ "reason": "not_me", "sessions_ended": ended }));
     app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;
+    // Back-channel logout tokens may have been queued with the sessions' end.
+    app.courier.wake();
     Ok(())
 }

@@ -144,6 +144,10 @@ pub(crate) async fn establish_in(
     let issued = mint(app, &grant);
     if let Some(old) = replaces {
         tx.delete_session(old).await?;
+        // A new sign-in of the same person continues the relying parties'
+        // sessions (back-channel logout follows it); another person's
+        // grants stay with the session that was replaced.
+        tx.move_oidc_session(grant.user.id, old.0, issued.session.id.0).await?;
     }
     tx.insert_session(&issued.session).await?;
     app.audit().append(tx, &established(&grant, &issued, event)).await?;
@@ -207,14 +211,37 @@ pub async fn authenticate(app: &App, presented: &str) -> Result<Current> {
 
 /// Ends the given session (logout).
 pub async fn end(app: &App, current: &Current, origin: &Origin) -> Result<()> {
+    end_with(app, current, origin, "logout", None).await
+}
+
+/// Ends the given session, recording why (`reason`) and, for an
+/// RP-initiated logout, which client asked. The relying parties holding a
+/// grant of the session get a back-channel logout token, queued in the
+/// same unit of work ([`crate::oidc::logout::notify_in`]).
+pub async fn end_with(
+    app: &App,
+    current: &Current,
+    origin: &Origin,
+    reason: &str,
+    client_id: Option<String>,
+) -> Result<()> {
     let mut tx = app.store.begin().await?;
     tx.delete_session(current.session.id).await?;
+    let notices = crate::oidc::logout::notify_in(app, &mut *tx, current.user.id, Some(current.session.id)).await?;
+    let mut details = json!({ "session_id": current.session.id.0, "reason": reason });
+    if let (Some(client_id), Some(obj)) = (client_id, details.as_object_mut()) {
+        obj.insert("client_id".into(), client_id.into());
+    }
     let record = AuditEvent::new(EventType::SessionEnded, Actor::User(current.user.id), Outcome::Success)
         .user(current.user.id)
         .from_origin(origin)
-        .details(json!({ "session_id": current.session.id.0, "reason": "logout" }));
+        .details(details);
     app.audit().append(&mut *tx, &record).await?;
-    Ok(tx.commit().await?)
+    tx.commit().await?;
+    if notices > 0 {
+        app.courier.wake();
+    }
+    Ok(())
 }
 
 /// Ends one of the caller's own sessions by id.
@@ -224,12 +251,17 @@ pub async fn end_own(app: &App, current: &Current, origin: &Origin, id: SessionI
         // Someone else's session id is indistinguishable from a missing one.
         return Err(Error::not_found(ErrorCode::SessionNotFound, "no such session"));
     }
+    let notices = crate::oidc::logout::notify_in(app, &mut *tx, current.user.id, Some(id)).await?;
     let record = AuditEvent::new(EventType::SessionEnded, Actor::User(current.user.id), Outcome::Success)
         .user(current.user.id)
         .from_origin(origin)
         .details(json!({ "session_id": id.0, "reason": "ended_by_user" }));
     app.audit().append(&mut *tx, &record).await?;
-    Ok(tx.commit().await?)
+    tx.commit().await?;
+    if notices > 0 {
+        app.courier.wake();
+    }
+    Ok(())
 }
 
 pub async fn list_own(app: &App, user: UserId) -> Result<Vec<Session>> {
@@ -323,10 +355,15 @@ impl<'a> SessionSummary<'a> {
 /// call it, so that whatever else depends on a session (OpenID Connect
 /// refresh tokens, back-channel logout notices) is revoked with it, in the
 /// same commit as the change that caused it.
+///
+/// Back-channel logout tokens for the relying parties holding a grant of
+/// any of the sessions are queued in `tx`; the courier's worker finds them
+/// on its next poll (callers may also wake it after their commit).
 pub async fn end_everywhere(app: &App, tx: &mut dyn Transaction, user: UserId) -> Result<u64> {
     // OpenID Connect: every refresh token and every access token issued
-    // from the user's codes stops working in the same commit (the relying
-    // parties' own sessions are theirs; back-channel logout is not built).
+    // from the user's codes stops working in the same commit, and every
+    // relying party that holds a session of the user is told to end it.
+    crate::oidc::logout::notify_in(app, &mut *tx, user, None).await?;
     tx.revoke_oidc_user(user, app.clock.now()).await?;
     Ok(tx.delete_user_sessions(user).await?)
 }

@@ -188,6 +188,9 @@ pub(crate) async fn raise(
         return Err(Error::Unauthenticated);
     }
     tx.insert_session(&issued.session).await?;
+    // The relying parties' sessions ride on the raised session now, under
+    // the `sid` their ID tokens carry (back-channel logout).
+    tx.move_oidc_session(user, old.id.0, issued.session.id.0).await?;
     app.audit().append(tx, &record).await?;
     Ok(issued)
 }

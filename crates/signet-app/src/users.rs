@@ -72,5 +72,7 @@ pub async fn set_status(app: &App, actor: &Actor, origin: &Origin, id: UserId, s
     }
     app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;
+    // Back-channel logout tokens may have been queued with the sessions' end.
+    app.courier.wake();
     get(app, id).await
 }

@@ -72,6 +72,15 @@ pub enum EventType {
     OidcAuthorizationRefused,
     OidcCodeReused,
     OidcRefreshReused,
+    /// A client revoked a token (RFC 7009), or asked to revoke one that was
+    /// not its own or not known.
+    OidcTokenRevoked,
+    /// RP-initiated logout ended a session (OpenID Connect RP-Initiated
+    /// Logout 1.0), or refused a request (unregistered redirect URI).
+    OidcLogout,
+    /// Back-channel logout tokens were queued for the clients holding a
+    /// grant of sessions that ended (OpenID Connect Back-Channel Logout 1.0).
+    OidcBackchannelLogoutQueued,
     /// A help-desk recovery ticket was opened.
     RecoveryTicketCreated,
     /// An admin approved a help-desk recovery ticket.
@@ -124,6 +133,9 @@ impl EventType {
         EventType::OidcAuthorizationRefused,
         EventType::OidcCodeReused,
         EventType::OidcRefreshReused,
+        EventType::OidcTokenRevoked,
+        EventType::OidcLogout,
+        EventType::OidcBackchannelLogoutQueued,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -169,6 +181,9 @@ impl EventType {
             EventType::OidcAuthorizationRefused => "oidc.authorization_refused",
             EventType::OidcCodeReused => "oidc.code_reused",
             EventType::OidcRefreshReused => "oidc.refresh_reused",
+            EventType::OidcTokenRevoked => "oidc.token_revoked",
+            EventType::OidcLogout => "oidc.logout",
+            EventType::OidcBackchannelLogoutQueued => "oidc.backchannel_logout_queued",
         }
     }
 

@@ -107,6 +107,10 @@ pub struct ClientSettings {
     pub refresh_token_ttl_secs: u64,
     /// Where back-channel logout tokens are POSTed, if anywhere.
     pub backchannel_logout_uri: Option<String>,
+    /// The client needs the `sid` claim in logout tokens (Back-Channel
+    /// Logout 1.0 §2.2). Signet always sends it, so this is recorded as
+    /// registered and shown back.
+    pub backchannel_logout_session_required: bool,
     pub assurance: ClientAssurance,
 }
 
@@ -131,6 +135,7 @@ impl Default for ClientSettings {
             access_token_ttl_secs: DEFAULT_ACCESS_TOKEN_TTL_SECS,
             refresh_token_ttl_secs: DEFAULT_REFRESH_TOKEN_TTL_SECS,
             backchannel_logout_uri: None,
+            backchannel_logout_session_required: false,
             assurance: ClientAssurance::default(),
         }
     }
@@ -165,5 +170,11 @@ impl OidcClient {
     /// added query string is a different URI.
     pub fn has_redirect_uri(&self, uri: &str) -> bool {
         self.settings.redirect_uris.iter().any(|r| r == uri)
+    }
+
+    /// The same exact comparison for RP-initiated logout's
+    /// `post_logout_redirect_uri` (RP-Initiated Logout 1.0 §3.1).
+    pub fn has_post_logout_redirect_uri(&self, uri: &str) -> bool {
+        self.settings.post_logout_redirect_uris.iter().any(|r| r == uri)
     }
 }

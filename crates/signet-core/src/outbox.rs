@@ -19,6 +19,12 @@ use crate::clock::Timestamp;
 pub enum Channel {
     Email,
     Sms,
+    /// An OpenID Connect back-channel logout token (Back-Channel Logout 1.0
+    /// §2.5): the recipient is the client's `backchannel_logout_uri`, the
+    /// text body the signed logout token, POSTed as the form field
+    /// `logout_token`. It always leaves Signet, dev outbox or not: the
+    /// relying party is real.
+    BackchannelLogout,
 }
 
 impl Channel {
@@ -26,6 +32,7 @@ impl Channel {
         match self {
             Channel::Email => "email",
             Channel::Sms => "sms",
+            Channel::BackchannelLogout => "backchannel_logout",
         }
     }
 
@@ -33,6 +40,7 @@ impl Channel {
         match s {
             "email" => Some(Channel::Email),
             "sms" => Some(Channel::Sms),
+            "backchannel_logout" => Some(Channel::BackchannelLogout),
             _ => None,
         }
     }

@@ -266,15 +266,7 @@ pub trait OidcGrantWrites: Send {
     /// Forgets a stored request (it was answered).
     async fn delete_oidc_request(&mut self, id: Uuid) -> StoreResult<()>;
     /// Stores a new code, by its hash only.
-    async fn insert_oidc_code(
-        &mut self,
-        hash: &TokenHash,
-        id: Uuid,
-        client_id: &str,
-        user_id: Uuid,
-        grant: &str,
-        expires_at: Timestamp,
-    ) -> StoreResult<()>;
+    async fn insert_oidc_code(&mut self, code: &NewCode<'_>) -> StoreResult<()>;
     /// Redeems a code with one conditional write; a second redemption
     /// revokes the code instead.
     async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption>;
@@ -293,6 +285,43 @@ pub trait OidcGrantWrites: Send {
     /// Revokes every code and refresh token of a user (signed out
     /// everywhere). Returns the refresh tokens revoked.
     async fn revoke_oidc_user(&mut self, user: UserId, now: Timestamp) -> StoreResult<u64>;
+    /// The family and client of the refresh token with this hash, rotated
+    /// out or not, without changing it (revocation, RFC 7009).
+    async fn oidc_refresh_owner(&mut self, hash: &TokenHash) -> StoreResult<Option<(Uuid, String)>>;
+    /// Claims, with one conditional write, the redeemed codes of `user`
+    /// (riding on `session` only, when given) whose relying parties have not
+    /// yet been told of the end of their session, and returns each distinct
+    /// `(client_id, sid)` pair once, `sid` being the session named in the
+    /// code's ID token. A code is claimed once, so a
+    /// session's end is announced to a client at most once.
+    async fn claim_oidc_logouts(
+        &mut self,
+        user: UserId,
+        session: Option<Uuid>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(String, Uuid)>>;
+    /// The session `from` of `user` was replaced by `to` (a step-up, a new
+    /// sign-in): the codes riding on it now ride on `to`, keeping their
+    /// `sid`. Returns how many moved.
+    async fn move_oidc_session(&mut self, user: UserId, from: Uuid, to: Uuid) -> StoreResult<u64>;
+    /// The client with this `client_id`, read inside the unit of work (a
+    /// unit that ends sessions reads who to notify without a second
+    /// connection, which a single-connection store does not have).
+    async fn oidc_client_in_tx(&mut self, client_id: &str) -> StoreResult<Option<crate::oidc_client::OidcClient>>;
+}
+
+/// An authorization code to store (by its hash only).
+#[derive(Clone, Debug)]
+pub struct NewCode<'a> {
+    pub hash: &'a TokenHash,
+    pub id: Uuid,
+    pub client_id: &'a str,
+    pub user_id: Uuid,
+    /// The session it was issued for: the ID token's `sid`.
+    pub session_id: Uuid,
+    /// What the code stands for, as one JSON document.
+    pub grant: &'a str,
+    pub expires_at: Timestamp,
 }
 
 /// A refresh token to store.

@@ -211,6 +211,12 @@ pub enum DeliveryError {
     TwilioStatus(u16),
     #[error("delivery did not finish within {0:?}")]
     Timeout(Duration),
+    #[error("back-channel logout request failed: {0}")]
+    Logout(#[source] reqwest::Error),
+    #[error("back-channel logout URI answered HTTP {0}")]
+    LogoutStatus(u16),
+    #[error("the back-channel logout URI is not a valid http(s) URL")]
+    LogoutUri,
 }
 
 impl DeliveryError {
@@ -221,7 +227,7 @@ impl DeliveryError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            DeliveryError::Scrubbed | DeliveryError::Recipient(_) | DeliveryError::Build(_)
+            DeliveryError::Scrubbed | DeliveryError::Recipient(_) | DeliveryError::Build(_) | DeliveryError::LogoutUri
         )
     }
 }
@@ -545,6 +551,53 @@ impl TwilioTransport {
     }
 }
 
+/// How long a relying party's back-channel logout URI may take to answer.
+const LOGOUT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Delivers OpenID Connect back-channel logout tokens (Back-Channel Logout
+/// 1.0 §2.5): `POST` to the client's `backchannel_logout_uri`, form field
+/// `logout_token`; a 2xx means the relying party took it (§2.8), anything
+/// else is retried with the outbox's backoff. Redirects are not followed
+/// (the token goes where the client registered, nowhere else). It needs no
+/// configuration, so it exists in every deployment, dev outbox included.
+#[derive(Clone, Debug, Default)]
+pub struct LogoutTransport {
+    client: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
+}
+
+impl LogoutTransport {
+    fn client(&self) -> Result<&reqwest::Client, DeliveryError> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let built = reqwest::Client::builder()
+            .timeout(LOGOUT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(DeliveryError::Logout)?;
+        Ok(self.client.get_or_init(|| built))
+    }
+
+    /// POSTs `logout_token=token` to `uri`.
+    pub async fn send(&self, uri: &str, token: &str) -> Result<(), DeliveryError> {
+        let url = check_webhook_url(uri).map_err(|_| DeliveryError::LogoutUri)?;
+        let response = self
+            .client()?
+            .post(url)
+            .header(reqwest::header::CACHE_CONTROL, "no-store")
+            .form(&[("logout_token", token)])
+            .send()
+            .await
+            .map_err(|e| DeliveryError::Logout(e.without_url()))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(DeliveryError::LogoutStatus(status.as_u16()))
+        }
+    }
+}
+
 /// How SMS leave: a webhook or Twilio.
 #[derive(Clone, Debug)]
 pub enum SmsSender {
@@ -582,6 +635,7 @@ impl Outcome {
 pub struct Delivery {
     email: Option<EmailTransport>,
     sms: Option<SmsSender>,
+    logout: LogoutTransport,
 }
 
 impl Delivery {
@@ -589,6 +643,7 @@ impl Delivery {
         Delivery {
             email,
             sms: sms.map(SmsSender::Webhook),
+            logout: LogoutTransport::default(),
         }
     }
 
@@ -615,7 +670,11 @@ impl Delivery {
             .map(SmsTransport::new)
             .transpose()?
             .map(SmsSender::Webhook);
-        Ok(Delivery { email, sms })
+        Ok(Delivery {
+            email,
+            sms,
+            logout: LogoutTransport::default(),
+        })
     }
 
     /// Whether messages on `channel` really leave Signet (otherwise they stay
@@ -624,6 +683,7 @@ impl Delivery {
         match channel {
             Channel::Email => self.email.is_some(),
             Channel::Sms => self.sms.is_some(),
+            Channel::BackchannelLogout => true,
         }
     }
 
@@ -645,6 +705,10 @@ impl Delivery {
                 };
                 let text = message.text_body.as_deref().ok_or(DeliveryError::Scrubbed)?;
                 sms.send(&message.recipient, text).await?;
+            }
+            Channel::BackchannelLogout => {
+                let token = message.text_body.as_deref().ok_or(DeliveryError::Scrubbed)?;
+                self.logout.send(&message.recipient, token).await?;
             }
         }
         Ok(Outcome::Delivered)

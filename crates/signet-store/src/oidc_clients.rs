@@ -17,9 +17,10 @@ macro_rules! oidc_client_columns {
         "id, client_id, name, secret_hash, settings, source, created_at, updated_at"
     };
 }
+pub(crate) use oidc_client_columns;
 
 #[derive(sqlx::FromRow)]
-struct ClientRow {
+pub(crate) struct ClientRow {
     id: String,
     client_id: String,
     name: String,

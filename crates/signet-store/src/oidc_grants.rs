@@ -5,13 +5,15 @@
 //! RFC 9700 §4.5: single use).
 
 use signet_core::clock::Timestamp;
+use signet_core::oidc_client::OidcClient;
 use signet_core::secret::TokenHash;
 use signet_core::store::StoreResult;
-use signet_core::unit_of_work::{CodeRedemption, NewRefreshToken, OidcGrantWrites, RefreshRotation};
+use signet_core::unit_of_work::{CodeRedemption, NewCode, NewRefreshToken, OidcGrantWrites, RefreshRotation};
 use signet_core::user::UserId;
 use uuid::Uuid;
 
 use crate::backend;
+use crate::oidc_clients::{oidc_client_columns, ClientRow};
 use crate::rows::uuid;
 use crate::tx::{in_tx, SqlTx};
 
@@ -59,26 +61,19 @@ impl OidcGrantWrites for SqlTx {
         })
     }
 
-    async fn insert_oidc_code(
-        &mut self,
-        hash: &TokenHash,
-        id: Uuid,
-        client_id: &str,
-        user_id: Uuid,
-        grant: &str,
-        expires_at: Timestamp,
-    ) -> StoreResult<()> {
+    async fn insert_oidc_code(&mut self, code: &NewCode<'_>) -> StoreResult<()> {
         in_tx!(self, |c| {
             sqlx::query(
-                "INSERT INTO oidc_codes (code_hash, id, client_id, user_id, grant_data, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO oidc_codes (code_hash, id, client_id, user_id, sid, session_id, grant_data, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
             )
-            .bind(hash.as_bytes().to_vec())
-            .bind(id.to_string())
-            .bind(client_id)
-            .bind(user_id.to_string())
-            .bind(grant)
-            .bind(expires_at.as_millis())
+            .bind(code.hash.as_bytes().to_vec())
+            .bind(code.id.to_string())
+            .bind(code.client_id)
+            .bind(code.user_id.to_string())
+            .bind(code.session_id.to_string())
+            .bind(code.grant)
+            .bind(code.expires_at.as_millis())
             .execute(&mut *c)
             .await
             .map_err(backend)?;
@@ -176,18 +171,8 @@ impl OidcGrantWrites for SqlTx {
                 revoked: revoked_at.is_some(),
             });
         }
-        let seen: Option<(String, String)> = in_tx!(self, |c| {
-            sqlx::query_as("SELECT family_id, client_id FROM oidc_refresh_tokens WHERE token_hash = $1")
-                .bind(hash.as_bytes().to_vec())
-                .fetch_optional(&mut *c)
-                .await
-                .map_err(backend)?
-        })?;
-        Ok(match seen {
-            Some((family, client_id)) => RefreshRotation::Reused {
-                family: uuid(&family)?,
-                client_id,
-            },
+        Ok(match self.oidc_refresh_owner(hash).await? {
+            Some((family, client_id)) => RefreshRotation::Reused { family, client_id },
             None => RefreshRotation::Unknown,
         })
     }
@@ -226,5 +211,87 @@ impl OidcGrantWrites for SqlTx {
                 .map_err(backend)?
                 .rows_affected()
         })
+    }
+
+    async fn oidc_refresh_owner(&mut self, hash: &TokenHash) -> StoreResult<Option<(Uuid, String)>> {
+        let row: Option<(String, String)> = in_tx!(self, |c| {
+            sqlx::query_as("SELECT family_id, client_id FROM oidc_refresh_tokens WHERE token_hash = $1")
+                .bind(hash.as_bytes().to_vec())
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(backend)?
+        })?;
+        row.map(|(family, client_id)| Ok((uuid(&family)?, client_id)))
+            .transpose()
+    }
+
+    async fn claim_oidc_logouts(
+        &mut self,
+        user: UserId,
+        session: Option<Uuid>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(String, Uuid)>> {
+        let rows: Vec<(String, Option<String>)> = in_tx!(self, |c| {
+            match session {
+                Some(session) => sqlx::query_as(
+                    "UPDATE oidc_codes SET logged_out_at = $3 WHERE user_id = $1 AND session_id = $2 \
+                     AND redeemed_at IS NOT NULL AND logged_out_at IS NULL RETURNING client_id, sid",
+                )
+                .bind(user.0.to_string())
+                .bind(session.to_string())
+                .bind(now.as_millis())
+                .fetch_all(&mut *c)
+                .await
+                .map_err(backend)?,
+                None => sqlx::query_as(
+                    "UPDATE oidc_codes SET logged_out_at = $2 WHERE user_id = $1 \
+                     AND redeemed_at IS NOT NULL AND logged_out_at IS NULL RETURNING client_id, sid",
+                )
+                .bind(user.0.to_string())
+                .bind(now.as_millis())
+                .fetch_all(&mut *c)
+                .await
+                .map_err(backend)?,
+            }
+        })?;
+        let mut out: Vec<(String, Uuid)> = Vec::new();
+        for (client_id, sid) in rows {
+            // Codes issued before sessions were recorded name none.
+            let Some(sid) = sid else { continue };
+            let pair = (client_id, uuid(&sid)?);
+            if !out.contains(&pair) {
+                out.push(pair);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn move_oidc_session(&mut self, user: UserId, from: Uuid, to: Uuid) -> StoreResult<u64> {
+        in_tx!(self, |c| {
+            sqlx::query("UPDATE oidc_codes SET session_id = $3 WHERE user_id = $1 AND session_id = $2")
+                .bind(user.0.to_string())
+                .bind(from.to_string())
+                .bind(to.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+        })
+    }
+
+    async fn oidc_client_in_tx(&mut self, client_id: &str) -> StoreResult<Option<OidcClient>> {
+        let row: Option<ClientRow> = in_tx!(self, |c| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                oidc_client_columns!(),
+                " FROM oidc_clients WHERE client_id = $1"
+            ))
+            .bind(client_id)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(backend)?
+        })?;
+        row.map(OidcClient::try_from).transpose()
     }
 }

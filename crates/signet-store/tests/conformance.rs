@@ -18,7 +18,7 @@ use signet_core::outbox::{Channel, DeliveryStatus, Lease, Message, EXPIRED_ERROR
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 use signet_core::session::{Aal, Session, SessionId, SessionMode, SessionScope};
 use signet_core::store::*;
-use signet_core::unit_of_work::{Tx, UnitOfWork};
+use signet_core::unit_of_work::{NewCode, Tx, UnitOfWork};
 use signet_core::user::{NewUser, User, UserId, UserStatus};
 use signet_store::scratch::ScratchDb;
 use signet_store::SqlStore;
@@ -1785,12 +1785,21 @@ macro_rules! conformance {
 async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s: Arc<SqlStore>) {
     use signet_core::unit_of_work::{CodeRedemption, NewRefreshToken, RefreshRotation};
     let user = Uuid::new_v4();
+    let session = Uuid::new_v4();
     let code = TokenHash::of(b"code");
     let code_id = Uuid::new_v4();
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&code, code_id, "app", user, "{}", at(60))
-        .await
-        .unwrap();
+    tx.insert_oidc_code(&NewCode {
+        hash: &code,
+        id: code_id,
+        client_id: "app",
+        user_id: user,
+        session_id: session,
+        grant: "{}",
+        expires_at: at(60),
+    })
+    .await
+    .unwrap();
     let rt = TokenHash::of(b"refresh");
     tx.insert_oidc_refresh(&NewRefreshToken {
         hash: &rt,
@@ -1829,15 +1838,29 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
         CodeRedemption::Unknown
     );
     assert_eq!(tx.oidc_code_standing(Uuid::new_v4()).await.unwrap(), None);
+    assert_eq!(
+        tx.oidc_refresh_owner(&rt).await.unwrap(),
+        Some((code_id, "app".to_owned())),
+        "a rotated-out token still names its family"
+    );
+    assert_eq!(tx.oidc_refresh_owner(&TokenHash::of(b"nope")).await.unwrap(), None);
     tx.commit().await.unwrap();
 
     // A user's grants are revoked together.
     let other = TokenHash::of(b"other code");
     let other_id = Uuid::new_v4();
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&other, other_id, "app", user, "{}", at(60))
-        .await
-        .unwrap();
+    tx.insert_oidc_code(&NewCode {
+        hash: &other,
+        id: other_id,
+        client_id: "app",
+        user_id: user,
+        session_id: session,
+        grant: "{}",
+        expires_at: at(60),
+    })
+    .await
+    .unwrap();
     assert_eq!(
         tx.revoke_oidc_user(UserId(user), at(5)).await.unwrap(),
         1,
@@ -1845,6 +1868,120 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     );
     assert_eq!(tx.oidc_code_standing(other_id).await.unwrap(), Some(false));
     tx.commit().await.unwrap();
+
+    // Back-channel logout: only redeemed codes, of the session asked, each
+    // announced once.
+    let mut tx = s.begin().await.unwrap();
+    let second_session = Uuid::new_v4();
+    for (n, (client, sid)) in [("app", second_session), ("wiki", second_session), ("wiki", session)]
+        .into_iter()
+        .enumerate()
+    {
+        let h = TokenHash::of(format!("logout code {n}").as_bytes());
+        tx.insert_oidc_code(&NewCode {
+            hash: &h,
+            id: Uuid::new_v4(),
+            client_id: client,
+            user_id: user,
+            session_id: sid,
+            grant: "{}",
+            expires_at: at(60),
+        })
+        .await
+        .unwrap();
+        tx.redeem_oidc_code(&h, at(6)).await.unwrap();
+    }
+    assert_eq!(
+        tx.claim_oidc_logouts(UserId(user), Some(second_session), at(7))
+            .await
+            .unwrap(),
+        vec![("app".to_owned(), second_session), ("wiki".to_owned(), second_session)]
+    );
+    assert_eq!(
+        tx.claim_oidc_logouts(UserId(user), Some(second_session), at(8))
+            .await
+            .unwrap(),
+        vec![],
+        "announced once"
+    );
+    assert_eq!(
+        tx.claim_oidc_logouts(UserId(user), None, at(9)).await.unwrap(),
+        vec![("app".to_owned(), session), ("wiki".to_owned(), session)],
+        "the first code (redeemed) and the wiki's; the unredeemed `other` code is not"
+    );
+    assert_eq!(tx.claim_oidc_logouts(UserId(user), None, at(10)).await.unwrap(), vec![]);
+
+    // A step-up replaces the session: the code follows it, keeping its sid.
+    let (before, after) = (Uuid::new_v4(), Uuid::new_v4());
+    let h = TokenHash::of(b"stepped-up code");
+    tx.insert_oidc_code(&NewCode {
+        hash: &h,
+        id: Uuid::new_v4(),
+        client_id: "app",
+        user_id: user,
+        session_id: before,
+        grant: "{}",
+        expires_at: at(60),
+    })
+    .await
+    .unwrap();
+    tx.redeem_oidc_code(&h, at(11)).await.unwrap();
+    assert_eq!(
+        tx.move_oidc_session(UserId(Uuid::new_v4()), before, after)
+            .await
+            .unwrap(),
+        0,
+        "another user's"
+    );
+    assert_eq!(tx.move_oidc_session(UserId(user), before, after).await.unwrap(), 1);
+    assert_eq!(
+        tx.claim_oidc_logouts(UserId(user), Some(before), at(12)).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        tx.claim_oidc_logouts(UserId(user), Some(after), at(12)).await.unwrap(),
+        vec![("app".to_owned(), before)]
+    );
+    tx.commit().await.unwrap();
+}
+
+// Concurrent ends of the same sessions (a sign-out racing an admin's
+// disable): each code's end is announced by exactly one of them.
+async fn concurrent_logout_claims_announce_each_code_once(s: Arc<SqlStore>) {
+    let user = Uuid::new_v4();
+    let mut tx = s.begin().await.unwrap();
+    for n in 0..5 {
+        let h = TokenHash::of(format!("claimed code {n}").as_bytes());
+        tx.insert_oidc_code(&NewCode {
+            hash: &h,
+            id: Uuid::new_v4(),
+            client_id: &format!("app{n}"),
+            user_id: user,
+            session_id: Uuid::new_v4(),
+            grant: "{}",
+            expires_at: at(60),
+        })
+        .await
+        .unwrap();
+        tx.redeem_oidc_code(&h, at(1)).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let tasks = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut tx = s.begin().await.unwrap();
+                let claimed = tx.claim_oidc_logouts(UserId(user), None, at(2)).await.unwrap();
+                tx.commit().await.unwrap();
+                claimed.len()
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 5);
 }
 
 // Concurrent redemptions of one code: exactly one winner.
@@ -1852,9 +1989,17 @@ async fn concurrent_code_redemptions_have_one_winner(s: Arc<SqlStore>) {
     use signet_core::unit_of_work::CodeRedemption;
     let code = TokenHash::of(b"contended code");
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&code, Uuid::new_v4(), "app", Uuid::new_v4(), "{}", at(60))
-        .await
-        .unwrap();
+    tx.insert_oidc_code(&NewCode {
+        hash: &code,
+        id: Uuid::new_v4(),
+        client_id: "app",
+        user_id: Uuid::new_v4(),
+        session_id: Uuid::new_v4(),
+        grant: "{}",
+        expires_at: at(60),
+    })
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let tasks = (0..20)
         .map(|_| {
@@ -1914,4 +2059,5 @@ conformance!(
     oidc_clients_round_trip_and_config_never_takes_over_another_source,
     oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family,
     concurrent_code_redemptions_have_one_winner,
+    concurrent_logout_claims_announce_each_code_once,
 );

@@ -211,6 +211,14 @@ pub enum ClientCmd {
         /// A first-party app: no consent screen.
         #[arg(long)]
         first_party: bool,
+        /// An exact URI RP-initiated logout may send the browser back to
+        /// (repeat for several).
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Where Signet POSTs back-channel logout tokens when a user's
+        /// session ends.
+        #[arg(long = "backchannel-logout-uri", value_name = "URI")]
+        backchannel_logout_uri: Option<String>,
     },
     /// List registered clients.
     List,
@@ -519,6 +527,8 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
             public,
             client_credentials,
             first_party,
+            post_logout_redirect_uris,
+            backchannel_logout_uri,
         }) => {
             use signet_core::oidc_client::{ClientSettings, GrantType};
             let mut grant_types = Vec::new();
@@ -535,6 +545,8 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
                     redirect_uris,
                     grant_types,
                     first_party,
+                    post_logout_redirect_uris,
+                    backchannel_logout_uri,
                     ..Default::default()
                 },
             };

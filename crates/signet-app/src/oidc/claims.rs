@@ -7,7 +7,9 @@
 //! used (RFC 8176 style names from the methods), `sid` the session (for
 //! logout). Profile claims follow the granted scopes (§5.4): `email`
 //! gives `email` and `email_verified`, `profile` gives `name` when the
-//! account has one.
+//! account has one, `groups` gives `groups`: the account's roles (the
+//! same names the policy file's `[assignment] roles` maps to tiers;
+//! Signet has no separate notion of groups).
 //!
 //! `email_verified` is `true`: an account's address is where its
 //! invitation link was sent and where email codes and links arrive, so
@@ -35,6 +37,9 @@ pub fn profile(user: &User, scope: &[String]) -> Map<String, Value> {
         if let Some(name) = &user.name {
             out.insert("name".into(), name.clone().into());
         }
+    }
+    if scope.iter().any(|s| s == "groups") {
+        out.insert("groups".into(), json!(user.roles));
     }
     out
 }
@@ -85,4 +90,33 @@ pub fn access_token(app: &App, client: &OidcClient, grant: &CodeGrant, grant_id:
         "acr": grant.acr,
         "sid": grant.session_id.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use signet_core::clock::Timestamp;
+    use signet_core::user::{NewUser, UserId};
+
+    fn scope(s: &str) -> Vec<String> {
+        s.split(' ').map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn groups_are_the_roles_and_only_with_the_groups_scope() {
+        let roles = vec!["admin".to_owned(), "finance".to_owned()];
+        let user = NewUser::parse("ada@example.com", None, Some("Ada"), &roles)
+            .unwrap()
+            .into_user(UserId::default(), Timestamp::from_millis(0));
+        let with = profile(&user, &scope("openid groups"));
+        assert_eq!(with.get("groups"), Some(&json!(["admin", "finance"])));
+        assert!(with.get("email").is_none() && with.get("name").is_none());
+        let without = profile(&user, &scope("openid email profile"));
+        assert!(without.get("groups").is_none());
+        assert_eq!(without.get("name"), Some(&json!("Ada")));
+        let none = NewUser::parse("bob@example.com", None, None, &[])
+            .unwrap()
+            .into_user(UserId::default(), Timestamp::from_millis(0));
+        assert_eq!(profile(&none, &scope("openid groups")).get("groups"), Some(&json!([])));
+    }
 }

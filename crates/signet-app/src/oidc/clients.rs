@@ -92,6 +92,12 @@ pub fn validate_settings(settings: &ClientSettings) -> Result<()> {
     }
     if let Some(uri) = &settings.backchannel_logout_uri {
         check_redirect_uri(uri).map_err(|why| invalid(format!("back-channel logout URI {uri:?}: {why}")))?;
+        // Signet POSTs the logout token itself: only http(s) can be reached.
+        if !(uri.starts_with("https://") || uri.starts_with("http://")) {
+            return Err(invalid(format!(
+                "back-channel logout URI {uri:?}: must be https (or http on loopback)"
+            )));
+        }
     }
     for ttl in [
         settings.id_token_ttl_secs,
@@ -307,6 +313,7 @@ pub fn view(client: &OidcClient) -> serde_json::Value {
         "access_token_ttl_secs": client.settings.access_token_ttl_secs,
         "refresh_token_ttl_secs": client.settings.refresh_token_ttl_secs,
         "backchannel_logout_uri": client.settings.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.settings.backchannel_logout_session_required,
         "assurance": client.settings.assurance,
         "created_at": client.created_at.to_rfc3339(),
         "updated_at": client.updated_at.to_rfc3339(),

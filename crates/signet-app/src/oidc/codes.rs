@@ -20,7 +20,7 @@ use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::oidc_client::OidcClient;
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
-use signet_core::unit_of_work::CodeRedemption;
+use signet_core::unit_of_work::{CodeRedemption, NewCode};
 use signet_core::Result;
 use uuid::Uuid;
 
@@ -84,14 +84,15 @@ pub async fn issue(
             "session_id": s.id.0,
         }));
     let mut tx = app.store.begin().await?;
-    tx.insert_oidc_code(
-        &code.hash(),
-        Uuid::new_v4(),
-        &client.client_id,
-        s.user_id.0,
-        &body,
+    tx.insert_oidc_code(&NewCode {
+        hash: &code.hash(),
+        id: Uuid::new_v4(),
+        client_id: &client.client_id,
+        user_id: s.user_id.0,
+        session_id: s.id.0,
+        grant: &body,
         expires_at,
-    )
+    })
     .await?;
     if let Some(id) = stored {
         tx.delete_oidc_request(id).await?;

@@ -21,6 +21,9 @@ pub const TOKEN_PATH: &str = "/oauth2/token";
 /// The path of the introspection endpoint (RFC 7662).
 pub const INTROSPECTION_PATH: &str = "/oauth2/introspect";
 
+/// The path of the revocation endpoint (RFC 7009).
+pub const REVOCATION_PATH: &str = "/oauth2/revoke";
+
 /// The path of the UserInfo endpoint (OpenID Connect Core §5.3).
 pub const USERINFO_PATH: &str = "/oauth2/userinfo";
 
@@ -48,13 +51,18 @@ pub fn document(settings: &Settings) -> Value {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "introspection_endpoint": format!("{issuer}{INTROSPECTION_PATH}"),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint": format!("{issuer}{REVOCATION_PATH}"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "end_session_endpoint": format!("{issuer}{}", super::logout::END_SESSION_PATH),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": Alg::all().iter().map(|a| a.as_str()).collect::<Vec<_>>(),
-        "scopes_supported": ["openid", "email", "profile", "offline_access"],
+        "scopes_supported": ["openid", "email", "profile", "offline_access", "groups"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp",
-            "email", "email_verified", "name"],
+            "email", "email_verified", "name", "groups"],
     })
 }
 
@@ -70,5 +78,8 @@ mod tests {
         assert_eq!(doc["jwks_uri"], "https://id.example.com/oauth2/jwks");
         assert_eq!(doc["token_endpoint"], "https://id.example.com/oauth2/token");
         assert_eq!(doc["id_token_signing_alg_values_supported"][0], "ES256");
+        assert_eq!(doc["revocation_endpoint"], "https://id.example.com/oauth2/revoke");
+        assert_eq!(doc["end_session_endpoint"], "https://id.example.com/oauth2/logout");
+        assert_eq!(doc["backchannel_logout_supported"], true);
     }
 }

@@ -9,7 +9,11 @@
 //! `{"active": false}` (§2.2), never a hint of why.
 //!
 //! Access tokens are RFC 9068 JWTs today (ADR 0021), so introspection is
-//! verification against the provider's own keys plus the expiry check.
+//! verification against the provider's own keys, the expiry check, and,
+//! for a token issued from a user's grant (its `grant_id`), whether that
+//! grant still stands: a token whose grant was revoked (RFC 7009
+//! revocation, code or refresh-token reuse, the user signed out
+//! everywhere) is `{"active": false}` before it expires.
 
 use serde_json::{json, Value};
 
@@ -31,7 +35,21 @@ pub async fn introspect(app: &App, auth: &ClientAuth, token: Option<&str>) -> Re
         ));
     }
     let token = token.ok_or_else(|| OAuthError::new(OAuthCode::InvalidRequest, "token is required"))?;
-    Ok(active_claims(app, token).unwrap_or_else(|| json!({ "active": false })))
+    let inactive = || json!({ "active": false });
+    let Some(mut claims) = active_claims(app, token) else {
+        return Ok(inactive());
+    };
+    // The private `grant_id` claim is Signet's own bookkeeping, not shown.
+    if let Some(grant) = claims.as_object_mut().and_then(|o| o.remove("grant_id")) {
+        let standing = match grant.as_str().map(uuid::Uuid::parse_str) {
+            Some(Ok(id)) => super::codes::standing(app, id).await?,
+            _ => false,
+        };
+        if !standing {
+            return Ok(inactive());
+        }
+    }
+    Ok(claims)
 }
 
 fn active_claims(app: &App, token: &str) -> Option<Value> {
@@ -45,7 +63,17 @@ fn active_claims(app: &App, token: &str) -> Option<Value> {
     }
     let mut out = json!({ "active": true, "token_type": "Bearer" });
     let obj = out.as_object_mut()?;
-    for key in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti"] {
+    for key in [
+        "scope",
+        "client_id",
+        "sub",
+        "aud",
+        "iss",
+        "exp",
+        "iat",
+        "jti",
+        "grant_id",
+    ] {
         if let Some(v) = claims.get(key) {
             obj.insert(key.into(), v.clone());
         }

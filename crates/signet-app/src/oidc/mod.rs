@@ -24,8 +24,10 @@
 //!
 //! - [`refresh`]: rotating refresh tokens for `offline_access`.
 //!
-//! Revocation (RFC 7009) and logout are not built yet; discovery does
-//! not advertise them.
+//! - [`revocation`]: RFC 7009 token revocation;
+//! - [`logout`]: RP-initiated logout (the end-session endpoint) and
+//!   back-channel logout tokens queued in the outbox whenever a session
+//!   ends.
 
 pub mod authorize;
 pub mod claims;
@@ -35,7 +37,9 @@ pub mod discovery;
 pub mod error;
 pub mod introspection;
 pub mod keys;
+pub mod logout;
 pub mod refresh;
+pub mod revocation;
 pub mod tokens;
 pub mod userinfo;
 

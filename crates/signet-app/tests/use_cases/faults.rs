@@ -549,18 +549,8 @@ impl OidcGrantWrites for FailingTx {
     async fn delete_oidc_request(&mut self, id: Uuid) -> StoreResult<()> {
         self.inner.delete_oidc_request(id).await
     }
-    async fn insert_oidc_code(
-        &mut self,
-        hash: &TokenHash,
-        id: Uuid,
-        client_id: &str,
-        user_id: Uuid,
-        grant: &str,
-        expires_at: Timestamp,
-    ) -> StoreResult<()> {
-        self.inner
-            .insert_oidc_code(hash, id, client_id, user_id, grant, expires_at)
-            .await
+    async fn insert_oidc_code(&mut self, code: &signet_core::unit_of_work::NewCode<'_>) -> StoreResult<()> {
+        self.inner.insert_oidc_code(code).await
     }
     async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption> {
         self.inner.redeem_oidc_code(hash, now).await
@@ -579,5 +569,25 @@ impl OidcGrantWrites for FailingTx {
     }
     async fn revoke_oidc_user(&mut self, user: UserId, now: Timestamp) -> StoreResult<u64> {
         self.inner.revoke_oidc_user(user, now).await
+    }
+    async fn oidc_refresh_owner(&mut self, hash: &TokenHash) -> StoreResult<Option<(Uuid, String)>> {
+        self.inner.oidc_refresh_owner(hash).await
+    }
+    async fn claim_oidc_logouts(
+        &mut self,
+        user: UserId,
+        session: Option<Uuid>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(String, Uuid)>> {
+        self.inner.claim_oidc_logouts(user, session, now).await
+    }
+    async fn move_oidc_session(&mut self, user: UserId, from: Uuid, to: Uuid) -> StoreResult<u64> {
+        self.inner.move_oidc_session(user, from, to).await
+    }
+    async fn oidc_client_in_tx(
+        &mut self,
+        client_id: &str,
+    ) -> StoreResult<Option<signet_core::oidc_client::OidcClient>> {
+        self.inner.oidc_client_in_tx(client_id).await
     }
 }

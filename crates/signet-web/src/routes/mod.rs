@@ -8,6 +8,7 @@ pub mod invitations;
 pub mod login;
 pub mod oidc;
 pub mod oidc_admin;
+pub mod oidc_logout;
 pub mod recovery;
 pub mod session;
 pub mod step_up;
@@ -82,6 +83,12 @@ pub fn api(_state: AppState) -> Router<AppState> {
             get(oidc::userinfo).post(oidc::userinfo),
         )
         .route(signet_app::oidc::discovery::INTROSPECTION_PATH, post(oidc::introspect))
+        .route(signet_app::oidc::discovery::REVOCATION_PATH, post(oidc::revoke))
+        .route(
+            signet_app::oidc::logout::END_SESSION_PATH,
+            get(oidc_logout::end_session).post(oidc_logout::end_session),
+        )
+        .route(signet_app::oidc::logout::CONFIRM_PATH, post(oidc_logout::confirm))
 }
 
 /// Parses a UUID path segment; a malformed id is just "not found".

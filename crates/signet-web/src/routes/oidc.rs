@@ -84,6 +84,28 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body:
     .into_response()
 }
 
+/// `POST /oauth2/revoke` (RFC 7009 §2.1): 200 with an empty body whether
+/// or not the token was known (§2.2); refusals in the RFC 6749 §5.2 shape.
+pub async fn revoke(
+    State(state): State<AppState>,
+    Client(origin): Client,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let form = Form::parse(&headers, &body)?;
+        let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        let auth = ClientAuth::from_request(authorization, form.get("client_id"), form.get("client_secret"))?;
+        signet_app::oidc::revocation::revoke(&state.app, &origin, &auth, form.get("token")).await
+    }
+    .await;
+    OAuthResponse(
+        result.map(|()| StatusCode::OK.into_response()),
+        authorization_was_basic(&headers),
+    )
+    .into_response()
+}
+
 fn authorization_was_basic(headers: &HeaderMap) -> bool {
     headers
         .get(header::AUTHORIZATION)

@@ -34,6 +34,8 @@ pub struct CreateClient {
     refresh_token_ttl_secs: Option<u64>,
     backchannel_logout_uri: Option<String>,
     #[serde(default)]
+    backchannel_logout_session_required: bool,
+    #[serde(default)]
     assurance: ClientAssurance,
 }
 
@@ -68,6 +70,7 @@ pub async fn create(
         access_token_ttl_secs: body.access_token_ttl_secs.unwrap_or(defaults.access_token_ttl_secs),
         refresh_token_ttl_secs: body.refresh_token_ttl_secs.unwrap_or(defaults.refresh_token_ttl_secs),
         backchannel_logout_uri: body.backchannel_logout_uri,
+        backchannel_logout_session_required: body.backchannel_logout_session_required,
         assurance: body.assurance,
     };
     let new = NewClient {

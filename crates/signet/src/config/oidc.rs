@@ -41,6 +41,8 @@ struct RawClient {
     access_token_ttl: Option<String>,
     refresh_token_ttl: Option<String>,
     backchannel_logout_uri: Option<String>,
+    #[serde(default)]
+    backchannel_logout_session_required: bool,
     min_aal: Option<String>,
     #[serde(default)]
     phishing_resistant: bool,
@@ -98,6 +100,7 @@ pub(super) fn build(raw: RawOidc, src: &Sources) -> Result<Vec<ConfiguredClient>
             access_token_ttl_secs: ttl(&c.access_token_ttl, defaults.access_token_ttl_secs)?,
             refresh_token_ttl_secs: ttl(&c.refresh_token_ttl, defaults.refresh_token_ttl_secs)?,
             backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+            backchannel_logout_session_required: c.backchannel_logout_session_required,
             assurance: ClientAssurance {
                 min_aal: match &c.min_aal {
                     Some(a) => {
@@ -135,6 +138,9 @@ mod tests {
 client_id = "wiki"
 client_secret = "0123456789abcdef0123456789abcdef"
 redirect_uris = ["https://wiki.example.com/cb"]
+post_logout_redirect_uris = ["https://wiki.example.com/bye"]
+backchannel_logout_uri = "https://wiki.example.com/backchannel"
+backchannel_logout_session_required = true
 min_aal = "aal2"
 access_token_ttl = "2m"
 
@@ -148,6 +154,16 @@ redirect_uris = ["http://127.0.0.1:7777/cb"]
         assert_eq!(config.oidc_clients.len(), 2);
         let wiki = &config.oidc_clients[0];
         assert_eq!(wiki.settings.access_token_ttl_secs, 120);
+        assert_eq!(
+            wiki.settings.post_logout_redirect_uris,
+            ["https://wiki.example.com/bye"]
+        );
+        assert_eq!(
+            wiki.settings.backchannel_logout_uri.as_deref(),
+            Some("https://wiki.example.com/backchannel")
+        );
+        assert!(wiki.settings.backchannel_logout_session_required);
+        assert!(!config.oidc_clients[1].settings.backchannel_logout_session_required);
         assert_eq!(wiki.settings.assurance.min_aal, Some(signet_core::session::Aal::Aal2));
         assert!(config.oidc_clients[1].secret.is_none());
     }

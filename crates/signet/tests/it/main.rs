@@ -22,6 +22,7 @@ mod invitations;
 mod login;
 mod notices;
 mod oidc;
+mod oidc_logout;
 mod oidc_rp;
 mod otp;
 mod passkeys;

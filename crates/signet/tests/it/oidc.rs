@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::cli::signet;
 use crate::support::{Options, TestServer};
 
-async fn get_json(srv: &TestServer, path: &str) -> (reqwest::header::HeaderMap, Value) {
+pub(crate) async fn get_json(srv: &TestServer, path: &str) -> (reqwest::header::HeaderMap, Value) {
     let r = srv.http.get(srv.url(path)).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{path}");
     let headers = r.headers().clone();
@@ -20,7 +20,7 @@ async fn get_json(srv: &TestServer, path: &str) -> (reqwest::header::HeaderMap, 
 }
 
 /// Registers a client with the CLI and returns `(client_id, client_secret?)`.
-async fn client_add(srv: &TestServer, args: &[&str]) -> (String, Option<String>) {
+pub(crate) async fn client_add(srv: &TestServer, args: &[&str]) -> (String, Option<String>) {
     let mut all = vec!["client", "add"];
     all.extend_from_slice(args);
     all.push("--json");
@@ -33,7 +33,7 @@ async fn client_add(srv: &TestServer, args: &[&str]) -> (String, Option<String>)
     )
 }
 
-async fn token_request(
+pub(crate) async fn token_request(
     srv: &TestServer,
     basic: Option<(&str, &str)>,
     form: &[(&str, &str)],
@@ -49,7 +49,7 @@ async fn token_request(
 }
 
 /// Verifies an ES256 JWS against the JWK Set and returns its header and claims.
-fn verify_es256(jws: &str, jwks: &Value) -> (Value, Value) {
+pub(crate) fn verify_es256(jws: &str, jwks: &Value) -> (Value, Value) {
     let parts: Vec<&str> = jws.split('.').collect();
     assert_eq!(parts.len(), 3, "a JWS compact serialisation");
     let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
@@ -638,7 +638,7 @@ pub(crate) async fn passkey_user(
 }
 
 /// A PKCE pair `(verifier, S256 challenge)`.
-fn pkce_pair() -> (String, String) {
+pub(crate) fn pkce_pair() -> (String, String) {
     let mut bytes = [0u8; 32];
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
     let verifier = URL_SAFE_NO_PAD.encode(bytes);
@@ -670,7 +670,7 @@ pub(crate) async fn authorize(
 }
 
 /// A `Location` header as an absolute URL.
-fn absolute(srv: &TestServer, location: &str) -> url::Url {
+pub(crate) fn absolute(srv: &TestServer, location: &str) -> url::Url {
     url::Url::parse(&srv.base).unwrap().join(location).unwrap()
 }
 
@@ -679,7 +679,7 @@ pub(crate) fn query_of(url: &url::Url, key: &str) -> Option<String> {
 }
 
 /// Authorizes with a session and returns the code.
-async fn code_for(srv: &TestServer, session: &str, client_id: &str, extra: &[(&str, &str)]) -> String {
+pub(crate) async fn code_for(srv: &TestServer, session: &str, client_id: &str, extra: &[(&str, &str)]) -> String {
     let mut params = vec![
         ("response_type", "code"),
         ("client_id", client_id),
@@ -695,7 +695,12 @@ async fn code_for(srv: &TestServer, session: &str, client_id: &str, extra: &[(&s
     query_of(&loc, "code").unwrap_or_else(|| panic!("a code in {loc}"))
 }
 
-async fn redeem(srv: &TestServer, client: (&str, &str), code: &str, verifier: Option<&str>) -> (StatusCode, Value) {
+pub(crate) async fn redeem(
+    srv: &TestServer,
+    client: (&str, &str),
+    code: &str,
+    verifier: Option<&str>,
+) -> (StatusCode, Value) {
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
@@ -1244,7 +1249,12 @@ pub(crate) async fn offline_client(srv: &TestServer, admin: &str) -> (String, St
     )
 }
 
-async fn refresh(srv: &TestServer, client: (&str, &str), token: &str, scope: Option<&str>) -> (StatusCode, Value) {
+pub(crate) async fn refresh(
+    srv: &TestServer,
+    client: (&str, &str),
+    token: &str,
+    scope: Option<&str>,
+) -> (StatusCode, Value) {
     let mut form = vec![("grant_type", "refresh_token"), ("refresh_token", token)];
     if let Some(s) = scope {
         form.push(("scope", s));
@@ -1253,7 +1263,7 @@ async fn refresh(srv: &TestServer, client: (&str, &str), token: &str, scope: Opt
     (s, body)
 }
 
-async fn userinfo_status(srv: &TestServer, at: &str) -> StatusCode {
+pub(crate) async fn userinfo_status(srv: &TestServer, at: &str) -> StatusCode {
     srv.http
         .get(srv.url("/oauth2/userinfo"))
         .bearer_auth(at)
@@ -1263,7 +1273,7 @@ async fn userinfo_status(srv: &TestServer, at: &str) -> StatusCode {
         .status()
 }
 
-fn claims_of(jws: &str) -> Value {
+pub(crate) fn claims_of(jws: &str) -> Value {
     let payload = jws.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }

@@ -11,7 +11,7 @@ use crate::login::engine_server;
 use crate::support::{redeem_api, TestServer};
 
 /// Signs a new user in at aal2 (api mode) and returns the session token.
-async fn signed_in(srv: &TestServer, email: &str) -> String {
+pub(crate) async fn signed_in(srv: &TestServer, email: &str) -> String {
     let admin = srv.admin_token().await;
     srv.create_user(&admin, email).await;
     let (_, started) = srv
@@ -56,7 +56,7 @@ async fn answer(srv: &TestServer, token: &str, flow: &str, method: &str) -> (Sta
     .await
 }
 
-async fn step_up(srv: &TestServer, token: &str, action: Option<&str>) -> (Value, String) {
+pub(crate) async fn step_up(srv: &TestServer, token: &str, action: Option<&str>) -> (Value, String) {
     let body = match action {
         Some(a) => json!({ "action": a }),
         None => json!({}),
