@@ -70,6 +70,12 @@ pub enum EventType {
     OidcAuthorizationRefused,
     OidcCodeReused,
     OidcRefreshReused,
+    /// `signet keys rotate`: a new generation of signing keys was added.
+    OidcSigningKeyRotated,
+    /// An admin changed a client's settings.
+    OidcClientUpdated,
+    /// An admin rotated a client's secret (the old one has a grace period).
+    OidcClientSecretRotated,
     /// A help-desk recovery ticket was opened.
     RecoveryTicketCreated,
     /// An admin approved a help-desk recovery ticket.
@@ -117,6 +123,9 @@ impl EventType {
         EventType::OidcAuthorizationRefused,
         EventType::OidcCodeReused,
         EventType::OidcRefreshReused,
+        EventType::OidcSigningKeyRotated,
+        EventType::OidcClientUpdated,
+        EventType::OidcClientSecretRotated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -160,6 +169,9 @@ impl EventType {
             EventType::OidcAuthorizationRefused => "oidc.authorization_refused",
             EventType::OidcCodeReused => "oidc.code_reused",
             EventType::OidcRefreshReused => "oidc.refresh_reused",
+            EventType::OidcSigningKeyRotated => "oidc.signing_key_rotated",
+            EventType::OidcClientUpdated => "oidc.client_updated",
+            EventType::OidcClientSecretRotated => "oidc.client_secret_rotated",
         }
     }
 

@@ -149,11 +149,32 @@ pub struct OidcClient {
     pub source: ClientSource,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The secret replaced by the last rotation, still accepted until its
+    /// `expires_at` (the grace period while the app is redeployed).
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+/// A rotated-out client secret and the end of its grace period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub hash: TokenHash,
+    pub expires_at: Timestamp,
 }
 
 impl OidcClient {
     pub fn is_public(&self) -> bool {
         self.secret_hash.is_none()
+    }
+
+    /// The hashes of the secrets that authenticate this client at `now`:
+    /// the current one, and the previous one during its grace period.
+    pub fn accepted_secret_hashes(&self, now: Timestamp) -> Vec<&TokenHash> {
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .filter(|p| now < p.expires_at)
+            .map(|p| &p.hash);
+        self.secret_hash.iter().chain(previous).collect()
     }
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {

@@ -210,6 +210,34 @@ pub trait OidcClientWrites: Send {
     async fn put_config_oidc_client(&mut self, client: &crate::oidc_client::OidcClient) -> StoreResult<()>;
     /// Deletes the client with this `client_id`; `false` if there is none.
     async fn delete_oidc_client(&mut self, client_id: &str) -> StoreResult<bool>;
+    /// Replaces the name and settings of a client that did not come from
+    /// the configuration file (`updated_at` too); `false` if there is no
+    /// such client.
+    async fn update_oidc_client(&mut self, client: &crate::oidc_client::OidcClient) -> StoreResult<bool>;
+    /// Makes `new_hash` the secret of a confidential client that did not
+    /// come from the configuration file, keeping the secret it replaces as
+    /// the previous one until `previous_expires_at`; `false` if there is no
+    /// such client.
+    async fn rotate_oidc_client_secret(
+        &mut self,
+        client_id: &str,
+        new_hash: &TokenHash,
+        previous_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+}
+
+/// The OpenID Provider's signing keys, kept as sealed rows of
+/// `server_secrets` so that `signet keys rotate-sealing` re-seals them with
+/// every other server secret. A rotation writes its new key and its audit
+/// record in one unit.
+#[async_trait::async_trait]
+pub trait OidcKeyWrites: Send {
+    /// Stores a sealed signing key under `name` unless a row of that name
+    /// exists; `false` if one did (another rotation won the race).
+    async fn insert_signing_key(&mut self, name: &str, sealed: &[u8], now: Timestamp) -> StoreResult<bool>;
+    /// Deletes the row `name` (a retired key); `false` if there is none.
+    async fn delete_signing_key(&mut self, name: &str) -> StoreResult<bool>;
 }
 
 /// What redeeming an authorization code found (OpenID Connect Core
@@ -330,6 +358,7 @@ pub trait Transaction:
     + OutboxWrites
     + ThrottleWrites
     + OidcClientWrites
+    + OidcKeyWrites
     + OidcGrantWrites
     + AuditAppend
     + Send

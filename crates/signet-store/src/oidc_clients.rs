@@ -3,9 +3,10 @@
 //! and a new setting then needs no migration.
 
 use signet_core::clock::Timestamp;
-use signet_core::oidc_client::{ClientSettings, ClientSource, OidcClient};
+use signet_core::oidc_client::{ClientSettings, ClientSource, OidcClient, PreviousSecret};
+use signet_core::secret::TokenHash;
 use signet_core::store::{OidcClientStore, StoreError, StoreResult};
-use signet_core::unit_of_work::OidcClientWrites;
+use signet_core::unit_of_work::{OidcClientWrites, OidcKeyWrites};
 use signet_core::ErrorCode;
 
 use crate::rows::{hash, uuid};
@@ -15,6 +16,16 @@ use crate::{backend, conflict_as, with_db, SqlStore};
 macro_rules! oidc_client_columns {
     () => {
         "id, client_id, name, secret_hash, settings, source, created_at, updated_at"
+    };
+}
+
+/// What is read: the written columns and the rotated-out secret.
+macro_rules! oidc_client_read_columns {
+    () => {
+        concat!(
+            oidc_client_columns!(),
+            ", previous_secret_hash, previous_secret_expires_at"
+        )
     };
 }
 
@@ -28,6 +39,8 @@ struct ClientRow {
     source: String,
     created_at: i64,
     updated_at: i64,
+    previous_secret_hash: Option<Vec<u8>>,
+    previous_secret_expires_at: Option<i64>,
 }
 
 impl TryFrom<ClientRow> for OidcClient {
@@ -45,6 +58,13 @@ impl TryFrom<ClientRow> for OidcClient {
             settings,
             created_at: Timestamp::from_millis(r.created_at),
             updated_at: Timestamp::from_millis(r.updated_at),
+            previous_secret: match (r.previous_secret_hash, r.previous_secret_expires_at) {
+                (Some(h), Some(at)) => Some(PreviousSecret {
+                    hash: hash(&h)?,
+                    expires_at: Timestamp::from_millis(at),
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -59,7 +79,7 @@ impl OidcClientStore for SqlStore {
         let row: Option<ClientRow> = with_db!(read(self), |pool| {
             sqlx::query_as(concat!(
                 "SELECT ",
-                oidc_client_columns!(),
+                oidc_client_read_columns!(),
                 " FROM oidc_clients WHERE client_id = $1"
             ))
             .bind(client_id)
@@ -74,7 +94,7 @@ impl OidcClientStore for SqlStore {
         let rows: Vec<ClientRow> = with_db!(read(self), |pool| {
             sqlx::query_as(concat!(
                 "SELECT ",
-                oidc_client_columns!(),
+                oidc_client_read_columns!(),
                 " FROM oidc_clients ORDER BY client_id"
             ))
             .fetch_all(pool)
@@ -146,6 +166,84 @@ impl OidcClientWrites for SqlTx {
         in_tx!(self, |c| {
             sqlx::query("DELETE FROM oidc_clients WHERE client_id = $1")
                 .bind(client_id)
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                == 1
+        })
+    }
+
+    async fn update_oidc_client(&mut self, client: &OidcClient) -> StoreResult<bool> {
+        let settings = settings_json(client)?;
+        in_tx!(self, |c| {
+            sqlx::query(
+                "UPDATE oidc_clients SET name = $1, settings = $2, updated_at = $3 \
+                 WHERE client_id = $4 AND source <> 'config'",
+            )
+            .bind(client.name.as_str())
+            .bind(settings.as_str())
+            .bind(client.updated_at.as_millis())
+            .bind(client.client_id.as_str())
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+                == 1
+        })
+    }
+
+    async fn rotate_oidc_client_secret(
+        &mut self,
+        client_id: &str,
+        new_hash: &TokenHash,
+        previous_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        // One statement: the secret being replaced is the one in the row at
+        // that moment, whatever a concurrent rotation did before.
+        in_tx!(self, |c| {
+            sqlx::query(
+                "UPDATE oidc_clients SET previous_secret_hash = secret_hash, \
+                 previous_secret_expires_at = $1, secret_hash = $2, updated_at = $3 \
+                 WHERE client_id = $4 AND secret_hash IS NOT NULL AND source <> 'config'",
+            )
+            .bind(previous_expires_at.as_millis())
+            .bind(new_hash.as_bytes().to_vec())
+            .bind(now.as_millis())
+            .bind(client_id)
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+                == 1
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl OidcKeyWrites for SqlTx {
+    async fn insert_signing_key(&mut self, name: &str, sealed: &[u8], now: Timestamp) -> StoreResult<bool> {
+        in_tx!(self, |c| {
+            sqlx::query(
+                "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(sealed)
+            .bind(now.as_millis())
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+                == 1
+        })
+    }
+
+    async fn delete_signing_key(&mut self, name: &str) -> StoreResult<bool> {
+        in_tx!(self, |c| {
+            sqlx::query("DELETE FROM server_secrets WHERE name = $1")
+                .bind(name)
                 .execute(&mut *c)
                 .await
                 .map_err(backend)?

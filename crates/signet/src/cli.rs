@@ -109,6 +109,26 @@ pub enum KeysCmd {
         #[arg(long)]
         reseal_only: bool,
     },
+    /// Rotate the OpenID Provider's signing keys (ES256 and RS256).
+    ///
+    /// The new keys are published in the JWK Set at once and start signing
+    /// after the publish delay; the keys they replace stay published for
+    /// the grace period after that (at least the longest ID or access token
+    /// lifetime of any client), then retire. Running servers pick the new
+    /// keys up within a minute. Prints `{"keys": [...]}`.
+    Rotate {
+        /// Seconds between now and the new keys signing (at least 360: the
+        /// nodes' reload interval plus the JWK Set's cache lifetime).
+        #[arg(long, default_value_t = 600)]
+        publish_delay_secs: u64,
+        /// Seconds the replaced keys stay published after the new ones
+        /// start signing (raised to the longest token lifetime if shorter).
+        #[arg(long, default_value_t = 3600)]
+        grace_secs: u64,
+    },
+    /// List the OpenID Provider's published signing keys and their state
+    /// (`next`, `signing`, `retiring`). Prints `{"keys": [...]}`.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -497,6 +517,68 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys(KeysCmd::RotateSealing { reseal_only }) => rotate_sealing(wired, reseal_only, json_mode).await,
+        Command::Keys(KeysCmd::Rotate {
+            publish_delay_secs,
+            grace_secs,
+        }) => {
+            use signet_app::oidc::keys;
+            use std::time::Duration;
+            let publish_delay = Duration::from_secs(publish_delay_secs);
+            let floor = keys::RELOAD_INTERVAL + keys::JWKS_MAX_AGE;
+            if publish_delay < floor {
+                anyhow::bail!(
+                    "--publish-delay-secs must be at least {}: every node and every cached JWK Set must see the new key before it signs",
+                    floor.as_secs()
+                );
+            }
+            let clients = app.store.list_oidc_clients().await.map_err(signet_core::Error::from)?;
+            let grace = keys::minimum_grace(&clients).max(Duration::from_secs(grace_secs));
+            let rotated = keys::rotate(
+                &*wired.store,
+                &wired.sealing.ring,
+                &actor,
+                app.clock.now(),
+                publish_delay,
+                grace,
+            )
+            .await?;
+            emit(json_mode, json!({ "keys": rotated }), || {
+                rotated
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "{} {} (generation {}) signs from {}; the key it replaces retires at {}",
+                            k.alg,
+                            k.kid,
+                            k.generation,
+                            k.activates_at.to_rfc3339(),
+                            k.previous_retires_at.to_rfc3339()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(KeysCmd::List) => {
+            let set = signet_app::oidc::keys::KeySet::load(&*wired.store, &wired.sealing.ring, app.clock.now()).await?;
+            let keys = set.describe_at(app.clock.now());
+            emit(json_mode, json!({ "keys": keys }), || {
+                keys.iter()
+                    .map(|k| {
+                        format!(
+                            "{}  {}  v{}  {}",
+                            k["alg"].as_str().unwrap_or(""),
+                            k["kid"].as_str().unwrap_or(""),
+                            k["generation"],
+                            k["state"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Outbox(OutboxCmd::Retry) => {
             let rescheduled = signet_app::outbox::retry_now(app, &actor, &origin).await?;
             emit(json_mode, json!({ "rescheduled": rescheduled }), || {

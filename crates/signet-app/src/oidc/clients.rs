@@ -189,6 +189,7 @@ pub async fn register(
         source,
         created_at: now,
         updated_at: now,
+        previous_secret: None,
     };
     let mut tx = app.store.begin().await?;
     tx.insert_oidc_client(&client).await.map_err(id_taken)?;
@@ -246,6 +247,7 @@ pub async fn apply_config(app: &App, clients: &[ConfiguredClient]) -> Result<usi
             source: ClientSource::Config,
             created_at: existing.as_ref().map(|e| e.created_at).unwrap_or(now),
             updated_at: now,
+            previous_secret: None,
         });
     }
     if prepared.is_empty() {

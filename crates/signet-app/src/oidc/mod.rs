@@ -39,7 +39,7 @@ pub mod refresh;
 pub mod tokens;
 pub mod userinfo;
 
-use signet_core::clock::Timestamp;
+use signet_core::clock::SharedClock;
 use signet_core::sealing::KeyRing;
 use signet_core::store::{CredentialStore, SealedSecretStore};
 use signet_core::Result;
@@ -47,18 +47,20 @@ use signet_core::Result;
 /// The provider's state shared by every request: its signing keys.
 #[derive(Debug)]
 pub struct Provider {
-    pub keys: keys::KeySet,
+    pub keys: keys::LiveKeys,
 }
 
 impl Provider {
     /// Opens (or, on the first start of a deployment, creates) the shared
-    /// signing keys.
-    pub async fn load<S>(store: &S, ring: &KeyRing, now: Timestamp) -> Result<Self>
+    /// signing keys. `signet serve` re-reads them every
+    /// [`keys::RELOAD_INTERVAL`] ([`keys::LiveKeys::reload`]).
+    pub async fn load<S>(store: &S, ring: &KeyRing, clock: SharedClock) -> Result<Self>
     where
         S: CredentialStore + SealedSecretStore + ?Sized,
     {
+        let set = keys::KeySet::load(store, ring, clock.now()).await?;
         Ok(Self {
-            keys: keys::KeySet::load(store, ring, now).await?,
+            keys: keys::LiveKeys::new(set, clock),
         })
     }
 }

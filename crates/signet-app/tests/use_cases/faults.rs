@@ -221,6 +221,33 @@ impl OidcClientWrites for FailingTx {
     async fn delete_oidc_client(&mut self, client_id: &str) -> StoreResult<bool> {
         self.inner.delete_oidc_client(client_id).await
     }
+
+    async fn update_oidc_client(&mut self, client: &signet_core::oidc_client::OidcClient) -> StoreResult<bool> {
+        self.inner.update_oidc_client(client).await
+    }
+
+    async fn rotate_oidc_client_secret(
+        &mut self,
+        client_id: &str,
+        new_hash: &TokenHash,
+        previous_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.inner
+            .rotate_oidc_client_secret(client_id, new_hash, previous_expires_at, now)
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl OidcKeyWrites for FailingTx {
+    async fn insert_signing_key(&mut self, name: &str, sealed: &[u8], now: Timestamp) -> StoreResult<bool> {
+        self.inner.insert_signing_key(name, sealed, now).await
+    }
+
+    async fn delete_signing_key(&mut self, name: &str) -> StoreResult<bool> {
+        self.inner.delete_signing_key(name).await
+    }
 }
 
 #[async_trait::async_trait]

@@ -1372,3 +1372,113 @@ async fn disabling_a_user_ends_their_refresh_tokens_and_access_tokens() {
     assert_eq!(userinfo_status(&srv, &at).await, StatusCode::UNAUTHORIZED);
     srv.stop().await;
 }
+
+/// `signet keys rotate` while the server runs: the new key is published
+/// before it signs, tokens of the old key keep verifying through the grace
+/// period, and the old key leaves the JWK Set after it.
+#[tokio::test]
+async fn keys_rotate_publishes_first_signs_later_and_retires_the_old_key_after_the_grace() {
+    let srv = TestServer::start().await;
+    let (client_id, secret) = client_add(&srv, &["reports", "--client-credentials"]).await;
+    let secret = secret.unwrap();
+    let issue = || async {
+        let (status, _, body) = token_request(
+            &srv,
+            Some((&client_id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    let kid_of = |jws: &str| -> String {
+        let h = jws.split('.').next().unwrap();
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap();
+        header["kid"].as_str().unwrap().to_owned()
+    };
+    let introspect = |token: String| {
+        let req = srv
+            .http
+            .post(srv.url("/oauth2/introspect"))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&[("token", token)]);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap()["active"].clone() }
+    };
+    let es256_kids = |jwks: &Value| -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["alg"] == "ES256")
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, before) = get_json(&srv, "/oauth2/jwks").await;
+    let old_kid = es256_kids(&before)[0].clone();
+    let signed_before = issue().await;
+    assert_eq!(kid_of(&signed_before), old_kid);
+
+    // A delay shorter than the nodes' reload plus the JWK Set cache is refused.
+    let out = signet(&srv, &["keys", "rotate", "--publish-delay-secs", "60", "--json"]).await;
+    assert!(!out.status.success());
+    let out = signet(&srv, &["keys", "rotate", "--json"]).await;
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys = rotated["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "ES256 and RS256 both rotate: {rotated}");
+    let new_kid = keys.iter().find(|k| k["alg"] == "ES256").unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_kid, old_kid);
+    assert_eq!(keys[0]["generation"], 2);
+
+    // The running node picks the keys up (its reloader does this every minute).
+    srv.reload_signing_keys().await;
+    let (_, published) = get_json(&srv, "/oauth2/jwks").await;
+    assert_eq!(published["keys"].as_array().unwrap().len(), 4, "{published}");
+    assert_eq!(es256_kids(&published), [new_kid.clone(), old_kid.clone()]);
+    // Published, but not signing yet.
+    let still_old = issue().await;
+    assert_eq!(kid_of(&still_old), old_kid);
+    assert_eq!(introspect(signed_before.clone()).await, true);
+
+    // After the publish delay, new tokens carry the new kid; the old
+    // key's tokens still verify against the JWK Set.
+    srv.clock.advance(std::time::Duration::from_secs(11 * 60));
+    let signed_after = issue().await;
+    assert_eq!(kid_of(&signed_after), new_kid);
+    let (_, during) = get_json(&srv, "/oauth2/jwks").await;
+    verify_es256(&signed_after, &during);
+    verify_es256(&signed_before, &during);
+    verify_es256(&still_old, &during);
+    assert_eq!(introspect(signed_after.clone()).await, true);
+
+    // After the grace period the old key is gone from the JWK Set, and
+    // nothing it signed is accepted any more.
+    srv.clock.advance(std::time::Duration::from_secs(3600));
+    let (_, after) = get_json(&srv, "/oauth2/jwks").await;
+    assert_eq!(es256_kids(&after), [new_kid.clone()]);
+    assert_eq!(after["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(kid_of(&issue().await), new_kid);
+
+    // The CLI lists what is published, and the rotation is audited.
+    let listed: Value = serde_json::from_slice(&signet(&srv, &["keys", "list", "--json"]).await.stdout).unwrap();
+    assert!(listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["kid"] == new_kid.as_str()));
+    let admin = srv.admin_token().await;
+    let (status, audit) = srv
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?type=oidc.signing_key_rotated",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(audit["events"].as_array().unwrap().len(), 1, "{audit}");
+    srv.stop().await;
+}
