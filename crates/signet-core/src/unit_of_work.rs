@@ -225,6 +225,15 @@ pub trait OidcClientWrites: Send {
         previous_expires_at: Timestamp,
         now: Timestamp,
     ) -> StoreResult<bool>;
+    /// Revokes every code and refresh token of a client (of one user of it
+    /// when `user` is given), and with them the access tokens issued from
+    /// them; returns how many were revoked.
+    async fn revoke_oidc_client_grants(
+        &mut self,
+        client_id: &str,
+        user: Option<UserId>,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
 }
 
 /// The OpenID Provider's signing keys, kept as sealed rows of

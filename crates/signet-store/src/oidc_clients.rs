@@ -7,6 +7,7 @@ use signet_core::oidc_client::{ClientSettings, ClientSource, OidcClient, Previou
 use signet_core::secret::TokenHash;
 use signet_core::store::{OidcClientStore, StoreError, StoreResult};
 use signet_core::unit_of_work::{OidcClientWrites, OidcKeyWrites};
+use signet_core::user::UserId;
 use signet_core::ErrorCode;
 
 use crate::rows::{hash, uuid};
@@ -217,6 +218,32 @@ impl OidcClientWrites for SqlTx {
             .map_err(backend)?
             .rows_affected()
                 == 1
+        })
+    }
+
+    async fn revoke_oidc_client_grants(
+        &mut self,
+        client_id: &str,
+        user: Option<UserId>,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        let user = user.map(|u| u.0.to_string());
+        in_tx!(self, |c| {
+            let mut n = 0;
+            for table in ["oidc_codes", "oidc_refresh_tokens"] {
+                n += sqlx::query(&format!(
+                    "UPDATE {table} SET revoked_at = $1 WHERE client_id = $2 \
+                     AND ($3 IS NULL OR user_id = $3) AND revoked_at IS NULL"
+                ))
+                .bind(now.as_millis())
+                .bind(client_id)
+                .bind(user.as_deref())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+            }
+            n
         })
     }
 }

@@ -83,6 +83,54 @@ pub enum ClientCmd {
     },
     /// List registered clients.
     List,
+    /// Show one client (never its secret). Prints the client object.
+    Show { client_id: String },
+    /// Change a client's settings (clients of `[[oidc.clients]]` are changed
+    /// in the file). Prints the client object.
+    Update {
+        client_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Replaces the redirect URIs (repeat for several).
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// Replaces the scopes the client may ask for (repeat for several).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Replaces the grant types (authorization_code, refresh_token, client_credentials).
+        #[arg(long = "grant-type", value_name = "GRANT")]
+        grant_types: Vec<String>,
+        /// First-party (no consent screen) or not.
+        #[arg(long, value_name = "BOOL")]
+        first_party: Option<bool>,
+        #[arg(long, value_name = "SECS")]
+        id_token_ttl_secs: Option<u64>,
+        #[arg(long, value_name = "SECS")]
+        access_token_ttl_secs: Option<u64>,
+        #[arg(long, value_name = "SECS")]
+        refresh_token_ttl_secs: Option<u64>,
+        /// The lowest assurance a sign-in into this client needs (aal1, aal2, aal3).
+        #[arg(long, value_name = "AAL")]
+        min_aal: Option<String>,
+        /// Whether sign-ins into this client need a phishing-resistant method.
+        #[arg(long, value_name = "BOOL")]
+        phishing_resistant: Option<bool>,
+        /// The oldest authentication this client accepts, in seconds.
+        #[arg(long, value_name = "SECS")]
+        max_auth_age_secs: Option<u64>,
+    },
+    /// Delete a client and revoke everything it was granted.
+    Delete { client_id: String },
+    /// Give a confidential client a new secret (shown once); the old one
+    /// keeps working for the grace period. Prints `{"client_id",
+    /// "client_secret", "previous_secret_expires_at"}`.
+    #[command(name = "rotate-secret")]
+    RotateSecret {
+        client_id: String,
+        /// Seconds the old secret stays valid (default 86400; 0 ends it now).
+        #[arg(long, value_name = "SECS")]
+        grace_secs: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -471,6 +519,97 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
                     .collect::<Vec<_>>()
                     .join("\n")
             });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(ClientCmd::Show { client_id }) => {
+            let client = signet_app::oidc::clients::get(app, &client_id).await?;
+            let view = signet_app::oidc::clients::view(&client);
+            emit(json_mode, view.clone(), || {
+                serde_json::to_string_pretty(&view).unwrap_or_default()
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(ClientCmd::Update {
+            client_id,
+            name,
+            redirect_uris,
+            scopes,
+            grant_types,
+            first_party,
+            id_token_ttl_secs,
+            access_token_ttl_secs,
+            refresh_token_ttl_secs,
+            min_aal,
+            phishing_resistant,
+            max_auth_age_secs,
+        }) => {
+            use signet_core::oidc_client::GrantType;
+            let grant_types = grant_types
+                .iter()
+                .map(|g| GrantType::parse(g).ok_or_else(|| anyhow::anyhow!("unknown grant type {g:?}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let assurance = if min_aal.is_some() || phishing_resistant.is_some() || max_auth_age_secs.is_some() {
+                let mut a = signet_app::oidc::clients::get(app, &client_id)
+                    .await?
+                    .settings
+                    .assurance;
+                if let Some(aal) = &min_aal {
+                    a.min_aal = Some(
+                        signet_core::session::Aal::parse(aal)
+                            .ok_or_else(|| anyhow::anyhow!("--min-aal is aal1, aal2 or aal3"))?,
+                    );
+                }
+                if let Some(p) = phishing_resistant {
+                    a.phishing_resistant = p;
+                }
+                if let Some(age) = max_auth_age_secs {
+                    a.max_auth_age_secs = Some(age);
+                }
+                Some(a)
+            } else {
+                None
+            };
+            let nonempty = |v: Vec<String>| (!v.is_empty()).then_some(v);
+            let changes = signet_app::oidc::clients::ClientChanges {
+                name,
+                redirect_uris: nonempty(redirect_uris),
+                scopes: nonempty(scopes),
+                grant_types: (!grant_types.is_empty()).then_some(grant_types),
+                first_party,
+                id_token_ttl_secs,
+                access_token_ttl_secs,
+                refresh_token_ttl_secs,
+                assurance,
+                ..Default::default()
+            };
+            let client = signet_app::oidc::clients::update(app, &actor, &origin, &client_id, changes).await?;
+            let view = signet_app::oidc::clients::view(&client);
+            emit(json_mode, view, || format!("updated {client_id}"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(ClientCmd::Delete { client_id }) => {
+            signet_app::oidc::clients::delete(app, &actor, &origin, &client_id).await?;
+            emit(json_mode, json!({ "deleted": client_id }), || {
+                format!("deleted {client_id}; its grants are revoked")
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(ClientCmd::RotateSecret { client_id, grace_secs }) => {
+            let grace = grace_secs.map(std::time::Duration::from_secs);
+            let (client, secret) =
+                signet_app::oidc::clients::rotate_secret(app, &actor, &origin, &client_id, grace).await?;
+            let until = client.previous_secret.as_ref().map(|p| p.expires_at.to_rfc3339());
+            emit(
+                json_mode,
+                json!({ "client_id": client.client_id, "client_secret": secret.expose_secret(), "previous_secret_expires_at": until }),
+                || {
+                    format!(
+                        "client_secret: {}\n(shown once: store it now; the old secret works until {})",
+                        secret.expose_secret(),
+                        until.clone().unwrap_or_default()
+                    )
+                },
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::AdminToken(AdminTokenCmd::Create { name, ceiling }) => {

@@ -237,6 +237,15 @@ impl OidcClientWrites for FailingTx {
             .rotate_oidc_client_secret(client_id, new_hash, previous_expires_at, now)
             .await
     }
+
+    async fn revoke_oidc_client_grants(
+        &mut self,
+        client_id: &str,
+        user: Option<UserId>,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        self.inner.revoke_oidc_client_grants(client_id, user, now).await
+    }
 }
 
 #[async_trait::async_trait]

@@ -63,7 +63,13 @@ pub fn api(_state: AppState) -> Router<AppState> {
         )
         .route(
             "/api/v1/admin/oidc/clients/{client_id}",
-            get(oidc_admin::show).delete(oidc_admin::delete),
+            get(oidc_admin::show)
+                .delete(oidc_admin::delete)
+                .patch(oidc_admin::update),
+        )
+        .route(
+            "/api/v1/admin/oidc/clients/{client_id}/secret",
+            post(oidc_admin::rotate_secret),
         )
         .route("/.well-known/openid-configuration", get(oidc::discovery))
         .route(signet_app::oidc::discovery::JWKS_PATH, get(oidc::jwks))

@@ -1482,3 +1482,235 @@ async fn keys_rotate_publishes_first_signs_later_and_retires_the_old_key_after_t
     assert_eq!(audit["events"].as_array().unwrap().len(), 1, "{audit}");
     srv.stop().await;
 }
+
+/// The admin API changes a client in place, rotates its secret with a
+/// grace period during which both secrets work, and deleting it revokes
+/// what it was granted.
+#[tokio::test]
+async fn admins_update_clients_rotate_secrets_with_a_grace_and_deleting_revokes_grants() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, old_secret) = offline_client(&srv, &admin).await;
+    let path = format!("/api/v1/admin/oidc/clients/{client_id}");
+
+    // Update: only the members sent change; the secret is never shown.
+    let (s, updated) = srv
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(serde_json::json!({
+                "name": "Mail 2",
+                "redirect_uris": [RP_REDIRECT, "https://rp.example.com/cb2"],
+                "first_party": true,
+                "access_token_ttl_secs": 120,
+                "assurance": { "min_aal": "aal1", "max_auth_age_secs": 3600 }
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{updated}");
+    assert_eq!(updated["name"], "Mail 2");
+    assert_eq!(updated["redirect_uris"].as_array().unwrap().len(), 2);
+    assert_eq!(updated["first_party"], true);
+    assert_eq!(updated["access_token_ttl_secs"], 120);
+    assert_eq!(updated["assurance"]["max_auth_age_secs"], 3600);
+    assert_eq!(
+        updated["scopes"],
+        serde_json::json!(["openid", "email", "offline_access"])
+    );
+    assert!(!updated.to_string().contains(&old_secret));
+    for (bad, code) in [
+        (
+            serde_json::json!({ "redirect_uris": ["http://evil.example.com/cb"] }),
+            "invalid_request",
+        ),
+        (serde_json::json!({ "grant_types": [] }), "invalid_request"),
+        (serde_json::json!({ "id_token_ttl_secs": 0 }), "invalid_request"),
+        (serde_json::json!({ "public": true }), "invalid_request"),
+    ] {
+        let (s, body) = srv.call(Method::PATCH, &path, Some(&admin), Some(bad.clone())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad} -> {body}");
+        assert!(body["error"].as_str().is_some(), "{body}");
+        let _ = code;
+    }
+    let (s, body) = srv
+        .call(
+            Method::PATCH,
+            "/api/v1/admin/oidc/clients/nope",
+            Some(&admin),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("oidc_client_not_found"))
+    );
+    // A grant issued under the new settings carries the new lifetime.
+    let code = code_for(&srv, &session, &client_id, &[("scope", "openid offline_access")]).await;
+    let (s, tokens) = redeem(&srv, (&client_id, &old_secret), &code, None).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["expires_in"], 120);
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let access_token = tokens["access_token"].as_str().unwrap().to_owned();
+
+    // Secret rotation: the new secret is shown once; both work during the grace.
+    let (s, rotated) = srv
+        .call(
+            Method::POST,
+            &format!("{path}/secret"),
+            Some(&admin),
+            Some(serde_json::json!({ "grace_secs": 600 })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{rotated}");
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert!(new_secret.starts_with("sgcs_"));
+    assert_ne!(new_secret, old_secret);
+    assert!(rotated["previous_secret_expires_at"].is_string());
+    let (_, shown) = srv.call(Method::GET, &path, Some(&admin), None).await;
+    assert!(!shown.to_string().contains(&new_secret) && !shown.to_string().contains(&old_secret));
+    let (s, next) = refresh(&srv, (&client_id, &old_secret), &refresh_token, None).await;
+    assert_eq!(s, StatusCode::OK, "the old secret works in the grace period: {next}");
+    let refresh_token = next["refresh_token"].as_str().unwrap().to_owned();
+    let (s, next) = refresh(&srv, (&client_id, &new_secret), &refresh_token, None).await;
+    assert_eq!(s, StatusCode::OK, "the new secret works: {next}");
+    let refresh_token = next["refresh_token"].as_str().unwrap().to_owned();
+    // After the grace the old one is refused, the new one still works.
+    srv.clock.advance(std::time::Duration::from_secs(601));
+    let (s, body) = refresh(&srv, (&client_id, &old_secret), &refresh_token, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    let (s, next) = refresh(&srv, (&client_id, &new_secret), &refresh_token, None).await;
+    assert_eq!(s, StatusCode::OK, "{next}");
+    let refresh_token = next["refresh_token"].as_str().unwrap().to_owned();
+    let fresh_access = next["access_token"].as_str().unwrap().to_owned();
+    // A second rotation without a body uses the default grace and forgets
+    // the first secret entirely.
+    let r = srv
+        .http
+        .post(srv.url(&format!("{path}/secret")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let third: Value = r.json().await.unwrap();
+    let third_secret = third["client_secret"].as_str().unwrap().to_owned();
+    let (s, _, _) = token_request(
+        &srv,
+        Some((&client_id, &old_secret)),
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh_token)],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "only the last two secrets ever work");
+
+    // A public client has no secret to rotate.
+    let (_, public) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/oidc/clients",
+            Some(&admin),
+            Some(serde_json::json!({ "name": "SPA", "public": true, "redirect_uris": [RP_REDIRECT] })),
+        )
+        .await;
+    let public_id = public["client_id"].as_str().unwrap();
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/oidc/clients/{public_id}/secret"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+
+    // Deleting the client revokes its grants: the refresh token and the
+    // access tokens issued under it stop working at once.
+    assert_eq!(userinfo_status(&srv, &fresh_access).await, StatusCode::OK);
+    let (s, _) = srv.call(Method::DELETE, &path, Some(&admin), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(userinfo_status(&srv, &fresh_access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(userinfo_status(&srv, &access_token).await, StatusCode::UNAUTHORIZED);
+    let (s, _) = refresh(&srv, (&client_id, &third_secret), &refresh_token, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Every change is audited, never with a secret.
+    let (_, audit) = srv
+        .call(Method::GET, "/api/v1/admin/audit?limit=100", Some(&admin), None)
+        .await;
+    let text = audit.to_string();
+    for secret in [&old_secret, &new_secret, &third_secret] {
+        assert!(!text.contains(secret.as_str()));
+    }
+    for ty in [
+        "oidc.client_updated",
+        "oidc.client_secret_rotated",
+        "oidc.client_deleted",
+    ] {
+        assert!(text.contains(ty), "{ty} audited");
+    }
+    srv.stop().await;
+}
+
+/// The CLI mirrors the admin API, and a client of `[[oidc.clients]]` is
+/// changed in the file only.
+#[tokio::test]
+async fn client_cli_shows_updates_rotates_and_deletes() {
+    let srv = TestServer::start().await;
+    let (client_id, secret) = client_add(&srv, &["reports", "--client-credentials"]).await;
+    let secret = secret.unwrap();
+    let srv_ref = &srv;
+    let run = |args: Vec<String>| async move {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.push("--json");
+        let out = signet(srv_ref, &all).await;
+        (
+            out.status.success(),
+            serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null),
+        )
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let (ok, shown) = run(s(&["client", "show", &client_id])).await;
+    assert!(ok);
+    assert_eq!(shown["name"], "reports");
+    assert!(!shown.to_string().contains(&secret));
+    let (ok, updated) = run(s(&[
+        "client",
+        "update",
+        &client_id,
+        "--name",
+        "Reports",
+        "--access-token-ttl-secs",
+        "60",
+        "--min-aal",
+        "aal2",
+    ]))
+    .await;
+    assert!(ok, "{updated}");
+    assert_eq!(updated["name"], "Reports");
+    assert_eq!(updated["access_token_ttl_secs"], 60);
+    assert_eq!(updated["assurance"]["min_aal"], "aal2");
+    let (ok, rotated) = run(s(&["client", "rotate-secret", &client_id, "--grace-secs", "0"])).await;
+    assert!(ok, "{rotated}");
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    let cc = [("grant_type", "client_credentials")];
+    // The CLI ran on the system clock; the server's manual clock started
+    // at the server's start, a little behind it.
+    srv.clock.advance(std::time::Duration::from_secs(30));
+    let (status, _, _) = token_request(&srv, Some((&client_id, &secret)), &cc).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "grace 0 ends the old secret at once");
+    let (status, _, body) = token_request(&srv, Some((&client_id, &new_secret)), &cc).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["expires_in"], 60);
+    let (ok, _) = run(s(&["client", "delete", &client_id])).await;
+    assert!(ok);
+    let (ok, _) = run(s(&["client", "show", &client_id])).await;
+    assert!(!ok);
+    srv.stop().await;
+}
