@@ -76,6 +76,12 @@ pub enum EventType {
     OidcClientUpdated,
     /// An admin rotated a client's secret (the old one has a grace period).
     OidcClientSecretRotated,
+    /// A user allowed a third-party client the scopes it asked for.
+    OidcConsentGranted,
+    /// A user refused a third-party client on the consent page.
+    OidcConsentDenied,
+    /// A user revoked an app's access from the account page.
+    OidcConsentRevoked,
     /// A help-desk recovery ticket was opened.
     RecoveryTicketCreated,
     /// An admin approved a help-desk recovery ticket.
@@ -126,6 +132,9 @@ impl EventType {
         EventType::OidcSigningKeyRotated,
         EventType::OidcClientUpdated,
         EventType::OidcClientSecretRotated,
+        EventType::OidcConsentGranted,
+        EventType::OidcConsentDenied,
+        EventType::OidcConsentRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -172,6 +181,9 @@ impl EventType {
             EventType::OidcSigningKeyRotated => "oidc.signing_key_rotated",
             EventType::OidcClientUpdated => "oidc.client_updated",
             EventType::OidcClientSecretRotated => "oidc.client_secret_rotated",
+            EventType::OidcConsentGranted => "oidc.consent_granted",
+            EventType::OidcConsentDenied => "oidc.consent_denied",
+            EventType::OidcConsentRevoked => "oidc.consent_revoked",
         }
     }
 

@@ -188,3 +188,20 @@ impl OidcClient {
         self.settings.redirect_uris.iter().any(|r| r == uri)
     }
 }
+
+/// What a user allowed a third-party client (OpenID Connect Core §3.1.2.4):
+/// the scopes approved, remembered so the consent page is not shown again
+/// for the same or fewer scopes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OidcConsent {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub granted_at: Timestamp,
+}
+
+impl OidcConsent {
+    /// Whether every scope in `asked` was approved.
+    pub fn covers(&self, asked: &[String]) -> bool {
+        asked.iter().all(|s| self.scopes.contains(s))
+    }
+}

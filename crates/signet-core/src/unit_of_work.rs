@@ -234,6 +234,11 @@ pub trait OidcClientWrites: Send {
         user: Option<UserId>,
         now: Timestamp,
     ) -> StoreResult<u64>;
+    /// Records that `user` approved `consent.scopes` for the client, adding
+    /// them to what was approved before.
+    async fn put_oidc_consent(&mut self, user: UserId, consent: &crate::oidc_client::OidcConsent) -> StoreResult<()>;
+    /// Forgets what `user` approved for the client; `false` if nothing.
+    async fn delete_oidc_consent(&mut self, user: UserId, client_id: &str) -> StoreResult<bool>;
 }
 
 /// The OpenID Provider's signing keys, kept as sealed rows of

@@ -3,7 +3,7 @@
 //! and a new setting then needs no migration.
 
 use signet_core::clock::Timestamp;
-use signet_core::oidc_client::{ClientSettings, ClientSource, OidcClient, PreviousSecret};
+use signet_core::oidc_client::{ClientSettings, ClientSource, OidcClient, OidcConsent, PreviousSecret};
 use signet_core::secret::TokenHash;
 use signet_core::store::{OidcClientStore, StoreError, StoreResult};
 use signet_core::unit_of_work::{OidcClientWrites, OidcKeyWrites};
@@ -104,6 +104,56 @@ impl OidcClientStore for SqlStore {
         });
         rows.into_iter().map(OidcClient::try_from).collect()
     }
+
+    async fn oidc_consent(&self, user: UserId, client_id: &str) -> StoreResult<Option<OidcConsent>> {
+        let row: Option<(String, String, i64)> = with_db!(read(self), |pool| {
+            sqlx::query_as(
+                "SELECT client_id, scopes, granted_at FROM oidc_consents WHERE user_id = $1 AND client_id = $2",
+            )
+            .bind(user.0.to_string())
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(backend)?
+        });
+        Ok(row.map(consent))
+    }
+
+    async fn list_oidc_consents(&self, user: UserId) -> StoreResult<Vec<OidcConsent>> {
+        let rows: Vec<(String, String, i64)> = with_db!(read(self), |pool| {
+            sqlx::query_as(
+                "SELECT client_id, scopes, granted_at FROM oidc_consents WHERE user_id = $1 ORDER BY client_id",
+            )
+            .bind(user.0.to_string())
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?
+        });
+        Ok(rows.into_iter().map(consent).collect())
+    }
+
+    async fn oidc_clients_with_grants(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = with_db!(read(self), |pool| {
+            sqlx::query_as(
+                "SELECT DISTINCT client_id FROM oidc_refresh_tokens WHERE user_id = $1 \
+                 AND revoked_at IS NULL AND rotated_at IS NULL AND expires_at > $2 ORDER BY client_id",
+            )
+            .bind(user.0.to_string())
+            .bind(now.as_millis())
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?
+        });
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}
+
+fn consent((client_id, scopes, granted_at): (String, String, i64)) -> OidcConsent {
+    OidcConsent {
+        client_id,
+        scopes: scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        granted_at: Timestamp::from_millis(granted_at),
+    }
 }
 
 #[async_trait::async_trait]
@@ -165,6 +215,11 @@ impl OidcClientWrites for SqlTx {
 
     async fn delete_oidc_client(&mut self, client_id: &str) -> StoreResult<bool> {
         in_tx!(self, |c| {
+            sqlx::query("DELETE FROM oidc_consents WHERE client_id = $1")
+                .bind(client_id)
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
             sqlx::query("DELETE FROM oidc_clients WHERE client_id = $1")
                 .bind(client_id)
                 .execute(&mut *c)
@@ -244,6 +299,54 @@ impl OidcClientWrites for SqlTx {
                 .rows_affected();
             }
             n
+        })
+    }
+
+    async fn put_oidc_consent(&mut self, user: UserId, consent: &OidcConsent) -> StoreResult<()> {
+        let user = user.0.to_string();
+        // Read and write in the unit: the union of what was approved before
+        // and now. Two approvals racing may each add their own scopes; the
+        // later write keeps its union, which only ever asks again.
+        in_tx!(self, |c| {
+            let before: Option<(String,)> =
+                sqlx::query_as("SELECT scopes FROM oidc_consents WHERE user_id = $1 AND client_id = $2")
+                    .bind(user.as_str())
+                    .bind(consent.client_id.as_str())
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(backend)?;
+            let mut scopes: Vec<String> = before
+                .map(|b| b.0.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default();
+            for s in &consent.scopes {
+                if !scopes.contains(s) {
+                    scopes.push(s.clone());
+                }
+            }
+            sqlx::query(
+                "INSERT INTO oidc_consents (user_id, client_id, scopes, granted_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
+            )
+            .bind(user.as_str())
+            .bind(consent.client_id.as_str())
+            .bind(scopes.join(" "))
+            .bind(consent.granted_at.as_millis())
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?;
+        })
+    }
+
+    async fn delete_oidc_consent(&mut self, user: UserId, client_id: &str) -> StoreResult<bool> {
+        in_tx!(self, |c| {
+            sqlx::query("DELETE FROM oidc_consents WHERE user_id = $1 AND client_id = $2")
+                .bind(user.0.to_string())
+                .bind(client_id)
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                == 1
         })
     }
 }

@@ -31,6 +31,7 @@ pub mod authorize;
 pub mod claims;
 pub mod clients;
 pub mod codes;
+pub mod consent;
 pub mod discovery;
 pub mod error;
 pub mod introspection;

@@ -206,6 +206,22 @@ impl OidcClientStore for FailingStore {
     async fn list_oidc_clients(&self) -> StoreResult<Vec<signet_core::oidc_client::OidcClient>> {
         self.inner.list_oidc_clients().await
     }
+
+    async fn oidc_consent(
+        &self,
+        user: UserId,
+        client_id: &str,
+    ) -> StoreResult<Option<signet_core::oidc_client::OidcConsent>> {
+        self.inner.oidc_consent(user, client_id).await
+    }
+
+    async fn list_oidc_consents(&self, user: UserId) -> StoreResult<Vec<signet_core::oidc_client::OidcConsent>> {
+        self.inner.list_oidc_consents(user).await
+    }
+
+    async fn oidc_clients_with_grants(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<String>> {
+        self.inner.oidc_clients_with_grants(user, now).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -245,6 +261,18 @@ impl OidcClientWrites for FailingTx {
         now: Timestamp,
     ) -> StoreResult<u64> {
         self.inner.revoke_oidc_client_grants(client_id, user, now).await
+    }
+
+    async fn put_oidc_consent(
+        &mut self,
+        user: UserId,
+        consent: &signet_core::oidc_client::OidcConsent,
+    ) -> StoreResult<()> {
+        self.inner.put_oidc_consent(user, consent).await
+    }
+
+    async fn delete_oidc_consent(&mut self, user: UserId, client_id: &str) -> StoreResult<bool> {
+        self.inner.delete_oidc_consent(user, client_id).await
     }
 }
 

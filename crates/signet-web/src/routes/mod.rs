@@ -8,6 +8,7 @@ pub mod invitations;
 pub mod login;
 pub mod oidc;
 pub mod oidc_admin;
+pub mod oidc_consent;
 pub mod recovery;
 pub mod session;
 pub mod step_up;
@@ -79,6 +80,13 @@ pub fn api(_state: AppState) -> Router<AppState> {
             get(oidc::authorize_get).post(oidc::authorize_post),
         )
         .route("/oauth2/authorize/resume/{id}", get(oidc::authorize_resume))
+        .route(
+            "/oauth2/consent/{id}",
+            get(oidc_consent::page).post(oidc_consent::decide),
+        )
+        .route("/api/v1/oidc/apps", get(oidc_consent::apps))
+        .route("/api/v1/oidc/apps/{client_id}", delete(oidc_consent::revoke))
+        .route("/account/apps/{client_id}/revoke", post(oidc_consent::revoke_from_page))
         .route(
             signet_app::oidc::discovery::USERINFO_PATH,
             get(oidc::userinfo).post(oidc::userinfo),

@@ -705,7 +705,7 @@ async fn redeem(srv: &TestServer, client: (&str, &str), code: &str, verifier: Op
 async fn oidcc_server() {
     let srv = TestServer::start().await;
     let (user_id, session, _auth) = passkey_user(&srv, "ada@example.com").await;
-    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let secret = secret.unwrap();
     let (verifier, challenge) = pkce_pair();
 
@@ -820,7 +820,7 @@ async fn oidcc_userinfo_refuses_a_bad_or_user_less_token() {
 #[tokio::test]
 async fn oidcc_prompt_none_not_logged_in() {
     let srv = TestServer::start().await;
-    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let (s, loc) = authorize(
         &srv,
         None,
@@ -846,7 +846,7 @@ async fn oidcc_prompt_none_not_logged_in() {
 #[tokio::test]
 async fn oidcc_ensure_registered_redirect_uri_and_near_misses_get_an_error_page() {
     let srv = TestServer::start().await;
-    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let near_misses = [
         "https://rp.example.com/cb/",
         "https://rp.example.com/cb?x=1",
@@ -893,7 +893,7 @@ async fn oidcc_ensure_registered_redirect_uri_and_near_misses_get_an_error_page(
 #[tokio::test]
 async fn unsupported_response_type_and_missing_openid_are_sent_back_to_the_client() {
     let srv = TestServer::start().await;
-    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     for (rt, scope, expected) in [
         ("token", "openid", "unsupported_response_type"),
         ("code id_token", "openid", "unsupported_response_type"),
@@ -923,9 +923,13 @@ async fn unsupported_response_type_and_missing_openid_are_sent_back_to_the_clien
 async fn pkce_is_s256_only_required_for_public_clients_and_cannot_be_downgraded() {
     let srv = TestServer::start().await;
     let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
-    let (conf_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (conf_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let secret = secret.unwrap();
-    let (pub_id, _) = client_add(&srv, &["Spa", "--redirect-uri", RP_REDIRECT, "--public"]).await;
+    let (pub_id, _) = client_add(
+        &srv,
+        &["Spa", "--redirect-uri", RP_REDIRECT, "--public", "--first-party"],
+    )
+    .await;
     let (verifier, challenge) = pkce_pair();
     let refused = |loc: Option<url::Url>| query_of(&loc.unwrap(), "error");
 
@@ -1023,7 +1027,7 @@ async fn pkce_is_s256_only_required_for_public_clients_and_cannot_be_downgraded(
 async fn oidcc_codereuse_revokes_the_tokens_issued_from_the_code() {
     let srv = TestServer::start().await;
     let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
-    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let secret = secret.unwrap();
     let code = code_for(&srv, &session, &client_id, &[]).await;
     let (s, tokens) = redeem(&srv, (&client_id, &secret), &code, None).await;
@@ -1057,7 +1061,7 @@ async fn oidcc_codereuse_revokes_the_tokens_issued_from_the_code() {
     );
 
     // A code for another client, a wrong redirect URI, an expired code.
-    let (other_id, other_secret) = client_add(&srv, &["Other", "--redirect-uri", RP_REDIRECT]).await;
+    let (other_id, other_secret) = client_add(&srv, &["Other", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let code = code_for(&srv, &session, &client_id, &[]).await;
     let (s, body) = redeem(&srv, (&other_id, &other_secret.unwrap()), &code, None).await;
     assert_eq!(
@@ -1093,7 +1097,7 @@ async fn oidcc_codereuse_revokes_the_tokens_issued_from_the_code() {
 async fn twenty_concurrent_redemptions_of_one_code_exactly_one_wins() {
     let srv = TestServer::start().await;
     let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
-    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let secret = secret.unwrap();
     let code = code_for(&srv, &session, &client_id, &[]).await;
     let attempts = (0..20).map(|_| redeem(&srv, (&client_id, &secret), &code, None));
@@ -1117,7 +1121,7 @@ async fn twenty_concurrent_redemptions_of_one_code_exactly_one_wins() {
 async fn oidcc_max_age_1_and_prompt_login_force_a_new_sign_in_that_resumes_the_request() {
     let srv = TestServer::start().await;
     let (_, session, mut auth) = passkey_user(&srv, "ada@example.com").await;
-    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let secret = secret.unwrap();
     srv.clock.advance(std::time::Duration::from_secs(2));
     for extra in [("max_age", "1"), ("prompt", "login")] {
@@ -1193,7 +1197,7 @@ async fn oidcc_max_age_1_and_prompt_login_force_a_new_sign_in_that_resumes_the_r
 async fn acr_values_and_the_client_floor_combine() {
     let srv = TestServer::start().await;
     let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
-    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let code = code_for(&srv, &session, &client_id, &[("acr_values", "phr")]).await;
     assert!(code.starts_with("sgac_"));
     let (s, loc) = authorize(
@@ -1225,6 +1229,7 @@ async fn offline_client(srv: &TestServer, admin: &str) -> (String, String) {
             Some(serde_json::json!({
                 "name": "Mail",
                 "redirect_uris": [RP_REDIRECT],
+                "first_party": true,
                 "scopes": ["openid", "email", "offline_access"],
                 "grant_types": ["authorization_code", "refresh_token"],
             })),
@@ -1337,7 +1342,7 @@ async fn oidcc_refresh_token_rotates_and_a_replay_revokes_the_family() {
     assert_eq!(userinfo_status(&srv, &b_at).await, StatusCode::UNAUTHORIZED);
 
     // A client without the refresh grant may not ask for offline_access.
-    let (plain_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (plain_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     params[1] = ("client_id", plain_id.as_str());
     let (_, loc) = authorize(&srv, Some(&session), &params).await;
     assert_eq!(query_of(&loc.unwrap(), "error").as_deref(), Some("invalid_scope"));
@@ -1712,5 +1717,237 @@ async fn client_cli_shows_updates_rotates_and_deletes() {
     assert!(ok);
     let (ok, _) = run(s(&["client", "show", &client_id])).await;
     assert!(!ok);
+    srv.stop().await;
+}
+
+/// Posts the consent form of `location` (the consent page's path) as the
+/// signed-in browser; returns the status and `Location`.
+async fn consent_post(
+    srv: &TestServer,
+    session: &str,
+    consent_page: &url::Url,
+    decision: &str,
+    same_origin: bool,
+) -> (StatusCode, Option<url::Url>) {
+    let mut req = srv
+        .http
+        .post(consent_page.as_str())
+        .bearer_auth(session)
+        .form(&[("decision", decision)]);
+    if same_origin {
+        req = req.headers(srv.same_origin());
+    } else {
+        req = req.header(reqwest::header::ORIGIN, "https://evil.example.com");
+    }
+    let r = req.send().await.unwrap();
+    let location = r
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|l| absolute(srv, l.to_str().unwrap()));
+    (r.status(), location)
+}
+
+/// A third-party client: consent is asked after sign-in, remembered for the
+/// same or fewer scopes, asked again for more or with `prompt=consent`,
+/// refused with `prompt=none`, and revocable from the account.
+#[tokio::test]
+async fn third_party_clients_need_consent_which_is_remembered_and_revocable() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = client_add(&srv, &["Partner app", "--redirect-uri", RP_REDIRECT]).await;
+    let secret = secret.unwrap();
+    let base = |scope: &'static str| {
+        vec![
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", scope),
+            ("state", "s1"),
+        ]
+    };
+
+    // prompt=none before any consent: consent_required.
+    let mut none = base("openid email");
+    none.push(("prompt", "none"));
+    let (_, loc) = authorize(&srv, Some(&session), &none).await;
+    let loc = loc.unwrap();
+    assert!(loc.as_str().starts_with(RP_REDIRECT));
+    assert_eq!(query_of(&loc, "error").as_deref(), Some("consent_required"));
+    assert_eq!(query_of(&loc, "state").as_deref(), Some("s1"));
+
+    // After sign-in: the consent page, listing the scopes in plain words.
+    let (s, page) = authorize(&srv, Some(&session), &base("openid email")).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let page = page.unwrap();
+    assert!(page.path().starts_with("/oauth2/consent/"), "{page}");
+    let html = srv
+        .http
+        .get(page.as_str())
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Partner app") && html.contains("See your email address"),
+        "{html}"
+    );
+    // Without a session the page sends the browser to sign in first.
+    let r = srv.http.get(page.as_str()).send().await.unwrap();
+    assert!(r.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .starts_with("/login?return_to="));
+
+    // The decision must come from Signet's own page.
+    let (s, _) = consent_post(&srv, &session, &page, "allow", false).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, loc) = consent_post(&srv, &session, &page, "allow", true).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let loc = loc.unwrap();
+    assert!(loc.as_str().starts_with(RP_REDIRECT), "{loc}");
+    let code = query_of(&loc, "code").expect("a code after approval");
+    assert_eq!(query_of(&loc, "state").as_deref(), Some("s1"));
+    let (s, tokens) = redeem(&srv, (&client_id, &secret), &code, None).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    // The consent request is used up.
+    let (s, _) = consent_post(&srv, &session, &page, "allow", true).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // The same or fewer scopes: no page, a code at once; prompt=none works now.
+    code_for(&srv, &session, &client_id, &[("scope", "openid email")]).await;
+    code_for(&srv, &session, &client_id, &[("scope", "openid")]).await;
+    let mut none = base("openid");
+    none.push(("prompt", "none"));
+    let (_, loc) = authorize(&srv, Some(&session), &none).await;
+    assert!(query_of(&loc.unwrap(), "code").is_some());
+    // More scopes, or prompt=consent: asked again.
+    let (_, loc) = authorize(&srv, Some(&session), &base("openid email profile")).await;
+    let again = loc.unwrap();
+    assert!(again.path().starts_with("/oauth2/consent/"));
+    let mut forced = base("openid");
+    forced.push(("prompt", "consent"));
+    let (_, loc) = authorize(&srv, Some(&session), &forced).await;
+    let forced_page = loc.unwrap();
+    assert!(forced_page.path().starts_with("/oauth2/consent/"));
+
+    // Denial: access_denied at the client, nothing issued.
+    let (s, loc) = consent_post(&srv, &session, &again, "deny", true).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let loc = loc.unwrap();
+    assert_eq!(query_of(&loc, "error").as_deref(), Some("access_denied"));
+    assert_eq!(query_of(&loc, "state").as_deref(), Some("s1"));
+    assert!(query_of(&loc, "code").is_none());
+    let (s, _) = consent_post(&srv, &session, &forced_page, "maybe", true).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // The account lists the app; revoking it ends its tokens and the consent.
+    let (s, apps) = srv.call(Method::GET, "/api/v1/oidc/apps", Some(&session), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(apps["apps"][0]["client_id"], client_id.as_str());
+    assert_eq!(apps["apps"][0]["name"], "Partner app");
+    assert_eq!(apps["apps"][0]["scopes"], serde_json::json!(["openid", "email"]));
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(userinfo_status(&srv, access).await, StatusCode::OK);
+    let (s, _) = srv
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/oidc/apps/{client_id}"),
+            Some(&session),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(userinfo_status(&srv, access).await, StatusCode::UNAUTHORIZED);
+    let (_, apps) = srv.call(Method::GET, "/api/v1/oidc/apps", Some(&session), None).await;
+    assert!(apps["apps"].as_array().unwrap().is_empty(), "{apps}");
+    let (s, body) = srv
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/oidc/apps/{client_id}"),
+            Some(&session),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("oidc_client_not_found"))
+    );
+    let (_, loc) = authorize(&srv, Some(&session), &base("openid")).await;
+    assert!(
+        loc.unwrap().path().starts_with("/oauth2/consent/"),
+        "asked again after revoking"
+    );
+
+    // Every decision is audited.
+    let admin = srv.admin_token().await;
+    let (_, audit) = srv
+        .call(Method::GET, "/api/v1/admin/audit?limit=200", Some(&admin), None)
+        .await;
+    let text = audit.to_string();
+    for ty in ["oidc.consent_granted", "oidc.consent_denied", "oidc.consent_revoked"] {
+        assert!(text.contains(ty), "{ty} audited");
+    }
+    srv.stop().await;
+}
+
+/// The account page lists the apps and revokes one with a same-origin form.
+#[tokio::test]
+async fn the_account_page_lists_apps_and_revokes_one() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, _) = client_add(&srv, &["Partner app", "--redirect-uri", RP_REDIRECT]).await;
+    let (_, page) = authorize(
+        &srv,
+        Some(&session),
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid email"),
+        ],
+    )
+    .await;
+    let (_, loc) = consent_post(&srv, &session, &page.unwrap(), "allow", true).await;
+    assert!(query_of(&loc.unwrap(), "code").is_some());
+    let srv_ref = &srv;
+    let account = |s: String| async move {
+        srv_ref
+            .http
+            .get(srv_ref.url("/account"))
+            .bearer_auth(s)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let html = account(session.clone()).await;
+    assert!(
+        html.contains("Partner app") && html.contains(&format!("/account/apps/{client_id}/revoke")),
+        "{html}"
+    );
+    let cross = srv
+        .http
+        .post(srv.url(&format!("/account/apps/{client_id}/revoke")))
+        .bearer_auth(&session)
+        .header(reqwest::header::ORIGIN, "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    let r = srv
+        .http
+        .post(srv.url(&format!("/account/apps/{client_id}/revoke")))
+        .bearer_auth(&session)
+        .headers(srv.same_origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(account(session.clone()).await.contains("No app has access"));
     srv.stop().await;
 }
