@@ -1591,7 +1591,7 @@ async fn oidc_client_updates_and_secret_rotations_spare_config_clients(s: Arc<Sq
         .unwrap());
     tx.commit().await.unwrap();
     let rotated = s.oidc_client("app").await.unwrap().unwrap();
-    assert_eq!(rotated.secret_hash, Some(new.clone()));
+    assert_eq!(rotated.secret_hash, Some(new));
     assert_eq!(
         rotated.previous_secret,
         Some(PreviousSecret {
