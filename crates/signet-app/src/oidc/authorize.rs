@@ -78,6 +78,10 @@ pub enum Answer {
         request_id: Uuid,
         login_hint: Option<String>,
     },
+    /// The signed-in session falls short of the demand: raise it with a
+    /// step-up journey (`/login?step_up=1&return_to=RESUME_PATH{request_id}`)
+    /// instead of a new sign-in.
+    StepUp { request_id: Uuid },
     /// Ask the signed-in user to approve the third-party client
     /// (`CONSENT_PATH{request_id}`, [`super::consent`]).
     Consent { request_id: Uuid },
@@ -321,6 +325,13 @@ async fn decide(
     }
     let login_hint = request.login_hint.clone();
     let request_id = store_request(app, &request, stored, now).await?;
+    // A signed-in user whose session is too weak or too old steps up on it
+    // (the same person, a fresh proof at the demanded level); `prompt=login`
+    // asks for a new sign-in, which may be another account (Core
+    // §3.1.2.1).
+    if session.is_some_and(|c| c.session.scope == SessionScope::Full) && !request.demand.fresh {
+        return Ok(Answer::StepUp { request_id });
+    }
     Ok(Answer::Login { request_id, login_hint })
 }
 

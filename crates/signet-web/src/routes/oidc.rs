@@ -222,6 +222,15 @@ pub(crate) fn authorization_answer(answer: signet_core::Result<Answer>) -> Respo
             }
             Redirect::to(&to.finish()).into_response()
         }
+        Ok(Answer::StepUp { request_id }) => {
+            let mut to = url::form_urlencoded::Serializer::new(String::from("/login?"));
+            to.append_pair("step_up", "1");
+            to.append_pair(
+                "return_to",
+                &format!("{}{request_id}", signet_app::oidc::authorize::RESUME_PATH),
+            );
+            Redirect::to(&to.finish()).into_response()
+        }
         Ok(Answer::Consent { request_id }) => {
             Redirect::to(&format!("{}{request_id}", signet_app::oidc::authorize::CONSENT_PATH)).into_response()
         }

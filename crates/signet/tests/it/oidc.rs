@@ -1142,19 +1142,36 @@ async fn oidcc_max_age_1_and_prompt_login_force_a_new_sign_in_that_resumes_the_r
         assert_eq!(s, StatusCode::SEE_OTHER);
         let loc = loc.unwrap();
         assert_eq!(loc.path(), "/login", "{loc}");
-        assert_eq!(query_of(&loc, "login_hint").as_deref(), Some("ada@example.com"));
         let return_to = query_of(&loc, "return_to").unwrap();
         assert!(return_to.starts_with("/oauth2/authorize/resume/"));
-
-        // Sign in again, continuing to the stored request.
-        let (s, started) = srv
-            .call(
-                Method::POST,
-                "/api/v1/login",
-                None,
-                Some(serde_json::json!({ "identifier": "ada@example.com", "mode": "api", "return_to": return_to })),
-            )
-            .await;
+        let stepping_up = extra.0 == "max_age";
+        let (s, started, step_base, bearer) = if stepping_up {
+            // The session is the right person's, only too old: it is raised
+            // with a step-up bound to it, not replaced by a new sign-in.
+            assert_eq!(query_of(&loc, "step_up").as_deref(), Some("1"), "{loc}");
+            let (s, started) = srv
+                .call(
+                    Method::POST,
+                    "/api/v1/step-up",
+                    Some(&session),
+                    Some(serde_json::json!({ "return_to": return_to })),
+                )
+                .await;
+            (s, started, "/api/v1/step-up", Some(session.clone()))
+        } else {
+            // prompt=login: a new sign-in (perhaps as someone else).
+            assert_eq!(query_of(&loc, "step_up"), None, "{loc}");
+            assert_eq!(query_of(&loc, "login_hint").as_deref(), Some("ada@example.com"));
+            let (s, started) = srv
+                .call(
+                    Method::POST,
+                    "/api/v1/login",
+                    None,
+                    Some(serde_json::json!({ "identifier": "ada@example.com", "mode": "api", "return_to": return_to })),
+                )
+                .await;
+            (s, started, "/api/v1/login", None)
+        };
         assert_eq!(s, StatusCode::OK, "{started}");
         let entry = started["methods"]
             .as_array()
@@ -1164,8 +1181,16 @@ async fn oidcc_max_age_1_and_prompt_login_force_a_new_sign_in_that_resumes_the_r
             .unwrap()
             .clone();
         let credential = auth.get(&entry["publicKey"]).await;
-        let (s, done) = crate::passkeys::post_assertion(&srv, started["flow_id"].as_str().unwrap(), credential).await;
+        let (s, done) = srv
+            .call(
+                Method::POST,
+                &format!("{step_base}/{}/passkey", started["flow_id"].as_str().unwrap()),
+                bearer.as_deref(),
+                Some(serde_json::json!({ "credential": credential })),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "{done}");
+        assert_eq!(done["state"], "complete", "{done}");
         let resume = done["return_to"].as_str().unwrap().to_owned();
         assert_eq!(resume, return_to);
         let fresh = done["session_token"].as_str().unwrap();
@@ -1181,6 +1206,9 @@ async fn oidcc_max_age_1_and_prompt_login_force_a_new_sign_in_that_resumes_the_r
         let (_, id) = verify_es256(tokens["id_token"].as_str().unwrap(), &jwks);
         let now = signet_core::clock::Clock::now(&*srv.clock).as_millis() / 1000;
         assert!(now - id["auth_time"].as_i64().unwrap() <= 1, "{id}");
+        // What the (raised or new) session actually proved: a passkey.
+        assert_eq!(id["acr"], "phr", "{id}");
+        assert!(id["amr"].as_array().unwrap().iter().any(|m| m == "swk" || m == "hwk"), "{id}");
 
         // The stored request was answered: resuming it again fails.
         let r = srv.http.get(srv.url(&resume)).bearer_auth(fresh).send().await.unwrap();
