@@ -103,7 +103,16 @@ pub async fn start(
         max_age_secs: Some(need.max_age.as_secs()),
         ..Demand::level(need.aal)
     };
-    open(app, current, action, step_up_demand, Continuation::None, binding, origin).await
+    open(
+        app,
+        current,
+        action,
+        step_up_demand,
+        Continuation::None,
+        binding,
+        origin,
+    )
+    .await
 }
 
 /// `POST /api/v1/step-up {"return_to": "/oauth2/authorize/resume/{id}"}`:

@@ -49,8 +49,7 @@ pub async fn start(
                 )
                 .into());
             }
-            signet_app::step_up::start_for_authorization(&state.app, &auth.current, request, bind_hash, &origin)
-                .await?
+            signet_app::step_up::start_for_authorization(&state.app, &auth.current, request, bind_hash, &origin).await?
         }
         None => {
             signet_app::step_up::start(&state.app, &auth.current, body.action.as_deref(), bind_hash, &origin).await?

@@ -1208,7 +1208,10 @@ async fn oidcc_max_age_1_and_prompt_login_force_a_new_sign_in_that_resumes_the_r
         assert!(now - id["auth_time"].as_i64().unwrap() <= 1, "{id}");
         // What the (raised or new) session actually proved: a passkey.
         assert_eq!(id["acr"], "phr", "{id}");
-        assert!(id["amr"].as_array().unwrap().iter().any(|m| m == "swk" || m == "hwk"), "{id}");
+        assert!(
+            id["amr"].as_array().unwrap().iter().any(|m| m == "swk" || m == "hwk"),
+            "{id}"
+        );
 
         // The stored request was answered: resuming it again fails.
         let r = srv.http.get(srv.url(&resume)).bearer_auth(fresh).send().await.unwrap();
@@ -1977,5 +1980,142 @@ async fn the_account_page_lists_apps_and_revokes_one() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(account(session.clone()).await.contains("No app has access"));
+    srv.stop().await;
+}
+
+/// A session signed in with an email code (aal1, not phishing-resistant)
+/// meets an app asking `acr_values=phr` by stepping up on the same session
+/// (a passkey, here the flow engine's test double), not by a new sign-in;
+/// the ID token's `acr`/`amr` state what was then proven.
+#[tokio::test]
+async fn a_weaker_session_steps_up_to_the_acr_an_app_asks_for() {
+    const POLICY: &str = r#"
+[tiers.low]
+login = ["email_otp", "passkey"]
+second_factor = ["passkey"]
+required_aal = "aal1"
+session = { idle = "8h", absolute = "24h" }
+
+[assignment]
+default = "low"
+"#;
+    let srv = TestServer::start_with(Options {
+        methods: crate::login::fake_methods(),
+        policy: Some(POLICY.into()),
+        ..Default::default()
+    })
+    .await;
+    let admin = srv.admin_token().await;
+    srv.create_user(&admin, "ada@example.com").await;
+    let (_, started) = srv
+        .call(
+            Method::POST,
+            "/api/v1/login",
+            None,
+            Some(serde_json::json!({ "identifier": "ada@example.com", "mode": "api" })),
+        )
+        .await;
+    let flow = started["flow_id"].as_str().unwrap();
+    let (s, done) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/login/{flow}/email_otp"),
+            None,
+            Some(serde_json::json!({ "code": "right" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    assert_eq!(done["session"]["aal"], "aal1");
+    let session = done["session_token"].as_str().unwrap().to_owned();
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
+    let params = [
+        ("response_type", "code"),
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", RP_REDIRECT),
+        ("scope", "openid"),
+        ("state", "st"),
+        ("acr_values", "phr"),
+    ];
+    // The aal1 session gets no code for phr: it is sent to step up.
+    let (s, loc) = authorize(&srv, Some(&session), &params).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let loc = loc.unwrap();
+    assert_eq!(
+        (loc.path(), query_of(&loc, "step_up").as_deref()),
+        ("/login", Some("1")),
+        "{loc}"
+    );
+    let return_to = query_of(&loc, "return_to").unwrap();
+
+    // The step-up offers only what can meet phr, and is bound to the session.
+    let (s, started) = srv
+        .call(
+            Method::POST,
+            "/api/v1/step-up",
+            Some(&session),
+            Some(serde_json::json!({ "return_to": return_to })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{started}");
+    let offered: Vec<&str> = started["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["passkey"], "{started}");
+    let flow = started["flow_id"].as_str().unwrap();
+    let (s, raised) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/step-up/{flow}/passkey"),
+            Some(&session),
+            Some(serde_json::json!({ "code": "right" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{raised}");
+    assert_eq!(raised["state"], "complete");
+    assert_eq!(raised["return_to"], return_to.as_str());
+    assert_eq!(raised["session"]["user"]["email"], "ada@example.com", "the same person");
+    let raised_token = raised["session_token"].as_str().unwrap();
+    assert_ne!(raised_token, session, "a raised session gets a new token");
+
+    // The request resumes with the raised session and gets its code.
+    let r = srv
+        .http
+        .get(srv.url(&return_to))
+        .bearer_auth(raised_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let loc = absolute(&srv, r.headers()[reqwest::header::LOCATION].to_str().unwrap());
+    assert_eq!(query_of(&loc, "state").as_deref(), Some("st"));
+    let code = query_of(&loc, "code").expect("a code after the step-up");
+    let (s, tokens) = redeem(&srv, (&client_id, secret.as_deref().unwrap()), &code, None).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    let id = claims_of(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["acr"], "phr", "{id}");
+    let amr: Vec<&str> = id["amr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(amr.contains(&"hwk") && amr.contains(&"otp"), "both proofs: {id}");
+
+    // A step-up for an app names no action, and needs a stored request.
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            "/api/v1/step-up",
+            Some(raised_token),
+            Some(serde_json::json!({ "return_to": "/account" })),
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
     srv.stop().await;
 }
