@@ -273,13 +273,7 @@ async fn decide(
         if !consented && super::consent::required(app, client, current.user.id, &request).await? {
             if prompt_none {
                 let refusal = refuse("consent_required", "this app needs the user's consent first");
-                audit_refusal(app, origin, &client.client_id, refusal.error).await?;
-                return Ok(Answer::Redirect(error_redirect(
-                    app,
-                    &request.redirect_uri,
-                    request.state.as_deref(),
-                    &refusal,
-                )));
+                return refuse_to_client(app, origin, &request, refusal).await;
             }
             let request_id = store_request(app, &request, stored, now).await?;
             return Ok(Answer::Consent { request_id });
@@ -296,13 +290,7 @@ async fn decide(
     }
     if prompt_none {
         let refusal = refuse("login_required", "no session meets this request; sign in first");
-        audit_refusal(app, origin, &client.client_id, refusal.error).await?;
-        return Ok(Answer::Redirect(error_redirect(
-            app,
-            &request.redirect_uri,
-            request.state.as_deref(),
-            &refusal,
-        )));
+        return refuse_to_client(app, origin, &request, refusal).await;
     }
     if let (Some(id), Some(_)) = (stored, session) {
         // The login this request started completed, yet its session does
@@ -312,16 +300,10 @@ async fn decide(
             "access_denied",
             "the sign-in did not reach the assurance this app requires",
         );
-        audit_refusal(app, origin, &client.client_id, refusal.error).await?;
         let mut tx = app.store.begin().await?;
         tx.delete_oidc_request(id).await?;
         tx.commit().await?;
-        return Ok(Answer::Redirect(error_redirect(
-            app,
-            &request.redirect_uri,
-            request.state.as_deref(),
-            &refusal,
-        )));
+        return refuse_to_client(app, origin, &request, refusal).await;
     }
     let login_hint = request.login_hint.clone();
     let request_id = store_request(app, &request, stored, now).await?;
@@ -333,6 +315,22 @@ async fn decide(
         return Ok(Answer::StepUp { request_id });
     }
     Ok(Answer::Login { request_id, login_hint })
+}
+
+/// Audits a refusal and sends it to the request's (registered) redirect URI.
+async fn refuse_to_client(
+    app: &App,
+    origin: &Origin,
+    request: &AuthorizationRequest,
+    refusal: Refusal,
+) -> Result<Answer> {
+    audit_refusal(app, origin, &request.client_id, refusal.error).await?;
+    Ok(Answer::Redirect(error_redirect(
+        app,
+        &request.redirect_uri,
+        request.state.as_deref(),
+        &refusal,
+    )))
 }
 
 /// The id of the stored request: `stored` if it is one already, else a new
