@@ -108,6 +108,10 @@ pub struct ClientSettings {
     /// Where back-channel logout tokens are POSTed, if anywhere.
     pub backchannel_logout_uri: Option<String>,
     pub assurance: ClientAssurance,
+    /// The JWS algorithm of this client's ID tokens (`ES256` or `RS256`;
+    /// OpenID Connect Dynamic Client Registration §2
+    /// `id_token_signed_response_alg`); `None` is the default, ES256.
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 /// Default lifetimes: short enough that a stolen token does little, long
@@ -132,6 +136,7 @@ impl Default for ClientSettings {
             refresh_token_ttl_secs: DEFAULT_REFRESH_TOKEN_TTL_SECS,
             backchannel_logout_uri: None,
             assurance: ClientAssurance::default(),
+            id_token_signed_response_alg: None,
         }
     }
 }

@@ -118,6 +118,9 @@ pub enum ClientCmd {
         /// The oldest authentication this client accepts, in seconds.
         #[arg(long, value_name = "SECS")]
         max_auth_age_secs: Option<u64>,
+        /// The algorithm of the client's ID tokens: ES256 (default) or RS256.
+        #[arg(long, value_name = "ALG")]
+        id_token_alg: Option<String>,
     },
     /// Delete a client and revoke everything it was granted.
     Delete { client_id: String },
@@ -542,6 +545,7 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
             min_aal,
             phishing_resistant,
             max_auth_age_secs,
+            id_token_alg,
         }) => {
             use signet_core::oidc_client::GrantType;
             let grant_types = grant_types
@@ -580,6 +584,7 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
                 access_token_ttl_secs,
                 refresh_token_ttl_secs,
                 assurance,
+                id_token_signed_response_alg: id_token_alg,
                 ..Default::default()
             };
             let client = signet_app::oidc::clients::update(app, &actor, &origin, &client_id, changes).await?;

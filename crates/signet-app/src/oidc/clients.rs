@@ -93,6 +93,13 @@ pub fn validate_settings(settings: &ClientSettings) -> Result<()> {
     if let Some(uri) = &settings.backchannel_logout_uri {
         check_redirect_uri(uri).map_err(|why| invalid(format!("back-channel logout URI {uri:?}: {why}")))?;
     }
+    if let Some(alg) = &settings.id_token_signed_response_alg {
+        if super::keys::Alg::parse(alg).is_none() {
+            return Err(invalid(format!(
+                "id_token_signed_response_alg {alg:?} is not ES256 or RS256"
+            )));
+        }
+    }
     for ttl in [
         settings.id_token_ttl_secs,
         settings.access_token_ttl_secs,
@@ -299,6 +306,7 @@ pub struct ClientChanges {
     /// `Some(None)` removes the URI.
     pub backchannel_logout_uri: Option<Option<String>>,
     pub assurance: Option<signet_core::oidc_client::ClientAssurance>,
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 impl ClientChanges {
@@ -315,6 +323,7 @@ impl ClientChanges {
             refresh_token_ttl_secs,
             backchannel_logout_uri,
             assurance,
+            id_token_signed_response_alg,
         } = self;
         fn set<T>(slot: &mut T, value: Option<T>) {
             if let Some(v) = value {
@@ -331,6 +340,9 @@ impl ClientChanges {
         set(&mut settings.refresh_token_ttl_secs, refresh_token_ttl_secs);
         set(&mut settings.backchannel_logout_uri, backchannel_logout_uri);
         set(&mut settings.assurance, assurance);
+        if let Some(alg) = id_token_signed_response_alg {
+            settings.id_token_signed_response_alg = Some(alg);
+        }
     }
 }
 
@@ -482,6 +494,7 @@ pub fn view(client: &OidcClient) -> serde_json::Value {
         "refresh_token_ttl_secs": client.settings.refresh_token_ttl_secs,
         "backchannel_logout_uri": client.settings.backchannel_logout_uri,
         "assurance": client.settings.assurance,
+        "id_token_signed_response_alg": client.settings.id_token_signed_response_alg.as_deref().unwrap_or("ES256"),
         "previous_secret_expires_at": client.previous_secret.as_ref().map(|p| p.expires_at.to_rfc3339()),
         "created_at": client.created_at.to_rfc3339(),
         "updated_at": client.updated_at.to_rfc3339(),

@@ -35,6 +35,7 @@ pub struct CreateClient {
     backchannel_logout_uri: Option<String>,
     #[serde(default)]
     assurance: ClientAssurance,
+    id_token_signed_response_alg: Option<String>,
 }
 
 async fn audit_read(
@@ -69,6 +70,7 @@ pub async fn create(
         refresh_token_ttl_secs: body.refresh_token_ttl_secs.unwrap_or(defaults.refresh_token_ttl_secs),
         backchannel_logout_uri: body.backchannel_logout_uri,
         assurance: body.assurance,
+        id_token_signed_response_alg: body.id_token_signed_response_alg,
     };
     let new = NewClient {
         name: body.name,
@@ -140,6 +142,7 @@ pub struct UpdateClient {
     #[serde(default, deserialize_with = "present")]
     backchannel_logout_uri: Option<Option<String>>,
     assurance: Option<ClientAssurance>,
+    id_token_signed_response_alg: Option<String>,
 }
 
 /// Tells an explicit `null` (`Some(None)`) from an absent member (`None`).
@@ -168,6 +171,7 @@ pub async fn update(
         refresh_token_ttl_secs: body.refresh_token_ttl_secs,
         backchannel_logout_uri: body.backchannel_logout_uri,
         assurance: body.assurance,
+        id_token_signed_response_alg: body.id_token_signed_response_alg,
     };
     let client = clients::update(&state.app, &actor, &origin, &client_id, changes).await?;
     Ok(Json(clients::view(&client)))

@@ -2119,3 +2119,78 @@ default = "low"
     );
     srv.stop().await;
 }
+
+/// A relying party that registers `id_token_signed_response_alg = RS256`
+/// gets ID tokens it can verify with the published RSA key (OpenID Connect
+/// Core §3.1.3.7: RS256 must be available); others get ES256.
+#[tokio::test]
+async fn a_client_may_ask_for_rs256_id_tokens() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (s, bad) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/oidc/clients",
+            Some(&admin),
+            Some(serde_json::json!({ "name": "Old", "redirect_uris": [RP_REDIRECT], "id_token_signed_response_alg": "HS256" })),
+        )
+        .await;
+    assert_eq!(
+        (s, bad["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let (s, created) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/oidc/clients",
+            Some(&admin),
+            Some(serde_json::json!({
+                "name": "Legacy RP", "redirect_uris": [RP_REDIRECT], "first_party": true,
+                "id_token_signed_response_alg": "RS256"
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    assert_eq!(created["client"]["id_token_signed_response_alg"], "RS256");
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    let code = code_for(&srv, &session, &client_id, &[("scope", "openid"), ("nonce", "n-rs")]).await;
+    let (s, tokens) = redeem(&srv, (&client_id, &secret), &code, None).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    let jws = tokens["id_token"].as_str().unwrap();
+    let parts: Vec<&str> = jws.split('.').collect();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "RS256");
+    let (_, jwks) = get_json(&srv, "/oauth2/jwks").await;
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .unwrap();
+    assert_eq!(key["kty"], "RSA");
+    let b = |m: &str| URL_SAFE_NO_PAD.decode(key[m].as_str().unwrap()).unwrap();
+    aws_lc_rs::signature::RsaPublicKeyComponents { n: b("n"), e: b("e") }
+        .verify(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            format!("{}.{}", parts[0], parts[1]).as_bytes(),
+            &URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
+        )
+        .expect("the RS256 ID token verifies against the published RSA key");
+    assert_eq!(claims_of(jws)["nonce"], "n-rs");
+    // Switching the client back: ES256 again.
+    let (s, _) = srv
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/admin/oidc/clients/{client_id}"),
+            Some(&admin),
+            Some(serde_json::json!({ "id_token_signed_response_alg": "ES256" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let code = code_for(&srv, &session, &client_id, &[("scope", "openid")]).await;
+    let (_, tokens) = redeem(&srv, (&client_id, &secret), &code, None).await;
+    verify_es256(tokens["id_token"].as_str().unwrap(), &jwks);
+    srv.stop().await;
+}
