@@ -23,6 +23,10 @@
 //! - [`userinfo`]: the UserInfo endpoint (OpenID Connect Core §5.3).
 //!
 //! - [`refresh`]: rotating refresh tokens for `offline_access`.
+//! - [`consent`]: the consent page for third-party clients and the apps a
+//!   user has let in;
+//! - signing-key rotation ([`keys::rotate`]) and client updates and secret
+//!   rotation ([`clients::update`], [`clients::rotate_secret`]).
 //!
 //! Revocation (RFC 7009) and logout are not built yet; discovery does
 //! not advertise them.
