@@ -288,6 +288,10 @@ pub trait OidcGrantWrites: Send {
     async fn oidc_request(&mut self, id: Uuid, now: Timestamp) -> StoreResult<Option<String>>;
     /// Forgets a stored request (it was answered).
     async fn delete_oidc_request(&mut self, id: Uuid) -> StoreResult<()>;
+    /// Deletes the stored request `id` as the one conditional write that
+    /// answers it: `true` for exactly one of any number of concurrent
+    /// callers, `false` if it was answered (or expired and purged) before.
+    async fn take_oidc_request(&mut self, id: Uuid) -> StoreResult<bool>;
     /// Stores a new code, by its hash only.
     async fn insert_oidc_code(
         &mut self,

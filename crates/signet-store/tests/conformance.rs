@@ -1613,6 +1613,24 @@ async fn oidc_client_updates_and_secret_rotations_spare_config_clients(s: Arc<Sq
     tx.commit().await.unwrap();
 }
 
+async fn a_stored_authorization_request_is_taken_once(s: Arc<SqlStore>) {
+    let id = Uuid::new_v4();
+    let mut tx = s.tx().await;
+    tx.insert_oidc_request(id, "app", "{}", at(600)).await.unwrap();
+    tx.commit().await.unwrap();
+    let takers = (0..20).map(|_| {
+        let s = s.clone();
+        async move {
+            let mut tx = s.tx().await;
+            let took = tx.take_oidc_request(id).await.unwrap();
+            tx.commit().await.unwrap();
+            took
+        }
+    });
+    let results = futures::future::join_all(takers).await;
+    assert_eq!(results.iter().filter(|t| **t).count(), 1, "{results:?}");
+}
+
 async fn signing_keys_are_inserted_once_and_deleted_in_a_unit(s: Arc<SqlStore>) {
     let mut tx = s.tx().await;
     assert!(tx
@@ -1925,6 +1943,7 @@ conformance!(
     oidc_clients_round_trip_and_config_never_takes_over_another_source,
     oidc_client_updates_and_secret_rotations_spare_config_clients,
     signing_keys_are_inserted_once_and_deleted_in_a_unit,
+    a_stored_authorization_request_is_taken_once,
     oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family,
     concurrent_code_redemptions_have_one_winner,
 );

@@ -101,7 +101,11 @@ pub async fn decide(app: &App, origin: &Origin, id: Uuid, current: &Current, app
             .from_origin(origin)
             .details(json!({ "client_id": client.client_id, "scope": request.scope.join(" ") }));
         let mut tx = app.store.begin().await?;
-        tx.delete_oidc_request(id).await?;
+        if !tx.take_oidc_request(id).await? {
+            return Ok(Answer::ErrorPage(
+                "This sign-in request was answered already. Go back to the app and start again.".into(),
+            ));
+        }
         app.audit().append(&mut *tx, &record).await?;
         tx.commit().await?;
         return Ok(authorize::denied(app, &request, "the user did not allow this app"));

@@ -585,6 +585,10 @@ impl OidcGrantWrites for FailingTx {
     async fn delete_oidc_request(&mut self, id: Uuid) -> StoreResult<()> {
         self.inner.delete_oidc_request(id).await
     }
+
+    async fn take_oidc_request(&mut self, id: Uuid) -> StoreResult<bool> {
+        self.inner.take_oidc_request(id).await
+    }
     async fn insert_oidc_code(
         &mut self,
         hash: &TokenHash,

@@ -2194,3 +2194,38 @@ async fn a_client_may_ask_for_rs256_id_tokens() {
     verify_es256(tokens["id_token"].as_str().unwrap(), &jwks);
     srv.stop().await;
 }
+
+/// A stored authorization request is answered once: of 20 concurrent
+/// approvals of one consent page, exactly one gets a code.
+#[tokio::test]
+async fn twenty_concurrent_consent_approvals_issue_exactly_one_code() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, _) = client_add(&srv, &["Partner app", "--redirect-uri", RP_REDIRECT]).await;
+    let (_, page) = authorize(
+        &srv,
+        Some(&session),
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid"),
+        ],
+    )
+    .await;
+    let page = page.unwrap();
+    assert!(page.path().starts_with("/oauth2/consent/"));
+    let attempts = (0..20).map(|_| consent_post(&srv, &session, &page, "allow", true));
+    let results = futures::future::join_all(attempts).await;
+    let codes = results
+        .iter()
+        .filter(|(_, loc)| loc.as_ref().is_some_and(|l| query_of(l, "code").is_some()))
+        .count();
+    assert_eq!(codes, 1, "{results:?}");
+    for (s, loc) in &results {
+        if loc.as_ref().is_none_or(|l| query_of(l, "code").is_none()) {
+            assert_eq!(*s, StatusCode::BAD_REQUEST, "the others are refused, never a 5xx");
+        }
+    }
+    srv.stop().await;
+}
