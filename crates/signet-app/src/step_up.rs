@@ -91,13 +91,8 @@ pub async fn start(
     binding: Option<TokenHash>,
     origin: &Origin,
 ) -> Result<Started> {
-    if current.session.scope != SessionScope::Full {
-        return Err(Error::forbidden(
-            ErrorCode::InsufficientScope,
-            "sign in before stepping up",
-        ));
-    }
-    let (tier_name, tier) = tier_of(app, current);
+    full_scope(current)?;
+    let (_, tier) = tier_of(app, current);
     let need = demand(app, tier, current, action)?;
     // A step-up proves something now, at the action's level, within the
     // action's window: every step must be younger than `max_age` when the
@@ -108,6 +103,75 @@ pub async fn start(
         max_age_secs: Some(need.max_age.as_secs()),
         ..Demand::level(need.aal)
     };
+    open(
+        app,
+        current,
+        action,
+        step_up_demand,
+        Continuation::None,
+        binding,
+        origin,
+    )
+    .await
+}
+
+/// `POST /api/v1/step-up {"return_to": "/oauth2/authorize/resume/{id}"}`:
+/// a signed-in session falls short of what a stored OIDC authorization
+/// request demands (the app's assurance, `acr_values`, `max_age`), so it is
+/// raised instead of the user signing in again. The flow demands what the
+/// request does, proven now and never below the session's level, and
+/// continues to the request, which then issues its code; the ID token's
+/// `acr`/`amr` state what the raised session proved.
+pub async fn start_for_authorization(
+    app: &App,
+    current: &Current,
+    request: uuid::Uuid,
+    binding: Option<TokenHash>,
+    origin: &Origin,
+) -> Result<Started> {
+    full_scope(current)?;
+    let Some(asked) = crate::oidc::authorize::stored_demand(app, request).await? else {
+        return Err(Error::invalid(
+            ErrorCode::InvalidRequest,
+            "this sign-in request has expired; go back to the app and start again",
+        ));
+    };
+    let step_up_demand = asked.and(Demand {
+        fresh: true,
+        ..Demand::level(current.session.aal)
+    });
+    open(
+        app,
+        current,
+        None,
+        step_up_demand,
+        Continuation::Authorization(request),
+        binding,
+        origin,
+    )
+    .await
+}
+
+fn full_scope(current: &Current) -> Result<()> {
+    if current.session.scope != SessionScope::Full {
+        return Err(Error::forbidden(
+            ErrorCode::InsufficientScope,
+            "sign in before stepping up",
+        ));
+    }
+    Ok(())
+}
+
+async fn open(
+    app: &App,
+    current: &Current,
+    action: Option<&str>,
+    step_up_demand: Demand,
+    continuation: Continuation,
+    binding: Option<TokenHash>,
+    origin: &Origin,
+) -> Result<Started> {
+    let (tier_name, _) = tier_of(app, current);
     let state = FlowState {
         v: FLOW_STATE_VERSION,
         journey: Journey::StepUp {
@@ -116,7 +180,7 @@ pub async fn start(
         },
         demand: step_up_demand.clone(),
         asked: step_up_demand,
-        continuation: Continuation::None,
+        continuation,
         user_id: Some(current.user.id),
         identified: true,
         // The same key a login for this address uses, so email methods as

@@ -81,6 +81,18 @@ pub enum EventType {
     /// Back-channel logout tokens were queued for the clients holding a
     /// grant of sessions that ended (OpenID Connect Back-Channel Logout 1.0).
     OidcBackchannelLogoutQueued,
+    /// `signet keys rotate`: a new generation of signing keys was added.
+    OidcSigningKeyRotated,
+    /// An admin changed a client's settings.
+    OidcClientUpdated,
+    /// An admin rotated a client's secret (the old one has a grace period).
+    OidcClientSecretRotated,
+    /// A user allowed a third-party client the scopes it asked for.
+    OidcConsentGranted,
+    /// A user refused a third-party client on the consent page.
+    OidcConsentDenied,
+    /// A user revoked an app's access from the account page.
+    OidcConsentRevoked,
     /// A help-desk recovery ticket was opened.
     RecoveryTicketCreated,
     /// An admin approved a help-desk recovery ticket.
@@ -136,6 +148,12 @@ impl EventType {
         EventType::OidcTokenRevoked,
         EventType::OidcLogout,
         EventType::OidcBackchannelLogoutQueued,
+        EventType::OidcSigningKeyRotated,
+        EventType::OidcClientUpdated,
+        EventType::OidcClientSecretRotated,
+        EventType::OidcConsentGranted,
+        EventType::OidcConsentDenied,
+        EventType::OidcConsentRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -184,6 +202,12 @@ impl EventType {
             EventType::OidcTokenRevoked => "oidc.token_revoked",
             EventType::OidcLogout => "oidc.logout",
             EventType::OidcBackchannelLogoutQueued => "oidc.backchannel_logout_queued",
+            EventType::OidcSigningKeyRotated => "oidc.signing_key_rotated",
+            EventType::OidcClientUpdated => "oidc.client_updated",
+            EventType::OidcClientSecretRotated => "oidc.client_secret_rotated",
+            EventType::OidcConsentGranted => "oidc.consent_granted",
+            EventType::OidcConsentDenied => "oidc.consent_denied",
+            EventType::OidcConsentRevoked => "oidc.consent_revoked",
         }
     }
 

@@ -189,6 +189,8 @@ error_codes! {
     AdminTokenNameTaken = "admin_token_name_taken" => Conflict,
     /// An OIDC client with this `client_id` is registered already.
     OidcClientIdTaken = "oidc_client_id_taken" => Conflict,
+    /// The client comes from `[[oidc.clients]]`: change it in the file.
+    OidcClientManagedByConfig = "oidc_client_managed_by_config" => Conflict,
     /// The admin already approved (or created) this ticket.
     TicketAlreadyApproved = "ticket_already_approved" => Conflict,
     /// The ticket is approved already, or expired: it takes no approvals.

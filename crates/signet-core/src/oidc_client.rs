@@ -112,6 +112,10 @@ pub struct ClientSettings {
     /// registered and shown back.
     pub backchannel_logout_session_required: bool,
     pub assurance: ClientAssurance,
+    /// The JWS algorithm of this client's ID tokens (`ES256` or `RS256`;
+    /// OpenID Connect Dynamic Client Registration §2
+    /// `id_token_signed_response_alg`); `None` is the default, ES256.
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 /// Default lifetimes: short enough that a stolen token does little, long
@@ -137,6 +141,7 @@ impl Default for ClientSettings {
             backchannel_logout_uri: None,
             backchannel_logout_session_required: false,
             assurance: ClientAssurance::default(),
+            id_token_signed_response_alg: None,
         }
     }
 }
@@ -154,11 +159,32 @@ pub struct OidcClient {
     pub source: ClientSource,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The secret replaced by the last rotation, still accepted until its
+    /// `expires_at` (the grace period while the app is redeployed).
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+/// A rotated-out client secret and the end of its grace period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreviousSecret {
+    pub hash: TokenHash,
+    pub expires_at: Timestamp,
 }
 
 impl OidcClient {
     pub fn is_public(&self) -> bool {
         self.secret_hash.is_none()
+    }
+
+    /// The hashes of the secrets that authenticate this client at `now`:
+    /// the current one, and the previous one during its grace period.
+    pub fn accepted_secret_hashes(&self, now: Timestamp) -> Vec<&TokenHash> {
+        let previous = self
+            .previous_secret
+            .as_ref()
+            .filter(|p| now < p.expires_at)
+            .map(|p| &p.hash);
+        self.secret_hash.iter().chain(previous).collect()
     }
 
     pub fn allows_grant(&self, grant: GrantType) -> bool {
@@ -176,5 +202,22 @@ impl OidcClient {
     /// `post_logout_redirect_uri` (RP-Initiated Logout 1.0 §3.1).
     pub fn has_post_logout_redirect_uri(&self, uri: &str) -> bool {
         self.settings.post_logout_redirect_uris.iter().any(|r| r == uri)
+    }
+}
+
+/// What a user allowed a third-party client (OpenID Connect Core §3.1.2.4):
+/// the scopes approved, remembered so the consent page is not shown again
+/// for the same or fewer scopes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OidcConsent {
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub granted_at: Timestamp,
+}
+
+impl OidcConsent {
+    /// Whether every scope in `asked` was approved.
+    pub fn covers(&self, asked: &[String]) -> bool {
+        asked.iter().all(|s| self.scopes.contains(s))
     }
 }

@@ -305,6 +305,13 @@ pub trait OidcClientStore: Send + Sync {
     async fn oidc_client(&self, client_id: &str) -> StoreResult<Option<crate::oidc_client::OidcClient>>;
     /// Every client, ordered by `client_id`.
     async fn list_oidc_clients(&self) -> StoreResult<Vec<crate::oidc_client::OidcClient>>;
+    /// What `user` approved for the client, if anything.
+    async fn oidc_consent(&self, user: UserId, client_id: &str)
+        -> StoreResult<Option<crate::oidc_client::OidcConsent>>;
+    /// Every client `user` approved, ordered by `client_id`.
+    async fn list_oidc_consents(&self, user: UserId) -> StoreResult<Vec<crate::oidc_client::OidcConsent>>;
+    /// The clients holding a live refresh token of `user` at `now`.
+    async fn oidc_clients_with_grants(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<String>>;
 }
 
 /// Help-desk recovery tickets (reads).

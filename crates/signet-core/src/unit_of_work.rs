@@ -229,6 +229,48 @@ pub trait OidcClientWrites: Send {
     async fn put_config_oidc_client(&mut self, client: &crate::oidc_client::OidcClient) -> StoreResult<()>;
     /// Deletes the client with this `client_id`; `false` if there is none.
     async fn delete_oidc_client(&mut self, client_id: &str) -> StoreResult<bool>;
+    /// Replaces the name and settings of a client that did not come from
+    /// the configuration file (`updated_at` too); `false` if there is no
+    /// such client.
+    async fn update_oidc_client(&mut self, client: &crate::oidc_client::OidcClient) -> StoreResult<bool>;
+    /// Makes `new_hash` the secret of a confidential client that did not
+    /// come from the configuration file, keeping the secret it replaces as
+    /// the previous one until `previous_expires_at`; `false` if there is no
+    /// such client.
+    async fn rotate_oidc_client_secret(
+        &mut self,
+        client_id: &str,
+        new_hash: &TokenHash,
+        previous_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Revokes every code and refresh token of a client (of one user of it
+    /// when `user` is given), and with them the access tokens issued from
+    /// them; returns how many were revoked.
+    async fn revoke_oidc_client_grants(
+        &mut self,
+        client_id: &str,
+        user: Option<UserId>,
+        now: Timestamp,
+    ) -> StoreResult<u64>;
+    /// Records that `user` approved `consent.scopes` for the client, adding
+    /// them to what was approved before.
+    async fn put_oidc_consent(&mut self, user: UserId, consent: &crate::oidc_client::OidcConsent) -> StoreResult<()>;
+    /// Forgets what `user` approved for the client; `false` if nothing.
+    async fn delete_oidc_consent(&mut self, user: UserId, client_id: &str) -> StoreResult<bool>;
+}
+
+/// The OpenID Provider's signing keys, kept as sealed rows of
+/// `server_secrets` so that `signet keys rotate-sealing` re-seals them with
+/// every other server secret. A rotation writes its new key and its audit
+/// record in one unit.
+#[async_trait::async_trait]
+pub trait OidcKeyWrites: Send {
+    /// Stores a sealed signing key under `name` unless a row of that name
+    /// exists; `false` if one did (another rotation won the race).
+    async fn insert_signing_key(&mut self, name: &str, sealed: &[u8], now: Timestamp) -> StoreResult<bool>;
+    /// Deletes the row `name` (a retired key); `false` if there is none.
+    async fn delete_signing_key(&mut self, name: &str) -> StoreResult<bool>;
 }
 
 /// What redeeming an authorization code found (OpenID Connect Core
@@ -265,6 +307,10 @@ pub trait OidcGrantWrites: Send {
     async fn oidc_request(&mut self, id: Uuid, now: Timestamp) -> StoreResult<Option<String>>;
     /// Forgets a stored request (it was answered).
     async fn delete_oidc_request(&mut self, id: Uuid) -> StoreResult<()>;
+    /// Deletes the stored request `id` as the one conditional write that
+    /// answers it: `true` for exactly one of any number of concurrent
+    /// callers, `false` if it was answered (or expired and purged) before.
+    async fn take_oidc_request(&mut self, id: Uuid) -> StoreResult<bool>;
     /// Stores a new code, by its hash only.
     async fn insert_oidc_code(&mut self, code: &NewCode<'_>) -> StoreResult<()>;
     /// Redeems a code with one conditional write; a second redemption
@@ -379,6 +425,7 @@ pub trait Transaction:
     + OutboxWrites
     + ThrottleWrites
     + OidcClientWrites
+    + OidcKeyWrites
     + OidcGrantWrites
     + AuditAppend
     + Send

@@ -61,6 +61,18 @@ impl OidcGrantWrites for SqlTx {
         })
     }
 
+    async fn take_oidc_request(&mut self, id: Uuid) -> StoreResult<bool> {
+        in_tx!(self, |c| {
+            sqlx::query("DELETE FROM oidc_requests WHERE id = $1")
+                .bind(id.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                == 1
+        })
+    }
+
     async fn insert_oidc_code(&mut self, code: &NewCode<'_>) -> StoreResult<()> {
         in_tx!(self, |c| {
             sqlx::query(

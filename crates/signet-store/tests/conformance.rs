@@ -1624,7 +1624,109 @@ fn oidc_client(
         source,
         created_at: T0,
         updated_at: T0,
+        previous_secret: None,
     }
+}
+
+async fn oidc_client_updates_and_secret_rotations_spare_config_clients(s: Arc<SqlStore>) {
+    use signet_core::oidc_client::{ClientSource, PreviousSecret};
+    let mut cli = oidc_client("app", ClientSource::Admin);
+    let conf = oidc_client("conf", ClientSource::Config);
+    let mut tx = s.tx().await;
+    tx.insert_oidc_client(&cli).await.unwrap();
+    tx.put_config_oidc_client(&conf).await.unwrap();
+    tx.commit().await.unwrap();
+
+    cli.name = "Renamed".into();
+    cli.settings.first_party = false;
+    cli.updated_at = at(3);
+    let mut tx = s.tx().await;
+    assert!(tx.update_oidc_client(&cli).await.unwrap());
+    assert!(!tx
+        .update_oidc_client(&oidc_client("conf", ClientSource::Config))
+        .await
+        .unwrap());
+    assert!(!tx
+        .update_oidc_client(&oidc_client("nobody", ClientSource::Admin))
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(s.oidc_client("app").await.unwrap().unwrap(), cli);
+
+    // Rotation keeps the replaced hash, whatever it was at that moment.
+    let new = TokenHash::of(b"new secret");
+    let mut tx = s.tx().await;
+    assert!(tx.rotate_oidc_client_secret("app", &new, at(100), at(4)).await.unwrap());
+    assert!(!tx
+        .rotate_oidc_client_secret("conf", &new, at(100), at(4))
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    let rotated = s.oidc_client("app").await.unwrap().unwrap();
+    assert_eq!(rotated.secret_hash, Some(new));
+    assert_eq!(
+        rotated.previous_secret,
+        Some(PreviousSecret {
+            hash: TokenHash::of(b"secret"),
+            expires_at: at(100)
+        })
+    );
+    assert_eq!(rotated.updated_at, at(4));
+    assert_eq!(rotated.accepted_secret_hashes(at(99)).len(), 2);
+    assert_eq!(rotated.accepted_secret_hashes(at(100)), vec![&new]);
+    assert_eq!(s.oidc_client("conf").await.unwrap().unwrap().previous_secret, None);
+
+    // A public client has no secret to rotate.
+    let mut public = oidc_client("spa", ClientSource::Admin);
+    public.secret_hash = None;
+    let mut tx = s.tx().await;
+    tx.insert_oidc_client(&public).await.unwrap();
+    assert!(!tx.rotate_oidc_client_secret("spa", &new, at(100), at(4)).await.unwrap());
+    tx.commit().await.unwrap();
+}
+
+async fn a_stored_authorization_request_is_taken_once(s: Arc<SqlStore>) {
+    let id = Uuid::new_v4();
+    let mut tx = s.tx().await;
+    tx.insert_oidc_request(id, "app", "{}", at(600)).await.unwrap();
+    tx.commit().await.unwrap();
+    let takers = (0..20).map(|_| {
+        let s = s.clone();
+        async move {
+            let mut tx = s.tx().await;
+            let took = tx.take_oidc_request(id).await.unwrap();
+            tx.commit().await.unwrap();
+            took
+        }
+    });
+    let results = futures::future::join_all(takers).await;
+    assert_eq!(results.iter().filter(|t| **t).count(), 1, "{results:?}");
+}
+
+async fn signing_keys_are_inserted_once_and_deleted_in_a_unit(s: Arc<SqlStore>) {
+    let mut tx = s.tx().await;
+    assert!(tx
+        .insert_signing_key("oidc_signing_key_es256_v2", &[1; 40], T0)
+        .await
+        .unwrap());
+    assert!(!tx
+        .insert_signing_key("oidc_signing_key_es256_v2", &[2; 40], T0)
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    let rows = s.stored_server_secrets().await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].value, vec![1; 40], "the first write wins");
+    // Rolled back: nothing changes.
+    let mut tx = s.tx().await;
+    assert!(tx.delete_signing_key("oidc_signing_key_es256_v2").await.unwrap());
+    tx.rollback().await.unwrap();
+    assert_eq!(s.stored_server_secrets().await.unwrap().len(), 1);
+    let mut tx = s.tx().await;
+    assert!(tx.delete_signing_key("oidc_signing_key_es256_v2").await.unwrap());
+    assert!(!tx.delete_signing_key("oidc_signing_key_es256_v2").await.unwrap());
+    tx.commit().await.unwrap();
+    assert!(s.stored_server_secrets().await.unwrap().is_empty());
 }
 
 async fn oidc_clients_round_trip_and_config_never_takes_over_another_source(s: Arc<SqlStore>) {
@@ -2057,6 +2159,9 @@ conformance!(
     totp_credentials_round_trip_and_advance_once_per_step,
     recovery_codes_are_used_once_and_replaced_together,
     oidc_clients_round_trip_and_config_never_takes_over_another_source,
+    oidc_client_updates_and_secret_rotations_spare_config_clients,
+    signing_keys_are_inserted_once_and_deleted_in_a_unit,
+    a_stored_authorization_request_is_taken_once,
     oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family,
     concurrent_code_redemptions_have_one_winner,
     concurrent_logout_claims_announce_each_code_once,

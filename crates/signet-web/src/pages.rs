@@ -166,6 +166,8 @@ struct AccountPage<'a> {
     /// The self-service ways back in, as a person reads them.
     ways_back: Vec<String>,
     helpdesk: bool,
+    /// Apps with access to the account (OIDC consent or a live grant).
+    apps: Vec<signet_app::oidc::consent::Authorized>,
 }
 
 /// One credential on `/account`, of any kind. A passkey's extras (its
@@ -270,6 +272,7 @@ async fn account(State(state): State<AppState>, MaybeAuth(auth): MaybeAuth) -> P
         helpdesk: signet_app::recovery::helpdesk_listed(&state.app, user),
         credentials: credentials.iter().map(CredentialRow::new).collect(),
         sessions: rows,
+        apps: signet_app::oidc::consent::authorized_apps(&state.app, user.id).await?,
     })
 }
 

@@ -490,10 +490,37 @@ function prefillLoginHint(form) {
   if (hint && form.elements.identifier && !form.elements.identifier.value) form.elements.identifier.value = hint;
 }
 
+// An app's sign-in request that the current session falls short of (too
+// old, too weak) opens /login with `?step_up=1`: the signed-in person
+// confirms with a stronger or fresher proof on the same session instead of
+// signing in again. Without a usable session, the page is a normal login.
+async function stepUpForApp(form) {
+  const params = new URLSearchParams(window.location.search);
+  const returnTo = params.get("return_to");
+  if (params.get("step_up") !== "1" || !returnTo) return false;
+  const r = await api("POST", "/api/v1/step-up", { return_to: returnTo });
+  if (!r.ok) return false;
+  form.hidden = true;
+  const passkeyBox = document.getElementById("passkey-login");
+  if (passkeyBox) passkeyBox.hidden = true;
+  loginFlow(r.data.flow_id, r.data.methods || [], "", {
+    list: document.getElementById("login-methods"),
+    base: "/api/v1/step-up/",
+    intro: "This app needs a stronger or more recent sign-in. Confirm it's you to continue.",
+  });
+  return true;
+}
+
 function setUpLogin() {
   const form = document.getElementById("login-form");
   if (!form) return;
   prefillLoginHint(form);
+  stepUpForApp(form).then((stepping) => {
+    if (!stepping) setUpSignIn(form);
+  });
+}
+
+function setUpSignIn(form) {
   const passkeyBox = document.getElementById("passkey-login");
   if (passkeyBox && webauthn.supported()) {
     passkeyBox.hidden = false;

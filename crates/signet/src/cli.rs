@@ -222,6 +222,57 @@ pub enum ClientCmd {
     },
     /// List registered clients.
     List,
+    /// Show one client (never its secret). Prints the client object.
+    Show { client_id: String },
+    /// Change a client's settings (clients of `[[oidc.clients]]` are changed
+    /// in the file). Prints the client object.
+    Update {
+        client_id: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Replaces the redirect URIs (repeat for several).
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// Replaces the scopes the client may ask for (repeat for several).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Replaces the grant types (authorization_code, refresh_token, client_credentials).
+        #[arg(long = "grant-type", value_name = "GRANT")]
+        grant_types: Vec<String>,
+        /// First-party (no consent screen) or not.
+        #[arg(long, value_name = "BOOL")]
+        first_party: Option<bool>,
+        #[arg(long, value_name = "SECS")]
+        id_token_ttl_secs: Option<u64>,
+        #[arg(long, value_name = "SECS")]
+        access_token_ttl_secs: Option<u64>,
+        #[arg(long, value_name = "SECS")]
+        refresh_token_ttl_secs: Option<u64>,
+        /// The lowest assurance a sign-in into this client needs (aal1, aal2, aal3).
+        #[arg(long, value_name = "AAL")]
+        min_aal: Option<String>,
+        /// Whether sign-ins into this client need a phishing-resistant method.
+        #[arg(long, value_name = "BOOL")]
+        phishing_resistant: Option<bool>,
+        /// The oldest authentication this client accepts, in seconds.
+        #[arg(long, value_name = "SECS")]
+        max_auth_age_secs: Option<u64>,
+        /// The algorithm of the client's ID tokens: ES256 (default) or RS256.
+        #[arg(long, value_name = "ALG")]
+        id_token_alg: Option<String>,
+    },
+    /// Delete a client and revoke everything it was granted.
+    Delete { client_id: String },
+    /// Give a confidential client a new secret (shown once); the old one
+    /// keeps working for the grace period. Prints `{"client_id",
+    /// "client_secret", "previous_secret_expires_at"}`.
+    #[command(name = "rotate-secret")]
+    RotateSecret {
+        client_id: String,
+        /// Seconds the old secret stays valid (default 86400; 0 ends it now).
+        #[arg(long, value_name = "SECS")]
+        grace_secs: Option<u64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -248,6 +299,26 @@ pub enum KeysCmd {
         #[arg(long)]
         reseal_only: bool,
     },
+    /// Rotate the OpenID Provider's signing keys (ES256 and RS256).
+    ///
+    /// The new keys are published in the JWK Set at once and start signing
+    /// after the publish delay; the keys they replace stay published for
+    /// the grace period after that (at least the longest ID or access token
+    /// lifetime of any client), then retire. Running servers pick the new
+    /// keys up within a minute. Prints `{"keys": [...]}`.
+    Rotate {
+        /// Seconds between now and the new keys signing (at least 360: the
+        /// nodes' reload interval plus the JWK Set's cache lifetime).
+        #[arg(long, default_value_t = 600)]
+        publish_delay_secs: u64,
+        /// Seconds the replaced keys stay published after the new ones
+        /// start signing (raised to the longest token lifetime if shorter).
+        #[arg(long, default_value_t = 3600)]
+        grace_secs: u64,
+    },
+    /// List the OpenID Provider's published signing keys and their state
+    /// (`next`, `signing`, `retiring`). Prints `{"keys": [...]}`.
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -597,6 +668,99 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
             });
             Ok(ExitCode::SUCCESS)
         }
+        Command::Client(ClientCmd::Show { client_id }) => {
+            let client = signet_app::oidc::clients::get(app, &client_id).await?;
+            let view = signet_app::oidc::clients::view(&client);
+            emit(json_mode, view.clone(), || {
+                serde_json::to_string_pretty(&view).unwrap_or_default()
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(ClientCmd::Update {
+            client_id,
+            name,
+            redirect_uris,
+            scopes,
+            grant_types,
+            first_party,
+            id_token_ttl_secs,
+            access_token_ttl_secs,
+            refresh_token_ttl_secs,
+            min_aal,
+            phishing_resistant,
+            max_auth_age_secs,
+            id_token_alg,
+        }) => {
+            use signet_core::oidc_client::GrantType;
+            let grant_types = grant_types
+                .iter()
+                .map(|g| GrantType::parse(g).ok_or_else(|| anyhow::anyhow!("unknown grant type {g:?}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let assurance = if min_aal.is_some() || phishing_resistant.is_some() || max_auth_age_secs.is_some() {
+                let mut a = signet_app::oidc::clients::get(app, &client_id)
+                    .await?
+                    .settings
+                    .assurance;
+                if let Some(aal) = &min_aal {
+                    a.min_aal = Some(
+                        signet_core::session::Aal::parse(aal)
+                            .ok_or_else(|| anyhow::anyhow!("--min-aal is aal1, aal2 or aal3"))?,
+                    );
+                }
+                if let Some(p) = phishing_resistant {
+                    a.phishing_resistant = p;
+                }
+                if let Some(age) = max_auth_age_secs {
+                    a.max_auth_age_secs = Some(age);
+                }
+                Some(a)
+            } else {
+                None
+            };
+            let nonempty = |v: Vec<String>| (!v.is_empty()).then_some(v);
+            let changes = signet_app::oidc::clients::ClientChanges {
+                name,
+                redirect_uris: nonempty(redirect_uris),
+                scopes: nonempty(scopes),
+                grant_types: (!grant_types.is_empty()).then_some(grant_types),
+                first_party,
+                id_token_ttl_secs,
+                access_token_ttl_secs,
+                refresh_token_ttl_secs,
+                assurance,
+                id_token_signed_response_alg: id_token_alg,
+                ..Default::default()
+            };
+            let client = signet_app::oidc::clients::update(app, &actor, &origin, &client_id, changes).await?;
+            let view = signet_app::oidc::clients::view(&client);
+            emit(json_mode, view, || format!("updated {client_id}"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(ClientCmd::Delete { client_id }) => {
+            signet_app::oidc::clients::delete(app, &actor, &origin, &client_id).await?;
+            emit(json_mode, json!({ "deleted": client_id }), || {
+                format!("deleted {client_id}; its grants are revoked")
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Client(ClientCmd::RotateSecret { client_id, grace_secs }) => {
+            let grace = grace_secs.map(std::time::Duration::from_secs);
+            let (client, secret) =
+                signet_app::oidc::clients::rotate_secret(app, &actor, &origin, &client_id, grace).await?;
+            let until = client.previous_secret.as_ref().map(|p| p.expires_at.to_rfc3339());
+            emit(
+                json_mode,
+                json!({ "client_id": client.client_id, "client_secret": secret.expose_secret(), "previous_secret_expires_at": until }),
+                || {
+                    format!(
+                        "client_secret: {}\n(shown once: store it now; the old secret works until {})",
+                        secret.expose_secret(),
+                        until.clone().unwrap_or_default()
+                    )
+                },
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::AdminToken(AdminTokenCmd::Create { name, ceiling }) => {
             let (token, plain) =
                 signet_app::admin::create_token_with_ceiling(app, &actor, &origin, &name, ceiling.as_deref()).await?;
@@ -641,6 +805,68 @@ async fn dispatch(wired: &Wired, cmd: Command, json_mode: bool) -> anyhow::Resul
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys(KeysCmd::RotateSealing { reseal_only }) => rotate_sealing(wired, reseal_only, json_mode).await,
+        Command::Keys(KeysCmd::Rotate {
+            publish_delay_secs,
+            grace_secs,
+        }) => {
+            use signet_app::oidc::keys;
+            use std::time::Duration;
+            let publish_delay = Duration::from_secs(publish_delay_secs);
+            let floor = keys::RELOAD_INTERVAL + keys::JWKS_MAX_AGE;
+            if publish_delay < floor {
+                anyhow::bail!(
+                    "--publish-delay-secs must be at least {}: every node and every cached JWK Set must see the new key before it signs",
+                    floor.as_secs()
+                );
+            }
+            let clients = app.store.list_oidc_clients().await.map_err(signet_core::Error::from)?;
+            let grace = keys::minimum_grace(&clients).max(Duration::from_secs(grace_secs));
+            let rotated = keys::rotate(
+                &*wired.store,
+                &wired.sealing.ring,
+                &actor,
+                app.clock.now(),
+                publish_delay,
+                grace,
+            )
+            .await?;
+            emit(json_mode, json!({ "keys": rotated }), || {
+                rotated
+                    .iter()
+                    .map(|k| {
+                        format!(
+                            "{} {} (generation {}) signs from {}; the key it replaces retires at {}",
+                            k.alg,
+                            k.kid,
+                            k.generation,
+                            k.activates_at.to_rfc3339(),
+                            k.previous_retires_at.to_rfc3339()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(KeysCmd::List) => {
+            let set = signet_app::oidc::keys::KeySet::load(&*wired.store, &wired.sealing.ring, app.clock.now()).await?;
+            let keys = set.describe_at(app.clock.now());
+            emit(json_mode, json!({ "keys": keys }), || {
+                keys.iter()
+                    .map(|k| {
+                        format!(
+                            "{}  {}  v{}  {}",
+                            k["alg"].as_str().unwrap_or(""),
+                            k["kid"].as_str().unwrap_or(""),
+                            k["generation"],
+                            k["state"].as_str().unwrap_or("")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Outbox(OutboxCmd::Retry) => {
             let rescheduled = signet_app::outbox::retry_now(app, &actor, &origin).await?;
             emit(json_mode, json!({ "rescheduled": rescheduled }), || {

@@ -80,6 +80,7 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
         .worker(wired.delivery.clone(), opts.worker.unwrap_or_default());
     tasks.push(tokio::spawn(worker.run(stopped(stop_rx.clone()))));
     tasks.push(tokio::spawn(janitor(wired.clone(), stop_rx.clone())));
+    tasks.push(tokio::spawn(key_reloader(wired.clone(), stop_rx.clone())));
 
     let state = AppState::new(
         wired.app.clone(),
@@ -175,6 +176,30 @@ fn throttle_retention(policy: &signet_core::policy::Policy) -> Duration {
         .values()
         .filter_map(|t| t.fallback.as_ref().map(|f| f.per))
         .fold(RETENTION, Duration::max)
+}
+
+/// Re-reads the OIDC signing keys, so a `signet keys rotate` run anywhere
+/// reaches this node (its new key is published well before it signs; see
+/// `signet_app::oidc::keys`).
+pub async fn reload_signing_keys(wired: &Wired) -> signet_core::Result<()> {
+    wired.app.oidc.keys.reload(&*wired.store, &wired.sealing.ring).await
+}
+
+async fn key_reloader(wired: Arc<Wired>, stop: watch::Receiver<bool>) {
+    let stop = stopped(stop);
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(signet_app::oidc::keys::RELOAD_INTERVAL);
+    tick.tick().await; // the first tick is now: the keys were just loaded
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {
+                if let Err(e) = reload_signing_keys(&wired).await {
+                    tracing::warn!(error = %e, "re-reading the OIDC signing keys failed; signing with the last ones read");
+                }
+            }
+        }
+    }
 }
 
 async fn janitor(wired: Arc<Wired>, stop: watch::Receiver<bool>) {

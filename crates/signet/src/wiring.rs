@@ -96,7 +96,7 @@ pub async fn wire(config: &Config, clock: Option<SharedClock>, methods: Vec<Arc<
         .context("loading the passkey decoy key")?;
     let passkeys = Passkeys::new(rp, decoy_key);
     let oidc = Arc::new(
-        signet_app::oidc::Provider::load(&*store, &sealing.ring, clock.now())
+        signet_app::oidc::Provider::load(&*store, &sealing.ring, clock.clone())
             .await
             .context("loading the OIDC signing keys")?,
     );

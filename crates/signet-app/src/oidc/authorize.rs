@@ -59,6 +59,10 @@ pub struct AuthorizationRequest {
     /// When the request arrived (ms): a `prompt=login` is satisfied only by
     /// an authentication after it.
     pub requested_at: i64,
+    /// `prompt=consent`: show the consent page even if the scopes were
+    /// approved before (third-party clients).
+    #[serde(default)]
+    pub prompt_consent: bool,
 }
 
 /// What the browser should be shown.
@@ -74,7 +78,17 @@ pub enum Answer {
         request_id: Uuid,
         login_hint: Option<String>,
     },
+    /// The signed-in session falls short of the demand: raise it with a
+    /// step-up journey (`/login?step_up=1&return_to=RESUME_PATH{request_id}`)
+    /// instead of a new sign-in.
+    StepUp { request_id: Uuid },
+    /// Ask the signed-in user to approve the third-party client
+    /// (`CONSENT_PATH{request_id}`, [`super::consent`]).
+    Consent { request_id: Uuid },
 }
+
+/// The consent page of a stored request.
+pub const CONSENT_PATH: &str = "/oauth2/consent/";
 
 /// One parameter list (query or form). A parameter sent twice is refused
 /// (RFC 6749 §3.1); empty values count as absent.
@@ -159,31 +173,68 @@ pub async fn authorize(
         }
     };
     let prompt_none = params.get("prompt").is_some_and(|p| p.split(' ').any(|v| v == "none"));
-    decide(app, origin, &client, request, session, prompt_none, None).await
+    decide(app, origin, &client, request, session, prompt_none, None, false).await
 }
 
 /// Resumes the stored request `id` once the login it started completed.
 pub async fn resume(app: &App, origin: &Origin, id: Uuid, session: Option<&Current>) -> Result<Answer> {
+    match load_stored(app, id).await? {
+        Ok((request, client)) => decide(app, origin, &client, request, session, false, Some(id), false).await,
+        Err(answer) => Ok(answer),
+    }
+}
+
+/// Resumes the stored request `id` after the user approved it on the
+/// consent page.
+pub(crate) async fn resume_consented(
+    app: &App,
+    origin: &Origin,
+    client: &OidcClient,
+    request: AuthorizationRequest,
+    current: &Current,
+    id: Uuid,
+) -> Result<Answer> {
+    decide(app, origin, client, request, Some(current), false, Some(id), true).await
+}
+
+/// The stored request `id` and its client, or the error page to show when
+/// it expired or its client or redirect URI is gone.
+pub(crate) async fn load_stored(
+    app: &App,
+    id: Uuid,
+) -> Result<std::result::Result<(AuthorizationRequest, OidcClient), Answer>> {
     let now = app.clock.now();
     let mut tx = app.store.begin().await?;
     let stored = tx.oidc_request(id, now).await?;
     tx.rollback().await?;
     let Some(stored) = stored else {
-        return Ok(Answer::ErrorPage(
+        return Ok(Err(Answer::ErrorPage(
             "This sign-in request has expired. Go back to the app and start again.".into(),
-        ));
+        )));
     };
     let request: AuthorizationRequest = serde_json::from_str(&stored)
         .map_err(|e| signet_core::Error::Internal(format!("stored authorization request: {e}").into()))?;
     let Some(client) = app.store.oidc_client(&request.client_id).await? else {
-        return Ok(Answer::ErrorPage("The app that asked for this sign-in is gone.".into()));
+        return Ok(Err(Answer::ErrorPage(
+            "The app that asked for this sign-in is gone.".into(),
+        )));
     };
     if !client.has_redirect_uri(&request.redirect_uri) {
-        return Ok(Answer::ErrorPage(
+        return Ok(Err(Answer::ErrorPage(
             "The app's redirect URI is no longer registered.".into(),
-        ));
+        )));
     }
-    decide(app, origin, &client, request, session, false, Some(id)).await
+    Ok(Ok((request, client)))
+}
+
+/// `access_denied` sent back to the client of `request`.
+pub(crate) fn denied(app: &App, request: &AuthorizationRequest, why: &str) -> Answer {
+    Answer::Redirect(error_redirect(
+        app,
+        &request.redirect_uri,
+        request.state.as_deref(),
+        &refuse("access_denied", why),
+    ))
 }
 
 /// The login demand of the stored request `id`, for the login flow it
@@ -217,6 +268,7 @@ pub fn resume_id(path: &str) -> Option<Uuid> {
         .and_then(|id| Uuid::parse_str(id).ok())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn decide(
     app: &App,
     origin: &Origin,
@@ -225,9 +277,18 @@ async fn decide(
     session: Option<&Current>,
     prompt_none: bool,
     stored: Option<Uuid>,
+    consented: bool,
 ) -> Result<Answer> {
     let now = app.clock.now();
     if let Some(current) = session.filter(|c| satisfies(&c.session, &request, now)) {
+        if !consented && super::consent::required(app, client, current.user.id, &request).await? {
+            if prompt_none {
+                let refusal = refuse("consent_required", "this app needs the user's consent first");
+                return refuse_to_client(app, origin, &request, refusal).await;
+            }
+            let request_id = store_request(app, &request, stored, now).await?;
+            return Ok(Answer::Consent { request_id });
+        }
         let code = codes::issue(app, origin, client, &request, current, stored).await?;
         let mut url = redirect_base(&request.redirect_uri)?;
         url.query_pairs_mut()
@@ -240,13 +301,7 @@ async fn decide(
     }
     if prompt_none {
         let refusal = refuse("login_required", "no session meets this request; sign in first");
-        audit_refusal(app, origin, &client.client_id, refusal.error).await?;
-        return Ok(Answer::Redirect(error_redirect(
-            app,
-            &request.redirect_uri,
-            request.state.as_deref(),
-            &refusal,
-        )));
+        return refuse_to_client(app, origin, &request, refusal).await;
     }
     if let (Some(id), Some(_)) = (stored, session) {
         // The login this request started completed, yet its session does
@@ -256,32 +311,58 @@ async fn decide(
             "access_denied",
             "the sign-in did not reach the assurance this app requires",
         );
-        audit_refusal(app, origin, &client.client_id, refusal.error).await?;
         let mut tx = app.store.begin().await?;
         tx.delete_oidc_request(id).await?;
         tx.commit().await?;
-        return Ok(Answer::Redirect(error_redirect(
-            app,
-            &request.redirect_uri,
-            request.state.as_deref(),
-            &refusal,
-        )));
+        return refuse_to_client(app, origin, &request, refusal).await;
     }
     let login_hint = request.login_hint.clone();
-    let request_id = match stored {
-        Some(id) => id,
-        None => {
-            let id = Uuid::new_v4();
-            let body = serde_json::to_string(&request)
-                .map_err(|e| signet_core::Error::Internal(format!("authorization request: {e}").into()))?;
-            let mut tx = app.store.begin().await?;
-            tx.insert_oidc_request(id, &request.client_id, &body, now.plus(REQUEST_LIFETIME))
-                .await?;
-            tx.commit().await?;
-            id
-        }
-    };
+    let request_id = store_request(app, &request, stored, now).await?;
+    // A signed-in user whose session is too weak or too old steps up on it
+    // (the same person, a fresh proof at the demanded level); `prompt=login`
+    // asks for a new sign-in, which may be another account (Core
+    // §3.1.2.1).
+    if session.is_some_and(|c| c.session.scope == SessionScope::Full) && !request.demand.fresh {
+        return Ok(Answer::StepUp { request_id });
+    }
     Ok(Answer::Login { request_id, login_hint })
+}
+
+/// Audits a refusal and sends it to the request's (registered) redirect URI.
+async fn refuse_to_client(
+    app: &App,
+    origin: &Origin,
+    request: &AuthorizationRequest,
+    refusal: Refusal,
+) -> Result<Answer> {
+    audit_refusal(app, origin, &request.client_id, refusal.error).await?;
+    Ok(Answer::Redirect(error_redirect(
+        app,
+        &request.redirect_uri,
+        request.state.as_deref(),
+        &refusal,
+    )))
+}
+
+/// The id of the stored request: `stored` if it is one already, else a new
+/// row that waits [`REQUEST_LIFETIME`] for the login or the consent.
+async fn store_request(
+    app: &App,
+    request: &AuthorizationRequest,
+    stored: Option<Uuid>,
+    now: Timestamp,
+) -> Result<Uuid> {
+    if let Some(id) = stored {
+        return Ok(id);
+    }
+    let id = Uuid::new_v4();
+    let body = serde_json::to_string(request)
+        .map_err(|e| signet_core::Error::Internal(format!("authorization request: {e}").into()))?;
+    let mut tx = app.store.begin().await?;
+    tx.insert_oidc_request(id, &request.client_id, &body, now.plus(REQUEST_LIFETIME))
+        .await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// Whether a session meets the request's demand now.
@@ -367,6 +448,9 @@ fn validate(
             });
         }
     }
+    let prompt_consent = params
+        .get("prompt")
+        .is_some_and(|p| p.split(' ').any(|v| v == "consent"));
     Ok(AuthorizationRequest {
         client_id: client.client_id.clone(),
         redirect_uri: params.get("redirect_uri").unwrap_or_default().to_owned(),
@@ -377,6 +461,7 @@ fn validate(
         demand,
         login_hint: params.get("login_hint").map(str::to_owned),
         requested_at: now.as_millis(),
+        prompt_consent,
     })
 }
 

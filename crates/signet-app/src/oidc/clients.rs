@@ -99,6 +99,13 @@ pub fn validate_settings(settings: &ClientSettings) -> Result<()> {
             )));
         }
     }
+    if let Some(alg) = &settings.id_token_signed_response_alg {
+        if super::keys::Alg::parse(alg).is_none() {
+            return Err(invalid(format!(
+                "id_token_signed_response_alg {alg:?} is not ES256 or RS256"
+            )));
+        }
+    }
     for ttl in [
         settings.id_token_ttl_secs,
         settings.access_token_ttl_secs,
@@ -175,13 +182,7 @@ pub async fn register(
     source: ClientSource,
 ) -> Result<(OidcClient, Option<PlainToken>)> {
     let name = check_name(&new.name)?;
-    validate_settings(&new.settings)?;
-    if new.public && new.settings.grant_types.contains(&GrantType::ClientCredentials) {
-        return Err(Error::invalid(
-            ErrorCode::InvalidRequest,
-            "a public client cannot use the client_credentials grant (it has no secret)",
-        ));
-    }
+    check_client(new.public, &new.settings)?;
     let mut raw = [0u8; 16];
     signet_core::secret::fill_random(&mut raw);
     let secret = (!new.public).then(|| PlainToken::generate(TokenKind::ClientSecret));
@@ -195,6 +196,7 @@ pub async fn register(
         source,
         created_at: now,
         updated_at: now,
+        previous_secret: None,
     };
     let mut tx = app.store.begin().await?;
     tx.insert_oidc_client(&client).await.map_err(id_taken)?;
@@ -252,6 +254,7 @@ pub async fn apply_config(app: &App, clients: &[ConfiguredClient]) -> Result<usi
             source: ClientSource::Config,
             created_at: existing.as_ref().map(|e| e.created_at).unwrap_or(now),
             updated_at: now,
+            previous_secret: None,
         });
     }
     if prepared.is_empty() {
@@ -272,20 +275,203 @@ pub async fn apply_config(app: &App, clients: &[ConfiguredClient]) -> Result<usi
     Ok(prepared.len())
 }
 
-/// Deletes a client; `oidc_client_not_found` if there is none. A client of
-/// `[[oidc.clients]]` comes back at the next start unless it is removed
-/// from the file too.
+/// Deletes a client and revokes everything it was granted (its codes,
+/// refresh tokens and the access tokens issued from them), in one unit
+/// with the audit record; `oidc_client_not_found` if there is none. A
+/// client of `[[oidc.clients]]` comes back at the next start unless it is
+/// removed from the file too.
 pub async fn delete(app: &App, actor: &Actor, origin: &Origin, client_id: &str) -> Result<()> {
+    let now = app.clock.now();
     let mut tx = app.store.begin().await?;
     if !tx.delete_oidc_client(client_id).await? {
         return Err(Error::not_found(ErrorCode::OidcClientNotFound, "no such OIDC client"));
     }
+    let revoked = tx.revoke_oidc_client_grants(client_id, None, now).await?;
     let record = AuditEvent::new(EventType::OidcClientDeleted, actor.clone(), Outcome::Success)
         .from_origin(origin)
-        .details(json!({ "client_id": client_id }));
+        .details(json!({ "client_id": client_id, "grants_revoked": revoked }));
     app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Changes to a client's settings; `None` keeps a value. Whether the client
+/// is public cannot change (a secret would appear or vanish): register a
+/// new client instead.
+#[derive(Clone, Debug, Default)]
+pub struct ClientChanges {
+    pub name: Option<String>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub grant_types: Option<Vec<GrantType>>,
+    pub first_party: Option<bool>,
+    pub id_token_ttl_secs: Option<u64>,
+    pub access_token_ttl_secs: Option<u64>,
+    pub refresh_token_ttl_secs: Option<u64>,
+    /// `Some(None)` removes the URI.
+    pub backchannel_logout_uri: Option<Option<String>>,
+    pub assurance: Option<signet_core::oidc_client::ClientAssurance>,
+    pub id_token_signed_response_alg: Option<String>,
+}
+
+impl ClientChanges {
+    fn apply(self, settings: &mut ClientSettings) {
+        let ClientChanges {
+            name: _,
+            redirect_uris,
+            post_logout_redirect_uris,
+            scopes,
+            grant_types,
+            first_party,
+            id_token_ttl_secs,
+            access_token_ttl_secs,
+            refresh_token_ttl_secs,
+            backchannel_logout_uri,
+            assurance,
+            id_token_signed_response_alg,
+        } = self;
+        fn set<T>(slot: &mut T, value: Option<T>) {
+            if let Some(v) = value {
+                *slot = v;
+            }
+        }
+        set(&mut settings.redirect_uris, redirect_uris);
+        set(&mut settings.post_logout_redirect_uris, post_logout_redirect_uris);
+        set(&mut settings.scopes, scopes);
+        set(&mut settings.grant_types, grant_types);
+        set(&mut settings.first_party, first_party);
+        set(&mut settings.id_token_ttl_secs, id_token_ttl_secs);
+        set(&mut settings.access_token_ttl_secs, access_token_ttl_secs);
+        set(&mut settings.refresh_token_ttl_secs, refresh_token_ttl_secs);
+        set(&mut settings.backchannel_logout_uri, backchannel_logout_uri);
+        set(&mut settings.assurance, assurance);
+        if let Some(alg) = id_token_signed_response_alg {
+            settings.id_token_signed_response_alg = Some(alg);
+        }
+    }
+}
+
+fn managed_by_config() -> Error {
+    Error::conflict(
+        ErrorCode::OidcClientManagedByConfig,
+        "this client is declared in [[oidc.clients]]: change it in the configuration file",
+    )
+}
+
+/// Checks what only a whole client can tell: a public client has no secret
+/// for `client_credentials`.
+fn check_client(public: bool, settings: &ClientSettings) -> Result<()> {
+    validate_settings(settings)?;
+    if public && settings.grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(Error::invalid(
+            ErrorCode::InvalidRequest,
+            "a public client cannot use the client_credentials grant (it has no secret)",
+        ));
+    }
+    Ok(())
+}
+
+/// Changes a client's settings (audited as `oidc.client_updated` with the
+/// names of the settings that changed). A client of `[[oidc.clients]]` is
+/// `409 oidc_client_managed_by_config`: the file would undo the change at
+/// the next start. Narrowing the redirect URIs or scopes affects new
+/// authorizations; grants already issued keep working until they expire
+/// or are revoked.
+pub async fn update(
+    app: &App,
+    actor: &Actor,
+    origin: &Origin,
+    client_id: &str,
+    changes: ClientChanges,
+) -> Result<OidcClient> {
+    let mut client = get(app, client_id).await?;
+    if client.source == ClientSource::Config {
+        return Err(managed_by_config());
+    }
+    let before = view(&client);
+    if let Some(name) = &changes.name {
+        client.name = check_name(name)?;
+    }
+    changes.apply(&mut client.settings);
+    check_client(client.is_public(), &client.settings)?;
+    client.updated_at = app.clock.now();
+    let after = view(&client);
+    let changed: Vec<&String> = after
+        .as_object()
+        .map(|a| {
+            a.iter()
+                .filter(|(k, v)| k.as_str() != "updated_at" && before.get(k.as_str()) != Some(v))
+                .map(|(k, _)| k)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut tx = app.store.begin().await?;
+    if !tx.update_oidc_client(&client).await? {
+        return Err(Error::not_found(ErrorCode::OidcClientNotFound, "no such OIDC client"));
+    }
+    let record = AuditEvent::new(EventType::OidcClientUpdated, actor.clone(), Outcome::Success)
+        .from_origin(origin)
+        .details(json!({ "client_id": client.client_id, "changed": changed }));
+    app.audit().append(&mut *tx, &record).await?;
+    tx.commit().await?;
+    Ok(client)
+}
+
+/// The default and the longest grace period of a rotated-out client secret.
+pub const DEFAULT_SECRET_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+pub const MAX_SECRET_GRACE: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// Gives a confidential client a new secret, returned once. The secret it
+/// replaces keeps authenticating for `grace` (default
+/// [`DEFAULT_SECRET_GRACE`], at most [`MAX_SECRET_GRACE`]; zero ends it at
+/// once) so the app can be redeployed without an outage; a secret replaced
+/// before is forgotten, so at most two are ever valid. Audited as
+/// `oidc.client_secret_rotated`, never with either secret.
+pub async fn rotate_secret(
+    app: &App,
+    actor: &Actor,
+    origin: &Origin,
+    client_id: &str,
+    grace: Option<std::time::Duration>,
+) -> Result<(OidcClient, PlainToken)> {
+    let grace = grace.unwrap_or(DEFAULT_SECRET_GRACE);
+    if grace > MAX_SECRET_GRACE {
+        return Err(Error::invalid(
+            ErrorCode::InvalidRequest,
+            format!("grace_secs is at most {}", MAX_SECRET_GRACE.as_secs()),
+        ));
+    }
+    let client = get(app, client_id).await?;
+    if client.source == ClientSource::Config {
+        return Err(managed_by_config());
+    }
+    if client.is_public() {
+        return Err(Error::invalid(
+            ErrorCode::InvalidRequest,
+            "a public client has no secret to rotate",
+        ));
+    }
+    let secret = PlainToken::generate(TokenKind::ClientSecret);
+    let now = app.clock.now();
+    let previous_expires_at = now.plus(grace);
+    let mut tx = app.store.begin().await?;
+    if !tx
+        .rotate_oidc_client_secret(client_id, &secret.hash(), previous_expires_at, now)
+        .await?
+    {
+        return Err(Error::not_found(ErrorCode::OidcClientNotFound, "no such OIDC client"));
+    }
+    let record = AuditEvent::new(EventType::OidcClientSecretRotated, actor.clone(), Outcome::Success)
+        .from_origin(origin)
+        .details(json!({
+            "client_id": client_id,
+            "previous_secret_expires_at": previous_expires_at.to_rfc3339(),
+        }));
+    app.audit().append(&mut *tx, &record).await?;
+    tx.commit().await?;
+    let client = get(app, client_id).await?;
+    Ok((client, secret))
 }
 
 /// One client, `oidc_client_not_found` if there is none.
@@ -315,6 +501,8 @@ pub fn view(client: &OidcClient) -> serde_json::Value {
         "backchannel_logout_uri": client.settings.backchannel_logout_uri,
         "backchannel_logout_session_required": client.settings.backchannel_logout_session_required,
         "assurance": client.settings.assurance,
+        "id_token_signed_response_alg": client.settings.id_token_signed_response_alg.as_deref().unwrap_or("ES256"),
+        "previous_secret_expires_at": client.previous_secret.as_ref().map(|p| p.expires_at.to_rfc3339()),
         "created_at": client.created_at.to_rfc3339(),
         "updated_at": client.updated_at.to_rfc3339(),
     })
@@ -442,7 +630,21 @@ pub async fn authenticate(app: &App, auth: &ClientAuth) -> std::result::Result<O
         return Err(failed());
     };
     match (&client.secret_hash, presented) {
-        (Some(stored), Some(presented)) if stored.ct_eq(&presented) => Ok(client),
+        (Some(_), Some(presented)) => {
+            // The current secret, or the previous one in its grace period.
+            // Every accepted hash is compared, so the time taken does not
+            // tell which one matched.
+            let now = app.clock.now();
+            let matched = client
+                .accepted_secret_hashes(now)
+                .into_iter()
+                .fold(false, |any, h| h.ct_eq(&presented) | any);
+            if matched {
+                Ok(client)
+            } else {
+                Err(failed())
+            }
+        }
         (None, None) => Ok(client),
         _ => Err(failed()),
     }

@@ -94,8 +94,15 @@ pub async fn issue(
         expires_at,
     })
     .await?;
+    // A stored request is answered once: of concurrent resumptions or
+    // consent approvals, only the one that deletes it gets a code.
     if let Some(id) = stored {
-        tx.delete_oidc_request(id).await?;
+        if !tx.take_oidc_request(id).await? {
+            return Err(signet_core::Error::invalid(
+                signet_core::ErrorCode::InvalidRequest,
+                "this sign-in request was answered already; go back to the app and start again",
+            ));
+        }
     }
     app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;

@@ -28,6 +28,34 @@
 //! A key's `kid` is its RFC 7638 JWK thumbprint (base64url SHA-256 of the
 //! canonical public JWK): derived, so it is the same on every node without
 //! being stored, and it changes whenever the key does.
+//!
+//! # Rotation (`signet keys rotate`)
+//!
+//! A key is one row per algorithm and *generation*:
+//! `oidc_signing_key_{es256,rs256}_v{N}`. Generation 1 signs from the
+//! start. A rotation adds generation N+1 beside the current one, in one
+//! unit of work with its audit record, with a schedule sealed inside the
+//! row (so it cannot be altered without the sealing key, and every node
+//! reads the same one):
+//!
+//! - `activates_at` = now + *publish delay* (default 10 minutes). Until
+//!   then the new key is **published in the JWK Set but signs nothing**, so
+//!   relying parties and every node learn it before any token carries its
+//!   `kid` (OpenID Connect Core §10.1.1: "the JWK Set ... MAY contain
+//!   keys other than the one used to sign"; RPs refetch on an unknown
+//!   `kid`). The delay must exceed how long nodes take to notice
+//!   ([`RELOAD_INTERVAL`]) plus how long the JWK Set may be cached (5
+//!   minutes), which the CLI enforces.
+//! - `previous_retires_at` = `activates_at` + *grace*: the key it replaces
+//!   stays published (and keeps verifying at introspection and UserInfo)
+//!   until then, and is dropped from the JWK Set after. The grace is at
+//!   least the longest ID or access token lifetime of any client, so every
+//!   token the old key signed has expired by then. A later rotation
+//!   deletes the rows of retired keys.
+//!
+//! Each node re-reads the rows every [`RELOAD_INTERVAL`] (a task of
+//! `signet serve`) and picks the signing key by the time, so no node needs
+//! a restart and a key switches on every node at the same instant.
 
 use aws_lc_rs::digest;
 use aws_lc_rs::rand::SystemRandom;
@@ -36,13 +64,16 @@ use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair, RsaKeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Serialize;
-use signet_core::clock::Timestamp;
+use std::sync::{Arc, RwLock};
+
+use signet_core::clock::{SharedClock, Timestamp};
 use signet_core::sealing::{Binding, KeyRing, SecretBytes};
 use signet_core::store::{CredentialStore, SealedSecretStore};
+use signet_core::unit_of_work::UnitOfWork;
 use signet_core::{Error, Result};
 
-/// The row names in `server_secrets`. The `v1` is the key generation:
-/// signing-key rotation adds rows, it never rewrites one.
+/// The row names of generation 1 in `server_secrets`. Signing-key rotation
+/// adds rows ([`row_name`]), it never rewrites one.
 pub const ES256_KEY: &str = "oidc_signing_key_es256_v1";
 pub const RS256_KEY: &str = "oidc_signing_key_rs256_v1";
 
@@ -215,70 +246,252 @@ fn public_jwk(material: &Material) -> Result<(serde_json::Value, String)> {
     }
 }
 
-/// The provider's signing keys: one per algorithm, ES256 the default.
+/// How often a running node re-reads the signing keys from the database.
+pub const RELOAD_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How long the JWK Set may be cached by relying parties (`Cache-Control`).
+pub const JWKS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+/// The default time between a rotation and the new key signing.
+pub const DEFAULT_PUBLISH_DELAY: std::time::Duration = std::time::Duration::from_secs(600);
+/// The shortest grace period a rotation accepts before it retires a key.
+pub const MIN_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Marks a sealed key that carries its schedule (generation 2 and later).
+/// A bare PKCS#8 document starts with a DER SEQUENCE (0x30), never this.
+const SCHEDULE_MAGIC: &[u8; 4] = b"SGK2";
+
+/// The row name of a key generation.
+pub fn row_name(alg: Alg, generation: u32) -> String {
+    format!("oidc_signing_key_{}_v{generation}", alg.as_str().to_ascii_lowercase())
+}
+
+/// The algorithm and generation a row name stands for.
+fn parse_row_name(name: &str) -> Option<(Alg, u32)> {
+    let rest = name.strip_prefix("oidc_signing_key_")?;
+    let (alg, generation) = rest.split_once("_v")?;
+    let alg = Alg::parse(&alg.to_ascii_uppercase())?;
+    let generation: u32 = generation.parse().ok()?;
+    (generation >= 1 && row_name(alg, generation) == name).then_some((alg, generation))
+}
+
+/// When a key generation starts signing, and when the key it replaces
+/// leaves the JWK Set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    pub activates_at: Timestamp,
+    pub previous_retires_at: Timestamp,
+}
+
+fn seal_schedule(schedule: Schedule, pkcs8: &[u8]) -> SecretBytes {
+    let mut out = Vec::with_capacity(20 + pkcs8.len());
+    out.extend_from_slice(SCHEDULE_MAGIC);
+    out.extend_from_slice(&schedule.activates_at.as_millis().to_be_bytes());
+    out.extend_from_slice(&schedule.previous_retires_at.as_millis().to_be_bytes());
+    out.extend_from_slice(pkcs8);
+    SecretBytes::new(out)
+}
+
+/// The schedule (none for a generation-1 row) and the PKCS#8 document.
+fn open_schedule(plaintext: &[u8]) -> Result<(Option<Schedule>, &[u8])> {
+    let Some(rest) = plaintext.strip_prefix(SCHEDULE_MAGIC.as_slice()) else {
+        return Ok((None, plaintext));
+    };
+    let millis = |b: &[u8]| -> Result<Timestamp> {
+        let arr: [u8; 8] = b
+            .try_into()
+            .map_err(|_| Error::internal_msg("a signing key's schedule is truncated"))?;
+        Ok(Timestamp::from_millis(i64::from_be_bytes(arr)))
+    };
+    if rest.len() < 16 {
+        return Err(Error::internal_msg("a signing key's schedule is truncated"));
+    }
+    let schedule = Schedule {
+        activates_at: millis(&rest[..8])?,
+        previous_retires_at: millis(&rest[8..16])?,
+    };
+    Ok((Some(schedule), &rest[16..]))
+}
+
+/// One key of the set with its place in the rotation.
+#[derive(Debug)]
+struct ScheduledKey {
+    key: Arc<SigningKey>,
+    generation: u32,
+    activates_at: Timestamp,
+    /// When it leaves the JWK Set (set once a later generation exists).
+    retires_at: Option<Timestamp>,
+}
+
+impl ScheduledKey {
+    fn published(&self, now: Timestamp) -> bool {
+        self.retires_at.is_none_or(|r| now < r)
+    }
+}
+
+/// The provider's signing keys at one reading of the database: per
+/// algorithm every generation not yet deleted, with its schedule.
 #[derive(Debug)]
 pub struct KeySet {
-    keys: Vec<SigningKey>,
+    keys: Vec<ScheduledKey>,
 }
 
 impl KeySet {
+    /// A set of keys that sign from the start and never retire (one per
+    /// algorithm; tests and generation 1).
     pub fn new(keys: Vec<SigningKey>) -> Result<Self> {
         if keys.is_empty() {
             return Err(Error::internal_msg("an OIDC key set needs at least one signing key"));
         }
-        Ok(Self { keys })
+        Ok(Self {
+            keys: keys
+                .into_iter()
+                .map(|k| ScheduledKey {
+                    key: Arc::new(k),
+                    generation: 1,
+                    activates_at: Timestamp::from_millis(0),
+                    retires_at: None,
+                })
+                .collect(),
+        })
     }
 
-    /// Opens the shared keys, generating and storing each one that is
-    /// missing. Every node that starts ends up with the same keys: the
-    /// first writer wins and the others open its value. A key is only
-    /// generated when its row is absent (an RSA key takes a moment).
+    /// Opens the shared keys, generating and storing generation 1 of each
+    /// algorithm that has no key yet. Every node that starts ends up with
+    /// the same keys: the first writer wins and the others open its value.
+    /// A key is only generated when its row is absent (an RSA key takes a
+    /// moment).
     pub async fn load<S>(store: &S, ring: &KeyRing, now: Timestamp) -> Result<Self>
     where
         S: CredentialStore + SealedSecretStore + ?Sized,
     {
         let stored = store.stored_server_secrets().await?;
         let mut keys = Vec::new();
-        for (alg, name) in [(Alg::ES256, ES256_KEY), (Alg::RS256, RS256_KEY)] {
-            let binding = Binding::server_secret(name);
-            let existing = stored.iter().find(|s| s.name == name).map(|s| s.value.clone());
-            let sealed = match existing {
-                Some(v) => v,
-                None => {
-                    let fresh = SigningKey::generate_pkcs8(alg)?;
-                    let candidate = ring.seal(fresh.expose_secret(), &binding).map_err(Error::internal)?;
-                    store.server_secret(name, &candidate, now).await?
+        for alg in Alg::all() {
+            let mut rows: Vec<(u32, &str, Vec<u8>)> = stored
+                .iter()
+                .filter_map(|s| match parse_row_name(&s.name) {
+                    Some((a, generation)) if a == alg => Some((generation, s.name.as_str(), s.value.clone())),
+                    _ => None,
+                })
+                .collect();
+            if rows.is_empty() {
+                let name = if alg == Alg::ES256 { ES256_KEY } else { RS256_KEY };
+                let fresh = SigningKey::generate_pkcs8(alg)?;
+                let candidate = ring
+                    .seal(fresh.expose_secret(), &Binding::server_secret(name))
+                    .map_err(Error::internal)?;
+                let sealed = store.server_secret(name, &candidate, now).await?;
+                rows.push((1, name, sealed));
+            }
+            rows.sort_by_key(|r| r.0);
+            let mut of_alg: Vec<(ScheduledKey, Option<Schedule>)> = Vec::new();
+            for (generation, name, sealed) in rows {
+                let opened = ring
+                    .open(&sealed, &Binding::server_secret(name))
+                    .map_err(|e| Error::internal_msg(format!("OIDC signing key {name}: {e}")))?;
+                let (schedule, pkcs8) = open_schedule(opened.plaintext.expose_secret())?;
+                let key = SigningKey::from_pkcs8(alg, pkcs8)?;
+                of_alg.push((
+                    ScheduledKey {
+                        key: Arc::new(key),
+                        generation,
+                        activates_at: schedule.map_or(Timestamp::from_millis(0), |s| s.activates_at),
+                        retires_at: None,
+                    },
+                    schedule,
+                ));
+            }
+            // A key retires when the generation after it says so.
+            for i in 1..of_alg.len() {
+                if let Some(s) = of_alg[i].1 {
+                    of_alg[i - 1].0.retires_at = Some(s.previous_retires_at);
                 }
-            };
-            let opened = ring
-                .open(&sealed, &binding)
-                .map_err(|e| Error::internal_msg(format!("OIDC signing key {name}: {e}")))?;
-            keys.push(SigningKey::from_pkcs8(alg, opened.plaintext.expose_secret())?);
+            }
+            keys.extend(of_alg.into_iter().map(|(k, _)| k));
         }
-        Self::new(keys)
+        Ok(Self { keys })
     }
 
-    /// The key that signs by default (ES256).
-    pub fn default_key(&self) -> &SigningKey {
-        &self.keys[0]
+    /// The key that signs with `alg` at `now`: the newest generation that
+    /// has activated. (Generation 1 is active from the start, so there is
+    /// one as long as the algorithm has any key.)
+    pub fn signing_key_at(&self, alg: Alg, now: Timestamp) -> Option<&Arc<SigningKey>> {
+        self.keys
+            .iter()
+            .filter(|k| k.key.alg() == alg && k.activates_at <= now)
+            .max_by_key(|k| k.generation)
+            .map(|k| &k.key)
     }
 
-    /// The key for `alg`, if the set has one.
-    pub fn for_alg(&self, alg: Alg) -> Option<&SigningKey> {
-        self.keys.iter().find(|k| k.alg() == alg)
+    /// The key that signs by default (ES256) at `now`.
+    pub fn default_key_at(&self, now: Timestamp) -> &Arc<SigningKey> {
+        self.signing_key_at(Alg::ES256, now)
+            .or_else(|| self.keys.iter().find(|k| k.activates_at <= now).map(|k| &k.key))
+            .unwrap_or(&self.keys[0].key)
     }
 
-    /// The public JWK Set (RFC 7517 §5), served at `jwks_uri`.
-    pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({ "keys": self.keys.iter().map(|k| k.public_jwk().clone()).collect::<Vec<_>>() })
+    /// The public JWK Set (RFC 7517 §5) at `now`: every key that is about
+    /// to sign, signs, or signed tokens that may still be alive. Per
+    /// algorithm, the newest generation first.
+    pub fn jwks_at(&self, now: Timestamp) -> serde_json::Value {
+        let mut published: Vec<&ScheduledKey> = self.keys.iter().filter(|k| k.published(now)).collect();
+        published.sort_by_key(|k| (k.key.alg() != Alg::ES256, std::cmp::Reverse(k.generation)));
+        serde_json::json!({ "keys": published.iter().map(|k| k.key.public_jwk().clone()).collect::<Vec<_>>() })
     }
 
-    /// Verifies a JWS this key set signed, of the given `typ`, and returns
-    /// its claims. `None` for anything else: a malformed token, another
-    /// `typ`, an unknown `kid`, an algorithm that is not the key's (never
-    /// `none`), or a signature that does not verify. Expiry is the caller's
-    /// business (it owns the clock).
-    pub fn verify(&self, jws: &str, typ: &str) -> Option<serde_json::Value> {
+    /// The rows of keys retired at `now` (a rotation deletes them).
+    pub fn retired_at(&self, now: Timestamp) -> Vec<String> {
+        self.keys
+            .iter()
+            .filter(|k| !k.published(now))
+            .map(|k| row_name(k.key.alg(), k.generation))
+            .collect()
+    }
+
+    /// The newest generation of `alg`.
+    pub fn latest_generation(&self, alg: Alg) -> u32 {
+        self.keys
+            .iter()
+            .filter(|k| k.key.alg() == alg)
+            .map(|k| k.generation)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The published keys at `now` as `(alg, kid, generation, activates_at,
+    /// retires_at)` for the CLI.
+    pub fn describe_at(&self, now: Timestamp) -> Vec<serde_json::Value> {
+        self.keys
+            .iter()
+            .filter(|k| k.published(now))
+            .map(|k| {
+                let state = if k.activates_at > now {
+                    "next"
+                } else if self
+                    .signing_key_at(k.key.alg(), now)
+                    .is_some_and(|s| Arc::ptr_eq(s, &k.key))
+                {
+                    "signing"
+                } else {
+                    "retiring"
+                };
+                serde_json::json!({
+                    "alg": k.key.alg().as_str(),
+                    "kid": k.key.kid(),
+                    "generation": k.generation,
+                    "state": state,
+                    "activates_at": (k.generation > 1).then(|| k.activates_at.to_rfc3339()),
+                    "retires_at": k.retires_at.map(Timestamp::to_rfc3339),
+                })
+            })
+            .collect()
+    }
+
+    /// Verifies a JWS signed by a key published at `now`, of the given
+    /// `typ`, and returns its claims. `None` for anything else: a malformed
+    /// token, another `typ`, an unknown or retired `kid`, an algorithm that
+    /// is not the key's (never `none`), or a signature that does not
+    /// verify. Expiry is the caller's business (it owns the clock).
+    pub fn verify_at(&self, jws: &str, typ: &str, now: Timestamp) -> Option<serde_json::Value> {
         use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, RSA_PKCS1_2048_8192_SHA256};
         let mut parts = jws.split('.');
         let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
@@ -290,7 +503,7 @@ impl KeySet {
             return None;
         }
         let kid = header.get("kid")?.as_str()?;
-        let key = self.keys.iter().find(|k| k.kid() == kid)?;
+        let key = &self.keys.iter().find(|k| k.key.kid() == kid && k.published(now))?.key;
         if header.get("alg")?.as_str()? != key.alg().as_str() {
             return None;
         }
@@ -317,9 +530,173 @@ impl KeySet {
     }
 }
 
+/// The keys a running node signs and verifies with: the last reading of
+/// the database, judged by the clock at each use, and re-read by
+/// [`LiveKeys::reload`]. The lock is held only to clone an `Arc`, never
+/// across an `.await`.
+pub struct LiveKeys {
+    current: RwLock<Arc<KeySet>>,
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for LiveKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveKeys").field("current", &self.snapshot()).finish()
+    }
+}
+
+impl LiveKeys {
+    pub fn new(set: KeySet, clock: SharedClock) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(set)),
+            clock,
+        }
+    }
+
+    /// The last reading.
+    pub fn snapshot(&self) -> Arc<KeySet> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Re-reads the keys from the database (after a rotation on any node).
+    pub async fn reload<S>(&self, store: &S, ring: &KeyRing) -> Result<()>
+    where
+        S: CredentialStore + SealedSecretStore + ?Sized,
+    {
+        let fresh = Arc::new(KeySet::load(store, ring, self.clock.now()).await?);
+        match self.current.write() {
+            Ok(mut guard) => *guard = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(())
+    }
+
+    /// The key that signs by default (ES256) now.
+    pub fn default_key(&self) -> Arc<SigningKey> {
+        self.snapshot().default_key_at(self.clock.now()).clone()
+    }
+
+    /// The key that signs with `alg` now, if the set has one.
+    pub fn for_alg(&self, alg: Alg) -> Option<Arc<SigningKey>> {
+        self.snapshot().signing_key_at(alg, self.clock.now()).cloned()
+    }
+
+    /// The public JWK Set now.
+    pub fn jwks(&self) -> serde_json::Value {
+        self.snapshot().jwks_at(self.clock.now())
+    }
+
+    /// [`KeySet::verify_at`] now.
+    pub fn verify(&self, jws: &str, typ: &str) -> Option<serde_json::Value> {
+        self.snapshot().verify_at(jws, typ, self.clock.now())
+    }
+}
+
+/// The shortest grace a rotation may give the keys it replaces: every ID
+/// and access token they signed must have expired when they leave the JWK
+/// Set, so at least the longest such lifetime of any client, and never less
+/// than [`MIN_GRACE`].
+pub fn minimum_grace(clients: &[signet_core::oidc_client::OidcClient]) -> std::time::Duration {
+    let longest = clients
+        .iter()
+        .flat_map(|c| [c.settings.id_token_ttl_secs, c.settings.access_token_ttl_secs])
+        .max()
+        .unwrap_or(0);
+    MIN_GRACE.max(std::time::Duration::from_secs(longest))
+}
+
+/// What one rotation created.
+#[derive(Clone, Debug, Serialize)]
+pub struct RotatedKey {
+    pub alg: &'static str,
+    pub kid: String,
+    pub generation: u32,
+    #[serde(with = "signet_core::clock::rfc3339")]
+    pub activates_at: Timestamp,
+    #[serde(with = "signet_core::clock::rfc3339")]
+    pub previous_retires_at: Timestamp,
+}
+
+/// `signet keys rotate`: adds the next generation of each algorithm's key,
+/// published now and signing after `publish_delay`; the key it replaces
+/// retires `grace` after that. Retired rows are deleted in the same unit,
+/// which also holds the audit record (`oidc.signing_key_rotated`).
+pub async fn rotate<S>(
+    store: &S,
+    ring: &KeyRing,
+    actor: &signet_core::audit::Actor,
+    now: Timestamp,
+    publish_delay: std::time::Duration,
+    grace: std::time::Duration,
+) -> Result<Vec<RotatedKey>>
+where
+    S: CredentialStore + SealedSecretStore + UnitOfWork + ?Sized,
+{
+    use signet_core::audit::{AuditEvent, EventType, Outcome};
+    let current = KeySet::load(store, ring, now).await?;
+    let activates_at = now.plus(publish_delay);
+    let schedule = Schedule {
+        activates_at,
+        previous_retires_at: activates_at.plus(grace),
+    };
+    // Generate and seal before the unit opens (an RSA key takes a moment).
+    let mut prepared = Vec::new();
+    for alg in Alg::all() {
+        let generation = current.latest_generation(alg) + 1;
+        let name = row_name(alg, generation);
+        let pkcs8 = SigningKey::generate_pkcs8(alg)?;
+        let key = SigningKey::from_pkcs8(alg, pkcs8.expose_secret())?;
+        let plaintext = seal_schedule(schedule, pkcs8.expose_secret());
+        let sealed = ring
+            .seal(plaintext.expose_secret(), &Binding::server_secret(&name))
+            .map_err(Error::internal)?;
+        prepared.push((
+            name,
+            sealed,
+            RotatedKey {
+                alg: alg.as_str(),
+                kid: key.kid().to_owned(),
+                generation,
+                activates_at,
+                previous_retires_at: schedule.previous_retires_at,
+            },
+        ));
+    }
+    let retired = current.retired_at(now);
+    let mut tx = store.begin().await?;
+    for (name, sealed, _) in &prepared {
+        if !tx.insert_signing_key(name, sealed, now).await? {
+            return Err(Error::conflict(
+                signet_core::ErrorCode::InvalidRequest,
+                "another key rotation ran at the same time; run it again",
+            ));
+        }
+    }
+    for name in &retired {
+        tx.delete_signing_key(name).await?;
+    }
+    let rotated: Vec<RotatedKey> = prepared.into_iter().map(|(_, _, r)| r).collect();
+    let record = AuditEvent::new(EventType::OidcSigningKeyRotated, actor.clone(), Outcome::Success).details(
+        serde_json::json!({
+            "keys": rotated.iter().map(|r| serde_json::json!({"alg": r.alg, "kid": r.kid, "generation": r.generation})).collect::<Vec<_>>(),
+            "activates_at": activates_at.to_rfc3339(),
+            "previous_retires_at": schedule.previous_retires_at.to_rfc3339(),
+            "deleted_retired": retired,
+        }),
+    );
+    tx.append_audit(&record, uuid::Uuid::new_v4(), now).await?;
+    tx.commit().await?;
+    Ok(rotated)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
     use aws_lc_rs::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_FIXED, RSA_PKCS1_2048_8192_SHA256};
 
     fn verify(jws: &str, jwk: &serde_json::Value) -> serde_json::Value {
@@ -406,9 +783,9 @@ mod tests {
         let set = KeySet::new(keys).unwrap();
         let claims = serde_json::json!({ "sub": "c1" });
         for alg in Alg::all() {
-            let jws = set.for_alg(alg).unwrap().sign("at+jwt", &claims).unwrap();
-            assert_eq!(set.verify(&jws, "at+jwt"), Some(claims.clone()));
-            assert_eq!(set.verify(&jws, "JWT"), None, "another typ");
+            let jws = set.signing_key_at(alg, NOW).unwrap().sign("at+jwt", &claims).unwrap();
+            assert_eq!(set.verify_at(&jws, "at+jwt", NOW), Some(claims.clone()));
+            assert_eq!(set.verify_at(&jws, "JWT", NOW), None, "another typ");
             let parts: Vec<&str> = jws.split('.').collect();
             let forged = format!(
                 "{}.{}.{}",
@@ -416,21 +793,24 @@ mod tests {
                 URL_SAFE_NO_PAD.encode(br#"{"sub":"c2"}"#),
                 parts[2]
             );
-            assert_eq!(set.verify(&forged, "at+jwt"), None, "a changed payload");
+            assert_eq!(set.verify_at(&forged, "at+jwt", NOW), None, "a changed payload");
         }
         // An unsigned token ("alg": "none") is never accepted.
-        let kid = set.default_key().kid().to_owned();
+        let kid = set.default_key_at(NOW).kid().to_owned();
         let header = URL_SAFE_NO_PAD
             .encode(serde_json::to_vec(&serde_json::json!({"alg":"none","kid":kid,"typ":"at+jwt"})).unwrap());
         let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"c1"}"#);
-        assert_eq!(set.verify(&format!("{header}.{payload}."), "at+jwt"), None);
+        assert_eq!(set.verify_at(&format!("{header}.{payload}."), "at+jwt", NOW), None);
         // A key from elsewhere is unknown.
         let other = SigningKey::from_pkcs8(
             Alg::ES256,
             SigningKey::generate_pkcs8(Alg::ES256).unwrap().expose_secret(),
         )
         .unwrap();
-        assert_eq!(set.verify(&other.sign("at+jwt", &claims).unwrap(), "at+jwt"), None);
+        assert_eq!(
+            set.verify_at(&other.sign("at+jwt", &claims).unwrap(), "at+jwt", NOW),
+            None
+        );
     }
 
     #[test]
@@ -440,12 +820,12 @@ mod tests {
             .map(|alg| SigningKey::from_pkcs8(alg, SigningKey::generate_pkcs8(alg).unwrap().expose_secret()).unwrap())
             .collect();
         let set = KeySet::new(keys).unwrap();
-        let jwks = set.jwks();
+        let jwks = set.jwks_at(NOW);
         for k in jwks["keys"].as_array().unwrap() {
             for private in ["d", "p", "q", "dp", "dq", "qi"] {
                 assert!(k.get(private).is_none(), "{private} leaked in {k}");
             }
         }
-        assert_eq!(set.default_key().alg(), Alg::ES256);
+        assert_eq!(set.default_key_at(NOW).alg(), Alg::ES256);
     }
 }

@@ -23,6 +23,10 @@
 //! - [`userinfo`]: the UserInfo endpoint (OpenID Connect Core §5.3).
 //!
 //! - [`refresh`]: rotating refresh tokens for `offline_access`.
+//! - [`consent`]: the consent page for third-party clients and the apps a
+//!   user has let in;
+//! - signing-key rotation ([`keys::rotate`]) and client updates and secret
+//!   rotation ([`clients::update`], [`clients::rotate_secret`]).
 //!
 //! - [`revocation`]: RFC 7009 token revocation;
 //! - [`logout`]: RP-initiated logout (the end-session endpoint) and
@@ -33,6 +37,7 @@ pub mod authorize;
 pub mod claims;
 pub mod clients;
 pub mod codes;
+pub mod consent;
 pub mod discovery;
 pub mod error;
 pub mod introspection;
@@ -43,7 +48,7 @@ pub mod revocation;
 pub mod tokens;
 pub mod userinfo;
 
-use signet_core::clock::Timestamp;
+use signet_core::clock::SharedClock;
 use signet_core::sealing::KeyRing;
 use signet_core::store::{CredentialStore, SealedSecretStore};
 use signet_core::Result;
@@ -51,18 +56,20 @@ use signet_core::Result;
 /// The provider's state shared by every request: its signing keys.
 #[derive(Debug)]
 pub struct Provider {
-    pub keys: keys::KeySet,
+    pub keys: keys::LiveKeys,
 }
 
 impl Provider {
     /// Opens (or, on the first start of a deployment, creates) the shared
-    /// signing keys.
-    pub async fn load<S>(store: &S, ring: &KeyRing, now: Timestamp) -> Result<Self>
+    /// signing keys. `signet serve` re-reads them every
+    /// [`keys::RELOAD_INTERVAL`] ([`keys::LiveKeys::reload`]).
+    pub async fn load<S>(store: &S, ring: &KeyRing, clock: SharedClock) -> Result<Self>
     where
         S: CredentialStore + SealedSecretStore + ?Sized,
     {
+        let set = keys::KeySet::load(store, ring, clock.now()).await?;
         Ok(Self {
-            keys: keys::KeySet::load(store, ring, now).await?,
+            keys: keys::LiveKeys::new(set, clock),
         })
     }
 }

@@ -228,9 +228,16 @@ async fn authorization_code(
         .filter(|u| u.is_active())
         .ok_or_else(|| OAuthError::new(OAuthCode::InvalidGrant, "the account is no longer active"))?;
     let keys = &app.oidc.keys;
-    let id_token = keys
-        .default_key()
-        .sign("JWT", &super::claims::id_token(app, client, grant, &user))?;
+    // The client's registered ID token algorithm (RS256 for relying
+    // parties that verify nothing else), else the default ES256.
+    let id_key = client
+        .settings
+        .id_token_signed_response_alg
+        .as_deref()
+        .and_then(super::keys::Alg::parse)
+        .and_then(|alg| keys.for_alg(alg))
+        .unwrap_or_else(|| keys.default_key());
+    let id_token = id_key.sign("JWT", &super::claims::id_token(app, client, grant, &user))?;
     let access_token = keys.default_key().sign(
         super::introspection::ACCESS_TOKEN_TYP,
         &super::claims::access_token(app, client, grant, redeemed.id),

@@ -206,6 +206,22 @@ impl OidcClientStore for FailingStore {
     async fn list_oidc_clients(&self) -> StoreResult<Vec<signet_core::oidc_client::OidcClient>> {
         self.inner.list_oidc_clients().await
     }
+
+    async fn oidc_consent(
+        &self,
+        user: UserId,
+        client_id: &str,
+    ) -> StoreResult<Option<signet_core::oidc_client::OidcConsent>> {
+        self.inner.oidc_consent(user, client_id).await
+    }
+
+    async fn list_oidc_consents(&self, user: UserId) -> StoreResult<Vec<signet_core::oidc_client::OidcConsent>> {
+        self.inner.list_oidc_consents(user).await
+    }
+
+    async fn oidc_clients_with_grants(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<String>> {
+        self.inner.oidc_clients_with_grants(user, now).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -220,6 +236,54 @@ impl OidcClientWrites for FailingTx {
 
     async fn delete_oidc_client(&mut self, client_id: &str) -> StoreResult<bool> {
         self.inner.delete_oidc_client(client_id).await
+    }
+
+    async fn update_oidc_client(&mut self, client: &signet_core::oidc_client::OidcClient) -> StoreResult<bool> {
+        self.inner.update_oidc_client(client).await
+    }
+
+    async fn rotate_oidc_client_secret(
+        &mut self,
+        client_id: &str,
+        new_hash: &TokenHash,
+        previous_expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.inner
+            .rotate_oidc_client_secret(client_id, new_hash, previous_expires_at, now)
+            .await
+    }
+
+    async fn revoke_oidc_client_grants(
+        &mut self,
+        client_id: &str,
+        user: Option<UserId>,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        self.inner.revoke_oidc_client_grants(client_id, user, now).await
+    }
+
+    async fn put_oidc_consent(
+        &mut self,
+        user: UserId,
+        consent: &signet_core::oidc_client::OidcConsent,
+    ) -> StoreResult<()> {
+        self.inner.put_oidc_consent(user, consent).await
+    }
+
+    async fn delete_oidc_consent(&mut self, user: UserId, client_id: &str) -> StoreResult<bool> {
+        self.inner.delete_oidc_consent(user, client_id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl OidcKeyWrites for FailingTx {
+    async fn insert_signing_key(&mut self, name: &str, sealed: &[u8], now: Timestamp) -> StoreResult<bool> {
+        self.inner.insert_signing_key(name, sealed, now).await
+    }
+
+    async fn delete_signing_key(&mut self, name: &str) -> StoreResult<bool> {
+        self.inner.delete_signing_key(name).await
     }
 }
 
@@ -548,6 +612,10 @@ impl OidcGrantWrites for FailingTx {
     }
     async fn delete_oidc_request(&mut self, id: Uuid) -> StoreResult<()> {
         self.inner.delete_oidc_request(id).await
+    }
+
+    async fn take_oidc_request(&mut self, id: Uuid) -> StoreResult<bool> {
+        self.inner.take_oidc_request(id).await
     }
     async fn insert_oidc_code(&mut self, code: &signet_core::unit_of_work::NewCode<'_>) -> StoreResult<()> {
         self.inner.insert_oidc_code(code).await

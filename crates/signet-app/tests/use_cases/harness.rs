@@ -113,7 +113,7 @@ impl Harness {
         let decoy = load_decoy_key(&*sql, &ring, clock.now()).await.unwrap();
         let passkeys = Passkeys::new(rp, decoy);
         let oidc = Arc::new(
-            signet_app::oidc::Provider::load(&*sql, &ring, clock.now())
+            signet_app::oidc::Provider::load(&*sql, &ring, shared.clone())
                 .await
                 .unwrap(),
         );

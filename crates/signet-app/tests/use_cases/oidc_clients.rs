@@ -108,3 +108,33 @@ async fn registration_is_undone_when_its_audit_record_cannot_be_written() {
     assert!(result.is_err());
     assert!(h.store.list_oidc_clients().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_config_client_is_changed_in_the_file_only() {
+    let h = Harness::new().await;
+    clients::apply_config(&h.app, &[configured(SECRET)]).await.unwrap();
+    let changes = clients::ClientChanges {
+        name: Some("Renamed".into()),
+        ..Default::default()
+    };
+    let err = clients::update(&h.app, &Actor::Cli, &origin(), "wiki", changes)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), signet_core::ErrorCode::OidcClientManagedByConfig);
+    let err = clients::rotate_secret(&h.app, &Actor::Cli, &origin(), "wiki", None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), signet_core::ErrorCode::OidcClientManagedByConfig);
+    // Nothing changed and nothing was recorded.
+    let stored = h.store.oidc_client("wiki").await.unwrap().unwrap();
+    assert_eq!(stored.name, "Wiki");
+    assert!(stored.previous_secret.is_none());
+    assert!(h.records(EventType::OidcClientUpdated).await.is_empty());
+    assert!(h.records(EventType::OidcClientSecretRotated).await.is_empty());
+    // Its secret still authenticates.
+    let auth = ClientAuth::Post {
+        client_id: "wiki".into(),
+        secret: SECRET.into(),
+    };
+    assert!(clients::authenticate(&h.app, &auth).await.is_ok());
+}

@@ -9,6 +9,7 @@ pub mod login;
 pub mod oidc;
 pub mod oidc_admin;
 pub mod oidc_logout;
+pub mod oidc_consent;
 pub mod recovery;
 pub mod session;
 pub mod step_up;
@@ -68,7 +69,13 @@ pub fn api(_state: AppState) -> Router<AppState> {
         )
         .route(
             "/api/v1/admin/oidc/clients/{client_id}",
-            get(oidc_admin::show).delete(oidc_admin::delete),
+            get(oidc_admin::show)
+                .delete(oidc_admin::delete)
+                .patch(oidc_admin::update),
+        )
+        .route(
+            "/api/v1/admin/oidc/clients/{client_id}/secret",
+            post(oidc_admin::rotate_secret),
         )
         .route("/.well-known/openid-configuration", get(oidc::discovery))
         .route(signet_app::oidc::discovery::JWKS_PATH, get(oidc::jwks))
@@ -78,6 +85,13 @@ pub fn api(_state: AppState) -> Router<AppState> {
             get(oidc::authorize_get).post(oidc::authorize_post),
         )
         .route("/oauth2/authorize/resume/{id}", get(oidc::authorize_resume))
+        .route(
+            "/oauth2/consent/{id}",
+            get(oidc_consent::page).post(oidc_consent::decide),
+        )
+        .route("/api/v1/oidc/apps", get(oidc_consent::apps))
+        .route("/api/v1/oidc/apps/{client_id}", delete(oidc_consent::revoke))
+        .route("/account/apps/{client_id}/revoke", post(oidc_consent::revoke_from_page))
         .route(
             signet_app::oidc::discovery::USERINFO_PATH,
             get(oidc::userinfo).post(oidc::userinfo),

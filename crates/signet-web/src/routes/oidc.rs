@@ -230,7 +230,7 @@ fn pairs(raw: &[u8]) -> Vec<(String, String)> {
 
 /// The browser's answer: an error page at Signet, a redirect to the client,
 /// or the login page that resumes the request. Never cached.
-fn authorization_answer(answer: signet_core::Result<Answer>) -> Response {
+pub(crate) fn authorization_answer(answer: signet_core::Result<Answer>) -> Response {
     let mut resp = match answer {
         Ok(Answer::Redirect(to)) => Redirect::to(&to).into_response(),
         Ok(Answer::Login { request_id, login_hint }) => {
@@ -243,6 +243,18 @@ fn authorization_answer(answer: signet_core::Result<Answer>) -> Response {
                 to.append_pair("login_hint", &hint);
             }
             Redirect::to(&to.finish()).into_response()
+        }
+        Ok(Answer::StepUp { request_id }) => {
+            let mut to = url::form_urlencoded::Serializer::new(String::from("/login?"));
+            to.append_pair("step_up", "1");
+            to.append_pair(
+                "return_to",
+                &format!("{}{request_id}", signet_app::oidc::authorize::RESUME_PATH),
+            );
+            Redirect::to(&to.finish()).into_response()
+        }
+        Ok(Answer::Consent { request_id }) => {
+            Redirect::to(&format!("{}{request_id}", signet_app::oidc::authorize::CONSENT_PATH)).into_response()
         }
         Ok(Answer::ErrorPage(message)) => PageError(Error::invalid(
             ErrorCode::InvalidRequest,

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use signet_app::oidc::clients::{self, NewClient};
+use signet_app::oidc::clients::{self, ClientChanges, NewClient};
 use signet_core::audit::{AuditEvent, EventType, Outcome};
 use signet_core::oidc_client::{ClientAssurance, ClientSettings, ClientSource, GrantType};
 
@@ -37,6 +37,7 @@ pub struct CreateClient {
     backchannel_logout_session_required: bool,
     #[serde(default)]
     assurance: ClientAssurance,
+    id_token_signed_response_alg: Option<String>,
 }
 
 async fn audit_read(
@@ -72,6 +73,7 @@ pub async fn create(
         backchannel_logout_uri: body.backchannel_logout_uri,
         backchannel_logout_session_required: body.backchannel_logout_session_required,
         assurance: body.assurance,
+        id_token_signed_response_alg: body.id_token_signed_response_alg,
     };
     let new = NewClient {
         name: body.name,
@@ -125,4 +127,84 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     clients::delete(&state.app, &actor, &origin, &client_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateClient {
+    name: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    post_logout_redirect_uris: Option<Vec<String>>,
+    scopes: Option<Vec<String>>,
+    grant_types: Option<Vec<GrantType>>,
+    first_party: Option<bool>,
+    id_token_ttl_secs: Option<u64>,
+    access_token_ttl_secs: Option<u64>,
+    refresh_token_ttl_secs: Option<u64>,
+    /// `null` removes it; absent keeps it.
+    #[serde(default, deserialize_with = "present")]
+    backchannel_logout_uri: Option<Option<String>>,
+    assurance: Option<ClientAssurance>,
+    id_token_signed_response_alg: Option<String>,
+}
+
+/// Tells an explicit `null` (`Some(None)`) from an absent member (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `PATCH /api/v1/admin/oidc/clients/{client_id}`: the members sent replace
+/// the client's; 200 CLIENT.
+pub async fn update(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Client(origin): Client,
+    Path(client_id): Path<String>,
+    ApiJson(body): ApiJson<UpdateClient>,
+) -> ApiResult<Json<Value>> {
+    let changes = ClientChanges {
+        name: body.name,
+        redirect_uris: body.redirect_uris,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
+        scopes: body.scopes,
+        grant_types: body.grant_types,
+        first_party: body.first_party,
+        id_token_ttl_secs: body.id_token_ttl_secs,
+        access_token_ttl_secs: body.access_token_ttl_secs,
+        refresh_token_ttl_secs: body.refresh_token_ttl_secs,
+        backchannel_logout_uri: body.backchannel_logout_uri,
+        assurance: body.assurance,
+        id_token_signed_response_alg: body.id_token_signed_response_alg,
+    };
+    let client = clients::update(&state.app, &actor, &origin, &client_id, changes).await?;
+    Ok(Json(clients::view(&client)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    grace_secs: Option<u64>,
+}
+
+/// `POST /api/v1/admin/oidc/clients/{client_id}/secret` (body optional):
+/// 201 `{"client_id", "client_secret", "previous_secret_expires_at"}`.
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    Admin(actor): Admin,
+    Client(origin): Client,
+    Path(client_id): Path<String>,
+    body: Option<ApiJson<RotateSecret>>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let grace = body
+        .and_then(|ApiJson(b)| b.grace_secs)
+        .map(std::time::Duration::from_secs);
+    let (client, secret) = clients::rotate_secret(&state.app, &actor, &origin, &client_id, grace).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "client_id": client.client_id,
+            "client_secret": secret.expose_secret(),
+            "previous_secret_expires_at": client.previous_secret.as_ref().map(|p| p.expires_at.to_rfc3339()),
+        })),
+    ))
 }

@@ -19,6 +19,9 @@ use crate::AppState;
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
     action: Option<String>,
+    /// An OIDC authorization request's resume path: step up to what it
+    /// demands and continue there (docs/oidc.md).
+    return_to: Option<String>,
 }
 
 /// `POST /api/v1/step-up {"action"?}`
@@ -30,8 +33,28 @@ pub async fn start(
     ApiJson(body): ApiJson<StartBody>,
 ) -> ApiResult<Response> {
     let (bind_hash, new_cookie) = browser_binding(&state, &headers, auth.current.session.mode);
-    let started =
-        signet_app::step_up::start(&state.app, &auth.current, body.action.as_deref(), bind_hash, &origin).await?;
+    let started = match body.return_to.as_deref() {
+        Some(path) => {
+            let Some(request) = signet_app::oidc::authorize::resume_id(path) else {
+                return Err(signet_core::Error::invalid(
+                    signet_core::ErrorCode::InvalidRequest,
+                    "return_to must be an authorization request's resume path",
+                )
+                .into());
+            };
+            if body.action.is_some() {
+                return Err(signet_core::Error::invalid(
+                    signet_core::ErrorCode::InvalidRequest,
+                    "a step-up for an app's sign-in names no action",
+                )
+                .into());
+            }
+            signet_app::step_up::start_for_authorization(&state.app, &auth.current, request, bind_hash, &origin).await?
+        }
+        None => {
+            signet_app::step_up::start(&state.app, &auth.current, body.action.as_deref(), bind_hash, &origin).await?
+        }
+    };
     Ok(started_response(&state, started, new_cookie))
 }
 

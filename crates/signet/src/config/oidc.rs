@@ -47,6 +47,7 @@ struct RawClient {
     #[serde(default)]
     phishing_resistant: bool,
     max_auth_age: Option<String>,
+    id_token_signed_response_alg: Option<String>,
 }
 
 pub(super) fn build(raw: RawOidc, src: &Sources) -> Result<Vec<ConfiguredClient>, ConfigError> {
@@ -114,6 +115,7 @@ pub(super) fn build(raw: RawOidc, src: &Sources) -> Result<Vec<ConfiguredClient>
                     None => None,
                 },
             },
+            id_token_signed_response_alg: c.id_token_signed_response_alg.clone(),
         };
         validate_settings(&settings).map_err(|e| at(e.to_string()))?;
         out.push(ConfiguredClient {

@@ -717,7 +717,7 @@ pub(crate) async fn redeem(
 async fn oidcc_server() {
     let srv = TestServer::start().await;
     let (user_id, session, _auth) = passkey_user(&srv, "ada@example.com").await;
-    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let secret = secret.unwrap();
     let (verifier, challenge) = pkce_pair();
 
@@ -832,7 +832,7 @@ async fn oidcc_userinfo_refuses_a_bad_or_user_less_token() {
 #[tokio::test]
 async fn oidcc_prompt_none_not_logged_in() {
     let srv = TestServer::start().await;
-    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let (s, loc) = authorize(
         &srv,
         None,
@@ -858,7 +858,7 @@ async fn oidcc_prompt_none_not_logged_in() {
 #[tokio::test]
 async fn oidcc_ensure_registered_redirect_uri_and_near_misses_get_an_error_page() {
     let srv = TestServer::start().await;
-    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let near_misses = [
         "https://rp.example.com/cb/",
         "https://rp.example.com/cb?x=1",
@@ -905,7 +905,7 @@ async fn oidcc_ensure_registered_redirect_uri_and_near_misses_get_an_error_page(
 #[tokio::test]
 async fn unsupported_response_type_and_missing_openid_are_sent_back_to_the_client() {
     let srv = TestServer::start().await;
-    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     for (rt, scope, expected) in [
         ("token", "openid", "unsupported_response_type"),
         ("code id_token", "openid", "unsupported_response_type"),
@@ -935,9 +935,13 @@ async fn unsupported_response_type_and_missing_openid_are_sent_back_to_the_clien
 async fn pkce_is_s256_only_required_for_public_clients_and_cannot_be_downgraded() {
     let srv = TestServer::start().await;
     let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
-    let (conf_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (conf_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let secret = secret.unwrap();
-    let (pub_id, _) = client_add(&srv, &["Spa", "--redirect-uri", RP_REDIRECT, "--public"]).await;
+    let (pub_id, _) = client_add(
+        &srv,
+        &["Spa", "--redirect-uri", RP_REDIRECT, "--public", "--first-party"],
+    )
+    .await;
     let (verifier, challenge) = pkce_pair();
     let refused = |loc: Option<url::Url>| query_of(&loc.unwrap(), "error");
 
@@ -1035,7 +1039,7 @@ async fn pkce_is_s256_only_required_for_public_clients_and_cannot_be_downgraded(
 async fn oidcc_codereuse_revokes_the_tokens_issued_from_the_code() {
     let srv = TestServer::start().await;
     let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
-    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let secret = secret.unwrap();
     let code = code_for(&srv, &session, &client_id, &[]).await;
     let (s, tokens) = redeem(&srv, (&client_id, &secret), &code, None).await;
@@ -1069,7 +1073,7 @@ async fn oidcc_codereuse_revokes_the_tokens_issued_from_the_code() {
     );
 
     // A code for another client, a wrong redirect URI, an expired code.
-    let (other_id, other_secret) = client_add(&srv, &["Other", "--redirect-uri", RP_REDIRECT]).await;
+    let (other_id, other_secret) = client_add(&srv, &["Other", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let code = code_for(&srv, &session, &client_id, &[]).await;
     let (s, body) = redeem(&srv, (&other_id, &other_secret.unwrap()), &code, None).await;
     assert_eq!(
@@ -1105,7 +1109,7 @@ async fn oidcc_codereuse_revokes_the_tokens_issued_from_the_code() {
 async fn twenty_concurrent_redemptions_of_one_code_exactly_one_wins() {
     let srv = TestServer::start().await;
     let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
-    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let secret = secret.unwrap();
     let code = code_for(&srv, &session, &client_id, &[]).await;
     let attempts = (0..20).map(|_| redeem(&srv, (&client_id, &secret), &code, None));
@@ -1129,7 +1133,7 @@ async fn twenty_concurrent_redemptions_of_one_code_exactly_one_wins() {
 async fn oidcc_max_age_1_and_prompt_login_force_a_new_sign_in_that_resumes_the_request() {
     let srv = TestServer::start().await;
     let (_, session, mut auth) = passkey_user(&srv, "ada@example.com").await;
-    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let secret = secret.unwrap();
     srv.clock.advance(std::time::Duration::from_secs(2));
     for extra in [("max_age", "1"), ("prompt", "login")] {
@@ -1150,19 +1154,36 @@ async fn oidcc_max_age_1_and_prompt_login_force_a_new_sign_in_that_resumes_the_r
         assert_eq!(s, StatusCode::SEE_OTHER);
         let loc = loc.unwrap();
         assert_eq!(loc.path(), "/login", "{loc}");
-        assert_eq!(query_of(&loc, "login_hint").as_deref(), Some("ada@example.com"));
         let return_to = query_of(&loc, "return_to").unwrap();
         assert!(return_to.starts_with("/oauth2/authorize/resume/"));
-
-        // Sign in again, continuing to the stored request.
-        let (s, started) = srv
-            .call(
-                Method::POST,
-                "/api/v1/login",
-                None,
-                Some(serde_json::json!({ "identifier": "ada@example.com", "mode": "api", "return_to": return_to })),
-            )
-            .await;
+        let stepping_up = extra.0 == "max_age";
+        let (s, started, step_base, bearer) = if stepping_up {
+            // The session is the right person's, only too old: it is raised
+            // with a step-up bound to it, not replaced by a new sign-in.
+            assert_eq!(query_of(&loc, "step_up").as_deref(), Some("1"), "{loc}");
+            let (s, started) = srv
+                .call(
+                    Method::POST,
+                    "/api/v1/step-up",
+                    Some(&session),
+                    Some(serde_json::json!({ "return_to": return_to })),
+                )
+                .await;
+            (s, started, "/api/v1/step-up", Some(session.clone()))
+        } else {
+            // prompt=login: a new sign-in (perhaps as someone else).
+            assert_eq!(query_of(&loc, "step_up"), None, "{loc}");
+            assert_eq!(query_of(&loc, "login_hint").as_deref(), Some("ada@example.com"));
+            let (s, started) = srv
+                .call(
+                    Method::POST,
+                    "/api/v1/login",
+                    None,
+                    Some(serde_json::json!({ "identifier": "ada@example.com", "mode": "api", "return_to": return_to })),
+                )
+                .await;
+            (s, started, "/api/v1/login", None)
+        };
         assert_eq!(s, StatusCode::OK, "{started}");
         let entry = started["methods"]
             .as_array()
@@ -1172,8 +1193,16 @@ async fn oidcc_max_age_1_and_prompt_login_force_a_new_sign_in_that_resumes_the_r
             .unwrap()
             .clone();
         let credential = auth.get(&entry["publicKey"]).await;
-        let (s, done) = crate::passkeys::post_assertion(&srv, started["flow_id"].as_str().unwrap(), credential).await;
+        let (s, done) = srv
+            .call(
+                Method::POST,
+                &format!("{step_base}/{}/passkey", started["flow_id"].as_str().unwrap()),
+                bearer.as_deref(),
+                Some(serde_json::json!({ "credential": credential })),
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "{done}");
+        assert_eq!(done["state"], "complete", "{done}");
         let resume = done["return_to"].as_str().unwrap().to_owned();
         assert_eq!(resume, return_to);
         let fresh = done["session_token"].as_str().unwrap();
@@ -1189,6 +1218,12 @@ async fn oidcc_max_age_1_and_prompt_login_force_a_new_sign_in_that_resumes_the_r
         let (_, id) = verify_es256(tokens["id_token"].as_str().unwrap(), &jwks);
         let now = signet_core::clock::Clock::now(&*srv.clock).as_millis() / 1000;
         assert!(now - id["auth_time"].as_i64().unwrap() <= 1, "{id}");
+        // What the (raised or new) session actually proved: a passkey.
+        assert_eq!(id["acr"], "phr", "{id}");
+        assert!(
+            id["amr"].as_array().unwrap().iter().any(|m| m == "swk" || m == "hwk"),
+            "{id}"
+        );
 
         // The stored request was answered: resuming it again fails.
         let r = srv.http.get(srv.url(&resume)).bearer_auth(fresh).send().await.unwrap();
@@ -1205,7 +1240,7 @@ async fn oidcc_max_age_1_and_prompt_login_force_a_new_sign_in_that_resumes_the_r
 async fn acr_values_and_the_client_floor_combine() {
     let srv = TestServer::start().await;
     let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
-    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (client_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     let code = code_for(&srv, &session, &client_id, &[("acr_values", "phr")]).await;
     assert!(code.starts_with("sgac_"));
     let (s, loc) = authorize(
@@ -1237,6 +1272,7 @@ pub(crate) async fn offline_client(srv: &TestServer, admin: &str) -> (String, St
             Some(serde_json::json!({
                 "name": "Mail",
                 "redirect_uris": [RP_REDIRECT],
+                "first_party": true,
                 "scopes": ["openid", "email", "offline_access"],
                 "grant_types": ["authorization_code", "refresh_token"],
             })),
@@ -1354,7 +1390,7 @@ async fn oidcc_refresh_token_rotates_and_a_replay_revokes_the_family() {
     assert_eq!(userinfo_status(&srv, &b_at).await, StatusCode::UNAUTHORIZED);
 
     // A client without the refresh grant may not ask for offline_access.
-    let (plain_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT]).await;
+    let (plain_id, _) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
     params[1] = ("client_id", plain_id.as_str());
     let (_, loc) = authorize(&srv, Some(&session), &params).await;
     assert_eq!(query_of(&loc.unwrap(), "error").as_deref(), Some("invalid_scope"));
@@ -1387,5 +1423,826 @@ async fn disabling_a_user_ends_their_refresh_tokens_and_access_tokens() {
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
     assert_eq!(userinfo_status(&srv, &at).await, StatusCode::UNAUTHORIZED);
+    srv.stop().await;
+}
+
+/// `signet keys rotate` while the server runs: the new key is published
+/// before it signs, tokens of the old key keep verifying through the grace
+/// period, and the old key leaves the JWK Set after it.
+#[tokio::test]
+async fn keys_rotate_publishes_first_signs_later_and_retires_the_old_key_after_the_grace() {
+    let srv = TestServer::start().await;
+    let (client_id, secret) = client_add(&srv, &["reports", "--client-credentials"]).await;
+    let secret = secret.unwrap();
+    let issue = || async {
+        let (status, _, body) = token_request(
+            &srv,
+            Some((&client_id, &secret)),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    let kid_of = |jws: &str| -> String {
+        let h = jws.split('.').next().unwrap();
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap();
+        header["kid"].as_str().unwrap().to_owned()
+    };
+    let introspect = |token: String| {
+        let req = srv
+            .http
+            .post(srv.url("/oauth2/introspect"))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&[("token", token)]);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap()["active"].clone() }
+    };
+    let es256_kids = |jwks: &Value| -> Vec<String> {
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["alg"] == "ES256")
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, before) = get_json(&srv, "/oauth2/jwks").await;
+    let old_kid = es256_kids(&before)[0].clone();
+    let signed_before = issue().await;
+    assert_eq!(kid_of(&signed_before), old_kid);
+
+    // A delay shorter than the nodes' reload plus the JWK Set cache is refused.
+    let out = signet(&srv, &["keys", "rotate", "--publish-delay-secs", "60", "--json"]).await;
+    assert!(!out.status.success());
+    let out = signet(&srv, &["keys", "rotate", "--json"]).await;
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let keys = rotated["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2, "ES256 and RS256 both rotate: {rotated}");
+    let new_kid = keys.iter().find(|k| k["alg"] == "ES256").unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_kid, old_kid);
+    assert_eq!(keys[0]["generation"], 2);
+
+    // The running node picks the keys up (its reloader does this every minute).
+    srv.reload_signing_keys().await;
+    let (_, published) = get_json(&srv, "/oauth2/jwks").await;
+    assert_eq!(published["keys"].as_array().unwrap().len(), 4, "{published}");
+    assert_eq!(es256_kids(&published), [new_kid.clone(), old_kid.clone()]);
+    // Published, but not signing yet.
+    let still_old = issue().await;
+    assert_eq!(kid_of(&still_old), old_kid);
+    assert_eq!(introspect(signed_before.clone()).await, true);
+
+    // After the publish delay, new tokens carry the new kid; the old
+    // key's tokens still verify against the JWK Set.
+    srv.clock.advance(std::time::Duration::from_secs(11 * 60));
+    let signed_after = issue().await;
+    assert_eq!(kid_of(&signed_after), new_kid);
+    let (_, during) = get_json(&srv, "/oauth2/jwks").await;
+    verify_es256(&signed_after, &during);
+    verify_es256(&signed_before, &during);
+    verify_es256(&still_old, &during);
+    assert_eq!(introspect(signed_after.clone()).await, true);
+
+    // After the grace period the old key is gone from the JWK Set, and
+    // nothing it signed is accepted any more.
+    srv.clock.advance(std::time::Duration::from_secs(3600));
+    let (_, after) = get_json(&srv, "/oauth2/jwks").await;
+    assert_eq!(es256_kids(&after), std::slice::from_ref(&new_kid));
+    assert_eq!(after["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(kid_of(&issue().await), new_kid);
+
+    // The CLI lists what is published, and the rotation is audited.
+    let listed: Value = serde_json::from_slice(&signet(&srv, &["keys", "list", "--json"]).await.stdout).unwrap();
+    assert!(listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["kid"] == new_kid.as_str()));
+    let admin = srv.admin_token().await;
+    let (status, audit) = srv
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?type=oidc.signing_key_rotated",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(audit["events"].as_array().unwrap().len(), 1, "{audit}");
+    srv.stop().await;
+}
+
+/// The admin API changes a client in place, rotates its secret with a
+/// grace period during which both secrets work, and deleting it revokes
+/// what it was granted.
+#[tokio::test]
+async fn admins_update_clients_rotate_secrets_with_a_grace_and_deleting_revokes_grants() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, old_secret) = offline_client(&srv, &admin).await;
+    let path = format!("/api/v1/admin/oidc/clients/{client_id}");
+
+    // Update: only the members sent change; the secret is never shown.
+    let (s, updated) = srv
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(serde_json::json!({
+                "name": "Mail 2",
+                "redirect_uris": [RP_REDIRECT, "https://rp.example.com/cb2"],
+                "first_party": true,
+                "access_token_ttl_secs": 120,
+                "assurance": { "min_aal": "aal1", "max_auth_age_secs": 3600 }
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{updated}");
+    assert_eq!(updated["name"], "Mail 2");
+    assert_eq!(updated["redirect_uris"].as_array().unwrap().len(), 2);
+    assert_eq!(updated["first_party"], true);
+    assert_eq!(updated["access_token_ttl_secs"], 120);
+    assert_eq!(updated["assurance"]["max_auth_age_secs"], 3600);
+    assert_eq!(
+        updated["scopes"],
+        serde_json::json!(["openid", "email", "offline_access"])
+    );
+    assert!(!updated.to_string().contains(&old_secret));
+    for (bad, code) in [
+        (
+            serde_json::json!({ "redirect_uris": ["http://evil.example.com/cb"] }),
+            "invalid_request",
+        ),
+        (serde_json::json!({ "grant_types": [] }), "invalid_request"),
+        (serde_json::json!({ "id_token_ttl_secs": 0 }), "invalid_request"),
+        (serde_json::json!({ "public": true }), "invalid_request"),
+    ] {
+        let (s, body) = srv.call(Method::PATCH, &path, Some(&admin), Some(bad.clone())).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad} -> {body}");
+        assert!(body["error"].as_str().is_some(), "{body}");
+        let _ = code;
+    }
+    let (s, body) = srv
+        .call(
+            Method::PATCH,
+            "/api/v1/admin/oidc/clients/nope",
+            Some(&admin),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("oidc_client_not_found"))
+    );
+    // A grant issued under the new settings carries the new lifetime.
+    let code = code_for(&srv, &session, &client_id, &[("scope", "openid offline_access")]).await;
+    let (s, tokens) = redeem(&srv, (&client_id, &old_secret), &code, None).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["expires_in"], 120);
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let access_token = tokens["access_token"].as_str().unwrap().to_owned();
+
+    // Secret rotation: the new secret is shown once; both work during the grace.
+    let (s, rotated) = srv
+        .call(
+            Method::POST,
+            &format!("{path}/secret"),
+            Some(&admin),
+            Some(serde_json::json!({ "grace_secs": 600 })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{rotated}");
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert!(new_secret.starts_with("sgcs_"));
+    assert_ne!(new_secret, old_secret);
+    assert!(rotated["previous_secret_expires_at"].is_string());
+    let (_, shown) = srv.call(Method::GET, &path, Some(&admin), None).await;
+    assert!(!shown.to_string().contains(&new_secret) && !shown.to_string().contains(&old_secret));
+    let (s, next) = refresh(&srv, (&client_id, &old_secret), &refresh_token, None).await;
+    assert_eq!(s, StatusCode::OK, "the old secret works in the grace period: {next}");
+    let refresh_token = next["refresh_token"].as_str().unwrap().to_owned();
+    let (s, next) = refresh(&srv, (&client_id, &new_secret), &refresh_token, None).await;
+    assert_eq!(s, StatusCode::OK, "the new secret works: {next}");
+    let refresh_token = next["refresh_token"].as_str().unwrap().to_owned();
+    // After the grace the old one is refused, the new one still works.
+    srv.clock.advance(std::time::Duration::from_secs(601));
+    let (s, body) = refresh(&srv, (&client_id, &old_secret), &refresh_token, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+    let (s, next) = refresh(&srv, (&client_id, &new_secret), &refresh_token, None).await;
+    assert_eq!(s, StatusCode::OK, "{next}");
+    let refresh_token = next["refresh_token"].as_str().unwrap().to_owned();
+    let fresh_access = next["access_token"].as_str().unwrap().to_owned();
+    // A second rotation without a body uses the default grace and forgets
+    // the first secret entirely.
+    let r = srv
+        .http
+        .post(srv.url(&format!("{path}/secret")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let third: Value = r.json().await.unwrap();
+    let third_secret = third["client_secret"].as_str().unwrap().to_owned();
+    let (s, _, _) = token_request(
+        &srv,
+        Some((&client_id, &old_secret)),
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh_token)],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "only the last two secrets ever work");
+
+    // A public client has no secret to rotate.
+    let (_, public) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/oidc/clients",
+            Some(&admin),
+            Some(serde_json::json!({ "name": "SPA", "public": true, "redirect_uris": [RP_REDIRECT] })),
+        )
+        .await;
+    let public_id = public["client_id"].as_str().unwrap();
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/admin/oidc/clients/{public_id}/secret"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+
+    // Deleting the client revokes its grants: the refresh token and the
+    // access tokens issued under it stop working at once.
+    assert_eq!(userinfo_status(&srv, &fresh_access).await, StatusCode::OK);
+    let (s, _) = srv.call(Method::DELETE, &path, Some(&admin), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(userinfo_status(&srv, &fresh_access).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(userinfo_status(&srv, &access_token).await, StatusCode::UNAUTHORIZED);
+    let (s, _) = refresh(&srv, (&client_id, &third_secret), &refresh_token, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
+    // Every change is audited, never with a secret.
+    let (_, audit) = srv
+        .call(Method::GET, "/api/v1/admin/audit?limit=100", Some(&admin), None)
+        .await;
+    let text = audit.to_string();
+    for secret in [&old_secret, &new_secret, &third_secret] {
+        assert!(!text.contains(secret.as_str()));
+    }
+    for ty in [
+        "oidc.client_updated",
+        "oidc.client_secret_rotated",
+        "oidc.client_deleted",
+    ] {
+        assert!(text.contains(ty), "{ty} audited");
+    }
+    srv.stop().await;
+}
+
+/// The CLI mirrors the admin API, and a client of `[[oidc.clients]]` is
+/// changed in the file only.
+#[tokio::test]
+async fn client_cli_shows_updates_rotates_and_deletes() {
+    let srv = TestServer::start().await;
+    let (client_id, secret) = client_add(&srv, &["reports", "--client-credentials"]).await;
+    let secret = secret.unwrap();
+    let srv_ref = &srv;
+    let run = |args: Vec<String>| async move {
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.push("--json");
+        let out = signet(srv_ref, &all).await;
+        (
+            out.status.success(),
+            serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null),
+        )
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let (ok, shown) = run(s(&["client", "show", &client_id])).await;
+    assert!(ok);
+    assert_eq!(shown["name"], "reports");
+    assert!(!shown.to_string().contains(&secret));
+    let (ok, updated) = run(s(&[
+        "client",
+        "update",
+        &client_id,
+        "--name",
+        "Reports",
+        "--access-token-ttl-secs",
+        "60",
+        "--min-aal",
+        "aal2",
+    ]))
+    .await;
+    assert!(ok, "{updated}");
+    assert_eq!(updated["name"], "Reports");
+    assert_eq!(updated["access_token_ttl_secs"], 60);
+    assert_eq!(updated["assurance"]["min_aal"], "aal2");
+    let (ok, rotated) = run(s(&["client", "rotate-secret", &client_id, "--grace-secs", "0"])).await;
+    assert!(ok, "{rotated}");
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    let cc = [("grant_type", "client_credentials")];
+    // The CLI ran on the system clock; the server's manual clock started
+    // at the server's start, a little behind it.
+    srv.clock.advance(std::time::Duration::from_secs(30));
+    let (status, _, _) = token_request(&srv, Some((&client_id, &secret)), &cc).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "grace 0 ends the old secret at once");
+    let (status, _, body) = token_request(&srv, Some((&client_id, &new_secret)), &cc).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["expires_in"], 60);
+    let (ok, _) = run(s(&["client", "delete", &client_id])).await;
+    assert!(ok);
+    let (ok, _) = run(s(&["client", "show", &client_id])).await;
+    assert!(!ok);
+    srv.stop().await;
+}
+
+/// Posts the consent form of `location` (the consent page's path) as the
+/// signed-in browser; returns the status and `Location`.
+async fn consent_post(
+    srv: &TestServer,
+    session: &str,
+    consent_page: &url::Url,
+    decision: &str,
+    same_origin: bool,
+) -> (StatusCode, Option<url::Url>) {
+    let mut req = srv
+        .http
+        .post(consent_page.as_str())
+        .bearer_auth(session)
+        .form(&[("decision", decision)]);
+    if same_origin {
+        req = req.headers(srv.same_origin());
+    } else {
+        req = req.header(reqwest::header::ORIGIN, "https://evil.example.com");
+    }
+    let r = req.send().await.unwrap();
+    let location = r
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|l| absolute(srv, l.to_str().unwrap()));
+    (r.status(), location)
+}
+
+/// A third-party client: consent is asked after sign-in, remembered for the
+/// same or fewer scopes, asked again for more or with `prompt=consent`,
+/// refused with `prompt=none`, and revocable from the account.
+#[tokio::test]
+async fn third_party_clients_need_consent_which_is_remembered_and_revocable() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = client_add(&srv, &["Partner app", "--redirect-uri", RP_REDIRECT]).await;
+    let secret = secret.unwrap();
+    let base = |scope: &'static str| {
+        vec![
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", scope),
+            ("state", "s1"),
+        ]
+    };
+
+    // prompt=none before any consent: consent_required.
+    let mut none = base("openid email");
+    none.push(("prompt", "none"));
+    let (_, loc) = authorize(&srv, Some(&session), &none).await;
+    let loc = loc.unwrap();
+    assert!(loc.as_str().starts_with(RP_REDIRECT));
+    assert_eq!(query_of(&loc, "error").as_deref(), Some("consent_required"));
+    assert_eq!(query_of(&loc, "state").as_deref(), Some("s1"));
+
+    // After sign-in: the consent page, listing the scopes in plain words.
+    let (s, page) = authorize(&srv, Some(&session), &base("openid email")).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let page = page.unwrap();
+    assert!(page.path().starts_with("/oauth2/consent/"), "{page}");
+    let html = srv
+        .http
+        .get(page.as_str())
+        .bearer_auth(&session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Partner app") && html.contains("See your email address"),
+        "{html}"
+    );
+    // Without a session the page sends the browser to sign in first.
+    let r = srv.http.get(page.as_str()).send().await.unwrap();
+    assert!(r.headers()[reqwest::header::LOCATION]
+        .to_str()
+        .unwrap()
+        .starts_with("/login?return_to="));
+
+    // The decision must come from Signet's own page.
+    let (s, _) = consent_post(&srv, &session, &page, "allow", false).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, loc) = consent_post(&srv, &session, &page, "allow", true).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let loc = loc.unwrap();
+    assert!(loc.as_str().starts_with(RP_REDIRECT), "{loc}");
+    let code = query_of(&loc, "code").expect("a code after approval");
+    assert_eq!(query_of(&loc, "state").as_deref(), Some("s1"));
+    let (s, tokens) = redeem(&srv, (&client_id, &secret), &code, None).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    // The consent request is used up.
+    let (s, _) = consent_post(&srv, &session, &page, "allow", true).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // The same or fewer scopes: no page, a code at once; prompt=none works now.
+    code_for(&srv, &session, &client_id, &[("scope", "openid email")]).await;
+    code_for(&srv, &session, &client_id, &[("scope", "openid")]).await;
+    let mut none = base("openid");
+    none.push(("prompt", "none"));
+    let (_, loc) = authorize(&srv, Some(&session), &none).await;
+    assert!(query_of(&loc.unwrap(), "code").is_some());
+    // More scopes, or prompt=consent: asked again.
+    let (_, loc) = authorize(&srv, Some(&session), &base("openid email profile")).await;
+    let again = loc.unwrap();
+    assert!(again.path().starts_with("/oauth2/consent/"));
+    let mut forced = base("openid");
+    forced.push(("prompt", "consent"));
+    let (_, loc) = authorize(&srv, Some(&session), &forced).await;
+    let forced_page = loc.unwrap();
+    assert!(forced_page.path().starts_with("/oauth2/consent/"));
+
+    // Denial: access_denied at the client, nothing issued.
+    let (s, loc) = consent_post(&srv, &session, &again, "deny", true).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let loc = loc.unwrap();
+    assert_eq!(query_of(&loc, "error").as_deref(), Some("access_denied"));
+    assert_eq!(query_of(&loc, "state").as_deref(), Some("s1"));
+    assert!(query_of(&loc, "code").is_none());
+    let (s, _) = consent_post(&srv, &session, &forced_page, "maybe", true).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // The account lists the app; revoking it ends its tokens and the consent.
+    let (s, apps) = srv.call(Method::GET, "/api/v1/oidc/apps", Some(&session), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(apps["apps"][0]["client_id"], client_id.as_str());
+    assert_eq!(apps["apps"][0]["name"], "Partner app");
+    assert_eq!(apps["apps"][0]["scopes"], serde_json::json!(["openid", "email"]));
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(userinfo_status(&srv, access).await, StatusCode::OK);
+    let (s, _) = srv
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/oidc/apps/{client_id}"),
+            Some(&session),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(userinfo_status(&srv, access).await, StatusCode::UNAUTHORIZED);
+    let (_, apps) = srv.call(Method::GET, "/api/v1/oidc/apps", Some(&session), None).await;
+    assert!(apps["apps"].as_array().unwrap().is_empty(), "{apps}");
+    let (s, body) = srv
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/oidc/apps/{client_id}"),
+            Some(&session),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("oidc_client_not_found"))
+    );
+    let (_, loc) = authorize(&srv, Some(&session), &base("openid")).await;
+    assert!(
+        loc.unwrap().path().starts_with("/oauth2/consent/"),
+        "asked again after revoking"
+    );
+
+    // Every decision is audited.
+    let admin = srv.admin_token().await;
+    let (_, audit) = srv
+        .call(Method::GET, "/api/v1/admin/audit?limit=200", Some(&admin), None)
+        .await;
+    let text = audit.to_string();
+    for ty in ["oidc.consent_granted", "oidc.consent_denied", "oidc.consent_revoked"] {
+        assert!(text.contains(ty), "{ty} audited");
+    }
+    srv.stop().await;
+}
+
+/// The account page lists the apps and revokes one with a same-origin form.
+#[tokio::test]
+async fn the_account_page_lists_apps_and_revokes_one() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, _) = client_add(&srv, &["Partner app", "--redirect-uri", RP_REDIRECT]).await;
+    let (_, page) = authorize(
+        &srv,
+        Some(&session),
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid email"),
+        ],
+    )
+    .await;
+    let (_, loc) = consent_post(&srv, &session, &page.unwrap(), "allow", true).await;
+    assert!(query_of(&loc.unwrap(), "code").is_some());
+    let srv_ref = &srv;
+    let account = |s: String| async move {
+        srv_ref
+            .http
+            .get(srv_ref.url("/account"))
+            .bearer_auth(s)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let html = account(session.clone()).await;
+    assert!(
+        html.contains("Partner app") && html.contains(&format!("/account/apps/{client_id}/revoke")),
+        "{html}"
+    );
+    let cross = srv
+        .http
+        .post(srv.url(&format!("/account/apps/{client_id}/revoke")))
+        .bearer_auth(&session)
+        .header(reqwest::header::ORIGIN, "https://evil.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), StatusCode::FORBIDDEN);
+    let r = srv
+        .http
+        .post(srv.url(&format!("/account/apps/{client_id}/revoke")))
+        .bearer_auth(&session)
+        .headers(srv.same_origin())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(account(session.clone()).await.contains("No app has access"));
+    srv.stop().await;
+}
+
+/// A session signed in with an email code (aal1, not phishing-resistant)
+/// meets an app asking `acr_values=phr` by stepping up on the same session
+/// (a passkey, here the flow engine's test double), not by a new sign-in;
+/// the ID token's `acr`/`amr` state what was then proven.
+#[tokio::test]
+async fn a_weaker_session_steps_up_to_the_acr_an_app_asks_for() {
+    const POLICY: &str = r#"
+[tiers.low]
+login = ["email_otp", "passkey"]
+second_factor = ["passkey"]
+required_aal = "aal1"
+session = { idle = "8h", absolute = "24h" }
+
+[assignment]
+default = "low"
+"#;
+    let srv = TestServer::start_with(Options {
+        methods: crate::login::fake_methods(),
+        policy: Some(POLICY.into()),
+        ..Default::default()
+    })
+    .await;
+    let admin = srv.admin_token().await;
+    srv.create_user(&admin, "ada@example.com").await;
+    let (_, started) = srv
+        .call(
+            Method::POST,
+            "/api/v1/login",
+            None,
+            Some(serde_json::json!({ "identifier": "ada@example.com", "mode": "api" })),
+        )
+        .await;
+    let flow = started["flow_id"].as_str().unwrap();
+    let (s, done) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/login/{flow}/email_otp"),
+            None,
+            Some(serde_json::json!({ "code": "right" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{done}");
+    assert_eq!(done["session"]["aal"], "aal1");
+    let session = done["session_token"].as_str().unwrap().to_owned();
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
+    let params = [
+        ("response_type", "code"),
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", RP_REDIRECT),
+        ("scope", "openid"),
+        ("state", "st"),
+        ("acr_values", "phr"),
+    ];
+    // The aal1 session gets no code for phr: it is sent to step up.
+    let (s, loc) = authorize(&srv, Some(&session), &params).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let loc = loc.unwrap();
+    assert_eq!(
+        (loc.path(), query_of(&loc, "step_up").as_deref()),
+        ("/login", Some("1")),
+        "{loc}"
+    );
+    let return_to = query_of(&loc, "return_to").unwrap();
+
+    // The step-up offers only what can meet phr, and is bound to the session.
+    let (s, started) = srv
+        .call(
+            Method::POST,
+            "/api/v1/step-up",
+            Some(&session),
+            Some(serde_json::json!({ "return_to": return_to })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{started}");
+    let offered: Vec<&str> = started["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["passkey"], "{started}");
+    let flow = started["flow_id"].as_str().unwrap();
+    let (s, raised) = srv
+        .call(
+            Method::POST,
+            &format!("/api/v1/step-up/{flow}/passkey"),
+            Some(&session),
+            Some(serde_json::json!({ "code": "right" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{raised}");
+    assert_eq!(raised["state"], "complete");
+    assert_eq!(raised["return_to"], return_to.as_str());
+    assert_eq!(raised["session"]["user"]["email"], "ada@example.com", "the same person");
+    let raised_token = raised["session_token"].as_str().unwrap();
+    assert_ne!(raised_token, session, "a raised session gets a new token");
+
+    // The request resumes with the raised session and gets its code.
+    let r = srv
+        .http
+        .get(srv.url(&return_to))
+        .bearer_auth(raised_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let loc = absolute(&srv, r.headers()[reqwest::header::LOCATION].to_str().unwrap());
+    assert_eq!(query_of(&loc, "state").as_deref(), Some("st"));
+    let code = query_of(&loc, "code").expect("a code after the step-up");
+    let (s, tokens) = redeem(&srv, (&client_id, secret.as_deref().unwrap()), &code, None).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    let id = claims_of(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["acr"], "phr", "{id}");
+    let amr: Vec<&str> = id["amr"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(amr.contains(&"hwk") && amr.contains(&"otp"), "both proofs: {id}");
+
+    // A step-up for an app names no action, and needs a stored request.
+    let (s, body) = srv
+        .call(
+            Method::POST,
+            "/api/v1/step-up",
+            Some(raised_token),
+            Some(serde_json::json!({ "return_to": "/account" })),
+        )
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    srv.stop().await;
+}
+
+/// A relying party that registers `id_token_signed_response_alg = RS256`
+/// gets ID tokens it can verify with the published RSA key (OpenID Connect
+/// Core §3.1.3.7: RS256 must be available); others get ES256.
+#[tokio::test]
+async fn a_client_may_ask_for_rs256_id_tokens() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (s, bad) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/oidc/clients",
+            Some(&admin),
+            Some(serde_json::json!({ "name": "Old", "redirect_uris": [RP_REDIRECT], "id_token_signed_response_alg": "HS256" })),
+        )
+        .await;
+    assert_eq!(
+        (s, bad["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    let (s, created) = srv
+        .call(
+            Method::POST,
+            "/api/v1/admin/oidc/clients",
+            Some(&admin),
+            Some(serde_json::json!({
+                "name": "Legacy RP", "redirect_uris": [RP_REDIRECT], "first_party": true,
+                "id_token_signed_response_alg": "RS256"
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{created}");
+    assert_eq!(created["client"]["id_token_signed_response_alg"], "RS256");
+    let client_id = created["client_id"].as_str().unwrap().to_owned();
+    let secret = created["client_secret"].as_str().unwrap().to_owned();
+    let code = code_for(&srv, &session, &client_id, &[("scope", "openid"), ("nonce", "n-rs")]).await;
+    let (s, tokens) = redeem(&srv, (&client_id, &secret), &code, None).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    let jws = tokens["id_token"].as_str().unwrap();
+    let parts: Vec<&str> = jws.split('.').collect();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+    assert_eq!(header["alg"], "RS256");
+    let (_, jwks) = get_json(&srv, "/oauth2/jwks").await;
+    let key = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .unwrap();
+    assert_eq!(key["kty"], "RSA");
+    let b = |m: &str| URL_SAFE_NO_PAD.decode(key[m].as_str().unwrap()).unwrap();
+    aws_lc_rs::signature::RsaPublicKeyComponents { n: b("n"), e: b("e") }
+        .verify(
+            &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+            format!("{}.{}", parts[0], parts[1]).as_bytes(),
+            &URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
+        )
+        .expect("the RS256 ID token verifies against the published RSA key");
+    assert_eq!(claims_of(jws)["nonce"], "n-rs");
+    // Switching the client back: ES256 again.
+    let (s, _) = srv
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/admin/oidc/clients/{client_id}"),
+            Some(&admin),
+            Some(serde_json::json!({ "id_token_signed_response_alg": "ES256" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let code = code_for(&srv, &session, &client_id, &[("scope", "openid")]).await;
+    let (_, tokens) = redeem(&srv, (&client_id, &secret), &code, None).await;
+    verify_es256(tokens["id_token"].as_str().unwrap(), &jwks);
+    srv.stop().await;
+}
+
+/// A stored authorization request is answered once: of 20 concurrent
+/// approvals of one consent page, exactly one gets a code.
+#[tokio::test]
+async fn twenty_concurrent_consent_approvals_issue_exactly_one_code() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, _) = client_add(&srv, &["Partner app", "--redirect-uri", RP_REDIRECT]).await;
+    let (_, page) = authorize(
+        &srv,
+        Some(&session),
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", RP_REDIRECT),
+            ("scope", "openid"),
+        ],
+    )
+    .await;
+    let page = page.unwrap();
+    assert!(page.path().starts_with("/oauth2/consent/"));
+    let attempts = (0..20).map(|_| consent_post(&srv, &session, &page, "allow", true));
+    let results = futures::future::join_all(attempts).await;
+    let codes = results
+        .iter()
+        .filter(|(_, loc)| loc.as_ref().is_some_and(|l| query_of(l, "code").is_some()))
+        .count();
+    assert_eq!(codes, 1, "{results:?}");
+    for (s, loc) in &results {
+        if loc.as_ref().is_none_or(|l| query_of(l, "code").is_none()) {
+            assert_eq!(*s, StatusCode::BAD_REQUEST, "the others are refused, never a 5xx");
+        }
+    }
     srv.stop().await;
 }

@@ -173,6 +173,13 @@ impl TestServer {
         &self.running.as_ref().unwrap().wired.app
     }
 
+    /// What the server's key reloader does every minute, now.
+    pub async fn reload_signing_keys(&self) {
+        signet::server::reload_signing_keys(&self.running.as_ref().unwrap().wired)
+            .await
+            .unwrap();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
