@@ -171,6 +171,20 @@ async function signInWithPasskey() {
   assert.ok((await authenticator.credentials())[0].signCount > before, "a new passkey proof");
 }
 
+/**
+ * The signed-in session is too old for the request (max_age): Signet's
+ * login page asks the same session for a fresh proof (a step-up, not a new
+ * sign-in), then the request resumes.
+ */
+async function confirmWithPasskey() {
+  assert.equal(new URL(page.url()).searchParams.get("step_up"), "1", page.url());
+  await page.getByText("This app needs a stronger or more recent sign-in").waitFor();
+  const before = (await authenticator.credentials())[0].signCount;
+  await page.getByRole("button", { name: "Use a passkey" }).click();
+  await backAtApp();
+  assert.ok((await authenticator.credentials())[0].signCount > before, "a new passkey proof");
+}
+
 /** Waits for the browser to land on the app's callback page. */
 async function backAtApp() {
   await page.waitForURL((u) => u.origin === rp.base && u.pathname === "/cb");
@@ -231,7 +245,15 @@ test("an app with openid-client signs a person in with a passkey through Signet'
   // The page says which app the sign-in continues to.
   assert.equal((await page.locator("#continue-to").textContent()).trim(), "to continue to Example app");
   await shot(page, "60-oidc-login");
-  await signInWithPasskey();
+  // A third-party app (the CLI's default): after the passkey, Signet asks
+  // once whether the app may have the scopes.
+  const before = (await authenticator.credentials())[0].signCount;
+  await page.getByRole("button", { name: "Sign in with a passkey" }).click();
+  await page.getByRole("heading", { name: "Allow Example app to use your account?" }).waitFor();
+  assert.ok((await authenticator.credentials())[0].signCount > before, "a new passkey proof");
+  await shot(page, "60b-oidc-consent");
+  await page.getByRole("button", { name: "Allow" }).click();
+  await backAtApp();
   assert.equal(rp.results.length, 1);
   const r = await lastSuccess();
   await shot(page, "61-oidc-app-signed-in");
@@ -302,11 +324,11 @@ test("prompt=login with the session alive: the login page, a new passkey proof, 
 
 // The OIDF module oidcc-max-age-1 uses 1 s; 2 s leaves room for a busy
 // machine between the first sign-in and this request.
-test("max_age=2 with an older sign-in: a new passkey proof, a newer auth_time, checked by openid-client", async () => {
+test("max_age=2 with an older sign-in: a step-up with the passkey, a newer auth_time, checked by openid-client", async () => {
   await sleep(3100);
   await page.goto(`${rp.base}/login?max_age=2`);
   await page.waitForURL(atSignetLogin);
-  await signInWithPasskey();
+  await confirmWithPasskey();
   const c = (await lastSuccess()).claims;
   assert.ok(c.auth_time > latest.auth_time, `${c.auth_time} > ${latest.auth_time}`);
   latest = c;
@@ -315,12 +337,12 @@ test("max_age=2 with an older sign-in: a new passkey proof, a newer auth_time, c
 // OpenID Connect Core §3.1.2.1: "max_age=0 is equivalent to prompt=login".
 // A proof made after the request arrived meets any max_age.
 test(
-  "max_age=0 with the session alive: like prompt=login, a new passkey proof and a newer auth_time",
+  "max_age=0 with the session alive: a fresh passkey proof on the same session and a newer auth_time",
   async () => {
     await sleep(1100);
     await page.goto(`${rp.base}/login?max_age=0`);
     await page.waitForURL(atSignetLogin);
-    await signInWithPasskey();
+    await confirmWithPasskey();
     const c = (await lastSuccess()).claims;
     assert.ok(c.auth_time > latest.auth_time, `${c.auth_time} > ${latest.auth_time}`);
     latest = c;
@@ -361,6 +383,8 @@ test("refresh with offline_access (a client allowed it, by the admin API): rotat
       redirect_uris: [`${rp.base}/cb`],
       scopes: ["openid", "email", "profile", "offline_access"],
       grant_types: ["authorization_code", "refresh_token"],
+      // The organisation's own app: no consent page.
+      first_party: true,
     }),
   });
   const created = await resp.json();

@@ -18,11 +18,34 @@ use crate::AppState;
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The CSP for a page whose form posts to us and is then redirected to a
+/// registered URI of an app (the consent page, the logout confirmation):
+/// browsers apply `form-action` to every redirect after the submission, so
+/// the app's origin (or its private-use scheme) must be allowed too. `None`
+/// when `target` is not a URL: the page keeps the default policy.
+pub fn csp_allowing_form_target(target: &str) -> Option<HeaderValue> {
+    let url = url::Url::parse(target).ok()?;
+    let source = match url.origin() {
+        url::Origin::Tuple(..) => url.origin().ascii_serialization(),
+        // A native app's private-use scheme (RFC 8252 §7.1).
+        url::Origin::Opaque(_) => format!("{}:", url.scheme()),
+    };
+    if source
+        .chars()
+        .any(|c| c.is_whitespace() || c == ';' || c == ',' || c == '\'')
+    {
+        return None;
+    }
+    HeaderValue::from_str(&CSP.replace("form-action 'self'", &format!("form-action 'self' {source}"))).ok()
+}
+
 pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let is_static = req.uri().path().starts_with("/static/");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A page may have set a narrower variant (see `csp_allowing_form_target`).
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

@@ -64,6 +64,9 @@ pub struct Pending {
     /// Where the app lives (the host of the redirect URI), so the user can
     /// tell which app asks.
     pub redirect_host: String,
+    /// The registered redirect URI the decision sends the browser to (the
+    /// page's form may lead there: its CSP `form-action` must allow it).
+    pub redirect_uri: String,
     pub scopes: Vec<String>,
 }
 
@@ -82,6 +85,7 @@ pub async fn pending(app: &App, id: Uuid) -> Result<std::result::Result<Pending,
         client_name: client.name,
         client_id: client.client_id,
         redirect_host,
+        redirect_uri: request.redirect_uri.clone(),
         scopes: request.scope.iter().map(|s| describe(s)).collect(),
     }))
 }

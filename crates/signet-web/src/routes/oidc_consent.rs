@@ -49,12 +49,20 @@ pub async fn page(State(state): State<AppState>, MaybeAuth(auth): MaybeAuth, Pat
         return Ok(Redirect::to(&format!("/login?return_to={RESUME_PATH}{id}")).into_response());
     }
     match consent::pending(&state.app, id).await? {
-        Ok(p) => Ok(no_store(render(&ConsentPage {
-            request_id: id.to_string(),
-            client_name: p.client_name,
-            redirect_host: p.redirect_host,
-            scopes: p.scopes,
-        })?)),
+        Ok(p) => {
+            let csp = crate::headers::csp_allowing_form_target(&p.redirect_uri);
+            let mut resp = no_store(render(&ConsentPage {
+                request_id: id.to_string(),
+                client_name: p.client_name,
+                redirect_host: p.redirect_host,
+                scopes: p.scopes,
+            })?);
+            if let Some(csp) = csp {
+                resp.headers_mut()
+                    .insert(axum::http::header::CONTENT_SECURITY_POLICY, csp);
+            }
+            Ok(resp)
+        }
         Err(answer) => Ok(super::oidc::authorization_answer(Ok(answer))),
     }
 }

@@ -91,6 +91,10 @@ fn respond(state: &AppState, answer: signet_core::Result<LogoutAnswer>, had_sess
         Ok(LogoutAnswer::Redirect(to)) => (Redirect::to(&to).into_response(), true),
         Ok(LogoutAnswer::SignedOut) => (page(render(&SignedOutPage { product })), true),
         Ok(LogoutAnswer::Confirm { client_name, request }) => {
+            let csp = request
+                .post_logout_redirect_uri
+                .as_deref()
+                .and_then(crate::headers::csp_allowing_form_target);
             let page_ = ConfirmPage {
                 product,
                 client_name,
@@ -100,7 +104,11 @@ fn respond(state: &AppState, answer: signet_core::Result<LogoutAnswer>, had_sess
                 post_logout_redirect_uri: request.post_logout_redirect_uri,
                 state: request.state,
             };
-            (page(render(&page_)), false)
+            let mut resp = page(render(&page_));
+            if let Some(csp) = csp {
+                resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
+            }
+            (resp, false)
         }
         Ok(LogoutAnswer::ErrorPage(message)) => {
             let e = Error::invalid(ErrorCode::InvalidRequest, message.trim_end_matches('.').to_owned());
