@@ -87,6 +87,7 @@ pub mod decoy;
 pub mod error;
 pub mod registration;
 pub mod rp;
+pub mod signature;
 mod state;
 
 pub use aaguid::authenticator_name;
@@ -96,3 +97,4 @@ pub use decoy::{decoy_allow_credentials, AllowedCredential};
 pub use error::{ConfigError, PasskeyError};
 pub use registration::RegistrationState;
 pub use rp::{RelyingParty, RelyingPartyConfig, CEREMONY_TIMEOUT};
+pub use signature::{CredentialPublicKey, Verifier};
