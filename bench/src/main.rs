@@ -11,6 +11,10 @@
 //! `--only otp` (or `totp`, `recovery`) runs the one-time-code scenarios
 //! instead (see [`otp`]): TOTP verify with replay check, recovery-code login.
 //!
+//! `--only signatures` measures assertion signature verifies per second on
+//! one core, aws-lc-rs (the server's) against webauthn-rs-core's RustCrypto
+//! (the previous path): see [`signatures`]. No server is started.
+//!
 //! `--only overload` runs the overload scenario instead (see [`overload`]):
 //! many more clients than the server admits, bounded by
 //! `--overload-requests` and `--overload-seconds` per burst.
@@ -18,6 +22,7 @@
 mod logins;
 mod otp;
 mod overload;
+mod signatures;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -78,6 +83,9 @@ struct Args {
     /// many users to seed, each with an authenticator app and ten codes.
     #[arg(long, default_value_t = 200)]
     otp_users: usize,
+    /// `--only signatures`: seconds each verifier runs.
+    #[arg(long, default_value_t = 1.0)]
+    seconds_per_verifier: f64,
     /// Internal: be the overload scenario's server process.
     #[arg(long, hide = true)]
     serve_child: bool,
@@ -118,6 +126,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.only.as_deref() == Some("overload") {
         return overload::run(&args).await;
+    }
+    if args.only.as_deref() == Some("signatures") {
+        return signatures::run(&args);
     }
     if let Some(scenario) = args.only.as_deref().and_then(logins::Scenario::named) {
         return logins::run(&args, scenario).await;
