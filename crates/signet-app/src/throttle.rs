@@ -31,6 +31,7 @@ use std::time::Duration;
 use signet_core::clock::Timestamp;
 use signet_core::flow::FlowId;
 use signet_core::store::{Failures, Store};
+use signet_core::unit_of_work::Transaction;
 use signet_core::{Error, Result};
 
 use crate::EmailLogin;
@@ -54,9 +55,9 @@ fn secs_until(t: Timestamp, now: Timestamp) -> u64 {
 
 /// Counts a send to `identifier_hash` from `ip` and refuses it (429) when
 /// either window is over its limit. Both counters are always hit, so known
-/// and unknown addresses do the same work.
+/// and unknown addresses do the same work. In the send's unit of work `tx`.
 pub async fn check_send(
-    store: &dyn Store,
+    tx: &mut dyn Transaction,
     limits: &EmailLogin,
     now: Timestamp,
     identifier_hash: &str,
@@ -64,12 +65,12 @@ pub async fn check_send(
 ) -> Result<()> {
     let window = limits.send_window;
     let mut retry_after = None;
-    let addr = store.hit(&format!("send:addr:{identifier_hash}"), now, window).await?;
+    let addr = tx.hit(&format!("send:addr:{identifier_hash}"), now, window).await?;
     if addr.hits > limits.sends_per_address {
         retry_after = Some(secs_until(addr.window_start.plus(window), now));
     }
     if let Some(ip) = ip {
-        let by_ip = store.hit(&format!("send:ip:{ip}"), now, window).await?;
+        let by_ip = tx.hit(&format!("send:ip:{ip}"), now, window).await?;
         if by_ip.hits > limits.sends_per_ip {
             let wait = secs_until(by_ip.window_start.plus(window), now);
             retry_after = Some(retry_after.map_or(wait, |w: u64| w.max(wait)));

@@ -20,6 +20,7 @@ use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::Timestamp;
 use signet_core::flow::Flow;
+use signet_core::unit_of_work::Transaction;
 use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepInput, Verified};
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 use signet_core::session::{SessionId, SessionMode};
@@ -73,8 +74,8 @@ impl LoginStep for MagicLink {
         ))
     }
 
-    async fn send(&self, flow: &mut Flow, ctx: StepContext<'_>) -> Result<()> {
-        self.mailbox.send(flow, ctx.origin, true).await
+    async fn send(&self, flow: &mut Flow, ctx: StepContext<'_>, tx: &mut dyn Transaction) -> Result<()> {
+        self.mailbox.send(flow, ctx.origin, tx, true).await
     }
 
     /// A token from the link's page, or a code typed from the same email.

@@ -41,7 +41,7 @@ use signet_core::flow::Flow;
 use signet_core::secret::{OneTimeCode, TokenHash};
 use signet_core::session::{Aal, Proof};
 use signet_core::store::{OneTimeSecret, SecretPurpose, Store};
-use signet_core::unit_of_work::Tx;
+use signet_core::unit_of_work::{Transaction, Tx};
 use signet_core::user::UserId;
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
@@ -98,19 +98,19 @@ impl OobCodes {
     /// address and IP limits (429 when over), revokes the flow's earlier
     /// codes and links (only the newest message works), and keeps the flow
     /// alive as long as the new code, within
-    /// [`crate::journeys::FLOW_MAX_LIFETIME`] of its start (the caller
-    /// stores the flow). Returns the identifier hash the flow was started
+    /// [`crate::journeys::FLOW_MAX_LIFETIME`] of its start. All of it in the
+    /// caller's unit `tx`, which also stores the flow: one commit per send. Returns the identifier hash the flow was started
     /// with.
-    pub async fn open_send(&self, flow: &mut Flow, origin: &Origin) -> Result<()> {
+    pub async fn open_send(&self, flow: &mut Flow, origin: &Origin, tx: &mut dyn Transaction) -> Result<()> {
         let identifier = flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
         let now = self.clock.now();
         let limits = &self.settings.email_login;
-        throttle::check_send(&*self.store, limits, now, identifier, origin.ip.as_deref()).await?;
+        // In the caller's unit, with the flow: a refused send (429) rolls
+        // its hits back, which changes nothing, since the window was full.
+        throttle::check_send(tx, limits, now, identifier, origin.ip.as_deref()).await?;
         // The code and link sent before stop working now, even if this
         // send's own issue (which replaces them too) comes later or never.
-        let mut tx = self.store.begin().await?;
         tx.revoke_flow_secrets(flow.id, now).await?;
-        tx.commit().await?;
         let wanted = now
             .plus(limits.ttl)
             .min(flow.created_at.plus(crate::journeys::FLOW_MAX_LIFETIME));
