@@ -113,8 +113,8 @@ fn flow_key(flow: FlowId) -> String {
 /// atomic increment, so however many requests arrive at once, no flow ever
 /// compares more than [`FLOW_MAX_WRONG`] codes (a read-then-check would let
 /// a parallel burst test many more). Past the limit the request is refused.
-pub async fn reserve_attempt(store: &dyn Store, now: Timestamp, flow: FlowId) -> Result<()> {
-    let attempts = store
+pub async fn reserve_attempt(tx: &mut dyn Transaction, now: Timestamp, flow: FlowId) -> Result<()> {
+    let attempts = tx
         .record_failure(&format!("attempt:flow:{}", flow.0), now)
         .await?
         .count;
@@ -146,9 +146,25 @@ const RESERVE_TRIES: usize = 16;
 /// past [`ACCOUNT_MAX_FAILURES`] (a read-then-increment let a parallel burst
 /// through on the same stale read).
 pub async fn reserve_account_attempt(store: &dyn Store, now: Timestamp, identifier_hash: &str) -> Result<Failures> {
+    let mut tx = store.begin().await?;
+    let reserved = reserve_account_attempt_in(&mut *tx, now, identifier_hash).await;
+    tx.commit().await?;
+    reserved
+}
+
+/// [`reserve_account_attempt`] in the caller's unit of work, so that the
+/// reservation commits with what the attempt does next (the code's
+/// consumption, see [`crate::code_attempts`]). On SQLite the unit holds the
+/// one writer, so its compare-and-swap cannot lose; on PostgreSQL the swap's
+/// row lock makes a concurrent reservation wait for this unit, then re-read.
+pub async fn reserve_account_attempt_in(
+    tx: &mut dyn Transaction,
+    now: Timestamp,
+    identifier_hash: &str,
+) -> Result<Failures> {
     let key = account_key(identifier_hash);
     for _ in 0..RESERVE_TRIES {
-        let run = store.failures(&key).await?;
+        let run = tx.failures(&key).await?;
         if let Some(retry_after_secs) = account_wait(run, now) {
             return Err(Error::RateLimited { retry_after_secs });
         }
@@ -160,7 +176,7 @@ pub async fn reserve_account_attempt(store: &dyn Store, now: Timestamp, identifi
             },
             _ => Failures { count: 1, last_at: now },
         };
-        if store.swap_failures(&key, run, next).await? {
+        if tx.swap_failures(&key, run, next).await? {
             return Ok(next);
         }
     }
@@ -197,6 +213,13 @@ pub async fn record_wrong(store: &dyn Store, now: Timestamp, flow: FlowId, accou
 /// A successful sign-in ends the account's run of failures.
 pub async fn clear_account(store: &dyn Store, identifier_hash: &str) -> Result<()> {
     store.clear_failures(&account_key(identifier_hash)).await?;
+    Ok(())
+}
+
+/// [`clear_account`] in the caller's unit of work (with the consumption of
+/// the code that succeeded).
+pub async fn clear_account_in(tx: &mut dyn Transaction, identifier_hash: &str) -> Result<()> {
+    tx.clear_failures(&account_key(identifier_hash)).await?;
     Ok(())
 }
 

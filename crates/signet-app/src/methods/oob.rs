@@ -179,14 +179,30 @@ impl OobCodes {
         // is counted.
         self.spent(flow, purpose, &hash, now).await?;
         // The same failure rules as every other typed code (account backoff,
-        // five wrong codes end the flow): one implementation.
-        let attempt = code_attempts::reserve(&*self.store, flow, now).await?;
-        if let Some(secret) = self.store.consume_secret(purpose, &hash, now).await? {
-            if secret.flow_id == Some(flow.id) && Some(secret.user_id) == flow.state.user_id {
-                attempt.succeeded(&*self.store).await?;
-                return Ok(proof(amr));
+        // five wrong codes end the flow): one implementation. The attempt is
+        // reserved, the code consumed and, if it was right, the account's
+        // run cleared in one unit of work: one durable commit, and the
+        // reservation is never durable without its comparison's outcome
+        // (nor the other way round). The journey's completion is the step's
+        // other commit.
+        let mut tx = self.store.begin().await?;
+        let attempt = match code_attempts::reserve_in(&mut *tx, flow, now).await {
+            Ok(attempt) => attempt,
+            Err(refused) => {
+                tx.commit().await?;
+                return Err(refused);
             }
+        };
+        let won = tx
+            .consume_secret(purpose, &hash, now)
+            .await?
+            .is_some_and(|secret| secret.flow_id == Some(flow.id) && Some(secret.user_id) == flow.state.user_id);
+        if won {
+            attempt.succeeded_in(&mut *tx).await?;
+            tx.commit().await?;
+            return Ok(proof(amr));
         }
+        tx.commit().await?;
         // A concurrent request with the same right code won since the check
         // above (this attempt was counted, and the winner cleared the run).
         self.spent(flow, purpose, &hash, now).await?;
