@@ -114,10 +114,7 @@ fn flow_key(flow: FlowId) -> String {
 /// compares more than [`FLOW_MAX_WRONG`] codes (a read-then-check would let
 /// a parallel burst test many more). Past the limit the request is refused.
 pub async fn reserve_attempt(tx: &mut dyn Transaction, now: Timestamp, flow: FlowId) -> Result<()> {
-    let attempts = tx
-        .record_failure(&format!("attempt:flow:{}", flow.0), now)
-        .await?
-        .count;
+    let attempts = tx.record_failure(&format!("attempt:flow:{}", flow.0), now).await?.count;
     // Refused without ending the flow: a comparison already in flight may be
     // the right code and must still be able to finish. Wrong codes end the
     // flow as before.

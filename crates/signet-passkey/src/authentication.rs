@@ -53,11 +53,11 @@
 //! stale serialised record can never lower the bar.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use signet_core::policy::{PasskeyPolicy, UserVerification};
 use signet_core::session::{Aal, Proof};
 use signet_core::user::UserId;
 use uuid::Uuid;
-use sha2::{Digest, Sha256};
 use webauthn_rs_core::error::WebauthnError;
 use webauthn_rs_core::proto::{AllowCredentials, AuthenticationState as CoreAuthenticationState, PublicKeyCredential};
 

@@ -12,8 +12,8 @@ use signet_core::policy::{PasskeyPolicy, UserVerification};
 use signet_core::session::Aal;
 use signet_core::user::UserId;
 use signet_passkey::{
-    Assertion, CredentialPublicKey, AuthenticationState, CounterPolicy, CredentialId, NewPasskey, PasskeyError, RegistrationState,
-    RelyingParty, RelyingPartyConfig, StoredPasskey, Verified, Verifier,
+    Assertion, AuthenticationState, CounterPolicy, CredentialId, CredentialPublicKey, NewPasskey, PasskeyError,
+    RegistrationState, RelyingParty, RelyingPartyConfig, StoredPasskey, Verified, Verifier,
 };
 use support::*;
 use url::Url;
@@ -105,8 +105,14 @@ fn finish(
     policy: &PasskeyPolicy,
 ) -> Result<Verified, PasskeyError> {
     let assertion = Assertion::parse(response)?;
-    let reference =
-        rp.finish_authentication_by(Verifier::WebauthnCore, state.clone(), &assertion, s, policy, CounterPolicy::Strict);
+    let reference = rp.finish_authentication_by(
+        Verifier::WebauthnCore,
+        state.clone(),
+        &assertion,
+        s,
+        policy,
+        CounterPolicy::Strict,
+    );
     let verdict = rp.finish_authentication(state, &assertion, s, policy, CounterPolicy::Strict);
     assert_eq!(
         verdict.as_ref().map_err(PasskeyError::code),
@@ -1103,7 +1109,10 @@ async fn both_verifiers_give_the_same_verdict_on_mutated_assertions() {
     // The mutations reach the signature check and the checks before it.
     assert!(codes.contains("invalid_signature"), "{codes:?}");
     assert!(codes.len() >= 3, "{codes:?}");
-    assert_eq!(finish(&rp, state, &good, &s, &default_policy()).unwrap().user_id, s.user_id);
+    assert_eq!(
+        finish(&rp, state, &good, &s, &default_policy()).unwrap().user_id,
+        s.user_id
+    );
 }
 
 /// A signature and what to do to it.
@@ -1148,7 +1157,9 @@ fn es256_verifiers_agree_on_valid_and_tampered_signatures() {
     for round in 0..300 {
         let mut seed = [0u8; 32];
         seed.iter_mut().for_each(|b| *b = (rng.next() & 0xff) as u8);
-        let Ok(signer) = SigningKey::from_slice(&seed) else { continue };
+        let Ok(signer) = SigningKey::from_slice(&seed) else {
+            continue;
+        };
         let point = signer.verifying_key().to_sec1_point(false);
         let key = CredentialPublicKey::es256(&point.as_bytes()[1..33], &point.as_bytes()[33..65]);
         let mut msg: Vec<u8> = (0..37 + rng.below(200)).map(|_| (rng.next() & 0xff) as u8).collect();

@@ -1187,10 +1187,16 @@ async fn failure_runs_change_inside_a_unit_and_roll_back_with_it(s: Arc<SqlStore
     let mut tx = s.begin().await.unwrap();
     assert!(tx.failures("unit").await.unwrap().is_none());
     assert!(tx.swap_failures("unit", None, run(1, 1)).await.unwrap());
-    assert!(!tx.swap_failures("unit", None, run(1, 1)).await.unwrap(), "already there");
+    assert!(
+        !tx.swap_failures("unit", None, run(1, 1)).await.unwrap(),
+        "already there"
+    );
     assert_eq!(tx.failures("unit").await.unwrap(), Some(run(1, 1)));
     assert!(tx.swap_failures("unit", Some(run(1, 1)), run(2, 2)).await.unwrap());
-    assert!(!tx.swap_failures("unit", Some(run(1, 1)), run(3, 3)).await.unwrap(), "stale");
+    assert!(
+        !tx.swap_failures("unit", Some(run(1, 1)), run(3, 3)).await.unwrap(),
+        "stale"
+    );
     assert_eq!(tx.record_failure("unit", at(4)).await.unwrap(), run(3, 4));
     assert_eq!(tx.record_failure("flow", at(4)).await.unwrap(), run(1, 4));
     tx.clear_failures("flow").await.unwrap();

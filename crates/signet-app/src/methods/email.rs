@@ -99,7 +99,13 @@ impl Mailbox {
     /// The flow is kept alive as long as the code (`login.code_ttl` from
     /// now), within [`crate::journeys::FLOW_MAX_LIFETIME`] of its start; the
     /// caller stores it.
-    pub async fn send(&self, flow: &mut Flow, origin: &Origin, tx: &mut dyn Transaction, with_link: bool) -> Result<()> {
+    pub async fn send(
+        &self,
+        flow: &mut Flow,
+        origin: &Origin,
+        tx: &mut dyn Transaction,
+        with_link: bool,
+    ) -> Result<()> {
         self.codes().open_send(flow, origin, tx).await?;
         let issue = Issue {
             mailbox: self.clone(),

@@ -3,8 +3,8 @@
 //! Issuing, limits and checking live in [`super::email`].
 
 use signet_core::flow::Flow;
-use signet_core::unit_of_work::Transaction;
 use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepInput, Verified};
+use signet_core::unit_of_work::Transaction;
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 

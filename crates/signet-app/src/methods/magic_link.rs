@@ -20,11 +20,11 @@ use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::Timestamp;
 use signet_core::flow::Flow;
-use signet_core::unit_of_work::Transaction;
 use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepInput, Verified};
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 use signet_core::session::{SessionId, SessionMode};
 use signet_core::store::SecretPurpose;
+use signet_core::unit_of_work::Transaction;
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 
