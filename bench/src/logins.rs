@@ -104,7 +104,7 @@ pub async fn run(args: &Args, scenario: Scenario) -> anyhow::Result<()> {
     let verifier = signet_passkey::Verifier::default();
     let ceiling = crate::signatures::verifies_per_second(verifier, Duration::from_millis(500))?;
     println!(
-        "signet-bench {}: {} users, {} per level, one-core ceiling {:.0} P-256 verifies/s ({}, what the server uses)",
+        "signet-bench {}: {} users, {} per level, one-core ceiling {:.0} P-256 verifies/s with {}",
         scenario.title(),
         args.passkey_users,
         args.passkey_logins,
