@@ -27,8 +27,9 @@
 //! On PostgreSQL the database's own CPU per login is reported too (every
 //! local process named `postgres`; meaningless for a remote server).
 //! Also, once per run, the **one-core ceiling**: P-256 ECDSA verifies per
-//! second on one thread with the library webauthn-rs-core verifies with
-//! (RustCrypto `p256`), and the ratio of logins/s to it.
+//! second on one thread with the verifier the server uses
+//! (`signet_passkey::Verifier::default()`, aws-lc-rs), and the ratio of
+//! logins/s to it. `--only signatures` compares it with the previous one.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -98,13 +99,15 @@ impl Scenario {
 }
 
 pub async fn run(args: &Args, scenario: Scenario) -> anyhow::Result<()> {
-    let ceiling = verifies_per_second_one_core();
+    let verifier = signet_passkey::Verifier::default();
+    let ceiling = crate::signatures::verifies_per_second(verifier, Duration::from_millis(500))?;
     println!(
-        "signet-bench {}: {} users, {} per level, one-core ceiling {:.0} P-256 verifies/s (RustCrypto p256)",
+        "signet-bench {}: {} users, {} per level, one-core ceiling {:.0} P-256 verifies/s with {}",
         scenario.title(),
         args.passkey_users,
         args.passkey_logins,
-        ceiling
+        ceiling,
+        crate::signatures::name(verifier)
     );
     println!(
         "{:<8} {:>5} {:>10} {:>8} {:>8} {:>14} {:>13} {:>12} {:>9}",
@@ -435,31 +438,6 @@ async fn raise(http: &reqwest::Client, base: &str, token: &str, user: &mut User)
     )
     .await?;
     Ok(())
-}
-
-/// P-256 ECDSA verifies per second on this thread for about half a second,
-/// with RustCrypto `p256`, the library webauthn-rs-core verifies with.
-fn verifies_per_second_one_core() -> f64 {
-    use p256::ecdsa::signature::{Signer, Verifier};
-    use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
-    let key = SigningKey::from_slice(&[7u8; 32]);
-    let (key, verifying) = match key {
-        Ok(k) => {
-            let v = VerifyingKey::from(&k);
-            (k, v)
-        }
-        Err(_) => return 0.0,
-    };
-    let message = [0x5au8; 64 + 32];
-    let signature: Signature = key.sign(&message);
-    let started = Instant::now();
-    let mut n = 0u64;
-    while started.elapsed() < Duration::from_millis(500) {
-        if verifying.verify(&message, &signature).is_ok() {
-            n += 1;
-        }
-    }
-    n as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Linux's `USER_HZ`: the unit of the CPU times in `/proc/*/stat`, 100 on

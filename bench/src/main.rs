@@ -15,6 +15,10 @@
 //! `oidc-refresh`) runs the OpenID Connect scenarios instead, side by side
 //! with oidc-provider (see [`oidc`]).
 //!
+//! `--only signatures` measures assertion signature verifies per second on
+//! one core, aws-lc-rs (the server's) against webauthn-rs-core's RustCrypto
+//! (the previous path): see [`signatures`]. No server is started.
+//!
 //! `--only overload` runs the overload scenario instead (see [`overload`]):
 //! many more clients than the server admits, bounded by
 //! `--overload-requests` and `--overload-seconds` per burst.
@@ -24,6 +28,7 @@ mod oidc;
 mod otp;
 mod overload;
 mod server;
+mod signatures;
 mod timings;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -83,6 +88,9 @@ struct Args {
     /// many users to seed, each with an authenticator app and ten codes.
     #[arg(long, default_value_t = 200)]
     otp_users: usize,
+    /// `--only signatures`: seconds each verifier runs.
+    #[arg(long, default_value_t = 1.0)]
+    seconds_per_verifier: f64,
     /// Internal: be the overload scenario's server process.
     #[arg(long, hide = true)]
     serve_child: bool,
@@ -123,6 +131,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.only.as_deref() == Some("overload") {
         return overload::run(&args).await;
+    }
+    if args.only.as_deref() == Some("signatures") {
+        return signatures::run(&args);
     }
     if let Some(scenario) = args.only.as_deref().and_then(logins::Scenario::named) {
         return logins::run(&args, scenario).await;

@@ -14,6 +14,7 @@ use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::Timestamp;
 use signet_core::flow::Flow;
 use signet_core::store::{Failures, Store};
+use signet_core::unit_of_work::Transaction;
 use signet_core::{Error, ErrorCode, Result};
 
 use crate::throttle;
@@ -36,14 +37,25 @@ pub struct Attempt {
 /// Reserves one comparison on the account and on the flow (429 while the
 /// account backs off, 410 past the flow's limit).
 pub async fn reserve(store: &dyn Store, flow: &Flow, now: Timestamp) -> Result<Attempt> {
+    let mut tx = store.begin().await?;
+    let reserved = reserve_in(&mut *tx, flow, now).await;
+    tx.commit().await?;
+    reserved
+}
+
+/// [`reserve`] in the caller's unit of work `tx`: the account's run, then
+/// the flow's, in that order. On a refusal what was reserved so far is in
+/// `tx` all the same (a refused flow reservation still counted on the
+/// account, as it always has): commit `tx` before answering.
+pub async fn reserve_in(tx: &mut dyn Transaction, flow: &Flow, now: Timestamp) -> Result<Attempt> {
     let key = account_key(flow).ok_or_else(|| {
         Error::invalid(
             ErrorCode::IdentifierRequired,
             "start the sign-in with your email address to use a code",
         )
     })?;
-    let account = throttle::reserve_account_attempt(store, now, &key).await?;
-    throttle::reserve_attempt(store, now, flow.id).await?;
+    let account = throttle::reserve_account_attempt_in(tx, now, &key).await?;
+    throttle::reserve_attempt(tx, now, flow.id).await?;
     Ok(Attempt { key, account })
 }
 
@@ -51,6 +63,11 @@ impl Attempt {
     /// A right code: the account's run of failures ends.
     pub async fn succeeded(self, store: &dyn Store) -> Result<()> {
         throttle::clear_account(store, &self.key).await
+    }
+
+    /// [`Attempt::succeeded`] in the unit that consumed the code.
+    pub async fn succeeded_in(self, tx: &mut dyn Transaction) -> Result<()> {
+        throttle::clear_account_in(tx, &self.key).await
     }
 
     /// A wrong code: counted on the flow (the account counted it when it was

@@ -376,8 +376,9 @@ pub async fn send(
 ) -> Result<()> {
     let mut flow = load(app, which, binding, session).await?;
     let (_, step) = method_for(app, &flow, raw_method)?;
-    step.send(&mut flow, StepContext { origin }).await?;
+    // One unit for the whole send: the method's writes and the flow's.
     let mut tx = app.store.begin().await?;
+    step.send(&mut flow, StepContext { origin }, &mut *tx).await?;
     save(&mut *tx, &flow, app.clock.now()).await?;
     Ok(tx.commit().await?)
 }

@@ -31,6 +31,7 @@ use std::time::Duration;
 use signet_core::clock::Timestamp;
 use signet_core::flow::FlowId;
 use signet_core::store::{Failures, Store};
+use signet_core::unit_of_work::Transaction;
 use signet_core::{Error, Result};
 
 use crate::EmailLogin;
@@ -54,9 +55,9 @@ fn secs_until(t: Timestamp, now: Timestamp) -> u64 {
 
 /// Counts a send to `identifier_hash` from `ip` and refuses it (429) when
 /// either window is over its limit. Both counters are always hit, so known
-/// and unknown addresses do the same work.
+/// and unknown addresses do the same work. In the send's unit of work `tx`.
 pub async fn check_send(
-    store: &dyn Store,
+    tx: &mut dyn Transaction,
     limits: &EmailLogin,
     now: Timestamp,
     identifier_hash: &str,
@@ -64,12 +65,12 @@ pub async fn check_send(
 ) -> Result<()> {
     let window = limits.send_window;
     let mut retry_after = None;
-    let addr = store.hit(&format!("send:addr:{identifier_hash}"), now, window).await?;
+    let addr = tx.hit(&format!("send:addr:{identifier_hash}"), now, window).await?;
     if addr.hits > limits.sends_per_address {
         retry_after = Some(secs_until(addr.window_start.plus(window), now));
     }
     if let Some(ip) = ip {
-        let by_ip = store.hit(&format!("send:ip:{ip}"), now, window).await?;
+        let by_ip = tx.hit(&format!("send:ip:{ip}"), now, window).await?;
         if by_ip.hits > limits.sends_per_ip {
             let wait = secs_until(by_ip.window_start.plus(window), now);
             retry_after = Some(retry_after.map_or(wait, |w: u64| w.max(wait)));
@@ -112,11 +113,8 @@ fn flow_key(flow: FlowId) -> String {
 /// atomic increment, so however many requests arrive at once, no flow ever
 /// compares more than [`FLOW_MAX_WRONG`] codes (a read-then-check would let
 /// a parallel burst test many more). Past the limit the request is refused.
-pub async fn reserve_attempt(store: &dyn Store, now: Timestamp, flow: FlowId) -> Result<()> {
-    let attempts = store
-        .record_failure(&format!("attempt:flow:{}", flow.0), now)
-        .await?
-        .count;
+pub async fn reserve_attempt(tx: &mut dyn Transaction, now: Timestamp, flow: FlowId) -> Result<()> {
+    let attempts = tx.record_failure(&format!("attempt:flow:{}", flow.0), now).await?.count;
     // Refused without ending the flow: a comparison already in flight may be
     // the right code and must still be able to finish. Wrong codes end the
     // flow as before.
@@ -145,9 +143,25 @@ const RESERVE_TRIES: usize = 16;
 /// past [`ACCOUNT_MAX_FAILURES`] (a read-then-increment let a parallel burst
 /// through on the same stale read).
 pub async fn reserve_account_attempt(store: &dyn Store, now: Timestamp, identifier_hash: &str) -> Result<Failures> {
+    let mut tx = store.begin().await?;
+    let reserved = reserve_account_attempt_in(&mut *tx, now, identifier_hash).await;
+    tx.commit().await?;
+    reserved
+}
+
+/// [`reserve_account_attempt`] in the caller's unit of work, so that the
+/// reservation commits with what the attempt does next (the code's
+/// consumption, see [`crate::code_attempts`]). On SQLite the unit holds the
+/// one writer, so its compare-and-swap cannot lose; on PostgreSQL the swap's
+/// row lock makes a concurrent reservation wait for this unit, then re-read.
+pub async fn reserve_account_attempt_in(
+    tx: &mut dyn Transaction,
+    now: Timestamp,
+    identifier_hash: &str,
+) -> Result<Failures> {
     let key = account_key(identifier_hash);
     for _ in 0..RESERVE_TRIES {
-        let run = store.failures(&key).await?;
+        let run = tx.failures(&key).await?;
         if let Some(retry_after_secs) = account_wait(run, now) {
             return Err(Error::RateLimited { retry_after_secs });
         }
@@ -159,7 +173,7 @@ pub async fn reserve_account_attempt(store: &dyn Store, now: Timestamp, identifi
             },
             _ => Failures { count: 1, last_at: now },
         };
-        if store.swap_failures(&key, run, next).await? {
+        if tx.swap_failures(&key, run, next).await? {
             return Ok(next);
         }
     }
@@ -196,6 +210,13 @@ pub async fn record_wrong(store: &dyn Store, now: Timestamp, flow: FlowId, accou
 /// A successful sign-in ends the account's run of failures.
 pub async fn clear_account(store: &dyn Store, identifier_hash: &str) -> Result<()> {
     store.clear_failures(&account_key(identifier_hash)).await?;
+    Ok(())
+}
+
+/// [`clear_account`] in the caller's unit of work (with the consumption of
+/// the code that succeeded).
+pub async fn clear_account_in(tx: &mut dyn Transaction, identifier_hash: &str) -> Result<()> {
+    tx.clear_failures(&account_key(identifier_hash)).await?;
     Ok(())
 }
 

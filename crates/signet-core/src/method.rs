@@ -184,7 +184,18 @@ pub trait LoginStep: Send + Sync {
 
     /// Sends a code or link (`.../{method}/send`). Only methods whose offer
     /// says `send` are asked to; the engine refuses the others.
-    async fn send(&self, _flow: &mut Flow, _ctx: StepContext<'_>) -> Result<()> {
+    ///
+    /// The send's writes (its limits' hits, revoking the flow's earlier
+    /// codes) go into `tx`, the engine's unit of work, which then stores the
+    /// flow and commits: one durable commit per send. While `tx` is open
+    /// touch storage only through it (it holds SQLite's one writer); work
+    /// that must read or write on its own belongs in a task of its own.
+    async fn send(
+        &self,
+        _flow: &mut Flow,
+        _ctx: StepContext<'_>,
+        _tx: &mut dyn crate::unit_of_work::Transaction,
+    ) -> Result<()> {
         Err(crate::Error::invalid(
             crate::ErrorCode::MethodHasNoSend,
             "this method does not send anything",

@@ -40,7 +40,7 @@ use crate::flow::{Flow, FlowId};
 use crate::outbox::Message;
 use crate::secret::TokenHash;
 use crate::session::{Session, SessionId};
-use crate::store::{OneTimeSecret, SecretPurpose, StoreResult, WindowCount};
+use crate::store::{Failures, OneTimeSecret, SecretPurpose, StoreResult, WindowCount};
 use crate::user::{User, UserId, UserStatus};
 
 #[async_trait::async_trait]
@@ -214,6 +214,15 @@ pub trait ThrottleWrites: Send {
     /// for a count that must stand or fall with the unit (a fallback use
     /// counts only if the login it belongs to commits).
     async fn hit(&mut self, key: &str, now: Timestamp, window: std::time::Duration) -> StoreResult<WindowCount>;
+    /// [`crate::store::ThrottleStore::record_failure`] in the unit.
+    async fn record_failure(&mut self, key: &str, now: Timestamp) -> StoreResult<Failures>;
+    /// [`crate::store::ThrottleStore::failures`], read in the unit (a
+    /// reservation's read and its compare-and-swap, without leaving it).
+    async fn failures(&mut self, key: &str) -> StoreResult<Option<Failures>>;
+    /// [`crate::store::ThrottleStore::swap_failures`] in the unit.
+    async fn swap_failures(&mut self, key: &str, expected: Option<Failures>, new: Failures) -> StoreResult<bool>;
+    /// [`crate::store::ThrottleStore::clear_failures`] in the unit.
+    async fn clear_failures(&mut self, key: &str) -> StoreResult<()>;
 }
 
 #[async_trait::async_trait]

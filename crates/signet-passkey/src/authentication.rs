@@ -29,22 +29,36 @@
 //! | 17 | UV set when required | webauthn-rs (the ceremony's request and the registration's), and us (the tier now) |
 //! | 18 | BE equals the stored value (both directions) | webauthn-rs (`allow_backup_eligible_upgrade = false`) and us |
 //! | 19 | BS is recorded | us, returned in [`Verified`] for the single update |
-//! | 21 | signature over `authenticatorData ‖ SHA-256(clientDataJSON)` | webauthn-rs |
+//! | 21 | signature over `authenticatorData ‖ SHA-256(clientDataJSON)` | us, with aws-lc-rs ([`crate::signature`]); see below |
 //! | 22 | signCount increased (when either side is non-zero) | webauthn-rs in strict mode, and us; relaxed per tier only by us |
 //! | — | tier: `device_bound_only`, `allowed_aaguids` | us |
 //!
 //! Steps 8–10 are decoding (`serde` and our [`crate::authdata`] parser), and
 //! step 20 (client extension outputs) has nothing to check: we request none.
 //!
+//! # Step 21 with aws-lc-rs, every other check by webauthn-rs
+//! webauthn-rs-core verifies signatures with pure-Rust RustCrypto and has no
+//! switch for another backend. We keep all of its checks by calling it as
+//! before, but with the credential's key replaced by one whose verification
+//! always fails ([`crate::signature`]): it then returns
+//! `AuthenticationFailure` exactly when everything before the signature
+//! passed, and we verify the signature with the stored key and aws-lc-rs.
+//! Its counter check, which comes after the signature, is the one we make
+//! ourselves below. `finish_authentication_by(Verifier::WebauthnCore, ..)`
+//! keeps the old path, and the tests hold both to the same verdict on valid,
+//! tampered and hostile assertions (docs/adr/0030-assertion-signatures-with-aws-lc.md).
+//!
 //! The counter, BE and BS in storage are the truth: before verification the
 //! stored credential record's copies are overwritten from the columns, so a
 //! stale serialised record can never lower the bar.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use signet_core::policy::{PasskeyPolicy, UserVerification};
 use signet_core::session::{Aal, Proof};
 use signet_core::user::UserId;
 use uuid::Uuid;
+use webauthn_rs_core::error::WebauthnError;
 use webauthn_rs_core::proto::{AllowCredentials, AuthenticationState as CoreAuthenticationState, PublicKeyCredential};
 
 use crate::authdata::AuthenticatorData;
@@ -53,6 +67,7 @@ use crate::decoy::{decoy_allow_credentials, AllowedCredential};
 use crate::error::PasskeyError;
 use crate::registration::{uv_policy, MAX_CLIENT_DATA};
 use crate::rp::RelyingParty;
+use crate::signature::{deferred_key, CredentialPublicKey, Verifier};
 
 /// Largest authenticatorData we accept (37 bytes plus extensions).
 const MAX_AUTHENTICATOR_DATA: usize = 8 * 1024;
@@ -360,6 +375,22 @@ impl RelyingParty {
         policy: &PasskeyPolicy,
         counter_policy: CounterPolicy,
     ) -> Result<Verified, PasskeyError> {
+        self.finish_authentication_by(Verifier::AwsLc, state, assertion, stored, policy, counter_policy)
+    }
+
+    /// [`RelyingParty::finish_authentication`] with a chosen signature
+    /// verifier. [`Verifier::WebauthnCore`] is the previous path, webauthn-rs
+    /// verifying the signature itself: for the tests that hold the two to the
+    /// same verdict on every input, and for the benchmark.
+    pub fn finish_authentication_by(
+        &self,
+        verifier: Verifier,
+        state: AuthenticationState,
+        assertion: &Assertion,
+        stored: &StoredPasskey,
+        policy: &PasskeyPolicy,
+        counter_policy: CounterPolicy,
+    ) -> Result<Verified, PasskeyError> {
         // §7.2 step 7: the record is the one the response names.
         if stored.credential_id != assertion.credential_id {
             return Err(PasskeyError::CredentialNotFound);
@@ -397,19 +428,48 @@ impl RelyingParty {
             CounterPolicy::AllowRegression => 0,
         };
 
-        // §7.2 steps 11–18 and 21–22, by webauthn-rs.
-        let result = self
-            .inner
-            .core
-            .authenticate_single_credential(&assertion.pkc, &state.core, &cred)?;
-        let ad = &assertion.auth_data;
-        if result.backup_eligible() != ad.backup_eligible()
-            || result.backup_state() != ad.backup_state()
-            || result.user_verified() != ad.user_verified()
-            || result.counter() != ad.sign_count
-        {
-            return Err(PasskeyError::malformed("authenticator data was read inconsistently"));
+        // §7.2 steps 11–18 by webauthn-rs; step 21 (the signature) by
+        // `verifier`; step 22 by webauthn-rs (reference path) and by us.
+        match verifier {
+            Verifier::WebauthnCore => {
+                let result = self
+                    .inner
+                    .core
+                    .authenticate_single_credential(&assertion.pkc, &state.core, &cred)?;
+                let ad = &assertion.auth_data;
+                if result.backup_eligible() != ad.backup_eligible()
+                    || result.backup_state() != ad.backup_state()
+                    || result.user_verified() != ad.user_verified()
+                    || result.counter() != ad.sign_count
+                {
+                    return Err(PasskeyError::malformed("authenticator data was read inconsistently"));
+                }
+            }
+            Verifier::AwsLc => {
+                // webauthn-rs runs every check with a key whose verification
+                // always says no (crate::signature::deferred_key): reaching
+                // `AuthenticationFailure`, which it returns only after the
+                // last check, means every other check passed. Then the real
+                // key verifies, over the same bytes webauthn-rs would sign-check.
+                let key = CredentialPublicKey(std::mem::replace(&mut cred.cred, deferred_key()));
+                match self
+                    .inner
+                    .core
+                    .authenticate_single_credential(&assertion.pkc, &state.core, &cred)
+                {
+                    Err(WebauthnError::AuthenticationFailure) => {}
+                    // Impossible with the pinned webauthn-rs-core; never a success.
+                    Ok(_) => return Err(PasskeyError::InvalidSignature),
+                    Err(other) => return Err(other.into()),
+                }
+                let r = &assertion.pkc.response;
+                let mut signed = Vec::with_capacity(r.authenticator_data.len() + 32);
+                signed.extend_from_slice(&r.authenticator_data);
+                signed.extend_from_slice(&Sha256::digest(&r.client_data_json));
+                verifier.verify(&key, &r.signature, &signed)?;
+            }
         }
+        let ad = &assertion.auth_data;
 
         // Ours, on the same signed bytes.
         crate::authdata::check_not_framed(&assertion.pkc.response.client_data_json)?;

@@ -48,7 +48,10 @@
 //! # Security properties (see each module for the step-by-step)
 //! - Every §7.2 check runs, split between webauthn-rs and this crate as the
 //!   table in [`authentication`] shows; BE equality and the counter are
-//!   checked by both.
+//!   checked by both. The assertion signature (step 21) is verified with
+//!   aws-lc-rs ([`signature`]), after webauthn-rs-core has made every other
+//!   check; its own RustCrypto verifier stays as the reference the tests
+//!   compare against (docs/adr/0030-assertion-signatures-with-aws-lc.md).
 //! - Policy is enforced at registration **and** at login: UV, `device_bound_only`
 //!   (refuse backup-eligible credentials), `allowed_aaguids`.
 //! - The AAGUID is read by us from the attested credential data
@@ -87,6 +90,7 @@ pub mod decoy;
 pub mod error;
 pub mod registration;
 pub mod rp;
+pub mod signature;
 mod state;
 
 pub use aaguid::authenticator_name;
@@ -96,3 +100,4 @@ pub use decoy::{decoy_allow_credentials, AllowedCredential};
 pub use error::{ConfigError, PasskeyError};
 pub use registration::RegistrationState;
 pub use rp::{RelyingParty, RelyingPartyConfig, CEREMONY_TIMEOUT};
+pub use signature::{CredentialPublicKey, Verifier};

@@ -12,8 +12,8 @@ use signet_core::policy::{PasskeyPolicy, UserVerification};
 use signet_core::session::Aal;
 use signet_core::user::UserId;
 use signet_passkey::{
-    Assertion, AuthenticationState, CounterPolicy, CredentialId, NewPasskey, PasskeyError, RegistrationState,
-    RelyingParty, RelyingPartyConfig, StoredPasskey, Verified,
+    Assertion, AuthenticationState, CounterPolicy, CredentialId, CredentialPublicKey, NewPasskey, PasskeyError,
+    RegistrationState, RelyingParty, RelyingPartyConfig, StoredPasskey, Verified, Verifier,
 };
 use support::*;
 use url::Url;
@@ -94,6 +94,9 @@ async fn enrolled(aaguid: &str, counting: bool) -> (RelyingParty, SoftAuthentica
     (rp, auth, stored(&new))
 }
 
+/// Finishes with the server's verifier (aws-lc-rs), and holds the previous
+/// path (webauthn-rs-core verifying the signature itself) to the same
+/// verdict, so every ceremony test below is also an agreement test.
 fn finish(
     rp: &RelyingParty,
     state: AuthenticationState,
@@ -102,7 +105,21 @@ fn finish(
     policy: &PasskeyPolicy,
 ) -> Result<Verified, PasskeyError> {
     let assertion = Assertion::parse(response)?;
-    rp.finish_authentication(state, &assertion, s, policy, CounterPolicy::Strict)
+    let reference = rp.finish_authentication_by(
+        Verifier::WebauthnCore,
+        state.clone(),
+        &assertion,
+        s,
+        policy,
+        CounterPolicy::Strict,
+    );
+    let verdict = rp.finish_authentication(state, &assertion, s, policy, CounterPolicy::Strict);
+    assert_eq!(
+        verdict.as_ref().map_err(PasskeyError::code),
+        reference.as_ref().map_err(PasskeyError::code),
+        "aws-lc-rs and webauthn-rs-core disagree"
+    );
+    verdict
 }
 
 fn code(r: Result<impl std::fmt::Debug, PasskeyError>) -> &'static str {
@@ -1068,4 +1085,189 @@ async fn hostile_registrations_are_4xx_never_a_panic() {
     }
     // The untouched response still registers: the junk above changed nothing.
     assert!(rp.finish_registration(state, &good, &default_policy()).is_ok());
+}
+
+// ------------------------------------------- the two signature verifiers agree
+
+/// The whole ceremony, both verifiers, on the same hostile mutations of a
+/// real assertion: the same verdict (and the same error code) every time.
+#[tokio::test]
+async fn both_verifiers_give_the_same_verdict_on_mutated_assertions() {
+    let (rp, mut auth, s) = enrolled(ONE_PASSWORD, false).await;
+    let (options, state) = rp
+        .start_authentication(Some(std::slice::from_ref(&s)), &default_policy())
+        .unwrap();
+    let good = auth.get(&options).await;
+    let mut rng = XorShift(0x0a11_ce5a_9eed_0042);
+    let mut codes = std::collections::BTreeSet::new();
+    for _ in 0..1000 {
+        let bad = mutate(&good, &mut rng, &["authenticatorData", "clientDataJSON", "signature"]);
+        if let Err(e) = finish(&rp, state.clone(), &bad, &s, &default_policy()) {
+            codes.insert(e.code().as_str());
+        }
+    }
+    // The mutations reach the signature check and the checks before it.
+    assert!(codes.contains("invalid_signature"), "{codes:?}");
+    assert!(codes.len() >= 3, "{codes:?}");
+    assert_eq!(
+        finish(&rp, state, &good, &s, &default_policy()).unwrap().user_id,
+        s.user_id
+    );
+}
+
+/// A signature and what to do to it.
+#[derive(Clone, Copy, Debug)]
+enum Tamper {
+    None,
+    FlipSignatureBit,
+    FlipMessageBit,
+    HighS,
+    WrongKey,
+    TruncateDer,
+    TrailingByte,
+    RawRs,
+    Empty,
+}
+
+/// `true` when the verifier accepts.
+fn both(key: &CredentialPublicKey, sig: &[u8], msg: &[u8]) -> bool {
+    let new = Verifier::AwsLc.verify(key, sig, msg);
+    let old = Verifier::WebauthnCore.verify(key, sig, msg);
+    assert_eq!(
+        new.as_ref().map_err(PasskeyError::code),
+        old.as_ref().map_err(PasskeyError::code),
+        "sig {sig:02x?}"
+    );
+    new.is_ok()
+}
+
+/// ES256 at the signature level: keys and signatures from RustCrypto's
+/// signer, random messages, and each kind of tampering. Both verifiers
+/// accept exactly the untampered signatures and the high-S twins (ECDSA
+/// verification as specified, FIPS 186-5 §6.4.2, does not constrain s to
+/// the lower half, and WebAuthn does not either).
+#[test]
+fn es256_verifiers_agree_on_valid_and_tampered_signatures() {
+    use p256::ecdsa::signature::Signer;
+    use p256::ecdsa::{Signature, SigningKey};
+
+    let mut rng = XorShift(0x00e5_2560_dead_beef);
+    let mut accepted = 0;
+    let mut refused = 0;
+    for round in 0..300 {
+        let mut seed = [0u8; 32];
+        seed.iter_mut().for_each(|b| *b = (rng.next() & 0xff) as u8);
+        let Ok(signer) = SigningKey::from_slice(&seed) else {
+            continue;
+        };
+        let point = signer.verifying_key().to_sec1_point(false);
+        let key = CredentialPublicKey::es256(&point.as_bytes()[1..33], &point.as_bytes()[33..65]);
+        let mut msg: Vec<u8> = (0..37 + rng.below(200)).map(|_| (rng.next() & 0xff) as u8).collect();
+        let sig: Signature = signer.sign(&msg);
+        let mut der = sig.to_der().as_bytes().to_vec();
+        let tamper = [
+            Tamper::None,
+            Tamper::FlipSignatureBit,
+            Tamper::FlipMessageBit,
+            Tamper::HighS,
+            Tamper::WrongKey,
+            Tamper::TruncateDer,
+            Tamper::TrailingByte,
+            Tamper::RawRs,
+            Tamper::Empty,
+        ][round % 9];
+        let mut verify_key = key.clone();
+        let expect = match tamper {
+            Tamper::None => true,
+            Tamper::FlipSignatureBit => {
+                let i = rng.below(der.len());
+                der[i] ^= 1 << rng.below(8);
+                false
+            }
+            Tamper::FlipMessageBit => {
+                let i = rng.below(msg.len());
+                msg[i] ^= 1 << rng.below(8);
+                false
+            }
+            Tamper::HighS => {
+                let (r, s) = sig.split_scalars();
+                let twin = Signature::from_scalars(r, -s).unwrap();
+                der = twin.to_der().as_bytes().to_vec();
+                true
+            }
+            Tamper::WrongKey => {
+                let other = SigningKey::from_slice(&[7; 32]).unwrap();
+                let p = other.verifying_key().to_sec1_point(false);
+                verify_key = CredentialPublicKey::es256(&p.as_bytes()[1..33], &p.as_bytes()[33..65]);
+                false
+            }
+            Tamper::TruncateDer => {
+                der.truncate(rng.below(der.len()));
+                false
+            }
+            Tamper::TrailingByte => {
+                der.push(0);
+                false
+            }
+            Tamper::RawRs => {
+                der = sig.to_bytes().to_vec();
+                false
+            }
+            Tamper::Empty => {
+                der.clear();
+                false
+            }
+        };
+        let verdict = both(&verify_key, &der, &msg);
+        assert_eq!(verdict, expect, "{tamper:?}");
+        if verdict {
+            accepted += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(accepted > 50 && refused > 200, "{accepted} accepted, {refused} refused");
+}
+
+/// ES384 and RS256, the other algorithms registration offers: keys and
+/// signatures from aws-lc-rs's signer this time, checked by both.
+#[test]
+fn es384_and_rs256_verifiers_agree_on_valid_and_tampered_signatures() {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, RsaKeyPair, ECDSA_P384_SHA384_ASN1_SIGNING, RSA_PKCS1_SHA256};
+
+    let random = SystemRandom::new();
+    let mut rng = XorShift(0x384_0257);
+    let ec = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_ASN1_SIGNING).unwrap();
+    let point = ec.public_key().as_ref().to_vec();
+    let es384 = CredentialPublicKey::es384(&point[1..49], &point[49..97]);
+    let rsa = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+    let n = rsa.public_key().modulus().big_endian_without_leading_zero().to_vec();
+    let e = rsa.public_key().exponent().big_endian_without_leading_zero().to_vec();
+    let mut e3 = [0u8; 3];
+    e3[3 - e.len()..].copy_from_slice(&e);
+    let rs256 = CredentialPublicKey::rs256(&n, e3);
+
+    for round in 0..60 {
+        let msg: Vec<u8> = (0..37 + rng.below(100)).map(|_| (rng.next() & 0xff) as u8).collect();
+        let (key, sig) = if round % 2 == 0 {
+            (&es384, ec.sign(&random, &msg).unwrap().as_ref().to_vec())
+        } else {
+            let mut sig = vec![0; rsa.public_modulus_len()];
+            rsa.sign(&RSA_PKCS1_SHA256, &random, &msg, &mut sig).unwrap();
+            (&rs256, sig)
+        };
+        assert!(both(key, &sig, &msg), "round {round}");
+        let mut flipped = sig.clone();
+        let i = rng.below(flipped.len());
+        flipped[i] ^= 1 << rng.below(8);
+        assert!(!both(key, &flipped, &msg));
+        let mut other = msg.clone();
+        other[0] ^= 0x80;
+        assert!(!both(key, &sig, &other));
+        assert!(!both(key, &sig[..sig.len() - 1], &msg));
+        let wrong = if round % 2 == 0 { &rs256 } else { &es384 };
+        assert!(!both(wrong, &sig, &msg));
+    }
 }

@@ -25,6 +25,8 @@ const FAIL: &str = "INSERT INTO throttle_failures (bucket, failures, last_at) VA
      ON CONFLICT (bucket) DO UPDATE SET failures = throttle_failures.failures + 1, last_at = $2 \
      RETURNING failures, last_at";
 
+const FAILURES: &str = "SELECT failures, last_at FROM throttle_failures WHERE bucket = $1";
+
 fn count(n: i64) -> StoreResult<u32> {
     u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("throttle count {n} out of range")))
 }
@@ -40,79 +42,26 @@ impl ThrottleStore for SqlStore {
     }
 
     async fn record_failure(&self, key: &str, now: Timestamp) -> StoreResult<Failures> {
-        let (failures, last): (i64, i64) = write_op!(self, |conn| Ok(with_conn!(conn, |c| {
-            sqlx::query_as(FAIL)
-                .bind(key)
-                .bind(now.as_millis())
-                .fetch_one(&mut *c)
-                .await
-                .map_err(backend)?
-        })))?;
-        Ok(Failures {
-            count: count(failures)?,
-            last_at: Timestamp::from_millis(last),
-        })
+        write_op!(self, |c| record_failure(c, key, now).await)
     }
 
     async fn failures(&self, key: &str) -> StoreResult<Option<Failures>> {
         let row: Option<(i64, i64)> = with_db!(read(self), |pool| {
-            sqlx::query_as("SELECT failures, last_at FROM throttle_failures WHERE bucket = $1")
+            sqlx::query_as(FAILURES)
                 .bind(key)
                 .fetch_optional(pool)
                 .await
                 .map_err(backend)?
         });
-        row.map(|(failures, last)| {
-            Ok(Failures {
-                count: count(failures)?,
-                last_at: Timestamp::from_millis(last),
-            })
-        })
-        .transpose()
+        failures_of(row)
     }
 
     async fn swap_failures(&self, key: &str, expected: Option<Failures>, new: Failures) -> StoreResult<bool> {
-        let swapped = write_op!(self, |conn| Ok(with_conn!(conn, |c| {
-            match expected {
-                None => sqlx::query(
-                    "INSERT INTO throttle_failures (bucket, failures, last_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (bucket) DO NOTHING",
-                )
-                .bind(key)
-                .bind(i64::from(new.count))
-                .bind(new.last_at.as_millis())
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?
-                .rows_affected(),
-                Some(old) => sqlx::query(
-                    "UPDATE throttle_failures SET failures = $1, last_at = $2 \
-                     WHERE bucket = $3 AND failures = $4 AND last_at = $5",
-                )
-                .bind(i64::from(new.count))
-                .bind(new.last_at.as_millis())
-                .bind(key)
-                .bind(i64::from(old.count))
-                .bind(old.last_at.as_millis())
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?
-                .rows_affected(),
-            }
-        })))?;
-        Ok(swapped == 1)
+        write_op!(self, |c| swap_failures(c, key, expected, new).await)
     }
 
     async fn clear_failures(&self, key: &str) -> StoreResult<()> {
-        write_op!(self, |conn| Ok(with_conn!(conn, |c| {
-            sqlx::query("DELETE FROM throttle_failures WHERE bucket = $1")
-                .bind(key)
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?
-                .rows_affected()
-        })))?;
-        Ok(())
+        write_op!(self, |c| clear_failures(c, key).await)
     }
 
     async fn purge_throttles(&self, before: Timestamp) -> StoreResult<u64> {
@@ -154,10 +103,110 @@ async fn hit(conn: Conn<'_>, key: &str, now: Timestamp, window: Duration) -> Sto
     })
 }
 
+fn failures_of(row: Option<(i64, i64)>) -> StoreResult<Option<Failures>> {
+    row.map(|(failures, last)| {
+        Ok(Failures {
+            count: count(failures)?,
+            last_at: Timestamp::from_millis(last),
+        })
+    })
+    .transpose()
+}
+
+async fn record_failure(conn: Conn<'_>, key: &str, now: Timestamp) -> StoreResult<Failures> {
+    let (failures, last): (i64, i64) = with_conn!(conn, |c| {
+        sqlx::query_as(FAIL)
+            .bind(key)
+            .bind(now.as_millis())
+            .fetch_one(&mut *c)
+            .await
+            .map_err(backend)?
+    });
+    Ok(Failures {
+        count: count(failures)?,
+        last_at: Timestamp::from_millis(last),
+    })
+}
+
+async fn read_failures(conn: Conn<'_>, key: &str) -> StoreResult<Option<Failures>> {
+    let row: Option<(i64, i64)> = with_conn!(conn, |c| {
+        sqlx::query_as(FAILURES)
+            .bind(key)
+            .fetch_optional(&mut *c)
+            .await
+            .map_err(backend)?
+    });
+    failures_of(row)
+}
+
+async fn swap_failures(conn: Conn<'_>, key: &str, expected: Option<Failures>, new: Failures) -> StoreResult<bool> {
+    let swapped = with_conn!(conn, |c| {
+        match expected {
+            None => sqlx::query(
+                "INSERT INTO throttle_failures (bucket, failures, last_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (bucket) DO NOTHING",
+            )
+            .bind(key)
+            .bind(i64::from(new.count))
+            .bind(new.last_at.as_millis())
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?
+            .rows_affected(),
+            Some(old) => sqlx::query(
+                "UPDATE throttle_failures SET failures = $1, last_at = $2 \
+                 WHERE bucket = $3 AND failures = $4 AND last_at = $5",
+            )
+            .bind(i64::from(new.count))
+            .bind(new.last_at.as_millis())
+            .bind(key)
+            .bind(i64::from(old.count))
+            .bind(old.last_at.as_millis())
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?
+            .rows_affected(),
+        }
+    });
+    Ok(swapped == 1)
+}
+
+async fn clear_failures(conn: Conn<'_>, key: &str) -> StoreResult<()> {
+    with_conn!(conn, |c| {
+        sqlx::query("DELETE FROM throttle_failures WHERE bucket = $1")
+            .bind(key)
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+    });
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl ThrottleWrites for SqlTx {
     async fn hit(&mut self, key: &str, now: Timestamp, window: Duration) -> StoreResult<WindowCount> {
         let r = hit(self.conn()?, key, now, window).await;
+        self.observe(r)
+    }
+
+    async fn record_failure(&mut self, key: &str, now: Timestamp) -> StoreResult<Failures> {
+        let r = record_failure(self.conn()?, key, now).await;
+        self.observe(r)
+    }
+
+    async fn failures(&mut self, key: &str) -> StoreResult<Option<Failures>> {
+        let r = read_failures(self.conn()?, key).await;
+        self.observe(r)
+    }
+
+    async fn swap_failures(&mut self, key: &str, expected: Option<Failures>, new: Failures) -> StoreResult<bool> {
+        let r = swap_failures(self.conn()?, key, expected, new).await;
+        self.observe(r)
+    }
+
+    async fn clear_failures(&mut self, key: &str) -> StoreResult<()> {
+        let r = clear_failures(self.conn()?, key).await;
         self.observe(r)
     }
 }

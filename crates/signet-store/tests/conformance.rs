@@ -1240,6 +1240,44 @@ async fn failure_runs_grow_until_cleared(s: Arc<SqlStore>) {
     assert!(s.failures("acct").await.unwrap().is_none());
 }
 
+/// A unit's failure-run operations (a code attempt reserved, its code
+/// consumed and the run cleared, in one commit) behave as the pool's and
+/// stand or fall with the unit.
+async fn failure_runs_change_inside_a_unit_and_roll_back_with_it(s: Arc<SqlStore>) {
+    let run = |count, secs| Failures {
+        count,
+        last_at: at(secs),
+    };
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.failures("unit").await.unwrap().is_none());
+    assert!(tx.swap_failures("unit", None, run(1, 1)).await.unwrap());
+    assert!(
+        !tx.swap_failures("unit", None, run(1, 1)).await.unwrap(),
+        "already there"
+    );
+    assert_eq!(tx.failures("unit").await.unwrap(), Some(run(1, 1)));
+    assert!(tx.swap_failures("unit", Some(run(1, 1)), run(2, 2)).await.unwrap());
+    assert!(
+        !tx.swap_failures("unit", Some(run(1, 1)), run(3, 3)).await.unwrap(),
+        "stale"
+    );
+    assert_eq!(tx.record_failure("unit", at(4)).await.unwrap(), run(3, 4));
+    assert_eq!(tx.record_failure("flow", at(4)).await.unwrap(), run(1, 4));
+    tx.clear_failures("flow").await.unwrap();
+    assert!(tx.failures("flow").await.unwrap().is_none());
+    tx.rollback().await.unwrap();
+    assert!(s.failures("unit").await.unwrap().is_none(), "rolled back with its unit");
+
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(tx.record_failure("unit", at(5)).await.unwrap(), run(1, 5));
+    tx.commit().await.unwrap();
+    assert_eq!(s.failures("unit").await.unwrap(), Some(run(1, 5)));
+    let mut tx = s.begin().await.unwrap();
+    tx.clear_failures("unit").await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(s.failures("unit").await.unwrap().is_none());
+}
+
 async fn a_failure_run_is_swapped_by_exactly_one_of_many(s: Arc<SqlStore>) {
     let run = |count, secs| Failures {
         count,
@@ -2142,6 +2180,7 @@ conformance!(
     throttle_windows_count_and_roll_over,
     concurrent_hits_each_get_a_distinct_count,
     failure_runs_grow_until_cleared,
+    failure_runs_change_inside_a_unit_and_roll_back_with_it,
     a_flows_secrets_are_revoked_together,
     a_failure_run_is_swapped_by_exactly_one_of_many,
     secrets_issued_at_once_for_one_flow_leave_exactly_one_live,

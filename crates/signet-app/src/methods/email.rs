@@ -33,6 +33,7 @@ use signet_core::method::{Channel, Input, MethodName, Offer};
 use signet_core::secret::{PlainToken, TokenKind};
 use signet_core::session::{device_label, Proof};
 use signet_core::store::{OneTimeSecret, SecretPurpose, Store};
+use signet_core::unit_of_work::Transaction;
 use signet_core::user::UserId;
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
@@ -98,8 +99,14 @@ impl Mailbox {
     /// The flow is kept alive as long as the code (`login.code_ttl` from
     /// now), within [`crate::journeys::FLOW_MAX_LIFETIME`] of its start; the
     /// caller stores it.
-    pub async fn send(&self, flow: &mut Flow, origin: &Origin, with_link: bool) -> Result<()> {
-        self.codes().open_send(flow, origin).await?;
+    pub async fn send(
+        &self,
+        flow: &mut Flow,
+        origin: &Origin,
+        tx: &mut dyn Transaction,
+        with_link: bool,
+    ) -> Result<()> {
+        self.codes().open_send(flow, origin, tx).await?;
         let issue = Issue {
             mailbox: self.clone(),
             flow: flow.clone(),

@@ -4,6 +4,7 @@
 
 use signet_core::flow::Flow;
 use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, StepInput, Verified};
+use signet_core::unit_of_work::Transaction;
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 
@@ -44,8 +45,8 @@ impl LoginStep for EmailCode {
         ))
     }
 
-    async fn send(&self, flow: &mut Flow, ctx: StepContext<'_>) -> Result<()> {
-        self.mailbox.send(flow, ctx.origin, false).await
+    async fn send(&self, flow: &mut Flow, ctx: StepContext<'_>, tx: &mut dyn Transaction) -> Result<()> {
+        self.mailbox.send(flow, ctx.origin, tx, false).await
     }
 
     async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Verified> {

@@ -24,6 +24,7 @@ use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, Ste
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 use signet_core::session::{SessionId, SessionMode};
 use signet_core::store::SecretPurpose;
+use signet_core::unit_of_work::Transaction;
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 
@@ -73,8 +74,8 @@ impl LoginStep for MagicLink {
         ))
     }
 
-    async fn send(&self, flow: &mut Flow, ctx: StepContext<'_>) -> Result<()> {
-        self.mailbox.send(flow, ctx.origin, true).await
+    async fn send(&self, flow: &mut Flow, ctx: StepContext<'_>, tx: &mut dyn Transaction) -> Result<()> {
+        self.mailbox.send(flow, ctx.origin, tx, true).await
     }
 
     /// A token from the link's page, or a code typed from the same email.

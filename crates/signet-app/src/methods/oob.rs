@@ -41,7 +41,7 @@ use signet_core::flow::Flow;
 use signet_core::secret::{OneTimeCode, TokenHash};
 use signet_core::session::{Aal, Proof};
 use signet_core::store::{OneTimeSecret, SecretPurpose, Store};
-use signet_core::unit_of_work::Tx;
+use signet_core::unit_of_work::{Transaction, Tx};
 use signet_core::user::UserId;
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
@@ -98,19 +98,19 @@ impl OobCodes {
     /// address and IP limits (429 when over), revokes the flow's earlier
     /// codes and links (only the newest message works), and keeps the flow
     /// alive as long as the new code, within
-    /// [`crate::journeys::FLOW_MAX_LIFETIME`] of its start (the caller
-    /// stores the flow). Returns the identifier hash the flow was started
+    /// [`crate::journeys::FLOW_MAX_LIFETIME`] of its start. All of it in the
+    /// caller's unit `tx`, which also stores the flow: one commit per send. Returns the identifier hash the flow was started
     /// with.
-    pub async fn open_send(&self, flow: &mut Flow, origin: &Origin) -> Result<()> {
+    pub async fn open_send(&self, flow: &mut Flow, origin: &Origin, tx: &mut dyn Transaction) -> Result<()> {
         let identifier = flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
         let now = self.clock.now();
         let limits = &self.settings.email_login;
-        throttle::check_send(&*self.store, limits, now, identifier, origin.ip.as_deref()).await?;
+        // In the caller's unit, with the flow: a refused send (429) rolls
+        // its hits back, which changes nothing, since the window was full.
+        throttle::check_send(tx, limits, now, identifier, origin.ip.as_deref()).await?;
         // The code and link sent before stop working now, even if this
         // send's own issue (which replaces them too) comes later or never.
-        let mut tx = self.store.begin().await?;
         tx.revoke_flow_secrets(flow.id, now).await?;
-        tx.commit().await?;
         let wanted = now
             .plus(limits.ttl)
             .min(flow.created_at.plus(crate::journeys::FLOW_MAX_LIFETIME));
@@ -179,14 +179,30 @@ impl OobCodes {
         // is counted.
         self.spent(flow, purpose, &hash, now).await?;
         // The same failure rules as every other typed code (account backoff,
-        // five wrong codes end the flow): one implementation.
-        let attempt = code_attempts::reserve(&*self.store, flow, now).await?;
-        if let Some(secret) = self.store.consume_secret(purpose, &hash, now).await? {
-            if secret.flow_id == Some(flow.id) && Some(secret.user_id) == flow.state.user_id {
-                attempt.succeeded(&*self.store).await?;
-                return Ok(proof(amr));
+        // five wrong codes end the flow): one implementation. The attempt is
+        // reserved, the code consumed and, if it was right, the account's
+        // run cleared in one unit of work: one durable commit, and the
+        // reservation is never durable without its comparison's outcome
+        // (nor the other way round). The journey's completion is the step's
+        // other commit.
+        let mut tx = self.store.begin().await?;
+        let attempt = match code_attempts::reserve_in(&mut *tx, flow, now).await {
+            Ok(attempt) => attempt,
+            Err(refused) => {
+                tx.commit().await?;
+                return Err(refused);
             }
+        };
+        let won = tx
+            .consume_secret(purpose, &hash, now)
+            .await?
+            .is_some_and(|secret| secret.flow_id == Some(flow.id) && Some(secret.user_id) == flow.state.user_id);
+        if won {
+            attempt.succeeded_in(&mut *tx).await?;
+            tx.commit().await?;
+            return Ok(proof(amr));
         }
+        tx.commit().await?;
         // A concurrent request with the same right code won since the check
         // above (this attempt was counted, and the winner cleared the run).
         self.spent(flow, purpose, &hash, now).await?;

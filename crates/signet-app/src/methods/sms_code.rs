@@ -227,8 +227,8 @@ impl LoginStep for SmsCode {
         })
     }
 
-    async fn send(&self, flow: &mut Flow, ctx: StepContext<'_>) -> Result<()> {
-        self.channel.codes().open_send(flow, ctx.origin).await?;
+    async fn send(&self, flow: &mut Flow, ctx: StepContext<'_>, tx: &mut dyn Transaction) -> Result<()> {
+        self.channel.codes().open_send(flow, ctx.origin, tx).await?;
         if let Some(user) = flow.state.user_id {
             let this = SmsCode {
                 channel: self.channel.clone(),

@@ -142,3 +142,52 @@ async fn nothing_is_sent_to_an_address_without_an_account_and_the_answer_is_the_
         .iter()
         .all(|r| r.user_id.is_some()));
 }
+
+/// Durable writes per step of an email-code login (issue 13: one commit per
+/// step where it is safe), counted as units of work released to SQLite's
+/// group commit, so the figure does not depend on how units were grouped.
+///
+/// - start: nothing (the flow lives in its sealed handle, ADR 0014), apart
+///   from the per-address start limit's hit;
+/// - send, on the response path: the address and IP send limits, revoking the
+///   flow's earlier codes and storing the flow, in one unit; in the
+///   background, for a real account only, the code, its email and its record
+///   in another (kept apart so that the answer is the same for unknown
+///   addresses, docs/adr/0006);
+/// - verify: the attempt reserved on the account and on the flow, the code
+///   consumed, and the completion (flow finished, account's run cleared,
+///   session, record).
+#[tokio::test]
+async fn an_email_code_login_makes_few_durable_commits_per_step() {
+    let h = Harness::with_policy(
+        r#"
+[tiers.low]
+login = ["email_otp"]
+required_aal = "aal1"
+session = { idle = "8h", absolute = "24h" }
+
+[assignment]
+default = "low"
+"#,
+        Vec::new(),
+    )
+    .await;
+    h.user("ada@example.com", &[]).await;
+    let units = || h.store.commit_stats().units;
+
+    let before = units();
+    let flow = h.start_login("ada@example.com", Demand::level(Aal::Aal1)).await.handle;
+    let start = units() - before;
+
+    let before = units();
+    let code = h.send_code(&flow, "ada@example.com").await;
+    let send = units() - before;
+
+    let before = units();
+    let outcome = h.step(&flow, MethodName::EmailOtp, &code).await.unwrap();
+    assert!(matches!(outcome, StepOutcome::Complete { .. }));
+    let verify = units() - before;
+
+    println!("units: start {start} send {send} verify {verify}");
+    assert_eq!((start, send, verify), (0, 2, 2));
+}

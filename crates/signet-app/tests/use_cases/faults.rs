@@ -594,6 +594,18 @@ impl ThrottleWrites for FailingTx {
     async fn hit(&mut self, key: &str, now: Timestamp, window: std::time::Duration) -> StoreResult<WindowCount> {
         self.inner.hit(key, now, window).await
     }
+    async fn record_failure(&mut self, key: &str, now: Timestamp) -> StoreResult<Failures> {
+        self.inner.record_failure(key, now).await
+    }
+    async fn failures(&mut self, key: &str) -> StoreResult<Option<Failures>> {
+        self.inner.failures(key).await
+    }
+    async fn swap_failures(&mut self, key: &str, expected: Option<Failures>, new: Failures) -> StoreResult<bool> {
+        self.inner.swap_failures(key, expected, new).await
+    }
+    async fn clear_failures(&mut self, key: &str) -> StoreResult<()> {
+        self.inner.clear_failures(key).await
+    }
 }
 
 #[async_trait::async_trait]
