@@ -30,6 +30,7 @@ macro_rules! oidc_client_read_columns {
         )
     };
 }
+pub(crate) use oidc_client_read_columns;
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct ClientRow {

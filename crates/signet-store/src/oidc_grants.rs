@@ -13,7 +13,7 @@ use signet_core::user::UserId;
 use uuid::Uuid;
 
 use crate::backend;
-use crate::oidc_clients::{oidc_client_columns, ClientRow};
+use crate::oidc_clients::{oidc_client_columns, oidc_client_read_columns, ClientRow};
 use crate::rows::uuid;
 use crate::tx::{in_tx, SqlTx};
 
@@ -296,7 +296,7 @@ impl OidcGrantWrites for SqlTx {
         let row: Option<ClientRow> = in_tx!(self, |c| {
             sqlx::query_as(concat!(
                 "SELECT ",
-                oidc_client_columns!(),
+                oidc_client_read_columns!(),
                 " FROM oidc_clients WHERE client_id = $1"
             ))
             .bind(client_id)

@@ -147,6 +147,7 @@ async fn logout_client(srv: &TestServer, admin: &str, backchannel: Option<&str>)
             Some(json!({
                 "name": "Wiki",
                 "redirect_uris": [RP_REDIRECT],
+                "first_party": true,
                 "post_logout_redirect_uris": [BYE],
                 "backchannel_logout_uri": backchannel,
                 "backchannel_logout_session_required": backchannel.is_some(),
