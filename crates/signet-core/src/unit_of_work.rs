@@ -149,6 +149,9 @@ pub trait OtpCredentialWrites: Send {
 
 #[async_trait::async_trait]
 pub trait PhoneWrites: Send {
+    /// The user's verified phones, oldest first, read inside the unit (a
+    /// notice queued in a unit must not wait on the pool for a read).
+    async fn phones_in_unit(&mut self, user: UserId) -> StoreResult<Vec<crate::credential::PhoneCredential>>;
     /// Stores a verified phone. The user already holding one is
     /// `Conflict("phone_exists")` (the user's row is locked first, so two
     /// verifications racing for one account serialise).

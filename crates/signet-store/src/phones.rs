@@ -45,21 +45,32 @@ impl TryFrom<PhoneRow> for PhoneCredential {
 impl PhoneStore for SqlStore {
     async fn phones_of(&self, user: UserId) -> StoreResult<Vec<PhoneCredential>> {
         let rows: Vec<PhoneRow> = with_db!(read(self), |pool| {
-            sqlx::query_as(
-                "SELECT id, user_id, phone, name, created_at, last_used_at FROM phones \
-                 WHERE user_id = $1 ORDER BY created_at, id",
-            )
-            .bind(user.0.to_string())
-            .fetch_all(pool)
-            .await
-            .map_err(backend)?
+            sqlx::query_as(PHONES_OF_USER)
+                .bind(user.0.to_string())
+                .fetch_all(pool)
+                .await
+                .map_err(backend)?
         });
         rows.into_iter().map(PhoneCredential::try_from).collect()
     }
 }
 
+const PHONES_OF_USER: &str = "SELECT id, user_id, phone, name, created_at, last_used_at FROM phones \
+                              WHERE user_id = $1 ORDER BY created_at, id";
+
 #[async_trait::async_trait]
 impl PhoneWrites for SqlTx {
+    async fn phones_in_unit(&mut self, user: UserId) -> StoreResult<Vec<PhoneCredential>> {
+        let rows: Vec<PhoneRow> = in_tx!(self, |c| {
+            sqlx::query_as(PHONES_OF_USER)
+                .bind(user.0.to_string())
+                .fetch_all(&mut *c)
+                .await
+                .map_err(backend)?
+        })?;
+        rows.into_iter().map(PhoneCredential::try_from).collect()
+    }
+
     async fn insert_phone(&mut self, p: &PhoneCredential) -> StoreResult<()> {
         in_tx!(self, |c| {
             sqlx::query(

@@ -155,7 +155,6 @@ struct UseCode {
     at: Timestamp,
     device: String,
     ip: Option<String>,
-    store: Arc<dyn Store>,
     courier: Arc<Courier>,
     settings: Arc<Settings>,
 }
@@ -188,7 +187,6 @@ impl StepEffect for UseCode {
             }
         );
         crate::notices::Notifier {
-            store: &*self.store,
             courier: &self.courier,
             product_name: &self.settings.product_name,
         }
@@ -259,7 +257,6 @@ impl LoginStep for RecoveryCodes {
                 at: now,
                 device: device_label(ctx.origin.user_agent.as_deref()),
                 ip: ctx.origin.ip.clone(),
-                store: self.store.clone(),
                 courier: self.courier.clone(),
                 settings: self.settings.clone(),
             })),

@@ -442,6 +442,9 @@ impl OtpCredentialStore for FailingStore {
 
 #[async_trait::async_trait]
 impl PhoneWrites for FailingTx {
+    async fn phones_in_unit(&mut self, user: UserId) -> StoreResult<Vec<PhoneCredential>> {
+        self.inner.phones_in_unit(user).await
+    }
     async fn insert_phone(&mut self, phone: &PhoneCredential) -> StoreResult<()> {
         self.inner.insert_phone(phone).await
     }

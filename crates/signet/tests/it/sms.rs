@@ -211,19 +211,7 @@ async fn a_confirmed_phone_is_a_credential_and_signs_in() {
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
-    // The phone hears of its own removal (its owner is the one to tell)...
-    let removal = sink
-        .wait_for(
-            |r| {
-                r.json
-                    .as_ref()
-                    .is_some_and(|j| j["to"] == PHONE && j["body"].as_str().is_some_and(|b| b.contains("was removed")))
-            },
-            Duration::from_secs(10),
-        )
-        .await;
-    assert!(removal.is_some(), "a removal notice is texted to the removed phone");
-    // ...and then gets no code: a send texts nobody.
+    // A removed phone gets no code: a send texts nobody.
     let texted = texts_to(&sink, PHONE).len();
     let (flow, _) = start(&srv, "ada@example.com").await;
     assert_eq!(send(&srv, &flow).await, StatusCode::ACCEPTED, "answered as before");
