@@ -50,11 +50,20 @@ async fn member(srv: &TestServer, email: &str) -> (String, String) {
 fn texts_to(sink: &HttpSink, to: &str) -> Vec<CapturedRequest> {
     sink.requests()
         .into_iter()
-        .filter(|r| r.json.as_ref().is_some_and(|j| j["to"] == to))
+        .filter(|r| {
+            r.json.as_ref().is_some_and(|j| {
+                // A code text starts with the code; security notices (a
+                // phone added, say) start with the product's name.
+                j["to"] == to
+                    && j["body"]
+                        .as_str()
+                        .is_some_and(|b| b.starts_with(|c: char| c.is_ascii_digit()))
+            })
+        })
         .collect()
 }
 
-/// Waits for text number `n` (0-based) to `to` and returns its code.
+/// Waits for code text number `n` (0-based) to `to` and returns its code.
 async fn code_in_text(sink: &HttpSink, to: &str, n: usize) -> String {
     for _ in 0..200 {
         if let Some(r) = texts_to(sink, to).get(n) {
