@@ -37,26 +37,8 @@ async fn staff_with_passkey(srv: &TestServer, admin: &str, email: &str) -> (Stri
 
 /// The recovery link mailed to `to` after `skip` messages.
 async fn mailed_link(srv: &TestServer, to: &str, skip: usize) -> String {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let found = srv
-            .smtp
-            .as_ref()
-            .unwrap()
-            .messages()
-            .into_iter()
-            .skip(skip)
-            .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(to)))
-            .find_map(|m| m.find_link(&srv.url("/recover/")));
-        if let Some(link) = found {
-            return link;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no recovery link mailed to {to}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    srv.mail_to(to, skip, "a recovery link", |m| m.find_link(&srv.url("/recover/")))
+        .await
 }
 
 /// Opens a ticket with `a` and approves it with `b`; returns the ticket id
@@ -237,17 +219,12 @@ async fn an_approved_ticket_mails_a_single_use_link_that_recovers_the_account_an
     assert_eq!(record["details"]["via"]["evidence"]["reference"], "CASE-4711");
 
     // The owner is told, with a "this wasn't me" link.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let notices = srv.smtp.as_ref().unwrap().messages();
-        if notices.iter().skip(skip).any(|m| {
-            m.subject().is_some_and(|s| s.contains("was recovered")) && m.find_link(&srv.url("/not-me/")).is_some()
-        }) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no recovery notice");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    srv.mail_to("sam@example.com", skip, "a recovery notice with its link", |m| {
+        m.subject()
+            .filter(|s| s.contains("was recovered"))
+            .and_then(|_| m.find_link(&srv.url("/not-me/")))
+    })
+    .await;
 
     // The person binds a new passkey with the recovery session, which ends.
     let mut new = authenticator(&srv);

@@ -68,28 +68,13 @@ fn methods(body: &Value) -> Vec<&str> {
 /// The code of the first sign-in mail to `to` after `skip` messages
 /// (notices may arrive in between, in no set order).
 async fn mailed_code(srv: &TestServer, to: &str, skip: usize) -> String {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let found = srv
-            .smtp
-            .as_ref()
-            .unwrap()
-            .messages()
-            .into_iter()
-            .skip(skip)
-            .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(to)))
-            .find_map(|m| {
-                m.text_body()?
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Your code: "))
-                    .map(|c| c.trim().to_owned())
-            });
-        if let Some(code) = found {
-            return code;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no code mailed to {to}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    srv.mail_to(to, skip, "a sign-in code", |m| {
+        m.text_body()?
+            .lines()
+            .find_map(|l| l.strip_prefix("Your code: "))
+            .map(|c| c.trim().to_owned())
+    })
+    .await
 }
 
 #[tokio::test]

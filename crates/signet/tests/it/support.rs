@@ -282,19 +282,29 @@ impl TestServer {
     }
 
     pub async fn wait_mail(&self, to: &str, skip: usize) -> CapturedMail {
+        self.mail_to(to, skip, "any mail", |m| Some(m.clone())).await
+    }
+
+    /// The first value `find` takes from a mail to `to` after the first
+    /// `skip` messages, waiting up to 10 s (mails of one account may arrive
+    /// in any order). `what` names it in the failure.
+    pub async fn mail_to<T>(&self, to: &str, skip: usize, what: &str, find: impl Fn(&CapturedMail) -> Option<T>) -> T {
         let smtp = self.smtp.as_ref().unwrap();
-        let to = to.to_owned();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if let Some(m) = smtp
+            if let Some(found) = smtp
                 .messages()
                 .into_iter()
                 .skip(skip)
-                .find(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(&to)))
+                .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(to)))
+                .find_map(|m| find(&m))
             {
-                return m;
+                return found;
             }
-            assert!(tokio::time::Instant::now() < deadline, "no mail to {to} arrived");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no mail to {to} arrived: {what}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
