@@ -73,7 +73,11 @@ pub async fn restricted(app: &App, proof: &Proof) -> Result<bool> {
         .is_some_and(|until| until > app.clock.now()))
 }
 
-/// Caps `proof` at aal1 (what a restricted credential proves).
+/// Caps `proof` at aal1 (what a restricted credential proves), and takes
+/// away its phishing resistance: an app asking for `acr_values=phr` (aal1
+/// plus phishing resistance) must not be satisfied by a credential that is
+/// still cooling off.
 pub fn cap(proof: &mut Proof) {
     proof.aal = proof.aal.min(Aal::Aal1);
+    proof.phishing_resistant = false;
 }

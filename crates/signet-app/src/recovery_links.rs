@@ -38,12 +38,12 @@ use serde_json::json;
 use signet_core::audit::{Actor, EventType, Origin};
 use signet_core::clock::Timestamp;
 use signet_core::flow::{FlowId, RecoveryVia};
-use signet_core::recovery_ticket::RecoveryTicket;
+use signet_core::recovery_ticket::{RecoveryTicket, TicketStatus};
 use signet_core::secret::{PlainToken, TokenKind};
 use signet_core::session::{Proof, SessionId, SessionMode, SessionScope};
 use signet_core::store::{OneTimeSecret, SecretPurpose};
 use signet_core::unit_of_work::Transaction;
-use signet_core::user::{Phone, User, UserId};
+use signet_core::user::{User, UserId};
 use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 use uuid::Uuid;
@@ -59,18 +59,6 @@ pub const LINK_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The path a help-desk recovery is recorded under.
 pub const PATH: &str = "helpdesk";
 
-/// The registered channels a link goes to, read before the unit of work
-/// opens (nothing touches the pool inside one).
-pub struct Channels {
-    pub phones: Vec<Phone>,
-}
-
-/// Reads `user`'s verified phones.
-pub async fn channels(app: &App, user: UserId) -> Result<Channels> {
-    let phones = app.store.phones_of(user).await?.into_iter().map(|p| p.phone).collect();
-    Ok(Channels { phones })
-}
-
 /// Issues the link for the approved `ticket` and queues it to `user`'s
 /// registered channels, in the approval's unit of work `tx`. Returns the
 /// channels it went to (for the audit record), never the link.
@@ -79,7 +67,6 @@ pub(crate) async fn send(
     tx: &mut dyn Transaction,
     ticket: &RecoveryTicket,
     user: &User,
-    channels: &Channels,
     issued_by: &Actor,
 ) -> Result<Vec<&'static str>> {
     let now = app.clock.now();
@@ -100,8 +87,10 @@ pub(crate) async fn send(
     let email = crate::messages::helpdesk_recovery(&user.email, &link, secret.expires_at, LINK_TTL, product);
     app.courier.enqueue_in(&mut *tx, email).await?;
     let mut sent = vec!["email"];
-    for phone in &channels.phones {
-        let sms = crate::messages::helpdesk_recovery_sms(phone, &link, LINK_TTL, product);
+    // Verified phones only (never the administrator's number), as the
+    // unit sees them.
+    for phone in tx.phones_in_unit(user.id).await?.into_iter().map(|p| p.phone) {
+        let sms = crate::messages::helpdesk_recovery_sms(&phone, &link, LINK_TTL, product);
         app.courier.enqueue_in(&mut *tx, sms).await?;
         sent.push("sms");
     }
@@ -162,6 +151,11 @@ pub async fn redeem(
         .ticket(ticket_id)
         .await?
         .ok_or_else(|| Error::internal_msg("a recovery link without its ticket"))?;
+    // Only an approved ticket of this very account recovers it, whatever
+    // may change a ticket later.
+    if ticket.status != TicketStatus::Approved || ticket.user_id != user.id {
+        return Err(rejected(app, origin, Some(user.id), "ticket_not_approved", invalid()).await);
+    }
     let people = app.store.ticket_actors(ticket.id).await?;
     let now = app.clock.now();
     let grant = Grant {

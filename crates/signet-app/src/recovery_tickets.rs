@@ -90,7 +90,6 @@ pub async fn create(app: &App, actor: &Actor, origin: &Origin, new: NewTicket) -
     let (reason, evidence) = validate(&new.reason, &new.evidence_kind, &new.evidence_reference)?;
     let (user, tier_name, tier) = subject(app, &token, new.user_id).await?;
     let required = tier.helpdesk.as_ref().map_or(1, |h| h.approvals).max(1);
-    let channels = crate::recovery_links::channels(app, user.id).await?;
     let now = app.clock.now();
     let mut ticket = RecoveryTicket {
         id: Uuid::new_v4(),
@@ -119,7 +118,7 @@ pub async fn create(app: &App, actor: &Actor, origin: &Origin, new: NewTicket) -
     app.audit().append(&mut *tx, &ev).await?;
     if involved >= required && tx.approve_ticket(ticket.id, now).await? {
         ticket.status = TicketStatus::Approved;
-        let sent = crate::recovery_links::send(app, &mut *tx, &ticket, &user, &channels, actor).await?;
+        let sent = crate::recovery_links::send(app, &mut *tx, &ticket, &user, actor).await?;
         let ev = AuditEvent::new(EventType::RecoveryTicketApproved, actor.clone(), Outcome::Success)
             .from_origin(origin)
             .user(user.id)
@@ -164,7 +163,6 @@ pub async fn approve(app: &App, actor: &Actor, origin: &Origin, id: Uuid) -> Res
     // Read before the unit of work opens (never touch the pool inside it).
     let mut people = app.store.ticket_actors(ticket.id).await?;
     people.push(token.id);
-    let channels = crate::recovery_links::channels(app, user.id).await?;
     let mut tx = app.store.begin().await?;
     let Some(involved) = tx.add_ticket_actor(ticket.id, token.id, now).await? else {
         tx.rollback().await?;
@@ -187,7 +185,7 @@ pub async fn approve(app: &App, actor: &Actor, origin: &Origin, id: Uuid) -> Res
             return Err(closed());
         }
         status = TicketStatus::Approved;
-        let sent = crate::recovery_links::send(app, &mut *tx, &ticket, &user, &channels, actor).await?;
+        let sent = crate::recovery_links::send(app, &mut *tx, &ticket, &user, actor).await?;
         details["link_sent_to"] = json!(sent);
         details["link_expires_at"] = json!(now.plus(crate::recovery_links::LINK_TTL).to_rfc3339());
     }

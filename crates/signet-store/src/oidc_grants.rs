@@ -95,7 +95,7 @@ impl OidcGrantWrites for SqlTx {
     async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption> {
         let won: Option<(String, String, String, i64)> = in_tx!(self, |c| {
             sqlx::query_as(
-                "UPDATE oidc_codes SET redeemed_at = $2 WHERE code_hash = $1 AND redeemed_at IS NULL \
+                "UPDATE oidc_codes SET redeemed_at = $2 WHERE code_hash = $1 AND redeemed_at IS NULL AND revoked_at IS NULL \
                  RETURNING id, client_id, grant_data, expires_at",
             )
             .bind(hash.as_bytes().to_vec())

@@ -2007,6 +2007,11 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
         "the rotated-out refresh token of the first family"
     );
     assert_eq!(tx.oidc_code_standing(other_id).await.unwrap(), Some(false));
+    // A code revoked before its use is never redeemed (it reads as reused).
+    assert!(matches!(
+        tx.redeem_oidc_code(&other, at(6)).await.unwrap(),
+        CodeRedemption::Reused { .. }
+    ));
     tx.commit().await.unwrap();
 
     // Back-channel logout: only redeemed codes, of the session asked, each

@@ -46,6 +46,12 @@ pub async fn issue_in(
 ) -> Result<PlainToken, OAuthError> {
     let body =
         serde_json::to_string(grant).map_err(|e| signet_core::Error::Internal(format!("refresh grant: {e}").into()))?;
+    // A grant revoked since it was checked (signed out everywhere, the app
+    // revoked, its code reused) issues nothing more: the revocation marks
+    // the code row, and this unit reads it before inserting.
+    if tx.oidc_code_standing(family).await? != Some(true) {
+        return Err(OAuthError::new(OAuthCode::InvalidGrant, "the grant was revoked"));
+    }
     let token = PlainToken::generate(TokenKind::RefreshToken);
     let ttl = std::time::Duration::from_secs(client.settings.refresh_token_ttl_secs);
     tx.insert_oidc_refresh(&NewRefreshToken {
