@@ -54,8 +54,26 @@ enum Target {
     },
 }
 
-/// Revokes `token` for the client `auth`. `Ok(())` is RFC 7009's 200.
+/// Revokes `token` for the client `auth`. `Ok(())` is RFC 7009's 200. A
+/// refusal (a client that does not authenticate, no token, a token type
+/// with no grant) is recorded as denied, as at the token endpoint, so that
+/// guessing client secrets here leaves a trace.
 pub async fn revoke(app: &App, origin: &Origin, auth: &ClientAuth, token: Option<&str>) -> Result<(), OAuthError> {
+    match decide(app, origin, auth, token).await {
+        Err(OAuthError::Refused { code, description }) => {
+            let record = AuditEvent::new(EventType::OidcTokenRevoked, Actor::Anonymous, Outcome::Denied)
+                .from_origin(origin)
+                .details(json!({ "client_id": auth.client_id(), "error": code.as_str() }));
+            let mut tx = app.store.begin().await?;
+            app.audit().append(&mut *tx, &record).await?;
+            tx.commit().await?;
+            Err(OAuthError::Refused { code, description })
+        }
+        other => other,
+    }
+}
+
+async fn decide(app: &App, origin: &Origin, auth: &ClientAuth, token: Option<&str>) -> Result<(), OAuthError> {
     let client = clients::authenticate(app, auth).await?;
     let token = token.ok_or_else(|| OAuthError::new(OAuthCode::InvalidRequest, "token is required"))?;
     let target = match PlainToken::parse(TokenKind::RefreshToken, token) {

@@ -133,6 +133,25 @@ async fn revoking_a_refresh_token_revokes_its_family_and_unknown_tokens_answer_2
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Refusals leave a trace, as at the token endpoint.
+    let (_, audit) = srv
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/admin/audit?type=oidc.token_revoked",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let refused: Vec<&Value> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"] == "denied" && e["details"]["error"].is_string())
+        .collect();
+    assert!(
+        refused.iter().any(|e| e["details"]["error"] == "invalid_client"),
+        "{audit}"
+    );
     srv.stop().await;
 }
 
