@@ -2,7 +2,7 @@
 //! a **fresh database** per server (a SQLite file in a temp dir, or a
 //! scratch PostgreSQL database created under `--database-url` and dropped
 //! by [`BenchServer::stop`]), the release build of the library in this
-//! process, on a loopback port, logging errors only, and the per-address
+//! process, on a loopback port, logging errors only (or what `SIGNET_BENCH_LOG` names, on stderr), and the per-address
 //! login-start limit at its ceiling (the load generator is one address;
 //! the limit would measure itself).
 
@@ -50,11 +50,17 @@ impl BenchServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let port = listener.local_addr()?.port();
         let public = format!("http://localhost:{port}");
+        // `SIGNET_BENCH_LOG=sqlx::query=debug` prints every statement the
+        // server runs (to count a scenario's statements per operation).
+        let log = std::env::var("SIGNET_BENCH_LOG").ok();
         let mut env = vec![
             ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
             ("SIGNET_PUBLIC_URL".to_owned(), public.clone()),
             ("SIGNET_DATABASE__URL".to_owned(), db.clone()),
-            ("SIGNET_LOG__LEVEL".to_owned(), "error".to_owned()),
+            (
+                "SIGNET_LOG__LEVEL".to_owned(),
+                log.clone().unwrap_or_else(|| "error".to_owned()),
+            ),
             ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
         ];
         // PostgreSQL needs a configured sealing key: take the operator's,
@@ -66,6 +72,9 @@ impl BenchServer {
         env.extend(extra);
         env.extend(before(dir.path())?);
         let config = Config::load(None, env)?;
+        if log.is_some() {
+            signet::logging::init(&config, true);
+        }
         let running = start(
             &config,
             StartOptions {
