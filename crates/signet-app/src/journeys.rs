@@ -32,6 +32,7 @@ use signet_core::method::{LoginStep, Method, MethodName, Offer, StepContext, Ste
 use signet_core::policy::Tier;
 use signet_core::secret::TokenHash;
 use signet_core::session::{Aal, SessionId, SessionMode, SessionScope};
+use signet_core::store::FlowLookup;
 use signet_core::unit_of_work::Transaction;
 use signet_core::user::{User, UserId};
 use signet_core::ErrorCode;
@@ -316,12 +317,12 @@ async fn load(app: &App, which: FlowRef<'_>, binding: Option<&TokenHash>, sessio
         FlowRef::Stored(id) => app.store.flow(id, now).await?.ok_or_else(expired)?,
         FlowRef::Handle(handle) => {
             let sealed = crate::flow_handles::open(&app.sealing, handle).ok_or_else(expired)?;
-            match app.store.flow(sealed.id, now).await? {
-                Some(stored) => stored,
+            match app.store.flow_or_finished(sealed.id, now).await? {
+                FlowLookup::Stored(stored) => *stored,
                 // Not stored: live, unless it was finished (its row, if it
                 // had one, went with it).
-                None if sealed.is_live(now) && !app.store.is_finished(sealed.id).await? => sealed,
-                None => return Err(expired()),
+                FlowLookup::Absent if sealed.is_live(now) => sealed,
+                FlowLookup::Absent | FlowLookup::Finished => return Err(expired()),
             }
         }
     };

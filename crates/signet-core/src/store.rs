@@ -66,6 +66,17 @@ pub trait SessionStore: Send + Sync {
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
 }
 
+/// What storage knows of a flow id ([`FlowStore::flow_or_finished`]).
+#[derive(Debug)]
+pub enum FlowLookup {
+    /// A live stored copy.
+    Stored(Box<Flow>),
+    /// Finished, and remembered as such.
+    Finished,
+    /// Neither: never stored (a flow that lives in its handle), or expired.
+    Absent,
+}
+
 #[async_trait::async_trait]
 pub trait FlowStore: Send + Sync {
     async fn insert_flow(&self, flow: &Flow) -> StoreResult<()>;
@@ -74,6 +85,16 @@ pub trait FlowStore: Send + Sync {
     /// Whether the flow `id` was finished (completed, or ended for good)
     /// and is still remembered as such.
     async fn is_finished(&self, id: FlowId) -> StoreResult<bool>;
+    /// [`FlowStore::flow`] and, when there is no live stored copy,
+    /// [`FlowStore::is_finished`], in one read where the engine allows it
+    /// (a step's flow is looked up on every step).
+    async fn flow_or_finished(&self, id: FlowId, now: Timestamp) -> StoreResult<FlowLookup> {
+        Ok(match self.flow(id, now).await? {
+            Some(flow) => FlowLookup::Stored(Box::new(flow)),
+            None if self.is_finished(id).await? => FlowLookup::Finished,
+            None => FlowLookup::Absent,
+        })
+    }
     /// Writes `flow.state` and `flow.expires_at` if the stored version still
     /// equals `flow.version`, and bumps the version. Returns false if someone else got there first
     /// or the flow is gone.

@@ -1,9 +1,12 @@
 //! Appending to and reading the hash-chained audit log.
 //!
 //! An append happens inside the unit of work of the change it records
-//! ([`signet_core::unit_of_work`]), never on its own: bump the single `audit_head` row (which
-//! locks it, serialising appenders on every node), seal the record against
-//! the previous hash, store the new hash in the head, insert the record.
+//! ([`signet_core::unit_of_work`]), never on its own. On PostgreSQL: bump
+//! the single `audit_head` row (which locks it, serialising appenders on
+//! every node), seal the record against the previous hash, store the new
+//! hash in the head, insert the record. On SQLite the group's transaction
+//! already holds the one write lock, so the group keeps the head in memory
+//! and an append is one `INSERT` (see `group_commit::ChainHead`).
 
 use signet_core::audit::{AuditEvent, AuditRecord};
 use signet_core::clock::Timestamp;
@@ -11,6 +14,7 @@ use signet_core::store::{AuditQuery, AuditStore, StoreError, StoreResult};
 use signet_core::unit_of_work::AuditAppend;
 use uuid::Uuid;
 
+use crate::group_commit::ChainHead;
 use crate::rows::{audit_columns, convert_all, AuditRow};
 use crate::tx::{with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
@@ -73,26 +77,73 @@ impl AuditAppend for SqlTx {
     }
 }
 
-/// Appends one record, chained to the head: bump the head row (which locks
-/// it, serialising appenders on every node), seal the record against the
-/// previous hash, store the new hash in the head, insert the record.
+/// Appends one record on PostgreSQL, chained to the head: bump the head row
+/// (which locks it, serialising appenders on every node), seal the record
+/// against the previous hash, store the new hash in the head, insert the
+/// record.
 pub(crate) async fn append(conn: Conn<'_>, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<AuditRecord> {
-    Ok(with_conn!(conn, |c| {
-        let (seq, prev): (i64, Vec<u8>) =
-            sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-                .fetch_one(&mut *c)
-                .await
-                .map_err(backend)?;
-        let prev: [u8; 32] = prev
-            .as_slice()
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("audit head hash length".into()))?;
-        let rec = AuditRecord::seal(event, id, at, seq - 1, prev);
+    let mut conn = conn;
+    let (seq, prev): (i64, Vec<u8>) = with_conn!(&mut conn, |c| {
+        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            .fetch_one(&mut **c)
+            .await
+            .map_err(backend)?
+    });
+    let rec = AuditRecord::seal(event, id, at, seq - 1, hash_of(&prev)?);
+    with_conn!(&mut conn, |c| {
         sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
             .bind(rec.hash.as_slice())
-            .execute(&mut *c)
+            .execute(&mut **c)
             .await
             .map_err(backend)?;
+    });
+    insert(conn, &rec).await?;
+    Ok(rec)
+}
+
+/// Appends one record on SQLite after `head`, the chain head its group
+/// already holds (read here, inside the group's transaction, when the
+/// group has none yet): one `INSERT`. The group writes the head back with
+/// its `COMMIT` (see `group_commit::ChainHead`). Returns the new head.
+pub(crate) async fn append_after(
+    conn: Conn<'_>,
+    head: Option<ChainHead>,
+    event: &AuditEvent,
+    id: Uuid,
+    at: Timestamp,
+) -> StoreResult<ChainHead> {
+    let mut conn = conn;
+    let head = match head {
+        Some(h) => h,
+        None => {
+            let (seq, hash): (i64, Vec<u8>) = with_conn!(&mut conn, |c| {
+                sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                    .fetch_one(&mut **c)
+                    .await
+                    .map_err(backend)?
+            });
+            ChainHead {
+                seq,
+                hash: hash_of(&hash)?,
+            }
+        }
+    };
+    let rec = AuditRecord::seal(event, id, at, head.seq, head.hash);
+    insert(conn, &rec).await?;
+    Ok(ChainHead {
+        seq: rec.seq,
+        hash: rec.hash,
+    })
+}
+
+fn hash_of(bytes: &[u8]) -> StoreResult<[u8; 32]> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("audit head hash length".into()))
+}
+
+async fn insert(conn: Conn<'_>, rec: &AuditRecord) -> StoreResult<()> {
+    with_conn!(conn, |c| {
         sqlx::query(concat!(
             "INSERT INTO audit_log (",
             audit_columns!(),
@@ -113,6 +164,6 @@ pub(crate) async fn append(conn: Conn<'_>, event: &AuditEvent, id: Uuid, at: Tim
         .execute(&mut *c)
         .await
         .map_err(backend)?;
-        rec
-    }))
+    });
+    Ok(())
 }

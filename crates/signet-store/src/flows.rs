@@ -1,10 +1,19 @@
 use signet_core::clock::Timestamp;
 use signet_core::flow::{Flow, FlowId};
-use signet_core::store::{FlowStore, StoreError, StoreResult};
+use signet_core::store::{FlowLookup, FlowStore, StoreError, StoreResult};
 use signet_core::unit_of_work::FlowWrites;
 
 use crate::rows::{flow_columns, FlowRow};
-use crate::tx::{in_tx, with_conn, write_op, Conn, SqlTx};
+
+/// A row of [`FlowStore::flow_or_finished`]: a flow, or (`finished` = 1)
+/// the mark of a finished one.
+#[derive(sqlx::FromRow)]
+struct FlowLookupRow {
+    #[sqlx(flatten)]
+    flow: FlowRow,
+    finished: i64,
+}
+use crate::tx::{in_tx, with_conn, with_conn_sql, write_op, Conn, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
 fn state_json(flow: &Flow) -> StoreResult<String> {
@@ -44,6 +53,40 @@ impl FlowStore for SqlStore {
                 .map_err(backend)?
         });
         Ok(n > 0)
+    }
+
+    async fn flow_or_finished(&self, id: FlowId, now: Timestamp) -> StoreResult<FlowLookup> {
+        // The live copy, if any, and the finished mark, if any, as rows of
+        // one shape (the mark's flow columns are placeholders it never
+        // reads). `finish_flow` deletes the copy as it writes the mark, so
+        // at most one of them exists.
+        let rows: Vec<FlowLookupRow> = with_db!(read(self), |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                flow_columns!(),
+                ", CAST(0 AS BIGINT) AS finished FROM flows WHERE id = $1 AND expires_at > $2 \
+                 UNION ALL SELECT id, CAST('' AS TEXT), CAST('' AS TEXT), CAST(0 AS BIGINT), \
+                 CAST(NULL AS BYTEA), CAST(0 AS BIGINT), expires_at, CAST(1 AS BIGINT) \
+                 FROM finished_flows WHERE id = $1"
+            ))
+            .bind(id.0.to_string())
+            .bind(now.as_millis())
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?
+        });
+        let mut finished = false;
+        for row in rows {
+            if row.finished == 0 {
+                return Ok(FlowLookup::Stored(Box::new(Flow::try_from(row.flow)?)));
+            }
+            finished = true;
+        }
+        Ok(if finished {
+            FlowLookup::Finished
+        } else {
+            FlowLookup::Absent
+        })
     }
 
     async fn update_flow(&self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
@@ -130,23 +173,29 @@ impl FlowWrites for SqlTx {
     }
 
     async fn finish_flow(&mut self, id: FlowId, expires_at: Timestamp) -> StoreResult<bool> {
-        in_tx!(self, |c| {
-            let won =
-                sqlx::query("INSERT INTO finished_flows (id, expires_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+        // One call on either engine: the id recorded as finished (the
+        // insert that lands is the single winner) and the stored copy, if
+        // any, deleted. SQLite runs the two statements of one query in
+        // order; PostgreSQL takes the delete as a data-modifying CTE.
+        let r = async {
+            let won: Option<(String,)> = with_conn_sql!(self.conn()?,
+                sqlite: "DELETE FROM flows WHERE id = $1; \
+                         INSERT INTO finished_flows (id, expires_at) VALUES ($1, $2) \
+                         ON CONFLICT (id) DO NOTHING RETURNING id",
+                postgres: "WITH gone AS (DELETE FROM flows WHERE id = $1) \
+                           INSERT INTO finished_flows (id, expires_at) VALUES ($1, $2) \
+                           ON CONFLICT (id) DO NOTHING RETURNING id",
+                |c, sql| sqlx::query_as(sql)
                     .bind(id.0.to_string())
                     .bind(expires_at.as_millis())
-                    .execute(&mut *c)
+                    .fetch_optional(&mut *c)
                     .await
                     .map_err(backend)?
-                    .rows_affected()
-                    == 1;
-            sqlx::query("DELETE FROM flows WHERE id = $1")
-                .bind(id.0.to_string())
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?;
-            won
-        })
+            );
+            Ok(won.is_some())
+        }
+        .await;
+        self.observe(r)
     }
 
     async fn update_flow(&mut self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {

@@ -62,6 +62,7 @@ use crate::backend;
 pub(crate) const MAX_GROUP: usize = 64;
 
 const SAVEPOINT: &str = "SAVEPOINT signet_unit";
+const OPEN_GROUP_AND_SAVEPOINT: &str = "BEGIN IMMEDIATE; SAVEPOINT signet_unit";
 const RELEASE: &str = "RELEASE SAVEPOINT signet_unit";
 const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT signet_unit";
 
@@ -133,6 +134,33 @@ pub(crate) struct Group {
     /// Members hold receivers only: if every holder of the group drops it
     /// unanswered, they are told it was lost instead of waiting forever.
     outcome: watch::Sender<Option<Outcome>>,
+    /// The audit chain's head as this group's transaction has it (see
+    /// [`ChainHead`]). Only the member holding the slot touches it.
+    head: std::sync::Mutex<GroupHead>,
+}
+
+/// The head of the hash-chained audit log (`audit_head`): the last
+/// record's sequence number and hash.
+///
+/// A group reads it once, inside its transaction (which holds SQLite's
+/// write lock, so no other connection or process can move it), each
+/// member's appends advance it in memory, and it is written back once,
+/// in the same call as the group's `COMMIT`. An append is then one
+/// `INSERT` instead of three statements, and a member that rolls back
+/// never touched it: a member's new head is taken into the group only
+/// once its savepoint is released.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChainHead {
+    pub(crate) seq: i64,
+    pub(crate) hash: [u8; 32],
+}
+
+#[derive(Default)]
+struct GroupHead {
+    known: Option<ChainHead>,
+    /// Advanced by a released member: `audit_head` must be written before
+    /// the `COMMIT`.
+    dirty: bool,
 }
 
 impl Group {
@@ -142,7 +170,35 @@ impl Group {
             released: AtomicUsize::new(0),
             closer: AtomicBool::new(false),
             outcome: watch::channel(None).0,
+            head: std::sync::Mutex::new(GroupHead::default()),
         })
+    }
+
+    fn head(&self) -> std::sync::MutexGuard<'_, GroupHead> {
+        self.head.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The statements that end this group durably: `audit_head` brought
+    /// up to the group's chain (when a member appended), then `COMMIT`,
+    /// after `first` (a last member's `RELEASE`), all in one call to the
+    /// connection. The values are the group's own integers and bytes,
+    /// written as SQL literals.
+    fn closing_sql(&self, first: Option<&str>) -> String {
+        let mut sql = String::new();
+        if let Some(first) = first {
+            sql.push_str(first);
+            sql.push_str("; ");
+        }
+        let head = self.head();
+        if let (true, Some(h)) = (head.dirty, head.known) {
+            let hex: String = h.hash.iter().map(|b| format!("{b:02x}")).collect();
+            sql.push_str(&format!(
+                "UPDATE audit_head SET seq = {}, hash = X'{hex}' WHERE id = 1; ",
+                h.seq
+            ));
+        }
+        sql.push_str("COMMIT");
+        sql
     }
 
     fn answer(&self, outcome: Outcome) {
@@ -241,21 +297,14 @@ impl GroupCommit {
             gc: self.clone(),
             in_savepoint: false,
         };
-        if fresh {
-            // IMMEDIATE takes the write lock now rather than at the first
-            // write, so a transaction never fails half-way for the lock.
-            if let Err(e) = member.run("BEGIN IMMEDIATE").await {
-                // No transaction: nothing to roll back; the connection is
-                // in doubt, so it is not reused.
-                if let Some(mut conn) = member.conn.take() {
-                    if !self.ephemeral {
-                        conn.close_on_drop();
-                    }
-                }
-                return Err(e);
-            }
-        }
-        if let Err(e) = member.run(SAVEPOINT).await {
+        // IMMEDIATE takes the write lock now rather than at the first
+        // write, so a transaction never fails half-way for the lock. A
+        // fresh group's `BEGIN` and its first savepoint go in one call (one
+        // hand-off to the connection's thread). If either fails, the group
+        // (which has no member yet) is failed: `ROLLBACK`, whose result
+        // does not matter, and the connection, in doubt, is not reused.
+        let opening = if fresh { OPEN_GROUP_AND_SAVEPOINT } else { SAVEPOINT };
+        if let Err(e) = member.run(opening).await {
             member.fail_group_now(&e);
             return Err(e);
         }
@@ -292,10 +341,37 @@ impl Member {
         }
     }
 
-    /// Releases the unit into its group and waits until the group is
-    /// durable (or has failed). The member must stay in its `SqlTx` while
-    /// this runs up to the release, so that a cancellation rolls it back.
-    pub(crate) async fn release(&mut self) -> StoreResult<watch::Receiver<Option<Outcome>>> {
+    /// The audit chain head as the group's transaction has it, if a member
+    /// has read it already ([`ChainHead`]).
+    pub(crate) fn chain_head(&self) -> Option<ChainHead> {
+        self.group.head().known
+    }
+
+    /// Releases the unit into its group, with `head` the chain head after
+    /// the unit's own audit appends (if it made any), and returns where
+    /// the group's outcome will be told.
+    ///
+    /// When nobody is waiting for the writer (or the group is full), the
+    /// unit is the group's last member: its `RELEASE`, the chain head and
+    /// the `COMMIT` go in one call, run by a spawned task that owns the
+    /// connection and the slot from here (cancelling the caller cannot cut
+    /// it short). Otherwise the `RELEASE` runs here, the member staying in
+    /// its `SqlTx` until it is done so that a cancellation rolls it back,
+    /// and [`Member::leave`] then parks the group for the units waiting.
+    pub(crate) async fn release(&mut self, head: Option<ChainHead>) -> StoreResult<watch::Receiver<Option<Outcome>>> {
+        let members = self.group.released.load(Ordering::SeqCst) + 1;
+        let last = members >= MAX_GROUP || self.gc.waiting.load(Ordering::SeqCst) == 0;
+        if last {
+            if let (Some(conn), Some(slot)) = (self.conn.take(), self.slot.take()) {
+                self.in_savepoint = false;
+                self.advance_head(head);
+                self.group.released.fetch_add(1, Ordering::SeqCst);
+                self.gc.units.fetch_add(1, Ordering::SeqCst);
+                let rx = self.group.outcome.subscribe();
+                spawn(commit(conn, slot, self.group.clone(), self.gc.clone(), Some(RELEASE)));
+                return Ok(rx);
+            }
+        }
         if let Err(e) = self.run(RELEASE).await {
             // SQLite ended the transaction on its own (or the connection
             // broke): the whole group is lost and every member is told.
@@ -303,13 +379,24 @@ impl Member {
             return Err(e);
         }
         self.in_savepoint = false;
+        self.advance_head(head);
         self.group.released.fetch_add(1, Ordering::SeqCst);
         self.gc.units.fetch_add(1, Ordering::SeqCst);
         Ok(self.group.outcome.subscribe())
     }
 
+    /// Takes a released unit's chain head into its group.
+    fn advance_head(&self, head: Option<ChainHead>) {
+        if let Some(h) = head {
+            let mut g = self.group.head();
+            g.known = Some(h);
+            g.dirty = true;
+        }
+    }
+
     /// After [`Member::release`]: hands the connection on (parked for the
-    /// next unit, or committing the group now).
+    /// next unit, or committing the group now), unless the release already
+    /// committed the group.
     pub(crate) fn leave(mut self) {
         let (Some(conn), Some(slot)) = (self.conn.take(), self.slot.take()) else {
             return;
@@ -415,7 +502,7 @@ fn leave(conn: PoolConnection<Sqlite>, mut slot: OwnedMutexGuard<Slot>, group: A
             spawn(close_later(gc, id));
         }
     } else if members > 0 {
-        spawn(commit(conn, slot, group, gc));
+        spawn(commit(conn, slot, group, gc, None));
     } else {
         spawn(end_empty(conn, slot, group, gc));
     }
@@ -436,21 +523,28 @@ async fn close_later(gc: Arc<GroupCommit>, id: u64) {
     let mut slot = gc.slot.clone().lock_owned().await;
     if slot.as_ref().is_some_and(|p| p.group.id == id) {
         if let Some(parked) = slot.take() {
-            commit(parked.conn, slot, parked.group, gc).await;
+            commit(parked.conn, slot, parked.group, gc, None).await;
         }
     }
 }
 
 /// One `COMMIT` (one fsync) for every member of the group, then the answer
-/// to each. A failed `COMMIT` is followed by a `ROLLBACK` whose result does
-/// not matter, and the connection is never used again (ADR 0010).
+/// to each; before it, `first` (the last member's `RELEASE`) and the audit
+/// chain head, in the same call. A failure of any of them fails the group:
+/// a `ROLLBACK` whose result does not matter follows, and the connection is
+/// never used again (ADR 0010).
 async fn commit(
     mut conn: PoolConnection<Sqlite>,
     slot: OwnedMutexGuard<Slot>,
     group: Arc<Group>,
     gc: Arc<GroupCommit>,
+    first: Option<&'static str>,
 ) {
-    match sqlx::query("COMMIT").execute(&mut *conn).await {
+    let sql = group.closing_sql(first);
+    // Several statements in one call (SQLite runs them in order and stops
+    // at the first error); the head's literal differs each time, so the
+    // statement is not cached.
+    match sqlx::query(&sql).persistent(false).execute(&mut *conn).await {
         Ok(_) => {
             gc.commits.fetch_add(1, Ordering::SeqCst);
             // The connection goes back to the pool in autocommit mode
@@ -681,5 +775,79 @@ mod tests {
         drop(w);
         let k = keys(&store).await;
         assert!(k.contains(&"a".to_owned()) && k.contains(&"auto".to_owned()), "{k:?}");
+    }
+
+    /// A unit that appends `n` audit records (with the id `id` for the
+    /// first, so a duplicate can make its commit fail) and commits.
+    fn audited(
+        store: &Arc<SqlStore>,
+        k: &str,
+        id: uuid::Uuid,
+    ) -> tokio::task::JoinHandle<signet_core::store::StoreResult<()>> {
+        use signet_core::unit_of_work::AuditAppend;
+        let (store, k) = (store.clone(), k.to_owned());
+        tokio::spawn(async move {
+            let mut tx = store.begin_tx().await?;
+            insert(&mut tx, &k).await?;
+            tx.append_audit(&event(&k), id, signet_core::clock::Timestamp::from_millis(1))
+                .await?;
+            tx.append_audit(
+                &event(&k),
+                uuid::Uuid::new_v4(),
+                signet_core::clock::Timestamp::from_millis(2),
+            )
+            .await?;
+            tx.commit_now().await
+        })
+    }
+
+    fn event(k: &str) -> signet_core::audit::AuditEvent {
+        use signet_core::audit::{Actor, AuditEvent, EventType, Outcome};
+        AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success).details(serde_json::json!({ "k": k }))
+    }
+
+    /// The group keeps the audit chain's head in memory (`ChainHead`): the
+    /// records of its members chain one after the other, a member whose
+    /// append fails takes its records (and nothing else) with it, and the
+    /// head row written with the `COMMIT` ends the chain exactly.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_groups_members_chain_their_audit_records_and_a_failed_member_leaves_no_gap() {
+        use signet_core::store::AuditStore;
+        let (store, _dir) = store().await;
+        let taken = uuid::Uuid::new_v4();
+        // X holds the writer while A, B (whose first record reuses X's id,
+        // so its commit fails) and C queue behind it.
+        let x = audited(&store, "x", taken);
+        x.await.unwrap().unwrap();
+        let mut hold = store.begin_tx().await.unwrap();
+        insert(&mut hold, "hold").await.unwrap();
+        let a = audited(&store, "a", uuid::Uuid::new_v4());
+        settle().await;
+        let b = audited(&store, "b", taken);
+        settle().await;
+        let c = audited(&store, "c", uuid::Uuid::new_v4());
+        settle().await;
+        let before = store.commit_stats();
+        hold.commit_now().await.unwrap();
+        a.await.unwrap().unwrap();
+        assert!(b.await.unwrap().is_err(), "B's duplicate record id fails its commit");
+        c.await.unwrap().unwrap();
+        assert_eq!(
+            store.commit_stats().commits - before.commits,
+            1,
+            "one COMMIT for the group"
+        );
+        assert_eq!(keys(&store).await, ["a", "c", "hold", "x"]);
+        let records = store.audit_range(0, 100).await.unwrap();
+        assert_eq!(records.len(), 6, "two each for X, A and C; none for B");
+        let mut v = signet_core::audit::Verifier::default();
+        for r in &records {
+            v.check(r).unwrap();
+        }
+        let (seq, hash) = store.audit_head().await.unwrap();
+        assert_eq!(v.finish(seq, hash).unwrap(), 6);
+        // The next group reads the head it left.
+        audited(&store, "d", uuid::Uuid::new_v4()).await.unwrap().unwrap();
+        assert_eq!(store.audit_head().await.unwrap().0, seq + 2);
     }
 }

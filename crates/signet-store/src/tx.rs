@@ -62,6 +62,26 @@ macro_rules! with_conn {
 }
 pub(crate) use with_conn;
 
+/// [`with_conn!`] for an operation whose SQL differs between the engines
+/// (one round trip written the way each engine allows): `$sql` is bound to
+/// the `sqlite` or the `postgres` text, and the body, type-checked against
+/// both drivers as with [`with_conn!`], runs it.
+macro_rules! with_conn_sql {
+    ($conn:expr, sqlite: $lite:expr, postgres: $pg:expr, |$c:ident, $sql:ident| $body:expr) => {
+        match $conn {
+            $crate::tx::Conn::Sqlite($c) => {
+                let $sql: &'static str = $lite;
+                $body
+            }
+            $crate::tx::Conn::Postgres($c) => {
+                let $sql: &'static str = $pg;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_conn_sql;
+
 /// Runs `$body` on the unit of work `$tx`'s connection (as [`with_conn!`])
 /// and passes the result through [`SqlTx::observe`], so that a failed
 /// operation poisons the unit. `$body` evaluates to the operation's value
@@ -234,16 +254,25 @@ impl SqlTx {
             ));
         }
         let pending = std::mem::take(&mut self.audit);
-        for record in &pending {
-            let r = crate::audit::append(self.conn()?, &record.event, record.id, record.at).await;
-            self.observe(r)?;
-        }
         match self.open.as_mut() {
             Some(Open::Sqlite(member)) => {
+                // The chain head is the group's, read at most once per
+                // group (see `group_commit::ChainHead`).
+                let mut head = member.chain_head();
+                let mut appended = None;
+                for record in &pending {
+                    let r = crate::audit::append_after(self.conn()?, head, &record.event, record.id, record.at).await;
+                    let next = self.observe(r)?;
+                    head = Some(next);
+                    appended = Some(next);
+                }
+                let Some(Open::Sqlite(member)) = self.open.as_mut() else {
+                    return Err(finished());
+                };
                 // Cancelled during the release, the member is still here
                 // and its Drop rolls it back (or fails the group if the
                 // release had run: nothing was acknowledged).
-                let released = member.release().await;
+                let released = member.release(appended).await;
                 let member = match self.open.take() {
                     Some(Open::Sqlite(m)) => m,
                     _ => return Err(finished()),
@@ -254,10 +283,16 @@ impl SqlTx {
                 member.leave();
                 group_commit::outcome(outcome).await
             }
-            Some(Open::Postgres(_)) => match self.open.take() {
-                Some(Open::Postgres(tx)) => tx.commit().await.map_err(backend),
-                _ => Err(finished()),
-            },
+            Some(Open::Postgres(_)) => {
+                for record in &pending {
+                    let r = crate::audit::append(self.conn()?, &record.event, record.id, record.at).await;
+                    self.observe(r)?;
+                }
+                match self.open.take() {
+                    Some(Open::Postgres(tx)) => tx.commit().await.map_err(backend),
+                    _ => Err(finished()),
+                }
+            }
             None => Err(finished()),
         }
     }

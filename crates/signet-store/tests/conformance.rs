@@ -430,6 +430,10 @@ async fn flows_update_by_compare_and_swap_and_expire(s: Arc<SqlStore>) {
 async fn a_flow_is_finished_once_and_remembered(s: Arc<SqlStore>) {
     let f = flow(None);
     assert!(!s.is_finished(f.id).await.unwrap());
+    assert!(matches!(
+        s.flow_or_finished(f.id, at(1)).await.unwrap(),
+        FlowLookup::Absent
+    ));
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let s = s.clone();
@@ -444,6 +448,10 @@ async fn a_flow_is_finished_once_and_remembered(s: Arc<SqlStore>) {
     let wins = winners(tasks).await;
     assert_eq!(wins, 1);
     assert!(s.is_finished(f.id).await.unwrap());
+    assert!(matches!(
+        s.flow_or_finished(f.id, at(1)).await.unwrap(),
+        FlowLookup::Finished
+    ));
 
     // A stored flow: its first progress stores it once, and finishing it
     // deletes the row.
@@ -458,11 +466,23 @@ async fn a_flow_is_finished_once_and_remembered(s: Arc<SqlStore>) {
     );
     drop(tx);
     assert!(s.flow(g.id, at(1)).await.unwrap().is_some());
+    match s.flow_or_finished(g.id, at(1)).await.unwrap() {
+        FlowLookup::Stored(stored) => assert_eq!((stored.id, stored.version), (g.id, g.version)),
+        other => panic!("the stored flow, not {other:?}"),
+    }
     let mut tx = s.tx().await;
     assert!(tx.finish_flow(g.id, at(7200)).await.unwrap());
     tx.commit().await.unwrap();
     assert!(s.flow(g.id, at(1)).await.unwrap().is_none());
     assert!(s.is_finished(g.id).await.unwrap());
+    assert!(matches!(
+        s.flow_or_finished(g.id, at(1)).await.unwrap(),
+        FlowLookup::Finished
+    ));
+    // Finishing it again loses, and leaves the mark.
+    let mut tx = s.tx().await;
+    assert!(!tx.finish_flow(g.id, at(7200)).await.unwrap());
+    tx.commit().await.unwrap();
     // Forgotten once the flow could no longer be live.
     s.purge_expired_flows(at(7201)).await.unwrap();
     assert!(!s.is_finished(g.id).await.unwrap());
