@@ -684,8 +684,11 @@ async fn complete(
             sessions::establish_in(app, &mut *tx, grant, session, event).await?
         }
     };
+    let notices = tx.queued_messages();
     tx.commit().await?;
-    app.courier.wake();
+    if notices {
+        app.courier.wake();
+    }
     if let Some(method) = fallback {
         crate::fallback::count_use(app, method, "allowed");
     }

@@ -449,6 +449,13 @@ pub trait Transaction:
     /// Discards everything written so far. Dropping the handle does the
     /// same, later; this returns the connection at once.
     async fn rollback(self: Box<Self>) -> StoreResult<()>;
+    /// Whether this unit queued a message in the outbox, so that the
+    /// caller wakes the courier after the commit only when there is
+    /// something to send (a wake-up costs the courier a claim on the
+    /// writer). An implementation that cannot tell says `true`.
+    fn queued_messages(&self) -> bool {
+        true
+    }
 }
 
 /// A transaction handle.

@@ -39,7 +39,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::ConnectOptions as _;
 use sqlx::Connection as _;
 
-use crate::Db;
+use crate::readers::Readers;
+use crate::{Db, Reads};
 
 /// How long a request waits for a database connection (the SQLite writer,
 /// or one of the PostgreSQL pool) before it is answered 503
@@ -57,6 +58,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// statement of a hot path stays prepared on every connection (on
 /// PostgreSQL a re-prepare is an extra round trip).
 const STATEMENT_CACHE: usize = 512;
+
+/// SQLite read connections (WAL: readers never wait for the writer).
+const READERS: usize = 4;
 
 /// How long the first connection to PostgreSQL may take.
 pub const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -273,15 +277,15 @@ impl SqlStore {
             }
         }
         let read = if in_memory {
-            write.clone()
+            Reads::Shared(write.clone())
         } else {
-            SqlitePoolOptions::new()
-                .test_before_acquire(false)
-                .max_connections(4)
-                .acquire_timeout(ACQUIRE_TIMEOUT)
-                .connect_with(common.read_only(true))
-                .await
-                .map_err(open_error)?
+            // Outside sqlx's pool, which pings every connection returned
+            // to it (crate::readers).
+            Reads::Own(
+                Readers::open(common.read_only(true), READERS)
+                    .await
+                    .map_err(open_error)?,
+            )
         };
         Ok(Self {
             db: Db::Sqlite {
@@ -323,7 +327,10 @@ impl SqlStore {
     pub async fn close(&self) {
         match &self.db {
             Db::Sqlite { write, read, .. } => {
-                read.close().await;
+                match read {
+                    Reads::Own(readers) => readers.close().await,
+                    Reads::Shared(pool) => pool.close().await,
+                }
                 write.close().await;
             }
             Db::Postgres(pool) => pool.close().await,

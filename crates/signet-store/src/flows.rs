@@ -13,7 +13,7 @@ struct FlowLookupRow {
     flow: FlowRow,
     finished: i64,
 }
-use crate::tx::{in_tx, with_conn, with_conn_sql, write_op, Conn, SqlTx};
+use crate::tx::{with_conn, with_conn_sql, write_op, Conn, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
 fn state_json(flow: &Flow) -> StoreResult<String> {

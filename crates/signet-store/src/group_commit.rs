@@ -646,13 +646,16 @@ mod tests {
 
     /// What a reader (another connection) sees: only committed rows.
     async fn keys(store: &SqlStore) -> Vec<String> {
-        crate::with_db!(read(store), |pool| {
-            let mut rows: Vec<(String,)> = sqlx::query_as("SELECT k FROM gc_parent ORDER BY k")
-                .fetch_all(pool)
-                .await
-                .unwrap();
-            rows.drain(..).map(|(k,)| k).collect()
-        })
+        let read = async {
+            Ok::<_, signet_core::store::StoreError>(crate::with_db!(read(store), |pool| {
+                let mut rows: Vec<(String,)> = sqlx::query_as("SELECT k FROM gc_parent ORDER BY k")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+                rows.drain(..).map(|(k,)| k).collect()
+            }))
+        };
+        read.await.unwrap()
     }
 
     /// A unit that inserts `k` and commits, spawned to queue on the writer.

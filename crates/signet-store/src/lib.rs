@@ -24,6 +24,7 @@ mod oidc_clients;
 mod oidc_grants;
 mod outbox;
 mod phones;
+mod readers;
 mod recovery_codes;
 mod recovery_tickets;
 mod rows;
@@ -45,10 +46,18 @@ pub use connect::{
 pub use group_commit::CommitStats;
 pub use tx::SqlTx;
 
+/// Where SQLite reads run: the read connections of a file database
+/// ([`readers`]), or, for an in-memory one (which lives in its one
+/// connection), the writer's pool.
+pub(crate) enum Reads {
+    Own(readers::Readers),
+    Shared(sqlx::SqlitePool),
+}
+
 pub(crate) enum Db {
     Sqlite {
         write: sqlx::SqlitePool,
-        read: sqlx::SqlitePool,
+        read: Reads,
         /// Units of work share `COMMIT`s ([`group_commit`]).
         group: std::sync::Arc<group_commit::GroupCommit>,
     },
@@ -67,7 +76,18 @@ macro_rules! with_db {
     };
     (read($store:expr), |$pool:ident| $body:expr) => {
         match &$store.db {
-            $crate::Db::Sqlite { read: $pool, .. } => $body,
+            $crate::Db::Sqlite {
+                read: $crate::Reads::Shared($pool),
+                ..
+            } => $body,
+            $crate::Db::Sqlite {
+                read: $crate::Reads::Own(readers),
+                ..
+            } => {
+                let mut reader = readers.acquire().await?;
+                let $pool = &mut *reader;
+                $body
+            }
             $crate::Db::Postgres($pool) => $body,
         }
     };
@@ -83,6 +103,9 @@ pub(crate) use with_db;
 /// is `Busy`: both answer 503 with `Retry-After`, never 500. A lost
 /// connection is `Unavailable`. Anything else is a bug or corruption.
 pub(crate) fn backend(e: sqlx::Error) -> StoreError {
+    if matches!(e, sqlx::Error::WorkerCrashed) {
+        readers::note_worker_crashed();
+    }
     match &e {
         sqlx::Error::PoolTimedOut => StoreError::Busy(Box::new(e)),
         sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => StoreError::Unavailable(Box::new(e)),
@@ -174,5 +197,9 @@ impl Transaction for SqlTx {
 
     async fn rollback(mut self: Box<Self>) -> StoreResult<()> {
         self.rollback_now().await
+    }
+
+    fn queued_messages(&self) -> bool {
+        self.queued_messages
     }
 }

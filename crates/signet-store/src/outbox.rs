@@ -211,7 +211,9 @@ async fn enqueue(conn: Conn<'_>, m: &Message) -> StoreResult<()> {
 impl OutboxWrites for SqlTx {
     async fn enqueue_message(&mut self, m: &Message) -> StoreResult<()> {
         let r = enqueue(self.conn()?, m).await;
-        self.observe(r)
+        self.observe(r)?;
+        self.queued_messages = true;
+        Ok(())
     }
 
     async fn expire_message(&mut self, id: Uuid, lease_token: Uuid, now: Timestamp) -> StoreResult<bool> {

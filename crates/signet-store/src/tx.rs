@@ -167,6 +167,9 @@ pub struct SqlTx {
     /// then always the last lock a unit takes (no lock-order deadlock with
     /// a unit that locks a session first) and is held for the shortest time.
     audit: Vec<PendingAudit>,
+    /// A message was queued in the outbox (see
+    /// `Transaction::queued_messages`).
+    pub(crate) queued_messages: bool,
 }
 
 impl SqlStore {
@@ -193,6 +196,7 @@ impl SqlStore {
             open: Some(open),
             poisoned: false,
             audit: Vec::new(),
+            queued_messages: false,
         })
     }
 
