@@ -281,11 +281,11 @@ impl SqlStore {
         } else {
             // Outside sqlx's pool, which pings every connection returned
             // to it (crate::readers).
-            Reads::Own(
+            Reads::Own(Box::new(
                 Readers::open(common.read_only(true), READERS)
                     .await
                     .map_err(open_error)?,
-            )
+            ))
         };
         Ok(Self {
             db: Db::Sqlite {

@@ -50,7 +50,7 @@ pub use tx::SqlTx;
 /// ([`readers`]), or, for an in-memory one (which lives in its one
 /// connection), the writer's pool.
 pub(crate) enum Reads {
-    Own(readers::Readers),
+    Own(Box<readers::Readers>),
     Shared(sqlx::SqlitePool),
 }
 
@@ -85,7 +85,7 @@ macro_rules! with_db {
                 ..
             } => {
                 let mut reader = readers.acquire().await?;
-                let $pool = &mut *reader;
+                let $pool = reader.conn()?;
                 $body
             }
             $crate::Db::Postgres($pool) => $body,

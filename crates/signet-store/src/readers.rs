@@ -29,7 +29,6 @@
 //! [`note_worker_crashed`]) is found by pinging the idle ones on the next
 //! acquire, and replaced.
 
-use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -108,16 +107,12 @@ pub(crate) struct Reader<'r> {
     _permit: SemaphorePermit<'r>,
 }
 
-impl Deref for Reader<'_> {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        self.conn.as_ref().expect("a reader holds its connection until dropped")
-    }
-}
-
-impl DerefMut for Reader<'_> {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        self.conn.as_mut().expect("a reader holds its connection until dropped")
+impl Reader<'_> {
+    /// The connection (held from acquire until the reader is dropped).
+    pub(crate) fn conn(&mut self) -> StoreResult<&mut SqliteConnection> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Backend("a reader without its connection".into()))
     }
 }
 
@@ -173,7 +168,10 @@ mod tests {
 
     async fn read(r: &Readers) -> i64 {
         let mut c = r.acquire().await.unwrap();
-        let (x,): (i64,) = sqlx::query_as("SELECT x FROM t").fetch_one(&mut *c).await.unwrap();
+        let (x,): (i64,) = sqlx::query_as("SELECT x FROM t")
+            .fetch_one(c.conn().unwrap())
+            .await
+            .unwrap();
         x
     }
 
@@ -215,6 +213,9 @@ mod tests {
     async fn read_connections_cannot_write() {
         let (r, _dir) = readers(1).await;
         let mut c = r.acquire().await.unwrap();
-        assert!(sqlx::query("INSERT INTO t VALUES (8)").execute(&mut *c).await.is_err());
+        assert!(sqlx::query("INSERT INTO t VALUES (8)")
+            .execute(c.conn().unwrap())
+            .await
+            .is_err());
     }
 }
