@@ -69,6 +69,19 @@ pub(crate) struct User {
     /// throttling the one address the bench really has.
     pub(crate) ip: String,
     pub(crate) auth: SoftAuthenticator,
+    /// The enrolled credential's key for the load loop (`crate::signer`);
+    /// without it the software authenticator answers.
+    pub(crate) fast: Option<crate::signer::FastPasskey>,
+}
+
+impl User {
+    /// An assertion for the request options `public_key`.
+    pub(crate) async fn assert(&mut self, public_key: &Value) -> anyhow::Result<Value> {
+        match &self.fast {
+            Some(fast) => fast.get(public_key),
+            None => Ok(self.auth.get(public_key).await),
+        }
+    }
 }
 
 /// Which login scenario to run.
@@ -191,11 +204,13 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
         let email = format!("pk{i}@example.com");
         let token = crate::seed_session_for(&app, &email).await?;
         let mut auth = SoftAuthenticator::new(ONE_PASSWORD, true, false).at(&base);
+        let mut fast = None;
         if scenario != Scenario::EmailCode {
             enroll(&http, &base, &token, &mut auth).await?;
+            fast = Some(crate::signer::FastPasskey::of(&auth, &base)?);
         }
         let ip = format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
-        per_client[i % concurrency].push(User { email, ip, auth });
+        per_client[i % concurrency].push(User { email, ip, auth, fast });
     }
 
     let counter = Arc::new(AtomicUsize::new(0));
@@ -323,7 +338,7 @@ pub(crate) async fn login(http: &reqwest::Client, base: &str, user: &mut User) -
     )
     .await?;
     let flow = started["flow_id"].as_str().context("flow_id")?.to_owned();
-    let credential = user.auth.get(&passkey_options(&started)?).await;
+    let credential = user.assert(&passkey_options(&started)?).await?;
     let done = post_as(
         http,
         format!("{base}/api/v1/login/{flow}/passkey"),
@@ -428,7 +443,7 @@ async fn raise(http: &reqwest::Client, base: &str, token: &str, user: &mut User)
     )
     .await?;
     let flow = started["flow_id"].as_str().context("flow_id")?.to_owned();
-    let credential = user.auth.get(&passkey_options(&started)?).await;
+    let credential = user.assert(&passkey_options(&started)?).await?;
     post_as(
         http,
         format!("{base}/api/v1/step-up/{flow}/passkey"),

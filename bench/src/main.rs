@@ -29,6 +29,7 @@ mod otp;
 mod overload;
 mod server;
 mod signatures;
+mod signer;
 mod timings;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -85,6 +85,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
         email: email.to_owned(),
         ip: "10.0.0.1".to_owned(),
         auth: SoftAuthenticator::new(ONE_PASSWORD, true, false).at(&base),
+        fast: None,
     };
     crate::logins::enroll(&http, &base, &enrollment, &mut user.auth).await?;
     let session = crate::logins::login(&http, &base, &mut user).await?;
