@@ -60,12 +60,9 @@ pub async fn reserve_in(tx: &mut dyn Transaction, flow: &Flow, now: Timestamp) -
 }
 
 impl Attempt {
-    /// A right code: the account's run of failures ends.
-    pub async fn succeeded(self, store: &dyn Store) -> Result<()> {
-        throttle::clear_account(store, &self.key).await
-    }
-
-    /// [`Attempt::succeeded`] in the unit that consumed the code.
+    /// A right code: the account's run of failures ends, in the unit of
+    /// work that consumes the code (so the step stays one commit after the
+    /// reservation).
     pub async fn succeeded_in(self, tx: &mut dyn Transaction) -> Result<()> {
         throttle::clear_account_in(tx, &self.key).await
     }

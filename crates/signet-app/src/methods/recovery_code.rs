@@ -150,6 +150,9 @@ fn used() -> Error {
 /// left comes from the use itself, so two codes used at once each tell
 /// their own count.
 struct UseCode {
+    /// The comparison reserved on the account's run of failures, ended in
+    /// this unit when the code is used (see the TOTP method's effect).
+    attempt: code_attempts::Attempt,
     user: User,
     hash: TokenHash,
     at: Timestamp,
@@ -165,6 +168,7 @@ impl StepEffect for UseCode {
         let Some(left) = tx.use_recovery_code(self.user.id, &self.hash, self.at).await? else {
             return Err(used());
         };
+        self.attempt.succeeded_in(tx).await?;
         let (link, not_me) = crate::not_me::prepare(&self.settings, &self.user, self.at);
         tx.issue_secrets(&[link], self.at).await?;
         let email = messages::recovery_code_used(
@@ -242,7 +246,6 @@ impl LoginStep for RecoveryCodes {
             };
             return Err(attempt.failed(&*self.store, now, flow, ctx.origin, refusal).await);
         };
-        attempt.succeeded(&*self.store).await?;
         Ok(Verified {
             proof: Proof {
                 aal: Aal::Aal1,
@@ -252,6 +255,7 @@ impl LoginStep for RecoveryCodes {
                 user_id: None,
             },
             effect: Some(Box::new(UseCode {
+                attempt,
                 user: user.clone(),
                 hash: hash(user.id, &code),
                 at: now,

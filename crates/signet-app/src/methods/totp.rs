@@ -155,16 +155,20 @@ struct AdvanceStep {
     id: Uuid,
     step: i64,
     at: Timestamp,
+    /// The comparison reserved on the account's run of failures: a right
+    /// code ends the run in the same unit as the step's own writes (one
+    /// commit fewer per step). If the unit fails (a replay lost the race),
+    /// the reservation stands as the failure it then is.
+    attempt: code_attempts::Attempt,
 }
 
 #[async_trait::async_trait]
 impl StepEffect for AdvanceStep {
     async fn apply(self: Box<Self>, tx: &mut dyn Transaction) -> Result<()> {
-        if tx.advance_totp_step(self.id, self.step, self.at).await? {
-            Ok(())
-        } else {
-            Err(replayed())
+        if !tx.advance_totp_step(self.id, self.step, self.at).await? {
+            return Err(replayed());
         }
+        self.attempt.succeeded_in(tx).await
     }
 }
 
@@ -204,7 +208,6 @@ impl LoginStep for TotpMethod {
                 replay = true;
                 continue;
             }
-            attempt.succeeded(&*self.store).await?;
             return Ok(Verified {
                 proof: Proof {
                     aal: Aal::Aal1,
@@ -217,6 +220,7 @@ impl LoginStep for TotpMethod {
                     id: credential.id,
                     step,
                     at: now,
+                    attempt,
                 })),
                 owner: None,
             });
