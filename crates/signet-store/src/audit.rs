@@ -79,25 +79,32 @@ impl AuditAppend for SqlTx {
 
 /// Appends one record on PostgreSQL, chained to the head: bump the head row
 /// (which locks it, serialising appenders on every node), seal the record
-/// against the previous hash, store the new hash in the head, insert the
-/// record.
-pub(crate) async fn append(conn: Conn<'_>, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<AuditRecord> {
-    let mut conn = conn;
-    let (seq, prev): (i64, Vec<u8>) = with_conn!(&mut conn, |c| {
+/// against the previous hash, then insert the record and store its hash in
+/// the head in one statement (a data-modifying CTE): two round trips.
+pub(crate) async fn append_pg(
+    c: &mut sqlx::PgConnection,
+    event: &AuditEvent,
+    id: Uuid,
+    at: Timestamp,
+) -> StoreResult<AuditRecord> {
+    let (seq, prev): (i64, Vec<u8>) =
         sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut **c)
-            .await
-            .map_err(backend)?
-    });
-    let rec = AuditRecord::seal(event, id, at, seq - 1, hash_of(&prev)?);
-    with_conn!(&mut conn, |c| {
-        sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-            .bind(rec.hash.as_slice())
-            .execute(&mut **c)
+            .fetch_one(&mut *c)
             .await
             .map_err(backend)?;
-    });
-    insert(conn, &rec).await?;
+    let rec = AuditRecord::seal(event, id, at, seq - 1, hash_of(&prev)?);
+    bind_record(
+        sqlx::query(concat!(
+            "WITH rec AS (INSERT INTO audit_log (",
+            audit_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)) \
+             UPDATE audit_head SET hash = $12 WHERE id = 1"
+        )),
+        &rec,
+    )
+    .execute(&mut *c)
+    .await
+    .map_err(backend)?;
     Ok(rec)
 }
 
@@ -144,12 +151,36 @@ fn hash_of(bytes: &[u8]) -> StoreResult<[u8; 32]> {
 
 async fn insert(conn: Conn<'_>, rec: &AuditRecord) -> StoreResult<()> {
     with_conn!(conn, |c| {
-        sqlx::query(concat!(
-            "INSERT INTO audit_log (",
-            audit_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        ))
-        .bind(rec.seq)
+        bind_record(
+            sqlx::query(concat!(
+                "INSERT INTO audit_log (",
+                audit_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            )),
+            rec,
+        )
+        .execute(&mut *c)
+        .await
+        .map_err(backend)?;
+    });
+    Ok(())
+}
+
+/// Binds a record's columns as `$1`..`$12`, in `audit_columns!` order.
+fn bind_record<'q, DB>(
+    q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
+    rec: &'q AuditRecord,
+) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>
+where
+    DB: sqlx::Database,
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q [u8]: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    q.bind(rec.seq)
         .bind(rec.id.to_string())
         .bind(rec.at.as_millis())
         .bind(rec.event_type.as_str())
@@ -161,9 +192,4 @@ async fn insert(conn: Conn<'_>, rec: &AuditRecord) -> StoreResult<()> {
         .bind(rec.details.as_str())
         .bind(rec.prev_hash.as_slice())
         .bind(rec.hash.as_slice())
-        .execute(&mut *c)
-        .await
-        .map_err(backend)?;
-    });
-    Ok(())
 }

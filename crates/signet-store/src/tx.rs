@@ -289,7 +289,10 @@ impl SqlTx {
             }
             Some(Open::Postgres(_)) => {
                 for record in &pending {
-                    let r = crate::audit::append(self.conn()?, &record.event, record.id, record.at).await;
+                    let r = match self.conn()? {
+                        Conn::Postgres(c) => crate::audit::append_pg(c, &record.event, record.id, record.at).await,
+                        Conn::Sqlite(_) => Err(finished()),
+                    };
                     self.observe(r)?;
                 }
                 match self.open.take() {
