@@ -46,7 +46,7 @@ pub struct WebSettings {
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub app: App,
+    pub app: Arc<App>,
     pub web: Arc<WebSettings>,
     pub cookies: Arc<cookies::CookieNames>,
     pub admission: Arc<admission::Admission>,
@@ -56,7 +56,7 @@ impl AppState {
     pub fn new(app: App, web: WebSettings) -> Self {
         let secure = app.settings.public_url.scheme() == "https";
         Self {
-            app,
+            app: Arc::new(app),
             admission: Arc::new(admission::Admission::new(&web.budgets)),
             web: Arc::new(web),
             cookies: Arc::new(cookies::CookieNames::new(secure)),
