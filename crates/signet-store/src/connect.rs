@@ -311,7 +311,15 @@ impl SqlStore {
             Ok(Err(source)) => return Err(ConnectError::Postgres { server, source }),
             Err(_) => return Err(ConnectError::PostgresTimeout { server }),
         }
+        // No ping before each acquire (issue 13): it is a round trip to the
+        // server per statement or unit, on top of the one sqlx makes when a
+        // connection comes back to the pool. A connection the server or the
+        // network dropped fails the one operation that finds it (503
+        // `unavailable`, like any outage) and is closed when it comes back
+        // (that ping fails), so the next operation gets a fresh one
+        // (`faults::postgresql_going_away_is_503_and_the_server_recovers_without_a_restart`).
         let pool = PgPoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(max)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(opts)
