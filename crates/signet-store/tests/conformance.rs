@@ -2046,9 +2046,10 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     ));
     // A code whose user is gone comes back without one.
     let orphan = TokenHash::of(b"orphan code");
+    let orphan_id = Uuid::new_v4();
     tx.insert_oidc_code(&NewCode {
         hash: &orphan,
-        id: Uuid::new_v4(),
+        id: orphan_id,
         client_id: "app",
         user_id: Uuid::new_v4(),
         session_id: session,
@@ -2062,6 +2063,10 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
         CodeRedemption::Redeemed { user: None, .. }
     ));
     tx.commit().await.unwrap();
+    // Introspection's pool read of the same standing, once committed.
+    assert_eq!(s.oidc_grant_standing(orphan_id).await.unwrap(), Some(true));
+    assert_eq!(s.oidc_grant_standing(other_id).await.unwrap(), Some(false));
+    assert_eq!(s.oidc_grant_standing(Uuid::new_v4()).await.unwrap(), None);
 
     // Back-channel logout: only redeemed codes, of the session asked, each
     // announced once.

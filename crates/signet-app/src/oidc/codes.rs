@@ -221,12 +221,11 @@ fn check(
     Ok(grant)
 }
 
-/// Whether the tokens issued from code `id` still stand.
+/// Whether the tokens issued from code `id` still stand, as committed (a
+/// pool read: no unit of work, so introspection and UserInfo never wait
+/// for SQLite's single writer).
 pub async fn standing(app: &App, id: Uuid) -> Result<bool> {
-    let mut tx = app.store.begin().await?;
-    let standing = tx.oidc_code_standing(id).await?;
-    tx.rollback().await?;
-    Ok(standing == Some(true))
+    Ok(app.store.oidc_grant_standing(id).await? == Some(true))
 }
 
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.
