@@ -9,8 +9,11 @@
 //! is involved), `aud` the client id too (no `resource` indicator is
 //! supported yet). Lifetimes are the client's `access_token_ttl_secs`.
 //!
-//! Every grant and every refusal is recorded in the audit log, each in its
-//! own unit of work that commits before the answer is sent.
+//! Every grant and every refusal is recorded in the audit log. A grant's
+//! writes (a code redeemed, a refresh token rotated) and its record are one
+//! unit of work that commits before the answer is sent; tokens are signed
+//! after that commit, never while the unit holds SQLite's single writer
+//! (ADR 0100).
 //!
 //! Also built: the `authorization_code` grant (RFC 6749 §4.1.3, OpenID
 //! Connect Core §3.1.3), which redeems a code (see [`super::codes`]) and
