@@ -333,6 +333,11 @@ pub trait OidcClientStore: Send + Sync {
     async fn list_oidc_consents(&self, user: UserId) -> StoreResult<Vec<crate::oidc_client::OidcConsent>>;
     /// The clients holding a live refresh token of `user` at `now`.
     async fn oidc_clients_with_grants(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<String>>;
+    /// Whether the tokens issued from code `id` still stand, as committed:
+    /// `None` if there is no such code, `Some(false)` once it was revoked.
+    /// (Introspection and UserInfo read it without opening a unit of work,
+    /// which on SQLite would wait for the single writer.)
+    async fn oidc_grant_standing(&self, id: Uuid) -> StoreResult<Option<bool>>;
 }
 
 /// Help-desk recovery tickets (reads).

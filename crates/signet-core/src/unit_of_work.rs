@@ -287,7 +287,7 @@ pub trait OidcKeyWrites: Send {
 
 /// What redeeming an authorization code found (OpenID Connect Core
 /// §3.1.3.2, RFC 6749 §4.1.2: single use).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum CodeRedemption {
     /// No code has this hash.
     Unknown,
@@ -297,6 +297,10 @@ pub enum CodeRedemption {
         client_id: String,
         grant: String,
         expires_at: Timestamp,
+        /// The user it was issued to, read by the same statement (the ID
+        /// token's claims and the "still active" check need no second
+        /// read); `None` if the account is gone.
+        user: Option<crate::user::User>,
     },
     /// It had been redeemed before: it is now revoked, and with it every
     /// token issued from it.
@@ -326,7 +330,8 @@ pub trait OidcGrantWrites: Send {
     /// Stores a new code, by its hash only.
     async fn insert_oidc_code(&mut self, code: &NewCode<'_>) -> StoreResult<()>;
     /// Redeems a code with one conditional write; a second redemption
-    /// revokes the code instead.
+    /// revokes the code instead. The redeemed code comes back with its
+    /// user, read by the same statement.
     async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption>;
     /// Whether the tokens issued from code `id` still stand: `None` if there
     /// is no such code, `Some(false)` once it was revoked.
@@ -335,7 +340,8 @@ pub trait OidcGrantWrites: Send {
     /// from), by its hash only.
     async fn insert_oidc_refresh(&mut self, token: &NewRefreshToken<'_>) -> StoreResult<()>;
     /// Rotates a refresh token out with one conditional write: of
-    /// concurrent uses exactly one gets `Rotated`.
+    /// concurrent uses exactly one gets `Rotated`, with whether its grant
+    /// still stands and its user is active, read by the same statement.
     async fn rotate_oidc_refresh(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<RefreshRotation>;
     /// Revokes a family: its code (so the access tokens issued from it) and
     /// every refresh token in it. Returns the refresh tokens revoked.
@@ -400,12 +406,17 @@ pub enum RefreshRotation {
     /// No refresh token has this hash.
     Unknown,
     /// This call rotated it out (`revoked` if its family was revoked).
+    /// `grant_standing` and `user_active` are read by the same statement:
+    /// whether the family's code is still unrevoked, and whether its user
+    /// still exists and is active.
     Rotated {
         family: Uuid,
         client_id: String,
         grant: String,
         expires_at: Timestamp,
         revoked: bool,
+        grant_standing: bool,
+        user_active: bool,
     },
     /// It had been rotated out before: a replay.
     Reused { family: Uuid, client_id: String },

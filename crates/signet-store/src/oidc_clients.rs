@@ -9,6 +9,7 @@ use signet_core::store::{OidcClientStore, StoreError, StoreResult};
 use signet_core::unit_of_work::{OidcClientWrites, OidcKeyWrites};
 use signet_core::user::UserId;
 use signet_core::ErrorCode;
+use uuid::Uuid;
 
 use crate::rows::{hash, uuid};
 use crate::tx::{in_tx, SqlTx};
@@ -147,6 +148,17 @@ impl OidcClientStore for SqlStore {
             .map_err(backend)?
         });
         Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    async fn oidc_grant_standing(&self, id: Uuid) -> StoreResult<Option<bool>> {
+        let row: Option<(Option<i64>,)> = with_db!(read(self), |pool| {
+            sqlx::query_as("SELECT revoked_at FROM oidc_codes WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(pool)
+                .await
+                .map_err(backend)?
+        });
+        Ok(row.map(|(revoked,)| revoked.is_none()))
     }
 }
 

@@ -9,13 +9,94 @@ use signet_core::oidc_client::OidcClient;
 use signet_core::secret::TokenHash;
 use signet_core::store::StoreResult;
 use signet_core::unit_of_work::{CodeRedemption, NewCode, NewRefreshToken, OidcGrantWrites, RefreshRotation};
-use signet_core::user::UserId;
+use signet_core::user::{User, UserId, UserStatus};
 use uuid::Uuid;
 
 use crate::backend;
 use crate::oidc_clients::{oidc_client_columns, oidc_client_read_columns, ClientRow};
-use crate::rows::uuid;
+use crate::rows::{uuid, UserRow};
 use crate::tx::{in_tx, SqlTx};
+
+/// The columns of the user `$owner` (an SQL expression naming a user id),
+/// each a scalar subquery, so that the statement that redeems a code also
+/// reads its user: NULL throughout if the account is gone.
+macro_rules! user_of {
+    ($owner:literal) => {
+        concat!(
+            "(SELECT email FROM users WHERE users.id = ",
+            $owner,
+            ") AS user_email, ",
+            "(SELECT phone FROM users WHERE users.id = ",
+            $owner,
+            ") AS user_phone, ",
+            "(SELECT name FROM users WHERE users.id = ",
+            $owner,
+            ") AS user_name, ",
+            "(SELECT roles FROM users WHERE users.id = ",
+            $owner,
+            ") AS user_roles, ",
+            "(SELECT status FROM users WHERE users.id = ",
+            $owner,
+            ") AS user_status, ",
+            "(SELECT created_at FROM users WHERE users.id = ",
+            $owner,
+            ") AS user_created_at, ",
+            "(SELECT updated_at FROM users WHERE users.id = ",
+            $owner,
+            ") AS user_updated_at"
+        )
+    };
+}
+
+/// A code this call redeemed, with its user's columns.
+#[derive(sqlx::FromRow)]
+struct RedeemedRow {
+    id: String,
+    client_id: String,
+    user_id: String,
+    grant_data: String,
+    expires_at: i64,
+    user_email: Option<String>,
+    user_phone: Option<String>,
+    user_name: Option<String>,
+    user_roles: Option<String>,
+    user_status: Option<String>,
+    user_created_at: Option<i64>,
+    user_updated_at: Option<i64>,
+}
+
+impl RedeemedRow {
+    fn into_redemption(self) -> StoreResult<CodeRedemption> {
+        let user = match (
+            self.user_email,
+            self.user_roles,
+            self.user_status,
+            self.user_created_at,
+            self.user_updated_at,
+        ) {
+            (Some(email), Some(roles), Some(status), Some(created_at), Some(updated_at)) => {
+                Some(User::try_from(UserRow {
+                    id: self.user_id,
+                    email,
+                    phone: self.user_phone,
+                    name: self.user_name,
+                    roles,
+                    status,
+                    created_at,
+                    updated_at,
+                })?)
+            }
+            _ => None,
+        };
+        Ok(CodeRedemption::Redeemed {
+            id: uuid(&self.id)?,
+            client_id: self.client_id,
+            grant: self.grant_data,
+            expires_at: Timestamp::from_millis(self.expires_at),
+            user,
+        })
+    }
+}
 
 #[async_trait::async_trait]
 impl OidcGrantWrites for SqlTx {
@@ -93,24 +174,20 @@ impl OidcGrantWrites for SqlTx {
     }
 
     async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption> {
-        let won: Option<(String, String, String, i64)> = in_tx!(self, |c| {
-            sqlx::query_as(
+        let won: Option<RedeemedRow> = in_tx!(self, |c| {
+            sqlx::query_as(concat!(
                 "UPDATE oidc_codes SET redeemed_at = $2 WHERE code_hash = $1 AND redeemed_at IS NULL AND revoked_at IS NULL \
-                 RETURNING id, client_id, grant_data, expires_at",
-            )
+                 RETURNING id, client_id, user_id, grant_data, expires_at, ",
+                user_of!("oidc_codes.user_id")
+            ))
             .bind(hash.as_bytes().to_vec())
             .bind(now.as_millis())
             .fetch_optional(&mut *c)
             .await
             .map_err(backend)?
         })?;
-        if let Some((id, client_id, grant, expires_at)) = won {
-            return Ok(CodeRedemption::Redeemed {
-                id: uuid(&id)?,
-                client_id,
-                grant,
-                expires_at: Timestamp::from_millis(expires_at),
-            });
+        if let Some(row) = won {
+            return row.into_redemption();
         }
         let reused: Option<(String, String)> = in_tx!(self, |c| {
             sqlx::query_as(
@@ -163,10 +240,16 @@ impl OidcGrantWrites for SqlTx {
     }
 
     async fn rotate_oidc_refresh(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<RefreshRotation> {
-        let won: Option<(String, String, String, i64, Option<i64>)> = in_tx!(self, |c| {
+        // The family's code and the user are read by subqueries of the
+        // rotating statement itself: one round trip to the writer.
+        type Won = (String, String, String, i64, Option<i64>, i64, Option<String>);
+        let won: Option<Won> = in_tx!(self, |c| {
             sqlx::query_as(
                 "UPDATE oidc_refresh_tokens SET rotated_at = $2 WHERE token_hash = $1 AND rotated_at IS NULL \
-                 RETURNING family_id, client_id, grant_data, expires_at, revoked_at",
+                 RETURNING family_id, client_id, grant_data, expires_at, revoked_at, \
+                 (SELECT COUNT(*) FROM oidc_codes \
+                  WHERE oidc_codes.id = oidc_refresh_tokens.family_id AND oidc_codes.revoked_at IS NULL), \
+                 (SELECT status FROM users WHERE users.id = oidc_refresh_tokens.user_id)",
             )
             .bind(hash.as_bytes().to_vec())
             .bind(now.as_millis())
@@ -174,13 +257,15 @@ impl OidcGrantWrites for SqlTx {
             .await
             .map_err(backend)?
         })?;
-        if let Some((family, client_id, grant, expires_at, revoked_at)) = won {
+        if let Some((family, client_id, grant, expires_at, revoked_at, standing, status)) = won {
             return Ok(RefreshRotation::Rotated {
                 family: uuid(&family)?,
                 client_id,
                 grant,
                 expires_at: Timestamp::from_millis(expires_at),
                 revoked: revoked_at.is_some(),
+                grant_standing: standing == 1,
+                user_active: status.as_deref().and_then(UserStatus::parse) == Some(UserStatus::Active),
             });
         }
         Ok(match self.oidc_refresh_owner(hash).await? {

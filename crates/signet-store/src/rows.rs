@@ -37,14 +37,14 @@ fn ms(t: i64) -> Timestamp {
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct UserRow {
-    id: String,
-    email: String,
-    phone: Option<String>,
-    name: Option<String>,
-    roles: String,
-    status: String,
-    created_at: i64,
-    updated_at: i64,
+    pub(crate) id: String,
+    pub(crate) email: String,
+    pub(crate) phone: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) roles: String,
+    pub(crate) status: String,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
 }
 
 macro_rules! user_columns {

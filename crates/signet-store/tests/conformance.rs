@@ -1944,7 +1944,9 @@ macro_rules! conformance {
 
 async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s: Arc<SqlStore>) {
     use signet_core::unit_of_work::{CodeRedemption, NewRefreshToken, RefreshRotation};
-    let user = Uuid::new_v4();
+    let account = user("oidc-grants@example.com");
+    s.insert_user(&account).await.unwrap();
+    let user = account.id.0;
     let session = Uuid::new_v4();
     let code = TokenHash::of(b"code");
     let code_id = Uuid::new_v4();
@@ -1975,14 +1977,17 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     tx.commit().await.unwrap();
 
     let mut tx = s.begin().await.unwrap();
+    // The redeeming statement also reads the code's user.
     assert!(matches!(
         tx.redeem_oidc_code(&code, at(1)).await.unwrap(),
-        CodeRedemption::Redeemed { id, .. } if id == code_id
+        CodeRedemption::Redeemed { id, user: Some(u), .. }
+            if id == code_id && u.id == account.id && u.email == account.email && u.is_active()
     ));
     assert_eq!(tx.oidc_code_standing(code_id).await.unwrap(), Some(true));
     assert!(matches!(
         tx.rotate_oidc_refresh(&rt, at(2)).await.unwrap(),
-        RefreshRotation::Rotated { family, revoked: false, .. } if family == code_id
+        RefreshRotation::Rotated { family, revoked: false, grant_standing: true, user_active: true, .. }
+            if family == code_id
     ));
     assert!(matches!(
         tx.rotate_oidc_refresh(&rt, at(3)).await.unwrap(),
@@ -1993,10 +1998,10 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
         CodeRedemption::Reused { id, .. } if id == code_id
     ));
     assert_eq!(tx.oidc_code_standing(code_id).await.unwrap(), Some(false));
-    assert_eq!(
+    assert!(matches!(
         tx.redeem_oidc_code(&TokenHash::of(b"nope"), at(4)).await.unwrap(),
         CodeRedemption::Unknown
-    );
+    ));
     assert_eq!(tx.oidc_code_standing(Uuid::new_v4()).await.unwrap(), None);
     assert_eq!(
         tx.oidc_refresh_owner(&rt).await.unwrap(),
@@ -2032,7 +2037,56 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
         tx.redeem_oidc_code(&other, at(6)).await.unwrap(),
         CodeRedemption::Reused { .. }
     ));
+    // The rotating statement tells a family whose code was revoked after
+    // the token was stored, and a disabled user.
+    let late = TokenHash::of(b"late refresh");
+    tx.insert_oidc_refresh(&NewRefreshToken {
+        hash: &late,
+        id: Uuid::new_v4(),
+        family: other_id,
+        client_id: "app",
+        user_id: user,
+        grant: "{}",
+        expires_at: at(600),
+    })
+    .await
+    .unwrap();
+    assert!(tx
+        .set_user_status(UserId(user), signet_core::user::UserStatus::Disabled, at(6))
+        .await
+        .unwrap());
+    assert!(matches!(
+        tx.rotate_oidc_refresh(&late, at(6)).await.unwrap(),
+        RefreshRotation::Rotated {
+            revoked: false,
+            grant_standing: false,
+            user_active: false,
+            ..
+        }
+    ));
+    // A code whose user is gone comes back without one.
+    let orphan = TokenHash::of(b"orphan code");
+    let orphan_id = Uuid::new_v4();
+    tx.insert_oidc_code(&NewCode {
+        hash: &orphan,
+        id: orphan_id,
+        client_id: "app",
+        user_id: Uuid::new_v4(),
+        session_id: session,
+        grant: "{}",
+        expires_at: at(60),
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        tx.redeem_oidc_code(&orphan, at(6)).await.unwrap(),
+        CodeRedemption::Redeemed { user: None, .. }
+    ));
     tx.commit().await.unwrap();
+    // Introspection's pool read of the same standing, once committed.
+    assert_eq!(s.oidc_grant_standing(orphan_id).await.unwrap(), Some(true));
+    assert_eq!(s.oidc_grant_standing(other_id).await.unwrap(), Some(false));
+    assert_eq!(s.oidc_grant_standing(Uuid::new_v4()).await.unwrap(), None);
 
     // Back-channel logout: only redeemed codes, of the session asked, each
     // announced once.

@@ -20,12 +20,14 @@ use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::oidc_client::OidcClient;
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
-use signet_core::unit_of_work::{CodeRedemption, NewCode};
+use signet_core::unit_of_work::{CodeRedemption, NewCode, Tx};
+use signet_core::user::User;
 use signet_core::Result;
 use uuid::Uuid;
 
 use super::authorize::{acr_of, AuthorizationRequest};
 use super::error::{OAuthCode, OAuthError};
+use super::tokens::Refused;
 use crate::sessions::Current;
 use crate::App;
 
@@ -109,17 +111,25 @@ pub async fn issue(
     Ok(code)
 }
 
-/// A redeemed code: its id (the `jti` of the access token issued from it)
-/// and what it stands for.
+/// A redeemed code: its id (the `jti` of the access token issued from it),
+/// what it stands for, and its user (active: checked).
 pub struct Redeemed {
     pub id: Uuid,
     pub grant: CodeGrant,
+    pub user: User,
 }
 
-/// Redeems `code` for `client`, checking the redirect URI and the PKCE
-/// verifier. Every failure is `invalid_grant` (RFC 6749 §5.2), except a
-/// verifier sent for a code without a challenge, which is a PKCE downgrade
-/// attempt (RFC 9700 §2.1.1) and refused the same way.
+/// Redeems `code` for `client` in a unit of work it opens and hands back
+/// open, checking the redirect URI and the PKCE verifier and that the user
+/// is still active. The redemption, whatever follows from it (a refresh
+/// token) and its audit record then commit as one unit. Every failure is
+/// `invalid_grant` (RFC 6749 §5.2), except a verifier sent for a code
+/// without a challenge, which is a PKCE downgrade attempt (RFC 9700
+/// §2.1.1) and refused the same way.
+///
+/// A code that failed a check after it was redeemed stays redeemed (it is
+/// burnt: RFC 6749 §4.1.2 allows one use, not one successful use), so the
+/// refusal carries the unit for its audit record to commit with.
 pub async fn redeem(
     app: &App,
     origin: &Origin,
@@ -127,19 +137,19 @@ pub async fn redeem(
     code: Option<&str>,
     redirect_uri: Option<&str>,
     verifier: Option<&str>,
-) -> std::result::Result<Redeemed, OAuthError> {
+) -> std::result::Result<(Tx, Redeemed), Refused> {
     let invalid = |why: &str| OAuthError::new(OAuthCode::InvalidGrant, why.to_owned());
     let code = code.ok_or_else(|| OAuthError::new(OAuthCode::InvalidRequest, "code is required"))?;
     let Some(code) = PlainToken::parse(TokenKind::AuthorizationCode, code) else {
-        return Err(invalid("the code is not valid"));
+        return Err(invalid("the code is not valid").into());
     };
+    let hash = code.hash();
     let now = app.clock.now();
     let mut tx = app.store.begin().await?;
-    let found = tx.redeem_oidc_code(&code.hash(), now).await?;
-    let (id, owner, body, expires_at) = match found {
+    let (id, owner, body, expires_at, user) = match tx.redeem_oidc_code(&hash, now).await? {
         CodeRedemption::Unknown => {
             tx.rollback().await?;
-            return Err(invalid("the code is not valid"));
+            return Err(invalid("the code is not valid").into());
         }
         CodeRedemption::Reused { id, client_id } => {
             let record = AuditEvent::new(EventType::OidcCodeReused, Actor::Anonymous, Outcome::Denied)
@@ -147,9 +157,9 @@ pub async fn redeem(
                 .details(json!({ "client_id": client_id, "code_id": id, "presented_by": client.client_id }));
             tx.revoke_oidc_family(id, now).await?;
             app.audit().append(&mut *tx, &record).await?;
-            tx.commit().await?;
-            return Err(invalid(
-                "the code was already used; the tokens issued from it are revoked",
+            return Err(Refused::with_unit(
+                invalid("the code was already used; the tokens issued from it are revoked"),
+                tx,
             ));
         }
         CodeRedemption::Redeemed {
@@ -157,16 +167,39 @@ pub async fn redeem(
             client_id,
             grant,
             expires_at,
-        } => (id, client_id, grant, expires_at),
+            user,
+        } => (id, client_id, grant, expires_at, user),
     };
-    tx.commit().await?;
+    let checked = check(client, &owner, expires_at, now, &body, redirect_uri, verifier);
+    let grant = match checked {
+        Ok(grant) => grant,
+        Err(refusal) => return Err(Refused::with_unit(refusal, tx)),
+    };
+    let Some(user) = user.filter(|u| u.is_active()) else {
+        return Err(Refused::with_unit(invalid("the account is no longer active"), tx));
+    };
+    Ok((tx, Redeemed { id, grant, user }))
+}
+
+/// The checks a redeemed code must pass (RFC 6749 §4.1.3, RFC 7636 §4.6):
+/// its client, its lifetime, its redirect URI, its PKCE challenge.
+fn check(
+    client: &OidcClient,
+    owner: &str,
+    expires_at: signet_core::clock::Timestamp,
+    now: signet_core::clock::Timestamp,
+    body: &str,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+) -> std::result::Result<CodeGrant, OAuthError> {
+    let invalid = |why: &str| OAuthError::new(OAuthCode::InvalidGrant, why.to_owned());
     if owner != client.client_id {
         return Err(invalid("the code was issued to another client"));
     }
     if expires_at <= now {
         return Err(invalid("the code has expired"));
     }
-    let grant: CodeGrant = serde_json::from_str(&body)
+    let grant: CodeGrant = serde_json::from_str(body)
         .map_err(|e| signet_core::Error::Internal(format!("stored code grant: {e}").into()))?;
     if redirect_uri != Some(grant.redirect_uri.as_str()) {
         return Err(invalid("redirect_uri does not match the authorization request"));
@@ -185,15 +218,14 @@ pub async fn redeem(
             ))
         }
     }
-    Ok(Redeemed { id, grant })
+    Ok(grant)
 }
 
-/// Whether the tokens issued from code `id` still stand.
+/// Whether the tokens issued from code `id` still stand, as committed (a
+/// pool read: no unit of work, so introspection and UserInfo never wait
+/// for SQLite's single writer).
 pub async fn standing(app: &App, id: Uuid) -> Result<bool> {
-    let mut tx = app.store.begin().await?;
-    let standing = tx.oidc_code_standing(id).await?;
-    tx.rollback().await?;
-    Ok(standing == Some(true))
+    Ok(app.store.oidc_grant_standing(id).await? == Some(true))
 }
 
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.

@@ -216,6 +216,21 @@ impl SigningKey {
     }
 }
 
+/// Signs `claims` with `key` ([`SigningKey::sign`]) without holding up the
+/// async reactor: an RS256 signature (a 2048-bit modular exponentiation,
+/// about a millisecond) runs on the blocking pool, so the other requests
+/// of that worker thread are not stalled behind it (DESIGN.md: heavy
+/// crypto stays off the reactor); an ES256 one (tens of microseconds, less
+/// than the hand-off would cost) is made in place.
+pub async fn sign_off_reactor(key: Arc<SigningKey>, typ: &'static str, claims: serde_json::Value) -> Result<String> {
+    match key.alg() {
+        Alg::ES256 => key.sign(typ, &claims),
+        Alg::RS256 => tokio::task::spawn_blocking(move || key.sign(typ, &claims))
+            .await
+            .map_err(|e| Error::internal_msg(format!("RS256 signing task: {e}")))?,
+    }
+}
+
 /// The public JWK members and the RFC 7638 §3.2 thumbprint input (required
 /// members only, lexicographic order, no whitespace).
 fn public_jwk(material: &Material) -> Result<(serde_json::Value, String)> {

@@ -22,13 +22,12 @@ use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::oidc_client::{GrantType, OidcClient};
 use signet_core::secret::{PlainToken, TokenKind};
-use signet_core::unit_of_work::{NewRefreshToken, RefreshRotation, Transaction};
-use signet_core::user::UserId;
+use signet_core::unit_of_work::{NewRefreshToken, RefreshRotation, Transaction, Tx};
 use uuid::Uuid;
 
 use super::codes::CodeGrant;
 use super::error::{OAuthCode, OAuthError};
-use super::tokens::TokenResponse;
+use super::tokens::Refused;
 use crate::App;
 
 /// Whether this grant yields a refresh token for this client.
@@ -36,56 +35,69 @@ pub fn offered(client: &OidcClient, grant: &CodeGrant) -> bool {
     client.allows_grant(GrantType::RefreshToken) && grant.scope.iter().any(|s| s == "offline_access")
 }
 
-/// Stores a new refresh token of `family` in `tx` and returns it.
+/// Stores `token`, a new refresh token of `family` carrying `grant` (its
+/// JSON document), in `tx`. The caller has established in the same unit
+/// that the family stands: it redeemed the family's code there, or rotated
+/// a token of it with a statement that read the code unrevoked. A
+/// revocation marks the code row, and on SQLite the unit holds the only
+/// writer, so none can slip in between.
 pub async fn issue_in(
     app: &App,
     tx: &mut dyn Transaction,
     client: &OidcClient,
-    grant: &CodeGrant,
+    token: &PlainToken,
+    user_id: Uuid,
+    grant: &str,
     family: Uuid,
-) -> Result<PlainToken, OAuthError> {
-    let body =
-        serde_json::to_string(grant).map_err(|e| signet_core::Error::Internal(format!("refresh grant: {e}").into()))?;
-    // A grant revoked since it was checked (signed out everywhere, the app
-    // revoked, its code reused) issues nothing more: the revocation marks
-    // the code row, and this unit reads it before inserting.
-    if tx.oidc_code_standing(family).await? != Some(true) {
-        return Err(OAuthError::new(OAuthCode::InvalidGrant, "the grant was revoked"));
-    }
-    let token = PlainToken::generate(TokenKind::RefreshToken);
+) -> Result<(), OAuthError> {
     let ttl = std::time::Duration::from_secs(client.settings.refresh_token_ttl_secs);
     tx.insert_oidc_refresh(&NewRefreshToken {
         hash: &token.hash(),
         id: Uuid::new_v4(),
         family,
         client_id: &client.client_id,
-        user_id: grant.user_id,
-        grant: &body,
+        user_id,
+        grant,
         expires_at: app.clock.now().plus(ttl),
     })
     .await?;
-    Ok(token)
+    Ok(())
 }
 
-/// The `refresh_token` grant.
+/// A rotation done in an open unit of work: the grant it carries on, its
+/// family (the code it descends from) and the next refresh token, stored.
+pub struct Rotated {
+    pub grant: CodeGrant,
+    pub family: Uuid,
+    pub next: PlainToken,
+}
+
+/// The `refresh_token` grant: rotates the presented token out and stores
+/// the next one in a unit of work it hands back open, for the grant's
+/// audit record to join it. Everything that does not depend on the stored
+/// row (parsing, the next token) is done before the unit opens, and the
+/// row, its family's standing and its user are read by the one rotating
+/// statement: the unit holds SQLite's only writer, so it stays short.
 pub async fn refresh(
     app: &App,
     origin: &Origin,
     client: &OidcClient,
     presented: Option<&str>,
     scope: Option<&str>,
-) -> Result<TokenResponse, OAuthError> {
+) -> Result<(Tx, Rotated), Refused> {
     let invalid = |why: &str| OAuthError::new(OAuthCode::InvalidGrant, why.to_owned());
     let presented = presented.ok_or_else(|| OAuthError::new(OAuthCode::InvalidRequest, "refresh_token is required"))?;
     let Some(presented) = PlainToken::parse(TokenKind::RefreshToken, presented) else {
-        return Err(invalid("the refresh token is not valid"));
+        return Err(invalid("the refresh token is not valid").into());
     };
+    let hash = presented.hash();
+    let next = PlainToken::generate(TokenKind::RefreshToken);
     let now = app.clock.now();
     let mut tx = app.store.begin().await?;
-    let (family, owner, body, expires_at, revoked) = match tx.rotate_oidc_refresh(&presented.hash(), now).await? {
+    let (family, body) = match tx.rotate_oidc_refresh(&hash, now).await? {
         RefreshRotation::Unknown => {
             tx.rollback().await?;
-            return Err(invalid("the refresh token is not valid"));
+            return Err(invalid("the refresh token is not valid").into());
         }
         RefreshRotation::Reused { family, client_id } => {
             let revoked = tx.revoke_oidc_family(family, now).await?;
@@ -98,8 +110,10 @@ pub async fn refresh(
                     "revoked": revoked,
                 }));
             app.audit().append(&mut *tx, &record).await?;
-            tx.commit().await?;
-            return Err(invalid("the refresh token was already used; its family is revoked"));
+            return Err(Refused::with_unit(
+                invalid("the refresh token was already used; its family is revoked"),
+                tx,
+            ));
         }
         RefreshRotation::Rotated {
             family,
@@ -107,50 +121,69 @@ pub async fn refresh(
             grant,
             expires_at,
             revoked,
-        } => (family, client_id, grant, expires_at, revoked),
-    };
-    if revoked || owner != client.client_id || expires_at <= now {
-        tx.rollback().await?;
-        return Err(invalid("the refresh token is not valid"));
-    }
-    let mut grant: CodeGrant = serde_json::from_str(&body)
-        .map_err(|e| signet_core::Error::Internal(format!("stored refresh grant: {e}").into()))?;
-    if let Some(requested) = scope {
-        let mut narrowed: Vec<String> = Vec::new();
-        for s in requested.split(' ').filter(|s| !s.is_empty()) {
-            if !grant.scope.iter().any(|g| g == s) {
+            grant_standing,
+            user_active,
+        } => {
+            // Presented by another client, expired, or of a revoked grant:
+            // nothing changes (the rotation is undone).
+            if revoked || client_id != client.client_id || expires_at <= now {
                 tx.rollback().await?;
-                return Err(OAuthError::new(
-                    OAuthCode::InvalidScope,
-                    format!("scope {s:?} was not granted"),
-                ));
+                return Err(invalid("the refresh token is not valid").into());
             }
-            if !narrowed.iter().any(|n| n == s) {
-                narrowed.push(s.to_owned());
+            if !grant_standing {
+                tx.rollback().await?;
+                return Err(invalid("the grant was revoked").into());
             }
+            // The account was disabled: the token is used up, nothing new
+            // is issued.
+            if !user_active {
+                return Err(Refused::with_unit(invalid("the account is no longer active"), tx));
+            }
+            (family, grant)
         }
-        grant.scope = narrowed;
+    };
+    let mut grant: CodeGrant = match serde_json::from_str(&body) {
+        Ok(grant) => grant,
+        Err(e) => return Err(signet_core::Error::Internal(format!("stored refresh grant: {e}").into()).into()),
+    };
+    // A requested scope may only narrow the grant (RFC 6749 §6); the stored
+    // document is carried on as it is unless it does.
+    let narrowed = match scope {
+        Some(requested) => match narrow(&grant.scope, requested) {
+            Ok(narrowed) => Some(narrowed),
+            Err(refusal) => {
+                tx.rollback().await?;
+                return Err(refusal.into());
+            }
+        },
+        None => None,
+    };
+    let body = match narrowed {
+        Some(narrowed) => {
+            grant.scope = narrowed;
+            serde_json::to_string(&grant)
+                .map_err(|e| signet_core::Error::Internal(format!("refresh grant: {e}").into()))?
+        }
+        None => body,
+    };
+    issue_in(app, &mut *tx, client, &next, grant.user_id, &body, family).await?;
+    Ok((tx, Rotated { grant, family, next }))
+}
+
+/// The scopes of `requested`, each one of `granted` (RFC 6749 §6: "MUST
+/// NOT include any scope not originally granted").
+fn narrow(granted: &[String], requested: &str) -> Result<Vec<String>, OAuthError> {
+    let mut narrowed: Vec<String> = Vec::new();
+    for s in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !granted.iter().any(|g| g == s) {
+            return Err(OAuthError::new(
+                OAuthCode::InvalidScope,
+                format!("scope {s:?} was not granted"),
+            ));
+        }
+        if !narrowed.iter().any(|n| n == s) {
+            narrowed.push(s.to_owned());
+        }
     }
-    let next = issue_in(app, &mut *tx, client, &grant, family).await?;
-    tx.commit().await?;
-    let active = app
-        .store
-        .user_by_id(UserId(grant.user_id))
-        .await?
-        .is_some_and(|u| u.is_active());
-    if !active {
-        return Err(invalid("the account is no longer active"));
-    }
-    let access_token = app.oidc.keys.default_key().sign(
-        super::introspection::ACCESS_TOKEN_TYP,
-        &super::claims::access_token(app, client, &grant, family),
-    )?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: client.settings.access_token_ttl_secs,
-        scope: Some(grant.scope.join(" ")),
-        id_token: None,
-        refresh_token: Some(next.expose_secret().to_owned()),
-    })
+    Ok(narrowed)
 }

@@ -9,8 +9,11 @@
 //! is involved), `aud` the client id too (no `resource` indicator is
 //! supported yet). Lifetimes are the client's `access_token_ttl_secs`.
 //!
-//! Every grant and every refusal is recorded in the audit log, each in its
-//! own unit of work that commits before the answer is sent.
+//! Every grant and every refusal is recorded in the audit log. A grant's
+//! writes (a code redeemed, a refresh token rotated) and its record are one
+//! unit of work that commits before the answer is sent; tokens are signed
+//! after that commit, never while the unit holds SQLite's single writer
+//! (ADR 0100).
 //!
 //! Also built: the `authorization_code` grant (RFC 6749 §4.1.3, OpenID
 //! Connect Core §3.1.3), which redeems a code (see [`super::codes`]) and
@@ -22,9 +25,13 @@ use serde::Serialize;
 use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::oidc_client::{GrantType, OidcClient};
+use signet_core::secret::{PlainToken, TokenKind};
+use signet_core::unit_of_work::Tx;
+use signet_core::user::User;
 use uuid::Uuid;
 
 use super::clients::{self, ClientAuth};
+use super::codes::CodeGrant;
 use super::discovery::issuer;
 use super::error::{OAuthCode, OAuthError};
 use crate::App;
@@ -54,10 +61,80 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
 }
 
+/// A refusal at the token endpoint, with the unit of work whose writes
+/// must stand with its audit record (a reused code's or refresh token's
+/// revoked family, a code burnt by a failed check), if there is one: the
+/// record then joins that unit, and both commit together.
+pub struct Refused {
+    error: OAuthError,
+    unit: Option<Tx>,
+}
+
+impl Refused {
+    /// A refusal whose `unit` commits with its audit record.
+    pub fn with_unit(error: OAuthError, unit: Tx) -> Self {
+        Refused {
+            error,
+            unit: Some(unit),
+        }
+    }
+}
+
+impl From<OAuthError> for Refused {
+    fn from(error: OAuthError) -> Self {
+        Refused { error, unit: None }
+    }
+}
+
+impl From<signet_core::Error> for Refused {
+    fn from(e: signet_core::Error) -> Self {
+        OAuthError::from(e).into()
+    }
+}
+
+impl From<signet_core::store::StoreError> for Refused {
+    fn from(e: signet_core::store::StoreError) -> Self {
+        OAuthError::from(e).into()
+    }
+}
+
+/// A grant decided, not yet answered: its unit of work (still open, for
+/// the audit record to join) and what to sign once that unit commits.
+struct Settled {
+    client: OidcClient,
+    grant: GrantType,
+    unit: Tx,
+    scope: Option<String>,
+    tokens: Tokens,
+}
+
+enum Tokens {
+    /// `client_credentials`: signed before the unit opened (nothing in it
+    /// depends on storage).
+    Signed(TokenResponse),
+    /// A user's grant (a code or a refresh token): signed after the unit
+    /// commits, so the single writer is never held for cryptography.
+    User(Box<UserTokens>),
+}
+
+/// What a user's grant issues.
+struct UserTokens {
+    grant: CodeGrant,
+    /// The id of the code the grant descends from (`grant_id` claim).
+    grant_id: Uuid,
+    /// Given for the code grant: an ID token is issued about this user.
+    user: Option<User>,
+    refresh: Option<PlainToken>,
+}
+
 /// Runs one token request: client authentication, then the grant. `auth`
 /// is how the client presented itself, or why that could not be told (two
 /// methods at once, a malformed Basic header): that refusal is audited
 /// like any other.
+///
+/// Each outcome is one unit of work: the grant's writes (a code redeemed, a
+/// refresh token rotated) and its audit record commit together before the
+/// answer is sent, and tokens are signed only after.
 pub async fn exchange(
     app: &App,
     origin: &Origin,
@@ -67,23 +144,29 @@ pub async fn exchange(
     let claimed = auth.as_ref().ok().map(|a| a.client_id().to_owned());
     let result = match auth {
         Ok(auth) => grant(app, origin, &auth, form).await,
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     };
     match result {
-        Ok((client, grant, response)) => {
+        Ok(settled) => {
             let record = AuditEvent::new(EventType::OidcTokenIssued, Actor::Anonymous, Outcome::Success)
                 .from_origin(origin)
                 .details(json!({
-                    "client_id": client.client_id,
-                    "grant_type": grant.as_str(),
-                    "scope": response.scope,
+                    "client_id": settled.client.client_id,
+                    "grant_type": settled.grant.as_str(),
+                    "scope": settled.scope,
                 }));
-            let mut tx = app.store.begin().await?;
+            let mut tx = settled.unit;
             app.audit().append(&mut *tx, &record).await?;
             tx.commit().await?;
-            Ok(response)
+            match settled.tokens {
+                Tokens::Signed(response) => Ok(response),
+                Tokens::User(tokens) => sign_user_tokens(app, &settled.client, *tokens).await,
+            }
         }
-        Err(OAuthError::Refused { code, description }) => {
+        Err(Refused {
+            error: OAuthError::Refused { code, description },
+            unit,
+        }) => {
             let record = AuditEvent::new(EventType::OidcTokenRefused, Actor::Anonymous, Outcome::Denied)
                 .from_origin(origin)
                 .details(json!({
@@ -91,21 +174,20 @@ pub async fn exchange(
                     "grant_type": form.grant_type,
                     "error": code.as_str(),
                 }));
-            let mut tx = app.store.begin().await?;
+            let mut tx = match unit {
+                Some(tx) => tx,
+                None => app.store.begin().await?,
+            };
             app.audit().append(&mut *tx, &record).await?;
             tx.commit().await?;
             Err(OAuthError::Refused { code, description })
         }
-        Err(platform) => Err(platform),
+        // The unit, if any, is dropped: rolled back.
+        Err(Refused { error, .. }) => Err(error),
     }
 }
 
-async fn grant(
-    app: &App,
-    origin: &Origin,
-    auth: &ClientAuth,
-    form: &TokenForm,
-) -> Result<(OidcClient, GrantType, TokenResponse), OAuthError> {
+async fn grant(app: &App, origin: &Origin, auth: &ClientAuth, form: &TokenForm) -> Result<Settled, Refused> {
     let grant_type = form
         .grant_type
         .as_deref()
@@ -114,45 +196,58 @@ async fn grant(
         Some(GrantType::ClientCredentials) => GrantType::ClientCredentials,
         Some(GrantType::AuthorizationCode) => GrantType::AuthorizationCode,
         Some(GrantType::RefreshToken) => GrantType::RefreshToken,
-        _ => {
-            return Err(OAuthError::new(
-                OAuthCode::UnsupportedGrantType,
-                "this grant type is not supported",
-            ))
-        }
+        _ => return Err(OAuthError::new(OAuthCode::UnsupportedGrantType, "this grant type is not supported").into()),
     };
     let client = clients::authenticate(app, auth).await?;
-    if matches!(grant, GrantType::AuthorizationCode | GrantType::RefreshToken) {
-        if !client.allows_grant(grant) {
-            return Err(OAuthError::new(
-                OAuthCode::UnauthorizedClient,
-                "this client may not use this grant type",
-            ));
-        }
-        let response = match grant {
-            GrantType::RefreshToken => {
-                super::refresh::refresh(
-                    app,
-                    origin,
-                    &client,
-                    form.refresh_token.as_deref(),
-                    form.scope.as_deref(),
-                )
-                .await?
+    let unauthorized = || OAuthError::new(OAuthCode::UnauthorizedClient, "this client may not use this grant type");
+    match grant {
+        GrantType::RefreshToken => {
+            if !client.allows_grant(grant) {
+                return Err(unauthorized().into());
             }
-            _ => authorization_code(app, origin, &client, form).await?,
-        };
-        return Ok((client, grant, response));
+            let (unit, rotated) = super::refresh::refresh(
+                app,
+                origin,
+                &client,
+                form.refresh_token.as_deref(),
+                form.scope.as_deref(),
+            )
+            .await?;
+            Ok(Settled {
+                scope: Some(rotated.grant.scope.join(" ")),
+                tokens: Tokens::User(Box::new(UserTokens {
+                    grant: rotated.grant,
+                    grant_id: rotated.family,
+                    user: None,
+                    refresh: Some(rotated.next),
+                })),
+                client,
+                grant,
+                unit,
+            })
+        }
+        GrantType::AuthorizationCode => {
+            if !client.allows_grant(grant) {
+                return Err(unauthorized().into());
+            }
+            authorization_code(app, origin, client, form).await
+        }
+        _ => {
+            if !client.allows_grant(grant) || client.is_public() {
+                return Err(unauthorized().into());
+            }
+            let scope = granted_scope(&client, form.scope.as_deref())?;
+            let response = client_credentials(app, &client, scope)?;
+            let unit = app.store.begin().await?;
+            Ok(Settled {
+                scope: response.scope.clone(),
+                tokens: Tokens::Signed(response),
+                client,
+                grant,
+                unit,
+            })
+        }
     }
-    if !client.allows_grant(grant) || client.is_public() {
-        return Err(OAuthError::new(
-            OAuthCode::UnauthorizedClient,
-            "this client may not use this grant type",
-        ));
-    }
-    let scope = granted_scope(&client, form.scope.as_deref())?;
-    let response = client_credentials(app, &client, scope)?;
-    Ok((client, grant, response))
 }
 
 /// The scopes granted: the requested ones, each allowed to the client.
@@ -203,59 +298,100 @@ fn client_credentials(app: &App, client: &OidcClient, scope: Option<String>) -> 
     })
 }
 
-/// The `authorization_code` grant: redeem the code, then sign the ID token
-/// and the access token. The user must still be active.
+/// The `authorization_code` grant: redeem the code and, when the grant
+/// includes `offline_access`, store the family's first refresh token, in
+/// one unit of work handed back open. The tokens are signed after it
+/// commits ([`sign_user_tokens`]).
 async fn authorization_code(
     app: &App,
     origin: &Origin,
-    client: &OidcClient,
+    client: OidcClient,
     form: &TokenForm,
-) -> Result<TokenResponse, OAuthError> {
-    let redeemed = super::codes::redeem(
+) -> Result<Settled, Refused> {
+    // Made before the unit opens (random bits and a hash), used only if
+    // the grant turns out to include `offline_access`.
+    let refresh = client
+        .allows_grant(GrantType::RefreshToken)
+        .then(|| PlainToken::generate(TokenKind::RefreshToken));
+    let (mut unit, redeemed) = super::codes::redeem(
         app,
         origin,
-        client,
+        &client,
         form.code.as_deref(),
         form.redirect_uri.as_deref(),
         form.code_verifier.as_deref(),
     )
     .await?;
-    let grant = &redeemed.grant;
-    let user = app
-        .store
-        .user_by_id(signet_core::user::UserId(grant.user_id))
-        .await?
-        .filter(|u| u.is_active())
-        .ok_or_else(|| OAuthError::new(OAuthCode::InvalidGrant, "the account is no longer active"))?;
+    let refresh = match refresh {
+        Some(token) if super::refresh::offered(&client, &redeemed.grant) => {
+            let body = serde_json::to_string(&redeemed.grant)
+                .map_err(|e| signet_core::Error::Internal(format!("refresh grant: {e}").into()))?;
+            super::refresh::issue_in(
+                app,
+                &mut *unit,
+                &client,
+                &token,
+                redeemed.grant.user_id,
+                &body,
+                redeemed.id,
+            )
+            .await?;
+            Some(token)
+        }
+        _ => None,
+    };
+    Ok(Settled {
+        client,
+        grant: GrantType::AuthorizationCode,
+        unit,
+        scope: Some(redeemed.grant.scope.join(" ")),
+        tokens: Tokens::User(Box::new(UserTokens {
+            grant: redeemed.grant,
+            grant_id: redeemed.id,
+            user: Some(redeemed.user),
+            refresh,
+        })),
+    })
+}
+
+/// Signs the access token (and, for the code grant, the ID token) of a
+/// user's grant whose unit committed. RS256 (a modular exponentiation of
+/// about a millisecond) runs on the blocking pool, off the reactor; ES256
+/// takes tens of microseconds and runs in place.
+async fn sign_user_tokens(app: &App, client: &OidcClient, tokens: UserTokens) -> Result<TokenResponse, OAuthError> {
+    let UserTokens {
+        grant,
+        grant_id,
+        user,
+        refresh,
+    } = tokens;
     let keys = &app.oidc.keys;
-    // The client's registered ID token algorithm (RS256 for relying
-    // parties that verify nothing else), else the default ES256.
-    let id_key = client
-        .settings
-        .id_token_signed_response_alg
-        .as_deref()
-        .and_then(super::keys::Alg::parse)
-        .and_then(|alg| keys.for_alg(alg))
-        .unwrap_or_else(|| keys.default_key());
-    let id_token = id_key.sign("JWT", &super::claims::id_token(app, client, grant, &user))?;
     let access_token = keys.default_key().sign(
         super::introspection::ACCESS_TOKEN_TYP,
-        &super::claims::access_token(app, client, grant, redeemed.id),
+        &super::claims::access_token(app, client, &grant, grant_id),
     )?;
-    let refresh_token = if super::refresh::offered(client, grant) {
-        let mut tx = app.store.begin().await?;
-        let token = super::refresh::issue_in(app, &mut *tx, client, grant, redeemed.id).await?;
-        tx.commit().await?;
-        Some(token.expose_secret().to_owned())
-    } else {
-        None
+    let id_token = match user {
+        Some(user) => {
+            // The client's registered ID token algorithm (RS256 for relying
+            // parties that verify nothing else), else the default ES256.
+            let key = client
+                .settings
+                .id_token_signed_response_alg
+                .as_deref()
+                .and_then(super::keys::Alg::parse)
+                .and_then(|alg| keys.for_alg(alg))
+                .unwrap_or_else(|| keys.default_key());
+            let claims = super::claims::id_token(app, client, &grant, &user);
+            Some(super::keys::sign_off_reactor(key, "JWT", claims).await?)
+        }
+        None => None,
     };
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
         expires_in: client.settings.access_token_ttl_secs,
         scope: Some(grant.scope.join(" ")),
-        id_token: Some(id_token),
-        refresh_token,
+        id_token,
+        refresh_token: refresh.map(|t| t.expose_secret().to_owned()),
     })
 }

@@ -222,6 +222,10 @@ impl OidcClientStore for FailingStore {
     async fn oidc_clients_with_grants(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<String>> {
         self.inner.oidc_clients_with_grants(user, now).await
     }
+
+    async fn oidc_grant_standing(&self, id: Uuid) -> StoreResult<Option<bool>> {
+        self.inner.oidc_grant_standing(id).await
+    }
 }
 
 #[async_trait::async_trait]
