@@ -13,7 +13,7 @@
 //! writes (a code redeemed, a refresh token rotated) and its record are one
 //! unit of work that commits before the answer is sent; tokens are signed
 //! after that commit, never while the unit holds SQLite's single writer
-//! (ADR 0100).
+//! (ADR 0032).
 //!
 //! Also built: the `authorization_code` grant (RFC 6749 §4.1.3, OpenID
 //! Connect Core §3.1.3), which redeems a code (see [`super::codes`]) and
