@@ -385,6 +385,16 @@ pub trait Store:
     async fn probe_write(&self, now: crate::clock::Timestamp) -> StoreResult<()>;
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend(&self) -> &'static str;
+    /// A passkey by its credential id (base64url) with its owner (`None`
+    /// if the account is gone), in one read where the engine allows it: a
+    /// passkey login needs both, on every login.
+    async fn passkey_and_owner(&self, credential_id: &str) -> StoreResult<Option<(Passkey, Option<User>)>> {
+        let Some(passkey) = self.passkey_by_credential_id(credential_id).await? else {
+            return Ok(None);
+        };
+        let owner = self.user_by_id(passkey.user_id).await?;
+        Ok(Some((passkey, owner)))
+    }
 }
 
 /// A row of `server_secrets` as stored: sealed ([`crate::sealing`]), or

@@ -11,11 +11,11 @@ use signet_core::credential::{Ceremony, Passkey, PasskeyUse, Removal};
 use signet_core::session::SessionId;
 use signet_core::store::{CredentialStore, StoreError, StoreResult};
 use signet_core::unit_of_work::CredentialWrites;
-use signet_core::user::UserId;
+use signet_core::user::{User, UserId};
 use uuid::Uuid;
 
 use crate::named_credentials;
-use crate::rows::uuid;
+use crate::rows::{owner_columns, uuid, OwnerColumns};
 use crate::tx::{in_tx, with_conn, write_op, Conn, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
@@ -47,6 +47,39 @@ struct PasskeyRow {
     name: String,
     created_at: i64,
     last_used_at: Option<i64>,
+}
+
+/// A passkey and its owner's columns (`Store::passkey_and_owner`).
+#[derive(sqlx::FromRow)]
+struct PasskeyOwnerRow {
+    #[sqlx(flatten)]
+    passkey: PasskeyRow,
+    #[sqlx(flatten)]
+    owner: OwnerColumns,
+}
+
+impl SqlStore {
+    /// `Store::passkey_and_owner`: one read, the owner joined.
+    pub(crate) async fn passkey_with_owner(&self, credential_id: &str) -> StoreResult<Option<(Passkey, Option<User>)>> {
+        let row: Option<PasskeyOwnerRow> = with_db!(read(self), |pool| {
+            sqlx::query_as(concat!(
+                "SELECT p.id, p.user_id, p.credential_id, p.record, p.counter, p.backup_eligible, \
+                 p.backup_state, p.user_verified, p.aaguid, p.transports, p.name, p.created_at, \
+                 p.last_used_at, ",
+                owner_columns!(),
+                " FROM passkeys p LEFT JOIN users u ON u.id = p.user_id WHERE p.credential_id = $1"
+            ))
+            .bind(credential_id)
+            .fetch_optional(pool)
+            .await
+            .map_err(backend)?
+        });
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let owner = row.owner.into_user(row.passkey.user_id.clone())?;
+        Ok(Some((Passkey::try_from(row.passkey)?, owner)))
+    }
 }
 
 impl TryFrom<PasskeyRow> for Passkey {

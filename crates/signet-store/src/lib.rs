@@ -180,6 +180,13 @@ impl Store for SqlStore {
             Db::Postgres(_) => "postgres",
         }
     }
+
+    async fn passkey_and_owner(
+        &self,
+        credential_id: &str,
+    ) -> StoreResult<Option<(signet_core::credential::Passkey, Option<signet_core::user::User>)>> {
+        self.passkey_with_owner(credential_id).await
+    }
 }
 
 #[async_trait::async_trait]

@@ -9,12 +9,12 @@ use signet_core::oidc_client::OidcClient;
 use signet_core::secret::TokenHash;
 use signet_core::store::StoreResult;
 use signet_core::unit_of_work::{CodeRedemption, NewCode, NewRefreshToken, OidcGrantWrites, RefreshRotation};
-use signet_core::user::{User, UserId, UserStatus};
+use signet_core::user::{UserId, UserStatus};
 use uuid::Uuid;
 
 use crate::backend;
 use crate::oidc_clients::{oidc_client_columns, oidc_client_read_columns, ClientRow};
-use crate::rows::{uuid, UserRow};
+use crate::rows::{uuid, OwnerColumns};
 use crate::tx::{in_tx, SqlTx};
 
 /// The columns of the user `$owner` (an SQL expression naming a user id),
@@ -56,44 +56,18 @@ struct RedeemedRow {
     user_id: String,
     grant_data: String,
     expires_at: i64,
-    user_email: Option<String>,
-    user_phone: Option<String>,
-    user_name: Option<String>,
-    user_roles: Option<String>,
-    user_status: Option<String>,
-    user_created_at: Option<i64>,
-    user_updated_at: Option<i64>,
+    #[sqlx(flatten)]
+    user: OwnerColumns,
 }
 
 impl RedeemedRow {
     fn into_redemption(self) -> StoreResult<CodeRedemption> {
-        let user = match (
-            self.user_email,
-            self.user_roles,
-            self.user_status,
-            self.user_created_at,
-            self.user_updated_at,
-        ) {
-            (Some(email), Some(roles), Some(status), Some(created_at), Some(updated_at)) => {
-                Some(User::try_from(UserRow {
-                    id: self.user_id,
-                    email,
-                    phone: self.user_phone,
-                    name: self.user_name,
-                    roles,
-                    status,
-                    created_at,
-                    updated_at,
-                })?)
-            }
-            _ => None,
-        };
         Ok(CodeRedemption::Redeemed {
             id: uuid(&self.id)?,
             client_id: self.client_id,
             grant: self.grant_data,
             expires_at: Timestamp::from_millis(self.expires_at),
-            user,
+            user: self.user.into_user(self.user_id)?,
         })
     }
 }

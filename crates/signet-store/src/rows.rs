@@ -47,6 +47,57 @@ pub(crate) struct UserRow {
     pub(crate) updated_at: i64,
 }
 
+/// A user read beside another row (`user_email`, ... `user_updated_at`,
+/// each NULL when the account is gone), by a join or by
+/// `oidc_grants::user_of!`.
+#[derive(sqlx::FromRow)]
+pub(crate) struct OwnerColumns {
+    user_email: Option<String>,
+    user_phone: Option<String>,
+    user_name: Option<String>,
+    user_roles: Option<String>,
+    user_status: Option<String>,
+    user_created_at: Option<i64>,
+    user_updated_at: Option<i64>,
+}
+
+impl OwnerColumns {
+    /// The user `id` these columns describe, or `None` if it is gone.
+    pub(crate) fn into_user(self, id: String) -> StoreResult<Option<User>> {
+        match (
+            self.user_email,
+            self.user_roles,
+            self.user_status,
+            self.user_created_at,
+            self.user_updated_at,
+        ) {
+            (Some(email), Some(roles), Some(status), Some(created_at), Some(updated_at)) => {
+                Ok(Some(User::try_from(UserRow {
+                    id,
+                    email,
+                    phone: self.user_phone,
+                    name: self.user_name,
+                    roles,
+                    status,
+                    created_at,
+                    updated_at,
+                })?))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The owner's columns of a join with `users` aliased `u` (see
+/// [`OwnerColumns`]).
+macro_rules! owner_columns {
+    () => {
+        "u.email AS user_email, u.phone AS user_phone, u.name AS user_name, u.roles AS user_roles, \
+         u.status AS user_status, u.created_at AS user_created_at, u.updated_at AS user_updated_at"
+    };
+}
+pub(crate) use owner_columns;
+
 macro_rules! user_columns {
     () => {
         "id, email, phone, name, roles, status, created_at, updated_at"

@@ -380,15 +380,12 @@ impl LoginStep for PasskeyMethod {
         };
         let state = self.take_state(flow)?;
         let assertion = Assertion::parse(&credential)?;
-        let row = self
+        let (row, owner) = self
             .store
-            .passkey_by_credential_id(&assertion.credential_id().to_base64url())
+            .passkey_and_owner(&assertion.credential_id().to_base64url())
             .await?
             .ok_or(PasskeyError::CredentialNotFound)?;
-        let owner = self
-            .store
-            .user_by_id(row.user_id)
-            .await?
+        let owner = owner
             .filter(|u| u.is_active())
             .ok_or(PasskeyError::CredentialNotFound)?;
         let policy = self.policy.tier_for_roles(&owner.roles).1.passkey.clone();
