@@ -145,12 +145,14 @@ impl Courier {
 
     /// A worker that delivers what this courier queues.
     pub fn worker(&self, delivery: Delivery, config: WorkerConfig) -> Worker {
+        let config = config.sanitized();
+        delivery.size_pools(config.concurrency);
         Worker {
             shared: Arc::new(WorkerShared {
                 store: Arc::clone(&self.store),
                 clock: Arc::clone(&self.clock),
                 delivery,
-                config: config.sanitized(),
+                config,
                 on_expired: self.on_expired.clone(),
                 stopping: AtomicBool::new(false),
             }),
@@ -186,7 +188,7 @@ impl Default for WorkerConfig {
             poll_interval: Duration::from_secs(2),
             lease: Duration::from_secs(60),
             batch_size: 16,
-            concurrency: 4,
+            concurrency: 16,
             send_timeout: Duration::from_secs(45),
             shutdown_grace: Duration::from_secs(5),
         }
@@ -513,7 +515,8 @@ mod tests {
     #[test]
     fn a_worker_claims_no_more_than_it_can_send() {
         let c = WorkerConfig::default().sanitized();
-        assert_eq!(c.claim_size(c.concurrency), 4);
+        assert_eq!(c.claim_size(c.concurrency), 16);
+        assert_eq!(c.claim_size(64), c.batch_size);
         assert_eq!(c.claim_size(1), 1);
         assert!(c.renew_every() < c.lease / 2);
     }
