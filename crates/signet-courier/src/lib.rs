@@ -28,7 +28,7 @@ pub mod queue;
 pub mod smtp_pool;
 pub mod transport;
 
-pub use queue::{Courier, Worker, WorkerConfig};
+pub use queue::{Courier, Worker, WorkerConfig, CONCURRENCY_RANGE};
 pub use transport::{
     check_smtp_url, check_webhook_url, ConfigError, Delivery, DeliveryError, EmailTransport, Outcome, SmsSender,
     SmsTransport, SmtpEndpoint, SmtpSecurity, SmtpUrlError, TwilioAccount, TwilioTransport, WebhookUrlError,

@@ -173,7 +173,11 @@ pub struct WorkerConfig {
     /// The most messages one claim takes. A worker never claims more than
     /// it has free send slots (`concurrency`), whatever this says.
     pub batch_size: u32,
-    /// Deliveries in flight at once, and so the most messages leased at once.
+    /// Deliveries in flight at once, and so the most messages leased at
+    /// once and the most SMTP connections kept open (`[courier]
+    /// concurrency`). 16 by default: with connections reused, a delivery
+    /// takes about a millisecond of the relay's time, and what a slot
+    /// mostly waits for is the store's commits, so slots are cheap.
     pub concurrency: usize,
     /// Upper bound on one delivery attempt.
     pub send_timeout: Duration,
@@ -195,7 +199,23 @@ impl Default for WorkerConfig {
     }
 }
 
+/// The send slots `[courier] concurrency` may ask for: at least one, and
+/// no more than a relay is likely to accept from one client at once.
+pub const CONCURRENCY_RANGE: std::ops::RangeInclusive<i64> = 1..=256;
+
 impl WorkerConfig {
+    /// Checks a configured `concurrency` against [`CONCURRENCY_RANGE`].
+    pub fn check_concurrency(n: i64) -> Result<usize, String> {
+        if !CONCURRENCY_RANGE.contains(&n) {
+            return Err(format!(
+                "must be between {} and {} (deliveries in flight at once, and so SMTP connections kept open)",
+                CONCURRENCY_RANGE.start(),
+                CONCURRENCY_RANGE.end()
+            ));
+        }
+        usize::try_from(n).map_err(|_| "is out of range".to_owned())
+    }
+
     /// Repairs values that would break the loop's invariants.
     fn sanitized(mut self) -> Self {
         self.batch_size = self.batch_size.max(1);

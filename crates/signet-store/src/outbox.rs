@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::rows::{convert_all, message_columns, MessageRow};
 use crate::tx::{with_conn, write_op, Conn, SqlTx};
-use crate::{backend, with_db, Db, SqlStore};
+use crate::{backend, with_db, SqlStore};
 
 /// The claim's candidates, shared by both engines' statements.
 macro_rules! due_candidates {
