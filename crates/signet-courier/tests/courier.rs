@@ -727,3 +727,33 @@ async fn concurrent_sends_use_at_most_one_connection_per_send_slot() {
     assert_eq!(sink.messages().len(), 12);
     assert!(sink.connections() <= 4, "{} sessions for 4 slots", sink.connections());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_records_every_result_once_over_pooled_connections() {
+    let sink = SmtpSink::start().await.unwrap();
+    let rig = rig().await;
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let mut draft = invitation(&format!("http://localhost:8080/invite/inv_{n}"));
+        draft.recipient = format!("user{n}@example.com");
+        ids.push(rig.courier.enqueue(draft).await.unwrap());
+    }
+    let email = EmailTransport::new(&sink.url(), FROM).unwrap();
+    let config = WorkerConfig {
+        concurrency: 4,
+        poll_interval: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let worker = rig.courier.worker(Delivery::new(Some(email), None), config);
+    // One pass delivers everything due: results are recorded as slots free
+    // up, together with the next claim.
+    assert_eq!(tokio::time::timeout(WAIT, worker.run_once()).await.unwrap(), 20);
+
+    assert_eq!(sink.messages().len(), 20, "each message sent once");
+    assert!(sink.connections() <= 4, "{} sessions for 4 slots", sink.connections());
+    for id in ids {
+        let m = stored(&rig, id).await;
+        assert_eq!((m.status, m.attempts), (DeliveryStatus::Sent, 1), "{id}");
+        assert_eq!(m.text_body, None, "scrubbed");
+    }
+}
