@@ -48,7 +48,7 @@ const DEFAULT_MAX_IDLE: usize = 4;
 const QUIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The relay this pool talks to, and how.
-pub struct SmtpPool {
+pub(crate) struct SmtpPool {
     host: String,
     port: u16,
     tls: Option<TlsParameters>,

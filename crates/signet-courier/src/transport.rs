@@ -703,11 +703,6 @@ impl Delivery {
         }
     }
 
-    /// The email transport, if email really leaves Signet.
-    pub fn email(&self) -> Option<&EmailTransport> {
-        self.email.as_ref()
-    }
-
     /// Whether messages on `channel` really leave Signet (otherwise they stay
     /// in the outbox).
     pub fn delivers(&self, channel: Channel) -> bool {
