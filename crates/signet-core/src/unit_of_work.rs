@@ -37,7 +37,7 @@ use crate::audit::AuditEvent;
 use crate::clock::Timestamp;
 use crate::credential::{Passkey, PasskeyUse, PhoneCredential, Removal};
 use crate::flow::{Flow, FlowId};
-use crate::outbox::Message;
+use crate::outbox::{Lease, Message};
 use crate::secret::TokenHash;
 use crate::session::{Session, SessionId};
 use crate::store::{Failures, OneTimeSecret, SecretPurpose, StoreResult, WindowCount};
@@ -209,6 +209,26 @@ pub trait OutboxWrites: Send {
     /// `signet outbox retry`: every pending message not yet due becomes due
     /// at `now`. Returns how many were moved.
     async fn make_pending_messages_due(&mut self, now: Timestamp) -> StoreResult<u64>;
+    /// [`crate::store::OutboxStore::claim_due_messages`] inside this unit:
+    /// the lease holds from the commit on.
+    async fn claim_due_messages(&mut self, now: Timestamp, lease: Lease, limit: u32) -> StoreResult<Vec<Message>>;
+    /// [`crate::store::OutboxStore::mark_message_sent`] inside this unit.
+    async fn mark_message_sent(
+        &mut self,
+        id: Uuid,
+        lease_token: Uuid,
+        now: Timestamp,
+        scrub: bool,
+    ) -> StoreResult<bool>;
+    /// [`crate::store::OutboxStore::mark_message_failed`] inside this unit.
+    async fn mark_message_failed(
+        &mut self,
+        id: Uuid,
+        lease_token: Uuid,
+        error: &str,
+        next_attempt_at: Timestamp,
+        dead: bool,
+    ) -> StoreResult<bool>;
 }
 
 #[async_trait::async_trait]

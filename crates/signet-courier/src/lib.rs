@@ -21,13 +21,14 @@
 //!   (no transport for that channel) keeps them, because it *is* the delivery.
 //!
 //! Modules: [`queue`] (the courier and worker), [`transport`] (SMTP, webhook,
-//! outbox). The courier only queues and sends: what a message says belongs
+//! outbox), [`smtp_pool`] (SMTP connections reused between messages). The courier only queues and sends: what a message says belongs
 //! to the use case that sends it (`signet_app::messages`).
 
 pub mod queue;
+pub mod smtp_pool;
 pub mod transport;
 
-pub use queue::{Courier, Worker, WorkerConfig};
+pub use queue::{Courier, Worker, WorkerConfig, CONCURRENCY_RANGE};
 pub use transport::{
     check_smtp_url, check_webhook_url, ConfigError, Delivery, DeliveryError, EmailTransport, Outcome, SmsSender,
     SmsTransport, SmtpEndpoint, SmtpSecurity, SmtpUrlError, TwilioAccount, TwilioTransport, WebhookUrlError,

@@ -14,16 +14,22 @@
 //!    lease every third of `lease`. A renewal that finds the message no
 //!    longer held by this token (the lease ran out and another worker took
 //!    it) cancels the attempt: this worker neither records nor retries it;
-//! 3. record the result, conditional on still holding the lease: sent
+//! 3. record the result, conditional on still holding the lease, in the
+//!    worker loop's next unit of work together with the next claim (one
+//!    commit for every result that is ready and the claim, instead of one
+//!    per result and one per claim; if that unit fails, each result is
+//!    recorded on its own): sent
 //!    (bodies scrubbed unless kept in the dev outbox), or failed with the
 //!    next attempt after [`backoff`]`(attempts)` (at most [`MAX_BACKOFF`](signet_core::outbox::MAX_BACKOFF),
 //!    never past the message's expiry), or dead once `attempts` reaches
 //!    [`MAX_ATTEMPTS`] or the message itself is unusable. A message claimed
 //!    after its `expires_at` is not sent: it is marked dead and a
 //!    `message.expired` audit record is appended in the same unit of work;
-//! 4. as slots free up, claim again; when nothing is due and nothing is in
-//!    flight, sleep until [`Courier::wake`], `poll_interval` (work from
-//!    other nodes, retries coming due, `signet outbox retry`), or shutdown.
+//! 4. as slots free up, claim again if the last claim got all it asked for
+//!    (otherwise nothing was left due, and anything queued since comes with
+//!    a wake-up); when nothing is due and nothing is in flight, sleep until
+//!    [`Courier::wake`], `poll_interval` (work from other nodes, retries
+//!    coming due, `signet outbox retry`), or shutdown.
 //!
 //! Delivery is at-least-once: if a node dies, or the store is unreachable,
 //! between handing a message to the relay and recording it, the lease runs
@@ -46,7 +52,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::transport::{Delivery, DeliveryError};
+use crate::transport::{Delivery, DeliveryError, Outcome};
 
 /// The longest `last_error` we store; SMTP replies can be chatty.
 const MAX_ERROR_LEN: usize = 500;
@@ -145,12 +151,14 @@ impl Courier {
 
     /// A worker that delivers what this courier queues.
     pub fn worker(&self, delivery: Delivery, config: WorkerConfig) -> Worker {
+        let config = config.sanitized();
+        delivery.size_pools(config.concurrency);
         Worker {
             shared: Arc::new(WorkerShared {
                 store: Arc::clone(&self.store),
                 clock: Arc::clone(&self.clock),
                 delivery,
-                config: config.sanitized(),
+                config,
                 on_expired: self.on_expired.clone(),
                 stopping: AtomicBool::new(false),
             }),
@@ -171,7 +179,11 @@ pub struct WorkerConfig {
     /// The most messages one claim takes. A worker never claims more than
     /// it has free send slots (`concurrency`), whatever this says.
     pub batch_size: u32,
-    /// Deliveries in flight at once, and so the most messages leased at once.
+    /// Deliveries in flight at once, and so the most messages leased at
+    /// once and the most SMTP connections kept open (`[courier]
+    /// concurrency`). 16 by default: with connections reused, a delivery
+    /// takes about a millisecond of the relay's time, and what a slot
+    /// mostly waits for is the store's commits, so slots are cheap.
     pub concurrency: usize,
     /// Upper bound on one delivery attempt.
     pub send_timeout: Duration,
@@ -186,14 +198,30 @@ impl Default for WorkerConfig {
             poll_interval: Duration::from_secs(2),
             lease: Duration::from_secs(60),
             batch_size: 16,
-            concurrency: 4,
+            concurrency: 16,
             send_timeout: Duration::from_secs(45),
             shutdown_grace: Duration::from_secs(5),
         }
     }
 }
 
+/// The send slots `[courier] concurrency` may ask for: at least one, and
+/// no more than a relay is likely to accept from one client at once.
+pub const CONCURRENCY_RANGE: std::ops::RangeInclusive<i64> = 1..=256;
+
 impl WorkerConfig {
+    /// Checks a configured `concurrency` against [`CONCURRENCY_RANGE`].
+    pub fn check_concurrency(n: i64) -> Result<usize, String> {
+        if !CONCURRENCY_RANGE.contains(&n) {
+            return Err(format!(
+                "must be between {} and {} (deliveries in flight at once, and so SMTP connections kept open)",
+                CONCURRENCY_RANGE.start(),
+                CONCURRENCY_RANGE.end()
+            ));
+        }
+        usize::try_from(n).map_err(|_| "is out of range".to_owned())
+    }
+
     /// Repairs values that would break the loop's invariants.
     fn sanitized(mut self) -> Self {
         self.batch_size = self.batch_size.max(1);
@@ -274,19 +302,33 @@ impl Worker {
 
     /// Delivers until nothing is due and nothing is in flight: claims as
     /// many due messages as there are free send slots, and claims again
-    /// whenever a slot frees up, the worker is woken, or `poll_interval`
-    /// passes with a slot free. Returns how many messages were claimed (0
-    /// if the store could not be reached).
+    /// whenever the worker is woken, `poll_interval` passes with a slot
+    /// free, or a slot frees up while the last claim filled every slot it
+    /// asked for (so more may be due). Results are recorded by the loop, in
+    /// the same unit of work as the next claim. Returns how many messages
+    /// were claimed (0 if the store could not be reached).
     pub async fn run_once(&self) -> usize {
         let shared = &self.shared;
         let concurrency = shared.config.concurrency;
         let mut in_flight = JoinSet::new();
         let mut claimed_total = 0;
+        let mut finished = Vec::new();
+        // Whether due messages may be waiting: at first, after a wake-up or
+        // a poll, and when the last claim got all it asked for.
+        let mut more_due = true;
         loop {
             let stopping = shared.stopping.load(Ordering::SeqCst);
             let free = concurrency.saturating_sub(in_flight.len());
-            if free > 0 && !stopping {
-                let (lease, claimed) = claim(shared, free).await;
+            let want = if free > 0 && !stopping && more_due {
+                shared.config.claim_size(free)
+            } else {
+                0
+            };
+            if want > 0 || !finished.is_empty() {
+                let (lease, claimed) = record_and_claim(shared, std::mem::take(&mut finished), want).await;
+                if want > 0 {
+                    more_due = u32::try_from(claimed.len()).unwrap_or(u32::MAX) >= want;
+                }
                 claimed_total += claimed.len();
                 for message in claimed {
                     in_flight.spawn(attempt(Arc::clone(shared), lease, message));
@@ -298,48 +340,176 @@ impl Worker {
             let room = in_flight.len() < concurrency && !stopping;
             tokio::select! {
                 joined = in_flight.join_next() => {
-                    if let Some(Err(e)) = joined {
-                        // The message's lease runs out and it is claimed again.
-                        tracing::error!(error = %e, "a delivery task ended abnormally");
+                    collect(joined, &mut finished);
+                    // Record every send that is done, not just the first.
+                    while let Some(joined) = in_flight.try_join_next() {
+                        collect(Some(joined), &mut finished);
                     }
                 }
-                () = self.wake.notified(), if room => {}
-                () = tokio::time::sleep(shared.config.poll_interval), if room => {}
+                () = self.wake.notified(), if room => more_due = true,
+                () = tokio::time::sleep(shared.config.poll_interval), if room => more_due = true,
             }
         }
     }
 }
 
-/// Claims up to `free` due messages under a fresh lease token.
-async fn claim(shared: &WorkerShared, free: usize) -> (Lease, Vec<Message>) {
+/// Keeps a finished attempt's result for recording.
+fn collect(joined: Option<Result<Option<Finished>, tokio::task::JoinError>>, finished: &mut Vec<Finished>) {
+    match joined {
+        Some(Ok(Some(done))) => finished.push(done),
+        Some(Ok(None)) | None => {}
+        // The message's lease runs out and it is claimed again.
+        Some(Err(e)) => tracing::error!(error = %e, "a delivery task ended abnormally"),
+    }
+}
+
+/// A delivery attempt that ended while its lease was held: its result
+/// waits for the worker loop to record it.
+struct Finished {
+    message: Message,
+    lease: Lease,
+    at: Timestamp,
+    result: Result<Outcome, DeliveryError>,
+}
+
+/// Records the `finished` attempts and claims up to `want` due messages
+/// under a fresh lease, in one unit of work: one commit (on SQLite one
+/// place in a group commit) instead of one per result and one per claim.
+/// If that unit fails, each result is recorded on its own, as before
+/// batching, and nothing is claimed until the next pass.
+async fn record_and_claim(shared: &WorkerShared, finished: Vec<Finished>, want: u32) -> (Lease, Vec<Message>) {
     let now = shared.clock.now();
     let lease = Lease {
         token: Uuid::new_v4(),
         until: now.plus(shared.config.lease),
     };
-    match shared
-        .store
-        .claim_due_messages(now, lease, shared.config.claim_size(free))
-        .await
-    {
-        Ok(claimed) => (lease, claimed),
+    let unit = async {
+        let mut tx = shared.store.begin().await?;
+        let mut recorded = Vec::with_capacity(finished.len());
+        for done in &finished {
+            recorded.push(record(&mut *tx, done).await?);
+        }
+        let claimed = if want > 0 {
+            tx.claim_due_messages(now, lease, want).await?
+        } else {
+            Vec::new()
+        };
+        tx.commit().await?;
+        Ok::<_, StoreError>((recorded, claimed))
+    }
+    .await;
+    match unit {
+        Ok((recorded, claimed)) => {
+            for (done, held) in finished.iter().zip(recorded) {
+                log_record(done, Ok(held));
+            }
+            (lease, claimed)
+        }
         Err(e) => {
-            tracing::warn!(error = %e, "could not claim outbox messages; will retry");
+            if want > 0 {
+                tracing::warn!(error = %e, "could not claim outbox messages; will retry");
+            }
+            for done in &finished {
+                let held = record_alone(shared, done).await;
+                log_record(done, held);
+            }
             (lease, Vec::new())
         }
     }
 }
 
-/// One delivery attempt and its record. Logs ids, never bodies or
-/// recipients: bodies hold one-time links.
-async fn attempt(shared: Arc<WorkerShared>, lease: Lease, message: Message) {
+/// After a failed attempt: whether the message is dead, when to retry, and
+/// the error to store.
+fn failure_record(done: &Finished, failure: &DeliveryError) -> (bool, Timestamp, String) {
+    let dead = failure.is_permanent() || done.message.attempts >= MAX_ATTEMPTS;
+    let retry_at = retry_at(done.at, done.message.attempts, done.message.expires_at);
+    (dead, retry_at, truncate(&failure.to_string(), MAX_ERROR_LEN))
+}
+
+/// Records one result inside the unit `tx`, conditional on the lease.
+async fn record(tx: &mut dyn OutboxWrites, done: &Finished) -> Result<bool, StoreError> {
+    let id = done.message.id;
+    match &done.result {
+        Ok(outcome) => {
+            tx.mark_message_sent(id, done.lease.token, done.at, outcome.scrub())
+                .await
+        }
+        Err(failure) => {
+            let (dead, retry_at, reason) = failure_record(done, failure);
+            tx.mark_message_failed(id, done.lease.token, &reason, retry_at, dead)
+                .await
+        }
+    }
+}
+
+/// Records one result on its own (when the shared unit failed).
+async fn record_alone(shared: &WorkerShared, done: &Finished) -> Result<bool, StoreError> {
+    let id = done.message.id;
+    match &done.result {
+        Ok(outcome) => {
+            shared
+                .store
+                .mark_message_sent(id, done.lease.token, done.at, outcome.scrub())
+                .await
+        }
+        Err(failure) => {
+            let (dead, retry_at, reason) = failure_record(done, failure);
+            shared
+                .store
+                .mark_message_failed(id, done.lease.token, &reason, retry_at, dead)
+                .await
+        }
+    }
+}
+
+/// Logs what became of a result: ids, never bodies or recipients (bodies
+/// hold one-time links).
+fn log_record(done: &Finished, held: Result<bool, StoreError>) {
+    let message = &done.message;
+    let (id, channel, template, attempt) = (
+        message.id,
+        message.channel.as_str(),
+        message.template.as_str(),
+        message.attempts,
+    );
+    match (&done.result, held) {
+        (Ok(outcome), Ok(true)) => {
+            tracing::info!(message_id = %id, channel, template, attempt, ?outcome, "message delivered")
+        }
+        (Ok(_), Ok(false)) => tracing::warn!(
+            message_id = %id, channel, template, attempt,
+            "message delivered after its lease was lost; the holder's record stands"
+        ),
+        (Ok(_), Err(e)) => tracing::warn!(
+            message_id = %id, channel, template, error = %e,
+            "message delivered but not recorded; it will be sent again when its lease ends"
+        ),
+        (Err(failure), Ok(true)) => {
+            let (dead, retry_at, _) = failure_record(done, failure);
+            if dead {
+                tracing::error!(message_id = %id, channel, template, attempt, error = %failure, "message undeliverable; giving up")
+            } else {
+                tracing::warn!(message_id = %id, channel, template, attempt, error = %failure, retry_at = %retry_at, "delivery failed; will retry")
+            }
+        }
+        (Err(failure), Ok(false)) => tracing::warn!(
+            message_id = %id, channel, template, attempt, error = %failure,
+            "delivery failed after its lease was lost; the holder's record stands"
+        ),
+        (Err(_), Err(e)) => {
+            tracing::warn!(message_id = %id, error = %e, "could not record a failed delivery; retried when its lease ends")
+        }
+    }
+}
+
+/// One delivery attempt, bounded by `send_timeout`, while its lease is
+/// renewed. Returns the result for the loop to record, or `None` if the
+/// message expired (dropped and recorded here) or the lease was lost.
+async fn attempt(shared: Arc<WorkerShared>, lease: Lease, message: Message) -> Option<Finished> {
     let id = message.id;
-    let channel = message.channel.as_str();
-    let template = message.template.as_str();
-    let attempt = message.attempts;
     if message.expired_at(shared.clock.now()) {
         expire(&shared, lease, &message).await;
-        return;
+        return None;
     }
     let timeout = shared.config.send_timeout;
     let send = async {
@@ -352,56 +522,20 @@ async fn attempt(shared: Arc<WorkerShared>, lease: Lease, message: Message) {
         result = send => result,
         () = hold_lease(&shared, id, lease) => {
             tracing::warn!(
-                message_id = %id, channel, template, attempt,
+                message_id = %id, channel = message.channel.as_str(), template = %message.template,
+                attempt = message.attempts,
                 "lost the lease while sending; another worker holds the message now, so this attempt is abandoned"
             );
-            return;
+            return None;
         }
     };
-    let now = shared.clock.now();
-    match result {
-        Ok(outcome) => match shared
-            .store
-            .mark_message_sent(id, lease.token, now, outcome.scrub())
-            .await
-        {
-            Ok(true) => {
-                tracing::info!(message_id = %id, channel, template, attempt, ?outcome, "message delivered")
-            }
-            Ok(false) => tracing::warn!(
-                message_id = %id, channel, template, attempt,
-                "message delivered after its lease was lost; the holder's record stands"
-            ),
-            Err(e) => tracing::warn!(
-                message_id = %id, channel, template, error = %e,
-                "message delivered but not recorded; it will be sent again when its lease ends"
-            ),
-        },
-        Err(failure) => {
-            let dead = failure.is_permanent() || attempt >= MAX_ATTEMPTS;
-            let retry_at = retry_at(now, attempt, message.expires_at);
-            let reason = truncate(&failure.to_string(), MAX_ERROR_LEN);
-            match shared
-                .store
-                .mark_message_failed(id, lease.token, &reason, retry_at, dead)
-                .await
-            {
-                Ok(true) if dead => {
-                    tracing::error!(message_id = %id, channel, template, attempt, error = %failure, "message undeliverable; giving up")
-                }
-                Ok(true) => {
-                    tracing::warn!(message_id = %id, channel, template, attempt, error = %failure, retry_at = %retry_at, "delivery failed; will retry")
-                }
-                Ok(false) => tracing::warn!(
-                    message_id = %id, channel, template, attempt, error = %failure,
-                    "delivery failed after its lease was lost; the holder's record stands"
-                ),
-                Err(e) => {
-                    tracing::warn!(message_id = %id, error = %e, "could not record a failed delivery; retried when its lease ends")
-                }
-            }
-        }
-    }
+    let at = shared.clock.now();
+    Some(Finished {
+        message,
+        lease,
+        at,
+        result,
+    })
 }
 
 /// When to try again after failed attempt number `attempt`: after the
@@ -513,7 +647,8 @@ mod tests {
     #[test]
     fn a_worker_claims_no_more_than_it_can_send() {
         let c = WorkerConfig::default().sanitized();
-        assert_eq!(c.claim_size(c.concurrency), 4);
+        assert_eq!(c.claim_size(c.concurrency), 16);
+        assert_eq!(c.claim_size(64), c.batch_size);
         assert_eq!(c.claim_size(1), 1);
         assert!(c.renew_every() < c.lease / 2);
     }

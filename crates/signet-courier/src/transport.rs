@@ -31,18 +31,21 @@
 //! URLs can carry credentials, so no error or log line here repeats a URL.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::TlsParameters;
 use serde::Serialize;
 use signet_core::outbox::{Channel, Message};
 use url::{Host, Url};
 
-/// How long one SMTP command may take before the attempt is abandoned.
-const SMTP_COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
+use crate::smtp_pool::SmtpPool;
+
+/// How long opening an SMTP session (connect, TLS, greeting, `EHLO`, `AUTH`)
+/// may take before the attempt is abandoned.
+const SMTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the SMS webhook may take to answer.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -201,6 +204,8 @@ pub enum DeliveryError {
     Build(#[source] lettre::error::Error),
     #[error("SMTP delivery failed: {0}")]
     Smtp(#[source] lettre::transport::smtp::Error),
+    #[error("the SMTP relay does not support {0}, which this message needs")]
+    RelayLacks(&'static str),
     #[error("SMS webhook request failed: {0}")]
     Webhook(#[source] reqwest::Error),
     #[error("SMS webhook answered HTTP {0}")]
@@ -313,10 +318,11 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Sends email over SMTP with lettre, one connection per message.
+/// Sends email over SMTP with lettre's connection, reusing connections
+/// between messages (see [`crate::smtp_pool`]). Clones share the pool.
 #[derive(Clone)]
 pub struct EmailTransport {
-    mailer: AsyncSmtpTransport<Tokio1Executor>,
+    pool: Arc<SmtpPool>,
     from: Mailbox,
     endpoint: SmtpEndpoint,
 }
@@ -339,24 +345,37 @@ impl EmailTransport {
             value: from.to_owned(),
             source,
         })?;
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(endpoint.host.clone())
-            .port(endpoint.port)
-            .timeout(Some(SMTP_COMMAND_TIMEOUT));
-        builder = match endpoint.security {
-            SmtpSecurity::Plain => builder.tls(Tls::None),
-            SmtpSecurity::ImplicitTls => {
-                let params = TlsParameters::new(endpoint.host.clone()).map_err(ConfigError::SmtpTls)?;
-                builder.tls(Tls::Wrapper(params))
-            }
+        let tls = match endpoint.security {
+            SmtpSecurity::Plain => None,
+            SmtpSecurity::ImplicitTls => Some(TlsParameters::new(endpoint.host.clone()).map_err(ConfigError::SmtpTls)?),
         };
-        if let Some((user, pass)) = &endpoint.credentials {
-            builder = builder.credentials(Credentials::new(user.clone(), pass.clone()));
-        }
+        let credentials = endpoint
+            .credentials
+            .as_ref()
+            .map(|(user, pass)| Credentials::new(user.clone(), pass.clone()));
+        let pool = SmtpPool::new(
+            endpoint.host.clone(),
+            endpoint.port,
+            tls,
+            credentials,
+            SMTP_CONNECT_TIMEOUT,
+        );
         Ok(EmailTransport {
-            mailer: builder.build(),
+            pool: Arc::new(pool),
             from,
             endpoint,
         })
+    }
+
+    /// Keeps at most `n` idle connections to the relay: one per send slot
+    /// of the courier that uses this transport.
+    pub fn set_pool_size(&self, n: usize) {
+        self.pool.set_max_idle(n);
+    }
+
+    /// How many SMTP connections this transport has opened so far.
+    pub fn connections_opened(&self) -> usize {
+        self.pool.opened()
     }
 
     pub fn endpoint(&self) -> &SmtpEndpoint {
@@ -398,8 +417,7 @@ impl EmailTransport {
         html: Option<&str>,
     ) -> Result<(), DeliveryError> {
         let email = self.compose(recipient, subject, text, html)?;
-        self.mailer.send(email).await.map_err(DeliveryError::Smtp)?;
-        Ok(())
+        self.pool.send(email.envelope(), &email.formatted()).await
     }
 }
 
@@ -675,6 +693,14 @@ impl Delivery {
             sms,
             logout: LogoutTransport::default(),
         })
+    }
+
+    /// Sizes the connection pools for a courier with `concurrency` send
+    /// slots.
+    pub fn size_pools(&self, concurrency: usize) {
+        if let Some(email) = &self.email {
+            email.set_pool_size(concurrency);
+        }
     }
 
     /// Whether messages on `channel` really leave Signet (otherwise they stay

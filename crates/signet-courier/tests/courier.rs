@@ -632,3 +632,128 @@ fn url_rules_are_shared_by_config_and_transports_and_say_nothing_of_the_source()
         "must start with http:// or https://, not ftp://"
     );
 }
+
+/// A text with lines that start with dots, which SMTP must carry intact
+/// (RFC 5321 section 4.5.2: stuffed by the client, unstuffed by the relay).
+fn dotted(n: usize) -> String {
+    format!("Your code: {n:06}\n.hidden line\n..two dots\n.\nend")
+}
+
+#[tokio::test]
+async fn many_messages_share_one_smtp_connection() {
+    let sink = SmtpSink::start().await.unwrap();
+    let email = EmailTransport::new(&sink.url(), FROM).unwrap();
+    for n in 0..5 {
+        let to = format!("user{n}@example.com");
+        email.send(&to, "Your code", &dotted(n), None).await.unwrap();
+    }
+    let mails = sink.messages();
+    assert_eq!(mails.len(), 5);
+    for (n, mail) in mails.iter().enumerate() {
+        assert_eq!(mail.to, [format!("user{n}@example.com")]);
+        assert_eq!(mail.text_body().unwrap(), dotted(n));
+    }
+    assert_eq!(sink.connections(), 1, "one session carried every message");
+    assert_eq!(email.connections_opened(), 1);
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_relay_closed_is_replaced_and_the_message_delivered() {
+    let sink = SmtpSink::start().await.unwrap();
+    let email = EmailTransport::new(&sink.url(), FROM).unwrap();
+    email
+        .send("ada@example.com", "Your code", &dotted(1), None)
+        .await
+        .unwrap();
+    // The relay ends the idle session (421, then it closes the socket).
+    sink.hang_up_idle();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+
+    email
+        .send("ada@example.com", "Your code", &dotted(2), None)
+        .await
+        .unwrap();
+    let mails = sink.messages();
+    assert_eq!(mails.len(), 2, "the second message was delivered once");
+    assert_eq!(mails[1].text_body().unwrap(), dotted(2));
+    assert_eq!(sink.connections(), 2, "a fresh session replaced the closed one");
+    assert_eq!(email.connections_opened(), 2);
+}
+
+#[tokio::test]
+async fn a_relay_refusal_on_a_pooled_connection_is_not_resent_at_once() {
+    let sink = SmtpSink::start().await.unwrap();
+    let email = EmailTransport::new(&sink.url(), FROM).unwrap();
+    email
+        .send("ada@example.com", "Your code", &dotted(1), None)
+        .await
+        .unwrap();
+    sink.set_failing(true);
+    // The relay answered (451): the queue retries later, the pool does not.
+    let err = email
+        .send("ada@example.com", "Your code", &dotted(2), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeliveryError::Smtp(_)), "{err}");
+    assert!(!err.is_permanent());
+    assert_eq!(sink.connections(), 1, "no second session for a refusal");
+    sink.set_failing(false);
+    email
+        .send("ada@example.com", "Your code", &dotted(3), None)
+        .await
+        .unwrap();
+    assert_eq!(sink.messages().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_use_at_most_one_connection_per_send_slot() {
+    let sink = SmtpSink::start().await.unwrap();
+    let email = EmailTransport::new(&sink.url(), FROM).unwrap();
+    email.set_pool_size(4);
+    for round in 0..3 {
+        let sends: Vec<_> = (0..4)
+            .map(|n| {
+                let email = email.clone();
+                tokio::spawn(async move {
+                    let to = format!("user{n}@example.com");
+                    email.send(&to, "Your code", &dotted(round * 4 + n), None).await
+                })
+            })
+            .collect();
+        for send in sends {
+            send.await.unwrap().unwrap();
+        }
+    }
+    assert_eq!(sink.messages().len(), 12);
+    assert!(sink.connections() <= 4, "{} sessions for 4 slots", sink.connections());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_records_every_result_once_over_pooled_connections() {
+    let sink = SmtpSink::start().await.unwrap();
+    let rig = rig().await;
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let mut draft = invitation(&format!("http://localhost:8080/invite/inv_{n}"));
+        draft.recipient = format!("user{n}@example.com");
+        ids.push(rig.courier.enqueue(draft).await.unwrap());
+    }
+    let email = EmailTransport::new(&sink.url(), FROM).unwrap();
+    let config = WorkerConfig {
+        concurrency: 4,
+        poll_interval: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    let worker = rig.courier.worker(Delivery::new(Some(email), None), config);
+    // One pass delivers everything due: results are recorded as slots free
+    // up, together with the next claim.
+    assert_eq!(tokio::time::timeout(WAIT, worker.run_once()).await.unwrap(), 20);
+
+    assert_eq!(sink.messages().len(), 20, "each message sent once");
+    assert!(sink.connections() <= 4, "{} sessions for 4 slots", sink.connections());
+    for id in ids {
+        let m = stored(&rig, id).await;
+        assert_eq!((m.status, m.attempts), (DeliveryStatus::Sent, 1), "{id}");
+        assert_eq!(m.text_body, None, "scrubbed");
+    }
+}

@@ -228,6 +228,63 @@ fn lease(until: Timestamp) -> Lease {
     }
 }
 
+/// The worker records results and claims again in one unit of work: the
+/// same conditional statements, committed together or not at all.
+async fn outbox_records_and_claims_in_one_unit(s: Arc<SqlStore>) {
+    let (m1, m2, m3) = (message(1), message(2), message(3));
+    for m in [&m1, &m2, &m3] {
+        s.enqueue_message(m).await.unwrap();
+    }
+    let first = lease(at(65));
+    let mut tx = s.begin().await.unwrap();
+    let claimed = tx.claim_due_messages(at(5), first, 2).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    let (held, left) = (&claimed[0], &claimed[1]);
+
+    // A unit that is rolled back records and claims nothing.
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.mark_message_sent(held.id, first.token, at(7), true).await.unwrap());
+    assert_eq!(tx.claim_due_messages(at(7), lease(at(67)), 5).await.unwrap().len(), 1);
+    tx.rollback().await.unwrap();
+    assert_eq!(
+        s.message(held.id).await.unwrap().unwrap().status,
+        DeliveryStatus::Pending
+    );
+
+    let second = lease(at(68));
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.mark_message_sent(held.id, first.token, at(8), true).await.unwrap());
+    assert!(
+        !tx.mark_message_sent(left.id, Uuid::new_v4(), at(8), true)
+            .await
+            .unwrap(),
+        "not the holder"
+    );
+    assert!(tx
+        .mark_message_failed(left.id, first.token, "451 later", at(30), false)
+        .await
+        .unwrap());
+    let again = tx.claim_due_messages(at(8), second, 5).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        again.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![m3.id],
+        "only the unleased, due one"
+    );
+    let sent = s.message(held.id).await.unwrap().unwrap();
+    assert_eq!(
+        (sent.status, sent.sent_at, sent.text_body),
+        (DeliveryStatus::Sent, Some(at(8)), None)
+    );
+    let failed = s.message(left.id).await.unwrap().unwrap();
+    assert_eq!(
+        (failed.status, failed.next_attempt_at),
+        (DeliveryStatus::Pending, at(30))
+    );
+    assert_eq!(failed.last_error.as_deref(), Some("451 later"));
+}
+
 // ---------------------------------------------------------------- checks
 
 async fn users_are_unique_by_case_insensitive_email(s: Arc<SqlStore>) {
@@ -2260,6 +2317,7 @@ conformance!(
     cooling_off_and_known_devices_are_kept_per_credential_and_per_user,
     audit_chain_stays_linear_under_concurrent_appends,
     outbox_leases_retries_and_scrubs,
+    outbox_records_and_claims_in_one_unit,
     concurrent_workers_never_share_a_message,
     a_renewed_lease_keeps_a_slow_send_to_its_worker,
     expired_messages_are_dropped_with_their_record,

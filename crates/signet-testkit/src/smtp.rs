@@ -11,6 +11,9 @@
 //! behaves during an outage; a correct client keeps the message and retries.
 //! [`SmtpSink::set_delay`] makes it a slow relay: it waits before answering
 //! each `RCPT TO` and before accepting the end of `DATA`.
+//! [`SmtpSink::hang_up_idle`] makes it drop every session that is waiting
+//! for a command, with `421` (RFC 5321 section 3.8), as a relay does to an
+//! idle client; [`SmtpSink::connections`] counts the sessions it accepted.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,11 +44,23 @@ struct Shared {
     delay_ms: AtomicU64,
     /// Wakes every [`SmtpSink::wait_for`] when a message arrives.
     arrived: Notify,
+    /// Connections accepted so far.
+    connections: AtomicU64,
+    /// Wakes every session waiting for a command, to hang up.
+    hang_up: Notify,
 }
 
 impl Shared {
     fn messages(&self) -> Vec<CapturedMail> {
         self.messages.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The first message matching `pred`, cloning only that one (a bench
+    /// waits on thousands of messages; cloning them all per look made the
+    /// sink's cost grow with the square of the run).
+    fn find(&self, pred: impl Fn(&CapturedMail) -> bool) -> Option<CapturedMail> {
+        let messages = self.messages.lock().unwrap_or_else(PoisonError::into_inner);
+        messages.iter().find(|m| pred(m)).cloned()
     }
 
     fn push(&self, mail: CapturedMail) {
@@ -100,6 +115,18 @@ impl SmtpSink {
         self.shared.delay_ms.store(ms, Ordering::SeqCst);
     }
 
+    /// How many connections the sink has accepted.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Every session waiting for its next command is answered `421 4.4.2`
+    /// and closed, like a relay ending idle sessions; sessions in the
+    /// middle of a reply are not affected.
+    pub fn hang_up_idle(&self) {
+        self.shared.hang_up.notify_waiters();
+    }
+
     /// The first accepted message matching `pred`, waiting up to `timeout`
     /// for one to arrive.
     pub async fn wait_for(&self, pred: impl Fn(&CapturedMail) -> bool, timeout: Duration) -> Option<CapturedMail> {
@@ -110,11 +137,11 @@ impl SmtpSink {
             let arrived = self.shared.arrived.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            if let Some(found) = self.shared.messages().into_iter().find(|m| pred(m)) {
+            if let Some(found) = self.shared.find(&pred) {
                 return Some(found);
             }
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                return self.shared.messages().into_iter().find(|m| pred(m));
+                return self.shared.find(&pred);
             }
         }
     }
@@ -130,6 +157,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                shared.connections.fetch_add(1, Ordering::SeqCst);
                 // Replies go out at once, like a real relay's.
                 let _ = stream.set_nodelay(true);
                 let shared = Arc::clone(&shared);
@@ -185,7 +213,18 @@ impl Session {
         let (read, mut write) = stream.into_split();
         let mut reader = BufReader::new(read);
         reply(&mut write, "220 localhost Signet test SMTP sink ready").await?;
-        while let Some(line) = read_line(&mut reader).await? {
+        loop {
+            let line = {
+                let hang_up = self.shared.hang_up.notified();
+                tokio::select! {
+                    line = read_line(&mut reader) => line?,
+                    () = hang_up => {
+                        reply(&mut write, "421 4.4.2 localhost idle too long, closing").await?;
+                        return Ok(());
+                    }
+                }
+            };
+            let Some(line) = line else { break };
             let (verb, arg) = match line.split_once(' ') {
                 Some((verb, arg)) => (verb.to_ascii_uppercase(), arg.trim()),
                 None => (line.trim().to_ascii_uppercase(), ""),

@@ -74,10 +74,10 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
         tracing::warn!("no email or SMS delivery configured: messages stay in the development outbox at /dev/outbox");
     }
 
-    let worker = wired
-        .app
-        .courier
-        .worker(wired.delivery.clone(), opts.worker.unwrap_or_default());
+    let worker = wired.app.courier.worker(
+        wired.delivery.clone(),
+        opts.worker.unwrap_or_else(|| config.courier.worker()),
+    );
     tasks.push(tokio::spawn(worker.run(stopped(stop_rx.clone()))));
     tasks.push(tokio::spawn(janitor(wired.clone(), stop_rx.clone())));
     tasks.push(tokio::spawn(key_reloader(wired.clone(), stop_rx.clone())));

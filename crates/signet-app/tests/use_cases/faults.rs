@@ -594,6 +594,30 @@ impl OutboxWrites for FailingTx {
     async fn make_pending_messages_due(&mut self, now: Timestamp) -> StoreResult<u64> {
         self.inner.make_pending_messages_due(now).await
     }
+    async fn claim_due_messages(&mut self, now: Timestamp, lease: Lease, limit: u32) -> StoreResult<Vec<Message>> {
+        self.inner.claim_due_messages(now, lease, limit).await
+    }
+    async fn mark_message_sent(
+        &mut self,
+        id: Uuid,
+        lease_token: Uuid,
+        now: Timestamp,
+        scrub: bool,
+    ) -> StoreResult<bool> {
+        self.inner.mark_message_sent(id, lease_token, now, scrub).await
+    }
+    async fn mark_message_failed(
+        &mut self,
+        id: Uuid,
+        lease_token: Uuid,
+        error: &str,
+        next_attempt_at: Timestamp,
+        dead: bool,
+    ) -> StoreResult<bool> {
+        self.inner
+            .mark_message_failed(id, lease_token, error, next_attempt_at, dead)
+            .await
+    }
 }
 
 #[async_trait::async_trait]

@@ -84,6 +84,7 @@ pub const KEYS: &[&str] = &[
     "limits.anonymous_in_flight",
     "limits.ops_in_flight",
     "limits.request_timeout",
+    "courier.concurrency",
 ];
 
 /// The environment variable that overrides a dotted key:
@@ -187,6 +188,8 @@ pub(super) struct RawFile {
     pub(super) limits: RawLimits,
     #[serde(default)]
     pub(super) oidc: super::oidc::RawOidc,
+    #[serde(default)]
+    pub(super) courier: super::courier::RawCourier,
 }
 
 pub(super) fn is_exempt(var: &str) -> bool {

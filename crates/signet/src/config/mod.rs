@@ -51,12 +51,14 @@
 //! | `[metrics]` | `metrics.rs` | this crate |
 //! | `[sealing]` | `sealing.rs` | `signet_core::sealing::SealingKey` for each key; the ring's rule here |
 //! | `[limits]` | `limits.rs` | `signet_web::admission::Budgets::new`; `max_connections` here |
+//! | `[courier]` | `courier.rs` | `signet_courier::WorkerConfig::check_concurrency` |
 //!
 //! A crate's validator returns a typed error with the field and the reason,
 //! and nothing about TOML or the environment; the section maps the raw
 //! value to it and adds the key and "(from SIGNET_...)" or the file line.
 //! A new key is added to its section's raw table and to [`KEYS`].
 
+mod courier;
 mod database;
 mod email;
 mod limits;
@@ -77,6 +79,7 @@ use std::time::Duration;
 use signet_core::secret::TokenHash;
 use url::Url;
 
+pub use courier::{CourierSettings, COURIER_CONCURRENCY_RANGE};
 pub use database::{Database, DEFAULT_DATABASE_URL, DEFAULT_MAX_CONNECTIONS, MAX_CONNECTIONS_RANGE};
 pub use email::{Email, DEFAULT_EMAIL_FROM};
 pub use limits::{Limits, DEFAULT_LIMITS, LIMITS_IN_FLIGHT_RANGE, LIMITS_MAX_CONNECTIONS_RANGE, REQUEST_TIMEOUT_RANGE};
@@ -134,6 +137,8 @@ pub struct Config {
     pub limits: Limits,
     /// `[[oidc.clients]]` (extension): OIDC clients declared in the file.
     pub oidc_clients: Vec<signet_app::oidc::clients::ConfiguredClient>,
+    /// `[courier]` (extension): the delivery worker's send slots.
+    pub courier: CourierSettings,
 }
 
 impl Config {
@@ -205,6 +210,7 @@ fn build(raw: RawFile, src: &Sources) -> Result<Config, ConfigError> {
     let sealing = sealing::build(raw.sealing, src)?;
     let limits = limits::build(raw.limits, src)?;
     let oidc_clients = oidc::build(raw.oidc, src)?;
+    let courier = courier::build(raw.courier, src)?;
 
     let dev_outbox = email.smtp_url.is_none() && !sms.delivers();
     if dev_outbox && !listen.ip().is_loopback() {
@@ -232,6 +238,7 @@ fn build(raw: RawFile, src: &Sources) -> Result<Config, ConfigError> {
         sealing,
         limits,
         oidc_clients,
+        courier,
     })
 }
 
