@@ -63,14 +63,21 @@ pub(crate) async fn start(
 
 /// Whether `proof` rests on a credential in its cooling-off now.
 pub async fn restricted(app: &App, proof: &Proof) -> Result<bool> {
+    restricted_known(app, proof, None).await
+}
+
+/// [`restricted`], with the end of the credential's cooling-off when the
+/// method read it beside the credential (`Verified::cooling_off`): then
+/// nothing is read again.
+pub async fn restricted_known(app: &App, proof: &Proof, known: Option<Option<Timestamp>>) -> Result<bool> {
     let Some(credential) = proof.credential_id else {
         return Ok(false);
     };
-    Ok(app
-        .store
-        .cooling_off_until(credential)
-        .await?
-        .is_some_and(|until| until > app.clock.now()))
+    let until = match known {
+        Some(until) => until,
+        None => app.store.cooling_off_until(credential).await?,
+    };
+    Ok(until.is_some_and(|until| until > app.clock.now()))
 }
 
 /// Caps `proof` at aal1 (what a restricted credential proves), and takes

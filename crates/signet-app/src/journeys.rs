@@ -551,11 +551,12 @@ async fn after_proof(
         mut proof,
         effect,
         owner,
+        cooling_off,
     } = verified;
     // A credential in its cooling-off proves aal1 in a step-up or a
     // recovery; a login with it completes and its session is capped
     // instead ([`complete`]).
-    if flow.state.journey != Journey::Login && crate::cooling_off::restricted(app, &proof).await? {
+    if flow.state.journey != Journey::Login && crate::cooling_off::restricted_known(app, &proof, cooling_off).await? {
         crate::cooling_off::cap(&mut proof);
     }
     if let Some(proven) = proof.user_id {
@@ -590,7 +591,7 @@ async fn after_proof(
         at: now,
     });
     if rules::complete(&flow.state, tier(app, &flow.state.tier)?, now) {
-        return complete(app, flow, effect, &user, origin, session).await;
+        return complete(app, flow, effect, cooling_off, &user, origin, session).await;
     }
     // Offers first: they read, and the unit holds the writer until it ends.
     let methods = offers(app, &mut flow, StepContext { origin }).await?;
@@ -616,15 +617,19 @@ async fn complete(
     app: &App,
     flow: Flow,
     effect: Option<Box<dyn StepEffect>>,
+    cooling_off: Option<Option<signet_core::clock::Timestamp>>,
     user: &User,
     origin: &Origin,
     session: Option<SessionId>,
 ) -> Result<StepOutcome> {
     let mut proof = combined(&flow.state.steps).ok_or_else(|| Error::internal_msg("no proof recorded"))?;
     // A login resting on a credential in its cooling-off completes, at
-    // aal1 (crate::cooling_off).
-    for step in &flow.state.steps {
-        if crate::cooling_off::restricted(app, &step.proof).await? {
+    // aal1 (crate::cooling_off). The last step is this request's, whose
+    // method may have read its credential's cooling-off already.
+    let last = flow.state.steps.len().saturating_sub(1);
+    for (i, step) in flow.state.steps.iter().enumerate() {
+        let known = if i == last { cooling_off } else { None };
+        if crate::cooling_off::restricted_known(app, &step.proof, known).await? {
             crate::cooling_off::cap(&mut proof);
         }
     }

@@ -163,6 +163,10 @@ pub struct Verified {
     /// The account the method read to verify the proof, if it did (a
     /// passkey's owner), so that the engine does not read it again.
     pub owner: Option<crate::user::User>,
+    /// The end of the proof's credential's cooling-off (`None`: it has
+    /// none), if the method read it with the credential, so that the
+    /// engine does not read it again. `None` when it did not.
+    pub cooling_off: Option<Option<crate::clock::Timestamp>>,
 }
 
 impl From<Proof> for Verified {
@@ -171,6 +175,7 @@ impl From<Proof> for Verified {
             proof,
             effect: None,
             owner: None,
+            cooling_off: None,
         }
     }
 }

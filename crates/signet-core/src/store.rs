@@ -77,6 +77,16 @@ pub enum FlowLookup {
     Absent,
 }
 
+/// A passkey as a login reads it ([`Store::passkey_and_owner`]).
+#[derive(Clone, Debug)]
+pub struct PasskeyForLogin {
+    pub passkey: Passkey,
+    /// `None` if the account is gone.
+    pub owner: Option<User>,
+    /// The end of its cooling-off, if it was bound through recovery.
+    pub cooling_off_until: Option<Timestamp>,
+}
+
 #[async_trait::async_trait]
 pub trait FlowStore: Send + Sync {
     async fn insert_flow(&self, flow: &Flow) -> StoreResult<()>;
@@ -385,15 +395,20 @@ pub trait Store:
     async fn probe_write(&self, now: crate::clock::Timestamp) -> StoreResult<()>;
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend(&self) -> &'static str;
-    /// A passkey by its credential id (base64url) with its owner (`None`
-    /// if the account is gone), in one read where the engine allows it: a
-    /// passkey login needs both, on every login.
-    async fn passkey_and_owner(&self, credential_id: &str) -> StoreResult<Option<(Passkey, Option<User>)>> {
+    /// A passkey by its credential id (base64url) with its owner and the
+    /// end of its cooling-off, in one read where the engine allows it: a
+    /// passkey login needs all three, on every login.
+    async fn passkey_and_owner(&self, credential_id: &str) -> StoreResult<Option<PasskeyForLogin>> {
         let Some(passkey) = self.passkey_by_credential_id(credential_id).await? else {
             return Ok(None);
         };
         let owner = self.user_by_id(passkey.user_id).await?;
-        Ok(Some((passkey, owner)))
+        let cooling_off_until = self.cooling_off_until(passkey.id).await?;
+        Ok(Some(PasskeyForLogin {
+            passkey,
+            owner,
+            cooling_off_until,
+        }))
     }
 }
 

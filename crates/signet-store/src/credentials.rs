@@ -9,9 +9,9 @@
 use signet_core::clock::Timestamp;
 use signet_core::credential::{Ceremony, Passkey, PasskeyUse, Removal};
 use signet_core::session::SessionId;
-use signet_core::store::{CredentialStore, StoreError, StoreResult};
+use signet_core::store::{CredentialStore, PasskeyForLogin, StoreError, StoreResult};
 use signet_core::unit_of_work::CredentialWrites;
-use signet_core::user::{User, UserId};
+use signet_core::user::UserId;
 use uuid::Uuid;
 
 use crate::named_credentials;
@@ -49,25 +49,31 @@ struct PasskeyRow {
     last_used_at: Option<i64>,
 }
 
-/// A passkey and its owner's columns (`Store::passkey_and_owner`).
+/// A passkey, its owner's columns and its cooling-off
+/// (`Store::passkey_and_owner`).
 #[derive(sqlx::FromRow)]
 struct PasskeyOwnerRow {
     #[sqlx(flatten)]
     passkey: PasskeyRow,
     #[sqlx(flatten)]
     owner: OwnerColumns,
+    cooling_off_until: Option<i64>,
 }
 
 impl SqlStore {
-    /// `Store::passkey_and_owner`: one read, the owner joined.
-    pub(crate) async fn passkey_with_owner(&self, credential_id: &str) -> StoreResult<Option<(Passkey, Option<User>)>> {
+    /// `Store::passkey_and_owner`: one read, the owner and the cooling-off
+    /// joined.
+    pub(crate) async fn passkey_with_owner(&self, credential_id: &str) -> StoreResult<Option<PasskeyForLogin>> {
         let row: Option<PasskeyOwnerRow> = with_db!(read(self), |pool| {
             sqlx::query_as(concat!(
                 "SELECT p.id, p.user_id, p.credential_id, p.record, p.counter, p.backup_eligible, \
                  p.backup_state, p.user_verified, p.aaguid, p.transports, p.name, p.created_at, \
                  p.last_used_at, ",
                 owner_columns!(),
-                " FROM passkeys p LEFT JOIN users u ON u.id = p.user_id WHERE p.credential_id = $1"
+                ", c.restricted_until AS cooling_off_until FROM passkeys p \
+                 LEFT JOIN users u ON u.id = p.user_id \
+                 LEFT JOIN credential_cooling_off c ON c.credential_id = p.id \
+                 WHERE p.credential_id = $1"
             ))
             .bind(credential_id)
             .fetch_optional(pool)
@@ -78,7 +84,11 @@ impl SqlStore {
             return Ok(None);
         };
         let owner = row.owner.into_user(row.passkey.user_id.clone())?;
-        Ok(Some((Passkey::try_from(row.passkey)?, owner)))
+        Ok(Some(PasskeyForLogin {
+            passkey: Passkey::try_from(row.passkey)?,
+            owner,
+            cooling_off_until: row.cooling_off_until.map(Timestamp::from_millis),
+        }))
     }
 }
 

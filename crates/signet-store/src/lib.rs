@@ -181,10 +181,7 @@ impl Store for SqlStore {
         }
     }
 
-    async fn passkey_and_owner(
-        &self,
-        credential_id: &str,
-    ) -> StoreResult<Option<(signet_core::credential::Passkey, Option<signet_core::user::User>)>> {
+    async fn passkey_and_owner(&self, credential_id: &str) -> StoreResult<Option<signet_core::store::PasskeyForLogin>> {
         self.passkey_with_owner(credential_id).await
     }
 }

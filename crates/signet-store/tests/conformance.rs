@@ -1450,13 +1450,19 @@ async fn passkeys_round_trip_and_are_unique_across_users(s: Arc<SqlStore>) {
         "the record came with the passkey"
     );
     assert_eq!(s.passkey_by_credential_id("Y3JlZC1h").await.unwrap().unwrap(), p);
-    // With its owner, in one read.
-    let (found, owner) = s.passkey_and_owner("Y3JlZC1h").await.unwrap().unwrap();
-    assert_eq!(found, p);
+    // With its owner and its cooling-off, in one read.
+    let found = s.passkey_and_owner("Y3JlZC1h").await.unwrap().unwrap();
+    assert_eq!(found.passkey, p);
     assert_eq!(
-        owner.map(|o| (o.id, o.email.normalized())),
+        found.owner.map(|o| (o.id, o.email.normalized())),
         Some((a.id, a.email.normalized()))
     );
+    assert_eq!(found.cooling_off_until, None);
+    let mut tx = s.tx().await;
+    tx.start_cooling_off(p.id, a.id, at(500)).await.unwrap();
+    tx.commit().await.unwrap();
+    let found = s.passkey_and_owner("Y3JlZC1h").await.unwrap().unwrap();
+    assert_eq!(found.cooling_off_until, Some(at(500)));
     assert!(s.passkey_and_owner("bm9uZQ").await.unwrap().is_none());
     assert_eq!(s.passkeys_of(a.id).await.unwrap(), vec![p.clone()]);
     assert!(s.passkeys_of(b.id).await.unwrap().is_empty());

@@ -380,12 +380,14 @@ impl LoginStep for PasskeyMethod {
         };
         let state = self.take_state(flow)?;
         let assertion = Assertion::parse(&credential)?;
-        let (row, owner) = self
+        let found = self
             .store
             .passkey_and_owner(&assertion.credential_id().to_base64url())
             .await?
             .ok_or(PasskeyError::CredentialNotFound)?;
-        let owner = owner
+        let (row, cooling_off) = (found.passkey, found.cooling_off_until);
+        let owner = found
+            .owner
             .filter(|u| u.is_active())
             .ok_or(PasskeyError::CredentialNotFound)?;
         let policy = self.policy.tier_for_roles(&owner.roles).1.passkey.clone();
@@ -437,6 +439,7 @@ impl LoginStep for PasskeyMethod {
             proof: verified.proof(&policy),
             effect: Some(Box::new(RecordUse { used, regression })),
             owner: Some(owner),
+            cooling_off: Some(cooling_off),
         })
     }
 }

@@ -265,6 +265,7 @@ impl LoginStep for RecoveryCodes {
                 settings: self.settings.clone(),
             })),
             owner: Some(user),
+            cooling_off: None,
         })
     }
 }

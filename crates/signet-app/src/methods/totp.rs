@@ -223,6 +223,7 @@ impl LoginStep for TotpMethod {
                     attempt,
                 })),
                 owner: None,
+                cooling_off: None,
             });
         }
         let refusal = if replay { replayed() } else { wrong() };
