@@ -207,10 +207,8 @@ pub(crate) async fn target_session(app: &App, flow: &Flow) -> Result<Session> {
         .user_id
         .ok_or_else(|| Error::internal_msg("a step-up flow without a user"))?;
     app.store
-        .list_user_sessions(user, app.clock.now())
+        .user_session(user, target, app.clock.now())
         .await?
-        .into_iter()
-        .find(|s| s.id == target)
         .ok_or(Error::Unauthenticated)
 }
 

@@ -63,6 +63,15 @@ pub trait SessionStore: Send + Sync {
     async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>>;
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()>;
     async fn list_user_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>>;
+    /// One live session of `user` by id (what a step-up raises): one row,
+    /// not every session the account has.
+    async fn user_session(&self, user: UserId, id: SessionId, now: Timestamp) -> StoreResult<Option<Session>> {
+        Ok(self
+            .list_user_sessions(user, now)
+            .await?
+            .into_iter()
+            .find(|s| s.id == id))
+    }
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
 }
 

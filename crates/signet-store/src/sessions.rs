@@ -91,6 +91,23 @@ impl SessionStore for SqlStore {
         Ok(sessions.into_iter().filter(|s| s.is_live(now)).collect())
     }
 
+    async fn user_session(&self, user: UserId, id: SessionId, now: Timestamp) -> StoreResult<Option<Session>> {
+        let row: Option<SessionRow> = with_db!(read(self), |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sessions WHERE id = $1 AND user_id = $2 AND absolute_expires_at > $3"
+            ))
+            .bind(id.0.to_string())
+            .bind(user.0.to_string())
+            .bind(now.as_millis())
+            .fetch_optional(pool)
+            .await
+            .map_err(backend)?
+        });
+        Ok(row.map(Session::try_from).transpose()?.filter(|s| s.is_live(now)))
+    }
+
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
         Ok(with_db!(write(self), |pool| {
             sqlx::query("DELETE FROM sessions WHERE absolute_expires_at <= $1 OR last_seen_at + idle_timeout_ms <= $1")

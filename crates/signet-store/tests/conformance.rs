@@ -427,6 +427,13 @@ async fn sessions_expire_and_end_with_their_credential(s: Arc<SqlStore>) {
     s.insert_session(&a).await.unwrap();
     s.insert_session(&b).await.unwrap();
     assert_eq!(s.list_user_sessions(u.id, at(10)).await.unwrap().len(), 2);
+    // One of them by id, only as its own user's and only while live.
+    assert_eq!(
+        s.user_session(u.id, b.id, at(10)).await.unwrap().map(|x| x.id),
+        Some(b.id)
+    );
+    assert!(s.user_session(UserId::new(), b.id, at(10)).await.unwrap().is_none());
+    assert!(s.user_session(u.id, b.id, at(1801)).await.unwrap().is_none());
     // Idle timeout (30 min) passes: both are listed as gone and purged.
     assert!(s.list_user_sessions(u.id, at(1801)).await.unwrap().is_empty());
     assert_eq!(s.delete_credential_sessions(cred).await.unwrap(), 1);
