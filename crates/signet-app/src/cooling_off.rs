@@ -61,14 +61,10 @@ pub(crate) async fn start(
     Ok(Some(until))
 }
 
-/// Whether `proof` rests on a credential in its cooling-off now.
-pub async fn restricted(app: &App, proof: &Proof) -> Result<bool> {
-    restricted_known(app, proof, None).await
-}
-
-/// [`restricted`], with the end of the credential's cooling-off when the
-/// method read it beside the credential (`Verified::cooling_off`): then
-/// nothing is read again.
+/// Whether `proof` rests on a credential in its cooling-off now. `known`
+/// is the end of that credential's cooling-off when the method read it
+/// beside the credential (`Verified::cooling_off`): then nothing is read
+/// again; `None` reads it.
 pub async fn restricted_known(app: &App, proof: &Proof, known: Option<Option<Timestamp>>) -> Result<bool> {
     let Some(credential) = proof.credential_id else {
         return Ok(false);

@@ -442,24 +442,13 @@ async fn record(tx: &mut dyn OutboxWrites, done: &Finished) -> Result<bool, Stor
     }
 }
 
-/// Records one result on its own (when the shared unit failed).
+/// Records one result on its own (when the shared unit failed): the same
+/// [`record`], in a unit of its own.
 async fn record_alone(shared: &WorkerShared, done: &Finished) -> Result<bool, StoreError> {
-    let id = done.message.id;
-    match &done.result {
-        Ok(outcome) => {
-            shared
-                .store
-                .mark_message_sent(id, done.lease.token, done.at, outcome.scrub())
-                .await
-        }
-        Err(failure) => {
-            let (dead, retry_at, reason) = failure_record(done, failure);
-            shared
-                .store
-                .mark_message_failed(id, done.lease.token, &reason, retry_at, dead)
-                .await
-        }
-    }
+    let mut tx = shared.store.begin().await?;
+    let held = record(&mut *tx, done).await?;
+    tx.commit().await?;
+    Ok(held)
 }
 
 /// Logs what became of a result: ids, never bodies or recipients (bodies

@@ -63,9 +63,7 @@ impl AuditStore for SqlStore {
                 .await
                 .map_err(backend)?
         });
-        let hash =
-            <[u8; 32]>::try_from(hash.as_slice()).map_err(|_| StoreError::Corrupt("audit head hash length".into()))?;
-        Ok((seq, hash))
+        Ok((seq, hash_of(&hash)?))
     }
 }
 

@@ -191,11 +191,13 @@ impl Group {
         }
         let head = self.head();
         if let (true, Some(h)) = (head.dirty, head.known) {
-            let hex: String = h.hash.iter().map(|b| format!("{b:02x}")).collect();
-            sql.push_str(&format!(
-                "UPDATE audit_head SET seq = {}, hash = X'{hex}' WHERE id = 1; ",
-                h.seq
-            ));
+            use std::fmt::Write as _;
+            // Writing into a String cannot fail.
+            let _ = write!(sql, "UPDATE audit_head SET seq = {}, hash = X'", h.seq);
+            for b in h.hash {
+                let _ = write!(sql, "{b:02x}");
+            }
+            sql.push_str("' WHERE id = 1; ");
         }
         sql.push_str("COMMIT");
         sql

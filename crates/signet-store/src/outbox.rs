@@ -91,17 +91,8 @@ impl OutboxStore for SqlStore {
         next_attempt_at: Timestamp,
         dead: bool,
     ) -> StoreResult<bool> {
-        let status = if dead { "dead" } else { "pending" };
-        let error: String = error.chars().take(500).collect();
-        write_op!(self, |c| mark_failed(
-            c,
-            id,
-            lease_token,
-            status,
-            &error,
-            next_attempt_at
-        )
-        .await)
+        write_op!(self, |c| mark_failed(c, id, lease_token, error, next_attempt_at, dead)
+            .await)
     }
 
     async fn recent_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
@@ -237,10 +228,12 @@ async fn mark_failed(
     conn: Conn<'_>,
     id: Uuid,
     lease_token: Uuid,
-    status: &str,
     error: &str,
     next_attempt_at: Timestamp,
+    dead: bool,
 ) -> StoreResult<bool> {
+    let status = if dead { "dead" } else { "pending" };
+    let error: String = error.chars().take(500).collect();
     Ok(with_conn!(conn, |c| {
         sqlx::query(
             "UPDATE outbox SET status = $1, last_error = $2, next_attempt_at = $3, lease_until = NULL, \
@@ -316,9 +309,7 @@ impl OutboxWrites for SqlTx {
         next_attempt_at: Timestamp,
         dead: bool,
     ) -> StoreResult<bool> {
-        let status = if dead { "dead" } else { "pending" };
-        let error: String = error.chars().take(500).collect();
-        let r = mark_failed(self.conn()?, id, lease_token, status, &error, next_attempt_at).await;
+        let r = mark_failed(self.conn()?, id, lease_token, error, next_attempt_at, dead).await;
         self.observe(r)
     }
 

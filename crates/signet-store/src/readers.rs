@@ -72,7 +72,9 @@ impl Readers {
             .await
             .map_err(|_| StoreError::Busy("timed out waiting for a SQLite read connection".into()))?
             .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
-        if WORKER_CRASHED.swap(false, Ordering::SeqCst) {
+        // A plain load first: the flag is almost never set, and a swap on
+        // every read would bounce its cache line between the cores.
+        if WORKER_CRASHED.load(Ordering::Relaxed) && WORKER_CRASHED.swap(false, Ordering::SeqCst) {
             self.drop_dead().await;
         }
         let conn = self.idle().pop();

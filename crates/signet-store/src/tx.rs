@@ -263,13 +263,12 @@ impl SqlTx {
                 // The chain head is the group's, read at most once per
                 // group (see `group_commit::ChainHead`).
                 let mut head = member.chain_head();
-                let mut appended = None;
                 for record in &pending {
                     let r = crate::audit::append_after(self.conn()?, head, &record.event, record.id, record.at).await;
-                    let next = self.observe(r)?;
-                    head = Some(next);
-                    appended = Some(next);
+                    head = Some(self.observe(r)?);
                 }
+                // The head this unit moved the chain to, if it appended.
+                let appended = if pending.is_empty() { None } else { head };
                 let Some(Open::Sqlite(member)) = self.open.as_mut() else {
                     return Err(finished());
                 };

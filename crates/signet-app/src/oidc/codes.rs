@@ -147,10 +147,9 @@ pub async fn redeem(
     let now = app.clock.now();
     let mut tx = app.store.begin().await?;
     let (id, owner, body, expires_at, user) = match tx.redeem_oidc_code(&hash, now).await? {
-        CodeRedemption::Unknown => {
-            tx.rollback().await?;
-            return Err(invalid("the code is not valid").into());
-        }
+        // Nothing was written: the refusal's record takes this unit
+        // rather than opening another.
+        CodeRedemption::Unknown => return Err(Refused::with_unit(invalid("the code is not valid"), tx)),
         CodeRedemption::Reused { id, client_id } => {
             let record = AuditEvent::new(EventType::OidcCodeReused, Actor::Anonymous, Outcome::Denied)
                 .from_origin(origin)

@@ -95,9 +95,10 @@ pub async fn refresh(
     let now = app.clock.now();
     let mut tx = app.store.begin().await?;
     let (family, body) = match tx.rotate_oidc_refresh(&hash, now).await? {
+        // Nothing was written: the refusal's record takes this unit
+        // rather than opening another.
         RefreshRotation::Unknown => {
-            tx.rollback().await?;
-            return Err(invalid("the refresh token is not valid").into());
+            return Err(Refused::with_unit(invalid("the refresh token is not valid"), tx));
         }
         RefreshRotation::Reused { family, client_id } => {
             let revoked = tx.revoke_oidc_family(family, now).await?;
