@@ -1,9 +1,10 @@
 //! The failure rules of a typed code that the server checks itself (an
 //! authenticator app's TOTP code, a recovery code), the same as for an
-//! emailed code ([`crate::throttle`]): each comparison is reserved first on
-//! the account's run of failures (backoff, NIST SP 800-63B rev. 4 §3.2.2,
-//! cleared only by a success, never by a new code) and on the flow; five
-//! wrong codes end the flow for good.
+//! emailed code ([`crate::throttle`]): each comparison is reserved on the
+//! account's run of failures (backoff, NIST SP 800-63B rev. 4 §3.2.2,
+//! cleared only by a success, never by a new code) and on the flow, in the
+//! unit of work that stores its outcome; five wrong codes end the flow for
+//! good.
 //!
 //! The account's run is keyed by the flow's identifier hash when the flow
 //! was started with one (so email codes, TOTP and recovery codes share one
@@ -12,10 +13,11 @@
 use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::Timestamp;
-use signet_core::flow::Flow;
+use signet_core::flow::{Flow, FlowId};
 use signet_core::store::{Failures, Store};
 use signet_core::unit_of_work::Transaction;
 use signet_core::{Error, ErrorCode, Result};
+use uuid::Uuid;
 
 use crate::throttle;
 
@@ -28,48 +30,56 @@ pub fn account_key(flow: &Flow) -> Option<String> {
     }
 }
 
-/// A reserved comparison: it counts as a failure unless [`Attempt::succeeded`].
+/// A comparison of a typed code, counted on the account's run of failures
+/// and on the flow **in the same unit of work as its outcome**: a right
+/// code in the step's completion unit ([`Attempt::succeeded_in`]), a wrong
+/// one in a unit of its own ([`Attempt::failed`]). Either way the answer
+/// is given only once the count is committed, so no answer is ever known
+/// to the client without its attempt being counted (and a refused
+/// reservation, 429 while the account backs off or 410 past the flow's
+/// limit, is the answer instead, right code or not). One commit per step,
+/// not a reservation's commit and then the outcome's (ADR 0033).
 pub struct Attempt {
     key: String,
-    account: Failures,
 }
 
-/// Reserves one comparison on the account and on the flow (429 while the
-/// account backs off, 410 past the flow's limit).
-pub async fn reserve(store: &dyn Store, flow: &Flow, now: Timestamp) -> Result<Attempt> {
-    let mut tx = store.begin().await?;
-    let reserved = reserve_in(&mut *tx, flow, now).await;
-    tx.commit().await?;
-    reserved
-}
-
-/// [`reserve`] in the caller's unit of work `tx`: the account's run, then
-/// the flow's, in that order. On a refusal what was reserved so far is in
-/// `tx` all the same (a refused flow reservation still counted on the
-/// account, as it always has): commit `tx` before answering.
-pub async fn reserve_in(tx: &mut dyn Transaction, flow: &Flow, now: Timestamp) -> Result<Attempt> {
+/// The attempt a code step makes on `flow` (400 `identifier_required`
+/// when the flow names no account: a code is bound to one).
+pub fn prepare(flow: &Flow) -> Result<Attempt> {
     let key = account_key(flow).ok_or_else(|| {
         Error::invalid(
             ErrorCode::IdentifierRequired,
             "start the sign-in with your email address to use a code",
         )
     })?;
-    let account = throttle::reserve_account_attempt_in(tx, now, &key).await?;
-    throttle::reserve_attempt(tx, now, flow.id).await?;
-    Ok(Attempt { key, account })
+    Ok(Attempt { key })
 }
 
 impl Attempt {
-    /// A right code: the account's run of failures ends, in the unit of
-    /// work that consumes the code (so the step stays one commit after the
-    /// reservation).
-    pub async fn succeeded_in(self, tx: &mut dyn Transaction) -> Result<()> {
+    /// Reserves this comparison in `tx`: the account's run, then the
+    /// flow's, in that order (refused while the account backs off, or past
+    /// the flow's limit).
+    async fn reserve_in(&self, tx: &mut dyn Transaction, flow: FlowId, now: Timestamp) -> Result<Failures> {
+        let account = throttle::reserve_account_attempt_in(tx, now, &self.key).await?;
+        throttle::reserve_attempt(tx, now, flow).await?;
+        Ok(account)
+    }
+
+    /// A right code, in the unit of work that consumes it: the comparison
+    /// is counted (a refusal fails the unit: the code is not consumed and
+    /// the step answers the refusal), then the account's run of failures
+    /// ends. A unit that fails for another reason (a replay that lost its
+    /// race) counts nothing: it was a right code, not a guess, and the
+    /// journey audits the failed step.
+    pub async fn succeeded_in(self, tx: &mut dyn Transaction, flow: FlowId, now: Timestamp) -> Result<()> {
+        self.reserve_in(tx, flow, now).await?;
         throttle::clear_account_in(tx, &self.key).await
     }
 
-    /// A wrong code: counted on the flow (the account counted it when it was
-    /// reserved); the fifth ends the flow, the account's hundredth locks it
-    /// (audited). Returns the error to answer with.
+    /// A wrong code, counted in one unit of work: the reservation, the
+    /// flow's count of wrong codes, and what they lead to (the fifth ends
+    /// the flow; the account's hundredth locks it, audited). Returns the
+    /// error to answer with: `wrong`, or the refusal that came first.
     pub async fn failed(self, store: &dyn Store, now: Timestamp, flow: &Flow, origin: &Origin, wrong: Error) -> Error {
         match self.count(store, now, flow, origin).await {
             Ok(None) => wrong,
@@ -78,7 +88,17 @@ impl Attempt {
     }
 
     async fn count(self, store: &dyn Store, now: Timestamp, flow: &Flow, origin: &Origin) -> Result<Option<Error>> {
-        let wrong = throttle::record_wrong(store, now, flow.id, self.account).await?;
+        let mut tx = store.begin().await?;
+        let account = match self.reserve_in(&mut *tx, flow.id, now).await {
+            Ok(account) => account,
+            Err(refused) => {
+                // What was reserved before the refusal stands (a refused
+                // flow reservation still counted on the account).
+                tx.commit().await?;
+                return Ok(Some(refused));
+            }
+        };
+        let wrong = throttle::record_wrong(&mut *tx, now, flow.id, account).await?;
         if wrong.locks_account() {
             let mut ev = AuditEvent::new(EventType::LoginLocked, Actor::Anonymous, Outcome::Denied)
                 .from_origin(origin)
@@ -86,18 +106,19 @@ impl Attempt {
             if let Some(u) = flow.state.user_id {
                 ev = ev.user(u);
             }
-            crate::audit::record(store, now, &ev).await?;
+            tx.append_audit(&ev, Uuid::new_v4(), now).await?;
         }
-        if wrong.kills_flow() {
-            let mut tx = store.begin().await?;
+        let ended = wrong.kills_flow();
+        if ended {
             tx.finish_flow(flow.id, crate::journeys::remembered_until(flow)).await?;
             tx.revoke_flow_secrets(flow.id, now).await?;
-            tx.commit().await?;
-            return Ok(Some(Error::gone(
+        }
+        tx.commit().await?;
+        Ok(ended.then(|| {
+            Error::gone(
                 ErrorCode::TooManyAttempts,
                 "too many wrong codes; start signing in again",
-            )));
-        }
-        Ok(None)
+            )
+        }))
     }
 }

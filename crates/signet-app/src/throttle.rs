@@ -200,10 +200,16 @@ impl WrongCode {
     }
 }
 
-/// Counts a wrong code against the flow. The account already counted it
-/// when the attempt was reserved: `account` is that reservation.
-pub async fn record_wrong(store: &dyn Store, now: Timestamp, flow: FlowId, account: Failures) -> Result<WrongCode> {
-    let in_flow = store.record_failure(&flow_key(flow), now).await?.count;
+/// Counts a wrong code against the flow, in the unit of work `tx` that
+/// reserved it. The account already counted it when the attempt was
+/// reserved: `account` is that reservation.
+pub async fn record_wrong(
+    tx: &mut dyn Transaction,
+    now: Timestamp,
+    flow: FlowId,
+    account: Failures,
+) -> Result<WrongCode> {
+    let in_flow = tx.record_failure(&flow_key(flow), now).await?.count;
     Ok(WrongCode { in_flow, account })
 }
 

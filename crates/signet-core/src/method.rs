@@ -169,6 +169,29 @@ pub struct Verified {
     pub cooling_off: Option<Option<crate::clock::Timestamp>>,
 }
 
+impl Verified {
+    /// Adds `then` to the step's effect, applied after what it has.
+    pub fn and_then(mut self, then: Box<dyn StepEffect>) -> Self {
+        self.effect = Some(match self.effect.take() {
+            Some(first) => Box::new(Both(first, then)),
+            None => then,
+        });
+        self
+    }
+}
+
+/// Two effects, in order.
+struct Both(Box<dyn StepEffect>, Box<dyn StepEffect>);
+
+#[async_trait::async_trait]
+impl StepEffect for Both {
+    async fn apply(self: Box<Self>, tx: &mut dyn Transaction) -> Result<()> {
+        let Both(first, then) = *self;
+        first.apply(tx).await?;
+        then.apply(tx).await
+    }
+}
+
 impl From<Proof> for Verified {
     fn from(proof: Proof) -> Self {
         Self {

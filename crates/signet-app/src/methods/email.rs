@@ -29,7 +29,7 @@ use serde_json::{json, Map};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::SharedClock;
 use signet_core::flow::Flow;
-use signet_core::method::{Channel, Input, MethodName, Offer};
+use signet_core::method::{Channel, Input, MethodName, Offer, Verified};
 use signet_core::secret::{PlainToken, TokenKind};
 use signet_core::session::{device_label, Proof};
 use signet_core::store::{OneTimeSecret, SecretPurpose, Store};
@@ -124,7 +124,7 @@ impl Mailbox {
     }
 
     /// Checks a typed code for this flow.
-    pub async fn check_code(&self, flow: &Flow, presented: &str, origin: &Origin) -> Result<Proof> {
+    pub async fn check_code(&self, flow: &Flow, presented: &str, origin: &Origin) -> Result<Verified> {
         self.codes()
             .check(flow, presented, origin, SecretPurpose::EmailCode, &AMR_CODE)
             .await

@@ -51,7 +51,7 @@ impl LoginStep for EmailCode {
 
     async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Verified> {
         match input {
-            StepInput::Code(code) => Ok(self.mailbox.check_code(flow, &code, ctx.origin).await?.into()),
+            StepInput::Code(code) => self.mailbox.check_code(flow, &code, ctx.origin).await,
             _ => Err(Error::invalid(ErrorCode::InvalidRequest, "send {\"code\": \"...\"}")),
         }
     }

@@ -82,7 +82,7 @@ impl LoginStep for MagicLink {
     async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Verified> {
         match input {
             StepInput::Token(token) => Ok(self.mailbox.check_link(flow, &token).await?.into()),
-            StepInput::Code(code) => Ok(self.mailbox.check_code(flow, &code, ctx.origin).await?.into()),
+            StepInput::Code(code) => self.mailbox.check_code(flow, &code, ctx.origin).await,
             StepInput::Credential(_) => Err(Error::invalid(
                 ErrorCode::InvalidRequest,
                 "send {\"token\": \"...\"} or {\"code\": \"...\"}",

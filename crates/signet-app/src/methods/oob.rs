@@ -12,8 +12,9 @@
 //! - **Valid for a short time** (§3.1.3.1: 10 minutes for a code typed back;
 //!   `[login] code_ttl`, 10 minutes by default), and never beyond its flow.
 //! - **Used once** (§3.1.3.1): redeemed with the store's one conditional
-//!   write ([`signet_core::store::SecretStore::consume_secret`]): of any
-//!   number of concurrent submissions exactly one wins.
+//!   write ([`signet_core::store::SecretStore::consume_secret`]), in the
+//!   step's unit of work: of any number of concurrent submissions exactly
+//!   one wins.
 //! - **Bound to its flow** (§3.1.3.1, "the authentication secret is bound to
 //!   the session"): the stored hash covers the flow id, and a newer code
 //!   replaces the older one (revoked when a new send starts).
@@ -37,7 +38,8 @@ use std::time::Duration;
 
 use signet_core::audit::Origin;
 use signet_core::clock::{SharedClock, Timestamp};
-use signet_core::flow::Flow;
+use signet_core::flow::{Flow, FlowId};
+use signet_core::method::{StepEffect, Verified};
 use signet_core::secret::{OneTimeCode, TokenHash};
 use signet_core::session::{Aal, Proof};
 use signet_core::store::{OneTimeSecret, SecretPurpose, Store};
@@ -157,8 +159,12 @@ impl OobCodes {
         })
     }
 
-    /// Checks a typed code of `purpose` for this flow; on success the
-    /// account's run of failures ends and the proof carries `amr`.
+    /// Checks a typed code of `purpose` for this flow. A right code is
+    /// proven with an effect that redeems it in the step's unit of work
+    /// ([`Redeem`]): the attempt counted, the code consumed (of concurrent
+    /// submissions exactly one wins) and the account's run of failures
+    /// ended, with the journey's own writes: one durable commit per step.
+    /// A wrong code is counted in a unit of its own before it is answered.
     pub async fn check(
         &self,
         flow: &Flow,
@@ -166,9 +172,10 @@ impl OobCodes {
         origin: &Origin,
         purpose: SecretPurpose,
         amr: &[&str],
-    ) -> Result<Proof> {
+    ) -> Result<Verified> {
         // A code is bound to an account named at the start.
         flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
+        let attempt = code_attempts::prepare(flow)?;
         let now = self.clock.now();
         let digits = self.digits();
         let code = OneTimeCode::parse(presented, digits)
@@ -177,59 +184,86 @@ impl OobCodes {
         // The right digits for this flow, but already used (or replaced by a
         // newer code) or expired: not a guess, so told apart before anything
         // is counted.
-        self.spent(flow, purpose, &hash, now).await?;
-        // The same failure rules as every other typed code (account backoff,
-        // five wrong codes end the flow): one implementation. The attempt is
-        // reserved, the code consumed and, if it was right, the account's
-        // run cleared in one unit of work: one durable commit, and the
-        // reservation is never durable without its comparison's outcome
-        // (nor the other way round). The journey's completion is the step's
-        // other commit.
-        let mut tx = self.store.begin().await?;
-        let attempt = match code_attempts::reserve_in(&mut *tx, flow, now).await {
-            Ok(attempt) => attempt,
-            Err(refused) => {
-                tx.commit().await?;
-                return Err(refused);
-            }
-        };
-        let won = tx
-            .consume_secret(purpose, &hash, now)
-            .await?
-            .is_some_and(|secret| secret.flow_id == Some(flow.id) && Some(secret.user_id) == flow.state.user_id);
-        if won {
-            attempt.succeeded_in(&mut *tx).await?;
-            tx.commit().await?;
-            return Ok(proof(amr));
+        let live = self.spent(flow, purpose, &hash, now).await?;
+        if !live.is_some_and(|user| Some(user) == flow.state.user_id) {
+            // The same failure rules as every other typed code (account
+            // backoff, five wrong codes end the flow): one implementation.
+            let wrong = Error::invalid(ErrorCode::InvalidCode, "that code is not right");
+            return Err(attempt.failed(&*self.store, now, flow, origin, wrong).await);
         }
-        tx.commit().await?;
-        // A concurrent request with the same right code won since the check
-        // above (this attempt was counted, and the winner cleared the run).
-        self.spent(flow, purpose, &hash, now).await?;
-        let wrong = Error::invalid(ErrorCode::InvalidCode, "that code is not right");
-        Err(attempt.failed(&*self.store, now, flow, origin, wrong).await)
+        let mut verified = Verified::from(proof(amr));
+        verified.effect = Some(Box::new(Redeem {
+            attempt,
+            purpose,
+            hash,
+            flow: flow.id,
+            user: flow.state.user_id,
+            at: now,
+        }));
+        Ok(verified)
     }
 
     /// `410 code_used` or `410 code_expired` when `hash` is this flow's code
-    /// and can no longer be redeemed.
-    async fn spent(&self, flow: &Flow, purpose: SecretPurpose, hash: &TokenHash, now: Timestamp) -> Result<()> {
+    /// and can no longer be redeemed; else the account of the flow's live
+    /// code `hash` is, if it is one.
+    async fn spent(
+        &self,
+        flow: &Flow,
+        purpose: SecretPurpose,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> Result<Option<UserId>> {
         let Some(secret) = self.store.peek_secret(purpose, hash).await? else {
-            return Ok(());
+            return Ok(None);
         };
         if secret.flow_id != Some(flow.id) {
-            return Ok(());
+            return Ok(None);
         }
         if secret.consumed_at.is_some() {
-            return Err(Error::gone(
-                ErrorCode::CodeUsed,
-                "this code was already used or replaced by a newer one",
-            ));
+            return Err(code_used());
         }
         if secret.expires_at <= now {
             return Err(Error::gone(
                 ErrorCode::CodeExpired,
                 "this code has expired; send a new one",
             ));
+        }
+        Ok(Some(secret.user_id))
+    }
+}
+
+fn code_used() -> Error {
+    Error::gone(
+        ErrorCode::CodeUsed,
+        "this code was already used or replaced by a newer one",
+    )
+}
+
+/// A right code's redemption, in the step's unit of work.
+struct Redeem {
+    attempt: code_attempts::Attempt,
+    purpose: SecretPurpose,
+    hash: TokenHash,
+    flow: FlowId,
+    user: Option<UserId>,
+    at: Timestamp,
+}
+
+#[async_trait::async_trait]
+impl StepEffect for Redeem {
+    async fn apply(self: Box<Self>, tx: &mut dyn Transaction) -> Result<()> {
+        // Counted first: while the account backs off even a right code is
+        // refused, and stays unused.
+        self.attempt.succeeded_in(tx, self.flow, self.at).await?;
+        // The one conditional write that picks the single winner. A code
+        // used, replaced or expired since it was read (a concurrent
+        // submission won) fails the unit, which then writes nothing.
+        let won = tx
+            .consume_secret(self.purpose, &self.hash, self.at)
+            .await?
+            .is_some_and(|secret| secret.flow_id == Some(self.flow) && Some(secret.user_id) == self.user);
+        if !won {
+            return Err(code_used());
         }
         Ok(())
     }

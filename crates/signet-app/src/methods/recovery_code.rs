@@ -35,7 +35,7 @@ use serde_json::{json, Map};
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::{SharedClock, Timestamp};
 use signet_core::credential::Removal;
-use signet_core::flow::Flow;
+use signet_core::flow::{Flow, FlowId};
 use signet_core::method::{
     CredentialInfo, CredentialKind, Input, LoginStep, Method, MethodName, Offer, StepContext, StepEffect, StepInput,
     Verified,
@@ -150,9 +150,10 @@ fn used() -> Error {
 /// left comes from the use itself, so two codes used at once each tell
 /// their own count.
 struct UseCode {
-    /// The comparison reserved on the account's run of failures, ended in
-    /// this unit when the code is used (see the TOTP method's effect).
+    /// The comparison, counted on the account's run of failures in this
+    /// unit, which then ends the run (see the TOTP method's effect).
     attempt: code_attempts::Attempt,
+    flow: FlowId,
     user: User,
     hash: TokenHash,
     at: Timestamp,
@@ -165,10 +166,10 @@ struct UseCode {
 #[async_trait::async_trait]
 impl StepEffect for UseCode {
     async fn apply(self: Box<Self>, tx: &mut dyn Transaction) -> Result<()> {
+        self.attempt.succeeded_in(tx, self.flow, self.at).await?;
         let Some(left) = tx.use_recovery_code(self.user.id, &self.hash, self.at).await? else {
             return Err(used());
         };
-        self.attempt.succeeded_in(tx).await?;
         let (link, not_me) = crate::not_me::prepare(&self.settings, &self.user, self.at);
         tx.issue_secrets(&[link], self.at).await?;
         let email = messages::recovery_code_used(
@@ -228,7 +229,7 @@ impl LoginStep for RecoveryCodes {
         };
         let code = normalize(&raw).ok_or_else(invalid_shape)?;
         let now = self.clock.now();
-        let attempt = code_attempts::reserve(&*self.store, flow, now).await?;
+        let attempt = code_attempts::prepare(flow)?;
         let user = match flow.state.user_id {
             Some(u) => Some(self.store.user_by_id(u).await?.filter(|u| u.is_active())),
             None => None,
@@ -256,6 +257,7 @@ impl LoginStep for RecoveryCodes {
             },
             effect: Some(Box::new(UseCode {
                 attempt,
+                flow: flow.id,
                 user: user.clone(),
                 hash: hash(user.id, &code),
                 at: now,

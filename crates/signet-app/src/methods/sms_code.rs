@@ -248,15 +248,14 @@ impl LoginStep for SmsCode {
         let StepInput::Code(code) = input else {
             return Err(Error::invalid(ErrorCode::InvalidRequest, "send {\"code\": \"...\"}"));
         };
-        let proof = self
+        let mut verified = self
             .channel
             .codes()
             .check(flow, &code, ctx.origin, SecretPurpose::SmsCode, &AMR)
             .await?;
-        let mut verified = Verified::from(proof);
         if let Some(user) = flow.state.user_id {
             if let Some(phone) = self.channel.store.phones_of(user).await?.into_iter().next() {
-                verified.effect = Some(Box::new(Touch {
+                verified = verified.and_then(Box::new(Touch {
                     phone: phone.id,
                     at: self.channel.clock.now(),
                 }));

@@ -17,8 +17,9 @@
 //! **Verify.** A code of 6 ASCII digits (spaces and dashes dropped) is
 //! checked against each of the account's TOTP credentials at the current
 //! step and one step either side (RFC 6238 §5.2's allowance for clock drift
-//! and delay). Each comparison is a reserved attempt on the account and the
-//! flow ([`crate::code_attempts`]), like an emailed code.
+//! and delay). Each comparison is an attempt counted on the account and the
+//! flow ([`crate::code_attempts`]), like an emailed code, in the unit of
+//! work that stores its outcome.
 //!
 //! **Replay (RFC 6238 §5.2).** A code whose step is not above the
 //! credential's `last_step` is refused (`409 code_replayed`). The accepted
@@ -35,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use signet_core::clock::{SharedClock, Timestamp};
 use signet_core::credential::{Ceremony, Removal, TotpCredential};
-use signet_core::flow::Flow;
+use signet_core::flow::{Flow, FlowId};
 use signet_core::method::{
     CredentialInfo, CredentialKind, EnrollContext, Enrollment, Input, LoginStep, Method, MethodName, NewCredential,
     Offer, StepContext, StepEffect, StepInput, Verified,
@@ -155,20 +156,22 @@ struct AdvanceStep {
     id: Uuid,
     step: i64,
     at: Timestamp,
-    /// The comparison reserved on the account's run of failures: a right
-    /// code ends the run in the same unit as the step's own writes (one
-    /// commit fewer per step). If the unit fails (a replay lost the race),
-    /// the reservation stands as the failure it then is.
+    flow: FlowId,
+    /// The comparison, counted on the account's run of failures in the
+    /// same unit (which a right code then ends): one commit per step.
     attempt: code_attempts::Attempt,
 }
 
 #[async_trait::async_trait]
 impl StepEffect for AdvanceStep {
     async fn apply(self: Box<Self>, tx: &mut dyn Transaction) -> Result<()> {
+        // Counted first: while the account backs off even a right code is
+        // refused, and the step is not used up.
+        self.attempt.succeeded_in(tx, self.flow, self.at).await?;
         if !tx.advance_totp_step(self.id, self.step, self.at).await? {
             return Err(replayed());
         }
-        self.attempt.succeeded_in(tx).await
+        Ok(())
     }
 }
 
@@ -191,8 +194,9 @@ impl LoginStep for TotpMethod {
     async fn verify(&self, flow: &mut Flow, input: StepInput, ctx: StepContext<'_>) -> Result<Verified> {
         let code = parse_code(input)?;
         let now = self.clock.now();
-        let attempt = code_attempts::reserve(&*self.store, flow, now).await?;
-        // An identifier nobody has: the same reservation, then a wrong code.
+        let attempt = code_attempts::prepare(flow)?;
+        // An identifier nobody has: no credential, so a wrong code (counted
+        // like any other).
         let credentials = match flow.state.user_id {
             Some(user) => self.store.totps_of(user).await?,
             None => Vec::new(),
@@ -220,6 +224,7 @@ impl LoginStep for TotpMethod {
                     id: credential.id,
                     step,
                     at: now,
+                    flow: flow.id,
                     attempt,
                 })),
                 owner: None,
