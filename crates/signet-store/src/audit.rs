@@ -110,12 +110,18 @@ pub(crate) async fn append_pg(
 /// already holds (read here, inside the group's transaction, when the
 /// group has none yet): one `INSERT`. The group writes the head back with
 /// its `COMMIT` (see `group_commit::ChainHead`). Returns the new head.
+///
+/// With `release`, the unit's release into its group
+/// ([`crate::group_commit::RELEASE_AND_REOPEN`]) runs in the same call,
+/// after the `INSERT` (SQLite stops at the first statement that fails: a
+/// record refused leaves the unit in its savepoint, as without it).
 pub(crate) async fn append_after(
     conn: Conn<'_>,
     head: Option<ChainHead>,
     event: &AuditEvent,
     id: Uuid,
     at: Timestamp,
+    release: bool,
 ) -> StoreResult<ChainHead> {
     let mut conn = conn;
     let head = match head {
@@ -134,7 +140,8 @@ pub(crate) async fn append_after(
         }
     };
     let rec = AuditRecord::seal(event, id, at, head.seq, head.hash);
-    insert(conn, &rec).await?;
+    let sql = if release { INSERT_THEN_RELEASE } else { INSERT };
+    insert(conn, sql, &rec).await?;
     Ok(ChainHead {
         seq: rec.seq,
         hash: rec.hash,
@@ -147,19 +154,28 @@ fn hash_of(bytes: &[u8]) -> StoreResult<[u8; 32]> {
         .map_err(|_| StoreError::Corrupt("audit head hash length".into()))
 }
 
-async fn insert(conn: Conn<'_>, rec: &AuditRecord) -> StoreResult<()> {
+const INSERT: &str = concat!(
+    "INSERT INTO audit_log (",
+    audit_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+);
+
+/// [`INSERT`], then the unit's release into its group and the next
+/// member's savepoint (`group_commit::RELEASE_AND_REOPEN`, spelled out
+/// here because `concat!` takes literals only; a test checks they agree).
+const INSERT_THEN_RELEASE: &str = concat!(
+    "INSERT INTO audit_log (",
+    audit_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12); ",
+    "RELEASE SAVEPOINT signet_unit; SAVEPOINT signet_unit"
+);
+
+async fn insert(conn: Conn<'_>, sql: &'static str, rec: &AuditRecord) -> StoreResult<()> {
     with_conn!(conn, |c| {
-        bind_record(
-            sqlx::query(concat!(
-                "INSERT INTO audit_log (",
-                audit_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            )),
-            rec,
-        )
-        .execute(&mut *c)
-        .await
-        .map_err(backend)?;
+        bind_record(sqlx::query(sql), rec)
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?;
     });
     Ok(())
 }
@@ -190,4 +206,15 @@ where
         .bind(rec.details.as_str())
         .bind(rec.prev_hash.as_slice())
         .bind(rec.hash.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_folded_release_is_the_group_commits_own() {
+        assert_eq!(
+            super::INSERT_THEN_RELEASE,
+            format!("{}; {}", super::INSERT, crate::group_commit::RELEASE_AND_REOPEN)
+        );
+    }
 }

@@ -64,6 +64,10 @@ pub(crate) const MAX_GROUP: usize = 64;
 const SAVEPOINT: &str = "SAVEPOINT signet_unit";
 const OPEN_GROUP_AND_SAVEPOINT: &str = "BEGIN IMMEDIATE; SAVEPOINT signet_unit";
 const RELEASE: &str = "RELEASE SAVEPOINT signet_unit";
+/// A member's release when it leaves the group open for the units
+/// waiting: the next member's savepoint is opened in the same call, so a
+/// unit that joins a parked group starts without a call of its own.
+pub(crate) const RELEASE_AND_REOPEN: &str = "RELEASE SAVEPOINT signet_unit; SAVEPOINT signet_unit";
 const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT signet_unit";
 
 /// How a group ended, as every member is told.
@@ -212,6 +216,11 @@ impl Group {
 pub(crate) struct Parked {
     conn: PoolConnection<Sqlite>,
     group: Arc<Group>,
+    /// The previous member's release opened the next savepoint
+    /// ([`RELEASE_AND_REOPEN`]). A `COMMIT` or `ROLLBACK` of the group ends
+    /// it with the rest, so a group parked for a unit that never comes is
+    /// unaffected.
+    savepoint_open: bool,
 }
 
 pub(crate) type Slot = Option<Parked>;
@@ -282,12 +291,12 @@ impl GroupCommit {
                 .await
                 .map_err(|_| busy("waiting for the SQLite writer"))?
         };
-        let (conn, group, fresh) = match slot.take() {
-            Some(parked) => (parked.conn, parked.group, false),
+        let (conn, group, fresh, savepoint_open) = match slot.take() {
+            Some(parked) => (parked.conn, parked.group, false, parked.savepoint_open),
             None => {
                 let conn = pool.acquire().await.map_err(backend)?;
                 let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-                (conn, Group::new(id), true)
+                (conn, Group::new(id), true, false)
             }
         };
         // From here the member owns the connection and the slot: cancelled
@@ -298,6 +307,7 @@ impl GroupCommit {
             group,
             gc: self.clone(),
             in_savepoint: false,
+            reopened: false,
         };
         // IMMEDIATE takes the write lock now rather than at the first
         // write, so a transaction never fails half-way for the lock. A
@@ -305,10 +315,12 @@ impl GroupCommit {
         // hand-off to the connection's thread). If either fails, the group
         // (which has no member yet) is failed: `ROLLBACK`, whose result
         // does not matter, and the connection, in doubt, is not reused.
-        let opening = if fresh { OPEN_GROUP_AND_SAVEPOINT } else { SAVEPOINT };
-        if let Err(e) = member.run(opening).await {
-            member.fail_group_now(&e);
-            return Err(e);
+        if !savepoint_open {
+            let opening = if fresh { OPEN_GROUP_AND_SAVEPOINT } else { SAVEPOINT };
+            if let Err(e) = member.run(opening).await {
+                member.fail_group_now(&e);
+                return Err(e);
+            }
         }
         member.in_savepoint = true;
         Ok(member)
@@ -327,6 +339,8 @@ pub(crate) struct Member {
     group: Arc<Group>,
     gc: Arc<GroupCommit>,
     in_savepoint: bool,
+    /// This member's release opened the next member's savepoint.
+    reopened: bool,
 }
 
 impl Member {
@@ -341,6 +355,32 @@ impl Member {
                 "the unit has no connection".into(),
             )))),
         }
+    }
+
+    /// Whether this unit's release would leave the group open for the units
+    /// waiting (rather than commit it): then the caller may fold
+    /// [`RELEASE_AND_REOPEN`] into its own last statement and report it
+    /// with [`Member::released_in_place`]. Only a hint: `release` decides
+    /// again, and either way the outcome is correct.
+    pub(crate) fn parks(&self) -> bool {
+        !self.is_last()
+    }
+
+    fn is_last(&self) -> bool {
+        let members = self.group.released.load(Ordering::SeqCst) + 1;
+        members >= MAX_GROUP || self.gc.waiting.load(Ordering::SeqCst) == 0
+    }
+
+    /// The caller's last statement ended with [`RELEASE_AND_REOPEN`], which
+    /// succeeded: the unit is in its group, `head` is the chain head after
+    /// its appends.
+    pub(crate) fn released_in_place(&mut self, head: Option<ChainHead>) -> watch::Receiver<Option<Outcome>> {
+        self.in_savepoint = false;
+        self.reopened = true;
+        self.advance_head(head);
+        self.group.released.fetch_add(1, Ordering::SeqCst);
+        self.gc.units.fetch_add(1, Ordering::SeqCst);
+        self.group.outcome.subscribe()
     }
 
     /// The audit chain head as the group's transaction has it, if a member
@@ -361,9 +401,7 @@ impl Member {
     /// its `SqlTx` until it is done so that a cancellation rolls it back,
     /// and [`Member::leave`] then parks the group for the units waiting.
     pub(crate) async fn release(&mut self, head: Option<ChainHead>) -> StoreResult<watch::Receiver<Option<Outcome>>> {
-        let members = self.group.released.load(Ordering::SeqCst) + 1;
-        let last = members >= MAX_GROUP || self.gc.waiting.load(Ordering::SeqCst) == 0;
-        if last {
+        if self.is_last() {
             if let (Some(conn), Some(slot)) = (self.conn.take(), self.slot.take()) {
                 self.in_savepoint = false;
                 self.advance_head(head);
@@ -374,17 +412,13 @@ impl Member {
                 return Ok(rx);
             }
         }
-        if let Err(e) = self.run(RELEASE).await {
+        if let Err(e) = self.run(RELEASE_AND_REOPEN).await {
             // SQLite ended the transaction on its own (or the connection
             // broke): the whole group is lost and every member is told.
             self.fail_group_now(&e);
             return Err(e);
         }
-        self.in_savepoint = false;
-        self.advance_head(head);
-        self.group.released.fetch_add(1, Ordering::SeqCst);
-        self.gc.units.fetch_add(1, Ordering::SeqCst);
-        Ok(self.group.outcome.subscribe())
+        Ok(self.released_in_place(head))
     }
 
     /// Takes a released unit's chain head into its group.
@@ -403,7 +437,7 @@ impl Member {
         let (Some(conn), Some(slot)) = (self.conn.take(), self.slot.take()) else {
             return;
         };
-        leave(conn, slot, self.group.clone(), self.gc.clone());
+        leave(conn, slot, self.group.clone(), self.gc.clone(), self.reopened);
     }
 
     /// Ends the unit without its work: back to its savepoint, then the
@@ -413,6 +447,8 @@ impl Member {
         let conn = self.conn.take()?;
         let slot = self.slot.take()?;
         let (group, gc, in_savepoint) = (self.group.clone(), self.gc.clone(), self.in_savepoint);
+        // A released unit's release may have opened the next savepoint.
+        let reopened = self.reopened;
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             // No runtime (a drop at shutdown): nothing can be awaited. The
             // connection is closed, so SQLite rolls the transaction back,
@@ -436,7 +472,7 @@ impl Member {
             };
             match undone {
                 Ok(()) => {
-                    leave(conn, slot, group, gc);
+                    leave(conn, slot, group, gc, reopened);
                     Ok(())
                 }
                 Err(e) => {
@@ -474,6 +510,7 @@ impl Drop for Member {
                 group: self.group.clone(),
                 gc: self.gc.clone(),
                 in_savepoint: self.in_savepoint,
+                reopened: self.reopened,
             };
             // Rolled back to its savepoint by a task of its own.
             let _ = member.abandon();
@@ -493,12 +530,23 @@ pub(crate) async fn outcome(mut rx: watch::Receiver<Option<Outcome>>) -> StoreRe
 /// Hands the connection on after a unit: an empty group is rolled back and
 /// the connection returned to the pool; a group with members is parked for
 /// the units waiting (a closer queued behind them), or committed now.
-fn leave(conn: PoolConnection<Sqlite>, mut slot: OwnedMutexGuard<Slot>, group: Arc<Group>, gc: Arc<GroupCommit>) {
+/// `savepoint_open`: the unit's release opened the next savepoint.
+fn leave(
+    conn: PoolConnection<Sqlite>,
+    mut slot: OwnedMutexGuard<Slot>,
+    group: Arc<Group>,
+    gc: Arc<GroupCommit>,
+    savepoint_open: bool,
+) {
     let members = group.released.load(Ordering::SeqCst);
     if members > 0 && members < MAX_GROUP && gc.waiting.load(Ordering::SeqCst) > 0 {
         let id = group.id;
         let needs_closer = !group.closer.swap(true, Ordering::SeqCst);
-        *slot = Some(Parked { conn, group });
+        *slot = Some(Parked {
+            conn,
+            group,
+            savepoint_open,
+        });
         drop(slot);
         if needs_closer {
             spawn(close_later(gc, id));
@@ -789,19 +837,26 @@ mod tests {
         k: &str,
         id: uuid::Uuid,
     ) -> tokio::task::JoinHandle<signet_core::store::StoreResult<()>> {
+        audited_ids(store, k, id, uuid::Uuid::new_v4())
+    }
+
+    /// A unit that appends two audit records with the ids `first` and
+    /// `last` and commits.
+    fn audited_ids(
+        store: &Arc<SqlStore>,
+        k: &str,
+        first: uuid::Uuid,
+        last: uuid::Uuid,
+    ) -> tokio::task::JoinHandle<signet_core::store::StoreResult<()>> {
         use signet_core::unit_of_work::AuditAppend;
         let (store, k) = (store.clone(), k.to_owned());
         tokio::spawn(async move {
             let mut tx = store.begin_tx().await?;
             insert(&mut tx, &k).await?;
-            tx.append_audit(&event(&k), id, signet_core::clock::Timestamp::from_millis(1))
+            tx.append_audit(&event(&k), first, signet_core::clock::Timestamp::from_millis(1))
                 .await?;
-            tx.append_audit(
-                &event(&k),
-                uuid::Uuid::new_v4(),
-                signet_core::clock::Timestamp::from_millis(2),
-            )
-            .await?;
+            tx.append_audit(&event(&k), last, signet_core::clock::Timestamp::from_millis(2))
+                .await?;
             tx.commit_now().await
         })
     }
@@ -854,5 +909,45 @@ mod tests {
         // The next group reads the head it left.
         audited(&store, "d", uuid::Uuid::new_v4()).await.unwrap().unwrap();
         assert_eq!(store.audit_head().await.unwrap().0, seq + 2);
+    }
+
+    /// A member that leaves its group open for the units waiting releases
+    /// in its last record's call (`RELEASE_AND_REOPEN` after the `INSERT`).
+    /// When that `INSERT` fails, the release never ran: the member goes back
+    /// to its savepoint, the next member starts in the savepoint the
+    /// release would have opened, and the group commits the rest.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_whose_folded_release_fails_at_its_record_takes_only_its_own_work() {
+        use signet_core::store::AuditStore;
+        let (store, _dir) = store().await;
+        let taken = uuid::Uuid::new_v4();
+        audited(&store, "x", taken).await.unwrap().unwrap();
+        let mut hold = store.begin_tx().await.unwrap();
+        insert(&mut hold, "hold").await.unwrap();
+        let a = audited(&store, "a", uuid::Uuid::new_v4());
+        settle().await;
+        // B's last record, the one its release is folded into, reuses X's id.
+        let b = audited_ids(&store, "b", uuid::Uuid::new_v4(), taken);
+        settle().await;
+        let c = audited(&store, "c", uuid::Uuid::new_v4());
+        settle().await;
+        let d = unit(&store, "d");
+        settle().await;
+        let before = store.commit_stats();
+        hold.commit_now().await.unwrap();
+        a.await.unwrap().unwrap();
+        assert!(b.await.unwrap().is_err(), "B's duplicate record id fails its commit");
+        c.await.unwrap().unwrap();
+        d.await.unwrap().unwrap();
+        assert_eq!(store.commit_stats().commits - before.commits, 1, "one COMMIT for the group");
+        assert_eq!(keys(&store).await, ["a", "c", "d", "hold", "x"]);
+        let records = store.audit_range(0, 100).await.unwrap();
+        assert_eq!(records.len(), 6, "two each for X, A and C; none for B");
+        let mut v = signet_core::audit::Verifier::default();
+        for r in &records {
+            v.check(r).unwrap();
+        }
+        let (seq, hash) = store.audit_head().await.unwrap();
+        assert_eq!(v.finish(seq, hash).unwrap(), 6);
     }
 }

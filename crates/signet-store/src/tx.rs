@@ -263,9 +263,18 @@ impl SqlTx {
                 // The chain head is the group's, read at most once per
                 // group (see `group_commit::ChainHead`).
                 let mut head = member.chain_head();
-                for record in &pending {
-                    let r = crate::audit::append_after(self.conn()?, head, &record.event, record.id, record.at).await;
+                // A unit that leaves its group open for others releases in
+                // its last record's call (one hand-off to the connection's
+                // thread fewer; the group's `COMMIT` is another's).
+                let fold = member.parks();
+                let mut folded = false;
+                for (i, record) in pending.iter().enumerate() {
+                    let release = fold && i + 1 == pending.len();
+                    let r =
+                        crate::audit::append_after(self.conn()?, head, &record.event, record.id, record.at, release)
+                            .await;
                     head = Some(self.observe(r)?);
+                    folded = release;
                 }
                 // The head this unit moved the chain to, if it appended.
                 let appended = if pending.is_empty() { None } else { head };
@@ -275,7 +284,11 @@ impl SqlTx {
                 // Cancelled during the release, the member is still here
                 // and its Drop rolls it back (or fails the group if the
                 // release had run: nothing was acknowledged).
-                let released = member.release(appended).await;
+                let released = if folded {
+                    Ok(member.released_in_place(appended))
+                } else {
+                    member.release(appended).await
+                };
                 let member = match self.open.take() {
                     Some(Open::Sqlite(m)) => m,
                     _ => return Err(finished()),
