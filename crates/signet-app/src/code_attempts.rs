@@ -72,8 +72,7 @@ impl Attempt {
     /// race) counts nothing: it was a right code, not a guess, and the
     /// journey audits the failed step.
     pub async fn succeeded_in(self, tx: &mut dyn Transaction, flow: FlowId, now: Timestamp) -> Result<()> {
-        self.reserve_in(tx, flow, now).await?;
-        throttle::clear_account_in(tx, &self.key).await
+        throttle::admit_success(tx, now, flow, &self.key).await
     }
 
     /// A wrong code, counted in one unit of work: the reservation, the

@@ -109,21 +109,55 @@ fn flow_key(flow: FlowId) -> String {
     format!("fail:flow:{}", flow.0)
 }
 
+fn attempt_key(flow: FlowId) -> String {
+    format!("attempt:flow:{}", flow.0)
+}
+
 /// Reserves one code comparison on `flow` before the code is compared: one
 /// atomic increment, so however many requests arrive at once, no flow ever
 /// compares more than [`FLOW_MAX_WRONG`] codes (a read-then-check would let
 /// a parallel burst test many more). Past the limit the request is refused.
 pub async fn reserve_attempt(tx: &mut dyn Transaction, now: Timestamp, flow: FlowId) -> Result<()> {
-    let attempts = tx.record_failure(&format!("attempt:flow:{}", flow.0), now).await?.count;
-    // Refused without ending the flow: a comparison already in flight may be
-    // the right code and must still be able to finish. Wrong codes end the
-    // flow as before.
+    let attempts = tx.record_failure(&attempt_key(flow), now).await?.count;
+    flow_within_limit(attempts)
+}
+
+/// Refused without ending the flow: a comparison already in flight may be
+/// the right code and must still be able to finish. Wrong codes end the
+/// flow as before.
+fn flow_within_limit(attempts: u32) -> Result<()> {
     if attempts > FLOW_MAX_WRONG {
         return Err(Error::gone(
             ErrorCode::TooManyAttempts,
             "too many wrong codes; start signing in again",
         ));
     }
+    Ok(())
+}
+
+/// A right code's attempt, in the unit of work that redeems it (ADR 0033):
+/// counted on the flow with the account's run read in the same statement,
+/// then refused like any attempt while the account backs off (429) or past
+/// the flow's limit (410), and otherwise the end of the account's run. Two
+/// statements where a reservation and a clearing took four.
+///
+/// The run is read, not compare-and-swapped: this attempt is a success, which
+/// ends the run whatever failures landed beside it; on SQLite the unit
+/// holds the writer, on PostgreSQL a failure committed meanwhile is cleared
+/// by the success that follows it.
+pub async fn admit_success(
+    tx: &mut dyn Transaction,
+    now: Timestamp,
+    flow: FlowId,
+    identifier_hash: &str,
+) -> Result<()> {
+    let key = account_key(identifier_hash);
+    let (attempts, run) = tx.record_failure_reading(&attempt_key(flow), now, &key).await?;
+    if let Some(retry_after_secs) = account_wait(run, now) {
+        return Err(Error::RateLimited { retry_after_secs });
+    }
+    flow_within_limit(attempts.count)?;
+    tx.clear_failures(&key).await?;
     Ok(())
 }
 
@@ -216,13 +250,6 @@ pub async fn record_wrong(
 /// A successful sign-in ends the account's run of failures.
 pub async fn clear_account(store: &dyn Store, identifier_hash: &str) -> Result<()> {
     store.clear_failures(&account_key(identifier_hash)).await?;
-    Ok(())
-}
-
-/// [`clear_account`] in the caller's unit of work (with the consumption of
-/// the code that succeeded).
-pub async fn clear_account_in(tx: &mut dyn Transaction, identifier_hash: &str) -> Result<()> {
-    tx.clear_failures(&account_key(identifier_hash)).await?;
     Ok(())
 }
 

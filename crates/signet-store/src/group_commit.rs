@@ -939,7 +939,11 @@ mod tests {
         assert!(b.await.unwrap().is_err(), "B's duplicate record id fails its commit");
         c.await.unwrap().unwrap();
         d.await.unwrap().unwrap();
-        assert_eq!(store.commit_stats().commits - before.commits, 1, "one COMMIT for the group");
+        assert_eq!(
+            store.commit_stats().commits - before.commits,
+            1,
+            "one COMMIT for the group"
+        );
         assert_eq!(keys(&store).await, ["a", "c", "d", "hold", "x"]);
         let records = store.audit_range(0, 100).await.unwrap();
         assert_eq!(records.len(), 6, "two each for X, A and C; none for B");
