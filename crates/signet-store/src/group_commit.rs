@@ -866,72 +866,28 @@ mod tests {
         AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success).details(serde_json::json!({ "k": k }))
     }
 
-    /// The group keeps the audit chain's head in memory (`ChainHead`): the
-    /// records of its members chain one after the other, a member whose
-    /// append fails takes its records (and nothing else) with it, and the
-    /// head row written with the `COMMIT` ends the chain exactly.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_groups_members_chain_their_audit_records_and_a_failed_member_leaves_no_gap() {
+    /// X commits two records; then, while a unit holds the writer, A, B,
+    /// C and D queue behind it. One of B's two records reuses X's id (its
+    /// first, or with `last` its last, into whose call B's release is
+    /// folded), so B's commit fails. Checks that the group commits once,
+    /// without B's work or records, on an unbroken chain; returns the head.
+    async fn a_group_around_a_failing_member(store: &Arc<SqlStore>, last: bool) -> i64 {
         use signet_core::store::AuditStore;
-        let (store, _dir) = store().await;
         let taken = uuid::Uuid::new_v4();
-        // X holds the writer while A, B (whose first record reuses X's id,
-        // so its commit fails) and C queue behind it.
-        let x = audited(&store, "x", taken);
-        x.await.unwrap().unwrap();
+        audited(store, "x", taken).await.unwrap().unwrap();
         let mut hold = store.begin_tx().await.unwrap();
         insert(&mut hold, "hold").await.unwrap();
-        let a = audited(&store, "a", uuid::Uuid::new_v4());
+        let a = audited(store, "a", uuid::Uuid::new_v4());
         settle().await;
-        let b = audited(&store, "b", taken);
+        let b = if last {
+            audited_ids(store, "b", uuid::Uuid::new_v4(), taken)
+        } else {
+            audited(store, "b", taken)
+        };
         settle().await;
-        let c = audited(&store, "c", uuid::Uuid::new_v4());
+        let c = audited(store, "c", uuid::Uuid::new_v4());
         settle().await;
-        let before = store.commit_stats();
-        hold.commit_now().await.unwrap();
-        a.await.unwrap().unwrap();
-        assert!(b.await.unwrap().is_err(), "B's duplicate record id fails its commit");
-        c.await.unwrap().unwrap();
-        assert_eq!(
-            store.commit_stats().commits - before.commits,
-            1,
-            "one COMMIT for the group"
-        );
-        assert_eq!(keys(&store).await, ["a", "c", "hold", "x"]);
-        let records = store.audit_range(0, 100).await.unwrap();
-        assert_eq!(records.len(), 6, "two each for X, A and C; none for B");
-        let mut v = signet_core::audit::Verifier::default();
-        for r in &records {
-            v.check(r).unwrap();
-        }
-        let (seq, hash) = store.audit_head().await.unwrap();
-        assert_eq!(v.finish(seq, hash).unwrap(), 6);
-        // The next group reads the head it left.
-        audited(&store, "d", uuid::Uuid::new_v4()).await.unwrap().unwrap();
-        assert_eq!(store.audit_head().await.unwrap().0, seq + 2);
-    }
-
-    /// A member that leaves its group open for the units waiting releases
-    /// in its last record's call (`RELEASE_AND_REOPEN` after the `INSERT`).
-    /// When that `INSERT` fails, the release never ran: the member goes back
-    /// to its savepoint, the next member starts in the savepoint the
-    /// release would have opened, and the group commits the rest.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_member_whose_folded_release_fails_at_its_record_takes_only_its_own_work() {
-        use signet_core::store::AuditStore;
-        let (store, _dir) = store().await;
-        let taken = uuid::Uuid::new_v4();
-        audited(&store, "x", taken).await.unwrap().unwrap();
-        let mut hold = store.begin_tx().await.unwrap();
-        insert(&mut hold, "hold").await.unwrap();
-        let a = audited(&store, "a", uuid::Uuid::new_v4());
-        settle().await;
-        // B's last record, the one its release is folded into, reuses X's id.
-        let b = audited_ids(&store, "b", uuid::Uuid::new_v4(), taken);
-        settle().await;
-        let c = audited(&store, "c", uuid::Uuid::new_v4());
-        settle().await;
-        let d = unit(&store, "d");
+        let d = unit(store, "d");
         settle().await;
         let before = store.commit_stats();
         hold.commit_now().await.unwrap();
@@ -944,7 +900,7 @@ mod tests {
             1,
             "one COMMIT for the group"
         );
-        assert_eq!(keys(&store).await, ["a", "c", "d", "hold", "x"]);
+        assert_eq!(keys(store).await, ["a", "c", "d", "hold", "x"]);
         let records = store.audit_range(0, 100).await.unwrap();
         assert_eq!(records.len(), 6, "two each for X, A and C; none for B");
         let mut v = signet_core::audit::Verifier::default();
@@ -953,5 +909,31 @@ mod tests {
         }
         let (seq, hash) = store.audit_head().await.unwrap();
         assert_eq!(v.finish(seq, hash).unwrap(), 6);
+        seq
+    }
+
+    /// The group keeps the audit chain's head in memory (`ChainHead`): the
+    /// records of its members chain one after the other, a member whose
+    /// append fails takes its records (and nothing else) with it, and the
+    /// head row written with the `COMMIT` ends the chain exactly.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_groups_members_chain_their_audit_records_and_a_failed_member_leaves_no_gap() {
+        use signet_core::store::AuditStore;
+        let (store, _dir) = store().await;
+        let seq = a_group_around_a_failing_member(&store, false).await;
+        // The next group reads the head it left.
+        audited(&store, "e", uuid::Uuid::new_v4()).await.unwrap().unwrap();
+        assert_eq!(store.audit_head().await.unwrap().0, seq + 2);
+    }
+
+    /// A member that leaves its group open for the units waiting releases
+    /// in its last record's call (`RELEASE_AND_REOPEN` after the `INSERT`).
+    /// When that `INSERT` fails, the release never ran: the member goes back
+    /// to its savepoint, the next member starts in the savepoint the
+    /// release would have opened, and the group commits the rest.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_member_whose_folded_release_fails_at_its_record_takes_only_its_own_work() {
+        let (store, _dir) = store().await;
+        a_group_around_a_failing_member(&store, true).await;
     }
 }
