@@ -27,6 +27,21 @@ const JANITOR_INTERVAL: Duration = Duration::from_secs(300);
 /// support questions ("did the invitation go out?"), before they are deleted.
 const RETENTION: Duration = Duration::from_secs(7 * 86_400);
 
+/// `[limits] header_read_timeout`: a connection that has not sent a whole
+/// request head this long after it opened (or after the previous response)
+/// is closed. hyper enforces it only with a timer, which axum-server does
+/// not set: without this, a client trickling its headers holds one of the
+/// `max_connections` places for as long as it likes.
+fn header_read_timeout(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    timeout: Duration,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(timeout);
+}
+
 /// A started server.
 pub struct Running {
     pub addr: SocketAddr,
@@ -120,7 +135,8 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
                 .context("tls_cert/tls_key: cannot load the certificate or key")?;
             // The cap runs before the handshake: a refused connection costs no TLS work.
             let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(rustls).acceptor(cap(false));
-            let server = axum_server::from_tcp(listener).acceptor(acceptor).handle(handle);
+            let mut server = axum_server::from_tcp(listener).acceptor(acceptor).handle(handle);
+            header_read_timeout(server.http_builder(), config.limits.header_read_timeout);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(router).await {
                     tracing::error!(error = %e, "HTTPS server stopped");
@@ -128,7 +144,8 @@ pub async fn start(config: &Config, opts: StartOptions) -> anyhow::Result<Runnin
             })
         }
         None => {
-            let server = axum_server::from_tcp(listener).acceptor(cap(true)).handle(handle);
+            let mut server = axum_server::from_tcp(listener).acceptor(cap(true)).handle(handle);
+            header_read_timeout(server.http_builder(), config.limits.header_read_timeout);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(router).await {
                     tracing::error!(error = %e, "HTTP server stopped");

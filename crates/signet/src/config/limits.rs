@@ -37,6 +37,11 @@ pub struct Limits {
     pub ops_in_flight: u32,
     /// The deadline of a whole request, from admission to the response.
     pub request_timeout: Duration,
+    /// How long a client connection may take to send a request's headers,
+    /// counted from the connection (or the previous response, on a kept-alive
+    /// one): past it the connection is closed. Without it a client that
+    /// trickles its headers (slowloris) holds a connection place for ever.
+    pub header_read_timeout: Duration,
 }
 
 pub const DEFAULT_LIMITS: Limits = Limits {
@@ -45,6 +50,7 @@ pub const DEFAULT_LIMITS: Limits = Limits {
     anonymous_in_flight: 64,
     ops_in_flight: 16,
     request_timeout: Duration::from_secs(10),
+    header_read_timeout: Duration::from_secs(30),
 };
 
 impl Default for Limits {
@@ -55,6 +61,9 @@ impl Default for Limits {
 
 /// Bounds of the `[limits]` settings, inclusive.
 pub const LIMITS_MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<i64> = 1..=1_000_000;
+/// Bounds of `header_read_timeout`, inclusive.
+pub const HEADER_READ_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(300);
 
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +73,7 @@ pub(super) struct RawLimits {
     anonymous_in_flight: Option<Spanned<i64>>,
     ops_in_flight: Option<Spanned<i64>>,
     request_timeout: Option<Spanned<String>>,
+    header_read_timeout: Option<Spanned<String>>,
 }
 
 /// The key and source of `v`, and signet-web's reason. The share rule names
@@ -123,12 +133,23 @@ pub(super) fn build(raw: RawLimits, src: &Sources) -> Result<Limits, ConfigError
         Some(v) => Budgets::check_request_timeout(v.duration()?).map_err(refused(&v))?,
         None => d.request_timeout,
     };
+    let header_read_timeout = match src.pick("limits.header_read_timeout", raw.header_read_timeout, env_string)? {
+        Some(v) => {
+            let got = v.duration()?;
+            if !HEADER_READ_TIMEOUT_RANGE.contains(&got) {
+                return Err(v.error(format!("must be between 1s and 5m, got {got:?}")));
+            }
+            got
+        }
+        None => d.header_read_timeout,
+    };
     Ok(Limits {
         max_connections,
         max_in_flight,
         anonymous_in_flight,
         ops_in_flight,
         request_timeout,
+        header_read_timeout,
     })
 }
 
@@ -153,7 +174,7 @@ mod tests {
     fn limits_defaults_bounds_and_the_anonymous_share() {
         assert_eq!(load_env(&[]).unwrap().limits, DEFAULT_LIMITS);
         let c = load_file(
-            "[limits]\nmax_connections = 50\nmax_in_flight = 8\nanonymous_in_flight = 2\nops_in_flight = 1\nrequest_timeout = \"3s\"\n",
+            "[limits]\nmax_connections = 50\nmax_in_flight = 8\nanonymous_in_flight = 2\nops_in_flight = 1\nrequest_timeout = \"3s\"\nheader_read_timeout = \"5s\"\n",
             &[],
         )
         .unwrap();
@@ -165,6 +186,7 @@ mod tests {
                 anonymous_in_flight: 2,
                 ops_in_flight: 1,
                 request_timeout: Duration::from_secs(3),
+                header_read_timeout: Duration::from_secs(5),
             }
         );
         // A small max_in_flight alone lowers the anonymous default with it.
@@ -183,6 +205,8 @@ mod tests {
             msg.contains("limits.max_connections (from SIGNET_LIMITS__MAX_CONNECTIONS)"),
             "{msg}"
         );
+        let msg = err_env(&[("SIGNET_LIMITS__HEADER_READ_TIMEOUT", "0s")]);
+        assert!(msg.contains("limits.header_read_timeout"), "{msg}");
         let msg = err_file("[limits]\nrequest_timeout = \"1h\"\n");
         assert!(
             msg.contains("limits.request_timeout") && msg.contains("line 2"),

@@ -84,6 +84,7 @@ pub const KEYS: &[&str] = &[
     "limits.anonymous_in_flight",
     "limits.ops_in_flight",
     "limits.request_timeout",
+    "limits.header_read_timeout",
     "courier.concurrency",
 ];
 

@@ -245,3 +245,40 @@ async fn connections_past_the_cap_are_answered_503_and_closed_not_queued() {
     drop(b);
     srv.stop().await;
 }
+
+/// `[limits] header_read_timeout`: a client that trickles its request head
+/// (slowloris) is cut off once the timeout passes, so it cannot keep a
+/// connection place for ever; a client that sends its head in time is
+/// answered as usual.
+#[tokio::test]
+async fn a_request_head_that_never_ends_is_cut_off_at_the_header_read_timeout() {
+    let srv = TestServer::start_with(limits(&[("SIGNET_LIMITS__HEADER_READ_TIMEOUT", "1s")])).await;
+    let started = Instant::now();
+    let mut slow = TcpStream::connect(addr(&srv)).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n")
+        .await
+        .unwrap();
+    // One more header line half a second later: still inside the timeout,
+    // which counts from the connection, not from the last byte.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    slow.write_all(b"x-slow: 1\r\n").await.unwrap();
+    let answer = read_to_end(slow, Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    assert!(
+        !answer.starts_with("HTTP/1.1 200"),
+        "never answered as a request: {answer}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
+        "closed at the timeout: {took:?}"
+    );
+
+    let mut quick = TcpStream::connect(addr(&srv)).await.unwrap();
+    quick
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_to_end(quick, Duration::from_secs(3)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    srv.stop().await;
+}
