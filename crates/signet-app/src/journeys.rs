@@ -647,6 +647,13 @@ async fn complete(
     };
     let t = tier(app, &flow.state.tier)?;
     let mut tx = app.store.begin().await?;
+    // The method's effect first: a code's attempt is counted (and refused
+    // while the account backs off or past the flow's limit) before anything
+    // here can refuse, so a right code hears what a wrong one would (ADR
+    // 0033). It all rolls back with the unit if the flow was finished.
+    if let Some(effect) = effect {
+        effect.apply(&mut *tx).await?;
+    }
     // Finished once: the id recorded as finished (its stored copy, if any,
     // deleted) picks the single winner. The in-memory flow carries this
     // request's changes (the settled tier, the last step).
@@ -655,9 +662,6 @@ async fn complete(
             ErrorCode::FlowExpired,
             "this sign-in was already completed or has expired",
         ));
-    }
-    if let Some(effect) = effect {
-        effect.apply(&mut *tx).await?;
     }
     let fallback = match crate::fallback::govern(app, &mut *tx, t, user, &flow.state.steps, origin).await? {
         Governed::Allowed(used) => used,

@@ -136,28 +136,22 @@ fn flow_within_limit(attempts: u32) -> Result<()> {
 }
 
 /// A right code's attempt, in the unit of work that redeems it (ADR 0033):
-/// counted on the flow with the account's run read in the same statement,
-/// then refused like any attempt while the account backs off (429) or past
-/// the flow's limit (410), and otherwise the end of the account's run. Two
-/// statements where a reservation and a clearing took four.
+/// reserved on the account's run (the same compare-and-swap as any attempt,
+/// so during backoff exactly one attempt, right or wrong, gets through per
+/// delay) and on the flow, then the run ends. Refused like any attempt
+/// while the account backs off (429) or past the flow's limit (410).
 ///
-/// The run is read, not compare-and-swapped: this attempt is a success, which
-/// ends the run whatever failures landed beside it; on SQLite the unit
-/// holds the writer, on PostgreSQL a failure committed meanwhile is cleared
-/// by the success that follows it.
+/// The account's row comes first, as in a wrong code's unit: on PostgreSQL
+/// both paths take their row locks in the same order (account, then flow).
 pub async fn admit_success(
     tx: &mut dyn Transaction,
     now: Timestamp,
     flow: FlowId,
     identifier_hash: &str,
 ) -> Result<()> {
-    let key = account_key(identifier_hash);
-    let (attempts, run) = tx.record_failure_reading(&attempt_key(flow), now, &key).await?;
-    if let Some(retry_after_secs) = account_wait(run, now) {
-        return Err(Error::RateLimited { retry_after_secs });
-    }
-    flow_within_limit(attempts.count)?;
-    tx.clear_failures(&key).await?;
+    reserve_account_attempt_in(tx, now, identifier_hash).await?;
+    reserve_attempt(tx, now, flow).await?;
+    tx.clear_failures(&account_key(identifier_hash)).await?;
     Ok(())
 }
 

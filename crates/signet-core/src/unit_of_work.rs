@@ -246,15 +246,6 @@ pub trait ThrottleWrites: Send {
     async fn swap_failures(&mut self, key: &str, expected: Option<Failures>, new: Failures) -> StoreResult<bool>;
     /// [`crate::store::ThrottleStore::clear_failures`] in the unit.
     async fn clear_failures(&mut self, key: &str) -> StoreResult<()>;
-    /// Counts one failure on `key` (as [`ThrottleWrites::record_failure`])
-    /// and reads the run on `other`, in one statement: a right code's
-    /// attempt counted on its flow with the account's run read beside it.
-    async fn record_failure_reading(
-        &mut self,
-        key: &str,
-        now: Timestamp,
-        other: &str,
-    ) -> StoreResult<(Failures, Option<Failures>)>;
 }
 
 #[async_trait::async_trait]

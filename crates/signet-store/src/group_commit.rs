@@ -308,6 +308,7 @@ impl GroupCommit {
             gc: self.clone(),
             in_savepoint: false,
             reopened: false,
+            releasing: false,
         };
         // IMMEDIATE takes the write lock now rather than at the first
         // write, so a transaction never fails half-way for the lock. A
@@ -341,6 +342,9 @@ pub(crate) struct Member {
     in_savepoint: bool,
     /// This member's release opened the next member's savepoint.
     reopened: bool,
+    /// A call ending with this unit's release was sent and its outcome is
+    /// not known yet ([`Member::releasing`]).
+    releasing: bool,
 }
 
 impl Member {
@@ -371,10 +375,23 @@ impl Member {
         members >= MAX_GROUP || self.gc.waiting.load(Ordering::SeqCst) == 0
     }
 
+    /// The caller is about to send a call that ends with this unit's
+    /// release ([`RELEASE_AND_REOPEN`]). Until [`Member::released_in_place`]
+    /// reports it done, whether the release ran is unknown: if the unit is
+    /// dropped (its request cancelled mid-call) or the call fails, the whole
+    /// group is failed rather than rolled back to a savepoint, which might
+    /// be the next member's (a `ROLLBACK TO` would then succeed and leave
+    /// this unit's work and records in the group, uncounted in its audit
+    /// chain head).
+    pub(crate) fn releasing(&mut self) {
+        self.releasing = true;
+    }
+
     /// The caller's last statement ended with [`RELEASE_AND_REOPEN`], which
     /// succeeded: the unit is in its group, `head` is the chain head after
     /// its appends.
     pub(crate) fn released_in_place(&mut self, head: Option<ChainHead>) -> watch::Receiver<Option<Outcome>> {
+        self.releasing = false;
         self.in_savepoint = false;
         self.reopened = true;
         self.advance_head(head);
@@ -412,6 +429,7 @@ impl Member {
                 return Ok(rx);
             }
         }
+        self.releasing();
         if let Err(e) = self.run(RELEASE_AND_REOPEN).await {
             // SQLite ended the transaction on its own (or the connection
             // broke): the whole group is lost and every member is told.
@@ -444,6 +462,13 @@ impl Member {
     /// connection is handed on. Runs in a spawned task that owns the
     /// connection and the slot until done, so it cannot be cut short.
     pub(crate) fn abandon(mut self) -> Option<tokio::task::JoinHandle<StoreResult<()>>> {
+        if self.releasing {
+            let doubt = StoreError::Backend(Box::new(GroupError(
+                "a unit of work was cancelled or failed while its release was in doubt".into(),
+            )));
+            self.fail_group_now(&doubt);
+            return None;
+        }
         let conn = self.conn.take()?;
         let slot = self.slot.take()?;
         let (group, gc, in_savepoint) = (self.group.clone(), self.gc.clone(), self.in_savepoint);
@@ -511,6 +536,7 @@ impl Drop for Member {
                 gc: self.gc.clone(),
                 in_savepoint: self.in_savepoint,
                 reopened: self.reopened,
+                releasing: self.releasing,
             };
             // Rolled back to its savepoint by a task of its own.
             let _ = member.abandon();
@@ -867,10 +893,12 @@ mod tests {
     }
 
     /// X commits two records; then, while a unit holds the writer, A, B,
-    /// C and D queue behind it. One of B's two records reuses X's id (its
-    /// first, or with `last` its last, into whose call B's release is
-    /// folded), so B's commit fails. Checks that the group commits once,
-    /// without B's work or records, on an unbroken chain; returns the head.
+    /// C and D queue behind it. One of B's two records reuses X's id, so
+    /// B's commit fails. Its first record: B rolls back alone and the group
+    /// (hold, A, C, D) commits once. Its last, into whose call B's release
+    /// is folded (`last`): the release is in doubt, so the group B was in
+    /// (hold, A, B) fails and acknowledges nothing, and C and D commit in
+    /// the next. Either way the chain is unbroken; returns its head.
     async fn a_group_around_a_failing_member(store: &Arc<SqlStore>, last: bool) -> i64 {
         use signet_core::store::AuditStore;
         let taken = uuid::Uuid::new_v4();
@@ -890,25 +918,30 @@ mod tests {
         let d = unit(store, "d");
         settle().await;
         let before = store.commit_stats();
-        hold.commit_now().await.unwrap();
-        a.await.unwrap().unwrap();
+        assert_eq!(hold.commit_now().await.is_ok(), !last);
+        assert_eq!(a.await.unwrap().is_ok(), !last);
         assert!(b.await.unwrap().is_err(), "B's duplicate record id fails its commit");
         c.await.unwrap().unwrap();
         d.await.unwrap().unwrap();
-        assert_eq!(
-            store.commit_stats().commits - before.commits,
-            1,
-            "one COMMIT for the group"
-        );
-        assert_eq!(keys(store).await, ["a", "c", "d", "hold", "x"]);
+        let (commits, kept, audited_units): (u64, &[&str], usize) = if last {
+            (1, &["c", "d", "x"], 2)
+        } else {
+            (1, &["a", "c", "d", "hold", "x"], 3)
+        };
+        assert_eq!(store.commit_stats().commits - before.commits, commits);
+        assert_eq!(keys(store).await, kept);
         let records = store.audit_range(0, 100).await.unwrap();
-        assert_eq!(records.len(), 6, "two each for X, A and C; none for B");
+        assert_eq!(
+            records.len(),
+            2 * audited_units,
+            "two for each audited unit that committed"
+        );
         let mut v = signet_core::audit::Verifier::default();
         for r in &records {
             v.check(r).unwrap();
         }
         let (seq, hash) = store.audit_head().await.unwrap();
-        assert_eq!(v.finish(seq, hash).unwrap(), 6);
+        assert_eq!(v.finish(seq, hash).unwrap(), 2 * audited_units as u64);
         seq
     }
 
@@ -928,11 +961,11 @@ mod tests {
 
     /// A member that leaves its group open for the units waiting releases
     /// in its last record's call (`RELEASE_AND_REOPEN` after the `INSERT`).
-    /// When that `INSERT` fails, the release never ran: the member goes back
-    /// to its savepoint, the next member starts in the savepoint the
-    /// release would have opened, and the group commits the rest.
+    /// When that call fails, whether the release ran is unknown, so its
+    /// group fails as a whole (nothing of it acknowledged) and the chain
+    /// stays whole; the units behind it commit in the next group.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_member_whose_folded_release_fails_at_its_record_takes_only_its_own_work() {
+    async fn a_member_whose_folded_release_fails_fails_its_group_and_the_next_commits() {
         let (store, _dir) = store().await;
         a_group_around_a_failing_member(&store, true).await;
     }

@@ -27,15 +27,6 @@ const FAIL: &str = "INSERT INTO throttle_failures (bucket, failures, last_at) VA
 
 const FAILURES: &str = "SELECT failures, last_at FROM throttle_failures WHERE bucket = $1";
 
-/// [`FAIL`], with the run of another bucket (`$3`) read by scalar
-/// subqueries in `RETURNING` (both engines: they see the table as it was
-/// before the statement, and the other bucket is not the one written).
-const FAIL_READING: &str = "INSERT INTO throttle_failures (bucket, failures, last_at) VALUES ($1, 1, $2) \
-     ON CONFLICT (bucket) DO UPDATE SET failures = throttle_failures.failures + 1, last_at = $2 \
-     RETURNING failures, last_at, \
-       (SELECT o.failures FROM throttle_failures o WHERE o.bucket = $3), \
-       (SELECT o.last_at FROM throttle_failures o WHERE o.bucket = $3)";
-
 fn count(n: i64) -> StoreResult<u32> {
     u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("throttle count {n} out of range")))
 }
@@ -218,40 +209,4 @@ impl ThrottleWrites for SqlTx {
         let r = clear_failures(self.conn()?, key).await;
         self.observe(r)
     }
-
-    async fn record_failure_reading(
-        &mut self,
-        key: &str,
-        now: Timestamp,
-        other: &str,
-    ) -> StoreResult<(Failures, Option<Failures>)> {
-        let r = record_failure_reading(self.conn()?, key, now, other).await;
-        self.observe(r)
-    }
-}
-
-async fn record_failure_reading(
-    conn: Conn<'_>,
-    key: &str,
-    now: Timestamp,
-    other: &str,
-) -> StoreResult<(Failures, Option<Failures>)> {
-    let (failures, last, other_failures, other_last): (i64, i64, Option<i64>, Option<i64>) = with_conn!(conn, |c| {
-        sqlx::query_as(FAIL_READING)
-            .bind(key)
-            .bind(now.as_millis())
-            .bind(other)
-            .fetch_one(&mut *c)
-            .await
-            .map_err(backend)?
-    });
-    let counted = Failures {
-        count: count(failures)?,
-        last_at: Timestamp::from_millis(last),
-    };
-    let other = match (other_failures, other_last) {
-        (Some(f), Some(l)) => failures_of(Some((f, l)))?,
-        _ => None,
-    };
-    Ok((counted, other))
 }

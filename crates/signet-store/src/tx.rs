@@ -270,6 +270,13 @@ impl SqlTx {
                 let mut folded = false;
                 for (i, record) in pending.iter().enumerate() {
                     let release = fold && i + 1 == pending.len();
+                    if release {
+                        // From here a failure or a cancellation fails the
+                        // group: the release may have run.
+                        if let Some(Open::Sqlite(member)) = self.open.as_mut() {
+                            member.releasing();
+                        }
+                    }
                     let r =
                         crate::audit::append_after(self.conn()?, head, &record.event, record.id, record.at, release)
                             .await;

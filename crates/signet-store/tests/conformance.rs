@@ -1346,16 +1346,6 @@ async fn failure_runs_change_inside_a_unit_and_roll_back_with_it(s: Arc<SqlStore
         "stale"
     );
     assert_eq!(tx.record_failure("unit", at(4)).await.unwrap(), run(3, 4));
-    // A right code's attempt: counted on its flow, the account's run read
-    // beside it in the same statement (none yet, then the unit's own).
-    assert_eq!(
-        tx.record_failure_reading("attempt", at(4), "none").await.unwrap(),
-        (run(1, 4), None)
-    );
-    assert_eq!(
-        tx.record_failure_reading("attempt", at(5), "unit").await.unwrap(),
-        (run(2, 5), Some(run(3, 4)))
-    );
     assert_eq!(tx.record_failure("flow", at(4)).await.unwrap(), run(1, 4));
     tx.clear_failures("flow").await.unwrap();
     assert!(tx.failures("flow").await.unwrap().is_none());

@@ -637,14 +637,6 @@ impl ThrottleWrites for FailingTx {
     async fn clear_failures(&mut self, key: &str) -> StoreResult<()> {
         self.inner.clear_failures(key).await
     }
-    async fn record_failure_reading(
-        &mut self,
-        key: &str,
-        now: Timestamp,
-        other: &str,
-    ) -> StoreResult<(Failures, Option<Failures>)> {
-        self.inner.record_failure_reading(key, now, other).await
-    }
 }
 
 #[async_trait::async_trait]
