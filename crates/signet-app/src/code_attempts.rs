@@ -14,7 +14,7 @@ use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::Timestamp;
 use signet_core::flow::{Flow, FlowId};
-use signet_core::store::{Failures, Store};
+use signet_core::store::Store;
 use signet_core::unit_of_work::Transaction;
 use signet_core::{Error, ErrorCode, Result};
 use uuid::Uuid;
@@ -46,25 +46,20 @@ pub struct Attempt {
 /// The attempt a code step makes on `flow` (400 `identifier_required`
 /// when the flow names no account: a code is bound to one).
 pub fn prepare(flow: &Flow) -> Result<Attempt> {
-    let key = account_key(flow).ok_or_else(|| {
-        Error::invalid(
-            ErrorCode::IdentifierRequired,
-            "start the sign-in with your email address to use a code",
-        )
-    })?;
+    let key = account_key(flow).ok_or_else(identifier_required)?;
     Ok(Attempt { key })
 }
 
-impl Attempt {
-    /// Reserves this comparison in `tx`: the account's run, then the
-    /// flow's, in that order (refused while the account backs off, or past
-    /// the flow's limit).
-    async fn reserve_in(&self, tx: &mut dyn Transaction, flow: FlowId, now: Timestamp) -> Result<Failures> {
-        let account = throttle::reserve_account_attempt_in(tx, now, &self.key).await?;
-        throttle::reserve_attempt(tx, now, flow).await?;
-        Ok(account)
-    }
+/// `400 identifier_required`: a code is bound to the account the sign-in
+/// was started for.
+pub fn identifier_required() -> Error {
+    Error::invalid(
+        ErrorCode::IdentifierRequired,
+        "start the sign-in with your email address to use a code",
+    )
+}
 
+impl Attempt {
     /// A right code, in the unit of work that consumes it: the comparison
     /// is counted (a refusal fails the unit: the code is not consumed and
     /// the step answers the refusal), then the account's run of failures
@@ -88,7 +83,7 @@ impl Attempt {
 
     async fn count(self, store: &dyn Store, now: Timestamp, flow: &Flow, origin: &Origin) -> Result<Option<Error>> {
         let mut tx = store.begin().await?;
-        let account = match self.reserve_in(&mut *tx, flow.id, now).await {
+        let account = match throttle::reserve_comparison(&mut *tx, now, flow.id, &self.key).await {
             Ok(account) => account,
             Err(refused) => {
                 // What was reserved before the refusal stands (a refused
@@ -113,11 +108,6 @@ impl Attempt {
             tx.revoke_flow_secrets(flow.id, now).await?;
         }
         tx.commit().await?;
-        Ok(ended.then(|| {
-            Error::gone(
-                ErrorCode::TooManyAttempts,
-                "too many wrong codes; start signing in again",
-            )
-        }))
+        Ok(ended.then(throttle::too_many_attempts))
     }
 }

@@ -66,14 +66,21 @@ pub(crate) async fn start(
 /// beside the credential (`Verified::cooling_off`): then nothing is read
 /// again; `None` reads it.
 pub async fn restricted_known(app: &App, proof: &Proof, known: Option<Option<Timestamp>>) -> Result<bool> {
+    let until = until_known(app, proof, known).await?;
+    Ok(until.is_some_and(|until| until > app.clock.now()))
+}
+
+/// The end of the cooling-off of the credential `proof` rests on (`None`:
+/// it has none, or the proof names no credential), `known` when the
+/// method read it already, else read now.
+pub async fn until_known(app: &App, proof: &Proof, known: Option<Option<Timestamp>>) -> Result<Option<Timestamp>> {
     let Some(credential) = proof.credential_id else {
-        return Ok(false);
+        return Ok(None);
     };
-    let until = match known {
+    Ok(match known {
         Some(until) => until,
         None => app.store.cooling_off_until(credential).await?,
-    };
-    Ok(until.is_some_and(|until| until > app.clock.now()))
+    })
 }
 
 /// Caps `proof` at aal1 (what a restricted credential proves), and takes

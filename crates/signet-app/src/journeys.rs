@@ -555,10 +555,16 @@ async fn after_proof(
     } = verified;
     // A credential in its cooling-off proves aal1 in a step-up or a
     // recovery; a login with it completes and its session is capped
-    // instead ([`complete`]).
-    if flow.state.journey != Journey::Login && crate::cooling_off::restricted_known(app, &proof, cooling_off).await? {
-        crate::cooling_off::cap(&mut proof);
-    }
+    // instead ([`complete`]). Read once: [`complete`] is told what was read.
+    let cooling_off = if flow.state.journey == Journey::Login {
+        cooling_off
+    } else {
+        let known = Some(crate::cooling_off::until_known(app, &proof, cooling_off).await?);
+        if crate::cooling_off::restricted_known(app, &proof, known).await? {
+            crate::cooling_off::cap(&mut proof);
+        }
+        known
+    };
     if let Some(proven) = proof.user_id {
         adopt_user(app, &mut flow, proven, owner.as_ref()).await?;
     }

@@ -117,40 +117,52 @@ fn attempt_key(flow: FlowId) -> String {
 /// atomic increment, so however many requests arrive at once, no flow ever
 /// compares more than [`FLOW_MAX_WRONG`] codes (a read-then-check would let
 /// a parallel burst test many more). Past the limit the request is refused.
-pub async fn reserve_attempt(tx: &mut dyn Transaction, now: Timestamp, flow: FlowId) -> Result<()> {
+async fn reserve_attempt(tx: &mut dyn Transaction, now: Timestamp, flow: FlowId) -> Result<()> {
     let attempts = tx.record_failure(&attempt_key(flow), now).await?.count;
-    flow_within_limit(attempts)
-}
-
-/// Refused without ending the flow: a comparison already in flight may be
-/// the right code and must still be able to finish. Wrong codes end the
-/// flow as before.
-fn flow_within_limit(attempts: u32) -> Result<()> {
+    // Refused without ending the flow: a comparison already in flight may
+    // be the right code and must still be able to finish. Wrong codes end
+    // the flow as before.
     if attempts > FLOW_MAX_WRONG {
-        return Err(Error::gone(
-            ErrorCode::TooManyAttempts,
-            "too many wrong codes; start signing in again",
-        ));
+        return Err(too_many_attempts());
     }
     Ok(())
 }
 
-/// A right code's attempt, in the unit of work that redeems it (ADR 0033):
-/// reserved on the account's run (the same compare-and-swap as any attempt,
-/// so during backoff exactly one attempt, right or wrong, gets through per
-/// delay) and on the flow, then the run ends. Refused like any attempt
-/// while the account backs off (429) or past the flow's limit (410).
-///
-/// The account's row comes first, as in a wrong code's unit: on PostgreSQL
-/// both paths take their row locks in the same order (account, then flow).
+/// `410 too_many_attempts`: the flow has had its comparisons.
+pub fn too_many_attempts() -> Error {
+    Error::gone(
+        ErrorCode::TooManyAttempts,
+        "too many wrong codes; start signing in again",
+    )
+}
+
+/// Reserves one code comparison in `tx`, right or wrong (ADR 0033): on the
+/// account's run (refused while it backs off), then on the flow (refused
+/// past its limit). Every code path takes the two rows in this order, so
+/// on PostgreSQL a right and a wrong code of one flow cannot deadlock.
+/// Returns the account's run with this attempt.
+pub async fn reserve_comparison(
+    tx: &mut dyn Transaction,
+    now: Timestamp,
+    flow: FlowId,
+    identifier_hash: &str,
+) -> Result<Failures> {
+    let account = reserve_account_attempt_in(tx, now, identifier_hash).await?;
+    reserve_attempt(tx, now, flow).await?;
+    Ok(account)
+}
+
+/// A right code, in the unit of work that redeems it: its comparison
+/// reserved like any other ([`reserve_comparison`]: during backoff exactly
+/// one attempt, right or wrong, gets through per delay), then the account's
+/// run ends.
 pub async fn admit_success(
     tx: &mut dyn Transaction,
     now: Timestamp,
     flow: FlowId,
     identifier_hash: &str,
 ) -> Result<()> {
-    reserve_account_attempt_in(tx, now, identifier_hash).await?;
-    reserve_attempt(tx, now, flow).await?;
+    reserve_comparison(tx, now, flow, identifier_hash).await?;
     tx.clear_failures(&account_key(identifier_hash)).await?;
     Ok(())
 }

@@ -263,31 +263,13 @@ pub trait AuditStore: Send + Sync {
 #[async_trait::async_trait]
 pub trait OutboxStore: Send + Sync {
     async fn enqueue_message(&self, message: &Message) -> StoreResult<()>;
-    /// Leases up to `limit` due pending messages to `lease` (its token and
-    /// end) so no other worker (on this or another node) takes them
-    /// meanwhile. Each returned message has its `attempts` already
-    /// incremented. A worker asks only for what it is about to send.
-    /// Expired messages are returned too: the worker records them as dead.
-    async fn claim_due_messages(&self, now: Timestamp, lease: Lease, limit: u32) -> StoreResult<Vec<Message>>;
+    // Claiming and recording outcomes are unit-of-work operations only
+    // ([`crate::unit_of_work::OutboxWrites`]): the courier records what it
+    // sent and claims the next in one unit.
     /// Extends the lease of a message still held by `lease.token` to
     /// `lease.until`. False if the message is no longer this worker's (its
     /// lease ran out and another worker claimed it, or it was recorded).
     async fn renew_message_lease(&self, id: Uuid, lease: Lease) -> StoreResult<bool>;
-    /// Marks delivered, only while `lease_token` holds the message; with
-    /// `scrub`, the bodies are erased. False (and nothing written) if the
-    /// lease was lost.
-    async fn mark_message_sent(&self, id: Uuid, lease_token: Uuid, now: Timestamp, scrub: bool) -> StoreResult<bool>;
-    /// Records a failed attempt, only while `lease_token` holds the
-    /// message: retry at `next_attempt_at`, or mark dead. False (and
-    /// nothing written) if the lease was lost.
-    async fn mark_message_failed(
-        &self,
-        id: Uuid,
-        lease_token: Uuid,
-        error: &str,
-        next_attempt_at: Timestamp,
-        dead: bool,
-    ) -> StoreResult<bool>;
     async fn recent_messages(&self, limit: u32) -> StoreResult<Vec<Message>>;
     /// Deletes sent and dead messages created before `before`. Returns how many.
     async fn purge_finished_messages(&self, before: Timestamp) -> StoreResult<u64>;

@@ -209,10 +209,16 @@ pub trait OutboxWrites: Send {
     /// `signet outbox retry`: every pending message not yet due becomes due
     /// at `now`. Returns how many were moved.
     async fn make_pending_messages_due(&mut self, now: Timestamp) -> StoreResult<u64>;
-    /// [`crate::store::OutboxStore::claim_due_messages`] inside this unit:
-    /// the lease holds from the commit on.
+    /// Leases up to `limit` due pending messages to `lease` (its token and
+    /// end) so no other worker (on this or another node) takes them
+    /// meanwhile; the lease holds from the commit on. Each returned message
+    /// has its `attempts` already incremented. A worker asks only for what
+    /// it is about to send. Expired messages are returned too: the worker
+    /// records them as dead.
     async fn claim_due_messages(&mut self, now: Timestamp, lease: Lease, limit: u32) -> StoreResult<Vec<Message>>;
-    /// [`crate::store::OutboxStore::mark_message_sent`] inside this unit.
+    /// Marks delivered, only while `lease_token` holds the message; with
+    /// `scrub`, the bodies are erased. False (and nothing written) if the
+    /// lease was lost.
     async fn mark_message_sent(
         &mut self,
         id: Uuid,
@@ -220,7 +226,9 @@ pub trait OutboxWrites: Send {
         now: Timestamp,
         scrub: bool,
     ) -> StoreResult<bool>;
-    /// [`crate::store::OutboxStore::mark_message_failed`] inside this unit.
+    /// Records a failed attempt, only while `lease_token` holds the
+    /// message: retry at `next_attempt_at`, or mark dead. False (and
+    /// nothing written) if the lease was lost.
     async fn mark_message_failed(
         &mut self,
         id: Uuid,

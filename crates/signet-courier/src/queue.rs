@@ -8,7 +8,7 @@
 //! The worker loop, on any number of nodes at once (ADR 0005, ADR 0012):
 //! 1. claim only what it is about to send: as many due messages as it has
 //!    free send slots (`concurrency`), leased to a fresh token for `lease`
-//!    ([`OutboxStore::claim_due_messages`] increments `attempts`); a leased
+//!    ([`OutboxWrites::claim_due_messages`] increments `attempts`); a leased
 //!    message is invisible to every other worker while the lease lasts;
 //! 2. attempt each, bounded by `send_timeout`, while a heartbeat renews its
 //!    lease every third of `lease`. A renewal that finds the message no

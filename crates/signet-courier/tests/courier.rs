@@ -588,7 +588,9 @@ async fn a_worker_that_lost_its_lease_neither_records_nor_resends() {
         token: Uuid::new_v4(),
         until: rig.clock.now().plus(Duration::from_secs(60)),
     };
-    let taken = rig.store.claim_due_messages(rig.clock.now(), thief, 10).await.unwrap();
+    let mut tx = rig.store.begin().await.unwrap();
+    let taken = tx.claim_due_messages(rig.clock.now(), thief, 10).await.unwrap();
+    tx.commit().await.unwrap();
     assert_eq!(taken.len(), 1);
     // The first worker's next renewal finds the lease gone: it gives up.
     assert_eq!(tokio::time::timeout(WAIT, pass).await.unwrap().unwrap(), 1);
@@ -599,11 +601,12 @@ async fn a_worker_that_lost_its_lease_neither_records_nor_resends() {
         "nothing recorded by the loser"
     );
     assert!(sink.messages().is_empty(), "the abandoned send never completed");
-    assert!(rig
-        .store
+    let mut tx = rig.store.begin().await.unwrap();
+    assert!(tx
         .mark_message_sent(id, thief.token, rig.clock.now(), true)
         .await
         .unwrap());
+    tx.commit().await.unwrap();
 }
 
 #[test]

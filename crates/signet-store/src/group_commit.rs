@@ -307,7 +307,6 @@ impl GroupCommit {
             group,
             gc: self.clone(),
             in_savepoint: false,
-            reopened: false,
             releasing: false,
         };
         // IMMEDIATE takes the write lock now rather than at the first
@@ -340,8 +339,6 @@ pub(crate) struct Member {
     group: Arc<Group>,
     gc: Arc<GroupCommit>,
     in_savepoint: bool,
-    /// This member's release opened the next member's savepoint.
-    reopened: bool,
     /// A call ending with this unit's release was sent and its outcome is
     /// not known yet ([`Member::releasing`]).
     releasing: bool,
@@ -393,7 +390,6 @@ impl Member {
     pub(crate) fn released_in_place(&mut self, head: Option<ChainHead>) -> watch::Receiver<Option<Outcome>> {
         self.releasing = false;
         self.in_savepoint = false;
-        self.reopened = true;
         self.advance_head(head);
         self.group.released.fetch_add(1, Ordering::SeqCst);
         self.gc.units.fetch_add(1, Ordering::SeqCst);
@@ -450,12 +446,13 @@ impl Member {
 
     /// After [`Member::release`]: hands the connection on (parked for the
     /// next unit, or committing the group now), unless the release already
-    /// committed the group.
+    /// committed the group. A unit still holding the connection here was
+    /// released in place, which opened the next member's savepoint.
     pub(crate) fn leave(mut self) {
         let (Some(conn), Some(slot)) = (self.conn.take(), self.slot.take()) else {
             return;
         };
-        leave(conn, slot, self.group.clone(), self.gc.clone(), self.reopened);
+        leave(conn, slot, self.group.clone(), self.gc.clone(), true);
     }
 
     /// Ends the unit without its work: back to its savepoint, then the
@@ -472,8 +469,6 @@ impl Member {
         let conn = self.conn.take()?;
         let slot = self.slot.take()?;
         let (group, gc, in_savepoint) = (self.group.clone(), self.gc.clone(), self.in_savepoint);
-        // A released unit's release may have opened the next savepoint.
-        let reopened = self.reopened;
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             // No runtime (a drop at shutdown): nothing can be awaited. The
             // connection is closed, so SQLite rolls the transaction back,
@@ -497,7 +492,10 @@ impl Member {
             };
             match undone {
                 Ok(()) => {
-                    leave(conn, slot, group, gc, reopened);
+                    // Out of its savepoint while holding the connection, a
+                    // unit was released in place, which opened the next
+                    // member's; rolled back, it left none open.
+                    leave(conn, slot, group, gc, !in_savepoint);
                     Ok(())
                 }
                 Err(e) => {
@@ -535,7 +533,6 @@ impl Drop for Member {
                 group: self.group.clone(),
                 gc: self.gc.clone(),
                 in_savepoint: self.in_savepoint,
-                reopened: self.reopened,
                 releasing: self.releasing,
             };
             // Rolled back to its savepoint by a task of its own.

@@ -71,28 +71,8 @@ impl OutboxStore for SqlStore {
         write_op!(self, |c| enqueue(c, m).await)
     }
 
-    async fn claim_due_messages(&self, now: Timestamp, lease: Lease, limit: u32) -> StoreResult<Vec<Message>> {
-        write_op!(self, |c| claim(c, now, lease, limit).await)
-    }
-
     async fn renew_message_lease(&self, id: Uuid, lease: Lease) -> StoreResult<bool> {
         write_op!(self, |c| renew(c, id, lease).await)
-    }
-
-    async fn mark_message_sent(&self, id: Uuid, lease_token: Uuid, now: Timestamp, scrub: bool) -> StoreResult<bool> {
-        write_op!(self, |c| mark_sent(c, id, lease_token, now, scrub).await)
-    }
-
-    async fn mark_message_failed(
-        &self,
-        id: Uuid,
-        lease_token: Uuid,
-        error: &str,
-        next_attempt_at: Timestamp,
-        dead: bool,
-    ) -> StoreResult<bool> {
-        write_op!(self, |c| mark_failed(c, id, lease_token, error, next_attempt_at, dead)
-            .await)
     }
 
     async fn recent_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {

@@ -1011,34 +1011,94 @@ async fn audit_chain_stays_linear_under_concurrent_appends(s: Arc<SqlStore>) {
     assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 3]);
 }
 
+/// A refresh token of client `app` for `user` in `family`, alive until
+/// 600 s.
+fn app_refresh(hash: &TokenHash, family: Uuid, user: Uuid) -> signet_core::unit_of_work::NewRefreshToken<'_> {
+    signet_core::unit_of_work::NewRefreshToken {
+        hash,
+        id: Uuid::new_v4(),
+        family,
+        client_id: "app",
+        user_id: user,
+        grant: "{}",
+        expires_at: at(600),
+    }
+}
+
+/// Outbox operations that exist in units of work only, each run in a unit
+/// of its own and committed.
+struct EachInAUnit<'a>(&'a SqlStore);
+
+impl EachInAUnit<'_> {
+    async fn claim_due_messages(&self, now: Timestamp, lease: Lease, limit: u32) -> StoreResult<Vec<Message>> {
+        let mut tx = self.0.begin().await?;
+        let claimed = tx.claim_due_messages(now, lease, limit).await?;
+        tx.commit().await?;
+        Ok(claimed)
+    }
+
+    async fn mark_message_sent(&self, id: Uuid, token: Uuid, now: Timestamp, scrub: bool) -> StoreResult<bool> {
+        let mut tx = self.0.begin().await?;
+        let marked = tx.mark_message_sent(id, token, now, scrub).await?;
+        tx.commit().await?;
+        Ok(marked)
+    }
+
+    async fn mark_message_failed(
+        &self,
+        id: Uuid,
+        token: Uuid,
+        error: &str,
+        next_attempt_at: Timestamp,
+        dead: bool,
+    ) -> StoreResult<bool> {
+        let mut tx = self.0.begin().await?;
+        let marked = tx.mark_message_failed(id, token, error, next_attempt_at, dead).await?;
+        tx.commit().await?;
+        Ok(marked)
+    }
+}
+
 async fn outbox_leases_retries_and_scrubs(s: Arc<SqlStore>) {
+    let units = EachInAUnit(&s);
     let m1 = message(1);
     let m2 = message(2);
     s.enqueue_message(&m1).await.unwrap();
     s.enqueue_message(&m2).await.unwrap();
     // Not due yet at T0 for m1 (due at +1s).
-    assert!(s.claim_due_messages(T0, lease(at(60)), 10).await.unwrap().is_empty());
+    assert!(units
+        .claim_due_messages(T0, lease(at(60)), 10)
+        .await
+        .unwrap()
+        .is_empty());
     let first = lease(at(65));
-    let claimed = s.claim_due_messages(at(5), first, 10).await.unwrap();
+    let claimed = units.claim_due_messages(at(5), first, 10).await.unwrap();
     assert_eq!(claimed.len(), 2);
     assert!(claimed.iter().all(|m| m.attempts == 1));
     // Leased: nobody else gets them.
-    assert!(s.claim_due_messages(at(6), lease(at(66)), 10).await.unwrap().is_empty());
+    assert!(units
+        .claim_due_messages(at(6), lease(at(66)), 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Only the holder's token records an outcome.
-    assert!(!s
+    assert!(!units
         .mark_message_failed(m1.id, Uuid::new_v4(), "x", at(9), true)
         .await
         .unwrap());
-    assert!(!s.mark_message_sent(m2.id, Uuid::new_v4(), at(7), true).await.unwrap());
+    assert!(!units
+        .mark_message_sent(m2.id, Uuid::new_v4(), at(7), true)
+        .await
+        .unwrap());
     assert_eq!(s.message(m1.id).await.unwrap().unwrap().status, DeliveryStatus::Pending);
-    assert!(s
+    assert!(units
         .mark_message_failed(m1.id, first.token, "451 try later", at(20), false)
         .await
         .unwrap());
-    assert!(s.mark_message_sent(m2.id, first.token, at(7), true).await.unwrap());
+    assert!(units.mark_message_sent(m2.id, first.token, at(7), true).await.unwrap());
     // Recorded once: the same token cannot record again.
-    assert!(!s.mark_message_sent(m2.id, first.token, at(8), false).await.unwrap());
+    assert!(!units.mark_message_sent(m2.id, first.token, at(8), false).await.unwrap());
     let sent = s.message(m2.id).await.unwrap().unwrap();
     assert_eq!(sent.status, DeliveryStatus::Sent);
     assert_eq!(sent.sent_at, Some(at(7)));
@@ -1047,19 +1107,25 @@ async fn outbox_leases_retries_and_scrubs(s: Arc<SqlStore>) {
         "bodies scrubbed after delivery"
     );
 
-    assert!(s
+    assert!(units
         .claim_due_messages(at(19), lease(at(79)), 10)
         .await
         .unwrap()
         .is_empty());
     let second = lease(at(80));
-    let retry = s.claim_due_messages(at(20), second, 10).await.unwrap();
+    let retry = units.claim_due_messages(at(20), second, 10).await.unwrap();
     assert_eq!(retry.len(), 1);
     assert_eq!(retry[0].attempts, 2);
     assert_eq!(retry[0].last_error.as_deref(), Some("451 try later"));
     // The first claim's token no longer holds it.
-    assert!(!s.mark_message_sent(m1.id, first.token, at(21), false).await.unwrap());
-    assert!(s.mark_message_sent(m1.id, second.token, at(21), false).await.unwrap());
+    assert!(!units
+        .mark_message_sent(m1.id, first.token, at(21), false)
+        .await
+        .unwrap());
+    assert!(units
+        .mark_message_sent(m1.id, second.token, at(21), false)
+        .await
+        .unwrap());
     let kept = s.message(m1.id).await.unwrap().unwrap();
     assert_eq!(kept.text_body.as_deref(), Some("text with a secret link"));
 
@@ -1067,14 +1133,17 @@ async fn outbox_leases_retries_and_scrubs(s: Arc<SqlStore>) {
     let m3 = message(3);
     s.enqueue_message(&m3).await.unwrap();
     let dead_worker = lease(at(90));
-    assert_eq!(s.claim_due_messages(at(30), dead_worker, 10).await.unwrap().len(), 1);
-    assert!(s
+    assert_eq!(
+        units.claim_due_messages(at(30), dead_worker, 10).await.unwrap().len(),
+        1
+    );
+    assert!(units
         .claim_due_messages(at(89), lease(at(150)), 10)
         .await
         .unwrap()
         .is_empty());
     let taker = lease(at(150));
-    assert_eq!(s.claim_due_messages(at(90), taker, 10).await.unwrap().len(), 1);
+    assert_eq!(units.claim_due_messages(at(90), taker, 10).await.unwrap().len(), 1);
     // The late worker can neither renew nor overwrite the taker's outcome.
     assert!(!s
         .renew_message_lease(
@@ -1086,17 +1155,17 @@ async fn outbox_leases_retries_and_scrubs(s: Arc<SqlStore>) {
         )
         .await
         .unwrap());
-    assert!(!s
+    assert!(!units
         .mark_message_sent(m3.id, dead_worker.token, at(95), true)
         .await
         .unwrap());
 
-    assert!(s
+    assert!(units
         .mark_message_failed(m3.id, taker.token, "gave up", at(200), true)
         .await
         .unwrap());
     assert_eq!(s.message(m3.id).await.unwrap().unwrap().status, DeliveryStatus::Dead);
-    assert!(s
+    assert!(units
         .claim_due_messages(at(300), lease(at(360)), 10)
         .await
         .unwrap()
@@ -1114,26 +1183,32 @@ async fn a_renewed_lease_keeps_a_slow_send_to_its_worker(s: Arc<SqlStore>) {
     let m = message(1);
     s.enqueue_message(&m).await.unwrap();
     let held = lease(at(61));
-    assert_eq!(s.claim_due_messages(at(1), held, 4).await.unwrap().len(), 1);
+    assert_eq!(
+        EachInAUnit(&s).claim_due_messages(at(1), held, 4).await.unwrap().len(),
+        1
+    );
     // Renewed before it runs out: at 61 s, when it would have, nobody may take it.
     let renewed = Lease {
         token: held.token,
         until: at(121),
     };
     assert!(s.renew_message_lease(m.id, renewed).await.unwrap());
-    assert!(s
+    assert!(EachInAUnit(&s)
         .claim_due_messages(at(61), lease(at(121)), 4)
         .await
         .unwrap()
         .is_empty());
-    assert!(s
+    assert!(EachInAUnit(&s)
         .claim_due_messages(at(120), lease(at(180)), 4)
         .await
         .unwrap()
         .is_empty());
     // Another token cannot renew it.
     assert!(!s.renew_message_lease(m.id, lease(at(500))).await.unwrap());
-    assert!(s.mark_message_sent(m.id, held.token, at(100), true).await.unwrap());
+    assert!(EachInAUnit(&s)
+        .mark_message_sent(m.id, held.token, at(100), true)
+        .await
+        .unwrap());
     // A recorded message has no lease left to renew.
     assert!(!s.renew_message_lease(m.id, renewed).await.unwrap());
 }
@@ -1144,7 +1219,7 @@ async fn expired_messages_are_dropped_with_their_record(s: Arc<SqlStore>) {
     s.enqueue_message(&m).await.unwrap();
     assert_eq!(s.message(m.id).await.unwrap().unwrap().expires_at, Some(at(600)));
     let held = lease(at(660));
-    let claimed = s.claim_due_messages(at(600), held, 4).await.unwrap();
+    let claimed = EachInAUnit(&s).claim_due_messages(at(600), held, 4).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert!(claimed[0].expired_at(at(600)));
 
@@ -1165,7 +1240,7 @@ async fn expired_messages_are_dropped_with_their_record(s: Arc<SqlStore>) {
     assert_eq!(dropped.status, DeliveryStatus::Dead);
     assert_eq!(dropped.last_error.as_deref(), Some(EXPIRED_ERROR));
     assert!(dropped.text_body.is_none() && dropped.html_body.is_none());
-    assert!(s
+    assert!(EachInAUnit(&s)
         .claim_due_messages(at(9999), lease(at(10059)), 4)
         .await
         .unwrap()
@@ -1178,16 +1253,22 @@ async fn retry_now_makes_every_waiting_message_due(s: Arc<SqlStore>) {
         s.enqueue_message(m).await.unwrap();
     }
     let held = lease(at(70));
-    assert_eq!(s.claim_due_messages(at(10), held, 4).await.unwrap().len(), 3);
-    assert!(s
+    assert_eq!(
+        EachInAUnit(&s).claim_due_messages(at(10), held, 4).await.unwrap().len(),
+        3
+    );
+    assert!(EachInAUnit(&s)
         .mark_message_failed(waiting.id, held.token, "451", at(3610), false)
         .await
         .unwrap());
-    assert!(s
+    assert!(EachInAUnit(&s)
         .mark_message_failed(due.id, held.token, "451", at(5), false)
         .await
         .unwrap());
-    assert!(s.mark_message_sent(sent.id, held.token, at(11), true).await.unwrap());
+    assert!(EachInAUnit(&s)
+        .mark_message_sent(sent.id, held.token, at(11), true)
+        .await
+        .unwrap());
 
     let mut tx = s.tx().await;
     assert_eq!(
@@ -1196,7 +1277,10 @@ async fn retry_now_makes_every_waiting_message_due(s: Arc<SqlStore>) {
         "only the one still waiting"
     );
     tx.commit().await.unwrap();
-    let claimed = s.claim_due_messages(at(20), lease(at(80)), 10).await.unwrap();
+    let claimed = EachInAUnit(&s)
+        .claim_due_messages(at(20), lease(at(80)), 10)
+        .await
+        .unwrap();
     let mut ids: Vec<Uuid> = claimed.iter().map(|m| m.id).collect();
     ids.sort();
     let mut want = vec![waiting.id, due.id];
@@ -1216,7 +1300,7 @@ async fn concurrent_workers_never_share_a_message(s: Arc<SqlStore>) {
                 let mut mine = Vec::new();
                 loop {
                     let held = lease(at(160));
-                    let batch = s.claim_due_messages(at(100), held, 4).await.unwrap();
+                    let batch = EachInAUnit(&s).claim_due_messages(at(100), held, 4).await.unwrap();
                     if batch.is_empty() {
                         break mine;
                     }
@@ -1232,7 +1316,10 @@ async fn concurrent_workers_never_share_a_message(s: Arc<SqlStore>) {
                             )
                             .await
                             .unwrap());
-                        assert!(s.mark_message_sent(m.id, held.token, at(101), true).await.unwrap());
+                        assert!(EachInAUnit(&s)
+                            .mark_message_sent(m.id, held.token, at(101), true)
+                            .await
+                            .unwrap());
                     }
                     mine.extend(batch.into_iter().map(|m| m.id));
                 }
@@ -1246,7 +1333,8 @@ async fn concurrent_workers_never_share_a_message(s: Arc<SqlStore>) {
     // Under contention a worker may stop early (its candidates were taken by
     // others); a final sweep picks up whatever is left.
     ids.extend(
-        s.claim_due_messages(at(100), lease(at(160)), 100)
+        EachInAUnit(&s)
+            .claim_due_messages(at(100), lease(at(160)), 100)
             .await
             .unwrap()
             .into_iter()
@@ -2021,7 +2109,7 @@ macro_rules! conformance {
 }
 
 async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s: Arc<SqlStore>) {
-    use signet_core::unit_of_work::{CodeRedemption, NewRefreshToken, RefreshRotation};
+    use signet_core::unit_of_work::{CodeRedemption, RefreshRotation};
     let account = user("oidc-grants@example.com");
     s.insert_user(&account).await.unwrap();
     let user = account.id.0;
@@ -2041,17 +2129,7 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     .await
     .unwrap();
     let rt = TokenHash::of(b"refresh");
-    tx.insert_oidc_refresh(&NewRefreshToken {
-        hash: &rt,
-        id: Uuid::new_v4(),
-        family: code_id,
-        client_id: "app",
-        user_id: user,
-        grant: "{}",
-        expires_at: at(600),
-    })
-    .await
-    .unwrap();
+    tx.insert_oidc_refresh(&app_refresh(&rt, code_id, user)).await.unwrap();
     tx.commit().await.unwrap();
 
     let mut tx = s.begin().await.unwrap();
@@ -2118,17 +2196,9 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     // The rotating statement tells a family whose code was revoked after
     // the token was stored, and a disabled user.
     let late = TokenHash::of(b"late refresh");
-    tx.insert_oidc_refresh(&NewRefreshToken {
-        hash: &late,
-        id: Uuid::new_v4(),
-        family: other_id,
-        client_id: "app",
-        user_id: user,
-        grant: "{}",
-        expires_at: at(600),
-    })
-    .await
-    .unwrap();
+    tx.insert_oidc_refresh(&app_refresh(&late, other_id, user))
+        .await
+        .unwrap();
     assert!(tx
         .set_user_status(UserId(user), signet_core::user::UserStatus::Disabled, at(6))
         .await

@@ -82,13 +82,6 @@ pub fn proof(amr: &[&str]) -> Proof {
     }
 }
 
-fn no_identifier() -> Error {
-    Error::invalid(
-        ErrorCode::IdentifierRequired,
-        "start the sign-in with your email address to use a code",
-    )
-}
-
 impl OobCodes {
     /// Digits in a code.
     pub fn digits(&self) -> u8 {
@@ -104,7 +97,11 @@ impl OobCodes {
     /// caller's unit `tx`, which also stores the flow: one commit per send. Returns the identifier hash the flow was started
     /// with.
     pub async fn open_send(&self, flow: &mut Flow, origin: &Origin, tx: &mut dyn Transaction) -> Result<()> {
-        let identifier = flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
+        let identifier = flow
+            .state
+            .identifier_hash
+            .as_deref()
+            .ok_or_else(code_attempts::identifier_required)?;
         let now = self.clock.now();
         let limits = &self.settings.email_login;
         // In the caller's unit, with the flow: a refused send (429) rolls
@@ -174,7 +171,10 @@ impl OobCodes {
         amr: &[&str],
     ) -> Result<Verified> {
         // A code is bound to an account named at the start.
-        flow.state.identifier_hash.as_deref().ok_or_else(no_identifier)?;
+        flow.state
+            .identifier_hash
+            .as_deref()
+            .ok_or_else(code_attempts::identifier_required)?;
         let attempt = code_attempts::prepare(flow)?;
         let now = self.clock.now();
         let digits = self.digits();

@@ -73,7 +73,9 @@ pub fn id_token(app: &App, client: &OidcClient, grant: &CodeGrant, user: &User) 
 /// the id of the code it descends from, directly or through refresh
 /// tokens: revoking that grant (code reuse, refresh reuse, signing out
 /// everywhere) revokes the token.
-pub fn access_token(app: &App, client: &OidcClient, grant: &CodeGrant, grant_id: Uuid) -> Value {
+/// `scope` is the grant's scopes, space-separated (`grant.scope` joined
+/// once by the caller, which also answers with it).
+pub fn access_token(app: &App, client: &OidcClient, grant: &CodeGrant, grant_id: Uuid, scope: &str) -> Value {
     let now = app.clock.now().as_millis() / 1000;
     let ttl = i64::try_from(client.settings.access_token_ttl_secs).unwrap_or(i64::MAX);
     json!({
@@ -85,7 +87,7 @@ pub fn access_token(app: &App, client: &OidcClient, grant: &CodeGrant, grant_id:
         "exp": now.saturating_add(ttl),
         "jti": Uuid::new_v4().to_string(),
         "grant_id": grant_id.to_string(),
-        "scope": grant.scope.join(" "),
+        "scope": scope,
         "auth_time": grant.auth_time,
         "acr": grant.acr,
         "sid": grant.session_id.to_string(),

@@ -160,7 +160,7 @@ pub async fn exchange(
             tx.commit().await?;
             match settled.tokens {
                 Tokens::Signed(response) => Ok(response),
-                Tokens::User(tokens) => sign_user_tokens(app, &settled.client, *tokens).await,
+                Tokens::User(tokens) => sign_user_tokens(app, &settled.client, *tokens, settled.scope).await,
             }
         }
         Err(Refused {
@@ -358,7 +358,13 @@ async fn authorization_code(
 /// user's grant whose unit committed. RS256 (a modular exponentiation of
 /// about a millisecond) runs on the blocking pool, off the reactor; ES256
 /// takes tens of microseconds and runs in place.
-async fn sign_user_tokens(app: &App, client: &OidcClient, tokens: UserTokens) -> Result<TokenResponse, OAuthError> {
+/// `scope` is the grant's scopes joined (what the audit record named).
+async fn sign_user_tokens(
+    app: &App,
+    client: &OidcClient,
+    tokens: UserTokens,
+    scope: Option<String>,
+) -> Result<TokenResponse, OAuthError> {
     let UserTokens {
         grant,
         grant_id,
@@ -368,7 +374,7 @@ async fn sign_user_tokens(app: &App, client: &OidcClient, tokens: UserTokens) ->
     let keys = &app.oidc.keys;
     let access_token = keys.default_key().sign(
         super::introspection::ACCESS_TOKEN_TYP,
-        &super::claims::access_token(app, client, &grant, grant_id),
+        &super::claims::access_token(app, client, &grant, grant_id, scope.as_deref().unwrap_or_default()),
     )?;
     let id_token = match user {
         Some(user) => {
@@ -390,7 +396,7 @@ async fn sign_user_tokens(app: &App, client: &OidcClient, tokens: UserTokens) ->
         access_token,
         token_type: "Bearer",
         expires_in: client.settings.access_token_ttl_secs,
-        scope: Some(grant.scope.join(" ")),
+        scope,
         id_token,
         refresh_token: refresh.map(|t| t.expose_secret().to_owned()),
     })

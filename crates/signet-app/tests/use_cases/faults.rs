@@ -319,26 +319,8 @@ impl OutboxStore for FailingStore {
     async fn enqueue_message(&self, message: &Message) -> StoreResult<()> {
         self.inner.enqueue_message(message).await
     }
-    async fn claim_due_messages(&self, now: Timestamp, lease: Lease, limit: u32) -> StoreResult<Vec<Message>> {
-        self.inner.claim_due_messages(now, lease, limit).await
-    }
     async fn renew_message_lease(&self, id: Uuid, lease: Lease) -> StoreResult<bool> {
         self.inner.renew_message_lease(id, lease).await
-    }
-    async fn mark_message_sent(&self, id: Uuid, lease_token: Uuid, now: Timestamp, scrub: bool) -> StoreResult<bool> {
-        self.inner.mark_message_sent(id, lease_token, now, scrub).await
-    }
-    async fn mark_message_failed(
-        &self,
-        id: Uuid,
-        lease_token: Uuid,
-        error: &str,
-        next_attempt_at: Timestamp,
-        dead: bool,
-    ) -> StoreResult<bool> {
-        self.inner
-            .mark_message_failed(id, lease_token, error, next_attempt_at, dead)
-            .await
     }
     async fn recent_messages(&self, limit: u32) -> StoreResult<Vec<Message>> {
         self.inner.recent_messages(limit).await
