@@ -74,6 +74,9 @@ pub enum FlowRef<'a> {
 pub enum StepOutcome {
     Complete {
         issued: Box<Issued>,
+        /// The account signed in, as read for this step (before its unit
+        /// of work): the answer describes it without reading it again.
+        user: Box<User>,
         /// Where the journey goes now.
         continuation: Continuation,
     },
@@ -718,6 +721,7 @@ async fn complete(
     }
     Ok(StepOutcome::Complete {
         issued: Box::new(issued),
+        user: Box::new(user.clone()),
         continuation,
     })
 }

@@ -136,11 +136,12 @@ pub fn too_many_attempts() -> Error {
     )
 }
 
-/// Reserves one code comparison in `tx`, right or wrong (ADR 0033): on the
+/// Reserves one wrong code's comparison in `tx` (ADR 0033): on the
 /// account's run (refused while it backs off), then on the flow (refused
-/// past its limit). Every code path takes the two rows in this order, so
-/// on PostgreSQL a right and a wrong code of one flow cannot deadlock.
-/// Returns the account's run with this attempt.
+/// past its limit). Every code path takes the two rows in this order (a
+/// right code's too, [`admit_success`]), so on PostgreSQL a right and a
+/// wrong code of one flow cannot deadlock. Returns the account's run with
+/// this attempt.
 pub async fn reserve_comparison(
     tx: &mut dyn Transaction,
     now: Timestamp,
@@ -152,18 +153,31 @@ pub async fn reserve_comparison(
     Ok(account)
 }
 
-/// A right code, in the unit of work that redeems it: its comparison
-/// reserved like any other ([`reserve_comparison`]: during backoff exactly
-/// one attempt, right or wrong, gets through per delay), then the account's
-/// run ends.
+/// A right code, in the unit of work that redeems it: the account's run
+/// ends and the comparison is counted on the flow, and the decision is
+/// taken on the run as it was, as for any attempt ([`reserve_comparison`]:
+/// refused while the account backs off, so during backoff exactly one
+/// attempt, right or wrong, gets through per delay; refused past the
+/// flow's limit). A refusal fails the unit, which puts the run and the
+/// flow's count back: the code is not used. What is committed when it is
+/// admitted is what a reservation and then a clear would leave (no run, one
+/// more comparison on the flow), with the same row order, in one call on
+/// SQLite's writer instead of four.
 pub async fn admit_success(
     tx: &mut dyn Transaction,
     now: Timestamp,
     flow: FlowId,
     identifier_hash: &str,
 ) -> Result<()> {
-    reserve_comparison(tx, now, flow, identifier_hash).await?;
-    tx.clear_failures(&account_key(identifier_hash)).await?;
+    let (run, attempts) = tx
+        .end_run_and_count(&account_key(identifier_hash), &attempt_key(flow), now)
+        .await?;
+    if let Some(retry_after_secs) = account_wait(run, now) {
+        return Err(Error::RateLimited { retry_after_secs });
+    }
+    if attempts.count > FLOW_MAX_WRONG {
+        return Err(too_many_attempts());
+    }
     Ok(())
 }
 

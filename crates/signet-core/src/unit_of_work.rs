@@ -254,6 +254,20 @@ pub trait ThrottleWrites: Send {
     async fn swap_failures(&mut self, key: &str, expected: Option<Failures>, new: Failures) -> StoreResult<bool>;
     /// [`crate::store::ThrottleStore::clear_failures`] in the unit.
     async fn clear_failures(&mut self, key: &str) -> StoreResult<()>;
+    /// Ends the run of failures `run` (deletes it, answering what it was)
+    /// and then counts one attempt on `attempt` (as
+    /// [`ThrottleWrites::record_failure`]), in that order: the order in
+    /// which every code path takes an account's run and a flow's count, so
+    /// that two units of one flow cannot deadlock on PostgreSQL. A right
+    /// code's admission (ADR 0033): the caller decides on the run as it
+    /// was and, if that refuses, fails the unit, which puts the run back.
+    /// On SQLite both statements are one call on the writer.
+    async fn end_run_and_count(
+        &mut self,
+        run: &str,
+        attempt: &str,
+        now: Timestamp,
+    ) -> StoreResult<(Option<Failures>, Failures)>;
 }
 
 #[async_trait::async_trait]

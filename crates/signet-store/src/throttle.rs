@@ -27,6 +27,16 @@ const FAIL: &str = "INSERT INTO throttle_failures (bucket, failures, last_at) VA
 
 const FAILURES: &str = "SELECT failures, last_at FROM throttle_failures WHERE bucket = $1";
 
+const END_RUN: &str = "DELETE FROM throttle_failures WHERE bucket = $1 RETURNING failures, last_at";
+
+/// [`END_RUN`] for `$1`, then [`FAIL`] for `$2` at `$3`, in one call on
+/// SQLite's writer (one hand-off to its thread instead of two): the rows
+/// come back in statement order, so two rows mean there was a run.
+const END_RUN_THEN_FAIL: &str = "DELETE FROM throttle_failures WHERE bucket = $1 RETURNING failures, last_at; \
+     INSERT INTO throttle_failures (bucket, failures, last_at) VALUES ($2, 1, $3) \
+     ON CONFLICT (bucket) DO UPDATE SET failures = throttle_failures.failures + 1, last_at = $3 \
+     RETURNING failures, last_at";
+
 fn count(n: i64) -> StoreResult<u32> {
     u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("throttle count {n} out of range")))
 }
@@ -104,17 +114,11 @@ async fn hit(conn: Conn<'_>, key: &str, now: Timestamp, window: Duration) -> Sto
 }
 
 fn failures_of(row: Option<(i64, i64)>) -> StoreResult<Option<Failures>> {
-    row.map(|(failures, last)| {
-        Ok(Failures {
-            count: count(failures)?,
-            last_at: Timestamp::from_millis(last),
-        })
-    })
-    .transpose()
+    row.map(one).transpose()
 }
 
 async fn record_failure(conn: Conn<'_>, key: &str, now: Timestamp) -> StoreResult<Failures> {
-    let (failures, last): (i64, i64) = with_conn!(conn, |c| {
+    let row: (i64, i64) = with_conn!(conn, |c| {
         sqlx::query_as(FAIL)
             .bind(key)
             .bind(now.as_millis())
@@ -122,10 +126,7 @@ async fn record_failure(conn: Conn<'_>, key: &str, now: Timestamp) -> StoreResul
             .await
             .map_err(backend)?
     });
-    Ok(Failures {
-        count: count(failures)?,
-        last_at: Timestamp::from_millis(last),
-    })
+    one(row)
 }
 
 async fn read_failures(conn: Conn<'_>, key: &str) -> StoreResult<Option<Failures>> {
@@ -183,6 +184,59 @@ async fn clear_failures(conn: Conn<'_>, key: &str) -> StoreResult<()> {
     Ok(())
 }
 
+async fn end_run_and_count(
+    conn: Conn<'_>,
+    run: &str,
+    attempt: &str,
+    now: Timestamp,
+) -> StoreResult<(Option<Failures>, Failures)> {
+    let rows: Vec<(i64, i64)> = match conn {
+        Conn::Sqlite(c) => sqlx::query_as(END_RUN_THEN_FAIL)
+            .bind(run)
+            .bind(attempt)
+            .bind(now.as_millis())
+            .fetch_all(&mut *c)
+            .await
+            .map_err(backend)?,
+        // Two statements in this order: the account's row is locked first,
+        // as by every other code path (a data-modifying CTE runs its parts
+        // in no set order).
+        Conn::Postgres(c) => {
+            let mut rows: Vec<(i64, i64)> = sqlx::query_as(END_RUN)
+                .bind(run)
+                .fetch_optional(&mut *c)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .collect();
+            rows.push(
+                sqlx::query_as(FAIL)
+                    .bind(attempt)
+                    .bind(now.as_millis())
+                    .fetch_one(&mut *c)
+                    .await
+                    .map_err(backend)?,
+            );
+            rows
+        }
+    };
+    match rows.as_slice() {
+        [counted] => Ok((None, one(*counted)?)),
+        [ended, counted] => Ok((Some(one(*ended)?), one(*counted)?)),
+        _ => Err(StoreError::Corrupt(format!(
+            "ending a run and counting an attempt returned {} rows",
+            rows.len()
+        ))),
+    }
+}
+
+fn one((failures, last): (i64, i64)) -> StoreResult<Failures> {
+    Ok(Failures {
+        count: count(failures)?,
+        last_at: Timestamp::from_millis(last),
+    })
+}
+
 #[async_trait::async_trait]
 impl ThrottleWrites for SqlTx {
     async fn hit(&mut self, key: &str, now: Timestamp, window: Duration) -> StoreResult<WindowCount> {
@@ -207,6 +261,16 @@ impl ThrottleWrites for SqlTx {
 
     async fn clear_failures(&mut self, key: &str) -> StoreResult<()> {
         let r = clear_failures(self.conn()?, key).await;
+        self.observe(r)
+    }
+
+    async fn end_run_and_count(
+        &mut self,
+        run: &str,
+        attempt: &str,
+        now: Timestamp,
+    ) -> StoreResult<(Option<Failures>, Failures)> {
+        let r = end_run_and_count(self.conn()?, run, attempt, now).await;
         self.observe(r)
     }
 }

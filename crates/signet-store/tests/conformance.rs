@@ -1450,6 +1450,71 @@ async fn failure_runs_change_inside_a_unit_and_roll_back_with_it(s: Arc<SqlStore
     assert!(s.failures("unit").await.unwrap().is_none());
 }
 
+/// A right code's admission (ADR 0033, amended): the account's run ends,
+/// answering what it was, and the flow's comparison is counted, in one
+/// operation that stands or falls with its unit.
+async fn a_run_ended_in_a_unit_answers_what_it_was_and_counts_the_attempt(s: Arc<SqlStore>) {
+    let run = |count, secs| Failures {
+        count,
+        last_at: at(secs),
+    };
+    // No run: nothing ended, the first comparison counted.
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(
+        tx.end_run_and_count("acct", "flow", at(3)).await.unwrap(),
+        (None, run(1, 3))
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(s.failures("flow").await.unwrap(), Some(run(1, 3)));
+
+    // A run of two: it ends, and its last state is answered.
+    s.record_failure("acct", at(4)).await.unwrap();
+    s.record_failure("acct", at(5)).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(
+        tx.end_run_and_count("acct", "flow", at(6)).await.unwrap(),
+        (Some(run(2, 5)), run(2, 6))
+    );
+    // Rolled back (a refusal taken on that run), both rows are as before.
+    tx.rollback().await.unwrap();
+    assert_eq!(s.failures("acct").await.unwrap(), Some(run(2, 5)));
+    assert_eq!(s.failures("flow").await.unwrap(), Some(run(1, 3)));
+
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(
+        tx.end_run_and_count("acct", "flow", at(7)).await.unwrap(),
+        (Some(run(2, 5)), run(2, 7))
+    );
+    tx.commit().await.unwrap();
+    assert!(s.failures("acct").await.unwrap().is_none(), "the run ended");
+    assert_eq!(s.failures("flow").await.unwrap(), Some(run(2, 7)));
+}
+
+/// A failed attempt's compare-and-swap on a run that a right code's unit is
+/// ending waits for that unit and then finds the run gone: the two are
+/// ordered, and the swap, taken on the run as it was, does not land.
+async fn a_swap_racing_a_run_being_ended_waits_and_does_not_land(s: Arc<SqlStore>) {
+    let run = |count, secs| Failures {
+        count,
+        last_at: at(secs),
+    };
+    s.record_failure("raced", at(1)).await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    assert_eq!(
+        tx.end_run_and_count("raced", "raced-flow", at(2)).await.unwrap().0,
+        Some(run(1, 1))
+    );
+    let swap = {
+        let s = s.clone();
+        tokio::spawn(async move { s.swap_failures("raced", Some(run(1, 1)), run(2, 3)).await.unwrap() })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!swap.is_finished(), "the swap waits for the unit ending the run");
+    tx.commit().await.unwrap();
+    assert!(!swap.await.unwrap(), "the run it expected is gone");
+    assert!(s.failures("raced").await.unwrap().is_none());
+}
+
 async fn a_failure_run_is_swapped_by_exactly_one_of_many(s: Arc<SqlStore>) {
     let run = |count, secs| Failures {
         count,
@@ -2409,6 +2474,8 @@ conformance!(
     concurrent_hits_each_get_a_distinct_count,
     failure_runs_grow_until_cleared,
     failure_runs_change_inside_a_unit_and_roll_back_with_it,
+    a_run_ended_in_a_unit_answers_what_it_was_and_counts_the_attempt,
+    a_swap_racing_a_run_being_ended_waits_and_does_not_land,
     a_flows_secrets_are_revoked_together,
     a_failure_run_is_swapped_by_exactly_one_of_many,
     secrets_issued_at_once_for_one_flow_leave_exactly_one_live,

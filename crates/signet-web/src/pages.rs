@@ -434,7 +434,9 @@ async fn magic_confirm(State(state): State<AppState>, Path(token): Path<String>,
     let outcome =
         signet_app::methods::magic_link::confirm(app, &token, form.binding.as_ref(), &form.origin, form.replaces).await;
     match outcome {
-        Ok(StepOutcome::Complete { issued, continuation }) => {
+        Ok(StepOutcome::Complete {
+            issued, continuation, ..
+        }) => {
             let to = crate::routes::oidc::continuation_target(&continuation);
             Ok(signed_in(&state, &issued, to.as_deref().unwrap_or("/account")))
         }

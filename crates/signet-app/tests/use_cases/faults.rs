@@ -619,6 +619,14 @@ impl ThrottleWrites for FailingTx {
     async fn clear_failures(&mut self, key: &str) -> StoreResult<()> {
         self.inner.clear_failures(key).await
     }
+    async fn end_run_and_count(
+        &mut self,
+        run: &str,
+        attempt: &str,
+        now: Timestamp,
+    ) -> StoreResult<(Option<Failures>, Failures)> {
+        self.inner.end_run_and_count(run, attempt, now).await
+    }
 }
 
 #[async_trait::async_trait]

@@ -182,9 +182,12 @@ pub async fn step(
     )
     .await?;
     Ok(match outcome {
-        StepOutcome::Complete { issued, continuation } => {
+        StepOutcome::Complete {
+            issued,
+            user,
+            continuation,
+        } => {
             let return_to = crate::routes::oidc::continuation_target(&continuation);
-            let user = signet_app::users::get(&state.app, issued.session.user_id).await?;
             session_response(
                 &state,
                 &issued,
