@@ -15,8 +15,9 @@ use signet_core::unit_of_work::AuditAppend;
 use uuid::Uuid;
 
 use crate::group_commit::ChainHead;
-use crate::rows::{audit_columns, convert_all, AuditRow};
-use crate::tx::{with_conn, Conn, SqlTx};
+use crate::rows::{audit_columns, convert_all, session_columns, AuditRow};
+use crate::sessions::bind_session;
+use crate::tx::{with_conn, Conn, PendingSession, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 #[async_trait::async_trait]
@@ -106,25 +107,33 @@ pub(crate) async fn append_pg(
     Ok(rec)
 }
 
-/// Appends one record on SQLite after `head`, the chain head its group
-/// already holds (read here, inside the group's transaction, when the
-/// group has none yet): one `INSERT`. The group writes the head back with
-/// its `COMMIT` (see `group_commit::ChainHead`). Returns the new head.
+/// One audit record's append on SQLite ([`append_after`]).
+pub(crate) struct Append<'a> {
+    /// The chain head the group already holds, if any.
+    pub(crate) head: Option<ChainHead>,
+    pub(crate) event: &'a AuditEvent,
+    pub(crate) id: Uuid,
+    pub(crate) at: Timestamp,
+    /// The unit's release into its group goes in the same call, after the
+    /// `INSERT` ([`crate::group_commit::RELEASE_AND_REOPEN`]).
+    pub(crate) release: bool,
+    /// A session the unit made, inserted in the same call, before the
+    /// record ([`crate::tx::SqlTx::defer_session`]).
+    pub(crate) session: Option<&'a PendingSession>,
+}
+
+/// Appends a record on SQLite, against the chain head the group's
+/// transaction already holds (read here, inside the group's transaction,
+/// when the group has none yet): one `INSERT`. The group writes the head
+/// back with its `COMMIT` (see `group_commit::ChainHead`). Returns the new
+/// head.
 ///
-/// With `release`, the unit's release into its group
-/// ([`crate::group_commit::RELEASE_AND_REOPEN`]) runs in the same call,
-/// after the `INSERT` (SQLite stops at the first statement that fails: a
-/// record refused leaves the unit in its savepoint, as without it).
-pub(crate) async fn append_after(
-    conn: Conn<'_>,
-    head: Option<ChainHead>,
-    event: &AuditEvent,
-    id: Uuid,
-    at: Timestamp,
-    release: bool,
-) -> StoreResult<ChainHead> {
+/// A deferred session's `INSERT` and the unit's release may go in the same
+/// call (SQLite stops at the first statement that fails: a session or a
+/// record refused leaves the unit in its savepoint, as without them).
+pub(crate) async fn append_after(conn: Conn<'_>, append: Append<'_>) -> StoreResult<ChainHead> {
     let mut conn = conn;
-    let head = match head {
+    let head = match append.head {
         Some(h) => h,
         None => {
             let (seq, hash): (i64, Vec<u8>) = with_conn!(&mut conn, |c| {
@@ -139,9 +148,27 @@ pub(crate) async fn append_after(
             }
         }
     };
-    let rec = AuditRecord::seal(event, id, at, head.seq, head.hash);
-    let sql = if release { INSERT_THEN_RELEASE } else { INSERT };
-    insert(conn, sql, &rec).await?;
+    let rec = AuditRecord::seal(append.event, append.id, append.at, head.seq, head.hash);
+    match append.session {
+        None => {
+            let sql = if append.release { INSERT_THEN_RELEASE } else { INSERT };
+            insert(conn, sql, &rec).await?;
+        }
+        Some(pending) => {
+            let sql = if append.release {
+                SESSION_THEN_INSERT_THEN_RELEASE
+            } else {
+                SESSION_THEN_INSERT
+            };
+            let (s, amr) = (&pending.session, &pending.amr);
+            with_conn!(conn, |c| {
+                bind_record(bind_session!(sqlx::query(sql), s, amr), &rec)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend)?;
+            });
+        }
+    }
     Ok(ChainHead {
         seq: rec.seq,
         hash: rec.hash,
@@ -167,6 +194,29 @@ const INSERT_THEN_RELEASE: &str = concat!(
     "INSERT INTO audit_log (",
     audit_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12); ",
+    "RELEASE SAVEPOINT signet_unit; SAVEPOINT signet_unit"
+);
+
+/// `sessions::INSERT_SESSION` (`$1`..`$18`), then [`INSERT`] with its
+/// placeholders after the session's (`$19`..`$30`): a deferred session and
+/// the unit's first record in one call (a test checks they agree).
+const SESSION_THEN_INSERT: &str = concat!(
+    "INSERT INTO sessions (",
+    session_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18); ",
+    "INSERT INTO audit_log (",
+    audit_columns!(),
+    ") VALUES ($19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)"
+);
+
+/// [`SESSION_THEN_INSERT`], then the release as in [`INSERT_THEN_RELEASE`].
+const SESSION_THEN_INSERT_THEN_RELEASE: &str = concat!(
+    "INSERT INTO sessions (",
+    session_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18); ",
+    "INSERT INTO audit_log (",
+    audit_columns!(),
+    ") VALUES ($19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30); ",
     "RELEASE SAVEPOINT signet_unit; SAVEPOINT signet_unit"
 );
 
@@ -215,6 +265,31 @@ mod tests {
         assert_eq!(
             super::INSERT_THEN_RELEASE,
             format!("{}; {}", super::INSERT, crate::group_commit::RELEASE_AND_REOPEN)
+        );
+    }
+
+    /// The record's placeholders moved past the session's 18.
+    fn shifted(sql: &str, by: usize) -> String {
+        let mut out = String::new();
+        let mut rest = sql;
+        while let Some(i) = rest.find('$') {
+            out.push_str(&rest[..i]);
+            let digits: String = rest[i + 1..].chars().take_while(char::is_ascii_digit).collect();
+            let n: usize = digits.parse().unwrap();
+            out.push_str(&format!("${}", n + by));
+            rest = &rest[i + 1 + digits.len()..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    #[test]
+    fn a_session_and_a_record_in_one_call_are_the_two_inserts() {
+        let both = format!("{}; {}", crate::sessions::INSERT_SESSION, shifted(super::INSERT, 18));
+        assert_eq!(super::SESSION_THEN_INSERT, both);
+        assert_eq!(
+            super::SESSION_THEN_INSERT_THEN_RELEASE,
+            format!("{both}; {}", crate::group_commit::RELEASE_AND_REOPEN)
         );
     }
 }

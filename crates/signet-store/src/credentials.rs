@@ -295,22 +295,22 @@ impl CredentialWrites for SqlTx {
     }
 
     async fn rename_passkey(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
-        let r = named_credentials::rename(self.conn()?, &named_credentials::PASSKEYS, user, id, name).await;
+        let r = named_credentials::rename(self.conn().await?, &named_credentials::PASSKEYS, user, id, name).await;
         self.observe(r)
     }
 
     async fn remove_passkey(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
-        let r = named_credentials::remove(self.conn()?, &named_credentials::PASSKEYS, user, id, keep).await;
+        let r = named_credentials::remove(self.conn().await?, &named_credentials::PASSKEYS, user, id, keep).await;
         self.observe(r)
     }
 
     async fn lock_ways_in(&mut self, user: UserId) -> StoreResult<signet_core::credential::WaysIn> {
-        let r = named_credentials::lock_ways_in(self.conn()?, user).await;
+        let r = named_credentials::lock_ways_in(self.conn().await?, user).await;
         self.observe(r)
     }
 
     async fn record_passkey_use(&mut self, u: &PasskeyUse) -> StoreResult<bool> {
-        let r = record_use(self.conn()?, u).await;
+        let r = record_use(self.conn().await?, u).await;
         self.observe(r)
     }
 }

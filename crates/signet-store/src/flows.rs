@@ -168,7 +168,7 @@ async fn update(conn: Conn<'_>, flow: &Flow, now: Timestamp) -> StoreResult<bool
 #[async_trait::async_trait]
 impl FlowWrites for SqlTx {
     async fn insert_flow(&mut self, flow: &Flow) -> StoreResult<()> {
-        let r = insert(self.conn()?, flow).await;
+        let r = insert(self.conn().await?, flow).await;
         self.observe(r)
     }
 
@@ -178,7 +178,7 @@ impl FlowWrites for SqlTx {
         // any, deleted. SQLite runs the two statements of one query in
         // order; PostgreSQL takes the delete as a data-modifying CTE.
         let r = async {
-            let won: Option<(String,)> = with_conn_sql!(self.conn()?,
+            let won: Option<(String,)> = with_conn_sql!(self.conn().await?,
                 sqlite: "DELETE FROM flows WHERE id = $1; \
                          INSERT INTO finished_flows (id, expires_at) VALUES ($1, $2) \
                          ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -199,7 +199,7 @@ impl FlowWrites for SqlTx {
     }
 
     async fn update_flow(&mut self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
-        let r = update(self.conn()?, flow, now).await;
+        let r = update(self.conn().await?, flow, now).await;
         self.observe(r)
     }
 }

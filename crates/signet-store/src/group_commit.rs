@@ -702,7 +702,7 @@ mod tests {
     }
 
     async fn exec(tx: &mut SqlTx, sql: &str) -> signet_core::store::StoreResult<()> {
-        let r = match tx.conn()? {
+        let r = match tx.conn().await? {
             Conn::Sqlite(c) => sqlx::query(sql)
                 .execute(&mut *c)
                 .await

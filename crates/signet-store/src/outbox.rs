@@ -236,7 +236,7 @@ async fn mark_failed(
 #[async_trait::async_trait]
 impl OutboxWrites for SqlTx {
     async fn enqueue_message(&mut self, m: &Message) -> StoreResult<()> {
-        let r = enqueue(self.conn()?, m).await;
+        let r = enqueue(self.conn().await?, m).await;
         self.observe(r)?;
         self.queued_messages = true;
         Ok(())
@@ -244,7 +244,7 @@ impl OutboxWrites for SqlTx {
 
     async fn expire_message(&mut self, id: Uuid, lease_token: Uuid, now: Timestamp) -> StoreResult<bool> {
         let r = async {
-            Ok(with_conn!(self.conn()?, |c| {
+            Ok(with_conn!(self.conn().await?, |c| {
                 sqlx::query(
                     "UPDATE outbox SET status = 'dead', last_error = $1, next_attempt_at = $2, \
                      lease_until = NULL, lease_owner = NULL, text_body = NULL, html_body = NULL \
@@ -266,7 +266,7 @@ impl OutboxWrites for SqlTx {
     }
 
     async fn claim_due_messages(&mut self, now: Timestamp, lease: Lease, limit: u32) -> StoreResult<Vec<Message>> {
-        let r = claim(self.conn()?, now, lease, limit).await;
+        let r = claim(self.conn().await?, now, lease, limit).await;
         self.observe(r)
     }
 
@@ -277,7 +277,7 @@ impl OutboxWrites for SqlTx {
         now: Timestamp,
         scrub: bool,
     ) -> StoreResult<bool> {
-        let r = mark_sent(self.conn()?, id, lease_token, now, scrub).await;
+        let r = mark_sent(self.conn().await?, id, lease_token, now, scrub).await;
         self.observe(r)
     }
 
@@ -289,13 +289,13 @@ impl OutboxWrites for SqlTx {
         next_attempt_at: Timestamp,
         dead: bool,
     ) -> StoreResult<bool> {
-        let r = mark_failed(self.conn()?, id, lease_token, error, next_attempt_at, dead).await;
+        let r = mark_failed(self.conn().await?, id, lease_token, error, next_attempt_at, dead).await;
         self.observe(r)
     }
 
     async fn make_pending_messages_due(&mut self, now: Timestamp) -> StoreResult<u64> {
         let r = async {
-            Ok(with_conn!(self.conn()?, |c| {
+            Ok(with_conn!(self.conn().await?, |c| {
                 sqlx::query("UPDATE outbox SET next_attempt_at = $1 WHERE status = 'pending' AND next_attempt_at > $1")
                     .bind(now.as_millis())
                     .execute(&mut *c)

@@ -90,12 +90,12 @@ impl PhoneWrites for SqlTx {
     }
 
     async fn rename_phone(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
-        let r = named_credentials::rename(self.conn()?, &named_credentials::PHONES, user, id, name).await;
+        let r = named_credentials::rename(self.conn().await?, &named_credentials::PHONES, user, id, name).await;
         self.observe(r)
     }
 
     async fn remove_phone(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
-        let r = named_credentials::remove(self.conn()?, &named_credentials::PHONES, user, id, keep).await;
+        let r = named_credentials::remove(self.conn().await?, &named_credentials::PHONES, user, id, keep).await;
         self.observe(r)
     }
 

@@ -143,7 +143,7 @@ async fn issue(conn: Conn<'_>, secrets: &[OneTimeSecret], now: Timestamp) -> Sto
 #[async_trait::async_trait]
 impl SecretWrites for SqlTx {
     async fn issue_secrets(&mut self, secrets: &[OneTimeSecret], now: Timestamp) -> StoreResult<()> {
-        let r = issue(self.conn()?, secrets, now).await;
+        let r = issue(self.conn().await?, secrets, now).await;
         self.observe(r)
     }
 
@@ -153,7 +153,7 @@ impl SecretWrites for SqlTx {
         hash: &TokenHash,
         now: Timestamp,
     ) -> StoreResult<Option<OneTimeSecret>> {
-        let r = consume(self.conn()?, purpose, hash, now).await;
+        let r = consume(self.conn().await?, purpose, hash, now).await;
         self.observe(r)
     }
 

@@ -7,7 +7,7 @@ use signet_core::user::UserId;
 use uuid::Uuid;
 
 use crate::rows::{convert_all, session_columns, SessionRow};
-use crate::tx::{in_tx, with_conn, Conn, SqlTx};
+use crate::tx::{with_conn, Conn, PendingSession, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 /// The INSERT of a new session.
@@ -40,6 +40,8 @@ macro_rules! bind_session {
             .bind($s.step_up_action.as_deref())
     };
 }
+
+pub(crate) use bind_session;
 
 pub(crate) fn amr_json(s: &Session) -> StoreResult<String> {
     serde_json::to_string(&s.amr).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -132,26 +134,47 @@ async fn delete_where(conn: Conn<'_>, sql: &'static str, params: &[String]) -> S
     }))
 }
 
+/// Inserts a session now, on `conn`.
+pub(crate) async fn insert_now(conn: Conn<'_>, pending: &PendingSession) -> StoreResult<()> {
+    let (s, amr) = (&pending.session, &pending.amr);
+    with_conn!(conn, |c| {
+        bind_session!(sqlx::query(INSERT_SESSION), s, amr)
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?;
+    });
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl SessionWrites for SqlTx {
+    /// On SQLite the `INSERT` goes with the unit's next call on the writer
+    /// ([`SqlTx::defer_session`]); on PostgreSQL it is made now.
     async fn insert_session(&mut self, s: &Session) -> StoreResult<()> {
-        let amr = amr_json(s)?;
-        in_tx!(self, |c| {
-            bind_session!(sqlx::query(INSERT_SESSION), s, &amr)
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?;
-        })
+        let pending = PendingSession {
+            session: s.clone(),
+            amr: amr_json(s)?,
+        };
+        if self.on_sqlite() {
+            return self.defer_session(pending).await;
+        }
+        let r = insert_now(self.conn().await?, &pending).await;
+        self.observe(r)
     }
 
     async fn delete_session(&mut self, id: SessionId) -> StoreResult<bool> {
-        let r = delete_where(self.conn()?, "DELETE FROM sessions WHERE id = $1", &[id.0.to_string()]).await;
+        let r = delete_where(
+            self.conn().await?,
+            "DELETE FROM sessions WHERE id = $1",
+            &[id.0.to_string()],
+        )
+        .await;
         self.observe(r).map(|n| n > 0)
     }
 
     async fn delete_user_session(&mut self, user: UserId, id: SessionId) -> StoreResult<bool> {
         let r = delete_where(
-            self.conn()?,
+            self.conn().await?,
             "DELETE FROM sessions WHERE id = $1 AND user_id = $2",
             &[id.0.to_string(), user.0.to_string()],
         )
@@ -161,7 +184,7 @@ impl SessionWrites for SqlTx {
 
     async fn delete_user_sessions(&mut self, user: UserId) -> StoreResult<u64> {
         let r = delete_where(
-            self.conn()?,
+            self.conn().await?,
             "DELETE FROM sessions WHERE user_id = $1",
             &[user.0.to_string()],
         )
@@ -171,7 +194,7 @@ impl SessionWrites for SqlTx {
 
     async fn delete_credential_sessions(&mut self, credential_id: Uuid) -> StoreResult<u64> {
         let r = delete_where(
-            self.conn()?,
+            self.conn().await?,
             "DELETE FROM sessions WHERE credential_id = $1",
             &[credential_id.to_string()],
         )

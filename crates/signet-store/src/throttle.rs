@@ -240,27 +240,27 @@ fn one((failures, last): (i64, i64)) -> StoreResult<Failures> {
 #[async_trait::async_trait]
 impl ThrottleWrites for SqlTx {
     async fn hit(&mut self, key: &str, now: Timestamp, window: Duration) -> StoreResult<WindowCount> {
-        let r = hit(self.conn()?, key, now, window).await;
+        let r = hit(self.conn().await?, key, now, window).await;
         self.observe(r)
     }
 
     async fn record_failure(&mut self, key: &str, now: Timestamp) -> StoreResult<Failures> {
-        let r = record_failure(self.conn()?, key, now).await;
+        let r = record_failure(self.conn().await?, key, now).await;
         self.observe(r)
     }
 
     async fn failures(&mut self, key: &str) -> StoreResult<Option<Failures>> {
-        let r = read_failures(self.conn()?, key).await;
+        let r = read_failures(self.conn().await?, key).await;
         self.observe(r)
     }
 
     async fn swap_failures(&mut self, key: &str, expected: Option<Failures>, new: Failures) -> StoreResult<bool> {
-        let r = swap_failures(self.conn()?, key, expected, new).await;
+        let r = swap_failures(self.conn().await?, key, expected, new).await;
         self.observe(r)
     }
 
     async fn clear_failures(&mut self, key: &str) -> StoreResult<()> {
-        let r = clear_failures(self.conn()?, key).await;
+        let r = clear_failures(self.conn().await?, key).await;
         self.observe(r)
     }
 
@@ -270,7 +270,7 @@ impl ThrottleWrites for SqlTx {
         attempt: &str,
         now: Timestamp,
     ) -> StoreResult<(Option<Failures>, Failures)> {
-        let r = end_run_and_count(self.conn()?, run, attempt, now).await;
+        let r = end_run_and_count(self.conn().await?, run, attempt, now).await;
         self.observe(r)
     }
 }

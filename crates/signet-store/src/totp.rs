@@ -89,12 +89,12 @@ impl SqlTx {
     }
 
     pub(crate) async fn rename_totp_row(&mut self, user: UserId, id: Uuid, name: &str) -> StoreResult<bool> {
-        let r = named_credentials::rename(self.conn()?, &named_credentials::TOTP, user, id, name).await;
+        let r = named_credentials::rename(self.conn().await?, &named_credentials::TOTP, user, id, name).await;
         self.observe(r)
     }
 
     pub(crate) async fn remove_totp_row(&mut self, user: UserId, id: Uuid, keep: u32) -> StoreResult<Removal> {
-        let r = named_credentials::remove(self.conn()?, &named_credentials::TOTP, user, id, keep).await;
+        let r = named_credentials::remove(self.conn().await?, &named_credentials::TOTP, user, id, keep).await;
         self.observe(r)
     }
 

@@ -88,7 +88,8 @@ pub(crate) use with_conn_sql;
 /// and may use `?`.
 macro_rules! in_tx {
     ($tx:expr, |$c:ident| $body:expr) => {{
-        let r: signet_core::store::StoreResult<_> = async { Ok($crate::tx::with_conn!($tx.conn()?, |$c| $body)) }.await;
+        let r: signet_core::store::StoreResult<_> =
+            async { Ok($crate::tx::with_conn!($tx.conn().await?, |$c| $body)) }.await;
         $tx.observe(r)
     }};
 }
@@ -105,7 +106,7 @@ macro_rules! write_op {
             $crate::Db::Sqlite { .. } => {
                 let mut unit = $store.begin_tx().await?;
                 let r = async {
-                    let $conn = unit.conn()?;
+                    let $conn = unit.conn().await?;
                     $body
                 }
                 .await;
@@ -170,6 +171,16 @@ pub struct SqlTx {
     /// A message was queued in the outbox (see
     /// `Transaction::queued_messages`).
     pub(crate) queued_messages: bool,
+    /// On SQLite, a new session whose `INSERT` waits for the unit's next
+    /// call on the writer: the first audit record's at the commit, or the
+    /// next operation's (see [`SqlTx::defer_session`]).
+    session: Option<PendingSession>,
+}
+
+/// A session to insert with the unit's next call (its `amr` as JSON).
+pub(crate) struct PendingSession {
+    pub(crate) session: signet_core::session::Session,
+    pub(crate) amr: String,
 }
 
 impl SqlStore {
@@ -197,6 +208,7 @@ impl SqlStore {
             poisoned: false,
             audit: Vec::new(),
             queued_messages: false,
+            session: None,
         })
     }
 
@@ -217,7 +229,44 @@ fn finished() -> StoreError {
 
 impl SqlTx {
     /// The connection for the next operation, unless an earlier one failed.
-    pub(crate) fn conn(&mut self) -> StoreResult<Conn<'_>> {
+    /// A session insert waiting for a call ([`SqlTx::defer_session`]) is
+    /// made first, so every operation sees the unit's writes in order.
+    pub(crate) async fn conn(&mut self) -> StoreResult<Conn<'_>> {
+        if let Some(pending) = self.session.take() {
+            let r = crate::sessions::insert_now(self.conn_now()?, &pending).await;
+            self.observe(r)?;
+        }
+        self.conn_now()
+    }
+
+    /// Whether this unit runs on SQLite's writer (in a group).
+    pub(crate) fn on_sqlite(&self) -> bool {
+        matches!(self.open, Some(Open::Sqlite(_)))
+    }
+
+    /// On SQLite, keeps a new session's `INSERT` for the unit's next call
+    /// on the writer instead of a call of its own: a login's unit inserts
+    /// its session and then only queues its audit record, so the session
+    /// goes in the same call as that record's `INSERT` (and the release)
+    /// at the commit. Nothing reads a session row the unit has just made,
+    /// and any other operation of the unit makes the insert first
+    /// ([`SqlTx::conn`]), so the unit's writes keep their order. A failed
+    /// insert fails the commit like a failed record.
+    pub(crate) async fn defer_session(&mut self, pending: PendingSession) -> StoreResult<()> {
+        if self.poisoned || self.open.is_none() {
+            return Err(finished());
+        }
+        if let Some(earlier) = self.session.take() {
+            let r = crate::sessions::insert_now(self.conn_now()?, &earlier).await;
+            self.observe(r)?;
+        }
+        self.session = Some(pending);
+        Ok(())
+    }
+
+    /// The connection for the next statement, without making a deferred
+    /// session insert first.
+    fn conn_now(&mut self) -> StoreResult<Conn<'_>> {
         if self.poisoned {
             return Err(StoreError::Backend(
                 "an earlier operation of this transaction failed; it can only be rolled back".into(),
@@ -258,6 +307,15 @@ impl SqlTx {
             ));
         }
         let pending = std::mem::take(&mut self.audit);
+        // A deferred session goes in with the first record's call, or in
+        // a call of its own when the unit has no record.
+        let mut session = self.session.take();
+        if pending.is_empty() {
+            if let Some(s) = session.take() {
+                let r = crate::sessions::insert_now(self.conn_now()?, &s).await;
+                self.observe(r)?;
+            }
+        }
         match self.open.as_mut() {
             Some(Open::Sqlite(member)) => {
                 // The chain head is the group's, read at most once per
@@ -277,9 +335,19 @@ impl SqlTx {
                             member.releasing();
                         }
                     }
-                    let r =
-                        crate::audit::append_after(self.conn()?, head, &record.event, record.id, record.at, release)
-                            .await;
+                    let with_session = session.take();
+                    let r = crate::audit::append_after(
+                        self.conn_now()?,
+                        crate::audit::Append {
+                            head,
+                            event: &record.event,
+                            id: record.id,
+                            at: record.at,
+                            release,
+                            session: with_session.as_ref(),
+                        },
+                    )
+                    .await;
                     head = Some(self.observe(r)?);
                     folded = release;
                 }
@@ -308,7 +376,7 @@ impl SqlTx {
             }
             Some(Open::Postgres(_)) => {
                 for record in &pending {
-                    let r = match self.conn()? {
+                    let r = match self.conn_now()? {
                         Conn::Postgres(c) => crate::audit::append_pg(c, &record.event, record.id, record.at).await,
                         Conn::Sqlite(_) => Err(finished()),
                     };
@@ -325,6 +393,7 @@ impl SqlTx {
 
     pub(crate) async fn rollback_now(&mut self) -> StoreResult<()> {
         self.audit.clear();
+        self.session = None;
         match self.open.take() {
             Some(Open::Sqlite(member)) => match member.abandon() {
                 // The rollback runs in a task of its own: a cancelled caller

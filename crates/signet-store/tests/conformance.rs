@@ -400,14 +400,50 @@ async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
 
     // A session write that fails takes its audit record with it, and
     // poisons its unit of work: nothing more can be written or committed.
+    // On SQLite the insert goes with the unit's next call on the writer
+    // (`SqlTx::defer_session`), so it fails there at the latest.
     let mut tx = s.tx().await;
     audit_in(&mut tx, &ev).await.unwrap();
-    assert!(tx.insert_session(&rotated).await.is_err(), "duplicate id");
+    let duplicate = tx.insert_session(&rotated).await;
+    assert!(duplicate.is_err() || s.backend() == "sqlite", "duplicate id");
     let tok3 = PlainToken::generate(TokenKind::Session);
-    assert!(tx.insert_session(&session(u.id, &tok3)).await.is_err(), "poisoned");
+    assert!(
+        tx.insert_session(&session(u.id, &tok3)).await.is_err(),
+        "the duplicate failed by this call at the latest, and poisoned the unit"
+    );
     assert!(tx.commit().await.is_err());
     assert!(s.session_by_token(&tok3.hash()).await.unwrap().is_none());
     assert_eq!(s.audit_head().await.unwrap().0, head + 1);
+
+    // A deferred insert that fails at the commit, in the record's call,
+    // fails the commit: neither the session nor the record is stored.
+    let mut tx = s.tx().await;
+    tx.insert_session(&session(u.id, &tok3)).await.unwrap();
+    // (PostgreSQL refuses the duplicate at once and the unit is poisoned.)
+    let _ = tx.insert_session(&rotated).await;
+    let _ = audit_in(&mut tx, &ev).await;
+    assert!(tx.commit().await.is_err(), "duplicate id");
+    assert!(s.session_by_token(&tok3.hash()).await.unwrap().is_none());
+    assert_eq!(s.audit_head().await.unwrap().0, head + 1);
+
+    // And a unit's operations see the session it has just inserted.
+    let tok4 = PlainToken::generate(TokenKind::Session);
+    let fourth = session(u.id, &tok4);
+    let mut tx = s.tx().await;
+    tx.insert_session(&fourth).await.unwrap();
+    assert!(
+        tx.delete_session(fourth.id).await.unwrap(),
+        "inserted before the next operation"
+    );
+    tx.insert_session(&fourth).await.unwrap();
+    audit_in(&mut tx, &ev).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(s.session_by_token(&tok4.hash()).await.unwrap().is_some());
+    assert_eq!(
+        s.audit_head().await.unwrap().0,
+        head + 2,
+        "the record came with the session"
+    );
 
     // Another user cannot end this session by id.
     let mallory = user("mallory@x.io");
