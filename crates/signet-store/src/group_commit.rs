@@ -62,7 +62,11 @@ use crate::backend;
 pub(crate) const MAX_GROUP: usize = 64;
 
 const SAVEPOINT: &str = "SAVEPOINT signet_unit";
-const OPEN_GROUP_AND_SAVEPOINT: &str = "BEGIN IMMEDIATE; SAVEPOINT signet_unit";
+/// A fresh group's opening call: its transaction, the first member's
+/// savepoint, and the audit chain's head, read once the write lock is held
+/// ([`ChainHead`]), so that no member spends a call of its own on it.
+const OPEN_GROUP_AND_SAVEPOINT: &str =
+    "BEGIN IMMEDIATE; SAVEPOINT signet_unit; SELECT seq, hash FROM audit_head WHERE id = 1";
 const RELEASE: &str = "RELEASE SAVEPOINT signet_unit";
 /// A member's release when it leaves the group open for the units
 /// waiting: the next member's savepoint is opened in the same call, so a
@@ -316,8 +320,12 @@ impl GroupCommit {
         // (which has no member yet) is failed: `ROLLBACK`, whose result
         // does not matter, and the connection, in doubt, is not reused.
         if !savepoint_open {
-            let opening = if fresh { OPEN_GROUP_AND_SAVEPOINT } else { SAVEPOINT };
-            if let Err(e) = member.run(opening).await {
+            let opened = if fresh {
+                member.open_group().await
+            } else {
+                member.run(SAVEPOINT).await
+            };
+            if let Err(e) = opened {
                 member.fail_group_now(&e);
                 return Err(e);
             }
@@ -347,6 +355,25 @@ pub(crate) struct Member {
 impl Member {
     pub(crate) fn conn(&mut self) -> Option<&mut sqlx::SqliteConnection> {
         self.conn.as_deref_mut()
+    }
+
+    /// Opens a fresh group ([`OPEN_GROUP_AND_SAVEPOINT`]) and takes the
+    /// chain head it read into the group.
+    async fn open_group(&mut self) -> StoreResult<()> {
+        let Some(c) = self.conn.as_deref_mut() else {
+            return Err(StoreError::Backend(Box::new(GroupError(
+                "the unit has no connection".into(),
+            ))));
+        };
+        let (seq, hash): (i64, Vec<u8>) = sqlx::query_as(OPEN_GROUP_AND_SAVEPOINT)
+            .fetch_one(c)
+            .await
+            .map_err(backend)?;
+        let hash = hash
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("audit head hash length".into()))?;
+        self.group.head().known = Some(ChainHead { seq, hash });
+        Ok(())
     }
 
     async fn run(&mut self, sql: &str) -> StoreResult<()> {
