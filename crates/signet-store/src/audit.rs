@@ -14,10 +14,10 @@ use signet_core::store::{AuditQuery, AuditStore, StoreError, StoreResult};
 use signet_core::unit_of_work::AuditAppend;
 use uuid::Uuid;
 
+use crate::deferred::{self, Deferred};
 use crate::group_commit::ChainHead;
-use crate::rows::{audit_columns, convert_all, session_columns, AuditRow};
-use crate::sessions::bind_session;
-use crate::tx::{with_conn, Conn, PendingSession, SqlTx};
+use crate::rows::{audit_columns, convert_all, AuditRow};
+use crate::tx::{with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 #[async_trait::async_trait]
@@ -117,9 +117,9 @@ pub(crate) struct Append<'a> {
     /// The unit's release into its group goes in the same call, after the
     /// `INSERT` ([`crate::group_commit::RELEASE_AND_REOPEN`]).
     pub(crate) release: bool,
-    /// A session the unit made, inserted in the same call, before the
-    /// record ([`crate::tx::SqlTx::defer_session`]).
-    pub(crate) session: Option<&'a PendingSession>,
+    /// Inserts the unit left for its next call, made in the same call,
+    /// before the record ([`crate::deferred`]).
+    pub(crate) inserts: &'a [Deferred],
 }
 
 /// Appends a record on SQLite, against the chain head the group's
@@ -149,25 +149,22 @@ pub(crate) async fn append_after(conn: Conn<'_>, append: Append<'_>) -> StoreRes
         }
     };
     let rec = AuditRecord::seal(append.event, append.id, append.at, head.seq, head.hash);
-    match append.session {
-        None => {
-            let sql = if append.release { INSERT_THEN_RELEASE } else { INSERT };
-            insert(conn, sql, &rec).await?;
-        }
-        Some(pending) => {
-            let sql = if append.release {
-                SESSION_THEN_INSERT_THEN_RELEASE
-            } else {
-                SESSION_THEN_INSERT
-            };
-            let (s, amr) = (&pending.session, &pending.amr);
-            with_conn!(conn, |c| {
-                bind_record(bind_session!(sqlx::query(sql), s, amr), &rec)
-                    .execute(&mut *c)
-                    .await
-                    .map_err(backend)?;
-            });
-        }
+    if append.inserts.is_empty() {
+        let sql = if append.release { INSERT_THEN_RELEASE } else { INSERT };
+        insert(conn, sql, &rec).await?;
+    } else {
+        let then = if append.release {
+            deferred::Then::RecordAndRelease
+        } else {
+            deferred::Then::Record
+        };
+        let sql = deferred::statement(append.inserts, then);
+        with_conn!(conn, |c| {
+            bind_record(deferred::bind(deferred::values(append.inserts), sqlx::query(sql)), &rec)
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+        });
     }
     Ok(ChainHead {
         seq: rec.seq,
@@ -181,7 +178,7 @@ fn hash_of(bytes: &[u8]) -> StoreResult<[u8; 32]> {
         .map_err(|_| StoreError::Corrupt("audit head hash length".into()))
 }
 
-const INSERT: &str = concat!(
+pub(crate) const INSERT: &str = concat!(
     "INSERT INTO audit_log (",
     audit_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
@@ -194,29 +191,6 @@ const INSERT_THEN_RELEASE: &str = concat!(
     "INSERT INTO audit_log (",
     audit_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12); ",
-    "RELEASE SAVEPOINT signet_unit; SAVEPOINT signet_unit"
-);
-
-/// `sessions::INSERT_SESSION` (`$1`..`$18`), then [`INSERT`] with its
-/// placeholders after the session's (`$19`..`$30`): a deferred session and
-/// the unit's first record in one call (a test checks they agree).
-const SESSION_THEN_INSERT: &str = concat!(
-    "INSERT INTO sessions (",
-    session_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18); ",
-    "INSERT INTO audit_log (",
-    audit_columns!(),
-    ") VALUES ($19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)"
-);
-
-/// [`SESSION_THEN_INSERT`], then the release as in [`INSERT_THEN_RELEASE`].
-const SESSION_THEN_INSERT_THEN_RELEASE: &str = concat!(
-    "INSERT INTO sessions (",
-    session_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18); ",
-    "INSERT INTO audit_log (",
-    audit_columns!(),
-    ") VALUES ($19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30); ",
     "RELEASE SAVEPOINT signet_unit; SAVEPOINT signet_unit"
 );
 
@@ -265,31 +239,6 @@ mod tests {
         assert_eq!(
             super::INSERT_THEN_RELEASE,
             format!("{}; {}", super::INSERT, crate::group_commit::RELEASE_AND_REOPEN)
-        );
-    }
-
-    /// The record's placeholders moved past the session's 18.
-    fn shifted(sql: &str, by: usize) -> String {
-        let mut out = String::new();
-        let mut rest = sql;
-        while let Some(i) = rest.find('$') {
-            out.push_str(&rest[..i]);
-            let digits: String = rest[i + 1..].chars().take_while(char::is_ascii_digit).collect();
-            let n: usize = digits.parse().unwrap();
-            out.push_str(&format!("${}", n + by));
-            rest = &rest[i + 1 + digits.len()..];
-        }
-        out.push_str(rest);
-        out
-    }
-
-    #[test]
-    fn a_session_and_a_record_in_one_call_are_the_two_inserts() {
-        let both = format!("{}; {}", crate::sessions::INSERT_SESSION, shifted(super::INSERT, 18));
-        assert_eq!(super::SESSION_THEN_INSERT, both);
-        assert_eq!(
-            super::SESSION_THEN_INSERT_THEN_RELEASE,
-            format!("{both}; {}", crate::group_commit::RELEASE_AND_REOPEN)
         );
     }
 }

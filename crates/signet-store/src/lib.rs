@@ -16,6 +16,7 @@ mod admin_tokens;
 mod audit;
 mod connect;
 mod credentials;
+mod deferred;
 mod devices;
 mod flows;
 mod group_commit;

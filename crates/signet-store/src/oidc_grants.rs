@@ -13,6 +13,7 @@ use signet_core::user::{UserId, UserStatus};
 use uuid::Uuid;
 
 use crate::backend;
+use crate::deferred::Deferred;
 use crate::oidc_clients::{oidc_client_columns, oidc_client_read_columns, ClientRow};
 use crate::rows::{uuid, OwnerColumns};
 use crate::tx::{in_tx, SqlTx};
@@ -128,23 +129,24 @@ impl OidcGrantWrites for SqlTx {
         })
     }
 
+    /// On SQLite the `INSERT` goes with the unit's next call on the writer
+    /// (the grant's audit record's, [`SqlTx::insert_later`]).
     async fn insert_oidc_code(&mut self, code: &NewCode<'_>) -> StoreResult<()> {
-        in_tx!(self, |c| {
-            sqlx::query(
-                "INSERT INTO oidc_codes (code_hash, id, client_id, user_id, sid, session_id, grant_data, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7)",
-            )
-            .bind(code.hash.as_bytes().to_vec())
-            .bind(code.id.to_string())
-            .bind(code.client_id)
-            .bind(code.user_id.to_string())
-            .bind(code.session_id.to_string())
-            .bind(code.grant)
-            .bind(code.expires_at.as_millis())
-            .execute(&mut *c)
-            .await
-            .map_err(backend)?;
+        self.insert_later(Deferred {
+            sql: "INSERT INTO oidc_codes (code_hash, id, client_id, user_id, sid, session_id, grant_data, expires_at) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            values: vec![
+                code.hash.as_bytes().to_vec().into(),
+                code.id.to_string().into(),
+                code.client_id.into(),
+                code.user_id.to_string().into(),
+                code.session_id.to_string().into(),
+                code.session_id.to_string().into(),
+                code.grant.into(),
+                code.expires_at.as_millis().into(),
+            ],
         })
+        .await
     }
 
     async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption> {
@@ -194,23 +196,23 @@ impl OidcGrantWrites for SqlTx {
         })
     }
 
+    /// On SQLite the `INSERT` goes with the unit's next call on the writer
+    /// (the grant's audit record's, [`SqlTx::insert_later`]).
     async fn insert_oidc_refresh(&mut self, t: &NewRefreshToken<'_>) -> StoreResult<()> {
-        in_tx!(self, |c| {
-            sqlx::query(
-                "INSERT INTO oidc_refresh_tokens (token_hash, id, family_id, client_id, user_id, grant_data, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(t.hash.as_bytes().to_vec())
-            .bind(t.id.to_string())
-            .bind(t.family.to_string())
-            .bind(t.client_id)
-            .bind(t.user_id.to_string())
-            .bind(t.grant)
-            .bind(t.expires_at.as_millis())
-            .execute(&mut *c)
-            .await
-            .map_err(backend)?;
+        self.insert_later(Deferred {
+            sql: "INSERT INTO oidc_refresh_tokens (token_hash, id, family_id, client_id, user_id, grant_data, expires_at) \
+                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            values: vec![
+                t.hash.as_bytes().to_vec().into(),
+                t.id.to_string().into(),
+                t.family.to_string().into(),
+                t.client_id.into(),
+                t.user_id.to_string().into(),
+                t.grant.into(),
+                t.expires_at.as_millis().into(),
+            ],
         })
+        .await
     }
 
     async fn rotate_oidc_refresh(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<RefreshRotation> {

@@ -6,8 +6,9 @@ use signet_core::unit_of_work::SessionWrites;
 use signet_core::user::UserId;
 use uuid::Uuid;
 
+use crate::deferred::Deferred;
 use crate::rows::{convert_all, session_columns, SessionRow};
-use crate::tx::{with_conn, Conn, PendingSession, SqlTx};
+use crate::tx::{with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 /// The INSERT of a new session.
@@ -17,31 +18,33 @@ pub(crate) const INSERT_SESSION: &str = concat!(
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 );
 
-/// Binds a session's fields to [`INSERT_SESSION`] for either backend.
-macro_rules! bind_session {
-    ($q:expr, $s:expr, $amr:expr) => {
-        $q.bind($s.id.0.to_string())
-            .bind($s.user_id.0.to_string())
-            .bind($s.token_hash.as_bytes().as_slice())
-            .bind($s.aal.as_str())
-            .bind($amr)
-            .bind($s.phishing_resistant)
-            .bind($s.auth_time.as_millis())
-            .bind($s.created_at.as_millis())
-            .bind($s.last_seen_at.as_millis())
-            .bind(i64::try_from($s.idle_timeout.as_millis()).unwrap_or(i64::MAX))
-            .bind($s.absolute_expires_at.as_millis())
-            .bind($s.tier.as_str())
-            .bind($s.scope.as_str())
-            .bind($s.mode.as_str())
-            .bind($s.ip.as_deref())
-            .bind($s.device.as_str())
-            .bind($s.credential_id.map(|c| c.to_string()))
-            .bind($s.step_up_action.as_deref())
-    };
+/// A new session's [`INSERT_SESSION`] with its values, for either engine
+/// ([`crate::deferred`]).
+pub(crate) fn insert_of(s: &Session) -> StoreResult<Deferred> {
+    Ok(Deferred {
+        sql: INSERT_SESSION,
+        values: vec![
+            s.id.0.to_string().into(),
+            s.user_id.0.to_string().into(),
+            s.token_hash.as_bytes().to_vec().into(),
+            s.aal.as_str().into(),
+            amr_json(s)?.into(),
+            s.phishing_resistant.into(),
+            s.auth_time.as_millis().into(),
+            s.created_at.as_millis().into(),
+            s.last_seen_at.as_millis().into(),
+            i64::try_from(s.idle_timeout.as_millis()).unwrap_or(i64::MAX).into(),
+            s.absolute_expires_at.as_millis().into(),
+            s.tier.as_str().into(),
+            s.scope.as_str().into(),
+            s.mode.as_str().into(),
+            s.ip.as_deref().into(),
+            s.device.as_str().into(),
+            s.credential_id.map(|c| c.to_string()).into(),
+            s.step_up_action.as_deref().into(),
+        ],
+    })
 }
-
-pub(crate) use bind_session;
 
 pub(crate) fn amr_json(s: &Session) -> StoreResult<String> {
     serde_json::to_string(&s.amr).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -134,32 +137,12 @@ async fn delete_where(conn: Conn<'_>, sql: &'static str, params: &[String]) -> S
     }))
 }
 
-/// Inserts a session now, on `conn`.
-pub(crate) async fn insert_now(conn: Conn<'_>, pending: &PendingSession) -> StoreResult<()> {
-    let (s, amr) = (&pending.session, &pending.amr);
-    with_conn!(conn, |c| {
-        bind_session!(sqlx::query(INSERT_SESSION), s, amr)
-            .execute(&mut *c)
-            .await
-            .map_err(backend)?;
-    });
-    Ok(())
-}
-
 #[async_trait::async_trait]
 impl SessionWrites for SqlTx {
     /// On SQLite the `INSERT` goes with the unit's next call on the writer
-    /// ([`SqlTx::defer_session`]); on PostgreSQL it is made now.
+    /// ([`SqlTx::insert_later`]); on PostgreSQL it is made now.
     async fn insert_session(&mut self, s: &Session) -> StoreResult<()> {
-        let pending = PendingSession {
-            session: s.clone(),
-            amr: amr_json(s)?,
-        };
-        if self.on_sqlite() {
-            return self.defer_session(pending).await;
-        }
-        let r = insert_now(self.conn().await?, &pending).await;
-        self.observe(r)
+        self.insert_later(insert_of(s)?).await
     }
 
     async fn delete_session(&mut self, id: SessionId) -> StoreResult<bool> {

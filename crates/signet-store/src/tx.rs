@@ -38,6 +38,7 @@ use signet_core::store::{StoreError, StoreResult};
 use uuid::Uuid;
 
 use crate::connect::ACQUIRE_TIMEOUT;
+use crate::deferred::Deferred;
 use crate::group_commit::{self, CommitStats, Member};
 use crate::{backend, Db, SqlStore};
 
@@ -171,16 +172,9 @@ pub struct SqlTx {
     /// A message was queued in the outbox (see
     /// `Transaction::queued_messages`).
     pub(crate) queued_messages: bool,
-    /// On SQLite, a new session whose `INSERT` waits for the unit's next
-    /// call on the writer: the first audit record's at the commit, or the
-    /// next operation's (see [`SqlTx::defer_session`]).
-    session: Option<PendingSession>,
-}
-
-/// A session to insert with the unit's next call (its `amr` as JSON).
-pub(crate) struct PendingSession {
-    pub(crate) session: signet_core::session::Session,
-    pub(crate) amr: String,
+    /// On SQLite, inserts waiting for the unit's next call on the writer
+    /// ([`crate::deferred`], [`SqlTx::insert_later`]).
+    deferred: Vec<Deferred>,
 }
 
 impl SqlStore {
@@ -208,7 +202,7 @@ impl SqlStore {
             poisoned: false,
             audit: Vec::new(),
             queued_messages: false,
-            session: None,
+            deferred: Vec::new(),
         })
     }
 
@@ -229,39 +223,56 @@ fn finished() -> StoreError {
 
 impl SqlTx {
     /// The connection for the next operation, unless an earlier one failed.
-    /// A session insert waiting for a call ([`SqlTx::defer_session`]) is
-    /// made first, so every operation sees the unit's writes in order.
+    /// Inserts waiting for a call ([`SqlTx::insert_later`]) are made first,
+    /// in one call, so every operation sees the unit's writes in order.
     pub(crate) async fn conn(&mut self) -> StoreResult<Conn<'_>> {
-        if let Some(pending) = self.session.take() {
-            let r = crate::sessions::insert_now(self.conn_now()?, &pending).await;
+        if !self.deferred.is_empty() {
+            let r = self.flush_deferred().await;
             self.observe(r)?;
         }
         self.conn_now()
     }
 
-    /// Whether this unit runs on SQLite's writer (in a group).
-    pub(crate) fn on_sqlite(&self) -> bool {
-        matches!(self.open, Some(Open::Sqlite(_)))
+    /// Makes the waiting inserts, in one call of their own.
+    async fn flush_deferred(&mut self) -> StoreResult<()> {
+        let inserts = std::mem::take(&mut self.deferred);
+        let sql = crate::deferred::statement(&inserts, crate::deferred::Then::Nothing);
+        with_conn!(self.conn_now()?, |c| {
+            crate::deferred::bind(crate::deferred::values(&inserts), sqlx::query(sql))
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+        });
+        Ok(())
     }
 
-    /// On SQLite, keeps a new session's `INSERT` for the unit's next call
-    /// on the writer instead of a call of its own: a login's unit inserts
-    /// its session and then only queues its audit record, so the session
-    /// goes in the same call as that record's `INSERT` (and the release)
-    /// at the commit. Nothing reads a session row the unit has just made,
-    /// and any other operation of the unit makes the insert first
-    /// ([`SqlTx::conn`]), so the unit's writes keep their order. A failed
-    /// insert fails the commit like a failed record.
-    pub(crate) async fn defer_session(&mut self, pending: PendingSession) -> StoreResult<()> {
+    /// An `INSERT` whose outcome the unit does not need before its commit.
+    /// On SQLite it waits for the unit's next call on the writer: usually
+    /// the first audit record's at the commit (a unit that signs someone in
+    /// or issues a grant inserts its row and then only queues its record),
+    /// so it costs no call of its own. Any other operation of the unit makes
+    /// it first ([`SqlTx::conn`]), so the unit's writes keep their order,
+    /// and a failure poisons the unit where it shows (that call, or the
+    /// commit). On PostgreSQL it is made now.
+    pub(crate) async fn insert_later(&mut self, insert: Deferred) -> StoreResult<()> {
         if self.poisoned || self.open.is_none() {
             return Err(finished());
         }
-        if let Some(earlier) = self.session.take() {
-            let r = crate::sessions::insert_now(self.conn_now()?, &earlier).await;
-            self.observe(r)?;
+        if matches!(self.open, Some(Open::Sqlite(_))) {
+            self.deferred.push(insert);
+            return Ok(());
         }
-        self.session = Some(pending);
-        Ok(())
+        let r = async {
+            with_conn!(self.conn_now()?, |c| {
+                crate::deferred::bind(&insert.values, sqlx::query(insert.sql))
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend)?;
+            });
+            Ok(())
+        }
+        .await;
+        self.observe(r)
     }
 
     /// The connection for the next statement, without making a deferred
@@ -307,15 +318,13 @@ impl SqlTx {
             ));
         }
         let pending = std::mem::take(&mut self.audit);
-        // A deferred session goes in with the first record's call, or in
-        // a call of its own when the unit has no record.
-        let mut session = self.session.take();
-        if pending.is_empty() {
-            if let Some(s) = session.take() {
-                let r = crate::sessions::insert_now(self.conn_now()?, &s).await;
-                self.observe(r)?;
-            }
+        // Waiting inserts go in with the first record's call, or in a call
+        // of their own when the unit has no record.
+        if pending.is_empty() && !self.deferred.is_empty() {
+            let r = self.flush_deferred().await;
+            self.observe(r)?;
         }
+        let mut deferred = std::mem::take(&mut self.deferred);
         match self.open.as_mut() {
             Some(Open::Sqlite(member)) => {
                 // The chain head is the group's, read at most once per
@@ -335,7 +344,7 @@ impl SqlTx {
                             member.releasing();
                         }
                     }
-                    let with_session = session.take();
+                    let with_inserts = std::mem::take(&mut deferred);
                     let r = crate::audit::append_after(
                         self.conn_now()?,
                         crate::audit::Append {
@@ -344,7 +353,7 @@ impl SqlTx {
                             id: record.id,
                             at: record.at,
                             release,
-                            session: with_session.as_ref(),
+                            inserts: &with_inserts,
                         },
                     )
                     .await;
@@ -393,7 +402,7 @@ impl SqlTx {
 
     pub(crate) async fn rollback_now(&mut self) -> StoreResult<()> {
         self.audit.clear();
-        self.session = None;
+        self.deferred.clear();
         match self.open.take() {
             Some(Open::Sqlite(member)) => match member.abandon() {
                 // The rollback runs in a task of its own: a cancelled caller
