@@ -129,6 +129,12 @@ fn join(inserts: &[Deferred], then: Then) -> String {
     let mut parts = Vec::new();
     let mut offset = 0;
     for d in inserts {
+        debug_assert_eq!(
+            highest_placeholder(d.sql),
+            d.values.len(),
+            "a deferred insert binds one value per placeholder: {}",
+            d.sql
+        );
         parts.push(shifted(d.sql, offset));
         offset += d.values.len();
     }
@@ -157,6 +163,18 @@ fn shifted(sql: &str, by: usize) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The highest `$k` in `sql` (0 if none).
+fn highest_placeholder(sql: &str) -> usize {
+    sql.split('$')
+        .skip(1)
+        .filter_map(|rest| {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            rest[..digits].parse::<usize>().ok()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Binds `values` to `q` in order, for either engine.
@@ -223,6 +241,15 @@ mod tests {
         );
         // Built once: the same text for the same combination.
         assert!(std::ptr::eq(statement(&[a], Then::RecordAndRelease), with_record));
+    }
+
+    #[test]
+    fn the_highest_placeholder_is_found() {
+        // Each real insert is checked against its values when its joined
+        // text is built (a debug assertion the conformance suite runs).
+        assert_eq!(highest_placeholder(crate::audit::INSERT), 12);
+        assert_eq!(highest_placeholder(crate::sessions::INSERT_SESSION), 18);
+        assert_eq!(highest_placeholder("no placeholders"), 0);
     }
 
     #[test]

@@ -365,14 +365,15 @@ impl Member {
                 "the unit has no connection".into(),
             ))));
         };
-        let (seq, hash): (i64, Vec<u8>) = sqlx::query_as(OPEN_GROUP_AND_SAVEPOINT)
-            .fetch_one(c)
+        let head: Option<(i64, Vec<u8>)> = sqlx::query_as(OPEN_GROUP_AND_SAVEPOINT)
+            .fetch_optional(c)
             .await
             .map_err(backend)?;
-        let hash = hash
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("audit head hash length".into()))?;
-        self.group.head().known = Some(ChainHead { seq, hash });
+        // A head missing or malformed is left for the first append to read
+        // and report: a group that appends nothing does not fail for it.
+        if let Some((seq, Ok(hash))) = head.map(|(seq, hash)| (seq, <[u8; 32]>::try_from(hash))) {
+            self.group.head().known = Some(ChainHead { seq, hash });
+        }
         Ok(())
     }
 

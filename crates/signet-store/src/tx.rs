@@ -149,6 +149,10 @@ enum Open {
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
+/// The most inserts a unit keeps waiting for its next call
+/// ([`SqlTx::insert_later`]); one more makes them first.
+const MAX_DEFERRED: usize = 4;
+
 /// An audit record waiting for the commit (see [`SqlTx::append_later`]).
 pub(crate) struct PendingAudit {
     pub(crate) event: AuditEvent,
@@ -259,6 +263,11 @@ impl SqlTx {
             return Err(finished());
         }
         if matches!(self.open, Some(Open::Sqlite(_))) {
+            // A few at most wait: the joined texts stay few and short.
+            if self.deferred.len() >= MAX_DEFERRED {
+                let r = self.flush_deferred().await;
+                self.observe(r)?;
+            }
             self.deferred.push(insert);
             return Ok(());
         }

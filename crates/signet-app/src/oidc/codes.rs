@@ -86,16 +86,6 @@ pub async fn issue(
             "session_id": s.id.0,
         }));
     let mut tx = app.store.begin().await?;
-    tx.insert_oidc_code(&NewCode {
-        hash: &code.hash(),
-        id: Uuid::new_v4(),
-        client_id: &client.client_id,
-        user_id: s.user_id.0,
-        session_id: s.id.0,
-        grant: &body,
-        expires_at,
-    })
-    .await?;
     // A stored request is answered once: of concurrent resumptions or
     // consent approvals, only the one that deletes it gets a code.
     if let Some(id) = stored {
@@ -106,6 +96,18 @@ pub async fn issue(
             ));
         }
     }
+    // Inserted last: on SQLite it then goes in with the record's call
+    // (`SqlTx::insert_later`).
+    tx.insert_oidc_code(&NewCode {
+        hash: &code.hash(),
+        id: Uuid::new_v4(),
+        client_id: &client.client_id,
+        user_id: s.user_id.0,
+        session_id: s.id.0,
+        grant: &body,
+        expires_at,
+    })
+    .await?;
     app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;
     Ok(code)
