@@ -2212,6 +2212,88 @@ macro_rules! conformance {
     };
 }
 
+/// A family revoked while one of its refresh tokens rotates leaves no token
+/// that rotates as standing, in whichever order the two units land. On
+/// PostgreSQL (READ COMMITTED) the revocation's `UPDATE` cannot see a token
+/// inserted by a rotation that commits after it began; that token is still
+/// refused, because every rotation reads its family's code, which the
+/// revocation marked.
+async fn a_family_revoked_while_a_token_rotates_leaves_nothing_usable(s: Arc<SqlStore>) {
+    use signet_core::unit_of_work::RefreshRotation;
+    let account = user("oidc-race@example.com");
+    s.insert_user(&account).await.unwrap();
+    let user = account.id.0;
+    for round in 0..12u8 {
+        let family = Uuid::new_v4();
+        let first = TokenHash::of(&[b'f', round]);
+        let next = TokenHash::of(&[b'n', round]);
+        let mut tx = s.begin().await.unwrap();
+        tx.insert_oidc_code(&NewCode {
+            hash: &TokenHash::of(&[b'c', round]),
+            id: family,
+            client_id: "app",
+            user_id: user,
+            session_id: Uuid::new_v4(),
+            grant: "{}",
+            expires_at: at(60),
+        })
+        .await
+        .unwrap();
+        tx.insert_oidc_refresh(&app_refresh(&first, family, user))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        // The rotation issues the next token only when the family stood, as
+        // the refresh grant does.
+        let rotation = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut tx = s.begin().await.unwrap();
+                let stood = matches!(
+                    tx.rotate_oidc_refresh(&first, at(2)).await.unwrap(),
+                    RefreshRotation::Rotated {
+                        revoked: false,
+                        grant_standing: true,
+                        ..
+                    }
+                );
+                if stood {
+                    tx.insert_oidc_refresh(&app_refresh(&next, family, user)).await.unwrap();
+                }
+                tx.commit().await.unwrap();
+                stood
+            })
+        };
+        let revocation = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut tx = s.begin().await.unwrap();
+                tx.revoke_oidc_family(family, at(2)).await.unwrap();
+                tx.commit().await.unwrap();
+            })
+        };
+        let issued = rotation.await.unwrap();
+        revocation.await.unwrap();
+        if issued {
+            let mut tx = s.begin().await.unwrap();
+            let later = tx.rotate_oidc_refresh(&next, at(3)).await.unwrap();
+            tx.rollback().await.unwrap();
+            assert!(
+                !matches!(
+                    later,
+                    RefreshRotation::Rotated {
+                        revoked: false,
+                        grant_standing: true,
+                        ..
+                    }
+                ),
+                "round {round}: a token of a revoked family rotated as standing"
+            );
+        }
+    }
+}
+
 async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s: Arc<SqlStore>) {
     use signet_core::unit_of_work::{CodeRedemption, RefreshRotation};
     let account = user("oidc-grants@example.com");
@@ -2536,6 +2618,7 @@ conformance!(
     signing_keys_are_inserted_once_and_deleted_in_a_unit,
     a_stored_authorization_request_is_taken_once,
     oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family,
+    a_family_revoked_while_a_token_rotates_leaves_nothing_usable,
     concurrent_code_redemptions_have_one_winner,
     concurrent_logout_claims_announce_each_code_once,
 );
