@@ -150,7 +150,7 @@ enum Open {
 }
 
 /// The most inserts a unit keeps waiting for its next call
-/// ([`SqlTx::insert_later`]); one more makes them first.
+/// ([`SqlTx::insert_later`]); one more makes them all, with it.
 const MAX_DEFERRED: usize = 4;
 
 /// An audit record waiting for the commit (see [`SqlTx::append_later`]).
@@ -262,30 +262,19 @@ impl SqlTx {
         if self.poisoned || self.open.is_none() {
             return Err(finished());
         }
-        if matches!(self.open, Some(Open::Sqlite(_))) {
-            // A few at most wait: the joined texts stay few and short.
-            if self.deferred.len() >= MAX_DEFERRED {
-                let r = self.flush_deferred().await;
-                self.observe(r)?;
-            }
-            self.deferred.push(insert);
+        // On SQLite a few at most wait (the joined texts stay few and
+        // short); one more makes them all, with it.
+        let waits = matches!(self.open, Some(Open::Sqlite(_))) && self.deferred.len() < MAX_DEFERRED;
+        self.deferred.push(insert);
+        if waits {
             return Ok(());
         }
-        let r = async {
-            with_conn!(self.conn_now()?, |c| {
-                crate::deferred::bind(&insert.values, sqlx::query(insert.sql))
-                    .execute(&mut *c)
-                    .await
-                    .map_err(backend)?;
-            });
-            Ok(())
-        }
-        .await;
+        let r = self.flush_deferred().await;
         self.observe(r)
     }
 
-    /// The connection for the next statement, without making a deferred
-    /// session insert first.
+    /// The connection for the next statement, without making the waiting
+    /// inserts first.
     fn conn_now(&mut self) -> StoreResult<Conn<'_>> {
         if self.poisoned {
             return Err(StoreError::Backend(
