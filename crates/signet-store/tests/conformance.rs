@@ -1050,6 +1050,20 @@ async fn audit_chain_stays_linear_under_concurrent_appends(s: Arc<SqlStore>) {
     assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 3]);
 }
 
+/// An authorization code of `client_id` for `user`'s session, alive until
+/// `at(60)`, with an empty grant.
+fn app_code<'a>(hash: &'a TokenHash, id: Uuid, client_id: &'a str, user: Uuid, session: Uuid) -> NewCode<'a> {
+    NewCode {
+        hash,
+        id,
+        client_id,
+        user_id: user,
+        session_id: session,
+        grant: "{}",
+        expires_at: at(60),
+    }
+}
+
 /// A refresh token of client `app` for `user` in `family`, alive until
 /// 600 s.
 fn app_refresh(hash: &TokenHash, family: Uuid, user: Uuid) -> signet_core::unit_of_work::NewRefreshToken<'_> {
@@ -2228,15 +2242,13 @@ async fn a_family_revoked_while_a_token_rotates_leaves_nothing_usable(s: Arc<Sql
         let first = TokenHash::of(&[b'f', round]);
         let next = TokenHash::of(&[b'n', round]);
         let mut tx = s.begin().await.unwrap();
-        tx.insert_oidc_code(&NewCode {
-            hash: &TokenHash::of(&[b'c', round]),
-            id: family,
-            client_id: "app",
-            user_id: user,
-            session_id: Uuid::new_v4(),
-            grant: "{}",
-            expires_at: at(60),
-        })
+        tx.insert_oidc_code(&app_code(
+            &TokenHash::of(&[b'c', round]),
+            family,
+            "app",
+            user,
+            Uuid::new_v4(),
+        ))
         .await
         .unwrap();
         tx.insert_oidc_refresh(&app_refresh(&first, family, user))
@@ -2303,17 +2315,9 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     let code = TokenHash::of(b"code");
     let code_id = Uuid::new_v4();
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&NewCode {
-        hash: &code,
-        id: code_id,
-        client_id: "app",
-        user_id: user,
-        session_id: session,
-        grant: "{}",
-        expires_at: at(60),
-    })
-    .await
-    .unwrap();
+    tx.insert_oidc_code(&app_code(&code, code_id, "app", user, session))
+        .await
+        .unwrap();
     let rt = TokenHash::of(b"refresh");
     tx.insert_oidc_refresh(&app_refresh(&rt, code_id, user)).await.unwrap();
     tx.commit().await.unwrap();
@@ -2357,17 +2361,9 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     let other = TokenHash::of(b"other code");
     let other_id = Uuid::new_v4();
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&NewCode {
-        hash: &other,
-        id: other_id,
-        client_id: "app",
-        user_id: user,
-        session_id: session,
-        grant: "{}",
-        expires_at: at(60),
-    })
-    .await
-    .unwrap();
+    tx.insert_oidc_code(&app_code(&other, other_id, "app", user, session))
+        .await
+        .unwrap();
     assert_eq!(
         tx.revoke_oidc_user(UserId(user), at(5)).await.unwrap(),
         1,
@@ -2401,17 +2397,9 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     // A code whose user is gone comes back without one.
     let orphan = TokenHash::of(b"orphan code");
     let orphan_id = Uuid::new_v4();
-    tx.insert_oidc_code(&NewCode {
-        hash: &orphan,
-        id: orphan_id,
-        client_id: "app",
-        user_id: Uuid::new_v4(),
-        session_id: session,
-        grant: "{}",
-        expires_at: at(60),
-    })
-    .await
-    .unwrap();
+    tx.insert_oidc_code(&app_code(&orphan, orphan_id, "app", Uuid::new_v4(), session))
+        .await
+        .unwrap();
     assert!(matches!(
         tx.redeem_oidc_code(&orphan, at(6)).await.unwrap(),
         CodeRedemption::Redeemed { user: None, .. }
@@ -2431,17 +2419,9 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
         .enumerate()
     {
         let h = TokenHash::of(format!("logout code {n}").as_bytes());
-        tx.insert_oidc_code(&NewCode {
-            hash: &h,
-            id: Uuid::new_v4(),
-            client_id: client,
-            user_id: user,
-            session_id: sid,
-            grant: "{}",
-            expires_at: at(60),
-        })
-        .await
-        .unwrap();
+        tx.insert_oidc_code(&app_code(&h, Uuid::new_v4(), client, user, sid))
+            .await
+            .unwrap();
         tx.redeem_oidc_code(&h, at(6)).await.unwrap();
     }
     assert_eq!(
@@ -2467,17 +2447,9 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     // A step-up replaces the session: the code follows it, keeping its sid.
     let (before, after) = (Uuid::new_v4(), Uuid::new_v4());
     let h = TokenHash::of(b"stepped-up code");
-    tx.insert_oidc_code(&NewCode {
-        hash: &h,
-        id: Uuid::new_v4(),
-        client_id: "app",
-        user_id: user,
-        session_id: before,
-        grant: "{}",
-        expires_at: at(60),
-    })
-    .await
-    .unwrap();
+    tx.insert_oidc_code(&app_code(&h, Uuid::new_v4(), "app", user, before))
+        .await
+        .unwrap();
     tx.redeem_oidc_code(&h, at(11)).await.unwrap();
     assert_eq!(
         tx.move_oidc_session(UserId(Uuid::new_v4()), before, after)
@@ -2505,17 +2477,9 @@ async fn concurrent_logout_claims_announce_each_code_once(s: Arc<SqlStore>) {
     let mut tx = s.begin().await.unwrap();
     for n in 0..5 {
         let h = TokenHash::of(format!("claimed code {n}").as_bytes());
-        tx.insert_oidc_code(&NewCode {
-            hash: &h,
-            id: Uuid::new_v4(),
-            client_id: &format!("app{n}"),
-            user_id: user,
-            session_id: Uuid::new_v4(),
-            grant: "{}",
-            expires_at: at(60),
-        })
-        .await
-        .unwrap();
+        tx.insert_oidc_code(&app_code(&h, Uuid::new_v4(), &format!("app{n}"), user, Uuid::new_v4()))
+            .await
+            .unwrap();
         tx.redeem_oidc_code(&h, at(1)).await.unwrap();
     }
     tx.commit().await.unwrap();
@@ -2542,17 +2506,9 @@ async fn concurrent_code_redemptions_have_one_winner(s: Arc<SqlStore>) {
     use signet_core::unit_of_work::CodeRedemption;
     let code = TokenHash::of(b"contended code");
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&NewCode {
-        hash: &code,
-        id: Uuid::new_v4(),
-        client_id: "app",
-        user_id: Uuid::new_v4(),
-        session_id: Uuid::new_v4(),
-        grant: "{}",
-        expires_at: at(60),
-    })
-    .await
-    .unwrap();
+    tx.insert_oidc_code(&app_code(&code, Uuid::new_v4(), "app", Uuid::new_v4(), Uuid::new_v4()))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let tasks = (0..20)
         .map(|_| {
