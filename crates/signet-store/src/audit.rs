@@ -128,9 +128,10 @@ pub(crate) struct Append<'a> {
 /// back with its `COMMIT` (see `group_commit::ChainHead`). Returns the new
 /// head.
 ///
-/// A deferred session's `INSERT` and the unit's release may go in the same
-/// call (SQLite stops at the first statement that fails: a session or a
-/// record refused leaves the unit in its savepoint, as without them).
+/// The unit's waiting inserts and its release may go in the same call
+/// ([`deferred::statement`]; SQLite stops at the first statement that
+/// fails: an insert or a record refused leaves the unit in its savepoint,
+/// as without them).
 pub(crate) async fn append_after(conn: Conn<'_>, append: Append<'_>) -> StoreResult<ChainHead> {
     let mut conn = conn;
     let head = match append.head {
@@ -149,23 +150,18 @@ pub(crate) async fn append_after(conn: Conn<'_>, append: Append<'_>) -> StoreRes
         }
     };
     let rec = AuditRecord::seal(append.event, append.id, append.at, head.seq, head.hash);
-    if append.inserts.is_empty() {
-        let sql = if append.release { INSERT_THEN_RELEASE } else { INSERT };
-        insert(conn, sql, &rec).await?;
+    let then = if append.release {
+        deferred::Then::RecordAndRelease
     } else {
-        let then = if append.release {
-            deferred::Then::RecordAndRelease
-        } else {
-            deferred::Then::Record
-        };
-        let sql = deferred::statement(append.inserts, then);
-        with_conn!(conn, |c| {
-            bind_record(deferred::bind(deferred::values(append.inserts), sqlx::query(sql)), &rec)
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?;
-        });
-    }
+        deferred::Then::Record
+    };
+    let sql = deferred::statement(append.inserts, then);
+    with_conn!(conn, |c| {
+        bind_record(deferred::bind(deferred::values(append.inserts), sqlx::query(sql)), &rec)
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?;
+    });
     Ok(ChainHead {
         seq: rec.seq,
         hash: rec.hash,
@@ -178,31 +174,14 @@ fn hash_of(bytes: &[u8]) -> StoreResult<[u8; 32]> {
         .map_err(|_| StoreError::Corrupt("audit head hash length".into()))
 }
 
+/// A sealed record's `INSERT` on SQLite (`$1`..`$12`, [`bind_record`]),
+/// alone or after the unit's waiting inserts and before its release
+/// ([`deferred::statement`]).
 pub(crate) const INSERT: &str = concat!(
     "INSERT INTO audit_log (",
     audit_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 );
-
-/// [`INSERT`], then the unit's release into its group and the next
-/// member's savepoint (`group_commit::RELEASE_AND_REOPEN`, spelled out
-/// here because `concat!` takes literals only; a test checks they agree).
-const INSERT_THEN_RELEASE: &str = concat!(
-    "INSERT INTO audit_log (",
-    audit_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12); ",
-    "RELEASE SAVEPOINT signet_unit; SAVEPOINT signet_unit"
-);
-
-async fn insert(conn: Conn<'_>, sql: &'static str, rec: &AuditRecord) -> StoreResult<()> {
-    with_conn!(conn, |c| {
-        bind_record(sqlx::query(sql), rec)
-            .execute(&mut *c)
-            .await
-            .map_err(backend)?;
-    });
-    Ok(())
-}
 
 /// Binds a record's columns as `$1`..`$12`, in `audit_columns!` order.
 fn bind_record<'q, DB>(
@@ -230,15 +209,4 @@ where
         .bind(rec.details.as_str())
         .bind(rec.prev_hash.as_slice())
         .bind(rec.hash.as_slice())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_folded_release_is_the_group_commits_own() {
-        assert_eq!(
-            super::INSERT_THEN_RELEASE,
-            format!("{}; {}", super::INSERT, crate::group_commit::RELEASE_AND_REOPEN)
-        );
-    }
 }

@@ -24,14 +24,15 @@
 //! values in the same order; SQLite runs the statements in order and stops
 //! at the first that fails. The joined texts are few (one per combination
 //! of kinds) and kept for the life of the process, so the driver's
-//! statement cache keeps them prepared.
+//! statement cache keeps them prepared. [`joined`] does the same for any
+//! statements a call should carry together (a right code's admission in
+//! `throttle`: the run ended, then the flow's count).
 //!
 //! On PostgreSQL an insert is made at once with the same text and values
 //! ([`crate::tx::SqlTx::insert_later`]); only SQLite has a single writer
 //! whose calls are worth saving.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// One bound value of a deferred insert.
 #[derive(Clone, Debug, PartialEq)]
@@ -95,7 +96,7 @@ pub(crate) struct Deferred {
 }
 
 /// What follows the deferred inserts in one call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Then {
     /// Nothing: the inserts alone (an operation of the unit needs them in
     /// place first).
@@ -108,26 +109,8 @@ pub(crate) enum Then {
 }
 
 /// The text of one call: `inserts` in order, then `then`, placeholders
-/// numbered one after the other. Built once per combination.
+/// numbered one after the other ([`joined`]).
 pub(crate) fn statement(inserts: &[Deferred], then: Then) -> &'static str {
-    type Key = (Vec<&'static str>, Then);
-    static JOINED: OnceLock<Mutex<HashMap<Key, &'static str>>> = OnceLock::new();
-    let key: Key = (inserts.iter().map(|d| d.sql).collect(), then);
-    let mut joined = JOINED
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(sql) = joined.get(&key) {
-        return sql;
-    }
-    let sql: &'static str = Box::leak(join(inserts, then).into_boxed_str());
-    joined.insert(key, sql);
-    sql
-}
-
-fn join(inserts: &[Deferred], then: Then) -> String {
-    let mut parts = Vec::new();
-    let mut offset = 0;
     for d in inserts {
         debug_assert_eq!(
             highest_placeholder(d.sql),
@@ -135,8 +118,41 @@ fn join(inserts: &[Deferred], then: Then) -> String {
             "a deferred insert binds one value per placeholder: {}",
             d.sql
         );
-        parts.push(shifted(d.sql, offset));
-        offset += d.values.len();
+    }
+    joined(inserts.iter().map(|d| d.sql), then)
+}
+
+/// Statements (each numbering its placeholders from `$1`, each used) joined
+/// into the text of one call, then `then`, with every statement's
+/// placeholders after the previous ones'. Built once per combination and
+/// kept for the life of the process (a handful: one per kind of unit), so
+/// the driver keeps each prepared; found again without allocating.
+pub(crate) fn joined(texts: impl Iterator<Item = &'static str> + Clone, then: Then) -> &'static str {
+    struct Joined {
+        texts: Vec<&'static str>,
+        then: Then,
+        sql: &'static str,
+    }
+    static JOINED: Mutex<Vec<Joined>> = Mutex::new(Vec::new());
+    let mut known = JOINED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(j) = known
+        .iter()
+        .find(|j| j.then == then && j.texts.iter().copied().eq(texts.clone()))
+    {
+        return j.sql;
+    }
+    let texts: Vec<&'static str> = texts.collect();
+    let sql: &'static str = Box::leak(join(&texts, then).into_boxed_str());
+    known.push(Joined { texts, then, sql });
+    sql
+}
+
+fn join(texts: &[&'static str], then: Then) -> String {
+    let mut parts = Vec::new();
+    let mut offset = 0;
+    for text in texts {
+        parts.push(shifted(text, offset));
+        offset += highest_placeholder(text);
     }
     if then != Then::Nothing {
         parts.push(shifted(crate::audit::INSERT, offset));
@@ -238,6 +254,12 @@ mod tests {
         assert!(
             with_record.contains("$14)"),
             "the record's twelve after the insert's two"
+        );
+        // No insert: the record alone, and the record with the release.
+        assert_eq!(statement(&[], Then::Record), crate::audit::INSERT);
+        assert_eq!(
+            statement(&[], Then::RecordAndRelease),
+            format!("{}; {}", crate::audit::INSERT, crate::group_commit::RELEASE_AND_REOPEN)
         );
         // Built once: the same text for the same combination.
         assert!(std::ptr::eq(statement(&[a], Then::RecordAndRelease), with_record));

@@ -29,14 +29,6 @@ const FAILURES: &str = "SELECT failures, last_at FROM throttle_failures WHERE bu
 
 const END_RUN: &str = "DELETE FROM throttle_failures WHERE bucket = $1 RETURNING failures, last_at";
 
-/// [`END_RUN`] for `$1`, then [`FAIL`] for `$2` at `$3`, in one call on
-/// SQLite's writer (one hand-off to its thread instead of two): the rows
-/// come back in statement order, so two rows mean there was a run.
-const END_RUN_THEN_FAIL: &str = "DELETE FROM throttle_failures WHERE bucket = $1 RETURNING failures, last_at; \
-     INSERT INTO throttle_failures (bucket, failures, last_at) VALUES ($2, 1, $3) \
-     ON CONFLICT (bucket) DO UPDATE SET failures = throttle_failures.failures + 1, last_at = $3 \
-     RETURNING failures, last_at";
-
 fn count(n: i64) -> StoreResult<u32> {
     u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("throttle count {n} out of range")))
 }
@@ -190,43 +182,42 @@ async fn end_run_and_count(
     attempt: &str,
     now: Timestamp,
 ) -> StoreResult<(Option<Failures>, Failures)> {
-    let rows: Vec<(i64, i64)> = match conn {
-        Conn::Sqlite(c) => sqlx::query_as(END_RUN_THEN_FAIL)
+    match conn {
+        // One call on the writer: [`END_RUN`] for `$1`, then [`FAIL`] for
+        // `$2` at `$3`. The rows come back in statement order, so two rows
+        // mean there was a run.
+        Conn::Sqlite(c) => {
+            let rows: Vec<(i64, i64)> = sqlx::query_as(crate::deferred::joined(
+                [END_RUN, FAIL].into_iter(),
+                crate::deferred::Then::Nothing,
+            ))
             .bind(run)
             .bind(attempt)
             .bind(now.as_millis())
             .fetch_all(&mut *c)
             .await
-            .map_err(backend)?,
+            .map_err(backend)?;
+            match rows.as_slice() {
+                [counted] => Ok((None, one(*counted)?)),
+                [ended, counted] => Ok((Some(one(*ended)?), one(*counted)?)),
+                _ => Err(StoreError::Corrupt(format!(
+                    "ending a run and counting an attempt returned {} rows",
+                    rows.len()
+                ))),
+            }
+        }
         // Two statements in this order: the account's row is locked first,
         // as by every other code path (a data-modifying CTE runs its parts
         // in no set order).
         Conn::Postgres(c) => {
-            let mut rows: Vec<(i64, i64)> = sqlx::query_as(END_RUN)
+            let ended: Option<(i64, i64)> = sqlx::query_as(END_RUN)
                 .bind(run)
                 .fetch_optional(&mut *c)
                 .await
-                .map_err(backend)?
-                .into_iter()
-                .collect();
-            rows.push(
-                sqlx::query_as(FAIL)
-                    .bind(attempt)
-                    .bind(now.as_millis())
-                    .fetch_one(&mut *c)
-                    .await
-                    .map_err(backend)?,
-            );
-            rows
+                .map_err(backend)?;
+            let ended = failures_of(ended)?;
+            Ok((ended, record_failure(Conn::Postgres(c), attempt, now).await?))
         }
-    };
-    match rows.as_slice() {
-        [counted] => Ok((None, one(*counted)?)),
-        [ended, counted] => Ok((Some(one(*ended)?), one(*counted)?)),
-        _ => Err(StoreError::Corrupt(format!(
-            "ending a run and counting an attempt returned {} rows",
-            rows.len()
-        ))),
     }
 }
 
