@@ -774,6 +774,50 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 
+    /// The settings durability and the writer's speed rest on, as the
+    /// writer and a reader see them: WAL, `synchronous=FULL` (2), and
+    /// savepoint journals in memory (`temp_store=MEMORY`, 2), so that a
+    /// group spills no journal to a temp file (ADR 0015).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_writer_and_readers_run_with_wal_full_sync_and_journals_in_memory() {
+        let (store, _dir) = store().await;
+        let mut tx = store.begin_tx().await.unwrap();
+        let written = match tx.conn().await.unwrap() {
+            Conn::Sqlite(c) => settings(c).await,
+            Conn::Postgres(_) => unreachable!("SQLite only"),
+        };
+        tx.rollback_now().await.unwrap();
+        let read = match &store.db {
+            crate::Db::Sqlite {
+                read: crate::Reads::Own(readers),
+                ..
+            } => {
+                let mut reader = readers.acquire().await.unwrap();
+                settings(reader.conn().unwrap()).await
+            }
+            _ => unreachable!("a file store has its own readers"),
+        };
+        let expected = ("wal".to_owned(), 2, 2);
+        assert_eq!(written, expected);
+        assert_eq!(read, expected);
+    }
+
+    async fn settings(c: &mut sqlx::SqliteConnection) -> (String, i64, i64) {
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        let temp: i64 = sqlx::query_scalar("PRAGMA temp_store")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        (mode, sync, temp)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_concurrent_units_commit_in_fewer_fsyncs_and_all_are_durable() {
         let (store, _dir) = store().await;
