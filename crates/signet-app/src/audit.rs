@@ -15,7 +15,6 @@ use signet_core::clock::Timestamp;
 use signet_core::store::{AuditQuery, Store};
 use signet_core::unit_of_work::AuditAppend;
 use signet_core::Result;
-use uuid::Uuid;
 
 use crate::App;
 
@@ -27,7 +26,7 @@ pub struct Auditor<'a> {
 /// that holds the store but not the whole [`App`], such as a method).
 pub async fn record(store: &dyn Store, at: Timestamp, event: &AuditEvent) -> Result<()> {
     let mut tx = store.begin().await?;
-    tx.append_audit(event, Uuid::new_v4(), at).await?;
+    tx.append_audit(event, signet_core::ids::time_ordered(), at).await?;
     Ok(tx.commit().await?)
 }
 
@@ -52,7 +51,9 @@ impl<'a> Auditor<'a> {
     /// Appends `event`, stamped now, inside the unit of work `tx` of the
     /// change it records: both commit, or neither does.
     pub async fn append(&self, tx: &mut dyn AuditAppend, event: &AuditEvent) -> Result<()> {
-        Ok(tx.append_audit(event, Uuid::new_v4(), self.app.clock.now()).await?)
+        Ok(tx
+            .append_audit(event, signet_core::ids::time_ordered(), self.app.clock.now())
+            .await?)
     }
 
     pub async fn query(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {

@@ -17,7 +17,6 @@ use signet_core::flow::{Flow, FlowId};
 use signet_core::store::Store;
 use signet_core::unit_of_work::Transaction;
 use signet_core::{Error, ErrorCode, Result};
-use uuid::Uuid;
 
 use crate::throttle;
 
@@ -100,7 +99,7 @@ impl Attempt {
             if let Some(u) = flow.state.user_id {
                 ev = ev.user(u);
             }
-            tx.append_audit(&ev, Uuid::new_v4(), now).await?;
+            tx.append_audit(&ev, signet_core::ids::time_ordered(), now).await?;
         }
         let ended = wrong.kills_flow();
         if ended {

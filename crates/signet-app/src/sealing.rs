@@ -22,7 +22,6 @@ use signet_core::sealing::{Binding, KeyRing, SecretBytes, MIN_SEALED_LEN};
 use signet_core::store::{CredentialStore, SealedKind, SealedSecretStore, StoredSecret};
 use signet_core::unit_of_work::UnitOfWork;
 use signet_core::{Error, Result};
-use uuid::Uuid;
 
 /// How often a compare-and-swap is retried after losing to another writer.
 /// Each loss means someone else wrote a newer value, so a few rounds are
@@ -136,7 +135,7 @@ where
     // Each swap is its own compare-and-swap (several nodes may run), so the
     // summary is recorded in a unit of its own once they are done.
     let mut tx = store.begin().await?;
-    tx.append_audit(&event, Uuid::new_v4(), now).await?;
+    tx.append_audit(&event, signet_core::ids::time_ordered(), now).await?;
     tx.commit().await?;
     Ok(report)
 }

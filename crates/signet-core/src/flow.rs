@@ -47,7 +47,7 @@ pub struct FlowId(pub Uuid);
 
 impl FlowId {
     pub fn new() -> Self {
-        Self(Uuid::new_v4())
+        Self(crate::ids::time_ordered())
     }
 }
 

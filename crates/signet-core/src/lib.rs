@@ -14,6 +14,7 @@ pub mod duration;
 pub mod error;
 pub mod error_code;
 pub mod flow;
+pub mod ids;
 pub mod invitation;
 pub mod method;
 pub mod oidc_client;

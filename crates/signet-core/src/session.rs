@@ -115,7 +115,7 @@ pub struct SessionId(pub Uuid);
 
 impl SessionId {
     pub fn new() -> Self {
-        Self(Uuid::new_v4())
+        Self(crate::ids::time_ordered())
     }
 }
 

@@ -588,7 +588,7 @@ async fn expire(shared: &WorkerShared, lease: Lease, message: &Message) {
             "expires_at": message.expires_at.map(|t| t.to_rfc3339()),
             "last_error": message.last_error,
         }));
-        tx.append_audit(&event, Uuid::new_v4(), now).await?;
+        tx.append_audit(&event, signet_core::ids::time_ordered(), now).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -39,7 +39,6 @@ use signet_core::ErrorCode;
 use signet_core::{Error, Result};
 use signet_courier::Courier;
 use std::sync::Arc;
-use uuid::Uuid;
 
 use super::oob::{self, OobCodes};
 use crate::{throttle, Settings};
@@ -240,7 +239,7 @@ impl Issue {
                 "expires_at": expires_at.to_rfc3339(),
                 "message_id": message_id,
             }));
-        tx.append_audit(&ev, Uuid::new_v4(), now).await?;
+        tx.append_audit(&ev, signet_core::ids::time_ordered(), now).await?;
         tx.commit().await?;
         m.courier.wake();
         Ok(())

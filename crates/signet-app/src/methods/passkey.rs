@@ -111,7 +111,8 @@ struct RecordUse {
 impl StepEffect for RecordUse {
     async fn apply(self: Box<Self>, tx: &mut dyn Transaction) -> Result<()> {
         if let Some(ev) = &self.regression {
-            tx.append_audit(ev, Uuid::new_v4(), self.used.at).await?;
+            tx.append_audit(ev, signet_core::ids::time_ordered(), self.used.at)
+                .await?;
         }
         if !tx.record_passkey_use(&self.used).await? {
             return Err(Error::conflict(

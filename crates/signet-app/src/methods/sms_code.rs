@@ -158,7 +158,7 @@ impl SmsCode {
                 "expires_at": issued.expires_at.to_rfc3339(),
                 "message_id": message_id,
             }));
-        tx.append_audit(&ev, Uuid::new_v4(), now).await?;
+        tx.append_audit(&ev, signet_core::ids::time_ordered(), now).await?;
         tx.commit().await?;
         c.courier.wake();
         Ok(())

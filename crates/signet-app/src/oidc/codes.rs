@@ -100,7 +100,7 @@ pub async fn issue(
     // (`SqlTx::insert_later`).
     tx.insert_oidc_code(&NewCode {
         hash: &code.hash(),
-        id: Uuid::new_v4(),
+        id: signet_core::ids::time_ordered(),
         client_id: &client.client_id,
         user_id: s.user_id.0,
         session_id: s.id.0,

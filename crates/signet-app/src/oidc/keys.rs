@@ -702,7 +702,7 @@ where
             "deleted_retired": retired,
         }),
     );
-    tx.append_audit(&record, uuid::Uuid::new_v4(), now).await?;
+    tx.append_audit(&record, signet_core::ids::time_ordered(), now).await?;
     tx.commit().await?;
     Ok(rotated)
 }

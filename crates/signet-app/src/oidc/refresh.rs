@@ -53,7 +53,7 @@ pub async fn issue_in(
     let ttl = std::time::Duration::from_secs(client.settings.refresh_token_ttl_secs);
     tx.insert_oidc_refresh(&NewRefreshToken {
         hash: &token.hash(),
-        id: Uuid::new_v4(),
+        id: signet_core::ids::time_ordered(),
         family,
         client_id: &client.client_id,
         user_id,
