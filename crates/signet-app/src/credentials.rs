@@ -178,7 +178,7 @@ pub async fn remove(app: &App, current: &Current, origin: &Origin, id: Uuid) -> 
             ))
         }
     }
-    let ended = tx.delete_credential_sessions(id).await?;
+    let ended = tx.delete_credential_sessions(user.id, id).await?;
     let record = AuditEvent::new(EventType::CredentialRemoved, Actor::User(user.id), Outcome::Success)
         .user(user.id)
         .from_origin(origin)

@@ -59,7 +59,10 @@ pub trait SessionWrites: Send {
     /// Deletes a session only if it belongs to `user` (for "end my session X").
     async fn delete_user_session(&mut self, user: UserId, id: SessionId) -> StoreResult<bool>;
     async fn delete_user_sessions(&mut self, user: UserId) -> StoreResult<u64>;
-    async fn delete_credential_sessions(&mut self, credential_id: Uuid) -> StoreResult<u64>;
+    /// Deletes `user`'s sessions proven with `credential_id` (that credential
+    /// is being removed). Found through the user's sessions: no index on
+    /// the credential, which every sign-in would have to write (ADR 0034).
+    async fn delete_credential_sessions(&mut self, user: UserId, credential_id: Uuid) -> StoreResult<u64>;
 }
 
 #[async_trait::async_trait]

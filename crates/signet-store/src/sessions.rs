@@ -175,11 +175,11 @@ impl SessionWrites for SqlTx {
         self.observe(r)
     }
 
-    async fn delete_credential_sessions(&mut self, credential_id: Uuid) -> StoreResult<u64> {
+    async fn delete_credential_sessions(&mut self, user: UserId, credential_id: Uuid) -> StoreResult<u64> {
         let r = delete_where(
             self.conn().await?,
-            "DELETE FROM sessions WHERE credential_id = $1",
-            &[credential_id.to_string()],
+            "DELETE FROM sessions WHERE user_id = $1 AND credential_id = $2",
+            &[user.0.to_string(), credential_id.to_string()],
         )
         .await;
         self.observe(r)

@@ -133,9 +133,9 @@ trait Autocommit {
         let r = tx.delete_user_sessions(u).await?;
         tx.commit().await.map(|()| r)
     }
-    async fn delete_credential_sessions(&self, c: Uuid) -> StoreResult<u64> {
+    async fn delete_credential_sessions(&self, u: UserId, c: Uuid) -> StoreResult<u64> {
         let mut tx = self.tx().await;
-        let r = tx.delete_credential_sessions(c).await?;
+        let r = tx.delete_credential_sessions(u, c).await?;
         tx.commit().await.map(|()| r)
     }
     async fn issue_secrets(&self, x: &[OneTimeSecret], now: Timestamp) -> StoreResult<()> {
@@ -475,7 +475,9 @@ async fn sessions_expire_and_end_with_their_credential(s: Arc<SqlStore>) {
     assert!(s.user_session(u.id, b.id, at(1801)).await.unwrap().is_none());
     // Idle timeout (30 min) passes: both are listed as gone and purged.
     assert!(s.list_user_sessions(u.id, at(1801)).await.unwrap().is_empty());
-    assert_eq!(s.delete_credential_sessions(cred).await.unwrap(), 1);
+    // Only the user's own sessions with that credential go.
+    assert_eq!(s.delete_credential_sessions(UserId::new(), cred).await.unwrap(), 0);
+    assert_eq!(s.delete_credential_sessions(u.id, cred).await.unwrap(), 1);
     assert_eq!(s.purge_expired_sessions(at(1801)).await.unwrap(), 1);
     assert_eq!(s.delete_user_sessions(u.id).await.unwrap(), 0);
 }

@@ -500,8 +500,8 @@ impl SessionWrites for FailingTx {
     async fn delete_user_sessions(&mut self, user: UserId) -> StoreResult<u64> {
         self.inner.delete_user_sessions(user).await
     }
-    async fn delete_credential_sessions(&mut self, credential_id: Uuid) -> StoreResult<u64> {
-        self.inner.delete_credential_sessions(credential_id).await
+    async fn delete_credential_sessions(&mut self, user: UserId, credential_id: Uuid) -> StoreResult<u64> {
+        self.inner.delete_credential_sessions(user, credential_id).await
     }
 }
 
