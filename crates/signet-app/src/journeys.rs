@@ -666,12 +666,7 @@ async fn complete(
     // Finished once: the id recorded as finished (its stored copy, if any,
     // deleted) picks the single winner. The in-memory flow carries this
     // request's changes (the settled tier, the last step).
-    if !tx.finish_flow(flow.id, remembered_until(&flow)).await? {
-        return Err(Error::gone(
-            ErrorCode::FlowExpired,
-            "this sign-in was already completed or has expired",
-        ));
-    }
+    tx.finish_flow_or_refuse(flow.id, remembered_until(&flow)).await?;
     let fallback = match crate::fallback::govern(app, &mut *tx, t, user, &flow.state.steps, origin).await? {
         Governed::Allowed(used) => used,
         Governed::Refused(record) => {

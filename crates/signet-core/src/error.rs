@@ -185,6 +185,7 @@ impl From<crate::store::StoreError> for Error {
         use crate::store::StoreError;
         match e {
             StoreError::Conflict(what) => Error::conflict(what, "already exists"),
+            StoreError::Refused(refusal) => refusal.error(),
             StoreError::Unavailable(src) => Error::unavailable(src),
             StoreError::Full(source) => Error::Unavailable {
                 code: ErrorCode::StorageFull,

@@ -47,6 +47,60 @@ pub enum StoreError {
     Corrupt(String),
     #[error("storage error")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A write the unit needed to change exactly one row changed none: the
+    /// engine refused the unit (ADR 0035). Answered as [`Refusal::error`].
+    #[error("refused: {}", .0.name())]
+    Refused(Refusal),
+}
+
+/// What a unit of work can be refused for when one of its writes finds the
+/// row not as it expected: the loser of a race. Such a write may be sent
+/// with the unit's later statements and checked inside the engine (ADR
+/// 0035), so the refusal shows at the unit's next call or its commit; the
+/// client hears the same answer either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The flow was finished already (a concurrent completion won).
+    FlowFinished,
+    /// The passkey's counter moved since it was read (a concurrent login
+    /// with it won), or the passkey is gone.
+    PasskeyRaced,
+}
+
+/// `Ok` if the write `won`, else the unit is refused for `refusal`.
+pub fn refuse_unless(won: bool, refusal: Refusal) -> StoreResult<()> {
+    if won {
+        Ok(())
+    } else {
+        Err(StoreError::Refused(refusal))
+    }
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 2] = [Refusal::FlowFinished, Refusal::PasskeyRaced];
+
+    /// Its name, as the engine reports it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::FlowFinished => "flow_finished",
+            Refusal::PasskeyRaced => "passkey_raced",
+        }
+    }
+
+    /// What the client is told.
+    pub fn error(self) -> crate::error::Error {
+        use crate::error::{Error, ErrorCode};
+        match self {
+            Refusal::FlowFinished => Error::gone(
+                ErrorCode::FlowExpired,
+                "this sign-in was already completed or has expired",
+            ),
+            Refusal::PasskeyRaced => Error::conflict(
+                ErrorCode::CredentialInUse,
+                "this passkey was used at the same moment elsewhere; try again",
+            ),
+        }
+    }
 }
 
 #[async_trait::async_trait]

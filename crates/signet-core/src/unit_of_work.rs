@@ -75,6 +75,14 @@ pub trait FlowWrites: Send {
     /// `expires_at`) and deletes its stored row, if any. `false` if it was
     /// finished already: of concurrent completions exactly one gets `true`.
     async fn finish_flow(&mut self, id: FlowId, expires_at: Timestamp) -> StoreResult<bool>;
+    /// [`FlowWrites::finish_flow`] for a unit that goes on only if it wins:
+    /// losing is `Refused(FlowFinished)`, here or, where the engine checks
+    /// it with the unit's later statements (SQLite, ADR 0035), at the
+    /// unit's next call or its commit.
+    async fn finish_flow_or_refuse(&mut self, id: FlowId, expires_at: Timestamp) -> StoreResult<()> {
+        let won = self.finish_flow(id, expires_at).await?;
+        crate::store::refuse_unless(won, crate::store::Refusal::FlowFinished)
+    }
     /// Compare-and-swap on `flow.version`, as [`crate::store::FlowStore::update_flow`].
     async fn update_flow(&mut self, flow: &Flow, now: Timestamp) -> StoreResult<bool>;
 }
@@ -115,6 +123,13 @@ pub trait CredentialWrites: Send {
     /// Counter, backup state and last use, only if the stored counter still
     /// equals `previous_counter`; `false` if another login got there first.
     async fn record_passkey_use(&mut self, used: &PasskeyUse) -> StoreResult<bool>;
+    /// [`CredentialWrites::record_passkey_use`] for a unit that goes on only
+    /// if the use lands: `Refused(PasskeyRaced)` otherwise, here or at the
+    /// unit's next call or its commit (ADR 0035).
+    async fn record_passkey_use_or_refuse(&mut self, used: &PasskeyUse) -> StoreResult<()> {
+        let won = self.record_passkey_use(used).await?;
+        crate::store::refuse_unless(won, crate::store::Refusal::PasskeyRaced)
+    }
 }
 
 /// TOTP credentials and recovery codes, in a unit of work.

@@ -264,6 +264,14 @@ impl SqlStore {
             .test_before_acquire(false)
             .max_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // Each writer connection (a replaced one too) can check a
+            // unit's writes inside SQLite (crate::refusals, ADR 0035).
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(&mut *conn, crate::refusals::setup_sql()).await?;
+                    Ok(())
+                })
+            })
             .connect_with(common.clone().create_if_missing(true))
             .await
             .map_err(open_error)?;

@@ -9,11 +9,12 @@
 use signet_core::clock::Timestamp;
 use signet_core::credential::{Ceremony, Passkey, PasskeyUse, Removal};
 use signet_core::session::SessionId;
-use signet_core::store::{CredentialStore, PasskeyForLogin, StoreError, StoreResult};
+use signet_core::store::{refuse_unless, CredentialStore, PasskeyForLogin, Refusal, StoreError, StoreResult};
 use signet_core::unit_of_work::CredentialWrites;
 use signet_core::user::UserId;
 use uuid::Uuid;
 
+use crate::deferred::Deferred;
 use crate::named_credentials;
 use crate::rows::{owner_columns, uuid, OwnerColumns};
 use crate::tx::{in_tx, with_conn, write_op, Conn, SqlTx};
@@ -313,4 +314,31 @@ impl CredentialWrites for SqlTx {
         let r = record_use(self.conn().await?, u).await;
         self.observe(r)
     }
+
+    /// On SQLite the update waits for the unit's next call, checked there
+    /// by SQLite itself (ADR 0035).
+    async fn record_passkey_use_or_refuse(&mut self, u: &PasskeyUse) -> StoreResult<()> {
+        if !self.defers() {
+            let won = self.record_passkey_use(u).await?;
+            return refuse_unless(won, Refusal::PasskeyRaced);
+        }
+        self.insert_later(Deferred {
+            sql: USE_CHECKED,
+            values: vec![
+                i64::from(u.counter).into(),
+                u.backup_state.into(),
+                u.at.as_millis().into(),
+                u.id.to_string().into(),
+                i64::from(u.previous_counter).into(),
+            ],
+        })
+        .await
+    }
 }
+
+/// [`record_use`]'s text, checked: refused as `passkey_raced` unless the
+/// passkey's row changed.
+const USE_CHECKED: &str = concat!(
+    "UPDATE passkeys SET counter = $1, backup_state = $2, last_used_at = $3 WHERE id = $4 AND counter = $5; ",
+    crate::refusals::expect_one!("passkey_raced")
+);

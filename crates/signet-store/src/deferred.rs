@@ -28,6 +28,10 @@
 //! statements a call should carry together (a right code's admission in
 //! `throttle`: the run ended, then the flow's count).
 //!
+//! A write whose outcome the unit does need (a flow's completion, a
+//! passkey's counter update) can wait here too when SQLite itself checks it
+//! and refuses the unit if it changed no row (`crate::refusals`, ADR 0035).
+//!
 //! On PostgreSQL an insert is made at once with the same text and values
 //! ([`crate::tx::SqlTx::insert_later`]); only SQLite has a single writer
 //! whose calls are worth saving.
@@ -163,8 +167,9 @@ fn join(texts: &[&'static str], then: Then) -> String {
     parts.join("; ")
 }
 
-/// `sql` with each placeholder `$k` written `$(k + by)`. Our `INSERT`s hold
-/// no `$` other than placeholders (no string literals).
+/// `sql` with each placeholder `$k` written `$(k + by)`. Our deferred
+/// statements hold no `$` other than placeholders (their only string
+/// literals are refusal names, `crate::refusals`).
 fn shifted(sql: &str, by: usize) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut rest = sql;

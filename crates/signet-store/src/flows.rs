@@ -1,6 +1,6 @@
 use signet_core::clock::Timestamp;
 use signet_core::flow::{Flow, FlowId};
-use signet_core::store::{FlowLookup, FlowStore, StoreError, StoreResult};
+use signet_core::store::{refuse_unless, FlowLookup, FlowStore, Refusal, StoreError, StoreResult};
 use signet_core::unit_of_work::FlowWrites;
 
 use crate::rows::{flow_columns, FlowRow};
@@ -13,6 +13,7 @@ struct FlowLookupRow {
     flow: FlowRow,
     finished: i64,
 }
+use crate::deferred::Deferred;
 use crate::tx::{with_conn, with_conn_sql, write_op, Conn, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
@@ -198,8 +199,31 @@ impl FlowWrites for SqlTx {
         self.observe(r)
     }
 
+    /// On SQLite the completion waits for the unit's next call (usually the
+    /// one with its session and audit record), checked there by SQLite
+    /// itself: a lost race refuses the unit at that call (ADR 0035).
+    async fn finish_flow_or_refuse(&mut self, id: FlowId, expires_at: Timestamp) -> StoreResult<()> {
+        if !self.defers() {
+            let won = self.finish_flow(id, expires_at).await?;
+            return refuse_unless(won, Refusal::FlowFinished);
+        }
+        self.insert_later(Deferred {
+            sql: FINISH_CHECKED,
+            values: vec![id.0.to_string().into(), expires_at.as_millis().into()],
+        })
+        .await
+    }
+
     async fn update_flow(&mut self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
         let r = update(self.conn().await?, flow, now).await;
         self.observe(r)
     }
 }
+
+/// [`FlowWrites::finish_flow`]'s SQLite text, checked: refused as
+/// `flow_finished` unless the mark landed.
+const FINISH_CHECKED: &str = concat!(
+    "DELETE FROM flows WHERE id = $1; ",
+    "INSERT INTO finished_flows (id, expires_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING; ",
+    crate::refusals::expect_one!("flow_finished")
+);

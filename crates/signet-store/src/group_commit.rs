@@ -412,6 +412,15 @@ impl Member {
         self.releasing = true;
     }
 
+    /// The call that was to end with this unit's release was refused by a
+    /// checked write before the release (`crate::refusals`: SQLite stops a
+    /// call at its first error, and every check comes before the release).
+    /// The release did not run: the unit rolls back alone, and its group is
+    /// not in doubt.
+    pub(crate) fn release_refused(&mut self) {
+        self.releasing = false;
+    }
+
     /// The caller's last statement ended with [`RELEASE_AND_REOPEN`], which
     /// succeeded: the unit is in its group, `head` is the chain head after
     /// its appends.
@@ -1037,5 +1046,63 @@ mod tests {
     async fn a_member_whose_folded_release_fails_fails_its_group_and_the_next_commits() {
         let (store, _dir) = store().await;
         a_group_around_a_failing_member(&store, true).await;
+    }
+
+    /// A checked write refused in the call that carries a member's record
+    /// and its release (ADR 0035) stops that call before the release: the
+    /// member rolls back alone, refused, and the group it was in (hold, A,
+    /// C) commits once, its chain whole.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refusal_in_a_folded_release_call_takes_only_its_member() {
+        use signet_core::store::{AuditStore, Refusal, StoreError};
+        use signet_core::unit_of_work::AuditAppend;
+        let (store, _dir) = store().await;
+        let mut hold = store.begin_tx().await.unwrap();
+        insert(&mut hold, "taken").await.unwrap();
+        let a = audited(&store, "a", uuid::Uuid::new_v4());
+        settle().await;
+        let b = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut tx = store.begin_tx().await?;
+                // Changes no row ('taken' is there): refused when sent.
+                tx.insert_later(crate::deferred::Deferred {
+                    sql: concat!(
+                        "INSERT INTO gc_parent (k) VALUES ($1) ON CONFLICT (k) DO NOTHING; ",
+                        crate::refusals::expect_one!("flow_finished")
+                    ),
+                    values: vec!["taken".into()],
+                })
+                .await?;
+                tx.append_audit(
+                    &event("b"),
+                    uuid::Uuid::new_v4(),
+                    signet_core::clock::Timestamp::from_millis(1),
+                )
+                .await?;
+                tx.commit_now().await
+            })
+        };
+        settle().await;
+        let c = audited(&store, "c", uuid::Uuid::new_v4());
+        settle().await;
+        let before = store.commit_stats();
+        hold.commit_now().await.unwrap();
+        a.await.unwrap().unwrap();
+        assert!(matches!(
+            b.await.unwrap(),
+            Err(StoreError::Refused(Refusal::FlowFinished))
+        ));
+        c.await.unwrap().unwrap();
+        assert_eq!(store.commit_stats().commits - before.commits, 1);
+        assert_eq!(keys(&store).await, ["a", "c", "taken"]);
+        let records = store.audit_range(0, 100).await.unwrap();
+        assert_eq!(records.len(), 4, "A's two and C's two");
+        let mut v = signet_core::audit::Verifier::default();
+        for r in &records {
+            v.check(r).unwrap();
+        }
+        let (seq, hash) = store.audit_head().await.unwrap();
+        assert_eq!(v.finish(seq, hash).unwrap(), 4);
     }
 }

@@ -28,6 +28,7 @@ mod phones;
 mod readers;
 mod recovery_codes;
 mod recovery_tickets;
+mod refusals;
 mod rows;
 pub mod scratch;
 mod sealed;
@@ -110,11 +111,15 @@ pub(crate) fn backend(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::PoolTimedOut => StoreError::Busy(Box::new(e)),
         sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => StoreError::Unavailable(Box::new(e)),
-        sqlx::Error::Database(db) => match classify(db.code().as_deref().unwrap_or("")) {
-            Some(Class::Full) => StoreError::Full(Box::new(e)),
-            Some(Class::Busy) => StoreError::Busy(Box::new(e)),
-            Some(Class::Unavailable) => StoreError::Unavailable(Box::new(e)),
-            None => StoreError::Backend(Box::new(e)),
+        sqlx::Error::Database(db) => match refusals::refusal_of(db.message()) {
+            // A checked write raised its refusal (crate::refusals).
+            Some(refusal) => StoreError::Refused(refusal),
+            None => match classify(db.code().as_deref().unwrap_or("")) {
+                Some(Class::Full) => StoreError::Full(Box::new(e)),
+                Some(Class::Busy) => StoreError::Busy(Box::new(e)),
+                Some(Class::Unavailable) => StoreError::Unavailable(Box::new(e)),
+                None => StoreError::Backend(Box::new(e)),
+            },
         },
         _ => StoreError::Backend(Box::new(e)),
     }

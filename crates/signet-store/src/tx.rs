@@ -264,13 +264,19 @@ impl SqlTx {
         }
         // On SQLite a few at most wait (the joined texts stay few and
         // short); one more makes them all, with it.
-        let waits = matches!(self.open, Some(Open::Sqlite(_))) && self.deferred.len() < MAX_DEFERRED;
+        let waits = self.defers() && self.deferred.len() < MAX_DEFERRED;
         self.deferred.push(insert);
         if waits {
             return Ok(());
         }
         let r = self.flush_deferred().await;
         self.observe(r)
+    }
+
+    /// Whether writes nobody reads back wait for the unit's next call
+    /// (SQLite's writer) rather than being made at once (PostgreSQL).
+    pub(crate) fn defers(&self) -> bool {
+        matches!(self.open, Some(Open::Sqlite(_)))
     }
 
     /// The connection for the next statement, without making the waiting
@@ -355,6 +361,11 @@ impl SqlTx {
                         },
                     )
                     .await;
+                    if release && matches!(r, Err(StoreError::Refused(_))) {
+                        if let Some(Open::Sqlite(member)) = self.open.as_mut() {
+                            member.release_refused();
+                        }
+                    }
                     head = Some(self.observe(r)?);
                     folded = release;
                 }

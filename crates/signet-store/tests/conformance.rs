@@ -1745,6 +1745,79 @@ async fn a_passkey_use_is_one_conditional_write(s: Arc<SqlStore>) {
     assert_eq!(wins, 1);
 }
 
+/// The checked writes of a login's unit (ADR 0035): units completing the
+/// same flow with the same passkey use, each appending its record, race in
+/// groups beside units completing flows of their own. Exactly one of the
+/// racers commits; every other is refused, at the write or (SQLite, which
+/// checks them with the unit's later statements) at the commit, and leaves
+/// neither record nor change; every unit beside them commits.
+async fn checked_writes_let_exactly_one_racer_commit_and_spare_its_neighbours(s: Arc<SqlStore>) {
+    let a = user("a@example.com");
+    s.insert_user(&a).await.unwrap();
+    let p = passkey(a.id, "Y2hlY2tlZA");
+    s.insert_passkey(&p).await.unwrap();
+    let f = flow(None);
+    let (seq_before, _) = s.audit_head().await.unwrap();
+    let tasks: Vec<_> = (0..30u64)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                // Every third unit completes a flow of its own.
+                let racer = i % 3 != 2;
+                let id = if racer { f.id } else { FlowId::new() };
+                let mut tx = s.tx().await;
+                if racer {
+                    let used = PasskeyUse {
+                        id: p.id,
+                        previous_counter: 5,
+                        counter: 6,
+                        backup_state: false,
+                        at: at(10 + i),
+                    };
+                    if let Err(e) = tx.record_passkey_use_or_refuse(&used).await {
+                        return (racer, Err(e));
+                    }
+                }
+                if let Err(e) = tx.finish_flow_or_refuse(id, at(7200)).await {
+                    return (racer, Err(e));
+                }
+                if let Err(e) = tx.append_audit(&login_event(a.id), Uuid::new_v4(), at(10 + i)).await {
+                    return (racer, Err(e));
+                }
+                (racer, tx.commit().await)
+            })
+        })
+        .collect();
+    let (mut won, mut neighbours) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            (true, Ok(())) => won += 1,
+            (true, Err(StoreError::Refused(Refusal::PasskeyRaced | Refusal::FlowFinished))) => {}
+            (false, Ok(())) => neighbours += 1,
+            (racer, Err(e)) => panic!("racer {racer}: {e}"),
+        }
+    }
+    assert_eq!((won, neighbours), (1, 10));
+    let (seq_after, _) = s.audit_head().await.unwrap();
+    assert_eq!(seq_after - seq_before, 11, "one record per committed unit");
+    let now = s.passkey_by_credential_id("Y2hlY2tlZA").await.unwrap().unwrap();
+    assert_eq!(now.counter, 6);
+    assert!(s.is_finished(f.id).await.unwrap());
+    // A refusal poisons only its unit: the same store takes the next unit.
+    let mut tx = s.tx().await;
+    assert!(matches!(
+        async {
+            tx.finish_flow_or_refuse(f.id, at(7200)).await?;
+            tx.append_audit(&login_event(a.id), Uuid::new_v4(), at(99)).await?;
+            tx.commit().await
+        }
+        .await,
+        Err(StoreError::Refused(Refusal::FlowFinished))
+    ));
+    let (seq_final, _) = s.audit_head().await.unwrap();
+    assert_eq!(seq_final, seq_after);
+}
+
 async fn removing_passkeys_keeps_the_last_when_asked(s: Arc<SqlStore>) {
     let (a, b) = (user("a@example.com"), user("b@example.com"));
     s.insert_user(&a).await.unwrap();
@@ -2566,6 +2639,7 @@ conformance!(
     server_secrets_are_created_once,
     a_failed_audit_append_rolls_its_change_back,
     a_flow_is_finished_once_and_remembered,
+    checked_writes_let_exactly_one_racer_commit_and_spare_its_neighbours,
     an_abandoned_unit_of_work_leaves_nothing,
     server_secrets_are_swapped_only_from_the_expected_value,
     phones_are_one_per_account_and_removable,

@@ -114,13 +114,7 @@ impl StepEffect for RecordUse {
             tx.append_audit(ev, signet_core::ids::time_ordered(), self.used.at)
                 .await?;
         }
-        if !tx.record_passkey_use(&self.used).await? {
-            return Err(Error::conflict(
-                ErrorCode::CredentialInUse,
-                "this passkey was used at the same moment elsewhere; try again",
-            ));
-        }
-        Ok(())
+        Ok(tx.record_passkey_use_or_refuse(&self.used).await?)
     }
 }
 

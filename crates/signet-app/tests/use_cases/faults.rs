@@ -513,6 +513,9 @@ impl FlowWrites for FailingTx {
     async fn finish_flow(&mut self, id: FlowId, expires_at: Timestamp) -> StoreResult<bool> {
         self.inner.finish_flow(id, expires_at).await
     }
+    async fn finish_flow_or_refuse(&mut self, id: FlowId, expires_at: Timestamp) -> StoreResult<()> {
+        self.inner.finish_flow_or_refuse(id, expires_at).await
+    }
     async fn update_flow(&mut self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
         self.inner.update_flow(flow, now).await
     }
@@ -552,6 +555,9 @@ impl CredentialWrites for FailingTx {
     }
     async fn record_passkey_use(&mut self, used: &PasskeyUse) -> StoreResult<bool> {
         self.inner.record_passkey_use(used).await
+    }
+    async fn record_passkey_use_or_refuse(&mut self, used: &PasskeyUse) -> StoreResult<()> {
+        self.inner.record_passkey_use_or_refuse(used).await
     }
 }
 
