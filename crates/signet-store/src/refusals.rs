@@ -51,13 +51,23 @@ pub(crate) fn setup_sql() -> &'static str {
 
 fn build_setup_sql() -> String {
     let mut sql = String::from("CREATE TEMP VIEW IF NOT EXISTS signet_expect (refusal, ok) AS SELECT NULL, NULL;");
+    let mut known = Vec::new();
     for r in Refusal::ALL {
         let name = r.name();
         sql.push_str(&format!(
             " CREATE TEMP TRIGGER IF NOT EXISTS signet_expect_{name} INSTEAD OF INSERT ON signet_expect \
              WHEN NEW.refusal = '{name}' AND NOT NEW.ok BEGIN SELECT RAISE(ABORT, '{RAISED}{name}'); END;"
         ));
+        known.push(format!("'{name}'"));
     }
+    // A check naming no refusal (a typo, a name missing from
+    // `Refusal::ALL`) must not pass silently: it fails closed, as a storage
+    // error rather than a refusal, whatever `ok` says.
+    sql.push_str(&format!(
+        " CREATE TEMP TRIGGER IF NOT EXISTS signet_expect_unknown INSTEAD OF INSERT ON signet_expect \
+         WHEN NEW.refusal NOT IN ({}) BEGIN SELECT RAISE(ABORT, 'signet_expect: no such refusal'); END;",
+        known.join(", ")
+    ));
     sql
 }
 
@@ -118,6 +128,14 @@ mod tests {
         .await
         .unwrap_err();
         assert_eq!(refused(&e), Some(Refusal::PasskeyRaced), "{e}");
+        // A check naming no refusal fails closed, even when the write
+        // landed, and is not taken for a refusal.
+        let e = sqlx::raw_sql(concat!("INSERT INTO t (k) VALUES ('b'); ", expect_one!("flow_finishd")))
+            .execute(&mut c)
+            .await
+            .unwrap_err();
+        assert_eq!(refused(&e), None, "{e}");
+        assert!(e.to_string().contains("no such refusal"), "{e}");
     }
 
     fn refused(e: &sqlx::Error) -> Option<Refusal> {
