@@ -1703,6 +1703,17 @@ async fn passkeys_round_trip_and_are_unique_across_users(s: Arc<SqlStore>) {
     assert_eq!(s.passkeys_of(a.id).await.unwrap()[0].name, "Phone");
 }
 
+/// A use of passkey `id` that moves its counter from `from` to `from + 1`.
+fn passkey_use(id: Uuid, from: u32, at: Timestamp) -> PasskeyUse {
+    PasskeyUse {
+        id,
+        previous_counter: from,
+        counter: from + 1,
+        backup_state: false,
+        at,
+    }
+}
+
 async fn a_passkey_use_is_one_conditional_write(s: Arc<SqlStore>) {
     let a = user("a@example.com");
     s.insert_user(&a).await.unwrap();
@@ -1728,14 +1739,7 @@ async fn a_passkey_use_is_one_conditional_write(s: Arc<SqlStore>) {
     for i in 0..20u64 {
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
-            let u = PasskeyUse {
-                id: p.id,
-                previous_counter: 6,
-                counter: 7,
-                backup_state: false,
-                at: at(20 + i),
-            };
-            s.record_passkey_use(&u).await.unwrap()
+            s.record_passkey_use(&passkey_use(p.id, 6, at(20 + i))).await.unwrap()
         }));
     }
     let mut wins = 0;
@@ -1767,14 +1771,7 @@ async fn checked_writes_let_exactly_one_racer_commit_and_spare_its_neighbours(s:
                 let id = if racer { f.id } else { FlowId::new() };
                 let mut tx = s.tx().await;
                 if racer {
-                    let used = PasskeyUse {
-                        id: p.id,
-                        previous_counter: 5,
-                        counter: 6,
-                        backup_state: false,
-                        at: at(10 + i),
-                    };
-                    if let Err(e) = tx.record_passkey_use_or_refuse(&used).await {
+                    if let Err(e) = tx.record_passkey_use_or_refuse(&passkey_use(p.id, 5, at(10 + i))).await {
                         return (racer, Err(e));
                     }
                 }
