@@ -118,14 +118,26 @@ fn attempt_key(flow: FlowId) -> String {
 /// compares more than [`FLOW_MAX_WRONG`] codes (a read-then-check would let
 /// a parallel burst test many more). Past the limit the request is refused.
 async fn reserve_attempt(tx: &mut dyn Transaction, now: Timestamp, flow: FlowId) -> Result<()> {
-    let attempts = tx.record_failure(&attempt_key(flow), now).await?.count;
-    // Refused without ending the flow: a comparison already in flight may
-    // be the right code and must still be able to finish. Wrong codes end
-    // the flow as before.
-    if attempts > FLOW_MAX_WRONG {
+    let attempts = tx.record_failure(&attempt_key(flow), now).await?;
+    flow_admits(attempts)
+}
+
+/// Refuses a comparison past the flow's limit, without ending the flow: a
+/// comparison already in flight may be the right code and must still be
+/// able to finish. Wrong codes end the flow as before.
+fn flow_admits(attempts: Failures) -> Result<()> {
+    if attempts.count > FLOW_MAX_WRONG {
         return Err(too_many_attempts());
     }
     Ok(())
+}
+
+/// Refuses (429) an attempt while the account's `run` says it must wait.
+fn account_admits(run: Option<Failures>, now: Timestamp) -> Result<()> {
+    match account_wait(run, now) {
+        Some(retry_after_secs) => Err(Error::RateLimited { retry_after_secs }),
+        None => Ok(()),
+    }
 }
 
 /// `410 too_many_attempts`: the flow has had its comparisons.
@@ -172,13 +184,8 @@ pub async fn admit_success(
     let (run, attempts) = tx
         .end_run_and_count(&account_key(identifier_hash), &attempt_key(flow), now)
         .await?;
-    if let Some(retry_after_secs) = account_wait(run, now) {
-        return Err(Error::RateLimited { retry_after_secs });
-    }
-    if attempts.count > FLOW_MAX_WRONG {
-        return Err(too_many_attempts());
-    }
-    Ok(())
+    account_admits(run, now)?;
+    flow_admits(attempts)
 }
 
 /// How often a reservation re-reads a run that changed under it before it
@@ -216,9 +223,7 @@ pub async fn reserve_account_attempt_in(
     let key = account_key(identifier_hash);
     for _ in 0..RESERVE_TRIES {
         let run = tx.failures(&key).await?;
-        if let Some(retry_after_secs) = account_wait(run, now) {
-            return Err(Error::RateLimited { retry_after_secs });
-        }
+        account_admits(run, now)?;
         let next = match run {
             // A run that has gone quiet for RUN_RESET starts over here.
             Some(r) if now < r.last_at.plus(RUN_RESET) => Failures {

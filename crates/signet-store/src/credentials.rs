@@ -322,7 +322,7 @@ impl CredentialWrites for SqlTx {
             let won = self.record_passkey_use(u).await?;
             return refuse_unless(won, Refusal::PasskeyRaced);
         }
-        self.insert_later(Deferred {
+        self.write_later(Deferred {
             sql: USE_CHECKED,
             values: vec![
                 i64::from(u.counter).into(),

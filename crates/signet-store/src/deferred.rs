@@ -33,7 +33,7 @@
 //! and refuses the unit if it changed no row (`crate::refusals`, ADR 0035).
 //!
 //! On PostgreSQL an insert is made at once with the same text and values
-//! ([`crate::tx::SqlTx::insert_later`]); only SQLite has a single writer
+//! ([`crate::tx::SqlTx::write_later`]); only SQLite has a single writer
 //! whose calls are worth saving.
 
 use std::sync::Mutex;

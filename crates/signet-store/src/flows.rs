@@ -207,7 +207,7 @@ impl FlowWrites for SqlTx {
             let won = self.finish_flow(id, expires_at).await?;
             return refuse_unless(won, Refusal::FlowFinished);
         }
-        self.insert_later(Deferred {
+        self.write_later(Deferred {
             sql: FINISH_CHECKED,
             values: vec![id.0.to_string().into(), expires_at.as_millis().into()],
         })

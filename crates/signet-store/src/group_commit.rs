@@ -1008,19 +1008,25 @@ mod tests {
         };
         assert_eq!(store.commit_stats().commits - before.commits, commits);
         assert_eq!(keys(store).await, kept);
-        let records = store.audit_range(0, 100).await.unwrap();
         assert_eq!(
-            records.len(),
+            verified_chain(store).await,
             2 * audited_units,
             "two for each audited unit that committed"
         );
+        store.audit_head().await.unwrap().0
+    }
+
+    /// Checks the whole audit chain against its head; returns its length.
+    async fn verified_chain(store: &SqlStore) -> usize {
+        use signet_core::store::AuditStore;
+        let records = store.audit_range(0, 100).await.unwrap();
         let mut v = signet_core::audit::Verifier::default();
         for r in &records {
             v.check(r).unwrap();
         }
         let (seq, hash) = store.audit_head().await.unwrap();
-        assert_eq!(v.finish(seq, hash).unwrap(), 2 * audited_units as u64);
-        seq
+        assert_eq!(v.finish(seq, hash).unwrap(), records.len() as u64);
+        records.len()
     }
 
     /// The group keeps the audit chain's head in memory (`ChainHead`): the
@@ -1054,7 +1060,7 @@ mod tests {
     /// C) commits once, its chain whole.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_refusal_in_a_folded_release_call_takes_only_its_member() {
-        use signet_core::store::{AuditStore, Refusal, StoreError};
+        use signet_core::store::{Refusal, StoreError};
         use signet_core::unit_of_work::AuditAppend;
         let (store, _dir) = store().await;
         let mut hold = store.begin_tx().await.unwrap();
@@ -1066,7 +1072,7 @@ mod tests {
             tokio::spawn(async move {
                 let mut tx = store.begin_tx().await?;
                 // Changes no row ('taken' is there): refused when sent.
-                tx.insert_later(crate::deferred::Deferred {
+                tx.write_later(crate::deferred::Deferred {
                     sql: concat!(
                         "INSERT INTO gc_parent (k) VALUES ($1) ON CONFLICT (k) DO NOTHING; ",
                         crate::refusals::expect_one!("flow_finished")
@@ -1096,13 +1102,6 @@ mod tests {
         c.await.unwrap().unwrap();
         assert_eq!(store.commit_stats().commits - before.commits, 1);
         assert_eq!(keys(&store).await, ["a", "c", "taken"]);
-        let records = store.audit_range(0, 100).await.unwrap();
-        assert_eq!(records.len(), 4, "A's two and C's two");
-        let mut v = signet_core::audit::Verifier::default();
-        for r in &records {
-            v.check(r).unwrap();
-        }
-        let (seq, hash) = store.audit_head().await.unwrap();
-        assert_eq!(v.finish(seq, hash).unwrap(), 4);
+        assert_eq!(verified_chain(&store).await, 4, "A's two and C's two");
     }
 }

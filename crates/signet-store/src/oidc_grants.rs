@@ -130,9 +130,9 @@ impl OidcGrantWrites for SqlTx {
     }
 
     /// On SQLite the `INSERT` goes with the unit's next call on the writer
-    /// (the grant's audit record's, [`SqlTx::insert_later`]).
+    /// (the grant's audit record's, [`SqlTx::write_later`]).
     async fn insert_oidc_code(&mut self, code: &NewCode<'_>) -> StoreResult<()> {
-        self.insert_later(Deferred {
+        self.write_later(Deferred {
             sql: "INSERT INTO oidc_codes (code_hash, id, client_id, user_id, sid, session_id, grant_data, expires_at) \
                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             values: vec![
@@ -197,9 +197,9 @@ impl OidcGrantWrites for SqlTx {
     }
 
     /// On SQLite the `INSERT` goes with the unit's next call on the writer
-    /// (the grant's audit record's, [`SqlTx::insert_later`]).
+    /// (the grant's audit record's, [`SqlTx::write_later`]).
     async fn insert_oidc_refresh(&mut self, t: &NewRefreshToken<'_>) -> StoreResult<()> {
-        self.insert_later(Deferred {
+        self.write_later(Deferred {
             sql: "INSERT INTO oidc_refresh_tokens (token_hash, id, family_id, client_id, user_id, grant_data, expires_at) \
                   VALUES ($1, $2, $3, $4, $5, $6, $7)",
             values: vec![

@@ -140,9 +140,9 @@ async fn delete_where(conn: Conn<'_>, sql: &'static str, params: &[String]) -> S
 #[async_trait::async_trait]
 impl SessionWrites for SqlTx {
     /// On SQLite the `INSERT` goes with the unit's next call on the writer
-    /// ([`SqlTx::insert_later`]); on PostgreSQL it is made now.
+    /// ([`SqlTx::write_later`]); on PostgreSQL it is made now.
     async fn insert_session(&mut self, s: &Session) -> StoreResult<()> {
-        self.insert_later(insert_of(s)?).await
+        self.write_later(insert_of(s)?).await
     }
 
     async fn delete_session(&mut self, id: SessionId) -> StoreResult<bool> {

@@ -150,7 +150,7 @@ enum Open {
 }
 
 /// The most inserts a unit keeps waiting for its next call
-/// ([`SqlTx::insert_later`]); one more makes them all, with it.
+/// ([`SqlTx::write_later`]); one more makes them all, with it.
 const MAX_DEFERRED: usize = 4;
 
 /// An audit record waiting for the commit (see [`SqlTx::append_later`]).
@@ -177,7 +177,7 @@ pub struct SqlTx {
     /// `Transaction::queued_messages`).
     pub(crate) queued_messages: bool,
     /// On SQLite, inserts waiting for the unit's next call on the writer
-    /// ([`crate::deferred`], [`SqlTx::insert_later`]).
+    /// ([`crate::deferred`], [`SqlTx::write_later`]).
     deferred: Vec<Deferred>,
 }
 
@@ -227,7 +227,7 @@ fn finished() -> StoreError {
 
 impl SqlTx {
     /// The connection for the next operation, unless an earlier one failed.
-    /// Inserts waiting for a call ([`SqlTx::insert_later`]) are made first,
+    /// Inserts waiting for a call ([`SqlTx::write_later`]) are made first,
     /// in one call, so every operation sees the unit's writes in order.
     pub(crate) async fn conn(&mut self) -> StoreResult<Conn<'_>> {
         if !self.deferred.is_empty() {
@@ -250,22 +250,23 @@ impl SqlTx {
         Ok(())
     }
 
-    /// An `INSERT` whose outcome the unit does not need before its commit.
-    /// On SQLite it waits for the unit's next call on the writer: usually
+    /// A write whose outcome the unit does not need before its commit: an
+    /// `INSERT` nobody reads back, or a write SQLite checks itself and
+    /// refuses the unit for (`crate::refusals`, ADR 0035). On SQLite it waits for the unit's next call on the writer: usually
     /// the first audit record's at the commit (a unit that signs someone in
     /// or issues a grant inserts its row and then only queues its record),
     /// so it costs no call of its own. Any other operation of the unit makes
     /// it first ([`SqlTx::conn`]), so the unit's writes keep their order,
     /// and a failure poisons the unit where it shows (that call, or the
     /// commit). On PostgreSQL it is made now.
-    pub(crate) async fn insert_later(&mut self, insert: Deferred) -> StoreResult<()> {
+    pub(crate) async fn write_later(&mut self, write: Deferred) -> StoreResult<()> {
         if self.poisoned || self.open.is_none() {
             return Err(finished());
         }
         // On SQLite a few at most wait (the joined texts stay few and
         // short); one more makes them all, with it.
         let waits = self.defers() && self.deferred.len() < MAX_DEFERRED;
-        self.deferred.push(insert);
+        self.deferred.push(write);
         if waits {
             return Ok(());
         }

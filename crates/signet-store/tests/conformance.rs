@@ -401,7 +401,7 @@ async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
     // A session write that fails takes its audit record with it, and
     // poisons its unit of work: nothing more can be written or committed.
     // On SQLite the insert goes with the unit's next call on the writer
-    // (`SqlTx::insert_later`), so it fails there at the latest.
+    // (`SqlTx::write_later`), so it fails there at the latest.
     let mut tx = s.tx().await;
     audit_in(&mut tx, &ev).await.unwrap();
     let duplicate = tx.insert_session(&rotated).await;

@@ -97,7 +97,7 @@ pub async fn issue(
         }
     }
     // Inserted last: on SQLite it then goes in with the record's call
-    // (`SqlTx::insert_later`).
+    // (`SqlTx::write_later`).
     tx.insert_oidc_code(&NewCode {
         hash: &code.hash(),
         id: signet_core::ids::time_ordered(),
