@@ -1,16 +1,29 @@
 //! The tamper-evident audit log.
 //!
 //! Every security event becomes a record: who (actor), what (type, user,
-//! details), when, where from (IP, user agent) and the outcome. Records form a
-//! hash chain: each record's hash covers its own canonical encoding and the
-//! previous record's hash, with a dense sequence number. Editing a record
-//! breaks its hash; deleting or reordering records breaks the sequence or the
-//! link to the previous hash; truncating the tail is caught by comparing the
-//! last record with the chain head the store keeps beside it.
+//! details), when, where from (IP, user agent) and the outcome. Records form
+//! hash chains: each record's hash covers its own canonical encoding, its
+//! sequence number and the previous record's hash **in the same lane**.
+//! Editing a record breaks its hash; deleting, inserting or reordering
+//! records breaks the link to the previous hash; truncating a lane's tail is
+//! caught by comparing its last record with the lane's head, which the store
+//! keeps beside the log and moves in the same transaction as each append.
+//!
+//! **Lanes** (ADR 0036). The log is one chain on SQLite, whose single writer
+//! orders every append anyway (lane 1). On PostgreSQL a transaction holds
+//! its lane's head row from its append until its commit has flushed, so one
+//! chain would serialise every commit of every node behind one lock and one
+//! WAL flush at a time. There the log is [`LANES`] interleaved chains: an
+//! append takes a lane no other transaction holds, and its `seq` comes from
+//! one database sequence drawn while the lane is held, so within a lane
+//! `seq` order is chain order, and across lanes `seq` is one global order
+//! (with gaps where a transaction failed after drawing its number; a gap is
+//! not evidence of tampering, since every lane's links still must hold).
 //!
 //! The canonical encoding is length-prefixed, so no two different records can
 //! encode to the same bytes, and it hashes the exact `details` text that was
-//! stored (no re-serialisation on verify).
+//! stored (no re-serialisation on verify). The lane is not hashed: moving a
+//! record to another lane breaks both lanes' links.
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -19,8 +32,29 @@ use uuid::Uuid;
 use crate::clock::Timestamp;
 use crate::user::UserId;
 
-/// The hash that precedes the first record.
+/// The hash that precedes the first record of every lane.
 pub const GENESIS: [u8; 32] = [0u8; 32];
+
+/// How many lanes the log has on PostgreSQL (ADR 0036); SQLite uses lane 1
+/// only. Lanes are numbered from 1.
+pub const LANES: i16 = 16;
+
+/// The lane every SQLite append and every record before lanes existed is in.
+pub const FIRST_LANE: i16 = 1;
+
+/// One lane's head: the `seq` and hash of its last record (0 and
+/// [`GENESIS`] while it has none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaneHead {
+    pub lane: i16,
+    pub seq: i64,
+    pub hash: [u8; 32],
+}
+
+/// The highest `seq` any lane has reached: the number of the newest record.
+pub fn last_seq(heads: &[LaneHead]) -> i64 {
+    heads.iter().map(|h| h.seq).max().unwrap_or(0)
+}
 
 /// What happened. The string form is the stable `type` in the API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -319,6 +353,8 @@ impl AuditEvent {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditRecord {
     pub seq: i64,
+    /// The chain this record links into (ADR 0036).
+    pub lane: i16,
     pub id: Uuid,
     pub at: Timestamp,
     pub event_type: String,
@@ -334,10 +370,18 @@ pub struct AuditRecord {
 }
 
 impl AuditRecord {
-    /// Seals a new record onto a chain whose last record was `prev`.
+    /// Seals a new record onto lane 1 after the record `prev_seq`, as
+    /// SQLite's single writer does: the next number, dense.
     pub fn seal(event: &AuditEvent, id: Uuid, at: Timestamp, prev_seq: i64, prev_hash: [u8; 32]) -> Self {
+        Self::seal_in_lane(event, id, at, FIRST_LANE, prev_seq + 1, prev_hash)
+    }
+
+    /// Seals a new record numbered `seq` onto `lane`, whose last record's
+    /// hash is `prev_hash`.
+    pub fn seal_in_lane(event: &AuditEvent, id: Uuid, at: Timestamp, lane: i16, seq: i64, prev_hash: [u8; 32]) -> Self {
         let mut rec = AuditRecord {
-            seq: prev_seq + 1,
+            seq,
+            lane,
             id,
             at,
             event_type: event.event_type.as_str().to_owned(),
@@ -391,64 +435,86 @@ impl AuditRecord {
 pub enum ChainError {
     #[error("record seq {seq} (id {id}): contents do not match its hash (edited)")]
     Edited { seq: i64, id: Uuid },
-    #[error("record seq {seq} (id {id}): does not link to the record before it (deleted, inserted or reordered)")]
-    BrokenLink { seq: i64, id: Uuid },
-    #[error("record seq {seq} (id {id}): expected seq {expected} (a record is missing or out of order)")]
-    Gap { seq: i64, id: Uuid, expected: i64 },
-    #[error("the log ends at seq {last} but the chain head says {head}: records were removed from the end")]
-    Truncated { last: i64, head: i64 },
+    #[error("record seq {seq} (id {id}): does not link to the record before it in lane {lane} (deleted, inserted or reordered)")]
+    BrokenLink { seq: i64, id: Uuid, lane: i16 },
+    #[error("record seq {seq} (id {id}): comes after seq {after} in lane {lane} (out of order)")]
+    OutOfOrder { seq: i64, id: Uuid, lane: i16, after: i64 },
+    #[error("record seq {seq} (id {id}): names lane {lane}, which has no head (inserted)")]
+    UnknownLane { seq: i64, id: Uuid, lane: i16 },
+    #[error("lane {lane} ends at seq {last} but its head says {head}: records were removed from the end")]
+    Truncated { lane: i16, last: i64, head: i64 },
 }
 
-/// Streaming verifier: feed records in `seq` order, then call [`Verifier::finish`].
+/// Streaming verifier of every lane at once, against the lane heads read
+/// before the walk: feed records in `seq` order (lanes interleaved, as the
+/// log stores them), then call [`Verifier::finish`].
+///
+/// A record above its lane's head was appended after the heads were read
+/// and is not judged now (on PostgreSQL, a lower `seq` in another lane may
+/// still have been in flight when the walk passed it); the next
+/// verification judges it.
 #[derive(Debug)]
 pub struct Verifier {
-    expected_seq: i64,
-    prev_hash: [u8; 32],
+    heads: std::collections::BTreeMap<i16, LaneHead>,
+    /// Per lane: the last checked record's `seq` and hash.
+    walked: std::collections::BTreeMap<i16, (i64, [u8; 32])>,
     checked: u64,
 }
 
-impl Default for Verifier {
-    fn default() -> Self {
+impl Verifier {
+    pub fn new(heads: &[LaneHead]) -> Self {
         Self {
-            expected_seq: 1,
-            prev_hash: GENESIS,
+            heads: heads.iter().map(|h| (h.lane, *h)).collect(),
+            walked: Default::default(),
             checked: 0,
         }
     }
-}
 
-impl Verifier {
+    /// The newest `seq` the heads cover: a walk may stop above it.
+    pub fn covers(&self) -> i64 {
+        self.heads.values().map(|h| h.seq).max().unwrap_or(0)
+    }
+
     pub fn check(&mut self, rec: &AuditRecord) -> Result<(), ChainError> {
-        if rec.seq != self.expected_seq {
-            return Err(ChainError::Gap {
-                seq: rec.seq,
-                id: rec.id,
-                expected: self.expected_seq,
+        let (seq, id, lane) = (rec.seq, rec.id, rec.lane);
+        let Some(head) = self.heads.get(&lane) else {
+            return Err(ChainError::UnknownLane { seq, id, lane });
+        };
+        if seq > head.seq {
+            return Ok(());
+        }
+        let (last_seq, last_hash) = self.walked.get(&lane).copied().unwrap_or((0, GENESIS));
+        if seq <= last_seq {
+            return Err(ChainError::OutOfOrder {
+                seq,
+                id,
+                lane,
+                after: last_seq,
             });
         }
-        if rec.prev_hash != self.prev_hash {
-            return Err(ChainError::BrokenLink {
-                seq: rec.seq,
-                id: rec.id,
-            });
+        if rec.prev_hash != last_hash {
+            return Err(ChainError::BrokenLink { seq, id, lane });
         }
         if rec.compute_hash() != rec.hash {
-            return Err(ChainError::Edited {
-                seq: rec.seq,
-                id: rec.id,
-            });
+            return Err(ChainError::Edited { seq, id });
         }
-        self.expected_seq += 1;
-        self.prev_hash = rec.hash;
+        self.walked.insert(lane, (seq, rec.hash));
         self.checked += 1;
         Ok(())
     }
 
-    /// Compares the end of the walk with the stored chain head.
-    pub fn finish(self, head_seq: i64, head_hash: [u8; 32]) -> Result<u64, ChainError> {
-        let last = self.expected_seq - 1;
-        if last != head_seq || self.prev_hash != head_hash {
-            return Err(ChainError::Truncated { last, head: head_seq });
+    /// Compares where each lane's walk ended with its head. Returns the
+    /// number of records checked.
+    pub fn finish(self) -> Result<u64, ChainError> {
+        for head in self.heads.values() {
+            let (last, hash) = self.walked.get(&head.lane).copied().unwrap_or((0, GENESIS));
+            if last != head.seq || hash != head.hash {
+                return Err(ChainError::Truncated {
+                    lane: head.lane,
+                    last,
+                    head: head.seq,
+                });
+            }
         }
         Ok(self.checked)
     }
@@ -458,14 +524,16 @@ impl Verifier {
 mod tests {
     use super::*;
 
+    fn event(n: usize) -> AuditEvent {
+        AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success).details(serde_json::json!({ "n": n }))
+    }
+
     fn chain(n: usize) -> Vec<AuditRecord> {
         let mut out: Vec<AuditRecord> = Vec::new();
         for i in 0..n {
             let (seq, prev) = out.last().map(|r| (r.seq, r.hash)).unwrap_or((0, GENESIS));
-            let ev = AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success)
-                .details(serde_json::json!({ "n": i }));
             out.push(AuditRecord::seal(
-                &ev,
+                &event(i),
                 Uuid::new_v4(),
                 Timestamp::from_millis(i as i64),
                 seq,
@@ -475,36 +543,73 @@ mod tests {
         out
     }
 
-    fn verify(recs: &[AuditRecord], head: (i64, [u8; 32])) -> Result<u64, ChainError> {
-        let mut v = Verifier::default();
+    /// Records as PostgreSQL's lanes store them: `seq` drawn from one
+    /// sequence (with the gaps a failed transaction leaves), each record
+    /// linked to the last one of its own lane.
+    fn lanes(plan: &[(i16, i64)]) -> (Vec<AuditRecord>, Vec<LaneHead>) {
+        let mut heads: Vec<LaneHead> = (FIRST_LANE..=LANES)
+            .map(|lane| LaneHead {
+                lane,
+                seq: 0,
+                hash: GENESIS,
+            })
+            .collect();
+        let mut out = Vec::new();
+        for (i, &(lane, seq)) in plan.iter().enumerate() {
+            let head = &mut heads[(lane - FIRST_LANE) as usize];
+            let rec = AuditRecord::seal_in_lane(
+                &event(i),
+                Uuid::new_v4(),
+                Timestamp::from_millis(seq),
+                lane,
+                seq,
+                head.hash,
+            );
+            head.seq = rec.seq;
+            head.hash = rec.hash;
+            out.push(rec);
+        }
+        (out, heads)
+    }
+
+    fn head_of(c: &[AuditRecord]) -> Vec<LaneHead> {
+        let last = c.last().unwrap();
+        vec![LaneHead {
+            lane: FIRST_LANE,
+            seq: last.seq,
+            hash: last.hash,
+        }]
+    }
+
+    fn verify(recs: &[AuditRecord], heads: &[LaneHead]) -> Result<u64, ChainError> {
+        let mut v = Verifier::new(heads);
         for r in recs {
             v.check(r)?;
         }
-        v.finish(head.0, head.1)
+        v.finish()
     }
 
     #[test]
     fn intact_chain_verifies() {
         let c = chain(5);
-        let head = (c[4].seq, c[4].hash);
-        assert_eq!(verify(&c, head), Ok(5));
+        assert_eq!(verify(&c, &head_of(&c)), Ok(5));
     }
 
     #[test]
     fn edit_is_caught_and_named() {
         let mut c = chain(5);
-        let head = (c[4].seq, c[4].hash);
+        let heads = head_of(&c);
         c[2].details = r#"{"n":99}"#.into();
-        assert_eq!(verify(&c, head), Err(ChainError::Edited { seq: 3, id: c[2].id }));
+        assert_eq!(verify(&c, &heads), Err(ChainError::Edited { seq: 3, id: c[2].id }));
     }
 
     #[test]
     fn deletion_is_caught() {
         let mut c = chain(5);
-        let head = (c[4].seq, c[4].hash);
+        let heads = head_of(&c);
         let removed = c.remove(1);
         assert!(
-            matches!(verify(&c, head), Err(ChainError::Gap { expected: 2, .. })),
+            matches!(verify(&c, &heads), Err(ChainError::BrokenLink { seq: 3, .. })),
             "{removed:?}"
         );
     }
@@ -512,19 +617,85 @@ mod tests {
     #[test]
     fn reordering_is_caught() {
         let mut c = chain(5);
-        let head = (c[4].seq, c[4].hash);
+        let heads = head_of(&c);
         c.swap(1, 2);
-        assert!(verify(&c, head).is_err());
+        assert!(matches!(verify(&c, &heads), Err(ChainError::BrokenLink { seq: 3, .. })));
         // Even with seq numbers patched back into order, the links break.
         c[1].seq = 2;
         c[2].seq = 3;
-        assert!(matches!(verify(&c, head), Err(ChainError::BrokenLink { seq: 2, .. })));
+        assert!(matches!(verify(&c, &heads), Err(ChainError::BrokenLink { seq: 2, .. })));
     }
 
     #[test]
     fn truncation_is_caught() {
         let c = chain(5);
-        let head = (c[4].seq, c[4].hash);
-        assert_eq!(verify(&c[..4], head), Err(ChainError::Truncated { last: 4, head: 5 }));
+        assert_eq!(
+            verify(&c[..4], &head_of(&c)),
+            Err(ChainError::Truncated {
+                lane: FIRST_LANE,
+                last: 4,
+                head: 5
+            })
+        );
+    }
+
+    #[test]
+    fn interleaved_lanes_with_gaps_verify() {
+        let (c, heads) = lanes(&[(1, 1), (2, 2), (1, 3), (3, 5), (2, 6), (2, 7), (1, 9)]);
+        assert_eq!(verify(&c, &heads), Ok(7));
+    }
+
+    #[test]
+    fn a_record_moved_to_another_lane_breaks_both() {
+        let (mut c, heads) = lanes(&[(1, 1), (2, 2), (1, 3), (2, 4)]);
+        c[2].lane = 2;
+        assert!(matches!(
+            verify(&c, &heads),
+            Err(ChainError::BrokenLink { seq: 3, lane: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn a_lane_cut_short_is_caught_even_when_others_are_whole() {
+        let (c, heads) = lanes(&[(1, 1), (2, 2), (1, 3), (2, 4), (1, 5)]);
+        let without_last_of_lane_2: Vec<_> = c.iter().filter(|r| r.seq != 4).cloned().collect();
+        assert_eq!(
+            verify(&without_last_of_lane_2, &heads),
+            Err(ChainError::Truncated {
+                lane: 2,
+                last: 2,
+                head: 4
+            })
+        );
+    }
+
+    #[test]
+    fn a_lane_without_a_head_is_named() {
+        let (c, _) = lanes(&[(1, 1), (2, 2)]);
+        let heads = head_of(&c[..1]);
+        assert_eq!(
+            verify(&c, &heads),
+            Err(ChainError::UnknownLane {
+                seq: 2,
+                id: c[1].id,
+                lane: 2
+            })
+        );
+    }
+
+    #[test]
+    fn records_above_their_lanes_head_wait_for_the_next_walk() {
+        // The heads were read before lane 2's second record committed; lane
+        // 1's record 5 was there already.
+        let (c, mut heads) = lanes(&[(1, 1), (2, 2), (2, 4), (1, 5)]);
+        let (seq, hash) = (c[1].seq, c[1].hash);
+        heads[1].seq = seq;
+        heads[1].hash = hash;
+        let mut v = Verifier::new(&heads);
+        assert_eq!(v.covers(), 5);
+        for r in &c {
+            v.check(r).unwrap();
+        }
+        assert_eq!(v.finish(), Ok(3));
     }
 }

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::admin_token::AdminToken;
-use crate::audit::AuditRecord;
+use crate::audit::{AuditRecord, LaneHead};
 use crate::clock::Timestamp;
 use crate::credential::{Ceremony, Passkey, PasskeyUse};
 use crate::flow::{Flow, FlowId};
@@ -310,8 +310,10 @@ pub trait AuditStore: Send + Sync {
     async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
     /// Records with `seq > after_seq` in ascending order, for verification.
     async fn audit_range(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
-    /// The chain head: the last sequence number and hash (0 and GENESIS when empty).
-    async fn audit_head(&self) -> StoreResult<(i64, [u8; 32])>;
+    /// Every lane's head (ADR 0036): the `seq` and hash of its last record
+    /// (0 and GENESIS while it has none), in lane order, read in one
+    /// statement so that they describe one moment.
+    async fn audit_heads(&self) -> StoreResult<Vec<LaneHead>>;
 }
 
 #[async_trait::async_trait]

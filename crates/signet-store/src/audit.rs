@@ -1,14 +1,24 @@
 //! Appending to and reading the hash-chained audit log.
 //!
 //! An append happens inside the unit of work of the change it records
-//! ([`signet_core::unit_of_work`]), never on its own. On PostgreSQL: bump
-//! the single `audit_head` row (which locks it, serialising appenders on
-//! every node), seal the record against the previous hash, store the new
-//! hash in the head, insert the record. On SQLite the group's transaction
-//! already holds the one write lock, so the group keeps the head in memory
-//! and an append is one `INSERT` (see `group_commit::ChainHead`).
+//! ([`signet_core::unit_of_work`]), never on its own, as the unit's last
+//! writes before its commit.
+//!
+//! - **PostgreSQL** ([`append_pg`], ADR 0036): take a lane, one of the
+//!   [`LANES`] `audit_head` rows that no other transaction holds
+//!   (`FOR UPDATE SKIP LOCKED`), and in the same statement draw the record's
+//!   `seq` from the `audit_seq` sequence; seal the record against the
+//!   lane's hash; insert it and store its hash in the lane's head. The lane
+//!   stays locked until the commit has flushed, as the one head did before
+//!   lanes, but now up to [`LANES`] commits of any nodes are in flight at
+//!   once, so the server's WAL flushes serve many of them together instead
+//!   of one after another. Further records of the same unit stay in its
+//!   lane (no second lock, no lock-order deadlock between two units).
+//! - **SQLite**: the group's transaction already holds the one write lock,
+//!   so the group keeps lane 1's head in memory and an append is one
+//!   `INSERT` (see `group_commit::ChainHead`).
 
-use signet_core::audit::{AuditEvent, AuditRecord};
+use signet_core::audit::{AuditEvent, AuditRecord, LaneHead, LANES};
 use signet_core::clock::Timestamp;
 use signet_core::store::{AuditQuery, AuditStore, StoreError, StoreResult};
 use signet_core::unit_of_work::AuditAppend;
@@ -16,7 +26,7 @@ use uuid::Uuid;
 
 use crate::deferred::{self, Deferred};
 use crate::group_commit::ChainHead;
-use crate::rows::{audit_columns, convert_all, AuditRow};
+use crate::rows::{audit_columns, audit_read_columns, convert_all, AuditRow};
 use crate::tx::{with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
@@ -26,7 +36,7 @@ impl AuditStore for SqlStore {
         let rows: Vec<AuditRow> = with_db!(read(self), |pool| {
             sqlx::query_as(concat!(
                 "SELECT ",
-                audit_columns!(),
+                audit_read_columns!(),
                 " FROM audit_log WHERE ($1 IS NULL OR user_id = $1) AND ($2 IS NULL OR type = $2) \
                  AND seq < $3 ORDER BY seq DESC LIMIT $4"
             ))
@@ -45,7 +55,7 @@ impl AuditStore for SqlStore {
         let rows: Vec<AuditRow> = with_db!(read(self), |pool| {
             sqlx::query_as(concat!(
                 "SELECT ",
-                audit_columns!(),
+                audit_read_columns!(),
                 " FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
             ))
             .bind(after_seq)
@@ -57,14 +67,22 @@ impl AuditStore for SqlStore {
         convert_all(rows)
     }
 
-    async fn audit_head(&self) -> StoreResult<(i64, [u8; 32])> {
-        let (seq, hash): (i64, Vec<u8>) = with_db!(read(self), |pool| {
-            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(pool)
+    async fn audit_heads(&self) -> StoreResult<Vec<LaneHead>> {
+        let rows: Vec<(i64, i64, Vec<u8>)> = with_db!(read(self), |pool| {
+            sqlx::query_as("SELECT CAST(id AS BIGINT), seq, hash FROM audit_head ORDER BY id")
+                .fetch_all(pool)
                 .await
                 .map_err(backend)?
         });
-        Ok((seq, hash_of(&hash)?))
+        rows.into_iter()
+            .map(|(lane, seq, hash)| {
+                Ok(LaneHead {
+                    lane: i16::try_from(lane).map_err(|_| StoreError::Corrupt("audit lane number".into()))?,
+                    seq,
+                    hash: hash_of(&hash)?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -76,35 +94,58 @@ impl AuditAppend for SqlTx {
     }
 }
 
-/// Appends one record on PostgreSQL, chained to the head: bump the head row
-/// (which locks it, serialising appenders on every node), seal the record
-/// against the previous hash, then insert the record and store its hash in
-/// the head in one statement (a data-modifying CTE): two round trips.
+/// Appends one record on PostgreSQL in `lane` if the unit already holds
+/// one, else in a lane no other transaction holds (or, when every lane is
+/// held, in one it waits for). Two round trips: the lane's head with the
+/// record's `seq`, then the record and the lane's new hash in one statement
+/// (a data-modifying CTE). Returns the record, whose `lane` the unit keeps
+/// for its next append.
 pub(crate) async fn append_pg(
     c: &mut sqlx::PgConnection,
     event: &AuditEvent,
     id: Uuid,
     at: Timestamp,
+    lane: Option<i16>,
 ) -> StoreResult<AuditRecord> {
-    let (seq, prev): (i64, Vec<u8>) =
-        sqlx::query_as("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-            .fetch_one(&mut *c)
-            .await
-            .map_err(backend)?;
-    let rec = AuditRecord::seal(event, id, at, seq - 1, hash_of(&prev)?);
+    // `nextval` runs after the row is locked: within a lane, `seq` order is
+    // the order in which units held it, which is chain order.
+    const TAKE: &str = "UPDATE audit_head SET seq = nextval('audit_seq') \
+         WHERE id = (SELECT id FROM audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         RETURNING CAST(id AS SMALLINT), seq, hash";
+    const WAIT: &str =
+        "UPDATE audit_head SET seq = nextval('audit_seq') WHERE id = $1 RETURNING CAST(id AS SMALLINT), seq, hash";
+    let held = |lane: i16| sqlx::query_as::<_, (i16, i64, Vec<u8>)>(WAIT).bind(lane);
+    let taken = match lane {
+        Some(lane) => held(lane).fetch_optional(&mut *c).await,
+        None => match sqlx::query_as(TAKE).fetch_optional(&mut *c).await {
+            Ok(None) => held(busy_lane(id)).fetch_optional(&mut *c).await,
+            other => other,
+        },
+    }
+    .map_err(backend)?;
+    let (lane, seq, prev) = taken.ok_or_else(|| StoreError::Corrupt("audit lane missing".into()))?;
+    let rec = AuditRecord::seal_in_lane(event, id, at, lane, seq, hash_of(&prev)?);
     bind_record(
         sqlx::query(concat!(
             "WITH rec AS (INSERT INTO audit_log (",
             audit_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)) \
-             UPDATE audit_head SET hash = $12 WHERE id = 1"
+            ", lane) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)) \
+             UPDATE audit_head SET hash = $12 WHERE id = $13"
         )),
         &rec,
     )
+    .bind(rec.lane)
     .execute(&mut *c)
     .await
     .map_err(backend)?;
     Ok(rec)
+}
+
+/// The lane to wait for when every lane is held: spread by the record's
+/// random bits, so that waiters queue on all lanes rather than one.
+fn busy_lane(id: Uuid) -> i16 {
+    let spread = id.as_u128() as u16 % LANES as u16;
+    1 + spread as i16
 }
 
 /// One audit record's append on SQLite ([`append_after`]).

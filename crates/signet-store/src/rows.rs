@@ -284,6 +284,7 @@ impl TryFrom<AdminTokenRow> for AdminToken {
 #[derive(sqlx::FromRow)]
 pub(crate) struct AuditRow {
     seq: i64,
+    lane: i16,
     id: String,
     at: i64,
     #[sqlx(rename = "type")]
@@ -298,6 +299,8 @@ pub(crate) struct AuditRow {
     hash: Vec<u8>,
 }
 
+/// The columns an append writes (`$1`..`$12`); SQLite leaves `lane` to its
+/// default, lane 1 (ADR 0036).
 macro_rules! audit_columns {
     () => {
         "seq, id, at, type, actor, user_id, ip, user_agent, outcome, details, prev_hash, hash"
@@ -305,11 +308,20 @@ macro_rules! audit_columns {
 }
 pub(crate) use audit_columns;
 
+/// The columns a read returns ([`AuditRow`]).
+macro_rules! audit_read_columns {
+    () => {
+        "seq, lane, id, at, type, actor, user_id, ip, user_agent, outcome, details, prev_hash, hash"
+    };
+}
+pub(crate) use audit_read_columns;
+
 impl TryFrom<AuditRow> for AuditRecord {
     type Error = StoreError;
     fn try_from(r: AuditRow) -> StoreResult<AuditRecord> {
         Ok(AuditRecord {
             seq: r.seq,
+            lane: r.lane,
             id: uuid(&r.id)?,
             at: ms(r.at),
             event_type: r.event_type,

@@ -394,12 +394,16 @@ impl SqlTx {
                 group_commit::outcome(outcome).await
             }
             Some(Open::Postgres(_)) => {
+                // A unit's records share the lane its first one took.
+                let mut lane = None;
                 for record in &pending {
                     let r = match self.conn_now()? {
-                        Conn::Postgres(c) => crate::audit::append_pg(c, &record.event, record.id, record.at).await,
+                        Conn::Postgres(c) => {
+                            crate::audit::append_pg(c, &record.event, record.id, record.at, lane).await
+                        }
                         Conn::Sqlite(_) => Err(finished()),
                     };
-                    self.observe(r)?;
+                    lane = Some(self.observe(r)?.lane);
                 }
                 match self.open.take() {
                     Some(Open::Postgres(tx)) => tx.commit().await.map_err(backend),

@@ -329,7 +329,7 @@ async fn disabling_a_user_ends_all_their_sessions(s: Arc<SqlStore>) {
     let keep = PlainToken::generate(TokenKind::Session);
     s.insert_session(&session(other.id, &keep)).await.unwrap();
     let ev = AuditEvent::new(EventType::UserDisabled, Actor::Cli, Outcome::Success).user(u.id);
-    let (head, _) = s.audit_head().await.unwrap();
+    let head = audit_count(&s).await;
     let mut tx = s.tx().await;
     assert!(tx.set_user_status(u.id, UserStatus::Disabled, at(1)).await.unwrap());
     audit_in(&mut tx, &ev).await.unwrap();
@@ -337,18 +337,14 @@ async fn disabling_a_user_ends_all_their_sessions(s: Arc<SqlStore>) {
     assert_eq!(s.user_by_id(u.id).await.unwrap().unwrap().status, UserStatus::Disabled);
     assert!(s.list_user_sessions(u.id, at(2)).await.unwrap().is_empty());
     assert!(s.session_by_token(&keep.hash()).await.unwrap().is_some());
-    assert_eq!(
-        s.audit_head().await.unwrap().0,
-        head + 1,
-        "the record came with the change"
-    );
+    assert_eq!(audit_count(&s).await, head + 1, "the record came with the change");
     let mut tx = s.tx().await;
     assert!(!tx
         .set_user_status(UserId::new(), UserStatus::Disabled, at(1))
         .await
         .unwrap());
     tx.rollback().await.unwrap();
-    assert_eq!(s.audit_head().await.unwrap().0, head + 1, "no user, no record");
+    assert_eq!(audit_count(&s).await, head + 1, "no user, no record");
 }
 
 async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
@@ -384,7 +380,7 @@ async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
     let tok2 = PlainToken::generate(TokenKind::Session);
     let rotated = session(u.id, &tok2);
     let ev = login_event(u.id);
-    let (head, _) = s.audit_head().await.unwrap();
+    let head = audit_count(&s).await;
     let mut tx = s.tx().await;
     assert!(tx.delete_session(sess.id).await.unwrap());
     tx.insert_session(&rotated).await.unwrap();
@@ -392,11 +388,7 @@ async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
     tx.commit().await.unwrap();
     assert!(s.session_by_token(&tok.hash()).await.unwrap().is_none());
     assert!(s.session_by_token(&tok2.hash()).await.unwrap().is_some());
-    assert_eq!(
-        s.audit_head().await.unwrap().0,
-        head + 1,
-        "the event came with the session"
-    );
+    assert_eq!(audit_count(&s).await, head + 1, "the event came with the session");
 
     // A session write that fails takes its audit record with it, and
     // poisons its unit of work: nothing more can be written or committed.
@@ -416,7 +408,7 @@ async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
     );
     assert!(tx.commit().await.is_err());
     assert!(s.session_by_token(&tok3.hash()).await.unwrap().is_none());
-    assert_eq!(s.audit_head().await.unwrap().0, head + 1);
+    assert_eq!(audit_count(&s).await, head + 1);
 
     // A deferred insert that fails at the commit, in the record's call,
     // fails the commit: neither the session nor the record is stored.
@@ -427,7 +419,7 @@ async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
     let _ = audit_in(&mut tx, &ev).await;
     assert!(tx.commit().await.is_err(), "duplicate id");
     assert!(s.session_by_token(&tok3.hash()).await.unwrap().is_none());
-    assert_eq!(s.audit_head().await.unwrap().0, head + 1);
+    assert_eq!(audit_count(&s).await, head + 1);
 
     // And a unit's operations see the session it has just inserted.
     let tok4 = PlainToken::generate(TokenKind::Session);
@@ -442,11 +434,7 @@ async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
     audit_in(&mut tx, &ev).await.unwrap();
     tx.commit().await.unwrap();
     assert!(s.session_by_token(&tok4.hash()).await.unwrap().is_some());
-    assert_eq!(
-        s.audit_head().await.unwrap().0,
-        head + 2,
-        "the record came with the session"
-    );
+    assert_eq!(audit_count(&s).await, head + 2, "the record came with the session");
 
     // Another user cannot end this session by id.
     let mallory = user("mallory@x.io");
@@ -711,7 +699,7 @@ async fn fifty_concurrent_redemptions_give_exactly_one_session(s: Arc<SqlStore>)
         .await
         .unwrap();
     let hash = tok.hash();
-    let (head, _) = s.audit_head().await.unwrap();
+    let head = audit_count(&s).await;
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let s = s.clone();
@@ -725,11 +713,7 @@ async fn fifty_concurrent_redemptions_give_exactly_one_session(s: Arc<SqlStore>)
     let wins = winners(tasks).await;
     assert_eq!(wins, 1);
     assert_eq!(s.list_user_sessions(u.id, at(2)).await.unwrap().len(), 1);
-    assert_eq!(
-        s.audit_head().await.unwrap().0,
-        head + 1,
-        "one audit record, for the one session"
-    );
+    assert_eq!(audit_count(&s).await, head + 1, "one audit record, for the one session");
 }
 
 /// Consumes an invitation into `sess` and its record in one unit of work,
@@ -759,10 +743,10 @@ async fn redemption_for_the_wrong_user_writes_nothing(s: Arc<SqlStore>) {
         .unwrap();
     let wrong = session(v.id, &PlainToken::generate(TokenKind::Session));
     let ev = login_event(v.id);
-    let (head, _) = s.audit_head().await.unwrap();
+    let head = audit_count(&s).await;
     assert!(!redeem(&s, &tok.hash(), &wrong, &ev).await);
     assert!(s.list_user_sessions(v.id, at(2)).await.unwrap().is_empty());
-    assert_eq!(s.audit_head().await.unwrap().0, head, "no record without the session");
+    assert_eq!(audit_count(&s).await, head, "no record without the session");
     // The secret was not burned by the failed attempt: it was rolled back.
     let right = session(u.id, &PlainToken::generate(TokenKind::Session));
     assert!(redeem(&s, &tok.hash(), &right, &ev).await);
@@ -778,7 +762,7 @@ async fn a_failed_audit_append_rolls_its_change_back(s: Arc<SqlStore>) {
     let ev = login_event(u.id);
     let taken = Uuid::new_v4();
     s.append_audit(&ev, taken, at(1)).await.unwrap();
-    let (head, _) = s.audit_head().await.unwrap();
+    let head = audit_count(&s).await;
 
     // A session and a passkey written, then the record refused.
     let tok = PlainToken::generate(TokenKind::Session);
@@ -792,7 +776,7 @@ async fn a_failed_audit_append_rolls_its_change_back(s: Arc<SqlStore>) {
     assert!(tx.commit().await.is_err(), "a unit whose append failed cannot commit");
     assert!(s.session_by_token(&tok.hash()).await.unwrap().is_none());
     assert!(s.passkeys_of(u.id).await.unwrap().is_empty());
-    assert_eq!(s.audit_head().await.unwrap().0, head, "the chain did not move");
+    assert_eq!(audit_count(&s).await, head, "the chain did not move");
 
     // The same with a status change and a user.
     let other = user("atomic2@x.io");
@@ -810,11 +794,12 @@ async fn a_failed_audit_append_rolls_its_change_back(s: Arc<SqlStore>) {
     audit_in(&mut tx, &ev).await.unwrap();
     tx.commit().await.unwrap();
     assert!(s.session_by_token(&tok.hash()).await.unwrap().is_some());
-    assert_eq!(s.audit_head().await.unwrap().0, head + 1);
-    let mut v = Verifier::default();
+    assert_eq!(audit_count(&s).await, head + 1);
+    let mut v = Verifier::new(&s.audit_heads().await.unwrap());
     for r in s.audit_range(0, 1000).await.unwrap() {
         v.check(&r).unwrap();
     }
+    v.finish().unwrap();
 }
 
 /// A unit of work dropped half-way (a request cancelled because its client
@@ -822,7 +807,7 @@ async fn a_failed_audit_append_rolls_its_change_back(s: Arc<SqlStore>) {
 async fn an_abandoned_unit_of_work_leaves_nothing(s: Arc<SqlStore>) {
     let u = user("abandon@x.io");
     s.insert_user(&u).await.unwrap();
-    let (head, _) = s.audit_head().await.unwrap();
+    let head = audit_count(&s).await;
     let tok = PlainToken::generate(TokenKind::Session);
     {
         let mut tx = s.tx().await;
@@ -841,7 +826,7 @@ async fn an_abandoned_unit_of_work_leaves_nothing(s: Arc<SqlStore>) {
     }
     assert!(s.session_by_token(&tok.hash()).await.unwrap().is_none());
     assert_eq!(s.list_user_sessions(u.id, at(2)).await.unwrap().len(), 3);
-    assert_eq!(s.audit_head().await.unwrap().0, head + 3);
+    assert_eq!(audit_count(&s).await, head + 3);
 }
 
 async fn recovery_ticket_people_count_once_and_approval_flips_once(s: Arc<SqlStore>) {
@@ -990,7 +975,7 @@ async fn admin_tokens_are_found_by_hash_until_revoked(s: Arc<SqlStore>) {
     assert!(!s.revoke_admin_token("ops", at(2)).await.unwrap());
 }
 
-async fn audit_chain_stays_linear_under_concurrent_appends(s: Arc<SqlStore>) {
+async fn audit_chains_stay_whole_under_concurrent_appends(s: Arc<SqlStore>) {
     let u = UserId::new();
     let tasks: Vec<_> = (0..30)
         .map(|i| {
@@ -1015,12 +1000,11 @@ async fn audit_chain_stays_linear_under_concurrent_appends(s: Arc<SqlStore>) {
     }
     let records = s.audit_range(0, 1000).await.unwrap();
     assert_eq!(records.len(), 30);
-    let mut v = Verifier::default();
+    let mut v = Verifier::new(&s.audit_heads().await.unwrap());
     for r in &records {
         v.check(r).unwrap();
     }
-    let (seq, hash) = s.audit_head().await.unwrap();
-    assert_eq!(v.finish(seq, hash).unwrap(), 30);
+    assert_eq!(v.finish().unwrap(), 30);
 
     let mine = s
         .query_audit(&AuditQuery {
@@ -1654,16 +1638,12 @@ async fn passkeys_round_trip_and_are_unique_across_users(s: Arc<SqlStore>) {
     s.insert_user(&b).await.unwrap();
     let p = passkey(a.id, "Y3JlZC1h");
     let ev = AuditEvent::new(EventType::CredentialAdded, Actor::User(a.id), Outcome::Success).user(a.id);
-    let (head, _) = s.audit_head().await.unwrap();
+    let head = audit_count(&s).await;
     let mut tx = s.tx().await;
     tx.insert_passkey(&p).await.unwrap();
     audit_in(&mut tx, &ev).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(
-        s.audit_head().await.unwrap().0,
-        head + 1,
-        "the record came with the passkey"
-    );
+    assert_eq!(audit_count(&s).await, head + 1, "the record came with the passkey");
     assert_eq!(s.passkey_by_credential_id("Y3JlZC1h").await.unwrap().unwrap(), p);
     // With its owner and its cooling-off, in one read.
     let found = s.passkey_and_owner("Y3JlZC1h").await.unwrap().unwrap();
@@ -1693,11 +1673,7 @@ async fn passkeys_round_trip_and_are_unique_across_users(s: Arc<SqlStore>) {
     ));
     drop(tx);
     assert!(s.passkeys_of(b.id).await.unwrap().is_empty());
-    assert_eq!(
-        s.audit_head().await.unwrap().0,
-        head + 1,
-        "a refused passkey leaves no record"
-    );
+    assert_eq!(audit_count(&s).await, head + 1, "a refused passkey leaves no record");
     assert!(s.rename_passkey(a.id, p.id, "Phone").await.unwrap());
     assert!(!s.rename_passkey(b.id, p.id, "Stolen").await.unwrap());
     assert_eq!(s.passkeys_of(a.id).await.unwrap()[0].name, "Phone");
@@ -1761,7 +1737,7 @@ async fn checked_writes_let_exactly_one_racer_commit_and_spare_its_neighbours(s:
     let p = passkey(a.id, "Y2hlY2tlZA");
     s.insert_passkey(&p).await.unwrap();
     let f = flow(None);
-    let (seq_before, _) = s.audit_head().await.unwrap();
+    let seq_before = audit_count(&s).await;
     let tasks: Vec<_> = (0..30u64)
         .map(|i| {
             let s = s.clone();
@@ -1795,7 +1771,7 @@ async fn checked_writes_let_exactly_one_racer_commit_and_spare_its_neighbours(s:
         }
     }
     assert_eq!((won, neighbours), (1, 10));
-    let (seq_after, _) = s.audit_head().await.unwrap();
+    let seq_after = audit_count(&s).await;
     assert_eq!(seq_after - seq_before, 11, "one record per committed unit");
     let now = s.passkey_by_credential_id("Y2hlY2tlZA").await.unwrap().unwrap();
     assert_eq!(now.counter, 6);
@@ -1811,7 +1787,7 @@ async fn checked_writes_let_exactly_one_racer_commit_and_spare_its_neighbours(s:
         .await,
         Err(StoreError::Refused(Refusal::FlowFinished))
     ));
-    let (seq_final, _) = s.audit_head().await.unwrap();
+    let seq_final = audit_count(&s).await;
     assert_eq!(seq_final, seq_after);
 }
 
@@ -2612,7 +2588,7 @@ conformance!(
     admin_tokens_are_found_by_hash_until_revoked,
     recovery_ticket_people_count_once_and_approval_flips_once,
     cooling_off_and_known_devices_are_kept_per_credential_and_per_user,
-    audit_chain_stays_linear_under_concurrent_appends,
+    audit_chains_stay_whole_under_concurrent_appends,
     outbox_leases_retries_and_scrubs,
     outbox_records_and_claims_in_one_unit,
     concurrent_workers_never_share_a_message,
@@ -2651,3 +2627,70 @@ conformance!(
     concurrent_code_redemptions_have_one_winner,
     concurrent_logout_claims_announce_each_code_once,
 );
+
+/// How many records the audit log holds (on PostgreSQL a failed append
+/// leaves a gap in `seq`, so counting records, not reading the newest
+/// `seq`, says how many were appended).
+async fn audit_count(s: &SqlStore) -> usize {
+    s.audit_range(0, u32::MAX).await.unwrap().len()
+}
+
+/// PostgreSQL (ADR 0036): an append takes a lane no other transaction
+/// holds, so a transaction sitting on a lane (here, a connection of the
+/// test's own holding fifteen of the sixteen) holds up no other unit; with
+/// every lane held, an append waits for one and commits when it is free;
+/// and the log verifies across its lanes afterwards.
+#[cfg_attr(
+    not(signet_test_postgres),
+    ignore = "SKIPPED: set SIGNET_TEST_DATABASE_URL to run on PostgreSQL"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_append_takes_a_lane_no_one_holds_and_waits_only_when_all_are_held() {
+    use sqlx::Connection;
+    let base = std::env::var("SIGNET_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .expect("SIGNET_TEST_DATABASE_URL is unset");
+    let db = ScratchDb::create(&base).await.unwrap();
+    let s = Arc::new(SqlStore::connect(&db.url).await.unwrap());
+    let ev = AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success);
+    // Lane 1 carries the first record, as it carried every record before lanes.
+    s.append_audit(&ev, Uuid::new_v4(), at(1)).await.unwrap();
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT id FROM audit_head WHERE id < 16 FOR UPDATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.append_audit(&ev, Uuid::new_v4(), at(2)))
+        .await
+        .expect("an append waited for a lane while one was free")
+        .unwrap();
+    sqlx::query("SELECT id FROM audit_head WHERE id = 16 FOR UPDATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let waiting = {
+        let (s, ev) = (s.clone(), ev.clone());
+        tokio::spawn(async move { s.append_audit(&ev, Uuid::new_v4(), at(3)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "every lane is held: the append waits");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the append went on once its lane was free")
+        .unwrap()
+        .unwrap();
+    let records = s.audit_range(0, 100).await.unwrap();
+    let lanes: Vec<i16> = records.iter().map(|r| r.lane).collect();
+    assert_eq!(&lanes[..2], &[1, 16], "the second record took the one free lane");
+    assert!(records.windows(2).all(|w| w[0].seq < w[1].seq));
+    let mut v = Verifier::new(&s.audit_heads().await.unwrap());
+    for r in &records {
+        v.check(r).unwrap();
+    }
+    assert_eq!(v.finish().unwrap(), 3);
+    s.close().await;
+    db.drop_now().await.unwrap();
+}
