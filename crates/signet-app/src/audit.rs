@@ -64,10 +64,10 @@ impl<'a> Auditor<'a> {
     /// where each lane ends with its head (ADR 0036).
     pub async fn verify(&self) -> Result<Verification> {
         const BATCH: u32 = 1000;
-        // Read the heads first: records appended while we walk are beyond
-        // them and are not judged against them.
-        let heads = self.app.store.audit_heads().await?;
-        let mut verifier = Verifier::new(&heads);
+        // Read where the log ends first: records appended while we walk are
+        // beyond their lanes' heads and are not judged against them.
+        let ends = self.app.store.audit_ends().await?;
+        let mut verifier = Verifier::new(&ends);
         let mut after = 0;
         'walk: loop {
             let batch = self.app.store.audit_range(after, BATCH).await?;

@@ -36,7 +36,9 @@ use crate::user::UserId;
 pub const GENESIS: [u8; 32] = [0u8; 32];
 
 /// How many lanes the log has on PostgreSQL (ADR 0036); SQLite uses lane 1
-/// only. Lanes are numbered from 1.
+/// only. Lanes are numbered from 1. PostgreSQL's migration 0035 creates the
+/// `audit_head` rows and the `CHECK` that bound them: change all three
+/// together.
 pub const LANES: i16 = 16;
 
 /// The lane every SQLite append and every record before lanes existed is in.
@@ -51,9 +53,25 @@ pub struct LaneHead {
     pub hash: [u8; 32],
 }
 
-/// The highest `seq` any lane has reached: the number of the newest record.
-pub fn last_seq(heads: &[LaneHead]) -> i64 {
-    heads.iter().map(|h| h.seq).max().unwrap_or(0)
+/// Where the log ends, read in one statement (one snapshot): every lane's
+/// head, and the highest `seq` each lane's records reach. A record commits
+/// together with its lane's head, so in one snapshot no lane's records go
+/// above its head. If one does, a record was inserted without its head, or
+/// the head was moved back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChainEnds {
+    pub heads: Vec<LaneHead>,
+    /// `(lane, highest seq)` for every lane that has records, including any
+    /// lane without a head.
+    pub newest: Vec<(i16, i64)>,
+}
+
+impl ChainEnds {
+    /// The highest `seq` any lane's head has reached: the newest record a
+    /// healthy log holds.
+    pub fn last_seq(&self) -> i64 {
+        self.heads.iter().map(|h| h.seq).max().unwrap_or(0)
+    }
 }
 
 /// What happened. The string form is the stable `type` in the API.
@@ -437,34 +455,39 @@ pub enum ChainError {
     Edited { seq: i64, id: Uuid },
     #[error("record seq {seq} (id {id}): does not link to the record before it in lane {lane} (deleted, inserted or reordered)")]
     BrokenLink { seq: i64, id: Uuid, lane: i16 },
+    /// A walk fed out of `seq` order; a walk that reads in `seq` order, as
+    /// `signet audit verify` does, never sees it.
     #[error("record seq {seq} (id {id}): comes after seq {after} in lane {lane} (out of order)")]
     OutOfOrder { seq: i64, id: Uuid, lane: i16, after: i64 },
     #[error("record seq {seq} (id {id}): names lane {lane}, which has no head (inserted)")]
     UnknownLane { seq: i64, id: Uuid, lane: i16 },
     #[error("lane {lane} ends at seq {last} but its head says {head}: records were removed from the end")]
     Truncated { lane: i16, last: i64, head: i64 },
+    #[error("lane {lane} holds seq {newest}, above its head at seq {head}: a record was inserted without its head, or the head was moved back")]
+    AboveHead { lane: i16, newest: i64, head: i64 },
 }
 
-/// Streaming verifier of every lane at once, against the lane heads read
-/// before the walk: feed records in `seq` order (lanes interleaved, as the
-/// log stores them), then call [`Verifier::finish`].
+/// Streaming verifier of every lane at once, against where the log ended
+/// before the walk ([`ChainEnds`]): feed records in `seq` order (lanes
+/// interleaved, as the log stores them), then call [`Verifier::finish`].
 ///
-/// A record above its lane's head was appended after the heads were read
-/// and is not judged now (on PostgreSQL, a lower `seq` in another lane may
-/// still have been in flight when the walk passed it); the next
-/// verification judges it.
+/// A record above its lane's head was appended after the ends were read and
+/// is not judged now (on PostgreSQL, a lower `seq` in another lane may still
+/// have been in flight when the walk passed it); the next verification
+/// judges it. A record above its lane's head in the ends' own snapshot
+/// cannot be such a record, and fails the verification.
 #[derive(Debug)]
 pub struct Verifier {
-    heads: std::collections::BTreeMap<i16, LaneHead>,
+    ends: ChainEnds,
     /// Per lane: the last checked record's `seq` and hash.
     walked: std::collections::BTreeMap<i16, (i64, [u8; 32])>,
     checked: u64,
 }
 
 impl Verifier {
-    pub fn new(heads: &[LaneHead]) -> Self {
+    pub fn new(ends: &ChainEnds) -> Self {
         Self {
-            heads: heads.iter().map(|h| (h.lane, *h)).collect(),
+            ends: ends.clone(),
             walked: Default::default(),
             checked: 0,
         }
@@ -472,12 +495,16 @@ impl Verifier {
 
     /// The newest `seq` the heads cover: a walk may stop above it.
     pub fn covers(&self) -> i64 {
-        self.heads.values().map(|h| h.seq).max().unwrap_or(0)
+        self.ends.last_seq()
+    }
+
+    fn head(&self, lane: i16) -> Option<&LaneHead> {
+        self.ends.heads.iter().find(|h| h.lane == lane)
     }
 
     pub fn check(&mut self, rec: &AuditRecord) -> Result<(), ChainError> {
         let (seq, id, lane) = (rec.seq, rec.id, rec.lane);
-        let Some(head) = self.heads.get(&lane) else {
+        let Some(head) = self.head(lane) else {
             return Err(ChainError::UnknownLane { seq, id, lane });
         };
         if seq > head.seq {
@@ -503,10 +530,10 @@ impl Verifier {
         Ok(())
     }
 
-    /// Compares where each lane's walk ended with its head. Returns the
-    /// number of records checked.
+    /// Compares where each lane's walk ended with its head, and the newest
+    /// record with the heads. Returns the number of records checked.
     pub fn finish(self) -> Result<u64, ChainError> {
-        for head in self.heads.values() {
+        for head in &self.ends.heads {
             let (last, hash) = self.walked.get(&head.lane).copied().unwrap_or((0, GENESIS));
             if last != head.seq || hash != head.hash {
                 return Err(ChainError::Truncated {
@@ -514,6 +541,12 @@ impl Verifier {
                     last,
                     head: head.seq,
                 });
+            }
+        }
+        for &(lane, newest) in &self.ends.newest {
+            let head = self.head(lane).map_or(0, |h| h.seq);
+            if newest > head {
+                return Err(ChainError::AboveHead { lane, newest, head });
             }
         }
         Ok(self.checked)
@@ -546,7 +579,7 @@ mod tests {
     /// Records as PostgreSQL's lanes store them: `seq` drawn from one
     /// sequence (with the gaps a failed transaction leaves), each record
     /// linked to the last one of its own lane.
-    fn lanes(plan: &[(i16, i64)]) -> (Vec<AuditRecord>, Vec<LaneHead>) {
+    fn lanes(plan: &[(i16, i64)]) -> (Vec<AuditRecord>, ChainEnds) {
         let mut heads: Vec<LaneHead> = (FIRST_LANE..=LANES)
             .map(|lane| LaneHead {
                 lane,
@@ -569,20 +602,25 @@ mod tests {
             head.hash = rec.hash;
             out.push(rec);
         }
-        (out, heads)
+        let newest = heads.iter().filter(|h| h.seq > 0).map(|h| (h.lane, h.seq)).collect();
+        (out, ChainEnds { heads, newest })
     }
 
-    fn head_of(c: &[AuditRecord]) -> Vec<LaneHead> {
+    /// SQLite's ends: one lane, its head at the last record.
+    fn head_of(c: &[AuditRecord]) -> ChainEnds {
         let last = c.last().unwrap();
-        vec![LaneHead {
-            lane: FIRST_LANE,
-            seq: last.seq,
-            hash: last.hash,
-        }]
+        ChainEnds {
+            heads: vec![LaneHead {
+                lane: FIRST_LANE,
+                seq: last.seq,
+                hash: last.hash,
+            }],
+            newest: vec![(FIRST_LANE, last.seq)],
+        }
     }
 
-    fn verify(recs: &[AuditRecord], heads: &[LaneHead]) -> Result<u64, ChainError> {
-        let mut v = Verifier::new(heads);
+    fn verify(recs: &[AuditRecord], ends: &ChainEnds) -> Result<u64, ChainError> {
+        let mut v = Verifier::new(ends);
         for r in recs {
             v.check(r)?;
         }
@@ -687,15 +725,45 @@ mod tests {
     fn records_above_their_lanes_head_wait_for_the_next_walk() {
         // The heads were read before lane 2's second record committed; lane
         // 1's record 5 was there already.
-        let (c, mut heads) = lanes(&[(1, 1), (2, 2), (2, 4), (1, 5)]);
+        let (c, mut ends) = lanes(&[(1, 1), (2, 2), (2, 4), (1, 5)]);
         let (seq, hash) = (c[1].seq, c[1].hash);
-        heads[1].seq = seq;
-        heads[1].hash = hash;
-        let mut v = Verifier::new(&heads);
+        ends.heads[1].seq = seq;
+        ends.heads[1].hash = hash;
+        ends.newest = vec![(1, 5), (2, seq)];
+        let mut v = Verifier::new(&ends);
         assert_eq!(v.covers(), 5);
         for r in &c {
             v.check(r).unwrap();
         }
         assert_eq!(v.finish(), Ok(3));
+    }
+
+    #[test]
+    fn a_record_above_its_lanes_head_in_the_same_snapshot_is_caught() {
+        // Inserted into an idle lane without touching its head: below the
+        // other lanes' heads, so the walk alone would take it for a record
+        // appended after the heads were read.
+        let (c, mut ends) = lanes(&[(1, 1), (2, 2), (1, 3)]);
+        ends.newest.push((16, 2_000));
+        assert_eq!(
+            verify(&c, &ends),
+            Err(ChainError::AboveHead {
+                lane: 16,
+                newest: 2_000,
+                head: 0
+            })
+        );
+        // A head moved back over its lane's last record.
+        let c = chain(4);
+        let mut ends = head_of(&c[..3]);
+        ends.newest = vec![(FIRST_LANE, 4)];
+        assert_eq!(
+            verify(&c, &ends),
+            Err(ChainError::AboveHead {
+                lane: FIRST_LANE,
+                newest: 4,
+                head: 3
+            })
+        );
     }
 }

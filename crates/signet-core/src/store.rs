@@ -8,14 +8,17 @@
 //! - one-time secrets are consumed by a single conditional write: of any
 //!   number of concurrent callers, exactly one gets `Some`;
 //! - flow updates are compare-and-swap on `version`;
-//! - the audit log is appended under a lock on its chain head, so sequence
-//!   numbers stay dense and the chain linear even with several nodes.
+//! - the audit log is appended under a lock on the head of the record's
+//!   lane, held to the commit, so each lane's chain stays linear even with
+//!   several nodes, and a record commits together with its lane's head
+//!   (ADR 0036: one lane with dense numbers on SQLite, sixteen on
+//!   PostgreSQL).
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::admin_token::AdminToken;
-use crate::audit::{AuditRecord, LaneHead};
+use crate::audit::{AuditRecord, ChainEnds};
 use crate::clock::Timestamp;
 use crate::credential::{Ceremony, Passkey, PasskeyUse};
 use crate::flow::{Flow, FlowId};
@@ -310,10 +313,11 @@ pub trait AuditStore: Send + Sync {
     async fn query_audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditRecord>>;
     /// Records with `seq > after_seq` in ascending order, for verification.
     async fn audit_range(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRecord>>;
-    /// Every lane's head (ADR 0036): the `seq` and hash of its last record
-    /// (0 and GENESIS while it has none), in lane order, read in one
-    /// statement so that they describe one moment.
-    async fn audit_heads(&self) -> StoreResult<Vec<LaneHead>>;
+    /// Where the log ends (ADR 0036): every lane's head (the `seq` and hash
+    /// of its last record, 0 and GENESIS while it has none, in lane order)
+    /// and the highest `seq` of each lane's records, read in one statement
+    /// so that they describe one moment.
+    async fn audit_ends(&self) -> StoreResult<ChainEnds>;
 }
 
 #[async_trait::async_trait]

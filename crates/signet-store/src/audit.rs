@@ -18,7 +18,7 @@
 //!   so the group keeps lane 1's head in memory and an append is one
 //!   `INSERT` (see `group_commit::ChainHead`).
 
-use signet_core::audit::{AuditEvent, AuditRecord, LaneHead, LANES};
+use signet_core::audit::{AuditEvent, AuditRecord, ChainEnds, LaneHead, LANES};
 use signet_core::clock::Timestamp;
 use signet_core::store::{AuditQuery, AuditStore, StoreError, StoreResult};
 use signet_core::unit_of_work::AuditAppend;
@@ -67,22 +67,36 @@ impl AuditStore for SqlStore {
         convert_all(rows)
     }
 
-    async fn audit_heads(&self) -> StoreResult<Vec<LaneHead>> {
-        let rows: Vec<(i64, i64, Vec<u8>)> = with_db!(read(self), |pool| {
-            sqlx::query_as("SELECT CAST(id AS BIGINT), seq, hash FROM audit_head ORDER BY id")
-                .fetch_all(pool)
-                .await
-                .map_err(backend)?
+    async fn audit_ends(&self) -> StoreResult<ChainEnds> {
+        // One statement, one snapshot: the heads (kind 1) and each lane's
+        // newest record (kind 0). A full pass over the log, as verification
+        // makes anyway.
+        let rows: Vec<(i64, i64, i64, Option<Vec<u8>>)> = with_db!(read(self), |pool| {
+            sqlx::query_as(
+                "SELECT CAST(1 AS BIGINT), CAST(id AS BIGINT), seq, hash FROM audit_head \
+                 UNION ALL \
+                 SELECT CAST(0 AS BIGINT), CAST(lane AS BIGINT), MAX(seq), CAST(NULL AS BYTEA) \
+                 FROM audit_log GROUP BY lane",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?
         });
-        rows.into_iter()
-            .map(|(lane, seq, hash)| {
-                Ok(LaneHead {
-                    lane: i16::try_from(lane).map_err(|_| StoreError::Corrupt("audit lane number".into()))?,
+        let mut ends = ChainEnds::default();
+        for (kind, lane, seq, hash) in rows {
+            let lane = i16::try_from(lane).map_err(|_| StoreError::Corrupt("audit lane number".into()))?;
+            match hash {
+                Some(hash) if kind == 1 => ends.heads.push(LaneHead {
+                    lane,
                     seq,
                     hash: hash_of(&hash)?,
-                })
-            })
-            .collect()
+                }),
+                _ => ends.newest.push((lane, seq)),
+            }
+        }
+        ends.heads.sort_by_key(|h| h.lane);
+        ends.newest.sort_unstable();
+        Ok(ends)
     }
 }
 
@@ -107,18 +121,30 @@ pub(crate) async fn append_pg(
     at: Timestamp,
     lane: Option<i16>,
 ) -> StoreResult<AuditRecord> {
-    // `nextval` runs after the row is locked: within a lane, `seq` order is
-    // the order in which units held it, which is chain order.
+    // The lane is locked before its `seq` is final: a `SET` value computed
+    // before a wait for the row is computed again once the row is ours. So
+    // within a lane, `seq` order is the order in which units held it, which
+    // is chain order. The search for a free lane starts at a lane picked
+    // from the record's random bits, so every lane keeps moving (a lane left
+    // idle would keep an old last record that nothing after it vouches for).
     const TAKE: &str = "UPDATE audit_head SET seq = nextval('audit_seq') \
-         WHERE id = (SELECT id FROM audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         WHERE id = (SELECT id FROM audit_head ORDER BY (id + $1) % $2 LIMIT 1 FOR UPDATE SKIP LOCKED) \
          RETURNING CAST(id AS SMALLINT), seq, hash";
-    const WAIT: &str =
-        "UPDATE audit_head SET seq = nextval('audit_seq') WHERE id = $1 RETURNING CAST(id AS SMALLINT), seq, hash";
-    let held = |lane: i16| sqlx::query_as::<_, (i16, i64, Vec<u8>)>(WAIT).bind(lane);
+    const LOCK: &str = "UPDATE audit_head SET seq = nextval('audit_seq') WHERE id = $1 \
+         RETURNING CAST(id AS SMALLINT), seq, hash";
+    let lock_lane = |lane: i16| sqlx::query_as::<_, (i16, i64, Vec<u8>)>(LOCK).bind(lane);
+    let start = lane_from(id);
     let taken = match lane {
-        Some(lane) => held(lane).fetch_optional(&mut *c).await,
-        None => match sqlx::query_as(TAKE).fetch_optional(&mut *c).await {
-            Ok(None) => held(busy_lane(id)).fetch_optional(&mut *c).await,
+        // The unit's own lane: already locked by it.
+        Some(lane) => lock_lane(lane).fetch_optional(&mut *c).await,
+        None => match sqlx::query_as(TAKE)
+            .bind(start)
+            .bind(LANES)
+            .fetch_optional(&mut *c)
+            .await
+        {
+            // Every lane is held: wait for one.
+            Ok(None) => lock_lane(start).fetch_optional(&mut *c).await,
             other => other,
         },
     }
@@ -141,9 +167,10 @@ pub(crate) async fn append_pg(
     Ok(rec)
 }
 
-/// The lane to wait for when every lane is held: spread by the record's
-/// random bits, so that waiters queue on all lanes rather than one.
-fn busy_lane(id: Uuid) -> i16 {
+/// A lane from the record's random bits: where the search for a free lane
+/// starts, and the lane to wait for when every lane is held (so that
+/// waiters spread over all lanes rather than queue on one).
+fn lane_from(id: Uuid) -> i16 {
     let spread = id.as_u128() as u16 % LANES as u16;
     1 + spread as i16
 }

@@ -1013,14 +1013,14 @@ mod tests {
             2 * audited_units,
             "two for each audited unit that committed"
         );
-        signet_core::audit::last_seq(&store.audit_heads().await.unwrap())
+        store.audit_ends().await.unwrap().last_seq()
     }
 
     /// Checks the whole audit chain against its head; returns its length.
     async fn verified_chain(store: &SqlStore) -> usize {
         use signet_core::store::AuditStore;
         let records = store.audit_range(0, 100).await.unwrap();
-        let mut v = signet_core::audit::Verifier::new(&store.audit_heads().await.unwrap());
+        let mut v = signet_core::audit::Verifier::new(&store.audit_ends().await.unwrap());
         for r in &records {
             v.check(r).unwrap();
         }
@@ -1039,10 +1039,7 @@ mod tests {
         let seq = a_group_around_a_failing_member(&store, false).await;
         // The next group reads the head it left.
         audited(&store, "e", uuid::Uuid::new_v4()).await.unwrap().unwrap();
-        assert_eq!(
-            signet_core::audit::last_seq(&store.audit_heads().await.unwrap()),
-            seq + 2
-        );
+        assert_eq!(store.audit_ends().await.unwrap().last_seq(), seq + 2);
     }
 
     /// A member that leaves its group open for the units waiting releases

@@ -22,7 +22,8 @@
 //! transaction state and an aborted transaction can always be rolled back.
 //!
 //! Audit records are appended at the commit, after every other write of
-//! the unit, so the chain head is always the last lock a unit takes.
+//! the unit, so the head of the record's lane (the chain head, on SQLite)
+//! is always the last lock a unit takes.
 //!
 //! Any error poisons the transaction: later operations and the commit fail.
 //! The engine may already have discarded the work (SQLite on a full disk,
@@ -169,7 +170,7 @@ pub(crate) struct PendingAudit {
 pub struct SqlTx {
     open: Option<Open>,
     poisoned: bool,
-    /// Audit records to append just before the commit: the chain head is
+    /// Audit records to append just before the commit: the lane's head is
     /// then always the last lock a unit takes (no lock-order deadlock with
     /// a unit that locks a session first) and is held for the shortest time.
     audit: Vec<PendingAudit>,

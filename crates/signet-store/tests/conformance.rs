@@ -795,7 +795,7 @@ async fn a_failed_audit_append_rolls_its_change_back(s: Arc<SqlStore>) {
     tx.commit().await.unwrap();
     assert!(s.session_by_token(&tok.hash()).await.unwrap().is_some());
     assert_eq!(audit_count(&s).await, head + 1);
-    let mut v = Verifier::new(&s.audit_heads().await.unwrap());
+    let mut v = Verifier::new(&s.audit_ends().await.unwrap());
     for r in s.audit_range(0, 1000).await.unwrap() {
         v.check(&r).unwrap();
     }
@@ -1000,7 +1000,7 @@ async fn audit_chains_stay_whole_under_concurrent_appends(s: Arc<SqlStore>) {
     }
     let records = s.audit_range(0, 1000).await.unwrap();
     assert_eq!(records.len(), 30);
-    let mut v = Verifier::new(&s.audit_heads().await.unwrap());
+    let mut v = Verifier::new(&s.audit_ends().await.unwrap());
     for r in &records {
         v.check(r).unwrap();
     }
@@ -2638,8 +2638,8 @@ async fn audit_count(s: &SqlStore) -> usize {
 /// PostgreSQL (ADR 0036): an append takes a lane no other transaction
 /// holds, so a transaction sitting on a lane (here, a connection of the
 /// test's own holding fifteen of the sixteen) holds up no other unit; with
-/// every lane held, an append waits for one and commits when it is free;
-/// and the log verifies across its lanes afterwards.
+/// every lane held, an append waits for one and commits when it is free; a
+/// unit's records share its lane; and the log verifies across its lanes.
 #[cfg_attr(
     not(signet_test_postgres),
     ignore = "SKIPPED: set SIGNET_TEST_DATABASE_URL to run on PostgreSQL"
@@ -2654,8 +2654,11 @@ async fn postgres_an_append_takes_a_lane_no_one_holds_and_waits_only_when_all_ar
     let db = ScratchDb::create(&base).await.unwrap();
     let s = Arc::new(SqlStore::connect(&db.url).await.unwrap());
     let ev = AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success);
-    // Lane 1 carries the first record, as it carried every record before lanes.
-    s.append_audit(&ev, Uuid::new_v4(), at(1)).await.unwrap();
+    // Two records of one unit: one lane, linked one after the other.
+    let mut tx = s.tx().await;
+    audit_in(&mut tx, &ev).await.unwrap();
+    audit_in(&mut tx, &ev).await.unwrap();
+    tx.commit().await.unwrap();
     let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
     sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
     sqlx::query("SELECT id FROM audit_head WHERE id < 16 FOR UPDATE")
@@ -2683,14 +2686,86 @@ async fn postgres_an_append_takes_a_lane_no_one_holds_and_waits_only_when_all_ar
         .unwrap()
         .unwrap();
     let records = s.audit_range(0, 100).await.unwrap();
-    let lanes: Vec<i16> = records.iter().map(|r| r.lane).collect();
-    assert_eq!(&lanes[..2], &[1, 16], "the second record took the one free lane");
+    assert_eq!(records.len(), 4);
+    assert_eq!(records[0].lane, records[1].lane, "a unit's records share its lane");
+    assert_eq!(records[1].prev_hash, records[0].hash);
+    assert_eq!(records[2].lane, 16, "the third record took the one free lane");
     assert!(records.windows(2).all(|w| w[0].seq < w[1].seq));
-    let mut v = Verifier::new(&s.audit_heads().await.unwrap());
+    let mut v = Verifier::new(&s.audit_ends().await.unwrap());
     for r in &records {
         v.check(r).unwrap();
     }
-    assert_eq!(v.finish().unwrap(), 3);
+    assert_eq!(v.finish().unwrap(), 4);
     s.close().await;
+    db.drop_now().await.unwrap();
+}
+
+/// A record inserted behind the store's back (its lane's head not moved)
+/// is caught by the next verification, even though the walk takes a record
+/// above its lane's head for one appended while it ran (ADR 0036).
+async fn a_record_inserted_without_its_head_fails_verification(url: &str) {
+    use sqlx::Connection;
+    let s = Arc::new(SqlStore::connect(url).await.unwrap());
+    let ev = AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success);
+    s.append_audit(&ev, Uuid::new_v4(), at(1)).await.unwrap();
+    // The walk `signet audit verify` makes.
+    let verify = || async {
+        let mut v = Verifier::new(&s.audit_ends().await.unwrap());
+        for r in s.audit_range(0, 100).await.unwrap() {
+            if r.seq > v.covers() {
+                break;
+            }
+            v.check(&r)?;
+        }
+        v.finish()
+    };
+    assert_eq!(verify().await, Ok(1));
+    let forge = "INSERT INTO audit_log (seq, id, at, type, actor, outcome, details, prev_hash, hash, lane) \
+                 VALUES (1000, '00000000-0000-4000-8000-00000000f06e', 0, 'user.created', 'cli', 'success', '{}', ";
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        let zero = "decode(repeat('00', 32), 'hex')";
+        sqlx::query(&format!("{forge}{zero}, {zero}, 1)"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+        let zero = format!("X'{}'", "00".repeat(32));
+        sqlx::query(&format!("{forge}{zero}, {zero}, 1)"))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        verify().await,
+        Err(signet_core::audit::ChainError::AboveHead {
+            lane: 1,
+            newest: 1_000,
+            ..
+        })
+    ));
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_record_inserted_without_its_head_fails_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    a_record_inserted_without_its_head_fails_verification(&format!("sqlite://{}/signet.db", dir.path().display()))
+        .await;
+}
+
+#[cfg_attr(
+    not(signet_test_postgres),
+    ignore = "SKIPPED: set SIGNET_TEST_DATABASE_URL to run on PostgreSQL"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_record_inserted_without_its_head_fails_verification() {
+    let base = std::env::var("SIGNET_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .expect("SIGNET_TEST_DATABASE_URL is unset");
+    let db = ScratchDb::create(&base).await.unwrap();
+    a_record_inserted_without_its_head_fails_verification(&db.url).await;
     db.drop_now().await.unwrap();
 }

@@ -309,8 +309,8 @@ impl AuditStore for FailingStore {
     async fn audit_range(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<AuditRecord>> {
         self.inner.audit_range(after_seq, limit).await
     }
-    async fn audit_heads(&self) -> StoreResult<Vec<signet_core::audit::LaneHead>> {
-        self.inner.audit_heads().await
+    async fn audit_ends(&self) -> StoreResult<signet_core::audit::ChainEnds> {
+        self.inner.audit_ends().await
     }
 }
 
