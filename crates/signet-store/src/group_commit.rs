@@ -920,6 +920,11 @@ mod tests {
         // X releases into a group parked for A, then stops waiting.
         let cancelled = tokio::time::timeout(Duration::from_millis(1), x.commit_now()).await;
         drop(cancelled);
+        // A cancelled request drops its unit with the commit's future
+        // (`Transaction::commit` takes the unit). Kept alive here, a unit
+        // cancelled mid-release would still hold the writer, and A would
+        // time out waiting for it: the test, not the store, would be wrong.
+        drop(x);
         a.await.unwrap().unwrap();
         // A committed the group; a writer outside any unit is not blocked.
         let mut w = store.writer().await.unwrap();
