@@ -124,11 +124,15 @@ pub(crate) async fn append_pg(
     // The lane is locked before its `seq` is final: a `SET` value computed
     // before a wait for the row is computed again once the row is ours. So
     // within a lane, `seq` order is the order in which units held it, which
-    // is chain order. The search for a free lane starts at a lane picked
-    // from the record's random bits, so every lane keeps moving (a lane left
-    // idle would keep an old last record that nothing after it vouches for).
+    // is chain order. The first lane tried is picked from the record's
+    // random bits, so every lane keeps moving (a lane left idle would keep
+    // an old last record that nothing after it vouches for); when another
+    // unit holds it, the first free lane. `COALESCE` evaluates its second
+    // subquery only when the first found nothing.
     const TAKE: &str = "UPDATE audit_head SET seq = nextval('audit_seq') \
-         WHERE id = (SELECT id FROM audit_head ORDER BY (id + $1) % $2 LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         WHERE id = COALESCE(\
+             (SELECT id FROM audit_head WHERE id = $1 FOR UPDATE SKIP LOCKED), \
+             (SELECT id FROM audit_head ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)) \
          RETURNING CAST(id AS SMALLINT), seq, hash";
     const LOCK: &str = "UPDATE audit_head SET seq = nextval('audit_seq') WHERE id = $1 \
          RETURNING CAST(id AS SMALLINT), seq, hash";
