@@ -2647,11 +2647,7 @@ async fn audit_count(s: &SqlStore) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_an_append_takes_a_lane_no_one_holds_and_waits_only_when_all_are_held() {
     use sqlx::Connection;
-    let base = std::env::var("SIGNET_TEST_DATABASE_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .expect("SIGNET_TEST_DATABASE_URL is unset");
-    let db = ScratchDb::create(&base).await.unwrap();
+    let db = postgres_scratch().await;
     let s = Arc::new(SqlStore::connect(&db.url).await.unwrap());
     let ev = AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success);
     // Two records of one unit: one lane, linked one after the other.
@@ -2761,11 +2757,19 @@ async fn sqlite_a_record_inserted_without_its_head_fails_verification() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_record_inserted_without_its_head_fails_verification() {
+    let db = postgres_scratch().await;
+    a_record_inserted_without_its_head_fails_verification(&db.url).await;
+    db.drop_now().await.unwrap();
+}
+
+/// A fresh PostgreSQL database under `SIGNET_TEST_DATABASE_URL`, for the
+/// PostgreSQL-only tests outside [`conformance!`].
+async fn postgres_scratch() -> ScratchDb {
     let base = std::env::var("SIGNET_TEST_DATABASE_URL")
         .ok()
         .filter(|s| !s.is_empty())
         .expect("SIGNET_TEST_DATABASE_URL is unset");
-    let db = ScratchDb::create(&base).await.unwrap();
-    a_record_inserted_without_its_head_fails_verification(&db.url).await;
-    db.drop_now().await.unwrap();
+    ScratchDb::create(&base)
+        .await
+        .expect("PostgreSQL from SIGNET_TEST_DATABASE_URL is unreachable")
 }
