@@ -68,6 +68,10 @@ pub enum Refusal {
     /// The passkey's counter moved since it was read (a concurrent login
     /// with it won), or the passkey is gone.
     PasskeyRaced,
+    /// The TOTP credential's last accepted step is at or past this code's
+    /// (a concurrent submission of the same code won: RFC 6238 §5.2), or
+    /// the credential is gone.
+    CodeReplayed,
 }
 
 /// `Ok` if the write `won`, else the unit is refused for `refusal`.
@@ -80,13 +84,14 @@ pub fn refuse_unless(won: bool, refusal: Refusal) -> StoreResult<()> {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 2] = [Refusal::FlowFinished, Refusal::PasskeyRaced];
+    pub const ALL: [Refusal; 3] = [Refusal::FlowFinished, Refusal::PasskeyRaced, Refusal::CodeReplayed];
 
     /// Its name, as the engine reports it.
     pub fn name(self) -> &'static str {
         match self {
             Refusal::FlowFinished => "flow_finished",
             Refusal::PasskeyRaced => "passkey_raced",
+            Refusal::CodeReplayed => "code_replayed",
         }
     }
 
@@ -101,6 +106,10 @@ impl Refusal {
             Refusal::PasskeyRaced => Error::conflict(
                 ErrorCode::CredentialInUse,
                 "this passkey was used at the same moment elsewhere; try again",
+            ),
+            Refusal::CodeReplayed => Error::conflict(
+                ErrorCode::CodeReplayed,
+                "this code was already used; wait for the next one in your authenticator app",
             ),
         }
     }

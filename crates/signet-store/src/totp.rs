@@ -9,10 +9,11 @@
 
 use signet_core::clock::Timestamp;
 use signet_core::credential::{Removal, TotpCredential};
-use signet_core::store::{StoreError, StoreResult};
+use signet_core::store::{refuse_unless, Refusal, StoreError, StoreResult};
 use signet_core::user::UserId;
 use uuid::Uuid;
 
+use crate::deferred::Deferred;
 use crate::named_credentials;
 use crate::rows::uuid;
 use crate::tx::{in_tx, SqlTx};
@@ -100,17 +101,14 @@ impl SqlTx {
 
     pub(crate) async fn advance_totp_row(&mut self, id: Uuid, step: i64, at: Timestamp) -> StoreResult<bool> {
         in_tx!(self, |c| {
-            sqlx::query(
-                "UPDATE totp_credentials SET last_step = $1, last_used_at = $2 \
-                 WHERE id = $3 AND last_step < $1",
-            )
-            .bind(step)
-            .bind(at.as_millis())
-            .bind(id.to_string())
-            .execute(&mut *c)
-            .await
-            .map_err(backend)?
-            .rows_affected()
+            sqlx::query(ADVANCE)
+                .bind(step)
+                .bind(at.as_millis())
+                .bind(id.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
                 == 1
         })
     }
@@ -153,6 +151,20 @@ impl signet_core::unit_of_work::OtpCredentialWrites for SqlTx {
         self.advance_totp_row(id, step, at).await
     }
 
+    /// On SQLite the update waits for the unit's next call, checked there
+    /// by SQLite itself (ADR 0035).
+    async fn advance_totp_step_or_refuse(&mut self, id: Uuid, step: i64, at: Timestamp) -> StoreResult<()> {
+        if !self.defers() {
+            let won = self.advance_totp_row(id, step, at).await?;
+            return refuse_unless(won, Refusal::CodeReplayed);
+        }
+        self.write_later(Deferred {
+            sql: ADVANCE_CHECKED,
+            values: vec![step.into(), at.as_millis().into(), id.to_string().into()],
+        })
+        .await
+    }
+
     async fn replace_recovery_codes(
         &mut self,
         user: UserId,
@@ -176,3 +188,13 @@ impl signet_core::unit_of_work::OtpCredentialWrites for SqlTx {
         self.remove_recovery_rows(user, set_id, keep).await
     }
 }
+
+/// An accepted code's step, only above the last accepted one (RFC 6238
+/// §5.2): of racing submissions of one code, one changes the row.
+const ADVANCE: &str = "UPDATE totp_credentials SET last_step = $1, last_used_at = $2 WHERE id = $3 AND last_step < $1";
+
+/// [`ADVANCE`], checked: refused as `code_replayed` unless the row changed.
+const ADVANCE_CHECKED: &str = concat!(
+    "UPDATE totp_credentials SET last_step = $1, last_used_at = $2 WHERE id = $3 AND last_step < $1; ",
+    crate::refusals::expect_one!("code_replayed")
+);

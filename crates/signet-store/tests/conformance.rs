@@ -1929,6 +1929,31 @@ async fn totp_credentials_round_trip_and_advance_once_per_step(s: Arc<SqlStore>)
         .map(|i| tokio::spawn(advance(102, 10 + i)))
         .collect::<Vec<_>>();
     assert_eq!(winners(tasks).await, 1);
+    // The checked form (ADR 0035; on SQLite sent with the commit): twenty
+    // units racing with one step, each with a session; one commits, the
+    // others are refused as `code_replayed` and leave no session.
+    let tasks = (0..20u64)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut tx = s.begin().await.unwrap();
+                tx.advance_totp_step_or_refuse(tid, 103, at(30 + i)).await?;
+                tx.insert_session(&session(a.id, &PlainToken::generate(TokenKind::Session)))
+                    .await?;
+                tx.commit().await
+            })
+        })
+        .collect::<Vec<_>>();
+    let mut won = 0;
+    for t in futures::future::join_all(tasks).await {
+        match t.unwrap() {
+            Ok(()) => won += 1,
+            Err(StoreError::Refused(Refusal::CodeReplayed)) => {}
+            Err(e) => panic!("a racer failed otherwise: {e:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(s.list_user_sessions(a.id, at(31)).await.unwrap().len(), 1);
     let mut tx = s.tx().await;
     assert!(tx.rename_totp(a.id, t.id, "Tablet").await.unwrap());
     assert_eq!(tx.remove_totp(a.id, t.id, 1).await.unwrap(), Removal::LastCredential);

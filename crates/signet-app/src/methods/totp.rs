@@ -44,7 +44,7 @@ use signet_core::method::{
 use signet_core::sealing::{Binding, KeyRing, SecretBytes};
 use signet_core::secret::{fill_random, OneTimeCode};
 use signet_core::session::{Aal, Proof};
-use signet_core::store::Store;
+use signet_core::store::{Refusal, Store};
 use signet_core::unit_of_work::Transaction;
 use signet_core::user::UserId;
 use signet_core::{Error, ErrorCode, Result};
@@ -123,10 +123,7 @@ fn parse_code(input: StepInput) -> Result<OneTimeCode> {
 }
 
 fn replayed() -> Error {
-    Error::conflict(
-        ErrorCode::CodeReplayed,
-        "this code was already used; wait for the next one in your authenticator app",
-    )
+    Refusal::CodeReplayed.error()
 }
 
 fn wrong() -> Error {
@@ -168,10 +165,9 @@ impl StepEffect for AdvanceStep {
         // Counted first: while the account backs off even a right code is
         // refused, and the step is not used up.
         self.attempt.succeeded_in(tx, self.flow, self.at).await?;
-        if !tx.advance_totp_step(self.id, self.step, self.at).await? {
-            return Err(replayed());
-        }
-        Ok(())
+        // Checked in the engine, and on SQLite sent with the unit's last
+        // call: a lost race is refused there as `code_replayed` (ADR 0035).
+        Ok(tx.advance_totp_step_or_refuse(self.id, self.step, self.at).await?)
     }
 }
 

@@ -459,6 +459,9 @@ impl OtpCredentialWrites for FailingTx {
     async fn advance_totp_step(&mut self, id: Uuid, step: i64, at: Timestamp) -> StoreResult<bool> {
         self.inner.advance_totp_step(id, step, at).await
     }
+    async fn advance_totp_step_or_refuse(&mut self, id: Uuid, step: i64, at: Timestamp) -> StoreResult<()> {
+        self.inner.advance_totp_step_or_refuse(id, step, at).await
+    }
     async fn replace_recovery_codes(
         &mut self,
         user: UserId,
