@@ -24,9 +24,10 @@
 //! **Replay (RFC 6238 §5.2).** A code whose step is not above the
 //! credential's `last_step` is refused (`409 code_replayed`). The accepted
 //! step is written by the step's effect, in the journey's unit of work, as
-//! one `UPDATE ... WHERE last_step < $step`: of any number of requests
-//! racing with the same code, on any node and in any flow, exactly one
-//! commits, the others fail with `code_replayed`. Every replay is a failed
+//! one `UPDATE ... WHERE last_step < $step`, checked inside the engine
+//! (ADR 0035: on SQLite it travels with the unit's last call): of any
+//! number of requests racing with the same code, on any node and in any
+//! flow, exactly one commits, the others fail with `code_replayed`. Every replay is a failed
 //! step, which the journey engine records as `login.failed` with that code.
 
 use std::sync::Arc;
