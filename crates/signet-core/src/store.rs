@@ -72,6 +72,9 @@ pub enum Refusal {
     /// (a concurrent submission of the same code won: RFC 6238 §5.2), or
     /// the credential is gone.
     CodeReplayed,
+    /// The flow's one-time code was used, replaced or expired since it was
+    /// read (a concurrent submission won), or it is not this flow's.
+    CodeUsed,
 }
 
 /// `Ok` if the write `won`, else the unit is refused for `refusal`.
@@ -84,7 +87,12 @@ pub fn refuse_unless(won: bool, refusal: Refusal) -> StoreResult<()> {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 3] = [Refusal::FlowFinished, Refusal::PasskeyRaced, Refusal::CodeReplayed];
+    pub const ALL: [Refusal; 4] = [
+        Refusal::FlowFinished,
+        Refusal::PasskeyRaced,
+        Refusal::CodeReplayed,
+        Refusal::CodeUsed,
+    ];
 
     /// Its name, as the engine reports it.
     pub fn name(self) -> &'static str {
@@ -92,6 +100,7 @@ impl Refusal {
             Refusal::FlowFinished => "flow_finished",
             Refusal::PasskeyRaced => "passkey_raced",
             Refusal::CodeReplayed => "code_replayed",
+            Refusal::CodeUsed => "code_used",
         }
     }
 
@@ -110,6 +119,10 @@ impl Refusal {
             Refusal::CodeReplayed => Error::conflict(
                 ErrorCode::CodeReplayed,
                 "this code was already used; wait for the next one in your authenticator app",
+            ),
+            Refusal::CodeUsed => Error::gone(
+                ErrorCode::CodeUsed,
+                "this code was already used or replaced by a newer one",
             ),
         }
     }

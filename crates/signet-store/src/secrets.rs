@@ -4,9 +4,11 @@
 use signet_core::clock::Timestamp;
 use signet_core::flow::FlowId;
 use signet_core::secret::TokenHash;
-use signet_core::store::{OneTimeSecret, SecretPurpose, SecretStore, StoreResult};
+use signet_core::store::{refuse_unless, OneTimeSecret, Refusal, SecretPurpose, SecretStore, StoreResult};
 use signet_core::unit_of_work::SecretWrites;
+use signet_core::user::UserId;
 
+use crate::deferred::Deferred;
 use crate::rows::{secret_columns, SecretRow};
 use crate::tx::{in_tx, with_conn, write_op, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
@@ -53,6 +55,26 @@ macro_rules! insert {
         .map_err(crate::conflict_as(signet_core::ErrorCode::SecretExists))?
     };
 }
+
+/// A flow's code consumed, only while it is unused and unexpired and
+/// belongs to that flow and user: of racing submissions, one changes the row.
+macro_rules! consume_flow_code_sql {
+    () => {
+        "UPDATE one_time_secrets SET consumed_at = $1 \
+         WHERE purpose = $2 AND hash = $3 AND consumed_at IS NULL AND expires_at > $1 \
+         AND flow_id = $4 AND user_id = $5"
+    };
+}
+
+const CONSUME_FLOW_CODE: &str = consume_flow_code_sql!();
+
+/// [`CONSUME_FLOW_CODE`], checked: refused as `code_used` unless the row
+/// changed.
+const CONSUME_FLOW_CODE_CHECKED: &str = concat!(
+    consume_flow_code_sql!(),
+    "; ",
+    crate::refusals::expect_one!("code_used")
+);
 
 const REVOKE_FLOW: &str = "UPDATE one_time_secrets SET consumed_at = $1 WHERE flow_id = $2 AND consumed_at IS NULL";
 const REVOKE_USER_UNBOUND: &str = "UPDATE one_time_secrets SET consumed_at = $1 \
@@ -155,6 +177,47 @@ impl SecretWrites for SqlTx {
     ) -> StoreResult<Option<OneTimeSecret>> {
         let r = consume(self.conn().await?, purpose, hash, now).await;
         self.observe(r)
+    }
+
+    /// One conditional `UPDATE` on both engines. On SQLite it waits for the
+    /// unit's next call, checked there by SQLite itself (ADR 0035).
+    async fn consume_flow_code_or_refuse(
+        &mut self,
+        purpose: SecretPurpose,
+        hash: &TokenHash,
+        flow: FlowId,
+        user: Option<UserId>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let user = user.map(|u| u.0.to_string());
+        if self.defers() {
+            return self
+                .write_later(Deferred {
+                    sql: CONSUME_FLOW_CODE_CHECKED,
+                    values: vec![
+                        now.as_millis().into(),
+                        purpose.as_str().to_owned().into(),
+                        hash.as_bytes().to_vec().into(),
+                        flow.0.to_string().into(),
+                        user.into(),
+                    ],
+                })
+                .await;
+        }
+        let won = in_tx!(self, |c| {
+            sqlx::query(CONSUME_FLOW_CODE)
+                .bind(now.as_millis())
+                .bind(purpose.as_str())
+                .bind(hash.as_bytes().as_slice())
+                .bind(flow.0.to_string())
+                .bind(user)
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+                == 1
+        });
+        refuse_unless(won?, Refusal::CodeUsed)
     }
 
     async fn revoke_flow_secrets(&mut self, flow: FlowId, now: Timestamp) -> StoreResult<u64> {

@@ -716,6 +716,57 @@ async fn fifty_concurrent_redemptions_give_exactly_one_session(s: Arc<SqlStore>)
     assert_eq!(audit_count(&s).await, head + 1, "one audit record, for the one session");
 }
 
+/// A flow's one-time code consumed with the checked write (ADR 0035; on
+/// SQLite sent with the unit's commit): another flow's or another user's
+/// attempt is refused as `code_used` and leaves the code usable; of twenty
+/// units racing with the right flow and user, each with a session, one
+/// commits and the others are refused with nothing left behind.
+async fn a_flows_code_is_redeemed_by_exactly_one_racer_and_only_by_its_flow_and_user(s: Arc<SqlStore>) {
+    let u = user("code-race@x.io");
+    s.insert_user(&u).await.unwrap();
+    let other = user("code-other@x.io");
+    s.insert_user(&other).await.unwrap();
+    let flow = FlowId::new();
+    let tok = PlainToken::generate(TokenKind::Invitation);
+    let code = OneTimeSecret {
+        flow_id: Some(flow),
+        ..secret(u.id, &tok, SecretPurpose::EmailCode)
+    };
+    s.issue_secrets(&[code], at(0)).await.unwrap();
+    let hash = tok.hash();
+    let redeem = |flow: FlowId, who: Option<UserId>, when: u64| {
+        let s = s.clone();
+        async move {
+            let mut tx = s.begin().await.unwrap();
+            tx.consume_flow_code_or_refuse(SecretPurpose::EmailCode, &hash, flow, who, at(when))
+                .await?;
+            tx.insert_session(&session(u.id, &PlainToken::generate(TokenKind::Session)))
+                .await?;
+            tx.commit().await
+        }
+    };
+    for (f, who) in [(FlowId::new(), Some(u.id)), (flow, Some(other.id)), (flow, None)] {
+        assert!(matches!(
+            redeem(f, who, 1).await,
+            Err(StoreError::Refused(Refusal::CodeUsed))
+        ));
+    }
+    assert!(s.list_user_sessions(u.id, at(2)).await.unwrap().is_empty());
+    let tasks = (0..20u64)
+        .map(|i| tokio::spawn(redeem(flow, Some(u.id), 2 + i)))
+        .collect::<Vec<_>>();
+    let mut won = 0;
+    for t in futures::future::join_all(tasks).await {
+        match t.unwrap() {
+            Ok(()) => won += 1,
+            Err(StoreError::Refused(Refusal::CodeUsed)) => {}
+            Err(e) => panic!("a racer failed otherwise: {e:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(s.list_user_sessions(u.id, at(30)).await.unwrap().len(), 1);
+}
+
 /// Consumes an invitation into `sess` and its record in one unit of work,
 /// as the invitation use case does; `false` (nothing written) when the
 /// secret is not redeemable or belongs to another user.
@@ -2609,6 +2660,7 @@ conformance!(
     flows_update_by_compare_and_swap_and_expire,
     one_time_secrets_are_used_once_and_scoped_by_purpose,
     fifty_concurrent_redemptions_give_exactly_one_session,
+    a_flows_code_is_redeemed_by_exactly_one_racer_and_only_by_its_flow_and_user,
     redemption_for_the_wrong_user_writes_nothing,
     admin_tokens_are_found_by_hash_until_revoked,
     recovery_ticket_people_count_once_and_approval_flips_once,

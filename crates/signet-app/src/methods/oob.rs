@@ -42,7 +42,7 @@ use signet_core::flow::{Flow, FlowId};
 use signet_core::method::{StepEffect, Verified};
 use signet_core::secret::{OneTimeCode, TokenHash};
 use signet_core::session::{Aal, Proof};
-use signet_core::store::{OneTimeSecret, SecretPurpose, Store};
+use signet_core::store::{OneTimeSecret, Refusal, SecretPurpose, Store};
 use signet_core::unit_of_work::{Transaction, Tx};
 use signet_core::user::UserId;
 use signet_core::ErrorCode;
@@ -233,10 +233,7 @@ impl OobCodes {
 }
 
 fn code_used() -> Error {
-    Error::gone(
-        ErrorCode::CodeUsed,
-        "this code was already used or replaced by a newer one",
-    )
+    Refusal::CodeUsed.error()
 }
 
 /// A right code's redemption, in the step's unit of work.
@@ -257,14 +254,11 @@ impl StepEffect for Redeem {
         self.attempt.succeeded_in(tx, self.flow, self.at).await?;
         // The one conditional write that picks the single winner. A code
         // used, replaced or expired since it was read (a concurrent
-        // submission won) fails the unit, which then writes nothing.
-        let won = tx
-            .consume_secret(self.purpose, &self.hash, self.at)
-            .await?
-            .is_some_and(|secret| secret.flow_id == Some(self.flow) && Some(secret.user_id) == self.user);
-        if !won {
-            return Err(code_used());
-        }
-        Ok(())
+        // submission won) refuses the unit, which then writes nothing
+        // (checked in the engine; on SQLite with the unit's last call, ADR
+        // 0035).
+        Ok(tx
+            .consume_flow_code_or_refuse(self.purpose, &self.hash, self.flow, self.user, self.at)
+            .await?)
     }
 }

@@ -537,6 +537,18 @@ impl SecretWrites for FailingTx {
     ) -> StoreResult<Option<OneTimeSecret>> {
         self.inner.consume_secret(purpose, hash, now).await
     }
+    async fn consume_flow_code_or_refuse(
+        &mut self,
+        purpose: SecretPurpose,
+        hash: &TokenHash,
+        flow: FlowId,
+        user: Option<UserId>,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.inner
+            .consume_flow_code_or_refuse(purpose, hash, flow, user, now)
+            .await
+    }
     async fn revoke_flow_secrets(&mut self, flow: FlowId, now: Timestamp) -> StoreResult<u64> {
         self.inner.revoke_flow_secrets(flow, now).await
     }
