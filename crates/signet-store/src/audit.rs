@@ -141,12 +141,7 @@ pub(crate) async fn append_pg(
     let taken = match lane {
         // The unit's own lane: already locked by it.
         Some(lane) => lock_lane(lane).fetch_optional(&mut *c).await,
-        None => match sqlx::query_as(TAKE)
-            .bind(start)
-            .bind(LANES)
-            .fetch_optional(&mut *c)
-            .await
-        {
+        None => match sqlx::query_as(TAKE).bind(start).fetch_optional(&mut *c).await {
             // Every lane is held: wait for one.
             Ok(None) => lock_lane(start).fetch_optional(&mut *c).await,
             other => other,

@@ -9,12 +9,11 @@
 use signet_core::clock::Timestamp;
 use signet_core::credential::{Ceremony, Passkey, PasskeyUse, Removal};
 use signet_core::session::SessionId;
-use signet_core::store::{refuse_unless, CredentialStore, PasskeyForLogin, Refusal, StoreError, StoreResult};
+use signet_core::store::{CredentialStore, PasskeyForLogin, Refusal, StoreError, StoreResult};
 use signet_core::unit_of_work::CredentialWrites;
 use signet_core::user::UserId;
 use uuid::Uuid;
 
-use crate::deferred::Deferred;
 use crate::named_credentials;
 use crate::rows::{owner_columns, uuid, OwnerColumns};
 use crate::tx::{in_tx, with_conn, write_op, Conn, SqlTx};
@@ -248,22 +247,26 @@ impl CredentialStore for SqlStore {
 }
 
 async fn record_use(conn: Conn<'_>, u: &PasskeyUse) -> StoreResult<bool> {
+    let values = use_values(u);
     let n = with_conn!(conn, |c| {
-        sqlx::query(
-            "UPDATE passkeys SET counter = $1, backup_state = $2, last_used_at = $3 \
-             WHERE id = $4 AND counter = $5",
-        )
-        .bind(i64::from(u.counter))
-        .bind(u.backup_state)
-        .bind(u.at.as_millis())
-        .bind(u.id.to_string())
-        .bind(i64::from(u.previous_counter))
-        .execute(&mut *c)
-        .await
-        .map_err(backend)?
-        .rows_affected()
+        crate::deferred::bind(&values, sqlx::query(USE))
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?
+            .rows_affected()
     });
     Ok(n == 1)
+}
+
+/// [`USE`]'s values, in order.
+fn use_values(u: &PasskeyUse) -> Vec<crate::deferred::Value> {
+    vec![
+        i64::from(u.counter).into(),
+        u.backup_state.into(),
+        u.at.as_millis().into(),
+        u.id.to_string().into(),
+        i64::from(u.previous_counter).into(),
+    ]
 }
 
 #[async_trait::async_trait]
@@ -318,27 +321,21 @@ impl CredentialWrites for SqlTx {
     /// On SQLite the update waits for the unit's next call, checked there
     /// by SQLite itself (ADR 0035).
     async fn record_passkey_use_or_refuse(&mut self, u: &PasskeyUse) -> StoreResult<()> {
-        if !self.defers() {
-            let won = self.record_passkey_use(u).await?;
-            return refuse_unless(won, Refusal::PasskeyRaced);
-        }
-        self.write_later(Deferred {
-            sql: USE_CHECKED,
-            values: vec![
-                i64::from(u.counter).into(),
-                u.backup_state.into(),
-                u.at.as_millis().into(),
-                u.id.to_string().into(),
-                i64::from(u.previous_counter).into(),
-            ],
-        })
-        .await
+        self.write_checked(Refusal::PasskeyRaced, USE, USE_CHECKED, use_values(u))
+            .await
     }
 }
 
-/// [`record_use`]'s text, checked: refused as `passkey_raced` unless the
-/// passkey's row changed.
-const USE_CHECKED: &str = concat!(
-    "UPDATE passkeys SET counter = $1, backup_state = $2, last_used_at = $3 WHERE id = $4 AND counter = $5; ",
-    crate::refusals::expect_one!("passkey_raced")
-);
+/// A login's counter, backup state and last use, only if the stored counter
+/// is still the one the assertion was checked against.
+macro_rules! use_sql {
+    () => {
+        "UPDATE passkeys SET counter = $1, backup_state = $2, last_used_at = $3 WHERE id = $4 AND counter = $5"
+    };
+}
+
+const USE: &str = use_sql!();
+
+/// [`USE`], checked: refused as `passkey_raced` unless the passkey's row
+/// changed.
+const USE_CHECKED: &str = concat!(use_sql!(), "; ", crate::refusals::expect_one!("passkey_raced"));

@@ -205,7 +205,7 @@ impl FlowWrites for SqlTx {
     async fn finish_flow_or_refuse(&mut self, id: FlowId, expires_at: Timestamp) -> StoreResult<()> {
         if !self.defers() {
             let won = self.finish_flow(id, expires_at).await?;
-            return refuse_unless(won, Refusal::FlowFinished);
+            return self.observe(refuse_unless(won, Refusal::FlowFinished));
         }
         self.write_later(Deferred {
             sql: FINISH_CHECKED,

@@ -4,11 +4,10 @@
 use signet_core::clock::Timestamp;
 use signet_core::flow::FlowId;
 use signet_core::secret::TokenHash;
-use signet_core::store::{refuse_unless, OneTimeSecret, Refusal, SecretPurpose, SecretStore, StoreResult};
+use signet_core::store::{OneTimeSecret, Refusal, SecretPurpose, SecretStore, StoreResult};
 use signet_core::unit_of_work::SecretWrites;
 use signet_core::user::UserId;
 
-use crate::deferred::Deferred;
 use crate::rows::{secret_columns, SecretRow};
 use crate::tx::{in_tx, with_conn, write_op, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
@@ -189,35 +188,15 @@ impl SecretWrites for SqlTx {
         user: Option<UserId>,
         now: Timestamp,
     ) -> StoreResult<()> {
-        let user = user.map(|u| u.0.to_string());
-        if self.defers() {
-            return self
-                .write_later(Deferred {
-                    sql: CONSUME_FLOW_CODE_CHECKED,
-                    values: vec![
-                        now.as_millis().into(),
-                        purpose.as_str().to_owned().into(),
-                        hash.as_bytes().to_vec().into(),
-                        flow.0.to_string().into(),
-                        user.into(),
-                    ],
-                })
-                .await;
-        }
-        let won = in_tx!(self, |c| {
-            sqlx::query(CONSUME_FLOW_CODE)
-                .bind(now.as_millis())
-                .bind(purpose.as_str())
-                .bind(hash.as_bytes().as_slice())
-                .bind(flow.0.to_string())
-                .bind(user)
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?
-                .rows_affected()
-                == 1
-        });
-        refuse_unless(won?, Refusal::CodeUsed)
+        let values = vec![
+            now.as_millis().into(),
+            purpose.as_str().into(),
+            hash.as_bytes().to_vec().into(),
+            flow.0.to_string().into(),
+            user.map(|u| u.0.to_string()).into(),
+        ];
+        self.write_checked(Refusal::CodeUsed, CONSUME_FLOW_CODE, CONSUME_FLOW_CODE_CHECKED, values)
+            .await
     }
 
     async fn revoke_flow_secrets(&mut self, flow: FlowId, now: Timestamp) -> StoreResult<u64> {

@@ -9,11 +9,10 @@
 
 use signet_core::clock::Timestamp;
 use signet_core::credential::{Removal, TotpCredential};
-use signet_core::store::{refuse_unless, Refusal, StoreError, StoreResult};
+use signet_core::store::{Refusal, StoreError, StoreResult};
 use signet_core::user::UserId;
 use uuid::Uuid;
 
-use crate::deferred::Deferred;
 use crate::named_credentials;
 use crate::rows::uuid;
 use crate::tx::{in_tx, SqlTx};
@@ -154,15 +153,9 @@ impl signet_core::unit_of_work::OtpCredentialWrites for SqlTx {
     /// On SQLite the update waits for the unit's next call, checked there
     /// by SQLite itself (ADR 0035).
     async fn advance_totp_step_or_refuse(&mut self, id: Uuid, step: i64, at: Timestamp) -> StoreResult<()> {
-        if !self.defers() {
-            let won = self.advance_totp_row(id, step, at).await?;
-            return refuse_unless(won, Refusal::CodeReplayed);
-        }
-        self.write_later(Deferred {
-            sql: ADVANCE_CHECKED,
-            values: vec![step.into(), at.as_millis().into(), id.to_string().into()],
-        })
-        .await
+        let values = vec![step.into(), at.as_millis().into(), id.to_string().into()];
+        self.write_checked(Refusal::CodeReplayed, ADVANCE, ADVANCE_CHECKED, values)
+            .await
     }
 
     async fn replace_recovery_codes(

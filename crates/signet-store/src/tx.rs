@@ -35,7 +35,7 @@ use sqlx::{Postgres, Sqlite};
 
 use signet_core::audit::AuditEvent;
 use signet_core::clock::Timestamp;
-use signet_core::store::{StoreError, StoreResult};
+use signet_core::store::{refuse_unless, Refusal, StoreError, StoreResult};
 use uuid::Uuid;
 
 use crate::connect::ACQUIRE_TIMEOUT;
@@ -273,6 +273,33 @@ impl SqlTx {
         }
         let r = self.flush_deferred().await;
         self.observe(r)
+    }
+
+    /// A write the unit goes on with only if it changed exactly one row
+    /// (ADR 0035). On SQLite `checked` (`write` followed by its
+    /// `expect_one!`) waits like any deferred write and SQLite refuses the
+    /// unit itself; on PostgreSQL `write` runs now with the same values and
+    /// its row count decides at once. Either way a lost race is
+    /// `Refused(refusal)`, and the unit can then only be rolled back.
+    pub(crate) async fn write_checked(
+        &mut self,
+        refusal: Refusal,
+        write: &'static str,
+        checked: &'static str,
+        values: Vec<crate::deferred::Value>,
+    ) -> StoreResult<()> {
+        if self.defers() {
+            return self.write_later(Deferred { sql: checked, values }).await;
+        }
+        let changed = in_tx!(self, |c| {
+            crate::deferred::bind(&values, sqlx::query(write))
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+        })?;
+        // A refusal ends the unit on every engine, as SQLite's does.
+        self.observe(refuse_unless(changed == 1, refusal))
     }
 
     /// Whether writes nobody reads back wait for the unit's next call

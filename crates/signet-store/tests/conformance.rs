@@ -196,6 +196,20 @@ async fn winners(tasks: Vec<tokio::task::JoinHandle<bool>>) -> usize {
         .count()
 }
 
+/// How many of `tasks` (units racing for one thing) committed; every other
+/// one must have been refused for `refusal`, nothing else.
+async fn committed_refusing_the_rest(tasks: Vec<tokio::task::JoinHandle<StoreResult<()>>>, refusal: Refusal) -> usize {
+    let mut committed = 0;
+    for t in futures::future::join_all(tasks).await {
+        match t.unwrap() {
+            Ok(()) => committed += 1,
+            Err(StoreError::Refused(r)) if r == refusal => {}
+            Err(e) => panic!("a racer failed otherwise: {e:?}"),
+        }
+    }
+    committed
+}
+
 /// Appends `ev` inside `tx`, the way use cases do.
 async fn audit_in(tx: &mut Tx, ev: &AuditEvent) -> StoreResult<()> {
     tx.append_audit(ev, Uuid::new_v4(), at(1)).await.map(|_| ())
@@ -755,16 +769,37 @@ async fn a_flows_code_is_redeemed_by_exactly_one_racer_and_only_by_its_flow_and_
     let tasks = (0..20u64)
         .map(|i| tokio::spawn(redeem(flow, Some(u.id), 2 + i)))
         .collect::<Vec<_>>();
-    let mut won = 0;
-    for t in futures::future::join_all(tasks).await {
-        match t.unwrap() {
-            Ok(()) => won += 1,
-            Err(StoreError::Refused(Refusal::CodeUsed)) => {}
-            Err(e) => panic!("a racer failed otherwise: {e:?}"),
-        }
-    }
-    assert_eq!(won, 1);
+    assert_eq!(committed_refusing_the_rest(tasks, Refusal::CodeUsed).await, 1);
     assert_eq!(s.list_user_sessions(u.id, at(30)).await.unwrap().len(), 1);
+}
+
+/// A checked write refused before the unit's last call (on PostgreSQL at
+/// the write, on SQLite at the next operation, which sends it): the unit
+/// goes no further, and nothing of it is kept.
+async fn a_refusal_before_the_units_last_call_ends_the_unit(s: Arc<SqlStore>) {
+    let u = user("mid-unit@x.io");
+    s.insert_user(&u).await.unwrap();
+    let t = totp(u.id, 100);
+    let mut tx = s.tx().await;
+    tx.insert_totp(&t).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = s.begin().await.unwrap();
+    // A replay of the stored step, then a write that waits, then an
+    // operation that needs its answer (on SQLite it sends the two first).
+    let advanced = tx.advance_totp_step_or_refuse(t.id, 100, at(1)).await;
+    let _ = tx
+        .insert_session(&session(u.id, &PlainToken::generate(TokenKind::Session)))
+        .await;
+    let answered = tx.delete_user_sessions(UserId::new()).await;
+    let replayed = |e: &StoreError| matches!(e, StoreError::Refused(Refusal::CodeReplayed));
+    assert!(
+        advanced.as_ref().is_err_and(replayed) || (advanced.is_ok() && answered.as_ref().is_err_and(replayed)),
+        "{advanced:?} {answered:?}"
+    );
+    assert!(answered.is_err(), "nothing after the refusal runs");
+    assert!(tx.commit().await.is_err());
+    assert!(s.list_user_sessions(u.id, at(2)).await.unwrap().is_empty());
+    assert_eq!(s.totps_of(u.id).await.unwrap()[0].last_step, 100);
 }
 
 /// Consumes an invitation into `sess` and its record in one unit of work,
@@ -1995,15 +2030,7 @@ async fn totp_credentials_round_trip_and_advance_once_per_step(s: Arc<SqlStore>)
             })
         })
         .collect::<Vec<_>>();
-    let mut won = 0;
-    for t in futures::future::join_all(tasks).await {
-        match t.unwrap() {
-            Ok(()) => won += 1,
-            Err(StoreError::Refused(Refusal::CodeReplayed)) => {}
-            Err(e) => panic!("a racer failed otherwise: {e:?}"),
-        }
-    }
-    assert_eq!(won, 1);
+    assert_eq!(committed_refusing_the_rest(tasks, Refusal::CodeReplayed).await, 1);
     assert_eq!(s.list_user_sessions(a.id, at(31)).await.unwrap().len(), 1);
     let mut tx = s.tx().await;
     assert!(tx.rename_totp(a.id, t.id, "Tablet").await.unwrap());
@@ -2661,6 +2688,7 @@ conformance!(
     one_time_secrets_are_used_once_and_scoped_by_purpose,
     fifty_concurrent_redemptions_give_exactly_one_session,
     a_flows_code_is_redeemed_by_exactly_one_racer_and_only_by_its_flow_and_user,
+    a_refusal_before_the_units_last_call_ends_the_unit,
     redemption_for_the_wrong_user_writes_nothing,
     admin_tokens_are_found_by_hash_until_revoked,
     recovery_ticket_people_count_once_and_approval_flips_once,
