@@ -107,6 +107,7 @@ pub trait SecretWrites: Send {
     /// goes on only if it lands: `Refused(CodeUsed)` when it was used,
     /// replaced or expired since it was read, or is not that flow's and
     /// user's; here or at the unit's next call or its commit (ADR 0035).
+    /// A code that is not the flow's and user's is left unconsumed.
     async fn consume_flow_code_or_refuse(
         &mut self,
         purpose: SecretPurpose,
@@ -114,13 +115,7 @@ pub trait SecretWrites: Send {
         flow: FlowId,
         user: Option<UserId>,
         now: Timestamp,
-    ) -> StoreResult<()> {
-        let won = self
-            .consume_secret(purpose, hash, now)
-            .await?
-            .is_some_and(|secret| secret.flow_id == Some(flow) && Some(secret.user_id) == user);
-        crate::store::refuse_unless(won, crate::store::Refusal::CodeUsed)
-    }
+    ) -> StoreResult<()>;
     /// Revokes every unconsumed secret bound to `flow` (a flow that fails
     /// for good takes its code and link with it). Returns how many.
     async fn revoke_flow_secrets(&mut self, flow: FlowId, now: Timestamp) -> StoreResult<u64>;

@@ -59,6 +59,16 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// PostgreSQL a re-prepare is an extra round trip).
 const STATEMENT_CACHE: usize = 512;
 
+/// How long a PostgreSQL statement waits for a row lock (`lock_timeout`)
+/// before it fails with `55P03`, answered 503 `storage_busy`: the
+/// counterpart of SQLite's `busy_timeout`, the same as
+/// [`ACQUIRE_TIMEOUT`]. Without it a unit waiting for a lock another node
+/// holds (an audit lane when all sixteen are taken, ADR 0036; a user's row)
+/// would wait until the request deadline cancelled it, and be answered as
+/// a timeout rather than as storage being busy. An operator's own
+/// `lock_timeout` in the URL's `options` wins.
+const POSTGRES_LOCK_TIMEOUT: &str = "5s";
+
 /// SQLite read connections (WAL: readers never wait for the writer).
 const READERS: usize = 4;
 
@@ -317,7 +327,10 @@ impl SqlStore {
     async fn open_postgres(url: &str, max: u32) -> Result<Self, ConnectError> {
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| ConnectError::Url(format!("not a PostgreSQL URL ({})", redact(&e.to_string()))))?;
-        let opts = opts.statement_cache_capacity(STATEMENT_CACHE);
+        let mut opts = opts.statement_cache_capacity(STATEMENT_CACHE);
+        if !opts.get_options().is_some_and(|o| o.contains("lock_timeout")) {
+            opts = opts.options([("lock_timeout", POSTGRES_LOCK_TIMEOUT)]);
+        }
         let server = postgres_server(&opts);
         // One plain connection first: its error is the real one
         // ("connection refused", "password authentication failed",

@@ -170,6 +170,10 @@ pub(crate) struct PendingAudit {
 pub struct SqlTx {
     open: Option<Open>,
     poisoned: bool,
+    /// Why the unit was refused, if it was (ADR 0035): every later call
+    /// and the commit answer with the same refusal, so a caller that reads
+    /// only the last error still hears the 4xx, never a backend failure.
+    refused: Option<Refusal>,
     /// Audit records to append just before the commit: the lane's head is
     /// then always the last lock a unit takes (no lock-order deadlock with
     /// a unit that locks a session first) and is held for the shortest time.
@@ -205,6 +209,7 @@ impl SqlStore {
         Ok(SqlTx {
             open: Some(open),
             poisoned: false,
+            refused: None,
             audit: Vec::new(),
             queued_messages: false,
             deferred: Vec::new(),
@@ -261,9 +266,7 @@ impl SqlTx {
     /// and a failure poisons the unit where it shows (that call, or the
     /// commit). On PostgreSQL it is made now.
     pub(crate) async fn write_later(&mut self, write: Deferred) -> StoreResult<()> {
-        if self.poisoned || self.open.is_none() {
-            return Err(finished());
-        }
+        self.usable()?;
         // On SQLite a few at most wait (the joined texts stay few and
         // short); one more makes them all, with it.
         let waits = self.defers() && self.deferred.len() < MAX_DEFERRED;
@@ -312,9 +315,7 @@ impl SqlTx {
     /// inserts first.
     fn conn_now(&mut self) -> StoreResult<Conn<'_>> {
         if self.poisoned {
-            return Err(StoreError::Backend(
-                "an earlier operation of this transaction failed; it can only be rolled back".into(),
-            ));
+            return Err(self.poison("an earlier operation of this transaction failed; it can only be rolled back"));
         }
         match self.open.as_mut() {
             Some(Open::Sqlite(m)) => m.conn().map(Conn::Sqlite).ok_or_else(finished),
@@ -325,17 +326,38 @@ impl SqlTx {
 
     /// Passes an operation's result through, poisoning the transaction on error.
     pub(crate) fn observe<T>(&mut self, result: StoreResult<T>) -> StoreResult<T> {
-        if result.is_err() {
+        if let Err(e) = &result {
             self.poisoned = true;
+            if let StoreError::Refused(refusal) = e {
+                self.refused.get_or_insert(*refusal);
+            }
         }
         result
     }
 
-    /// Queues an audit record for the commit.
-    pub(crate) fn append_later(&mut self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<()> {
-        if self.poisoned || self.open.is_none() {
+    /// What a call on a poisoned unit answers: the unit's refusal if it was
+    /// refused, else a backend failure saying `why`.
+    fn poison(&self, why: &'static str) -> StoreError {
+        match self.refused {
+            Some(refusal) => StoreError::Refused(refusal),
+            None => StoreError::Backend(why.into()),
+        }
+    }
+
+    /// `Ok` while the unit can take another operation.
+    fn usable(&self) -> StoreResult<()> {
+        if self.poisoned {
+            return Err(self.poison("an earlier operation of this transaction failed; it can only be rolled back"));
+        }
+        if self.open.is_none() {
             return Err(finished());
         }
+        Ok(())
+    }
+
+    /// Queues an audit record for the commit.
+    pub(crate) fn append_later(&mut self, event: &AuditEvent, id: Uuid, at: Timestamp) -> StoreResult<()> {
+        self.usable()?;
         self.audit.push(PendingAudit {
             event: event.clone(),
             id,
@@ -346,9 +368,7 @@ impl SqlTx {
 
     pub(crate) async fn commit_now(&mut self) -> StoreResult<()> {
         if self.poisoned {
-            return Err(StoreError::Backend(
-                "an earlier operation of this transaction failed; nothing was committed".into(),
-            ));
+            return Err(self.poison("an earlier operation of this transaction failed; nothing was committed"));
         }
         let pending = std::mem::take(&mut self.audit);
         // Waiting inserts go in with the first record's call, or in a call

@@ -775,7 +775,8 @@ async fn a_flows_code_is_redeemed_by_exactly_one_racer_and_only_by_its_flow_and_
 
 /// A checked write refused before the unit's last call (on PostgreSQL at
 /// the write, on SQLite at the next operation, which sends it): the unit
-/// goes no further, and nothing of it is kept.
+/// goes no further, every later call and the commit repeat the refusal,
+/// and nothing of it is kept.
 async fn a_refusal_before_the_units_last_call_ends_the_unit(s: Arc<SqlStore>) {
     let u = user("mid-unit@x.io");
     s.insert_user(&u).await.unwrap();
@@ -797,7 +798,12 @@ async fn a_refusal_before_the_units_last_call_ends_the_unit(s: Arc<SqlStore>) {
         "{advanced:?} {answered:?}"
     );
     assert!(answered.is_err(), "nothing after the refusal runs");
-    assert!(tx.commit().await.is_err());
+    // Every later call and the commit answer with the same refusal (the
+    // 409 a caller maps it to), never a backend failure (a 5xx).
+    let later = tx.delete_user_sessions(UserId::new()).await;
+    assert!(later.as_ref().is_err_and(replayed), "{later:?}");
+    let committed = tx.commit().await;
+    assert!(committed.as_ref().is_err_and(replayed), "{committed:?}");
     assert!(s.list_user_sessions(u.id, at(2)).await.unwrap().is_empty());
     assert_eq!(s.totps_of(u.id).await.unwrap()[0].last_step, 100);
 }
@@ -2797,6 +2803,42 @@ async fn postgres_an_append_takes_a_lane_no_one_holds_and_waits_only_when_all_ar
         v.check(r).unwrap();
     }
     assert_eq!(v.finish().unwrap(), 4);
+    s.close().await;
+    db.drop_now().await.unwrap();
+}
+
+/// PostgreSQL: a unit that waits for a row lock longer than the store's
+/// `lock_timeout` (5 s, the counterpart of SQLite's `busy_timeout`) fails
+/// as `Busy`, answered 503 `storage_busy`, rather than waiting until the
+/// request deadline cancels it; and nothing of it is written. Here every
+/// audit lane is held by another connection.
+#[cfg_attr(
+    not(signet_test_postgres),
+    ignore = "SKIPPED: set SIGNET_TEST_DATABASE_URL to run on PostgreSQL"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_unit_waiting_on_a_lock_past_the_lock_timeout_is_busy() {
+    use sqlx::Connection;
+    let db = postgres_scratch().await;
+    let s = Arc::new(SqlStore::connect(&db.url).await.unwrap());
+    let ev = AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success);
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT id FROM audit_head FOR UPDATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let waited = tokio::time::timeout(Duration::from_secs(15), s.append_audit(&ev, Uuid::new_v4(), at(1)))
+        .await
+        .expect("the wait for a lane ends at the lock timeout");
+    assert!(matches!(waited, Err(StoreError::Busy(_))), "{waited:?}");
+    assert!(started.elapsed() >= Duration::from_secs(4), "it waited for the timeout");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    assert_eq!(audit_count(&s).await, 0);
+    // The connection that timed out serves the next unit.
+    s.append_audit(&ev, Uuid::new_v4(), at(2)).await.unwrap();
+    assert_eq!(audit_count(&s).await, 1);
     s.close().await;
     db.drop_now().await.unwrap();
 }
