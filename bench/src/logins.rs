@@ -172,7 +172,7 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
     let mut env = vec![
         // Each user is its own client address (see `User::ip`), and the
         // limits are at their ceilings: measure the path, not the limits.
-        ("SIGNET_TRUST_FORWARDED_FOR".to_owned(), "true".to_owned()),
+        crate::server::trust_forwarded_for(),
         ("SIGNET_LOGIN__SEND_WINDOW".to_owned(), "1m".to_owned()),
         ("SIGNET_LOGIN__SENDS_PER_ADDRESS".to_owned(), "10000".to_owned()),
         ("SIGNET_LOGIN__SENDS_PER_IP".to_owned(), "10000".to_owned()),
@@ -209,7 +209,7 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
             enroll(&http, &base, &token, &mut auth).await?;
             fast = Some(crate::signer::FastPasskey::of(&auth, &base)?);
         }
-        let ip = format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+        let ip = crate::server::client_address(i);
         per_client[i % concurrency].push(User { email, ip, auth, fast });
     }
 

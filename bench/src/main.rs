@@ -149,7 +149,13 @@ async fn main() -> anyhow::Result<()> {
     if args.only.as_deref().is_some_and(|o| o.starts_with("oidc")) {
         return oidc::run(&args).await;
     }
-    let server = server::BenchServer::start(args.database_url.as_deref(), Vec::new(), server::nothing).await?;
+    // Each login start claims a client address of its own.
+    let server = server::BenchServer::start(
+        args.database_url.as_deref(),
+        vec![server::trust_forwarded_for()],
+        server::nothing,
+    )
+    .await?;
     let app = server.app.clone();
     let base = server.direct.clone();
 
@@ -199,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
                         "session" => client.get(format!("{base}/api/v1/session")).bearer_auth(&session),
                         "login-start" => client
                             .post(format!("{base}/api/v1/login"))
+                            .header("x-forwarded-for", server::client_address(i))
                             .json(&json!({ "identifier": format!("nobody{i}@example.com"), "mode": "api" })),
                         _ => client
                             .post(format!("{base}/api/v1/admin/users"))

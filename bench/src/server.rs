@@ -116,6 +116,20 @@ pub(crate) fn with_policy(
 }
 
 /// No files, no settings.
+/// The setting that makes a bench server take the client's address from
+/// `X-Forwarded-For` (see [`client_address`]).
+pub(crate) fn trust_forwarded_for() -> (String, String) {
+    ("SIGNET_TRUST_FORWARDED_FOR".to_owned(), "true".to_owned())
+}
+
+/// The address the `i`th simulated client claims in `X-Forwarded-For`
+/// (trusted by a server started with [`trust_forwarded_for`]): the
+/// per-address limits then count per client, as they would for real
+/// clients, rather than throttling the one address the bench really has.
+pub(crate) fn client_address(i: usize) -> String {
+    format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)
+}
+
 pub(crate) fn nothing(_: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
     Ok(Vec::new())
 }
