@@ -7,6 +7,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +54,12 @@ pub struct Metrics {
     /// (`country`, `number_type`, `per_number`, `per_prefix`, `per_ip`,
     /// `global`): `signet_sms_blocked_total`.
     pub sms_blocked: Family<ReasonLabel, Counter>,
+    /// The outbox's undelivered messages, read from the store when
+    /// `/metrics` is scraped ([`Metrics::refresh`]): shared by every node,
+    /// so any node's scrape shows the whole queue.
+    outbox_pending: Gauge,
+    outbox_dead: Gauge,
+    outbox_oldest_pending_age: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -113,7 +120,28 @@ impl Metrics {
             "SMS refused by pumping protection, by reason",
             sms_blocked.clone(),
         );
+        let outbox_pending = Gauge::default();
+        registry.register(
+            "outbox_pending",
+            "Messages in the outbox waiting for delivery or a retry (all nodes)",
+            outbox_pending.clone(),
+        );
+        let outbox_dead = Gauge::default();
+        registry.register(
+            "outbox_dead",
+            "Messages given up on after their last attempt, until purged (all nodes)",
+            outbox_dead.clone(),
+        );
+        let outbox_oldest_pending_age = Gauge::default();
+        registry.register(
+            "outbox_oldest_pending_age_seconds",
+            "Seconds since the oldest waiting message was queued (0 when none waits)",
+            outbox_oldest_pending_age.clone(),
+        );
         Self {
+            outbox_pending,
+            outbox_dead,
+            outbox_oldest_pending_age,
             sms_blocked,
             messages_expired,
             shed,
@@ -140,6 +168,24 @@ impl Metrics {
     /// Counts one SMS refused by pumping protection.
     pub fn sms_blocked(&self, reason: &'static str) {
         self.sms_blocked.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Reads what the gauges show from the store, just before a scrape.
+    /// When the store cannot answer, the gauges keep their last values and
+    /// the scrape still succeeds: `/readyz` is what reports storage trouble.
+    pub async fn refresh(&self, store: &dyn signet_core::store::Store, now: signet_core::clock::Timestamp) {
+        match store.outbox_depth().await {
+            Ok(depth) => {
+                let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                self.outbox_pending.set(gauge(depth.pending));
+                self.outbox_dead.set(gauge(depth.dead));
+                let age_ms = depth
+                    .oldest_pending_at
+                    .map_or(0, |at| now.as_millis().saturating_sub(at.as_millis()).max(0));
+                self.outbox_oldest_pending_age.set(age_ms / 1000);
+            }
+            Err(e) => tracing::warn!(error = %e, "metrics: the outbox depth could not be read"),
+        }
     }
 
     /// The exposition text for `/metrics`.

@@ -160,6 +160,21 @@ pub struct Lease {
     pub until: Timestamp,
 }
 
+/// How much the outbox holds that is not delivered: what an operator
+/// alerts on (`signet_outbox_pending`, `signet_outbox_oldest_pending_age_seconds`,
+/// `signet_outbox_dead` on `/metrics`). A growing or ageing queue means the
+/// relay or the SMS gateway is refusing or slow, long before users report
+/// codes that never came.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutboxDepth {
+    /// Messages waiting for delivery or a retry.
+    pub pending: u64,
+    /// Messages given up on after [`MAX_ATTEMPTS`] (until purged).
+    pub dead: u64,
+    /// When the oldest pending message was queued.
+    pub oldest_pending_at: Option<Timestamp>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

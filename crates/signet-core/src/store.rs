@@ -356,6 +356,8 @@ pub trait OutboxStore: Send + Sync {
     /// Deletes sent and dead messages created before `before`. Returns how many.
     async fn purge_finished_messages(&self, before: Timestamp) -> StoreResult<u64>;
     async fn message(&self, id: Uuid) -> StoreResult<Option<Message>>;
+    /// What the outbox holds undelivered, in one read.
+    async fn outbox_depth(&self) -> StoreResult<crate::outbox::OutboxDepth>;
 }
 
 /// Passkeys, their enrollment ceremonies, and secrets shared by all nodes.

@@ -18,7 +18,7 @@
 //! of each paying its own behind the single writer.
 
 use signet_core::clock::Timestamp;
-use signet_core::outbox::{Lease, Message, EXPIRED_ERROR};
+use signet_core::outbox::{Lease, Message, OutboxDepth, EXPIRED_ERROR};
 use signet_core::store::{OutboxStore, StoreResult};
 use signet_core::unit_of_work::OutboxWrites;
 use uuid::Uuid;
@@ -88,6 +88,28 @@ impl OutboxStore for SqlStore {
             .map_err(backend)?
         });
         convert_all(rows)
+    }
+
+    async fn outbox_depth(&self) -> StoreResult<OutboxDepth> {
+        // Both counts and the oldest from the `(status, next_attempt_at)`
+        // index's range of the two undelivered statuses: sent messages,
+        // most of the table, are not visited.
+        let (pending, dead, oldest): (i64, i64, Option<i64>) = with_db!(read(self), |pool| {
+            sqlx::query_as(
+                "SELECT COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0), \
+                        COALESCE(SUM(CASE WHEN status = 'dead' THEN 1 ELSE 0 END), 0), \
+                        MIN(CASE WHEN status = 'pending' THEN created_at END) \
+                 FROM outbox WHERE status IN ('pending', 'dead')",
+            )
+            .fetch_one(pool)
+            .await
+            .map_err(backend)?
+        });
+        Ok(OutboxDepth {
+            pending: u64::try_from(pending).unwrap_or(0),
+            dead: u64::try_from(dead).unwrap_or(0),
+            oldest_pending_at: oldest.map(Timestamp::from_millis),
+        })
     }
 
     async fn purge_finished_messages(&self, before: Timestamp) -> StoreResult<u64> {

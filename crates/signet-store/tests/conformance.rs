@@ -14,7 +14,7 @@ use signet_core::audit::{Actor, AuditEvent, EventType, Outcome, Verifier};
 use signet_core::clock::Timestamp;
 use signet_core::credential::{PasskeyUse, Removal};
 use signet_core::flow::{Flow, FlowId, FlowKind, FlowState};
-use signet_core::outbox::{Channel, DeliveryStatus, Lease, Message, EXPIRED_ERROR};
+use signet_core::outbox::{Channel, DeliveryStatus, Lease, Message, OutboxDepth, EXPIRED_ERROR};
 use signet_core::secret::{PlainToken, TokenHash, TokenKind};
 use signet_core::session::{Aal, Session, SessionId, SessionMode, SessionScope};
 use signet_core::store::*;
@@ -1196,6 +1196,12 @@ async fn outbox_leases_retries_and_scrubs(s: Arc<SqlStore>) {
     let m2 = message(2);
     s.enqueue_message(&m1).await.unwrap();
     s.enqueue_message(&m2).await.unwrap();
+    let depth = |pending, dead, oldest: Option<u64>| OutboxDepth {
+        pending,
+        dead,
+        oldest_pending_at: oldest.map(at),
+    };
+    assert_eq!(s.outbox_depth().await.unwrap(), depth(2, 0, Some(1)));
     // Not due yet at T0 for m1 (due at +1s).
     assert!(units
         .claim_due_messages(T0, lease(at(60)), 10)
@@ -1228,6 +1234,11 @@ async fn outbox_leases_retries_and_scrubs(s: Arc<SqlStore>) {
         .await
         .unwrap());
     assert!(units.mark_message_sent(m2.id, first.token, at(7), true).await.unwrap());
+    assert_eq!(
+        s.outbox_depth().await.unwrap(),
+        depth(1, 0, Some(1)),
+        "m1 waits for its retry"
+    );
     // Recorded once: the same token cannot record again.
     assert!(!units.mark_message_sent(m2.id, first.token, at(8), false).await.unwrap());
     let sent = s.message(m2.id).await.unwrap().unwrap();
@@ -1263,6 +1274,7 @@ async fn outbox_leases_retries_and_scrubs(s: Arc<SqlStore>) {
     // A lease that expires (a worker died) makes the message claimable again.
     let m3 = message(3);
     s.enqueue_message(&m3).await.unwrap();
+    assert_eq!(s.outbox_depth().await.unwrap(), depth(1, 0, Some(3)));
     let dead_worker = lease(at(90));
     assert_eq!(
         units.claim_due_messages(at(30), dead_worker, 10).await.unwrap().len(),
@@ -1296,6 +1308,7 @@ async fn outbox_leases_retries_and_scrubs(s: Arc<SqlStore>) {
         .await
         .unwrap());
     assert_eq!(s.message(m3.id).await.unwrap().unwrap().status, DeliveryStatus::Dead);
+    assert_eq!(s.outbox_depth().await.unwrap(), depth(0, 1, None));
     assert!(units
         .claim_due_messages(at(300), lease(at(360)), 10)
         .await

@@ -331,6 +331,9 @@ impl OutboxStore for FailingStore {
     async fn message(&self, id: Uuid) -> StoreResult<Option<Message>> {
         self.inner.message(id).await
     }
+    async fn outbox_depth(&self) -> StoreResult<signet_core::outbox::OutboxDepth> {
+        self.inner.outbox_depth().await
+    }
 }
 
 #[async_trait::async_trait]

@@ -25,6 +25,8 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<impl IntoRespons
 
 /// Prometheus / OpenMetrics exposition.
 pub async fn metrics(_scraper: MetricsScraper, State(state): State<AppState>) -> impl IntoResponse {
+    let app = &state.app;
+    app.metrics.refresh(&*app.store, app.clock.now()).await;
     (
         StatusCode::OK,
         [(

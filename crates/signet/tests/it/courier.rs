@@ -28,8 +28,18 @@ async fn an_invitation_survives_an_smtp_outage() {
         assert!(tokio::time::Instant::now() < deadline, "no failed attempt recorded");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // While it waits for its retry (due 5 s after the failure), `/metrics`
+    // shows it, and how long it has waited.
+    srv.clock.advance(Duration::from_secs(4));
+    let metrics = srv.metrics().await;
+    assert!(metrics.contains("signet_outbox_pending 1\n"), "{metrics}");
+    assert!(metrics.contains("signet_outbox_dead 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("signet_outbox_oldest_pending_age_seconds 4\n"),
+        "{metrics}"
+    );
     smtp.set_failing(false);
-    srv.clock.advance(Duration::from_secs(60));
+    srv.clock.advance(Duration::from_secs(56));
     let mail = srv.wait_mail("patient@example.com", 0).await;
     assert!(mail.find_link(&srv.url("/invite/")).is_some());
     // The sink has the mail a moment before the worker records the delivery.
@@ -46,9 +56,11 @@ async fn an_invitation_survives_an_smtp_outage() {
         sent.text_body.is_none() && sent.html_body.is_none(),
         "bodies with one-time links are scrubbed after delivery"
     );
+    let metrics = srv.metrics().await;
+    assert!(metrics.contains("signet_outbox_pending 0\n"), "{metrics}");
     assert!(
-        sent.text_body.is_none(),
-        "bodies with one-time links are scrubbed after delivery"
+        metrics.contains("signet_outbox_oldest_pending_age_seconds 0\n"),
+        "{metrics}"
     );
     srv.stop().await;
 }
