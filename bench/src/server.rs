@@ -115,7 +115,6 @@ pub(crate) fn with_policy(
     }
 }
 
-/// No files, no settings.
 /// The setting that makes a bench server take the client's address from
 /// `X-Forwarded-For` (see [`client_address`]).
 pub(crate) fn trust_forwarded_for() -> (String, String) {
@@ -130,6 +129,7 @@ pub(crate) fn client_address(i: usize) -> String {
     format!("10.{}.{}.{}", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff)
 }
 
+/// No files, no settings.
 pub(crate) fn nothing(_: &std::path::Path) -> anyhow::Result<Vec<(String, String)>> {
     Ok(Vec::new())
 }

@@ -9,6 +9,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct MethodResult {
@@ -60,6 +62,27 @@ pub struct Metrics {
     outbox_pending: Gauge,
     outbox_dead: Gauge,
     outbox_oldest_pending_age: Gauge,
+    /// When the outbox gauges were last read (ms since the epoch, on the
+    /// app's clock; `i64::MIN` before the first), and whether a scrape is
+    /// reading them now: at most one read at a time and one per
+    /// [`OUTBOX_READ_EVERY`], however often `/metrics` is scraped.
+    outbox_read_at: AtomicI64,
+    outbox_reading: AtomicBool,
+}
+
+/// How long the outbox gauges are served from the last read.
+const OUTBOX_READ_EVERY: Duration = Duration::from_secs(10);
+/// How long a scrape waits for that read before it answers with the last
+/// values: a database that hangs does not hold up the scrape.
+const OUTBOX_READ_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Clears the "reading" flag when the read ends, or is cancelled.
+struct Reading<'a>(&'a AtomicBool);
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -139,6 +162,8 @@ impl Metrics {
             outbox_oldest_pending_age.clone(),
         );
         Self {
+            outbox_read_at: AtomicI64::new(i64::MIN),
+            outbox_reading: AtomicBool::new(false),
             outbox_pending,
             outbox_dead,
             outbox_oldest_pending_age,
@@ -170,12 +195,23 @@ impl Metrics {
         self.sms_blocked.get_or_create(&ReasonLabel { reason }).inc();
     }
 
-    /// Reads what the gauges show from the store, just before a scrape.
-    /// When the store cannot answer, the gauges keep their last values and
-    /// the scrape still succeeds: `/readyz` is what reports storage trouble.
+    /// Reads what the outbox gauges show from the store, before a scrape
+    /// renders them: at most once per [`OUTBOX_READ_EVERY`] and one read at
+    /// a time (a scrape that finds a read under way renders the last
+    /// values), waiting at most [`OUTBOX_READ_TIMEOUT`]. When the store
+    /// cannot answer in time, the gauges keep their last values and the
+    /// scrape still succeeds: `/readyz` is what reports storage trouble.
     pub async fn refresh(&self, store: &dyn signet_core::store::Store, now: signet_core::clock::Timestamp) {
-        match store.outbox_depth().await {
-            Ok(depth) => {
+        let fresh_until = self
+            .outbox_read_at
+            .load(Ordering::Acquire)
+            .saturating_add(i64::try_from(OUTBOX_READ_EVERY.as_millis()).unwrap_or(i64::MAX));
+        if now.as_millis() < fresh_until || self.outbox_reading.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let _reading = Reading(&self.outbox_reading);
+        match tokio::time::timeout(OUTBOX_READ_TIMEOUT, store.outbox_depth()).await {
+            Ok(Ok(depth)) => {
                 let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
                 self.outbox_pending.set(gauge(depth.pending));
                 self.outbox_dead.set(gauge(depth.dead));
@@ -183,8 +219,10 @@ impl Metrics {
                     .oldest_pending_at
                     .map_or(0, |at| now.as_millis().saturating_sub(at.as_millis()).max(0));
                 self.outbox_oldest_pending_age.set(age_ms / 1000);
+                self.outbox_read_at.store(now.as_millis(), Ordering::Release);
             }
-            Err(e) => tracing::warn!(error = %e, "metrics: the outbox depth could not be read"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics: the outbox depth could not be read"),
+            Err(_) => tracing::warn!("metrics: reading the outbox depth timed out"),
         }
     }
 

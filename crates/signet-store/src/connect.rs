@@ -59,28 +59,20 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// PostgreSQL a re-prepare is an extra round trip).
 const STATEMENT_CACHE: usize = 512;
 
-/// How long a PostgreSQL statement waits for a row lock (`lock_timeout`)
+/// How long a PostgreSQL statement waits for a lock (`lock_timeout`)
 /// before it fails with `55P03`, answered 503 `storage_busy`: the
-/// counterpart of SQLite's `busy_timeout`, the same as
-/// [`ACQUIRE_TIMEOUT`]. Without it a unit waiting for a lock another node
-/// holds (an audit lane when all sixteen are taken, ADR 0036; a user's row)
-/// would wait until the request deadline cancelled it, and be answered as
-/// a timeout rather than as storage being busy. An operator's own
-/// `lock_timeout` in the URL's `options` wins.
-const POSTGRES_LOCK_TIMEOUT: &str = "5s";
+/// counterpart of SQLite's `busy_timeout`, the same as [`ACQUIRE_TIMEOUT`].
+/// Without it a unit waiting for a lock another node holds (an audit lane
+/// when all sixteen are taken, ADR 0036; a user's row) would wait until the
+/// request deadline cancelled it, and be answered as a timeout rather than
+/// as storage being busy. Set on each new connection only while the
+/// session has none (`0`): a value from the URL's `options`, the role or
+/// the database wins. Migrations run without it ([`SqlStore::migrate`]).
+const SET_POSTGRES_LOCK_TIMEOUT: &str =
+    "SELECT set_config('lock_timeout', '5s', false) WHERE current_setting('lock_timeout') = '0'";
 
 /// SQLite read connections (WAL: readers never wait for the writer).
 const READERS: usize = 4;
-
-/// How much of the database file a read connection maps into memory
-/// (`PRAGMA mmap_size`). A reader's page cache is emptied whenever the
-/// writer has committed since its last read, which under load is every
-/// read: without a mapping each page of each lookup is a `pread` (a system
-/// call and a copy); with one it is a memory access. Writes never go
-/// through the mapping (SQLite writes with `pwrite` unless built with
-/// `SQLITE_MMAP_READWRITE`), and pages still in the WAL are read from it as
-/// before. Address space only: resident pages are the OS page cache's.
-const READER_MMAP_BYTES: &str = "1073741824";
 
 /// How long the first connection to PostgreSQL may take.
 pub const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -245,7 +237,26 @@ impl SqlStore {
     pub async fn migrate(&self) -> Result<(), ConnectError> {
         match &self.db {
             Db::Sqlite { write, .. } => SQLITE_MIGRATIONS.run(write).await,
-            Db::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await,
+            Db::Postgres(pool) => {
+                // On a connection of its own, taken out of the pool, with
+                // no lock timeout: sqlx serialises migrating nodes with an
+                // advisory lock, and a node that starts while another
+                // migrates must wait for it, however long that takes,
+                // rather than fail after the store's 5 s. Closed after, so
+                // no pooled connection runs without the timeout.
+                let mut conn = pool
+                    .acquire()
+                    .await
+                    .map_err(|e| ConnectError::Migrate(e.into()))?
+                    .detach();
+                let migrated = async {
+                    sqlx::Executor::execute(&mut conn, "SET lock_timeout = 0").await?;
+                    POSTGRES_MIGRATIONS.run(&mut conn).await
+                }
+                .await;
+                let _ = conn.close().await;
+                migrated
+            }
         }
         .map_err(ConnectError::Migrate)
     }
@@ -320,7 +331,7 @@ impl SqlStore {
             // Outside sqlx's pool, which pings every connection returned
             // to it (crate::readers).
             Reads::Own(Box::new(
-                Readers::open(common.read_only(true).pragma("mmap_size", READER_MMAP_BYTES), READERS)
+                Readers::open(common.read_only(true), READERS)
                     .await
                     .map_err(open_error)?,
             ))
@@ -337,10 +348,7 @@ impl SqlStore {
     async fn open_postgres(url: &str, max: u32) -> Result<Self, ConnectError> {
         let opts = PgConnectOptions::from_str(url)
             .map_err(|e| ConnectError::Url(format!("not a PostgreSQL URL ({})", redact(&e.to_string()))))?;
-        let mut opts = opts.statement_cache_capacity(STATEMENT_CACHE);
-        if !opts.get_options().is_some_and(|o| o.contains("lock_timeout")) {
-            opts = opts.options([("lock_timeout", POSTGRES_LOCK_TIMEOUT)]);
-        }
+        let opts = opts.statement_cache_capacity(STATEMENT_CACHE);
         let server = postgres_server(&opts);
         // One plain connection first: its error is the real one
         // ("connection refused", "password authentication failed",
@@ -363,6 +371,12 @@ impl SqlStore {
             .test_before_acquire(false)
             .max_connections(max)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::Executor::execute(&mut *conn, SET_POSTGRES_LOCK_TIMEOUT).await?;
+                    Ok(())
+                })
+            })
             .connect_with(opts)
             .await
             .map_err(|source| ConnectError::Postgres {

@@ -170,10 +170,11 @@ pub(crate) struct PendingAudit {
 pub struct SqlTx {
     open: Option<Open>,
     poisoned: bool,
-    /// Why the unit was refused, if it was (ADR 0035): every later call
-    /// and the commit answer with the same refusal, so a caller that reads
-    /// only the last error still hears the 4xx, never a backend failure.
-    refused: Option<Refusal>,
+    /// What the first failed operation was, once one has: every later call
+    /// and the commit answer with the same kind of error (a refusal, ADR
+    /// 0035, the same refusal), so a caller that reads only the last error
+    /// still answers the 4xx or the 503 the failure deserves, never a 500.
+    failed: Option<Failed>,
     /// Audit records to append just before the commit: the lane's head is
     /// then always the last lock a unit takes (no lock-order deadlock with
     /// a unit that locks a session first) and is held for the shortest time.
@@ -209,7 +210,7 @@ impl SqlStore {
         Ok(SqlTx {
             open: Some(open),
             poisoned: false,
-            refused: None,
+            failed: None,
             audit: Vec::new(),
             queued_messages: false,
             deferred: Vec::new(),
@@ -223,6 +224,30 @@ impl SqlStore {
         match &self.db {
             Db::Sqlite { group, .. } => group.stats(),
             Db::Postgres(_) => CommitStats::default(),
+        }
+    }
+}
+
+/// The kind of a unit's first failure (see [`SqlTx::poison`]).
+#[derive(Clone, Copy)]
+enum Failed {
+    Refused(Refusal),
+    Conflict(signet_core::ErrorCode),
+    Full,
+    Busy,
+    Unavailable,
+    Other,
+}
+
+impl Failed {
+    fn of(e: &StoreError) -> Failed {
+        match e {
+            StoreError::Refused(r) => Failed::Refused(*r),
+            StoreError::Conflict(code) => Failed::Conflict(*code),
+            StoreError::Full(_) => Failed::Full,
+            StoreError::Busy(_) => Failed::Busy,
+            StoreError::Unavailable(_) => Failed::Unavailable,
+            StoreError::Corrupt(_) | StoreError::Backend(_) => Failed::Other,
         }
     }
 }
@@ -328,19 +353,21 @@ impl SqlTx {
     pub(crate) fn observe<T>(&mut self, result: StoreResult<T>) -> StoreResult<T> {
         if let Err(e) = &result {
             self.poisoned = true;
-            if let StoreError::Refused(refusal) = e {
-                self.refused.get_or_insert(*refusal);
-            }
+            self.failed.get_or_insert(Failed::of(e));
         }
         result
     }
 
-    /// What a call on a poisoned unit answers: the unit's refusal if it was
-    /// refused, else a backend failure saying `why`.
+    /// What a call on a poisoned unit answers: an error of the kind its
+    /// first failure was, saying `why`.
     fn poison(&self, why: &'static str) -> StoreError {
-        match self.refused {
-            Some(refusal) => StoreError::Refused(refusal),
-            None => StoreError::Backend(why.into()),
+        match self.failed {
+            Some(Failed::Refused(refusal)) => StoreError::Refused(refusal),
+            Some(Failed::Conflict(code)) => StoreError::Conflict(code),
+            Some(Failed::Full) => StoreError::Full(why.into()),
+            Some(Failed::Busy) => StoreError::Busy(why.into()),
+            Some(Failed::Unavailable) => StoreError::Unavailable(why.into()),
+            Some(Failed::Other) | None => StoreError::Backend(why.into()),
         }
     }
 

@@ -2856,6 +2856,59 @@ async fn postgres_a_unit_waiting_on_a_lock_past_the_lock_timeout_is_busy() {
     db.drop_now().await.unwrap();
 }
 
+/// PostgreSQL: a `lock_timeout` the URL sets wins over the store's 5 s,
+/// and migrating waits as long as another migration (here, a connection
+/// holding the migrations table) takes, longer than those 5 s, instead of
+/// failing.
+#[cfg_attr(
+    not(signet_test_postgres),
+    ignore = "SKIPPED: set SIGNET_TEST_DATABASE_URL to run on PostgreSQL"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_operators_lock_timeout_wins_and_migrations_wait_without_one() {
+    use sqlx::Connection;
+    let db = postgres_scratch().await;
+    // The operator's own value (here 1 s) wins over the store's 5 s (shown
+    // by `postgres_a_unit_waiting_on_a_lock_past_the_lock_timeout_is_busy`).
+    let sep = if db.url.contains('?') { '&' } else { '?' };
+    let own = Arc::new(
+        SqlStore::connect(&format!("{}{sep}options=-c%20lock_timeout%3D1s", db.url))
+            .await
+            .unwrap(),
+    );
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT id FROM audit_head FOR UPDATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let ev = AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success);
+    let started = std::time::Instant::now();
+    let waited = own.append_audit(&ev, Uuid::new_v4(), at(1)).await;
+    assert!(matches!(waited, Err(StoreError::Busy(_))), "{waited:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    own.close().await;
+
+    let s = SqlStore::connect(&db.url).await.unwrap();
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    });
+    let started = std::time::Instant::now();
+    s.migrate().await.expect("migrating waits for the lock, past 5 s");
+    assert!(started.elapsed() >= Duration::from_secs(5));
+    release.await.unwrap();
+    s.close().await;
+    db.drop_now().await.unwrap();
+}
+
 /// A record inserted behind the store's back (its lane's head not moved)
 /// is caught by the next verification, even though the walk takes a record
 /// above its lane's head for one appended while it ran (ADR 0036).
