@@ -2820,6 +2820,28 @@ async fn postgres_an_append_takes_a_lane_no_one_holds_and_waits_only_when_all_ar
     db.drop_now().await.unwrap();
 }
 
+/// Appends a record while another connection holds every audit lane, and
+/// returns how long the append waited before it failed as `Busy` (the
+/// lanes are released after).
+async fn append_while_every_lane_is_held(url: &str, s: &Arc<SqlStore>) -> Duration {
+    use sqlx::Connection;
+    let mut holder = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT id FROM audit_head FOR UPDATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let ev = AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success);
+    let started = std::time::Instant::now();
+    let waited = tokio::time::timeout(Duration::from_secs(15), s.append_audit(&ev, Uuid::new_v4(), at(1)))
+        .await
+        .expect("the wait for a lane ends at the lock timeout");
+    assert!(matches!(waited, Err(StoreError::Busy(_))), "{waited:?}");
+    let elapsed = started.elapsed();
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    elapsed
+}
+
 /// PostgreSQL: a unit that waits for a row lock longer than the store's
 /// `lock_timeout` (5 s, the counterpart of SQLite's `busy_timeout`) fails
 /// as `Busy`, answered 503 `storage_busy`, rather than waiting until the
@@ -2831,25 +2853,16 @@ async fn postgres_an_append_takes_a_lane_no_one_holds_and_waits_only_when_all_ar
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_unit_waiting_on_a_lock_past_the_lock_timeout_is_busy() {
-    use sqlx::Connection;
     let db = postgres_scratch().await;
     let s = Arc::new(SqlStore::connect(&db.url).await.unwrap());
-    let ev = AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success);
-    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-    sqlx::query("SELECT id FROM audit_head FOR UPDATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    let started = std::time::Instant::now();
-    let waited = tokio::time::timeout(Duration::from_secs(15), s.append_audit(&ev, Uuid::new_v4(), at(1)))
-        .await
-        .expect("the wait for a lane ends at the lock timeout");
-    assert!(matches!(waited, Err(StoreError::Busy(_))), "{waited:?}");
-    assert!(started.elapsed() >= Duration::from_secs(4), "it waited for the timeout");
-    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let waited = append_while_every_lane_is_held(&db.url, &s).await;
+    assert!(
+        waited >= Duration::from_secs(4),
+        "it waited for the timeout: {waited:?}"
+    );
     assert_eq!(audit_count(&s).await, 0);
     // The connection that timed out serves the next unit.
+    let ev = AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success);
     s.append_audit(&ev, Uuid::new_v4(), at(2)).await.unwrap();
     assert_eq!(audit_count(&s).await, 1);
     s.close().await;
@@ -2876,18 +2889,8 @@ async fn postgres_an_operators_lock_timeout_wins_and_migrations_wait_without_one
             .await
             .unwrap(),
     );
-    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
-    sqlx::query("SELECT id FROM audit_head FOR UPDATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    let ev = AuditEvent::new(EventType::UserCreated, Actor::Cli, Outcome::Success);
-    let started = std::time::Instant::now();
-    let waited = own.append_audit(&ev, Uuid::new_v4(), at(1)).await;
-    assert!(matches!(waited, Err(StoreError::Busy(_))), "{waited:?}");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
-    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let waited = append_while_every_lane_is_held(&db.url, &own).await;
+    assert!(waited < Duration::from_secs(4), "{waited:?}");
     own.close().await;
 
     let s = SqlStore::connect(&db.url).await.unwrap();
