@@ -161,10 +161,7 @@ pub trait OtpCredentialWrites: Send {
     /// [`OtpCredentialWrites::advance_totp_step`] for a unit that goes on
     /// only if the step lands: `Refused(CodeReplayed)` otherwise, here or at
     /// the unit's next call or its commit (ADR 0035).
-    async fn advance_totp_step_or_refuse(&mut self, id: Uuid, step: i64, at: Timestamp) -> StoreResult<()> {
-        let won = self.advance_totp_step(id, step, at).await?;
-        crate::store::refuse_unless(won, crate::store::Refusal::CodeReplayed)
-    }
+    async fn advance_totp_step_or_refuse(&mut self, id: Uuid, step: i64, at: Timestamp) -> StoreResult<()>;
     /// Replaces the user's recovery codes with `hashes` (one set, `set_id`).
     /// Returns how many unused codes of the old set were discarded.
     async fn replace_recovery_codes(

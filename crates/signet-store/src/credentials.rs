@@ -326,16 +326,11 @@ impl CredentialWrites for SqlTx {
     }
 }
 
-/// A login's counter, backup state and last use, only if the stored counter
-/// is still the one the assertion was checked against.
-macro_rules! use_sql {
-    () => {
-        "UPDATE passkeys SET counter = $1, backup_state = $2, last_used_at = $3 WHERE id = $4 AND counter = $5"
-    };
-}
-
-const USE: &str = use_sql!();
-
-/// [`USE`], checked: refused as `passkey_raced` unless the passkey's row
-/// changed.
-const USE_CHECKED: &str = concat!(use_sql!(), "; ", crate::refusals::expect_one!("passkey_raced"));
+crate::refusals::checked_write!(
+    /// A login's counter, backup state and last use, only if the stored
+    /// counter is still the one the assertion was checked against.
+    USE,
+    USE_CHECKED,
+    "passkey_raced",
+    "UPDATE passkeys SET counter = $1, backup_state = $2, last_used_at = $3 WHERE id = $4 AND counter = $5"
+);

@@ -1,6 +1,6 @@
 use signet_core::clock::Timestamp;
 use signet_core::flow::{Flow, FlowId};
-use signet_core::store::{refuse_unless, FlowLookup, FlowStore, Refusal, StoreError, StoreResult};
+use signet_core::store::{FlowLookup, FlowStore, Refusal, StoreError, StoreResult};
 use signet_core::unit_of_work::FlowWrites;
 
 use crate::rows::{flow_columns, FlowRow};
@@ -13,7 +13,6 @@ struct FlowLookupRow {
     flow: FlowRow,
     finished: i64,
 }
-use crate::deferred::Deferred;
 use crate::tx::{with_conn, with_conn_sql, write_op, Conn, SqlTx};
 use crate::{backend, conflict_as, with_db, SqlStore};
 
@@ -166,6 +165,15 @@ async fn update(conn: Conn<'_>, flow: &Flow, now: Timestamp) -> StoreResult<bool
     Ok(n == 1)
 }
 
+/// [`FlowWrites::finish_flow`] on PostgreSQL, the delete as a
+/// data-modifying CTE; the insert lands (one row) only for the first.
+macro_rules! finish_postgres {
+    () => {
+        "WITH gone AS (DELETE FROM flows WHERE id = $1) \
+         INSERT INTO finished_flows (id, expires_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING"
+    };
+}
+
 #[async_trait::async_trait]
 impl FlowWrites for SqlTx {
     async fn insert_flow(&mut self, flow: &Flow) -> StoreResult<()> {
@@ -183,9 +191,7 @@ impl FlowWrites for SqlTx {
                 sqlite: "DELETE FROM flows WHERE id = $1; \
                          INSERT INTO finished_flows (id, expires_at) VALUES ($1, $2) \
                          ON CONFLICT (id) DO NOTHING RETURNING id",
-                postgres: "WITH gone AS (DELETE FROM flows WHERE id = $1) \
-                           INSERT INTO finished_flows (id, expires_at) VALUES ($1, $2) \
-                           ON CONFLICT (id) DO NOTHING RETURNING id",
+                postgres: concat!(finish_postgres!(), " RETURNING id"),
                 |c, sql| sqlx::query_as(sql)
                     .bind(id.0.to_string())
                     .bind(expires_at.as_millis())
@@ -203,15 +209,9 @@ impl FlowWrites for SqlTx {
     /// one with its session and audit record), checked there by SQLite
     /// itself: a lost race refuses the unit at that call (ADR 0035).
     async fn finish_flow_or_refuse(&mut self, id: FlowId, expires_at: Timestamp) -> StoreResult<()> {
-        if !self.defers() {
-            let won = self.finish_flow(id, expires_at).await?;
-            return self.observe(refuse_unless(won, Refusal::FlowFinished));
-        }
-        self.write_later(Deferred {
-            sql: FINISH_CHECKED,
-            values: vec![id.0.to_string().into(), expires_at.as_millis().into()],
-        })
-        .await
+        let values = vec![id.0.to_string().into(), expires_at.as_millis().into()];
+        self.write_checked(Refusal::FlowFinished, FINISH_POSTGRES, FINISH_CHECKED, values)
+            .await
     }
 
     async fn update_flow(&mut self, flow: &Flow, now: Timestamp) -> StoreResult<bool> {
@@ -219,6 +219,10 @@ impl FlowWrites for SqlTx {
         self.observe(r)
     }
 }
+
+/// [`finish_postgres!`] for a checked write: the insert's row count (1, or
+/// 0 when the flow was finished already) decides.
+const FINISH_POSTGRES: &str = finish_postgres!();
 
 /// [`FlowWrites::finish_flow`]'s SQLite text, checked: refused as
 /// `flow_finished` unless the mark landed.

@@ -43,6 +43,20 @@ macro_rules! expect_one {
 }
 pub(crate) use expect_one;
 
+/// A checked write's two texts (ADR 0035, [`crate::tx::SqlTx::write_checked`]):
+/// `$write` is `$sql` as PostgreSQL runs it, its row count deciding, and
+/// `$checked` is `$sql` followed by its [`expect_one!`] for `$refusal` (a
+/// [`Refusal::name`]), which SQLite runs with the unit's next call.
+macro_rules! checked_write {
+    ($(#[$doc:meta])* $write:ident, $checked:ident, $refusal:literal, $sql:literal) => {
+        $(#[$doc])*
+        const $write: &str = $sql;
+        #[doc = concat!("[`", stringify!($write), "`], checked: refused as `", $refusal, "` unless it changed one row.")]
+        const $checked: &str = concat!($sql, "; ", $crate::refusals::expect_one!($refusal));
+    };
+}
+pub(crate) use checked_write;
+
 /// What the writer runs when it connects: the view and its triggers.
 pub(crate) fn setup_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();

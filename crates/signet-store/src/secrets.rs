@@ -55,24 +55,16 @@ macro_rules! insert {
     };
 }
 
-/// A flow's code consumed, only while it is unused and unexpired and
-/// belongs to that flow and user: of racing submissions, one changes the row.
-macro_rules! consume_flow_code_sql {
-    () => {
-        "UPDATE one_time_secrets SET consumed_at = $1 \
-         WHERE purpose = $2 AND hash = $3 AND consumed_at IS NULL AND expires_at > $1 \
-         AND flow_id = $4 AND user_id = $5"
-    };
-}
-
-const CONSUME_FLOW_CODE: &str = consume_flow_code_sql!();
-
-/// [`CONSUME_FLOW_CODE`], checked: refused as `code_used` unless the row
-/// changed.
-const CONSUME_FLOW_CODE_CHECKED: &str = concat!(
-    consume_flow_code_sql!(),
-    "; ",
-    crate::refusals::expect_one!("code_used")
+crate::refusals::checked_write!(
+    /// A flow's code consumed, only while it is unused and unexpired and
+    /// belongs to that flow and user: of racing submissions, one changes
+    /// the row.
+    CONSUME_FLOW_CODE,
+    CONSUME_FLOW_CODE_CHECKED,
+    "code_used",
+    "UPDATE one_time_secrets SET consumed_at = $1 \
+     WHERE purpose = $2 AND hash = $3 AND consumed_at IS NULL AND expires_at > $1 \
+     AND flow_id = $4 AND user_id = $5"
 );
 
 const REVOKE_FLOW: &str = "UPDATE one_time_secrets SET consumed_at = $1 WHERE flow_id = $2 AND consumed_at IS NULL";

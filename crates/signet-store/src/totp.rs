@@ -182,15 +182,11 @@ impl signet_core::unit_of_work::OtpCredentialWrites for SqlTx {
     }
 }
 
-/// An accepted code's step, only above the last accepted one (RFC 6238
-/// §5.2): of racing submissions of one code, one changes the row.
-macro_rules! advance_sql {
-    () => {
-        "UPDATE totp_credentials SET last_step = $1, last_used_at = $2 WHERE id = $3 AND last_step < $1"
-    };
-}
-
-const ADVANCE: &str = advance_sql!();
-
-/// [`ADVANCE`], checked: refused as `code_replayed` unless the row changed.
-const ADVANCE_CHECKED: &str = concat!(advance_sql!(), "; ", crate::refusals::expect_one!("code_replayed"));
+crate::refusals::checked_write!(
+    /// An accepted code's step, only above the last accepted one (RFC 6238
+    /// §5.2): of racing submissions of one code, one changes the row.
+    ADVANCE,
+    ADVANCE_CHECKED,
+    "code_replayed",
+    "UPDATE totp_credentials SET last_step = $1, last_used_at = $2 WHERE id = $3 AND last_step < $1"
+);

@@ -169,8 +169,8 @@ pub(crate) struct PendingAudit {
 /// to its savepoint before the connection serves anyone else.
 pub struct SqlTx {
     open: Option<Open>,
-    poisoned: bool,
-    /// What the first failed operation was, once one has: every later call
+    /// What the first failed operation was, once one has (the unit is then
+    /// poisoned: it can only be rolled back): every later call
     /// and the commit answer with the same kind of error (a refusal, ADR
     /// 0035, the same refusal), so a caller that reads only the last error
     /// still answers the 4xx or the 503 the failure deserves, never a 500.
@@ -209,7 +209,6 @@ impl SqlStore {
         };
         Ok(SqlTx {
             open: Some(open),
-            poisoned: false,
             failed: None,
             audit: Vec::new(),
             queued_messages: false,
@@ -304,10 +303,11 @@ impl SqlTx {
     }
 
     /// A write the unit goes on with only if it changed exactly one row
-    /// (ADR 0035). On SQLite `checked` (`write` followed by its
-    /// `expect_one!`) waits like any deferred write and SQLite refuses the
-    /// unit itself; on PostgreSQL `write` runs now with the same values and
-    /// its row count decides at once. Either way a lost race is
+    /// (ADR 0035; the two texts usually from `crate::refusals::checked_write!`).
+    /// On SQLite `checked` (the write followed by its `expect_one!`) waits
+    /// like any deferred write and SQLite refuses the unit itself; on
+    /// PostgreSQL `write` runs now with the same values and its row count
+    /// decides at once. Either way a lost race is
     /// `Refused(refusal)`, and the unit can then only be rolled back.
     pub(crate) async fn write_checked(
         &mut self,
@@ -339,9 +339,7 @@ impl SqlTx {
     /// The connection for the next statement, without making the waiting
     /// inserts first.
     fn conn_now(&mut self) -> StoreResult<Conn<'_>> {
-        if self.poisoned {
-            return Err(self.poison("an earlier operation of this transaction failed; it can only be rolled back"));
-        }
+        self.usable()?;
         match self.open.as_mut() {
             Some(Open::Sqlite(m)) => m.conn().map(Conn::Sqlite).ok_or_else(finished),
             Some(Open::Postgres(t)) => Ok(Conn::Postgres(t)),
@@ -352,7 +350,6 @@ impl SqlTx {
     /// Passes an operation's result through, poisoning the transaction on error.
     pub(crate) fn observe<T>(&mut self, result: StoreResult<T>) -> StoreResult<T> {
         if let Err(e) = &result {
-            self.poisoned = true;
             self.failed.get_or_insert(Failed::of(e));
         }
         result
@@ -373,7 +370,7 @@ impl SqlTx {
 
     /// `Ok` while the unit can take another operation.
     fn usable(&self) -> StoreResult<()> {
-        if self.poisoned {
+        if self.failed.is_some() {
             return Err(self.poison("an earlier operation of this transaction failed; it can only be rolled back"));
         }
         if self.open.is_none() {
@@ -394,7 +391,7 @@ impl SqlTx {
     }
 
     pub(crate) async fn commit_now(&mut self) -> StoreResult<()> {
-        if self.poisoned {
+        if self.failed.is_some() {
             return Err(self.poison("an earlier operation of this transaction failed; nothing was committed"));
         }
         let pending = std::mem::take(&mut self.audit);
