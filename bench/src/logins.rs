@@ -31,14 +31,13 @@
 //! (`signet_passkey::Verifier::default()`, aws-lc-rs), and the ratio of
 //! logins/s to it. `--only signatures` compares it with the previous one.
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{json, Value};
-use signet_testkit::SmtpSink;
+use signet_testkit::{Inbox, SmtpSink};
 
 use crate::Args;
 
@@ -72,6 +71,8 @@ pub(crate) struct User {
     /// The enrolled credential's key for the load loop (`crate::signer`);
     /// without it the software authenticator answers.
     pub(crate) fast: Option<crate::signer::FastPasskey>,
+    /// This user's mail at the bench's SMTP sink, read once each.
+    pub(crate) inbox: Inbox,
 }
 
 impl User {
@@ -210,7 +211,14 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
             fast = Some(crate::signer::FastPasskey::of(&auth, &base)?);
         }
         let ip = crate::server::client_address(i);
-        per_client[i % concurrency].push(User { email, ip, auth, fast });
+        let inbox = Inbox::new(&email);
+        per_client[i % concurrency].push(User {
+            email,
+            ip,
+            auth,
+            fast,
+            inbox,
+        });
     }
 
     let counter = Arc::new(AtomicUsize::new(0));
@@ -224,7 +232,6 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
             let mut users = users;
             let mut latencies = Vec::new();
             let mut next = 0;
-            let mut seen = HashSet::new();
             while counter.fetch_add(1, Ordering::Relaxed) < total {
                 let n = users.len();
                 let user = users.get_mut(next % n).context("a client without users")?;
@@ -232,7 +239,7 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
                 let t = Instant::now();
                 match (scenario, &sink) {
                     (Scenario::EmailCode, Some(sink)) => {
-                        email_code(&http, &base, sink, &mut seen, user).await?;
+                        email_code(&http, &base, sink, user).await?;
                     }
                     (Scenario::PasskeyStepUp, _) => {
                         let token = login(&http, &base, user).await?;
@@ -372,13 +379,7 @@ impl Drop for ClientRuntime {
 
 /// One email-code pair: start, send the code, read it from the mail that
 /// arrives at the sink, redeem it.
-async fn email_code(
-    http: &reqwest::Client,
-    base: &str,
-    sink: &SmtpSink,
-    seen: &mut HashSet<String>,
-    user: &User,
-) -> anyhow::Result<()> {
+async fn email_code(http: &reqwest::Client, base: &str, sink: &SmtpSink, user: &mut User) -> anyhow::Result<()> {
     let started = post_as(
         http,
         format!("{base}/api/v1/login"),
@@ -396,21 +397,11 @@ async fn email_code(
         Some(&user.ip),
     )
     .await?;
+    // The user's invitation, also at the sink, has no code: passed over.
     let mail = sink
-        .wait_for(
-            |m| {
-                // (Not the user's invitation, also sent to the sink.)
-                m.to.iter().any(|t| t.eq_ignore_ascii_case(&user.email))
-                    && m.header("Message-ID").is_some_and(|id| !seen.contains(&id))
-                    && code_in(m).is_some()
-            },
-            Duration::from_secs(30),
-        )
+        .next_in(&mut user.inbox, |m| code_in(m).is_some(), Duration::from_secs(30))
         .await
         .context("no code mail within 30 s")?;
-    if let Some(id) = mail.header("Message-ID") {
-        seen.insert(id);
-    }
     let code = code_in(&mail).context("no code in the mail")?;
     let done = post_as(
         http,

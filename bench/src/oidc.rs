@@ -86,6 +86,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
         ip: "10.0.0.1".to_owned(),
         auth: SoftAuthenticator::new(ONE_PASSWORD, true, false).at(&base),
         fast: None,
+        inbox: signet_testkit::Inbox::new(email),
     };
     crate::logins::enroll(&http, &base, &enrollment, &mut user.auth).await?;
     let session = crate::logins::login(&http, &base, &mut user).await?;

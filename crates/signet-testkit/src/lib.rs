@@ -22,4 +22,4 @@ mod smtp;
 pub use http::{CapturedRequest, HttpSink};
 pub use mail::CapturedMail;
 pub use method::{FakeMethod, RIGHT};
-pub use smtp::{SmtpLogin, SmtpSink};
+pub use smtp::{Inbox, SmtpLogin, SmtpSink};

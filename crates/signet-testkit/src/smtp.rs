@@ -38,7 +38,7 @@ pub struct SmtpLogin {
 
 #[derive(Default)]
 struct Shared {
-    messages: Mutex<Vec<CapturedMail>>,
+    mail: Mutex<Mailboxes>,
     failing: AtomicBool,
     /// Milliseconds to wait before answering `RCPT` and the end of `DATA`.
     delay_ms: AtomicU64,
@@ -50,21 +50,65 @@ struct Shared {
     hang_up: Notify,
 }
 
+/// Every accepted message, and where each recipient's are among them, so
+/// that a client reading one recipient's mail ([`SmtpSink::next_in`])
+/// looks at that recipient's new messages only. (A bench waits on
+/// thousands of messages from many clients at once: looking through all
+/// of them on each arrival made the sink's cost grow with the square of
+/// the run, on the cores the server shares.)
+#[derive(Default)]
+struct Mailboxes {
+    messages: Vec<CapturedMail>,
+    /// Lowercased envelope recipient → indices into `messages`, oldest
+    /// first.
+    by_recipient: std::collections::HashMap<String, Vec<usize>>,
+}
+
 impl Shared {
-    fn messages(&self) -> Vec<CapturedMail> {
-        self.messages.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    fn mail(&self) -> std::sync::MutexGuard<'_, Mailboxes> {
+        self.mail.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The first message matching `pred`, cloning only that one (a bench
-    /// waits on thousands of messages; cloning them all per look made the
-    /// sink's cost grow with the square of the run).
-    fn find(&self, pred: impl Fn(&CapturedMail) -> bool) -> Option<CapturedMail> {
-        let messages = self.messages.lock().unwrap_or_else(PoisonError::into_inner);
-        messages.iter().find(|m| pred(m)).cloned()
+    fn messages(&self) -> Vec<CapturedMail> {
+        self.mail().messages.clone()
+    }
+
+    /// The first message matching `pred`, cloning only that one: among
+    /// all messages for `None`, or among one recipient's from a position
+    /// in their mail on. Answers the match's position in the list it was
+    /// found in.
+    fn find(
+        &self,
+        inbox: Option<(&str, usize)>,
+        pred: &impl Fn(&CapturedMail) -> bool,
+    ) -> Option<(usize, CapturedMail)> {
+        let mail = self.mail();
+        let found = match inbox {
+            None => mail.messages.iter().enumerate().find(|(_, m)| pred(m)),
+            Some((to, from)) => mail
+                .by_recipient
+                .get(&to.to_ascii_lowercase())?
+                .iter()
+                .enumerate()
+                .skip(from)
+                .map(|(at, &i)| (at, &mail.messages[i]))
+                .find(|(_, m)| pred(m)),
+        };
+        found.map(|(at, m)| (at, m.clone()))
     }
 
     fn push(&self, mail: CapturedMail) {
-        self.messages.lock().unwrap_or_else(PoisonError::into_inner).push(mail);
+        {
+            let mut boxes = self.mail();
+            let index = boxes.messages.len();
+            for to in &mail.to {
+                let entry = boxes.by_recipient.entry(to.to_ascii_lowercase()).or_default();
+                if entry.last() != Some(&index) {
+                    entry.push(index);
+                }
+            }
+            boxes.messages.push(mail);
+        }
         self.arrived.notify_waiters();
     }
 }
@@ -130,6 +174,31 @@ impl SmtpSink {
     /// The first accepted message matching `pred`, waiting up to `timeout`
     /// for one to arrive.
     pub async fn wait_for(&self, pred: impl Fn(&CapturedMail) -> bool, timeout: Duration) -> Option<CapturedMail> {
+        self.wait(None, pred, timeout).await.map(|(_, mail)| mail)
+    }
+
+    /// The next message in `inbox` matching `pred`, waiting up to `timeout`
+    /// for one to arrive; the inbox then points past it. Only that
+    /// recipient's messages not passed over yet are looked at, so a client
+    /// that reads each of its mails once does a constant amount of work per
+    /// mail, however many the sink holds.
+    pub async fn next_in(
+        &self,
+        inbox: &mut Inbox,
+        pred: impl Fn(&CapturedMail) -> bool,
+        timeout: Duration,
+    ) -> Option<CapturedMail> {
+        let (at, mail) = self.wait(Some((&inbox.recipient, inbox.next)), pred, timeout).await?;
+        inbox.next = at + 1;
+        Some(mail)
+    }
+
+    async fn wait(
+        &self,
+        inbox: Option<(&str, usize)>,
+        pred: impl Fn(&CapturedMail) -> bool,
+        timeout: Duration,
+    ) -> Option<(usize, CapturedMail)> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             // Register interest before looking, so a message that arrives
@@ -137,12 +206,32 @@ impl SmtpSink {
             let arrived = self.shared.arrived.notified();
             tokio::pin!(arrived);
             arrived.as_mut().enable();
-            if let Some(found) = self.shared.find(&pred) {
+            if let Some(found) = self.shared.find(inbox, &pred) {
                 return Some(found);
             }
             if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                return self.shared.find(&pred);
+                return self.shared.find(inbox, &pred);
             }
+        }
+    }
+}
+
+/// One recipient's mail at a sink, read in order of arrival
+/// ([`SmtpSink::next_in`]).
+#[derive(Clone, Debug)]
+pub struct Inbox {
+    recipient: String,
+    /// The position in the recipient's mail to look from.
+    next: usize,
+}
+
+impl Inbox {
+    /// `recipient`'s mail from the first message on (the address is
+    /// compared without case).
+    pub fn new(recipient: &str) -> Inbox {
+        Inbox {
+            recipient: recipient.to_owned(),
+            next: 0,
         }
     }
 }
@@ -594,5 +683,56 @@ mod tests {
     async fn wait_for_times_out_without_a_match() {
         let sink = SmtpSink::start().await.unwrap();
         assert!(sink.wait_for(|_| true, Duration::from_millis(50)).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_inbox_reads_one_recipients_mail_in_order() {
+        let sink = SmtpSink::start().await.unwrap();
+        let send = |to: &str, subject: &str| {
+            Message::builder()
+                .from(mbox("signet@example.com"))
+                .to(mbox(to))
+                .subject(subject)
+                .body("hello".to_owned())
+                .unwrap()
+        };
+        mailer(&sink).send(send("bob@example.com", "one")).await.unwrap();
+        mailer(&sink).send(send("Ada@Example.com", "two")).await.unwrap();
+        mailer(&sink).send(send("ada@example.com", "three")).await.unwrap();
+        mailer(&sink).send(send("ada@example.com", "four")).await.unwrap();
+
+        // The address is compared without case; a predicate that would
+        // match Bob's mail is never asked about it.
+        let mut ada = Inbox::new("ADA@example.com");
+        let wait = Duration::from_secs(5);
+        let first = sink
+            .next_in(&mut ada, |m| m.to != ["bob@example.com"], wait)
+            .await
+            .unwrap();
+        assert_eq!(first.subject().as_deref(), Some("two"));
+        // A message passed over is not offered again.
+        let fourth = sink
+            .next_in(&mut ada, |m| m.subject().as_deref() == Some("four"), wait)
+            .await
+            .unwrap();
+        assert_eq!(fourth.to, ["ada@example.com"]);
+        let short = Duration::from_millis(50);
+        assert!(sink.next_in(&mut ada, |_| true, short).await.is_none());
+        // Another inbox starts from the first message again.
+        let again = sink
+            .next_in(&mut Inbox::new("ada@example.com"), |_| true, wait)
+            .await
+            .unwrap();
+        assert_eq!(again.subject().as_deref(), Some("two"));
+        assert!(sink
+            .next_in(&mut Inbox::new("carol@example.com"), |_| true, short)
+            .await
+            .is_none());
+
+        // A message that arrives while the inbox waits is found.
+        let (late, ()) = tokio::join!(sink.next_in(&mut ada, |_| true, wait), async {
+            mailer(&sink).send(send("ada@example.com", "five")).await.unwrap();
+        });
+        assert_eq!(late.unwrap().subject().as_deref(), Some("five"));
     }
 }
