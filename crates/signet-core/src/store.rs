@@ -418,6 +418,10 @@ pub trait OidcClientStore: Send + Sync {
     async fn list_oidc_consents(&self, user: UserId) -> StoreResult<Vec<crate::oidc_client::OidcConsent>>;
     /// The clients holding a live refresh token of `user` at `now`.
     async fn oidc_clients_with_grants(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<String>>;
+    /// The clients `user` approved or that hold a live refresh token of
+    /// theirs at `now`, ordered by `client_id`: the account page's apps in
+    /// one read, however many there are.
+    async fn oidc_clients_of(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<crate::oidc_client::OidcClient>>;
     /// Whether the tokens issued from code `id` still stand, as committed:
     /// `None` if there is no such code, `Some(false)` once it was revoked.
     /// (Introspection and UserInfo read it without opening a unit of work,

@@ -150,6 +150,26 @@ impl OidcClientStore for SqlStore {
         Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
+    async fn oidc_clients_of(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<OidcClient>> {
+        let rows: Vec<ClientRow> = with_db!(read(self), |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                oidc_client_read_columns!(),
+                " FROM oidc_clients WHERE client_id IN (",
+                "SELECT client_id FROM oidc_consents WHERE user_id = $1 UNION ",
+                "SELECT client_id FROM oidc_refresh_tokens WHERE user_id = $1 ",
+                "AND revoked_at IS NULL AND rotated_at IS NULL AND expires_at > $2",
+                ") ORDER BY client_id"
+            ))
+            .bind(user.0.to_string())
+            .bind(now.as_millis())
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?
+        });
+        rows.into_iter().map(OidcClient::try_from).collect()
+    }
+
     async fn oidc_grant_standing(&self, id: Uuid) -> StoreResult<Option<bool>> {
         let row: Option<(Option<i64>,)> = with_db!(read(self), |pool| {
             sqlx::query_as("SELECT revoked_at FROM oidc_codes WHERE id = $1")

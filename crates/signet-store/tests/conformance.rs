@@ -2241,6 +2241,72 @@ async fn signing_keys_are_inserted_once_and_deleted_in_a_unit(s: Arc<SqlStore>) 
     assert!(s.stored_server_secrets().await.unwrap().is_empty());
 }
 
+/// The account page's apps in one read: the clients a user approved and
+/// those holding a live refresh token of theirs; nobody else's, and none
+/// whose only token has expired or was revoked.
+async fn the_apps_of_a_user_are_those_approved_or_holding_a_live_token(s: Arc<SqlStore>) {
+    use signet_core::oidc_client::{ClientSource, OidcClient, OidcConsent};
+    use signet_core::unit_of_work::NewRefreshToken;
+    let ada = user("apps-ada@example.com");
+    let bob = user("apps-bob@example.com");
+    s.insert_user(&ada).await.unwrap();
+    s.insert_user(&bob).await.unwrap();
+    let consent = |client: &str| OidcConsent {
+        client_id: client.into(),
+        scopes: vec!["openid".into()],
+        granted_at: T0,
+    };
+    let hashes: Vec<TokenHash> = (0..5u8).map(|i| TokenHash::of(&[b'a', i])).collect();
+    let refresh = |i: usize, client: &'static str, user: &User, expires_at| NewRefreshToken {
+        hash: &hashes[i],
+        id: Uuid::new_v4(),
+        family: Uuid::new_v4(),
+        client_id: client,
+        user_id: user.id.0,
+        grant: "{}",
+        expires_at,
+    };
+    let revoked = refresh(4, "revoked", &ada, at(600));
+    let mut tx = s.tx().await;
+    for id in ["approved", "holding", "spent", "bobs", "both", "revoked", "unused"] {
+        tx.insert_oidc_client(&oidc_client(id, ClientSource::Admin))
+            .await
+            .unwrap();
+    }
+    tx.put_oidc_consent(ada.id, &consent("approved")).await.unwrap();
+    tx.put_oidc_consent(ada.id, &consent("both")).await.unwrap();
+    tx.put_oidc_consent(bob.id, &consent("bobs")).await.unwrap();
+    tx.insert_oidc_refresh(&refresh(0, "holding", &ada, at(600)))
+        .await
+        .unwrap();
+    tx.insert_oidc_refresh(&refresh(1, "both", &ada, at(600)))
+        .await
+        .unwrap();
+    tx.insert_oidc_refresh(&refresh(2, "spent", &ada, at(10)))
+        .await
+        .unwrap();
+    tx.insert_oidc_refresh(&refresh(3, "bobs", &bob, at(600)))
+        .await
+        .unwrap();
+    tx.insert_oidc_refresh(&revoked).await.unwrap();
+    tx.revoke_oidc_family(revoked.family, at(1)).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let ids = |clients: Vec<OidcClient>| clients.into_iter().map(|c| c.client_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.oidc_clients_of(ada.id, at(20)).await.unwrap()),
+        ["approved", "both", "holding"]
+    );
+    assert_eq!(
+        ids(s.oidc_clients_of(ada.id, at(5)).await.unwrap()),
+        ["approved", "both", "holding", "spent"],
+        "a token counts until it expires"
+    );
+    assert_eq!(ids(s.oidc_clients_of(bob.id, at(20)).await.unwrap()), ["bobs"]);
+    let nobody = user("apps-nobody@example.com");
+    assert!(s.oidc_clients_of(nobody.id, at(20)).await.unwrap().is_empty());
+}
+
 async fn oidc_clients_round_trip_and_config_never_takes_over_another_source(s: Arc<SqlStore>) {
     use signet_core::oidc_client::ClientSource;
     let cli = oidc_client("from-cli", ClientSource::Cli);
@@ -2743,6 +2809,7 @@ conformance!(
     totp_credentials_round_trip_and_advance_once_per_step,
     recovery_codes_are_used_once_and_replaced_together,
     oidc_clients_round_trip_and_config_never_takes_over_another_source,
+    the_apps_of_a_user_are_those_approved_or_holding_a_live_token,
     oidc_client_updates_and_secret_rotations_spare_config_clients,
     signing_keys_are_inserted_once_and_deleted_in_a_unit,
     a_stored_authorization_request_is_taken_once,

@@ -142,27 +142,26 @@ pub struct Authorized {
     pub offline_access: bool,
 }
 
-/// The apps the user approved or that hold a live grant, by name.
+/// The apps the user approved or that hold a live grant, by name. Three
+/// reads, whatever the number of apps.
 pub async fn authorized_apps(app: &App, user: UserId) -> Result<Vec<Authorized>> {
+    let now = app.clock.now();
     let consents = app.store.list_oidc_consents(user).await?;
-    let holding = app.store.oidc_clients_with_grants(user, app.clock.now()).await?;
-    let mut ids: Vec<&String> = consents.iter().map(|c| &c.client_id).chain(holding.iter()).collect();
-    ids.sort();
-    ids.dedup();
-    let mut out = Vec::new();
-    for id in ids {
-        let Some(client) = app.store.oidc_client(id).await? else {
-            continue;
-        };
-        let consent = consents.iter().find(|c| &c.client_id == id);
-        out.push(Authorized {
-            client_id: client.client_id.clone(),
-            name: client.name.clone(),
-            scopes: consent.map(|c| c.scopes.clone()).unwrap_or_default(),
-            approved_at: consent.map(|c| c.granted_at),
-            offline_access: holding.contains(id),
-        });
-    }
+    let holding = app.store.oidc_clients_with_grants(user, now).await?;
+    let clients = app.store.oidc_clients_of(user, now).await?;
+    let mut out: Vec<Authorized> = clients
+        .into_iter()
+        .map(|client| {
+            let consent = consents.iter().find(|c| c.client_id == client.client_id);
+            Authorized {
+                scopes: consent.map(|c| c.scopes.clone()).unwrap_or_default(),
+                approved_at: consent.map(|c| c.granted_at),
+                offline_access: holding.contains(&client.client_id),
+                client_id: client.client_id,
+                name: client.name,
+            }
+        })
+        .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.client_id.cmp(&b.client_id)));
     Ok(out)
 }

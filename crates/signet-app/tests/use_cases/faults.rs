@@ -222,6 +222,13 @@ impl OidcClientStore for FailingStore {
     async fn oidc_clients_with_grants(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<String>> {
         self.inner.oidc_clients_with_grants(user, now).await
     }
+    async fn oidc_clients_of(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<signet_core::oidc_client::OidcClient>> {
+        self.inner.oidc_clients_of(user, now).await
+    }
 
     async fn oidc_grant_standing(&self, id: Uuid) -> StoreResult<Option<bool>> {
         self.inner.oidc_grant_standing(id).await
