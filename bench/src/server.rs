@@ -2,7 +2,8 @@
 //! a **fresh database** per server (a SQLite file in a temp dir, or a
 //! scratch PostgreSQL database created under `--database-url` and dropped
 //! by [`BenchServer::stop`]), the release build of the library in this
-//! process, on a loopback port, logging errors only (or what `SIGNET_BENCH_LOG` names, on stderr), and the per-address
+//! process, on a loopback port, logging errors only (or what `SIGNET_BENCH_LOG` names, on stderr), with any
+//! `SIGNET_*` setting of the bench's own environment except those the bench sets itself, and the per-address
 //! login-start limit at its ceiling (the load generator is one address;
 //! the limit would measure itself).
 
@@ -53,7 +54,13 @@ impl BenchServer {
         // `SIGNET_BENCH_LOG=sqlx::query=debug` prints every statement the
         // server runs (to count a scenario's statements per operation).
         let log = std::env::var("SIGNET_BENCH_LOG").ok();
-        let mut env = vec![
+        // The operator's own settings first (`SIGNET_DATABASE__MAX_CONNECTIONS=8`,
+        // say), so that a run can measure a configuration; what the bench
+        // itself needs (below: its port, database and scenario) overrides them.
+        let mut env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("SIGNET_") && k != "SIGNET_BENCH_LOG")
+            .collect();
+        env.extend([
             ("SIGNET_LISTEN".to_owned(), format!("127.0.0.1:{port}")),
             ("SIGNET_PUBLIC_URL".to_owned(), public.clone()),
             ("SIGNET_DATABASE__URL".to_owned(), db.clone()),
@@ -62,7 +69,7 @@ impl BenchServer {
                 log.clone().unwrap_or_else(|| "error".to_owned()),
             ),
             ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
-        ];
+        ]);
         // PostgreSQL needs a configured sealing key: take the operator's,
         // else a fixed benchmark key.
         if db.starts_with("postgres") {
