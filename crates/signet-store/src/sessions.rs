@@ -113,6 +113,26 @@ impl SessionStore for SqlStore {
         Ok(row.map(Session::try_from).transpose()?.filter(|s| s.is_live(now)))
     }
 
+    async fn timed_out_sessions_with_apps(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(UserId, SessionId)>> {
+        let rows: Vec<(String, String)> = with_db!(read(self), |pool| {
+            sqlx::query_as(
+                "SELECT s.user_id, s.id FROM sessions s \
+                 WHERE (s.absolute_expires_at <= $1 OR s.last_seen_at + s.idle_timeout_ms <= $1) \
+                 AND EXISTS (SELECT 1 FROM oidc_codes c WHERE c.user_id = s.user_id AND c.session_id = s.id \
+                 AND c.redeemed_at IS NOT NULL AND c.logged_out_at IS NULL) \
+                 ORDER BY s.id LIMIT $2",
+            )
+            .bind(now.as_millis())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(backend)?
+        });
+        rows.into_iter()
+            .map(|(user, id)| Ok((UserId(crate::rows::uuid(&user)?), SessionId(crate::rows::uuid(&id)?))))
+            .collect()
+    }
+
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
         Ok(with_db!(write(self), |pool| {
             sqlx::query("DELETE FROM sessions WHERE absolute_expires_at <= $1 OR last_seen_at + idle_timeout_ms <= $1")

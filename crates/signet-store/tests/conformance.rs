@@ -2241,6 +2241,62 @@ async fn signing_keys_are_inserted_once_and_deleted_in_a_unit(s: Arc<SqlStore>) 
     assert!(s.stored_server_secrets().await.unwrap().is_empty());
 }
 
+/// The janitor's look for timed-out sessions that apps must be told of:
+/// past their idle or absolute lifetime, with a redeemed code whose end no
+/// app has been told yet; no other session.
+async fn timed_out_sessions_with_apps_are_those_an_app_must_be_told_of(s: Arc<SqlStore>) {
+    let account = user("timed-out@example.com");
+    s.insert_user(&account).await.unwrap();
+    let new_session = |idle_secs: u64, absolute: Timestamp| Session {
+        idle_timeout: Duration::from_secs(idle_secs),
+        absolute_expires_at: absolute,
+        ..session(account.id, &PlainToken::generate(TokenKind::Session))
+    };
+    // Idle for 30 minutes at 2,000 s; past its absolute end; still live;
+    // timed out without any code; with a code never redeemed; and one
+    // whose end was announced already.
+    let idle = new_session(1800, at(12 * 3600));
+    let ended = new_session(86_400, at(1000));
+    let live = new_session(86_400, at(86_400));
+    let no_code = new_session(1800, at(12 * 3600));
+    let unredeemed = new_session(1800, at(12 * 3600));
+    let announced = new_session(1800, at(12 * 3600));
+    let hashes: Vec<TokenHash> = (0..5u8).map(|i| TokenHash::of(&[b't', i])).collect();
+    let with_code = [
+        (&idle, true),
+        (&ended, true),
+        (&live, true),
+        (&unredeemed, false),
+        (&announced, true),
+    ];
+    let mut tx = s.tx().await;
+    for sess in [&idle, &ended, &live, &no_code, &unredeemed, &announced] {
+        tx.insert_session(sess).await.unwrap();
+    }
+    for (i, (sess, _)) in with_code.iter().enumerate() {
+        tx.insert_oidc_code(&app_code(&hashes[i], Uuid::new_v4(), "app", account.id.0, sess.id.0))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut tx = s.tx().await;
+    for (i, (_, redeem)) in with_code.iter().enumerate() {
+        if *redeem {
+            tx.redeem_oidc_code(&hashes[i], at(1)).await.unwrap();
+        }
+    }
+    tx.claim_oidc_logouts(account.id, Some(announced.id.0), at(2))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    assert!(s.timed_out_sessions_with_apps(at(100), 10).await.unwrap().is_empty());
+    let mut want = vec![(account.id, idle.id), (account.id, ended.id)];
+    want.sort_by_key(|(_, id)| id.0.to_string());
+    assert_eq!(s.timed_out_sessions_with_apps(at(2000), 10).await.unwrap(), want);
+    assert_eq!(s.timed_out_sessions_with_apps(at(2000), 1).await.unwrap(), want[..1]);
+}
+
 /// The account page's apps in one read: the clients a user approved and
 /// those holding a live refresh token of theirs; nobody else's, and none
 /// whose only token has expired or was revoked.
@@ -2810,6 +2866,7 @@ conformance!(
     recovery_codes_are_used_once_and_replaced_together,
     oidc_clients_round_trip_and_config_never_takes_over_another_source,
     the_apps_of_a_user_are_those_approved_or_holding_a_live_token,
+    timed_out_sessions_with_apps_are_those_an_app_must_be_told_of,
     oidc_client_updates_and_secret_rotations_spare_config_clients,
     signing_keys_are_inserted_once_and_deleted_in_a_unit,
     a_stored_authorization_request_is_taken_once,

@@ -226,29 +226,44 @@ async fn janitor(wired: Arc<Wired>, stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = &mut stop => return,
-            _ = tick.tick() => {
-                let now = wired.app.clock.now();
-                let store = &wired.app.store;
-                let old = now.minus(RETENTION);
-                let results = [
-                    ("sessions", store.purge_expired_sessions(now).await),
-                    ("flows", store.purge_expired_flows(now).await),
-                    ("ceremonies", store.purge_expired_ceremonies(now).await),
-                    ("secrets", store.purge_spent_secrets(old).await),
-                    ("messages", store.purge_finished_messages(old).await),
-                    // A window or failure run idle this long no longer limits anything.
-                    // Counters live at least as long as the longest fallback
-                    // budget period, or the janitor would reset budgets early.
-                    ("throttles", store.purge_throttles(now.minus(throttle_retention(&wired.app.policy))).await),
-                ];
-                for (what, result) in results {
-                    match result {
-                        Ok(0) => {}
-                        Ok(n) => tracing::debug!(what, purged = n, "purged expired records"),
-                        Err(e) => tracing::warn!(what, error = %e, "purging expired records failed"),
-                    }
-                }
-            }
+            _ = tick.tick() => janitor_pass(&wired.app).await,
+        }
+    }
+}
+
+/// One pass of the janitor: timed-out sessions that apps hold grants of
+/// are ended with their back-channel logout notices
+/// ([`signet_app::oidc::logout::announce_timed_out`]), then expired and
+/// spent records are purged. A failure is logged and the next pass tries
+/// again.
+pub async fn janitor_pass(app: &signet_app::App) {
+    match signet_app::oidc::logout::announce_timed_out(app).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(notices = n, "announced timed-out sessions to their apps"),
+        Err(e) => tracing::warn!(error = %e, "announcing timed-out sessions failed"),
+    }
+    let now = app.clock.now();
+    let store = &app.store;
+    let old = now.minus(RETENTION);
+    let results = [
+        ("sessions", store.purge_expired_sessions(now).await),
+        ("flows", store.purge_expired_flows(now).await),
+        ("ceremonies", store.purge_expired_ceremonies(now).await),
+        ("secrets", store.purge_spent_secrets(old).await),
+        ("messages", store.purge_finished_messages(old).await),
+        // A window or failure run idle this long no longer limits anything.
+        // Counters live at least as long as the longest fallback
+        // budget period, or the janitor would reset budgets early.
+        (
+            "throttles",
+            store.purge_throttles(now.minus(throttle_retention(&app.policy))).await,
+        ),
+    ];
+    for (what, result) in results {
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(what, purged = n, "purged expired records"),
+            Err(e) => tracing::warn!(what, error = %e, "purging expired records failed"),
         }
     }
 }

@@ -37,6 +37,12 @@
 //! (`logout_token=...`, §2.5) with the outbox's retries until a 2xx (§2.8).
 //! A code is claimed for its notice by one conditional write, so a
 //! session's end is announced to each client once (ADR 0025).
+//!
+//! A session that **times out** (its idle or absolute lifetime passes) ends
+//! too: the janitor's pass ([`announce_timed_out`]) removes each timed-out
+//! session a client holds a grant of, with its notices, in one unit of
+//! work per session, before it purges the rest. So a client hears of it
+//! within one janitor interval (five minutes) rather than at once.
 
 use std::time::Duration;
 
@@ -339,6 +345,44 @@ pub async fn notify_in(app: &App, tx: &mut dyn Transaction, user: UserId, sessio
         app.audit().append(&mut *tx, &record).await?;
     }
     Ok(told.len())
+}
+
+/// How many timed-out sessions one look takes ([`announce_timed_out`]).
+const TIMED_OUT_BATCH: u32 = 100;
+
+/// Ends every session that has timed out and that a client holding a
+/// `backchannel_logout_uri` redeemed a code of, each in a unit of work of
+/// its own with its logout tokens ([`notify_in`]), as signing out does.
+/// A session another node's janitor removed first is skipped (its notices
+/// went with that removal). Returns how many notices were queued, and wakes
+/// the courier if any were.
+pub async fn announce_timed_out(app: &App) -> Result<usize> {
+    let now = app.clock.now();
+    let mut queued = 0;
+    loop {
+        let batch = app.store.timed_out_sessions_with_apps(now, TIMED_OUT_BATCH).await?;
+        let full = batch.len() >= TIMED_OUT_BATCH as usize;
+        let mut ended = 0;
+        for (user, session) in batch {
+            let mut tx = app.store.begin().await?;
+            if !tx.delete_session(session).await? {
+                tx.rollback().await?;
+                continue;
+            }
+            queued += notify_in(app, &mut *tx, user, Some(session)).await?;
+            tx.commit().await?;
+            ended += 1;
+        }
+        // Each look removes what it found, so a full batch means there may
+        // be more; one that ended nothing (all taken by another node) stops.
+        if !full || ended == 0 {
+            break;
+        }
+    }
+    if queued > 0 {
+        app.courier.wake();
+    }
+    Ok(queued)
 }
 
 /// A logout token's claims (Back-Channel Logout 1.0 §2.4): no `nonce`.

@@ -136,6 +136,13 @@ impl SessionStore for FailingStore {
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
         self.inner.purge_expired_sessions(now).await
     }
+    async fn timed_out_sessions_with_apps(
+        &self,
+        now: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<(UserId, signet_core::session::SessionId)>> {
+        self.inner.timed_out_sessions_with_apps(now, limit).await
+    }
 }
 
 #[async_trait::async_trait]

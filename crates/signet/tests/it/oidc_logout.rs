@@ -513,6 +513,45 @@ async fn ending_a_session_from_the_account_page_and_disabling_the_user_tell_the_
     srv.stop().await;
 }
 
+/// A session that times out is an ended session too: the janitor's pass
+/// removes it with its logout token, once, and leaves live sessions alone.
+#[tokio::test]
+async fn a_session_that_times_out_is_announced_by_the_janitor_once() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let rp = RelyingParty::start(0).await;
+    let (user_id, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (id, secret) = logout_client(&srv, &admin, Some(&rp.url)).await;
+    let sid = sid_of(
+        tokens(&srv, &session, (&id, &secret), "openid").await["id_token"]
+            .as_str()
+            .unwrap(),
+    );
+    let app = &srv.running.as_ref().unwrap().wired.app;
+
+    // Live: the janitor leaves it alone and tells nobody.
+    signet::server::janitor_pass(app).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rp.received.lock().unwrap().is_empty());
+    let (s, _) = srv.call(Method::GET, "/api/v1/session", Some(&session), None).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Past every tier's absolute lifetime (30 days at most).
+    srv.clock.advance(Duration::from_secs(31 * 86_400));
+    let (s, _) = srv.call(Method::GET, "/api/v1/session", Some(&session), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    signet::server::janitor_pass(app).await;
+    let got = rp.wait_for(1).await;
+    let claims = verified_logout_token(&srv, &got[0], &id).await;
+    assert_eq!((&claims["sub"], &claims["sid"]), (&json!(user_id), &sid));
+
+    // The session is gone and its end was announced: nothing more to tell.
+    signet::server::janitor_pass(app).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rp.received.lock().unwrap().len(), 1);
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn after_a_step_up_the_relying_party_is_told_with_the_sid_it_knows() {
     let srv = crate::login::engine_server().await;
