@@ -235,18 +235,31 @@ async fn janitor(wired: Arc<Wired>, stop: watch::Receiver<bool>) {
 /// are ended with their back-channel logout notices
 /// ([`signet_app::oidc::logout::announce_timed_out`]), then expired and
 /// spent records are purged. A failure is logged and the next pass tries
-/// again.
+/// again; while announcing fails, expired sessions are kept, so that none
+/// is purged before its apps were told.
 pub async fn janitor_pass(app: &signet_app::App) {
-    match signet_app::oidc::logout::announce_timed_out(app).await {
-        Ok(0) => {}
-        Ok(n) => tracing::debug!(notices = n, "announced timed-out sessions to their apps"),
-        Err(e) => tracing::warn!(error = %e, "announcing timed-out sessions failed"),
-    }
+    let announced = match signet_app::oidc::logout::announce_timed_out(app).await {
+        Ok(n) => {
+            if n > 0 {
+                tracing::debug!(notices = n, "announced timed-out sessions to their apps");
+            }
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "announcing timed-out sessions failed; expired sessions are kept until it works");
+            false
+        }
+    };
     let now = app.clock.now();
     let store = &app.store;
     let old = now.minus(RETENTION);
+    let sessions = if announced {
+        store.purge_expired_sessions(now).await
+    } else {
+        Ok(0)
+    };
     let results = [
-        ("sessions", store.purge_expired_sessions(now).await),
+        ("sessions", sessions),
         ("flows", store.purge_expired_flows(now).await),
         ("ceremonies", store.purge_expired_ceremonies(now).await),
         ("secrets", store.purge_spent_secrets(old).await),
