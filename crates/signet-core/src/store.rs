@@ -151,12 +151,20 @@ pub trait SessionStore: Send + Sync {
             .into_iter()
             .find(|s| s.id == id))
     }
+    /// Deletes the sessions past their idle or absolute lifetime at `now`,
+    /// except those an OIDC client redeemed a code of and has not been told
+    /// the end of: [`SessionStore::timed_out_sessions_with_apps`] finds
+    /// those, and the janitor ends each with its back-channel logout notice.
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
     /// Up to `limit` sessions past their idle or absolute lifetime at `now`
     /// that an OIDC client redeemed a code of and has not been told the end
-    /// of (back-channel logout), oldest id first. The janitor ends each
-    /// with its notices before purging the rest.
-    async fn timed_out_sessions_with_apps(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(UserId, SessionId)>>;
+    /// of (back-channel logout), by id, from just after `after` on.
+    async fn timed_out_sessions_with_apps(
+        &self,
+        now: Timestamp,
+        after: Option<SessionId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(UserId, SessionId)>>;
 }
 
 /// What storage knows of a flow id ([`FlowStore::flow_or_finished`]).

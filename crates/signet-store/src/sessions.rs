@@ -50,6 +50,35 @@ pub(crate) fn amr_json(s: &Session) -> StoreResult<String> {
     serde_json::to_string(&s.amr).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Whether session `$s` is past its idle or absolute lifetime at `$1`.
+macro_rules! timed_out {
+    ($s:literal) => {
+        concat!(
+            "(",
+            $s,
+            ".absolute_expires_at <= $1 OR ",
+            $s,
+            ".last_seen_at + ",
+            $s,
+            ".idle_timeout_ms <= $1)"
+        )
+    };
+}
+
+/// Whether an OIDC client redeemed a code of session `$s` and has not been
+/// told of its end yet (back-channel logout, ADR 0025).
+macro_rules! unannounced_grant {
+    ($s:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM oidc_codes c WHERE c.user_id = ",
+            $s,
+            ".user_id AND c.session_id = ",
+            $s,
+            ".id AND c.redeemed_at IS NOT NULL AND c.logged_out_at IS NULL)"
+        )
+    };
+}
+
 #[async_trait::async_trait]
 impl SessionStore for SqlStore {
     async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>> {
@@ -113,16 +142,22 @@ impl SessionStore for SqlStore {
         Ok(row.map(Session::try_from).transpose()?.filter(|s| s.is_live(now)))
     }
 
-    async fn timed_out_sessions_with_apps(&self, now: Timestamp, limit: u32) -> StoreResult<Vec<(UserId, SessionId)>> {
+    async fn timed_out_sessions_with_apps(
+        &self,
+        now: Timestamp,
+        after: Option<SessionId>,
+        limit: u32,
+    ) -> StoreResult<Vec<(UserId, SessionId)>> {
         let rows: Vec<(String, String)> = with_db!(read(self), |pool| {
-            sqlx::query_as(
-                "SELECT s.user_id, s.id FROM sessions s \
-                 WHERE (s.absolute_expires_at <= $1 OR s.last_seen_at + s.idle_timeout_ms <= $1) \
-                 AND EXISTS (SELECT 1 FROM oidc_codes c WHERE c.user_id = s.user_id AND c.session_id = s.id \
-                 AND c.redeemed_at IS NOT NULL AND c.logged_out_at IS NULL) \
-                 ORDER BY s.id LIMIT $2",
-            )
+            sqlx::query_as(concat!(
+                "SELECT s.user_id, s.id FROM sessions s WHERE ",
+                timed_out!("s"),
+                " AND s.id > $2 AND ",
+                unannounced_grant!("s"),
+                " ORDER BY s.id LIMIT $3"
+            ))
             .bind(now.as_millis())
+            .bind(after.map(|id| id.0.to_string()).unwrap_or_default())
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await
@@ -135,12 +170,17 @@ impl SessionStore for SqlStore {
 
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
         Ok(with_db!(write(self), |pool| {
-            sqlx::query("DELETE FROM sessions WHERE absolute_expires_at <= $1 OR last_seen_at + idle_timeout_ms <= $1")
-                .bind(now.as_millis())
-                .execute(pool)
-                .await
-                .map_err(backend)?
-                .rows_affected()
+            sqlx::query(concat!(
+                "DELETE FROM sessions WHERE ",
+                timed_out!("sessions"),
+                " AND NOT ",
+                unannounced_grant!("sessions")
+            ))
+            .bind(now.as_millis())
+            .execute(pool)
+            .await
+            .map_err(backend)?
+            .rows_affected()
         }))
     }
 }

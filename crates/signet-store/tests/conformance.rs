@@ -2290,11 +2290,41 @@ async fn timed_out_sessions_with_apps_are_those_an_app_must_be_told_of(s: Arc<Sq
         .unwrap();
     tx.commit().await.unwrap();
 
-    assert!(s.timed_out_sessions_with_apps(at(100), 10).await.unwrap().is_empty());
+    assert!(s
+        .timed_out_sessions_with_apps(at(100), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
     let mut want = vec![(account.id, idle.id), (account.id, ended.id)];
     want.sort_by_key(|(_, id)| id.0.to_string());
-    assert_eq!(s.timed_out_sessions_with_apps(at(2000), 10).await.unwrap(), want);
-    assert_eq!(s.timed_out_sessions_with_apps(at(2000), 1).await.unwrap(), want[..1]);
+    assert_eq!(s.timed_out_sessions_with_apps(at(2000), None, 10).await.unwrap(), want);
+    assert_eq!(
+        s.timed_out_sessions_with_apps(at(2000), None, 1).await.unwrap(),
+        want[..1]
+    );
+    assert_eq!(
+        s.timed_out_sessions_with_apps(at(2000), Some(want[0].1), 10)
+            .await
+            .unwrap(),
+        want[1..],
+        "a look goes on from just after the last one"
+    );
+
+    // The purge removes the timed-out sessions no app must be told of, and
+    // keeps the two that are waiting for their notices, and the live one.
+    assert_eq!(s.purge_expired_sessions(at(2000)).await.unwrap(), 3);
+    assert_eq!(s.timed_out_sessions_with_apps(at(2000), None, 10).await.unwrap(), want);
+    let left: Vec<SessionId> = s
+        .list_user_sessions(account.id, at(0))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert_eq!(left.len(), 3);
+    for kept in [idle.id, ended.id, live.id] {
+        assert!(left.contains(&kept));
+    }
 }
 
 /// The account page's apps in one read: the clients a user approved and

@@ -234,32 +234,19 @@ async fn janitor(wired: Arc<Wired>, stop: watch::Receiver<bool>) {
 /// One pass of the janitor: timed-out sessions that apps hold grants of
 /// are ended with their back-channel logout notices
 /// ([`signet_app::oidc::logout::announce_timed_out`]), then expired and
-/// spent records are purged. A failure is logged and the next pass tries
-/// again; while announcing fails, expired sessions are kept, so that none
-/// is purged before its apps were told.
+/// spent records are purged (the purge keeps a session whose apps were not
+/// told yet). A failure is logged and the next pass tries again.
 pub async fn janitor_pass(app: &signet_app::App) {
-    let announced = match signet_app::oidc::logout::announce_timed_out(app).await {
-        Ok(n) => {
-            if n > 0 {
-                tracing::debug!(notices = n, "announced timed-out sessions to their apps");
-            }
-            true
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "announcing timed-out sessions failed; expired sessions are kept until it works");
-            false
-        }
-    };
+    match signet_app::oidc::logout::announce_timed_out(app).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(notices = n, "announced timed-out sessions to their apps"),
+        Err(e) => tracing::warn!(error = %e, "announcing timed-out sessions failed; the next pass tries again"),
+    }
     let now = app.clock.now();
     let store = &app.store;
     let old = now.minus(RETENTION);
-    let sessions = if announced {
-        store.purge_expired_sessions(now).await
-    } else {
-        Ok(0)
-    };
     let results = [
-        ("sessions", sessions),
+        ("sessions", store.purge_expired_sessions(now).await),
         ("flows", store.purge_expired_flows(now).await),
         ("ceremonies", store.purge_expired_ceremonies(now).await),
         ("secrets", store.purge_spent_secrets(old).await),

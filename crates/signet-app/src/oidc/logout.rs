@@ -41,8 +41,9 @@
 //! A session that **times out** (its idle or absolute lifetime passes) ends
 //! too: the janitor's pass ([`announce_timed_out`]) removes each timed-out
 //! session a client holds a grant of, with its notices, in one unit of
-//! work per session, before it purges the rest. So a client hears of it
-//! within one janitor interval (five minutes) rather than at once.
+//! work per session; its purge never removes such a session itself. So a
+//! client hears of it within one janitor interval (five minutes) rather
+//! than at once.
 
 use std::time::Duration;
 
@@ -350,38 +351,55 @@ pub async fn notify_in(app: &App, tx: &mut dyn Transaction, user: UserId, sessio
 /// How many timed-out sessions one look takes ([`announce_timed_out`]).
 const TIMED_OUT_BATCH: u32 = 100;
 
-/// Ends every session that has timed out and that a client holding a
-/// `backchannel_logout_uri` redeemed a code of, each in a unit of work of
-/// its own with its logout tokens ([`notify_in`]), as signing out does.
-/// A session another node's janitor removed first is skipped (its notices
-/// went with that removal). Returns how many notices were queued, and wakes
-/// the courier if any were.
+/// Ends every session that has timed out and that a client redeemed a code
+/// of without being told its end yet, each in a unit of work of its own
+/// with its logout tokens ([`notify_in`]), as signing out does. Until then
+/// the janitor's purge keeps such a session
+/// ([`signet_core::store::SessionStore::purge_expired_sessions`]), so none
+/// goes untold. A session that another node's janitor, or a sign-out,
+/// ended first is skipped: its notices went with that end. A session whose
+/// unit fails is logged and left for the next pass; the others go on.
+/// Returns how many notices were queued, and wakes the courier if any were.
 pub async fn announce_timed_out(app: &App) -> Result<usize> {
     let now = app.clock.now();
     let mut queued = 0;
+    let mut after = None;
     loop {
-        let batch = app.store.timed_out_sessions_with_apps(now, TIMED_OUT_BATCH).await?;
+        let batch = app
+            .store
+            .timed_out_sessions_with_apps(now, after, TIMED_OUT_BATCH)
+            .await?;
         let full = batch.len() >= TIMED_OUT_BATCH as usize;
-        let mut ended = 0;
         for (user, session) in batch {
-            let mut tx = app.store.begin().await?;
-            if !tx.delete_session(session).await? {
-                tx.rollback().await?;
-                continue;
+            after = Some(session);
+            match end_timed_out(app, user, session).await {
+                Ok(n) => queued += n,
+                Err(e) => tracing::warn!(
+                    session = %session.0,
+                    error = %e,
+                    "ending a timed-out session with its back-channel logout failed; the next pass tries again"
+                ),
             }
-            queued += notify_in(app, &mut *tx, user, Some(session)).await?;
-            tx.commit().await?;
-            ended += 1;
         }
-        // Each look removes what it found, so a full batch means there may
-        // be more; one that ended nothing (all taken by another node) stops.
-        if !full || ended == 0 {
+        if !full {
             break;
         }
     }
     if queued > 0 {
         app.courier.wake();
     }
+    Ok(queued)
+}
+
+/// One timed-out session's end and its notices, in one unit of work.
+async fn end_timed_out(app: &App, user: UserId, session: SessionId) -> Result<usize> {
+    let mut tx = app.store.begin().await?;
+    if !tx.delete_session(session).await? {
+        tx.rollback().await?;
+        return Ok(0);
+    }
+    let queued = notify_in(app, &mut *tx, user, Some(session)).await?;
+    tx.commit().await?;
     Ok(queued)
 }
 

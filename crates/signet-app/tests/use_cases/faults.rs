@@ -139,9 +139,10 @@ impl SessionStore for FailingStore {
     async fn timed_out_sessions_with_apps(
         &self,
         now: Timestamp,
+        after: Option<signet_core::session::SessionId>,
         limit: u32,
     ) -> StoreResult<Vec<(UserId, signet_core::session::SessionId)>> {
-        self.inner.timed_out_sessions_with_apps(now, limit).await
+        self.inner.timed_out_sessions_with_apps(now, after, limit).await
     }
 }
 
