@@ -178,7 +178,12 @@ pub async fn remove(app: &App, current: &Current, origin: &Origin, id: Uuid) -> 
             ))
         }
     }
+    // The sessions this credential proved end with it, and the apps that
+    // hold them are told, as for any other end (back-channel logout).
     let ended = tx.delete_credential_sessions(user.id, id).await?;
+    for session in &ended {
+        crate::oidc::logout::notify_in(app, &mut *tx, user.id, Some(*session)).await?;
+    }
     let record = AuditEvent::new(EventType::CredentialRemoved, Actor::User(user.id), Outcome::Success)
         .user(user.id)
         .from_origin(origin)
@@ -186,7 +191,7 @@ pub async fn remove(app: &App, current: &Current, origin: &Origin, id: Uuid) -> 
             "credential_id": id,
             "type": target.kind,
             "name": target.name,
-            "sessions_ended": ended,
+            "sessions_ended": ended.len(),
         }));
     app.audit().append(&mut *tx, &record).await?;
     notify(

@@ -62,7 +62,13 @@ pub trait SessionWrites: Send {
     /// Deletes `user`'s sessions proven with `credential_id` (that credential
     /// is being removed). Found through the user's sessions: no index on
     /// the credential, which every sign-in would have to write (ADR 0034).
-    async fn delete_credential_sessions(&mut self, user: UserId, credential_id: Uuid) -> StoreResult<u64>;
+    /// Answers the ids of the sessions it deleted, so that their apps can be
+    /// told (back-channel logout).
+    async fn delete_credential_sessions(&mut self, user: UserId, credential_id: Uuid) -> StoreResult<Vec<SessionId>>;
+    /// Deletes session `id` only if it is past its idle or absolute
+    /// lifetime at `now` (the janitor's end of a timed-out session: a
+    /// request that renewed it a moment ago keeps it).
+    async fn delete_timed_out_session(&mut self, id: SessionId, now: Timestamp) -> StoreResult<bool>;
 }
 
 #[async_trait::async_trait]

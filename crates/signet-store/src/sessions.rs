@@ -50,17 +50,22 @@ pub(crate) fn amr_json(s: &Session) -> StoreResult<String> {
     serde_json::to_string(&s.amr).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Whether session `$s` is past its idle or absolute lifetime at `$1`.
+/// Whether session `$s` is past its idle or absolute lifetime at the time
+/// bound to `$now` (a placeholder such as `"$1"`).
 macro_rules! timed_out {
-    ($s:literal) => {
+    ($s:literal, $now:literal) => {
         concat!(
             "(",
             $s,
-            ".absolute_expires_at <= $1 OR ",
+            ".absolute_expires_at <= ",
+            $now,
+            " OR ",
             $s,
             ".last_seen_at + ",
             $s,
-            ".idle_timeout_ms <= $1)"
+            ".idle_timeout_ms <= ",
+            $now,
+            ")"
         )
     };
 }
@@ -151,7 +156,7 @@ impl SessionStore for SqlStore {
         let rows: Vec<(String, String)> = with_db!(read(self), |pool| {
             sqlx::query_as(concat!(
                 "SELECT s.user_id, s.id FROM sessions s WHERE ",
-                timed_out!("s"),
+                timed_out!("s", "$1"),
                 " AND s.id > $2 AND ",
                 unannounced_grant!("s"),
                 " ORDER BY s.id LIMIT $3"
@@ -172,7 +177,7 @@ impl SessionStore for SqlStore {
         Ok(with_db!(write(self), |pool| {
             sqlx::query(concat!(
                 "DELETE FROM sessions WHERE ",
-                timed_out!("sessions"),
+                timed_out!("sessions", "$1"),
                 " AND NOT ",
                 unannounced_grant!("sessions")
             ))
@@ -235,13 +240,40 @@ impl SessionWrites for SqlTx {
         self.observe(r)
     }
 
-    async fn delete_credential_sessions(&mut self, user: UserId, credential_id: Uuid) -> StoreResult<u64> {
-        let r = delete_where(
-            self.conn().await?,
-            "DELETE FROM sessions WHERE user_id = $1 AND credential_id = $2",
-            &[user.0.to_string(), credential_id.to_string()],
-        )
+    async fn delete_credential_sessions(&mut self, user: UserId, credential_id: Uuid) -> StoreResult<Vec<SessionId>> {
+        let r: StoreResult<Vec<(String,)>> = async {
+            Ok(with_conn!(self.conn().await?, |c| {
+                sqlx::query_as("DELETE FROM sessions WHERE user_id = $1 AND credential_id = $2 RETURNING id")
+                    .bind(user.0.to_string())
+                    .bind(credential_id.to_string())
+                    .fetch_all(&mut *c)
+                    .await
+                    .map_err(backend)?
+            }))
+        }
         .await;
-        self.observe(r)
+        self.observe(r)?
+            .into_iter()
+            .map(|(id,)| Ok(SessionId(crate::rows::uuid(&id)?)))
+            .collect()
+    }
+
+    async fn delete_timed_out_session(&mut self, id: SessionId, now: Timestamp) -> StoreResult<bool> {
+        let r: StoreResult<u64> = async {
+            Ok(with_conn!(self.conn().await?, |c| {
+                sqlx::query(concat!(
+                    "DELETE FROM sessions WHERE id = $2 AND ",
+                    timed_out!("sessions", "$1")
+                ))
+                .bind(now.as_millis())
+                .bind(id.0.to_string())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected()
+            }))
+        }
+        .await;
+        self.observe(r).map(|n| n > 0)
     }
 }

@@ -135,7 +135,7 @@ trait Autocommit {
     }
     async fn delete_credential_sessions(&self, u: UserId, c: Uuid) -> StoreResult<u64> {
         let mut tx = self.tx().await;
-        let r = tx.delete_credential_sessions(u, c).await?;
+        let r = tx.delete_credential_sessions(u, c).await?.len() as u64;
         tx.commit().await.map(|()| r)
     }
     async fn issue_secrets(&self, x: &[OneTimeSecret], now: Timestamp) -> StoreResult<()> {
@@ -2325,6 +2325,17 @@ async fn timed_out_sessions_with_apps_are_those_an_app_must_be_told_of(s: Arc<Sq
     for kept in [idle.id, ended.id, live.id] {
         assert!(left.contains(&kept));
     }
+
+    // The janitor's end checks the timeout again: a live session stays.
+    let mut tx = s.tx().await;
+    assert!(!tx.delete_timed_out_session(live.id, at(2000)).await.unwrap());
+    assert!(tx.delete_timed_out_session(idle.id, at(2000)).await.unwrap());
+    assert!(!tx.delete_timed_out_session(idle.id, at(2000)).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        s.timed_out_sessions_with_apps(at(2000), None, 10).await.unwrap(),
+        [(account.id, ended.id)]
+    );
 }
 
 /// The account page's apps in one read: the clients a user approved and

@@ -25,8 +25,9 @@
 //! # Back-channel logout
 //!
 //! When a Signet session ends for any reason (sign-out, ending a session
-//! from the account page, [`crate::sessions::end_everywhere`]: an admin
-//! disabling the user, account recovery, "this wasn't me"), every client
+//! from the account page, removing the credential that proved it,
+//! [`crate::sessions::end_everywhere`]: an admin disabling the user,
+//! account recovery, "this wasn't me"), every client
 //! that redeemed a code of that session and registered a
 //! `backchannel_logout_uri` is sent a logout token (§2.4): a JWT signed
 //! with the provider's default key, `typ: logout+jwt`, with `iss`, `aud`,
@@ -357,7 +358,8 @@ const TIMED_OUT_BATCH: u32 = 100;
 /// the janitor's purge keeps such a session
 /// ([`signet_core::store::SessionStore::purge_expired_sessions`]), so none
 /// goes untold. A session that another node's janitor, or a sign-out,
-/// ended first is skipped: its notices went with that end. A session whose
+/// ended first is skipped: its notices went with that end; so is one that a
+/// request renewed since the look (it is live again). A session whose
 /// unit fails is logged and left for the next pass; the others go on.
 /// Returns how many notices were queued, and wakes the courier if any were.
 pub async fn announce_timed_out(app: &App) -> Result<usize> {
@@ -372,7 +374,7 @@ pub async fn announce_timed_out(app: &App) -> Result<usize> {
         let full = batch.len() >= TIMED_OUT_BATCH as usize;
         for (user, session) in batch {
             after = Some(session);
-            match end_timed_out(app, user, session).await {
+            match end_timed_out(app, user, session, now).await {
                 Ok(n) => queued += n,
                 Err(e) => tracing::warn!(
                     session = %session.0,
@@ -391,10 +393,17 @@ pub async fn announce_timed_out(app: &App) -> Result<usize> {
     Ok(queued)
 }
 
-/// One timed-out session's end and its notices, in one unit of work.
-async fn end_timed_out(app: &App, user: UserId, session: SessionId) -> Result<usize> {
+/// One timed-out session's end and its notices, in one unit of work. The
+/// delete checks the timeout again, so a session renewed since the look
+/// stays.
+async fn end_timed_out(
+    app: &App,
+    user: UserId,
+    session: SessionId,
+    now: signet_core::clock::Timestamp,
+) -> Result<usize> {
     let mut tx = app.store.begin().await?;
-    if !tx.delete_session(session).await? {
+    if !tx.delete_timed_out_session(session, now).await? {
         tx.rollback().await?;
         return Ok(0);
     }

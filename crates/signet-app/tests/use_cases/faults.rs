@@ -521,8 +521,19 @@ impl SessionWrites for FailingTx {
     async fn delete_user_sessions(&mut self, user: UserId) -> StoreResult<u64> {
         self.inner.delete_user_sessions(user).await
     }
-    async fn delete_credential_sessions(&mut self, user: UserId, credential_id: Uuid) -> StoreResult<u64> {
+    async fn delete_credential_sessions(
+        &mut self,
+        user: UserId,
+        credential_id: Uuid,
+    ) -> StoreResult<Vec<signet_core::session::SessionId>> {
         self.inner.delete_credential_sessions(user, credential_id).await
+    }
+    async fn delete_timed_out_session(
+        &mut self,
+        id: signet_core::session::SessionId,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.inner.delete_timed_out_session(id, now).await
     }
 }
 

@@ -513,6 +513,60 @@ async fn ending_a_session_from_the_account_page_and_disabling_the_user_tell_the_
     srv.stop().await;
 }
 
+/// Removing a passkey ends the sessions it proved, and the apps holding
+/// them are told, as for any other end.
+#[tokio::test]
+async fn removing_the_passkey_of_a_session_tells_its_apps() {
+    use crate::passkeys::{authenticator, enroll, invited, sign_in};
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let rp = RelyingParty::start(0).await;
+    let (_, enrollment) = invited(&srv, "two@example.com").await;
+    let (mut laptop, mut phone) = (authenticator(&srv), authenticator(&srv));
+    enroll(&srv, &enrollment, &mut laptop, Some("Laptop")).await;
+    let token_of = |v: Value| v["session_token"].as_str().unwrap().to_owned();
+    let laptop_token = token_of(sign_in(&srv, &mut laptop, Some("two@example.com")).await);
+    enroll(&srv, &laptop_token, &mut phone, Some("Phone")).await;
+    let phone_token = token_of(sign_in(&srv, &mut phone, None).await);
+    let (id, secret) = logout_client(&srv, &admin, Some(&rp.url)).await;
+    let laptop_sid = sid_of(
+        tokens(&srv, &laptop_token, (&id, &secret), "openid").await["id_token"]
+            .as_str()
+            .unwrap(),
+    );
+    tokens(&srv, &phone_token, (&id, &secret), "openid").await;
+
+    let (_, list) = srv
+        .call(Method::GET, "/api/v1/credentials", Some(&phone_token), None)
+        .await;
+    let laptop_id = list["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "Laptop")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) = srv
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/credentials/{laptop_id}"),
+            Some(&phone_token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
+    // Only the laptop's session ended, and only it is announced.
+    let got = rp.wait_for(1).await;
+    let claims = verified_logout_token(&srv, &got[0], &id).await;
+    assert_eq!(claims["sid"], laptop_sid);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(rp.received.lock().unwrap().len(), 1);
+    srv.stop().await;
+}
+
 /// A session that times out is an ended session too: the janitor's pass
 /// removes it with its logout token, once, and leaves live sessions alone.
 #[tokio::test]
