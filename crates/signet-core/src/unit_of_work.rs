@@ -384,6 +384,10 @@ pub enum CodeRedemption {
         /// token's claims and the "still active" check need no second
         /// read); `None` if the account is gone.
         user: Option<crate::user::User>,
+        /// Whether the session it was issued from is still live (read by
+        /// the same statement). A grant from an ended session could never be
+        /// told of that end (back-channel logout), so it is refused.
+        session_live: bool,
     },
     /// It had been redeemed before: it is now revoked, and with it every
     /// token issued from it.

@@ -57,6 +57,7 @@ struct RedeemedRow {
     user_id: String,
     grant_data: String,
     expires_at: i64,
+    session_live: i64,
     #[sqlx(flatten)]
     user: OwnerColumns,
 }
@@ -69,6 +70,7 @@ impl RedeemedRow {
             grant: self.grant_data,
             expires_at: Timestamp::from_millis(self.expires_at),
             user: self.user.into_user(self.user_id)?,
+            session_live: self.session_live > 0,
         })
     }
 }
@@ -153,7 +155,11 @@ impl OidcGrantWrites for SqlTx {
         let won: Option<RedeemedRow> = in_tx!(self, |c| {
             sqlx::query_as(concat!(
                 "UPDATE oidc_codes SET redeemed_at = $2 WHERE code_hash = $1 AND redeemed_at IS NULL AND revoked_at IS NULL \
-                 RETURNING id, client_id, user_id, grant_data, expires_at, ",
+                 RETURNING id, client_id, user_id, grant_data, expires_at, \
+                 CASE WHEN session_id IS NULL THEN 1 ELSE (SELECT COUNT(*) FROM sessions \
+                 WHERE sessions.id = oidc_codes.session_id AND sessions.user_id = oidc_codes.user_id \
+                 AND sessions.absolute_expires_at > $2 AND sessions.last_seen_at + sessions.idle_timeout_ms > $2) \
+                 END AS session_live, ",
                 user_of!("oidc_codes.user_id")
             ))
             .bind(hash.as_bytes().to_vec())

@@ -122,8 +122,9 @@ pub struct Redeemed {
 }
 
 /// Redeems `code` for `client` in a unit of work it opens and hands back
-/// open, checking the redirect URI and the PKCE verifier and that the user
-/// is still active. The redemption, whatever follows from it (a refresh
+/// open, checking the redirect URI and the PKCE verifier, that the user
+/// is still active and that the session the code came from is still live.
+/// The redemption, whatever follows from it (a refresh
 /// token) and its audit record then commit as one unit. Every failure is
 /// `invalid_grant` (RFC 6749 §5.2), except a verifier sent for a code
 /// without a challenge, which is a PKCE downgrade attempt (RFC 9700
@@ -148,7 +149,7 @@ pub async fn redeem(
     let hash = code.hash();
     let now = app.clock.now();
     let mut tx = app.store.begin().await?;
-    let (id, owner, body, expires_at, user) = match tx.redeem_oidc_code(&hash, now).await? {
+    let (id, owner, body, expires_at, user, session_live) = match tx.redeem_oidc_code(&hash, now).await? {
         // Nothing was written: the refusal's record takes this unit
         // rather than opening another.
         CodeRedemption::Unknown => return Err(Refused::with_unit(invalid("the code is not valid"), tx)),
@@ -169,7 +170,8 @@ pub async fn redeem(
             grant,
             expires_at,
             user,
-        } => (id, client_id, grant, expires_at, user),
+            session_live,
+        } => (id, client_id, grant, expires_at, user, session_live),
     };
     let checked = check(client, &owner, expires_at, now, &body, redirect_uri, verifier);
     let grant = match checked {
@@ -179,6 +181,15 @@ pub async fn redeem(
     let Some(user) = user.filter(|u| u.is_active()) else {
         return Err(Refused::with_unit(invalid("the account is no longer active"), tx));
     };
+    // Signed out (or timed out) between the code and its redemption: a
+    // grant of an ended session would never hear of that end
+    // (back-channel logout), so it is not made.
+    if !session_live {
+        return Err(Refused::with_unit(
+            invalid("the sign-in this code came from has ended; sign in again"),
+            tx,
+        ));
+    }
     Ok((tx, Redeemed { id, grant, user }))
 }
 

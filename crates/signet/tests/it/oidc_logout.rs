@@ -513,6 +513,39 @@ async fn ending_a_session_from_the_account_page_and_disabling_the_user_tell_the_
     srv.stop().await;
 }
 
+/// A code whose session ended before it was redeemed gives nothing: the
+/// grant could never hear of that end. The code is spent all the same.
+#[tokio::test]
+async fn a_code_redeemed_after_its_session_ended_is_refused() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (id, secret) = logout_client(&srv, &admin, None).await;
+    let code = code_for(&srv, &session, &id, &[("scope", "openid")]).await;
+    let (s, _) = srv.call(Method::DELETE, "/api/v1/session", Some(&session), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
+    let (s, body) = redeem(&srv, (&id, &secret), &code, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert!(
+        body["error_description"].as_str().unwrap().contains("has ended"),
+        "{body}"
+    );
+    let (s, body) = redeem(&srv, (&id, &secret), &code, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert!(
+        body["error_description"].as_str().unwrap().contains("already used"),
+        "a refused code is spent: {body}"
+    );
+    srv.stop().await;
+}
+
 /// Removing a passkey ends the sessions it proved, and the apps holding
 /// them are told, as for any other end.
 #[tokio::test]
