@@ -70,11 +70,10 @@ impl BenchServer {
             ),
             ("SIGNET_LOGIN__STARTS_PER_IP".to_owned(), "10000".to_owned()),
         ]);
-        // PostgreSQL needs a configured sealing key: take the operator's,
-        // else a fixed benchmark key.
-        if db.starts_with("postgres") {
-            let key = std::env::var("SIGNET_SEALING__KEY").unwrap_or_else(|_| crate::BENCH_SEALING_KEY.to_owned());
-            env.push(("SIGNET_SEALING__KEY".to_owned(), key));
+        // PostgreSQL needs a configured sealing key: the operator's (taken
+        // with their settings above), else a fixed benchmark key.
+        if db.starts_with("postgres") && !env.iter().any(|(k, _)| k == "SIGNET_SEALING__KEY") {
+            env.push(("SIGNET_SEALING__KEY".to_owned(), crate::BENCH_SEALING_KEY.to_owned()));
         }
         env.extend(extra);
         env.extend(before(dir.path())?);

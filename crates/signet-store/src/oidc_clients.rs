@@ -77,6 +77,16 @@ fn settings_json(c: &OidcClient) -> StoreResult<String> {
     serde_json::to_string(&c.settings).map_err(|e| StoreError::Backend(Box::new(e)))
 }
 
+/// The clients of user `$1`'s refresh tokens that are live at `$2` (not
+/// revoked, not rotated out, not expired): the select list and its source,
+/// for a `SELECT` or `SELECT DISTINCT` to begin.
+macro_rules! live_refresh_clients {
+    () => {
+        "client_id FROM oidc_refresh_tokens WHERE user_id = $1 \
+         AND revoked_at IS NULL AND rotated_at IS NULL AND expires_at > $2"
+    };
+}
+
 #[async_trait::async_trait]
 impl OidcClientStore for SqlStore {
     async fn oidc_client(&self, client_id: &str) -> StoreResult<Option<OidcClient>> {
@@ -137,10 +147,11 @@ impl OidcClientStore for SqlStore {
 
     async fn oidc_clients_with_grants(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<String>> {
         let rows: Vec<(String,)> = with_db!(read(self), |pool| {
-            sqlx::query_as(
-                "SELECT DISTINCT client_id FROM oidc_refresh_tokens WHERE user_id = $1 \
-                 AND revoked_at IS NULL AND rotated_at IS NULL AND expires_at > $2 ORDER BY client_id",
-            )
+            sqlx::query_as(concat!(
+                "SELECT DISTINCT ",
+                live_refresh_clients!(),
+                " ORDER BY client_id"
+            ))
             .bind(user.0.to_string())
             .bind(now.as_millis())
             .fetch_all(pool)
@@ -156,9 +167,8 @@ impl OidcClientStore for SqlStore {
                 "SELECT ",
                 oidc_client_read_columns!(),
                 " FROM oidc_clients WHERE client_id IN (",
-                "SELECT client_id FROM oidc_consents WHERE user_id = $1 UNION ",
-                "SELECT client_id FROM oidc_refresh_tokens WHERE user_id = $1 ",
-                "AND revoked_at IS NULL AND rotated_at IS NULL AND expires_at > $2",
+                "SELECT client_id FROM oidc_consents WHERE user_id = $1 UNION SELECT ",
+                live_refresh_clients!(),
                 ") ORDER BY client_id"
             ))
             .bind(user.0.to_string())

@@ -157,9 +157,9 @@ impl OidcGrantWrites for SqlTx {
                 "UPDATE oidc_codes SET redeemed_at = $2 WHERE code_hash = $1 AND redeemed_at IS NULL AND revoked_at IS NULL \
                  RETURNING id, client_id, user_id, grant_data, expires_at, \
                  CASE WHEN session_id IS NULL THEN 1 ELSE (SELECT COUNT(*) FROM sessions \
-                 WHERE sessions.id = oidc_codes.session_id AND sessions.user_id = oidc_codes.user_id \
-                 AND sessions.absolute_expires_at > $2 AND sessions.last_seen_at + sessions.idle_timeout_ms > $2) \
-                 END AS session_live, ",
+                 WHERE sessions.id = oidc_codes.session_id AND sessions.user_id = oidc_codes.user_id AND NOT ",
+                crate::sessions::timed_out!("sessions", "$2"),
+                ") END AS session_live, ",
                 user_of!("oidc_codes.user_id")
             ))
             .bind(hash.as_bytes().to_vec())

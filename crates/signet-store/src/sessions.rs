@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::deferred::Deferred;
 use crate::rows::{convert_all, session_columns, SessionRow};
-use crate::tx::{with_conn, Conn, SqlTx};
+use crate::tx::{in_tx, with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
 /// The INSERT of a new session.
@@ -51,7 +51,8 @@ pub(crate) fn amr_json(s: &Session) -> StoreResult<String> {
 }
 
 /// Whether session `$s` is past its idle or absolute lifetime at the time
-/// bound to `$now` (a placeholder such as `"$1"`).
+/// bound to `$now` (a placeholder such as `"$1"`): the SQL twin of
+/// `Session::is_live`, negated.
 macro_rules! timed_out {
     ($s:literal, $now:literal) => {
         concat!(
@@ -69,6 +70,7 @@ macro_rules! timed_out {
         )
     };
 }
+pub(crate) use timed_out;
 
 /// Whether an OIDC client redeemed a code of session `$s` and has not been
 /// told of its end yet (back-channel logout, ADR 0025).
@@ -241,39 +243,32 @@ impl SessionWrites for SqlTx {
     }
 
     async fn delete_credential_sessions(&mut self, user: UserId, credential_id: Uuid) -> StoreResult<Vec<SessionId>> {
-        let r: StoreResult<Vec<(String,)>> = async {
-            Ok(with_conn!(self.conn().await?, |c| {
-                sqlx::query_as("DELETE FROM sessions WHERE user_id = $1 AND credential_id = $2 RETURNING id")
-                    .bind(user.0.to_string())
-                    .bind(credential_id.to_string())
-                    .fetch_all(&mut *c)
-                    .await
-                    .map_err(backend)?
-            }))
-        }
-        .await;
-        self.observe(r)?
-            .into_iter()
+        let ids: Vec<(String,)> = in_tx!(self, |c| {
+            sqlx::query_as("DELETE FROM sessions WHERE user_id = $1 AND credential_id = $2 RETURNING id")
+                .bind(user.0.to_string())
+                .bind(credential_id.to_string())
+                .fetch_all(&mut *c)
+                .await
+                .map_err(backend)?
+        })?;
+        ids.into_iter()
             .map(|(id,)| Ok(SessionId(crate::rows::uuid(&id)?)))
             .collect()
     }
 
     async fn delete_timed_out_session(&mut self, id: SessionId, now: Timestamp) -> StoreResult<bool> {
-        let r: StoreResult<u64> = async {
-            Ok(with_conn!(self.conn().await?, |c| {
-                sqlx::query(concat!(
-                    "DELETE FROM sessions WHERE id = $2 AND ",
-                    timed_out!("sessions", "$1")
-                ))
-                .bind(now.as_millis())
-                .bind(id.0.to_string())
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?
-                .rows_affected()
-            }))
-        }
-        .await;
-        self.observe(r).map(|n| n > 0)
+        let n = in_tx!(self, |c| {
+            sqlx::query(concat!(
+                "DELETE FROM sessions WHERE id = $2 AND ",
+                timed_out!("sessions", "$1")
+            ))
+            .bind(now.as_millis())
+            .bind(id.0.to_string())
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?
+            .rows_affected()
+        })?;
+        Ok(n > 0)
     }
 }

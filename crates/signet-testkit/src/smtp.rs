@@ -74,8 +74,8 @@ impl Shared {
     }
 
     /// The first message matching `pred`, cloning only that one: among
-    /// all messages for `None`, or among one recipient's from a position
-    /// in their mail on. Answers the match's position in the list it was
+    /// all messages for `None`, or among one recipient's (lowercased, as
+    /// the index keys them) from a position in their mail on. Answers the match's position in the list it was
     /// found in.
     fn find(
         &self,
@@ -87,7 +87,7 @@ impl Shared {
             None => mail.messages.iter().enumerate().find(|(_, m)| pred(m)),
             Some((to, from)) => mail
                 .by_recipient
-                .get(&to.to_ascii_lowercase())?
+                .get(to)?
                 .iter()
                 .enumerate()
                 .skip(from)
@@ -220,6 +220,7 @@ impl SmtpSink {
 /// ([`SmtpSink::next_in`]).
 #[derive(Clone, Debug)]
 pub struct Inbox {
+    /// Lowercased once, as the sink keys its index of recipients.
     recipient: String,
     /// The position in the recipient's mail to look from.
     next: usize,
@@ -230,7 +231,7 @@ impl Inbox {
     /// compared without case).
     pub fn new(recipient: &str) -> Inbox {
         Inbox {
-            recipient: recipient.to_owned(),
+            recipient: recipient.to_ascii_lowercase(),
             next: 0,
         }
     }

@@ -550,7 +550,7 @@ async fn a_code_redeemed_after_its_session_ended_is_refused() {
 /// them are told, as for any other end.
 #[tokio::test]
 async fn removing_the_passkey_of_a_session_tells_its_apps() {
-    use crate::passkeys::{authenticator, enroll, invited, sign_in};
+    use crate::passkeys::{authenticator, credential_named, enroll, invited, sign_in};
     let srv = TestServer::start().await;
     let admin = srv.admin_token().await;
     let rp = RelyingParty::start(0).await;
@@ -569,18 +569,7 @@ async fn removing_the_passkey_of_a_session_tells_its_apps() {
     );
     tokens(&srv, &phone_token, (&id, &secret), "openid").await;
 
-    let (_, list) = srv
-        .call(Method::GET, "/api/v1/credentials", Some(&phone_token), None)
-        .await;
-    let laptop_id = list["credentials"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "Laptop")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let laptop_id = credential_named(&srv, &phone_token, "Laptop").await;
     let (s, _) = srv
         .call(
             Method::DELETE,

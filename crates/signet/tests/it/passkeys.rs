@@ -121,6 +121,20 @@ pub(crate) async fn post_assertion(srv: &TestServer, flow: &str, credential: Val
 }
 
 /// Signs in with the authenticator and returns the completed body.
+/// The id of the signed-in account's credential called `name`.
+pub(crate) async fn credential_named(srv: &TestServer, session: &str, name: &str) -> String {
+    let (_, list) = srv.call(Method::GET, "/api/v1/credentials", Some(session), None).await;
+    list["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no credential called {name}: {list}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 pub(crate) async fn sign_in(srv: &TestServer, auth: &mut SoftAuthenticator, identifier: Option<&str>) -> Value {
     let (flow, entry) = start_login(srv, identifier).await;
     let credential = auth.get(&entry["publicKey"]).await;
@@ -361,21 +375,8 @@ async fn removing_a_passkey_ends_its_sessions_and_the_last_one_stays() {
     let with_phone = sign_in(&srv, &mut phone, None).await;
     let phone_token = with_phone["session_token"].as_str().unwrap().to_owned();
 
-    let (_, list) = srv
-        .call(Method::GET, "/api/v1/credentials", Some(&phone_token), None)
-        .await;
-    let id_of = |name: &str| {
-        list["credentials"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let (laptop_id, phone_id) = (id_of("Laptop"), id_of("Phone"));
+    let laptop_id = credential_named(&srv, &phone_token, "Laptop").await;
+    let phone_id = credential_named(&srv, &phone_token, "Phone").await;
 
     let (s, _) = srv
         .call(
