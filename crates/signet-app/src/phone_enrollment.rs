@@ -173,7 +173,8 @@ pub async fn begin(app: &App, current: &Current, origin: &Origin, raw_phone: &st
         messages::SMS_PHONE_CODE,
         expires_at,
     );
-    let message_id = app.courier.enqueue_in(&mut *tx, draft).await?;
+    // Handed to this node's courier without waiting for a claim.
+    let queued = app.courier.enqueue_leased_in(&mut *tx, draft).await?;
     let ev = AuditEvent::new(EventType::LoginCodeSent, Actor::User(user.id), Outcome::Success)
         .user(user.id)
         .from_origin(origin)
@@ -182,11 +183,11 @@ pub async fn begin(app: &App, current: &Current, origin: &Origin, raw_phone: &st
             "channel": "sms",
             "to": sms_pumping::mask(number.e164.as_str()),
             "expires_at": expires_at.to_rfc3339(),
-            "message_id": message_id,
+            "message_id": queued.id,
         }));
     app.audit().append(&mut *tx, &ev).await?;
     tx.commit().await?;
-    app.courier.wake();
+    app.courier.hand_over(queued);
     Ok(())
 }
 

@@ -241,8 +241,12 @@ pub trait DeviceWrites: Send {
 
 #[async_trait::async_trait]
 pub trait OutboxWrites: Send {
-    /// Queues a message; it becomes visible to the workers at commit.
-    async fn enqueue_message(&mut self, message: &Message) -> StoreResult<()>;
+    /// Queues a message; it becomes visible to the workers at commit. With
+    /// a `lease`, it is queued already held by that lease, as a claim
+    /// would leave it (`attempts` is the caller's to set): the courier hands
+    /// it to its own worker after the commit, and no other worker takes it
+    /// while the lease lasts.
+    async fn enqueue_message(&mut self, message: &Message, lease: Option<Lease>) -> StoreResult<()>;
     /// Marks a message whose content expired as dead (bodies erased), only
     /// while `lease_token` holds it, so the record of it commits with it.
     /// False (and nothing written) if the lease was lost.

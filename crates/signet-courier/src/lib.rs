@@ -20,14 +20,17 @@
 //!   has the message its bodies are erased from storage. Only the dev outbox
 //!   (no transport for that channel) keeps them, because it *is* the delivery.
 //!
-//! Modules: [`queue`] (the courier and worker), [`transport`] (SMTP, webhook,
+//! Modules: [`queue`] (the courier and worker), [`handoff`] (a message
+//! someone waits for, handed to the worker without a claim), [`transport`] (SMTP, webhook,
 //! outbox), [`smtp_pool`] (SMTP connections reused between messages). The courier only queues and sends: what a message says belongs
 //! to the use case that sends it (`signet_app::messages`).
 
+pub mod handoff;
 pub mod queue;
 pub mod smtp_pool;
 pub mod transport;
 
+pub use handoff::Queued;
 pub use queue::{Courier, Worker, WorkerConfig, CONCURRENCY_RANGE};
 pub use transport::{
     check_smtp_url, check_webhook_url, ConfigError, Delivery, DeliveryError, EmailTransport, Outcome, SmsSender,

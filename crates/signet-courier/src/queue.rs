@@ -37,6 +37,7 @@
 //! receiving it twice. A slow relay alone no longer causes a second send:
 //! the lease is renewed for as long as the send is in flight.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -48,10 +49,11 @@ use signet_core::clock::{SharedClock, Timestamp};
 use signet_core::outbox::{backoff, DeliveryStatus, Draft, Lease, Message, MAX_ATTEMPTS};
 use signet_core::store::{Store, StoreError};
 use signet_core::unit_of_work::OutboxWrites;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use crate::handoff::{Handed, Lane, Queued};
 use crate::transport::{Delivery, DeliveryError, Outcome};
 
 /// The longest `last_error` we store; SMTP replies can be chatty.
@@ -69,6 +71,8 @@ pub struct Courier {
     clock: SharedClock,
     wake: Arc<Notify>,
     on_expired: Option<ExpiredHook>,
+    /// The way to this node's running worker ([`crate::handoff`]).
+    lane: Arc<Lane>,
 }
 
 impl Courier {
@@ -78,6 +82,7 @@ impl Courier {
             clock,
             wake: Arc::new(Notify::new()),
             on_expired: None,
+            lane: Arc::new(Lane::default()),
         }
     }
 
@@ -105,9 +110,61 @@ impl Courier {
     /// the message (it would find it on its next poll anyway).
     pub async fn enqueue_in(&self, tx: &mut dyn OutboxWrites, draft: Draft) -> Result<Uuid, signet_core::Error> {
         let message = self.pending(draft);
-        tx.enqueue_message(&message).await?;
+        tx.enqueue_message(&message, None).await?;
         tracing::debug!(message_id = %message.id, channel = message.channel.as_str(), template = %message.template, "message queued in a transaction");
         Ok(message.id)
+    }
+
+    /// Queues `draft` inside the unit of work `tx` like
+    /// [`Courier::enqueue_in`], for a message someone is waiting for (a
+    /// sign-in code): if this node's worker is running and has a send slot
+    /// free, the message is queued leased to it, and [`Courier::hand_over`]
+    /// gives it to the worker after the commit, with no claim in between
+    /// ([`crate::handoff`]). Otherwise it is queued for the next claim, and
+    /// `hand_over` wakes the worker.
+    pub async fn enqueue_leased_in(
+        &self,
+        tx: &mut dyn OutboxWrites,
+        draft: Draft,
+    ) -> Result<Queued, signet_core::Error> {
+        let mut message = self.pending(draft);
+        let id = message.id;
+        let Some((door, ticket)) = self.lane.reserve() else {
+            tx.enqueue_message(&message, None).await?;
+            return Ok(Queued { id, handed: None });
+        };
+        let lease = Lease {
+            token: Uuid::new_v4(),
+            until: message.created_at.plus(door.lease),
+        };
+        // What a claim would have counted.
+        message.attempts = 1;
+        tx.enqueue_message(&message, Some(lease)).await?;
+        tracing::debug!(message_id = %id, channel = message.channel.as_str(), template = %message.template, "message queued leased to this node's worker");
+        Ok(Queued {
+            id,
+            handed: Some((door.to_worker, Handed { message, lease, ticket })),
+        })
+    }
+
+    /// Whether a worker of this courier is running on this node (and so
+    /// takes hand-offs).
+    pub fn worker_running(&self) -> bool {
+        self.lane.is_open()
+    }
+
+    /// After the commit of the unit that queued it: gives a message queued
+    /// by [`Courier::enqueue_leased_in`] to the worker, or wakes the worker
+    /// if it was queued for a claim.
+    pub fn hand_over(&self, queued: Queued) {
+        match queued.handed {
+            Some((to_worker, handed)) => {
+                if to_worker.send(handed).is_err() {
+                    tracing::warn!(message_id = %queued.id, "the worker stopped before a message reached it; it is sent when its lease ends");
+                }
+            }
+            None => self.wake(),
+        }
     }
 
     /// Makes every pending message that is waiting for a retry due now,
@@ -158,14 +215,22 @@ impl Courier {
                 store: Arc::clone(&self.store),
                 clock: Arc::clone(&self.clock),
                 delivery,
+                tickets: Arc::new(Semaphore::new(config.concurrency * HANDOFF_TICKETS_PER_SLOT)),
                 config,
                 on_expired: self.on_expired.clone(),
                 stopping: AtomicBool::new(false),
             }),
             wake: Arc::clone(&self.wake),
+            lane: Arc::clone(&self.lane),
         }
     }
 }
+
+/// How many messages may be handed to a worker and wait for a send slot,
+/// per slot, before further ones are queued for a claim instead: enough to
+/// ride out a burst, few enough that what is leased here and not sending
+/// stays small.
+pub const HANDOFF_TICKETS_PER_SLOT: usize = 4;
 
 /// Tuning for [`Worker`]. The defaults suit one node with a normal relay.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -249,6 +314,9 @@ struct WorkerShared {
     store: Arc<dyn Store>,
     clock: SharedClock,
     delivery: Delivery,
+    /// Tickets for messages handed to this worker and not yet taken by
+    /// it ([`crate::handoff`]): [`HANDOFF_TICKETS_PER_SLOT`] per send slot.
+    tickets: Arc<Semaphore>,
     config: WorkerConfig,
     on_expired: Option<ExpiredHook>,
     /// Set on shutdown: claim nothing more, finish what is in flight.
@@ -259,6 +327,7 @@ struct WorkerShared {
 pub struct Worker {
     shared: Arc<WorkerShared>,
     wake: Arc<Notify>,
+    lane: Arc<Lane>,
 }
 
 impl Worker {
@@ -272,25 +341,34 @@ impl Worker {
             "courier worker started"
         );
         tokio::pin!(shutdown);
+        let mut handed = self.lane.open(Arc::clone(&self.shared.tickets), config.lease);
+        let mut first = None;
         loop {
-            let pass = self.run_once();
-            tokio::pin!(pass);
-            tokio::select! {
-                biased;
-                () = &mut shutdown => {
-                    self.shared.stopping.store(true, Ordering::SeqCst);
-                    Self::finish_in_flight(pass, config.shutdown_grace).await;
-                    break;
+            let stop = {
+                let pass = self.pass(first.take(), Some(&mut handed));
+                tokio::pin!(pass);
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => {
+                        self.shared.stopping.store(true, Ordering::SeqCst);
+                        Self::finish_in_flight(pass, config.shutdown_grace).await;
+                        true
+                    }
+                    _ = &mut pass => false,
                 }
-                _ = &mut pass => {}
             };
+            if stop {
+                break;
+            }
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
+                h = handed.recv() => first = h,
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(config.poll_interval) => {}
             }
         }
+        self.lane.close();
         tracing::info!("courier worker stopped");
     }
 
@@ -308,48 +386,110 @@ impl Worker {
     /// the same unit of work as the next claim. Returns how many messages
     /// were claimed (0 if the store could not be reached).
     pub async fn run_once(&self) -> usize {
+        self.pass(None, None).await
+    }
+
+    /// [`Worker::run_once`], also sending `first` and whatever arrives
+    /// from `handed` meanwhile (messages handed over by
+    /// [`Courier::hand_over`], leased already). Returns how many messages
+    /// it took, claimed or handed.
+    ///
+    /// What is leased to this worker and not yet sending waits in
+    /// `waiting`, handed messages first in line; a send starts whenever
+    /// fewer than `concurrency` are in flight. A claim asks only for the
+    /// slots that neither a send nor a waiting message will take.
+    async fn pass(&self, first: Option<Handed>, mut handed: Option<&mut mpsc::UnboundedReceiver<Handed>>) -> usize {
         let shared = &self.shared;
         let concurrency = shared.config.concurrency;
         let mut in_flight = JoinSet::new();
-        let mut claimed_total = 0;
+        let mut waiting: VecDeque<(Lease, Message)> = VecDeque::new();
+        let mut taken = 0;
         let mut finished = Vec::new();
+        if let Some(h) = first {
+            taken += 1;
+            waiting.push_back(h.take_in());
+        }
         // Whether due messages may be waiting: at first, after a wake-up or
         // a poll, and when the last claim got all it asked for.
         let mut more_due = true;
+        // The one record-and-claim unit under way, if any. The loop keeps
+        // serving while it waits for its commit: hand-offs and finished
+        // sends must not queue behind a group commit.
+        let mut recording: Option<Recording<'_>> = None;
         loop {
+            while in_flight.len() < concurrency {
+                let Some((lease, message)) = waiting.pop_front() else {
+                    break;
+                };
+                in_flight.spawn(attempt(Arc::clone(shared), lease, message));
+            }
             let stopping = shared.stopping.load(Ordering::SeqCst);
-            let free = concurrency.saturating_sub(in_flight.len());
-            let want = if free > 0 && !stopping && more_due {
-                shared.config.claim_size(free)
-            } else {
-                0
-            };
-            if want > 0 || !finished.is_empty() {
-                let (lease, claimed) = record_and_claim(shared, std::mem::take(&mut finished), want).await;
-                if want > 0 {
-                    more_due = u32::try_from(claimed.len()).unwrap_or(u32::MAX) >= want;
-                }
-                claimed_total += claimed.len();
-                for message in claimed {
-                    in_flight.spawn(attempt(Arc::clone(shared), lease, message));
+            let busy = in_flight.len() + waiting.len();
+            if recording.is_none() {
+                let free = concurrency.saturating_sub(busy);
+                let want = if free > 0 && !stopping && more_due {
+                    shared.config.claim_size(free)
+                } else {
+                    0
+                };
+                if want > 0 || !finished.is_empty() {
+                    let results = std::mem::take(&mut finished);
+                    recording = Some(Box::pin(async move {
+                        let (lease, claimed) = record_and_claim(shared, results, want).await;
+                        (want, lease, claimed)
+                    }));
                 }
             }
-            if in_flight.is_empty() {
-                return claimed_total;
+            if in_flight.is_empty() && waiting.is_empty() && recording.is_none() {
+                return taken;
             }
-            let room = in_flight.len() < concurrency && !stopping;
+            let room = busy < concurrency && !stopping;
             tokio::select! {
-                joined = in_flight.join_next() => {
+                (want, lease, claimed) = recorded(&mut recording) => {
+                    recording = None;
+                    if want > 0 {
+                        more_due = u32::try_from(claimed.len()).unwrap_or(u32::MAX) >= want;
+                    }
+                    taken += claimed.len();
+                    waiting.extend(claimed.into_iter().map(|message| (lease, message)));
+                }
+                joined = in_flight.join_next(), if !in_flight.is_empty() => {
                     collect(joined, &mut finished);
                     // Record every send that is done, not just the first.
                     while let Some(joined) = in_flight.try_join_next() {
                         collect(Some(joined), &mut finished);
                     }
                 }
+                Some(h) = next_handed(&mut handed) => {
+                    taken += 1;
+                    // Handed messages go before claimed ones: someone is
+                    // waiting for them.
+                    waiting.push_front(h.take_in());
+                }
                 () = self.wake.notified(), if room => more_due = true,
                 () = tokio::time::sleep(shared.config.poll_interval), if room => more_due = true,
             }
         }
+    }
+}
+
+/// A record-and-claim unit under way: what it asked for, its lease, what
+/// it claimed.
+type Recording<'a> = std::pin::Pin<Box<dyn Future<Output = (u32, Lease, Vec<Message>)> + Send + 'a>>;
+
+/// The outcome of the unit under way, if there is one (otherwise never).
+async fn recorded(recording: &mut Option<Recording<'_>>) -> (u32, Lease, Vec<Message>) {
+    match recording {
+        Some(unit) => unit.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next message handed over, if this pass listens for any.
+async fn next_handed(handed: &mut Option<&mut mpsc::UnboundedReceiver<Handed>>) -> Option<Handed> {
+    match handed {
+        Some(from_lane) => from_lane.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -90,8 +90,14 @@ struct WokenWorker {
 }
 
 fn woken_worker(rig: &Rig, sink: &SmtpSink) -> WokenWorker {
+    woken_worker_with(rig, sink, WorkerConfig::default().concurrency)
+}
+
+/// [`woken_worker`] with `concurrency` send slots.
+fn woken_worker_with(rig: &Rig, sink: &SmtpSink, concurrency: usize) -> WokenWorker {
     let email = EmailTransport::new(&sink.url(), FROM).unwrap();
     let config = WorkerConfig {
+        concurrency,
         poll_interval: Duration::from_secs(3600),
         ..Default::default()
     };
@@ -101,6 +107,17 @@ fn woken_worker(rig: &Rig, sink: &SmtpSink) -> WokenWorker {
         let _ = stopped.await;
     }));
     WokenWorker { stop, running }
+}
+
+/// Waits until the courier's worker has started (and takes hand-offs).
+async fn started(rig: &Rig) {
+    tokio::time::timeout(WAIT, async {
+        while !rig.courier.worker_running() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the worker starts");
 }
 
 impl WokenWorker {
@@ -116,6 +133,20 @@ impl WokenWorker {
 
 async fn stored(rig: &Rig, id: Uuid) -> Message {
     rig.store.message(id).await.unwrap().unwrap()
+}
+
+/// The message once its delivery is recorded (the worker records it just
+/// after the relay accepts it), or as it stands after two seconds.
+async fn recorded_sent(rig: &Rig, id: Uuid) -> Message {
+    let mut message = stored(rig, id).await;
+    for _ in 0..100 {
+        if message.status == DeliveryStatus::Sent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        message = stored(rig, id).await;
+    }
+    message
 }
 
 #[tokio::test]
@@ -153,14 +184,7 @@ async fn invitation_is_delivered_over_smtp_and_its_bodies_scrubbed() {
     assert_eq!(mail.find_link("http://localhost:8080/invite/").as_deref(), Some(link));
 
     // The worker records the delivery right after the relay accepts it.
-    let mut message = stored(&rig, id).await;
-    for _ in 0..100 {
-        if message.status == DeliveryStatus::Sent {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        message = stored(&rig, id).await;
-    }
+    let message = recorded_sent(&rig, id).await;
     assert_eq!(message.status, DeliveryStatus::Sent);
     assert_eq!(message.sent_at, Some(START));
     assert_eq!(message.attempts, 1);
@@ -584,13 +608,7 @@ async fn a_worker_that_lost_its_lease_neither_records_nor_resends() {
     // Another worker finds the lease run out (as after a pause of this
     // node) and takes the message.
     rig.clock.advance(Duration::from_secs(2));
-    let thief = signet_core::outbox::Lease {
-        token: Uuid::new_v4(),
-        until: rig.clock.now().plus(Duration::from_secs(60)),
-    };
-    let mut tx = rig.store.begin().await.unwrap();
-    let taken = tx.claim_due_messages(rig.clock.now(), thief, 10).await.unwrap();
-    tx.commit().await.unwrap();
+    let (thief, taken) = another_claim(&rig, true).await;
     assert_eq!(taken.len(), 1);
     // The first worker's next renewal finds the lease gone: it gives up.
     assert_eq!(tokio::time::timeout(WAIT, pass).await.unwrap().unwrap(), 1);
@@ -759,4 +777,141 @@ async fn a_worker_records_every_result_once_over_pooled_connections() {
         assert_eq!((m.status, m.attempts), (DeliveryStatus::Sent, 1), "{id}");
         assert_eq!(m.text_body, None, "scrubbed");
     }
+}
+
+/// A sign-in code's mail as the use cases queue it: leased to the running
+/// worker inside the unit that issues the code.
+async fn queue_leased(rig: &Rig, draft: Draft) -> signet_courier::Queued {
+    let mut tx = rig.store.begin().await.unwrap();
+    let queued = rig.courier.enqueue_leased_in(&mut *tx, draft).await.unwrap();
+    tx.commit().await.unwrap();
+    queued
+}
+
+/// A running (woken) worker, and a code's mail queued leased to it.
+async fn one_code_mail_queued() -> (SmtpSink, Rig, WokenWorker, signet_courier::Queued) {
+    let sink = SmtpSink::start().await.unwrap();
+    let rig = rig().await;
+    let worker = woken_worker(&rig, &sink);
+    started(&rig).await;
+    let queued = queue_leased(&rig, invitation("http://localhost:8080/login/code")).await;
+    (sink, rig, worker, queued)
+}
+
+/// Another worker's claim at `now`, committed or (to only look) rolled
+/// back: its lease and what it took.
+async fn another_claim(rig: &Rig, commit: bool) -> (signet_core::outbox::Lease, Vec<Message>) {
+    let thief = signet_core::outbox::Lease {
+        token: Uuid::new_v4(),
+        until: rig.clock.now().plus(Duration::from_secs(60)),
+    };
+    let mut tx = rig.store.begin().await.unwrap();
+    let taken = tx.claim_due_messages(rig.clock.now(), thief, 10).await.unwrap();
+    if commit {
+        tx.commit().await.unwrap();
+    } else {
+        tx.rollback().await.unwrap();
+    }
+    (thief, taken)
+}
+
+/// How many messages another worker's claim would take now.
+async fn claimable(rig: &Rig) -> usize {
+    another_claim(rig, false).await.1.len()
+}
+
+#[tokio::test]
+async fn a_message_someone_waits_for_is_handed_to_the_running_worker_without_a_claim() {
+    // Polls once an hour, and a hand-over wakes nothing: only the hand-off
+    // can get the mail sent within the test.
+    let (sink, rig, worker, queued) = one_code_mail_queued().await;
+    assert!(queued.leased(), "a worker is running with room");
+    let id = queued.id;
+    assert_eq!(claimable(&rig).await, 0, "leased from its commit: no claim takes it");
+    let m = stored(&rig, id).await;
+    assert_eq!(
+        (m.status, m.attempts),
+        (DeliveryStatus::Pending, 1),
+        "counted as a claim would"
+    );
+
+    rig.courier.hand_over(queued);
+    sink.wait_for(|m| m.to == ["ada@example.com"], WAIT)
+        .await
+        .expect("handed over and sent");
+    let m = recorded_sent(&rig, id).await;
+    assert_eq!((m.status, m.attempts, m.text_body), (DeliveryStatus::Sent, 1, None));
+    worker.stop().await;
+    assert_eq!(sink.messages().len(), 1, "sent once");
+}
+
+#[tokio::test]
+async fn with_no_worker_running_a_waited_for_message_is_queued_for_any_worker() {
+    let rig = rig().await;
+    let queued = queue_leased(&rig, invitation("http://localhost:8080/login/code")).await;
+    assert!(!queued.leased(), "no worker on this node to hand it to");
+    rig.courier.hand_over(queued);
+    assert_eq!(claimable(&rig).await, 1, "due for the next claim, on any node");
+}
+
+#[tokio::test]
+async fn a_handed_message_lost_before_the_worker_took_it_is_sent_once_its_lease_runs_out() {
+    let (sink, rig, worker, queued) = one_code_mail_queued().await;
+    let id = queued.id;
+    // The node dies between the commit and the hand-over: the worker never
+    // hears of the message.
+    drop(queued);
+    rig.courier.wake();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(sink.messages().is_empty(), "leased: not claimed while the lease lasts");
+
+    rig.clock
+        .advance(WorkerConfig::default().lease + Duration::from_secs(1));
+    rig.courier.wake();
+    sink.wait_for(|m| m.to == ["ada@example.com"], WAIT)
+        .await
+        .expect("claimed and sent after the lease");
+    worker.stop().await;
+    let m = stored(&rig, id).await;
+    assert_eq!((m.status, m.attempts), (DeliveryStatus::Sent, 2));
+    assert_eq!(sink.messages().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hand_offs_are_bounded_and_what_overflows_goes_to_the_claim() {
+    let sink = SmtpSink::start().await.unwrap();
+    let rig = rig().await;
+    let worker = woken_worker_with(&rig, &sink, 1);
+    started(&rig).await;
+    // One unit queues more than the worker takes tickets for.
+    let tickets = signet_courier::queue::HANDOFF_TICKETS_PER_SLOT;
+    let mut tx = rig.store.begin().await.unwrap();
+    let mut queued = Vec::new();
+    for n in 0..=tickets {
+        let mut draft = invitation(&format!("http://localhost:8080/login/{n}"));
+        draft.recipient = format!("user{n}@example.com");
+        queued.push(rig.courier.enqueue_leased_in(&mut *tx, draft).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(
+        queued.iter().map(signet_courier::Queued::leased).collect::<Vec<_>>(),
+        (0..=tickets).map(|n| n < tickets).collect::<Vec<_>>(),
+        "{tickets} tickets for one send slot; the next is queued for a claim"
+    );
+    let ids: Vec<Uuid> = queued.iter().map(|q| q.id).collect();
+    for q in queued {
+        rig.courier.hand_over(q);
+    }
+    for n in 0..=tickets {
+        let to = format!("user{n}@example.com");
+        sink.wait_for(|m| m.to == [to.clone()], WAIT)
+            .await
+            .expect("every message sent");
+    }
+    worker.stop().await;
+    for id in ids {
+        assert_eq!(stored(&rig, id).await.attempts, 1, "each sent once, handed or claimed");
+    }
+    assert_eq!(sink.messages().len(), tickets + 1);
+    assert_eq!(sink.connections(), 1, "one send slot: one connection at a time");
 }

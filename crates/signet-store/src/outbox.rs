@@ -68,7 +68,7 @@ const PG_CLAIM: &str = concat!(
 #[async_trait::async_trait]
 impl OutboxStore for SqlStore {
     async fn enqueue_message(&self, m: &Message) -> StoreResult<()> {
-        write_op!(self, |c| enqueue(c, m).await)
+        write_op!(self, |c| enqueue(c, m, None).await)
     }
 
     async fn renew_message_lease(&self, id: Uuid, lease: Lease) -> StoreResult<bool> {
@@ -135,12 +135,14 @@ impl OutboxStore for SqlStore {
     }
 }
 
-async fn enqueue(conn: Conn<'_>, m: &Message) -> StoreResult<()> {
+/// Inserts `m`, held by `lease` if there is one (a message handed to the
+/// local worker without a claim, [`OutboxWrites::enqueue_message`]).
+async fn enqueue(conn: Conn<'_>, m: &Message, lease: Option<Lease>) -> StoreResult<()> {
     with_conn!(conn, |c| {
         sqlx::query(concat!(
             "INSERT INTO outbox (",
             message_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            ", lease_until, lease_owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
         .bind(m.id.to_string())
         .bind(m.channel.as_str())
@@ -156,6 +158,8 @@ async fn enqueue(conn: Conn<'_>, m: &Message) -> StoreResult<()> {
         .bind(m.sent_at.map(|t| t.as_millis()))
         .bind(m.last_error.as_deref())
         .bind(m.expires_at.map(|t| t.as_millis()))
+        .bind(lease.map(|l| l.until.as_millis()))
+        .bind(lease.map(|l| l.token.to_string()))
         .execute(&mut *c)
         .await
         .map_err(backend)?;
@@ -257,8 +261,8 @@ async fn mark_failed(
 
 #[async_trait::async_trait]
 impl OutboxWrites for SqlTx {
-    async fn enqueue_message(&mut self, m: &Message) -> StoreResult<()> {
-        let r = enqueue(self.conn().await?, m).await;
+    async fn enqueue_message(&mut self, m: &Message, lease: Option<Lease>) -> StoreResult<()> {
+        let r = enqueue(self.conn().await?, m, lease).await;
         self.observe(r)?;
         self.queued_messages = true;
         Ok(())

@@ -242,6 +242,46 @@ fn lease(until: Timestamp) -> Lease {
     }
 }
 
+/// A message queued leased (handed to the local worker without a claim)
+/// is held from its commit on exactly as a claimed one: no claim takes it
+/// while the lease lasts, its holder records it, and once the lease runs
+/// out (the node died before sending) any worker claims it again.
+async fn outbox_queued_leased_is_held_like_a_claim(s: Arc<SqlStore>) {
+    let (handed, lost) = (message(1), message(2));
+    let (kept, dropped) = (lease(at(61)), lease(at(62)));
+    let mut tx = s.begin().await.unwrap();
+    for (m, l) in [(&handed, kept), (&lost, dropped)] {
+        let mut m = m.clone();
+        m.attempts = 1;
+        tx.enqueue_message(&m, Some(l)).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert!(
+        EachInAUnit(&s)
+            .claim_due_messages(at(10), lease(at(70)), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased from the start"
+    );
+    let mut tx = s.begin().await.unwrap();
+    assert!(tx.mark_message_sent(handed.id, kept.token, at(11), true).await.unwrap());
+    tx.commit().await.unwrap();
+    assert_eq!(
+        s.message(handed.id).await.unwrap().unwrap().status,
+        DeliveryStatus::Sent
+    );
+    let again = EachInAUnit(&s)
+        .claim_due_messages(at(62), lease(at(122)), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|m| (m.id, m.attempts)).collect::<Vec<_>>(),
+        vec![(lost.id, 2)],
+        "the one never sent, once its lease ran out"
+    );
+}
+
 /// The worker records results and claims again in one unit of work: the
 /// same conditional statements, committed together or not at all.
 async fn outbox_records_and_claims_in_one_unit(s: Arc<SqlStore>) {
@@ -2878,6 +2918,7 @@ conformance!(
     audit_chains_stay_whole_under_concurrent_appends,
     outbox_leases_retries_and_scrubs,
     outbox_records_and_claims_in_one_unit,
+    outbox_queued_leased_is_held_like_a_claim,
     concurrent_workers_never_share_a_message,
     a_renewed_lease_keeps_a_slow_send_to_its_worker,
     expired_messages_are_dropped_with_their_record,

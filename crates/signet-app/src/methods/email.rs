@@ -228,8 +228,10 @@ impl Issue {
             },
             &m.settings.product_name,
         );
-        // The code, the email carrying it and the record commit together.
-        let message_id = m.courier.enqueue_in(&mut *tx, draft).await?;
+        // The code, the email carrying it and the record commit together;
+        // the email goes to this node's courier without waiting for a
+        // claim (`signet_courier::handoff`).
+        let queued = m.courier.enqueue_leased_in(&mut *tx, draft).await?;
         let ev = AuditEvent::new(EventType::LoginCodeSent, Actor::Anonymous, Outcome::Success)
             .user(user.id)
             .from_origin(&self.origin)
@@ -237,11 +239,11 @@ impl Issue {
                 "flow_id": self.flow.id.0,
                 "link": self.token.is_some(),
                 "expires_at": expires_at.to_rfc3339(),
-                "message_id": message_id,
+                "message_id": queued.id,
             }));
         tx.append_audit(&ev, signet_core::ids::time_ordered(), now).await?;
         tx.commit().await?;
-        m.courier.wake();
+        m.courier.hand_over(queued);
         Ok(())
     }
 }

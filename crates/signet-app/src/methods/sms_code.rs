@@ -146,7 +146,8 @@ impl SmsCode {
             messages::SMS_CODE,
             issued.expires_at,
         );
-        let message_id = c.courier.enqueue_in(&mut *tx, draft).await?;
+        // Handed to this node's courier without waiting for a claim.
+        let queued = c.courier.enqueue_leased_in(&mut *tx, draft).await?;
         let now = c.clock.now();
         let ev = AuditEvent::new(EventType::LoginCodeSent, Actor::Anonymous, Outcome::Success)
             .user(user.id)
@@ -156,11 +157,11 @@ impl SmsCode {
                 "channel": "sms",
                 "to": sms_pumping::mask(phone.phone.as_str()),
                 "expires_at": issued.expires_at.to_rfc3339(),
-                "message_id": message_id,
+                "message_id": queued.id,
             }));
         tx.append_audit(&ev, signet_core::ids::time_ordered(), now).await?;
         tx.commit().await?;
-        c.courier.wake();
+        c.courier.hand_over(queued);
         Ok(())
     }
 }

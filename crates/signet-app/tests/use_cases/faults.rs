@@ -617,8 +617,8 @@ impl AdminTokenWrites for FailingTx {
 
 #[async_trait::async_trait]
 impl OutboxWrites for FailingTx {
-    async fn enqueue_message(&mut self, message: &Message) -> StoreResult<()> {
-        self.inner.enqueue_message(message).await
+    async fn enqueue_message(&mut self, message: &Message, lease: Option<Lease>) -> StoreResult<()> {
+        self.inner.enqueue_message(message, lease).await
     }
     async fn expire_message(&mut self, id: Uuid, lease_token: Uuid, now: Timestamp) -> StoreResult<bool> {
         self.inner.expire_message(id, lease_token, now).await
