@@ -23,17 +23,22 @@
 //!   sends it, as after a crash mid-send. The only cost of such a crash is
 //!   the lease's length (`lease`, 60 s by default) before the retry.
 //! - **The bound on sends in flight** (`[courier] concurrency`). A handed
-//!   message waits in the worker, ahead of claimed ones, until a send slot
-//!   is free. How many may wait is bounded too: a hand-off first takes a
-//!   ticket ([`crate::queue::HANDOFF_TICKETS_PER_SLOT`] per slot), returned
-//!   when the worker takes the message in. With no ticket left, or no
-//!   worker running on this node, the message is queued the usual way and
-//!   the worker is woken.
+//!   message waits in the worker, in order with claimed ones, until a send
+//!   slot is free. How many may wait is bounded too: a hand-off first takes
+//!   a ticket ([`crate::queue::HANDOFF_TICKETS_PER_SLOT`] per slot),
+//!   returned when its send starts. With no ticket left, or no worker
+//!   running on this node, the message is queued the usual way and the
+//!   worker is woken.
+//! - **One holder.** A message that waited long enough for its lease to
+//!   have worn down has the lease renewed (conditional on its token) before
+//!   its send starts, and is dropped by this worker if the renewal finds
+//!   it taken, as after a claim ([`crate::queue`]).
 //! - **Nothing is handed before the commit.** The reservation and the lease
 //!   are made inside the unit, but the worker hears of the message only
 //!   through [`crate::Courier::hand_over`], called after the commit. A unit
 //!   that rolls back drops the reservation with it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,17 +51,9 @@ use uuid::Uuid;
 pub(crate) struct Handed {
     pub(crate) message: Message,
     pub(crate) lease: Lease,
-    /// Returned when the worker takes the message in.
+    /// Returned when its send starts: until then the message waits in the
+    /// worker (or in the channel), and the tickets bound how many do.
     pub(crate) ticket: OwnedSemaphorePermit,
-}
-
-impl Handed {
-    /// The worker takes the message in: its ticket goes back for the next
-    /// hand-off, and the send slots bound it from here on.
-    pub(crate) fn take_in(self) -> (Lease, Message) {
-        drop(self.ticket);
-        (self.lease, self.message)
-    }
 }
 
 /// A message queued inside a unit of work by
@@ -78,39 +75,63 @@ impl Queued {
 }
 
 /// The way in to the running worker, shared by every clone of a courier:
-/// open while a worker runs on this node, closed otherwise.
+/// open while a worker runs on this node, closed otherwise. One worker at
+/// a time holds it; a second worker of the same courier runs without
+/// hand-offs.
 #[derive(Default)]
 pub(crate) struct Lane {
     open: Mutex<Option<Door>>,
+    /// Numbers the openings, so that a worker closes only its own.
+    openings: AtomicU64,
 }
+
+/// Which opening of the lane a worker holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Opening(u64);
 
 #[derive(Clone)]
 pub(crate) struct Door {
+    opening: Opening,
     pub(crate) to_worker: mpsc::UnboundedSender<Handed>,
     /// Tickets: how many more messages may be handed to the worker before
-    /// it has taken the ones handed so far.
+    /// it has started sending the ones handed so far.
     pub(crate) tickets: Arc<Semaphore>,
     /// How long the worker leases what it takes.
     pub(crate) lease: Duration,
 }
 
 impl Lane {
-    /// Opens the lane for a worker that has started; returns the receiving
-    /// end it reads.
-    pub(crate) fn open(&self, tickets: Arc<Semaphore>, lease: Duration) -> mpsc::UnboundedReceiver<Handed> {
+    /// Opens the lane for a worker that is starting; returns the opening
+    /// and the receiving end it reads, or `None` if another worker holds
+    /// the lane.
+    pub(crate) fn open(
+        &self,
+        tickets: Arc<Semaphore>,
+        lease: Duration,
+    ) -> Option<(Opening, mpsc::UnboundedReceiver<Handed>)> {
+        let mut open = self.lock();
+        if open.is_some() {
+            return None;
+        }
+        let opening = Opening(self.openings.fetch_add(1, Ordering::Relaxed));
         let (to_worker, from_lane) = mpsc::unbounded_channel();
-        *self.lock() = Some(Door {
+        *open = Some(Door {
+            opening,
             to_worker,
             tickets,
             lease,
         });
-        from_lane
+        Some((opening, from_lane))
     }
 
-    /// Closes it: the worker stopped. What was queued leased and not yet
-    /// handed over is sent when its lease runs out.
-    pub(crate) fn close(&self) {
-        *self.lock() = None;
+    /// Closes it, if `opening` is the one open: its worker is stopping.
+    /// What was queued leased and not handed over by then is sent when its
+    /// lease runs out.
+    pub(crate) fn close(&self, opening: Opening) {
+        let mut open = self.lock();
+        if open.as_ref().is_some_and(|door| door.opening == opening) {
+            *open = None;
+        }
     }
 
     /// Whether a worker is running to take hand-offs.

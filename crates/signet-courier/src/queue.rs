@@ -117,8 +117,8 @@ impl Courier {
 
     /// Queues `draft` inside the unit of work `tx` like
     /// [`Courier::enqueue_in`], for a message someone is waiting for (a
-    /// sign-in code): if this node's worker is running and has a send slot
-    /// free, the message is queued leased to it, and [`Courier::hand_over`]
+    /// sign-in code): if this node's worker is running and has a hand-off
+    /// ticket free, the message is queued leased to it, and [`Courier::hand_over`]
     /// gives it to the worker after the commit, with no claim in between
     /// ([`crate::handoff`]). Otherwise it is queued for the next claim, and
     /// `hand_over` wakes the worker.
@@ -341,15 +341,26 @@ impl Worker {
             "courier worker started"
         );
         tokio::pin!(shutdown);
-        let mut handed = self.lane.open(Arc::clone(&self.shared.tickets), config.lease);
-        let mut first = None;
+        let (opening, mut handed) = match self.lane.open(Arc::clone(&self.shared.tickets), config.lease) {
+            Some((opening, from_lane)) => (Some(opening), Some(from_lane)),
+            None => {
+                tracing::warn!("another worker of this courier takes the hand-offs; this one only claims");
+                (None, None)
+            }
+        };
+        let mut start = Start::Look;
         loop {
             let stop = {
-                let pass = self.pass(first.take(), Some(&mut handed));
+                let pass = self.pass(start, handed.as_mut());
                 tokio::pin!(pass);
                 tokio::select! {
                     biased;
                     () = &mut shutdown => {
+                        // Nothing more is handed over; what was is sent
+                        // within the grace, or when its lease runs out.
+                        if let Some(opening) = opening {
+                            self.lane.close(opening);
+                        }
                         self.shared.stopping.store(true, Ordering::SeqCst);
                         Self::finish_in_flight(pass, config.shutdown_grace).await;
                         true
@@ -360,15 +371,17 @@ impl Worker {
             if stop {
                 break;
             }
-            tokio::select! {
+            start = tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                h = handed.recv() => first = h,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(config.poll_interval) => {}
-            }
+                Some(h) = next_handed(handed.as_mut()) => Start::Handed(Box::new(h)),
+                () = self.wake.notified() => Start::Look,
+                () = tokio::time::sleep(config.poll_interval) => Start::Look,
+            };
         }
-        self.lane.close();
+        if let Some(opening) = opening {
+            self.lane.close(opening);
+        }
         tracing::info!("courier worker stopped");
     }
 
@@ -386,41 +399,50 @@ impl Worker {
     /// the same unit of work as the next claim. Returns how many messages
     /// were claimed (0 if the store could not be reached).
     pub async fn run_once(&self) -> usize {
-        self.pass(None, None).await
+        self.pass(Start::Look, None).await
     }
 
-    /// [`Worker::run_once`], also sending `first` and whatever arrives
-    /// from `handed` meanwhile (messages handed over by
+    /// [`Worker::run_once`], starting as `start` says, and also sending
+    /// whatever arrives from `handed` meanwhile (messages handed over by
     /// [`Courier::hand_over`], leased already). Returns how many messages
     /// it took, claimed or handed.
     ///
     /// What is leased to this worker and not yet sending waits in
-    /// `waiting`, handed messages first in line; a send starts whenever
-    /// fewer than `concurrency` are in flight. A claim asks only for the
-    /// slots that neither a send nor a waiting message will take.
-    async fn pass(&self, first: Option<Handed>, mut handed: Option<&mut mpsc::UnboundedReceiver<Handed>>) -> usize {
+    /// `waiting`, in the order it came; a send starts whenever fewer than
+    /// `concurrency` are in flight. A claim asks only for the slots that
+    /// neither a send nor a waiting message will take.
+    async fn pass(&self, start: Start, mut handed: Option<&mut mpsc::UnboundedReceiver<Handed>>) -> usize {
         let shared = &self.shared;
         let concurrency = shared.config.concurrency;
         let mut in_flight = JoinSet::new();
-        let mut waiting: VecDeque<(Lease, Message)> = VecDeque::new();
+        let mut waiting: VecDeque<Waiting> = VecDeque::new();
         let mut taken = 0;
         let mut finished = Vec::new();
-        if let Some(h) = first {
-            taken += 1;
-            waiting.push_back(h.take_in());
-        }
-        // Whether due messages may be waiting: at first, after a wake-up or
-        // a poll, and when the last claim got all it asked for.
-        let mut more_due = true;
+        // Whether due messages may be waiting in the store: when the pass
+        // was started to look, after a wake-up or a poll, and when the last
+        // claim got all it asked for. A pass started by a hand-off does not
+        // claim for it.
+        let mut more_due = match start {
+            Start::Look => true,
+            Start::Handed(h) => {
+                taken += 1;
+                waiting.push_back(Waiting::handed(*h));
+                false
+            }
+        };
+        // A wake-up that comes while a claim is under way may be for a
+        // message that claim did not see: it must not be lost.
+        let mut woken_since_claim = false;
         // The one record-and-claim unit under way, if any. The loop keeps
         // serving while it waits for its commit: hand-offs and finished
         // sends must not queue behind a group commit.
         let mut recording: Option<Recording<'_>> = None;
+        let poll = shared.config.poll_interval;
+        let mut next_poll = tokio::time::Instant::now() + poll;
         loop {
             while in_flight.len() < concurrency {
-                let Some((lease, message)) = waiting.pop_front() else {
-                    break;
-                };
+                let Some(next) = waiting.pop_front() else { break };
+                let (lease, message) = next.start();
                 in_flight.spawn(attempt(Arc::clone(shared), lease, message));
             }
             let stopping = shared.stopping.load(Ordering::SeqCst);
@@ -432,6 +454,9 @@ impl Worker {
                 } else {
                     0
                 };
+                if want > 0 {
+                    woken_since_claim = false;
+                }
                 if want > 0 || !finished.is_empty() {
                     let results = std::mem::take(&mut finished);
                     recording = Some(Box::pin(async move {
@@ -448,10 +473,11 @@ impl Worker {
                 (want, lease, claimed) = recorded(&mut recording) => {
                     recording = None;
                     if want > 0 {
-                        more_due = u32::try_from(claimed.len()).unwrap_or(u32::MAX) >= want;
+                        let got_all = u32::try_from(claimed.len()).unwrap_or(u32::MAX) >= want;
+                        more_due = got_all || woken_since_claim;
                     }
                     taken += claimed.len();
-                    waiting.extend(claimed.into_iter().map(|message| (lease, message)));
+                    waiting.extend(claimed.into_iter().map(|message| Waiting::claimed(lease, message)));
                 }
                 joined = in_flight.join_next(), if !in_flight.is_empty() => {
                     collect(joined, &mut finished);
@@ -460,16 +486,65 @@ impl Worker {
                         collect(Some(joined), &mut finished);
                     }
                 }
-                Some(h) = next_handed(&mut handed) => {
+                Some(h) = next_handed(handed.as_deref_mut()) => {
                     taken += 1;
-                    // Handed messages go before claimed ones: someone is
-                    // waiting for them.
-                    waiting.push_front(h.take_in());
+                    waiting.push_back(Waiting::handed(h));
                 }
-                () = self.wake.notified(), if room => more_due = true,
-                () = tokio::time::sleep(shared.config.poll_interval), if room => more_due = true,
+                () = self.wake.notified(), if room => {
+                    more_due = true;
+                    woken_since_claim = true;
+                }
+                // A deadline, not a fresh sleep each turn: under a steady
+                // stream of hand-offs the loop never idles for a whole
+                // interval, and other nodes' messages and retries coming
+                // due must still be looked for.
+                () = tokio::time::sleep_until(next_poll), if room => {
+                    more_due = true;
+                    woken_since_claim = true;
+                    next_poll = tokio::time::Instant::now() + poll;
+                }
             }
         }
+    }
+}
+
+/// Why a pass starts.
+enum Start {
+    /// To look for due messages (first start, a wake-up, a poll).
+    Look,
+    /// A message was handed over.
+    Handed(Box<Handed>),
+}
+
+/// A message leased to this worker that waits for a send slot.
+struct Waiting {
+    lease: Lease,
+    message: Message,
+    /// A handed message's ticket, returned when its send starts.
+    ticket: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Waiting {
+    fn handed(h: Handed) -> Self {
+        Waiting {
+            lease: h.lease,
+            message: h.message,
+            ticket: Some(h.ticket),
+        }
+    }
+
+    fn claimed(lease: Lease, message: Message) -> Self {
+        Waiting {
+            lease,
+            message,
+            ticket: None,
+        }
+    }
+
+    /// Its send starts: the ticket goes back for the next hand-off.
+    fn start(self) -> (Lease, Message) {
+        drop(self.ticket);
+        (self.lease, self.message)
     }
 }
 
@@ -485,8 +560,9 @@ async fn recorded(recording: &mut Option<Recording<'_>>) -> (u32, Lease, Vec<Mes
     }
 }
 
-/// The next message handed over, if this pass listens for any.
-async fn next_handed(handed: &mut Option<&mut mpsc::UnboundedReceiver<Handed>>) -> Option<Handed> {
+/// The next message handed over, if this worker listens for any
+/// (`None` when the channel is closed, which disables the branch).
+async fn next_handed(handed: Option<&mut mpsc::UnboundedReceiver<Handed>>) -> Option<Handed> {
     match handed {
         Some(from_lane) => from_lane.recv().await,
         None => std::future::pending().await,
@@ -636,6 +712,7 @@ fn log_record(done: &Finished, held: Result<bool, StoreError>) {
 /// message expired (dropped and recorded here) or the lease was lost.
 async fn attempt(shared: Arc<WorkerShared>, lease: Lease, message: Message) -> Option<Finished> {
     let id = message.id;
+    let lease = still_held(&shared, id, lease).await?;
     if message.expired_at(shared.clock.now()) {
         expire(&shared, lease, &message).await;
         return None;
@@ -665,6 +742,35 @@ async fn attempt(shared: Arc<WorkerShared>, lease: Lease, message: Message) -> O
         at,
         result,
     })
+}
+
+/// The lease a send starts under. A message that waited in the worker for
+/// a slot (handed over, or claimed behind others) may have worn its lease
+/// down past where the heartbeat would have renewed it: it is renewed
+/// first, conditional on its token, and given up if another worker holds
+/// it now (its lease ran out) or the store cannot say, so that two workers
+/// never send it at once.
+async fn still_held(shared: &WorkerShared, id: Uuid, lease: Lease) -> Option<Lease> {
+    let now = shared.clock.now();
+    let renew_at = lease.until.minus(shared.config.lease - shared.config.renew_every());
+    if now < renew_at {
+        return Some(lease);
+    }
+    let renewed = Lease {
+        token: lease.token,
+        until: now.plus(shared.config.lease),
+    };
+    match shared.store.renew_message_lease(id, renewed).await {
+        Ok(true) => Some(renewed),
+        Ok(false) => {
+            tracing::warn!(message_id = %id, "the lease ran out while the message waited for a send slot; another worker holds it now");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(message_id = %id, error = %e, "could not renew a waiting message's lease; it is sent when the lease ends");
+            None
+        }
+    }
 }
 
 /// When to try again after failed attempt number `attempt`: after the

@@ -877,41 +877,105 @@ async fn a_handed_message_lost_before_the_worker_took_it_is_sent_once_its_lease_
     assert_eq!(sink.messages().len(), 1);
 }
 
+/// A code's mail to `user{n}@example.com`.
+fn code_mail(n: usize) -> Draft {
+    let mut draft = invitation(&format!("http://localhost:8080/login/{n}"));
+    draft.recipient = format!("user{n}@example.com");
+    draft
+}
+
+/// Queues `code_mail(n)` leased and hands it over after the commit.
+async fn hand_over_code(rig: &Rig, n: usize) -> (Uuid, bool) {
+    let queued = queue_leased(rig, code_mail(n)).await;
+    let seen = (queued.id, queued.leased());
+    rig.courier.hand_over(queued);
+    seen
+}
+
+/// Waits until the sink has had `n` connections (a send has begun).
+async fn connected(sink: &SmtpSink, n: u64) {
+    tokio::time::timeout(WAIT, async {
+        while sink.connections() < n {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the send begins");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hand_offs_are_bounded_and_what_overflows_goes_to_the_claim() {
+async fn messages_handed_to_a_busy_worker_are_bounded_and_what_overflows_goes_to_the_claim() {
     let sink = SmtpSink::start().await.unwrap();
+    // Each send takes 200 ms (one recipient: RCPT and end of DATA).
+    sink.set_delay(Duration::from_millis(100));
     let rig = rig().await;
     let worker = woken_worker_with(&rig, &sink, 1);
     started(&rig).await;
-    // One unit queues more than the worker takes tickets for.
     let tickets = signet_courier::queue::HANDOFF_TICKETS_PER_SLOT;
-    let mut tx = rig.store.begin().await.unwrap();
-    let mut queued = Vec::new();
-    for n in 0..=tickets {
-        let mut draft = invitation(&format!("http://localhost:8080/login/{n}"));
-        draft.recipient = format!("user{n}@example.com");
-        queued.push(rig.courier.enqueue_leased_in(&mut *tx, draft).await.unwrap());
+    // The first takes the one send slot and gives its ticket back.
+    let mut handed = vec![hand_over_code(&rig, 0).await];
+    connected(&sink, 1).await;
+    // The next ones wait in the worker, each holding a ticket; the one
+    // after them finds none and is queued for a claim.
+    for n in 1..=tickets + 1 {
+        handed.push(hand_over_code(&rig, n).await);
     }
-    tx.commit().await.unwrap();
     assert_eq!(
-        queued.iter().map(signet_courier::Queued::leased).collect::<Vec<_>>(),
-        (0..=tickets).map(|n| n < tickets).collect::<Vec<_>>(),
-        "{tickets} tickets for one send slot; the next is queued for a claim"
+        handed.iter().map(|(_, leased)| *leased).collect::<Vec<_>>(),
+        (0..=tickets + 1).map(|n| n <= tickets).collect::<Vec<_>>(),
+        "one sending, {tickets} waiting with tickets, the next queued for a claim"
     );
-    let ids: Vec<Uuid> = queued.iter().map(|q| q.id).collect();
-    for q in queued {
-        rig.courier.hand_over(q);
-    }
-    for n in 0..=tickets {
+    for n in 0..=tickets + 1 {
         let to = format!("user{n}@example.com");
         sink.wait_for(|m| m.to == [to.clone()], WAIT)
             .await
             .expect("every message sent");
     }
     worker.stop().await;
-    for id in ids {
+    for (id, _) in handed {
         assert_eq!(stored(&rig, id).await.attempts, 1, "each sent once, handed or claimed");
     }
-    assert_eq!(sink.messages().len(), tickets + 1);
-    assert_eq!(sink.connections(), 1, "one send slot: one connection at a time");
+    assert_eq!(sink.messages().len(), tickets + 2);
+    let order: Vec<String> = sink.messages().iter().map(|m| m.to[0].clone()).collect();
+    assert_eq!(
+        order,
+        (0..=tickets + 1)
+            .map(|n| format!("user{n}@example.com"))
+            .collect::<Vec<_>>(),
+        "sent in the order they came"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handed_message_whose_lease_ran_out_while_it_waited_is_left_to_its_new_holder() {
+    let sink = SmtpSink::start().await.unwrap();
+    // The one slot is busy for a while.
+    sink.set_delay(Duration::from_millis(300));
+    let rig = rig().await;
+    let worker = woken_worker_with(&rig, &sink, 1);
+    started(&rig).await;
+    hand_over_code(&rig, 0).await;
+    connected(&sink, 1).await;
+    let (waiting, leased) = hand_over_code(&rig, 1).await;
+    assert!(leased);
+    // While it waits for the slot, its lease runs out (this node paused:
+    // the one sending loses its lease too) and another worker claims it.
+    rig.clock
+        .advance(WorkerConfig::default().lease + Duration::from_secs(1));
+    let (_, taken) = another_claim(&rig, true).await;
+    assert!(taken.iter().any(|m| m.id == waiting));
+    sink.wait_for(|m| m.to == ["user0@example.com"], WAIT)
+        .await
+        .expect("the first is sent");
+    // Its turn comes: the renewal finds it held by the other worker, so
+    // this one does not send it.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    worker.stop().await;
+    assert_eq!(sink.messages().len(), 1, "not sent by a worker that no longer holds it");
+    let m = stored(&rig, waiting).await;
+    assert_eq!(
+        (m.status, m.attempts),
+        (DeliveryStatus::Pending, 2),
+        "the new holder's to send"
+    );
 }

@@ -265,6 +265,12 @@ async fn outbox_queued_leased_is_held_like_a_claim(s: Arc<SqlStore>) {
         "leased from the start"
     );
     let mut tx = s.begin().await.unwrap();
+    assert!(
+        !tx.mark_message_sent(handed.id, Uuid::new_v4(), at(11), true)
+            .await
+            .unwrap(),
+        "only its holder records it"
+    );
     assert!(tx.mark_message_sent(handed.id, kept.token, at(11), true).await.unwrap());
     tx.commit().await.unwrap();
     assert_eq!(
