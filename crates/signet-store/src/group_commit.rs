@@ -784,9 +784,10 @@ mod tests {
     }
 
     /// The settings durability and the writer's speed rest on, as the
-    /// writer and a reader see them: WAL, `synchronous=FULL` (2), and
+    /// writer and a reader see them: WAL, `synchronous=FULL` (2),
     /// savepoint journals in memory (`temp_store=MEMORY`, 2), so that a
-    /// group spills no journal to a temp file (ADR 0015).
+    /// group spills no journal to a temp file, and checkpoints every
+    /// 10,000 WAL pages (ADR 0015).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_writer_and_readers_run_with_wal_full_sync_and_journals_in_memory() {
         let (store, _dir) = store().await;
@@ -806,12 +807,18 @@ mod tests {
             }
             _ => unreachable!("a file store has its own readers"),
         };
-        let expected = ("wal".to_owned(), 2, 2);
+        let expected = (
+            "wal".to_owned(),
+            2,
+            2,
+            crate::connect::WAL_AUTOCHECKPOINT_PAGES,
+            crate::connect::WAL_SIZE_LIMIT_BYTES,
+        );
         assert_eq!(written, expected);
         assert_eq!(read, expected);
     }
 
-    async fn settings(c: &mut sqlx::SqliteConnection) -> (String, i64, i64) {
+    async fn settings(c: &mut sqlx::SqliteConnection) -> (String, i64, i64, i64, i64) {
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&mut *c)
             .await
@@ -824,7 +831,15 @@ mod tests {
             .fetch_one(&mut *c)
             .await
             .unwrap();
-        (mode, sync, temp)
+        let checkpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        let limit: i64 = sqlx::query_scalar("PRAGMA journal_size_limit")
+            .fetch_one(&mut *c)
+            .await
+            .unwrap();
+        (mode, sync, temp, checkpoint, limit)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
