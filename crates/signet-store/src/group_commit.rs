@@ -819,27 +819,23 @@ mod tests {
     }
 
     async fn settings(c: &mut sqlx::SqliteConnection) -> (String, i64, i64, i64, i64) {
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        (
+            pragma(c, "journal_mode").await,
+            pragma(c, "synchronous").await,
+            pragma(c, "temp_store").await,
+            pragma(c, "wal_autocheckpoint").await,
+            pragma(c, "journal_size_limit").await,
+        )
+    }
+
+    async fn pragma<T>(c: &mut sqlx::SqliteConnection, name: &str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + Unpin,
+    {
+        sqlx::query_scalar(&format!("PRAGMA {name}"))
             .fetch_one(&mut *c)
             .await
-            .unwrap();
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *c)
-            .await
-            .unwrap();
-        let temp: i64 = sqlx::query_scalar("PRAGMA temp_store")
-            .fetch_one(&mut *c)
-            .await
-            .unwrap();
-        let checkpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-            .fetch_one(&mut *c)
-            .await
-            .unwrap();
-        let limit: i64 = sqlx::query_scalar("PRAGMA journal_size_limit")
-            .fetch_one(&mut *c)
-            .await
-            .unwrap();
-        (mode, sync, temp, checkpoint, limit)
+            .unwrap()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
