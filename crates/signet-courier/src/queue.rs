@@ -184,7 +184,9 @@ impl Courier {
     fn pending(&self, draft: Draft) -> Message {
         let now = self.clock.now();
         Message {
-            id: Uuid::new_v4(),
+            // Time-ordered, so a group's inserts share the last page of
+            // the outbox's primary key (ADR 0034, amendment).
+            id: signet_core::ids::time_ordered(),
             channel: draft.channel,
             recipient: draft.recipient,
             subject: draft.subject,

@@ -826,6 +826,7 @@ async fn a_message_someone_waits_for_is_handed_to_the_running_worker_without_a_c
     // can get the mail sent within the test.
     let (sink, rig, worker, queued) = one_code_mail_queued().await;
     assert!(queued.leased(), "a worker is running with room");
+    assert_eq!(queued.id.get_version_num(), 7, "time-ordered (ADR 0034)");
     let id = queued.id;
     assert_eq!(claimable(&rig).await, 0, "leased from its commit: no claim takes it");
     let m = stored(&rig, id).await;
