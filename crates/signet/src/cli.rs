@@ -223,10 +223,16 @@ pub enum ClientCmd {
     /// List registered clients.
     List,
     /// Show one client (never its secret). Prints the client object.
-    Show { client_id: String },
+    Show {
+        /// A client id may start with `-` (one generated before
+        /// 2026-11-27 could): it is read as the id, not as an option.
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Change a client's settings (clients of `[[oidc.clients]]` are changed
     /// in the file). Prints the client object.
     Update {
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         #[arg(long)]
         name: Option<String>,
@@ -262,12 +268,16 @@ pub enum ClientCmd {
         id_token_alg: Option<String>,
     },
     /// Delete a client and revoke everything it was granted.
-    Delete { client_id: String },
+    Delete {
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
     /// Give a confidential client a new secret (shown once); the old one
     /// keeps working for the grace period. Prints `{"client_id",
     /// "client_secret", "previous_secret_expires_at"}`.
     #[command(name = "rotate-secret")]
     RotateSecret {
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
         /// Seconds the old secret stays valid (default 86400; 0 ends it now).
         #[arg(long, value_name = "SECS")]
@@ -973,6 +983,30 @@ async fn rotate_sealing(wired: &Wired, reseal_only: bool, json_mode: bool) -> an
 #[cfg(test)]
 mod tests {
     use super::describe;
+    use super::{Cli, ClientCmd, Command};
+    use clap::Parser;
+
+    /// A client id that starts with `-` is the id, and the options after
+    /// it are still options.
+    #[test]
+    fn a_client_id_starting_with_a_dash_is_read_as_the_id() {
+        let cli = Cli::try_parse_from(["signet", "client", "show", "-BfQ2x", "--json"]).unwrap();
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Client(ClientCmd::Show { client_id }) if client_id == "-BfQ2x"));
+        let cli = Cli::try_parse_from(["signet", "client", "update", "-R9k", "--name", "Reports", "--json"]).unwrap();
+        assert!(cli.json);
+        assert!(matches!(
+            cli.command,
+            Command::Client(ClientCmd::Update { client_id, name: Some(name), .. }) if client_id == "-R9k" && name == "Reports"
+        ));
+        let cli = Cli::try_parse_from(["signet", "client", "rotate-secret", "-x", "--grace-secs", "0"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Client(ClientCmd::RotateSecret { client_id, grace_secs: Some(0) }) if client_id == "-x"
+        ));
+        let cli = Cli::try_parse_from(["signet", "client", "delete", "-x"]).unwrap();
+        assert!(matches!(cli.command, Command::Client(ClientCmd::Delete { client_id }) if client_id == "-x"));
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("cannot open the SQLite database /srv/signet.db")]

@@ -172,6 +172,21 @@ fn id_taken(e: StoreError) -> Error {
     }
 }
 
+/// A fresh `client_id`: 16 random bytes in base64url (22 characters),
+/// drawn again while the first character is `-` or `_`, so that a shell or
+/// a command line never reads an id as an option. That leaves about 127.95
+/// random bits.
+fn fresh_client_id() -> String {
+    loop {
+        let mut raw = [0u8; 16];
+        signet_core::secret::fill_random(&mut raw);
+        let id = URL_SAFE_NO_PAD.encode(raw);
+        if id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return id;
+        }
+    }
+}
+
 /// Registers a client with a fresh random `client_id` (128 bits) and, for
 /// a confidential client, a fresh secret, returned once.
 pub async fn register(
@@ -183,13 +198,11 @@ pub async fn register(
 ) -> Result<(OidcClient, Option<PlainToken>)> {
     let name = check_name(&new.name)?;
     check_client(new.public, &new.settings)?;
-    let mut raw = [0u8; 16];
-    signet_core::secret::fill_random(&mut raw);
     let secret = (!new.public).then(|| PlainToken::generate(TokenKind::ClientSecret));
     let now = app.clock.now();
     let client = OidcClient {
         id: Uuid::new_v4(),
-        client_id: URL_SAFE_NO_PAD.encode(raw),
+        client_id: fresh_client_id(),
         name,
         secret_hash: secret.as_ref().map(PlainToken::hash),
         settings: new.settings,
@@ -653,6 +666,18 @@ pub async fn authenticate(app: &App, auth: &ClientAuth) -> std::result::Result<O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generated_client_id_never_reads_as_a_command_line_option() {
+        // One in 32 encodings starts with `-` or `_`: 2,000 draws would
+        // almost surely have met one.
+        for _ in 0..2_000 {
+            let id = fresh_client_id();
+            assert_eq!(id.len(), 22);
+            assert!(id.starts_with(|c: char| c.is_ascii_alphanumeric()), "{id}");
+            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        }
+    }
 
     #[test]
     fn basic_credentials_are_form_decoded() {

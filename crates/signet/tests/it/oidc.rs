@@ -1723,14 +1723,18 @@ async fn client_cli_shows_updates_rotates_and_deletes() {
         let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
         all.push("--json");
         let out = signet(srv_ref, &all).await;
-        (
-            out.status.success(),
-            serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null),
-        )
+        let answer = serde_json::from_slice::<Value>(&out.stdout).unwrap_or(Value::Null);
+        // A failure says why (the CLI's error is on stderr).
+        let said = if out.status.success() {
+            answer
+        } else {
+            serde_json::json!({ "stderr": String::from_utf8_lossy(&out.stderr), "stdout": answer })
+        };
+        (out.status.success(), said)
     };
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let (ok, shown) = run(s(&["client", "show", &client_id])).await;
-    assert!(ok);
+    assert!(ok, "{shown}");
     assert_eq!(shown["name"], "reports");
     assert!(!shown.to_string().contains(&secret));
     let (ok, updated) = run(s(&[
