@@ -350,10 +350,19 @@ impl Worker {
                 (None, None)
             }
         };
+        // However the worker ends (shutdown, a panic, its task dropped),
+        // nothing more is handed to it.
+        let _closing = Closing {
+            lane: &self.lane,
+            opening,
+        };
         let mut start = Start::Look;
+        // The next look for due messages, across passes: hand-offs that
+        // keep arriving must not keep pushing it back.
+        let mut next_poll = tokio::time::Instant::now() + config.poll_interval;
         loop {
             let stop = {
-                let pass = self.pass(start, handed.as_mut());
+                let pass = self.pass(start, handed.as_mut(), &mut next_poll);
                 tokio::pin!(pass);
                 tokio::select! {
                     biased;
@@ -378,11 +387,8 @@ impl Worker {
                 () = &mut shutdown => break,
                 Some(h) = next_handed(handed.as_mut()) => Start::Handed(Box::new(h)),
                 () = self.wake.notified() => Start::Look,
-                () = tokio::time::sleep(config.poll_interval) => Start::Look,
+                () = tokio::time::sleep_until(next_poll) => Start::Look,
             };
-        }
-        if let Some(opening) = opening {
-            self.lane.close(opening);
         }
         tracing::info!("courier worker stopped");
     }
@@ -401,7 +407,8 @@ impl Worker {
     /// the same unit of work as the next claim. Returns how many messages
     /// were claimed (0 if the store could not be reached).
     pub async fn run_once(&self) -> usize {
-        self.pass(Start::Look, None).await
+        let mut next_poll = tokio::time::Instant::now() + self.shared.config.poll_interval;
+        self.pass(Start::Look, None, &mut next_poll).await
     }
 
     /// [`Worker::run_once`], starting as `start` says, and also sending
@@ -413,7 +420,12 @@ impl Worker {
     /// `waiting`, in the order it came; a send starts whenever fewer than
     /// `concurrency` are in flight. A claim asks only for the slots that
     /// neither a send nor a waiting message will take.
-    async fn pass(&self, start: Start, mut handed: Option<&mut mpsc::UnboundedReceiver<Handed>>) -> usize {
+    async fn pass(
+        &self,
+        start: Start,
+        mut handed: Option<&mut mpsc::UnboundedReceiver<Handed>>,
+        next_poll: &mut tokio::time::Instant,
+    ) -> usize {
         let shared = &self.shared;
         let concurrency = shared.config.concurrency;
         let mut in_flight = JoinSet::new();
@@ -423,13 +435,14 @@ impl Worker {
         // Whether due messages may be waiting in the store: when the pass
         // was started to look, after a wake-up or a poll, and when the last
         // claim got all it asked for. A pass started by a hand-off does not
-        // claim for it.
+        // claim for it, unless the time to poll has come.
+        let poll = shared.config.poll_interval;
         let mut more_due = match start {
             Start::Look => true,
             Start::Handed(h) => {
                 taken += 1;
                 waiting.push_back(Waiting::handed(*h));
-                false
+                tokio::time::Instant::now() >= *next_poll
             }
         };
         // A wake-up that comes while a claim is under way may be for a
@@ -439,8 +452,6 @@ impl Worker {
         // serving while it waits for its commit: hand-offs and finished
         // sends must not queue behind a group commit.
         let mut recording: Option<Recording<'_>> = None;
-        let poll = shared.config.poll_interval;
-        let mut next_poll = tokio::time::Instant::now() + poll;
         loop {
             while in_flight.len() < concurrency {
                 let Some(next) = waiting.pop_front() else { break };
@@ -458,6 +469,8 @@ impl Worker {
                 };
                 if want > 0 {
                     woken_since_claim = false;
+                    // A claim is a look: the next poll counts from it.
+                    *next_poll = tokio::time::Instant::now() + poll;
                 }
                 if want > 0 || !finished.is_empty() {
                     let results = std::mem::take(&mut finished);
@@ -500,12 +513,26 @@ impl Worker {
                 // stream of hand-offs the loop never idles for a whole
                 // interval, and other nodes' messages and retries coming
                 // due must still be looked for.
-                () = tokio::time::sleep_until(next_poll), if room => {
+                () = tokio::time::sleep_until(*next_poll), if room => {
                     more_due = true;
                     woken_since_claim = true;
-                    next_poll = tokio::time::Instant::now() + poll;
+                    *next_poll = tokio::time::Instant::now() + poll;
                 }
             }
+        }
+    }
+}
+
+/// Closes the lane when the worker that opened it ends, however it ends.
+struct Closing<'a> {
+    lane: &'a Lane,
+    opening: Option<crate::handoff::Opening>,
+}
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        if let Some(opening) = self.opening {
+            self.lane.close(opening);
         }
     }
 }

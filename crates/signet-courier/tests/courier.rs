@@ -95,12 +95,20 @@ fn woken_worker(rig: &Rig, sink: &SmtpSink) -> WokenWorker {
 
 /// [`woken_worker`] with `concurrency` send slots.
 fn woken_worker_with(rig: &Rig, sink: &SmtpSink, concurrency: usize) -> WokenWorker {
+    running_worker(
+        rig,
+        sink,
+        WorkerConfig {
+            concurrency,
+            poll_interval: Duration::from_secs(3600),
+            ..Default::default()
+        },
+    )
+}
+
+/// A worker with `config` sending to `sink`, running in the background.
+fn running_worker(rig: &Rig, sink: &SmtpSink, config: WorkerConfig) -> WokenWorker {
     let email = EmailTransport::new(&sink.url(), FROM).unwrap();
-    let config = WorkerConfig {
-        concurrency,
-        poll_interval: Duration::from_secs(3600),
-        ..Default::default()
-    };
     let worker = rig.courier.worker(Delivery::new(Some(email), None), config);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(worker.run(async {
@@ -979,4 +987,59 @@ async fn a_handed_message_whose_lease_ran_out_while_it_waited_is_left_to_its_new
         (DeliveryStatus::Pending, 2),
         "the new holder's to send"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_stream_of_hand_offs_does_not_keep_the_worker_from_polling() {
+    let sink = SmtpSink::start().await.unwrap();
+    let rig = rig().await;
+    let poll = Duration::from_millis(300);
+    let worker = running_worker(
+        &rig,
+        &sink,
+        WorkerConfig {
+            poll_interval: poll,
+            ..Default::default()
+        },
+    );
+    started(&rig).await;
+    // Another node's message: due, and nobody here is woken for it.
+    let mut elsewhere = code_mail(99);
+    elsewhere.recipient = "elsewhere@example.com".to_owned();
+    let message = Message {
+        id: Uuid::new_v4(),
+        channel: elsewhere.channel,
+        recipient: elsewhere.recipient,
+        subject: elsewhere.subject,
+        text_body: Some(elsewhere.text_body),
+        html_body: elsewhere.html_body,
+        template: elsewhere.template.to_owned(),
+        status: DeliveryStatus::Pending,
+        attempts: 0,
+        created_at: rig.clock.now(),
+        next_attempt_at: rig.clock.now(),
+        sent_at: None,
+        last_error: None,
+        expires_at: None,
+    };
+    rig.store.enqueue_message(&message).await.unwrap();
+    // Sign-in codes keep coming, faster than the poll interval.
+    let stream = {
+        let (store, courier) = (rig.store.clone(), rig.courier.clone());
+        tokio::spawn(async move {
+            for n in 0..40 {
+                let mut tx = store.begin().await.unwrap();
+                let queued = courier.enqueue_leased_in(&mut *tx, code_mail(n)).await.unwrap();
+                tx.commit().await.unwrap();
+                courier.hand_over(queued);
+                tokio::time::sleep(poll / 3).await;
+            }
+        })
+    };
+    sink.wait_for(|m| m.to == ["elsewhere@example.com"], poll * 8)
+        .await
+        .expect("found by a poll while hand-offs keep coming");
+    assert!(!stream.is_finished(), "the stream was still going");
+    stream.await.unwrap();
+    worker.stop().await;
 }

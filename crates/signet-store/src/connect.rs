@@ -59,8 +59,9 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// PostgreSQL a re-prepare is an extra round trip).
 const STATEMENT_CACHE: usize = 512;
 
-/// WAL pages after which the committing connection (on SQLite, always the
-/// writer) copies the WAL back into the database file: 10,000 pages, about
+/// WAL pages after which the committing connection (in a running server,
+/// the writer; a CLI command writing to the same file may take a turn)
+/// copies the WAL back into the database file: 10,000 pages, about
 /// 40 MiB, where SQLite's default is 1,000 (ADR 0015, fifth amendment).
 /// The hot pages of a busy server (the audit log's last leaf, the outbox's
 /// and the sessions' newest pages, their indexes) are rewritten by nearly
@@ -303,8 +304,8 @@ impl SqlStore {
             // the memory is bounded by a group's work (at most a few MiB).
             .pragma("temp_store", "memory")
             // Checkpoints ten times rarer than SQLite's default (ADR 0015,
-            // fifth amendment): the writer's connection runs them after
-            // the commit that crosses the mark, holding the writer.
+            // fifth amendment): the connection whose commit crosses the
+            // mark runs them, and in a server that is the writer.
             .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
             .pragma("journal_size_limit", WAL_SIZE_LIMIT_BYTES.to_string())
             .statement_cache_capacity(STATEMENT_CACHE);
