@@ -141,6 +141,12 @@ pub async fn run(args: &Args, scenario: Scenario) -> anyhow::Result<()> {
             r.bench_cpu_percent,
             100.0 * r.per_second / ceiling
         );
+        if let Some((mean, p90)) = r.mail_wait_ms {
+            println!(
+                "{:<14} mail wait: mean {mean:.2} ms, p90 {p90:.2} ms (the send step's answer to the code at the sink)",
+                ""
+            );
+        }
     }
     Ok(())
 }
@@ -153,6 +159,9 @@ struct LevelResult {
     server_cpu_ms_per_op: f64,
     postgres_cpu_ms_per_op: f64,
     bench_cpu_percent: f64,
+    /// Email codes: the mean and 90th percentile of the wait from the send
+    /// step's answer to the code's mail at the sink.
+    mail_wait_ms: Option<(f64, f64)>,
 }
 
 async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyhow::Result<LevelResult> {
@@ -222,12 +231,14 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
     }
 
     let counter = Arc::new(AtomicUsize::new(0));
+    let mail_waits = Arc::new(std::sync::Mutex::new(Vec::new()));
     let total = args.passkey_logins;
     let cpu_before = cpu_ticks()?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for users in per_client {
         let (http, base, counter, sink) = (http.clone(), base.clone(), counter.clone(), sink.clone());
+        let mail_waits = mail_waits.clone();
         tasks.push(clients.spawn(async move {
             let mut users = users;
             let mut latencies = Vec::new();
@@ -239,7 +250,8 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
                 let t = Instant::now();
                 match (scenario, &sink) {
                     (Scenario::EmailCode, Some(sink)) => {
-                        email_code(&http, &base, sink, user).await?;
+                        let waited = email_code(&http, &base, sink, user).await?;
+                        mail_waits.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.push(waited);
                     }
                     (Scenario::PasskeyStepUp, _) => {
                         let token = login(&http, &base, user).await?;
@@ -259,6 +271,7 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
     let cpu_after = cpu_ticks()?;
     server.stop().await?;
 
+    let mail_wait_ms = mean_and_p90(&mail_waits.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
     let ops = t.count.max(1) as f64;
     let bench_ticks = cpu_after.bench.saturating_sub(cpu_before.bench) as f64;
     let server_ticks = (cpu_after.total.saturating_sub(cpu_before.total) as f64 - bench_ticks).max(0.0);
@@ -271,7 +284,20 @@ async fn one_level(args: &Args, concurrency: usize, scenario: Scenario) -> anyho
         server_cpu_ms_per_op: server_ticks * tick_ms / ops,
         postgres_cpu_ms_per_op: cpu_after.postgres.saturating_sub(cpu_before.postgres) as f64 * tick_ms / ops,
         bench_cpu_percent: 100.0 * bench_ticks * tick_ms / (elapsed.as_secs_f64() * 1000.0),
+        mail_wait_ms,
     })
+}
+
+/// The mean and 90th percentile of `waits`, in milliseconds (none if empty).
+fn mean_and_p90(waits: &[Duration]) -> Option<(f64, f64)> {
+    if waits.is_empty() {
+        return None;
+    }
+    let mut ms: Vec<f64> = waits.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let mean = ms.iter().sum::<f64>() / ms.len() as f64;
+    let p90 = ms[(ms.len() * 9 / 10).min(ms.len() - 1)];
+    Some((mean, p90))
 }
 
 async fn post(http: &reqwest::Client, url: String, bearer: Option<&str>, body: Value) -> anyhow::Result<Value> {
@@ -378,8 +404,9 @@ impl Drop for ClientRuntime {
 }
 
 /// One email-code pair: start, send the code, read it from the mail that
-/// arrives at the sink, redeem it.
-async fn email_code(http: &reqwest::Client, base: &str, sink: &SmtpSink, user: &mut User) -> anyhow::Result<()> {
+/// arrives at the sink, redeem it. Returns how long the mail took to
+/// arrive after the send step answered.
+async fn email_code(http: &reqwest::Client, base: &str, sink: &SmtpSink, user: &mut User) -> anyhow::Result<Duration> {
     let started = post_as(
         http,
         format!("{base}/api/v1/login"),
@@ -397,11 +424,13 @@ async fn email_code(http: &reqwest::Client, base: &str, sink: &SmtpSink, user: &
         Some(&user.ip),
     )
     .await?;
+    let answered = Instant::now();
     // The user's invitation, also at the sink, has no code: passed over.
     let mail = sink
         .next_in(&mut user.inbox, |m| code_in(m).is_some(), Duration::from_secs(30))
         .await
         .context("no code mail within 30 s")?;
+    let waited = answered.elapsed();
     let code = code_in(&mail).context("no code in the mail")?;
     let done = post_as(
         http,
@@ -412,7 +441,7 @@ async fn email_code(http: &reqwest::Client, base: &str, sink: &SmtpSink, user: &
     )
     .await?;
     anyhow::ensure!(done["state"] == "complete", "login not complete: {done}");
-    Ok(())
+    Ok(waited)
 }
 
 /// The code of a sign-in mail's text part ("Your code: 123456").
