@@ -117,15 +117,20 @@ fn running_worker(rig: &Rig, sink: &SmtpSink, config: WorkerConfig) -> WokenWork
     WokenWorker { stop, running }
 }
 
-/// Waits until the courier's worker has started (and takes hand-offs).
-async fn started(rig: &Rig) {
+/// Waits until `done` holds, checking every 5 ms, for at most [`WAIT`].
+async fn until(what: &str, done: impl Fn() -> bool) {
     tokio::time::timeout(WAIT, async {
-        while !rig.courier.worker_running() {
+        while !done() {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
     .await
-    .expect("the worker starts");
+    .unwrap_or_else(|_| panic!("{what}"));
+}
+
+/// Waits until the courier's worker has started (and takes hand-offs).
+async fn started(rig: &Rig) {
+    until("the worker starts", || rig.courier.worker_running()).await;
 }
 
 impl WokenWorker {
@@ -903,23 +908,24 @@ async fn hand_over_code(rig: &Rig, n: usize) -> (Uuid, bool) {
 
 /// Waits until the sink has had `n` connections (a send has begun).
 async fn connected(sink: &SmtpSink, n: u64) {
-    tokio::time::timeout(WAIT, async {
-        while sink.connections() < n {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("the send begins");
+    until("the send begins", || sink.connections() >= n).await;
+}
+
+/// A worker with one send slot, on a relay that takes `delay` per step
+/// (RCPT and the end of DATA: twice `delay` a message).
+async fn one_slot_worker(delay: Duration) -> (SmtpSink, Rig, WokenWorker) {
+    let sink = SmtpSink::start().await.unwrap();
+    sink.set_delay(delay);
+    let rig = rig().await;
+    let worker = woken_worker_with(&rig, &sink, 1);
+    started(&rig).await;
+    (sink, rig, worker)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_handed_to_a_busy_worker_are_bounded_and_what_overflows_goes_to_the_claim() {
-    let sink = SmtpSink::start().await.unwrap();
-    // Each send takes 200 ms (one recipient: RCPT and end of DATA).
-    sink.set_delay(Duration::from_millis(100));
-    let rig = rig().await;
-    let worker = woken_worker_with(&rig, &sink, 1);
-    started(&rig).await;
+    // Each send takes 200 ms.
+    let (sink, rig, worker) = one_slot_worker(Duration::from_millis(100)).await;
     let tickets = signet_courier::queue::HANDOFF_TICKETS_PER_SLOT;
     // The first takes the one send slot and gives its ticket back.
     let mut handed = vec![hand_over_code(&rig, 0).await];
@@ -957,12 +963,8 @@ async fn messages_handed_to_a_busy_worker_are_bounded_and_what_overflows_goes_to
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_handed_message_whose_lease_ran_out_while_it_waited_is_left_to_its_new_holder() {
-    let sink = SmtpSink::start().await.unwrap();
     // The one slot is busy for a while.
-    sink.set_delay(Duration::from_millis(300));
-    let rig = rig().await;
-    let worker = woken_worker_with(&rig, &sink, 1);
-    started(&rig).await;
+    let (sink, rig, worker) = one_slot_worker(Duration::from_millis(300)).await;
     hand_over_code(&rig, 0).await;
     connected(&sink, 1).await;
     let (waiting, leased) = hand_over_code(&rig, 1).await;

@@ -385,6 +385,13 @@ impl RelyingParty {
         }
         panic!("expected {n} logout requests, got {:?}", self.received.lock().unwrap());
     }
+
+    /// Waits half a second more and checks that no request came after the
+    /// `n` already seen (a session's end is announced once).
+    async fn heard_no_more_than(&self, n: usize) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(self.received.lock().unwrap().len(), n);
+    }
 }
 
 impl Drop for RelyingParty {
@@ -413,6 +420,16 @@ async fn verified_logout_token(srv: &TestServer, token: &str, client_id: &str) -
         "a logout token never has a nonce: {claims}"
     );
     claims
+}
+
+/// The `sid` of the ID token `session` gets from `client` (scope
+/// `openid`).
+async fn granted_sid(srv: &TestServer, session: &str, client: (&str, &str)) -> Value {
+    sid_of(
+        tokens(srv, session, client, "openid").await["id_token"]
+            .as_str()
+            .unwrap(),
+    )
 }
 
 fn sid_of(id_token: &str) -> Value {
@@ -448,8 +465,7 @@ async fn signing_out_sends_a_verified_logout_token_and_retries_after_a_500() {
     assert_eq!(claims["sid"], sid_of(&id_token));
     // Delivered (2xx): nothing more is sent, even much later.
     srv.clock.advance(Duration::from_secs(600));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(rp.received.lock().unwrap().len(), 2);
+    rp.heard_no_more_than(2).await;
 
     let (_, audit) = srv
         .call(
@@ -475,16 +491,8 @@ async fn ending_a_session_from_the_account_page_and_disabling_the_user_tell_the_
         .to_owned();
     let (id, secret) = logout_client(&srv, &admin, Some(&rp.url)).await;
     let client = (id.as_str(), secret.as_str());
-    let first_sid = sid_of(
-        tokens(&srv, &first, client, "openid").await["id_token"]
-            .as_str()
-            .unwrap(),
-    );
-    let second_sid = sid_of(
-        tokens(&srv, &second, client, "openid").await["id_token"]
-            .as_str()
-            .unwrap(),
-    );
+    let first_sid = granted_sid(&srv, &first, client).await;
+    let second_sid = granted_sid(&srv, &second, client).await;
 
     // From the second session, end the first one (the account page).
     let path = format!("/api/v1/sessions/{}", first_sid.as_str().unwrap());
@@ -508,8 +516,7 @@ async fn ending_a_session_from_the_account_page_and_disabling_the_user_tell_the_
     let got = rp.wait_for(2).await;
     let claims = verified_logout_token(&srv, &got[1], &id).await;
     assert_eq!(claims["sid"], second_sid);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(rp.received.lock().unwrap().len(), 2);
+    rp.heard_no_more_than(2).await;
     srv.stop().await;
 }
 
@@ -550,7 +557,7 @@ async fn a_code_redeemed_after_its_session_ended_is_refused() {
 /// them are told, as for any other end.
 #[tokio::test]
 async fn removing_the_passkey_of_a_session_tells_its_apps() {
-    use crate::passkeys::{authenticator, credential_named, enroll, invited, sign_in};
+    use crate::passkeys::{authenticator, credential_named, enroll, invited, remove_credential, sign_in};
     let srv = TestServer::start().await;
     let admin = srv.admin_token().await;
     let rp = RelyingParty::start(0).await;
@@ -562,30 +569,18 @@ async fn removing_the_passkey_of_a_session_tells_its_apps() {
     enroll(&srv, &laptop_token, &mut phone, Some("Phone")).await;
     let phone_token = token_of(sign_in(&srv, &mut phone, None).await);
     let (id, secret) = logout_client(&srv, &admin, Some(&rp.url)).await;
-    let laptop_sid = sid_of(
-        tokens(&srv, &laptop_token, (&id, &secret), "openid").await["id_token"]
-            .as_str()
-            .unwrap(),
-    );
+    let laptop_sid = granted_sid(&srv, &laptop_token, (&id, &secret)).await;
     tokens(&srv, &phone_token, (&id, &secret), "openid").await;
 
     let laptop_id = credential_named(&srv, &phone_token, "Laptop").await;
-    let (s, _) = srv
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/credentials/{laptop_id}"),
-            Some(&phone_token),
-            None,
-        )
-        .await;
+    let (s, _) = remove_credential(&srv, &phone_token, &laptop_id).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 
     // Only the laptop's session ended, and only it is announced.
     let got = rp.wait_for(1).await;
     let claims = verified_logout_token(&srv, &got[0], &id).await;
     assert_eq!(claims["sid"], laptop_sid);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(rp.received.lock().unwrap().len(), 1);
+    rp.heard_no_more_than(1).await;
     srv.stop().await;
 }
 
@@ -598,11 +593,7 @@ async fn a_session_that_times_out_is_announced_by_the_janitor_once() {
     let rp = RelyingParty::start(0).await;
     let (user_id, session, _auth) = passkey_user(&srv, "ada@example.com").await;
     let (id, secret) = logout_client(&srv, &admin, Some(&rp.url)).await;
-    let sid = sid_of(
-        tokens(&srv, &session, (&id, &secret), "openid").await["id_token"]
-            .as_str()
-            .unwrap(),
-    );
+    let sid = granted_sid(&srv, &session, (&id, &secret)).await;
     let app = &srv.running.as_ref().unwrap().wired.app;
 
     // Live: the janitor leaves it alone and tells nobody.
@@ -623,8 +614,7 @@ async fn a_session_that_times_out_is_announced_by_the_janitor_once() {
 
     // The session is gone and its end was announced: nothing more to tell.
     signet::server::janitor_pass(app).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(rp.received.lock().unwrap().len(), 1);
+    rp.heard_no_more_than(1).await;
     srv.stop().await;
 }
 
@@ -635,11 +625,7 @@ async fn after_a_step_up_the_relying_party_is_told_with_the_sid_it_knows() {
     let rp = RelyingParty::start(0).await;
     let token = crate::step_up::signed_in(&srv, "ada@example.com").await;
     let (id, secret) = logout_client(&srv, &admin, Some(&rp.url)).await;
-    let sid = sid_of(
-        tokens(&srv, &token, (&id, &secret), "openid").await["id_token"]
-            .as_str()
-            .unwrap(),
-    );
+    let sid = granted_sid(&srv, &token, (&id, &secret)).await;
 
     // The step-up replaces the session (a new id); the grant follows it.
     srv.clock.advance(Duration::from_secs(10 * 60));

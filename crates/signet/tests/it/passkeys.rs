@@ -135,6 +135,18 @@ pub(crate) async fn credential_named(srv: &TestServer, session: &str, name: &str
         .to_owned()
 }
 
+/// Removes credential `id` as the holder of `session`: the answer's status
+/// and body.
+pub(crate) async fn remove_credential(srv: &TestServer, session: &str, id: &str) -> (StatusCode, Value) {
+    srv.call(
+        Method::DELETE,
+        &format!("/api/v1/credentials/{id}"),
+        Some(session),
+        None,
+    )
+    .await
+}
+
 pub(crate) async fn sign_in(srv: &TestServer, auth: &mut SoftAuthenticator, identifier: Option<&str>) -> Value {
     let (flow, entry) = start_login(srv, identifier).await;
     let credential = auth.get(&entry["publicKey"]).await;
@@ -378,14 +390,7 @@ async fn removing_a_passkey_ends_its_sessions_and_the_last_one_stays() {
     let laptop_id = credential_named(&srv, &phone_token, "Laptop").await;
     let phone_id = credential_named(&srv, &phone_token, "Phone").await;
 
-    let (s, _) = srv
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/credentials/{laptop_id}"),
-            Some(&phone_token),
-            None,
-        )
-        .await;
+    let (s, _) = remove_credential(&srv, &phone_token, &laptop_id).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = srv
         .call(Method::GET, "/api/v1/session", Some(&laptop_token), None)
@@ -402,14 +407,7 @@ async fn removing_a_passkey_ends_its_sessions_and_the_last_one_stays() {
 
     // The standard tier needs aal2, which email alone never reaches: the
     // last passkey is the last way in.
-    let (s, body) = srv
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/credentials/{phone_id}"),
-            Some(&phone_token),
-            None,
-        )
-        .await;
+    let (s, body) = remove_credential(&srv, &phone_token, &phone_id).await;
     assert_eq!(
         (s, body["error"].as_str()),
         (StatusCode::CONFLICT, Some("last_credential"))

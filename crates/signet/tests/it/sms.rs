@@ -211,14 +211,7 @@ async fn a_confirmed_phone_is_a_credential_and_signs_in() {
 
     // Removable like any credential; then a send texts nobody.
     let id = phones[0]["id"].as_str().unwrap();
-    let (s, body) = srv
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/credentials/{id}"),
-            Some(&session),
-            None,
-        )
-        .await;
+    let (s, body) = crate::passkeys::remove_credential(&srv, &session, id).await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
     // A removed phone gets no code: a send texts nobody.
     let texted = texts_to(&sink, PHONE).len();
