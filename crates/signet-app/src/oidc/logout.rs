@@ -393,7 +393,9 @@ pub async fn announce_timed_out(app: &App) -> Result<usize> {
     Ok(queued)
 }
 
-/// One timed-out session's end and its notices, in one unit of work. The
+/// One timed-out session's end, its notices and its `session.ended`
+/// record (`reason: "timed_out"`), in one unit of work: ending it is a
+/// change, whether or not any client registered a URI to be told. The
 /// delete checks the timeout again, so a session renewed since the look
 /// stays.
 async fn end_timed_out(
@@ -408,6 +410,10 @@ async fn end_timed_out(
         return Ok(0);
     }
     let queued = notify_in(app, &mut *tx, user, Some(session)).await?;
+    let record = AuditEvent::new(EventType::SessionEnded, Actor::System, Outcome::Success)
+        .user(user)
+        .details(json!({ "session_id": session.0, "reason": "timed_out" }));
+    app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;
     Ok(queued)
 }

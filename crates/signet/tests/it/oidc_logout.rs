@@ -615,6 +615,24 @@ async fn a_session_that_times_out_is_announced_by_the_janitor_once() {
     // The session is gone and its end was announced: nothing more to tell.
     signet::server::janitor_pass(app).await;
     rp.heard_no_more_than(1).await;
+    // Its end is on the record, once, as the system's.
+    let (_, audit) = srv
+        .call(
+            Method::GET,
+            "/api/v1/admin/audit?type=session.ended&limit=10",
+            Some(&admin),
+            None,
+        )
+        .await;
+    let ended: Vec<&Value> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["details"]["reason"] == "timed_out")
+        .collect();
+    assert_eq!(ended.len(), 1, "{audit}");
+    assert_eq!(ended[0]["details"]["session_id"], sid);
+    assert_eq!(ended[0]["actor"], "system");
     srv.stop().await;
 }
 
