@@ -376,14 +376,11 @@ pub trait OidcKeyWrites: Send {
 /// §3.1.3.2, RFC 6749 §4.1.2: single use).
 #[derive(Clone, Debug)]
 pub enum CodeRedemption {
-    /// No code has this hash.
+    /// The code's id is taken, yet no row has it (cannot happen while code
+    /// rows are kept; answered as an unknown code).
     Unknown,
-    /// This call redeemed it (the one conditional write that won).
+    /// This call redeemed it: the one insert of its row that won.
     Redeemed {
-        id: Uuid,
-        client_id: String,
-        grant: String,
-        expires_at: Timestamp,
         /// The user it was issued to, read by the same statement (the ID
         /// token's claims and the "still active" check need no second
         /// read); `None` if the account is gone.
@@ -392,6 +389,10 @@ pub enum CodeRedemption {
         /// the same statement). A grant from an ended session could never be
         /// told of that end (back-channel logout), so it is refused.
         session_live: bool,
+        /// The scopes the user has approved for the code's client (its
+        /// consent, read by the same statement), if any: a consent revoked
+        /// after the code was issued takes the code with it.
+        consented: Option<Vec<String>>,
     },
     /// It had been redeemed before: it is now revoked, and with it every
     /// token issued from it.
@@ -418,12 +419,13 @@ pub trait OidcGrantWrites: Send {
     /// answers it: `true` for exactly one of any number of concurrent
     /// callers, `false` if it was answered (or expired and purged) before.
     async fn take_oidc_request(&mut self, id: Uuid) -> StoreResult<bool>;
-    /// Stores a new code, by its hash only.
-    async fn insert_oidc_code(&mut self, code: &NewCode<'_>) -> StoreResult<()>;
-    /// Redeems a code with one conditional write; a second redemption
-    /// revokes the code instead. The redeemed code comes back with its
-    /// user, read by the same statement.
-    async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption>;
+    /// Redeems a code: its row is inserted, already redeemed, by one
+    /// statement that does nothing if a row has its id (or hash) already,
+    /// so of any number of redemptions exactly one inserts it. The others
+    /// revoke the row instead (a reuse). The winner comes back with the
+    /// code's user, its session's standing and the user's consent for the
+    /// client, read by the same statement.
+    async fn redeem_oidc_code(&mut self, code: &NewCode<'_>, now: Timestamp) -> StoreResult<CodeRedemption>;
     /// Whether the tokens issued from code `id` still stand: `None` if there
     /// is no such code, `Some(false)` once it was revoked.
     async fn oidc_code_standing(&mut self, id: Uuid) -> StoreResult<Option<bool>>;
@@ -465,7 +467,8 @@ pub trait OidcGrantWrites: Send {
     async fn oidc_client_in_tx(&mut self, client_id: &str) -> StoreResult<Option<crate::oidc_client::OidcClient>>;
 }
 
-/// An authorization code to store (by its hash only).
+/// An authorization code being redeemed, to store (by its hash only) as
+/// the anchor of what is issued from it.
 #[derive(Clone, Debug)]
 pub struct NewCode<'a> {
     pub hash: &'a TokenHash,

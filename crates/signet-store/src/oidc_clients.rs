@@ -192,10 +192,15 @@ impl OidcClientStore for SqlStore {
     }
 }
 
+/// The scopes of a consent row, stored space-separated.
+pub(crate) fn scope_list(scopes: &str) -> Vec<String> {
+    scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
 fn consent((client_id, scopes, granted_at): (String, String, i64)) -> OidcConsent {
     OidcConsent {
         client_id,
-        scopes: scopes.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        scopes: scope_list(&scopes),
         granted_at: Timestamp::from_millis(granted_at),
     }
 }
@@ -359,9 +364,7 @@ impl OidcClientWrites for SqlTx {
                     .fetch_optional(&mut *c)
                     .await
                     .map_err(backend)?;
-            let mut scopes: Vec<String> = before
-                .map(|b| b.0.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
-                .unwrap_or_default();
+            let mut scopes: Vec<String> = before.map(|b| scope_list(&b.0)).unwrap_or_default();
             for s in &consent.scopes {
                 if !scopes.contains(s) {
                     scopes.push(s.clone());

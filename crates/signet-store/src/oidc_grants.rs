@@ -1,8 +1,9 @@
 //! Authorization requests waiting for a login and authorization codes
-//! ([`OidcGrantWrites`]). A code is stored only as its hash. Redemption is
-//! one conditional `UPDATE ... WHERE redeemed_at IS NULL`: among concurrent
-//! redemptions exactly one changes the row (OpenID Connect Core §3.1.3.2,
-//! RFC 9700 §4.5: single use).
+//! ([`OidcGrantWrites`]). A code is sealed, not stored, until it is
+//! redeemed (ADR 0038): redemption inserts its row (by its hash and id
+//! only) with `ON CONFLICT DO NOTHING`, so among concurrent redemptions
+//! exactly one inserts it (OpenID Connect Core §3.1.3.2, RFC 9700 §4.5:
+//! single use) and every other finds it taken.
 
 use signet_core::clock::Timestamp;
 use signet_core::oidc_client::OidcClient;
@@ -52,12 +53,9 @@ macro_rules! user_of {
 /// A code this call redeemed, with its user's columns.
 #[derive(sqlx::FromRow)]
 struct RedeemedRow {
-    id: String,
-    client_id: String,
     user_id: String,
-    grant_data: String,
-    expires_at: i64,
     session_live: i64,
+    consented: Option<String>,
     #[sqlx(flatten)]
     user: OwnerColumns,
 }
@@ -65,12 +63,9 @@ struct RedeemedRow {
 impl RedeemedRow {
     fn into_redemption(self) -> StoreResult<CodeRedemption> {
         Ok(CodeRedemption::Redeemed {
-            id: uuid(&self.id)?,
-            client_id: self.client_id,
-            grant: self.grant_data,
-            expires_at: Timestamp::from_millis(self.expires_at),
             user: self.user.into_user(self.user_id)?,
             session_live: self.session_live > 0,
+            consented: self.consented.as_deref().map(crate::oidc_clients::scope_list),
         })
     }
 }
@@ -131,38 +126,28 @@ impl OidcGrantWrites for SqlTx {
         })
     }
 
-    /// On SQLite the `INSERT` goes with the unit's next call on the writer
-    /// (the grant's audit record's, [`SqlTx::write_later`]).
-    async fn insert_oidc_code(&mut self, code: &NewCode<'_>) -> StoreResult<()> {
-        self.write_later(Deferred {
-            sql: "INSERT INTO oidc_codes (code_hash, id, client_id, user_id, sid, session_id, grant_data, expires_at) \
-                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            values: vec![
-                code.hash.as_bytes().to_vec().into(),
-                code.id.to_string().into(),
-                code.client_id.into(),
-                code.user_id.to_string().into(),
-                code.session_id.to_string().into(),
-                code.session_id.to_string().into(),
-                code.grant.into(),
-                code.expires_at.as_millis().into(),
-            ],
-        })
-        .await
-    }
-
-    async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption> {
+    async fn redeem_oidc_code(&mut self, code: &NewCode<'_>, now: Timestamp) -> StoreResult<CodeRedemption> {
         let won: Option<RedeemedRow> = in_tx!(self, |c| {
             sqlx::query_as(concat!(
-                "UPDATE oidc_codes SET redeemed_at = $2 WHERE code_hash = $1 AND redeemed_at IS NULL AND revoked_at IS NULL \
-                 RETURNING id, client_id, user_id, grant_data, expires_at, \
-                 CASE WHEN session_id IS NULL THEN 1 ELSE (SELECT COUNT(*) FROM sessions \
+                "INSERT INTO oidc_codes \
+                 (code_hash, id, client_id, user_id, sid, session_id, grant_data, expires_at, redeemed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8) ON CONFLICT DO NOTHING \
+                 RETURNING user_id, \
+                 (SELECT COUNT(*) FROM sessions \
                  WHERE sessions.id = oidc_codes.session_id AND sessions.user_id = oidc_codes.user_id AND NOT ",
-                crate::sessions::timed_out!("sessions", "$2"),
-                ") END AS session_live, ",
+                crate::sessions::timed_out!("sessions", "$8"),
+                ") AS session_live, \
+                 (SELECT scopes FROM oidc_consents WHERE oidc_consents.user_id = oidc_codes.user_id \
+                 AND oidc_consents.client_id = oidc_codes.client_id) AS consented, ",
                 user_of!("oidc_codes.user_id")
             ))
-            .bind(hash.as_bytes().to_vec())
+            .bind(code.hash.as_bytes().to_vec())
+            .bind(code.id.to_string())
+            .bind(code.client_id)
+            .bind(code.user_id.to_string())
+            .bind(code.session_id.to_string())
+            .bind(code.grant)
+            .bind(code.expires_at.as_millis())
             .bind(now.as_millis())
             .fetch_optional(&mut *c)
             .await
@@ -171,12 +156,13 @@ impl OidcGrantWrites for SqlTx {
         if let Some(row) = won {
             return row.into_redemption();
         }
+        // Its id was taken: this code was redeemed before.
         let reused: Option<(String, String)> = in_tx!(self, |c| {
             sqlx::query_as(
-                "UPDATE oidc_codes SET revoked_at = COALESCE(revoked_at, $2) WHERE code_hash = $1 \
+                "UPDATE oidc_codes SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 \
                  RETURNING id, client_id",
             )
-            .bind(hash.as_bytes().to_vec())
+            .bind(code.id.to_string())
             .bind(now.as_millis())
             .fetch_optional(&mut *c)
             .await

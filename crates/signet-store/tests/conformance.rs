@@ -2319,16 +2319,18 @@ async fn timed_out_sessions_with_apps_are_those_an_app_must_be_told_of(s: Arc<Sq
     for sess in [&idle, &ended, &live, &no_code, &unredeemed, &announced] {
         tx.insert_session(sess).await.unwrap();
     }
-    for (i, (sess, _)) in with_code.iter().enumerate() {
-        tx.insert_oidc_code(&app_code(&hashes[i], Uuid::new_v4(), "app", account.id.0, sess.id.0))
+    tx.commit().await.unwrap();
+    // A code never redeemed was never stored (it lives sealed in the
+    // browser's redirect until then).
+    let mut tx = s.tx().await;
+    for (i, (sess, redeem)) in with_code.iter().enumerate() {
+        if *redeem {
+            tx.redeem_oidc_code(
+                &app_code(&hashes[i], Uuid::new_v4(), "app", account.id.0, sess.id.0),
+                at(1),
+            )
             .await
             .unwrap();
-    }
-    tx.commit().await.unwrap();
-    let mut tx = s.tx().await;
-    for (i, (_, redeem)) in with_code.iter().enumerate() {
-        if *redeem {
-            tx.redeem_oidc_code(&hashes[i], at(1)).await.unwrap();
         }
     }
     tx.claim_oidc_logouts(account.id, Some(announced.id.0), at(2))
@@ -2621,13 +2623,10 @@ async fn a_family_revoked_while_a_token_rotates_leaves_nothing_usable(s: Arc<Sql
         let first = TokenHash::of(&[b'f', round]);
         let next = TokenHash::of(&[b'n', round]);
         let mut tx = s.begin().await.unwrap();
-        tx.insert_oidc_code(&app_code(
-            &TokenHash::of(&[b'c', round]),
-            family,
-            "app",
-            user,
-            Uuid::new_v4(),
-        ))
+        tx.redeem_oidc_code(
+            &app_code(&TokenHash::of(&[b'c', round]), family, "app", user, Uuid::new_v4()),
+            at(0),
+        )
         .await
         .unwrap();
         tx.insert_oidc_refresh(&app_refresh(&first, family, user))
@@ -2694,20 +2693,18 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     let code = TokenHash::of(b"code");
     let code_id = Uuid::new_v4();
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&app_code(&code, code_id, "app", user, session))
-        .await
-        .unwrap();
+    // The redeeming statement inserts the code's row and reads its user
+    // (no session or consent of this user exists).
+    assert!(matches!(
+        tx.redeem_oidc_code(&app_code(&code, code_id, "app", user, session), at(1)).await.unwrap(),
+        CodeRedemption::Redeemed { user: Some(u), session_live: false, consented: None }
+            if u.id == account.id && u.email == account.email && u.is_active()
+    ));
     let rt = TokenHash::of(b"refresh");
     tx.insert_oidc_refresh(&app_refresh(&rt, code_id, user)).await.unwrap();
     tx.commit().await.unwrap();
 
     let mut tx = s.begin().await.unwrap();
-    // The redeeming statement also reads the code's user.
-    assert!(matches!(
-        tx.redeem_oidc_code(&code, at(1)).await.unwrap(),
-        CodeRedemption::Redeemed { id, user: Some(u), .. }
-            if id == code_id && u.id == account.id && u.email == account.email && u.is_active()
-    ));
     assert_eq!(tx.oidc_code_standing(code_id).await.unwrap(), Some(true));
     assert!(matches!(
         tx.rotate_oidc_refresh(&rt, at(2)).await.unwrap(),
@@ -2718,15 +2715,28 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
         tx.rotate_oidc_refresh(&rt, at(3)).await.unwrap(),
         RefreshRotation::Reused { family, .. } if family == code_id
     ));
+    // Presented again, the same code (by its id, or its hash) finds its
+    // row taken and revokes it.
     assert!(matches!(
-        tx.redeem_oidc_code(&code, at(4)).await.unwrap(),
-        CodeRedemption::Reused { id, .. } if id == code_id
+        tx.redeem_oidc_code(&app_code(&code, code_id, "app", user, session), at(4)).await.unwrap(),
+        CodeRedemption::Reused { id, ref client_id } if id == code_id && client_id == "app"
     ));
     assert_eq!(tx.oidc_code_standing(code_id).await.unwrap(), Some(false));
     assert!(matches!(
-        tx.redeem_oidc_code(&TokenHash::of(b"nope"), at(4)).await.unwrap(),
-        CodeRedemption::Unknown
+        tx.redeem_oidc_code(&app_code(&TokenHash::of(b"elsewhere"), code_id, "app", user, session), at(4))
+            .await
+            .unwrap(),
+        CodeRedemption::Reused { id, .. } if id == code_id
     ));
+    assert!(
+        matches!(
+            tx.redeem_oidc_code(&app_code(&code, Uuid::new_v4(), "app", user, session), at(4))
+                .await
+                .unwrap(),
+            CodeRedemption::Unknown
+        ),
+        "a taken hash under another id is no redemption"
+    );
     assert_eq!(tx.oidc_code_standing(Uuid::new_v4()).await.unwrap(), None);
     assert_eq!(
         tx.oidc_refresh_owner(&rt).await.unwrap(),
@@ -2740,18 +2750,23 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     let other = TokenHash::of(b"other code");
     let other_id = Uuid::new_v4();
     let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&app_code(&other, other_id, "app", user, session))
-        .await
-        .unwrap();
+    assert!(matches!(
+        tx.redeem_oidc_code(&app_code(&other, other_id, "app", user, session), at(5))
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed { .. }
+    ));
     assert_eq!(
         tx.revoke_oidc_user(UserId(user), at(5)).await.unwrap(),
         1,
         "the rotated-out refresh token of the first family"
     );
     assert_eq!(tx.oidc_code_standing(other_id).await.unwrap(), Some(false));
-    // A code revoked before its use is never redeemed (it reads as reused).
+    // A revoked code presented again reads as reused.
     assert!(matches!(
-        tx.redeem_oidc_code(&other, at(6)).await.unwrap(),
+        tx.redeem_oidc_code(&app_code(&other, other_id, "app", user, session), at(6))
+            .await
+            .unwrap(),
         CodeRedemption::Reused { .. }
     ));
     // The rotating statement tells a family whose code was revoked after
@@ -2776,11 +2791,10 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     // A code whose user is gone comes back without one.
     let orphan = TokenHash::of(b"orphan code");
     let orphan_id = Uuid::new_v4();
-    tx.insert_oidc_code(&app_code(&orphan, orphan_id, "app", Uuid::new_v4(), session))
-        .await
-        .unwrap();
     assert!(matches!(
-        tx.redeem_oidc_code(&orphan, at(6)).await.unwrap(),
+        tx.redeem_oidc_code(&app_code(&orphan, orphan_id, "app", Uuid::new_v4(), session), at(6))
+            .await
+            .unwrap(),
         CodeRedemption::Redeemed { user: None, .. }
     ));
     tx.commit().await.unwrap();
@@ -2798,10 +2812,9 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
         .enumerate()
     {
         let h = TokenHash::of(format!("logout code {n}").as_bytes());
-        tx.insert_oidc_code(&app_code(&h, Uuid::new_v4(), client, user, sid))
+        tx.redeem_oidc_code(&app_code(&h, Uuid::new_v4(), client, user, sid), at(6))
             .await
             .unwrap();
-        tx.redeem_oidc_code(&h, at(6)).await.unwrap();
     }
     assert_eq!(
         tx.claim_oidc_logouts(UserId(user), Some(second_session), at(7))
@@ -2819,17 +2832,16 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     assert_eq!(
         tx.claim_oidc_logouts(UserId(user), None, at(9)).await.unwrap(),
         vec![("app".to_owned(), session), ("wiki".to_owned(), session)],
-        "the first code (redeemed) and the wiki's; the unredeemed `other` code is not"
+        "the first two codes (one pair) and the wiki's"
     );
     assert_eq!(tx.claim_oidc_logouts(UserId(user), None, at(10)).await.unwrap(), vec![]);
 
     // A step-up replaces the session: the code follows it, keeping its sid.
     let (before, after) = (Uuid::new_v4(), Uuid::new_v4());
     let h = TokenHash::of(b"stepped-up code");
-    tx.insert_oidc_code(&app_code(&h, Uuid::new_v4(), "app", user, before))
+    tx.redeem_oidc_code(&app_code(&h, Uuid::new_v4(), "app", user, before), at(11))
         .await
         .unwrap();
-    tx.redeem_oidc_code(&h, at(11)).await.unwrap();
     assert_eq!(
         tx.move_oidc_session(UserId(Uuid::new_v4()), before, after)
             .await
@@ -2856,10 +2868,12 @@ async fn concurrent_logout_claims_announce_each_code_once(s: Arc<SqlStore>) {
     let mut tx = s.begin().await.unwrap();
     for n in 0..5 {
         let h = TokenHash::of(format!("claimed code {n}").as_bytes());
-        tx.insert_oidc_code(&app_code(&h, Uuid::new_v4(), &format!("app{n}"), user, Uuid::new_v4()))
-            .await
-            .unwrap();
-        tx.redeem_oidc_code(&h, at(1)).await.unwrap();
+        tx.redeem_oidc_code(
+            &app_code(&h, Uuid::new_v4(), &format!("app{n}"), user, Uuid::new_v4()),
+            at(1),
+        )
+        .await
+        .unwrap();
     }
     tx.commit().await.unwrap();
     let tasks = (0..20)
@@ -2880,22 +2894,96 @@ async fn concurrent_logout_claims_announce_each_code_once(s: Arc<SqlStore>) {
     assert_eq!(total, 5);
 }
 
-// Concurrent redemptions of one code: exactly one winner.
+// What a redemption reads with its insert: whether the code's session is
+// still live (present, its user's, not timed out), and the user's consent
+// for the code's client.
+async fn redeeming_a_code_reads_its_session_and_consent(s: Arc<SqlStore>) {
+    use signet_core::oidc_client::OidcConsent;
+    use signet_core::unit_of_work::CodeRedemption;
+    let account = user("oidc-redeem-reads@example.com");
+    let other = user("oidc-redeem-other@example.com");
+    s.insert_user(&account).await.unwrap();
+    s.insert_user(&other).await.unwrap();
+    let live = session(account.id, &PlainToken::generate(TokenKind::Session));
+    let someone_elses = session(other.id, &PlainToken::generate(TokenKind::Session));
+    let mut tx = s.tx().await;
+    tx.insert_session(&live).await.unwrap();
+    tx.insert_session(&someone_elses).await.unwrap();
+    tx.put_oidc_consent(
+        account.id,
+        &OidcConsent {
+            client_id: "third".into(),
+            scopes: vec!["openid".into(), "email".into()],
+            granted_at: T0,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let redeem = |n: u8, client: &'static str, session: Uuid, now: Timestamp| {
+        let s = s.clone();
+        async move {
+            let hash = TokenHash::of(&[b'r', n]);
+            let mut tx = s.tx().await;
+            let got = tx
+                .redeem_oidc_code(&app_code(&hash, Uuid::new_v4(), client, account.id.0, session), now)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            match got {
+                CodeRedemption::Redeemed {
+                    session_live,
+                    consented,
+                    user,
+                } => {
+                    assert_eq!(user.map(|u| u.id), Some(account.id));
+                    (session_live, consented)
+                }
+                other => panic!("not redeemed: {other:?}"),
+            }
+        }
+    };
+    assert_eq!(
+        redeem(1, "third", live.id.0, at(1)).await,
+        (true, Some(vec!["openid".to_owned(), "email".to_owned()]))
+    );
+    assert_eq!(
+        redeem(2, "first", live.id.0, at(1)).await,
+        (true, None),
+        "no consent for this client"
+    );
+    assert_eq!(
+        redeem(3, "first", someone_elses.id.0, at(1)).await,
+        (false, None),
+        "another user's session"
+    );
+    assert_eq!(
+        redeem(4, "first", live.id.0, at(1900)).await,
+        (false, None),
+        "idle past its timeout"
+    );
+    assert_eq!(
+        redeem(5, "first", Uuid::new_v4(), at(1)).await,
+        (false, None),
+        "no such session"
+    );
+}
+
+// Concurrent redemptions of one code: exactly one inserts its row, every
+// other finds it taken (on PostgreSQL it waits for the winner's commit).
 async fn concurrent_code_redemptions_have_one_winner(s: Arc<SqlStore>) {
     use signet_core::unit_of_work::CodeRedemption;
     let code = TokenHash::of(b"contended code");
-    let mut tx = s.begin().await.unwrap();
-    tx.insert_oidc_code(&app_code(&code, Uuid::new_v4(), "app", Uuid::new_v4(), Uuid::new_v4()))
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    let (id, user, session) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let tasks = (0..20)
         .map(|_| {
             let s = s.clone();
             tokio::spawn(async move {
                 let mut tx = s.begin().await.unwrap();
                 let won = matches!(
-                    tx.redeem_oidc_code(&code, at(1)).await.unwrap(),
+                    tx.redeem_oidc_code(&app_code(&code, id, "app", user, session), at(1))
+                        .await
+                        .unwrap(),
                     CodeRedemption::Redeemed { .. }
                 );
                 tx.commit().await.unwrap();
@@ -2961,6 +3049,7 @@ conformance!(
     oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family,
     a_family_revoked_while_a_token_rotates_leaves_nothing_usable,
     concurrent_code_redemptions_have_one_winner,
+    redeeming_a_code_reads_its_session_and_consent,
     concurrent_logout_claims_announce_each_code_once,
 );
 

@@ -292,7 +292,7 @@ async fn decide(
         let code = codes::issue(app, origin, client, &request, current, stored).await?;
         let mut url = redirect_base(&request.redirect_uri)?;
         url.query_pairs_mut()
-            .append_pair("code", code.expose_secret())
+            .append_pair("code", &code)
             .append_pair("iss", &issuer(&app.settings));
         if let Some(s) = &request.state {
             url.query_pairs_mut().append_pair("state", s);

@@ -1,15 +1,35 @@
 //! Authorization codes (RFC 6749 §4.1.2, OpenID Connect Core §3.1.3,
 //! RFC 9700 §2.1.1 and §4.5).
 //!
-//! A code is 256 random bits (`sgac_` + 43 base64url characters), stored
-//! only as its SHA-256 hash, lives 60 seconds (RFC 6749 §4.1.2 recommends
-//! at most 10 minutes; a browser redirect needs a few seconds), and is
-//! bound to the client, the redirect URI and the PKCE challenge it was
-//! issued for. It is redeemed by one conditional write, so of concurrent
-//! redemptions exactly one wins; presenting it again revokes it and, with
-//! it, the access token issued from it (RFC 6749 §4.1.2: "SHOULD revoke
-//! (when possible) all tokens previously issued based on that
-//! authorization code").
+//! **A code is sealed, not stored, until it is redeemed (ADR 0038).** What
+//! it stands for (the user, session, client, redirect URI, PKCE challenge,
+//! scopes, nonce, what was proven) is sealed into the code itself with
+//! XChaCha20-Poly1305 under the server's key ring, bound to its purpose, as
+//! flow handles are (ADR 0014): it can be neither read nor forged, and any
+//! node opens it. Issuing one therefore writes nothing, and a sign-in to an
+//! app with an SSO session costs one durable commit (the redemption's)
+//! instead of two. Guessing or forging a code means breaking the 256-bit
+//! key; each carries a random 192-bit nonce and a fresh time-ordered id,
+//! lives 60 seconds (RFC 6749 §4.1.2 recommends at most
+//! 10 minutes; a browser redirect needs a few seconds), and is bound to the
+//! client, the redirect URI and the PKCE challenge it was issued for.
+//!
+//! **Single use is one insert.** Redeeming a code inserts its row, keyed by
+//! its hash and id, with `ON CONFLICT DO NOTHING`, in the unit of work that
+//! also writes what is issued and the audit record: of concurrent
+//! redemptions exactly one inserts it. Presenting it again finds the row
+//! taken, revokes it and, with it, every token issued from it (RFC 6749
+//! §4.1.2: "SHOULD revoke (when possible) all tokens previously issued based
+//! on that authorization code"). The row is then the grant's anchor exactly
+//! as a stored code was: revocation, UserInfo standing and back-channel
+//! logout read it.
+//!
+//! **What could change while a code waits is read at redemption**, by the
+//! inserting statement itself: the session must still be live (signed out,
+//! ended everywhere or raised by a step-up: refused), the user active, and
+//! a third-party client's consent must still cover the scopes (a revoked
+//! consent takes the codes issued before it), and a deleted client
+//! authenticates no more.
 
 use std::time::Duration;
 
@@ -18,8 +38,10 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::clock::Timestamp;
 use signet_core::oidc_client::OidcClient;
-use signet_core::secret::{PlainToken, TokenHash, TokenKind};
+use signet_core::sealing::{Binding, KeyRing};
+use signet_core::secret::TokenHash;
 use signet_core::unit_of_work::{CodeRedemption, NewCode, Tx};
 use signet_core::user::User;
 use signet_core::Result;
@@ -33,6 +55,14 @@ use crate::App;
 
 /// How long a code may wait for its redemption.
 pub const CODE_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Every code starts with this (as when codes were random tokens).
+pub const PREFIX: &str = "sgac_";
+
+/// The longest code accepted, in characters: a guard before any work. A
+/// code's length follows its redirect URI, nonce and scopes, which the
+/// authorization request bounds.
+pub const MAX_LEN: usize = 8 * 1024;
 
 /// What a code stands for: who signed in, how, for which client and
 /// redirect, with which PKCE challenge. Stored beside the code's hash.
@@ -50,9 +80,45 @@ pub struct CodeGrant {
     pub amr: Vec<String>,
 }
 
-/// Issues a code for `request` and the signed-in `current` session, in one
-/// unit of work with its audit record (and the removal of the stored
-/// request it answers, if any).
+/// A code as it travels: sealed, so only this server reads it.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    /// The code's id: its row's once redeemed, the family id of the
+    /// refresh tokens and the `grant_id` of the access tokens issued from
+    /// it. Time-ordered (ADR 0034).
+    id: Uuid,
+    client_id: String,
+    /// Milliseconds since the epoch.
+    expires_at: i64,
+    grant: CodeGrant,
+}
+
+fn binding() -> Binding {
+    Binding::new("oidc_authorization_code", "v1")
+}
+
+fn seal(ring: &KeyRing, code: &Sealed) -> Result<String> {
+    let plain = serde_json::to_vec(code).map_err(signet_core::Error::internal)?;
+    let sealed = ring.seal(&plain, &binding()).map_err(signet_core::Error::internal)?;
+    Ok(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
+}
+
+/// The code in `presented`, if this server sealed it (with a key it still
+/// holds).
+fn open(ring: &KeyRing, presented: &str) -> Option<Sealed> {
+    if presented.len() > MAX_LEN {
+        return None;
+    }
+    let sealed = URL_SAFE_NO_PAD.decode(presented.strip_prefix(PREFIX)?).ok()?;
+    let opened = ring.open(&sealed, &binding()).ok()?;
+    serde_json::from_slice(opened.plaintext.expose_secret()).ok()
+}
+
+/// Issues a code for `request` and the signed-in `current` session. An
+/// answer to a stored request (after a sign-in, a step-up or a consent)
+/// deletes that request with its `oidc.authorized` record in one unit of
+/// work, so it is answered once; a code issued at once to an SSO session
+/// writes nothing (its redemption is recorded).
 pub async fn issue(
     app: &App,
     origin: &Origin,
@@ -60,57 +126,50 @@ pub async fn issue(
     request: &AuthorizationRequest,
     current: &Current,
     stored: Option<Uuid>,
-) -> Result<PlainToken> {
+) -> Result<String> {
     let s = &current.session;
-    let grant = CodeGrant {
-        redirect_uri: request.redirect_uri.clone(),
-        code_challenge: request.code_challenge.clone(),
-        scope: request.scope.clone(),
-        nonce: request.nonce.clone(),
-        user_id: s.user_id.0,
-        session_id: s.id.0,
-        auth_time: s.auth_time.as_millis() / 1000,
-        acr: acr_of(s).to_owned(),
-        amr: s.amr.clone(),
+    let now = app.clock.now();
+    let code = Sealed {
+        id: signet_core::ids::time_ordered(),
+        client_id: client.client_id.clone(),
+        expires_at: now.plus(CODE_LIFETIME).as_millis(),
+        grant: CodeGrant {
+            redirect_uri: request.redirect_uri.clone(),
+            code_challenge: request.code_challenge.clone(),
+            scope: request.scope.clone(),
+            nonce: request.nonce.clone(),
+            user_id: s.user_id.0,
+            session_id: s.id.0,
+            auth_time: s.auth_time.as_millis() / 1000,
+            acr: acr_of(s).to_owned(),
+            amr: s.amr.clone(),
+        },
     };
-    let body =
-        serde_json::to_string(&grant).map_err(|e| signet_core::Error::Internal(format!("code grant: {e}").into()))?;
-    let code = PlainToken::generate(TokenKind::AuthorizationCode);
-    let expires_at = app.clock.now().plus(CODE_LIFETIME);
+    let sealed = seal(&app.sealing, &code)?;
+    let Some(id) = stored else {
+        return Ok(sealed);
+    };
     let record = AuditEvent::new(EventType::OidcAuthorized, Actor::User(s.user_id), Outcome::Success)
         .from_origin(origin)
         .details(json!({
             "client_id": client.client_id,
-            "scope": grant.scope.join(" "),
-            "acr": grant.acr,
+            "scope": code.grant.scope.join(" "),
+            "acr": code.grant.acr,
             "session_id": s.id.0,
+            "code_id": code.id,
         }));
     let mut tx = app.store.begin().await?;
     // A stored request is answered once: of concurrent resumptions or
     // consent approvals, only the one that deletes it gets a code.
-    if let Some(id) = stored {
-        if !tx.take_oidc_request(id).await? {
-            return Err(signet_core::Error::invalid(
-                signet_core::ErrorCode::InvalidRequest,
-                "this sign-in request was answered already; go back to the app and start again",
-            ));
-        }
+    if !tx.take_oidc_request(id).await? {
+        return Err(signet_core::Error::invalid(
+            signet_core::ErrorCode::InvalidRequest,
+            "this sign-in request was answered already; go back to the app and start again",
+        ));
     }
-    // Inserted last: on SQLite it then goes in with the record's call
-    // (`SqlTx::write_later`).
-    tx.insert_oidc_code(&NewCode {
-        hash: &code.hash(),
-        id: signet_core::ids::time_ordered(),
-        client_id: &client.client_id,
-        user_id: s.user_id.0,
-        session_id: s.id.0,
-        grant: &body,
-        expires_at,
-    })
-    .await?;
     app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;
-    Ok(code)
+    Ok(sealed)
 }
 
 /// A redeemed code: its id (the `jti` of the access token issued from it),
@@ -123,16 +182,17 @@ pub struct Redeemed {
 
 /// Redeems `code` for `client` in a unit of work it opens and hands back
 /// open, checking the redirect URI and the PKCE verifier, that the user
-/// is still active and that the session the code came from is still live.
-/// The redemption, whatever follows from it (a refresh
-/// token) and its audit record then commit as one unit. Every failure is
-/// `invalid_grant` (RFC 6749 §5.2), except a verifier sent for a code
-/// without a challenge, which is a PKCE downgrade attempt (RFC 9700
-/// §2.1.1) and refused the same way.
+/// is still active, that the session the code came from is still live and
+/// that a third-party client's consent still stands. The redemption,
+/// whatever follows from it (a refresh token) and its audit record then
+/// commit as one unit. Every failure is `invalid_grant` (RFC 6749 §5.2),
+/// except a verifier sent for a code without a challenge, which is a PKCE
+/// downgrade attempt (RFC 9700 §2.1.1) and refused the same way.
 ///
 /// A code that failed a check after it was redeemed stays redeemed (it is
-/// burnt: RFC 6749 §4.1.2 allows one use, not one successful use), so the
-/// refusal carries the unit for its audit record to commit with.
+/// burnt: RFC 6749 §4.1.2 allows one use, not one successful use) and is
+/// revoked, so the refusal carries the unit for its audit record to commit
+/// with.
 pub async fn redeem(
     app: &App,
     origin: &Origin,
@@ -143,15 +203,30 @@ pub async fn redeem(
 ) -> std::result::Result<(Tx, Redeemed), Refused> {
     let invalid = |why: &str| OAuthError::new(OAuthCode::InvalidGrant, why.to_owned());
     let code = code.ok_or_else(|| OAuthError::new(OAuthCode::InvalidRequest, "code is required"))?;
-    let Some(code) = PlainToken::parse(TokenKind::AuthorizationCode, code) else {
+    // Not one of ours (or sealed with a key this server no longer holds):
+    // nothing to write, so the refusal's record takes a unit of its own.
+    let Some(sealed) = open(&app.sealing, code) else {
         return Err(invalid("the code is not valid").into());
     };
-    let hash = code.hash();
     let now = app.clock.now();
+    let grant_data = serde_json::to_string(&sealed.grant)
+        .map_err(|e| signet_core::Error::Internal(format!("code grant: {e}").into()))?;
     let mut tx = app.store.begin().await?;
-    let (id, owner, body, expires_at, user, session_live) = match tx.redeem_oidc_code(&hash, now).await? {
-        // Nothing was written: the refusal's record takes this unit
-        // rather than opening another.
+    let redemption = tx
+        .redeem_oidc_code(
+            &NewCode {
+                hash: &TokenHash::of(code.as_bytes()),
+                id: sealed.id,
+                client_id: &sealed.client_id,
+                user_id: sealed.grant.user_id,
+                session_id: sealed.grant.session_id,
+                grant: &grant_data,
+                expires_at: Timestamp::from_millis(sealed.expires_at),
+            },
+            now,
+        )
+        .await?;
+    let (user, session_live, consented) = match redemption {
         CodeRedemption::Unknown => return Err(Refused::with_unit(invalid("the code is not valid"), tx)),
         CodeRedemption::Reused { id, client_id } => {
             let record = AuditEvent::new(EventType::OidcCodeReused, Actor::Anonymous, Outcome::Denied)
@@ -165,54 +240,70 @@ pub async fn redeem(
             ));
         }
         CodeRedemption::Redeemed {
-            id,
-            client_id,
-            grant,
-            expires_at,
             user,
             session_live,
-        } => (id, client_id, grant, expires_at, user, session_live),
+            consented,
+        } => (user, session_live, consented),
     };
-    let checked = check(client, &owner, expires_at, now, &body, redirect_uri, verifier);
-    let grant = match checked {
-        Ok(grant) => grant,
-        Err(refusal) => return Err(Refused::with_unit(refusal, tx)),
-    };
-    let Some(user) = user.filter(|u| u.is_active()) else {
-        return Err(Refused::with_unit(invalid("the account is no longer active"), tx));
-    };
-    // Signed out (or timed out) between the code and its redemption: a
-    // grant of an ended session would never hear of that end
-    // (back-channel logout), so it is not made.
-    if !session_live {
-        return Err(Refused::with_unit(
-            invalid("the sign-in this code came from has ended; sign in again"),
+    let id = sealed.id;
+    let refusal = check(client, &sealed, now, redirect_uri, verifier).err().or_else(|| {
+        let grant = &sealed.grant;
+        if !user.as_ref().is_some_and(User::is_active) {
+            Some(invalid("the account is no longer active"))
+        } else if !session_live {
+            // Signed out (or timed out, or raised by a step-up) between the
+            // code and its redemption: a grant of an ended session would
+            // never hear of that end (back-channel logout), so it is not
+            // made.
+            Some(invalid("the sign-in this code came from has ended; sign in again"))
+        } else if !client.settings.first_party
+            && !consented.is_some_and(|scopes| grant.scope.iter().all(|s| scopes.contains(s)))
+        {
+            // The consent a third-party client had when the code was issued
+            // was revoked (or narrowed) since.
+            Some(invalid("the user's consent for this app was revoked"))
+        } else {
+            None
+        }
+    });
+    match (refusal, user) {
+        (None, Some(user)) => Ok((
             tx,
-        ));
+            Redeemed {
+                id,
+                grant: sealed.grant,
+                user,
+            },
+        )),
+        (refusal, _) => {
+            // Burnt, and revoked with it: it stands for nothing issued, so
+            // it counts as no grant of the client.
+            tx.revoke_oidc_family(id, now).await?;
+            Err(Refused::with_unit(
+                refusal.unwrap_or_else(|| invalid("the account is no longer active")),
+                tx,
+            ))
+        }
     }
-    Ok((tx, Redeemed { id, grant, user }))
 }
 
 /// The checks a redeemed code must pass (RFC 6749 §4.1.3, RFC 7636 §4.6):
 /// its client, its lifetime, its redirect URI, its PKCE challenge.
 fn check(
     client: &OidcClient,
-    owner: &str,
-    expires_at: signet_core::clock::Timestamp,
-    now: signet_core::clock::Timestamp,
-    body: &str,
+    code: &Sealed,
+    now: Timestamp,
     redirect_uri: Option<&str>,
     verifier: Option<&str>,
-) -> std::result::Result<CodeGrant, OAuthError> {
+) -> std::result::Result<(), OAuthError> {
     let invalid = |why: &str| OAuthError::new(OAuthCode::InvalidGrant, why.to_owned());
-    if owner != client.client_id {
+    if code.client_id != client.client_id {
         return Err(invalid("the code was issued to another client"));
     }
-    if expires_at <= now {
+    if Timestamp::from_millis(code.expires_at) <= now {
         return Err(invalid("the code has expired"));
     }
-    let grant: CodeGrant = serde_json::from_str(body)
-        .map_err(|e| signet_core::Error::Internal(format!("stored code grant: {e}").into()))?;
+    let grant = &code.grant;
     if redirect_uri != Some(grant.redirect_uri.as_str()) {
         return Err(invalid("redirect_uri does not match the authorization request"));
     }
@@ -230,7 +321,7 @@ fn check(
             ))
         }
     }
-    Ok(grant)
+    Ok(())
 }
 
 /// Whether the tokens issued from code `id` still stand, as committed (a
@@ -265,6 +356,57 @@ impl Challenge {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use signet_core::sealing::SealingKey;
+
+    fn sample(ring: &KeyRing) -> String {
+        seal(
+            ring,
+            &Sealed {
+                id: Uuid::now_v7(),
+                client_id: "app".into(),
+                expires_at: 60_000,
+                grant: CodeGrant {
+                    redirect_uri: "https://app.example/cb".into(),
+                    code_challenge: None,
+                    scope: vec!["openid".into()],
+                    nonce: Some("n".into()),
+                    user_id: Uuid::new_v4(),
+                    session_id: Uuid::new_v4(),
+                    auth_time: 1,
+                    acr: "phr".into(),
+                    amr: vec!["hwk".into()],
+                },
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_sealed_code_opens_only_untouched_under_its_ring_and_purpose() {
+        let ring = KeyRing::new(SealingKey::generate(), []);
+        let code = sample(&ring);
+        assert!(code.starts_with(PREFIX));
+        let opened = open(&ring, &code).expect("opens");
+        assert_eq!(opened.client_id, "app");
+        assert_eq!(opened.grant.acr, "phr");
+        // Two codes of the same grant differ (a fresh nonce and id).
+        assert_ne!(code, sample(&ring));
+        // One character changed anywhere: refused.
+        for at in [PREFIX.len(), code.len() / 2, code.len() - 1] {
+            let mut bytes = code.clone().into_bytes();
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            assert!(
+                open(&ring, &String::from_utf8(bytes).unwrap()).is_none(),
+                "changed at {at}"
+            );
+        }
+        // Another server's key, another purpose, no prefix, too long: refused.
+        assert!(open(&KeyRing::new(SealingKey::generate(), []), &code).is_none());
+        let other_purpose = ring.seal(b"{}", &Binding::new("flow_handle", "v1")).unwrap();
+        assert!(open(&ring, &format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(other_purpose))).is_none());
+        assert!(open(&ring, code.trim_start_matches(PREFIX)).is_none());
+        assert!(open(&ring, &"A".repeat(MAX_LEN + 1)).is_none());
+    }
 
     #[test]
     fn s256_matches_rfc_7636_appendix_b() {

@@ -148,13 +148,23 @@ pub async fn exchange(
     };
     match result {
         Ok(settled) => {
+            let mut details = json!({
+                "client_id": settled.client.client_id,
+                "grant_type": settled.grant.as_str(),
+                "scope": settled.scope,
+            });
+            // A user's grant names whose sign-in it rests on: for a code
+            // issued at once to an SSO session this is the only record of
+            // the authorization (ADR 0038).
+            if let (Tokens::User(t), Some(obj)) = (&settled.tokens, details.as_object_mut()) {
+                obj.insert("user_id".into(), json!(t.grant.user_id));
+                obj.insert("session_id".into(), json!(t.grant.session_id));
+                obj.insert("acr".into(), json!(t.grant.acr));
+                obj.insert("grant_id".into(), json!(t.grant_id));
+            }
             let record = AuditEvent::new(EventType::OidcTokenIssued, Actor::Anonymous, Outcome::Success)
                 .from_origin(origin)
-                .details(json!({
-                    "client_id": settled.client.client_id,
-                    "grant_type": settled.grant.as_str(),
-                    "scope": settled.scope,
-                }));
+                .details(details);
             let mut tx = settled.unit;
             app.audit().append(&mut *tx, &record).await?;
             tx.commit().await?;

@@ -700,11 +700,12 @@ impl OidcGrantWrites for FailingTx {
     async fn take_oidc_request(&mut self, id: Uuid) -> StoreResult<bool> {
         self.inner.take_oidc_request(id).await
     }
-    async fn insert_oidc_code(&mut self, code: &signet_core::unit_of_work::NewCode<'_>) -> StoreResult<()> {
-        self.inner.insert_oidc_code(code).await
-    }
-    async fn redeem_oidc_code(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<CodeRedemption> {
-        self.inner.redeem_oidc_code(hash, now).await
+    async fn redeem_oidc_code(
+        &mut self,
+        code: &signet_core::unit_of_work::NewCode<'_>,
+        now: Timestamp,
+    ) -> StoreResult<CodeRedemption> {
+        self.inner.redeem_oidc_code(code, now).await
     }
     async fn oidc_code_standing(&mut self, id: Uuid) -> StoreResult<Option<bool>> {
         self.inner.oidc_code_standing(id).await

@@ -1903,6 +1903,8 @@ async fn third_party_clients_need_consent_which_is_remembered_and_revocable() {
     assert_eq!(apps["apps"][0]["scopes"], serde_json::json!(["openid", "email"]));
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(userinfo_status(&srv, access).await, StatusCode::OK);
+    // A code issued before the revoke is not redeemed after it.
+    let waiting = code_for(&srv, &session, &client_id, &[("scope", "openid")]).await;
     let (s, _) = srv
         .call(
             Method::DELETE,
@@ -1913,6 +1915,16 @@ async fn third_party_clients_need_consent_which_is_remembered_and_revocable() {
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(userinfo_status(&srv, access).await, StatusCode::UNAUTHORIZED);
+    let (s, body) = redeem(&srv, (&client_id, &secret), &waiting, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(
+        body["error_description"].as_str().unwrap().contains("consent"),
+        "{body}"
+    );
     let (_, apps) = srv.call(Method::GET, "/api/v1/oidc/apps", Some(&session), None).await;
     assert!(apps["apps"].as_array().unwrap().is_empty(), "{apps}");
     let (s, body) = srv
