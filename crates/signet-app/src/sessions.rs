@@ -183,9 +183,9 @@ pub struct Current {
 /// disabled users are all simply unauthenticated.
 pub async fn authenticate(app: &App, presented: &str) -> Result<Current> {
     let plain = PlainToken::parse(TokenKind::Session, presented).ok_or(Error::Unauthenticated)?;
-    let session = app
+    let (session, user) = app
         .store
-        .session_by_token(&plain.hash())
+        .session_with_user_by_token(&plain.hash())
         .await?
         .ok_or(Error::Unauthenticated)?;
     let now = app.clock.now();
@@ -193,11 +193,7 @@ pub async fn authenticate(app: &App, presented: &str) -> Result<Current> {
         // The janitor purges it; reading it is no reason to write.
         return Err(Error::Unauthenticated);
     }
-    let user = app
-        .store
-        .user_by_id(session.user_id)
-        .await?
-        .ok_or(Error::Unauthenticated)?;
+    let user = user.ok_or(Error::Unauthenticated)?;
     if !user.is_active() {
         return Err(Error::Unauthenticated);
     }

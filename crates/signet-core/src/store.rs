@@ -139,7 +139,13 @@ pub trait UserStore: Send + Sync {
 
 #[async_trait::async_trait]
 pub trait SessionStore: Send + Sync {
-    async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>>;
+    /// The session with this token and its user (`None` if the account is
+    /// gone), in one read: every authenticated request needs both.
+    async fn session_with_user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(Session, Option<User>)>>;
+    /// The session with this token.
+    async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>> {
+        Ok(self.session_with_user_by_token(token).await?.map(|(s, _)| s))
+    }
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()>;
     async fn list_user_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>>;
     /// One live session of `user` by id (what a step-up raises): one row,

@@ -124,7 +124,7 @@ impl TryFrom<UserRow> for User {
 #[derive(sqlx::FromRow)]
 pub(crate) struct SessionRow {
     id: String,
-    user_id: String,
+    pub(crate) user_id: String,
     token_hash: Vec<u8>,
     aal: String,
     amr: String,
@@ -143,10 +143,51 @@ pub(crate) struct SessionRow {
     step_up_action: Option<String>,
 }
 
+/// The columns of `sessions`, in [`SessionRow`]'s order; with a prefix
+/// (`"s."`) for a join.
 macro_rules! session_columns {
     () => {
-        "id, user_id, token_hash, aal, amr, phishing_resistant, auth_time, \
-     created_at, last_seen_at, idle_timeout_ms, absolute_expires_at, tier, scope, mode, ip, device, credential_id, step_up_action"
+        $crate::rows::session_columns!("")
+    };
+    ($p:literal) => {
+        concat!(
+            $p,
+            "id, ",
+            $p,
+            "user_id, ",
+            $p,
+            "token_hash, ",
+            $p,
+            "aal, ",
+            $p,
+            "amr, ",
+            $p,
+            "phishing_resistant, ",
+            $p,
+            "auth_time, ",
+            $p,
+            "created_at, ",
+            $p,
+            "last_seen_at, ",
+            $p,
+            "idle_timeout_ms, ",
+            $p,
+            "absolute_expires_at, ",
+            $p,
+            "tier, ",
+            $p,
+            "scope, ",
+            $p,
+            "mode, ",
+            $p,
+            "ip, ",
+            $p,
+            "device, ",
+            $p,
+            "credential_id, ",
+            $p,
+            "step_up_action"
+        )
     };
 }
 pub(crate) use session_columns;

@@ -3,11 +3,11 @@ use signet_core::secret::TokenHash;
 use signet_core::session::{Session, SessionId};
 use signet_core::store::{SessionStore, StoreError, StoreResult};
 use signet_core::unit_of_work::SessionWrites;
-use signet_core::user::UserId;
+use signet_core::user::{User, UserId};
 use uuid::Uuid;
 
 use crate::deferred::Deferred;
-use crate::rows::{convert_all, session_columns, SessionRow};
+use crate::rows::{convert_all, owner_columns, session_columns, OwnerColumns, SessionRow};
 use crate::tx::{in_tx, with_conn, Conn, SqlTx};
 use crate::{backend, with_db, SqlStore};
 
@@ -17,6 +17,15 @@ pub(crate) const INSERT_SESSION: &str = concat!(
     session_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
 );
+
+/// A session joined with its user's columns (NULL if the account is gone).
+#[derive(sqlx::FromRow)]
+struct SessionUserRow {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    #[sqlx(flatten)]
+    owner: OwnerColumns,
+}
 
 /// A new session's [`INSERT_SESSION`] with its values, for either engine
 /// ([`crate::deferred`]).
@@ -88,19 +97,25 @@ macro_rules! unannounced_grant {
 
 #[async_trait::async_trait]
 impl SessionStore for SqlStore {
-    async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>> {
-        let row: Option<SessionRow> = with_db!(read(self), |pool| {
+    async fn session_with_user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(Session, Option<User>)>> {
+        let row: Option<SessionUserRow> = with_db!(read(self), |pool| {
             sqlx::query_as(concat!(
                 "SELECT ",
-                session_columns!(),
-                " FROM sessions WHERE token_hash = $1"
+                session_columns!("s."),
+                ", ",
+                owner_columns!(),
+                " FROM sessions s LEFT JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1"
             ))
             .bind(token.as_bytes().as_slice())
             .fetch_optional(pool)
             .await
             .map_err(backend)?
         });
-        row.map(Session::try_from).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let user = row.owner.into_user(row.session.user_id.clone())?;
+        Ok(Some((Session::try_from(row.session)?, user)))
     }
 
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()> {

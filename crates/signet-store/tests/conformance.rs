@@ -423,6 +423,23 @@ async fn sessions_round_trip_and_rotate(s: Arc<SqlStore>) {
     assert_eq!(got.idle_timeout, Duration::from_secs(1800));
     assert_eq!(got.credential_id, sess.credential_id);
     assert_eq!(got.step_up_action.as_deref(), Some("add_credential"));
+    // The same read joined with its user, as every authenticated request
+    // makes it.
+    let (joined, owner) = s.session_with_user_by_token(&tok.hash()).await.unwrap().unwrap();
+    assert_eq!(
+        (joined.id, joined.created_at, joined.user_id),
+        (sess.id, sess.created_at, u.id)
+    );
+    let owner = owner.expect("the session's user");
+    assert_eq!(
+        (owner.id, owner.email.as_str(), owner.created_at),
+        (u.id, "sess@x.io", u.created_at)
+    );
+    assert!(s
+        .session_with_user_by_token(&PlainToken::generate(TokenKind::Session).hash())
+        .await
+        .unwrap()
+        .is_none());
     assert_eq!(got.ip.as_deref(), Some("127.0.0.1"));
 
     s.touch_session(sess.id, at(60)).await.unwrap();

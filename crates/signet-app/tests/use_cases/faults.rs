@@ -124,8 +124,8 @@ impl UserStore for FailingStore {
 
 #[async_trait::async_trait]
 impl SessionStore for FailingStore {
-    async fn session_by_token(&self, token: &TokenHash) -> StoreResult<Option<Session>> {
-        self.inner.session_by_token(token).await
+    async fn session_with_user_by_token(&self, token: &TokenHash) -> StoreResult<Option<(Session, Option<User>)>> {
+        self.inner.session_with_user_by_token(token).await
     }
     async fn touch_session(&self, id: SessionId, now: Timestamp) -> StoreResult<()> {
         self.inner.touch_session(id, now).await
