@@ -393,6 +393,10 @@ pub enum CodeRedemption {
         /// consent, read by the same statement), if any: a consent revoked
         /// after the code was issued takes the code with it.
         consented: Option<Vec<String>>,
+        /// Whether the code's client is still registered (read by the same
+        /// statement): a node that remembers a deleted client a moment
+        /// longer grants it nothing from a code.
+        client_live: bool,
     },
     /// It had been redeemed before: it is now revoked, and with it every
     /// token issued from it.

@@ -56,6 +56,7 @@ struct RedeemedRow {
     user_id: String,
     session_live: i64,
     consented: Option<String>,
+    client_live: i64,
     #[sqlx(flatten)]
     user: OwnerColumns,
 }
@@ -66,6 +67,7 @@ impl RedeemedRow {
             user: self.user.into_user(self.user_id)?,
             session_live: self.session_live > 0,
             consented: self.consented.as_deref().map(crate::oidc_clients::scope_list),
+            client_live: self.client_live > 0,
         })
     }
 }
@@ -138,7 +140,9 @@ impl OidcGrantWrites for SqlTx {
                 crate::sessions::timed_out!("sessions", "$8"),
                 ") AS session_live, \
                  (SELECT scopes FROM oidc_consents WHERE oidc_consents.user_id = oidc_codes.user_id \
-                 AND oidc_consents.client_id = oidc_codes.client_id) AS consented, ",
+                 AND oidc_consents.client_id = oidc_codes.client_id) AS consented, \
+                 (SELECT COUNT(*) FROM oidc_clients WHERE oidc_clients.client_id = oidc_codes.client_id) \
+                 AS client_live, ",
                 user_of!("oidc_codes.user_id")
             ))
             .bind(code.hash.as_bytes().to_vec())

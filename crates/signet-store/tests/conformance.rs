@@ -2714,7 +2714,7 @@ async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s:
     // (no session or consent of this user exists).
     assert!(matches!(
         tx.redeem_oidc_code(&app_code(&code, code_id, "app", user, session), at(1)).await.unwrap(),
-        CodeRedemption::Redeemed { user: Some(u), session_live: false, consented: None }
+        CodeRedemption::Redeemed { user: Some(u), session_live: false, consented: None, client_live: false }
             if u.id == account.id && u.email == account.email && u.is_active()
     ));
     let rt = TokenHash::of(b"refresh");
@@ -2912,10 +2912,10 @@ async fn concurrent_logout_claims_announce_each_code_once(s: Arc<SqlStore>) {
 }
 
 // What a redemption reads with its insert: whether the code's session is
-// still live (present, its user's, not timed out), and the user's consent
-// for the code's client.
+// still live (present, its user's, not timed out), the user's consent for
+// the code's client, and whether that client is still registered.
 async fn redeeming_a_code_reads_its_session_and_consent(s: Arc<SqlStore>) {
-    use signet_core::oidc_client::OidcConsent;
+    use signet_core::oidc_client::{ClientSource, OidcConsent};
     use signet_core::unit_of_work::CodeRedemption;
     let account = user("oidc-redeem-reads@example.com");
     let other = user("oidc-redeem-other@example.com");
@@ -2926,6 +2926,9 @@ async fn redeeming_a_code_reads_its_session_and_consent(s: Arc<SqlStore>) {
     let mut tx = s.tx().await;
     tx.insert_session(&live).await.unwrap();
     tx.insert_session(&someone_elses).await.unwrap();
+    tx.insert_oidc_client(&oidc_client("third", ClientSource::Admin))
+        .await
+        .unwrap();
     tx.put_oidc_consent(
         account.id,
         &OidcConsent {
@@ -2952,8 +2955,10 @@ async fn redeeming_a_code_reads_its_session_and_consent(s: Arc<SqlStore>) {
                     session_live,
                     consented,
                     user,
+                    client_live,
                 } => {
                     assert_eq!(user.map(|u| u.id), Some(account.id));
+                    assert_eq!(client_live, client == "third", "only `third` is registered");
                     (session_live, consented)
                 }
                 other => panic!("not redeemed: {other:?}"),

@@ -146,7 +146,7 @@ pub async fn authorize(
     let Some(client_id) = params.get("client_id") else {
         return Ok(Answer::ErrorPage("The request names no client (client_id).".into()));
     };
-    let Some(client) = app.store.oidc_client(client_id).await? else {
+    let Some(client) = app.oidc.clients.get(app, client_id).await? else {
         return Ok(Answer::ErrorPage("The request names an unknown client.".into()));
     };
     let Some(redirect_uri) = params.get("redirect_uri") else {

@@ -223,6 +223,7 @@ pub async fn register(
         }));
     app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;
+    app.oidc.clients.forget(&client.client_id);
     Ok((client, secret))
 }
 
@@ -285,6 +286,9 @@ pub async fn apply_config(app: &App, clients: &[ConfiguredClient]) -> Result<usi
         app.audit().append(&mut *tx, &record).await?;
     }
     tx.commit().await?;
+    for client in &prepared {
+        app.oidc.clients.forget(&client.client_id);
+    }
     Ok(prepared.len())
 }
 
@@ -305,6 +309,7 @@ pub async fn delete(app: &App, actor: &Actor, origin: &Origin, client_id: &str) 
         .details(json!({ "client_id": client_id, "grants_revoked": revoked }));
     app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;
+    app.oidc.clients.forget(client_id);
     Ok(())
 }
 
@@ -428,6 +433,7 @@ pub async fn update(
         .details(json!({ "client_id": client.client_id, "changed": changed }));
     app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;
+    app.oidc.clients.forget(&client.client_id);
     Ok(client)
 }
 
@@ -483,6 +489,7 @@ pub async fn rotate_secret(
         }));
     app.audit().append(&mut *tx, &record).await?;
     tx.commit().await?;
+    app.oidc.clients.forget(client_id);
     let client = get(app, client_id).await?;
     Ok((client, secret))
 }
@@ -632,34 +639,45 @@ fn form_decode(s: &str) -> Option<String> {
 /// Authenticates the client. Every failure is the same `invalid_client`
 /// ("Client authentication failed", RFC 6749 §5.2), whether the client is
 /// unknown, the secret wrong, or a secret was sent for a public client.
+///
+/// The client comes from the node's memory ([`super::client_cache`]); one
+/// that fails is read again, so a secret rotated through another node is
+/// accepted at once.
 pub async fn authenticate(app: &App, auth: &ClientAuth) -> std::result::Result<OidcClient, OAuthError> {
     let failed = || OAuthError::new(OAuthCode::InvalidClient, "client authentication failed");
-    let client = app.store.oidc_client(auth.client_id()).await?;
     let presented = match auth {
         ClientAuth::Basic { secret, .. } | ClientAuth::Post { secret, .. } => Some(TokenHash::of(secret.as_bytes())),
         ClientAuth::None { .. } => None,
     };
-    let Some(client) = client else {
+    let now = app.clock.now();
+    let cache = &app.oidc.clients;
+    let (client, just_read) = cache.lookup(app, auth.client_id()).await?;
+    if let Some(client) = client.filter(|c| accepts(c, presented.as_ref(), now)) {
+        return Ok(client);
+    }
+    // Every failure costs one read: a remembered client is read again (its
+    // secret may have been rotated elsewhere), one just read is not.
+    if just_read {
         return Err(failed());
-    };
-    match (&client.secret_hash, presented) {
-        (Some(_), Some(presented)) => {
-            // The current secret, or the previous one in its grace period.
-            // Every accepted hash is compared, so the time taken does not
-            // tell which one matched.
-            let now = app.clock.now();
-            let matched = client
-                .accepted_secret_hashes(now)
-                .into_iter()
-                .fold(false, |any, h| h.ct_eq(&presented) | any);
-            if matched {
-                Ok(client)
-            } else {
-                Err(failed())
-            }
-        }
-        (None, None) => Ok(client),
+    }
+    match cache.read(app, auth.client_id()).await? {
+        Some(client) if accepts(&client, presented.as_ref(), now) => Ok(client),
         _ => Err(failed()),
+    }
+}
+
+/// Whether `client` accepts the secret presented (or its absence).
+fn accepts(client: &OidcClient, presented: Option<&TokenHash>, now: signet_core::clock::Timestamp) -> bool {
+    match (&client.secret_hash, presented) {
+        // The current secret, or the previous one in its grace period.
+        // Every accepted hash is compared, so the time taken does not tell
+        // which one matched.
+        (Some(_), Some(presented)) => client
+            .accepted_secret_hashes(now)
+            .into_iter()
+            .fold(false, |any, h| h.ct_eq(presented) | any),
+        (None, None) => true,
+        _ => false,
     }
 }
 

@@ -226,7 +226,7 @@ pub async fn redeem(
             now,
         )
         .await?;
-    let (user, session_live, consented) = match redemption {
+    let (user, session_live, consented, client_live) = match redemption {
         CodeRedemption::Unknown => return Err(Refused::with_unit(invalid("the code is not valid"), tx)),
         CodeRedemption::Reused { id, client_id } => {
             let record = AuditEvent::new(EventType::OidcCodeReused, Actor::Anonymous, Outcome::Denied)
@@ -243,12 +243,20 @@ pub async fn redeem(
             user,
             session_live,
             consented,
-        } => (user, session_live, consented),
+            client_live,
+        } => (user, session_live, consented, client_live),
     };
     let id = sealed.id;
     let refusal = check(client, &sealed, now, redirect_uri, verifier).err().or_else(|| {
         let grant = &sealed.grant;
-        if !user.as_ref().is_some_and(User::is_active) {
+        if !client_live {
+            // Deleted through another node, which this node's memory of
+            // clients has not seen yet (ADR 0039).
+            Some(OAuthError::new(
+                OAuthCode::InvalidClient,
+                "client authentication failed",
+            ))
+        } else if !user.as_ref().is_some_and(User::is_active) {
             Some(invalid("the account is no longer active"))
         } else if !session_live {
             // Signed out (or timed out, or raised by a step-up) between the

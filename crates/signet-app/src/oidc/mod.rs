@@ -6,6 +6,7 @@
 //!   the JWK Set;
 //! - [`discovery`]: `/.well-known/openid-configuration` (OpenID Connect
 //!   Discovery 1.0 §3), which advertises only what is implemented;
+//! - [`client_cache`]: each node's one-second memory of client rows;
 //! - [`clients`]: registered relying parties (CLI and `[[oidc.clients]]`),
 //!   secrets stored hashed, and client authentication (RFC 6749 §2.3.1:
 //!   `client_secret_basic` and `client_secret_post`);
@@ -35,6 +36,7 @@
 
 pub mod authorize;
 pub mod claims;
+pub mod client_cache;
 pub mod clients;
 pub mod codes;
 pub mod consent;
@@ -53,10 +55,12 @@ use signet_core::sealing::KeyRing;
 use signet_core::store::{CredentialStore, SealedSecretStore};
 use signet_core::Result;
 
-/// The provider's state shared by every request: its signing keys.
+/// The provider's state shared by every request: its signing keys and
+/// this node's memory of registered clients.
 #[derive(Debug)]
 pub struct Provider {
     pub keys: keys::LiveKeys,
+    pub clients: client_cache::ClientCache,
 }
 
 impl Provider {
@@ -70,6 +74,7 @@ impl Provider {
         let set = keys::KeySet::load(store, ring, clock.now()).await?;
         Ok(Self {
             keys: keys::LiveKeys::new(set, clock),
+            clients: client_cache::ClientCache::default(),
         })
     }
 }

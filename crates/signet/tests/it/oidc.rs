@@ -1772,6 +1772,88 @@ async fn client_cli_shows_updates_rotates_and_deletes() {
     srv.stop().await;
 }
 
+/// Each node remembers a client for a second (ADR 0039). A change made
+/// elsewhere (here: the CLI, another process on the same database) is seen
+/// at once where it matters: a secret rotated elsewhere is accepted on its
+/// first use, the old one refused as soon as the new one was seen, and a
+/// client deleted elsewhere redeems no code. Other settings are seen within
+/// the second.
+#[tokio::test]
+async fn a_node_remembers_clients_briefly_and_sees_changes_made_elsewhere() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = client_add(
+        &srv,
+        &[
+            "Wiki",
+            "--redirect-uri",
+            RP_REDIRECT,
+            "--first-party",
+            "--client-credentials",
+        ],
+    )
+    .await;
+    let secret = secret.unwrap();
+    let cc = [("grant_type", "client_credentials")];
+    let (status, _, body) = token_request(&srv, Some((&client_id, &secret)), &cc).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ttl_before = body["expires_in"].clone();
+
+    // Rotated by another process, with no grace: the new secret works at
+    // once, and from then on the old one does not.
+    let out = signet(
+        &srv,
+        &["client", "rotate-secret", &client_id, "--grace-secs", "0", "--json"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rotated: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let new_secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    // The CLI ran on the system clock; the server's manual clock started a
+    // little behind it. Within the remembered second still.
+    let (status, _, body) = token_request(&srv, Some((&client_id, &new_secret)), &cc).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    srv.clock.advance(std::time::Duration::from_secs(30));
+    let (status, _, _) = token_request(&srv, Some((&client_id, &secret)), &cc).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Another setting changed elsewhere: seen once the second has passed.
+    let out = signet(
+        &srv,
+        &[
+            "client",
+            "update",
+            &client_id,
+            "--access-token-ttl-secs",
+            "60",
+            "--json",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_ne!(ttl_before, 60);
+    srv.clock.advance(std::time::Duration::from_secs(1));
+    let (status, _, body) = token_request(&srv, Some((&client_id, &new_secret)), &cc).await;
+    assert_eq!(
+        (status, body["expires_in"].as_u64()),
+        (StatusCode::OK, Some(60)),
+        "{body}"
+    );
+
+    // Deleted elsewhere while this node still remembers it: a code issued
+    // before gives nothing.
+    let code = code_for(&srv, &session, &client_id, &[("scope", "openid")]).await;
+    let out = signet(&srv, &["client", "delete", &client_id, "--json"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (s, body) = redeem(&srv, (&client_id, &new_secret), &code, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "{body}"
+    );
+    srv.stop().await;
+}
+
 /// Posts the consent form of `location` (the consent page's path) as the
 /// signed-in browser; returns the status and `Location`.
 async fn consent_post(
