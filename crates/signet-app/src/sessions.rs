@@ -356,10 +356,15 @@ impl<'a> SessionSummary<'a> {
 /// any of the sessions are queued in `tx`; the courier's worker finds them
 /// on its next poll (callers may also wake it after their commit).
 pub async fn end_everywhere(app: &App, tx: &mut dyn Transaction, user: UserId) -> Result<u64> {
+    // The sessions go first: on PostgreSQL a code being redeemed holds its
+    // session's row, so this waits for that redemption and the statements
+    // below see its code (ADR 0038), or the redemption waits for this unit
+    // and finds its session gone.
+    let ended = tx.delete_user_sessions(user).await?;
     // OpenID Connect: every refresh token and every access token issued
     // from the user's codes stops working in the same commit, and every
     // relying party that holds a session of the user is told to end it.
     crate::oidc::logout::notify_in(app, &mut *tx, user, None).await?;
     tx.revoke_oidc_user(user, app.clock.now()).await?;
-    Ok(tx.delete_user_sessions(user).await?)
+    Ok(ended)
 }

@@ -430,6 +430,9 @@ pub trait OidcGrantWrites: Send {
     /// code's user, its session's standing and the user's consent for the
     /// client, read by the same statement.
     async fn redeem_oidc_code(&mut self, code: &NewCode<'_>, now: Timestamp) -> StoreResult<CodeRedemption>;
+    /// Marks a code just redeemed and then refused as spent for nothing:
+    /// revoked, and with no relying party to tell of its session's end.
+    async fn burn_oidc_code(&mut self, id: Uuid, now: Timestamp) -> StoreResult<()>;
     /// Whether the tokens issued from code `id` still stand: `None` if there
     /// is no such code, `Some(false)` once it was revoked.
     async fn oidc_code_standing(&mut self, id: Uuid) -> StoreResult<Option<bool>>;

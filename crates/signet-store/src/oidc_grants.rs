@@ -129,6 +129,29 @@ impl OidcGrantWrites for SqlTx {
     }
 
     async fn redeem_oidc_code(&mut self, code: &NewCode<'_>, now: Timestamp) -> StoreResult<CodeRedemption> {
+        if !self.defers() {
+            // PostgreSQL (READ COMMITTED): the rows whose removal would
+            // refuse this code are locked first, so a unit that ends the
+            // session, forgets the consent or deletes the client either
+            // commits before the insert below (whose fresh snapshot then
+            // sees it) or waits for this unit, and then its revoking and
+            // logout statements see the code's row. SQLite's single writer
+            // orders the two units anyway.
+            in_tx!(self, |c| {
+                sqlx::query(
+                    "WITH s AS (SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE), \
+                     c AS (SELECT 1 FROM oidc_consents WHERE user_id = $2 AND client_id = $3 FOR KEY SHARE), \
+                     k AS (SELECT 1 FROM oidc_clients WHERE client_id = $3 FOR KEY SHARE) \
+                     SELECT (SELECT COUNT(*) FROM s) + (SELECT COUNT(*) FROM c) + (SELECT COUNT(*) FROM k)",
+                )
+                .bind(code.session_id.to_string())
+                .bind(code.user_id.to_string())
+                .bind(code.client_id)
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+            })?;
+        }
         let won: Option<RedeemedRow> = in_tx!(self, |c| {
             sqlx::query_as(concat!(
                 "INSERT INTO oidc_codes \
@@ -178,6 +201,20 @@ impl OidcGrantWrites for SqlTx {
                 client_id,
             },
             None => CodeRedemption::Unknown,
+        })
+    }
+
+    async fn burn_oidc_code(&mut self, id: Uuid, now: Timestamp) -> StoreResult<()> {
+        in_tx!(self, |c| {
+            sqlx::query(
+                "UPDATE oidc_codes SET revoked_at = COALESCE(revoked_at, $2), \
+                 logged_out_at = COALESCE(logged_out_at, $2) WHERE id = $1",
+            )
+            .bind(id.to_string())
+            .bind(now.as_millis())
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?;
         })
     }
 

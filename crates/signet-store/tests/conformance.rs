@@ -2991,6 +2991,76 @@ async fn redeeming_a_code_reads_its_session_and_consent(s: Arc<SqlStore>) {
     );
 }
 
+// A code redeemed while its user is signed out everywhere: whichever unit
+// goes first, the code does not stand once both committed. On PostgreSQL
+// (READ COMMITTED) this holds because the redemption locks the session row
+// before its insert; SQLite's single writer orders the two units.
+async fn a_redemption_racing_an_end_everywhere_never_stands(s: Arc<SqlStore>) {
+    use signet_core::unit_of_work::CodeRedemption;
+    let account = user("oidc-race-end@example.com");
+    s.insert_user(&account).await.unwrap();
+    let (first, second) = (
+        session(account.id, &PlainToken::generate(TokenKind::Session)),
+        session(account.id, &PlainToken::generate(TokenKind::Session)),
+    );
+    // The redemption first: the end waits for it and revokes its code.
+    s.insert_session(&first).await.unwrap();
+    let (hash, id) = (TokenHash::of(b"race first"), Uuid::new_v4());
+    let mut redemption = s.begin().await.unwrap();
+    assert!(matches!(
+        redemption
+            .redeem_oidc_code(&app_code(&hash, id, "app", account.id.0, first.id.0), at(1))
+            .await
+            .unwrap(),
+        CodeRedemption::Redeemed { session_live: true, .. }
+    ));
+    let ending = {
+        let (s, user) = (s.clone(), account.id);
+        tokio::spawn(async move {
+            let mut tx = s.begin().await.unwrap();
+            tx.delete_user_sessions(user).await.unwrap();
+            tx.revoke_oidc_user(user, at(2)).await.unwrap();
+            tx.commit().await.unwrap();
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    redemption.commit().await.unwrap();
+    ending.await.unwrap();
+    assert_eq!(
+        s.oidc_grant_standing(id).await.unwrap(),
+        Some(false),
+        "revoked by the end"
+    );
+
+    // The end first: the redemption waits for it and finds no session.
+    s.insert_session(&second).await.unwrap();
+    let mut ending = s.begin().await.unwrap();
+    ending.delete_user_sessions(account.id).await.unwrap();
+    let redeeming = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let (hash, id) = (TokenHash::of(b"race second"), Uuid::new_v4());
+            let mut tx = s.begin().await.unwrap();
+            let got = tx
+                .redeem_oidc_code(&app_code(&hash, id, "app", account.id.0, second.id.0), at(1))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            got
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    ending.revoke_oidc_user(account.id, at(2)).await.unwrap();
+    ending.commit().await.unwrap();
+    assert!(matches!(
+        redeeming.await.unwrap(),
+        CodeRedemption::Redeemed {
+            session_live: false,
+            ..
+        }
+    ));
+}
+
 // Concurrent redemptions of one code: exactly one inserts its row, every
 // other finds it taken (on PostgreSQL it waits for the winner's commit).
 async fn concurrent_code_redemptions_have_one_winner(s: Arc<SqlStore>) {
@@ -3072,6 +3142,7 @@ conformance!(
     a_family_revoked_while_a_token_rotates_leaves_nothing_usable,
     concurrent_code_redemptions_have_one_winner,
     redeeming_a_code_reads_its_session_and_consent,
+    a_redemption_racing_an_end_everywhere_never_stands,
     concurrent_logout_claims_announce_each_code_once,
 );
 

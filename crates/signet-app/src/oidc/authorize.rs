@@ -87,6 +87,10 @@ pub enum Answer {
     Consent { request_id: Uuid },
 }
 
+/// The longest `nonce` accepted (it travels sealed in the code, which
+/// must stay within [`super::codes::MAX_LEN`]).
+pub const MAX_NONCE_LEN: usize = 512;
+
 /// The consent page of a stored request.
 pub const CONSENT_PATH: &str = "/oauth2/consent/";
 
@@ -419,6 +423,12 @@ fn validate(
         return Err(refuse(
             "unauthorized_client",
             "this client may not use the authorization code grant",
+        ));
+    }
+    if params.get("nonce").is_some_and(|n| n.len() > MAX_NONCE_LEN) {
+        return Err(refuse(
+            "invalid_request",
+            format!("nonce must be at most {MAX_NONCE_LEN} characters"),
         ));
     }
     let scope = requested_scope(client, params.get("scope"))?;

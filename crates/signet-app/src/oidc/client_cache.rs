@@ -38,7 +38,15 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// Clients as this node last read them.
 #[derive(Debug, Default)]
 pub struct ClientCache {
-    entries: RwLock<HashMap<String, (OidcClient, Timestamp)>>,
+    entries: RwLock<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    clients: HashMap<String, (OidcClient, Timestamp)>,
+    /// Counts [`ClientCache::forget`]s: a read that began before one does
+    /// not put back what it read (it may predate the change).
+    forgotten: u64,
 }
 
 impl ClientCache {
@@ -61,14 +69,15 @@ impl ClientCache {
     /// [`TTL`]).
     pub async fn read(&self, app: &App, client_id: &str) -> Result<Option<OidcClient>> {
         let now = app.clock.now();
+        let before = self.entries.read().unwrap_or_else(|e| e.into_inner()).forgotten;
         let client = app.store.oidc_client(client_id).await?;
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         match &client {
-            Some(c) => {
-                entries.insert(client_id.to_owned(), (c.clone(), now));
+            Some(c) if entries.forgotten == before => {
+                entries.clients.insert(client_id.to_owned(), (c.clone(), now));
             }
-            None => {
-                entries.remove(client_id);
+            _ => {
+                entries.clients.remove(client_id);
             }
         }
         Ok(client)
@@ -76,15 +85,14 @@ impl ClientCache {
 
     /// Forgets `client_id`: it changed, through this node.
     pub fn forget(&self, client_id: &str) {
-        self.entries
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(client_id);
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.forgotten = entries.forgotten.wrapping_add(1);
+        entries.clients.remove(client_id);
     }
 
     fn fresh(&self, client_id: &str, now: Timestamp) -> Option<OidcClient> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let (client, read_at) = entries.get(client_id)?;
+        let (client, read_at) = entries.clients.get(client_id)?;
         (now >= *read_at && now < read_at.plus(TTL)).then(|| client.clone())
     }
 }

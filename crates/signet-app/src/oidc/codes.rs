@@ -285,8 +285,9 @@ pub async fn redeem(
         )),
         (refusal, _) => {
             // Burnt, and revoked with it: it stands for nothing issued, so
-            // it counts as no grant of the client.
-            tx.revoke_oidc_family(id, now).await?;
+            // it counts as no grant of the client, and no relying party is
+            // told when its session ends.
+            tx.burn_oidc_code(id, now).await?;
             Err(Refused::with_unit(
                 refusal.unwrap_or_else(|| invalid("the account is no longer active")),
                 tx,

@@ -162,9 +162,12 @@ pub async fn exchange(
                 obj.insert("acr".into(), json!(t.grant.acr));
                 obj.insert("grant_id".into(), json!(t.grant_id));
             }
-            let record = AuditEvent::new(EventType::OidcTokenIssued, Actor::Anonymous, Outcome::Success)
+            let mut record = AuditEvent::new(EventType::OidcTokenIssued, Actor::Anonymous, Outcome::Success)
                 .from_origin(origin)
                 .details(details);
+            if let Tokens::User(t) = &settled.tokens {
+                record = record.user(signet_core::user::UserId(t.grant.user_id));
+            }
             let mut tx = settled.unit;
             app.audit().append(&mut *tx, &record).await?;
             tx.commit().await?;

@@ -707,6 +707,9 @@ impl OidcGrantWrites for FailingTx {
     ) -> StoreResult<CodeRedemption> {
         self.inner.redeem_oidc_code(code, now).await
     }
+    async fn burn_oidc_code(&mut self, id: Uuid, now: Timestamp) -> StoreResult<()> {
+        self.inner.burn_oidc_code(id, now).await
+    }
     async fn oidc_code_standing(&mut self, id: Uuid) -> StoreResult<Option<bool>> {
         self.inner.oidc_code_standing(id).await
     }

@@ -1772,6 +1772,31 @@ async fn client_cli_shows_updates_rotates_and_deletes() {
     srv.stop().await;
 }
 
+/// A nonce travels sealed in the code, so its length is bounded: a longer
+/// one is refused at the authorization endpoint, not by a code that could
+/// never be redeemed.
+#[tokio::test]
+async fn a_nonce_longer_than_512_characters_is_refused() {
+    let srv = TestServer::start().await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (client_id, secret) = client_add(&srv, &["Wiki", "--redirect-uri", RP_REDIRECT, "--first-party"]).await;
+    let long = "n".repeat(513);
+    let refused = [
+        ("response_type", "code"),
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", RP_REDIRECT),
+        ("scope", "openid"),
+        ("nonce", long.as_str()),
+    ];
+    let (_, loc) = authorize(&srv, Some(&session), &refused).await;
+    assert_eq!(query_of(&loc.unwrap(), "error").as_deref(), Some("invalid_request"));
+    let longest = "n".repeat(512);
+    let code = code_for(&srv, &session, &client_id, &[("scope", "openid"), ("nonce", &longest)]).await;
+    let (s, tokens) = redeem(&srv, (&client_id, &secret.unwrap()), &code, None).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    srv.stop().await;
+}
+
 /// Each node remembers a client for a second (ADR 0039). A change made
 /// elsewhere (here: the CLI, another process on the same database) is seen
 /// at once where it matters: a secret rotated elsewhere is accepted on its

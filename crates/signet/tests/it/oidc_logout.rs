@@ -553,6 +553,30 @@ async fn a_code_redeemed_after_its_session_ended_is_refused() {
     srv.stop().await;
 }
 
+/// A code refused at the token endpoint (here a PKCE downgrade: a verifier
+/// for a code issued without a challenge) is spent for nothing: the app got
+/// no tokens, so it is not told when the session ends.
+#[tokio::test]
+async fn a_refused_code_is_not_told_of_its_sessions_end() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let rp = RelyingParty::start(0).await;
+    let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
+    let (id, secret) = logout_client(&srv, &admin, Some(&rp.url)).await;
+    let code = code_for(&srv, &session, &id, &[("scope", "openid")]).await;
+    let verifier = "v".repeat(43);
+    let (s, body) = redeem(&srv, (&id, &secret), &code, Some(&verifier)).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{body}"
+    );
+    let (s, _) = srv.call(Method::DELETE, "/api/v1/session", Some(&session), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    rp.heard_no_more_than(0).await;
+    srv.stop().await;
+}
+
 /// Removing a passkey ends the sessions it proved, and the apps holding
 /// them are told, as for any other end.
 #[tokio::test]
