@@ -19,7 +19,8 @@
 //!
 //! - [`authorize`]: the authorization endpoint (code flow, PKCE S256,
 //!   login continuation, `prompt`, `max_age`, `acr_values`);
-//! - [`codes`]: single-use authorization codes, hashed at rest;
+//! - [`codes`]: single-use authorization codes, sealed until redeemed (ADR
+//!   0038);
 //! - [`claims`]: ID token, access token and UserInfo claims;
 //! - [`userinfo`]: the UserInfo endpoint (OpenID Connect Core §5.3).
 //!
