@@ -218,6 +218,11 @@ pub struct OidcConsent {
 impl OidcConsent {
     /// Whether every scope in `asked` was approved.
     pub fn covers(&self, asked: &[String]) -> bool {
-        asked.iter().all(|s| self.scopes.contains(s))
+        scopes_cover(&self.scopes, asked)
     }
+}
+
+/// Whether every scope in `asked` is among the `approved` ones.
+pub fn scopes_cover(approved: &[String], asked: &[String]) -> bool {
+    asked.iter().all(|s| approved.contains(s))
 }

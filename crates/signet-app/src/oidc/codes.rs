@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::Timestamp;
-use signet_core::oidc_client::OidcClient;
+use signet_core::oidc_client::{scopes_cover, OidcClient};
 use signet_core::sealing::{Binding, KeyRing};
 use signet_core::secret::TokenHash;
 use signet_core::unit_of_work::{CodeRedemption, NewCode, Tx};
@@ -60,8 +60,8 @@ pub const CODE_LIFETIME: Duration = Duration::from_secs(60);
 pub const PREFIX: &str = "sgac_";
 
 /// The longest code accepted, in characters: a guard before any work. A
-/// code's length follows its redirect URI, nonce and scopes, which the
-/// authorization request bounds.
+/// code's length follows its redirect URI (registered), its scopes (the
+/// client's) and its nonce (at most [`super::authorize::MAX_NONCE_LEN`]).
 pub const MAX_LEN: usize = 8 * 1024;
 
 /// What a code stands for: who signed in, how, for which client and
@@ -226,7 +226,7 @@ pub async fn redeem(
             now,
         )
         .await?;
-    let (user, session_live, consented, client_live) = match redemption {
+    let stands = match redemption {
         CodeRedemption::Unknown => return Err(Refused::with_unit(invalid("the code is not valid"), tx)),
         CodeRedemption::Reused { id, client_id } => {
             let record = AuditEvent::new(EventType::OidcCodeReused, Actor::Anonymous, Outcome::Denied)
@@ -244,56 +244,62 @@ pub async fn redeem(
             session_live,
             consented,
             client_live,
-        } => (user, session_live, consented, client_live),
+        } => check(client, &sealed, now, redirect_uri, verifier)
+            .and_then(|()| still_stands(client, &sealed.grant, user, session_live, consented, client_live)),
     };
-    let id = sealed.id;
-    let refusal = check(client, &sealed, now, redirect_uri, verifier).err().or_else(|| {
-        let grant = &sealed.grant;
-        if !client_live {
-            // Deleted through another node, which this node's memory of
-            // clients has not seen yet (ADR 0039).
-            Some(OAuthError::new(
-                OAuthCode::InvalidClient,
-                "client authentication failed",
-            ))
-        } else if !user.as_ref().is_some_and(User::is_active) {
-            Some(invalid("the account is no longer active"))
-        } else if !session_live {
-            // Signed out (or timed out, or raised by a step-up) between the
-            // code and its redemption: a grant of an ended session would
-            // never hear of that end (back-channel logout), so it is not
-            // made.
-            Some(invalid("the sign-in this code came from has ended; sign in again"))
-        } else if !client.settings.first_party
-            && !consented.is_some_and(|scopes| grant.scope.iter().all(|s| scopes.contains(s)))
-        {
-            // The consent a third-party client had when the code was issued
-            // was revoked (or narrowed) since.
-            Some(invalid("the user's consent for this app was revoked"))
-        } else {
-            None
-        }
-    });
-    match (refusal, user) {
-        (None, Some(user)) => Ok((
+    match stands {
+        Ok(user) => Ok((
             tx,
             Redeemed {
-                id,
+                id: sealed.id,
                 grant: sealed.grant,
                 user,
             },
         )),
-        (refusal, _) => {
+        Err(refusal) => {
             // Burnt, and revoked with it: it stands for nothing issued, so
             // it counts as no grant of the client, and no relying party is
             // told when its session ends.
-            tx.burn_oidc_code(id, now).await?;
-            Err(Refused::with_unit(
-                refusal.unwrap_or_else(|| invalid("the account is no longer active")),
-                tx,
-            ))
+            tx.burn_oidc_code(sealed.id, now).await?;
+            Err(Refused::with_unit(refusal, tx))
         }
     }
+}
+
+/// What may have changed while the code waited, as its redemption read it:
+/// the code's user if its grant can still be made.
+fn still_stands(
+    client: &OidcClient,
+    grant: &CodeGrant,
+    user: Option<User>,
+    session_live: bool,
+    consented: Option<Vec<String>>,
+    client_live: bool,
+) -> std::result::Result<User, OAuthError> {
+    let invalid = |why: &str| OAuthError::new(OAuthCode::InvalidGrant, why.to_owned());
+    if !client_live {
+        // Deleted through another node, which this node's memory of
+        // clients has not seen yet (ADR 0039).
+        return Err(OAuthError::new(
+            OAuthCode::InvalidClient,
+            "client authentication failed",
+        ));
+    }
+    let Some(user) = user.filter(User::is_active) else {
+        return Err(invalid("the account is no longer active"));
+    };
+    if !session_live {
+        // Signed out (or timed out, or raised by a step-up) between the code
+        // and its redemption: a grant of an ended session would never hear
+        // of that end (back-channel logout), so it is not made.
+        return Err(invalid("the sign-in this code came from has ended; sign in again"));
+    }
+    // The consent a third-party client had when the code was issued was
+    // revoked (or narrowed) since.
+    if !client.settings.first_party && !consented.is_some_and(|approved| scopes_cover(&approved, &grant.scope)) {
+        return Err(invalid("the user's consent for this app was revoked"));
+    }
+    Ok(user)
 }
 
 /// The checks a redeemed code must pass (RFC 6749 §4.1.3, RFC 7636 §4.6):

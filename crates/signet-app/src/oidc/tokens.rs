@@ -153,6 +153,8 @@ pub async fn exchange(
                 "grant_type": settled.grant.as_str(),
                 "scope": settled.scope,
             });
+            let mut record =
+                AuditEvent::new(EventType::OidcTokenIssued, Actor::Anonymous, Outcome::Success).from_origin(origin);
             // A user's grant names whose sign-in it rests on: for a code
             // issued at once to an SSO session this is the only record of
             // the authorization (ADR 0038).
@@ -161,13 +163,9 @@ pub async fn exchange(
                 obj.insert("session_id".into(), json!(t.grant.session_id));
                 obj.insert("acr".into(), json!(t.grant.acr));
                 obj.insert("grant_id".into(), json!(t.grant_id));
-            }
-            let mut record = AuditEvent::new(EventType::OidcTokenIssued, Actor::Anonymous, Outcome::Success)
-                .from_origin(origin)
-                .details(details);
-            if let Tokens::User(t) = &settled.tokens {
                 record = record.user(signet_core::user::UserId(t.grant.user_id));
             }
+            let record = record.details(details);
             let mut tx = settled.unit;
             app.audit().append(&mut *tx, &record).await?;
             tx.commit().await?;

@@ -134,23 +134,14 @@ async fn revoking_a_refresh_token_revokes_its_family_and_unknown_tokens_answer_2
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // Refusals leave a trace, as at the token endpoint.
-    let (_, audit) = srv
-        .call(
-            reqwest::Method::GET,
-            "/api/v1/admin/audit?type=oidc.token_revoked",
-            Some(&admin),
-            None,
-        )
-        .await;
-    let refused: Vec<&Value> = audit["events"]
-        .as_array()
-        .unwrap()
+    let audit = srv.audit_of_type("oidc.token_revoked").await;
+    let refused: Vec<&Value> = audit
         .iter()
         .filter(|e| e["outcome"] == "denied" && e["details"]["error"].is_string())
         .collect();
     assert!(
         refused.iter().any(|e| e["details"]["error"] == "invalid_client"),
-        "{audit}"
+        "{audit:?}"
     );
     srv.stop().await;
 }
@@ -640,21 +631,9 @@ async fn a_session_that_times_out_is_announced_by_the_janitor_once() {
     signet::server::janitor_pass(app).await;
     rp.heard_no_more_than(1).await;
     // Its end is on the record, once, as the system's.
-    let (_, audit) = srv
-        .call(
-            Method::GET,
-            "/api/v1/admin/audit?type=session.ended&limit=10",
-            Some(&admin),
-            None,
-        )
-        .await;
-    let ended: Vec<&Value> = audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["details"]["reason"] == "timed_out")
-        .collect();
-    assert_eq!(ended.len(), 1, "{audit}");
+    let audit = srv.audit_of_type("session.ended").await;
+    let ended: Vec<&Value> = audit.iter().filter(|e| e["details"]["reason"] == "timed_out").collect();
+    assert_eq!(ended.len(), 1, "{audit:?}");
     assert_eq!(ended[0]["details"]["session_id"], sid);
     assert_eq!(ended[0]["actor"], "system");
     srv.stop().await;

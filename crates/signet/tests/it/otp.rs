@@ -127,20 +127,6 @@ async fn mail_with(srv: &TestServer, email: &str, needle: &str) -> String {
     mail.expect("the mail arrives").text_body().unwrap()
 }
 
-async fn audit(srv: &TestServer, event_type: &str) -> Vec<Value> {
-    let admin = srv.admin_token().await;
-    let (s, body) = srv
-        .call(
-            Method::GET,
-            &format!("/api/v1/admin/audit?type={event_type}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
-    body["events"].as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn enrollment_returns_secret_uri_and_qr_and_needs_a_valid_code() {
     let srv = TestServer::start().await;
@@ -290,7 +276,8 @@ async fn a_code_is_accepted_once_and_every_replay_is_audited() {
             "{err}"
         );
     }
-    let replays = audit(&srv, "login.failed")
+    let replays = srv
+        .audit_of_type("login.failed")
         .await
         .into_iter()
         .filter(|e| e["details"]["error"] == "code_replayed" && e["details"]["method"] == "totp")
@@ -379,7 +366,8 @@ async fn twenty_parallel_submissions_of_one_code_give_one_session() {
     // Every loser of the race is a replay on record (RFC 6238 §5.2), also
     // those that lost inside the unit of work, after the code checked out.
     let refused = results.iter().filter(|(_, b)| b["error"] == "code_replayed").count();
-    let recorded = audit(&srv, "login.failed")
+    let recorded = srv
+        .audit_of_type("login.failed")
         .await
         .into_iter()
         .filter(|e| e["details"]["error"] == "code_replayed")
@@ -525,7 +513,8 @@ async fn recovery_codes_are_ten_grouped_codes_each_working_once_with_a_notice() 
     );
     let (s, done) = type_recovery(&srv, flow["flow_id"].as_str().unwrap(), &fresh[0]).await;
     assert_eq!(s, StatusCode::OK, "{done}");
-    let generated = audit(&srv, "credential.added")
+    let generated = srv
+        .audit_of_type("credential.added")
         .await
         .into_iter()
         .filter(|e| e["details"]["type"] == "recovery_code")

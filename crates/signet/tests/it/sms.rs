@@ -146,20 +146,6 @@ fn wrong(code: &str) -> String {
     format!("{first}{}", &code[1..])
 }
 
-async fn audit(srv: &TestServer, event_type: &str) -> Vec<Value> {
-    let admin = srv.admin_token().await;
-    let (s, body) = srv
-        .call(
-            Method::GET,
-            &format!("/api/v1/admin/audit?type={event_type}"),
-            Some(&admin),
-            None,
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{body}");
-    body["events"].as_array().unwrap().clone()
-}
-
 #[tokio::test]
 async fn a_confirmed_phone_is_a_credential_and_signs_in() {
     let sink = HttpSink::start().await.unwrap();
@@ -384,7 +370,7 @@ async fn bad_phone_input_gets_stable_4xx_codes() {
         (StatusCode::BAD_REQUEST, Some("invalid_code"))
     );
     assert!(sink.requests().is_empty(), "nothing was texted");
-    let blocked = audit(&srv, "sms.blocked").await;
+    let blocked = srv.audit_of_type("sms.blocked").await;
     assert_eq!(blocked.len(), 3, "premium, fixed line and country refusals are audited");
     let metrics = srv.metrics().await;
     assert!(
@@ -449,7 +435,10 @@ async fn each_pumping_limit_refuses_counts_and_audits() {
     let (token, _) = member(&srv, "n@example.com").await;
     assert_eq!(enroll_sends(&srv, &token, &[PHONE; 4]).await, [A, A, A, L]);
     assert!(blocked_metric(&srv, "per_number").await);
-    assert_eq!(audit(&srv, "sms.blocked").await[0]["details"]["reason"], "per_number");
+    assert_eq!(
+        srv.audit_of_type("sms.blocked").await[0]["details"]["reason"],
+        "per_number"
+    );
     srv.stop().await;
 
     // Per prefix (the first 8 digits): numbers in one range.
@@ -483,7 +472,7 @@ async fn each_pumping_limit_refuses_counts_and_audits() {
     }
     assert!(blocked_metric(&srv, "global").await);
     assert_eq!(texts_to(&sink, PHONE).len(), before, "nothing texted past the cap");
-    let blocked = audit(&srv, "sms.blocked").await;
+    let blocked = srv.audit_of_type("sms.blocked").await;
     assert_eq!(blocked[0]["details"]["reason"], "global");
     assert_eq!(blocked[0]["details"]["purpose"], "login");
     assert_eq!(blocked[0]["details"]["to"], "+44••••••••56");
@@ -569,7 +558,7 @@ async fn a_code_that_expired_in_the_queue_is_never_texted() {
     assert_eq!(s, StatusCode::OK);
     let mut expired = Vec::new();
     for _ in 0..200 {
-        expired = audit(&srv, "message.expired").await;
+        expired = srv.audit_of_type("message.expired").await;
         if !expired.is_empty() {
             break;
         }

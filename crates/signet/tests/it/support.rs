@@ -227,6 +227,22 @@ impl TestServer {
         plain.expose_secret().to_owned()
     }
 
+    /// The audit log's records of `event_type`, newest first (the admin
+    /// API's default page).
+    pub async fn audit_of_type(&self, event_type: &str) -> Vec<Value> {
+        let admin = self.admin_token().await;
+        let (s, body) = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/admin/audit?type={event_type}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        body["events"].as_array().unwrap().clone()
+    }
+
     /// Creates a user through the admin API and returns its id.
     pub async fn create_user(&self, admin: &str, email: &str) -> String {
         let (s, body) = self
