@@ -20,16 +20,16 @@
 //! unknown address is the same size as one for a real account with the same
 //! offer (what the offer itself shows is documented in docs/policy.md).
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use signet_core::clock::Timestamp;
 use signet_core::flow::{Flow, FlowId, FlowKind, FlowState};
-use signet_core::sealing::{Binding, KeyRing};
+use signet_core::sealing::KeyRing;
 use signet_core::secret::TokenHash;
 use signet_core::user::UserId;
-use signet_core::{Error, Result};
+use signet_core::Result;
 use uuid::Uuid;
+
+use crate::sealing::Envelope;
 
 /// Every handle starts with this (like the other token kinds' prefixes).
 pub const PREFIX: &str = "sgf_";
@@ -40,9 +40,12 @@ pub const BUCKET: usize = 512;
 /// The longest handle accepted, in characters (a guard before any work).
 pub const MAX_LEN: usize = 16 * 1024;
 
-fn binding() -> Binding {
-    Binding::new("flow_handle", "v1")
-}
+const ENVELOPE: Envelope = Envelope {
+    prefix: PREFIX,
+    purpose: "flow_handle",
+    max_len: MAX_LEN,
+    bucket: BUCKET,
+};
 
 #[derive(Serialize, Deserialize)]
 struct Payload {
@@ -69,22 +72,13 @@ pub fn seal(ring: &KeyRing, flow: &Flow) -> Result<String> {
         created_at: flow.created_at.as_millis(),
         expires_at: flow.expires_at.as_millis(),
     };
-    let mut plain = serde_json::to_vec(&payload).map_err(Error::internal)?;
-    // JSON readers skip trailing whitespace.
-    plain.resize(plain.len().div_ceil(BUCKET) * BUCKET, b' ');
-    let sealed = ring.seal(&plain, &binding()).map_err(Error::internal)?;
-    Ok(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
+    ENVELOPE.seal(ring, &payload)
 }
 
 /// The flow in `handle`, if it is a handle this server sealed. (Whether it
 /// is still live, stored since or finished is the caller's question.)
 pub fn open(ring: &KeyRing, handle: &str) -> Option<Flow> {
-    if handle.len() > MAX_LEN {
-        return None;
-    }
-    let sealed = URL_SAFE_NO_PAD.decode(handle.strip_prefix(PREFIX)?).ok()?;
-    let opened = ring.open(&sealed, &binding()).ok()?;
-    let payload: Payload = serde_json::from_slice(opened.plaintext.expose_secret()).ok()?;
+    let payload: Payload = ENVELOPE.open(ring, handle)?;
     let mut state = payload.state;
     state.user_id = (!payload.account.is_nil()).then_some(UserId(payload.account));
     let binding = match payload.binding {

@@ -9,12 +9,19 @@
 //!   of every [`SealedKind`] (server secrets, TOTP seeds) under the ring's
 //!   current key.
 //!
+//! It also holds [`Envelope`], the one way a value travels sealed in what a
+//! client holds instead of being stored (flow handles, ADR 0014;
+//! authorization codes, ADR 0038).
+//!
 //! Both rewrite a row only by compare-and-swap on its exact old bytes
 //! ([`SealedSecretStore::swap_server_secret`]), so any number of nodes and
 //! CLI runs may do it at once: a loser re-reads and finds the value already
 //! done. Re-sealing never changes a plaintext, so running servers that hold
 //! the decoy key in memory keep producing the same decoys.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use signet_core::audit::{Actor, AuditEvent, EventType, Outcome};
 use signet_core::clock::Timestamp;
@@ -179,4 +186,43 @@ where
         }
     }
     Ok(Err("kept changing while being re-sealed".into()))
+}
+
+/// How a value travels sealed in what a client holds: its JSON, padded to
+/// a multiple of `bucket` bytes (so its length tells less), sealed under
+/// the key ring and bound to `purpose` (so a value of one kind never opens
+/// as another), in base64url behind `prefix`.
+pub(crate) struct Envelope {
+    pub(crate) prefix: &'static str,
+    pub(crate) purpose: &'static str,
+    /// The longest value [`Envelope::open`] looks at, in characters: a guard
+    /// before any work.
+    pub(crate) max_len: usize,
+    pub(crate) bucket: usize,
+}
+
+impl Envelope {
+    fn binding(&self) -> Binding {
+        Binding::new(self.purpose, "v1")
+    }
+
+    /// `value`, sealed.
+    pub(crate) fn seal<T: Serialize>(&self, ring: &KeyRing, value: &T) -> Result<String> {
+        let mut plain = serde_json::to_vec(value).map_err(Error::internal)?;
+        // JSON readers skip trailing whitespace.
+        plain.resize(plain.len().div_ceil(self.bucket) * self.bucket, b' ');
+        let sealed = ring.seal(&plain, &self.binding()).map_err(Error::internal)?;
+        Ok(format!("{}{}", self.prefix, URL_SAFE_NO_PAD.encode(sealed)))
+    }
+
+    /// The value in `presented`, if this server sealed it for this purpose
+    /// (with a key it still holds).
+    pub(crate) fn open<T: DeserializeOwned>(&self, ring: &KeyRing, presented: &str) -> Option<T> {
+        if presented.len() > self.max_len {
+            return None;
+        }
+        let sealed = URL_SAFE_NO_PAD.decode(presented.strip_prefix(self.prefix)?).ok()?;
+        let opened = ring.open(&sealed, &self.binding()).ok()?;
+        serde_json::from_slice(opened.plaintext.expose_secret()).ok()
+    }
 }

@@ -40,7 +40,7 @@ use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::clock::Timestamp;
 use signet_core::oidc_client::{scopes_cover, OidcClient};
-use signet_core::sealing::{Binding, KeyRing};
+use signet_core::sealing::KeyRing;
 use signet_core::secret::TokenHash;
 use signet_core::unit_of_work::{CodeRedemption, NewCode, Tx};
 use signet_core::user::User;
@@ -50,6 +50,7 @@ use uuid::Uuid;
 use super::authorize::{acr_of, AuthorizationRequest};
 use super::error::{OAuthCode, OAuthError};
 use super::tokens::Refused;
+use crate::sealing::Envelope;
 use crate::sessions::Current;
 use crate::App;
 
@@ -93,25 +94,23 @@ struct Sealed {
     grant: CodeGrant,
 }
 
-fn binding() -> Binding {
-    Binding::new("oidc_authorization_code", "v1")
-}
+const ENVELOPE: Envelope = Envelope {
+    prefix: PREFIX,
+    purpose: "oidc_authorization_code",
+    max_len: MAX_LEN,
+    // Unpadded: a code is issued only to a signed-in session, so its length
+    // tells nobody whether an account exists.
+    bucket: 1,
+};
 
 fn seal(ring: &KeyRing, code: &Sealed) -> Result<String> {
-    let plain = serde_json::to_vec(code).map_err(signet_core::Error::internal)?;
-    let sealed = ring.seal(&plain, &binding()).map_err(signet_core::Error::internal)?;
-    Ok(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
+    ENVELOPE.seal(ring, code)
 }
 
 /// The code in `presented`, if this server sealed it (with a key it still
 /// holds).
 fn open(ring: &KeyRing, presented: &str) -> Option<Sealed> {
-    if presented.len() > MAX_LEN {
-        return None;
-    }
-    let sealed = URL_SAFE_NO_PAD.decode(presented.strip_prefix(PREFIX)?).ok()?;
-    let opened = ring.open(&sealed, &binding()).ok()?;
-    serde_json::from_slice(opened.plaintext.expose_secret()).ok()
+    ENVELOPE.open(ring, presented)
 }
 
 /// Issues a code for `request` and the signed-in `current` session. An
@@ -371,7 +370,7 @@ impl Challenge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use signet_core::sealing::SealingKey;
+    use signet_core::sealing::{Binding, SealingKey};
 
     fn sample(ring: &KeyRing) -> String {
         seal(
