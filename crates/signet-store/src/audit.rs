@@ -201,20 +201,10 @@ pub(crate) struct Append<'a> {
 /// as without them).
 pub(crate) async fn append_after(conn: Conn<'_>, append: Append<'_>) -> StoreResult<ChainHead> {
     let mut conn = conn;
-    let head = match append.head {
-        Some(h) => h,
-        None => {
-            let (seq, hash): (i64, Vec<u8>) = with_conn!(&mut conn, |c| {
-                sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-                    .fetch_one(&mut **c)
-                    .await
-                    .map_err(backend)?
-            });
-            ChainHead {
-                seq,
-                hash: hash_of(&hash)?,
-            }
-        }
+    let head = match (append.head, &mut conn) {
+        (Some(h), _) => h,
+        (None, Conn::Sqlite(c)) => read_head(c).await?,
+        (None, Conn::Postgres(_)) => return Err(StoreError::Backend("a SQLite append on PostgreSQL".into())),
     };
     let rec = AuditRecord::seal(append.event, append.id, append.at, head.seq, head.hash);
     let then = if append.release {
@@ -235,6 +225,19 @@ pub(crate) async fn append_after(conn: Conn<'_>, append: Append<'_>) -> StoreRes
     })
 }
 
+/// The chain head as the group's transaction has it (read inside it, so
+/// under SQLite's write lock).
+pub(crate) async fn read_head(c: &mut sqlx::SqliteConnection) -> StoreResult<ChainHead> {
+    let (seq, hash): (i64, Vec<u8>) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(c)
+        .await
+        .map_err(backend)?;
+    Ok(ChainHead {
+        seq,
+        hash: hash_of(&hash)?,
+    })
+}
+
 fn hash_of(bytes: &[u8]) -> StoreResult<[u8; 32]> {
     bytes
         .try_into()
@@ -251,7 +254,7 @@ pub(crate) const INSERT: &str = concat!(
 );
 
 /// Binds a record's columns as `$1`..`$12`, in `audit_columns!` order.
-fn bind_record<'q, DB>(
+pub(crate) fn bind_record<'q, DB>(
     q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
     rec: &'q AuditRecord,
 ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>

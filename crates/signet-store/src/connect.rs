@@ -58,6 +58,10 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 /// statement of a hot path stays prepared on every connection (on
 /// PostgreSQL a re-prepare is an extra round trip).
 const STATEMENT_CACHE: usize = 512;
+/// Results the writer's thread may stream ahead of its reader: more than a
+/// call of handed units makes (`group_commit::handed::PER_CALL` units of a
+/// few statements each).
+const WRITER_RESULTS: usize = 256;
 
 /// WAL pages after which the committing connection (in a running server,
 /// the writer; a CLI command writing to the same file may take a turn)
@@ -325,7 +329,10 @@ impl SqlStore {
                     Ok(())
                 })
             })
-            .connect_with(common.clone().create_if_missing(true))
+            // A call of handed units (ADR 0040) streams a result per
+            // statement: room for a whole call, so the connection's thread
+            // never waits for the unit's task to drain them.
+            .connect_with(common.clone().create_if_missing(true).row_buffer_size(WRITER_RESULTS))
             .await
             .map_err(open_error)?;
         if !in_memory {

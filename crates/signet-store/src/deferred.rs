@@ -170,7 +170,7 @@ fn join(texts: &[&'static str], then: Then) -> String {
 /// `sql` with each placeholder `$k` written `$(k + by)`. Our deferred
 /// statements hold no `$` other than placeholders (their only string
 /// literals are refusal names, `crate::refusals`).
-fn shifted(sql: &str, by: usize) -> String {
+pub(crate) fn shifted(sql: &str, by: usize) -> String {
     let mut out = String::with_capacity(sql.len() + 8);
     let mut rest = sql;
     while let Some(i) = rest.find('$') {
@@ -187,7 +187,7 @@ fn shifted(sql: &str, by: usize) -> String {
 }
 
 /// The highest `$k` in `sql` (0 if none).
-fn highest_placeholder(sql: &str) -> usize {
+pub(crate) fn highest_placeholder(sql: &str) -> usize {
     sql.split('$')
         .skip(1)
         .filter_map(|rest| {

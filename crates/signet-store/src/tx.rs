@@ -144,10 +144,20 @@ impl Writer {
 }
 
 enum Open {
+    /// A unit on SQLite that has not needed the writer yet: it takes the
+    /// writer's turn when it first does, or hands its writes to the writer
+    /// at its commit if it never does (ADR 0040).
+    SqliteLazy(Lazy),
     /// A member of the writer's current group, inside its savepoint
     /// ([`crate::group_commit`]).
     Sqlite(Member),
     Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+/// Where a SQLite unit that has not taken the writer's turn will take it.
+struct Lazy {
+    write: sqlx::SqlitePool,
+    group: std::sync::Arc<group_commit::GroupCommit>,
 }
 
 /// The most inserts a unit keeps waiting for its next call
@@ -201,10 +211,13 @@ impl SqlStore {
     /// Opens a unit of work.
     pub(crate) async fn begin_tx(&self) -> StoreResult<SqlTx> {
         let open = match &self.db {
-            Db::Sqlite { write, group, .. } => {
-                let deadline = tokio::time::Instant::now() + ACQUIRE_TIMEOUT;
-                Open::Sqlite(group.join(write, deadline).await?)
-            }
+            // The writer's turn is taken when the unit first needs it
+            // ([`SqlTx::conn`]), not here: a unit that only inserts and
+            // appends never takes it (ADR 0040).
+            Db::Sqlite { write, group, .. } => Open::SqliteLazy(Lazy {
+                write: write.clone(),
+                group: group.clone(),
+            }),
             Db::Postgres(pool) => Open::Postgres(pool.begin().await.map_err(backend)?),
         };
         Ok(SqlTx {
@@ -260,6 +273,7 @@ impl SqlTx {
     /// Inserts waiting for a call ([`SqlTx::write_later`]) are made first,
     /// in one call, so every operation sees the unit's writes in order.
     pub(crate) async fn conn(&mut self) -> StoreResult<Conn<'_>> {
+        self.join().await?;
         if !self.deferred.is_empty() {
             let r = self.flush_deferred().await;
             self.observe(r)?;
@@ -267,8 +281,23 @@ impl SqlTx {
         self.conn_now()
     }
 
+    /// On SQLite, takes the writer's turn (waiting at most
+    /// [`ACQUIRE_TIMEOUT`]) and joins its group, if the unit has not yet.
+    async fn join(&mut self) -> StoreResult<()> {
+        self.usable()?;
+        let Some(Open::SqliteLazy(lazy)) = &self.open else {
+            return Ok(());
+        };
+        let deadline = tokio::time::Instant::now() + ACQUIRE_TIMEOUT;
+        let joined = lazy.group.join(&lazy.write, deadline).await;
+        let member = self.observe(joined)?;
+        self.open = Some(Open::Sqlite(member));
+        Ok(())
+    }
+
     /// Makes the waiting inserts, in one call of their own.
     async fn flush_deferred(&mut self) -> StoreResult<()> {
+        self.join().await?;
         let inserts = std::mem::take(&mut self.deferred);
         let sql = crate::deferred::statement(&inserts, crate::deferred::Then::Nothing);
         with_conn!(self.conn_now()?, |c| {
@@ -333,7 +362,7 @@ impl SqlTx {
     /// Whether writes nobody reads back wait for the unit's next call
     /// (SQLite's writer) rather than being made at once (PostgreSQL).
     pub(crate) fn defers(&self) -> bool {
-        matches!(self.open, Some(Open::Sqlite(_)))
+        matches!(self.open, Some(Open::Sqlite(_) | Open::SqliteLazy(_)))
     }
 
     /// The connection for the next statement, without making the waiting
@@ -343,6 +372,7 @@ impl SqlTx {
         match self.open.as_mut() {
             Some(Open::Sqlite(m)) => m.conn().map(Conn::Sqlite).ok_or_else(finished),
             Some(Open::Postgres(t)) => Ok(Conn::Postgres(t)),
+            Some(Open::SqliteLazy(_)) => Err(StoreError::Backend("the unit has not joined the writer".into())),
             None => Err(finished()),
         }
     }
@@ -395,6 +425,15 @@ impl SqlTx {
             return Err(self.poison("an earlier operation of this transaction failed; nothing was committed"));
         }
         let pending = std::mem::take(&mut self.audit);
+        // A unit that never needed the writer hands its writes to it, to
+        // go in one call with other units' (ADR 0040).
+        if let Some(Open::SqliteLazy(lazy)) = self.open.take_if(|o| matches!(o, Open::SqliteLazy(_))) {
+            let deferred = std::mem::take(&mut self.deferred);
+            if pending.is_empty() && deferred.is_empty() {
+                return Ok(());
+            }
+            return lazy.group.hand(&lazy.write, deferred, pending).await;
+        }
         // Waiting inserts go in with the first record's call, or in a call
         // of their own when the unit has no record.
         if pending.is_empty() && !self.deferred.is_empty() {
@@ -482,7 +521,8 @@ impl SqlTx {
                     _ => Err(finished()),
                 }
             }
-            None => Err(finished()),
+            // Taken above.
+            Some(Open::SqliteLazy(_)) | None => Err(finished()),
         }
     }
 
@@ -490,6 +530,7 @@ impl SqlTx {
         self.audit.clear();
         self.deferred.clear();
         match self.open.take() {
+            Some(Open::SqliteLazy(_)) => Ok(()),
             Some(Open::Sqlite(member)) => match member.abandon() {
                 // The rollback runs in a task of its own: a cancelled caller
                 // cannot cut it short.
