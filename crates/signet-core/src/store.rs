@@ -75,6 +75,9 @@ pub enum Refusal {
     /// The flow's one-time code was used, replaced or expired since it was
     /// read (a concurrent submission won), or it is not this flow's.
     CodeUsed,
+    /// The refresh token was rotated out, revoked, or its grant or user
+    /// ended since it was read (a concurrent use won).
+    RefreshRaced,
 }
 
 /// `Ok` if the write `won`, else the unit is refused for `refusal`.
@@ -87,11 +90,12 @@ pub fn refuse_unless(won: bool, refusal: Refusal) -> StoreResult<()> {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 4] = [
+    pub const ALL: [Refusal; 5] = [
         Refusal::FlowFinished,
         Refusal::PasskeyRaced,
         Refusal::CodeReplayed,
         Refusal::CodeUsed,
+        Refusal::RefreshRaced,
     ];
 
     /// Its name, as the engine reports it.
@@ -101,6 +105,7 @@ impl Refusal {
             Refusal::PasskeyRaced => "passkey_raced",
             Refusal::CodeReplayed => "code_replayed",
             Refusal::CodeUsed => "code_used",
+            Refusal::RefreshRaced => "refresh_raced",
         }
     }
 
@@ -123,6 +128,12 @@ impl Refusal {
             Refusal::CodeUsed => Error::gone(
                 ErrorCode::CodeUsed,
                 "this code was already used or replaced by a newer one",
+            ),
+            // The token endpoint takes the locked path instead
+            // (`oidc::refresh`); this answer is for any other caller.
+            Refusal::RefreshRaced => Error::conflict(
+                ErrorCode::CredentialInUse,
+                "this refresh token was used at the same moment elsewhere",
             ),
         }
     }
@@ -446,6 +457,14 @@ pub trait OidcClientStore: Send + Sync {
     /// (Introspection and UserInfo read it without opening a unit of work,
     /// which on SQLite would wait for the single writer.)
     async fn oidc_grant_standing(&self, id: Uuid) -> StoreResult<Option<bool>>;
+    /// The refresh token with this hash as committed, rotated out or not,
+    /// with its family's standing and its user's, read without opening a
+    /// unit of work: what a rotation checks before its checked write
+    /// ([`crate::unit_of_work::OidcGrantWrites::rotate_oidc_refresh_checked`]).
+    async fn oidc_refresh_token(
+        &self,
+        hash: &crate::secret::TokenHash,
+    ) -> StoreResult<Option<crate::unit_of_work::StoredRefresh>>;
 }
 
 /// Help-desk recovery tickets (reads).

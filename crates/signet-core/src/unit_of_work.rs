@@ -443,6 +443,20 @@ pub trait OidcGrantWrites: Send {
     /// concurrent uses exactly one gets `Rotated`, with whether its grant
     /// still stands and its user is active, read by the same statement.
     async fn rotate_oidc_refresh(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<RefreshRotation>;
+    /// Rotates out a refresh token read as committed
+    /// ([`crate::store::OidcClientStore::oidc_refresh_token`]) and found
+    /// usable, with one checked write (ADR 0035): refused
+    /// [`crate::store::Refusal::RefreshRaced`] unless the token was still
+    /// `client_id`'s, unexpired at `now`, not rotated out nor revoked, its
+    /// family's code unrevoked and its user active. Of concurrent uses at
+    /// most one is not refused. On SQLite the write waits for the unit's
+    /// next call, so the refusal may come at the commit.
+    async fn rotate_oidc_refresh_checked(
+        &mut self,
+        hash: &TokenHash,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<()>;
     /// Revokes a family: its code (so the access tokens issued from it) and
     /// every refresh token in it. Returns the refresh tokens revoked.
     async fn revoke_oidc_family(&mut self, family: Uuid, now: Timestamp) -> StoreResult<u64>;
@@ -521,6 +535,22 @@ pub enum RefreshRotation {
     },
     /// It had been rotated out before: a replay.
     Reused { family: Uuid, client_id: String },
+}
+
+/// A refresh token as committed, read outside any unit of work
+/// ([`crate::store::OidcClientStore::oidc_refresh_token`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRefresh {
+    pub family: Uuid,
+    pub client_id: String,
+    pub grant: String,
+    pub expires_at: Timestamp,
+    pub revoked: bool,
+    pub rotated: bool,
+    /// The family's code is unrevoked.
+    pub grant_standing: bool,
+    /// Its user exists and is active.
+    pub user_active: bool,
 }
 
 #[async_trait::async_trait]

@@ -6,8 +6,8 @@ use signet_core::clock::Timestamp;
 use signet_core::oidc_client::{ClientSettings, ClientSource, OidcClient, OidcConsent, PreviousSecret};
 use signet_core::secret::TokenHash;
 use signet_core::store::{OidcClientStore, StoreError, StoreResult};
-use signet_core::unit_of_work::{OidcClientWrites, OidcKeyWrites};
-use signet_core::user::UserId;
+use signet_core::unit_of_work::{OidcClientWrites, OidcKeyWrites, StoredRefresh};
+use signet_core::user::{UserId, UserStatus};
 use signet_core::ErrorCode;
 use uuid::Uuid;
 
@@ -189,6 +189,47 @@ impl OidcClientStore for SqlStore {
                 .map_err(backend)?
         });
         Ok(row.map(|(revoked,)| revoked.is_none()))
+    }
+
+    async fn oidc_refresh_token(&self, token: &TokenHash) -> StoreResult<Option<StoredRefresh>> {
+        type Row = (
+            String,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            i64,
+            Option<String>,
+        );
+        let row: Option<Row> = with_db!(read(self), |pool| {
+            sqlx::query_as(
+                "SELECT family_id, client_id, grant_data, expires_at, revoked_at, rotated_at, \
+                 (SELECT COUNT(*) FROM oidc_codes \
+                  WHERE oidc_codes.id = oidc_refresh_tokens.family_id AND oidc_codes.revoked_at IS NULL), \
+                 (SELECT status FROM users WHERE users.id = oidc_refresh_tokens.user_id) \
+                 FROM oidc_refresh_tokens WHERE token_hash = $1",
+            )
+            .bind(token.as_bytes().to_vec())
+            .fetch_optional(pool)
+            .await
+            .map_err(backend)?
+        });
+        row.map(
+            |(family, client_id, grant, expires_at, revoked_at, rotated_at, standing, status)| {
+                Ok(StoredRefresh {
+                    family: uuid(&family)?,
+                    client_id,
+                    grant,
+                    expires_at: Timestamp::from_millis(expires_at),
+                    revoked: revoked_at.is_some(),
+                    rotated: rotated_at.is_some(),
+                    grant_standing: standing == 1,
+                    user_active: status.as_deref().and_then(UserStatus::parse) == Some(UserStatus::Active),
+                })
+            },
+        )
+        .transpose()
     }
 }
 

@@ -8,7 +8,7 @@
 use signet_core::clock::Timestamp;
 use signet_core::oidc_client::OidcClient;
 use signet_core::secret::TokenHash;
-use signet_core::store::StoreResult;
+use signet_core::store::{Refusal, StoreResult};
 use signet_core::unit_of_work::{CodeRedemption, NewCode, NewRefreshToken, OidcGrantWrites, RefreshRotation};
 use signet_core::user::{UserId, UserStatus};
 use uuid::Uuid;
@@ -71,6 +71,22 @@ impl RedeemedRow {
         })
     }
 }
+
+crate::refusals::checked_write!(
+    /// A refresh token's rotation after it was read usable: it changes the
+    /// row only if the token is this client's, unexpired, still not rotated
+    /// out nor revoked, its family's code unrevoked and its user active
+    /// (every check the read passed), so of concurrent uses at most one
+    /// rotates it, and nothing that ended it since the read is passed over.
+    ROTATE,
+    ROTATE_CHECKED,
+    "refresh_raced",
+    "UPDATE oidc_refresh_tokens SET rotated_at = $2 \
+     WHERE token_hash = $1 AND client_id = $3 AND expires_at > $2 AND rotated_at IS NULL AND revoked_at IS NULL \
+     AND EXISTS (SELECT 1 FROM oidc_codes \
+                 WHERE oidc_codes.id = oidc_refresh_tokens.family_id AND oidc_codes.revoked_at IS NULL) \
+     AND EXISTS (SELECT 1 FROM users WHERE users.id = oidc_refresh_tokens.user_id AND users.status = 'active')"
+);
 
 #[async_trait::async_trait]
 impl OidcGrantWrites for SqlTx {
@@ -281,6 +297,21 @@ impl OidcGrantWrites for SqlTx {
             Some((family, client_id)) => RefreshRotation::Reused { family, client_id },
             None => RefreshRotation::Unknown,
         })
+    }
+
+    async fn rotate_oidc_refresh_checked(
+        &mut self,
+        hash: &TokenHash,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let values = vec![
+            hash.as_bytes().to_vec().into(),
+            now.as_millis().into(),
+            client_id.into(),
+        ];
+        self.write_checked(Refusal::RefreshRaced, ROTATE, ROTATE_CHECKED, values)
+            .await
     }
 
     async fn revoke_oidc_family(&mut self, family: Uuid, now: Timestamp) -> StoreResult<u64> {

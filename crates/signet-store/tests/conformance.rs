@@ -2630,18 +2630,33 @@ macro_rules! conformance {
 /// inserted by a rotation that commits after it began; that token is still
 /// refused, because every rotation reads its family's code, which the
 /// revocation marked.
+///
+/// Both ways of rotating are raced: the locked statement, and the checked
+/// write that follows a read (ADR 0040).
 async fn a_family_revoked_while_a_token_rotates_leaves_nothing_usable(s: Arc<SqlStore>) {
-    use signet_core::unit_of_work::RefreshRotation;
     let account = user("oidc-race@example.com");
     s.insert_user(&account).await.unwrap();
-    let user = account.id.0;
+    for (n, checked) in [(0u8, false), (1u8, true)] {
+        revoke_while_rotating(&s, account.id.0, n, checked).await;
+    }
+}
+
+async fn revoke_while_rotating(s: &Arc<SqlStore>, user: Uuid, n: u8, checked: bool) {
+    use signet_core::unit_of_work::RefreshRotation;
     for round in 0..12u8 {
+        let round_key = [n, round];
         let family = Uuid::new_v4();
-        let first = TokenHash::of(&[b'f', round]);
-        let next = TokenHash::of(&[b'n', round]);
+        let first = TokenHash::of(&[b'f', round_key[0], round_key[1]]);
+        let next = TokenHash::of(&[b'n', round_key[0], round_key[1]]);
         let mut tx = s.begin().await.unwrap();
         tx.redeem_oidc_code(
-            &app_code(&TokenHash::of(&[b'c', round]), family, "app", user, Uuid::new_v4()),
+            &app_code(
+                &TokenHash::of(&[b'c', round_key[0], round_key[1]]),
+                family,
+                "app",
+                user,
+                Uuid::new_v4(),
+            ),
             at(0),
         )
         .await
@@ -2657,19 +2672,33 @@ async fn a_family_revoked_while_a_token_rotates_leaves_nothing_usable(s: Arc<Sql
             let s = s.clone();
             tokio::spawn(async move {
                 let mut tx = s.begin().await.unwrap();
-                let stood = matches!(
-                    tx.rotate_oidc_refresh(&first, at(2)).await.unwrap(),
-                    RefreshRotation::Rotated {
-                        revoked: false,
-                        grant_standing: true,
-                        ..
+                let stood = if checked {
+                    match tx.rotate_oidc_refresh_checked(&first, "app", at(2)).await {
+                        Ok(()) => true,
+                        Err(StoreError::Refused(Refusal::RefreshRaced)) => false,
+                        Err(e) => panic!("{e:?}"),
                     }
-                );
-                if stood {
-                    tx.insert_oidc_refresh(&app_refresh(&next, family, user)).await.unwrap();
+                } else {
+                    matches!(
+                        tx.rotate_oidc_refresh(&first, at(2)).await.unwrap(),
+                        RefreshRotation::Rotated {
+                            revoked: false,
+                            grant_standing: true,
+                            ..
+                        }
+                    )
+                };
+                if !stood {
+                    tx.rollback().await.unwrap();
+                    return false;
                 }
-                tx.commit().await.unwrap();
-                stood
+                tx.insert_oidc_refresh(&app_refresh(&next, family, user)).await.unwrap();
+                // On SQLite the checked write is refused at the commit.
+                match tx.commit().await {
+                    Ok(()) => true,
+                    Err(StoreError::Refused(Refusal::RefreshRaced)) if checked => false,
+                    Err(e) => panic!("{e:?}"),
+                }
             })
         };
         let revocation = {
@@ -2699,6 +2728,128 @@ async fn a_family_revoked_while_a_token_rotates_leaves_nothing_usable(s: Arc<Sql
             );
         }
     }
+}
+
+/// A refresh token read as committed and found usable is rotated by a
+/// checked write (the token endpoint's first way, ADR 0040): of 20
+/// concurrent rotations exactly one commits and the others are refused
+/// `refresh_raced`, on PostgreSQL at the write and on SQLite at the
+/// commit; a token whose family's code was revoked, or whose user was
+/// disabled, since it was read is refused too.
+async fn a_refresh_token_read_usable_rotates_by_one_checked_write(s: Arc<SqlStore>) {
+    use signet_core::unit_of_work::StoredRefresh;
+    let account = user("oidc-read-rotation@example.com");
+    s.insert_user(&account).await.unwrap();
+    let user = account.id.0;
+    let stored = |family: Uuid, rotated: bool, grant_standing: bool, user_active: bool| StoredRefresh {
+        family,
+        client_id: "app".into(),
+        grant: "{}".into(),
+        expires_at: at(600),
+        revoked: false,
+        rotated,
+        grant_standing,
+        user_active,
+    };
+    // Two families, each a code redeemed with its first refresh token.
+    let mut families = Vec::new();
+    for n in 0..2u8 {
+        let family = Uuid::new_v4();
+        let token = TokenHash::of(&[b'r', n]);
+        let mut tx = s.begin().await.unwrap();
+        tx.redeem_oidc_code(
+            &app_code(&TokenHash::of(&[b'c', n]), family, "app", user, Uuid::new_v4()),
+            at(0),
+        )
+        .await
+        .unwrap();
+        tx.insert_oidc_refresh(&app_refresh(&token, family, user))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        families.push((family, token));
+    }
+    let (family, token) = families[0];
+    assert_eq!(
+        s.oidc_refresh_token(&token).await.unwrap(),
+        Some(stored(family, false, true, true))
+    );
+    assert_eq!(s.oidc_refresh_token(&TokenHash::of(b"nope")).await.unwrap(), None);
+
+    let rotate = |token: TokenHash, when: u64| {
+        let s = s.clone();
+        async move {
+            let mut tx = s.begin().await.unwrap();
+            tx.rotate_oidc_refresh_checked(&token, "app", at(when)).await?;
+            tx.insert_oidc_refresh(&app_refresh(&TokenHash::of(&when.to_be_bytes()), family, user))
+                .await?;
+            tx.commit().await
+        }
+    };
+    let tasks = (0..20u64)
+        .map(|i| tokio::spawn(rotate(token, 2 + i)))
+        .collect::<Vec<_>>();
+    assert_eq!(committed_refusing_the_rest(tasks, Refusal::RefreshRaced).await, 1);
+    assert_eq!(
+        s.oidc_refresh_token(&token).await.unwrap(),
+        Some(stored(family, true, true, true)),
+        "rotated out once"
+    );
+    assert!(matches!(
+        rotate(token, 40).await,
+        Err(StoreError::Refused(Refusal::RefreshRaced))
+    ));
+
+    // Another client's rotation, or one once the token expired, is refused.
+    let (_, second_token) = families[1];
+    for (client, when) in [("other", 2), ("app", 600)] {
+        let mut tx = s.begin().await.unwrap();
+        let r = async {
+            tx.rotate_oidc_refresh_checked(&second_token, client, at(when)).await?;
+            tx.commit().await
+        }
+        .await;
+        assert!(
+            matches!(r, Err(StoreError::Refused(Refusal::RefreshRaced))),
+            "{client} at {when}: {r:?}"
+        );
+    }
+
+    // The second family: its code revoked since the read, then its user
+    // disabled; either way the checked rotation is refused.
+    let (second, token) = families[1];
+    let mut tx = s.begin().await.unwrap();
+    tx.revoke_oidc_family(second, at(3)).await.unwrap();
+    tx.commit().await.unwrap();
+    let read = s.oidc_refresh_token(&token).await.unwrap().unwrap();
+    assert!(read.revoked && !read.grant_standing, "{read:?}");
+    let mut tx = s.begin().await.unwrap();
+    let r = async {
+        tx.rotate_oidc_refresh_checked(&token, "app", at(4)).await?;
+        tx.commit().await
+    }
+    .await;
+    assert!(matches!(r, Err(StoreError::Refused(Refusal::RefreshRaced))), "{r:?}");
+
+    // A token of the first family (its code unrevoked), its user disabled.
+    let third = TokenHash::of(b"third");
+    let mut tx = s.begin().await.unwrap();
+    tx.insert_oidc_refresh(&app_refresh(&third, family, user))
+        .await
+        .unwrap();
+    assert!(tx
+        .set_user_status(UserId(user), signet_core::user::UserStatus::Disabled, at(6))
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    assert!(!s.oidc_refresh_token(&third).await.unwrap().unwrap().user_active);
+    let mut tx = s.begin().await.unwrap();
+    let r = async {
+        tx.rotate_oidc_refresh_checked(&third, "app", at(7)).await?;
+        tx.commit().await
+    }
+    .await;
+    assert!(matches!(r, Err(StoreError::Refused(Refusal::RefreshRaced))), "{r:?}");
 }
 
 async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s: Arc<SqlStore>) {
@@ -3139,6 +3290,7 @@ conformance!(
     signing_keys_are_inserted_once_and_deleted_in_a_unit,
     a_stored_authorization_request_is_taken_once,
     oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family,
+    a_refresh_token_read_usable_rotates_by_one_checked_write,
     a_family_revoked_while_a_token_rotates_leaves_nothing_usable,
     concurrent_code_redemptions_have_one_winner,
     redeeming_a_code_reads_its_session_and_consent,

@@ -17,12 +17,23 @@
 //!
 //! A refresh answers an access token and the next refresh token; no new ID
 //! token (Core §12.2 makes it optional).
+//!
+//! A rotation first reads the token as committed, outside any unit of work,
+//! and when it is usable rotates it with a checked write ([`Rotation::Read`],
+//! ADR 0035): a unit that only writes, which on SQLite is handed to the
+//! writer with others' instead of holding it across the grant's checks (ADR
+//! 0040). A concurrent use that wins first refuses that write, and the
+//! grant is then run again on the locked path ([`Rotation::Locked`]), whose
+//! one statement rotates and reads in the writer's unit and tells a replay
+//! from a revoked grant exactly as before.
 
 use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
+use signet_core::clock::Timestamp;
 use signet_core::oidc_client::{GrantType, OidcClient};
 use signet_core::secret::{PlainToken, TokenKind};
-use signet_core::unit_of_work::{NewRefreshToken, RefreshRotation, Transaction, Tx};
+use signet_core::store::{Refusal, StoreError};
+use signet_core::unit_of_work::{NewRefreshToken, RefreshRotation, StoredRefresh, Transaction, Tx};
 use uuid::Uuid;
 
 use super::codes::CodeGrant;
@@ -72,18 +83,29 @@ pub struct Rotated {
     pub next: PlainToken,
 }
 
+/// How a rotation reads the token it rotates out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// Read as committed, then rotated by a checked write that a concurrent
+    /// use refuses (`Refusal::RefreshRaced`, on SQLite at the unit's
+    /// commit). Only a token found usable is rotated this way; any other
+    /// goes the locked way, which tells the refusals apart.
+    Read,
+    /// Rotated and read by one statement in the writer's unit.
+    Locked,
+}
+
 /// The `refresh_token` grant: rotates the presented token out and stores
 /// the next one in a unit of work it hands back open, for the grant's
 /// audit record to join it. Everything that does not depend on the stored
-/// row (parsing, the next token) is done before the unit opens, and the
-/// row, its family's standing and its user are read by the one rotating
-/// statement: the unit holds SQLite's only writer, so it stays short.
+/// row (parsing, the next token) is done before the unit opens.
 pub async fn refresh(
     app: &App,
     origin: &Origin,
     client: &OidcClient,
     presented: Option<&str>,
     scope: Option<&str>,
+    rotation: Rotation,
 ) -> Result<(Tx, Rotated), Refused> {
     let invalid = |why: &str| OAuthError::new(OAuthCode::InvalidGrant, why.to_owned());
     let presented = presented.ok_or_else(|| OAuthError::new(OAuthCode::InvalidRequest, "refresh_token is required"))?;
@@ -93,6 +115,32 @@ pub async fn refresh(
     let hash = presented.hash();
     let next = PlainToken::generate(TokenKind::RefreshToken);
     let now = app.clock.now();
+    if rotation == Rotation::Read {
+        if let Some(stored) = app.store.oidc_refresh_token(&hash).await? {
+            if usable(&stored, client, now) {
+                let (grant, body) = carried(stored.grant, scope)?;
+                let mut tx = app.store.begin().await?;
+                match tx.rotate_oidc_refresh_checked(&hash, &client.client_id, now).await {
+                    Ok(()) => {
+                        issue_in(app, &mut *tx, client, &next, grant.user_id, &body, stored.family).await?;
+                        return Ok((
+                            tx,
+                            Rotated {
+                                grant,
+                                family: stored.family,
+                                next,
+                            },
+                        ));
+                    }
+                    // PostgreSQL decides at once: a concurrent use won, or
+                    // the grant ended since the read. The locked way tells
+                    // which.
+                    Err(StoreError::Refused(Refusal::RefreshRaced)) => tx.rollback().await?,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
     let mut tx = app.store.begin().await?;
     let (family, body) = match tx.rotate_oidc_refresh(&hash, now).await? {
         // Nothing was written: the refusal's record takes this unit
@@ -143,32 +191,42 @@ pub async fn refresh(
             (family, grant)
         }
     };
+    let (grant, body) = match carried(body, scope) {
+        Ok(carried) => carried,
+        Err(refusal) => {
+            tx.rollback().await?;
+            return Err(refusal);
+        }
+    };
+    issue_in(app, &mut *tx, client, &next, grant.user_id, &body, family).await?;
+    Ok((tx, Rotated { grant, family, next }))
+}
+
+/// Whether a token read as committed may be rotated the [`Rotation::Read`]
+/// way: every check the locked way makes passes.
+fn usable(stored: &StoredRefresh, client: &OidcClient, now: Timestamp) -> bool {
+    !stored.rotated
+        && !stored.revoked
+        && stored.client_id == client.client_id
+        && stored.expires_at > now
+        && stored.grant_standing
+        && stored.user_active
+}
+
+/// The grant a rotation carries on (the stored document `body`) and its
+/// text: as stored unless a requested `scope` narrows it (RFC 6749 §6).
+fn carried(body: String, scope: Option<&str>) -> Result<(CodeGrant, String), Refused> {
     let mut grant: CodeGrant = match serde_json::from_str(&body) {
         Ok(grant) => grant,
         Err(e) => return Err(signet_core::Error::Internal(format!("stored refresh grant: {e}").into()).into()),
     };
-    // A requested scope may only narrow the grant (RFC 6749 §6); the stored
-    // document is carried on as it is unless it does.
-    let narrowed = match scope {
-        Some(requested) => match narrow(&grant.scope, requested) {
-            Ok(narrowed) => Some(narrowed),
-            Err(refusal) => {
-                tx.rollback().await?;
-                return Err(refusal.into());
-            }
-        },
-        None => None,
+    let Some(requested) = scope else {
+        return Ok((grant, body));
     };
-    let body = match narrowed {
-        Some(narrowed) => {
-            grant.scope = narrowed;
-            serde_json::to_string(&grant)
-                .map_err(|e| signet_core::Error::Internal(format!("refresh grant: {e}").into()))?
-        }
-        None => body,
-    };
-    issue_in(app, &mut *tx, client, &next, grant.user_id, &body, family).await?;
-    Ok((tx, Rotated { grant, family, next }))
+    grant.scope = narrow(&grant.scope, requested)?;
+    let body = serde_json::to_string(&grant)
+        .map_err(|e| signet_core::Error::Internal(format!("refresh grant: {e}").into()))?;
+    Ok((grant, body))
 }
 
 /// The scopes of `requested`, each one of `granted` (RFC 6749 §6: "MUST

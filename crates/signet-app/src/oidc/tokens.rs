@@ -26,6 +26,7 @@ use serde_json::json;
 use signet_core::audit::{Actor, AuditEvent, EventType, Origin, Outcome};
 use signet_core::oidc_client::{GrantType, OidcClient};
 use signet_core::secret::{PlainToken, TokenKind};
+use signet_core::store::{Refusal, StoreError};
 use signet_core::unit_of_work::Tx;
 use signet_core::user::User;
 use uuid::Uuid;
@@ -34,6 +35,7 @@ use super::clients::{self, ClientAuth};
 use super::codes::CodeGrant;
 use super::discovery::issuer;
 use super::error::{OAuthCode, OAuthError};
+use super::refresh::Rotation;
 use crate::App;
 
 /// The form fields the token endpoint reads (RFC 6749 §4.4.2).
@@ -135,6 +137,11 @@ struct UserTokens {
 /// Each outcome is one unit of work: the grant's writes (a code redeemed, a
 /// refresh token rotated) and its audit record commit together before the
 /// answer is sent, and tokens are signed only after.
+///
+/// A refresh token is first rotated the way that holds no writer
+/// ([`Rotation::Read`]); if a concurrent use refuses that rotation when it
+/// commits, the request is run again the locked way, which answers it as
+/// the loser of the race it is (a replay: the family is revoked).
 pub async fn exchange(
     app: &App,
     origin: &Origin,
@@ -142,42 +149,109 @@ pub async fn exchange(
     form: &TokenForm,
 ) -> Result<TokenResponse, OAuthError> {
     let claimed = auth.as_ref().ok().map(|a| a.client_id().to_owned());
-    let result = match auth {
-        Ok(auth) => grant(app, origin, &auth, form).await,
-        Err(e) => Err(e.into()),
-    };
-    match result {
-        Ok(settled) => {
-            let mut details = json!({
-                "client_id": settled.client.client_id,
-                "grant_type": settled.grant.as_str(),
-                "scope": settled.scope,
-            });
-            let mut record =
-                AuditEvent::new(EventType::OidcTokenIssued, Actor::Anonymous, Outcome::Success).from_origin(origin);
-            // A user's grant names whose sign-in it rests on: for a code
-            // issued at once to an SSO session this is the only record of
-            // the authorization (ADR 0038).
-            if let (Tokens::User(t), Some(obj)) = (&settled.tokens, details.as_object_mut()) {
-                obj.insert("user_id".into(), json!(t.grant.user_id));
-                obj.insert("session_id".into(), json!(t.grant.session_id));
-                obj.insert("acr".into(), json!(t.grant.acr));
-                obj.insert("grant_id".into(), json!(t.grant_id));
-                record = record.user(signet_core::user::UserId(t.grant.user_id));
-            }
-            let record = record.details(details);
-            let mut tx = settled.unit;
-            app.audit().append(&mut *tx, &record).await?;
-            tx.commit().await?;
-            match settled.tokens {
-                Tokens::Signed(response) => Ok(response),
-                Tokens::User(tokens) => sign_user_tokens(app, &settled.client, *tokens, settled.scope).await,
-            }
+    let auth = match auth {
+        Ok(auth) => auth,
+        Err(e) => {
+            return settle(app, origin, claimed, form, Err(e.into()))
+                .await
+                .unwrap_or_else(Raced::answer)
         }
-        Err(Refused {
+    };
+    let first = grant(app, origin, &auth, form).await;
+    match settle(app, origin, claimed.clone(), form, first).await {
+        Ok(answer) => answer,
+        // The same client, already authenticated, tries again.
+        Err(Raced(client)) => {
+            let again = refresh_grant(app, origin, client, form, Rotation::Locked).await;
+            settle(app, origin, claimed, form, again)
+                .await
+                .unwrap_or_else(Raced::answer)
+        }
+    }
+}
+
+/// A refresh rotated the [`Rotation::Read`] way was refused at its commit:
+/// a concurrent use of the token won, or its grant ended since the read.
+/// Nothing of the unit was written. Carries the authenticated client.
+struct Raced(OidcClient);
+
+impl Raced {
+    /// The answer where no second try follows (the locked way never races,
+    /// so none is given in practice).
+    fn answer(self) -> Result<TokenResponse, OAuthError> {
+        Err(OAuthError::new(
+            OAuthCode::InvalidGrant,
+            "the refresh token was used at the same moment elsewhere",
+        ))
+    }
+}
+
+/// Commits a grant's unit with its audit record and answers it, or records
+/// and answers its refusal.
+async fn settle(
+    app: &App,
+    origin: &Origin,
+    claimed: Option<String>,
+    form: &TokenForm,
+    result: Result<Settled, Refused>,
+) -> Result<Result<TokenResponse, OAuthError>, Raced> {
+    match result {
+        Ok(settled) => issue(app, origin, settled).await,
+        Err(refused) => Ok(refuse(app, origin, claimed, form, refused).await),
+    }
+}
+
+/// Commits a grant's unit with its record, then signs what it issues.
+async fn issue(app: &App, origin: &Origin, settled: Settled) -> Result<Result<TokenResponse, OAuthError>, Raced> {
+    let mut details = json!({
+        "client_id": settled.client.client_id,
+        "grant_type": settled.grant.as_str(),
+        "scope": settled.scope,
+    });
+    let mut record =
+        AuditEvent::new(EventType::OidcTokenIssued, Actor::Anonymous, Outcome::Success).from_origin(origin);
+    // A user's grant names whose sign-in it rests on: for a code issued at
+    // once to an SSO session this is the only record of the authorization
+    // (ADR 0038).
+    if let (Tokens::User(t), Some(obj)) = (&settled.tokens, details.as_object_mut()) {
+        obj.insert("user_id".into(), json!(t.grant.user_id));
+        obj.insert("session_id".into(), json!(t.grant.session_id));
+        obj.insert("acr".into(), json!(t.grant.acr));
+        obj.insert("grant_id".into(), json!(t.grant_id));
+        record = record.user(signet_core::user::UserId(t.grant.user_id));
+    }
+    let record = record.details(details);
+    let mut tx = settled.unit;
+    if let Err(e) = app.audit().append(&mut *tx, &record).await {
+        return Ok(Err(e.into()));
+    }
+    match tx.commit().await {
+        Ok(()) => {}
+        Err(StoreError::Refused(Refusal::RefreshRaced)) if settled.grant == GrantType::RefreshToken => {
+            return Err(Raced(settled.client))
+        }
+        Err(e) => return Ok(Err(e.into())),
+    }
+    Ok(match settled.tokens {
+        Tokens::Signed(response) => Ok(response),
+        Tokens::User(tokens) => sign_user_tokens(app, &settled.client, *tokens, settled.scope).await,
+    })
+}
+
+/// Records a refusal the client can read (in the refused grant's unit, if
+/// it left one open) and answers it.
+async fn refuse(
+    app: &App,
+    origin: &Origin,
+    claimed: Option<String>,
+    form: &TokenForm,
+    refused: Refused,
+) -> Result<TokenResponse, OAuthError> {
+    match refused {
+        Refused {
             error: OAuthError::Refused { code, description },
             unit,
-        }) => {
+        } => {
             let record = AuditEvent::new(EventType::OidcTokenRefused, Actor::Anonymous, Outcome::Denied)
                 .from_origin(origin)
                 .details(json!({
@@ -194,7 +268,7 @@ pub async fn exchange(
             Err(OAuthError::Refused { code, description })
         }
         // The unit, if any, is dropped: rolled back.
-        Err(Refused { error, .. }) => Err(error),
+        Refused { error, .. } => Err(error),
     }
 }
 
@@ -216,26 +290,7 @@ async fn grant(app: &App, origin: &Origin, auth: &ClientAuth, form: &TokenForm) 
             if !client.allows_grant(grant) {
                 return Err(unauthorized().into());
             }
-            let (unit, rotated) = super::refresh::refresh(
-                app,
-                origin,
-                &client,
-                form.refresh_token.as_deref(),
-                form.scope.as_deref(),
-            )
-            .await?;
-            Ok(Settled {
-                scope: Some(rotated.grant.scope.join(" ")),
-                tokens: Tokens::User(Box::new(UserTokens {
-                    grant: rotated.grant,
-                    grant_id: rotated.family,
-                    user: None,
-                    refresh: Some(rotated.next),
-                })),
-                client,
-                grant,
-                unit,
-            })
+            refresh_grant(app, origin, client, form, Rotation::Read).await
         }
         GrantType::AuthorizationCode => {
             if !client.allows_grant(grant) {
@@ -259,6 +314,37 @@ async fn grant(app: &App, origin: &Origin, auth: &ClientAuth, form: &TokenForm) 
             })
         }
     }
+}
+
+/// The `refresh_token` grant for an authenticated client allowed it.
+async fn refresh_grant(
+    app: &App,
+    origin: &Origin,
+    client: OidcClient,
+    form: &TokenForm,
+    rotation: Rotation,
+) -> Result<Settled, Refused> {
+    let (unit, rotated) = super::refresh::refresh(
+        app,
+        origin,
+        &client,
+        form.refresh_token.as_deref(),
+        form.scope.as_deref(),
+        rotation,
+    )
+    .await?;
+    Ok(Settled {
+        scope: Some(rotated.grant.scope.join(" ")),
+        tokens: Tokens::User(Box::new(UserTokens {
+            grant: rotated.grant,
+            grant_id: rotated.family,
+            user: None,
+            refresh: Some(rotated.next),
+        })),
+        client,
+        grant: GrantType::RefreshToken,
+        unit,
+    })
 }
 
 /// The scopes granted: the requested ones, each allowed to the client.

@@ -241,6 +241,12 @@ impl OidcClientStore for FailingStore {
     async fn oidc_grant_standing(&self, id: Uuid) -> StoreResult<Option<bool>> {
         self.inner.oidc_grant_standing(id).await
     }
+    async fn oidc_refresh_token(
+        &self,
+        hash: &TokenHash,
+    ) -> StoreResult<Option<signet_core::unit_of_work::StoredRefresh>> {
+        self.inner.oidc_refresh_token(hash).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -718,6 +724,14 @@ impl OidcGrantWrites for FailingTx {
     }
     async fn rotate_oidc_refresh(&mut self, hash: &TokenHash, now: Timestamp) -> StoreResult<RefreshRotation> {
         self.inner.rotate_oidc_refresh(hash, now).await
+    }
+    async fn rotate_oidc_refresh_checked(
+        &mut self,
+        hash: &TokenHash,
+        client_id: &str,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        self.inner.rotate_oidc_refresh_checked(hash, client_id, now).await
     }
     async fn revoke_oidc_family(&mut self, family: Uuid, now: Timestamp) -> StoreResult<u64> {
         self.inner.revoke_oidc_family(family, now).await

@@ -1314,6 +1314,50 @@ pub(crate) fn claims_of(jws: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
+/// Twenty uses of one refresh token at once: the first way (read, then a
+/// checked rotation, ADR 0040) lets exactly one through, and every loser
+/// is answered as the replay it is, on the locked way: `invalid_grant`,
+/// and the family revoked, the winner's new tokens included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_uses_of_one_refresh_token_issue_once_and_revoke_the_family() {
+    let srv = TestServer::start().await;
+    let admin = srv.admin_token().await;
+    let (_, session, _auth) = passkey_user(&srv, "grace@example.com").await;
+    let (client_id, secret) = offline_client(&srv, &admin).await;
+    let client = (client_id.as_str(), secret.as_str());
+    let code = code_for(&srv, &session, &client_id, &[("scope", "openid offline_access")]).await;
+    let (s, tokens) = redeem(&srv, client, &code, None).await;
+    assert_eq!(s, StatusCode::OK, "{tokens}");
+    let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let answers = futures::future::join_all((0..20).map(|_| refresh(&srv, client, &rt, None))).await;
+    let won: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    for (s, body) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(
+            (*s, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "{body}"
+        );
+    }
+    // The family is revoked: the winner's refresh and access tokens too.
+    let next = won[0]["refresh_token"].as_str().unwrap();
+    let (s, body) = refresh(&srv, client, next, None).await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    assert_eq!(
+        userinfo_status(&srv, won[0]["access_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(!srv.audit_of_type("oidc.refresh_reused").await.is_empty());
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn oidcc_refresh_token_rotates_and_a_replay_revokes_the_family() {
     let srv = TestServer::start().await;
