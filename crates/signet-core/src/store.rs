@@ -512,6 +512,14 @@ pub trait Store:
     async fn probe_write(&self, now: crate::clock::Timestamp) -> StoreResult<()>;
     /// `sqlite` or `postgres`, for logs and metrics.
     fn backend(&self) -> &'static str;
+    /// Whether every unit of work queues on one writer (SQLite), so that a
+    /// unit that only writes is handed to it with others' while one that
+    /// reads through it holds it (ADR 0040): a use case may then read
+    /// outside its unit first. On PostgreSQL the read inside the unit is
+    /// one round trip fewer.
+    fn single_writer(&self) -> bool {
+        self.backend() == "sqlite"
+    }
     /// A passkey by its credential id (base64url) with its owner and the
     /// end of its cooling-off, in one read where the engine allows it: a
     /// passkey login needs all three, on every login.

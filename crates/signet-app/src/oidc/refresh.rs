@@ -18,11 +18,12 @@
 //! A refresh answers an access token and the next refresh token; no new ID
 //! token (Core §12.2 makes it optional).
 //!
-//! A rotation first reads the token as committed, outside any unit of work,
-//! and when it is usable rotates it with a checked write ([`Rotation::Read`],
-//! ADR 0035): a unit that only writes, which on SQLite is handed to the
-//! writer with others' instead of holding it across the grant's checks (ADR
-//! 0040). A concurrent use that wins first refuses that write, and the
+//! On SQLite a rotation first reads the token as committed, outside any
+//! unit of work, and when it is usable rotates it with a checked write
+//! ([`Rotation::Read`], ADR 0035): a unit that only writes, which is handed
+//! to the single writer with others' instead of holding it across the
+//! grant's checks (ADR 0040). On PostgreSQL the locked way is one round trip
+//! fewer and is always taken. A concurrent use that wins first refuses that write, and the
 //! grant is then run again on the locked path ([`Rotation::Locked`]), whose
 //! one statement rotates and reads in the writer's unit and tells a replay
 //! from a revoked grant exactly as before.
@@ -115,7 +116,9 @@ pub async fn refresh(
     let hash = presented.hash();
     let next = PlainToken::generate(TokenKind::RefreshToken);
     let now = app.clock.now();
-    if rotation == Rotation::Read {
+    // Only a single writer gains from the read: on PostgreSQL the locked
+    // way is one round trip fewer.
+    if rotation == Rotation::Read && app.store.single_writer() {
         if let Some(stored) = app.store.oidc_refresh_token(&hash).await? {
             if usable(&stored, client, now) {
                 let (grant, body) = carried(stored.grant, scope)?;
