@@ -1205,6 +1205,19 @@ fn app_code<'a>(hash: &'a TokenHash, id: Uuid, client_id: &'a str, user: Uuid, s
     }
 }
 
+/// A family of client `app` for `user`: its code (hash `code`) redeemed
+/// and its first refresh token (hash `token`), committed. Returns its id.
+async fn family_of(s: &Arc<SqlStore>, user: Uuid, code: &TokenHash, token: &TokenHash) -> Uuid {
+    let family = Uuid::new_v4();
+    let mut tx = s.begin().await.unwrap();
+    tx.redeem_oidc_code(&app_code(code, family, "app", user, Uuid::new_v4()), at(0))
+        .await
+        .unwrap();
+    tx.insert_oidc_refresh(&app_refresh(token, family, user)).await.unwrap();
+    tx.commit().await.unwrap();
+    family
+}
+
 /// A refresh token of client `app` for `user` in `family`, alive until
 /// 600 s.
 fn app_refresh(hash: &TokenHash, family: Uuid, user: Uuid) -> signet_core::unit_of_work::NewRefreshToken<'_> {
@@ -2645,26 +2658,9 @@ async fn revoke_while_rotating(s: &Arc<SqlStore>, user: Uuid, n: u8, checked: bo
     use signet_core::unit_of_work::RefreshRotation;
     for round in 0..12u8 {
         let round_key = [n, round];
-        let family = Uuid::new_v4();
         let first = TokenHash::of(&[b'f', round_key[0], round_key[1]]);
         let next = TokenHash::of(&[b'n', round_key[0], round_key[1]]);
-        let mut tx = s.begin().await.unwrap();
-        tx.redeem_oidc_code(
-            &app_code(
-                &TokenHash::of(&[b'c', round_key[0], round_key[1]]),
-                family,
-                "app",
-                user,
-                Uuid::new_v4(),
-            ),
-            at(0),
-        )
-        .await
-        .unwrap();
-        tx.insert_oidc_refresh(&app_refresh(&first, family, user))
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        let family = family_of(s, user, &TokenHash::of(&[b'c', round_key[0], round_key[1]]), &first).await;
 
         // The rotation issues the next token only when the family stood, as
         // the refresh grant does.
@@ -2754,19 +2750,8 @@ async fn a_refresh_token_read_usable_rotates_by_one_checked_write(s: Arc<SqlStor
     // Two families, each a code redeemed with its first refresh token.
     let mut families = Vec::new();
     for n in 0..2u8 {
-        let family = Uuid::new_v4();
         let token = TokenHash::of(&[b'r', n]);
-        let mut tx = s.begin().await.unwrap();
-        tx.redeem_oidc_code(
-            &app_code(&TokenHash::of(&[b'c', n]), family, "app", user, Uuid::new_v4()),
-            at(0),
-        )
-        .await
-        .unwrap();
-        tx.insert_oidc_refresh(&app_refresh(&token, family, user))
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
+        let family = family_of(&s, user, &TokenHash::of(&[b'c', n]), &token).await;
         families.push((family, token));
     }
     let (family, token) = families[0];
