@@ -1,5 +1,6 @@
-//! Units that only insert are handed to the writer, many in one call
-//! (ADR 0040).
+//! Units that need no answer from the writer (their writes are all
+//! deferred inserts and checked writes, and audit records) are handed to
+//! it, many in one call (ADR 0040).
 //!
 //! # Why
 //!
@@ -252,18 +253,18 @@ impl Member {
             Some(h) => Some(h),
             None if call.iter().any(|u| !u.records.is_empty()) => match self.read_chain_head().await {
                 Ok(h) => Some(h),
-                // Nothing was sent: these units fail (as each would have
-                // at its own first append), and the group goes on.
-                Err(e) => {
-                    let failure = Failure::of(&e);
-                    for unit in call {
-                        unit.answer(Err(failure.clone().into_error()));
-                    }
-                    return (Ran::Answered, Vec::new());
-                }
+                // SQLite may have ended the transaction (an I/O error, a
+                // full disk): writes sent after would run outside it. The
+                // group fails, as for a unit of its own.
+                Err(e) => return (self.fail_now(&e), call),
             },
             None => None,
         };
+        // Cancelled while the head was read: still not sent.
+        let call: Vec<Handed> = call.into_iter().filter(|u| !u.abandoned()).collect();
+        if call.is_empty() {
+            return (Ran::Answered, Vec::new());
+        }
         let batch = Batch::of(&call, head);
         let ran = {
             // A failure from here may leave a release in doubt.

@@ -167,9 +167,10 @@ async fn past_their_budget_anonymous_starts_are_shed_at_once_while_probes_and_se
     srv.stop().await;
 }
 
-/// On SQLite a unit of work holds the one writer. A write that waits for it
-/// past its deadline is cancelled; nothing of it is stored, and the same
-/// write succeeds once the writer is free.
+/// On SQLite a unit of work holds the one writer from its first statement
+/// that needs an answer (ADR 0040). A write that waits for it past its
+/// deadline is cancelled; nothing of it is stored, and the same write
+/// succeeds once the writer is free.
 #[tokio::test]
 async fn a_write_cancelled_at_its_deadline_while_waiting_for_the_database_leaves_nothing() {
     let srv = TestServer::start_with(limits(&[("SIGNET_LIMITS__REQUEST_TIMEOUT", "1s")])).await;
@@ -179,7 +180,9 @@ async fn a_write_cancelled_at_its_deadline_while_waiting_for_the_database_leaves
         return;
     }
     let admin = srv.admin_token().await;
-    let unit = srv.app().store.begin().await.unwrap();
+    let mut unit = srv.app().store.begin().await.unwrap();
+    // A read through the unit: it takes the writer, and holds it.
+    unit.oidc_code_standing(uuid::Uuid::new_v4()).await.unwrap();
     let started = Instant::now();
     let (s, body) = srv
         .call(
