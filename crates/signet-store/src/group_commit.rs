@@ -637,31 +637,48 @@ fn leave(
     }
 }
 
-/// Runs one of the writer's own tasks (a group's commit, its closer, a
-/// leader of handed units) on the writer's runtime ([`writer_runtime`]), or
-/// on the caller's if that could not be built.
+/// Runs one of the group's own steps (its commit, its closer, the rollback
+/// of an empty group) on the runtime it was called from: a leader's steps
+/// stay on the writer's runtime ([`spawn_leader`]), a joined unit's on the
+/// server's.
 fn spawn<F>(task: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(task);
+    }
+}
+
+/// Runs a leader of handed units ([`handed`]) on the writer's runtime
+/// ([`writer_runtime`]), or on the caller's if that could not be built.
+/// What the leader starts (its group's commit or closer) runs there too.
+fn spawn_leader<F>(task: F)
 where
     F: std::future::Future<Output = ()> + Send + 'static,
 {
     if let Some(rt) = writer_runtime() {
         rt.spawn(task);
-    } else if let Ok(rt) = tokio::runtime::Handle::try_current() {
-        rt.spawn(task);
+    } else {
+        spawn(task);
     }
 }
 
-/// A runtime with one thread of its own for the writer's tasks (ADR 0040).
+/// A runtime with one thread of its own for the leaders of handed units
+/// (ADR 0040).
 ///
-/// Spawned on the server's runtime, each step of the writer's chain (a
-/// leader taking the writer's turn, a group's `COMMIT` sent, the next
-/// group's call) waited in the run queues behind every request's HTTP and
-/// signing work, while the writer's connection sat idle: measured on the
-/// reference machine, `client_credentials` grants ran 30 to 50 % faster
-/// with these steps on a thread of their own, which the operating system
-/// wakes at once because it is almost always asleep. The tasks are small
-/// (a call composed, an outcome told), so one thread for the process
-/// serves every SQLite store in it; it lives as long as the process.
+/// Spawned on the server's runtime, each step of a leader's chain (taking
+/// the writer's turn, its call, its group's `COMMIT`, the next leader's
+/// call) waited in the run queues behind every request's HTTP and signing
+/// work, while the writer's connection sat idle: measured on the reference
+/// machine, `client_credentials` grants ran 30 to 50 % faster with these
+/// steps on a thread of their own, which the operating system wakes at
+/// once because it is almost always asleep. A joined unit's commit stays
+/// on the server's runtime: moved here too, it cost the code flow about
+/// 5 % (A-B-B-A), a thread switch more per group for work that is already
+/// on a busy core. The tasks are small (a call composed, an outcome told),
+/// so one thread for the process serves every SQLite store in it; it lives
+/// as long as the process.
 fn writer_runtime() -> Option<&'static tokio::runtime::Runtime> {
     static WRITER: std::sync::OnceLock<Option<tokio::runtime::Runtime>> = std::sync::OnceLock::new();
     WRITER

@@ -66,7 +66,7 @@ use signet_core::store::{StoreError, StoreResult};
 use sqlx::Either;
 use tokio::sync::{oneshot, watch};
 
-use super::{outcome, spawn, ChainHead, Failure, GroupCommit, Member, Outcome, RELEASE_AND_REOPEN, ROLLBACK_TO};
+use super::{outcome, spawn_leader, ChainHead, Failure, GroupCommit, Member, Outcome, RELEASE_AND_REOPEN, ROLLBACK_TO};
 use crate::deferred::{self, Deferred};
 use crate::tx::PendingAudit;
 use crate::{audit, backend};
@@ -119,7 +119,7 @@ impl GroupCommit {
             queue.len() == 1
         };
         if leads {
-            spawn(lead(self.clone(), pool.clone()));
+            spawn_leader(lead(self.clone(), pool.clone()));
         }
         let joined = answer.await.map_err(|_| Failure::lost().into_error())??;
         outcome(joined).await
@@ -158,7 +158,7 @@ fn requeue(gc: &Arc<GroupCommit>, pool: &sqlx::SqlitePool, units: VecDeque<Hande
         !waiting_leader
     };
     if leads {
-        spawn(lead(gc.clone(), pool.clone()));
+        spawn_leader(lead(gc.clone(), pool.clone()));
     }
 }
 
