@@ -446,6 +446,12 @@ impl Member {
     pub(crate) fn released_in_place(&mut self, head: Option<ChainHead>) -> watch::Receiver<Option<Outcome>> {
         self.releasing = false;
         self.in_savepoint = false;
+        self.enter_group(head)
+    }
+
+    /// A unit's release ran: it is one more member of the group, `head` the
+    /// chain head after its records. Returns where its outcome is told.
+    fn enter_group(&self, head: Option<ChainHead>) -> watch::Receiver<Option<Outcome>> {
         self.advance_head(head);
         self.group.released.fetch_add(1, Ordering::SeqCst);
         self.gc.units.fetch_add(1, Ordering::SeqCst);
@@ -473,10 +479,7 @@ impl Member {
         if self.is_last() {
             if let (Some(conn), Some(slot)) = (self.conn.take(), self.slot.take()) {
                 self.in_savepoint = false;
-                self.advance_head(head);
-                self.group.released.fetch_add(1, Ordering::SeqCst);
-                self.gc.units.fetch_add(1, Ordering::SeqCst);
-                let rx = self.group.outcome.subscribe();
+                let rx = self.enter_group(head);
                 spawn(commit(conn, slot, self.group.clone(), self.gc.clone(), Some(RELEASE)));
                 return Ok(rx);
             }
@@ -816,6 +819,15 @@ pub(crate) mod tests {
         tx.observe(r)
     }
 
+    /// A unit holding the writer: its insert of `k` took the writer's
+    /// turn (a unit takes it at its first statement that needs an answer,
+    /// ADR 0040), and it keeps it until it commits or rolls back.
+    pub(super) async fn holding(store: &SqlStore, k: &str) -> SqlTx {
+        let mut tx = store.begin_tx().await.unwrap();
+        insert(&mut tx, k).await.unwrap();
+        tx
+    }
+
     pub(super) async fn insert(tx: &mut SqlTx, k: &str) -> signet_core::store::StoreResult<()> {
         exec(tx, &format!("INSERT INTO gc_parent (k) VALUES ('{k}')")).await
     }
@@ -924,8 +936,7 @@ pub(crate) mod tests {
     async fn a_member_that_fails_or_is_dropped_takes_only_its_own_work() {
         let (store, _dir) = store().await;
         // X holds the writer while A, B, D and C queue behind it.
-        let mut x = store.begin_tx().await.unwrap();
-        insert(&mut x, "x").await.unwrap();
+        let mut x = holding(&store, "x").await;
         let a = unit(&store, "a");
         settle().await;
         let b = {
@@ -990,8 +1001,7 @@ pub(crate) mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_member_cancelled_while_waiting_still_ends_its_group() {
         let (store, _dir) = store().await;
-        let mut x = store.begin_tx().await.unwrap();
-        insert(&mut x, "x").await.unwrap();
+        let mut x = holding(&store, "x").await;
         let a = unit(&store, "a");
         settle().await;
         // X releases into a group parked for A, then stops waiting.
@@ -1063,8 +1073,7 @@ pub(crate) mod tests {
         use signet_core::store::AuditStore;
         let taken = uuid::Uuid::new_v4();
         audited(store, "x", taken).await.unwrap().unwrap();
-        let mut hold = store.begin_tx().await.unwrap();
-        insert(&mut hold, "hold").await.unwrap();
+        let mut hold = holding(store, "hold").await;
         let a = audited(store, "a", uuid::Uuid::new_v4());
         settle().await;
         let b = if last {
@@ -1144,8 +1153,7 @@ pub(crate) mod tests {
         use signet_core::store::{Refusal, StoreError};
         use signet_core::unit_of_work::AuditAppend;
         let (store, _dir) = store().await;
-        let mut hold = store.begin_tx().await.unwrap();
-        insert(&mut hold, "taken").await.unwrap();
+        let mut hold = holding(&store, "taken").await;
         let a = audited(&store, "a", uuid::Uuid::new_v4());
         settle().await;
         let b = {

@@ -315,38 +315,53 @@ impl OidcGrantWrites for SqlTx {
     }
 
     async fn revoke_oidc_family(&mut self, family: Uuid, now: Timestamp) -> StoreResult<u64> {
+        // The refresh tokens first, then the code: a rotation locks its
+        // token, then (inserting the next one) keys its code, so every
+        // writer of a family takes its rows in that order. Code first, two
+        // revocations and a rotation of one family deadlocked on PostgreSQL
+        // (concurrent replays of one token).
         in_tx!(self, |c| {
+            let revoked = sqlx::query(
+                "UPDATE oidc_refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(family.to_string())
+            .bind(now.as_millis())
+            .execute(&mut *c)
+            .await
+            .map_err(backend)?
+            .rows_affected();
             sqlx::query("UPDATE oidc_codes SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
                 .bind(family.to_string())
                 .bind(now.as_millis())
                 .execute(&mut *c)
                 .await
                 .map_err(backend)?;
-            sqlx::query("UPDATE oidc_refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
-                .bind(family.to_string())
-                .bind(now.as_millis())
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?
-                .rows_affected()
+            revoked
         })
     }
 
     async fn revoke_oidc_user(&mut self, user: UserId, now: Timestamp) -> StoreResult<u64> {
+        // The refresh tokens first, then the code: a rotation locks its
+        // token, then (inserting the next one) keys its code, so every
+        // writer of a family takes its rows in that order. Code first, two
+        // revocations and a rotation of one family deadlocked on PostgreSQL
+        // (concurrent replays of one token).
         in_tx!(self, |c| {
+            let revoked =
+                sqlx::query("UPDATE oidc_refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(user.0.to_string())
+                    .bind(now.as_millis())
+                    .execute(&mut *c)
+                    .await
+                    .map_err(backend)?
+                    .rows_affected();
             sqlx::query("UPDATE oidc_codes SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
                 .bind(user.0.to_string())
                 .bind(now.as_millis())
                 .execute(&mut *c)
                 .await
                 .map_err(backend)?;
-            sqlx::query("UPDATE oidc_refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-                .bind(user.0.to_string())
-                .bind(now.as_millis())
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?
-                .rows_affected()
+            revoked
         })
     }
 

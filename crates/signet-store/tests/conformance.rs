@@ -2788,12 +2788,7 @@ async fn a_refresh_token_read_usable_rotates_by_one_checked_write(s: Arc<SqlStor
     // Another client's rotation, or one once the token expired, is refused.
     let (_, second_token) = families[1];
     for (client, when) in [("other", 2), ("app", 600)] {
-        let mut tx = s.begin().await.unwrap();
-        let r = async {
-            tx.rotate_oidc_refresh_checked(&second_token, client, at(when)).await?;
-            tx.commit().await
-        }
-        .await;
+        let r = rotate_alone(&s, &second_token, client, at(when)).await;
         assert!(
             matches!(r, Err(StoreError::Refused(Refusal::RefreshRaced))),
             "{client} at {when}: {r:?}"
@@ -2808,12 +2803,7 @@ async fn a_refresh_token_read_usable_rotates_by_one_checked_write(s: Arc<SqlStor
     tx.commit().await.unwrap();
     let read = s.oidc_refresh_token(&token).await.unwrap().unwrap();
     assert!(read.revoked && !read.grant_standing, "{read:?}");
-    let mut tx = s.begin().await.unwrap();
-    let r = async {
-        tx.rotate_oidc_refresh_checked(&token, "app", at(4)).await?;
-        tx.commit().await
-    }
-    .await;
+    let r = rotate_alone(&s, &token, "app", at(4)).await;
     assert!(matches!(r, Err(StoreError::Refused(Refusal::RefreshRaced))), "{r:?}");
 
     // A token of the first family (its code unrevoked), its user disabled.
@@ -2828,13 +2818,17 @@ async fn a_refresh_token_read_usable_rotates_by_one_checked_write(s: Arc<SqlStor
         .unwrap());
     tx.commit().await.unwrap();
     assert!(!s.oidc_refresh_token(&third).await.unwrap().unwrap().user_active);
-    let mut tx = s.begin().await.unwrap();
-    let r = async {
-        tx.rotate_oidc_refresh_checked(&third, "app", at(7)).await?;
-        tx.commit().await
-    }
-    .await;
+    let r = rotate_alone(&s, &third, "app", at(7)).await;
     assert!(matches!(r, Err(StoreError::Refused(Refusal::RefreshRaced))), "{r:?}");
+}
+
+/// A unit that only rotates `token` by the checked write, as `client` at
+/// `now`, and commits: refused on PostgreSQL at the write, on SQLite at the
+/// commit.
+async fn rotate_alone(s: &Arc<SqlStore>, token: &TokenHash, client: &str, now: Timestamp) -> StoreResult<()> {
+    let mut tx = s.begin().await?;
+    tx.rotate_oidc_refresh_checked(token, client, now).await?;
+    tx.commit().await
 }
 
 async fn oidc_codes_and_refresh_tokens_are_single_use_and_revoke_their_family(s: Arc<SqlStore>) {

@@ -176,22 +176,34 @@ pub async fn refresh(
             grant_standing,
             user_active,
         } => {
-            // Presented by another client, expired, or of a revoked grant:
-            // nothing changes (the rotation is undone).
-            if revoked || client_id != client.client_id || expires_at <= now {
-                tx.rollback().await?;
-                return Err(invalid("the refresh token is not valid").into());
+            let rotated = StoredRefresh {
+                family,
+                client_id,
+                grant,
+                expires_at,
+                revoked,
+                rotated: false,
+                grant_standing,
+                user_active,
+            };
+            match unusable(&rotated, client, now) {
+                // Presented by another client, expired, or of a revoked
+                // grant: nothing changes (the rotation is undone).
+                Some(Unusable::Invalid) => {
+                    tx.rollback().await?;
+                    return Err(invalid("the refresh token is not valid").into());
+                }
+                Some(Unusable::GrantRevoked) => {
+                    tx.rollback().await?;
+                    return Err(invalid("the grant was revoked").into());
+                }
+                // The account was disabled: the token is used up, nothing
+                // new is issued.
+                Some(Unusable::Inactive) => {
+                    return Err(Refused::with_unit(invalid("the account is no longer active"), tx));
+                }
+                None => (rotated.family, rotated.grant),
             }
-            if !grant_standing {
-                tx.rollback().await?;
-                return Err(invalid("the grant was revoked").into());
-            }
-            // The account was disabled: the token is used up, nothing new
-            // is issued.
-            if !user_active {
-                return Err(Refused::with_unit(invalid("the account is no longer active"), tx));
-            }
-            (family, grant)
         }
     };
     let (grant, body) = match carried(body, scope) {
@@ -205,15 +217,35 @@ pub async fn refresh(
     Ok((tx, Rotated { grant, family, next }))
 }
 
+/// Why a refresh token may not be carried on, in the order the locked way
+/// tells them apart.
+enum Unusable {
+    /// Revoked, another client's, or expired.
+    Invalid,
+    /// Its family's code was revoked.
+    GrantRevoked,
+    /// Its user is disabled or gone.
+    Inactive,
+}
+
+/// The checks every rotation makes of a token, rotated out by the locked
+/// way or read as committed by the [`Rotation::Read`] way.
+fn unusable(stored: &StoredRefresh, client: &OidcClient, now: Timestamp) -> Option<Unusable> {
+    if stored.revoked || stored.client_id != client.client_id || stored.expires_at <= now {
+        Some(Unusable::Invalid)
+    } else if !stored.grant_standing {
+        Some(Unusable::GrantRevoked)
+    } else if !stored.user_active {
+        Some(Unusable::Inactive)
+    } else {
+        None
+    }
+}
+
 /// Whether a token read as committed may be rotated the [`Rotation::Read`]
-/// way: every check the locked way makes passes.
+/// way: not rotated out yet, and every check the locked way makes passes.
 fn usable(stored: &StoredRefresh, client: &OidcClient, now: Timestamp) -> bool {
-    !stored.rotated
-        && !stored.revoked
-        && stored.client_id == client.client_id
-        && stored.expires_at > now
-        && stored.grant_standing
-        && stored.user_active
+    !stored.rotated && unusable(stored, client, now).is_none()
 }
 
 /// The grant a rotation carries on (the stored document `body`) and its

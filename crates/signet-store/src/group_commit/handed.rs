@@ -135,12 +135,14 @@ async fn lead(gc: Arc<GroupCommit>, pool: sqlx::SqlitePool) {
     let units = std::mem::take(&mut *gc.queue());
     match joined {
         Ok(member) => member.run_handed(units, &pool).await,
-        Err(e) => {
-            let failure = Failure::of(&e);
-            for unit in units {
-                unit.answer(Err(failure.clone().into_error()));
-            }
-        }
+        Err(e) => fail_all(units, &Failure::of(&e)),
+    }
+}
+
+/// Tells every one of `units` that its group could not be had or failed.
+fn fail_all(units: impl IntoIterator<Item = Handed>, failure: &Failure) {
+    for unit in units {
+        unit.answer(Err(failure.clone().into_error()));
     }
 }
 
@@ -232,9 +234,7 @@ impl Member {
                 }
                 Ran::GroupFailed(failure) => {
                     left.extend(units.drain(..));
-                    for unit in left {
-                        unit.answer(Err(failure.clone().into_error()));
-                    }
+                    fail_all(left, &failure);
                     return;
                 }
             }
@@ -321,11 +321,8 @@ impl Member {
     /// A handed unit's release ran: it is a member of the group, `head` the
     /// chain head after its records.
     fn released_handed(&mut self, head: Option<ChainHead>) -> watch::Receiver<Option<Outcome>> {
-        self.advance_head(head);
-        self.group.released.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.gc.units.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.gc.handed_units.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.group.outcome.subscribe()
+        self.enter_group(head)
     }
 
     /// Reads the chain head inside the group's transaction (when opening it
@@ -486,7 +483,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group_commit::tests::{event, exec, insert, keys, settle, store, verified_chain};
+    use crate::group_commit::tests::{event, exec, holding, keys, settle, store, verified_chain};
     use crate::SqlStore;
     use signet_core::store::Refusal;
     use signet_core::unit_of_work::AuditAppend;
@@ -544,8 +541,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_handed_unit_that_fails_takes_only_its_own_work() {
         let (store, _dir) = store().await;
-        let mut hold = store.begin_tx().await.unwrap();
-        insert(&mut hold, "taken").await.unwrap();
+        let mut hold = holding(&store, "taken").await;
         let a = handed(&store, "a", PARENT);
         let b = handed(
             &store,
@@ -602,8 +598,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_leader_fills_its_group_and_leaves_the_rest_to_the_next() {
         let (store, _dir) = store().await;
-        let mut hold = store.begin_tx().await.unwrap();
-        insert(&mut hold, "hold").await.unwrap();
+        let mut hold = holding(&store, "hold").await;
         let units: Vec<_> = (0..100).map(|i| handed_insert(&store, format!("k{i:03}"))).collect();
         settle().await;
         let before = store.commit_stats();
@@ -625,8 +620,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_unit_cancelled_while_it_waits_in_the_queue_is_not_written() {
         let (store, _dir) = store().await;
-        let mut hold = store.begin_tx().await.unwrap();
-        insert(&mut hold, "hold").await.unwrap();
+        let mut hold = holding(&store, "hold").await;
         let gone = handed(&store, "gone", PARENT);
         let kept = handed(&store, "kept", PARENT);
         settle().await;
