@@ -253,6 +253,31 @@ pub(crate) const INSERT: &str = concat!(
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 );
 
+/// One `INSERT` of `rows` sealed records (`$1`..`$12` the first's, as
+/// [`bind_record`] binds each in turn): the records of every unit in a
+/// call of handed units, one statement instead of one per record.
+pub(crate) fn insert_rows(rows: usize) -> String {
+    use std::fmt::Write as _;
+    let mut sql = String::from(concat!("INSERT INTO audit_log (", audit_columns!(), ") VALUES "));
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 1..=AUDIT_COLUMNS {
+            // Writing into a String cannot fail.
+            let _ = write!(
+                sql,
+                "{}${}",
+                if col == 1 { "" } else { ", " },
+                row * AUDIT_COLUMNS + col
+            );
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// The columns [`bind_record`] binds.
+const AUDIT_COLUMNS: usize = 12;
+
 /// Binds a record's columns as `$1`..`$12`, in `audit_columns!` order.
 pub(crate) fn bind_record<'q, DB>(
     q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,

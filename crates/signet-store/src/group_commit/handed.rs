@@ -35,6 +35,13 @@
 //!   still a member of the group with its own savepoint; the group commits
 //!   (one `COMMIT`, one fsync) as before, and each unit is acknowledged
 //!   only by its group's outcome.
+//! - **A whole call first** (the amendment of ADR 0040). The driver
+//!   answers a call one message per statement, and the leader's thread
+//!   waits and wakes for them, so a call first carries every unit at
+//!   once: their deferred writes, every unit's records in one multi-row
+//!   `INSERT`, one marker and one release for all of them. Only if a
+//!   statement of it fails is it rolled back to its savepoint and its units
+//!   sent unit by unit, as below.
 //! - **One unit's failure is its own.** SQLite stops a call at its first
 //!   failing statement, and the driver streams every result it produced
 //!   before the error. Each unit's part ends with two markers, `SELECT 2i`
@@ -196,6 +203,26 @@ enum Ran {
     GroupFailed(Failure),
 }
 
+/// How a call of every unit at once ([`Member::run_whole`]) ended.
+enum Whole {
+    /// Every unit is in the group and was answered.
+    Released,
+    /// A unit's statement failed; the call was rolled back to its
+    /// savepoint and its units are to go again, unit by unit.
+    RolledBack(Vec<Handed>),
+    /// The group failed (its units were not answered).
+    GroupFailed(Failure, Vec<Handed>),
+}
+
+/// Where a call's markers go.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Markers {
+    /// One marker and one release after every unit's statements.
+    Whole,
+    /// Two markers per unit, around its own release.
+    EachUnit,
+}
+
 impl Member {
     /// Runs `units` (in the order they were handed) in calls of at most
     /// [`PER_CALL`], then hands the connection on as any member does when
@@ -214,6 +241,9 @@ impl Member {
         // do among these: none of them was answered yet.
         units.sort_by_cached_key(Handed::shape);
         let mut units: VecDeque<Handed> = units.into();
+        // Once a whole call failed, the rest of these units go unit by
+        // unit: a failure seldom comes alone (a burst of replays).
+        let mut unit_by_unit = false;
         while !units.is_empty() {
             // A unit whose request was cancelled before its call was sent
             // is dropped: nothing of it is written, as for a unit cancelled
@@ -224,7 +254,7 @@ impl Member {
                 break;
             }
             let call: Vec<Handed> = units.drain(..take).collect();
-            let (ran, mut left) = self.run_call(call).await;
+            let (ran, mut left) = self.run_call(call, &mut unit_by_unit).await;
             match ran {
                 Ran::Answered => {
                     // Not run: first in the next call, in their order.
@@ -246,9 +276,10 @@ impl Member {
         self.leave();
     }
 
-    /// One call for `call`'s units. Returns how it ended and the units it
-    /// did not answer.
-    async fn run_call(&mut self, call: Vec<Handed>) -> (Ran, Vec<Handed>) {
+    /// One call for `call`'s units: first as a whole ([`Member::run_whole`]),
+    /// unless `unit_by_unit`, which a whole call that fails sets. Returns
+    /// how it ended and the units it did not answer.
+    async fn run_call(&mut self, call: Vec<Handed>, unit_by_unit: &mut bool) -> (Ran, Vec<Handed>) {
         let head = match self.chain_head() {
             Some(h) => Some(h),
             None if call.iter().any(|u| !u.records.is_empty()) => match self.read_chain_head().await {
@@ -265,23 +296,23 @@ impl Member {
         if call.is_empty() {
             return (Ran::Answered, Vec::new());
         }
-        let batch = Batch::of(&call, head);
-        let ran = {
-            // A failure from here may leave a release in doubt.
-            self.releasing();
-            let mut q = sqlx::query(&batch.sql).persistent(batch.same_shape);
-            for (unit, records) in call.iter().zip(&batch.records) {
-                q = deferred::bind(deferred::values(&unit.inserts), q);
-                for rec in records {
-                    q = audit::bind_record(q, rec);
+        let call = if *unit_by_unit {
+            call
+        } else {
+            match self.run_whole(call, head).await {
+                Whole::Released => return (Ran::Answered, Vec::new()),
+                Whole::GroupFailed(failure, call) => return (Ran::GroupFailed(failure), call),
+                // Rolled back: unit by unit, to find whose statement failed.
+                Whole::RolledBack(call) => {
+                    *unit_by_unit = true;
+                    call
                 }
             }
-            self.gc.handed_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            match self.conn() {
-                Some(c) => follow(sqlx::Executor::fetch_many(c, q)).await,
-                None => Progress::broken(StoreError::Backend("the unit has no connection".into())),
-            }
         };
+        let batch = Batch::of(&call, head, Markers::EachUnit);
+        // A failure from here may leave a release in doubt.
+        self.releasing();
+        let ran = self.send(&call, &batch).await;
         // Units whose release ran (their marker came back) are in the group.
         let mut units = call.into_iter();
         for (i, unit) in units.by_ref().take(ran.released).enumerate() {
@@ -318,6 +349,82 @@ impl Member {
         (Ran::Answered, units.collect())
     }
 
+    /// The call every unit goes in first: all of their statements, then
+    /// one marker and one release for all of them. It is a fifth of the
+    /// statements of a call unit by unit (for a `client_credentials`
+    /// grant, its audit record alone instead of five), and the driver
+    /// sends the leader one message per statement. When a statement fails,
+    /// the marker tells whether it was a unit's own (the call is rolled
+    /// back to its savepoint, and the units go again unit by unit) or the
+    /// release (the group is in doubt and fails).
+    async fn run_whole(&mut self, call: Vec<Handed>, head: Option<ChainHead>) -> Whole {
+        let batch = Batch::of(&call, head, Markers::Whole);
+        self.releasing();
+        let ran = self.send(&call, &batch).await;
+        match ran {
+            // The marker came back (its row reads as a unit's own
+            // statements done), and the call ended without an error.
+            Progress {
+                error: None,
+                released: 0,
+                own_done: true,
+                confused: false,
+            } => {
+                self.releasing = false;
+                for (unit, head) in call.into_iter().zip(batch.heads) {
+                    let joined = self.released_handed(head);
+                    unit.answer(Ok(joined));
+                }
+                Whole::Released
+            }
+            Progress {
+                error: Some(_),
+                released: 0,
+                own_done: false,
+                confused: false,
+            } => match self.run(ROLLBACK_TO).await {
+                Ok(()) => {
+                    self.releasing = false;
+                    Whole::RolledBack(call)
+                }
+                Err(e) => Whole::GroupFailed(self.failed(&e), call),
+            },
+            Progress { error, .. } => {
+                let e =
+                    error.unwrap_or_else(|| StoreError::Backend("a call of handed units ended unexpectedly".into()));
+                Whole::GroupFailed(self.failed(&e), call)
+            }
+        }
+    }
+
+    /// Sends `batch`, the call for `call`'s units, and follows its markers.
+    async fn send(&mut self, call: &[Handed], batch: &Batch) -> Progress {
+        let mut q = sqlx::query(&batch.sql).persistent(batch.same_shape);
+        match batch.markers {
+            Markers::EachUnit => {
+                for (unit, records) in call.iter().zip(&batch.records) {
+                    q = deferred::bind(deferred::values(&unit.inserts), q);
+                    for rec in records {
+                        q = audit::bind_record(q, rec);
+                    }
+                }
+            }
+            Markers::Whole => {
+                for unit in call {
+                    q = deferred::bind(deferred::values(&unit.inserts), q);
+                }
+                for rec in batch.records.iter().flatten() {
+                    q = audit::bind_record(q, rec);
+                }
+            }
+        }
+        self.gc.handed_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match self.conn() {
+            Some(c) => follow(sqlx::Executor::fetch_many(c, q)).await,
+            None => Progress::broken(StoreError::Backend("the unit has no connection".into())),
+        }
+    }
+
     /// A handed unit's release ran: it is a member of the group, `head` the
     /// chain head after its records.
     fn released_handed(&mut self, head: Option<ChainHead>) -> watch::Receiver<Option<Outcome>> {
@@ -336,8 +443,12 @@ impl Member {
 
     /// Fails the group from the leader: every member is told.
     fn fail_now(&mut self, e: &StoreError) -> Ran {
+        Ran::GroupFailed(self.failed(e))
+    }
+
+    fn failed(&mut self, e: &StoreError) -> Failure {
         self.fail_group_now(e);
-        Ran::GroupFailed(Failure::of(e))
+        Failure::of(e)
     }
 }
 
@@ -414,6 +525,9 @@ struct Batch {
     /// text is prepared for this call only, so that it never pushes the
     /// writer's usual statements out of the driver's cache.
     same_shape: bool,
+    /// Unit by unit, or the whole call at once (its records in one
+    /// statement at its end).
+    markers: Markers,
 }
 
 /// A call's text as it is built: statements joined, each one's
@@ -436,7 +550,7 @@ impl Text {
 }
 
 impl Batch {
-    fn of(call: &[Handed], mut head: Option<ChainHead>) -> Batch {
+    fn of(call: &[Handed], mut head: Option<ChainHead>, markers: Markers) -> Batch {
         let mut text = Text::default();
         let mut records = Vec::with_capacity(call.len());
         let mut heads = Vec::with_capacity(call.len());
@@ -460,15 +574,32 @@ impl Batch {
                     hash: rec.hash,
                 });
                 sealed.push(rec);
-                text.push(audit::INSERT);
+                if markers == Markers::EachUnit {
+                    text.push(audit::INSERT);
+                }
             }
             // The unit's markers: their rows tell the leader that its own
             // statements ran, then that its release did.
-            text.push(&format!("SELECT {}", 2 * i));
-            text.push(RELEASE_AND_REOPEN);
-            text.push(&format!("SELECT {}", 2 * i + 1));
+            if markers == Markers::EachUnit {
+                text.push(&format!("SELECT {}", 2 * i));
+                text.push(RELEASE_AND_REOPEN);
+                text.push(&format!("SELECT {}", 2 * i + 1));
+            }
             heads.push(if sealed.is_empty() { None } else { head });
             records.push(sealed);
+        }
+        // One marker for all: every unit's statements ran, then the
+        // release (which, unlike a unit's, is not followed by a marker:
+        // the call's end says it ran).
+        if markers == Markers::Whole {
+            // Every unit's records in one statement, after every unit's
+            // inserts (no deferred write reads the audit log).
+            let sealed = records.iter().map(Vec::len).sum();
+            if sealed > 0 {
+                text.push(&audit::insert_rows(sealed));
+            }
+            text.push("SELECT 0");
+            text.push(RELEASE_AND_REOPEN);
         }
         let same_shape = call.windows(2).all(|w| w[0].same_shape(&w[1]));
         Batch {
@@ -476,6 +607,7 @@ impl Batch {
             records,
             heads,
             same_shape,
+            markers,
         }
     }
 }
@@ -572,8 +704,9 @@ mod tests {
         );
         assert_eq!(after.handed - before.handed, 2);
         // Sorted by shape: C (the child insert), A and D, then B (the
-        // checked insert). C fails its call; A, D and B's refusal the next.
-        assert_eq!(after.handed_calls - before.handed_calls, 2);
+        // checked insert). The four fail as a whole; unit by unit, C fails
+        // its call; A, D and B's refusal the next.
+        assert_eq!(after.handed_calls - before.handed_calls, 3);
         assert_eq!(keys(&store).await, ["a", "d", "taken"]);
         assert_eq!(verified_chain(&store).await, 4, "A's two and D's two");
     }
