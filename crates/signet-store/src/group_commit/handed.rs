@@ -303,8 +303,14 @@ impl Member {
                 Whole::Released => return (Ran::Answered, Vec::new()),
                 Whole::GroupFailed(failure, call) => return (Ran::GroupFailed(failure), call),
                 // Rolled back: unit by unit, to find whose statement failed.
+                // Nothing of them is written now: a unit whose request was
+                // cancelled meanwhile is dropped, as before its first call.
                 Whole::RolledBack(call) => {
                     *unit_by_unit = true;
+                    let call: Vec<Handed> = call.into_iter().filter(|u| !u.abandoned()).collect();
+                    if call.is_empty() {
+                        return (Ran::Answered, Vec::new());
+                    }
                     call
                 }
             }
@@ -378,7 +384,7 @@ impl Member {
                 Whole::Released
             }
             Progress {
-                error: Some(_),
+                error: Some(e),
                 released: 0,
                 own_done: false,
                 confused: false,
@@ -387,7 +393,11 @@ impl Member {
                     self.releasing = false;
                     Whole::RolledBack(call)
                 }
-                Err(e) => Whole::GroupFailed(self.failed(&e), call),
+                // SQLite ended the transaction itself (a full disk, an I/O
+                // error): the group fails with what stopped the call, which
+                // tells the client why (`storage_full`...), not with the
+                // savepoint that is gone.
+                Err(_) => Whole::GroupFailed(self.failed(&e), call),
             },
             Progress { error, .. } => {
                 let e =
@@ -454,7 +464,9 @@ impl Member {
 
 /// How far a call of handed units got, told by the markers that came
 /// back: each unit's `SELECT 2i` after its own statements and `SELECT
-/// 2i + 1` after its release.
+/// 2i + 1` after its release. A whole call has only `SELECT 0`, after
+/// every unit's statements and before their one release: it reads as the
+/// first unit's own statements done.
 #[derive(Default)]
 struct Progress {
     /// Units whose release ran.
@@ -709,6 +721,48 @@ mod tests {
         assert_eq!(after.handed_calls - before.handed_calls, 3);
         assert_eq!(keys(&store).await, ["a", "d", "taken"]);
         assert_eq!(verified_chain(&store).await, 4, "A's two and D's two");
+    }
+
+    /// Two units handed behind a holder whose records carry the same id:
+    /// their whole call fails in its one `INSERT` of records, is rolled
+    /// back, and goes again unit by unit, where only the second unit fails.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_whole_call_that_fails_goes_again_unit_by_unit() {
+        let (store, _dir) = store().await;
+        let mut hold = holding(&store, "held").await;
+        let id = uuid::Uuid::new_v4();
+        let unit = |k: &str| {
+            let (store, k) = (store.clone(), k.to_owned());
+            tokio::spawn(async move {
+                let mut tx = store.begin_tx().await?;
+                tx.write_later(Deferred {
+                    sql: PARENT,
+                    values: vec![k.as_str().into()],
+                })
+                .await?;
+                tx.append_audit(&event(&k), id, signet_core::clock::Timestamp::from_millis(1))
+                    .await?;
+                tx.commit_now().await
+            })
+        };
+        let a = unit("a");
+        settle().await;
+        let b = unit("b");
+        settle().await;
+        let before = store.commit_stats();
+        hold.commit_now().await.unwrap();
+        a.await.unwrap().unwrap();
+        let b = b.await.unwrap();
+        assert!(b.is_err() && !matches!(b, Err(StoreError::Refused(_))), "{b:?}");
+        let after = store.commit_stats();
+        assert_eq!(after.handed - before.handed, 1);
+        assert_eq!(
+            after.handed_calls - before.handed_calls,
+            2,
+            "the whole call, then unit by unit"
+        );
+        assert_eq!(keys(&store).await, ["a", "held"]);
+        assert_eq!(verified_chain(&store).await, 1, "A's record");
     }
 
     /// A unit that only inserts (no record), handed at its commit.
