@@ -635,6 +635,16 @@ mod tests {
     /// A unit that never needs the writer: `write` (an insert, deferred)
     /// and two audit records, then its commit, which hands them over.
     fn handed(store: &Arc<SqlStore>, k: &str, write: &'static str) -> tokio::task::JoinHandle<StoreResult<()>> {
+        handed_records(store, k, write, vec![uuid::Uuid::new_v4(), uuid::Uuid::new_v4()])
+    }
+
+    /// A handed unit like [`handed`]'s with one record per id in `ids`.
+    fn handed_records(
+        store: &Arc<SqlStore>,
+        k: &str,
+        write: &'static str,
+        ids: Vec<uuid::Uuid>,
+    ) -> tokio::task::JoinHandle<StoreResult<()>> {
         let (store, k) = (store.clone(), k.to_owned());
         tokio::spawn(async move {
             let mut tx = store.begin_tx().await?;
@@ -643,13 +653,9 @@ mod tests {
                 values: vec![k.as_str().into()],
             })
             .await?;
-            for at in [1, 2] {
-                tx.append_audit(
-                    &event(&k),
-                    uuid::Uuid::new_v4(),
-                    signet_core::clock::Timestamp::from_millis(at),
-                )
-                .await?;
+            for (at, id) in (1..).zip(ids) {
+                tx.append_audit(&event(&k), id, signet_core::clock::Timestamp::from_millis(at))
+                    .await?;
             }
             tx.commit_now().await
         })
@@ -731,20 +737,7 @@ mod tests {
         let (store, _dir) = store().await;
         let mut hold = holding(&store, "held").await;
         let id = uuid::Uuid::new_v4();
-        let unit = |k: &str| {
-            let (store, k) = (store.clone(), k.to_owned());
-            tokio::spawn(async move {
-                let mut tx = store.begin_tx().await?;
-                tx.write_later(Deferred {
-                    sql: PARENT,
-                    values: vec![k.as_str().into()],
-                })
-                .await?;
-                tx.append_audit(&event(&k), id, signet_core::clock::Timestamp::from_millis(1))
-                    .await?;
-                tx.commit_now().await
-            })
-        };
+        let unit = |k: &str| handed_records(&store, k, PARENT, vec![id]);
         let a = unit("a");
         settle().await;
         let b = unit("b");
