@@ -74,6 +74,7 @@ use sqlx::Either;
 use tokio::sync::{oneshot, watch};
 
 use super::{outcome, spawn_leader, ChainHead, Failure, GroupCommit, Member, Outcome, RELEASE_AND_REOPEN, ROLLBACK_TO};
+use crate::connect::ACQUIRE_TIMEOUT;
 use crate::deferred::{self, Deferred};
 use crate::tx::PendingAudit;
 use crate::{audit, backend};
@@ -92,6 +93,9 @@ pub(crate) struct Handed {
     inserts: Vec<Deferred>,
     records: Vec<PendingAudit>,
     reply: oneshot::Sender<Answer>,
+    /// When it was handed: it waits for the writer at most
+    /// `ACQUIRE_TIMEOUT` from here, as a unit of its own would.
+    handed_at: tokio::time::Instant,
 }
 
 impl Handed {
@@ -122,26 +126,44 @@ impl GroupCommit {
                 inserts,
                 records,
                 reply,
+                handed_at: tokio::time::Instant::now(),
             });
             queue.len() == 1
         };
         if leads {
-            spawn_leader(lead(self.clone(), pool.clone()));
+            spawn_leader(lead(
+                self.clone(),
+                pool.clone(),
+                tokio::time::Instant::now() + ACQUIRE_TIMEOUT,
+            ));
         }
         let joined = answer.await.map_err(|_| Failure::lost().into_error())??;
         outcome(joined).await
     }
 }
 
-/// The leader: takes the writer's turn, then every unit handed until then,
-/// and runs them.
-async fn lead(gc: Arc<GroupCommit>, pool: sqlx::SqlitePool) {
-    let deadline = tokio::time::Instant::now() + crate::connect::ACQUIRE_TIMEOUT;
+/// The leader: takes the writer's turn (waiting until `deadline`, the
+/// oldest unit's), then every unit handed until then, and runs them.
+///
+/// If the writer could not be had in time, only the units that have waited
+/// their full `ACQUIRE_TIMEOUT` are told `storage_busy`; a unit handed
+/// later in the wait goes back to the queue with a leader of its own, so
+/// that it too waits its full time, no less.
+async fn lead(gc: Arc<GroupCommit>, pool: sqlx::SqlitePool, deadline: tokio::time::Instant) {
     let joined = gc.join(&pool, deadline).await;
     // From here a unit handed finds the queue empty and leads the next.
     let units = std::mem::take(&mut *gc.queue());
     match joined {
         Ok(member) => member.run_handed(units, &pool).await,
+        Err(e @ StoreError::Busy(_)) => {
+            let now = tokio::time::Instant::now();
+            let (expired, waiting): (VecDeque<Handed>, VecDeque<Handed>) =
+                units.into_iter().partition(|u| u.handed_at + ACQUIRE_TIMEOUT <= now);
+            fail_all(expired, &Failure::of(&e));
+            if !waiting.is_empty() {
+                requeue(&gc, &pool, waiting);
+            }
+        }
         Err(e) => fail_all(units, &Failure::of(&e)),
     }
 }
@@ -158,6 +180,11 @@ fn fail_all(units: impl IntoIterator<Item = Handed>, failure: &Failure) {
 /// (a leader is spawned by whoever hands into an empty queue, and it can
 /// only take the queue once this leader has left the writer).
 fn requeue(gc: &Arc<GroupCommit>, pool: &sqlx::SqlitePool, units: VecDeque<Handed>) {
+    let oldest = units
+        .iter()
+        .map(|u| u.handed_at)
+        .min()
+        .unwrap_or_else(tokio::time::Instant::now);
     let leads = {
         let mut queue = gc.queue();
         let waiting_leader = !queue.is_empty();
@@ -167,7 +194,7 @@ fn requeue(gc: &Arc<GroupCommit>, pool: &sqlx::SqlitePool, units: VecDeque<Hande
         !waiting_leader
     };
     if leads {
-        spawn_leader(lead(gc.clone(), pool.clone()));
+        spawn_leader(lead(gc.clone(), pool.clone(), oldest + ACQUIRE_TIMEOUT));
     }
 }
 
@@ -631,6 +658,7 @@ mod tests {
     use crate::SqlStore;
     use signet_core::store::Refusal;
     use signet_core::unit_of_work::AuditAppend;
+    use std::time::Duration;
 
     /// A unit that never needs the writer: `write` (an insert, deferred)
     /// and two audit records, then its commit, which hands them over.
@@ -756,6 +784,29 @@ mod tests {
         );
         assert_eq!(keys(&store).await, ["a", "held"]);
         assert_eq!(verified_chain(&store).await, 1, "A's record");
+    }
+
+    /// While a unit holds the writer past `ACQUIRE_TIMEOUT`, a unit handed
+    /// at once is told `storage_busy` when its time is up, and a unit
+    /// handed three seconds later keeps waiting its own full time: it
+    /// commits once the holder lets go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_unit_handed_late_in_a_long_wait_waits_its_own_full_time() {
+        let (store, _dir) = store().await;
+        let mut hold = holding(&store, "held").await;
+        let early = handed(&store, "early", PARENT);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let late = handed(&store, "late", PARENT);
+        let early = early.await.unwrap();
+        assert!(matches!(early, Err(StoreError::Busy(_))), "{early:?}");
+        // The early unit's time ran out: the late one still has about a
+        // second to wait.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(!late.is_finished());
+        hold.commit_now().await.unwrap();
+        late.await.unwrap().unwrap();
+        assert_eq!(keys(&store).await, ["held", "late"]);
+        assert_eq!(verified_chain(&store).await, 2, "the late unit's records");
     }
 
     /// A unit that only inserts (no record), handed at its commit.
