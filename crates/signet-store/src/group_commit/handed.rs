@@ -145,21 +145,25 @@ impl GroupCommit {
 /// The leader: takes the writer's turn (waiting until `deadline`, the
 /// oldest unit's), then every unit handed until then, and runs them.
 ///
-/// If the writer could not be had in time, only the units that have waited
+/// If the wait for the writer timed out, only the units that have waited
 /// their full `ACQUIRE_TIMEOUT` are told `storage_busy`; a unit handed
-/// later in the wait goes back to the queue with a leader of its own, so
-/// that it too waits its full time, no less.
+/// later in the wait goes back to the head of the queue (with a leader of
+/// its own, unless one already waits for units handed since), so that it
+/// too waits its full time. Any other failure to join (SQLite's own lock
+/// held by another process, a connection that cannot be opened) fails
+/// every unit at once, as before.
 async fn lead(gc: Arc<GroupCommit>, pool: sqlx::SqlitePool, deadline: tokio::time::Instant) {
     let joined = gc.join(&pool, deadline).await;
     // From here a unit handed finds the queue empty and leads the next.
     let units = std::mem::take(&mut *gc.queue());
     match joined {
         Ok(member) => member.run_handed(units, &pool).await,
-        Err(e @ StoreError::Busy(_)) => {
+        Err(e @ StoreError::Busy(_)) if tokio::time::Instant::now() >= deadline => {
             let now = tokio::time::Instant::now();
-            let (expired, waiting): (VecDeque<Handed>, VecDeque<Handed>) =
+            let (expired, mut waiting): (VecDeque<Handed>, VecDeque<Handed>) =
                 units.into_iter().partition(|u| u.handed_at + ACQUIRE_TIMEOUT <= now);
             fail_all(expired, &Failure::of(&e));
+            waiting.retain(|u| !u.abandoned());
             if !waiting.is_empty() {
                 requeue(&gc, &pool, waiting);
             }
@@ -175,10 +179,13 @@ fn fail_all(units: impl IntoIterator<Item = Handed>, failure: &Failure) {
     }
 }
 
-/// Puts units a leader could not take into its group back at the head of
-/// the queue, and spawns a leader for them unless one is waiting already
-/// (a leader is spawned by whoever hands into an empty queue, and it can
-/// only take the queue once this leader has left the writer).
+/// Puts units a leader could not take into its group (it was full, or its
+/// wait for the writer timed out before theirs) back at the head of the
+/// queue, and spawns a leader for them unless one is waiting already (a
+/// leader is spawned by whoever hands into an empty queue, and it can only
+/// take the queue once this leader has left the writer). A leader spawned
+/// here waits until the oldest of them has waited `ACQUIRE_TIMEOUT`; one
+/// already waiting keeps its own, later, deadline.
 fn requeue(gc: &Arc<GroupCommit>, pool: &sqlx::SqlitePool, units: VecDeque<Handed>) {
     let oldest = units
         .iter()
@@ -799,8 +806,8 @@ mod tests {
         let late = handed(&store, "late", PARENT);
         let early = early.await.unwrap();
         assert!(matches!(early, Err(StoreError::Busy(_))), "{early:?}");
-        // The early unit's time ran out: the late one still has about a
-        // second to wait.
+        // The early unit's time ran out: the late one still has about two
+        // and a half seconds to wait.
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(!late.is_finished());
         hold.commit_now().await.unwrap();
