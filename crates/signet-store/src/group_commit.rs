@@ -833,6 +833,17 @@ pub(crate) mod tests {
         tx
     }
 
+    /// A unit holding the writer whose group's `COMMIT` will fail: its
+    /// insert breaks a foreign key checked only at `COMMIT`.
+    pub(super) async fn doomed(store: &SqlStore) -> SqlTx {
+        let mut tx = store.begin_tx().await.unwrap();
+        exec(&mut tx, "PRAGMA defer_foreign_keys = ON").await.unwrap();
+        exec(&mut tx, "INSERT INTO gc_child (k) VALUES ('nobody')")
+            .await
+            .unwrap();
+        tx
+    }
+
     pub(super) async fn insert(tx: &mut SqlTx, k: &str) -> signet_core::store::StoreResult<()> {
         exec(tx, &format!("INSERT INTO gc_parent (k) VALUES ('{k}')")).await
     }
@@ -982,12 +993,7 @@ pub(crate) mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_commit_fails_every_member_and_acknowledges_none() {
         let (store, _dir) = store().await;
-        let mut x = store.begin_tx().await.unwrap();
-        // A foreign key checked only at COMMIT: the group's COMMIT fails.
-        exec(&mut x, "PRAGMA defer_foreign_keys = ON").await.unwrap();
-        exec(&mut x, "INSERT INTO gc_child (k) VALUES ('nobody')")
-            .await
-            .unwrap();
+        let mut x = doomed(&store).await;
         let a = unit(&store, "a");
         let c = unit(&store, "c");
         settle().await;

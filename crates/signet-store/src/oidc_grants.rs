@@ -315,54 +315,23 @@ impl OidcGrantWrites for SqlTx {
     }
 
     async fn revoke_oidc_family(&mut self, family: Uuid, now: Timestamp) -> StoreResult<u64> {
-        // The refresh tokens first, then the code: a rotation locks its
-        // token, then (inserting the next one) keys its code, so every
-        // writer of a family takes its rows in that order. Code first, two
-        // revocations and a rotation of one family deadlocked on PostgreSQL
-        // (concurrent replays of one token).
-        in_tx!(self, |c| {
-            let revoked = sqlx::query(
-                "UPDATE oidc_refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
-            )
-            .bind(family.to_string())
-            .bind(now.as_millis())
-            .execute(&mut *c)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-            sqlx::query("UPDATE oidc_codes SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
-                .bind(family.to_string())
-                .bind(now.as_millis())
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?;
-            revoked
-        })
+        self.revoke_tokens_then_codes(
+            "UPDATE oidc_refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL",
+            "UPDATE oidc_codes SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1",
+            family.to_string(),
+            now,
+        )
+        .await
     }
 
     async fn revoke_oidc_user(&mut self, user: UserId, now: Timestamp) -> StoreResult<u64> {
-        // The refresh tokens first, then the code: a rotation locks its
-        // token, then (inserting the next one) keys its code, so every
-        // writer of a family takes its rows in that order. Code first, two
-        // revocations and a rotation of one family deadlocked on PostgreSQL
-        // (concurrent replays of one token).
-        in_tx!(self, |c| {
-            let revoked =
-                sqlx::query("UPDATE oidc_refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-                    .bind(user.0.to_string())
-                    .bind(now.as_millis())
-                    .execute(&mut *c)
-                    .await
-                    .map_err(backend)?
-                    .rows_affected();
-            sqlx::query("UPDATE oidc_codes SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-                .bind(user.0.to_string())
-                .bind(now.as_millis())
-                .execute(&mut *c)
-                .await
-                .map_err(backend)?;
-            revoked
-        })
+        self.revoke_tokens_then_codes(
+            "UPDATE oidc_refresh_tokens SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            "UPDATE oidc_codes SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL",
+            user.0.to_string(),
+            now,
+        )
+        .await
     }
 
     async fn oidc_refresh_owner(&mut self, hash: &TokenHash) -> StoreResult<Option<(Uuid, String)>> {
@@ -445,5 +414,39 @@ impl OidcGrantWrites for SqlTx {
             .map_err(backend)?
         })?;
         row.map(OidcClient::try_from).transpose()
+    }
+}
+
+impl SqlTx {
+    /// Revokes the refresh tokens `tokens` selects by `key` (`$1`, with
+    /// `now` as `$2`), then the codes `codes` selects, and returns the
+    /// tokens revoked. The refresh tokens first, then the code: a rotation
+    /// locks its token, then (inserting the next one) keys its code, so
+    /// every writer of a family takes its rows in that order. Code first,
+    /// two revocations and a rotation of one family deadlocked on
+    /// PostgreSQL (concurrent replays of one token).
+    async fn revoke_tokens_then_codes(
+        &mut self,
+        tokens: &'static str,
+        codes: &'static str,
+        key: String,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        in_tx!(self, |c| {
+            let revoked = sqlx::query(tokens)
+                .bind(key.as_str())
+                .bind(now.as_millis())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+            sqlx::query(codes)
+                .bind(key.as_str())
+                .bind(now.as_millis())
+                .execute(&mut *c)
+                .await
+                .map_err(backend)?;
+            revoked
+        })
     }
 }

@@ -148,17 +148,18 @@ pub async fn exchange(
     auth: Result<ClientAuth, OAuthError>,
     form: &TokenForm,
 ) -> Result<TokenResponse, OAuthError> {
-    let claimed = auth.as_ref().ok().map(|a| a.client_id().to_owned());
     let auth = match auth {
         Ok(auth) => auth,
+        // No client named itself in a way that could be read.
         Err(e) => {
-            return settle(app, origin, claimed, form, Err(e.into()))
+            return settle(app, origin, None, form, Err(e.into()))
                 .await
                 .unwrap_or_else(Raced::answer)
         }
     };
+    let claimed = Some(auth.client_id());
     let first = grant(app, origin, &auth, form).await;
-    match settle(app, origin, claimed.clone(), form, first).await {
+    match settle(app, origin, claimed, form, first).await {
         Ok(answer) => answer,
         // The same client, already authenticated, tries again.
         Err(Raced(client)) => {
@@ -191,7 +192,7 @@ impl Raced {
 async fn settle(
     app: &App,
     origin: &Origin,
-    claimed: Option<String>,
+    claimed: Option<&str>,
     form: &TokenForm,
     result: Result<Settled, Refused>,
 ) -> Result<Result<TokenResponse, OAuthError>, Raced> {
@@ -243,7 +244,7 @@ async fn issue(app: &App, origin: &Origin, settled: Settled) -> Result<Result<To
 async fn refuse(
     app: &App,
     origin: &Origin,
-    claimed: Option<String>,
+    claimed: Option<&str>,
     form: &TokenForm,
     refused: Refused,
 ) -> Result<TokenResponse, OAuthError> {

@@ -206,18 +206,15 @@ fn requeue(gc: &Arc<GroupCommit>, pool: &sqlx::SqlitePool, units: VecDeque<Hande
 }
 
 impl Handed {
-    /// What the text of this unit's part of a call depends on.
-    fn shape(&self) -> (Vec<&'static str>, usize) {
-        (self.inserts.iter().map(|d| d.sql).collect(), self.records.len())
-    }
-
-    fn same_shape(&self, other: &Handed) -> bool {
-        self.records.len() == other.records.len()
-            && self
-                .inserts
-                .iter()
-                .map(|d| d.sql)
-                .eq(other.inserts.iter().map(|d| d.sql))
+    /// Orders units by what the text of their part of a call depends on
+    /// (their inserts' texts, then their number of records), without
+    /// building a key per unit: equal means the same text.
+    fn shape_cmp(&self, other: &Handed) -> std::cmp::Ordering {
+        self.inserts
+            .iter()
+            .map(|d| d.sql)
+            .cmp(other.inserts.iter().map(|d| d.sql))
+            .then_with(|| self.records.len().cmp(&other.records.len()))
     }
 
     /// Its request was cancelled (the client hung up, or the request's
@@ -273,7 +270,7 @@ impl Member {
         // Units of one shape side by side, so that most calls repeat a text
         // the driver keeps prepared (`Batch::same_shape`). Any order will
         // do among these: none of them was answered yet.
-        units.sort_by_cached_key(Handed::shape);
+        units.sort_by(Handed::shape_cmp);
         let mut units: VecDeque<Handed> = units.into();
         // Once a whole call failed, the rest of these units go unit by
         // unit: a failure seldom comes alone (a burst of replays).
@@ -647,7 +644,7 @@ impl Batch {
             text.push("SELECT 0");
             text.push(RELEASE_AND_REOPEN);
         }
-        let same_shape = call.windows(2).all(|w| w[0].same_shape(&w[1]));
+        let same_shape = call.windows(2).all(|w| w[0].shape_cmp(&w[1]).is_eq());
         Batch {
             sql: text.sql,
             records,
@@ -661,7 +658,7 @@ impl Batch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group_commit::tests::{event, exec, holding, keys, settle, store, verified_chain};
+    use crate::group_commit::tests::{doomed, event, holding, keys, settle, store, verified_chain};
     use crate::SqlStore;
     use signet_core::store::Refusal;
     use signet_core::unit_of_work::AuditAppend;
@@ -875,11 +872,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn handed_units_in_a_group_whose_commit_fails_are_not_acknowledged() {
         let (store, _dir) = store().await;
-        let mut x = store.begin_tx().await.unwrap();
-        exec(&mut x, "PRAGMA defer_foreign_keys = ON").await.unwrap();
-        exec(&mut x, "INSERT INTO gc_child (k) VALUES ('nobody')")
-            .await
-            .unwrap();
+        let mut x = doomed(&store).await;
         let a = handed(&store, "a", PARENT);
         let b = handed(&store, "b", PARENT);
         settle().await;
