@@ -305,3 +305,14 @@ where
         .bind(rec.prev_hash.as_slice())
         .bind(rec.hash.as_slice())
 }
+
+#[cfg(test)]
+mod tests {
+    /// One row of the multi-row `INSERT` is the single record's `INSERT`:
+    /// a column added to one and not the other fails here.
+    #[test]
+    fn one_row_of_the_multi_row_insert_is_the_single_insert() {
+        assert_eq!(super::insert_rows(1), super::INSERT);
+        assert!(super::insert_rows(2).ends_with("($13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"));
+    }
+}
