@@ -23,6 +23,7 @@
 //! many more clients than the server admits, bounded by
 //! `--overload-requests` and `--overload-seconds` per burst.
 
+mod back_channel;
 mod logins;
 mod oidc;
 mod otp;

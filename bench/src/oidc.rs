@@ -21,6 +21,11 @@
 //! its session cookie, set once per client by an interaction that signs the
 //! bench user in and grants the scopes (`bench/oidc-provider/server.mjs`).
 //!
+//! Each bench client is a browser (reqwest with a cookie store, for the
+//! authorization request) and a relying party, which posts its grants over
+//! a [`BackChannel`] of its own: one kept-alive connection, for both
+//! providers alike.
+//!
 //! Needs Node.js and `npm ci` in `bench/oidc-provider` (done by this
 //! scenario when `node_modules` is missing).
 
@@ -39,6 +44,7 @@ use signet_app::{Actor, Origin};
 use signet_core::oidc_client::{ClientSettings, ClientSource, GrantType};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use crate::back_channel::BackChannel;
 use crate::logins::{SoftAuthenticator, User, ONE_PASSWORD};
 use crate::Args;
 
@@ -189,24 +195,27 @@ fn no_redirects() -> anyhow::Result<reqwest::Client> {
 async fn measure(provider: &Provider, scenario: &'static str, args: &Args) -> anyhow::Result<Measured> {
     let counter = Arc::new(AtomicUsize::new(0));
     let total = args.requests;
-    // Each client: its own HTTP client (its own cookies: a browser), its
-    // session, and for refresh its own chain, set up before the clock runs.
+    // Each client: its own browser (an HTTP client with its own cookies),
+    // its session, its own back channel (a relying party's connection to
+    // the token endpoint: `BackChannel`), and for refresh its own chain,
+    // set up before the clock runs.
     let mut clients = Vec::with_capacity(args.concurrency);
     for _ in 0..args.concurrency {
         let http = no_redirects()?;
+        let mut back = BackChannel::open(provider.name, &provider.token, &provider.client_id, &provider.secret).await?;
         // A first authorization signs in and grants (oidc-provider) and
         // yields the client's first refresh token.
         let (code, verifier) = authorize(&http, provider, provider.offline).await?;
-        let tokens = redeem(&http, provider, &code, &verifier).await?;
+        let tokens = redeem(&mut back, &code, &verifier).await?;
         let refresh = tokens["refresh_token"]
             .as_str()
             .with_context(|| format!("{}: no refresh token: {tokens}", provider.name))?
             .to_owned();
-        clients.push((http, refresh));
+        clients.push((http, back, refresh));
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (http, mut refresh) in clients {
+    for (http, mut back, mut refresh) in clients {
         let (provider, counter) = (provider.clone(), counter.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -215,19 +224,17 @@ async fn measure(provider: &Provider, scenario: &'static str, args: &Args) -> an
                 match scenario {
                     "oidc-code" => {
                         let (code, verifier) = authorize(&http, &provider, "openid email").await?;
-                        let tokens = redeem(&http, &provider, &code, &verifier).await?;
+                        let tokens = redeem(&mut back, &code, &verifier).await?;
                         anyhow::ensure!(tokens["id_token"].is_string(), "no ID token: {tokens}");
                     }
                     "oidc-client-credentials" => {
-                        token(&http, &provider, &[("grant_type", "client_credentials")]).await?;
+                        let tokens = back.post(&[("grant_type", "client_credentials")]).await?;
+                        anyhow::ensure!(tokens["access_token"].is_string(), "no access token: {tokens}");
                     }
                     _ => {
-                        let tokens = token(
-                            &http,
-                            &provider,
-                            &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
-                        )
-                        .await?;
+                        let tokens = back
+                            .post(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)])
+                            .await?;
                         refresh = tokens["refresh_token"]
                             .as_str()
                             .context("the refresh was not rotated")?
@@ -300,31 +307,14 @@ async fn authorize(http: &reqwest::Client, p: &Provider, scope: &str) -> anyhow:
     bail!("{}: authorize did not reach the redirect URI", p.name)
 }
 
-async fn redeem(http: &reqwest::Client, p: &Provider, code: &str, verifier: &str) -> anyhow::Result<Value> {
-    token(
-        http,
-        p,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", REDIRECT_URI),
-            ("code_verifier", verifier),
-        ],
-    )
+async fn redeem(back: &mut BackChannel, code: &str, verifier: &str) -> anyhow::Result<Value> {
+    back.post(&[
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", verifier),
+    ])
     .await
-}
-
-async fn token(http: &reqwest::Client, p: &Provider, form: &[(&str, &str)]) -> anyhow::Result<Value> {
-    let resp = http
-        .post(&p.token)
-        .basic_auth(&p.client_id, Some(&p.secret))
-        .form(form)
-        .send()
-        .await?;
-    let status = resp.status();
-    let body: Value = resp.json().await.unwrap_or(Value::Null);
-    anyhow::ensure!(status.is_success(), "{}: token: HTTP {status}: {body}", p.name);
-    Ok(body)
 }
 
 /// The running peer.

@@ -1105,7 +1105,11 @@ async fn oidcc_codereuse_revokes_the_tokens_issued_from_the_code() {
     srv.stop().await;
 }
 
-#[tokio::test]
+/// Twenty concurrent redemptions of one code: exactly one inserts its row,
+/// and every loser finds it taken and is answered as the reuse it is:
+/// `invalid_grant`, with the winner's tokens revoked (RFC 6749 §4.1.2) and
+/// one `oidc.code_reused` record each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_redemptions_of_one_code_exactly_one_wins() {
     let srv = TestServer::start().await;
     let (_, session, _auth) = passkey_user(&srv, "ada@example.com").await;
@@ -1114,14 +1118,25 @@ async fn twenty_concurrent_redemptions_of_one_code_exactly_one_wins() {
     let code = code_for(&srv, &session, &client_id, &[]).await;
     let attempts = (0..20).map(|_| redeem(&srv, (&client_id, &secret), &code, None));
     let results = futures::future::join_all(attempts).await;
-    let wins = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
-    assert_eq!(wins, 1, "{results:?}");
+    let won: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(won.len(), 1, "{results:?}");
     for (s, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
         assert_eq!(
             (*s, body["error"].as_str()),
             (StatusCode::BAD_REQUEST, Some("invalid_grant"))
         );
     }
+    // The losers presented a used code: what it issued is revoked.
+    assert_eq!(
+        userinfo_status(&srv, won[0]["access_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(srv.audit_of_type("oidc.code_reused").await.len(), 19);
+    assert_eq!(srv.audit_of_type("oidc.token_issued").await.len(), 1);
     srv.stop().await;
 }
 
