@@ -21,10 +21,11 @@
 //! its session cookie, set once per client by an interaction that signs the
 //! bench user in and grants the scopes (`bench/oidc-provider/server.mjs`).
 //!
-//! Each bench client is a browser (reqwest with a cookie store, for the
-//! authorization request) and a relying party, which posts its grants over
-//! a [`BackChannel`] of its own: one kept-alive connection, for both
-//! providers alike.
+//! Each bench client is a browser and a relying party. The browser signs
+//! in with reqwest and a cookie store before the clock starts; in the timed
+//! loop it is a lean [`Browser`] carrying that session, and the relying
+//! party posts its grants over a [`BackChannel`]: one kept-alive connection
+//! each, for both providers alike (`back_channel`'s docs say why).
 //!
 //! Needs Node.js and `npm ci` in `bench/oidc-provider` (done by this
 //! scenario when `node_modules` is missing).
@@ -38,13 +39,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::header::{HeaderValue, AUTHORIZATION, COOKIE};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use signet_app::{Actor, Origin};
 use signet_core::oidc_client::{ClientSettings, ClientSource, GrantType};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::back_channel::BackChannel;
+use crate::back_channel::{BackChannel, Browser};
 use crate::logins::{SoftAuthenticator, User, ONE_PASSWORD};
 use crate::Args;
 
@@ -81,7 +84,7 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
     let app = server.app.clone();
     let base = server.public.clone();
     let backend = app.store.backend();
-    let http = no_redirects()?;
+    let (http, _) = no_redirects()?;
 
     // Signet: a user signed in with a passkey (phishing-resistant, aal2),
     // and a confidential client allowed every grant the scenarios use.
@@ -183,11 +186,15 @@ pub(crate) async fn run(args: &Args) -> anyhow::Result<()> {
 }
 
 /// A client that never follows redirects: the bench reads each `Location`.
-fn no_redirects() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
+/// Its cookie jar is handed back too: a [`Browser`] carries on with the
+/// cookies it holds once signed in.
+fn no_redirects() -> anyhow::Result<(reqwest::Client, Arc<Jar>)> {
+    let jar = Arc::new(Jar::default());
+    let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()?)
+        .cookie_provider(jar.clone())
+        .build()?;
+    Ok((client, jar))
 }
 
 /// Runs `scenario` on `provider` with `args.concurrency` closed-loop
@@ -201,21 +208,32 @@ async fn measure(provider: &Provider, scenario: &'static str, args: &Args) -> an
     // set up before the clock runs.
     let mut clients = Vec::with_capacity(args.concurrency);
     for _ in 0..args.concurrency {
-        let http = no_redirects()?;
+        let (http, jar) = no_redirects()?;
         let mut back = BackChannel::open(provider.name, &provider.token, &provider.client_id, &provider.secret).await?;
         // A first authorization signs in and grants (oidc-provider) and
         // yields the client's first refresh token.
-        let (code, verifier) = authorize(&http, provider, provider.offline).await?;
+        let (code, verifier) = authorize(Agent::SigningIn(&http), provider, provider.offline).await?;
         let tokens = redeem(&mut back, &code, &verifier).await?;
         let refresh = tokens["refresh_token"]
             .as_str()
             .with_context(|| format!("{}: no refresh token: {tokens}", provider.name))?
             .to_owned();
-        clients.push((http, back, refresh));
+        // From here the browser is signed in: its bearer token (Signet) or
+        // the cookies the sign-in left (oidc-provider).
+        let session = match &provider.bearer {
+            Some(b) => (AUTHORIZATION, HeaderValue::from_str(&format!("Bearer {b}"))?),
+            None => (
+                COOKIE,
+                jar.cookies(&url::Url::parse(&provider.authorize)?)
+                    .with_context(|| format!("{}: no session cookie after signing in", provider.name))?,
+            ),
+        };
+        let browser = Browser::open(provider.name, &provider.authorize, session).await?;
+        clients.push((browser, back, refresh));
     }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for (http, mut back, mut refresh) in clients {
+    for (mut browser, mut back, mut refresh) in clients {
         let (provider, counter) = (provider.clone(), counter.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -223,7 +241,8 @@ async fn measure(provider: &Provider, scenario: &'static str, args: &Args) -> an
                 let t = Instant::now();
                 match scenario {
                     "oidc-code" => {
-                        let (code, verifier) = authorize(&http, &provider, "openid email").await?;
+                        let (code, verifier) =
+                            authorize(Agent::SignedIn(&mut browser), &provider, "openid email").await?;
                         let tokens = redeem(&mut back, &code, &verifier).await?;
                         anyhow::ensure!(tokens["id_token"].is_string(), "no ID token: {tokens}");
                     }
@@ -257,7 +276,37 @@ async fn measure(provider: &Provider, scenario: &'static str, args: &Args) -> an
 /// An authorization request (PKCE S256) followed through the provider's
 /// redirects until it reaches the client's redirect URI; returns the code
 /// and the verifier.
-async fn authorize(http: &reqwest::Client, p: &Provider, scope: &str) -> anyhow::Result<(String, String)> {
+/// Who sends an authorization request: the bench's reqwest browser, which
+/// signs in and keeps every cookie (setting up), or a lean [`Browser`]
+/// carrying the session that sign-in left (the timed loop).
+enum Agent<'a> {
+    SigningIn(&'a reqwest::Client),
+    SignedIn(&'a mut Browser),
+}
+
+impl Agent<'_> {
+    /// GETs `url` and answers its status and `Location`.
+    async fn get(&mut self, p: &Provider, url: &url::Url) -> anyhow::Result<(reqwest::StatusCode, Option<String>)> {
+        match self {
+            Agent::SigningIn(http) => {
+                let mut req = http.get(url.as_str());
+                if let Some(b) = &p.bearer {
+                    req = req.bearer_auth(b);
+                }
+                let resp = req.send().await?;
+                let location = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .map(str::to_owned);
+                Ok((resp.status(), location))
+            }
+            Agent::SignedIn(browser) => browser.get(url).await,
+        }
+    }
+}
+
+async fn authorize(mut agent: Agent<'_>, p: &Provider, scope: &str) -> anyhow::Result<(String, String)> {
     // One call to the system's random source, not one per byte: the
     // bench's client shares the cores with the server it measures.
     let mut raw = [0u8; 32];
@@ -278,22 +327,13 @@ async fn authorize(http: &reqwest::Client, p: &Provider, scope: &str) -> anyhow:
     if let Some((k, v)) = extra.split_once('=') {
         url.query_pairs_mut().append_pair(k, v);
     }
-    let mut next = url.to_string();
+    let issuer = url::Url::parse(&p.issuer)?;
     for _ in 0..5 {
-        let mut req = http.get(&next);
-        if let Some(b) = &p.bearer {
-            req = req.bearer_auth(b);
-        }
-        let resp = req.send().await?;
-        let location = resp
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .map(str::to_owned);
+        let (status, location) = agent.get(p, &url).await?;
         let Some(location) = location else {
-            bail!("{}: authorize answered {} without a redirect", p.name, resp.status());
+            bail!("{}: authorize answered {status} without a redirect", p.name);
         };
-        let absolute = url::Url::parse(&p.issuer)?.join(&location)?;
+        let absolute = issuer.join(&location)?;
         if absolute.as_str().starts_with(REDIRECT_URI) {
             let code = absolute
                 .query_pairs()
@@ -302,7 +342,7 @@ async fn authorize(http: &reqwest::Client, p: &Provider, scope: &str) -> anyhow:
                 .with_context(|| format!("{}: no code in {absolute}", p.name))?;
             return Ok((code, verifier));
         }
-        next = absolute.to_string();
+        url = absolute;
     }
     bail!("{}: authorize did not reach the redirect URI", p.name)
 }
