@@ -1105,6 +1105,25 @@ async fn oidcc_codereuse_revokes_the_tokens_issued_from_the_code() {
     srv.stop().await;
 }
 
+/// The one answer of concurrent uses of a one-time grant that was `200`;
+/// every other is the RFC 6749 §5.2 `invalid_grant`.
+fn the_one_winner(answers: &[(StatusCode, Value)]) -> &Value {
+    let won: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(won.len(), 1, "{answers:?}");
+    for (s, body) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
+        assert_eq!(
+            (*s, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "{body}"
+        );
+    }
+    won[0]
+}
+
 /// Twenty concurrent redemptions of one code: exactly one inserts its row,
 /// and every loser finds it taken and is answered as the reuse it is:
 /// `invalid_grant`, with the winner's tokens revoked (RFC 6749 §4.1.2) and
@@ -1118,21 +1137,10 @@ async fn twenty_concurrent_redemptions_of_one_code_exactly_one_wins() {
     let code = code_for(&srv, &session, &client_id, &[]).await;
     let attempts = (0..20).map(|_| redeem(&srv, (&client_id, &secret), &code, None));
     let results = futures::future::join_all(attempts).await;
-    let won: Vec<&Value> = results
-        .iter()
-        .filter(|(s, _)| *s == StatusCode::OK)
-        .map(|(_, body)| body)
-        .collect();
-    assert_eq!(won.len(), 1, "{results:?}");
-    for (s, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
-        assert_eq!(
-            (*s, body["error"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
-        );
-    }
+    let won = the_one_winner(&results);
     // The losers presented a used code: what it issued is revoked.
     assert_eq!(
-        userinfo_status(&srv, won[0]["access_token"].as_str().unwrap()).await,
+        userinfo_status(&srv, won["access_token"].as_str().unwrap()).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(srv.audit_of_type("oidc.code_reused").await.len(), 19);
@@ -1345,28 +1353,16 @@ async fn concurrent_uses_of_one_refresh_token_issue_once_and_revoke_the_family()
     assert_eq!(s, StatusCode::OK, "{tokens}");
     let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
     let answers = futures::future::join_all((0..20).map(|_| refresh(&srv, client, &rt, None))).await;
-    let won: Vec<&Value> = answers
-        .iter()
-        .filter(|(s, _)| *s == StatusCode::OK)
-        .map(|(_, body)| body)
-        .collect();
-    assert_eq!(won.len(), 1, "{answers:?}");
-    for (s, body) in answers.iter().filter(|(s, _)| *s != StatusCode::OK) {
-        assert_eq!(
-            (*s, body["error"].as_str()),
-            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
-            "{body}"
-        );
-    }
+    let won = the_one_winner(&answers);
     // The family is revoked: the winner's refresh and access tokens too.
-    let next = won[0]["refresh_token"].as_str().unwrap();
+    let next = won["refresh_token"].as_str().unwrap();
     let (s, body) = refresh(&srv, client, next, None).await;
     assert_eq!(
         (s, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_grant"))
     );
     assert_eq!(
-        userinfo_status(&srv, won[0]["access_token"].as_str().unwrap()).await,
+        userinfo_status(&srv, won["access_token"].as_str().unwrap()).await,
         StatusCode::UNAUTHORIZED
     );
     assert!(!srv.audit_of_type("oidc.refresh_reused").await.is_empty());
