@@ -73,7 +73,8 @@ impl Connection {
 /// client (`client_secret_basic`).
 pub(crate) struct BackChannel {
     connection: Connection,
-    path: String,
+    /// The token endpoint's path, parsed once.
+    path: hyper::Uri,
     basic: HeaderValue,
 }
 
@@ -91,7 +92,7 @@ impl BackChannel {
         );
         Ok(Self {
             connection: Connection::open(name, &url).await?,
-            path: url.path().to_owned(),
+            path: url.path().parse()?,
             basic: HeaderValue::from_str(&format!("Basic {credentials}"))?,
         })
     }
@@ -102,7 +103,7 @@ impl BackChannel {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        let request = Request::post(self.path.as_str())
+        let request = Request::post(self.path.clone())
             .header(AUTHORIZATION, self.basic.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(Full::new(Bytes::from(body)))?;

@@ -202,10 +202,10 @@ fn no_redirects() -> anyhow::Result<(reqwest::Client, Arc<Jar>)> {
 async fn measure(provider: &Provider, scenario: &'static str, args: &Args) -> anyhow::Result<Measured> {
     let counter = Arc::new(AtomicUsize::new(0));
     let total = args.requests;
-    // Each client: its own browser (an HTTP client with its own cookies),
-    // its session, its own back channel (a relying party's connection to
-    // the token endpoint: `BackChannel`), and for refresh its own chain,
-    // set up before the clock runs.
+    // Each client, set up before the clock runs: its own browser (reqwest
+    // with its own cookies to sign in, then a lean `Browser` with the
+    // session it got), its own back channel (a relying party's connection
+    // to the token endpoint: `BackChannel`), and for refresh its own chain.
     let mut clients = Vec::with_capacity(args.concurrency);
     for _ in 0..args.concurrency {
         let (http, jar) = no_redirects()?;
@@ -273,9 +273,6 @@ async fn measure(provider: &Provider, scenario: &'static str, args: &Args) -> an
     })
 }
 
-/// An authorization request (PKCE S256) followed through the provider's
-/// redirects until it reaches the client's redirect URI; returns the code
-/// and the verifier.
 /// Who sends an authorization request: the bench's reqwest browser, which
 /// signs in and keeps every cookie (setting up), or a lean [`Browser`]
 /// carrying the session that sign-in left (the timed loop).
@@ -306,6 +303,9 @@ impl Agent<'_> {
     }
 }
 
+/// An authorization request (PKCE S256) sent by `agent` and followed
+/// through the provider's redirects until it reaches the client's redirect
+/// URI; returns the code and the verifier.
 async fn authorize(mut agent: Agent<'_>, p: &Provider, scope: &str) -> anyhow::Result<(String, String)> {
     // One call to the system's random source, not one per byte: the
     // bench's client shares the cores with the server it measures.

@@ -156,10 +156,10 @@ async fn lead(gc: Arc<GroupCommit>, pool: sqlx::SqlitePool, deadline: tokio::tim
     let joined = gc.join(&pool, deadline).await;
     // From here a unit handed finds the queue empty and leads the next.
     let units = std::mem::take(&mut *gc.queue());
+    let now = tokio::time::Instant::now();
     match joined {
         Ok(member) => member.run_handed(units, &pool).await,
-        Err(e @ StoreError::Busy(_)) if tokio::time::Instant::now() >= deadline => {
-            let now = tokio::time::Instant::now();
+        Err(e @ StoreError::Busy(_)) if now >= deadline => {
             let (expired, mut waiting): (VecDeque<Handed>, VecDeque<Handed>) =
                 units.into_iter().partition(|u| u.handed_at + ACQUIRE_TIMEOUT <= now);
             fail_all(expired, &Failure::of(&e));
