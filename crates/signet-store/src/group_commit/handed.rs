@@ -450,12 +450,13 @@ impl Member {
                     }
                 }
             }
+            // The records first: see `Batch::of`.
             Markers::Whole => {
-                for unit in call {
-                    q = deferred::bind(deferred::values(&unit.inserts), q);
-                }
                 for rec in batch.records.iter().flatten() {
                     q = audit::bind_record(q, rec);
+                }
+                for unit in call {
+                    q = deferred::bind(deferred::values(&unit.inserts), q);
                 }
             }
         }
@@ -595,6 +596,12 @@ impl Text {
 impl Batch {
     fn of(call: &[Handed], mut head: Option<ChainHead>, markers: Markers) -> Batch {
         let mut text = Text::default();
+        if markers == Markers::Whole {
+            // The records' values are bound first, to the anonymous
+            // placeholders of their one statement (`audit::insert_rows`),
+            // and the inserts' numbered ones come after them.
+            text.placeholders = call.iter().map(|u| u.records.len()).sum::<usize>() * audit::AUDIT_COLUMNS;
+        }
         let mut records = Vec::with_capacity(call.len());
         let mut heads = Vec::with_capacity(call.len());
         for (i, unit) in call.iter().enumerate() {
@@ -712,7 +719,10 @@ mod tests {
         let calls = after.handed_calls - before.handed_calls;
         assert!((3..48).contains(&calls), "48 handed units took {calls} calls");
         assert!(after.commits - before.commits < 48);
-        assert_eq!(keys(&store).await.len(), 48);
+        // Each unit's insert bound its own value, though a whole call binds
+        // every record's before any insert's (`Batch::of`).
+        let expected: Vec<String> = (0..48).map(|i| format!("k{i:02}")).collect();
+        assert_eq!(keys(&store).await, expected);
         assert_eq!(verified_chain(&store).await, 96);
     }
 
