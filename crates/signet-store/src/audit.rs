@@ -282,7 +282,9 @@ pub(crate) fn insert_rows(rows: usize) -> String {
 /// The columns [`bind_record`] binds.
 pub(crate) const AUDIT_COLUMNS: usize = 12;
 
-/// Binds a record's columns as `$1`..`$12`, in `audit_columns!` order.
+/// Binds a record's columns, in `audit_columns!` order, to the next twelve
+/// placeholders: `$1`..`$12` of [`INSERT`], or one row's `?`s of
+/// [`insert_rows`].
 pub(crate) fn bind_record<'q, DB>(
     q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
     rec: &'q AuditRecord,

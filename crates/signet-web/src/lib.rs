@@ -90,6 +90,11 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// layer's clone of what it wraps is a few `Arc`s. Every request, unrouted ones
 /// (404, 405) included, goes through every layer, as before; the order is
 /// unchanged: the first named here is the outermost.
+///
+/// The router returned holds only that layered application, as its
+/// fallback: a route added to it afterwards would skip every layer (the
+/// security headers, the same-origin guard, admission control). Routes
+/// belong in `routes::api` or `pages::routes`, inside the layers.
 pub fn router(state: AppState) -> Router {
     let mut app = routes::api(state.clone()).merge(pages::routes());
     if state.web.dev_outbox {
