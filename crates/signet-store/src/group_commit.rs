@@ -66,12 +66,27 @@ mod handed;
 /// failing `COMMIT` throws away.
 pub(crate) const MAX_GROUP: usize = 64;
 
-const SAVEPOINT: &str = "SAVEPOINT signet_unit";
-/// A fresh group's opening call: its transaction, the first member's
-/// savepoint, and the audit chain's head, read once the write lock is held
-/// ([`ChainHead`]), so that no member spends a call of its own on it.
-const OPEN_GROUP_AND_SAVEPOINT: &str =
-    "BEGIN IMMEDIATE; SAVEPOINT signet_unit; SELECT seq, hash FROM audit_head WHERE id = 1";
+macro_rules! savepoint {
+    () => {
+        "SAVEPOINT signet_unit"
+    };
+}
+const SAVEPOINT: &str = savepoint!();
+/// A fresh group's transaction and its first member's savepoint. `BEGIN
+/// IMMEDIATE` takes the write lock at once rather than at the first write,
+/// so a transaction never fails half-way for the lock.
+macro_rules! open_group {
+    () => {
+        concat!("BEGIN IMMEDIATE; ", savepoint!())
+    };
+}
+/// [`open_group!`], as the first statements of a leader's call
+/// ([`handed`]).
+pub(crate) const OPEN_GROUP: &str = open_group!();
+/// A fresh group's opening call: [`open_group!`], and the audit chain's
+/// head, read once the write lock is held ([`ChainHead`]), so that no
+/// member spends a call of its own on it.
+const OPEN_GROUP_AND_SAVEPOINT: &str = concat!(open_group!(), "; SELECT seq, hash FROM audit_head WHERE id = 1");
 /// A member's release (as a literal, for the closing texts too).
 macro_rules! release {
     () => {
@@ -213,9 +228,13 @@ impl Group {
     /// closing was parsed anew on the writer's thread (about 1.5 % of a
     /// `client_credentials` grant's CPU, on the thread every group waits
     /// for).
-    fn closing(&self, release: bool) -> (&'static str, Option<ChainHead>) {
+    ///
+    /// `appended` is the head after records whose member is released in
+    /// the same call, ahead of this text (a leader's call that ends the
+    /// group, [`handed`]): it is written instead of the group's own.
+    fn closing(&self, release: bool, appended: Option<ChainHead>) -> (&'static str, Option<ChainHead>) {
         let head = self.head();
-        let written = head.known.filter(|_| head.dirty);
+        let written = appended.or(head.known.filter(|_| head.dirty));
         let sql = match (release, written.is_some()) {
             (true, true) => concat!(release!(), "; ", update_head!(), "; COMMIT"),
             (true, false) => concat!(release!(), "; COMMIT"),
@@ -254,11 +273,18 @@ pub(crate) struct GroupCommit {
     units: AtomicU64,
     handed_units: AtomicU64,
     handed_calls: AtomicU64,
+    calls: AtomicU64,
     /// Units handed to the writer, waiting for a leader to run them
     /// ([`handed`], ADR 0040).
     handed: std::sync::Mutex<Vec<handed::Handed>>,
     /// An in-memory database lives in its one connection: never closed.
     ephemeral: bool,
+    /// The chain head as the last group this process committed left it
+    /// (or as a group read it). Only a guess: another process (the CLI)
+    /// may have appended since. A leader that seals its records against
+    /// it checks it inside its transaction before they are written
+    /// ([`handed`]).
+    last_head: std::sync::Mutex<Option<ChainHead>>,
 }
 
 /// Counters for tests and diagnostics.
@@ -272,6 +298,9 @@ pub struct CommitStats {
     pub handed: u64,
     /// The calls those units took.
     pub handed_calls: u64,
+    /// Calls to the writer connection that open, join, leave or commit a
+    /// group, the leaders' included (not the units' own statements).
+    pub calls: u64,
 }
 
 /// Counts a unit as waiting for the slot until dropped (also when the wait
@@ -294,8 +323,10 @@ impl GroupCommit {
             units: AtomicU64::new(0),
             handed_units: AtomicU64::new(0),
             handed_calls: AtomicU64::new(0),
+            calls: AtomicU64::new(0),
             handed: std::sync::Mutex::new(Vec::new()),
             ephemeral,
+            last_head: std::sync::Mutex::new(None),
         })
     }
 
@@ -305,7 +336,22 @@ impl GroupCommit {
             commits: self.commits.load(Ordering::SeqCst),
             handed: self.handed_units.load(Ordering::SeqCst),
             handed_calls: self.handed_calls.load(Ordering::SeqCst),
+            calls: self.calls.load(Ordering::SeqCst),
         }
+    }
+
+    /// Counts a call to the writer connection ([`CommitStats::calls`]).
+    fn call(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The chain head the last group left, if this process knows it.
+    fn last_head(&self) -> Option<ChainHead> {
+        *self.last_head.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn remember_head(&self, head: Option<ChainHead>) {
+        *self.last_head.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = head;
     }
 
     /// Takes the writer's turn (waiting at most until `deadline`), joins the
@@ -315,6 +361,25 @@ impl GroupCommit {
         self: &Arc<Self>,
         pool: &sqlx::SqlitePool,
         deadline: tokio::time::Instant,
+    ) -> StoreResult<Member> {
+        self.join_group(pool, deadline, true).await
+    }
+
+    /// [`GroupCommit::join`], except that a fresh group is not begun: its
+    /// `BEGIN` goes with the member's first call ([`Member::begun`]).
+    async fn join_unbegun(
+        self: &Arc<Self>,
+        pool: &sqlx::SqlitePool,
+        deadline: tokio::time::Instant,
+    ) -> StoreResult<Member> {
+        self.join_group(pool, deadline, false).await
+    }
+
+    async fn join_group(
+        self: &Arc<Self>,
+        pool: &sqlx::SqlitePool,
+        deadline: tokio::time::Instant,
+        begin_now: bool,
     ) -> StoreResult<Member> {
         let mut slot = {
             self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -340,7 +405,11 @@ impl GroupCommit {
             gc: self.clone(),
             in_savepoint: false,
             releasing: false,
+            begun: !fresh,
         };
+        if fresh && !begin_now {
+            return Ok(member);
+        }
         // IMMEDIATE takes the write lock now rather than at the first
         // write, so a transaction never fails half-way for the lock. A
         // fresh group's `BEGIN` and its first savepoint go in one call (one
@@ -359,6 +428,7 @@ impl GroupCommit {
             }
         }
         member.in_savepoint = true;
+        member.begun = true;
         Ok(member)
     }
 }
@@ -378,6 +448,10 @@ pub(crate) struct Member {
     /// A call ending with this unit's release was sent and its outcome is
     /// not known yet ([`Member::releasing`]).
     releasing: bool,
+    /// The group's transaction was begun. Only a leader of handed units
+    /// holds a group that was not ([`GroupCommit::join_unbegun`]): its
+    /// first call begins it.
+    begun: bool,
 }
 
 impl Member {
@@ -387,12 +461,13 @@ impl Member {
 
     /// Opens a fresh group ([`OPEN_GROUP_AND_SAVEPOINT`]) and takes the
     /// chain head it read into the group.
-    async fn open_group(&mut self) -> StoreResult<()> {
+    pub(crate) async fn open_group(&mut self) -> StoreResult<()> {
         let Some(c) = self.conn.as_deref_mut() else {
             return Err(StoreError::Backend(Box::new(GroupError(
                 "the unit has no connection".into(),
             ))));
         };
+        self.gc.call();
         let head: Option<(i64, Vec<u8>)> = sqlx::query_as(OPEN_GROUP_AND_SAVEPOINT)
             .fetch_optional(c)
             .await
@@ -402,10 +477,13 @@ impl Member {
         if let Some((seq, Ok(hash))) = head.map(|(seq, hash)| (seq, <[u8; 32]>::try_from(hash))) {
             self.group.head().known = Some(ChainHead { seq, hash });
         }
+        self.begun = true;
+        self.in_savepoint = true;
         Ok(())
     }
 
     async fn run(&mut self, sql: &str) -> StoreResult<()> {
+        self.gc.call();
         match self.conn.as_deref_mut() {
             Some(c) => sqlx::query(sql).execute(c).await.map(|_| ()).map_err(backend),
             None => Err(StoreError::Backend(Box::new(GroupError(
@@ -424,8 +502,26 @@ impl Member {
     }
 
     fn is_last(&self) -> bool {
-        let members = self.group.released.load(Ordering::SeqCst) + 1;
+        self.last_with(1)
+    }
+
+    /// Whether the group would be committed, rather than parked, once
+    /// `joining` more members are released into it: it is then full, or
+    /// nobody waits for the writer.
+    fn last_with(&self, joining: usize) -> bool {
+        let members = self.group.released.load(Ordering::SeqCst) + joining;
         members >= MAX_GROUP || self.gc.waiting.load(Ordering::SeqCst) == 0
+    }
+
+    /// The call that released the group's last members also ran its
+    /// closing (`Group::closing`), which succeeded: the group is committed
+    /// and the connection handed back, as [`commit`] does.
+    fn committed_in_place(&mut self) {
+        self.releasing = false;
+        self.in_savepoint = false;
+        if let (Some(conn), Some(slot)) = (self.conn.take(), self.slot.take()) {
+            committed(conn, slot, &self.group, &self.gc);
+        }
     }
 
     /// The caller is about to send a call that ends with this unit's
@@ -520,6 +616,13 @@ impl Member {
         let (Some(conn), Some(slot)) = (self.conn.take(), self.slot.take()) else {
             return;
         };
+        if !self.begun {
+            // Nothing was sent: the connection goes back as it came.
+            drop(conn);
+            drop(slot);
+            self.group.answer(Ok(()));
+            return;
+        }
         leave(conn, slot, self.group.clone(), self.gc.clone(), true);
     }
 
@@ -532,6 +635,11 @@ impl Member {
                 "a unit of work was cancelled or failed while its release was in doubt".into(),
             )));
             self.fail_group_now(&doubt);
+            return None;
+        }
+        if !self.begun {
+            // Nothing was sent on the connection: nothing to undo.
+            self.leave();
             return None;
         }
         let conn = self.conn.take()?;
@@ -602,6 +710,7 @@ impl Drop for Member {
                 gc: self.gc.clone(),
                 in_savepoint: self.in_savepoint,
                 releasing: self.releasing,
+                begun: self.begun,
             };
             // Rolled back to its savepoint by a task of its own.
             let _ = member.abandon();
@@ -735,25 +844,31 @@ async fn commit(
 ) {
     // Several statements in one call (SQLite runs them in order and stops
     // at the first error), one of four texts, kept prepared.
-    let (sql, head) = group.closing(release);
+    gc.call();
+    let (sql, head) = group.closing(release, None);
     let mut q = sqlx::query(sql);
     if let Some(h) = &head {
         q = q.bind(h.seq).bind(h.hash.as_slice());
     }
     match q.execute(&mut *conn).await {
-        Ok(_) => {
-            gc.commits.fetch_add(1, Ordering::SeqCst);
-            // The connection goes back to the pool in autocommit mode
-            // before the slot is given up.
-            drop(conn);
-            drop(slot);
-            group.answer(Ok(()));
-        }
+        Ok(_) => committed(conn, slot, &group, &gc),
         Err(e) => {
             let e = backend(e);
             fail_group(conn, slot, &group, &gc, &e).await;
         }
     }
+}
+
+/// The group's `COMMIT` ran: the connection goes back to the pool in
+/// autocommit mode before the slot is given up, then every member is told.
+fn committed(conn: PoolConnection<Sqlite>, slot: OwnedMutexGuard<Slot>, group: &Group, gc: &GroupCommit) {
+    gc.commits.fetch_add(1, Ordering::SeqCst);
+    if let Some(head) = group.head().known {
+        gc.remember_head(Some(head));
+    }
+    drop(conn);
+    drop(slot);
+    group.answer(Ok(()));
 }
 
 /// A group no member was released into (every unit in it rolled back):

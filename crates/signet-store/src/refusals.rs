@@ -57,6 +57,18 @@ macro_rules! checked_write {
 }
 pub(crate) use checked_write;
 
+/// The check a leader of handed units opens its group with when it sealed
+/// their records against the chain head the last group left
+/// (`crate::group_commit`): `$1` and `$2` are that head's sequence number
+/// and hash. Unless `audit_head` still holds them (another process, the
+/// CLI, appended since), it raises [`HEAD_MOVED`] and the call stops
+/// before any record is written. Not a [`Refusal`]: no client hears it.
+pub(crate) const HEAD_CHECK: &str = "INSERT INTO temp.signet_expect (refusal, ok) SELECT 'audit_head', \
+     EXISTS (SELECT 1 FROM audit_head WHERE id = 1 AND seq = $1 AND hash = $2)";
+
+/// What [`HEAD_CHECK`] raises.
+pub(crate) const HEAD_MOVED: &str = "signet_audit_head_moved";
+
 /// What the writer runs when it connects: the view and its triggers.
 pub(crate) fn setup_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -74,6 +86,11 @@ fn build_setup_sql() -> String {
         ));
         known.push(format!("'{name}'"));
     }
+    sql.push_str(&format!(
+        " CREATE TEMP TRIGGER IF NOT EXISTS signet_expect_audit_head INSTEAD OF INSERT ON signet_expect \
+         WHEN NEW.refusal = 'audit_head' AND NOT NEW.ok BEGIN SELECT RAISE(ABORT, '{HEAD_MOVED}'); END;"
+    ));
+    known.push("'audit_head'".to_owned());
     // A check naming no refusal (a typo, a name missing from
     // `Refusal::ALL`) must not pass silently: it fails closed, as a storage
     // error rather than a refusal, whatever `ok` says.

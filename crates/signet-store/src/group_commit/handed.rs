@@ -42,6 +42,17 @@
 //!   `INSERT`, one marker and one release for all of them. Only if a
 //!   statement of it fails is it rolled back to its savepoint and its units
 //!   sent unit by unit, as below.
+//! - **A group in one call** (the second amendment of ADR 0040). A leader
+//!   whose group is fresh does not open it with a call of its own: its
+//!   first call begins with `BEGIN IMMEDIATE` and the savepoint, and, if
+//!   nobody waits to join the group once its units are in, ends with the
+//!   group's closing (the release, the chain head, `COMMIT`). The records
+//!   are sealed against the chain head the last group left, which this
+//!   process remembers; the call checks it inside the transaction before
+//!   any record ([`HEAD_CHECK`]), and if another process (the CLI) moved
+//!   it, the call stops there, the head is read, and the units go again.
+//!   Under a steady stream of grants a group is then one hand-off to the
+//!   connection's thread instead of three.
 //! - **One unit's failure is its own.** SQLite stops a call at its first
 //!   failing statement, and the driver streams every result it produced
 //!   before the error. Each unit's part ends with two markers, `SELECT 2i`
@@ -73,9 +84,13 @@ use signet_core::store::{StoreError, StoreResult};
 use sqlx::Either;
 use tokio::sync::{oneshot, watch};
 
-use super::{outcome, spawn_leader, ChainHead, Failure, GroupCommit, Member, Outcome, RELEASE_AND_REOPEN, ROLLBACK_TO};
+use super::{
+    outcome, spawn_leader, ChainHead, Failure, Group, GroupCommit, Member, Outcome, OPEN_GROUP, RELEASE_AND_REOPEN,
+    ROLLBACK_TO,
+};
 use crate::connect::ACQUIRE_TIMEOUT;
 use crate::deferred::{self, Deferred};
+use crate::refusals::{HEAD_CHECK, HEAD_MOVED};
 use crate::tx::PendingAudit;
 use crate::{audit, backend};
 
@@ -153,7 +168,7 @@ impl GroupCommit {
 /// held by another process, a connection that cannot be opened) fails
 /// every unit at once, as before.
 async fn lead(gc: Arc<GroupCommit>, pool: sqlx::SqlitePool, deadline: tokio::time::Instant) {
-    let joined = gc.join(&pool, deadline).await;
+    let joined = gc.join_unbegun(&pool, deadline).await;
     // From here a unit handed finds the queue empty and leads the next.
     let units = std::mem::take(&mut *gc.queue());
     let now = tokio::time::Instant::now();
@@ -243,6 +258,18 @@ enum Whole {
     RolledBack(Vec<Handed>),
     /// The group failed (its units were not answered).
     GroupFailed(Failure, Vec<Handed>),
+    /// The chain head the call's records were sealed against was not the
+    /// group's ([`HEAD_CHECK`]); the call was rolled back to its savepoint
+    /// before any unit's statement ran, and its units are to go again.
+    HeadMoved(Vec<Handed>),
+}
+
+/// A group's opening, carried by the first call of a leader whose group is
+/// not begun: `BEGIN IMMEDIATE`, the first savepoint and, when the call's
+/// records were sealed against the head the last group left, the check
+/// that it is still the head.
+struct Opening {
+    check: Option<ChainHead>,
 }
 
 /// Where a call's markers go.
@@ -271,6 +298,11 @@ impl Member {
         // the driver keeps prepared (`Batch::same_shape`). Any order will
         // do among these: none of them was answered yet.
         units.sort_by(Handed::shape_cmp);
+        if let Err(e) = self.prepare_opening(&units).await {
+            let failure = self.failed(&e);
+            fail_all(units, &failure);
+            return;
+        }
         let mut units: VecDeque<Handed> = units.into();
         // Once a whole call failed, the rest of these units go unit by
         // unit: a failure seldom comes alone (a burst of replays).
@@ -285,7 +317,11 @@ impl Member {
                 break;
             }
             let call: Vec<Handed> = units.drain(..take).collect();
-            let (ran, mut left) = self.run_call(call, &mut unit_by_unit).await;
+            // The last call of a group nobody waits to join also ends it:
+            // its closing goes in the same call (one hand-off to the
+            // connection's thread instead of two).
+            let closes = units.is_empty() && self.last_with(call.len());
+            let (ran, mut left) = self.run_call(call, &mut unit_by_unit, closes).await;
             match ran {
                 Ran::Answered => {
                     // Not run: first in the next call, in their order.
@@ -307,11 +343,44 @@ impl Member {
         self.leave();
     }
 
+    /// Readies a group that is not begun yet ([`GroupCommit::join_unbegun`])
+    /// for the leader's first call, which then begins it ([`Opening`]).
+    ///
+    /// With the chain head the last group left, that call begins the group
+    /// itself and checks the head ([`HEAD_CHECK`]) ahead of records sealed
+    /// against it: one call then opens, writes and (often) commits a group,
+    /// where three were needed. Without it (the first group since the
+    /// process started), the group is opened here by a call of its own that
+    /// reads the head, unless no unit has records.
+    async fn prepare_opening(&mut self, units: &[Handed]) -> StoreResult<()> {
+        if self.begun {
+            return Ok(());
+        }
+        match self.gc.last_head() {
+            // Taken for the group's own until the check says otherwise.
+            Some(head) => self.group.head().known = Some(head),
+            None if units.iter().all(|u| u.records.is_empty()) => {}
+            None => self.open_group().await?,
+        }
+        Ok(())
+    }
+
+    /// What the next call must begin with: the group's opening, while it
+    /// is not begun.
+    fn opening(&self) -> Option<Opening> {
+        (!self.begun).then(|| Opening {
+            // Only the last group's head, from `prepare_opening`, can be
+            // known to a group not begun.
+            check: self.chain_head(),
+        })
+    }
+
     /// One call for `call`'s units: first as a whole ([`Member::run_whole`]),
     /// unless `unit_by_unit`, which a whole call that fails sets. Returns
-    /// how it ended and the units it did not answer.
-    async fn run_call(&mut self, call: Vec<Handed>, unit_by_unit: &mut bool) -> (Ran, Vec<Handed>) {
-        let head = match self.chain_head() {
+    /// how it ended and the units it did not answer. When `closes`, a whole
+    /// call also commits the group.
+    async fn run_call(&mut self, call: Vec<Handed>, unit_by_unit: &mut bool, closes: bool) -> (Ran, Vec<Handed>) {
+        let mut head = match self.chain_head() {
             Some(h) => Some(h),
             None if call.iter().any(|u| !u.records.is_empty()) => match self.read_chain_head().await {
                 Ok(h) => Some(h),
@@ -330,23 +399,42 @@ impl Member {
         let call = if *unit_by_unit {
             call
         } else {
-            match self.run_whole(call, head).await {
-                Whole::Released => return (Ran::Answered, Vec::new()),
-                Whole::GroupFailed(failure, call) => return (Ran::GroupFailed(failure), call),
-                // Rolled back: unit by unit, to find whose statement failed.
-                // Nothing of them is written now: a unit whose request was
-                // cancelled meanwhile is dropped, as before its first call.
-                Whole::RolledBack(call) => {
-                    *unit_by_unit = true;
-                    let call: Vec<Handed> = call.into_iter().filter(|u| !u.abandoned()).collect();
-                    if call.is_empty() {
-                        return (Ran::Answered, Vec::new());
+            let mut call = call;
+            loop {
+                match self.run_whole(call, head, closes).await {
+                    Whole::Released => return (Ran::Answered, Vec::new()),
+                    Whole::GroupFailed(failure, call) => return (Ran::GroupFailed(failure), call),
+                    // The head the call assumed had moved (another process
+                    // appended): nothing of it was written. Again as a
+                    // whole, sealed against the head as it stands.
+                    Whole::HeadMoved(again) => {
+                        let now = match self.read_chain_head().await {
+                            Ok(h) => h,
+                            Err(e) => return (self.fail_now(&e), again),
+                        };
+                        self.group.head().known = Some(now);
+                        head = Some(now);
+                        call = again.into_iter().filter(|u| !u.abandoned()).collect();
+                        if call.is_empty() {
+                            return (Ran::Answered, Vec::new());
+                        }
                     }
-                    call
+                    // Rolled back: unit by unit, to find whose statement
+                    // failed. Nothing of them is written now: a unit whose
+                    // request was cancelled meanwhile is dropped, as before
+                    // its first call.
+                    Whole::RolledBack(again) => {
+                        *unit_by_unit = true;
+                        let call: Vec<Handed> = again.into_iter().filter(|u| !u.abandoned()).collect();
+                        if call.is_empty() {
+                            return (Ran::Answered, Vec::new());
+                        }
+                        break call;
+                    }
                 }
             }
         };
-        let batch = Batch::of(&call, head, Markers::EachUnit);
+        let batch = Batch::of(&call, head, Markers::EachUnit, self.opening(), None);
         // A failure from here may leave a release in doubt.
         self.releasing();
         let ran = self.send(&call, &batch).await;
@@ -394,8 +482,15 @@ impl Member {
     /// the marker tells whether it was a unit's own (the call is rolled
     /// back to its savepoint, and the units go again unit by unit) or the
     /// release (the group is in doubt and fails).
-    async fn run_whole(&mut self, call: Vec<Handed>, head: Option<ChainHead>) -> Whole {
-        let batch = Batch::of(&call, head, Markers::Whole);
+    ///
+    /// When `closes`, the release is the group's closing (`Group::closing`:
+    /// the release, the chain head, `COMMIT`), so the call's end commits
+    /// every member. A failure after the marker is then a failed `COMMIT`
+    /// as much as a failed release: the group fails either way, and none
+    /// of its members is acknowledged.
+    async fn run_whole(&mut self, call: Vec<Handed>, head: Option<ChainHead>, closes: bool) -> Whole {
+        let group = self.group.clone();
+        let batch = Batch::of(&call, head, Markers::Whole, self.opening(), closes.then_some(&*group));
         self.releasing();
         let ran = self.send(&call, &batch).await;
         match ran {
@@ -406,11 +501,15 @@ impl Member {
                 released: 0,
                 own_done: true,
                 confused: false,
+                head_moved: false,
             } => {
                 self.releasing = false;
                 for (unit, head) in call.into_iter().zip(batch.heads) {
                     let joined = self.released_handed(head);
                     unit.answer(Ok(joined));
+                }
+                if closes {
+                    self.committed_in_place();
                 }
                 Whole::Released
             }
@@ -419,10 +518,15 @@ impl Member {
                 released: 0,
                 own_done: false,
                 confused: false,
+                head_moved,
             } => match self.run(ROLLBACK_TO).await {
                 Ok(()) => {
                     self.releasing = false;
-                    Whole::RolledBack(call)
+                    if head_moved {
+                        Whole::HeadMoved(call)
+                    } else {
+                        Whole::RolledBack(call)
+                    }
                 }
                 // SQLite ended the transaction itself (a full disk, an I/O
                 // error): the group fails with what stopped the call, which
@@ -441,8 +545,13 @@ impl Member {
     /// Sends `batch`, the call for `call`'s units, and follows its markers.
     async fn send(&mut self, call: &[Handed], batch: &Batch) -> Progress {
         let mut q = sqlx::query(&batch.sql).persistent(batch.same_shape);
+        let check = |q, head: &Option<ChainHead>| match head {
+            Some(h) => audit::bind_head(q, h),
+            None => q,
+        };
         match batch.markers {
             Markers::EachUnit => {
+                q = check(q, &batch.head_check);
                 for (unit, records) in call.iter().zip(&batch.records) {
                     q = deferred::bind(deferred::values(&unit.inserts), q);
                     for rec in records {
@@ -455,12 +564,21 @@ impl Member {
                 for rec in batch.records.iter().flatten() {
                     q = audit::bind_record(q, rec);
                 }
+                q = check(q, &batch.head_check);
                 for unit in call {
                     q = deferred::bind(deferred::values(&unit.inserts), q);
                 }
+                // The closing's numbered placeholders come last.
+                q = check(q, &batch.closing_head);
             }
         }
         self.gc.handed_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.gc.call();
+        if batch.opens {
+            // From here the group may be begun: a failure rolls it back.
+            self.begun = true;
+            self.in_savepoint = true;
+        }
         match self.conn() {
             Some(c) => follow(sqlx::Executor::fetch_many(c, q)).await,
             None => Progress::broken(StoreError::Backend("the unit has no connection".into())),
@@ -477,6 +595,7 @@ impl Member {
     /// Reads the chain head inside the group's transaction (when opening it
     /// did not: a head missing or malformed is reported here).
     async fn read_chain_head(&mut self) -> StoreResult<ChainHead> {
+        self.gc.call();
         let Some(c) = self.conn() else {
             return Err(StoreError::Backend("the unit has no connection".into()));
         };
@@ -508,6 +627,8 @@ struct Progress {
     own_done: bool,
     /// A row that was not the next marker came back.
     confused: bool,
+    /// What stopped the call was [`HEAD_CHECK`].
+    head_moved: bool,
     /// What stopped the call, if anything did.
     error: Option<StoreError>,
 }
@@ -549,6 +670,7 @@ async fn follow<'e>(
             }
             Ok(Either::Left(_)) => {}
             Err(e) => {
+                p.head_moved = matches!(&e, sqlx::Error::Database(db) if db.message() == HEAD_MOVED);
                 p.error = Some(backend(e));
                 break;
             }
@@ -572,6 +694,12 @@ struct Batch {
     /// Unit by unit, or the whole call at once (its records in one
     /// statement at its end).
     markers: Markers,
+    /// The chain head the call's closing writes, when it ends the group.
+    closing_head: Option<ChainHead>,
+    /// The call begins the group ([`Opening`]).
+    opens: bool,
+    /// The chain head its opening checks, if it checks one.
+    head_check: Option<ChainHead>,
 }
 
 /// A call's text as it is built: statements joined, each one's
@@ -594,16 +722,34 @@ impl Text {
 }
 
 impl Batch {
-    fn of(call: &[Handed], mut head: Option<ChainHead>, markers: Markers) -> Batch {
+    /// `opening`: the group's, when this call begins it. `closes`: the
+    /// group whose closing ends a whole call, in place of the release that
+    /// leaves it open.
+    fn of(
+        call: &[Handed],
+        mut head: Option<ChainHead>,
+        markers: Markers,
+        opening: Option<Opening>,
+        closes: Option<&Group>,
+    ) -> Batch {
         let mut text = Text::default();
         if markers == Markers::Whole {
             // The records' values are bound first, to the anonymous
             // placeholders of their one statement (`audit::insert_rows`),
-            // and the inserts' numbered ones come after them.
+            // and the numbered ones (the opening's check, the inserts', the
+            // closing's) come after them, in the order of the text.
             text.placeholders = call.iter().map(|u| u.records.len()).sum::<usize>() * audit::AUDIT_COLUMNS;
+        }
+        let head_check = opening.as_ref().and_then(|o| o.check);
+        if opening.is_some() {
+            text.push(OPEN_GROUP);
+            if head_check.is_some() {
+                text.push(HEAD_CHECK);
+            }
         }
         let mut records = Vec::with_capacity(call.len());
         let mut heads = Vec::with_capacity(call.len());
+        let mut closing_head = None;
         for (i, unit) in call.iter().enumerate() {
             for insert in &unit.inserts {
                 debug_assert_eq!(
@@ -649,7 +795,15 @@ impl Batch {
                 text.push(&audit::insert_rows(sealed));
             }
             text.push("SELECT 0");
-            text.push(RELEASE_AND_REOPEN);
+            match closes {
+                Some(group) => {
+                    let appended = heads.iter().rev().find_map(|h| *h);
+                    let (closing, written) = group.closing(true, appended);
+                    text.push(closing);
+                    closing_head = written;
+                }
+                None => text.push(RELEASE_AND_REOPEN),
+            }
         }
         let same_shape = call.windows(2).all(|w| w[0].shape_cmp(&w[1]).is_eq());
         Batch {
@@ -658,6 +812,9 @@ impl Batch {
             heads,
             same_shape,
             markers,
+            closing_head,
+            opens: opening.is_some(),
+            head_check,
         }
     }
 }
@@ -724,6 +881,60 @@ mod tests {
         let expected: Vec<String> = (0..48).map(|i| format!("k{i:02}")).collect();
         assert_eq!(keys(&store).await, expected);
         assert_eq!(verified_chain(&store).await, 96);
+    }
+
+    /// A unit handed while nobody else writes is a group of its own, and
+    /// once the process knows the chain head it takes one call: the
+    /// group's opening, the unit's writes and the group's closing together.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_handed_unit_opens_writes_and_commits_its_group_in_one_call() {
+        let (store, _dir) = store().await;
+        // The first group since the store opened reads the head in a call
+        // of its own.
+        handed(&store, "first", PARENT).await.unwrap().unwrap();
+        let before = store.commit_stats();
+        for i in 0..5 {
+            handed(&store, &format!("k{i}"), PARENT).await.unwrap().unwrap();
+        }
+        let after = store.commit_stats();
+        assert_eq!(after.commits - before.commits, 5);
+        assert_eq!(after.calls - before.calls, 5, "one call per group");
+        assert_eq!(keys(&store).await, ["first", "k0", "k1", "k2", "k3", "k4"]);
+        assert_eq!(verified_chain(&store).await, 12);
+    }
+
+    /// Another process (the CLI) appends to the audit log between two of
+    /// this store's groups: the head this store remembers is stale, the
+    /// next call's check stops it before any record is written, and its
+    /// unit goes again, sealed against the head as it stands. The chain is
+    /// unbroken, and the guess after is right again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_head_moved_by_another_process_stops_the_call_and_the_unit_goes_again() {
+        let (store, dir) = store().await;
+        handed(&store, "a", PARENT).await.unwrap().unwrap();
+        let url = format!("sqlite://{}/signet.db", dir.path().display());
+        let other = Arc::new(SqlStore::connect(&url).await.unwrap());
+        handed(&other, "b", PARENT).await.unwrap().unwrap();
+        let before = store.commit_stats();
+        handed(&store, "c", PARENT).await.unwrap().unwrap();
+        let after = store.commit_stats();
+        assert_eq!(
+            after.handed_calls - before.handed_calls,
+            2,
+            "the call, stopped, then again"
+        );
+        assert_eq!(
+            after.calls - before.calls,
+            4,
+            "the call, its rollback to the savepoint, the head read, the call again"
+        );
+        assert_eq!(after.commits - before.commits, 1);
+        assert_eq!(keys(&store).await, ["a", "b", "c"]);
+        assert_eq!(verified_chain(&store).await, 6);
+        let before = store.commit_stats();
+        handed(&store, "d", PARENT).await.unwrap().unwrap();
+        assert_eq!(store.commit_stats().calls - before.calls, 1);
+        assert_eq!(verified_chain(&store).await, 8);
     }
 
     /// While a unit holds the writer, four units are handed behind it and
