@@ -90,26 +90,38 @@ pub fn read<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// browser honours (RFC 6265bis §5.6.2).
 pub const DEVICE_MAX_AGE: u64 = 400 * 86_400;
 
-/// The hash of a device cookie minted for a request that had none; the
-/// response sets the cookie only if it issues a session.
-#[derive(Clone, Copy, Debug)]
-pub struct NewDevice(pub signet_core::secret::TokenHash);
+/// The device cookie of a request that had none, minted when first asked
+/// for: by the handler, as the request's device ([`device`]), or by the
+/// response that issues a session. A request that needs neither (a relying
+/// party's call to the token endpoint) costs no random bits and no hash.
+#[derive(Clone, Default)]
+pub struct NewDevice(std::sync::Arc<std::sync::OnceLock<(PlainToken, TokenHash)>>);
+
+impl NewDevice {
+    fn minted(&self) -> &(PlainToken, TokenHash) {
+        self.0.get_or_init(|| {
+            let token = PlainToken::generate(TokenKind::Device);
+            let hash = token.hash();
+            (token, hash)
+        })
+    }
+}
 
 /// The device of the request: its device cookie's hash, or the one minted
-/// for it by [`device_cookie`].
+/// for it ([`device_cookie`]).
 pub fn device(headers: &HeaderMap, extensions: &axum::http::Extensions, names: &CookieNames) -> Option<TokenHash> {
     read(headers, names.device)
         .and_then(|v| PlainToken::parse(TokenKind::Device, v))
         .map(|t| t.hash())
-        .or_else(|| extensions.get::<NewDevice>().map(|d| d.0))
+        .or_else(|| extensions.get::<NewDevice>().map(|d| d.minted().1))
 }
 
 /// Gives a browser its device cookie with the first session issued to it
-/// (`signet_app::devices`): a request without one gets a fresh token, whose
-/// hash the handler sees as the request's device, and the response sets it
-/// only when it sets a session cookie, so a visitor who never signs in is
-/// given nothing. Only a POST can issue a session, so only a POST gets a
-/// token.
+/// (`signet_app::devices`): a request without one gets a token (minted when
+/// first asked for, [`NewDevice`]), whose hash the handler sees as the
+/// request's device, and the response sets it only when it sets a session
+/// cookie, so a visitor who never signs in is given nothing. Only a POST
+/// can issue a session, so only a POST gets a token.
 pub async fn device_cookie(
     axum::extract::State(state): axum::extract::State<crate::AppState>,
     mut req: axum::extract::Request,
@@ -120,21 +132,22 @@ pub async fn device_cookie(
         .and_then(|v| PlainToken::parse(TokenKind::Device, v))
         .is_some();
     // Sessions are only ever issued to a POST.
-    let minted = (!has && req.method() == axum::http::Method::POST).then(|| PlainToken::generate(TokenKind::Device));
-    if let Some(t) = &minted {
-        req.extensions_mut().insert(NewDevice(t.hash()));
+    let new = (!has && req.method() == axum::http::Method::POST).then(NewDevice::default);
+    if let Some(new) = &new {
+        req.extensions_mut().insert(new.clone());
     }
     let mut resp = next.run(req).await;
-    let Some(token) = minted else { return resp };
-    let session_set = format!("{}=", names.session);
-    let deleted = format!("{}=;", names.session);
+    let Some(new) = new else { return resp };
+    // A session cookie set, not deleted (`name=;`).
     let issues_session = resp
         .headers()
         .get_all(header::SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.starts_with(&session_set) && !v.starts_with(&deleted));
+        .filter_map(|v| v.strip_prefix(names.session)?.strip_prefix('='))
+        .any(|value| !value.starts_with(';'));
     if issues_session {
+        let (token, _) = new.minted();
         if let Some(v) = names.set(names.device, token.expose_secret(), Some(DEVICE_MAX_AGE)) {
             resp.headers_mut().append(header::SET_COOKIE, v);
         }

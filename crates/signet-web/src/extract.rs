@@ -72,7 +72,32 @@ impl FromRequestParts<AppState> for Client {
     }
 }
 
+/// Where a relying party's back-channel call (the token, introspection and
+/// revocation endpoints) came from: IP and User-Agent. No device: a server
+/// calling has no browser to tell apart, and asking would mint a device
+/// cookie for a response that never carries one.
+pub struct BackChannel(pub Origin);
+
+impl FromRequestParts<AppState> for BackChannel {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(BackChannel(Origin {
+            device: None,
+            ..address(parts, state)
+        }))
+    }
+}
+
 pub fn client_origin(parts: &Parts, state: &AppState) -> Origin {
+    Origin {
+        device: crate::cookies::device(&parts.headers, &parts.extensions, &state.cookies),
+        ..address(parts, state)
+    }
+}
+
+/// The request's IP address and User-Agent.
+fn address(parts: &Parts, state: &AppState) -> Origin {
     let forwarded = state
         .web
         .trust_forwarded_for
@@ -96,7 +121,7 @@ pub fn client_origin(parts: &Parts, state: &AppState) -> Origin {
     Origin {
         ip: forwarded.or(peer),
         user_agent,
-        device: crate::cookies::device(&parts.headers, &parts.extensions, &state.cookies),
+        device: None,
     }
 }
 

@@ -17,7 +17,7 @@ use signet_app::oidc::error::{OAuthCode, OAuthError};
 use signet_app::oidc::tokens::{self, TokenForm};
 
 use crate::error::ApiError;
-use crate::extract::{Client, MaybeAuth};
+use crate::extract::{BackChannel, Client, MaybeAuth};
 use crate::pages::PageError;
 use crate::AppState;
 use signet_core::flow::Continuation;
@@ -45,7 +45,12 @@ fn cacheable(mut resp: Response) -> Response {
 }
 
 /// `POST /oauth2/token` (RFC 6749 §3.2), `application/x-www-form-urlencoded`.
-pub async fn token(State(state): State<AppState>, Client(origin): Client, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(state): State<AppState>,
+    BackChannel(origin): BackChannel,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let result = async {
         let form = Form::parse(&headers, &body)?;
         let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
@@ -88,7 +93,7 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body:
 /// or not the token was known (§2.2); refusals in the RFC 6749 §5.2 shape.
 pub async fn revoke(
     State(state): State<AppState>,
-    Client(origin): Client,
+    BackChannel(origin): BackChannel,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
