@@ -255,7 +255,10 @@ enum Whole {
     Released,
     /// A unit's statement failed; the call was rolled back to its
     /// savepoint and its units are to go again, unit by unit.
-    RolledBack(Vec<Handed>),
+    /// `unverified`: the call carried the opening's check of the chain
+    /// head, which may not have run; the head must be read before the units
+    /// are sealed again.
+    RolledBack(Vec<Handed>, bool),
     /// The group failed (its units were not answered).
     GroupFailed(Failure, Vec<Handed>),
     /// The chain head the call's records were sealed against was not the
@@ -408,12 +411,10 @@ impl Member {
                     // appended): nothing of it was written. Again as a
                     // whole, sealed against the head as it stands.
                     Whole::HeadMoved(again) => {
-                        let now = match self.read_chain_head().await {
-                            Ok(h) => h,
+                        match self.reread_head().await {
+                            Ok(now) => head = Some(now),
                             Err(e) => return (self.fail_now(&e), again),
-                        };
-                        self.group.head().known = Some(now);
-                        head = Some(now);
+                        }
                         call = again.into_iter().filter(|u| !u.abandoned()).collect();
                         if call.is_empty() {
                             return (Ran::Answered, Vec::new());
@@ -423,8 +424,14 @@ impl Member {
                     // failed. Nothing of them is written now: a unit whose
                     // request was cancelled meanwhile is dropped, as before
                     // its first call.
-                    Whole::RolledBack(again) => {
+                    Whole::RolledBack(again, unverified) => {
                         *unit_by_unit = true;
+                        if unverified {
+                            match self.reread_head().await {
+                                Ok(now) => head = Some(now),
+                                Err(e) => return (self.fail_now(&e), again),
+                            }
+                        }
                         let call: Vec<Handed> = again.into_iter().filter(|u| !u.abandoned()).collect();
                         if call.is_empty() {
                             return (Ran::Answered, Vec::new());
@@ -493,16 +500,20 @@ impl Member {
         let batch = Batch::of(&call, head, Markers::Whole, self.opening(), closes.then_some(&*group));
         self.releasing();
         let ran = self.send(&call, &batch).await;
+        // The marker came back (its row reads as a unit's own statements
+        // done), and, when the call closes the group, the one after its
+        // `COMMIT` too (read as that unit's release): a call that stops
+        // short without an error (the connection's thread gone) is not
+        // taken for a commit.
+        let done = if closes { (1, false) } else { (0, true) };
         match ran {
-            // The marker came back (its row reads as a unit's own
-            // statements done), and the call ended without an error.
             Progress {
                 error: None,
-                released: 0,
-                own_done: true,
+                released,
+                own_done,
                 confused: false,
                 head_moved: false,
-            } => {
+            } if (released, own_done) == done => {
                 self.releasing = false;
                 for (unit, head) in call.into_iter().zip(batch.heads) {
                     let joined = self.released_handed(head);
@@ -525,7 +536,7 @@ impl Member {
                     if head_moved {
                         Whole::HeadMoved(call)
                     } else {
-                        Whole::RolledBack(call)
+                        Whole::RolledBack(call, batch.head_check.is_some())
                     }
                 }
                 // SQLite ended the transaction itself (a full disk, an I/O
@@ -592,6 +603,16 @@ impl Member {
         self.enter_group(head)
     }
 
+    /// Reads the chain head inside the group's transaction, after a call
+    /// whose opening's check of it failed or may not have run, and takes it
+    /// for the group's and for the next group's guess.
+    async fn reread_head(&mut self) -> StoreResult<ChainHead> {
+        let now = self.read_chain_head().await?;
+        self.group.head().known = Some(now);
+        self.gc.remember_head(Some(now));
+        Ok(now)
+    }
+
     /// Reads the chain head inside the group's transaction (when opening it
     /// did not: a head missing or malformed is reported here).
     async fn read_chain_head(&mut self) -> StoreResult<ChainHead> {
@@ -617,7 +638,8 @@ impl Member {
 /// back: each unit's `SELECT 2i` after its own statements and `SELECT
 /// 2i + 1` after its release. A whole call has only `SELECT 0`, after
 /// every unit's statements and before their one release: it reads as the
-/// first unit's own statements done.
+/// first unit's own statements done; when it closes the group, `SELECT 1`
+/// after the `COMMIT` reads as that unit's release.
 #[derive(Default)]
 struct Progress {
     /// Units whose release ran.
@@ -800,6 +822,8 @@ impl Batch {
                     let appended = heads.iter().rev().find_map(|h| *h);
                     let (closing, written) = group.closing(true, appended);
                     text.push(closing);
+                    // Its row says the `COMMIT` ran (`run_whole`).
+                    text.push("SELECT 1");
                     closing_head = written;
                 }
                 None => text.push(RELEASE_AND_REOPEN),
@@ -935,6 +959,29 @@ mod tests {
         handed(&store, "d", PARENT).await.unwrap().unwrap();
         assert_eq!(store.commit_stats().calls - before.calls, 1);
         assert_eq!(verified_chain(&store).await, 8);
+    }
+
+    /// A lone unit whose insert fails, in a call that began its group and
+    /// checked the head: the call is rolled back to its savepoint, the head
+    /// is read (the check is not trusted to have run), the unit fails alone
+    /// in a call of its own, and the empty group ends. The chain is whole and
+    /// the next unit's group is one call again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_handed_unit_that_fails_in_a_call_that_began_its_group_fails_alone() {
+        let (store, _dir) = store().await;
+        handed(&store, "a", PARENT).await.unwrap().unwrap();
+        let failed = handed(&store, "nobody", "INSERT INTO gc_child (k) VALUES ($1)")
+            .await
+            .unwrap();
+        assert!(
+            failed.is_err() && !matches!(failed, Err(StoreError::Refused(_))),
+            "{failed:?}"
+        );
+        let before = store.commit_stats();
+        handed(&store, "b", PARENT).await.unwrap().unwrap();
+        assert_eq!(store.commit_stats().calls - before.calls, 1);
+        assert_eq!(keys(&store).await, ["a", "b"]);
+        assert_eq!(verified_chain(&store).await, 4);
     }
 
     /// While a unit holds the writer, four units are handed behind it and
