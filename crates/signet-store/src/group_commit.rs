@@ -365,16 +365,9 @@ impl GroupCommit {
         self.join_group(pool, deadline, true).await
     }
 
-    /// [`GroupCommit::join`], except that a fresh group is not begun: its
-    /// `BEGIN` goes with the member's first call ([`Member::begun`]).
-    async fn join_unbegun(
-        self: &Arc<Self>,
-        pool: &sqlx::SqlitePool,
-        deadline: tokio::time::Instant,
-    ) -> StoreResult<Member> {
-        self.join_group(pool, deadline, false).await
-    }
-
+    /// [`GroupCommit::join`]; unless `begin_now`, a fresh group is not
+    /// begun: its `BEGIN` goes with the member's first call (a leader of
+    /// handed units, [`Member::begun`]).
     async fn join_group(
         self: &Arc<Self>,
         pool: &sqlx::SqlitePool,
@@ -449,7 +442,7 @@ pub(crate) struct Member {
     /// not known yet ([`Member::releasing`]).
     releasing: bool,
     /// The group's transaction was begun. Only a leader of handed units
-    /// holds a group that was not ([`GroupCommit::join_unbegun`]): its
+    /// holds a group that was not ([`GroupCommit::join_group`]): its
     /// first call begins it.
     begun: bool,
 }

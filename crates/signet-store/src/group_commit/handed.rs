@@ -168,7 +168,7 @@ impl GroupCommit {
 /// held by another process, a connection that cannot be opened) fails
 /// every unit at once, as before.
 async fn lead(gc: Arc<GroupCommit>, pool: sqlx::SqlitePool, deadline: tokio::time::Instant) {
-    let joined = gc.join_unbegun(&pool, deadline).await;
+    let joined = gc.join_group(&pool, deadline, false).await;
     // From here a unit handed finds the queue empty and leads the next.
     let units = std::mem::take(&mut *gc.queue());
     let now = tokio::time::Instant::now();
@@ -346,7 +346,7 @@ impl Member {
         self.leave();
     }
 
-    /// Readies a group that is not begun yet ([`GroupCommit::join_unbegun`])
+    /// Readies a group that is not begun yet ([`GroupCommit::join_group`])
     /// for the leader's first call, which then begins it ([`Opening`]).
     ///
     /// With the chain head the last group left, that call begins the group
