@@ -225,18 +225,21 @@ pub(crate) async fn append_after(conn: Conn<'_>, append: Append<'_>) -> StoreRes
     })
 }
 
-/// The chain head as the group's transaction has it (read inside it, so
-/// under SQLite's write lock).
-/// Binds a chain head (its sequence number, then its hash) to the next two
-/// placeholders: the group's closing writes it, a leader's opening checks
-/// it (`crate::group_commit`).
+/// Binds a chain head, if there is one (its sequence number, then its
+/// hash), to the next two placeholders: the group's closing writes it, a
+/// leader's opening checks it (`crate::group_commit`).
 pub(crate) fn bind_head<'q>(
     q: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
-    head: &ChainHead,
+    head: Option<&'q ChainHead>,
 ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
-    q.bind(head.seq).bind(head.hash.to_vec())
+    match head {
+        Some(h) => q.bind(h.seq).bind(h.hash.as_slice()),
+        None => q,
+    }
 }
 
+/// The chain head as the group's transaction has it (read inside it, so
+/// under SQLite's write lock).
 pub(crate) async fn read_head(c: &mut sqlx::SqliteConnection) -> StoreResult<ChainHead> {
     let (seq, hash): (i64, Vec<u8>) = sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
         .fetch_one(c)

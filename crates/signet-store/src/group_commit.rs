@@ -350,8 +350,8 @@ impl GroupCommit {
         *self.last_head.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn remember_head(&self, head: Option<ChainHead>) {
-        *self.last_head.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = head;
+    fn remember_head(&self, head: ChainHead) {
+        *self.last_head.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(head);
     }
 
     /// Takes the writer's turn (waiting at most until `deadline`), joins the
@@ -839,10 +839,7 @@ async fn commit(
     // at the first error), one of four texts, kept prepared.
     gc.call();
     let (sql, head) = group.closing(release, None);
-    let mut q = sqlx::query(sql);
-    if let Some(h) = &head {
-        q = q.bind(h.seq).bind(h.hash.as_slice());
-    }
+    let q = crate::audit::bind_head(sqlx::query(sql), head.as_ref());
     match q.execute(&mut *conn).await {
         Ok(_) => committed(conn, slot, &group, &gc),
         Err(e) => {
@@ -857,7 +854,7 @@ async fn commit(
 fn committed(conn: PoolConnection<Sqlite>, slot: OwnedMutexGuard<Slot>, group: &Group, gc: &GroupCommit) {
     gc.commits.fetch_add(1, Ordering::SeqCst);
     if let Some(head) = group.head().known {
-        gc.remember_head(Some(head));
+        gc.remember_head(head);
     }
     drop(conn);
     drop(slot);

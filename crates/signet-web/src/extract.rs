@@ -72,8 +72,8 @@ impl FromRequestParts<AppState> for Client {
     }
 }
 
-/// Where a relying party's back-channel call (the token, introspection and
-/// revocation endpoints) came from: IP and User-Agent. No device: a server
+/// Where a relying party's back-channel call (the token and revocation
+/// endpoints) came from: IP and User-Agent. No device: a server
 /// calling has no browser to tell apart, and asking would mint a device
 /// cookie for a response that never carries one.
 pub struct BackChannel(pub Origin);
@@ -82,10 +82,7 @@ impl FromRequestParts<AppState> for BackChannel {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(BackChannel(Origin {
-            device: None,
-            ..address(parts, state)
-        }))
+        Ok(BackChannel(address(parts, state)))
     }
 }
 
@@ -96,7 +93,7 @@ pub fn client_origin(parts: &Parts, state: &AppState) -> Origin {
     }
 }
 
-/// The request's IP address and User-Agent.
+/// The request's IP address and User-Agent, and no device.
 fn address(parts: &Parts, state: &AppState) -> Origin {
     let forwarded = state
         .web

@@ -496,8 +496,13 @@ impl Member {
     /// as much as a failed release: the group fails either way, and none
     /// of its members is acknowledged.
     async fn run_whole(&mut self, call: Vec<Handed>, head: Option<ChainHead>, closes: bool) -> Whole {
-        let group = self.group.clone();
-        let batch = Batch::of(&call, head, Markers::Whole, self.opening(), closes.then_some(&*group));
+        let batch = Batch::of(
+            &call,
+            head,
+            Markers::Whole,
+            self.opening(),
+            closes.then_some(&*self.group),
+        );
         self.releasing();
         let ran = self.send(&call, &batch).await;
         // The marker came back (its row reads as a unit's own statements
@@ -556,13 +561,9 @@ impl Member {
     /// Sends `batch`, the call for `call`'s units, and follows its markers.
     async fn send(&mut self, call: &[Handed], batch: &Batch) -> Progress {
         let mut q = sqlx::query(&batch.sql).persistent(batch.same_shape);
-        let check = |q, head: &Option<ChainHead>| match head {
-            Some(h) => audit::bind_head(q, h),
-            None => q,
-        };
         match batch.markers {
             Markers::EachUnit => {
-                q = check(q, &batch.head_check);
+                q = audit::bind_head(q, batch.head_check.as_ref());
                 for (unit, records) in call.iter().zip(&batch.records) {
                     q = deferred::bind(deferred::values(&unit.inserts), q);
                     for rec in records {
@@ -575,12 +576,12 @@ impl Member {
                 for rec in batch.records.iter().flatten() {
                     q = audit::bind_record(q, rec);
                 }
-                q = check(q, &batch.head_check);
+                q = audit::bind_head(q, batch.head_check.as_ref());
                 for unit in call {
                     q = deferred::bind(deferred::values(&unit.inserts), q);
                 }
                 // The closing's numbered placeholders come last.
-                q = check(q, &batch.closing_head);
+                q = audit::bind_head(q, batch.closing_head.as_ref());
             }
         }
         self.gc.handed_calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -609,7 +610,7 @@ impl Member {
     async fn reread_head(&mut self) -> StoreResult<ChainHead> {
         let now = self.read_chain_head().await?;
         self.group.head().known = Some(now);
-        self.gc.remember_head(Some(now));
+        self.gc.remember_head(now);
         Ok(now)
     }
 
